@@ -1,0 +1,43 @@
+"""The interface every index backend implements (embedded SQLite now,
+Elasticsearch later).  All methods are coroutines so that a backend with a
+network client and one that runs SQLite in a worker thread look the same to the
+front ends.  Errors in a query are raised as query_model.QueryError (with the
+SRU diagnostic number); a backend that cannot answer at all raises
+BackendUnavailable (SRU diagnostic 1)."""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from .query_model import Query
+from .records import FacetValue, ScanTerm, SearchResult, UnionRecord
+
+
+class BackendUnavailable(Exception):
+    """The index cannot be reached or answered too slowly (diagnostic 1)."""
+
+
+class Catalog(Protocol):
+    name: str
+
+    async def search(self, query: Query) -> SearchResult:
+        """All matching union record ids, ordered by query.sort (relevance when
+        query.sort is empty)."""
+
+    async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
+        """Union records in the order of ids (ids no longer present are skipped)."""
+
+    async def facets(
+        self, ids: Sequence[int], names: Sequence[str], limit: int
+    ) -> dict[str, list[FacetValue]]:
+        """For each facet name (config/indexes.toml [facet]) the top values over
+        the given result set, by descending count."""
+
+    async def scan(
+        self, index: str, term: str, response_position: int, maximum_terms: int
+    ) -> list[ScanTerm]:
+        """Terms of an index in normalized order around ``term``: the list holds up
+        to ``maximum_terms`` terms and ``term`` (or the first term after it) is at
+        1-based position ``response_position``."""
+
+    async def count(self) -> int:
+        """Number of searchable union records."""

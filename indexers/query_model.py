@@ -1,0 +1,101 @@
+"""The one query model.
+
+CQL (sru.cql) and Z39.50 RPN (z3950, later) both parse into these plain, immutable
+objects; every index backend compiles them.  Nothing here knows about SQL, HTTP
+or XML.
+
+Index names are *canonical* names (e.g. ``dc.title``) resolved through
+``config/indexes.toml`` by :mod:`indexers.index_config`; a front end that meets an
+index it cannot resolve raises :class:`QueryError` with diagnostic 16.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+# Relations every backend must execute (SEARCH_SEMANTICS.md, "Relations").
+RELATIONS = frozenset(
+    {"=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within"}
+)
+# Relation modifiers accepted (folding is the default; respectCase is accepted and
+# treated as ignoreCase because all matching is on normalized text -- documented).
+RELATION_MODIFIERS = frozenset({"ignorecase", "respectcase"})
+PROX_UNITS = frozenset({"word"})
+COMPARISONS = frozenset({"<", "<=", "=", ">=", ">", "<>"})
+
+
+class QueryError(Exception):
+    """A query that cannot be executed, carrying an SRU diagnostic number
+    (info:srw/diagnostic/1/N) and the diagnostic's 'details' string."""
+
+    def __init__(self, code: int, details: str = "", message: str = ""):
+        super().__init__(message or f"diagnostic {code}: {details}")
+        self.code = code
+        self.details = details
+        self.message = message or str(details)
+
+
+@dataclass(frozen=True)
+class Modifier:
+    name: str  # lower-cased, prefix removed (e.g. "ignorecase", "distance", "sort.ascending")
+    comparison: str | None = None  # "=", "<", ... or None for a bare modifier
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class Clause:
+    """index relation term, e.g. dc.title adj "history of libraries".
+
+    ``term`` is the raw term as the user wrote it, with CQL escapes still in place
+    (``\\*`` is a literal star, unescaped ``*``/``?`` are masking characters);
+    backends hand it to :func:`indexers.normalize.query_tokens` /
+    :func:`indexers.normalize.exact_key` which understand the escapes.
+    """
+
+    index: str
+    relation: str
+    term: str
+    modifiers: tuple[Modifier, ...] = ()
+
+
+@dataclass(frozen=True)
+class Boolean:
+    op: str  # "and" | "or" | "not"
+    left: "Node"
+    right: "Node"
+
+
+@dataclass(frozen=True)
+class Prox:
+    """CQL ``prox`` boolean: both sides match inside one field, within a distance."""
+
+    left: "Node"
+    right: "Node"
+    distance: int = 1
+    comparison: str = "<="  # one of COMPARISONS
+    unit: str = "word"
+    ordered: bool = False
+
+
+Node = Union[Clause, Boolean, Prox]
+
+
+@dataclass(frozen=True)
+class SortKey:
+    index: str  # canonical index name, or "cql.relevance"
+    ascending: bool = True
+    missing_value: str = "highValue"  # CQL sort.missingHigh / missingLow (accepted)
+
+
+@dataclass(frozen=True)
+class Query:
+    root: Node
+    sort: tuple[SortKey, ...] = field(default_factory=tuple)
+
+
+def walk(node: Node):
+    """Yield every node of a tree, depth first."""
+    yield node
+    if isinstance(node, (Boolean, Prox)):
+        yield from walk(node.left)
+        yield from walk(node.right)

@@ -1,0 +1,57 @@
+"""Plain objects the catalog hands to front ends (SRU, Z39.50, OPAC)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pymarc
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One library's holding (one item or copy) of a union record."""
+
+    library: str  # member library code, e.g. "iizuka"
+    local_id: str  # the library's own record id (001)
+    branch: str = ""  # branch / service point code or name (852 $b by default)
+    call_number: str = ""  # 852 $h $i by default
+    location: str = ""  # shelving location (852 $c by default)
+    barcode: str = ""  # 852 $p by default
+
+
+@dataclass
+class UnionRecord:
+    """A hit: one manifestation with the holdings of every member library.
+
+    ``marc`` is the display record: the preferred member record (see
+    indexers/union.py) with its own 852s replaced by one 852 per holding of every
+    member ($a library, $b branch, $c location, $h call number, $p barcode).
+    ``members`` lists (library, local_id) of every member record.
+    """
+
+    id: int
+    marc: pymarc.Record
+    holdings: list[Holding] = field(default_factory=list)
+    members: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ScanTerm:
+    value: str  # the normalized term, usable in a query as index == "value"
+    display: str  # a display form as it appears in a record
+    count: int  # number of union records
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    value: str  # usable in a query (index == value)
+    display: str
+    count: int
+
+
+@dataclass
+class SearchResult:
+    ids: list[int]  # ordered union record ids (the whole result set)
+
+    @property
+    def total(self) -> int:
+        return len(self.ids)
