@@ -1,0 +1,681 @@
+"""The embedded index: SQLite FTS5 plus plain tables, in the store's database file.
+
+Layout
+* ``ft`` (FTS5, ascii tokenizer, one column per *text* field): each value is
+  written pre-tokenized by indexers.normalize.tokenize -- Latin words as words,
+  every CJK character as a token of its own -- so a CJK term is a phrase of
+  characters (substring semantics) and a Latin word matches whole words.  Values
+  of one field are separated by a sentinel token (U+E000, which tokenize() never
+  produces) so phrases and proximity never run across two values.
+* ``term`` (field, key, display, union_id): whole normalized values (exact_key) of
+  text fields and normalized keys (ISBN, ISSN, language, library ...): ==, exact,
+  ranges on text, scan, facets.
+* ``num`` (field, value, union_id): numbers (year): ranges, numeric sort, facets.
+* ``doc`` (union_id, sort keys): sorting.
+
+Query execution compiles the query model into one FTS5 MATCH expression when it
+can (fast path, ranked by bm25), else into SQL set operations over the tables
+above; what neither can express exactly (a phrase with inner masks, prox with
+distance and order) runs FTS5 as a candidate filter and verifies positions in
+Python on the stored token streams.
+"""
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .. import normalize as nz
+from ..index_config import IndexConfig, load_index_config
+from ..mapping import FieldMapping, load_mapping
+from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
+from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
+from ..store import connect, load_union_records
+from ..union import UnionDocument
+
+SEP = "\ue000"
+NO_MATCH = '"\ue001"'  # a token that is never indexed
+EXACT_SKIP = {"notes"}  # long free text: no whole-value entries (documented in docs/search.md)
+MAX_EXPANSION = 5000
+BM25_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
+
+
+def _fts_quote(tokens: Sequence[str]) -> str:
+    return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
+
+
+def _key_transform(field_transform: str | None, term: str) -> str | None:
+    if field_transform == "isbn":
+        return nz.normalize_isbn(term)
+    if field_transform == "issn":
+        return nz.normalize_issn(term)
+    if field_transform == "lccn":
+        return nz.normalize_lccn(term)
+    return nz.exact_key(term)
+
+
+class SqliteIndexWriter:
+    """IndexWriter for the store (indexers/store.py)."""
+
+    def __init__(self, mapping: FieldMapping):
+        self.types = mapping.field_types()
+        self.text_fields = [n for n, t in self.types.items() if t == "text"]
+        self.transforms = {r.name: r.transform for r in mapping.rules}
+
+    def setup(self, conn: sqlite3.Connection) -> None:
+        cols = ", ".join(self.text_fields)
+        conn.executescript(
+            f"""
+            CREATE VIRTUAL TABLE IF NOT EXISTS ft USING fts5({cols}, tokenize='ascii', prefix='2 4');
+            CREATE VIRTUAL TABLE IF NOT EXISTS ft_vocab USING fts5vocab(ft, 'row');
+            CREATE TABLE IF NOT EXISTS term(field TEXT NOT NULL, key TEXT NOT NULL, display TEXT, union_id INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS term_fk ON term(field, key, union_id);
+            CREATE INDEX IF NOT EXISTS term_u ON term(union_id);
+            CREATE TABLE IF NOT EXISTS num(field TEXT NOT NULL, value INTEGER NOT NULL, union_id INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS num_fv ON num(field, value, union_id);
+            CREATE INDEX IF NOT EXISTS num_u ON num(union_id);
+            CREATE TABLE IF NOT EXISTS doc(union_id INTEGER PRIMARY KEY, sort_title TEXT, sort_creator TEXT, sort_date INTEGER);
+            """
+        )
+
+    def delete(self, conn: sqlite3.Connection, union_id: int) -> None:
+        conn.execute("DELETE FROM ft WHERE rowid=?", (union_id,))
+        conn.execute("DELETE FROM term WHERE union_id=?", (union_id,))
+        conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
+        conn.execute("DELETE FROM doc WHERE union_id=?", (union_id,))
+
+    def put(self, conn: sqlite3.Connection, doc: UnionDocument) -> None:
+        uid = doc.union_id
+        self.delete(conn, uid)
+        cols = []
+        for f in self.text_fields:
+            vals = doc.fields.get(f, ())
+            cols.append(f" {SEP} ".join(" ".join(nz.tokenize(v)) for v in vals))
+        conn.execute(
+            f"INSERT INTO ft(rowid, {', '.join(self.text_fields)}) VALUES (?{', ?' * len(cols)})", [uid, *cols]
+        )
+        terms = set()
+        nums = set()
+        for f, vals in doc.fields.items():
+            typ = self.types.get(f, "key")
+            if typ == "number":
+                for v in vals:
+                    try:
+                        nums.add((f, int(v)))
+                    except ValueError:
+                        pass
+                continue
+            if f in EXACT_SKIP:
+                continue
+            for v in vals:
+                key = v.lower() if self.transforms.get(f) in ("isbn", "issn", "lccn") else nz.exact_key(v)
+                if key:
+                    terms.add((f, key, v))
+        conn.executemany(
+            "INSERT INTO term(field, key, display, union_id) VALUES (?,?,?,?)", [(f, k, d, uid) for f, k, d in terms]
+        )
+        conn.executemany("INSERT INTO num(field, value, union_id) VALUES (?,?,?)", [(f, v, uid) for f, v in nums])
+        conn.execute(
+            "INSERT INTO doc(union_id, sort_title, sort_creator, sort_date) VALUES (?,?,?,?)",
+            (uid, doc.sort_title, doc.sort_creator, doc.sort_date),
+        )
+
+
+# --------------------------------------------------------------------------
+# query compilation
+
+
+@dataclass
+class Fts:
+    """A node expressible as one FTS5 MATCH expression."""
+
+    expr: str
+
+
+@dataclass
+class Sql:
+    """A node as an SQL query returning column ``id``."""
+
+    sql: str
+    params: list
+
+
+Plan = Fts | Sql
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    return re.compile(fnmatch.translate(pattern.replace("[[]", "\x00")).replace("\x00", r"\["))
+
+
+class Compiler:
+    def __init__(self, conn, config: IndexConfig, writer: SqliteIndexWriter, result_sets):
+        self.conn = conn
+        self.config = config
+        self.types = writer.types
+        self.transforms = writer.transforms
+        self.text_fields = writer.text_fields
+        self.result_sets = result_sets or {}
+        self.rank_exprs: list[str] = []
+
+    # entry
+    def compile(self, node: Node, positive: bool = True) -> Plan:
+        if isinstance(node, Boolean):
+            left = self.compile(node.left, positive)
+            right = self.compile(node.right, positive if node.op != "not" else not positive)
+            if isinstance(left, Fts) and isinstance(right, Fts):
+                return Fts(f"({left.expr}) {node.op.upper()} ({right.expr})")
+            op = {"and": "INTERSECT", "or": "UNION", "not": "EXCEPT"}[node.op]
+            l, r = self.to_sql(left), self.to_sql(right)
+            return Sql(f"SELECT id FROM ({l.sql}) {op} SELECT id FROM ({r.sql})", l.params + r.params)
+        if isinstance(node, Prox):
+            return self.prox(node)
+        return self.clause(node, positive)
+
+    def to_sql(self, plan: Plan) -> Sql:
+        if isinstance(plan, Sql):
+            return plan
+        return Sql("SELECT rowid AS id FROM ft WHERE ft MATCH ?", [plan.expr])
+
+    def ids_plan(self, ids: list[int]) -> Sql:
+        return Sql("SELECT value AS id FROM json_each(?)", [json.dumps(ids)])
+
+    # clauses
+    def fields_of(self, clause: Clause) -> list[str]:
+        idx = self.config.indexes.get(clause.index)
+        if idx is None:
+            raise QueryError(16, clause.index, f"unsupported index {clause.index}")
+        return list(idx.fields)
+
+    def clause(self, c: Clause, positive: bool = True) -> Plan:
+        for m in c.modifiers:
+            if m.name not in ("ignorecase", "respectcase", "masked", "relevant"):
+                raise QueryError(20, m.name, f"unsupported relation modifier {m.name}")
+        if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
+            return Sql("SELECT union_id AS id FROM doc", [])
+        if c.index.lower() == "cql.resultsetid":
+            ids = self.result_sets.get(c.term)
+            if ids is None:
+                raise QueryError(51, c.term, f"result set {c.term} does not exist")
+            return self.ids_plan(list(ids))
+        rel = c.relation.lower()
+        if rel.startswith("cql."):
+            rel = rel[4:]
+        if rel == "encloses" or rel not in ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within"):
+            raise QueryError(19, c.relation, f"unsupported relation {c.relation}")
+        fields = self.fields_of(c)
+        by_type: dict[str, list[str]] = {}
+        for f in fields:
+            by_type.setdefault(self.types.get(f, "key"), []).append(f)
+        plans: list[Plan] = []
+        for typ, fs in by_type.items():
+            if typ == "text":
+                plans.append(self.text_clause(fs, rel, c.term, positive))
+            elif typ == "number":
+                plans.append(self.number_clause(fs, rel, c.term))
+            else:
+                plans.append(self.key_clause(fs, rel, c.term))
+        plan = plans[0]
+        for p in plans[1:]:
+            if isinstance(plan, Fts) and isinstance(p, Fts):
+                plan = Fts(f"({plan.expr}) OR ({p.expr})")
+            else:
+                a, b = self.to_sql(plan), self.to_sql(p)
+                plan = Sql(f"SELECT id FROM ({a.sql}) UNION SELECT id FROM ({b.sql})", a.params + b.params)
+        return plan
+
+    # text fields ------------------------------------------------------------
+    def text_clause(self, fields: list[str], rel: str, term: str, positive: bool) -> Plan:
+        if rel in ("==", "exact", "<", "<=", ">", ">=", "<>", "within"):
+            exact_fields = [f for f in fields if f not in EXACT_SKIP] or fields
+            return self.term_table(exact_fields, rel, term, transform=None)
+        colspec = "{" + " ".join(fields) + "}"
+        if rel in ("=", "adj"):
+            groups = [self._qtokens(term)]
+            joiner = " AND "
+        else:
+            groups = [self._qtokens(w) for w in _words(term)]
+            joiner = " AND " if rel == "all" else " OR "
+        groups = [g for g in groups if g]
+        if not groups:
+            return Fts(NO_MATCH)
+        parts = []
+        verify = []
+        for toks in groups:
+            expr, needs_verify = self.phrase_expr(toks)
+            parts.append(expr)
+            if needs_verify:
+                verify.append(toks)
+        expr = colspec + " : (" + joiner.join(f"({p})" for p in parts) + ")"
+        if positive:
+            self.rank_exprs.append(expr)
+        if not verify:
+            return Fts(expr)
+        # some phrase needs position checks: candidates from FTS, then verify
+        cands = [r[0] for r in self.conn.execute("SELECT rowid FROM ft WHERE ft MATCH ?", (expr,))]
+        matchers = [[_matcher(t) for t in toks] for toks in groups]
+        ok = []
+        for uid, streams in self.streams(cands, fields):
+            hits = [any(_spans(v, m) for v in streams) for m in matchers]
+            if (all(hits) if joiner == " AND " else any(hits)):
+                ok.append(uid)
+        return self.ids_plan(ok)
+
+    def _qtokens(self, term: str) -> list[nz.QToken]:
+        toks = nz.query_tokens(term)
+        # a lone mask at the edge of a CJK run is meaningless under substring semantics
+        while toks and toks[0].text in ("*",) and toks[0].masked:
+            toks = toks[1:]
+        while toks and toks[-1].text in ("*",) and toks[-1].masked:
+            toks = toks[:-1]
+        for i, t in enumerate(toks):
+            if t.masked and t.text == "*":
+                raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
+        return toks
+
+    def phrase_expr(self, toks: list[nz.QToken]) -> tuple[str, bool]:
+        """FTS5 expression for a token sequence; True when positions must be verified."""
+        plain = [t.text for t in toks if not t.masked]
+        masked = [t for t in toks if t.masked]
+        if not masked:
+            return _fts_quote(plain), False
+        last = toks[-1]
+        if len(masked) == 1 and last.masked and _is_prefix_glob(last.text):
+            prefix = last.text[:-1]
+            if len(toks) == 1:
+                return _fts_quote([prefix]) + " *", False
+            return _fts_quote([t.text for t in toks[:-1]] + [prefix]) + " *", False
+        if len(toks) == 1 and last.text != "?":
+            alts = self.expand(last.text)
+            return (" OR ".join(_fts_quote([a]) for a in alts) if alts else NO_MATCH), False
+        # phrase with masks: AND of the parts as the candidate filter
+        conj = []
+        for t in toks:
+            if not t.masked:
+                conj.append(_fts_quote([t.text]))
+            elif t.text != "?":
+                alts = self.expand(t.text)
+                if not alts:
+                    return NO_MATCH, False
+                conj.append("(" + " OR ".join(_fts_quote([a]) for a in alts) + ")")
+        return (" AND ".join(conj) if conj else '""'), True
+
+    def expand(self, pattern: str) -> list[str]:
+        lit = re.match(r"[^*?\[]*", pattern).group(0)
+        sql = "SELECT term FROM ft_vocab WHERE term GLOB ?"
+        params: list = [pattern]
+        if lit:
+            sql += " AND term >= ? AND term < ?"
+            params += [lit, lit + "\U0010ffff"]
+        rows = self.conn.execute(sql + f" LIMIT {MAX_EXPANSION + 1}", params).fetchall()
+        if len(rows) > MAX_EXPANSION:
+            raise QueryError(28, pattern, f"masked term {pattern!r} matches more than {MAX_EXPANSION} words; be more specific")
+        return [r[0] for r in rows]
+
+    def streams(self, ids: list[int], fields: list[str]):
+        cols = ", ".join(fields)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = f"SELECT rowid, {cols} FROM ft WHERE rowid IN ({','.join('?' * len(chunk))})"
+            for row in self.conn.execute(q, chunk):
+                vals = []
+                for col in row[1:]:
+                    if col:
+                        vals.extend(v.split() for v in col.split(SEP))
+                yield row[0], vals
+
+    # key / number fields ----------------------------------------------------
+    def term_table(self, fields: list[str], rel: str, term: str, transform: str | None, words=False) -> Plan:
+        fq = f"field IN ({','.join('?' * len(fields))})"
+        base = "SELECT union_id AS id FROM term WHERE " + fq
+        if rel == "within":
+            lo_hi = _words(term)
+            if len(lo_hi) != 2:
+                raise QueryError(36, term, "within needs two values: \"low high\"")
+            lo, hi = (self._key(transform, w) for w in lo_hi)
+            return Sql(base + " AND key BETWEEN ? AND ?", [*fields, lo, hi])
+        if rel in ("<", "<=", ">", ">="):
+            return Sql(base + f" AND key {rel} ?", [*fields, self._key(transform, term)])
+        if rel == "<>":
+            k = self._key(transform, term)
+            return Sql(
+                f"SELECT union_id AS id FROM term WHERE {fq} EXCEPT SELECT union_id FROM term WHERE {fq} AND key = ?",
+                [*fields, *fields, k],
+            )
+        if rel in ("any", "all") and words:
+            plans = [self.term_table(fields, "=", w, transform) for w in _words(term)]
+            op = " UNION " if rel == "any" else " INTERSECT "
+            sqls = [self.to_sql(p) for p in plans]
+            if not sqls:
+                return Fts(NO_MATCH)
+            return Sql(op.join(f"SELECT id FROM ({s.sql})" for s in sqls), [x for s in sqls for x in s.params])
+        pattern, masked = self._key_pattern(transform, term)
+        if masked:
+            return Sql(base + " AND key GLOB ?", [*fields, pattern])
+        if pattern is None:
+            return Fts(NO_MATCH)
+        return Sql(base + " AND key = ?", [*fields, pattern])
+
+    def _key(self, transform: str | None, term: str) -> str:
+        if transform in ("isbn", "issn", "lccn"):
+            return _key_transform(transform, term) or term.lower()
+        return nz.exact_key(term)
+
+    def _key_pattern(self, transform: str | None, term: str) -> tuple[str | None, bool]:
+        if transform in ("isbn", "issn", "lccn"):
+            if _has_mask(term):
+                p = re.sub(r"[\s\-]", "", term).lower().replace("\\*", "").replace("\\?", "")
+                return p, True
+            return _key_transform(transform, term), False
+        return nz.exact_query_key(term)
+
+    def key_clause(self, fields: list[str], rel: str, term: str) -> Plan:
+        plans = []
+        for f in fields:  # each key field has its own normalization (isbn, issn, lccn ...)
+            plans.append(self.term_table([f], rel, term, self.transforms.get(f), words=True))
+        plan = self.to_sql(plans[0])
+        for p in plans[1:]:
+            s = self.to_sql(p)
+            plan = Sql(f"SELECT id FROM ({plan.sql}) UNION SELECT id FROM ({s.sql})", plan.params + s.params)
+        return plan
+
+    def number_clause(self, fields: list[str], rel: str, term: str) -> Plan:
+        fq = f"field IN ({','.join('?' * len(fields))})"
+        base = "SELECT union_id AS id FROM num WHERE " + fq
+
+        def num(v: str) -> int:
+            try:
+                return int(v.strip())
+            except ValueError:
+                raise QueryError(36, term, f"{term!r} is not a number (year) for this index") from None
+
+        if rel in ("any", "all"):
+            vals = [num(w) for w in _words(term)]
+            if rel == "all" and len(set(vals)) > 1:
+                return Fts(NO_MATCH)  # one record has one year
+            return Sql(base + f" AND value IN ({','.join('?' * len(vals))})", [*fields, *vals])
+        if rel == "within":
+            lo_hi = _words(term)
+            if len(lo_hi) != 2:
+                raise QueryError(36, term, "within needs two values: \"low high\"")
+            return Sql(base + " AND value BETWEEN ? AND ?", [*fields, num(lo_hi[0]), num(lo_hi[1])])
+        if rel in ("<", "<=", ">", ">="):
+            return Sql(base + f" AND value {rel} ?", [*fields, num(term)])
+        if rel == "<>":
+            return Sql(base + " AND value <> ?", [*fields, num(term)])
+        if _has_mask(term):
+            pattern = term.replace("\\*", "").replace("\\?", "").strip()
+            return Sql(base + " AND CAST(value AS TEXT) GLOB ?", [*fields, pattern])
+        return Sql(base + " AND value = ?", [*fields, num(term)])
+
+    # prox -------------------------------------------------------------------
+    def prox(self, p: Prox) -> Plan:
+        if not (isinstance(p.left, Clause) and isinstance(p.right, Clause)):
+            raise QueryError(39, "prox", "prox is supported between two search clauses")
+        lf, rf = self.fields_of(p.left), self.fields_of(p.right)
+        if lf != rf or any(self.types.get(f) != "text" for f in lf):
+            raise QueryError(39, "prox", "both sides of prox must use the same text index")
+        for c in (p.left, p.right):
+            if c.relation.lower() not in ("=", "adj", "any", "cql.adj"):
+                raise QueryError(39, c.relation, "prox operands must use =, adj or any")
+        if p.unit != "word":
+            raise QueryError(42, p.unit, "only unit=word is supported")
+        cand_plan = self.compile(Boolean("and", p.left, p.right))
+        cand_sql = self.to_sql(cand_plan)
+        cands = [r[0] for r in self.conn.execute(cand_sql.sql, cand_sql.params)]
+        left = self._alternatives(p.left)
+        right = self._alternatives(p.right)
+        cmp = _CMP[p.comparison]
+        ok = []
+        for uid, streams in self.streams(cands, lf):
+            if any(_prox_ok(v, left, right, p.distance, cmp, p.ordered) for v in streams):
+                ok.append(uid)
+        return self.ids_plan(ok)
+
+    def _alternatives(self, c: Clause) -> list[list]:
+        if c.relation.lower() == "any":
+            return [[_matcher(t) for t in self._qtokens(w)] for w in _words(c.term)]
+        return [[_matcher(t) for t in self._qtokens(c.term)]]
+
+
+_CMP = {
+    "<": lambda d, n: d < n,
+    "<=": lambda d, n: d <= n,
+    "=": lambda d, n: d == n,
+    ">=": lambda d, n: d >= n,
+    ">": lambda d, n: d > n,
+    "<>": lambda d, n: d != n,
+}
+
+
+def _words(term: str) -> list[str]:
+    return [w for w in re.split(r"\s+", term.strip()) if w]
+
+
+def _has_mask(term: str) -> bool:
+    return bool(re.search(r"(?<!\\)[*?]", term))
+
+
+def _is_prefix_glob(p: str) -> bool:
+    return p.endswith("*") and not re.search(r"[*?\[]", p[:-1])
+
+
+def _matcher(t: nz.QToken):
+    if not t.masked:
+        return t.text
+    if t.text == "?":
+        return None  # any one token
+    return _glob_regex(t.text)
+
+
+def _tok_ok(m, tok: str) -> bool:
+    if m is None:
+        return True
+    if isinstance(m, str):
+        return m == tok
+    return m.fullmatch(tok) is not None
+
+
+def _spans(tokens: list[str], pattern: list) -> list[tuple[int, int]]:
+    n = len(pattern)
+    out = []
+    if n == 0:
+        return out
+    for i in range(len(tokens) - n + 1):
+        if all(_tok_ok(pattern[j], tokens[i + j]) for j in range(n)):
+            out.append((i, i + n - 1))
+    return out
+
+
+def _prox_ok(tokens, left_alts, right_alts, distance, cmp, ordered) -> bool:
+    ls = [s for a in left_alts for s in _spans(tokens, a)]
+    if not ls:
+        return False
+    rs = [s for a in right_alts for s in _spans(tokens, a)]
+    for l0, l1 in ls:
+        for r0, r1 in rs:
+            if r0 > l1 and cmp(r0 - l1, distance):
+                return True
+            if not ordered and l0 > r1 and cmp(l0 - r1, distance):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------
+# the Catalog
+
+
+class SqliteCatalog:
+    """indexers.backend.Catalog over the embedded SQLite store+index."""
+
+    def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
+                 mapping: FieldMapping | None = None):
+        self.path = Path(path)
+        self.name = name
+        self.config = config or load_index_config()
+        self.mapping = mapping or load_mapping()
+        self.writer = SqliteIndexWriter(self.mapping)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+
+    def _conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = connect(self.path, readonly=True)
+            self._local.conn = c
+            self._conns.append(c)
+        return c
+
+    def close(self) -> None:
+        for c in self._conns:
+            try:
+                c.close()
+            except sqlite3.Error:
+                pass
+
+    # sync implementations ------------------------------------------------------
+    def search_sync(self, query: Query, result_sets: Mapping[str, Sequence[int]] | None = None) -> SearchResult:
+        conn = self._conn()
+        comp = Compiler(conn, self.config, self.writer, result_sets)
+        plan = comp.compile(query.root)
+        sort = [k for k in query.sort if k.index != "relevance"]
+        if not sort and isinstance(plan, Fts):
+            weights = ", ".join(str(BM25_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
+            rows = conn.execute(
+                f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {weights}), rowid", (plan.expr,)
+            )
+            return SearchResult([r[0] for r in rows])
+        sql = comp.to_sql(plan)
+        if sort:
+            order = []
+            for k in sort:
+                col = {"title": "sort_title", "creator": "sort_creator", "date": "sort_date"}.get(k.index)
+                if col is None:
+                    raise QueryError(80, k.index, f"cannot sort by {k.index}")
+                missing_first = (k.missing_value == "lowValue") == k.ascending
+                order.append(f"{col} IS {'NOT ' if missing_first else ''}NULL")
+                order.append(f"{col} {'ASC' if k.ascending else 'DESC'}")
+            q = f"SELECT union_id FROM doc WHERE union_id IN ({sql.sql}) ORDER BY {', '.join(order)}, union_id"
+            return SearchResult([r[0] for r in conn.execute(q, sql.params)])
+        ids = [r[0] for r in conn.execute(f"SELECT DISTINCT id FROM ({sql.sql})", sql.params)]
+        if comp.rank_exprs and ids:
+            members = set(ids)
+            weights = ", ".join(str(BM25_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
+            ranked = []
+            seen = set()
+            expr = " OR ".join(f"({e})" for e in comp.rank_exprs)
+            for (rid,) in conn.execute(f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {weights})", (expr,)):
+                if rid in members and rid not in seen:
+                    ranked.append(rid)
+                    seen.add(rid)
+            ranked.extend(sorted(i for i in ids if i not in seen))
+            return SearchResult(ranked)
+        return SearchResult(sorted(ids))
+
+    def fetch_sync(self, ids: Sequence[int]) -> list[UnionRecord]:
+        return load_union_records(self._conn(), ids)
+
+    def facets_sync(self, ids: Sequence[int], names: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
+        conn = self._conn()
+        out: dict[str, list[FacetValue]] = {}
+        if not ids:
+            return {n: [] for n in names}
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rs(id INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM temp.rs")
+        conn.execute("INSERT OR IGNORE INTO temp.rs(id) SELECT value FROM json_each(?)", (json.dumps(list(ids)),))
+        for name in names:
+            fd = self.config.facets.get(name)
+            if fd is None:
+                raise QueryError(6, name, f"unknown facet {name}")
+            if self.writer.types.get(fd.field) == "number":
+                rows = conn.execute(
+                    "SELECT CAST(value AS TEXT), CAST(value AS TEXT), COUNT(DISTINCT n.union_id) FROM num n"
+                    " JOIN temp.rs r ON r.id = n.union_id WHERE n.field=? GROUP BY value ORDER BY 3 DESC, 1 LIMIT ?",
+                    (fd.field, limit),
+                )
+            else:
+                rows = conn.execute(
+                    "SELECT key, MIN(display), COUNT(DISTINCT t.union_id) FROM term t"
+                    " JOIN temp.rs r ON r.id = t.union_id WHERE t.field=? GROUP BY key ORDER BY 3 DESC, 1 LIMIT ?",
+                    (fd.field, limit),
+                )
+            out[name] = [FacetValue(k, d, c) for k, d, c in rows]
+        conn.execute("DELETE FROM temp.rs")
+        return out
+
+    def scan_sync(self, index: str, term: str, response_position: int, maximum_terms: int) -> list[ScanTerm]:
+        conn = self._conn()
+        idx = self.config.indexes.get(index)
+        if idx is None:
+            raise QueryError(16, index, f"unsupported index {index}")
+        fields = [f for f in idx.fields if f not in EXACT_SKIP]
+        types = {self.writer.types.get(f, "key") for f in fields}
+        if types == {"number"}:
+            table, keycol, dispcol = "num", "CAST(value AS TEXT)", "CAST(value AS TEXT)"
+            key = term.strip()
+            numeric = True
+        else:
+            fields = [f for f in fields if self.writer.types.get(f) != "number"]
+            table, keycol, dispcol = "term", "key", "display"
+            tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
+            key = nz.exact_key(term) if tf not in ("isbn", "issn", "lccn") else (_key_transform(tf, term) or term)
+            numeric = False
+        before_n = max(0, min(response_position - 1, maximum_terms))
+        after_n = max(0, maximum_terms - before_n)
+
+        def collect(op: str, order: str, n: int) -> list[tuple[str, str]]:
+            if n <= 0:
+                return []
+            got: dict[str, str] = {}
+            for f in fields:
+                if numeric:
+                    try:
+                        kv = int(key) if key else (-(10**9) if op == ">=" else 10**9)
+                    except ValueError:
+                        raise QueryError(36, term, "scan term is not a number") from None
+                    sql = f"SELECT DISTINCT value, value FROM num WHERE field=? AND value {op} ? ORDER BY value {order} LIMIT ?"
+                    rows = conn.execute(sql, (f, kv, n))
+                else:
+                    sql = (f"SELECT key, MIN(display) FROM term WHERE field=? AND key {op} ? "
+                           f"GROUP BY key ORDER BY key {order} LIMIT ?")
+                    rows = conn.execute(sql, (f, key, n))
+                for k, d in rows:
+                    got.setdefault(str(k), str(d))
+            keys = sorted(got, key=(lambda s: int(s)) if numeric else None, reverse=(order == "DESC"))[:n]
+            return [(k, got[k]) for k in keys]
+
+        before = list(reversed(collect("<", "DESC", before_n)))
+        after = collect(">=", "ASC", after_n)
+        out = []
+        fq = ",".join("?" * len(fields))
+        for k, d in before + after:
+            if numeric:
+                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM num WHERE field IN ({fq}) AND value=?", (*fields, int(k))).fetchone()[0]
+            else:
+                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?", (*fields, k)).fetchone()[0]
+            out.append(ScanTerm(k, d, cnt))
+        return out
+
+    def count_sync(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
+
+    # async Catalog interface ----------------------------------------------------
+    async def search(self, query: Query, result_sets=None) -> SearchResult:
+        return await asyncio.to_thread(self.search_sync, query, result_sets)
+
+    async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
+        return await asyncio.to_thread(self.fetch_sync, ids)
+
+    async def facets(self, ids, names, limit):
+        return await asyncio.to_thread(self.facets_sync, ids, names, limit)
+
+    async def scan(self, index, term, response_position, maximum_terms):
+        return await asyncio.to_thread(self.scan_sync, index, term, response_position, maximum_terms)
+
+    async def count(self) -> int:
+        return await asyncio.to_thread(self.count_sync)

@@ -1,0 +1,305 @@
+"""The record store: every member library's source records, the union records
+they form, and their holdings.  It is the truth an index is built (and rebuilt)
+from; an index backend receives UnionDocuments through the IndexWriter interface.
+
+SQLite, WAL mode: one writer (an ingest) and any number of readers (a running
+server) at once; readers see a batch when its transaction commits, so a union
+record is never seen half-written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import pymarc
+
+from . import union as un
+from .holdings import LibraryConfig, extract_holdings
+from .mapping import FieldMapping
+from .records import Holding, UnionRecord
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS run(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, library TEXT NOT NULL, full INTEGER NOT NULL,
+  started REAL NOT NULL, finished REAL, counts TEXT);
+CREATE TABLE IF NOT EXISTS union_rec(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL);
+CREATE TABLE IF NOT EXISTS source(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  library TEXT NOT NULL, local_id TEXT NOT NULL,
+  union_id INTEGER NOT NULL REFERENCES union_rec(id),
+  digest TEXT NOT NULL, run_id INTEGER NOT NULL,
+  marc BLOB NOT NULL, data TEXT NOT NULL,
+  UNIQUE(library, local_id));
+CREATE INDEX IF NOT EXISTS source_union ON source(union_id);
+CREATE INDEX IF NOT EXISTS source_run ON source(library, run_id);
+CREATE TABLE IF NOT EXISTS matchkey(key TEXT NOT NULL, union_id INTEGER NOT NULL, source_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS matchkey_key ON matchkey(key);
+CREATE INDEX IF NOT EXISTS matchkey_source ON matchkey(source_id);
+"""
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA mmap_size=1073741824")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    if readonly:
+        conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+class IndexWriter(Protocol):
+    def setup(self, conn: sqlite3.Connection) -> None: ...
+    def put(self, conn: sqlite3.Connection, doc: un.UnionDocument) -> None: ...
+    def delete(self, conn: sqlite3.Connection, union_id: int) -> None: ...
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    withdrawn: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    deleted_unknown: int = 0  # leader/05 'd' for a record the library never had here
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class SourceInput:
+    library: LibraryConfig
+    record: pymarc.Record
+    marc: bytes  # ISO 2709, UTF-8
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection, mapping: FieldMapping, index: IndexWriter):
+        self.conn = conn
+        self.mapping = mapping
+        self.index = index
+        conn.executescript(SCHEMA)
+        index.setup(conn)
+        self._dirty: set[int] = set()
+        self._gone: set[int] = set()
+
+    # -- transactions -------------------------------------------------------
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._flush()
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self._dirty.clear()
+        self._gone.clear()
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def _flush(self) -> None:
+        """Rebuild the index documents of every union record touched in this batch."""
+        for uid in sorted(self._dirty - self._gone):
+            members = self._members(uid)
+            if members:
+                self.index.put(self.conn, un.build_document(uid, members))
+            else:
+                self.conn.execute("DELETE FROM union_rec WHERE id=?", (uid,))
+                self.index.delete(self.conn, uid)
+        self._dirty.clear()
+        self._gone.clear()
+
+    # -- runs ---------------------------------------------------------------
+    def start_run(self, library: str, full: bool) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO run(library, full, started) VALUES (?,?,?)", (library, int(full), time.time())
+        )
+        return cur.lastrowid
+
+    def finish_run(self, run_id: int, counts: Counts) -> None:
+        self.conn.execute(
+            "UPDATE run SET finished=?, counts=? WHERE id=?",
+            (time.time(), json.dumps(counts.as_dict()), run_id),
+        )
+
+    # -- sources ------------------------------------------------------------
+    def apply(self, src: SourceInput, run_id: int, counts: Counts) -> None:
+        """Add, update or withdraw one library record (call inside begin/commit)."""
+        rec = src.record
+        lib = src.library.code
+        local_id = _local_id(rec)
+        if rec.leader[5] == "d":
+            if self.withdraw(lib, local_id):
+                counts.withdrawn += 1
+            else:
+                counts.deleted_unknown += 1
+            return
+        digest = hashlib.sha1(src.marc).hexdigest()
+        row = self.conn.execute(
+            "SELECT id, union_id, digest FROM source WHERE library=? AND local_id=?", (lib, local_id)
+        ).fetchone()
+        if row and row[2] == digest:
+            self.conn.execute("UPDATE source SET run_id=? WHERE id=?", (run_id, row[0]))
+            counts.unchanged += 1
+            return
+        ex = self.mapping.extract(rec)
+        data = {
+            "fields": ex.fields,
+            "display": ex.display,
+            "title_forms": ex.title_forms,
+            "nonfiling": ex.nonfiling,
+            "holdings": extract_holdings(rec, src.library, local_id),
+        }
+        titles = un.title_forms(ex.title_forms)
+        data["titles"] = titles
+        keys = un.match_keys(ex.fields)
+        if row:
+            source_id, old_union = row[0], row[1]
+            self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (source_id,))
+            self._dirty.add(old_union)
+        uid = un.choose_union(lib, titles, self._candidates(keys, exclude_source=row[0] if row else None))
+        if uid is None:
+            uid = self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)).lastrowid
+        else:
+            counts.merged += 1
+        blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        if row:
+            self.conn.execute(
+                "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=? WHERE id=?",
+                (uid, digest, run_id, src.marc, blob, source_id),
+            )
+            counts.updated += 1
+        else:
+            source_id = self.conn.execute(
+                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (lib, local_id, uid, digest, run_id, src.marc, blob),
+            ).lastrowid
+            counts.added += 1
+        self.conn.executemany(
+            "INSERT INTO matchkey(key, union_id, source_id) VALUES (?,?,?)",
+            [(f"{k}:{v}", uid, source_id) for k, v in keys],
+        )
+        self._dirty.add(uid)
+
+    def _candidates(self, keys: list[tuple[str, str]], exclude_source: int | None) -> list[un.Candidate]:
+        out: dict[tuple[int, str], un.Candidate] = {}
+        for kind, value in keys:
+            rows = self.conn.execute(
+                "SELECT union_id, source_id FROM matchkey WHERE key=?", (f"{kind}:{value}",)
+            ).fetchall()
+            for uid, sid in rows:
+                if sid == exclude_source:
+                    continue
+                c = out.get((uid, kind))
+                if c is None:
+                    libs = frozenset(
+                        r[0]
+                        for r in self.conn.execute(
+                            "SELECT library FROM source WHERE union_id=? AND id IS NOT ?", (uid, exclude_source)
+                        )
+                    )
+                    c = out[(uid, kind)] = un.Candidate(uid, kind, libs, [])
+                if kind == "isbn":
+                    d = self.conn.execute("SELECT data FROM source WHERE id=?", (sid,)).fetchone()
+                    c.titles.append(json.loads(d[0])["titles"])
+        return list(out.values())
+
+    def withdraw(self, library: str, local_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT id, union_id FROM source WHERE library=? AND local_id=?", (library, local_id)
+        ).fetchone()
+        if not row:
+            return False
+        self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (row[0],))
+        self.conn.execute("DELETE FROM source WHERE id=?", (row[0],))
+        self._dirty.add(row[1])
+        return True
+
+    def missing_from_run(self, library: str, run_id: int) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT local_id FROM source WHERE library=? AND run_id<>?", (library, run_id)
+            )
+        ]
+
+    # -- reading --------------------------------------------------------------
+    def _members(self, uid: int) -> list[un.MemberSource]:
+        out = []
+        for sid, lib, lid, data in self.conn.execute(
+            "SELECT id, library, local_id, data FROM source WHERE union_id=?", (uid,)
+        ):
+            d = json.loads(data)
+            out.append(
+                un.MemberSource(sid, lib, lid, d["fields"], d["display"], d["title_forms"], d["nonfiling"], d["holdings"])
+            )
+        return out
+
+    def all_union_ids(self) -> Iterable[int]:
+        for (uid,) in self.conn.execute("SELECT DISTINCT union_id FROM source ORDER BY union_id"):
+            yield uid
+
+    def rebuild_index(self) -> int:
+        """Recompute every union document from the stored sources (reindex)."""
+        n = 0
+        for uid in list(self.all_union_ids()):
+            self._dirty.add(uid)
+            n += 1
+        return n
+
+
+def _local_id(rec: pymarc.Record) -> str:
+    f = rec.get_fields("001")
+    return f[0].data.strip() if f and f[0].data else ""
+
+
+def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:
+    """Display records for union ids, in the order given (missing ids skipped).
+
+    The display MARC is the oldest member's record with its own holdings fields
+    replaced by one 852 per holding of every member:
+    $a library $b branch $c location $h call number $p barcode."""
+    if not ids:
+        return []
+    qmarks = ",".join("?" * len(ids))
+    by_union: dict[int, list] = {}
+    for uid, sid, lib, lid, marc, data in conn.execute(
+        f"SELECT union_id, id, library, local_id, marc, data FROM source WHERE union_id IN ({qmarks})"
+        " ORDER BY union_id, id",
+        list(ids),
+    ):
+        by_union.setdefault(uid, []).append((sid, lib, lid, marc, data))
+    out = []
+    for uid in ids:
+        rows = by_union.get(uid)
+        if not rows:
+            continue
+        holdings: list[Holding] = []
+        members = []
+        for _sid, lib, lid, _marc, data in rows:
+            members.append((lib, lid))
+            for h in json.loads(data)["holdings"]:
+                holdings.append(Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"], h["barcode"]))
+        rec = pymarc.Record(data=rows[0][3], to_unicode=True, force_utf8=True)
+        for f in rec.get_fields("852"):
+            rec.remove_field(f)
+        for h in holdings:
+            subs = [pymarc.Subfield("a", h.library)]
+            for code, val in (("b", h.branch), ("c", h.location), ("h", h.call_number), ("p", h.barcode)):
+                if val:
+                    subs.append(pymarc.Subfield(code, val))
+            rec.add_ordered_field(pymarc.Field(tag="852", indicators=pymarc.Indicators(" ", " "), subfields=subs))
+        out.append(UnionRecord(uid, rec, holdings, members))
+    return out
