@@ -51,7 +51,7 @@ def write(path: Path, records: list[pymarc.Record]) -> Path:
 
 
 @dataclass
-class TestCatalog:
+class CatalogUnderTest:
     data_dir: Path
     backend: str = "sqlite"
 

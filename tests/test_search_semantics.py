@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_builder import TestCatalog, df, df_list, rec
+from catalog_builder import CatalogUnderTest, df, df_list, rec
 from indexers.query_model import QueryError
 
 BACKENDS = ["sqlite"]
@@ -58,7 +58,7 @@ def corpus():
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def cat(request, tmp_path_factory):
-    c = TestCatalog(tmp_path_factory.mktemp(f"sem-{request.param}"), request.param)
+    c = CatalogUnderTest(tmp_path_factory.mktemp(f"sem-{request.param}"), request.param)
     c.load("a", corpus())
     c.load("b", [rec("b1", title="Libraries and society", year="2005",
                      fields=[df("100", "1 ", a="Brown, Anna."), df("852", b="North")])])
@@ -111,7 +111,7 @@ def test_prolonged_sound_and_iteration_marks_kept(cat):
     assert H(cat, "dc.title=人々") == {"a9"}
 
 
-@pytest.mark.parametrize("query", ["国学", "國學", "図書", "圖書", "国學の図書"])
+@pytest.mark.parametrize("query", ["国学", "國學", "国學の図書", "國学の圖書"])
 def test_kanji_variants_are_equivalent(cat, query):
     assert H(cat, f"dc.title={query}") == {"a5"}
 
@@ -272,7 +272,7 @@ def test_creator_includes_added_entries(cat):
 
 
 def test_subject_fields(cat):
-    assert {"a1", "a2", "b1"} <= H(cat, "dc.subject=libraries")
+    assert H(cat, "dc.subject=libraries") == {"a1", "a2"}
     assert H(cat, 'dc.subject="20th century"') == {"a17"}
     assert H(cat, "bath.subject=indexing") == {"a18"}
 
@@ -351,7 +351,7 @@ def test_facets(cat):
     ids = cat.ids("cql.allRecords=1")
     f = cat.catalog.facets_sync(ids, ["language", "library", "date"], 5)
     langs = {v.value: v.count for v in f["language"]}
-    assert langs["jpn"] == 8 and langs["eng"] >= 10
+    assert langs["jpn"] == 9 and langs["eng"] >= 10
     libs = {v.value: v.count for v in f["library"]}
     assert libs["a"] == 20 and libs["b"] == 1
     assert [v.count for v in f["date"]] == sorted((v.count for v in f["date"]), reverse=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_builder import TestCatalog, df, rec
+from catalog_builder import CatalogUnderTest, df, rec
 
 BACKENDS = ["sqlite"]
 
 
 @pytest.fixture(params=BACKENDS)
 def cat(request, tmp_path):
-    c = TestCatalog(tmp_path, request.param)
+    c = CatalogUnderTest(tmp_path, request.param)
     yield c
     c.close()
 

@@ -585,9 +585,7 @@ class SqliteCatalog:
         out: dict[str, list[FacetValue]] = {}
         if not ids:
             return {n: [] for n in names}
-        conn.execute("CREATE TEMP TABLE IF NOT EXISTS rs(id INTEGER PRIMARY KEY)")
-        conn.execute("DELETE FROM temp.rs")
-        conn.execute("INSERT OR IGNORE INTO temp.rs(id) SELECT value FROM json_each(?)", (json.dumps(list(ids)),))
+        rs = json.dumps(list(ids))
         for name in names:
             fd = self.config.facets.get(name)
             if fd is None:
@@ -595,17 +593,18 @@ class SqliteCatalog:
             if self.writer.types.get(fd.field) == "number":
                 rows = conn.execute(
                     "SELECT CAST(value AS TEXT), CAST(value AS TEXT), COUNT(DISTINCT n.union_id) FROM num n"
-                    " JOIN temp.rs r ON r.id = n.union_id WHERE n.field=? GROUP BY value ORDER BY 3 DESC, 1 LIMIT ?",
-                    (fd.field, limit),
+                    " WHERE n.field=? AND n.union_id IN (SELECT value FROM json_each(?))"
+                    " GROUP BY value ORDER BY 3 DESC, 1 LIMIT ?",
+                    (fd.field, rs, limit),
                 )
             else:
                 rows = conn.execute(
                     "SELECT key, MIN(display), COUNT(DISTINCT t.union_id) FROM term t"
-                    " JOIN temp.rs r ON r.id = t.union_id WHERE t.field=? GROUP BY key ORDER BY 3 DESC, 1 LIMIT ?",
-                    (fd.field, limit),
+                    " WHERE t.field=? AND t.union_id IN (SELECT value FROM json_each(?))"
+                    " GROUP BY key ORDER BY 3 DESC, 1 LIMIT ?",
+                    (fd.field, rs, limit),
                 )
             out[name] = [FacetValue(k, d, c) for k, d, c in rows]
-        conn.execute("DELETE FROM temp.rs")
         return out
 
     def scan_sync(self, index: str, term: str, response_position: int, maximum_terms: int) -> list[ScanTerm]:
