@@ -181,35 +181,41 @@ class FieldMapping:
 
     def extract(self, record: pymarc.Record) -> Extracted:
         ix = Indexed(record)
+        by_tag, linked = ix.by_tag, ix.linked
         out: dict[str, list[str]] = {}
         for rule in self.rules:
             vals: list[str] = []
+            tf = TRANSFORMS[rule.transform] if rule.transform else None
             for spec in rule.specs:
-                raw = spec_values(ix, spec, linked_880=rule.linked_880, sub2=rule.subfield_2_prefix)
-                if rule.transform:
-                    tf = TRANSFORMS[rule.transform]
-                    got = [t for v in raw for t in tf(v)]
+                if spec.is_control:
+                    raw = spec_values(ix, spec)
+                elif spec.tag in by_tag or (rule.linked_880 and spec.tag in linked):
+                    raw = spec_values(ix, spec, linked_880=rule.linked_880, sub2=rule.subfield_2_prefix)
                 else:
-                    got = raw
+                    continue
+                if not raw:
+                    continue
+                got = [t for v in raw for t in tf(v)] if tf else raw
                 if got:
                     vals.extend(got)
                     if rule.first:
                         break
             if vals:
-                seen = set()
-                out[rule.name] = [v for v in vals if not (v in seen or seen.add(v))]
+                out[rule.name] = list(dict.fromkeys(vals)) if len(vals) > 1 else vals
         disp = {}
         for name, specs in self.display.items():
-            vals = [v for s in specs for v in spec_values(ix, s)]
+            vals = [v for s in specs if s.tag in by_tag or s.tag in linked for v in spec_values(ix, s)]
             if vals:
                 disp[name] = vals
-        t = Spec("245", None, None, None, None, "anp")
-        forms = spec_values(ix, t)
+        forms = spec_values(ix, _TITLE_FORMS) if "245" in by_tag or "245" in linked else []
         nonfiling = 0
-        f245 = ix.by_tag.get("245")
+        f245 = by_tag.get("245")
         if f245 and f245[0].indicators[1].isdigit():
             nonfiling = int(f245[0].indicators[1])
         return Extracted(out, disp, forms, nonfiling)
+
+
+_TITLE_FORMS = Spec("245", None, None, None, None, "anp")
 
 
 def load_mapping(path: Path | None = None) -> FieldMapping:

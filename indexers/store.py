@@ -58,7 +58,8 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 
 class IndexWriter(Protocol):
     def setup(self, conn: sqlite3.Connection) -> None: ...
-    def put(self, conn: sqlite3.Connection, doc: un.UnionDocument) -> None: ...
+    def put(self, conn: sqlite3.Connection, doc: un.UnionDocument, fresh: bool = False) -> None:
+        """Write a union record's document; ``fresh``: the id was never indexed."""
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None: ...
 
 
@@ -93,6 +94,9 @@ class Store:
         index.setup(conn)
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
+        # union records created in this batch whose only member is known in memory:
+        # their documents are built without reading the sources back
+        self._fresh: dict[int, un.MemberSource] = {}
 
     # -- transactions -------------------------------------------------------
     def begin(self) -> None:
@@ -105,20 +109,23 @@ class Store:
     def rollback(self) -> None:
         self._dirty.clear()
         self._gone.clear()
+        self._fresh.clear()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
     def _flush(self) -> None:
         """Rebuild the index documents of every union record touched in this batch."""
         for uid in sorted(self._dirty - self._gone):
-            members = self._members(uid)
+            fresh = self._fresh.get(uid)
+            members = [fresh] if fresh is not None else self._members(uid)
             if members:
-                self.index.put(self.conn, un.build_document(uid, members))
+                self.index.put(self.conn, un.build_document(uid, members), fresh=fresh is not None)
             else:
                 self.conn.execute("DELETE FROM union_rec WHERE id=?", (uid,))
                 self.index.delete(self.conn, uid)
         self._dirty.clear()
         self._gone.clear()
+        self._fresh.clear()
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, library: str, full: bool) -> int:
@@ -168,11 +175,14 @@ class Store:
             source_id, old_union = row[0], row[1]
             self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (source_id,))
             self._dirty.add(old_union)
+            self._fresh.pop(old_union, None)
         uid = un.choose_union(lib, titles, self._candidates(keys, exclude_source=row[0] if row else None))
-        if uid is None:
+        fresh = uid is None
+        if fresh:
             uid = self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)).lastrowid
         else:
             counts.merged += 1
+            self._fresh.pop(uid, None)
         blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         if row:
             self.conn.execute(
@@ -187,10 +197,14 @@ class Store:
                 (lib, local_id, uid, digest, run_id, src.marc, blob),
             ).lastrowid
             counts.added += 1
-        self.conn.executemany(
-            "INSERT INTO matchkey(key, union_id, source_id) VALUES (?,?,?)",
-            [(f"{k}:{v}", uid, source_id) for k, v in keys],
-        )
+        if keys:
+            self.conn.executemany(
+                "INSERT INTO matchkey(key, union_id, source_id) VALUES (?,?,?)",
+                [(f"{k}:{v}", uid, source_id) for k, v in keys],
+            )
+        if fresh:
+            self._fresh[uid] = un.MemberSource(source_id, lib, local_id, ex.fields, ex.display, ex.title_forms,
+                                               ex.nonfiling, data["holdings"])
         self._dirty.add(uid)
 
     def _candidates(self, keys: list[tuple[str, str]], exclude_source: int | None) -> list[un.Candidate]:
@@ -225,6 +239,7 @@ class Store:
         self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (row[0],))
         self.conn.execute("DELETE FROM source WHERE id=?", (row[0],))
         self._dirty.add(row[1])
+        self._fresh.pop(row[1], None)
         return True
 
     def missing_from_run(self, library: str, run_id: int) -> list[str]:

@@ -90,9 +90,10 @@ class SqliteIndexWriter:
         conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM doc WHERE union_id=?", (union_id,))
 
-    def put(self, conn: sqlite3.Connection, doc: UnionDocument) -> None:
+    def put(self, conn: sqlite3.Connection, doc: UnionDocument, fresh: bool = False) -> None:
         uid = doc.union_id
-        self.delete(conn, uid)
+        if not fresh:
+            self.delete(conn, uid)
         cols = []
         for f in self.text_fields:
             vals = doc.fields.get(f, ())
