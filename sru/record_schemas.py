@@ -1,0 +1,842 @@
+"""Record schemas: a union record rendered as MARCXML, SRW Dublin Core, MODS or
+MARC-in-JSON.
+
+Everything is built with lxml directly (no pymarc XML writer, no XSLT): the
+MARCXML of a typical Library of Congress record takes well under a millisecond.
+Strings are made safe for XML 1.0 on the way in: characters XML cannot carry
+(C0 controls other than TAB/LF/CR, lone surrogates, U+FFFE/U+FFFF) become
+U+FFFD REPLACEMENT CHARACTER, so a record with e.g. 0x1F inside its 001 still
+gives well-formed XML and shows where the damage is.
+
+The Dublin Core and MODS mappings are the project's own (written from the MARC 21
+field definitions, not taken from any published crosswalk stylesheet); see
+``docs``-style notes on each builder.  Linked 880 fields (MARC 21 "alternate
+graphic representation") are paired with the field they belong to; displays
+prefer the vernacular form (SEARCH_SEMANTICS.md), so the vernacular title comes
+first and the romanized one follows.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import pymarc
+from lxml import etree
+
+from .diagnostics import (
+    Diagnostic,
+    RECORD_DOES_NOT_EXIST,
+    RECORD_NOT_AVAILABLE_IN_THIS_SCHEMA,
+    SRUDiagnosticError,
+    UNKNOWN_SCHEMA_FOR_RETRIEVAL,
+)
+
+MARC_NS = "http://www.loc.gov/MARC21/slim"
+SRW_DC_NS = "info:srw/schema/1/dc-schema"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+MODS_NS = "http://www.loc.gov/mods/v3"
+MODS_VERSION = "3.4"
+
+
+# --------------------------------------------------------------------------
+# Schema registry
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordSchema:
+    name: str  # the canonical short name used inside the project
+    uri: str  # the identifier sent in recordSchema
+    title: str
+    namespace: str | None  # namespace of the record's root element; None = not XML
+    location: str | None = None  # where the public schema lives (for explain)
+    aliases: tuple[str, ...] = ()  # other names and URIs accepted in requests
+
+    @property
+    def is_xml(self) -> bool:
+        return self.namespace is not None
+
+
+MARCXML = RecordSchema(
+    "marcxml",
+    "info:srw/schema/1/marcxml-v1.1",
+    "MARC 21 XML (MARCXML slim)",
+    MARC_NS,
+    "http://www.loc.gov/standards/marcxml/schema/MARC21slim.xsd",
+    ("marc21", "marc21xml", "marc21-xml", "marcxml-v1.1", "usmarc", MARC_NS),
+)
+DC = RecordSchema(
+    "dc",
+    "info:srw/schema/1/dc-v1.1",
+    "Dublin Core (SRW DC)",
+    SRW_DC_NS,
+    "http://www.loc.gov/standards/sru/recordSchemas/dc-schema.xsd",
+    ("srw_dc", "dublincore", "dc-v1.1", SRW_DC_NS, "info:srw/schema/1/dc-v1.1"),
+)
+MODS = RecordSchema(
+    "mods",
+    f"info:srw/schema/1/mods-v{MODS_VERSION}",
+    f"MODS {MODS_VERSION}",
+    MODS_NS,
+    "http://www.loc.gov/standards/mods/v3/mods-3-4.xsd",
+    ("mods3", f"mods-v{MODS_VERSION}", MODS_NS),
+)
+# MARC-in-JSON has no registered SRU identifier; this one is the project's.
+JSON = RecordSchema(
+    "json",
+    "info:unioncat/schema/marc-in-json-1",
+    "MARC-in-JSON",
+    None,
+    None,
+    ("marcjson", "marc-in-json", "application/marc+json"),
+)
+
+SCHEMAS: dict[str, RecordSchema] = {s.name: s for s in (MARCXML, DC, MODS, JSON)}
+
+_LOOKUP: dict[str, RecordSchema] = {}
+for _s in SCHEMAS.values():
+    for _n in (_s.name, _s.uri, *_s.aliases):
+        _LOOKUP[_n.lower()] = _s
+
+
+def resolve_schema(value: str) -> RecordSchema:
+    """A recordSchema parameter (short name or URI, case-insensitive) ->
+    RecordSchema; an unknown one raises diagnostic 66."""
+    schema = _LOOKUP.get(value.strip().lower())
+    if schema is None:
+        raise SRUDiagnosticError(
+            UNKNOWN_SCHEMA_FOR_RETRIEVAL,
+            value,
+            f"Unknown record schema {value!r}; supported: "
+            + ", ".join(f"{s.name} ({s.uri})" for s in SCHEMAS.values()),
+        )
+    return schema
+
+
+# --------------------------------------------------------------------------
+# XML-safe text
+# --------------------------------------------------------------------------
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, huge_tree=True)
+
+
+def xml_safe(text: str) -> str:
+    """Replace characters XML 1.0 cannot carry by U+FFFD."""
+    return _ILLEGAL_XML.sub("\ufffd", text)
+
+
+# --------------------------------------------------------------------------
+# Rendered records
+# --------------------------------------------------------------------------
+@dataclass
+class RenderedRecord:
+    """A record ready for recordData: for an XML schema its lxml element and/or
+    its serialized text (whichever was cheaper to make; the other is derived on
+    demand), for MARC-in-JSON the JSON text; or a surrogate diagnostic standing
+    in for a record that could not be rendered."""
+
+    schema: RecordSchema | None
+    element: etree._Element | None = None
+    text: str | None = None
+    diagnostic: Diagnostic | None = None
+    identifier: str | None = None
+
+    @property
+    def is_surrogate(self) -> bool:
+        return self.diagnostic is not None
+
+    @property
+    def is_xml(self) -> bool:
+        return self.schema is not None and self.schema.is_xml
+
+    def as_element(self) -> etree._Element:
+        if self.element is None:
+            if not self.is_xml or self.text is None:
+                raise ValueError("not an XML record")
+            self.element = etree.fromstring(self.text.encode("utf-8"), _PARSER)
+        return self.element
+
+    def as_string(self) -> str:
+        if self.text is not None:
+            return self.text
+        if self.element is not None:
+            return etree.tostring(self.element, encoding="unicode")
+        return ""
+
+
+def render_record(record, schema: RecordSchema | str) -> RenderedRecord:
+    """Render a UnionRecord (or a bare pymarc.Record) in a schema.  A record that
+    cannot be rendered gives a surrogate diagnostic (67) instead of an
+    exception; ``None`` (a record withdrawn since the search) gives 65."""
+    if isinstance(schema, str):
+        schema = resolve_schema(schema)
+    if record is None:
+        return RenderedRecord(
+            None, diagnostic=Diagnostic(RECORD_DOES_NOT_EXIST, "",
+                                        "Record no longer in the catalog"))
+    rid = str(getattr(record, "id", "") or "")
+    try:
+        if schema is MARCXML:
+            return RenderedRecord(schema, text=marcxml_string(_marc(record)),
+                                  identifier=rid)
+        if schema is DC:
+            return RenderedRecord(schema, element=dc_element(record), identifier=rid)
+        if schema is MODS:
+            return RenderedRecord(schema, element=mods_element(record), identifier=rid)
+        if schema is JSON:
+            return RenderedRecord(schema, text=marc_json_text(_marc(record)),
+                                  identifier=rid)
+    except Exception as exc:  # never drop a record silently
+        return RenderedRecord(
+            None,
+            diagnostic=Diagnostic(RECORD_NOT_AVAILABLE_IN_THIS_SCHEMA, rid,
+                                  f"Record {rid} cannot be rendered as {schema.name}: "
+                                  f"{type(exc).__name__}: {exc}"),
+            identifier=rid,
+        )
+    raise SRUDiagnosticError(UNKNOWN_SCHEMA_FOR_RETRIEVAL, schema.uri)
+
+
+def _marc(record) -> pymarc.Record:
+    return record.marc if hasattr(record, "marc") else record
+
+
+def _holdings(record) -> list:
+    return list(getattr(record, "holdings", ()) or ())
+
+
+# --------------------------------------------------------------------------
+# MARCXML (MARC 21 slim): record = leader, controlfield*, datafield*
+# --------------------------------------------------------------------------
+def _esc_text(s: str) -> str:
+    if _ILLEGAL_XML.search(s):
+        s = _ILLEGAL_XML.sub("\ufffd", s)
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    return s
+
+
+def _esc_attr(s: str) -> str:
+    s = _esc_text(s)
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    if "\t" in s or "\n" in s:
+        s = s.replace("\t", "&#9;").replace("\n", "&#10;")
+    return s
+
+
+def marcxml_string(marc: pymarc.Record) -> str:
+    """One MARC 21 slim ``record`` element as text.  The slim schema orders
+    leader, control fields, data fields; a record stored out of that order is
+    reordered.  Built as a string (escaping by hand) because that is several
+    times faster than creating an lxml element per subfield."""
+    esc, attr = _esc_text, _esc_attr
+    out = [f'<record xmlns="{MARC_NS}"><leader>{esc(str(marc.leader))}</leader>']
+    append = out.append
+    data_fields = []
+    for f in marc.fields:
+        if f.is_control_field():
+            append(f'<controlfield tag="{attr(f.tag)}">{esc(f.data or "")}</controlfield>')
+        else:
+            data_fields.append(f)
+    for f in data_fields:
+        ind = f.indicators
+        append(f'<datafield tag="{attr(f.tag)}" ind1="{attr(ind[0] or " ")}" '
+               f'ind2="{attr(ind[1] or " ")}">')
+        for code, value in f.subfields:
+            append(f'<subfield code="{attr(code)}">{esc(value)}</subfield>')
+        append("</datafield>")
+    append("</record>")
+    return "".join(out)
+
+
+def marcxml_element(marc: pymarc.Record) -> etree._Element:
+    """marcxml_string parsed into an lxml element (libxml2's parser is far
+    faster than building the tree node by node from Python)."""
+    return etree.fromstring(marcxml_string(marc).encode("utf-8"), _PARSER)
+
+
+# --------------------------------------------------------------------------
+# MARC-in-JSON
+# --------------------------------------------------------------------------
+def marc_json(marc: pymarc.Record) -> dict:
+    """{"leader": ..., "fields": [{"001": "..."}, {"245": {"ind1", "ind2",
+    "subfields": [{"a": "..."}]}}]}"""
+    fields = []
+    for f in marc.fields:
+        if f.is_control_field():
+            fields.append({f.tag: f.data})
+        else:
+            ind = f.indicators
+            fields.append({f.tag: {
+                "ind1": ind[0] or " ",
+                "ind2": ind[1] or " ",
+                "subfields": [{c: v} for c, v in f.subfields],
+            }})
+    return {"leader": str(marc.leader), "fields": fields}
+
+
+def marc_json_text(marc: pymarc.Record) -> str:
+    # json escapes C0 controls itself; U+FFFE/U+FFFF and lone surrogates would
+    # still break the XML the text travels in, so they are replaced.
+    return xml_safe(json.dumps(marc_json(marc), ensure_ascii=False,
+                               separators=(",", ":")))
+
+
+# --------------------------------------------------------------------------
+# Helpers shared by DC and MODS
+# --------------------------------------------------------------------------
+_TRAILING = re.compile(r"[\s/:;,=+]+$")
+_TRAILING_DOT = re.compile(r"(?<!\b[A-Za-z])\.$")
+
+
+def _clean(text: str) -> str:
+    """Strip ISBD punctuation that ends a MARC subfield ("Title /", "Tōkyō :")."""
+    text = _TRAILING.sub("", text.strip())
+    text = _TRAILING_DOT.sub("", text)
+    return _TRAILING.sub("", text)
+
+
+def _join(f: pymarc.Field, codes: str, sep: str = " ") -> str:
+    return _clean(sep.join(v.strip() for c, v in f.subfields if c in codes and v.strip()))
+
+
+def _script_rank(text: str) -> int:
+    """2: contains Han ideographs, 1: other non-Latin script (kana, hangul...),
+    0: Latin/other.  Used to order vernacular before romanized forms."""
+    rank = 0
+    for ch in text:
+        o = ord(ch)
+        if 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF:
+            return 2
+        if o >= 0x0370 and not (0x1E00 <= o <= 0x1EFF) and not (0x2000 <= o <= 0x2BFF) \
+                and not (0xFF01 <= o <= 0xFF5E):
+            rank = 1
+    return rank
+
+
+_SCRIPT_CODES = {"$1": "Hani", "(3": "Arab", "(N": "Cyrl", "(2": "Hebr", "(S": "Grek",
+                 "(B": "Latn"}
+
+
+class _Linked:
+    """A MARC record with its 880 fields indexed by linkage occurrence."""
+
+    __slots__ = ("marc", "by_occ", "unlinked", "lang")
+
+    def __init__(self, marc: pymarc.Record):
+        self.marc = marc
+        self.by_occ: dict[tuple[str, str], pymarc.Field] = {}
+        self.unlinked: dict[str, list[pymarc.Field]] = {}
+        for f in marc.get_fields("880"):
+            link = f.get("6") or ""
+            tag, _, rest = link.partition("-")
+            occ = rest[:2]
+            if not tag:
+                continue
+            if occ and occ != "00":
+                self.by_occ[(tag, occ)] = f
+            else:
+                self.unlinked.setdefault(tag, []).append(f)
+        f008 = marc.get_fields("008")
+        self.lang = f008[0].data[35:38].strip() if f008 and f008[0].data else ""
+
+    def pairs(self, *tags: str) -> Iterator[tuple[pymarc.Field, pymarc.Field | None]]:
+        """(field, linked 880 or None) for each field of the tags, then the
+        unlinked 880s of those tags as (880, None)."""
+        for f in self.marc.get_fields(*tags):
+            link = f.get("6") or ""
+            partner = None
+            if link.startswith("880-"):
+                partner = self.by_occ.get((f.tag, link[4:6]))
+            yield f, partner
+        for tag in tags:
+            for f in self.unlinked.get(tag, ()):
+                yield f, None
+
+    def ordered(self, *tags: str) -> Iterator[tuple[pymarc.Field, str | None, str]]:
+        """Each field and its 880 partner, vernacular first: yields
+        (field, group id or None, script code) -- the group id ties the forms of
+        one pair together (MODS altRepGroup)."""
+        for n, (f, partner) in enumerate(self.pairs(*tags), 1):
+            if partner is None:
+                yield f, None, (self.script_of(f) if f.tag == "880" else None)
+                continue
+            group = (partner.get("6") or "")[4:6] or f"{n:02d}"
+            forms = [f, partner]
+            forms.sort(key=lambda x: -_script_rank(_join(x, "abcdefghijklmnopqrstuvwxyz")))
+            for g in forms:
+                yield g, group, self.script_of(g)
+
+    def script_of(self, f: pymarc.Field) -> str:
+        if f.tag == "880":
+            link = f.get("6") or ""
+            code = link.partition("/")[2][:2]
+            script = _SCRIPT_CODES.get(code, "")
+            if script == "Hani":
+                if self.lang == "jpn":
+                    return "Jpan"
+                if self.lang == "kor":
+                    return "Kore"
+            return script
+        return "Latn" if _script_rank(_join(f, "abcdefghijklmnopqrstuvwxyz")) == 0 else ""
+
+
+def _control(marc: pymarc.Record, tag: str) -> str:
+    fs = marc.get_fields(tag)
+    return fs[0].data if fs and fs[0].data else ""
+
+
+def _isbns(marc: pymarc.Record) -> Iterator[tuple[str, bool]]:
+    """(ISBN as recorded without qualifiers, valid?) for 020 $a (valid) and $z."""
+    for f in marc.get_fields("020"):
+        for code, value in f.subfields:
+            if code in "az":
+                isbn = value.strip().split(" ")[0].strip()
+                if isbn:
+                    yield isbn, code == "a"
+
+
+def _lccn(marc: pymarc.Record) -> str:
+    for f in marc.get_fields("010"):
+        v = (f.get("a") or "").strip()
+        if v:
+            return v.split("/")[0].strip()
+    return ""
+
+
+def _languages(lk: _Linked) -> list[str]:
+    langs = []
+    if lk.lang and lk.lang not in ("|||", "   ") and lk.lang.isalpha():
+        langs.append(lk.lang)
+    for f in lk.marc.get_fields("041"):
+        for code, value in f.subfields:
+            if code == "a":
+                # 041 $a may pack several 3-letter codes in one subfield
+                for i in range(0, len(value.strip()), 3):
+                    c = value.strip()[i:i + 3]
+                    if len(c) == 3 and c.isalpha() and c not in langs:
+                        langs.append(c)
+    return langs
+
+
+def _pub_fields(lk: _Linked):
+    """260, or 264 with second indicator 1 (publication), with 880 partners."""
+    out = []
+    for f, group, script in lk.ordered("260", "264"):
+        tag = f.tag if f.tag != "880" else (f.get("6") or "")[:3]
+        if tag == "264" and f.indicators[1] != "1":
+            continue
+        out.append((f, group, script))
+    return out
+
+
+_YEAR = re.compile(r"\d{4}")
+
+_DC_TYPES = {
+    "a": "Text", "t": "Text", "c": "Text", "d": "Text",
+    "e": "Image", "f": "Image", "k": "StillImage", "g": "MovingImage",
+    "i": "Sound", "j": "Sound", "m": "Software", "o": "Collection",
+    "p": "Collection", "r": "PhysicalObject",
+}
+
+_MODS_TYPES = {
+    "a": "text", "t": "text", "c": "notated music", "d": "notated music",
+    "e": "cartographic", "f": "cartographic", "g": "moving image",
+    "i": "sound recording-nonmusical", "j": "sound recording-musical",
+    "k": "still image", "m": "software, multimedia", "o": "mixed material",
+    "p": "mixed material", "r": "three dimensional object",
+}
+
+
+def _uniq(values: Iterable[str]) -> list[str]:
+    seen = set()
+    out = []
+    for v in values:
+        if v and v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def _subject_heading(f: pymarc.Field) -> str:
+    parts = [v.strip() for c, v in f.subfields
+             if c in "abcdqtvxyz" and v.strip()]
+    return _clean(" -- ".join(_clean(p) for p in parts))
+
+
+# --------------------------------------------------------------------------
+# Dublin Core (SRW DC: info:srw/schema/1/dc-schema container of DC 1.1 elements)
+# --------------------------------------------------------------------------
+_DC_ROOT = f"{{{SRW_DC_NS}}}dc"
+_DC_NSMAP = {"srw_dc": SRW_DC_NS, "dc": DC_NS}
+
+
+def dc_values(record) -> list[tuple[str, str]]:
+    """The (element, value) pairs of the project's MARC -> DC mapping:
+
+    title       245 $a$b$n$p with its 880 (vernacular first), then 246 $a$b
+    creator     100/110/111 (name parts, vernacular first)
+    contributor 700/710/711
+    subject     600-651 headings joined with " -- ", 653 $a
+    publisher   260 $b / 264 (2nd ind. 1) $b
+    date        260/264 $c, else 008/07-10
+    type        DCMI type vocabulary from leader/06
+    identifier  urn:isbn:..., urn:issn:..., info:lccn/...
+    language    008/35-37 and 041 $a (ISO 639-2 codes)
+    description 500, 504, 505, 520 $a
+    format      300 $a$b$c
+    """
+    marc = _marc(record)
+    lk = _Linked(marc)
+    out: list[tuple[str, str]] = []
+    add = out.append
+    for f, _, _ in lk.ordered("245"):
+        t = _join(f, "abnp")
+        if t:
+            add(("title", t))
+    for f, _, _ in lk.ordered("246"):
+        t = _join(f, "ab")
+        if t:
+            add(("title", t))
+    for f, _, _ in lk.ordered("100", "110", "111"):
+        n = _join(f, "abcdq")
+        if n:
+            add(("creator", n))
+    for f, _, _ in lk.ordered("700", "710", "711"):
+        n = _join(f, "abcdq")
+        if n:
+            add(("contributor", n))
+    for f, _, _ in lk.ordered("600", "610", "611", "630", "648", "650", "651"):
+        h = _subject_heading(f)
+        if h:
+            add(("subject", h))
+    for f in marc.get_fields("653"):
+        for c, v in f.subfields:
+            if c == "a" and v.strip():
+                add(("subject", _clean(v)))
+    pubs = _pub_fields(lk)
+    for v in _uniq(_join(f, "b") for f, _, _ in pubs):
+        add(("publisher", v))
+    dates = _uniq(_join(f, "c") for f, _, script in pubs if script in ("Latn", "", None))
+    if not dates:
+        dates = _uniq(_join(f, "c") for f, _, _ in pubs)
+    if not dates:
+        d008 = _control(marc, "008")[7:11]
+        if _YEAR.fullmatch(d008):
+            dates = [d008]
+    for d in dates[:1]:
+        add(("date", d))
+    ldr = str(marc.leader)
+    dtype = _DC_TYPES.get(ldr[6:7]) if len(ldr) > 7 else None
+    if dtype:
+        add(("type", dtype))
+    f300 = marc.get_fields("300")
+    if f300:
+        ext = _join(f300[0], "abc")
+        if ext:
+            add(("format", ext))
+    for isbn, valid in _isbns(marc):
+        if valid:
+            add(("identifier", f"urn:isbn:{isbn}"))
+    for f in marc.get_fields("022"):
+        v = (f.get("a") or "").strip()
+        if v:
+            add(("identifier", f"urn:issn:{v}"))
+    lccn = _lccn(marc)
+    if lccn:
+        add(("identifier", f"info:lccn/{lccn.replace(' ', '')}"))
+    for lang in _languages(lk):
+        add(("language", lang))
+    for f in marc.get_fields("500", "504", "505", "520"):
+        d = _join(f, "a")
+        if d:
+            add(("description", d))
+    return out
+
+
+def dc_element(record) -> etree._Element:
+    root = etree.Element(_DC_ROOT, nsmap=_DC_NSMAP)
+    sub = etree.SubElement
+    seen = set()
+    for name, value in dc_values(record):
+        if (name, value) in seen:
+            continue
+        seen.add((name, value))
+        e = sub(root, f"{{{DC_NS}}}{name}")
+        e.text = xml_safe(value)
+    return root
+
+
+# --------------------------------------------------------------------------
+# MODS 3.4
+# --------------------------------------------------------------------------
+def _m(tag: str) -> str:
+    return f"{{{MODS_NS}}}{tag}"
+
+
+_MODS_NSMAP = {None: MODS_NS}
+_NAME_TYPES = {"100": "personal", "700": "personal", "600": "personal",
+               "110": "corporate", "710": "corporate", "610": "corporate",
+               "111": "conference", "711": "conference", "611": "conference"}
+
+
+def _base_tag(f: pymarc.Field) -> str:
+    return (f.get("6") or "")[:3] if f.tag == "880" else f.tag
+
+
+def _text(parent, tag: str, value: str, **attrib) -> etree._Element:
+    e = etree.SubElement(parent, _m(tag), {k: v for k, v in attrib.items() if v})
+    e.text = xml_safe(value)
+    return e
+
+
+def _alt(group: str | None, script: str | None) -> dict:
+    a = {}
+    if group:
+        a["altRepGroup"] = group
+    if script:
+        a["script"] = script
+    return a
+
+
+def mods_element(record) -> etree._Element:
+    """MODS 3.4 (the elements below, in this order):
+
+    titleInfo (245; 246 as type="alternative"; altRepGroup/script tie a field
+    to its 880), name (1XX usage="primary", 7XX) with namePart and role,
+    typeOfResource (leader/06), originInfo (260/264: place, publisher,
+    dateIssued; 008 date with encoding="marc"; issuance), language/languageTerm,
+    physicalDescription/extent (300), abstract (520), note (500, 504),
+    subject (6XX), classification (050, 082, 084), identifier (isbn, issn, lccn),
+    location (one per holding library: physicalLocation = library,
+    holdingSimple/copyInformation per holding: subLocation = branch and
+    shelving location, shelfLocator = call number), recordInfo
+    (recordContentSource, recordChangeDate, recordIdentifier of the union
+    record and of every member record).
+    """
+    marc = _marc(record)
+    lk = _Linked(marc)
+    mods = etree.Element(_m("mods"), nsmap=_MODS_NSMAP, version=MODS_VERSION)
+    sub = etree.SubElement
+
+    # titleInfo
+    for f, group, script in lk.ordered("245"):
+        ti = sub(mods, _m("titleInfo"), _alt(group, script))
+        _text(ti, "title", _join(f, "a") or "[no title]")
+        if f.get("b"):
+            _text(ti, "subTitle", _join(f, "b"))
+        if f.get("n"):
+            _text(ti, "partNumber", _join(f, "n"))
+        if f.get("p"):
+            _text(ti, "partName", _join(f, "p"))
+    for f, group, script in lk.ordered("246"):
+        a = _join(f, "a")
+        if not a:
+            continue
+        ti = sub(mods, _m("titleInfo"), {"type": "alternative", **_alt(group, script)})
+        _text(ti, "title", a)
+        if f.get("b"):
+            _text(ti, "subTitle", _join(f, "b"))
+
+    # name
+    for f, group, script in lk.ordered("100", "110", "111", "700", "710", "711"):
+        tag = _base_tag(f)
+        attrs = {"type": _NAME_TYPES.get(tag, "personal"), **_alt(group, script)}
+        if tag.startswith("1"):
+            attrs["usage"] = "primary"
+        name = sub(mods, _m("name"), attrs)
+        if tag.endswith("00"):
+            _text(name, "namePart", _join(f, "abcq") or _join(f, "a"))
+            if f.get("d"):
+                _text(name, "namePart", _join(f, "d"), type="date")
+        else:
+            for c, v in f.subfields:
+                if c in "ab" and v.strip():
+                    _text(name, "namePart", _clean(v))
+            if f.get("d"):
+                _text(name, "namePart", _join(f, "d"), type="date")
+        roles = [(_clean(v), "text") for c, v in f.subfields if c == "e" and v.strip()]
+        roles += [(v.strip(), "code") for c, v in f.subfields if c == "4" and v.strip()]
+        if not roles and tag.startswith("1"):
+            roles = [("creator", "text")]
+        for value, kind in roles:
+            role = sub(name, _m("role"))
+            _text(role, "roleTerm", value, type=kind,
+                  authority="marcrelator" if kind == "code" or value != "creator" else "")
+
+    # typeOfResource
+    ldr = str(marc.leader)
+    tor = _MODS_TYPES.get(ldr[6:7]) if len(ldr) > 7 else None
+    if tor:
+        _text(mods, "typeOfResource", tor)
+
+    # originInfo
+    pubs = _pub_fields(lk)
+    d008 = _control(marc, "008")
+    first = True
+    for f, group, script in pubs:
+        oi = sub(mods, _m("originInfo"), _alt(group, script))
+        if first and len(d008) >= 18 and d008[15:18].strip(" |"):
+            place = sub(oi, _m("place"))
+            _text(place, "placeTerm", d008[15:18].strip(), type="code",
+                  authority="marccountry")
+        for c, v in f.subfields:
+            if c == "a" and _clean(v):
+                place = sub(oi, _m("place"))
+                _text(place, "placeTerm", _clean(v), type="text")
+        for c, v in f.subfields:
+            if c == "b" and _clean(v):
+                _text(oi, "publisher", _clean(v))
+        if f.get("c"):
+            _text(oi, "dateIssued", _join(f, "c"))
+        if first and _YEAR.fullmatch(d008[7:11]):
+            _text(oi, "dateIssued", d008[7:11], encoding="marc")
+        if first and ldr[7:8] in ("m", "s", "i"):
+            _text(oi, "issuance", {"m": "monographic", "s": "continuing",
+                                   "i": "integrating resource"}[ldr[7]])
+        first = False
+    if first and _YEAR.fullmatch(d008[7:11]):
+        oi = sub(mods, _m("originInfo"))
+        _text(oi, "dateIssued", d008[7:11], encoding="marc")
+
+    # language
+    for lang in _languages(lk):
+        le = sub(mods, _m("language"))
+        _text(le, "languageTerm", lang, type="code", authority="iso639-2b")
+
+    # physicalDescription
+    f300 = marc.get_fields("300")
+    if f300:
+        ext = _join(f300[0], "abc")
+        if ext:
+            pd = sub(mods, _m("physicalDescription"))
+            _text(pd, "extent", ext)
+
+    for f in marc.get_fields("520"):
+        if _join(f, "a"):
+            _text(mods, "abstract", _join(f, "a"))
+    for f in marc.get_fields("500", "504"):
+        if _join(f, "a"):
+            _text(mods, "note", _join(f, "a"))
+
+    # subject
+    for f, group, script in lk.ordered("600", "610", "611", "630", "648", "650", "651",
+                                       "653"):
+        tag = _base_tag(f)
+        attrs = _alt(group, script)
+        ind2 = f.indicators[1]
+        if tag != "653":
+            if ind2 == "0":
+                attrs["authority"] = "lcsh"
+            elif ind2 == "7" and f.get("2"):
+                attrs["authority"] = f.get("2").strip()
+        subj = sub(mods, _m("subject"), attrs)
+        children = 0
+        main = _join(f, "abcdq")
+        if main:
+            children += 1
+            if tag in _NAME_TYPES:
+                nm = sub(subj, _m("name"), type=_NAME_TYPES[tag])
+                _text(nm, "namePart", main)
+            elif tag == "630":
+                ti = sub(subj, _m("titleInfo"))
+                _text(ti, "title", main)
+            elif tag == "648":
+                _text(subj, "temporal", main)
+            elif tag == "651":
+                _text(subj, "geographic", main)
+            else:
+                _text(subj, "topic", main)
+        for c, v in f.subfields:
+            v = _clean(v)
+            if not v:
+                continue
+            if c == "x":
+                _text(subj, "topic", v)
+            elif c == "y":
+                _text(subj, "temporal", v)
+            elif c == "z":
+                _text(subj, "geographic", v)
+            elif c == "v":
+                _text(subj, "genre", v)
+            else:
+                continue
+            children += 1
+        if not children:
+            mods.remove(subj)
+
+    # classification
+    for f in marc.get_fields("050"):
+        v = _join(f, "ab")
+        if v:
+            _text(mods, "classification", v, authority="lcc")
+    for f in marc.get_fields("082"):
+        v = _join(f, "a")
+        if v:
+            _text(mods, "classification", v, authority="ddc")
+    for f in marc.get_fields("084"):
+        src = (f.get("2") or "").strip().lower()
+        v = _join(f, "a")
+        if v and (src.startswith("njb") or src.startswith("ndc")):
+            _text(mods, "classification", v, authority="ndc")
+
+    # identifier
+    for isbn, valid in _isbns(marc):
+        _text(mods, "identifier", isbn, type="isbn", invalid="" if valid else "yes")
+    for f in marc.get_fields("022"):
+        v = (f.get("a") or "").strip()
+        if v:
+            _text(mods, "identifier", v, type="issn")
+    lccn = _lccn(marc)
+    if lccn:
+        _text(mods, "identifier", lccn, type="lccn")
+
+    # location: holdings grouped by library, in first-seen order
+    by_lib: dict[str, list] = {}
+    for h in _holdings(record):
+        by_lib.setdefault(h.library, []).append(h)
+    for lib, items in by_lib.items():
+        loc = sub(mods, _m("location"))
+        _text(loc, "physicalLocation", lib)
+        hs = sub(loc, _m("holdingSimple"))
+        for h in items:
+            ci = sub(hs, _m("copyInformation"))
+            if h.branch:
+                _text(ci, "subLocation", h.branch)
+            if h.location:
+                _text(ci, "subLocation", h.location)
+            if h.call_number:
+                _text(ci, "shelfLocator", h.call_number)
+            if h.barcode:
+                _text(ci, "note", f"barcode {h.barcode}", type="item identifier")
+
+    # recordInfo
+    ri = sub(mods, _m("recordInfo"))
+    src = _control(marc, "003").strip()
+    if src:
+        _text(ri, "recordContentSource", src, authority="marcorg")
+    changed = _control(marc, "005").strip()
+    if len(changed) >= 14 and changed[:14].isdigit():
+        _text(ri, "recordChangeDate", changed[:14], encoding="iso8601")
+    rid = getattr(record, "id", None)
+    if rid is not None:
+        _text(ri, "recordIdentifier", str(rid), source="unioncat")
+    members = list(getattr(record, "members", ()) or ())
+    if members:
+        for lib, local in members:
+            if local:
+                _text(ri, "recordIdentifier", str(local).strip(), source=lib)
+    elif _control(marc, "001").strip():
+        _text(ri, "recordIdentifier", _control(marc, "001").strip(), source=src or "")
+    if len(ri) == 0:
+        mods.remove(ri)
+    return mods

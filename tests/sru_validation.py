@@ -1,0 +1,112 @@
+"""Schema checks for SRU responses, reusable by every test that produces SRU XML.
+
+validate_sru(xml_bytes, version) validates a whole response against the
+project's own schemas in sru/schemas/ (written from the SRU 1.2 and OASIS SRU
+2.0 specifications), then every record in it against the schema of its
+recordSchema: MARCXML slim, SRW Dublin Core, MODS (the subset the project
+emits), ZeeRex 2.0 for explain, SRU diagnostics for surrogate diagnostics, and
+MARC-in-JSON (parsed and shape-checked).  Records packed as strings are parsed
+and checked the same way.  Any failure raises AssertionError with the schema's
+error log; on success the parsed tree is returned.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from lxml import etree
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "sru" / "schemas"
+
+SRW_NS = "http://www.loc.gov/zing/srw/"
+SRU2_NS = "http://docs.oasis-open.org/ns/search-ws/sruResponse"
+SCAN2_NS = "http://docs.oasis-open.org/ns/search-ws/scan"
+
+RECORD_SCHEMA_FILES = {
+    "info:srw/schema/1/marcxml-v1.1": "marcxml-slim.xsd",
+    "info:srw/schema/1/dc-v1.1": "dc.xsd",
+    "info:srw/schema/1/mods-v3.4": "mods-subset.xsd",
+    "http://explain.z3950.org/dtd/2.0/": "zeerex-2.0.xsd",
+}
+DIAGNOSTIC_SCHEMA = "info:srw/schema/1/diagnostics-v1.1"
+JSON_SCHEMA = "info:unioncat/schema/marc-in-json-1"
+
+
+@functools.lru_cache(maxsize=None)
+def load_schema(filename: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / filename)))
+
+
+def _check(schema: etree.XMLSchema, node, what: str) -> None:
+    target = node if isinstance(node, etree._ElementTree) else etree.ElementTree(node)
+    if not schema.validate(target):
+        errors = "\n".join(f"  line {e.line}: {e.message}" for e in schema.error_log)
+        raise AssertionError(f"{what} is not valid:\n{errors}\n"
+                             + etree.tostring(target, encoding="unicode")[:3000])
+
+
+def response_schema(version: str) -> etree.XMLSchema:
+    if version in ("1.1", "1.2"):
+        return load_schema("sru-1.2.xsd")
+    if version == "2.0":
+        return load_schema("sru-2.0.xsd")
+    raise ValueError(f"no schema for SRU version {version!r}")
+
+
+def validate_record(data, schema_uri: str, version: str) -> None:
+    """Validate one record's content (an element, or its serialized text)."""
+    if schema_uri == JSON_SCHEMA:
+        obj = json.loads(data if isinstance(data, str) else etree.tostring(data))
+        assert isinstance(obj.get("leader"), str) and len(obj["leader"]) == 24, obj
+        assert isinstance(obj.get("fields"), list), obj
+        for f in obj["fields"]:
+            assert isinstance(f, dict) and len(f) == 1, f
+            (tag, value), = f.items()
+            assert len(tag) == 3, tag
+            if isinstance(value, dict):
+                assert set(value) == {"ind1", "ind2", "subfields"}, value
+                for sf in value["subfields"]:
+                    assert isinstance(sf, dict) and len(sf) == 1, sf
+            else:
+                assert isinstance(value, str), value
+        return
+    if isinstance(data, (str, bytes)):
+        data = etree.fromstring(data.encode("utf-8") if isinstance(data, str) else data)
+    if schema_uri == DIAGNOSTIC_SCHEMA:
+        filename = "srw-diagnostic.xsd" if version in ("1.1", "1.2") else "sru-2.0-diagnostic.xsd"
+    else:
+        filename = RECORD_SCHEMA_FILES.get(schema_uri)
+        if filename is None:
+            raise AssertionError(f"no schema known for recordSchema {schema_uri!r}")
+    _check(load_schema(filename), data, f"record ({schema_uri})")
+
+
+def validate_sru(xml_bytes: bytes, version: str) -> etree._ElementTree:
+    """Validate a whole SRU response of the given version, records included."""
+    assert isinstance(xml_bytes, bytes), type(xml_bytes)
+    assert xml_bytes.startswith(b"<?xml version='1.0' encoding='UTF-8'?>") or \
+        xml_bytes.startswith(b'<?xml version="1.0" encoding="UTF-8"?>'), xml_bytes[:60]
+    tree = etree.ElementTree(etree.fromstring(xml_bytes))
+    _check(response_schema(version), tree, f"SRU {version} response")
+    root = tree.getroot()
+    ns = SRU2_NS if version == "2.0" else SRW_NS
+    if version != "2.0":
+        v = root.find(f"{{{SRW_NS}}}version")
+        assert v is not None and v.text == version, (version, v is not None and v.text)
+    else:
+        assert root.find(f"{{{SRU2_NS}}}version") is None
+    for rec in root.iter(f"{{{ns}}}record"):
+        schema_uri = rec.findtext(f"{{{ns}}}recordSchema")
+        packing = rec.findtext(f"{{{ns}}}recordXMLEscaping" if version == "2.0"
+                               else f"{{{ns}}}recordPacking") or "xml"
+        data = rec.find(f"{{{ns}}}recordData")
+        children = list(data)
+        if packing == "xml":
+            assert len(children) == 1, f"recordData must hold one element, has {len(children)}"
+            assert not (data.text or "").strip(), "text beside the record element"
+            validate_record(children[0], schema_uri, version)
+        else:
+            assert not children, "string packing with child elements"
+            validate_record(data.text or "", schema_uri, version)
+    return tree
