@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +19,17 @@ from aiohttp import web
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
-from indexers.query_model import Boolean, Clause, Query, QueryError
+from indexers.query_model import Boolean, Clause, Query, QueryError, SortKey
 from sru import protocol as sp
 from sru.cql import parse_cql
-from sru.diagnostics import SRUDiagnosticError
+from sru.diagnostics import Diagnostic, SRUDiagnosticError
+from sru.explain import explain_record
 
 from .result_sets import ResultSetStore
 
 log = logging.getLogger("unioncat.gateway")
-BACKEND_TIMEOUT = 10.0  # seconds before a search answers diagnostic 1
+BACKEND_TIMEOUT = 10.0
+SRU_SERVICE = web.AppKey("sru_service", object)  # seconds before a search answers diagnostic 1
 
 
 @dataclass
@@ -57,7 +61,13 @@ class SRUService:
             )
 
     def explain_info(self, database: str):
-        return sp.ExplainInfo(database=database) if hasattr(sp, "ExplainInfo") else None
+        cache = self.__dict__.setdefault("_explain", {})
+        if database not in cache:
+            config = self.catalog.config
+            path = "sru" if database == "default" else f"sru/{database}"
+            settings = dataclasses.replace(self.settings, database=path, path="/" + path)
+            cache[database] = explain_record(config, settings)
+        return cache[database]
 
     def _restrict(self, query: Query, database: str) -> Query:
         lib = self.databases.get(database)
@@ -67,41 +77,58 @@ class SRUService:
         return Query(Boolean("and", query.root, flt), query.sort)
 
     async def search(self, req: sp.SearchRetrieveRequest, database: str) -> bytes:
-        config = getattr(self.catalog, "config", None)
+        config = self.catalog.config
         query = parse_cql(req.query, config)
-        if req.sort_keys:
-            query = Query(query.root, tuple(sp.parse_sort_keys(req.sort_keys, config)))
+        diagnostics: list[Diagnostic] = []
+        if req.parsed_sort_keys:  # SRU 1.1 / 2.0 sortKeys: paths -> indexes -> sort columns
+            keys = tuple(
+                SortKey(config.sort_column(k.index), k.ascending, k.missing_value)
+                for k in sp.resolve_sort_keys(req.parsed_sort_keys, config)
+            )
+            sort, diagnostics = sp.effective_sort(query.sort, keys)
+            query = Query(query.root, sort)
         query = self._restrict(query, database)
         key = f"{database}\x00{query!r}"
+        ttl = req.result_set_ttl if req.result_set_ttl is not None else self.settings.default_result_set_ttl
+        ttl = min(ttl, self.settings.max_result_set_ttl)
+        # the same query again within a live result set's life reuses its ids (paging is
+        # stable and cheap); each request still gets its own result set id and TTL
         rs = self.result_sets.find(key, query.sort)
-        if rs is None:
+        if rs is None or "cql.resultsetid" in req.query.lower():
             res = await asyncio.wait_for(
                 self.catalog.search(query, result_sets=self.result_sets.as_mapping()), BACKEND_TIMEOUT
             )
-            ttl = req.result_set_ttl if req.result_set_ttl is not None else self.settings.default_result_set_ttl
-            ttl = min(ttl, self.settings.max_result_set_ttl)
-            rs = self.result_sets.put(key, res.ids, ttl, query.sort)
+            ids = res.ids
+        else:
+            ids = rs.ids
+        rs = self.result_sets.put(key, ids, ttl, query.sort)
         total = len(rs.ids)
         start = req.start_record
-        if total and start > total or (not total and start > 1):
-            raise SRUDiagnosticError(61, str(start), f"first record position {start} is beyond {total} hits",
-                                     version=req.version)
-        page_ids = rs.ids[start - 1 : start - 1 + req.maximum_records] if req.maximum_records else []
+        if start > max(total, 1) or (total == 0 and start > 1):
+            diagnostics.append(Diagnostic(61, str(start), f"first record position {start} is beyond the {total} hits"))
+            return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
+                                              result_set_ttl=rs.ttl, diagnostics=diagnostics)
+        page_ids = rs.ids[start - 1 : start - 1 + req.maximum_records]
         records = await asyncio.wait_for(self.catalog.fetch(page_ids), BACKEND_TIMEOUT) if page_ids else []
-        nxt = start + len(page_ids) if start - 1 + len(page_ids) < total and page_ids else None
         facets = None
-        if req.facet_limit and req.version == "2.0":
-            names, limits = _facet_request(req.facet_limit, config)
-            facets = await asyncio.wait_for(self.catalog.facets(rs.ids, names, max(limits.values())), BACKEND_TIMEOUT)
-            facets = {n: v[: limits[n]] for n, v in facets.items()}
+        limits = sp.resolve_facet_limit(req.facet_limit, config.facets) if req.version == "2.0" else {}
+        if limits:
+            got = await asyncio.wait_for(self.catalog.facets(rs.ids, list(limits), max(limits.values())),
+                                         BACKEND_TIMEOUT)
+            facets = {n: v[: limits[n]] for n, v in got.items()}
         return sp.searchretrieve_response(
             req, total=total, records=records, start=start, result_set_id=rs.id, result_set_ttl=rs.ttl,
-            next_position=nxt, facets=facets,
+            next_position=sp.next_record_position(start, len(page_ids), total), facets=facets,
+            diagnostics=diagnostics, facet_defs=config.facets,
         )
 
     async def scan(self, req: sp.ScanRequest, database: str) -> bytes:
-        config = getattr(self.catalog, "config", None)
-        q = parse_cql(req.scan_clause, config)
+        config = self.catalog.config
+        m = re.fullmatch(r'\s*(\S+?)\s*(=|==|exact)\s*""\s*', req.scan_clause)
+        if m:  # scan from the start of an index: index = ""
+            q = Query(Clause(config.resolve(m.group(1)).name, "=", ""))
+        else:
+            q = parse_cql(req.scan_clause, config)
         if not isinstance(q.root, Clause):
             raise SRUDiagnosticError(10, req.scan_clause, "scanClause must be a single index relation term",
                                      version=req.version)
@@ -109,27 +136,6 @@ class SRUService:
             self.catalog.scan(q.root.index, q.root.term, req.response_position, req.maximum_terms), BACKEND_TIMEOUT
         )
         return sp.scan_response(req, terms)
-
-
-def _facet_request(limits: dict[str, int], config) -> tuple[list[str], dict[str, int]]:
-    """facetLimit "10:dc.language,5:dc.date" or a bare "10" (all facets) -> facet names."""
-    by_index = {f.index: n for n, f in config.facets.items()}
-    out: dict[str, int] = {}
-    for idx, n in limits.items():
-        if idx in ("*", ""):
-            for name in config.facets:
-                out.setdefault(name, n)
-            continue
-        name = by_index.get(idx) or (idx if idx in config.facets else None)
-        if name is None:
-            try:
-                name = by_index.get(config.resolve(idx).name)
-            except QueryError:
-                name = None
-        if name is None:
-            raise QueryError(6, idx, f"no facet for index {idx}; facets: {', '.join(sorted(by_index))}")
-        out[name] = n
-    return list(out), out
 
 
 def _guess_op_version(params: dict[str, list[str]]) -> tuple[str, str]:
@@ -144,14 +150,18 @@ def _guess_op_version(params: dict[str, list[str]]) -> tuple[str, str]:
     return op, version
 
 
-def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None) -> web.Application:
+def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
+             host: str = "127.0.0.1", port: int = 8210) -> web.Application:
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
+    if settings is None:
+        settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
+                                  database_description="Union catalog of the member libraries (unioncat)")
     databases: dict[str, str | None] = {"default": None}
     for code in load_libraries().names():
         databases[code] = code
-    svc = SRUService(catalog, settings or sp.SRUSettings(), databases)
+    svc = SRUService(catalog, settings, databases)
     app = web.Application(client_max_size=1024 * 1024)
-    app["sru"] = svc
+    app[SRU_SERVICE] = svc
 
     async def sru(request: web.Request) -> web.Response:
         params: dict[str, list[str]] = {}
@@ -189,4 +199,4 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
 def run_server(data_dir: Path, host: str, port: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(make_app(data_dir), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))
+    web.run_app(make_app(data_dir, host=host, port=port), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))
