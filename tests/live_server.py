@@ -1,0 +1,65 @@
+"""The real aiohttp application on a loopback port, in a background thread."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from aiohttp import web
+
+from gateway.app import make_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """The real aiohttp app in a thread, on a loopback port."""
+
+    def __init__(self, data_dir):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.app = make_app(data_dir, port=self.port)
+        self.runner = web.AppRunner(self.app)
+        ready = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.runner.setup())
+            self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10)
+
+    def get(self, path="/sru", **params) -> tuple[int, bytes, str]:
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        return self._open(urllib.request.Request(url))
+
+    def post(self, path="/sru", **params):
+        data = urllib.parse.urlencode(params).encode()
+        return self._open(urllib.request.Request(self.base + path, data=data,
+                                                 headers={"Content-Type": "application/x-www-form-urlencoded"}))
+
+    def _open(self, req):
+        try:
+            with urllib.request.urlopen(req, timeout=20) as r:
+                return r.status, r.read(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read(), e.headers.get("Content-Type", "")
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
