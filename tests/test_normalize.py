@@ -231,6 +231,15 @@ def test_tokenize_other_scripts_are_words():
     assert tokenize("हिन्दी") == ["हिन्दी"]  # vowel signs and virama stay inside the word
 
 
+def test_astral_characters_take_the_same_rules():
+    # text with code points beyond the BMP goes through a slower, general pattern
+    assert tokenize("𠮷野家 Tōkyō") == ["𠮷", "野", "家", "tokyo"]
+    assert exact_key("𠮷野家 : Tōkyō 𠮷") == "𠮷野家 tokyo 𠮷"
+    assert tokenize("𐌰𐌱𐌲 gothic") == ["𐌰𐌱𐌲", "gothic"]
+    assert tokenize("図書館 😀 abc") == tokenize("図書館 abc")
+    assert exact_key("図書館 😀 abc") == exact_key("図書館 abc") == "図書館 abc"
+
+
 def test_tokenize_never_produces_the_backend_sentinel():
     assert "\ue000" not in tokenize("a \ue000 b 図\ue000書")
 
