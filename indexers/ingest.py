@@ -1,29 +1,39 @@
 """`unioncat ingest`: read a library's MARC files into the store and index.
 
-Streaming (one record in memory at a time), batched transactions (a batch is the
-unit of commit: a killed run leaves whole batches, never half a union record),
-quarantine of bad records with offset and reason, counts at the end.  Running it
-again after an interruption is safe: unchanged records are recognised by digest
-and only re-stamped with the new run, so nothing is duplicated.
+Pipeline: the main process reads the file and cuts ISO 2709 input into blocks of
+whole records (at record terminators); worker processes decode, extract, normalize
+and tokenize each block (indexers/prepare.py); the main process applies the
+prepared records to the store in order, in batched transactions.  MARCXML is
+prepared in the main process.  Memory stays flat: a bounded number of blocks is
+in flight.
+
+A batch is the unit of commit: a killed run leaves whole batches, never half a
+union record.  Running it again is safe: unchanged records are recognised by
+digest and only re-stamped with the new run, so nothing is duplicated.  Bad
+records are quarantined with file, offset and reason; counts come at the end.
 """
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import multiprocessing as mp
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
-
-import pymarc
+from typing import Callable, Iterable, Iterator
 
 from .holdings import load_libraries
 from .mapping import FieldMapping, load_mapping
-from .marc_reader import BadRecord, ReadRecord, read_marc
-from .store import Counts, SourceInput, Store, connect
+from .marc_reader import detect_format, read_marc
+from .prepare import Prepared, Preparer, prepare_block, worker_init
+from .store import Counts, Store, connect
 
-BATCH = 500
+BATCH = 1000  # records per transaction
+BLOCK_BYTES = 1 << 19  # ISO 2709 bytes per worker task
+RT = b"\x1d"
 
 
 @dataclass
@@ -48,7 +58,7 @@ def open_store(data_dir: Path, mapping: FieldMapping | None = None, index=None) 
 
 
 class Quarantine:
-    """Bad records go to DATA_DIR/quarantine/<library>-<run>.jsonl, one JSON object
+    """Bad records go to DATA_DIR/quarantine/<library>-run<N>.jsonl, one JSON object
     a line: file, offset, position, reason and the raw bytes (base64)."""
 
     def __init__(self, data_dir: Path, library: str, run_id: int):
@@ -59,14 +69,8 @@ class Quarantine:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(
-            json.dumps(
-                {"file": file, "offset": offset, "position": position, "reason": reason,
-                 "raw_base64": base64.b64encode(raw).decode("ascii")},
-                ensure_ascii=False,
-            )
-            + "\n"
-        )
+        self._fh.write(json.dumps({"file": file, "offset": offset, "position": position, "reason": reason,
+                                   "raw_base64": base64.b64encode(raw).decode("ascii")}, ensure_ascii=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
@@ -74,22 +78,88 @@ class Quarantine:
             self._fh.close()
 
 
-def _progress(paths: list[Path], quiet: bool):
-    if quiet or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+class _Progress:
+    def __init__(self, paths: list[Path], quiet: bool):
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
 
-    total = sum(p.stat().st_size for p in paths if p.exists())
-    return tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr)
+            total = sum(p.stat().st_size for p in paths if p.exists())
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr)
+
+    def to(self, done: int) -> None:
+        if self.bar is not None and done > self.bar.n:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _marc_bytes(rr: ReadRecord) -> bytes:
-    raw = getattr(rr, "raw", None)
-    if raw is not None and rr.encoding == "utf-8":
-        return raw
-    rec = rr.record
-    rec.leader = rec.leader[:9] + "a" + rec.leader[10:]
-    return rec.as_marc()
+def _open(path: Path):
+    raw = open(path, "rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    stream = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+    return raw, stream
+
+
+def iso_blocks(stream, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, int]]:
+    """Cut an ISO 2709 byte stream into (block, offset) pieces ending at record
+    terminators (the tail after the last terminator is a block of its own)."""
+    offset = 0
+    carry = b""
+    while True:
+        chunk = stream.read(block_bytes)
+        if not chunk:
+            break
+        buf = carry + chunk
+        cut = buf.rfind(RT)
+        if cut < 0:
+            carry = buf
+            if len(carry) > 64 * block_bytes:  # no terminator at all: let the reader judge it
+                yield carry, offset
+                offset += len(carry)
+                carry = b""
+            continue
+        yield buf[: cut + 1], offset
+        offset += cut + 1
+        carry = buf[cut + 1 :]
+    if carry:
+        yield carry, offset
+
+
+def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress, preparer: Preparer):
+    """Prepared items of one file, in file order."""
+    raw, stream = _open(path)
+    try:
+        head = stream.peek(64) if hasattr(stream, "peek") else b""
+        fmt = detect_format(head[:64]) if head else "iso2709"
+        if fmt != "iso2709" or workers <= 0:
+            stream.close()
+            raw.close()
+            reader = read_marc(path)
+            for item in reader:
+                yield preparer.item(item)
+                progress.to(reader.bytes_read)
+            return
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        position = 0
+        with ctx.Pool(workers, initializer=worker_init, initargs=(library,)) as pool:
+            for items in pool.imap(prepare_block, iso_blocks(stream), chunksize=1):
+                for p in items:
+                    p.position += position
+                    yield p
+                if items:
+                    position = items[-1].position
+                progress.to(raw.tell())
+    finally:
+        stream.close()
+        raw.close()
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def ingest(
@@ -99,45 +169,37 @@ def ingest(
     *,
     full: bool = False,
     quiet: bool = False,
+    workers: int | None = None,
     on_batch: Callable[[Counts], None] | None = None,
 ) -> IngestResult:
+    """Load ``files`` as library ``library``'s records.  ``workers``: preparing
+    processes (0 = all in this process; default: cores - 1)."""
     t0 = time.time()
     files = [Path(f) for f in files]
+    workers = default_workers() if workers is None else workers
     store = open_store(data_dir)
     lib = load_libraries().get(library)
+    from .backends.sqlite_index import SqliteIndexWriter
+
+    preparer = Preparer(lib, store.mapping, SqliteIndexWriter(store.mapping).payload)
     counts = Counts()
     store.begin()
     run_id = store.start_run(library, full)
     store.commit()
     quarantine = Quarantine(data_dir, library, run_id)
-    bar = _progress(files, quiet)
+    progress = _Progress(files, quiet)
     interrupted = False
     in_batch = 0
     try:
         store.begin()
         for path in files:
-            last_pos = 0
-            reader = read_marc(path)
-            for item in reader:
+            for p in _prepared_stream(path, library, workers, progress, preparer):
                 counts.read += 1
-                if isinstance(item, BadRecord):
+                if p.bad_reason is not None:
                     counts.quarantined += 1
-                    quarantine.add(str(path), item.offset, item.position, item.reason, item.raw)
+                    quarantine.add(str(path), p.offset, p.position, p.bad_reason, p.raw)
                     continue
-                rec = item.record
-                if not _has_local_id(rec):
-                    counts.quarantined += 1
-                    quarantine.add(str(path), item.offset, item.position,
-                                   "no control number (001): the record cannot be identified for updates",
-                                   _safe_bytes(item))
-                    continue
-                try:
-                    store.apply(SourceInput(lib, rec, _marc_bytes(item)), run_id, counts)
-                except (ValueError, KeyError, IndexError, TypeError, UnicodeError) as e:
-                    counts.quarantined += 1
-                    quarantine.add(str(path), item.offset, item.position, f"cannot index record: {e!r}",
-                                   _safe_bytes(item))
-                    continue
+                store.apply(p, library, run_id, counts)
                 in_batch += 1
                 if in_batch >= BATCH:
                     store.commit()
@@ -145,11 +207,6 @@ def ingest(
                     in_batch = 0
                     if on_batch:
                         on_batch(counts)
-                if bar is not None:
-                    pos = getattr(reader, "bytes_read", None)
-                    if isinstance(pos, int):
-                        bar.update(pos - last_pos)
-                        last_pos = pos
         store.commit()
         if full:
             store.begin()
@@ -161,26 +218,10 @@ def ingest(
         interrupted = True
         store.rollback()
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
         quarantine.close()
     store.begin()
     store.finish_run(run_id, counts)
     store.commit()
     store.conn.close()
     return IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted)
-
-
-def _has_local_id(rec: pymarc.Record) -> bool:
-    f = rec.get_fields("001")
-    return bool(f and f[0].data and f[0].data.strip())
-
-
-def _safe_bytes(item: ReadRecord) -> bytes:
-    raw = getattr(item, "raw", None)
-    if raw:
-        return raw
-    try:
-        return item.record.as_marc()
-    except Exception:  # noqa: BLE001 - quarantine must never fail on a bad record
-        return str(item.record).encode("utf-8", "replace")

@@ -44,10 +44,10 @@ class Spec:
     start: int | None
     end: int | None
     codes: str
+    is_control: bool = False
 
-    @property
-    def is_control(self) -> bool:
-        return self.tag == "LDR" or self.tag < "010"
+    def __post_init__(self):
+        object.__setattr__(self, "is_control", self.tag == "LDR" or self.tag < "010")
 
 
 def parse_spec(text: str) -> Spec:
@@ -106,20 +106,18 @@ class FieldRule:
 
 def _field_values(fields: list[pymarc.Field], spec: Spec, sub2: tuple[str, ...]) -> list[str]:
     out = []
+    codes, i1, i2 = spec.codes, spec.ind1, spec.ind2
     for f in fields:
-        if spec.ind1 is not None and f.indicators[0] != spec.ind1:
-            continue
-        if spec.ind2 is not None and f.indicators[1] != spec.ind2:
-            continue
-        parts = []
-        keep = not sub2
-        for sf in f.subfields:
-            if sf.code in spec.codes and sf.value:
-                parts.append(sf.value)
-            elif sub2 and sf.code == "2" and sf.value.lower().startswith(sub2):
-                keep = True
-        if parts and keep:
-            out.append(" ".join(p.strip() for p in parts))
+        if i1 is not None or i2 is not None:
+            ind = f.indicators
+            if (i1 is not None and ind[0] != i1) or (i2 is not None and ind[1] != i2):
+                continue
+        if sub2:
+            if not any(sf.code == "2" and sf.value.lower().startswith(sub2) for sf in f.subfields):
+                continue
+        parts = [sf.value.strip() for sf in f.subfields if sf.code in codes and sf.value]
+        if parts:
+            out.append(parts[0] if len(parts) == 1 else " ".join(parts))
     return out
 
 

@@ -111,6 +111,7 @@ class ReadRecord:
     raw_length: int
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    raw: bytes | None = None  # the record's ISO 2709 bytes as read (None for MARCXML)
 
 
 @dataclass
@@ -724,7 +725,7 @@ class MarcReader:
             except _Bad as exc2:
                 return BadRecord(abs_start, position, str(exc2), rec)
             return BadRecord(abs_start, position, f"cannot decode record: {type(exc).__name__}: {exc}", rec)
-        return ReadRecord(record, abs_start, position, len(rec), encoding, warnings)
+        return ReadRecord(record, abs_start, position, len(rec), encoding, warnings, rec)
 
     def _decode(self, rec: bytes, lay: _Layout, warnings: list[str]):
         n = len(rec)

@@ -8,18 +8,16 @@ record is never seen half-written.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
 import pymarc
 
 from . import union as un
-from .holdings import LibraryConfig, extract_holdings
 from .mapping import FieldMapping
 from .records import Holding, UnionRecord
 
@@ -58,8 +56,12 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 
 class IndexWriter(Protocol):
     def setup(self, conn: sqlite3.Connection) -> None: ...
-    def put(self, conn: sqlite3.Connection, doc: un.UnionDocument, fresh: bool = False) -> None:
-        """Write a union record's document; ``fresh``: the id was never indexed."""
+    def payload(self, doc: un.UnionDocument):
+        """Rows for a document, computed without the database (may run in a worker)."""
+
+    def put(self, conn: sqlite3.Connection, doc: un.UnionDocument, fresh: bool = False, payload=None) -> None:
+        """Write a union record's document; ``fresh``: the id was never indexed;
+        ``payload``: what payload(doc) returned, if already computed."""
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None: ...
 
 
@@ -78,13 +80,6 @@ class Counts:
         return dict(self.__dict__)
 
 
-@dataclass
-class SourceInput:
-    library: LibraryConfig
-    record: pymarc.Record
-    marc: bytes  # ISO 2709, UTF-8
-
-
 class Store:
     def __init__(self, conn: sqlite3.Connection, mapping: FieldMapping, index: IndexWriter):
         self.conn = conn
@@ -94,9 +89,9 @@ class Store:
         index.setup(conn)
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
-        # union records created in this batch whose only member is known in memory:
-        # their documents are built without reading the sources back
-        self._fresh: dict[int, un.MemberSource] = {}
+        # union records created in this batch whose only member is known in memory
+        # (indexers.prepare.Prepared): their documents were built by the preparer
+        self._fresh: dict[int, object] = {}
 
     # -- transactions -------------------------------------------------------
     def begin(self) -> None:
@@ -116,10 +111,14 @@ class Store:
     def _flush(self) -> None:
         """Rebuild the index documents of every union record touched in this batch."""
         for uid in sorted(self._dirty - self._gone):
-            fresh = self._fresh.get(uid)
-            members = [fresh] if fresh is not None else self._members(uid)
+            p = self._fresh.get(uid)
+            if p is not None and p.solo is not None:  # alone in a new union record: built by the preparer
+                p.solo.union_id = uid
+                self.index.put(self.conn, p.solo, fresh=True, payload=p.payload)
+                continue
+            members = self._members(uid)
             if members:
-                self.index.put(self.conn, un.build_document(uid, members), fresh=fresh is not None)
+                self.index.put(self.conn, un.build_document(uid, members))
             else:
                 self.conn.execute("DELETE FROM union_rec WHERE id=?", (uid,))
                 self.index.delete(self.conn, uid)
@@ -141,70 +140,55 @@ class Store:
         )
 
     # -- sources ------------------------------------------------------------
-    def apply(self, src: SourceInput, run_id: int, counts: Counts) -> None:
-        """Add, update or withdraw one library record (call inside begin/commit)."""
-        rec = src.record
-        lib = src.library.code
-        local_id = _local_id(rec)
-        if rec.leader[5] == "d":
-            if self.withdraw(lib, local_id):
+    def apply(self, p, library: str, run_id: int, counts: Counts) -> None:
+        """Add, update or withdraw one prepared library record (indexers.prepare.Prepared;
+        call inside begin/commit)."""
+        if p.deleted:
+            if self.withdraw(library, p.local_id):
                 counts.withdrawn += 1
             else:
                 counts.deleted_unknown += 1
             return
-        digest = hashlib.sha1(src.marc).hexdigest()
         row = self.conn.execute(
-            "SELECT id, union_id, digest FROM source WHERE library=? AND local_id=?", (lib, local_id)
+            "SELECT id, union_id, digest FROM source WHERE library=? AND local_id=?", (library, p.local_id)
         ).fetchone()
-        if row and row[2] == digest:
+        if row and row[2] == p.digest:
             self.conn.execute("UPDATE source SET run_id=? WHERE id=?", (run_id, row[0]))
             counts.unchanged += 1
             return
-        ex = self.mapping.extract(rec)
-        data = {
-            "fields": ex.fields,
-            "display": ex.display,
-            "title_forms": ex.title_forms,
-            "nonfiling": ex.nonfiling,
-            "holdings": extract_holdings(rec, src.library, local_id),
-        }
-        titles = un.title_forms(ex.title_forms)
-        data["titles"] = titles
-        keys = un.match_keys(ex.fields)
         if row:
             source_id, old_union = row[0], row[1]
             self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (source_id,))
             self._dirty.add(old_union)
             self._fresh.pop(old_union, None)
-        uid = un.choose_union(lib, titles, self._candidates(keys, exclude_source=row[0] if row else None))
+        uid = un.choose_union(library, p.data["titles"],
+                              self._candidates(p.keys, exclude_source=row[0] if row else None)) if p.keys else None
         fresh = uid is None
         if fresh:
             uid = self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)).lastrowid
         else:
             counts.merged += 1
             self._fresh.pop(uid, None)
-        blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         if row:
             self.conn.execute(
                 "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=? WHERE id=?",
-                (uid, digest, run_id, src.marc, blob, source_id),
+                (uid, p.digest, run_id, p.marc, p.blob, source_id),
             )
             counts.updated += 1
         else:
             source_id = self.conn.execute(
                 "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (lib, local_id, uid, digest, run_id, src.marc, blob),
+                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob),
             ).lastrowid
             counts.added += 1
-        if keys:
+        if p.keys:
             self.conn.executemany(
                 "INSERT INTO matchkey(key, union_id, source_id) VALUES (?,?,?)",
-                [(f"{k}:{v}", uid, source_id) for k, v in keys],
+                [(f"{k}:{v}", uid, source_id) for k, v in p.keys],
             )
         if fresh:
-            self._fresh[uid] = un.MemberSource(source_id, lib, local_id, ex.fields, ex.display, ex.title_forms,
-                                               ex.nonfiling, data["holdings"])
+            self._fresh[uid] = p
         self._dirty.add(uid)
 
     def _candidates(self, keys: list[tuple[str, str]], exclude_source: int | None) -> list[un.Candidate]:
@@ -273,11 +257,6 @@ class Store:
             self._dirty.add(uid)
             n += 1
         return n
-
-
-def _local_id(rec: pymarc.Record) -> str:
-    f = rec.get_fields("001")
-    return f[0].data.strip() if f and f[0].data else ""
 
 
 def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:

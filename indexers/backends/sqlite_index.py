@@ -90,17 +90,13 @@ class SqliteIndexWriter:
         conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM doc WHERE union_id=?", (union_id,))
 
-    def put(self, conn: sqlite3.Connection, doc: UnionDocument, fresh: bool = False) -> None:
-        uid = doc.union_id
-        if not fresh:
-            self.delete(conn, uid)
+    def payload(self, doc: UnionDocument):
+        """The rows a document becomes (pure; may run in a worker process):
+        FTS column texts, whole-value keys, numbers."""
         cols = []
         for f in self.text_fields:
             vals = doc.fields.get(f, ())
             cols.append(f" {SEP} ".join(" ".join(nz.tokenize(v)) for v in vals))
-        conn.execute(
-            f"INSERT INTO ft(rowid, {', '.join(self.text_fields)}) VALUES (?{', ?' * len(cols)})", [uid, *cols]
-        )
         terms = set()
         nums = set()
         for f, vals in doc.fields.items():
@@ -114,18 +110,33 @@ class SqliteIndexWriter:
                 continue
             if f in EXACT_SKIP:
                 continue
+            keep_case = self.transforms.get(f) in ("isbn", "issn", "lccn")
             for v in vals:
-                key = v.lower() if self.transforms.get(f) in ("isbn", "issn", "lccn") else nz.exact_key(v)
+                key = v.lower() if keep_case else nz.exact_key(v)
                 if key:
                     terms.add((f, key, v))
+        return cols, terms, nums
+
+    def put(self, conn: sqlite3.Connection, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
+        uid = doc.union_id
+        if not fresh:
+            self.delete(conn, uid)
+        cols, terms, nums = payload if payload is not None else self.payload(doc)
+        conn.execute(self._ft_insert, [uid, *cols])
         conn.executemany(
             "INSERT INTO term(field, key, display, union_id) VALUES (?,?,?,?)", [(f, k, d, uid) for f, k, d in terms]
         )
-        conn.executemany("INSERT INTO num(field, value, union_id) VALUES (?,?,?)", [(f, v, uid) for f, v in nums])
+        if nums:
+            conn.executemany("INSERT INTO num(field, value, union_id) VALUES (?,?,?)", [(f, v, uid) for f, v in nums])
         conn.execute(
             "INSERT INTO doc(union_id, sort_title, sort_creator, sort_date) VALUES (?,?,?,?)",
             (uid, doc.sort_title, doc.sort_creator, doc.sort_date),
         )
+
+    @property
+    def _ft_insert(self) -> str:
+        cols = ", ".join(self.text_fields)
+        return f"INSERT INTO ft(rowid, {cols}) VALUES (?{', ?' * len(self.text_fields)})"
 
 
 # --------------------------------------------------------------------------
