@@ -88,11 +88,12 @@ class SRUService:
             sort, diagnostics = sp.effective_sort(query.sort, keys)
             query = Query(query.root, sort)
         query = self._restrict(query, database)
-        key = f"{database}\x00{query!r}"
+        generation = await asyncio.wait_for(self.catalog.generation(), BACKEND_TIMEOUT)
+        key = f"{database}\x00{generation}\x00{query!r}"
         ttl = req.result_set_ttl if req.result_set_ttl is not None else self.settings.default_result_set_ttl
         ttl = min(ttl, self.settings.max_result_set_ttl)
-        # the same query again within a live result set's life reuses its ids (paging is
-        # stable and cheap); each request still gets its own result set id and TTL
+        # the same query again on an unchanged catalog reuses a live result set's ids
+        # (paging is cheap); each request still gets its own result set id and TTL
         rs = self.result_sets.find(key, query.sort)
         if rs is None or "cql.resultsetid" in req.query.lower():
             res = await asyncio.wait_for(

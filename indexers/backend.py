@@ -41,3 +41,7 @@ class Catalog(Protocol):
 
     async def count(self) -> int:
         """Number of searchable union records."""
+
+    async def generation(self) -> str:
+        """Changes whenever the searchable content changes (an ingest commit);
+        front ends reuse cached hits only within one generation."""

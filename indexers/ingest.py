@@ -84,8 +84,11 @@ class _Progress:
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
+            import shutil
+
             total = sum(p.stat().st_size for p in paths if p.exists())
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr)
+            cols = shutil.get_terminal_size((80, 24)).columns or 80  # a pty without a size says 0
+            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr, ncols=cols)
 
     def to(self, done: int) -> None:
         if self.bar is not None and done > self.bar.n:

@@ -32,12 +32,13 @@ CREATE TABLE IF NOT EXISTS source(
   library TEXT NOT NULL, local_id TEXT NOT NULL,
   union_id INTEGER NOT NULL REFERENCES union_rec(id),
   digest TEXT NOT NULL, run_id INTEGER NOT NULL,
-  marc BLOB NOT NULL, data TEXT NOT NULL,
+  marc BLOB NOT NULL, data TEXT NOT NULL, titles TEXT NOT NULL DEFAULT '{}',
   UNIQUE(library, local_id));
 CREATE INDEX IF NOT EXISTS source_union ON source(union_id);
 CREATE INDEX IF NOT EXISTS source_run ON source(library, run_id);
-CREATE TABLE IF NOT EXISTS matchkey(key TEXT NOT NULL, union_id INTEGER NOT NULL, source_id INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS matchkey_key ON matchkey(key);
+CREATE TABLE IF NOT EXISTS matchkey(
+  key TEXT NOT NULL, library TEXT NOT NULL, union_id INTEGER NOT NULL, source_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS matchkey_key ON matchkey(key, library, union_id);
 CREATE INDEX IF NOT EXISTS matchkey_source ON matchkey(source_id);
 """
 
@@ -52,6 +53,9 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn.execute("PRAGMA query_only=1")
     return conn
+
+
+MAX_CANDIDATES = 50
 
 
 class IndexWriter(Protocol):
@@ -99,6 +103,11 @@ class Store:
 
     def commit(self) -> None:
         self._flush()
+        # readers compare the generation to know whether cached result sets are still current
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('generation', '1')"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -162,56 +171,68 @@ class Store:
             self._dirty.add(old_union)
             self._fresh.pop(old_union, None)
         uid = un.choose_union(library, p.data["titles"],
-                              self._candidates(p.keys, exclude_source=row[0] if row else None)) if p.keys else None
+                              self._candidates(p.keys, library, exclude_source=row[0] if row else None)) if p.keys else None
         fresh = uid is None
         if fresh:
             uid = self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)).lastrowid
         else:
             counts.merged += 1
             self._fresh.pop(uid, None)
+        titles = json.dumps(p.data["titles"], ensure_ascii=False)
         if row:
             self.conn.execute(
-                "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=? WHERE id=?",
-                (uid, p.digest, run_id, p.marc, p.blob, source_id),
+                "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=?, titles=? WHERE id=?",
+                (uid, p.digest, run_id, p.marc, p.blob, titles, source_id),
             )
             counts.updated += 1
         else:
             source_id = self.conn.execute(
-                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob),
+                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles),
             ).lastrowid
             counts.added += 1
         if p.keys:
             self.conn.executemany(
-                "INSERT INTO matchkey(key, union_id, source_id) VALUES (?,?,?)",
-                [(f"{k}:{v}", uid, source_id) for k, v in p.keys],
+                "INSERT INTO matchkey(key, library, union_id, source_id) VALUES (?,?,?,?)",
+                [(f"{k}:{v}", library, uid, source_id) for k, v in p.keys],
             )
         if fresh:
             self._fresh[uid] = p
         self._dirty.add(uid)
 
-    def _candidates(self, keys: list[tuple[str, str]], exclude_source: int | None) -> list[un.Candidate]:
+    def _candidates(self, keys: list[tuple[str, str]], library: str, exclude_source: int | None) -> list[un.Candidate]:
+        """Union records sharing a key with another library's source.  Bounded:
+        at most MAX_CANDIDATES union records per key are examined (oldest first), so
+        a key shared by thousands of records (a set ISBN, a typo) stays cheap."""
         out: dict[tuple[int, str], un.Candidate] = {}
+        libs_of: dict[int, frozenset[str]] = {}
         for kind, value in keys:
-            rows = self.conn.execute(
-                "SELECT union_id, source_id FROM matchkey WHERE key=?", (f"{kind}:{value}",)
-            ).fetchall()
+            k = f"{kind}:{value}"
+            # two index ranges (library < x, library > x): "<>" would scan every row of the key
+            rows = sorted(
+                self.conn.execute(
+                    "SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library<? LIMIT ?)"
+                    " UNION ALL SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>? LIMIT ?)",
+                    (k, library, MAX_CANDIDATES, k, library, MAX_CANDIDATES),
+                ).fetchall()
+            )[:MAX_CANDIDATES]
             for uid, sid in rows:
                 if sid == exclude_source:
                     continue
+                if uid not in libs_of:
+                    libs_of[uid] = frozenset(
+                        r[0] for r in self.conn.execute(
+                            "SELECT library FROM source WHERE union_id=? AND id IS NOT ?", (uid, exclude_source))
+                    )
+                if library in libs_of[uid]:
+                    continue
                 c = out.get((uid, kind))
                 if c is None:
-                    libs = frozenset(
-                        r[0]
-                        for r in self.conn.execute(
-                            "SELECT library FROM source WHERE union_id=? AND id IS NOT ?", (uid, exclude_source)
-                        )
-                    )
-                    c = out[(uid, kind)] = un.Candidate(uid, kind, libs, [])
+                    c = out[(uid, kind)] = un.Candidate(uid, kind, libs_of[uid], [])
                 if kind == "isbn":
-                    d = self.conn.execute("SELECT data FROM source WHERE id=?", (sid,)).fetchone()
-                    c.titles.append(json.loads(d[0])["titles"])
+                    t = self.conn.execute("SELECT titles FROM source WHERE id=?", (sid,)).fetchone()
+                    c.titles.append(json.loads(t[0]))
         return list(out.values())
 
     def withdraw(self, library: str, local_id: str) -> bool:

@@ -672,6 +672,10 @@ class SqliteCatalog:
             out.append(ScanTerm(k, d, cnt))
         return out
 
+    def generation_sync(self) -> str:
+        row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        return row[0] if row else "0"
+
     def count_sync(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
@@ -690,3 +694,6 @@ class SqliteCatalog:
 
     async def count(self) -> int:
         return await asyncio.to_thread(self.count_sync)
+
+    async def generation(self) -> str:
+        return await asyncio.to_thread(self.generation_sync)
