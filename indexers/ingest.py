@@ -79,24 +79,43 @@ class Quarantine:
 
 
 class _Progress:
+    """A one-line progress display on stderr when it is a terminal (bytes of
+    input done, percent, records/s); silent otherwise."""
+
     def __init__(self, paths: list[Path], quiet: bool):
-        self.bar = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
+        self.on = not quiet and sys.stderr.isatty()
+        self.total = sum(p.stat().st_size for p in paths if p.exists()) or 1
+        self.base = 0  # bytes of the files already finished
+        self.done = 0
+        self.records = 0
+        self.t0 = self.last = time.monotonic()
 
-            import shutil
+    def next_file(self, size: int) -> None:
+        self.base += size
 
-            total = sum(p.stat().st_size for p in paths if p.exists())
-            cols = shutil.get_terminal_size((80, 24)).columns or 80  # a pty without a size says 0
-            self.bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr, ncols=cols)
+    def to(self, done_in_file: int, records: int | None = None) -> None:
+        if not self.on:
+            return
+        self.done = self.base + done_in_file
+        if records is not None:
+            self.records = records
+        now = time.monotonic()
+        if now - self.last >= 0.2:
+            self.last = now
+            self._draw(now)
 
-    def to(self, done: int) -> None:
-        if self.bar is not None and done > self.bar.n:
-            self.bar.update(done - self.bar.n)
+    def _draw(self, now: float) -> None:
+        pct = min(100, 100 * self.done // self.total)
+        rate = self.records / max(now - self.t0, 1e-9)
+        sys.stderr.write(f"\ringest: {pct:3d}% {self.done / 1e6:8.1f}/{self.total / 1e6:.1f} MB"
+                         f"  {self.records:,} records  {rate:,.0f}/s ")
+        sys.stderr.flush()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        if self.on:
+            self._draw(time.monotonic())
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
 
 def _open(path: Path):
@@ -198,6 +217,7 @@ def ingest(
         for path in files:
             for p in _prepared_stream(path, library, workers, progress, preparer):
                 counts.read += 1
+                progress.records = counts.read
                 if p.bad_reason is not None:
                     counts.quarantined += 1
                     quarantine.add(str(path), p.offset, p.position, p.bad_reason, p.raw)
@@ -210,6 +230,7 @@ def ingest(
                     in_batch = 0
                     if on_batch:
                         on_batch(counts)
+            progress.next_file(path.stat().st_size)
         store.commit()
         if full:
             store.begin()
