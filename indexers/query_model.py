@@ -17,8 +17,10 @@ from typing import Union
 RELATIONS = frozenset(
     {"=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within"}
 )
-# Relation modifiers accepted (folding is the default; respectCase is accepted and
-# treated as ignoreCase because all matching is on normalized text -- documented).
+# Relation modifiers kept in the tree (folding is the default; respectCase is accepted
+# and treated as ignoreCase because all matching is on normalized text -- documented).
+# The parser also accepts masked/relevant/word as descriptions of the default
+# behaviour without storing them.
 RELATION_MODIFIERS = frozenset({"ignorecase", "respectcase"})
 PROX_UNITS = frozenset({"word"})
 COMPARISONS = frozenset({"<", "<=", "=", ">=", ">", "<>"})
@@ -82,9 +84,9 @@ Node = Union[Clause, Boolean, Prox]
 
 @dataclass(frozen=True)
 class SortKey:
-    index: str  # canonical index name, or "cql.relevance"
+    index: str  # sort column from config/indexes.toml [sort]: "title" | "creator" | "date" | "relevance"
     ascending: bool = True
-    missing_value: str = "highValue"  # CQL sort.missingHigh / missingLow (accepted)
+    missing_value: str = "highValue"  # "highValue" | "lowValue" | "omit" (sort.missingHigh/Low/Omit)
 
 
 @dataclass(frozen=True)
