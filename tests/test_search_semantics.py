@@ -336,6 +336,14 @@ def test_sort_by_date(cat):
     assert [years[i] for i in got] == sorted((years[i] for i in got), reverse=True)
 
 
+def test_sort_missing_values(cat):
+    high = cat.local_ids("dc.title=librar* sortby dc.creator")
+    low = cat.local_ids("dc.title=librar* sortby dc.creator/sort.missingLow")
+    omit = cat.local_ids("dc.title=librar* sortby dc.creator/sort.missingOmit")
+    assert high[-1] == "a20" and low[0] == "a20"  # a20 has no creator
+    assert "a20" not in omit and len(omit) == len(high) - 1
+
+
 def test_sort_by_creator(cat):
     got = cat.local_ids("dc.title=libraries sortby dc.creator")
     assert got.index("a2") < got.index("a1")  # brown < smith

@@ -565,14 +565,18 @@ class SqliteCatalog:
         sql = comp.to_sql(plan)
         if sort:
             order = []
+            where = ""
             for k in sort:
                 col = {"title": "sort_title", "creator": "sort_creator", "date": "sort_date"}.get(k.index)
                 if col is None:
                     raise QueryError(80, k.index, f"cannot sort by {k.index}")
+                if k.missing_value == "omit":  # sort.missingOmit: records without the key are left out
+                    where += f" AND {col} IS NOT NULL"
                 missing_first = (k.missing_value == "lowValue") == k.ascending
                 order.append(f"{col} IS {'NOT ' if missing_first else ''}NULL")
                 order.append(f"{col} {'ASC' if k.ascending else 'DESC'}")
-            q = f"SELECT union_id FROM doc WHERE union_id IN ({sql.sql}) ORDER BY {', '.join(order)}, union_id"
+            q = (f"SELECT union_id FROM doc WHERE union_id IN ({sql.sql}){where}"
+                 f" ORDER BY {', '.join(order)}, union_id")
             return SearchResult([r[0] for r in conn.execute(q, sql.params)])
         ids = [r[0] for r in conn.execute(f"SELECT DISTINCT id FROM ({sql.sql})", sql.params)]
         if comp.rank_exprs and ids:
