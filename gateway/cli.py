@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the files are the library's whole catalog: withdraw its records that are missing")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes preparing ISO 2709 records (default: cores - 1; 0 = none)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
     p = sub.add_parser("serve", help="serve SRU (1.1, 1.2, 2.0) at /sru and /sru/{database}",
@@ -102,7 +104,7 @@ def cmd_ingest(args) -> int:
         if not f.exists():
             print(f"unioncat ingest: {f}: no such file", file=sys.stderr)
             return 2
-    res = ingest(_data_dir(args), args.library, args.files, full=args.full, quiet=args.quiet)
+    res = ingest(_data_dir(args), args.library, args.files, full=args.full, quiet=args.quiet, workers=args.workers)
     _print_counts(res, args.json)
     return 130 if res.interrupted else 0
 

@@ -19,6 +19,7 @@ import pymarc
 
 from . import union as un
 from .mapping import FieldMapping
+from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
 
 SCHEMA = """
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS source(
   union_id INTEGER NOT NULL REFERENCES union_rec(id),
   digest TEXT NOT NULL, run_id INTEGER NOT NULL,
   marc BLOB NOT NULL, data TEXT NOT NULL, titles TEXT NOT NULL DEFAULT '{}',
+  holdings TEXT NOT NULL DEFAULT '[]',
   UNIQUE(library, local_id));
 CREATE INDEX IF NOT EXISTS source_union ON source(union_id);
 CREATE INDEX IF NOT EXISTS source_run ON source(library, run_id);
@@ -179,17 +181,18 @@ class Store:
             counts.merged += 1
             self._fresh.pop(uid, None)
         titles = json.dumps(p.data["titles"], ensure_ascii=False)
+        holdings = json.dumps(p.data["holdings"], ensure_ascii=False)
         if row:
             self.conn.execute(
-                "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=?, titles=? WHERE id=?",
-                (uid, p.digest, run_id, p.marc, p.blob, titles, source_id),
+                "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=?, titles=?, holdings=? WHERE id=?",
+                (uid, p.digest, run_id, p.marc, p.blob, titles, holdings, source_id),
             )
             counts.updated += 1
         else:
             source_id = self.conn.execute(
-                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles),
+                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles, holdings)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles, holdings),
             ).lastrowid
             counts.added += 1
         if p.keys:
@@ -291,7 +294,7 @@ def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Uni
     qmarks = ",".join("?" * len(ids))
     by_union: dict[int, list] = {}
     for uid, sid, lib, lid, marc, data in conn.execute(
-        f"SELECT union_id, id, library, local_id, marc, data FROM source WHERE union_id IN ({qmarks})"
+        f"SELECT union_id, id, library, local_id, marc, holdings FROM source WHERE union_id IN ({qmarks})"
         " ORDER BY union_id, id",
         list(ids),
     ):
@@ -305,9 +308,9 @@ def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Uni
         members = []
         for _sid, lib, lid, _marc, data in rows:
             members.append((lib, lid))
-            for h in json.loads(data)["holdings"]:
+            for h in json.loads(data):
                 holdings.append(Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"], h["barcode"]))
-        rec = pymarc.Record(data=rows[0][3], to_unicode=True, force_utf8=True)
+        rec = decode_stored(rows[0][3])
         for f in rec.get_fields("852"):
             rec.remove_field(f)
         for h in holdings:
