@@ -41,9 +41,10 @@ RECDATA_RE = re.compile(rb"<(?:[\w-]+:)?recordData[\s>]")
 
 
 def sru_url(base: str, cql: str, *, maximum_records: int = 10, schema: str = "marcxml",
-            version: str = "1.2") -> str:
+            version: str = "1.2", extra: dict | None = None) -> str:
+    """An SRU searchRetrieve URL; ``extra`` adds parameters (e.g. resultSetTTL)."""
     params = {"operation": "searchRetrieve", "version": version, "query": cql,
-              "maximumRecords": str(maximum_records), "recordSchema": schema}
+              "maximumRecords": str(maximum_records), "recordSchema": schema, **(extra or {})}
     return base + "?" + urllib.parse.urlencode(params, quote_via=urllib.parse.quote)
 
 
@@ -92,11 +93,11 @@ def _session(concurrency: int, timeout: float) -> aiohttp.ClientSession:
                                  auto_decompress=False)
 
 
-async def _hit_counts(base: str, queries: list[str], timeout: float) -> list[dict]:
+async def _hit_counts(base: str, queries: list[str], timeout: float, extra: dict | None) -> list[dict]:
     out = []
     async with _session(1, timeout) as s:
         for q in queries:
-            url = URL(sru_url(base, q), encoded=True)
+            url = URL(sru_url(base, q, extra=extra), encoded=True)
             t0 = time.perf_counter()
             try:
                 async with s.get(url) as r:
@@ -110,14 +111,14 @@ async def _hit_counts(base: str, queries: list[str], timeout: float) -> list[dic
     return out
 
 
-def hit_counts(base: str, queries: list[str], timeout: float = 60) -> list[dict]:
+def hit_counts(base: str, queries: list[str], timeout: float = 60, extra: dict | None = None) -> list[dict]:
     """One sequential pass: hits/diagnostic/latency per query."""
-    return asyncio.run(_hit_counts(base, queries, timeout))
+    return asyncio.run(_hit_counts(base, queries, timeout, extra))
 
 
 async def _run_load(base: str, queries: list[str], concurrency: int, max_requests: int,
-                    max_seconds: float, timeout: float) -> dict:
-    urls = [URL(sru_url(base, q), encoded=True) for q in queries]
+                    max_seconds: float, timeout: float, extra: dict | None) -> dict:
+    urls = [URL(sru_url(base, q, extra=extra), encoded=True) for q in queries]
     lat: list[float] = []
     errors = 0
     diags = 0
@@ -162,9 +163,9 @@ async def _run_load(base: str, queries: list[str], concurrency: int, max_request
 
 
 def run_load(base: str, queries: list[str], *, concurrency: int = 1, max_requests: int = 1000,
-             max_seconds: float = 30, timeout: float = 60) -> dict:
+             max_seconds: float = 30, timeout: float = 60, extra: dict | None = None) -> dict:
     """Run the workload (cycled) against ``base``; bounded by requests and seconds."""
-    return asyncio.run(_run_load(base, queries, concurrency, max_requests, max_seconds, timeout))
+    return asyncio.run(_run_load(base, queries, concurrency, max_requests, max_seconds, timeout, extra))
 
 
 # ---------------------------------------------------------------- wrk
@@ -212,17 +213,20 @@ def main(argv=None) -> int:
     ap.add_argument("-n", "--requests", type=int, default=1000)
     ap.add_argument("-t", "--seconds", type=float, default=30)
     ap.add_argument("--hits", action="store_true", help="print hit counts first")
+    ap.add_argument("--result-set-ttl", type=int, default=None,
+                    help="send resultSetTTL=N (0: no result-set reuse between requests)")
     a = ap.parse_args(argv)
+    extra = {"resultSetTTL": str(a.result_set_ttl)} if a.result_set_ttl is not None else None
     if a.workload:
         with open(a.workload) as f:
             qs = [q["cql"] if isinstance(q, dict) else q for q in json.load(f)]
     else:
         qs = a.cql
     if a.hits:
-        for r in hit_counts(a.base, qs):
+        for r in hit_counts(a.base, qs, extra=extra):
             print(json.dumps(r, ensure_ascii=False))
     print(json.dumps(run_load(a.base, qs, concurrency=a.concurrency, max_requests=a.requests,
-                              max_seconds=a.seconds)))
+                              max_seconds=a.seconds, extra=extra)))
     return 0
 
 

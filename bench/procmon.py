@@ -7,6 +7,7 @@ the benchmark itself started (or a descendant of one, found through /proc).
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -114,6 +115,8 @@ class TreeMemory:
     forking servers like zebrasrv whose children share the register mmaps);
     ``peak_hwm_kb``: the largest single-process VmHWM seen (exact peak of the
     biggest process, independent of the polling interval);
+    ``peak_anon_kb``: the same for RssAnon (anonymous memory only: no file-backed
+    pages, so an SQLite ``mmap_size`` or Zebra's register mmaps do not count);
     ``max_procs``: the most processes seen in the tree at once.
     """
 
@@ -122,6 +125,7 @@ class TreeMemory:
     peak_rss_kb: int = 0
     peak_pss_kb: int = 0
     peak_hwm_kb: int = 0
+    peak_anon_kb: int = 0
     max_procs: int = 0
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -134,6 +138,8 @@ class TreeMemory:
         rss = sum(_status_kb(p, "VmRSS") for p in pids)
         pss = sum(_pss_kb(p) for p in pids)
         hwm = max(_status_kb(p, "VmHWM") for p in pids)
+        anon = sum(_status_kb(p, "RssAnon") for p in pids)
+        self.peak_anon_kb = max(self.peak_anon_kb, anon)
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
         self.peak_pss_kb = max(self.peak_pss_kb, pss)
         self.peak_hwm_kb = max(self.peak_hwm_kb, hwm)
@@ -161,6 +167,7 @@ class TreeMemory:
             "peak_rss_mb": round(self.peak_rss_kb / 1024, 1),
             "peak_pss_mb": round(self.peak_pss_kb / 1024, 1),
             "peak_hwm_mb": round(self.peak_hwm_kb / 1024, 1),
+            "peak_anon_mb": round(self.peak_anon_kb / 1024, 1),
             "max_procs": self.max_procs,
             "samples": self.samples,
         }
@@ -184,6 +191,7 @@ def run_measured(cmd: list[str], *, log_path, cwd=None, timeout: float, env=None
     PID right after start, so a caller can stop it on Ctrl-C, and forgets it once
     the process has been reaped.
     """
+    ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "wb") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -208,6 +216,10 @@ def run_measured(cmd: list[str], *, log_path, cwd=None, timeout: float, env=None
         wall = time.perf_counter() - t0
         mon.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
+    # CPU of the whole tree: a reaped process's own times *and* those of the
+    # children it reaped are added to its parent's RUSAGE_CHILDREN, so the delta
+    # covers worker processes too (wait4's rusage is the process alone).
+    ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "rb") as f:
         captured = f.read()
     return {
@@ -215,8 +227,9 @@ def run_measured(cmd: list[str], *, log_path, cwd=None, timeout: float, env=None
         "wall_s": wall,
         "peak_rss_mb": round(mon.peak_hwm_kb / 1024, 1),
         "ru_maxrss_mb": round(rusage.ru_maxrss / 1024, 1),  # kB on Linux; see above
-        "user_s": round(rusage.ru_utime, 2),
+        "user_s": round(rusage.ru_utime, 2),       # the process itself
         "sys_s": round(rusage.ru_stime, 2),
+        "tree_cpu_s": round((ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime), 2),
         "tree": mon.as_dict(),
         "output": captured.decode("utf-8", "replace"),
     }

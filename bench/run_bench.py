@@ -105,8 +105,10 @@ class UnioncatSystem:
             "records": counts.get("read"),
             "peak_rss_mb": res["peak_rss_mb"],
             "peak_tree_rss_mb": res["tree"]["peak_rss_mb"],
+            "peak_tree_anon_mb": res["tree"]["peak_anon_mb"],
             "user_s": res["user_s"],
             "sys_s": res["sys_s"],
+            "cpu_s": res["tree_cpu_s"],
             "disk_mb": _dir_mb(self.data_dir) if self.data_dir.exists() else None,
         }
         if out["records"]:
@@ -236,7 +238,9 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
         mon.poll()
         out["server_idle_rss_mb"] = round(mon.peak_rss_kb / 1024, 1)
         print("  hit counts (one sequential pass, also the warm-up)", flush=True)
-        out["hits"] = http_load.hit_counts(system.base_url, queries)
+        extra = a.extra if system.name == "unioncat" else None  # see --result-set-ttl
+        out["request_extra"] = extra
+        out["hits"] = http_load.hit_counts(system.base_url, queries, extra=extra)
         bad = [h for h in out["hits"] if h.get("status") != 200 or h.get("diagnostic")]
         if bad:
             print(f"  {len(bad)} queries gave errors/diagnostics, e.g. {bad[0]}", flush=True)
@@ -245,7 +249,7 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
             load = os.getloadavg()[0]
             cpu0 = procmon.tree_cpu_s(pid)
             r = http_load.run_load(system.base_url, queries, concurrency=conc, max_requests=nreq,
-                                   max_seconds=a.seconds)
+                                   max_seconds=a.seconds, extra=extra)
             cpu = procmon.tree_cpu_s(pid) - cpu0
             r["server_cpu_s"] = round(cpu, 3)
             r["server_cpu_ms_per_req"] = round(1000 * cpu / r["requests"], 3) if r["requests"] else None
@@ -256,7 +260,7 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
                   f"diagnostics={r['diagnostics']} ({r['bounded_by']}; load avg before {load:.1f})",
                   flush=True)
         if a.wrk and shutil.which("wrk"):
-            url = http_load.sru_url(system.base_url, WRK_QUERY)
+            url = http_load.sru_url(system.base_url, WRK_QUERY, extra=extra)
             out["wrk"] = {}
             for c in (1, 8):
                 r = http_load.run_wrk(url, connections=c, seconds=a.wrk_seconds)
@@ -276,13 +280,14 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
 ROWS = [  # label, path, better ("higher"/"lower"), fmt
     ("load: records/s", ("load", "records_per_s"), "higher", "{:.0f}"),
     ("load: wall s", ("load", "wall_s"), "lower", "{:.1f}"),
-    ("load: CPU s (user+sys)", ("load", "cpu_s"), "lower", "{:.1f}"),
+    ("load: CPU s (user+sys, all processes)", ("load", "cpu_s"), "lower", "{:.1f}"),
     ("load: peak RSS MB", ("load", "peak_rss_mb"), "lower", "{:.0f}"),
     ("on disk MB", ("load", "disk_mb"), "lower", "{:.0f}"),
     ("server start s", ("start_s",), "lower", "{:.2f}"),
     ("server idle RSS MB", ("server_idle_rss_mb",), "lower", "{:.0f}"),
     ("server peak RSS MB (tree)", ("server_mem", "peak_rss_mb"), "lower", "{:.0f}"),
     ("server peak PSS MB (tree)", ("server_mem", "peak_pss_mb"), "lower", "{:.0f}"),
+    ("server peak anon RSS MB (tree)", ("server_mem", "peak_anon_mb"), "lower", "{:.0f}"),
     ("seq: p50 ms", ("seq", "p50_ms"), "lower", "{:.2f}"),
     ("seq: p99 ms", ("seq", "p99_ms"), "lower", "{:.2f}"),
     ("seq: req/s", ("seq", "rps"), "higher", "{:.0f}"),
@@ -302,7 +307,7 @@ ROWS = [  # label, path, better ("higher"/"lower"), fmt
     ("wrk c8: p99 ms", ("wrk", "c8", "p99_ms"), "lower", "{:.2f}"),
     ("wrk c8: req/s", ("wrk", "c8", "rps"), "higher", "{:.0f}"),
     ("errors (non-200, all phases)", ("_errors",), "lower", "{:.0f}"),
-    ("diagnostics (hit pass)", ("_diags",), "lower", "{:.0f}"),
+    ("SRU diagnostics (all phases)", ("_diags",), "lower", "{:.0f}"),
 ]
 
 
@@ -316,11 +321,12 @@ def _get(d: dict, path):
 
 def _derived(res: dict) -> None:
     ld = res.get("load") or {}
-    if ld.get("user_s") is not None and ld.get("sys_s") is not None:
-        ld["cpu_s"] = round(ld["user_s"] + ld["sys_s"], 2)
-    if "hits" in res:
-        res["_diags"] = sum(1 for h in res["hits"] if h.get("diagnostic") or h.get("hits") is None)
+    if ld.get("cpu_s") is None and ld.get("user_s") is not None and ld.get("sys_s") is not None:
+        ld["cpu_s"] = round(ld["user_s"] + ld["sys_s"], 2)  # older results: the main process only
     phases = [res[k] for k in res if re.fullmatch(r"seq|c\d+", k) and isinstance(res[k], dict)]
+    if "hits" in res:
+        res["_diags"] = sum(1 for h in res["hits"] if h.get("diagnostic") or h.get("hits") is None) + sum(
+            p.get("diagnostics", 0) for p in phases)
     if phases:
         res["_errors"] = sum(p.get("errors", 0) for p in phases) + sum(
             (w or {}).get("non2xx", 0) for w in (res.get("wrk") or {}).values())
@@ -437,6 +443,10 @@ def machine_info() -> dict:
     try:
         info["git"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                      capture_output=True, text=True, timeout=10).stdout.strip()
+        # unioncat runs from this checkout (editable install): note uncommitted changes
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        info["git_modified"] = [ln[3:] for ln in dirty if ln.strip()]
     except (OSError, subprocess.TimeoutExpired):
         pass
     return info
@@ -493,6 +503,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seq-requests", type=int, default=1000, help="max requests, sequential phase")
     ap.add_argument("--conc-requests", type=int, default=5000, help="max requests, each concurrent phase")
     ap.add_argument("--seconds", type=float, default=30, help="max seconds per load phase")
+    ap.add_argument("--result-set-ttl", type=int, default=0, metavar="N",
+                    help="resultSetTTL sent with every request to unioncat (default 0: every request runs "
+                    "its search.  unioncat reuses a live result set of the same query, and the workload "
+                    "repeats its 50 queries; Zebra never reuses one between SRU requests -- and YAZ answers "
+                    "resultSetTTL with diagnostic 8, so it is not sent to Zebra).  -1: do not send it")
     ap.add_argument("--no-wrk", dest="wrk", action="store_false", help="skip the wrk runs")
     ap.add_argument("--wrk-seconds", type=int, default=10)
     ap.add_argument("--load-timeout", type=float, default=3 * 3600, help="max seconds for ingest/index")
@@ -503,6 +518,7 @@ def main(argv=None) -> int:
                     help="with --report: further result files whose systems are added")
     a = ap.parse_args(argv)
     a.concurrency = [int(c) for c in a.concurrency.split(",") if c.strip()]
+    a.extra = {"resultSetTTL": str(a.result_set_ttl)} if a.result_set_ttl >= 0 else None
     if a.report:
         results = json.loads(a.report.read_text())
         for extra in a.merge:
@@ -523,6 +539,8 @@ def main(argv=None) -> int:
     workdir = a.workdir or Path(tempfile.mkdtemp(prefix="unioncat-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "argv": sys.argv,
+                              "request": {"version": "1.2", "maximumRecords": 10, "recordSchema": "marcxml",
+                                          "unioncat_extra": a.extra},
                               "machine": machine_info(), "workdir": str(workdir)},
                      "systems": {}}
 

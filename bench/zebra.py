@@ -408,6 +408,7 @@ class ZebraSetup:
             "peak_rss_mb": res["peak_rss_mb"],
             "user_s": res["user_s"],
             "sys_s": res["sys_s"],
+            "cpu_s": res["tree_cpu_s"],
             "register_mb": round(reg_bytes / 2**20, 1),
             "errors_in_log": len(re.findall(r"\[(?:warn|fatal)\]", res["output"])),
         }
