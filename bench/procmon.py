@@ -218,7 +218,8 @@ def run_measured(cmd: list[str], *, log_path, cwd=None, timeout: float, env=None
         proc.returncode = os.waitstatus_to_exitcode(status)
     # CPU of the whole tree: a reaped process's own times *and* those of the
     # children it reaped are added to its parent's RUSAGE_CHILDREN, so the delta
-    # covers worker processes too (wait4's rusage is the process alone).
+    # covers worker processes too (on Linux wait4's rusage does as well: the two
+    # agree; both are kept).
     ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "rb") as f:
         captured = f.read()
@@ -227,7 +228,7 @@ def run_measured(cmd: list[str], *, log_path, cwd=None, timeout: float, env=None
         "wall_s": wall,
         "peak_rss_mb": round(mon.peak_hwm_kb / 1024, 1),
         "ru_maxrss_mb": round(rusage.ru_maxrss / 1024, 1),  # kB on Linux; see above
-        "user_s": round(rusage.ru_utime, 2),       # the process itself
+        "user_s": round(rusage.ru_utime, 2),       # the process and its reaped children
         "sys_s": round(rusage.ru_stime, 2),
         "tree_cpu_s": round((ch1.ru_utime - ch0.ru_utime) + (ch1.ru_stime - ch0.ru_stime), 2),
         "tree": mon.as_dict(),
