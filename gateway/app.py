@@ -96,25 +96,25 @@ class SRUService:
         # (paging is cheap); each request still gets its own result set id and TTL
         rs = self.result_sets.find(key, query.sort)
         if rs is None or "cql.resultsetid" in req.query.lower():
-            res = await asyncio.wait_for(
+            result = await asyncio.wait_for(
                 self.catalog.search(query, result_sets=self.result_sets.as_mapping()), BACKEND_TIMEOUT
             )
-            ids = res.ids
         else:
-            ids = rs.ids
-        rs = self.result_sets.put(key, ids, ttl, query.sort)
-        total = len(rs.ids)
+            result = rs.result
+        rs = self.result_sets.put(key, result, ttl, query.sort)
+        total = result.total
         start = req.start_record
         if start > max(total, 1) or (total == 0 and start > 1):
             diagnostics.append(Diagnostic(61, str(start), f"first record position {start} is beyond the {total} hits"))
             return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
                                               result_set_ttl=rs.ttl, diagnostics=diagnostics)
-        page_ids = rs.ids[start - 1 : start - 1 + req.maximum_records]
+        page_ids = (await asyncio.wait_for(self.catalog.page(result, start - 1, req.maximum_records), BACKEND_TIMEOUT)
+                    if req.maximum_records else [])
         records = await asyncio.wait_for(self.catalog.fetch(page_ids), BACKEND_TIMEOUT) if page_ids else []
         facets = None
         limits = sp.resolve_facet_limit(req.facet_limit, config.facets) if req.version == "2.0" else {}
         if limits:
-            got = await asyncio.wait_for(self.catalog.facets(rs.ids, list(limits), max(limits.values())),
+            got = await asyncio.wait_for(self.catalog.facets(result, list(limits), max(limits.values())),
                                          BACKEND_TIMEOUT)
             facets = {n: v[: limits[n]] for n, v in got.items()}
         return sp.searchretrieve_response(

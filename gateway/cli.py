@@ -153,7 +153,7 @@ def cmd_search(args) -> int:
         print(f"diagnostic {e.code}: {e.message}", file=sys.stderr)
         return 1
     print(f"{res.total} hits")
-    for r in cat.fetch_sync(res.ids[: args.max]):
+    for r in cat.fetch_sync(cat.page_sync(res, 0, args.max)):
         title = " ".join(sf.value for f in r.marc.get_fields("245") for sf in f.subfields if sf.code in "ab")
         vern = [sf.value for f in r.marc.get_fields("880") if (f.get("6") or "").startswith("245")
                 for sf in f.subfields if sf.code == "a"]

@@ -9,12 +9,14 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from indexers.records import SearchResult
+
 
 @dataclass
 class ResultSet:
     id: str
     query: str
-    ids: list[int]
+    result: SearchResult
     ttl: int
     expires: float = 0.0
     sort: tuple = field(default_factory=tuple)
@@ -31,9 +33,9 @@ class ResultSetStore:
         for k in [k for k, v in self._sets.items() if v.expires <= now]:
             del self._sets[k]
 
-    def put(self, query: str, ids: list[int], ttl: int, sort: tuple = ()) -> ResultSet:
+    def put(self, query: str, result: SearchResult, ttl: int, sort: tuple = ()) -> ResultSet:
         self._expire()
-        rs = ResultSet(secrets.token_hex(6), query, ids, ttl, self.clock() + ttl, sort)
+        rs = ResultSet(secrets.token_hex(6), query, result, ttl, self.clock() + ttl, sort)
         self._sets[rs.id] = rs
         while len(self._sets) > self.max_sets:
             self._sets.popitem(last=False)
@@ -56,9 +58,9 @@ class ResultSetStore:
                 return rs
         return None
 
-    def as_mapping(self) -> dict[str, list[int]]:
+    def as_mapping(self) -> dict[str, SearchResult]:
         self._expire()
-        return {k: v.ids for k, v in self._sets.items()}
+        return {k: v.result for k, v in self._sets.items()}
 
     def __len__(self) -> int:
         self._expire()

@@ -6,7 +6,7 @@ SRU diagnostic number); a backend that cannot answer at all raises
 BackendUnavailable (SRU diagnostic 1)."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from .query_model import Query
 from .records import FacetValue, ScanTerm, SearchResult, UnionRecord
@@ -19,15 +19,18 @@ class BackendUnavailable(Exception):
 class Catalog(Protocol):
     name: str
 
-    async def search(self, query: Query) -> SearchResult:
-        """All matching union record ids, ordered by query.sort (relevance when
-        query.sort is empty)."""
+    async def search(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
+        """The union records matching ``query``, ordered by query.sort (relevance
+        when it is empty).  ``result_sets`` resolves cql.resultSetId."""
+
+    async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
+        """Ids at 0-based positions offset .. offset+count-1 of a result."""
 
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
         """Union records in the order of ids (ids no longer present are skipped)."""
 
     async def facets(
-        self, ids: Sequence[int], names: Sequence[str], limit: int
+        self, result: SearchResult, names: Sequence[str], limit: int
     ) -> dict[str, list[FacetValue]]:
         """For each facet name (config/indexes.toml [facet]) the top values over
         the given result set, by descending count."""

@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ from .store import Counts, Store, connect
 
 BATCH = 1000  # records per transaction
 BLOCK_BYTES = 1 << 19  # ISO 2709 bytes per worker task
+IN_FLIGHT = 3  # blocks queued per worker
 RT = b"\x1d"
 
 
@@ -168,7 +170,19 @@ def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         position = 0
         with ctx.Pool(workers, initializer=worker_init, initargs=(library,)) as pool:
-            for items in pool.imap(prepare_block, iso_blocks(stream), chunksize=1):
+            # a bounded window of blocks in flight (Pool.imap would read the whole file
+            # ahead into its task queue): memory stays flat whatever the file size
+            window: deque = deque()
+            blocks = iso_blocks(stream)
+            for block in blocks:
+                window.append(pool.apply_async(prepare_block, (block,)))
+                if len(window) >= IN_FLIGHT * workers:
+                    break
+            while window:
+                items = window.popleft().get()
+                nxt = next(blocks, None)
+                if nxt is not None:
+                    window.append(pool.apply_async(prepare_block, (nxt,)))
                 for p in items:
                     p.position += position
                     yield p

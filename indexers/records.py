@@ -50,8 +50,11 @@ class FacetValue:
 
 @dataclass
 class SearchResult:
-    ids: list[int]  # ordered union record ids (the whole result set)
+    """A result set as a backend hands it out: the hit count, and either the
+    ordered ids (small results) or a backend-specific handle from which pages are
+    read on demand (Catalog.page), so a 200,000-hit query costs a count and a page,
+    not 200,000 ids."""
 
-    @property
-    def total(self) -> int:
-        return len(self.ids)
+    total: int
+    ids: list[int] | None = None  # all ordered ids when materialized
+    handle: object = None  # backend's lazy form (SQL for the embedded index)

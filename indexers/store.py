@@ -46,11 +46,14 @@ CREATE INDEX IF NOT EXISTS matchkey_source ON matchkey(source_id);
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode.  Readers (the server) map the file (fast page
+    access, shared between threads); the writer (ingest) does not, and keeps a
+    32 MB page cache, so its memory stays flat however large the catalog grows."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA cache_size=-65536")
-    conn.execute("PRAGMA mmap_size=1073741824")
+    conn.execute(f"PRAGMA cache_size={-65536 if readonly else -32768}")
+    conn.execute(f"PRAGMA mmap_size={1 << 30 if readonly else 0}")
     conn.execute("PRAGMA temp_store=MEMORY")
     if readonly:
         conn.execute("PRAGMA query_only=1")

@@ -76,7 +76,8 @@ class CatalogUnderTest:
         return parse_cql(cql, self.catalog.config)
 
     def ids(self, cql: str) -> list[int]:
-        return self.catalog.search_sync(self.query(cql)).ids
+        res = self.catalog.search_sync(self.query(cql))
+        return self.catalog.page_sync(res, 0, res.total)
 
     def local_ids(self, cql: str) -> list[str]:
         """The first member's 001 of each hit, in result order."""

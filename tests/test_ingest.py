@@ -211,7 +211,7 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     assert "ingest:" not in r.stderr and "read 3000" in r.stdout
 
 
-@pytest.mark.parametrize("n_small,n_big", [(2000, 40000)])
+@pytest.mark.parametrize("n_small,n_big", [(10000, 60000)])
 def test_ingest_memory_does_not_grow_with_the_file(tmp_path, n_small, n_big):
     def peak(n):
         path = mf.write_many_iso2709(tmp_path / f"m{n}.mrc", n)
@@ -222,5 +222,7 @@ def test_ingest_memory_does_not_grow_with_the_file(tmp_path, n_small, n_big):
         assert r.returncode == 0, r.stderr
         return int(r.stdout.strip())
 
+    # the writer's page cache (32 MB) fills during the first ~10,000 records; after that
+    # the peak must not move with the size of the file
     small, big = peak(n_small), peak(n_big)
-    assert big < small * 1.5 + 20_000, (small, big)  # KiB
+    assert big < small * 1.1 + 8_000, (small, big)  # KiB

@@ -356,8 +356,8 @@ def test_relevance_is_default_and_title_weighs_more(cat):
 
 # ---------------------------------------------------------------- facets, scan
 def test_facets(cat):
-    ids = cat.ids("cql.allRecords=1")
-    f = cat.catalog.facets_sync(ids, ["language", "library", "date"], 5)
+    res = cat.catalog.search_sync(cat.query("cql.allRecords=1"))
+    f = cat.catalog.facets_sync(res, ["language", "library", "date"], 5)
     langs = {v.value: v.count for v in f["language"]}
     assert langs["jpn"] == 9 and langs["eng"] >= 10
     libs = {v.value: v.count for v in f["library"]}

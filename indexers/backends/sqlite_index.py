@@ -40,6 +40,7 @@ from ..store import connect, load_union_records
 from ..union import UnionDocument
 
 SEP = "\ue000"
+MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
 NO_MATCH = '"\ue001"'  # a token that is never indexed
 EXACT_SKIP = {"notes"}  # long free text: no whole-value entries (documented in docs/search.md)
 MAX_EXPANSION = 5000
@@ -144,6 +145,17 @@ class SqliteIndexWriter:
 
 
 @dataclass
+class _Lazy:
+    """A result set as SQL: its ordered form (pages) and its set form (counts,
+    facets, cql.resultSetId)."""
+
+    order_sql: str
+    order_params: list
+    set_sql: str
+    set_params: list
+
+
+@dataclass
 class Fts:
     """A node expressible as one FTS5 MATCH expression."""
 
@@ -211,10 +223,12 @@ class Compiler:
         if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
             return Sql("SELECT union_id AS id FROM doc", [])
         if c.index.lower() == "cql.resultsetid":
-            ids = self.result_sets.get(c.term)
-            if ids is None:
+            rs = self.result_sets.get(c.term)
+            if rs is None:
                 raise QueryError(51, c.term, f"result set {c.term} does not exist")
-            return self.ids_plan(list(ids))
+            if rs.ids is not None:
+                return self.ids_plan(list(rs.ids))
+            return Sql(rs.handle.set_sql, list(rs.handle.set_params))
         rel = c.relation.lower()
         if rel.startswith("cql."):
             rel = rel[4:]
@@ -551,21 +565,21 @@ class SqliteCatalog:
                 pass
 
     # sync implementations ------------------------------------------------------
-    def search_sync(self, query: Query, result_sets: Mapping[str, Sequence[int]] | None = None) -> SearchResult:
+    def _weights(self) -> str:
+        return ", ".join(str(BM25_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
+
+    def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         conn = self._conn()
         comp = Compiler(conn, self.config, self.writer, result_sets)
         plan = comp.compile(query.root)
         sort = [k for k in query.sort if k.index != "relevance"]
-        if not sort and isinstance(plan, Fts):
-            weights = ", ".join(str(BM25_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
-            rows = conn.execute(
-                f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {weights}), rowid", (plan.expr,)
-            )
-            return SearchResult([r[0] for r in rows])
-        sql = comp.to_sql(plan)
+        if isinstance(plan, Fts):
+            set_sql, set_params = "SELECT rowid AS id FROM ft WHERE ft MATCH ?", [plan.expr]
+        else:
+            set_sql, set_params = f"SELECT DISTINCT id FROM ({plan.sql})", list(plan.params)
+        where = ""
         if sort:
             order = []
-            where = ""
             for k in sort:
                 col = {"title": "sort_title", "creator": "sort_creator", "date": "sort_date"}.get(k.index)
                 if col is None:
@@ -575,33 +589,43 @@ class SqliteCatalog:
                 missing_first = (k.missing_value == "lowValue") == k.ascending
                 order.append(f"{col} IS {'NOT ' if missing_first else ''}NULL")
                 order.append(f"{col} {'ASC' if k.ascending else 'DESC'}")
-            q = (f"SELECT union_id FROM doc WHERE union_id IN ({sql.sql}){where}"
-                 f" ORDER BY {', '.join(order)}, union_id")
-            return SearchResult([r[0] for r in conn.execute(q, sql.params)])
-        ids = [r[0] for r in conn.execute(f"SELECT DISTINCT id FROM ({sql.sql})", sql.params)]
-        if comp.rank_exprs and ids:
-            members = set(ids)
-            weights = ", ".join(str(BM25_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
-            ranked = []
-            seen = set()
+            order_sql = (f"SELECT union_id FROM doc WHERE union_id IN ({set_sql}){where}"
+                         f" ORDER BY {', '.join(order)}, union_id")
+            order_params = set_params
+        elif isinstance(plan, Fts):
+            order_sql = f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {self._weights()}), rowid"
+            order_params = set_params
+        elif comp.rank_exprs:
             expr = " OR ".join(f"({e})" for e in comp.rank_exprs)
-            for (rid,) in conn.execute(f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {weights})", (expr,)):
-                if rid in members and rid not in seen:
-                    ranked.append(rid)
-                    seen.add(rid)
-            ranked.extend(sorted(i for i in ids if i not in seen))
-            return SearchResult(ranked)
-        return SearchResult(sorted(ids))
+            order_sql = (f"SELECT s.id FROM ({set_sql}) s LEFT JOIN (SELECT rowid AS rid, bm25(ft, {self._weights()})"
+                         f" AS score FROM ft WHERE ft MATCH ?) r ON r.rid = s.id ORDER BY r.score IS NULL, r.score, s.id")
+            order_params = set_params + [expr]
+        else:
+            order_sql, order_params = f"SELECT id FROM ({set_sql}) ORDER BY id", set_params
+        if where:
+            set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
+        handle = _Lazy(order_sql, order_params, set_sql, set_params)
+        total = conn.execute(f"SELECT COUNT(*) FROM ({set_sql})", set_params).fetchone()[0]
+        if total <= MATERIALIZE:
+            ids = [r[0] for r in conn.execute(order_sql, order_params)]
+            return SearchResult(len(ids), ids, handle)
+        return SearchResult(total, None, handle)
+
+    def page_sync(self, result: SearchResult, offset: int, count: int) -> list[int]:
+        if result.ids is not None:
+            return result.ids[offset: offset + count]
+        h: _Lazy = result.handle
+        return [r[0] for r in self._conn().execute(f"{h.order_sql} LIMIT ? OFFSET ?", [*h.order_params, count, offset])]
 
     def fetch_sync(self, ids: Sequence[int]) -> list[UnionRecord]:
         return load_union_records(self._conn(), ids)
 
-    def facets_sync(self, ids: Sequence[int], names: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
+    def facets_sync(self, result: SearchResult, names: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
         conn = self._conn()
         out: dict[str, list[FacetValue]] = {}
-        if not ids:
+        if not result.total:
             return {n: [] for n in names}
-        rs = json.dumps(list(ids))
+        h: _Lazy = result.handle
         for name in names:
             fd = self.config.facets.get(name)
             if fd is None:
@@ -609,16 +633,16 @@ class SqliteCatalog:
             if self.writer.types.get(fd.field) == "number":
                 rows = conn.execute(
                     "SELECT CAST(value AS TEXT), CAST(value AS TEXT), COUNT(DISTINCT n.union_id) FROM num n"
-                    " WHERE n.field=? AND n.union_id IN (SELECT value FROM json_each(?))"
+                    f" WHERE n.field=? AND n.union_id IN ({h.set_sql})"
                     " GROUP BY value ORDER BY 3 DESC, 1 LIMIT ?",
-                    (fd.field, rs, limit),
+                    (fd.field, *h.set_params, limit),
                 )
             else:
                 rows = conn.execute(
                     "SELECT key, MIN(display), COUNT(DISTINCT t.union_id) FROM term t"
-                    " WHERE t.field=? AND t.union_id IN (SELECT value FROM json_each(?))"
+                    f" WHERE t.field=? AND t.union_id IN ({h.set_sql})"
                     " GROUP BY key ORDER BY 3 DESC, 1 LIMIT ?",
-                    (fd.field, rs, limit),
+                    (fd.field, *h.set_params, limit),
                 )
             out[name] = [FacetValue(k, d, c) for k, d, c in rows]
         return out
@@ -687,11 +711,16 @@ class SqliteCatalog:
     async def search(self, query: Query, result_sets=None) -> SearchResult:
         return await asyncio.to_thread(self.search_sync, query, result_sets)
 
+    async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
+        if result.ids is not None:
+            return result.ids[offset: offset + count]
+        return await asyncio.to_thread(self.page_sync, result, offset, count)
+
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
         return await asyncio.to_thread(self.fetch_sync, ids)
 
-    async def facets(self, ids, names, limit):
-        return await asyncio.to_thread(self.facets_sync, ids, names, limit)
+    async def facets(self, result, names, limit):
+        return await asyncio.to_thread(self.facets_sync, result, names, limit)
 
     async def scan(self, index, term, response_position, maximum_terms):
         return await asyncio.to_thread(self.scan_sync, index, term, response_position, maximum_terms)
