@@ -164,10 +164,13 @@ class Fts:
 
 @dataclass
 class Sql:
-    """A node as an SQL query returning column ``id``."""
+    """A node as an SQL query returning column ``id``.  A clause on a number
+    field also keeps its condition (``num``) so that ``and`` of two ranges on the
+    same field becomes one indexed range instead of an intersection of two sets."""
 
     sql: str
     params: list
+    num: tuple | None = None  # (fields, condition, condition params)
 
 
 Plan = Fts | Sql
@@ -194,6 +197,14 @@ class Compiler:
             right = self.compile(node.right, positive if node.op != "not" else not positive)
             if isinstance(left, Fts) and isinstance(right, Fts):
                 return Fts(f"({left.expr}) {node.op.upper()} ({right.expr})")
+            if (node.op == "and" and isinstance(left, Sql) and isinstance(right, Sql) and left.num and right.num
+                    and left.num[0] == right.num[0]):
+                # dc.date>=1999 and dc.date<=2001: one range (documented in docs/search.md)
+                fields = left.num[0]
+                cond = f"({left.num[1]}) AND ({right.num[1]})"
+                cparams = [*left.num[2], *right.num[2]]
+                return Sql(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(fields))}) AND {cond}",
+                           [*fields, *cparams], (fields, cond, cparams))
             op = {"and": "INTERSECT", "or": "UNION", "not": "EXCEPT"}[node.op]
             l, r = self.to_sql(left), self.to_sql(right)
             return Sql(f"SELECT id FROM ({l.sql}) {op} SELECT id FROM ({r.sql})", l.params + r.params)
@@ -411,9 +422,6 @@ class Compiler:
         return plan
 
     def number_clause(self, fields: list[str], rel: str, term: str) -> Plan:
-        fq = f"field IN ({','.join('?' * len(fields))})"
-        base = "SELECT union_id AS id FROM num WHERE " + fq
-
         def num(v: str) -> int:
             try:
                 return int(v.strip())
@@ -424,20 +432,21 @@ class Compiler:
             vals = [num(w) for w in _words(term)]
             if rel == "all" and len(set(vals)) > 1:
                 return Fts(NO_MATCH)  # one record has one year
-            return Sql(base + f" AND value IN ({','.join('?' * len(vals))})", [*fields, *vals])
-        if rel == "within":
+            cond, cparams = f"value IN ({','.join('?' * len(vals))})", vals
+        elif rel == "within":
             lo_hi = _words(term)
             if len(lo_hi) != 2:
                 raise QueryError(36, term, "within needs two values: \"low high\"")
-            return Sql(base + " AND value BETWEEN ? AND ?", [*fields, num(lo_hi[0]), num(lo_hi[1])])
-        if rel in ("<", "<=", ">", ">="):
-            return Sql(base + f" AND value {rel} ?", [*fields, num(term)])
-        if rel == "<>":
-            return Sql(base + " AND value <> ?", [*fields, num(term)])
-        if _has_mask(term):
-            pattern = term.replace("\\*", "").replace("\\?", "").strip()
-            return Sql(base + " AND CAST(value AS TEXT) GLOB ?", [*fields, pattern])
-        return Sql(base + " AND value = ?", [*fields, num(term)])
+            cond, cparams = "value BETWEEN ? AND ?", [num(lo_hi[0]), num(lo_hi[1])]
+        elif rel in ("<", "<=", ">", ">=", "<>"):
+            cond, cparams = f"value {rel} ?", [num(term)]
+        elif _has_mask(term):
+            cond, cparams = "CAST(value AS TEXT) GLOB ?", [term.replace("\\*", "").replace("\\?", "").strip()]
+        else:
+            cond, cparams = "value = ?", [num(term)]
+        fields_t = tuple(fields)
+        return Sql(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(fields))}) AND {cond}",
+                   [*fields, *cparams], (fields_t, cond, cparams))
 
     # prox -------------------------------------------------------------------
     def prox(self, p: Prox) -> Plan:
@@ -601,7 +610,9 @@ class SqliteCatalog:
                          f" AS score FROM ft WHERE ft MATCH ?) r ON r.rid = s.id ORDER BY r.score IS NULL, r.score, s.id")
             order_params = set_params + [expr]
         else:
-            order_sql, order_params = f"SELECT id FROM ({set_sql}) ORDER BY id", set_params
+            # no ranking asked for and none possible (dates, keys): index order, which is
+            # stable for an unchanged catalog, without sorting a large set
+            order_sql, order_params = f"SELECT id FROM ({set_sql})", set_params
         if where:
             set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
         handle = _Lazy(order_sql, order_params, set_sql, set_params)
