@@ -8,9 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from lxml import etree
 
-from gateway.demo import write_demo_files
-from indexers.ingest import ingest
-from live_server import Server
 from sru_validation import validate_sru
 
 NS = {
@@ -26,14 +23,9 @@ NS = {
 VERSIONS = ["1.1", "1.2", "2.0"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    d = tmp_path_factory.mktemp("sru")
-    for lib, path in write_demo_files(d / "in").items():
-        ingest(d, lib, [path], quiet=True)
-    s = Server(d)
-    yield s
-    s.stop()
+@pytest.fixture
+def server(demo_server):
+    return demo_server
 
 
 def sru(server, version, **params):

@@ -8,9 +8,6 @@ import subprocess
 
 import pytest
 
-from gateway.demo import write_demo_files
-from indexers.ingest import ingest
-from live_server import Server
 
 pytestmark = [
     pytest.mark.peer,
@@ -18,14 +15,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    d = tmp_path_factory.mktemp("yaz")
-    for lib, path in write_demo_files(d / "in").items():
-        ingest(d, lib, [path], quiet=True)
-    s = Server(d)
-    yield s
-    s.stop()
+@pytest.fixture
+def server(demo_server):
+    return demo_server
 
 
 def yaz(server, tmp_path, lines: list[str]) -> str:
