@@ -38,36 +38,42 @@ class SRUService:
     settings: sp.SRUSettings
     databases: dict[str, str | None] = field(default_factory=dict)  # name -> library filter (None = all)
     result_sets: ResultSetStore = field(default_factory=ResultSetStore)
+    _explain: dict = field(default_factory=dict)  # database -> ZeeRex record, built once
 
     async def handle(self, params: dict[str, list[str]], database: str) -> bytes:
-        op, version = _guess_op_version(params)
+        req = None
         try:
             req = sp.parse_request(params, defaults=self.settings)
             if database not in self.databases:
-                raise SRUDiagnosticError(235, database, f"database {database} does not exist", version=req.version)
+                raise SRUDiagnosticError(235, database, f"database {database} does not exist")
             if isinstance(req, sp.ExplainRequest):
                 return sp.explain_response(req, self.explain_info(database))
             if isinstance(req, sp.ScanRequest):
                 return await self.scan(req, database)
             return await self.search(req, database)
         except SRUDiagnosticError as e:
-            return sp.diagnostic_response(op, e.version or version, e)
+            return self._diagnostic(req, e)
         except QueryError as e:
-            return sp.diagnostic_response(op, version, SRUDiagnosticError(e.code, e.details, e.message, version=version))
+            return self._diagnostic(req, SRUDiagnosticError(e.code, e.details, e.message))
         except (BackendUnavailable, asyncio.TimeoutError) as e:
             log.warning("backend unavailable: %r", e)
-            return sp.diagnostic_response(
-                op, version, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again", version=version)
-            )
+            return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
+
+    def _diagnostic(self, req, err: SRUDiagnosticError) -> bytes:
+        """The whole response for a fatal diagnostic, shaped for the request's
+        operation and version (those the parser put on ``err`` when the request
+        itself was bad)."""
+        if req is not None:
+            op = {sp.ScanRequest: "scan", sp.ExplainRequest: "explain"}.get(type(req), "searchRetrieve")
+            return sp.diagnostic_response(op, req.version, err)
+        return sp.error_response(err)
 
     def explain_info(self, database: str):
-        cache = self.__dict__.setdefault("_explain", {})
-        if database not in cache:
-            config = self.catalog.config
+        if database not in self._explain:
             path = "sru" if database == "default" else f"sru/{database}"
             settings = dataclasses.replace(self.settings, database=path, path="/" + path)
-            cache[database] = explain_record(config, settings)
-        return cache[database]
+            self._explain[database] = explain_record(self.catalog.config, settings)
+        return self._explain[database]
 
     def _restrict(self, query: Query, database: str) -> Query:
         lib = self.databases.get(database)
@@ -137,18 +143,6 @@ class SRUService:
             self.catalog.scan(q.root.index, q.root.term, req.response_position, req.maximum_terms), BACKEND_TIMEOUT
         )
         return sp.scan_response(req, terms)
-
-
-def _guess_op_version(params: dict[str, list[str]]) -> tuple[str, str]:
-    version = (params.get("version") or ["2.0"])[0]
-    if version not in ("1.1", "1.2", "2.0"):
-        version = "2.0"
-    op = (params.get("operation") or [""])[0]
-    if not op:
-        op = "searchRetrieve" if "query" in params else "scan" if "scanClause" in params else "explain"
-    if op not in ("searchRetrieve", "scan", "explain"):
-        op = "searchRetrieve"
-    return op, version
 
 
 def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
