@@ -17,6 +17,8 @@ first and the romanized one follows.
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 from dataclasses import dataclass
@@ -224,7 +226,10 @@ def _esc_text(s: str) -> str:
     return s
 
 
+@functools.lru_cache(maxsize=4096)
 def _esc_attr(s: str) -> str:
+    """Attribute values here are tags, indicators and subfield codes: few distinct
+    values, so the escaped forms are cached."""
     s = _esc_text(s)
     if '"' in s:
         s = s.replace('"', "&quot;")
@@ -233,26 +238,41 @@ def _esc_attr(s: str) -> str:
     return s
 
 
+_SEP = "\ue000\ue001"  # joins a record's values so they are escaped in one pass
+
+
 def marcxml_string(marc: pymarc.Record) -> str:
     """One MARC 21 slim ``record`` element as text.  The slim schema orders
     leader, control fields, data fields; a record stored out of that order is
     reordered.  Built as a string (escaping by hand) because that is several
-    times faster than creating an lxml element per subfield."""
-    esc, attr = _esc_text, _esc_attr
-    out = [f'<record xmlns="{MARC_NS}"><leader>{esc(str(marc.leader))}</leader>']
-    append = out.append
+    times faster than creating an lxml element per subfield; all text values of
+    the record are escaped in one pass over their concatenation."""
+    attr = _esc_attr
+    control = []
     data_fields = []
+    values = [str(marc.leader)]
     for f in marc.fields:
         if f.is_control_field():
-            append(f'<controlfield tag="{attr(f.tag)}">{esc(f.data or "")}</controlfield>')
+            control.append(f)
+            values.append(f.data or "")
         else:
             data_fields.append(f)
+            values.extend(value for _code, value in f.subfields)
+    joined = _SEP.join(values)
+    escaped = _esc_text(joined).split(_SEP)
+    if len(escaped) != len(values):  # the separator occurs in the data itself
+        escaped = [_esc_text(v) for v in values]
+    it = iter(escaped)
+    out = [f'<record xmlns="{MARC_NS}"><leader>{next(it)}</leader>']
+    append = out.append
+    for f in control:
+        append(f'<controlfield tag="{attr(f.tag)}">{next(it)}</controlfield>')
     for f in data_fields:
         ind = f.indicators
         append(f'<datafield tag="{attr(f.tag)}" ind1="{attr(ind[0] or " ")}" '
                f'ind2="{attr(ind[1] or " ")}">')
-        for code, value in f.subfields:
-            append(f'<subfield code="{attr(code)}">{esc(value)}</subfield>')
+        for code, _value in f.subfields:
+            append(f'<subfield code="{attr(code)}">{next(it)}</subfield>')
         append("</datafield>")
     append("</record>")
     return "".join(out)
