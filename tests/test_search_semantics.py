@@ -148,6 +148,19 @@ def test_masking_anywhere(cat):
     assert "a10" in H(cat, "dc.title=*buch")
 
 
+def test_lone_star_is_any_one_word_in_a_phrase(cat):
+    assert H(cat, 'dc.title="history * libraries"') == {"a1"}
+    assert H(cat, 'dc.title="storage * retrieval"') == {"a17"}
+    assert H(cat, 'dc.title="storage * * systems"') == {"a17"}
+    assert H(cat, 'dc.title="storage * systems"') == set()
+
+
+def test_star_alone_matches_every_record_with_the_index(cat):
+    assert len(H(cat, "dc.title=*")) == 21
+    assert H(cat, "dc.publisher=*") == {"a1", "a4", "a11", "a15"}
+    assert H(cat, "bath.issn=*") == {"a13"}
+
+
 def test_escaped_star_is_literal_not_a_mask(cat):
     assert "a12" in H(cat, "dc.title=star*")
     assert H(cat, "dc.title=starling\\*") == set()  # literal: no truncation
@@ -216,6 +229,12 @@ def test_prox_distance_and_order(cat):
     assert "a17" not in H(cat, "dc.title=retrieval prox/distance<=2/unit=word/ordered dc.title=storage")
     assert "a17" in H(cat, "dc.title=retrieval prox/distance<=2/unit=word dc.title=storage")
     assert "a18" in H(cat, "dc.title=retrieval prox/distance>2 dc.title=information")
+
+
+def test_prox_less_than(cat):
+    assert "a17" in H(cat, "dc.title=storage prox/distance<3 dc.title=retrieval")
+    assert "a17" not in H(cat, "dc.title=storage prox/distance<2 dc.title=retrieval")
+    assert "a1" in H(cat, 'dc.title="history of" prox/distance<=1 dc.title=libraries')
 
 
 def test_prox_must_be_inside_one_field(cat):

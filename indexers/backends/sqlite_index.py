@@ -43,7 +43,7 @@ SEP = "\ue000"
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
 NO_MATCH = '"\ue001"'  # a token that is never indexed
 EXACT_SKIP = {"notes"}  # long free text: no whole-value entries (documented in docs/search.md)
-MAX_EXPANSION = 5000
+MAX_EXPANSION = 2000
 BM25_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
 
 
@@ -171,6 +171,7 @@ class Sql:
     sql: str
     params: list
     num: tuple | None = None  # (fields, condition, condition params)
+    unique: bool = False  # the ids are already distinct (no DISTINCT needed)
 
 
 Plan = Fts | Sql
@@ -207,7 +208,7 @@ class Compiler:
                            [*fields, *cparams], (fields, cond, cparams))
             op = {"and": "INTERSECT", "or": "UNION", "not": "EXCEPT"}[node.op]
             l, r = self.to_sql(left), self.to_sql(right)
-            return Sql(f"SELECT id FROM ({l.sql}) {op} SELECT id FROM ({r.sql})", l.params + r.params)
+            return Sql(f"SELECT id FROM ({l.sql}) {op} SELECT id FROM ({r.sql})", l.params + r.params, unique=True)
         if isinstance(node, Prox):
             return self.prox(node)
         return self.clause(node, positive)
@@ -215,10 +216,10 @@ class Compiler:
     def to_sql(self, plan: Plan) -> Sql:
         if isinstance(plan, Sql):
             return plan
-        return Sql("SELECT rowid AS id FROM ft WHERE ft MATCH ?", [plan.expr])
+        return Sql("SELECT rowid AS id FROM ft WHERE ft MATCH ?", [plan.expr], unique=True)
 
     def ids_plan(self, ids: list[int]) -> Sql:
-        return Sql("SELECT value AS id FROM json_each(?)", [json.dumps(ids)])
+        return Sql("SELECT value AS id FROM json_each(?)", [json.dumps(ids)], unique=True)
 
     # clauses
     def fields_of(self, clause: Clause) -> list[str]:
@@ -232,20 +233,22 @@ class Compiler:
             if m.name not in ("ignorecase", "respectcase", "masked", "relevant"):
                 raise QueryError(20, m.name, f"unsupported relation modifier {m.name}")
         if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
-            return Sql("SELECT union_id AS id FROM doc", [])
+            return Sql("SELECT union_id AS id FROM doc", [], unique=True)
         if c.index.lower() == "cql.resultsetid":
             rs = self.result_sets.get(c.term)
             if rs is None:
                 raise QueryError(51, c.term, f"result set {c.term} does not exist")
             if rs.ids is not None:
                 return self.ids_plan(list(rs.ids))
-            return Sql(rs.handle.set_sql, list(rs.handle.set_params))
+            return Sql(rs.handle.set_sql, list(rs.handle.set_params), unique=True)
         rel = c.relation.lower()
         if rel.startswith("cql."):
             rel = rel[4:]
         if rel == "encloses" or rel not in ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within"):
             raise QueryError(19, c.relation, f"unsupported relation {c.relation}")
         fields = self.fields_of(c)
+        if rel in ("=", "adj", "all", "any", "==", "exact") and _only_masks(c.term):
+            return self.presence(fields)  # title=* : every record that has a title
         by_type: dict[str, list[str]] = {}
         for f in fields:
             by_type.setdefault(self.types.get(f, "key"), []).append(f)
@@ -263,8 +266,23 @@ class Compiler:
                 plan = Fts(f"({plan.expr}) OR ({p.expr})")
             else:
                 a, b = self.to_sql(plan), self.to_sql(p)
-                plan = Sql(f"SELECT id FROM ({a.sql}) UNION SELECT id FROM ({b.sql})", a.params + b.params)
+                plan = Sql(f"SELECT id FROM ({a.sql}) UNION SELECT id FROM ({b.sql})", a.params + b.params,
+                           unique=True)
         return plan
+
+    def presence(self, fields: list[str]) -> Sql:
+        nums = [f for f in fields if self.types.get(f) == "number"]
+        others = [f for f in fields if f not in nums and f not in EXACT_SKIP]
+        parts, params = [], []
+        if others:
+            parts.append(f"SELECT union_id AS id FROM term WHERE field IN ({','.join('?' * len(others))})")
+            params += others
+        if nums:
+            parts.append(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(nums))})")
+            params += nums
+        if not parts:
+            return Sql("SELECT union_id AS id FROM doc WHERE 0", [], unique=True)
+        return Sql(" UNION ".join(parts), params, unique=len(parts) > 1)  # UNION dedupes; one part does not
 
     # text fields ------------------------------------------------------------
     def text_clause(self, fields: list[str], rel: str, term: str, positive: bool) -> Plan:
@@ -312,7 +330,9 @@ class Compiler:
             toks = toks[:-1]
         for i, t in enumerate(toks):
             if t.masked and t.text == "*":
-                raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
+                if toks[i - 1].cjk or toks[i + 1].cjk:
+                    raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
+                toks[i] = nz.QToken("?", True, False)  # a lone * between words: any one word
         return toks
 
     def phrase_expr(self, toks: list[nz.QToken]) -> tuple[str, bool]:
@@ -418,7 +438,8 @@ class Compiler:
         plan = self.to_sql(plans[0])
         for p in plans[1:]:
             s = self.to_sql(p)
-            plan = Sql(f"SELECT id FROM ({plan.sql}) UNION SELECT id FROM ({s.sql})", plan.params + s.params)
+            plan = Sql(f"SELECT id FROM ({plan.sql}) UNION SELECT id FROM ({s.sql})", plan.params + s.params,
+                       unique=True)
         return plan
 
     def number_clause(self, fields: list[str], rel: str, term: str) -> Plan:
@@ -460,9 +481,16 @@ class Compiler:
                 raise QueryError(39, c.relation, "prox operands must use =, adj or any")
         if p.unit != "word":
             raise QueryError(42, p.unit, "only unit=word is supported")
-        cand_plan = self.compile(Boolean("and", p.left, p.right))
-        cand_sql = self.to_sql(cand_plan)
-        cands = [r[0] for r in self.conn.execute(cand_sql.sql, cand_sql.params)]
+        near = self._near(p, lf)
+        if near is not None:
+            expr, exact = near
+            if exact:  # FTS5 NEAR answers it by itself
+                self.rank_exprs.append(expr)
+                return Fts(expr)
+            cands = [r[0] for r in self.conn.execute("SELECT rowid FROM ft WHERE ft MATCH ?", (expr,))]
+        else:
+            cand_sql = self.to_sql(self.compile(Boolean("and", p.left, p.right)))
+            cands = [r[0] for r in self.conn.execute(cand_sql.sql, cand_sql.params)]
         left = self._alternatives(p.left)
         right = self._alternatives(p.right)
         cmp = _CMP[p.comparison]
@@ -471,6 +499,30 @@ class Compiler:
             if any(_prox_ok(v, left, right, p.distance, cmp, p.ordered) for v in streams):
                 ok.append(uid)
         return self.ids_plan(ok)
+
+    def _near(self, p: Prox, fields: list[str]) -> tuple[str, bool] | None:
+        """FTS5 NEAR for prox with distance < or <= (or =, as a filter) between two
+        plain phrases: (expression, exact).  Unordered < / <= are exact in FTS5
+        (values of one field then count as one word apart); ordered ones and =
+        are verified on positions afterwards."""
+        if p.comparison not in ("<", "<=", "="):
+            return None
+        gap = p.distance - (2 if p.comparison == "<" else 1)  # tokens allowed between the phrases
+        phrases = []
+        for c in (p.left, p.right):
+            if c.relation.lower() == "any" and len(_words(c.term)) > 1:
+                return None
+            toks = self._qtokens(c.term)
+            if not toks:
+                return None
+            expr, verify = self.phrase_expr(toks)
+            if verify or " OR " in expr or " AND " in expr or expr == NO_MATCH:
+                return None
+            phrases.append(expr)
+        if gap < 0:
+            return NO_MATCH, True
+        expr = "{" + " ".join(fields) + "} : NEAR(" + " ".join(phrases) + f", {gap})"
+        return expr, (not p.ordered and p.comparison != "=")
 
     def _alternatives(self, c: Clause) -> list[list]:
         if c.relation.lower() == "any":
@@ -490,6 +542,11 @@ _CMP = {
 
 def _words(term: str) -> list[str]:
     return [w for w in re.split(r"\s+", term.strip()) if w]
+
+
+def _only_masks(term: str) -> bool:
+    t = term.strip()
+    return bool(t) and all(ch in "*?" for ch in t) and "*" in t
 
 
 def _has_mask(term: str) -> bool:
@@ -585,7 +642,8 @@ class SqliteCatalog:
         if isinstance(plan, Fts):
             set_sql, set_params = "SELECT rowid AS id FROM ft WHERE ft MATCH ?", [plan.expr]
         else:
-            set_sql, set_params = f"SELECT DISTINCT id FROM ({plan.sql})", list(plan.params)
+            set_sql = plan.sql if plan.unique else f"SELECT DISTINCT id FROM ({plan.sql})"
+            set_params = list(plan.params)
         where = ""
         if sort:
             order = []
