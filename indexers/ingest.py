@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator
 from .holdings import load_libraries
 from .mapping import FieldMapping, load_mapping
 from .marc_reader import detect_format, read_marc
-from .prepare import Prepared, Preparer, prepare_block, worker_init
+from .prepare import Preparer, prepare_block, worker_init
 from .store import Counts, Store, connect
 
 BATCH = 1000  # records per transaction

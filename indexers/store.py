@@ -13,11 +13,12 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import pymarc
 
 from . import union as un
+from .holdings import load_libraries
 from .mapping import FieldMapping
 from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
@@ -273,18 +274,6 @@ class Store:
             )
         return out
 
-    def all_union_ids(self) -> Iterable[int]:
-        for (uid,) in self.conn.execute("SELECT DISTINCT union_id FROM source ORDER BY union_id"):
-            yield uid
-
-    def rebuild_index(self) -> int:
-        """Recompute every union document from the stored sources (reindex)."""
-        n = 0
-        for uid in list(self.all_union_ids()):
-            self._dirty.add(uid)
-            n += 1
-        return n
-
 
 def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:
     """Display records for union ids, in the order given (missing ids skipped).
@@ -314,7 +303,8 @@ def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Uni
             for h in json.loads(data):
                 holdings.append(Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"], h["barcode"]))
         rec = decode_stored(rows[0][3])
-        for f in rec.get_fields("852"):
+        own_tag = load_libraries().get(rows[0][1]).holdings.tag  # e.g. 952 for a Koha library
+        for f in rec.get_fields(*{"852", own_tag}):
             rec.remove_field(f)
         for h in holdings:
             subs = [pymarc.Subfield("a", h.library)]

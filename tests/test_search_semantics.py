@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_builder import CatalogUnderTest, df, df_list, rec
+from catalog_builder import CatalogUnderTest, df, rec
 from indexers.query_model import QueryError
 
 BACKENDS = ["sqlite"]

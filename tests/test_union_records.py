@@ -129,6 +129,14 @@ def test_display_record_carries_every_holding_as_852(cat):
     assert f852 == [("hiroshima-u", "East Library"), ("iizuka", "中央図書館")]
 
 
+def test_display_record_drops_the_preferred_members_own_item_fields(cat):
+    cat.load("hiroshima-u", [loc("hu1")])  # Koha-style 952 items (config/libraries.toml)
+    cat.load("iizuka", [ndl("iz1")])
+    (r,) = cat.catalog.fetch_sync(cat.ids("dc.title=図書館の歴史"))
+    assert r.marc.get_fields("952") == []
+    assert sorted(f.get("a") for f in r.marc.get_fields("852")) == ["hiroshima-u", "iizuka"]
+
+
 def test_possessing_institution_uses_holding_libraries(cat):
     cat.load("iizuka", [ndl("iz1")])
     cat.load("hiroshima-u", [loc("hu1")])

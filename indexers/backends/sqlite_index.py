@@ -724,12 +724,10 @@ class SqliteCatalog:
         fields = [f for f in idx.fields if f not in EXACT_SKIP]
         types = {self.writer.types.get(f, "key") for f in fields}
         if types == {"number"}:
-            table, keycol, dispcol = "num", "CAST(value AS TEXT)", "CAST(value AS TEXT)"
             key = term.strip()
             numeric = True
         else:
             fields = [f for f in fields if self.writer.types.get(f) != "number"]
-            table, keycol, dispcol = "term", "key", "display"
             tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
             key = nz.exact_key(term) if tf not in ("isbn", "issn", "lccn") else (_key_transform(tf, term) or term)
             numeric = False
