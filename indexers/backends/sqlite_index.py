@@ -51,6 +51,10 @@ def _fts_quote(tokens: Sequence[str]) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
 
 
+# fields whose values are identifiers normalized by their own function (not exact_key)
+IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})
+
+
 def _key_transform(field_transform: str | None, term: str) -> str | None:
     if field_transform == "isbn":
         return nz.normalize_isbn(term)
@@ -111,7 +115,7 @@ class SqliteIndexWriter:
                 continue
             if f in EXACT_SKIP:
                 continue
-            keep_case = self.transforms.get(f) in ("isbn", "issn", "lccn")
+            keep_case = self.transforms.get(f) in IDENTIFIER_TRANSFORMS
             for v in vals:
                 key = v.lower() if keep_case else nz.exact_key(v)
                 if key:
@@ -419,12 +423,12 @@ class Compiler:
         return Sql(base + " AND key = ?", [*fields, pattern])
 
     def _key(self, transform: str | None, term: str) -> str:
-        if transform in ("isbn", "issn", "lccn"):
+        if transform in IDENTIFIER_TRANSFORMS:
             return _key_transform(transform, term) or term.lower()
         return nz.exact_key(term)
 
     def _key_pattern(self, transform: str | None, term: str) -> tuple[str | None, bool]:
-        if transform in ("isbn", "issn", "lccn"):
+        if transform in IDENTIFIER_TRANSFORMS:
             if _has_mask(term):
                 p = re.sub(r"[\s\-]", "", term).lower().replace("\\*", "").replace("\\?", "")
                 return p, True
@@ -729,7 +733,7 @@ class SqliteCatalog:
         else:
             fields = [f for f in fields if self.writer.types.get(f) != "number"]
             tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
-            key = nz.exact_key(term) if tf not in ("isbn", "issn", "lccn") else (_key_transform(tf, term) or term)
+            key = nz.exact_key(term) if tf not in IDENTIFIER_TRANSFORMS else (_key_transform(tf, term) or term)
             numeric = False
         before_n = max(0, min(response_position - 1, maximum_terms))
         after_n = max(0, maximum_terms - before_n)
