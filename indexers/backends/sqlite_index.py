@@ -22,9 +22,7 @@ Python on the stored token streams.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
-import re
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -32,37 +30,23 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .. import normalize as nz
+from .. import terms as T
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
 from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
 from ..store import connect, load_union_records
+from ..terms import EXACT_SKIP, MAX_EXPANSION
 from ..union import UnionDocument
 
 SEP = "\ue000"
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
 NO_MATCH = '"\ue001"'  # a token that is never indexed
-EXACT_SKIP = {"notes"}  # long free text: no whole-value entries (documented in docs/search.md)
-MAX_EXPANSION = 2000
 BM25_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
 
 
 def _fts_quote(tokens: Sequence[str]) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
-
-
-# fields whose values are identifiers normalized by their own function (not exact_key)
-IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})
-
-
-def _key_transform(field_transform: str | None, term: str) -> str | None:
-    if field_transform == "isbn":
-        return nz.normalize_isbn(term)
-    if field_transform == "issn":
-        return nz.normalize_issn(term)
-    if field_transform == "lccn":
-        return nz.normalize_lccn(term)
-    return nz.exact_key(term)
 
 
 class SqliteIndexWriter:
@@ -98,28 +82,9 @@ class SqliteIndexWriter:
     def payload(self, doc: UnionDocument):
         """The rows a document becomes (pure; may run in a worker process):
         FTS column texts, whole-value keys, numbers."""
-        cols = []
-        for f in self.text_fields:
-            vals = doc.fields.get(f, ())
-            cols.append(f" {SEP} ".join(" ".join(nz.tokenize(v)) for v in vals))
-        terms = set()
-        nums = set()
-        for f, vals in doc.fields.items():
-            typ = self.types.get(f, "key")
-            if typ == "number":
-                for v in vals:
-                    try:
-                        nums.add((f, int(v)))
-                    except ValueError:
-                        pass
-                continue
-            if f in EXACT_SKIP:
-                continue
-            keep_case = self.transforms.get(f) in IDENTIFIER_TRANSFORMS
-            for v in vals:
-                key = v.lower() if keep_case else nz.exact_key(v)
-                if key:
-                    terms.add((f, key, v))
+        e = T.index_entries(doc.fields, self.types, self.transforms, self.text_fields)
+        cols = [f" {SEP} ".join(" ".join(toks) for toks in e.texts[f]) for f in self.text_fields]
+        terms, nums = e.keys, e.numbers
         return cols, terms, nums
 
     def put(self, conn: sqlite3.Connection, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
@@ -181,10 +146,6 @@ class Sql:
 Plan = Fts | Sql
 
 
-def _glob_regex(pattern: str) -> re.Pattern:
-    return re.compile(fnmatch.translate(pattern.replace("[[]", "\x00")).replace("\x00", r"\["))
-
-
 class Compiler:
     def __init__(self, conn, config: IndexConfig, writer: SqliteIndexWriter, result_sets):
         self.conn = conn
@@ -233,9 +194,7 @@ class Compiler:
         return list(idx.fields)
 
     def clause(self, c: Clause, positive: bool = True) -> Plan:
-        for m in c.modifiers:
-            if m.name not in ("ignorecase", "respectcase", "masked", "relevant"):
-                raise QueryError(20, m.name, f"unsupported relation modifier {m.name}")
+        T.check_modifiers(c)
         if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
             return Sql("SELECT union_id AS id FROM doc", [], unique=True)
         if c.index.lower() == "cql.resultsetid":
@@ -245,13 +204,9 @@ class Compiler:
             if rs.ids is not None:
                 return self.ids_plan(list(rs.ids))
             return Sql(rs.handle.set_sql, list(rs.handle.set_params), unique=True)
-        rel = c.relation.lower()
-        if rel.startswith("cql."):
-            rel = rel[4:]
-        if rel == "encloses" or rel not in ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within"):
-            raise QueryError(19, c.relation, f"unsupported relation {c.relation}")
+        rel = T.relation_of(c)
         fields = self.fields_of(c)
-        if rel in ("=", "adj", "all", "any", "==", "exact") and _only_masks(c.term):
+        if rel in ("=", "adj", "all", "any", "==", "exact") and T.only_masks(c.term):
             return self.presence(fields)  # title=* : every record that has a title
         by_type: dict[str, list[str]] = {}
         for f in fields:
@@ -295,10 +250,10 @@ class Compiler:
             return self.term_table(exact_fields, rel, term, transform=None)
         colspec = "{" + " ".join(fields) + "}"
         if rel in ("=", "adj"):
-            groups = [self._qtokens(term)]
+            groups = [T.phrase_tokens(term)]
             joiner = " AND "
         else:
-            groups = [self._qtokens(w) for w in _words(term)]
+            groups = [T.phrase_tokens(w) for w in T.words(term)]
             joiner = " AND " if rel == "all" else " OR "
         groups = [g for g in groups if g]
         if not groups:
@@ -317,27 +272,13 @@ class Compiler:
             return Fts(expr)
         # some phrase needs position checks: candidates from FTS, then verify
         cands = [r[0] for r in self.conn.execute("SELECT rowid FROM ft WHERE ft MATCH ?", (expr,))]
-        matchers = [[_matcher(t) for t in toks] for toks in groups]
+        matchers = [[T.matcher(t) for t in toks] for toks in groups]
         ok = []
         for uid, streams in self.streams(cands, fields):
-            hits = [any(_spans(v, m) for v in streams) for m in matchers]
+            hits = [any(T.spans(v, m) for v in streams) for m in matchers]
             if (all(hits) if joiner == " AND " else any(hits)):
                 ok.append(uid)
         return self.ids_plan(ok)
-
-    def _qtokens(self, term: str) -> list[nz.QToken]:
-        toks = nz.query_tokens(term)
-        # a lone mask at the edge of a CJK run is meaningless under substring semantics
-        while toks and toks[0].text in ("*",) and toks[0].masked:
-            toks = toks[1:]
-        while toks and toks[-1].text in ("*",) and toks[-1].masked:
-            toks = toks[:-1]
-        for i, t in enumerate(toks):
-            if t.masked and t.text == "*":
-                if toks[i - 1].cjk or toks[i + 1].cjk:
-                    raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
-                toks[i] = nz.QToken("?", True, False)  # a lone * between words: any one word
-        return toks
 
     def phrase_expr(self, toks: list[nz.QToken]) -> tuple[str, bool]:
         """FTS5 expression for a token sequence; True when positions must be verified."""
@@ -346,7 +287,7 @@ class Compiler:
         if not masked:
             return _fts_quote(plain), False
         last = toks[-1]
-        if len(masked) == 1 and last.masked and _is_prefix_glob(last.text):
+        if len(masked) == 1 and last.masked and T.is_prefix_glob(last.text):
             prefix = last.text[:-1]
             if len(toks) == 1:
                 return _fts_quote([prefix]) + " *", False
@@ -367,7 +308,7 @@ class Compiler:
         return (" AND ".join(conj) if conj else '""'), True
 
     def expand(self, pattern: str) -> list[str]:
-        lit = re.match(r"[^*?\[]*", pattern).group(0)
+        lit = T.glob_literal_prefix(pattern)
         sql = "SELECT term FROM ft_vocab WHERE term GLOB ?"
         params: list = [pattern]
         if lit:
@@ -395,45 +336,32 @@ class Compiler:
         fq = f"field IN ({','.join('?' * len(fields))})"
         base = "SELECT union_id AS id FROM term WHERE " + fq
         if rel == "within":
-            lo_hi = _words(term)
+            lo_hi = T.words(term)
             if len(lo_hi) != 2:
                 raise QueryError(36, term, "within needs two values: \"low high\"")
-            lo, hi = (self._key(transform, w) for w in lo_hi)
+            lo, hi = (T.range_key(transform, w) for w in lo_hi)
             return Sql(base + " AND key BETWEEN ? AND ?", [*fields, lo, hi])
         if rel in ("<", "<=", ">", ">="):
-            return Sql(base + f" AND key {rel} ?", [*fields, self._key(transform, term)])
+            return Sql(base + f" AND key {rel} ?", [*fields, T.range_key(transform, term)])
         if rel == "<>":
-            k = self._key(transform, term)
+            k = T.range_key(transform, term)
             return Sql(
                 f"SELECT union_id AS id FROM term WHERE {fq} EXCEPT SELECT union_id FROM term WHERE {fq} AND key = ?",
                 [*fields, *fields, k],
             )
         if rel in ("any", "all") and words:
-            plans = [self.term_table(fields, "=", w, transform) for w in _words(term)]
+            plans = [self.term_table(fields, "=", w, transform) for w in T.words(term)]
             op = " UNION " if rel == "any" else " INTERSECT "
             sqls = [self.to_sql(p) for p in plans]
             if not sqls:
                 return Fts(NO_MATCH)
             return Sql(op.join(f"SELECT id FROM ({s.sql})" for s in sqls), [x for s in sqls for x in s.params])
-        pattern, masked = self._key_pattern(transform, term)
+        pattern, masked = T.key_pattern(transform, term)
         if masked:
             return Sql(base + " AND key GLOB ?", [*fields, pattern])
         if pattern is None:
             return Fts(NO_MATCH)
         return Sql(base + " AND key = ?", [*fields, pattern])
-
-    def _key(self, transform: str | None, term: str) -> str:
-        if transform in IDENTIFIER_TRANSFORMS:
-            return _key_transform(transform, term) or term.lower()
-        return nz.exact_key(term)
-
-    def _key_pattern(self, transform: str | None, term: str) -> tuple[str | None, bool]:
-        if transform in IDENTIFIER_TRANSFORMS:
-            if _has_mask(term):
-                p = re.sub(r"[\s\-]", "", term).lower().replace("\\*", "").replace("\\?", "")
-                return p, True
-            return _key_transform(transform, term), False
-        return nz.exact_query_key(term)
 
     def key_clause(self, fields: list[str], rel: str, term: str) -> Plan:
         plans = []
@@ -448,24 +376,21 @@ class Compiler:
 
     def number_clause(self, fields: list[str], rel: str, term: str) -> Plan:
         def num(v: str) -> int:
-            try:
-                return int(v.strip())
-            except ValueError:
-                raise QueryError(36, term, f"{term!r} is not a number (year) for this index") from None
+            return T.number(v, term)
 
         if rel in ("any", "all"):
-            vals = [num(w) for w in _words(term)]
+            vals = [num(w) for w in T.words(term)]
             if rel == "all" and len(set(vals)) > 1:
                 return Fts(NO_MATCH)  # one record has one year
             cond, cparams = f"value IN ({','.join('?' * len(vals))})", vals
         elif rel == "within":
-            lo_hi = _words(term)
+            lo_hi = T.words(term)
             if len(lo_hi) != 2:
                 raise QueryError(36, term, "within needs two values: \"low high\"")
             cond, cparams = "value BETWEEN ? AND ?", [num(lo_hi[0]), num(lo_hi[1])]
         elif rel in ("<", "<=", ">", ">=", "<>"):
             cond, cparams = f"value {rel} ?", [num(term)]
-        elif _has_mask(term):
+        elif T.has_mask(term):
             cond, cparams = "CAST(value AS TEXT) GLOB ?", [term.replace("\\*", "").replace("\\?", "").strip()]
         else:
             cond, cparams = "value = ?", [num(term)]
@@ -475,16 +400,7 @@ class Compiler:
 
     # prox -------------------------------------------------------------------
     def prox(self, p: Prox) -> Plan:
-        if not (isinstance(p.left, Clause) and isinstance(p.right, Clause)):
-            raise QueryError(39, "prox", "prox is supported between two search clauses")
-        lf, rf = self.fields_of(p.left), self.fields_of(p.right)
-        if lf != rf or any(self.types.get(f) != "text" for f in lf):
-            raise QueryError(39, "prox", "both sides of prox must use the same text index")
-        for c in (p.left, p.right):
-            if c.relation.lower() not in ("=", "adj", "any", "cql.adj"):
-                raise QueryError(39, c.relation, "prox operands must use =, adj or any")
-        if p.unit != "word":
-            raise QueryError(42, p.unit, "only unit=word is supported")
+        lf = T.check_prox(p, self.fields_of, self.types)
         near = self._near(p, lf)
         if near is not None:
             expr, exact = near
@@ -495,12 +411,12 @@ class Compiler:
         else:
             cand_sql = self.to_sql(self.compile(Boolean("and", p.left, p.right)))
             cands = [r[0] for r in self.conn.execute(cand_sql.sql, cand_sql.params)]
-        left = self._alternatives(p.left)
-        right = self._alternatives(p.right)
-        cmp = _CMP[p.comparison]
+        left = T.prox_alternatives(p.left)
+        right = T.prox_alternatives(p.right)
+        cmp = T.COMPARE[p.comparison]
         ok = []
         for uid, streams in self.streams(cands, lf):
-            if any(_prox_ok(v, left, right, p.distance, cmp, p.ordered) for v in streams):
+            if any(T.prox_ok(v, left, right, p.distance, cmp, p.ordered) for v in streams):
                 ok.append(uid)
         return self.ids_plan(ok)
 
@@ -514,9 +430,9 @@ class Compiler:
         gap = p.distance - (2 if p.comparison == "<" else 1)  # tokens allowed between the phrases
         phrases = []
         for c in (p.left, p.right):
-            if c.relation.lower() == "any" and len(_words(c.term)) > 1:
+            if c.relation.lower() == "any" and len(T.words(c.term)) > 1:
                 return None
-            toks = self._qtokens(c.term)
+            toks = T.phrase_tokens(c.term)
             if not toks:
                 return None
             expr, verify = self.phrase_expr(toks)
@@ -528,78 +444,6 @@ class Compiler:
         expr = "{" + " ".join(fields) + "} : NEAR(" + " ".join(phrases) + f", {gap})"
         return expr, (not p.ordered and p.comparison != "=")
 
-    def _alternatives(self, c: Clause) -> list[list]:
-        if c.relation.lower() == "any":
-            return [[_matcher(t) for t in self._qtokens(w)] for w in _words(c.term)]
-        return [[_matcher(t) for t in self._qtokens(c.term)]]
-
-
-_CMP = {
-    "<": lambda d, n: d < n,
-    "<=": lambda d, n: d <= n,
-    "=": lambda d, n: d == n,
-    ">=": lambda d, n: d >= n,
-    ">": lambda d, n: d > n,
-    "<>": lambda d, n: d != n,
-}
-
-
-def _words(term: str) -> list[str]:
-    return [w for w in re.split(r"\s+", term.strip()) if w]
-
-
-def _only_masks(term: str) -> bool:
-    t = term.strip()
-    return bool(t) and all(ch in "*?" for ch in t) and "*" in t
-
-
-def _has_mask(term: str) -> bool:
-    return bool(re.search(r"(?<!\\)[*?]", term))
-
-
-def _is_prefix_glob(p: str) -> bool:
-    return p.endswith("*") and not re.search(r"[*?\[]", p[:-1])
-
-
-def _matcher(t: nz.QToken):
-    if not t.masked:
-        return t.text
-    if t.text == "?":
-        return None  # any one token
-    return _glob_regex(t.text)
-
-
-def _tok_ok(m, tok: str) -> bool:
-    if m is None:
-        return True
-    if isinstance(m, str):
-        return m == tok
-    return m.fullmatch(tok) is not None
-
-
-def _spans(tokens: list[str], pattern: list) -> list[tuple[int, int]]:
-    n = len(pattern)
-    out = []
-    if n == 0:
-        return out
-    for i in range(len(tokens) - n + 1):
-        if all(_tok_ok(pattern[j], tokens[i + j]) for j in range(n)):
-            out.append((i, i + n - 1))
-    return out
-
-
-def _prox_ok(tokens, left_alts, right_alts, distance, cmp, ordered) -> bool:
-    ls = [s for a in left_alts for s in _spans(tokens, a)]
-    if not ls:
-        return False
-    rs = [s for a in right_alts for s in _spans(tokens, a)]
-    for l0, l1 in ls:
-        for r0, r1 in rs:
-            if r0 > l1 and cmp(r0 - l1, distance):
-                return True
-            if not ordered and l0 > r1 and cmp(l0 - r1, distance):
-                return True
-    return False
 
 
 # --------------------------------------------------------------------------
@@ -733,7 +577,7 @@ class SqliteCatalog:
         else:
             fields = [f for f in fields if self.writer.types.get(f) != "number"]
             tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
-            key = nz.exact_key(term) if tf not in IDENTIFIER_TRANSFORMS else (_key_transform(tf, term) or term)
+            key = T.scan_key(tf, term)
             numeric = False
         before_n = max(0, min(response_position - 1, maximum_terms))
         after_n = max(0, maximum_terms - before_n)

@@ -1,0 +1,241 @@
+"""How record values become index terms and how query terms are read: pure
+functions shared by every index backend, so the embedded SQLite index and
+Elasticsearch agree by construction, not by luck.
+
+Indexing side
+* text fields: each value pre-tokenized by normalize.tokenize (Latin words as
+  words, each CJK character a token), values kept apart (one position between
+  two values of a field);
+* whole-value keys (exact_key, or the identifier's own normalization) of every
+  field but long free text (EXACT_SKIP): ==, exact, ranges, scan, facets;
+* numbers (years): ranges, numeric sort, facets.
+
+Query side: term words, masks, the whole-value key of a term, and the position
+checks (phrases with inner masks, prox) that a backend runs on token streams
+when its index cannot answer them exactly on its own.
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+from . import normalize as nz
+from .query_model import Clause, QueryError
+
+EXACT_SKIP = frozenset({"notes"})  # long free text: no whole-value entries (docs/search.md)
+IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})  # keys normalized by their own function
+MAX_EXPANSION = 2000  # words a masked term may expand to before diagnostic 28
+RELATIONS = ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within")
+MODIFIERS = ("ignorecase", "respectcase", "masked", "relevant")
+
+
+# ---------------------------------------------------------------- indexing
+@dataclass
+class Entries:
+    """What one union document becomes in any index."""
+
+    texts: dict[str, list[list[str]]]  # text field -> token list per value
+    keys: set[tuple[str, str, str]]  # (field, key, display)
+    numbers: set[tuple[str, int]]  # (field, value)
+
+
+def index_entries(fields: dict[str, list[str]], types: dict[str, str], transforms: dict[str, str | None],
+                  text_fields: list[str]) -> Entries:
+    texts = {f: [nz.tokenize(v) for v in fields.get(f, ())] for f in text_fields}
+    keys: set[tuple[str, str, str]] = set()
+    nums: set[tuple[str, int]] = set()
+    for f, vals in fields.items():
+        typ = types.get(f, "key")
+        if typ == "number":
+            for v in vals:
+                try:
+                    nums.add((f, int(v)))
+                except ValueError:
+                    pass
+            continue
+        if f in EXACT_SKIP:
+            continue
+        keep_case = transforms.get(f) in IDENTIFIER_TRANSFORMS
+        for v in vals:
+            key = v.lower() if keep_case else nz.exact_key(v)
+            if key:
+                keys.add((f, key, v))
+    return Entries(texts, keys, nums)
+
+
+# ---------------------------------------------------------------- query terms
+def words(term: str) -> list[str]:
+    return [w for w in re.split(r"\s+", term.strip()) if w]
+
+
+def only_masks(term: str) -> bool:
+    t = term.strip()
+    return bool(t) and all(ch in "*?" for ch in t) and "*" in t
+
+
+def has_mask(term: str) -> bool:
+    return bool(re.search(r"(?<!\\)[*?]", term))
+
+
+def is_prefix_glob(p: str) -> bool:
+    return p.endswith("*") and not re.search(r"[*?\[]", p[:-1])
+
+
+def check_modifiers(c: Clause) -> None:
+    for m in c.modifiers:
+        if m.name not in MODIFIERS:
+            raise QueryError(20, m.name, f"unsupported relation modifier {m.name}")
+
+
+def relation_of(c: Clause) -> str:
+    """The clause's relation, checked: unsupported modifiers (20) and relations (19)."""
+    check_modifiers(c)
+    rel = c.relation.lower()
+    if rel.startswith("cql."):
+        rel = rel[4:]
+    if rel not in RELATIONS:
+        raise QueryError(19, c.relation, f"unsupported relation {c.relation}")
+    return rel
+
+
+def phrase_tokens(term: str) -> list[nz.QToken]:
+    """A term as a token sequence for phrase matching: lone masks at the edges of
+    a CJK run are dropped (meaningless under substring semantics); a lone * between
+    words is any one word ("?"); * inside a CJK sequence is diagnostic 28."""
+    toks = nz.query_tokens(term)
+    while toks and toks[0].text == "*" and toks[0].masked:
+        toks = toks[1:]
+    while toks and toks[-1].text == "*" and toks[-1].masked:
+        toks = toks[:-1]
+    for i, t in enumerate(toks):
+        if t.masked and t.text == "*":
+            if toks[i - 1].cjk or toks[i + 1].cjk:
+                raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
+            toks[i] = nz.QToken("?", True, False)  # a lone * between words: any one word
+    return toks
+
+
+def identifier_key(transform: str | None, term: str) -> str | None:
+    if transform == "isbn":
+        return nz.normalize_isbn(term)
+    if transform == "issn":
+        return nz.normalize_issn(term)
+    if transform == "lccn":
+        return nz.normalize_lccn(term)
+    return nz.exact_key(term)
+
+
+def range_key(transform: str | None, term: str) -> str:
+    """The key a range bound compares with."""
+    if transform in IDENTIFIER_TRANSFORMS:
+        return identifier_key(transform, term) or term.lower()
+    return nz.exact_key(term)
+
+
+def key_pattern(transform: str | None, term: str) -> tuple[str | None, bool]:
+    """(key or GLOB pattern, masked) for == / = on whole-value keys; None: no match."""
+    if transform in IDENTIFIER_TRANSFORMS:
+        if has_mask(term):
+            p = re.sub(r"[\s\-]", "", term).lower().replace("\\*", "").replace("\\?", "")
+            return p, True
+        return identifier_key(transform, term), False
+    return nz.exact_query_key(term)
+
+
+def scan_key(transform: str | None, term: str) -> str:
+    return nz.exact_key(term) if transform not in IDENTIFIER_TRANSFORMS else (identifier_key(transform, term) or term)
+
+
+def number(term: str, whole: str | None = None) -> int:
+    try:
+        return int(term.strip())
+    except ValueError:
+        raise QueryError(36, whole if whole is not None else term,
+                         f"{whole or term!r} is not a number (year) for this index") from None
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+    """A GLOB pattern (* ? and [[] for a literal [) as a Python regex."""
+    return re.compile(fnmatch.translate(pattern.replace("[[]", "\x00")).replace("\x00", r"\["))
+
+
+def glob_literal_prefix(pattern: str) -> str:
+    return re.match(r"[^*?\[]*", pattern).group(0)
+
+
+# ---------------------------------------------------------------- positions
+def matcher(t: nz.QToken):
+    if not t.masked:
+        return t.text
+    if t.text == "?":
+        return None  # any one token
+    return glob_regex(t.text)
+
+
+def _tok_ok(m, tok: str) -> bool:
+    if m is None:
+        return True
+    if isinstance(m, str):
+        return m == tok
+    return m.fullmatch(tok) is not None
+
+
+def spans(tokens: list[str], pattern: list) -> list[tuple[int, int]]:
+    n = len(pattern)
+    out = []
+    if n == 0:
+        return out
+    for i in range(len(tokens) - n + 1):
+        if all(_tok_ok(pattern[j], tokens[i + j]) for j in range(n)):
+            out.append((i, i + n - 1))
+    return out
+
+
+COMPARE = {
+    "<": lambda d, n: d < n,
+    "<=": lambda d, n: d <= n,
+    "=": lambda d, n: d == n,
+    ">=": lambda d, n: d >= n,
+    ">": lambda d, n: d > n,
+    "<>": lambda d, n: d != n,
+}
+
+
+def prox_ok(tokens, left_alts, right_alts, distance, cmp, ordered) -> bool:
+    ls = [s for a in left_alts for s in spans(tokens, a)]
+    if not ls:
+        return False
+    rs = [s for a in right_alts for s in spans(tokens, a)]
+    for l0, l1 in ls:
+        for r0, r1 in rs:
+            if r0 > l1 and cmp(r0 - l1, distance):
+                return True
+            if not ordered and l0 > r1 and cmp(l0 - r1, distance):
+                return True
+    return False
+
+
+def prox_alternatives(c: Clause) -> list[list]:
+    """Token matchers of one prox operand: one alternative per word for `any`."""
+    if c.relation.lower() == "any":
+        return [[matcher(t) for t in phrase_tokens(w)] for w in words(c.term)]
+    return [[matcher(t) for t in phrase_tokens(c.term)]]
+
+
+def check_prox(p, fields_of, types) -> list[str]:
+    """Validate a prox node (both sides plain clauses on the same text index, unit
+    word); returns the fields."""
+    from .query_model import Clause as _C
+
+    if not (isinstance(p.left, _C) and isinstance(p.right, _C)):
+        raise QueryError(39, "prox", "prox is supported between two search clauses")
+    lf, rf = fields_of(p.left), fields_of(p.right)
+    if lf != rf or any(types.get(f) != "text" for f in lf):
+        raise QueryError(39, "prox", "both sides of prox must use the same text index")
+    for c in (p.left, p.right):
+        if c.relation.lower() not in ("=", "adj", "any", "cql.adj"):
+            raise QueryError(39, c.relation, "prox operands must use =, adj or any")
+    if p.unit != "word":
+        raise QueryError(42, p.unit, "only unit=word is supported")
+    return lf
