@@ -44,6 +44,9 @@ class IngestResult:
     quarantine_file: Path | None
     seconds: float
     interrupted: bool = False
+    index: object = None  # Elasticsearch: the PushReport of the run
+    index_pending: int = 0  # Elasticsearch: union records still waiting in the outbox
+    index_error: str | None = None
 
 
 def db_path(data_dir: Path) -> Path:
@@ -56,7 +59,39 @@ def open_store(data_dir: Path, mapping: FieldMapping | None = None, index=None) 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     mapping = mapping or load_mapping()
     conn = connect(db_path(data_dir))
+    kind = "sqlite" if index is None or isinstance(index, SqliteIndexWriter) else "elasticsearch"
+    conn.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
+    row = conn.execute("SELECT value FROM meta WHERE key='backend'").fetchone()
+    if row and row[0] != kind:
+        conn.close()
+        raise BackendMismatch(
+            f"{data_dir} is indexed by the {row[0]} backend; use --backend {row[0]}")
+    if not row:
+        conn.execute("INSERT INTO meta(key, value) VALUES ('backend', ?)", (kind,))
     return Store(conn, mapping, index or SqliteIndexWriter(mapping))
+
+
+class BackendMismatch(Exception):
+    """The data directory's store feeds another index backend."""
+
+
+class Busy(Exception):
+    """Another ingest or reindex holds the data directory."""
+
+
+def writer_lock(data_dir: Path):
+    """An exclusive lock on DATA_DIR/writer.lock held by one ingest or reindex at a
+    time (searches are not affected); released when the returned file closes."""
+    import fcntl
+
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    fh = open(Path(data_dir) / "writer.lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise Busy(f"another ingest or reindex is running on {data_dir}") from None
+    return fh
 
 
 class Quarantine:
@@ -169,7 +204,7 @@ def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress
             return
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         position = 0
-        with ctx.Pool(workers, initializer=worker_init, initargs=(library,)) as pool:
+        with ctx.Pool(workers, initializer=worker_init, initargs=(library, preparer.payload_fn is not None)) as pool:
             # a bounded window of blocks in flight (Pool.imap would read the whole file
             # ahead into its task queue): memory stays flat whatever the file size
             window: deque = deque()
@@ -207,17 +242,36 @@ def ingest(
     quiet: bool = False,
     workers: int | None = None,
     on_batch: Callable[[Counts], None] | None = None,
+    es=None,
 ) -> IngestResult:
     """Load ``files`` as library ``library``'s records.  ``workers``: preparing
-    processes (0 = all in this process; default: cores - 1)."""
+    processes (0 = all in this process; default: cores - 1).  ``es``: an
+    EsConfig to index into Elasticsearch instead of the embedded index."""
+    lock = writer_lock(data_dir)
+    try:
+        return _ingest(data_dir, library, files, full=full, quiet=quiet, workers=workers, on_batch=on_batch, es=es)
+    finally:
+        lock.close()
+
+
+def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> IngestResult:
     t0 = time.time()
     files = [Path(f) for f in files]
     workers = default_workers() if workers is None else workers
-    store = open_store(data_dir)
+    pusher = None
+    if es is not None:
+        from .backends.elasticsearch_index import OutboxWriter, Pusher
+
+        store = open_store(data_dir, index=OutboxWriter())
+        pusher = _EsPush(Pusher(db_path(data_dir), es))
+    else:
+        store = open_store(data_dir)
     lib = load_libraries().get(library)
     from .backends.sqlite_index import SqliteIndexWriter
 
-    preparer = Preparer(lib, store.mapping, SqliteIndexWriter(store.mapping).payload)
+    preparer = Preparer(lib, store.mapping, SqliteIndexWriter(store.mapping).payload if es is None else None)
+    if pusher:
+        pusher.push()  # what an interrupted run left in the outbox goes first
     counts = Counts()
     store.begin()
     run_id = store.start_run(library, full)
@@ -240,6 +294,8 @@ def ingest(
                 in_batch += 1
                 if in_batch >= BATCH:
                     store.commit()
+                    if pusher:
+                        pusher.push()
                     store.begin()
                     in_batch = 0
                     if on_batch:
@@ -252,6 +308,8 @@ def ingest(
                 if store.withdraw(library, local_id):
                     counts.withdrawn += 1
             store.commit()
+        if pusher:
+            pusher.push(final=True)
     except KeyboardInterrupt:
         interrupted = True
         store.rollback()
@@ -262,4 +320,39 @@ def ingest(
     store.finish_run(run_id, counts)
     store.commit()
     store.conn.close()
-    return IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted)
+    res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted)
+    if pusher:
+        res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error
+        pusher.pusher.close()
+    return res
+
+
+class _EsPush:
+    """Pushes the outbox after each committed batch.  When the cluster stays
+    unavailable beyond the retry time, the run goes on storing records (they wait
+    in the outbox) and tries once more at the end."""
+
+    def __init__(self, pusher):
+        from .backends.elasticsearch_index import PushReport
+
+        self.pusher = pusher
+        self.report = PushReport()
+        self.error: str | None = None
+        self.down = False
+
+    def push(self, final: bool = False) -> None:
+        from .backends.elasticsearch_index import IndexUnavailable
+
+        if self.down and not final:
+            return
+        try:
+            r = self.pusher.drain()
+        except IndexUnavailable as e:
+            self.down = True
+            self.error = str(e)
+            return
+        self.down = False
+        self.error = None
+        for k in ("indexed", "deleted", "failed"):
+            setattr(self.report, k, getattr(self.report, k) + getattr(r, k))
+        self.report.seconds += r.seconds

@@ -94,12 +94,15 @@ class Preparer:
 _WORKER: Preparer | None = None
 
 
-def worker_init(library_code: str) -> None:
+def worker_init(library_code: str, with_payload: bool = True) -> None:
+    """``with_payload``: precompute the embedded index's rows (the Elasticsearch
+    backend builds its documents at push time instead)."""
     global _WORKER
     from .backends.sqlite_index import SqliteIndexWriter
 
     mapping = load_mapping()
-    _WORKER = Preparer(load_libraries().get(library_code), mapping, SqliteIndexWriter(mapping).payload)
+    _WORKER = Preparer(load_libraries().get(library_code), mapping,
+                       SqliteIndexWriter(mapping).payload if with_payload else None)
 
 
 def prepare_block(args: tuple[bytes, int]) -> list[Prepared]:

@@ -239,3 +239,20 @@ def check_prox(p, fields_of, types) -> list[str]:
     if p.unit != "word":
         raise QueryError(42, p.unit, "only unit=word is supported")
     return lf
+
+
+def glob_to_wildcard(pattern: str) -> str:
+    """A GLOB pattern as written by normalize ([[] [*] [?] for literal characters)
+    in the syntax of Lucene's wildcard query (backslash escapes)."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        three = pattern[i:i + 3]
+        if three in ("[[]", "[*]", "[?]"):
+            out.append("\\" + three[1] if three[1] in "*?" else "[")
+            i += 3
+            continue
+        ch = pattern[i]
+        out.append("\\\\" if ch == "\\" else ch)
+        i += 1
+    return "".join(out)

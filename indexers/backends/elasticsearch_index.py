@@ -1,0 +1,499 @@
+"""The Elasticsearch backend, indexing side: configuration, documents, the
+outbox and the bulk push, index builds behind an alias (reindex).
+
+The record store (indexers/store.py, SQLite) stays the truth: every member
+library's source record, the union records and their holdings.  Elasticsearch
+holds a projection of it, rebuilt from the store whenever needed:
+
+* An ingest batch commits its source records *and* the ids of the union records
+  it touched (table ``es_outbox``) in one SQLite transaction.  After the commit,
+  the pusher builds those union records' documents from the store and sends them
+  with the official async bulk helper (bounded concurrency, retries with backoff
+  on 429, 5xx and connection errors, tenacity).  An outbox row is deleted only
+  after Elasticsearch acknowledged that exact version of it, so a crash, a killed
+  run or a node that is down leaves the work in the outbox, and the next ingest
+  (or ``unioncat sync``) finishes it.  Documents are keyed by union id: pushing
+  twice is harmless.
+* A document Elasticsearch rejects for good (a mapping error) is not dropped: it
+  moves to ``es_failed`` with the reason, is counted, and ``unioncat reindex``
+  retries it.
+* ``unioncat reindex`` builds a new physical index from the store and swaps the
+  alias in one atomic request; searches keep answering from the old index until
+  then.
+
+Documents use the field prefixes of config/elasticsearch-index.json; the values
+come from indexers/terms.py, the same functions the embedded index uses.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+import time
+import tomllib
+from dataclasses import dataclass, field, fields as dc_fields
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .. import terms as T
+from ..mapping import FieldMapping, config_dir, load_mapping
+from ..store import load_union_records
+from ..union import MemberSource, UnionDocument, build_document
+
+log = logging.getLogger("unioncat.elasticsearch")
+
+KD_SEP = "\x1f"  # between key and display in kd_ fields (sorts below every key character)
+SORT_KEY_MAX = 1000  # characters of a sort key kept (Lucene terms are limited to 32 KB)
+META_SUFFIX = "-meta"  # small index holding the catalog generation
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass
+class EsConfig:
+    urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9200"])
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = None
+    index: str = "unioncat"
+    shards: int = 1
+    replicas: int = 0
+    refresh: str = "after_batch"  # after_batch | interval
+    request_timeout: float = 5.0
+    bulk_chunk: int = 500
+    bulk_concurrency: int = 2
+    retry_seconds: float = 60.0
+
+    @classmethod
+    def load(cls, files: Iterable[Path] = (), **overrides) -> "EsConfig":
+        """Defaults from config/elasticsearch.toml, then the [elasticsearch] section
+        of each given file, then the non-None overrides (command line)."""
+        data: dict = {}
+        with open(config_dir() / "elasticsearch.toml", "rb") as fh:
+            data.update(tomllib.load(fh))
+        for f in files:
+            with open(f, "rb") as fh:
+                data.update(tomllib.load(fh).get("elasticsearch", {}))
+        data.update({k: v for k, v in overrides.items() if v not in (None, [], ())})
+        known = {f.name for f in dc_fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown Elasticsearch settings: {', '.join(sorted(unknown))}")
+        if data.get("refresh", "after_batch") not in ("after_batch", "interval"):
+            raise ValueError("refresh must be after_batch or interval")
+        return cls(**data)
+
+    def client(self):
+        from elasticsearch import AsyncElasticsearch
+
+        kw: dict = {"request_timeout": self.request_timeout, "max_retries": 0, "retry_on_timeout": False}
+        if self.api_key:
+            kw["api_key"] = self.api_key
+        elif self.username:
+            kw["basic_auth"] = (self.username, self.password or "")
+        if self.ca_certs:
+            kw["ca_certs"] = self.ca_certs
+        return AsyncElasticsearch(self.urls, **kw)
+
+
+def index_body(cfg: EsConfig) -> dict:
+    with open(config_dir() / "elasticsearch-index.json", encoding="utf-8") as fh:
+        body = json.load(fh)
+    body.pop("_comment", None)
+    body["settings"]["index"].update({"number_of_shards": cfg.shards, "number_of_replicas": cfg.replicas})
+    return body
+
+
+# ---------------------------------------------------------------- documents
+class DocumentBuilder:
+    """Union documents -> Elasticsearch documents (pure)."""
+
+    def __init__(self, mapping: FieldMapping):
+        self.types = mapping.field_types()
+        self.text_fields = [n for n, t in self.types.items() if t == "text"]
+        self.transforms = {r.name: r.transform for r in mapping.rules}
+
+    def source(self, doc: UnionDocument, display: dict | None) -> dict:
+        e = T.index_entries(doc.fields, self.types, self.transforms, self.text_fields)
+        out: dict = {"union_id": doc.union_id}
+        for f, vals in e.texts.items():
+            if vals:
+                out["t_" + f] = [" ".join(toks) for toks in vals]
+        for f, key, disp in sorted(e.keys):
+            out.setdefault("k_" + f, [])
+            if key not in out["k_" + f]:
+                out["k_" + f].append(key)
+            out.setdefault("kd_" + f, []).append(key + KD_SEP + disp)
+        for f, n in sorted(e.numbers):
+            out.setdefault("n_" + f, []).append(n)
+            out.setdefault("ns_" + f, []).append(str(n))
+        if doc.sort_title is not None:
+            out["sort_title"] = doc.sort_title[:SORT_KEY_MAX]
+        if doc.sort_creator is not None:
+            out["sort_creator"] = doc.sort_creator[:SORT_KEY_MAX]
+        if doc.sort_date is not None:
+            out["sort_date"] = doc.sort_date
+        if display is not None:
+            out["display"] = display
+        return out
+
+
+def members_of(conn: sqlite3.Connection, uids: Sequence[int]) -> dict[int, list[MemberSource]]:
+    out: dict[int, list[MemberSource]] = {}
+    for i in range(0, len(uids), 500):
+        chunk = list(uids[i:i + 500])
+        for uid, sid, lib, lid, data in conn.execute(
+            f"SELECT union_id, id, library, local_id, data FROM source WHERE union_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            d = json.loads(data)
+            out.setdefault(uid, []).append(
+                MemberSource(sid, lib, lid, d["fields"], d["display"], d["title_forms"], d["nonfiling"], d["holdings"]))
+    return out
+
+
+def build_actions(conn: sqlite3.Connection, builder: DocumentBuilder, uids: Sequence[int], index: str) -> list[dict]:
+    """Bulk actions for union ids: an index action with the whole document (search
+    fields and the display record) for each live union record, a delete for the rest."""
+    members = members_of(conn, uids)
+    live = [u for u in uids if u in members]
+    displays = {r.id: r for r in load_union_records(conn, live)}
+    actions = []
+    for uid in uids:
+        ms = members.get(uid)
+        rec = displays.get(uid)
+        if not ms or rec is None:
+            actions.append({"_op_type": "delete", "_index": index, "_id": str(uid)})
+            continue
+        display = {
+            "marc": rec.marc.as_marc().decode("utf-8", "replace"),
+            "holdings": [[h.library, h.local_id, h.branch, h.call_number, h.location, h.barcode] for h in rec.holdings],
+            "members": [list(m) for m in rec.members],
+        }
+        actions.append({"_op_type": "index", "_index": index, "_id": str(uid),
+                        "_source": builder.source(build_document(uid, ms), display)})
+    return actions
+
+
+# ---------------------------------------------------------------- the outbox
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS es_outbox(union_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS es_failed(union_id INTEGER PRIMARY KEY, reason TEXT NOT NULL, at REAL NOT NULL);
+"""
+
+
+class OutboxWriter:
+    """IndexWriter (indexers/store.py) for the Elasticsearch backend: a touched
+    union record's id goes into the outbox in the batch's own transaction."""
+
+    def __init__(self):
+        self._seq = time.time_ns()
+
+    def setup(self, conn: sqlite3.Connection) -> None:
+        conn.executescript(OUTBOX_SCHEMA)
+
+    def payload(self, doc):  # nothing to precompute: documents are built at push time
+        return None
+
+    def _mark(self, conn: sqlite3.Connection, uid: int) -> None:
+        self._seq += 1
+        conn.execute("INSERT INTO es_outbox(union_id, seq) VALUES (?, ?)"
+                     " ON CONFLICT(union_id) DO UPDATE SET seq=excluded.seq", (uid, self._seq))
+
+    def put(self, conn, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
+        self._mark(conn, doc.union_id)
+
+    def delete(self, conn, union_id: int) -> None:
+        self._mark(conn, union_id)
+
+
+# ---------------------------------------------------------------- errors
+class IndexUnavailable(Exception):
+    """Elasticsearch could not be reached (or kept refusing) within the retry time."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    from elasticsearch import ApiError, ConnectionError as EsConnectionError, ConnectionTimeout
+
+    if isinstance(exc, (EsConnectionError, ConnectionTimeout, asyncio.TimeoutError, OSError)):
+        return True
+    if isinstance(exc, ApiError):
+        return exc.meta.status in (429, 502, 503, 504) or exc.meta.status >= 500
+    return False
+
+
+def _retrying(seconds: float):
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+
+    return AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_after_delay(seconds),
+                         wait=wait_exponential(multiplier=0.25, max=5), reraise=True)
+
+
+# ---------------------------------------------------------------- index management
+async def alias_target(es, alias: str) -> str | None:
+    from elasticsearch import NotFoundError
+
+    try:
+        got = await es.indices.get_alias(name=alias)
+    except NotFoundError:
+        return None
+    names = sorted(got.body)
+    return names[-1] if names else None
+
+
+async def create_physical(es, cfg: EsConfig, *, building: bool = False) -> str:
+    name = f"{cfg.index}-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{time.time_ns() % 1000000:06d}"
+    body = index_body(cfg)
+    if building:  # a fresh build: no refreshes and no replicas until it is complete
+        body["settings"]["index"].update({"refresh_interval": "-1", "number_of_replicas": 0})
+    await es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
+    await es.cluster.health(index=name, wait_for_status="yellow", timeout="60s")
+    return name
+
+
+async def ensure_index(es, cfg: EsConfig) -> str:
+    """The physical index behind the alias, created (with the alias) when missing."""
+    target = await alias_target(es, cfg.index)
+    if target:
+        return target
+    name = await create_physical(es, cfg)
+    await es.indices.update_aliases(actions=[{"add": {"index": name, "alias": cfg.index}}])
+    return name
+
+
+async def set_generation(es, cfg: EsConfig, value: str) -> None:
+    meta = cfg.index + META_SUFFIX
+    if not (await es.indices.exists(index=meta)):
+        await es.options(ignore_status=400).indices.create(  # 400: created meanwhile by another process
+            index=meta, settings={"index": {"number_of_shards": 1, "number_of_replicas": cfg.replicas}})
+    await es.index(index=cfg.index + META_SUFFIX, id="generation", document={"value": value}, refresh=True)
+
+
+# ---------------------------------------------------------------- the pusher
+@dataclass
+class PushReport:
+    indexed: int = 0
+    deleted: int = 0
+    failed: int = 0  # rejected for good, kept in es_failed
+    pending: int = 0  # still in the outbox (the cluster was unavailable)
+    seconds: float = 0.0
+
+
+class Pusher:
+    """Sends the outbox to Elasticsearch (see the module docstring)."""
+
+    def __init__(self, db_path: Path, cfg: EsConfig, mapping: FieldMapping | None = None):
+        from ..store import connect
+
+        self.db_path = Path(db_path)
+        self.cfg = cfg
+        self.conn = connect(self.db_path)
+        self.conn.executescript(OUTBOX_SCHEMA)
+        self.builder = DocumentBuilder(mapping or load_mapping())
+        self.loop = asyncio.new_event_loop()
+        self.es = None
+        self.index: str | None = None
+
+    def close(self) -> None:
+        if self.es is not None:
+            self.loop.run_until_complete(self.es.close())
+        self.loop.close()
+        self.conn.close()
+
+    def pending(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM es_outbox").fetchone()[0]
+
+    def drain(self, retry_seconds: float | None = None) -> PushReport:
+        """Push the whole outbox; on a cluster that stays unavailable beyond
+        ``retry_seconds`` raise IndexUnavailable (the rest stays in the outbox)."""
+        return self.loop.run_until_complete(self._drain(self.cfg.retry_seconds if retry_seconds is None else retry_seconds))
+
+    async def _client(self):
+        if self.es is None:
+            self.es = self.cfg.client()
+        return self.es
+
+    async def _drain(self, retry_seconds: float) -> PushReport:
+        t0 = time.monotonic()
+        rep = PushReport()
+        es = await self._client()
+        try:
+            async for attempt in _retrying(retry_seconds):
+                with attempt:
+                    self.index = await ensure_index(es, self.cfg)
+            while True:
+                rows = self.conn.execute(
+                    "SELECT union_id, seq FROM es_outbox ORDER BY union_id LIMIT ?",
+                    (self.cfg.bulk_chunk * self.cfg.bulk_concurrency * 4,),
+                ).fetchall()
+                if not rows:
+                    break
+                await self._push_rows(es, rows, rep, retry_seconds)
+            if self.cfg.refresh == "after_batch":
+                async for attempt in _retrying(retry_seconds):
+                    with attempt:
+                        await es.indices.refresh(index=self.cfg.index)
+            gen = self.conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+            async for attempt in _retrying(retry_seconds):
+                with attempt:
+                    await set_generation(es, self.cfg, f"{self.index}:{gen[0] if gen else 0}")
+        except Exception as e:  # noqa: BLE001 - anything that outlived the retries
+            if _retryable(e):
+                rep.pending = self.pending()
+                raise IndexUnavailable(f"Elasticsearch unavailable ({e!r}); {rep.pending} union records wait in "
+                                       "the outbox") from e
+            raise
+        rep.seconds = time.monotonic() - t0
+        return rep
+
+    async def _push_rows(self, es, rows: list[tuple[int, int]], rep: PushReport, retry_seconds: float) -> None:
+        from elasticsearch.helpers import async_bulk
+
+        seq = dict(rows)
+        actions = build_actions(self.conn, self.builder, [r[0] for r in rows], self.cfg.index)
+        chunks = [actions[i:i + self.cfg.bulk_chunk] for i in range(0, len(actions), self.cfg.bulk_chunk)]
+        sem = asyncio.Semaphore(self.cfg.bulk_concurrency)
+        done: list[tuple[int, int]] = []
+        failed: list[tuple[int, str]] = []
+
+        async def send(chunk: list[dict]) -> None:
+            todo = chunk
+            async with sem:
+                async for attempt in _retrying(retry_seconds):
+                    with attempt:
+                        _, errors = await async_bulk(es, todo, raise_on_error=False, raise_on_exception=True,
+                                                     max_retries=3, initial_backoff=0.5, refresh=False)
+                        retry_ids = set()
+                        for err in errors:
+                            op, info = next(iter(err.items()))
+                            uid = int(info["_id"])
+                            status = info.get("status", 0)
+                            if op == "delete" and status == 404:
+                                continue  # already gone: fine
+                            if status == 429 or status >= 500:
+                                retry_ids.add(uid)
+                            else:
+                                failed.append((uid, json.dumps(info.get("error"), ensure_ascii=False)[:2000]))
+                        failed_ids = {u for u, _ in failed}
+                        for a in todo:
+                            uid = int(a["_id"])
+                            if uid not in retry_ids and uid not in failed_ids:
+                                done.append((uid, seq[uid]))
+                                if a["_op_type"] == "delete":
+                                    rep.deleted += 1
+                                else:
+                                    rep.indexed += 1
+                        if retry_ids:
+                            todo = [a for a in todo if int(a["_id"]) in retry_ids]
+                            raise _ItemsRejected(f"{len(retry_ids)} documents rejected with 429/5xx")
+
+        try:
+            await asyncio.gather(*(send(c) for c in chunks))
+        finally:
+            # whatever was acknowledged leaves the outbox, even if another chunk failed
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("DELETE FROM es_outbox WHERE union_id=? AND seq=?", done)
+            for uid, reason in failed:
+                self.conn.execute("INSERT INTO es_failed(union_id, reason, at) VALUES (?,?,?)"
+                                  " ON CONFLICT(union_id) DO UPDATE SET reason=excluded.reason, at=excluded.at",
+                                  (uid, reason, time.time()))
+                self.conn.execute("DELETE FROM es_outbox WHERE union_id=? AND seq=?", (uid, seq[uid]))
+            self.conn.execute("COMMIT")
+            rep.failed += len(failed)
+            if failed:
+                log.error("%d documents rejected by Elasticsearch (kept in es_failed): %s", len(failed), failed[0][1])
+
+
+class _ItemsRejected(OSError):
+    """Some bulk items were refused with 429/5xx: retried with backoff (an OSError
+    so that _retryable treats it like a connection error)."""
+
+
+# ---------------------------------------------------------------- reindex
+@dataclass
+class ReindexReport:
+    index: str
+    previous: str | None
+    documents: int
+    seconds: float
+
+
+def reindex(db_path: Path, cfg: EsConfig, *, progress=None) -> ReindexReport:
+    """Build a new physical index from every union record in the store, then point
+    the alias at it atomically and drop the old one.  The failed list and the
+    outbox are folded in (everything is rebuilt)."""
+    from elasticsearch.helpers import async_bulk
+
+    from ..store import connect
+
+    t0 = time.monotonic()
+    conn = connect(db_path)
+    conn.executescript(OUTBOX_SCHEMA)
+    builder = DocumentBuilder(load_mapping())
+
+    async def run() -> ReindexReport:
+        es = cfg.client()
+        try:
+            previous = await alias_target(es, cfg.index)
+            name = await create_physical(es, cfg, building=True)
+            # ids touched from here on are pushed to the alias again after the swap
+            start_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM es_outbox").fetchone()[0]
+            total = 0
+            last = 0
+            sem = asyncio.Semaphore(cfg.bulk_concurrency)
+            pending: set[asyncio.Task] = set()
+
+            async def send(actions):
+                async with sem:
+                    async for attempt in _retrying(cfg.retry_seconds):
+                        with attempt:
+                            _, errors = await async_bulk(es, actions, raise_on_error=False, max_retries=3,
+                                                         initial_backoff=0.5)
+                    for err in errors:
+                        op, info = next(iter(err.items()))
+                        conn.execute("INSERT INTO es_failed(union_id, reason, at) VALUES (?,?,?) ON CONFLICT(union_id)"
+                                     " DO UPDATE SET reason=excluded.reason", (int(info["_id"]),
+                                     json.dumps(info.get("error"), ensure_ascii=False)[:2000], time.time()))
+
+            conn.execute("DELETE FROM es_failed")
+            while True:
+                uids = [r[0] for r in conn.execute(
+                    "SELECT id FROM union_rec WHERE id > ? ORDER BY id LIMIT ?", (last, cfg.bulk_chunk))]
+                if not uids:
+                    break
+                last = uids[-1]
+                actions = [a for a in build_actions(conn, builder, uids, name) if a["_op_type"] == "index"]
+                total += len(actions)
+                task = asyncio.ensure_future(send(actions))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                while len(pending) >= cfg.bulk_concurrency * 2:
+                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if progress:
+                    progress(total)
+            if pending:
+                await asyncio.gather(*pending)
+            await es.indices.put_settings(index=name, settings={"index": {
+                "refresh_interval": index_body(cfg)["settings"]["index"]["refresh_interval"],
+                "number_of_replicas": cfg.replicas}})
+            await es.indices.refresh(index=name)
+            actions = [{"add": {"index": name, "alias": cfg.index}}]
+            if previous:
+                actions.insert(0, {"remove": {"index": previous, "alias": cfg.index}})
+            await es.indices.update_aliases(actions=actions)
+            if previous:
+                await es.indices.delete(index=previous)
+            gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+            await set_generation(es, cfg, f"{name}:{gen[0] if gen else 0}")
+            # outbox rows older than the build are in the new index already
+            conn.execute("DELETE FROM es_outbox WHERE seq <= ?", (start_seq,))
+            return ReindexReport(name, previous, total, time.monotonic() - t0)
+        finally:
+            await es.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        conn.close()
