@@ -87,8 +87,10 @@ def writer_lock(data_dir: Path):
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     fh = open(Path(data_dir) / "writer.lock", "a+")
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # a POSIX record lock: it belongs to this process only (forked preparing workers
+        # do not inherit it), so a killed ingest never leaves the directory locked
+        fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
         fh.close()
         raise Busy(f"another ingest or reindex is running on {data_dir}") from None
     return fh
