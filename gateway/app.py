@@ -184,14 +184,15 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     app.router.add_get("/", root)
 
     async def close(_app):
-        closer = getattr(catalog, "close", None)
-        if closer:
-            closer()
+        if hasattr(catalog, "aclose"):
+            await catalog.aclose()
+        elif hasattr(catalog, "close"):
+            catalog.close()
 
     app.on_cleanup.append(close)
     return app
 
 
-def run_server(data_dir: Path, host: str, port: int) -> None:
+def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(make_app(data_dir, host=host, port=port), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))
+    web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

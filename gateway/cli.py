@@ -17,9 +17,84 @@ def _data_dir(args) -> Path:
     return Path(d)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, backend: bool = True) -> None:
     p.add_argument("--data-dir", metavar="DIR",
                    help=f"where the catalog lives (default: ${DATA_DIR_ENV})")
+    if not backend:
+        return
+    g = p.add_argument_group("index backend")
+    g.add_argument("--backend", choices=["sqlite", "elasticsearch"], default=None,
+                   help="embedded SQLite index (default) or an Elasticsearch cluster")
+    g.add_argument("--es-url", action="append", metavar="URL",
+                   help="an Elasticsearch node URL (repeatable; implies --backend elasticsearch)")
+    g.add_argument("--es-index", metavar="NAME", help="the index alias (default: unioncat)")
+    g.add_argument("--config", type=Path, metavar="FILE",
+                   help="TOML: backend = \"elasticsearch\" and an [elasticsearch] section (urls, api_key, "
+                   "username, password, ca_certs, index, shards, replicas, refresh ...; see "
+                   "config/elasticsearch.toml); default DATA_DIR/unioncat.toml when present")
+
+
+def _es_config(args, data_dir: Path):
+    """The EsConfig when the catalog is on Elasticsearch, else None."""
+    import tomllib
+
+    cfg_file = args.config or (data_dir / "unioncat.toml")
+    file_backend = None
+    files = []
+    if cfg_file.exists():
+        with open(cfg_file, "rb") as fh:
+            file_backend = tomllib.load(fh).get("backend")
+        files.append(cfg_file)
+    elif args.config:
+        sys.exit(f"unioncat: {args.config}: no such file")
+    stored = _stored(data_dir)
+    backend = args.backend or ("elasticsearch" if args.es_url else None) or file_backend or stored.get("backend")
+    if backend != "elasticsearch":
+        return None
+    from indexers.backends.elasticsearch_index import EsConfig
+
+    # the URLs and alias an ingest used are remembered in the store (never credentials):
+    # later commands on the data dir need no --es-url
+    remembered = {}
+    if stored.get("es_urls"):
+        remembered = {"urls": json.loads(stored["es_urls"]), "index": stored.get("es_index")}
+    try:
+        cfg = EsConfig.load(files, **remembered) if remembered and not files else EsConfig.load(files)
+        if args.es_url:
+            cfg.urls = args.es_url
+        if args.es_index:
+            cfg.index = args.es_index
+        return cfg
+    except (ValueError, TypeError) as e:
+        sys.exit(f"unioncat: {e}")
+
+
+def _stored(data_dir: Path) -> dict[str, str]:
+    """The store's meta entries (backend, es_urls, es_index), if there is a store."""
+    from indexers.store import connect
+
+    path = data_dir / "catalog.sqlite"
+    if not path.exists():
+        return {}
+    try:
+        conn = connect(path, readonly=True)
+        try:
+            return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('backend', 'es_urls', 'es_index')"))
+        finally:
+            conn.close()
+    except Exception:  # noqa: BLE001 - an old or empty store: the defaults
+        return {}
+
+
+def _catalog(args, data_dir: Path):
+    es = _es_config(args, data_dir)
+    if es is not None:
+        from indexers.backends.elasticsearch_catalog import ElasticsearchCatalog
+
+        return ElasticsearchCatalog(es)
+    from indexers.backends.sqlite_index import SqliteCatalog
+
+    return SqliteCatalog(data_dir / "catalog.sqlite")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,10 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="load sample records of three libraries and serve them",
                        description="Write sample MARC files for three member libraries (both 880 conventions), "
                        "ingest them and serve SRU. Uses --data-dir, else $UNIONCAT_DATA_DIR, else ./demo-data.")
-    _common(p)
+    _common(p, backend=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
     p.add_argument("--no-serve", action="store_true", help="only load the records")
+
+    p = sub.add_parser("reindex", help="rebuild the Elasticsearch index from the record store",
+                       description="Build a new Elasticsearch index from every union record in the store and "
+                       "swap the alias to it atomically; searches keep answering from the old index meanwhile. "
+                       "Also the way to recover a lost index.")
+    _common(p)
+
+    p = sub.add_parser("sync", help="push union records waiting in the outbox to Elasticsearch",
+                       description="Send what an interrupted ingest (or an unavailable cluster) left in the "
+                       "outbox; a later ingest does the same before it starts.")
+    _common(p)
 
     p = sub.add_parser("search", help="run a CQL query against the catalog and print the hits")
     _common(p)
@@ -76,14 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     return {"ingest": cmd_ingest, "serve": cmd_serve, "demo": cmd_demo, "search": cmd_search,
-            "stats": cmd_stats}[args.cmd](args)
+            "stats": cmd_stats, "reindex": cmd_reindex, "sync": cmd_sync}[args.cmd](args)
 
 
 def _print_counts(res, as_json: bool) -> None:
     c = res.counts.as_dict()
+    index = None
+    if getattr(res, "index", None) is not None:
+        index = {"indexed": res.index.indexed, "deleted": res.index.deleted, "failed": res.index.failed,
+                 "pending": res.index_pending, "error": res.index_error}
     if as_json:
         print(json.dumps({**c, "seconds": round(res.seconds, 3), "interrupted": res.interrupted,
-                          "quarantine_file": str(res.quarantine_file) if res.quarantine_file else None}))
+                          "quarantine_file": str(res.quarantine_file) if res.quarantine_file else None,
+                          **({"elasticsearch": index} if index else {})}))
         return
     rate = c["read"] / res.seconds if res.seconds else 0
     print(f"read {c['read']}, added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
@@ -94,6 +185,14 @@ def _print_counts(res, as_json: bool) -> None:
         print(f"quarantined records: {res.quarantine_file}")
     if res.interrupted:
         print("interrupted: committed batches are kept; run the same command again to finish")
+    if index:
+        print(f"elasticsearch: indexed {index['indexed']}, deleted {index['deleted']}, rejected {index['failed']}"
+              + (f", {index['pending']} waiting in the outbox" if index["pending"] else ""))
+        if index["failed"]:
+            print("rejected documents are kept in the store (table es_failed); `unioncat reindex` retries them")
+        if index["pending"]:
+            print(f"elasticsearch unavailable: {index['error']}\n"
+                  "the records are stored; run `unioncat sync` (or the next ingest) when the cluster is back")
 
 
 def cmd_ingest(args) -> int:
@@ -103,19 +202,87 @@ def cmd_ingest(args) -> int:
         if not f.exists():
             print(f"unioncat ingest: {f}: no such file", file=sys.stderr)
             return 2
-    res = ingest(_data_dir(args), args.library, args.files, full=args.full, quiet=args.quiet, workers=args.workers)
+    from indexers.ingest import BackendMismatch, Busy
+
+    data_dir = _data_dir(args)
+    try:
+        res = ingest(data_dir, args.library, args.files, full=args.full, quiet=args.quiet, workers=args.workers,
+                     es=_es_config(args, data_dir))
+    except (BackendMismatch, Busy) as e:
+        print(f"unioncat ingest: {e}", file=sys.stderr)
+        return 2
     _print_counts(res, args.json)
-    return 130 if res.interrupted else 0
+    if res.interrupted:
+        return 130
+    return 75 if res.index_pending else 0  # 75: EX_TEMPFAIL, try `unioncat sync` later
+
+
+def cmd_reindex(args) -> int:
+    from indexers.backends.elasticsearch_index import reindex
+    from indexers.ingest import Busy, db_path, writer_lock
+
+    data_dir = _data_dir(args)
+    es = _es_config(args, data_dir)
+    if es is None:
+        print("unioncat reindex: the catalog is on the embedded index; reindex rebuilds an Elasticsearch "
+              "index (give --backend elasticsearch --es-url URL)", file=sys.stderr)
+        return 2
+    if not db_path(data_dir).exists():
+        print(f"unioncat reindex: {data_dir} holds no record store", file=sys.stderr)
+        return 2
+    try:
+        lock = writer_lock(data_dir)
+    except Busy as e:
+        print(f"unioncat reindex: {e}", file=sys.stderr)
+        return 2
+    try:
+        rep = reindex(db_path(data_dir), es)
+    except Exception as e:  # noqa: BLE001 - the cluster's errors, said in one line
+        print(f"unioncat reindex: failed, the old index (if any) still answers: {e}", file=sys.stderr)
+        return 75
+    finally:
+        lock.close()
+    print(f"reindexed {rep.documents} union records into {rep.index} in {rep.seconds:.1f} s"
+          + (f" (replaced {rep.previous})" if rep.previous else ""))
+    return 0
+
+
+def cmd_sync(args) -> int:
+    from indexers.backends.elasticsearch_index import IndexUnavailable, Pusher
+    from indexers.ingest import Busy, db_path, writer_lock
+
+    data_dir = _data_dir(args)
+    es = _es_config(args, data_dir)
+    if es is None:
+        print("unioncat sync: the catalog is on the embedded index (nothing to push)", file=sys.stderr)
+        return 2
+    try:
+        lock = writer_lock(data_dir)
+    except Busy as e:
+        print(f"unioncat sync: {e}", file=sys.stderr)
+        return 2
+    pusher = Pusher(db_path(data_dir), es)
+    try:
+        rep = pusher.drain()
+    except IndexUnavailable as e:
+        print(f"unioncat sync: {e}", file=sys.stderr)
+        return 75
+    finally:
+        pusher.close()
+        lock.close()
+    print(f"indexed {rep.indexed}, deleted {rep.deleted}, rejected {rep.failed}")
+    return 0
 
 
 def cmd_serve(args) -> int:
     from .app import run_server
 
     data_dir = _data_dir(args)
-    if not (data_dir / "catalog.sqlite").exists():
+    es = _es_config(args, data_dir)
+    if es is None and not (data_dir / "catalog.sqlite").exists():
         print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
         return 2
-    run_server(data_dir, args.host, args.port)
+    run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None)
     return 0
 
 
@@ -140,19 +307,34 @@ def cmd_demo(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from indexers.backends.sqlite_index import SqliteCatalog
+    import asyncio
+
+    from indexers.backend import BackendUnavailable
     from indexers.query_model import QueryError
     from sru.cql import parse_cql
 
-    cat = SqliteCatalog(_data_dir(args) / "catalog.sqlite")
+    data_dir = _data_dir(args)
+    cat = _catalog(args, data_dir)
+
+    async def run():
+        try:
+            q = parse_cql(args.query, cat.config)
+            res = await cat.search(q)
+            return res, await cat.fetch(await cat.page(res, 0, args.max))
+        finally:
+            if hasattr(cat, "aclose"):
+                await cat.aclose()
+
     try:
-        q = parse_cql(args.query, cat.config)
-        res = cat.search_sync(q)
+        res, recs = asyncio.run(run())
     except QueryError as e:
         print(f"diagnostic {e.code}: {e.message}", file=sys.stderr)
         return 1
+    except BackendUnavailable as e:
+        print(f"diagnostic 1: {e}", file=sys.stderr)
+        return 1
     print(f"{res.total} hits")
-    for r in cat.fetch_sync(cat.page_sync(res, 0, args.max)):
+    for r in recs:
         title = " ".join(sf.value for f in r.marc.get_fields("245") for sf in f.subfields if sf.code in "ab")
         vern = [sf.value for f in r.marc.get_fields("880") if (f.get("6") or "").startswith("245")
                 for sf in f.subfields if sf.code == "a"]
@@ -169,10 +351,30 @@ def cmd_stats(args) -> int:
         print("no catalog", file=sys.stderr)
         return 2
     conn = connect(path, readonly=True)
-    unions = conn.execute("SELECT COUNT(*) FROM doc").fetchone()[0]
+    unions = conn.execute("SELECT COUNT(*) FROM union_rec").fetchone()[0]
     print(f"union records: {unions}")
     for lib, n in conn.execute("SELECT library, COUNT(*) FROM source GROUP BY library ORDER BY library"):
         print(f"  {lib}: {n} records")
+    if _es_config(args, _data_dir(args)) is not None:
+        import asyncio
+
+        cat = _catalog(args, _data_dir(args))
+
+        async def count():
+            try:
+                return await cat.count()
+            finally:
+                await cat.aclose()
+
+        from indexers.backend import BackendUnavailable
+
+        pending = conn.execute("SELECT COUNT(*) FROM es_outbox").fetchone()[0]
+        failed = conn.execute("SELECT COUNT(*) FROM es_failed").fetchone()[0]
+        try:
+            docs = asyncio.run(count())
+        except BackendUnavailable as e:
+            docs = f"? ({e})"
+        print(f"elasticsearch: {docs} documents, {pending} waiting in the outbox, {failed} rejected")
     return 0
 
 

@@ -265,6 +265,8 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
         from .backends.elasticsearch_index import OutboxWriter, Pusher
 
         store = open_store(data_dir, index=OutboxWriter())
+        store.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                               [("es_urls", json.dumps(es.urls)), ("es_index", es.index)])
         pusher = _EsPush(Pusher(db_path(data_dir), es))
     else:
         store = open_store(data_dir)
