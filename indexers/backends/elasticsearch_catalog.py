@@ -524,6 +524,8 @@ class ElasticsearchCatalog:
                                 source=["display"])
         out = []
         for d in resp["docs"]:
+            if d.get("error"):  # e.g. the index is gone: not "no such record"
+                raise BackendUnavailable(f"Elasticsearch could not fetch records: {d['error']}")
             if not d.get("found"):
                 continue
             disp = d["_source"]["display"]
