@@ -1,11 +1,21 @@
 """Shared fixtures."""
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from gateway.demo import write_demo_files
 from indexers.ingest import ingest
 from live_server import Server
+
+# tools/ is not a package; its Elasticsearch helper is imported from there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import elasticsearch_node  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +28,83 @@ def demo_server(tmp_path_factory):
     s = Server(d)
     yield s
     s.stop()
+
+
+# --------------------------------------------------------------------------- Elasticsearch
+#
+# Node directories come from tempfile.mkdtemp(), not tmp_path: as root the node runs as
+# an unprivileged user, which cannot enter pytest's /tmp/pytest-of-root (mode 0700).
+
+ES_HEAP = os.environ.get("UNIONCAT_ES_HEAP", elasticsearch_node.DEFAULT_HEAP)
+
+
+class _EsNodes:
+    """Starts dedicated nodes on request; stop_all() stops them and removes their dirs."""
+
+    def __init__(self):
+        self.nodes: list[elasticsearch_node.ElasticsearchNode] = []
+
+    def __call__(self, start: bool = True, **kwargs) -> elasticsearch_node.ElasticsearchNode:
+        kwargs.setdefault("heap", ES_HEAP)
+        node = elasticsearch_node.ElasticsearchNode(
+            tempfile.mkdtemp(prefix="unioncat-es-test-"), **kwargs)
+        self.nodes.append(node)
+        if start:
+            node.start()
+        return node
+
+    def stop_all(self) -> None:
+        errors = []
+        for node in self.nodes:
+            try:
+                node.stop()
+            except Exception as e:    # stop the others anyway
+                errors.append(e)
+            else:
+                shutil.rmtree(node.base_dir, ignore_errors=True)
+        self.nodes.clear()
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def es_url():
+    """URL of the session's Elasticsearch: $UNIONCAT_ES_URL (set by
+    `tools/elasticsearch_node.py run -- pytest ...`, i.e. `make test`) when set, else a
+    node started here for the session and stopped at its end."""
+    url = os.environ.get("UNIONCAT_ES_URL")
+    if url:
+        try:
+            elasticsearch_node.check_url(url)
+        except elasticsearch_node.ElasticsearchError as e:
+            pytest.fail(f"UNIONCAT_ES_URL is set, but {e}", pytrace=False)
+        yield url.rstrip("/")
+        return
+    nodes = _EsNodes()
+    try:
+        try:
+            node = nodes()
+        except elasticsearch_node.ElasticsearchError as e:
+            pytest.fail(f"could not start the session's Elasticsearch node: {e}", pytrace=False)
+        yield node.url
+    finally:
+        nodes.stop_all()
+
+
+@pytest.fixture
+def es_node_factory():
+    """es_node_factory(**kwargs) -> a started ElasticsearchNode of its own (own dir and
+    ports; kwargs go to ElasticsearchNode, start=False to leave it stopped) that a test
+    may stop() / restart().  All are stopped when the test ends.  ~20 s per start."""
+    nodes = _EsNodes()
+    yield nodes
+    nodes.stop_all()
+
+
+@pytest.fixture(scope="module")
+def es_node_factory_module():
+    """Like es_node_factory, for module-scoped fixtures: nodes live until the module ends."""
+    nodes = _EsNodes()
+    yield nodes
+    nodes.stop_all()
+
