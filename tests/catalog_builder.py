@@ -2,6 +2,8 @@
 the real `ingest` pipeline into a data directory, searched through a backend."""
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,44 +52,112 @@ def write(path: Path, records: list[pymarc.Record]) -> Path:
     return path
 
 
+BACKENDS = ["sqlite", "elasticsearch"]
+
+
+def backend_fixture(request, data_dir: Path) -> "CatalogUnderTest":
+    """A CatalogUnderTest for the backend named by request.param; the
+    Elasticsearch one uses the session's node (fixture es_url, tests/conftest.py)."""
+    es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
+    return CatalogUnderTest(data_dir, request.param, es_url=es_url)
+
+
 @dataclass
 class CatalogUnderTest:
+    """A catalog in a data directory, loaded through the real ingest and searched
+    through the backend's async Catalog interface (on a private event loop)."""
+
     data_dir: Path
     backend: str = "sqlite"
+    es_url: str | None = None
 
     def __post_init__(self):
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         self._n = 0
         self._cat = None
+        self.loop = asyncio.new_event_loop()
+        self.es_config = None
+        if self.backend == "elasticsearch":
+            from indexers.backends.elasticsearch_index import EsConfig
+
+            if not self.es_url:
+                raise ValueError("the elasticsearch backend needs es_url")
+            self.es_config = EsConfig(urls=[self.es_url], index=f"test-{uuid.uuid4().hex[:12]}",
+                                      retry_seconds=20.0, request_timeout=20.0)
 
     def load(self, library: str, records: list[pymarc.Record], full: bool = False):
         self._n += 1
         path = write(self.data_dir / f"in-{library}-{self._n}.mrc", records)
-        res = ingest(self.data_dir, library, [path], full=full, quiet=True)
-        self._cat = None
+        res = ingest(self.data_dir, library, [path], full=full, quiet=True, es=self.es_config)
+        if self.es_config is not None:
+            assert res.index_pending == 0 and res.index_error is None, res.index_error
+        self.close_catalog()
         return res.counts
 
     @property
-    def catalog(self) -> SqliteCatalog:
+    def catalog(self):
         if self._cat is None:
-            self._cat = SqliteCatalog(self.data_dir / "catalog.sqlite")
+            if self.es_config is not None:
+                from indexers.backends.elasticsearch_catalog import ElasticsearchCatalog
+
+                self._cat = ElasticsearchCatalog(self.es_config)
+            else:
+                self._cat = SqliteCatalog(self.data_dir / "catalog.sqlite")
         return self._cat
+
+    def run(self, coro):
+        return self.loop.run_until_complete(coro)
 
     def query(self, cql: str) -> Query:
         return parse_cql(cql, self.catalog.config)
 
+    def search(self, cql: str | Query):
+        q = self.query(cql) if isinstance(cql, str) else cql
+        return self.run(self.catalog.search(q))
+
     def ids(self, cql: str) -> list[int]:
-        res = self.catalog.search_sync(self.query(cql))
-        return self.catalog.page_sync(res, 0, res.total)
+        res = self.search(cql)
+        return self.run(self.catalog.page(res, 0, res.total))
+
+    def fetch(self, ids):
+        return self.run(self.catalog.fetch(ids))
+
+    def facets(self, res, names, limit):
+        return self.run(self.catalog.facets(res, names, limit))
+
+    def scan(self, index, term, position, maximum):
+        return self.run(self.catalog.scan(index, term, position, maximum))
 
     def local_ids(self, cql: str) -> list[str]:
         """The first member's 001 of each hit, in result order."""
-        recs = self.catalog.fetch_sync(self.ids(cql))
-        return [r.members[0][1] for r in recs]
+        return [r.members[0][1] for r in self.fetch(self.ids(cql))]
 
     def hits(self, cql: str) -> set[str]:
         """Every member 001 of every hit (order-free)."""
-        return {m[1] for r in self.catalog.fetch_sync(self.ids(cql)) for m in r.members}
+        return {m[1] for r in self.fetch(self.ids(cql)) for m in r.members}
+
+    def close_catalog(self):
+        if self._cat is not None:
+            if hasattr(self._cat, "aclose"):
+                self.run(self._cat.aclose())
+            else:
+                self._cat.close()
+            self._cat = None
 
     def close(self):
-        if self._cat is not None:
-            self._cat.close()
+        self.close_catalog()
+        if self.es_config is not None:
+            self.run(_drop_indexes(self.es_config))
+        self.loop.close()
+
+
+async def _drop_indexes(cfg) -> None:
+    es = cfg.client()
+    try:
+        got = await es.options(ignore_status=404).indices.get(index=f"{cfg.index}-*")
+        names = [n for n in got.body if n.startswith(cfg.index + "-")] if got.meta.status == 200 else []
+        names.append(cfg.index + "-meta")
+        if names:
+            await es.options(ignore_status=404).indices.delete(index=",".join(names))
+    finally:
+        await es.close()

@@ -108,3 +108,27 @@ def es_node_factory_module():
     yield nodes
     nodes.stop_all()
 
+
+@pytest.fixture(scope="session")
+def demo_server_es(es_url, tmp_path_factory):
+    """The demo catalog on the Elasticsearch backend (the session's node), served by
+    the real aiohttp application."""
+    import uuid
+
+    from indexers.backends.elasticsearch_catalog import ElasticsearchCatalog
+    from indexers.backends.elasticsearch_index import EsConfig
+
+    cfg = EsConfig(urls=[es_url], index=f"demo-{uuid.uuid4().hex[:8]}", request_timeout=20.0)
+    d = tmp_path_factory.mktemp("demo-es")
+    for lib, path in write_demo_files(d / "in").items():
+        res = ingest(d, lib, [path], quiet=True, es=cfg)
+        assert res.index_pending == 0, res.index_error
+    s = Server(d, catalog=ElasticsearchCatalog(cfg))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(params=["sqlite", "elasticsearch"])
+def any_demo_server(request):
+    """The demo catalog served on each backend in turn."""
+    return request.getfixturevalue("demo_server" if request.param == "sqlite" else "demo_server_es")

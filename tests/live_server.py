@@ -22,11 +22,11 @@ def free_port() -> int:
 class Server:
     """The real aiohttp app in a thread, on a loopback port."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, catalog=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
-        self.app = make_app(data_dir, port=self.port)
+        self.app = make_app(data_dir, port=self.port, catalog=catalog)
         self.runner = web.AppRunner(self.app)
         ready = threading.Event()
 

@@ -1,16 +1,14 @@
 """Backend conformance: every rule of SEARCH_SEMANTICS.md (normalization, term
 matching, relations, indexes, sorting, facets, scan) against each backend.
 
-The same tests run for every backend in BACKENDS (the Elasticsearch backend joins
-this list in its own issue)."""
+The same tests run for every backend in catalog_builder.BACKENDS: the embedded
+SQLite index and Elasticsearch (a real node, tests/conftest.py es_url)."""
 from __future__ import annotations
 
 import pytest
 
-from catalog_builder import CatalogUnderTest, df, rec
+from catalog_builder import BACKENDS, backend_fixture, df, rec
 from indexers.query_model import QueryError
-
-BACKENDS = ["sqlite"]
 
 
 def corpus():
@@ -58,7 +56,7 @@ def corpus():
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def cat(request, tmp_path_factory):
-    c = CatalogUnderTest(tmp_path_factory.mktemp(f"sem-{request.param}"), request.param)
+    c = backend_fixture(request, tmp_path_factory.mktemp(f"sem-{request.param}"))
     c.load("a", corpus())
     c.load("b", [rec("b1", title="Libraries and society", year="2005",
                      fields=[df("100", "1 ", a="Brown, Anna."), df("852", b="North")])])
@@ -375,8 +373,8 @@ def test_relevance_is_default_and_title_weighs_more(cat):
 
 # ---------------------------------------------------------------- facets, scan
 def test_facets(cat):
-    res = cat.catalog.search_sync(cat.query("cql.allRecords=1"))
-    f = cat.catalog.facets_sync(res, ["language", "library", "date"], 5)
+    res = cat.search("cql.allRecords=1")
+    f = cat.facets(res, ["language", "library", "date"], 5)
     langs = {v.value: v.count for v in f["language"]}
     assert langs["jpn"] == 9 and langs["eng"] >= 10
     libs = {v.value: v.count for v in f["library"]}
@@ -385,13 +383,13 @@ def test_facets(cat):
 
 
 def test_scan_title_with_response_position(cat):
-    terms = cat.catalog.scan_sync("dc.title", "libraries", 1, 3)
+    terms = cat.scan("dc.title", "libraries", 1, 3)
     assert terms[0].value == "libraries and society" and terms[0].count == 2
-    around = cat.catalog.scan_sync("dc.title", "libraries", 2, 3)
+    around = cat.scan("dc.title", "libraries", 2, 3)
     assert around[1].value == "libraries and society"
     assert around[0].value < around[1].value < around[2].value
 
 
 def test_scan_date(cat):
-    terms = cat.catalog.scan_sync("dc.date", "2003", 1, 2)
+    terms = cat.scan("dc.date", "2003", 1, 2)
     assert [(t.value, t.count) for t in terms] == [("2003", 2), ("2005", 2)]

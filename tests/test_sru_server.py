@@ -24,8 +24,9 @@ VERSIONS = ["1.1", "1.2", "2.0"]
 
 
 @pytest.fixture
-def server(demo_server):
-    return demo_server
+def server(any_demo_server):
+    """Every test here runs against the embedded backend and against Elasticsearch."""
+    return any_demo_server
 
 
 def sru(server, version, **params):

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_builder import CatalogUnderTest, df, rec
-
-BACKENDS = ["sqlite"]
+from catalog_builder import BACKENDS, backend_fixture, df, rec
 
 
 @pytest.fixture(params=BACKENDS)
 def cat(request, tmp_path):
-    c = CatalogUnderTest(tmp_path, request.param)
+    c = backend_fixture(request, tmp_path)
     yield c
     c.close()
 
 
 def holdings_of(cat, cql):
     out = []
-    for r in cat.catalog.fetch_sync(cat.ids(cql)):
+    for r in cat.fetch(cat.ids(cql)):
         out.append(sorted((h.library, h.branch) for h in r.holdings))
     return out
 
@@ -124,7 +122,7 @@ def test_union_record_indexes_fields_of_all_members(cat):
 def test_display_record_carries_every_holding_as_852(cat):
     cat.load("iizuka", [ndl("iz1")])
     cat.load("hiroshima-u", [loc("hu1")])
-    (r,) = cat.catalog.fetch_sync(cat.ids("dc.title=図書館の歴史"))
+    (r,) = cat.fetch(cat.ids("dc.title=図書館の歴史"))
     f852 = sorted((f.get("a"), f.get("b")) for f in r.marc.get_fields("852"))
     assert f852 == [("hiroshima-u", "East Library"), ("iizuka", "中央図書館")]
 
@@ -132,7 +130,7 @@ def test_display_record_carries_every_holding_as_852(cat):
 def test_display_record_drops_the_preferred_members_own_item_fields(cat):
     cat.load("hiroshima-u", [loc("hu1")])  # Koha-style 952 items (config/libraries.toml)
     cat.load("iizuka", [ndl("iz1")])
-    (r,) = cat.catalog.fetch_sync(cat.ids("dc.title=図書館の歴史"))
+    (r,) = cat.fetch(cat.ids("dc.title=図書館の歴史"))
     assert r.marc.get_fields("952") == []
     assert sorted(f.get("a") for f in r.marc.get_fields("852")) == ["hiroshima-u", "iizuka"]
 
