@@ -1,25 +1,40 @@
-"""unioncat vs Zebra, side by side, on the same Library of Congress records.
+"""unioncat (Elasticsearch and embedded SQLite backends) vs Zebra, side by side,
+on the same Library of Congress records.
 
 One run does everything and stops everything it started:
 
 1. gets the 250,000-record LoC file (``bench/loc_data.py``; ``--records N`` writes
    the first N records to a subset file),
 2. derives the fixed 50-query CQL workload from it (``bench/workload.py``),
-3. for each system -- unioncat, Zebra with ICU indexing, Zebra with its default
-   ``string.chr`` indexing (see ``bench/zebra.py`` for the variants) -- loads the records (``unioncat ingest`` /
+3. for each system -- unioncat on the embedded SQLite index (``unioncat-sqlite``),
+   unioncat on Elasticsearch (``unioncat-es``: a single-node ES 8 started for the
+   run by ``tools/elasticsearch_node.py`` in a temp dir, stopped afterwards), Zebra
+   with ICU indexing, Zebra with its default ``string.chr`` indexing (see
+   ``bench/zebra.py`` for the variants) -- loads the records (``unioncat ingest`` /
    ``zebraidx update``: wall time, records/s, peak RSS, size on disk), starts the
    server on 127.0.0.1, runs the workload once for hit counts, then sequentially
-   and at concurrency 8 and 32 (``bench/http_load.py``: p50/p99 latency,
-   requests/s), optionally ``wrk`` on one fixed query, records the server's
-   peak memory, and stops the server (by PID),
-4. prints the figures side by side with the ratio unioncat/Zebra and writes JSON.
+   (concurrency 1) and at concurrency 8 and 32 (``bench/http_load.py``: p50/p99
+   latency, requests/s), optionally ``wrk`` on one fixed query, records the
+   server's peak memory (for unioncat-es also the ES JVM's), and stops the server
+   (by PID); for unioncat-es it then times ``unioncat reindex`` (documents/s),
+4. prints the figures side by side with the ratios es/sqlite, es/zebra and
+   sqlite/zebra, lists the queries where the ES and SQLite hit counts differ,
+   and writes JSON.
+
+``--scale N`` is the scaling run: ``bench/make_million.py`` writes N records (the
+LoC records plus distinct copies), and only ingest records/s, index size on disk
+and the sequential SRU latency of the same 50 queries (built from the LoC file,
+as in the 250,000-record run) are measured, for unioncat-es and unioncat-sqlite
+(add ``--systems sqlite,es,zebra`` for Zebra/ICU too).
 
 usage::
 
-    python bench/run_bench.py                       # all 250,000 records
+    python bench/run_bench.py                       # all 250,000 records, all systems
     python bench/run_bench.py --records 20000       # quick run on the first 20,000
-    python bench/run_bench.py --skip-zebra          # unioncat only
+    python bench/run_bench.py --systems sqlite,es   # unioncat on both backends only
+    python bench/run_bench.py --skip-es             # unioncat-sqlite and Zebra
     python bench/run_bench.py --skip-unioncat --zebra-variants icu
+    python bench/run_bench.py --scale 1000000       # ingest/disk/sequential latency at 1M records
     python bench/run_bench.py --out bench/results.json --keep   # keep the work dir
 
 All servers bind to 127.0.0.1 on free ports.  Every loop is bounded (number of
@@ -44,6 +59,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(REPO / "tools"))  # elasticsearch_node.py
 
 import http_load  # noqa: E402
 import procmon  # noqa: E402
@@ -69,7 +85,9 @@ def _dir_mb(path: Path) -> float:
 
 
 class UnioncatSystem:
-    name = "unioncat"
+    """unioncat on its embedded SQLite index (the data directory is the whole catalog)."""
+
+    name = "unioncat-sqlite"
 
     def __init__(self, root: Path, cmd: list[str], library: str, env: dict, start_timeout: float):
         self.root = root
@@ -85,17 +103,35 @@ class UnioncatSystem:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/sru"
 
+    # hooks the Elasticsearch variant fills in
+    def backend_args(self) -> list[str]:
+        return []
+
+    def side_pids(self) -> dict[str, int]:
+        """Other server processes the system needs (name -> PID), measured too."""
+        return {}
+
+    def after_serve(self, out: dict, a) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def load(self, path: Path, timeout: float) -> dict:
         self.root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
         help_text = subprocess.run([*self.cmd, "ingest", "--help"], capture_output=True, text=True,
                                    env=self.env, timeout=60).stdout
         extra = [f for f in ("--quiet", "--json") if f in help_text]
-        cmd = [*self.cmd, "ingest", "--data-dir", str(self.data_dir), "--library", self.library,
-               *extra, str(path)]
+        cmd = [*self.cmd, "ingest", "--data-dir", str(self.data_dir), *self.backend_args(),
+               "--library", self.library, *extra, str(path)]
         print("  $", " ".join(cmd), flush=True)
-        res = procmon.run_measured(cmd, log_path=self.root / "ingest.log", timeout=timeout,
-                                   env=self.env, register=STARTED)
+        side = self._side_monitors()
+        try:
+            res = procmon.run_measured(cmd, log_path=self.root / "ingest.log", timeout=timeout,
+                                       env=self.env, register=STARTED)
+        finally:
+            side_out = self._side_results(side)
         counts = parse_ingest_counts(res["output"])
         out = {
             "command": " ".join(cmd),
@@ -111,17 +147,40 @@ class UnioncatSystem:
             "cpu_s": res["tree_cpu_s"],
             "disk_mb": _dir_mb(self.data_dir) if self.data_dir.exists() else None,
         }
+        out.update(side_out)
+        if side_out.get("es_cpu_s") is not None:
+            out["ingest_cpu_s"] = out["cpu_s"]
+            out["cpu_s"] = round(out["cpu_s"] + side_out["es_cpu_s"], 2)  # all processes incl. the JVM
         if out["records"]:
             out["records_per_s"] = round(out["records"] / res["wall_s"], 1)
+        self.check_load(out, res)
+        return out
+
+    def check_load(self, out: dict, res: dict) -> None:
         if res["returncode"] != 0:
             out["error"] = res["output"][-3000:]
             raise SystemFailed(self.name, out)
+
+    def _side_monitors(self) -> dict:
+        mons = {}
+        for label, pid in self.side_pids().items():
+            mons[label] = (pid, procmon.tree_cpu_s(pid), procmon.TreeMemory(pid, interval=0.2).start())
+        return mons
+
+    @staticmethod
+    def _side_results(mons: dict) -> dict:
+        out = {}
+        for label, (pid, cpu0, mon) in mons.items():
+            mem = mon.stop()
+            out[f"{label}_cpu_s"] = round(procmon.tree_cpu_s(pid) - cpu0, 2)
+            out[f"{label}_peak_rss_mb"] = mem["peak_rss_mb"]
+            out[f"{label}_peak_anon_mb"] = mem["peak_anon_mb"]
         return out
 
     def start(self) -> int:
         log = open(self.root / "serve.log", "wb")
-        cmd = [*self.cmd, "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-               "--port", str(self.port)]
+        cmd = [*self.cmd, "serve", "--data-dir", str(self.data_dir), *self.backend_args(),
+               "--host", "127.0.0.1", "--port", str(self.port)]
         print("  $", " ".join(cmd), flush=True)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.env)
@@ -148,6 +207,145 @@ class UnioncatSystem:
             except subprocess.TimeoutExpired:
                 pass
             self.proc = None
+
+
+class EsSystem(UnioncatSystem):
+    """unioncat on Elasticsearch: a single-node ES (tools/elasticsearch_node.py) in a
+    directory of its own made with tempfile.mkdtemp (the node runs as an unprivileged
+    user when we are root, and must be able to enter it), started before the ingest
+    and stopped in :meth:`close` (always called, also on errors and SIGTERM)."""
+
+    name = "unioncat-es"
+
+    def __init__(self, root: Path, cmd: list[str], library: str, env: dict, start_timeout: float, *,
+                 heap: str, index: str = "bench", config: Path | None = None, keep: bool = False,
+                 reindex: bool = True):
+        super().__init__(root, cmd, library, env, start_timeout)
+        self.heap = heap
+        self.index = index
+        self.config = config
+        self.keep = keep
+        self.do_reindex = reindex
+        self.node = None
+        self.node_dir: Path | None = None
+        self.node_info: dict = {}
+
+    def start_node(self) -> None:
+        from elasticsearch_node import ElasticsearchNode
+
+        self.node_dir = Path(tempfile.mkdtemp(prefix="unioncat-bench-es-"))
+        self.node = ElasticsearchNode(self.node_dir, heap=self.heap)
+        print(f"  starting Elasticsearch (heap {self.heap}) in {self.node_dir}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            self.node.start(timeout=self.start_timeout)
+        finally:
+            if self.node.pid:
+                STARTED.add(self.node.pid)
+        self.node_info = {"url": self.node.url, "pid": self.node.pid, "heap": self.heap,
+                          "dir": str(self.node_dir), "start_s": round(time.perf_counter() - t0, 1),
+                          "version": getattr(sys.modules["elasticsearch_node"], "VERSION", None),
+                          "idle_rss_mb": round(procmon._status_kb(self.node.pid, "VmRSS") / 1024, 1)}
+        print(f"  Elasticsearch {self.node.url} pid {self.node.pid} up after {self.node_info['start_s']} s, "
+              f"RSS {self.node_info['idle_rss_mb']} MB", flush=True)
+
+    def backend_args(self) -> list[str]:
+        args = ["--backend", "elasticsearch", "--es-url", self.node.url, "--es-index", self.index]
+        if self.config:
+            args += ["--config", str(self.config)]
+        return args
+
+    def side_pids(self) -> dict[str, int]:
+        return {"es": self.node.pid} if self.node is not None and self.node.pid else {}
+
+    def load(self, path: Path, timeout: float) -> dict:
+        if self.node is None:
+            self.start_node()
+        out = super().load(path, timeout)
+        out["es_node"] = self.node_info
+        out.update(self.index_size())
+        out["store_mb"] = out["disk_mb"]  # the record store (catalog.sqlite) in the data dir
+        if out.get("es_index_mb") is not None:
+            out["disk_mb"] = round(out["store_mb"] + out["es_index_mb"], 1)
+        return out
+
+    def check_load(self, out: dict, res: dict) -> None:
+        es = (out.get("counts") or {}).get("elasticsearch") or {}
+        out["es_counts"] = es
+        if res["returncode"] == 75:
+            out["error"] = ("exit 75: records wait in the outbox (Elasticsearch push did not finish): "
+                            + str(es) + "\n" + res["output"][-2000:])
+            raise SystemFailed(self.name, out)
+        super().check_load(out, res)
+        if es.get("failed") or es.get("pending") or es.get("error"):
+            out["warning"] = f"elasticsearch counts: {es}"
+            print(f"  !! {out['warning']}", flush=True)
+
+    def index_size(self) -> dict:
+        """_cat/indices of the alias's index (store size, docs) and the node's data dir."""
+        from elasticsearch_node import http_json
+
+        out: dict = {}
+        try:
+            http_json(f"{self.node.url}/{self.index}/_refresh", method="POST", timeout=120)
+            status, body = http_json(f"{self.node.url}/_cat/indices/{self.index}?format=json&bytes=b",
+                                     timeout=60)
+            if status == 200 and isinstance(body, list):
+                out["es_indices"] = [{k: r.get(k) for k in ("index", "docs.count", "docs.deleted", "store.size")}
+                                     for r in body]
+                out["es_index_mb"] = round(sum(int(r.get("store.size") or 0) for r in body) / 2**20, 1)
+                out["es_docs"] = sum(int(r.get("docs.count") or 0) for r in body)
+            status, body = http_json(f"{self.node.url}/_cat/segments/{self.index}?format=json", timeout=60)
+            if status == 200 and isinstance(body, list):
+                out["es_segments"] = len(body)
+        except (OSError, ValueError) as e:
+            out["es_index_error"] = f"{type(e).__name__}: {e}"
+        if self.node_dir is not None:
+            out["es_data_dir_mb"] = _dir_mb(self.node_dir / "data")
+        return out
+
+    def after_serve(self, out: dict, a) -> None:
+        if not self.do_reindex:
+            return
+        print(f"== {self.name}: reindex", flush=True)
+        cmd = [*self.cmd, "reindex", "--data-dir", str(self.data_dir), *self.backend_args()]
+        print("  $", " ".join(cmd), flush=True)
+        side = self._side_monitors()
+        try:
+            res = procmon.run_measured(cmd, log_path=self.root / "reindex.log", timeout=a.load_timeout,
+                                       env=self.env, register=STARTED)
+        finally:
+            side_out = self._side_results(side)
+        r = {"command": " ".join(cmd), "returncode": res["returncode"], "wall_s": round(res["wall_s"], 2),
+             "peak_rss_mb": res["peak_rss_mb"], "cpu_s": res["tree_cpu_s"], **side_out,
+             "output": res["output"][-2000:]}
+        m = re.search(r"reindexed (\d+) union records into (\S+) in ([\d.]+) s", res["output"])
+        if res["returncode"] == 0 and m:
+            r["documents"] = int(m.group(1))
+            r["index"] = m.group(2)
+            r["reported_s"] = float(m.group(3))
+            r["docs_per_s"] = round(r["documents"] / res["wall_s"], 1)
+            r.update(self.index_size())
+        else:
+            r["error"] = f"exit {res['returncode']}: {res['output'][-1500:].strip()}"
+            out.setdefault("problems", []).append(f"reindex failed: {r['error']}")
+        out["reindex"] = r
+        print("  ", {k: v for k, v in r.items() if k not in ("command", "output", "es_indices")}, flush=True)
+
+    def close(self) -> None:
+        if self.node is not None:
+            pid = self.node.pid
+            try:
+                self.node.stop()
+                print(f"  Elasticsearch pid {pid} stopped", flush=True)
+            except Exception as e:  # noqa: BLE001 -- the registry's stop-by-PID is the fallback
+                print(f"  !! stopping Elasticsearch: {e}", file=sys.stderr, flush=True)
+            else:
+                if pid:
+                    STARTED.discard(pid)
+            self.node = None
+        if self.node_dir is not None and not self.keep:
+            shutil.rmtree(self.node_dir, ignore_errors=True)
 
 
 class ZebraSystem:
@@ -177,6 +375,15 @@ class ZebraSystem:
 
     def stop(self) -> None:
         self.z.stop()
+
+    def side_pids(self) -> dict[str, int]:
+        return {}
+
+    def after_serve(self, out: dict, a) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class SystemFailed(Exception):
@@ -224,42 +431,59 @@ def unioncat_command(arg: str | None) -> tuple[list[str], dict]:
 # ---------------------------------------------------------------- measuring one system
 
 def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
-    """Load, serve, query; fills ``out`` as it goes (partial results survive errors)."""
+    """Load, serve, query; fills ``out`` as it goes (partial results survive errors).
+    ``a.scale``: only the sequential phase (no concurrent phases, wrk or reindex)."""
     print(f"\n== {system.name}: load", flush=True)
     out["load"] = system.load(path, a.load_timeout)
-    print("  ", {k: v for k, v in out["load"].items() if k not in ("command", "counts")}, flush=True)
+    print("  ", {k: v for k, v in out["load"].items() if k not in ("command", "counts", "es_indices")},
+          flush=True)
     print(f"== {system.name}: serve", flush=True)
     t0 = time.perf_counter()
     pid = system.start()
     out["start_s"] = round(time.perf_counter() - t0, 2)
+    side = system.side_pids()  # e.g. the Elasticsearch JVM: its memory and CPU count too
     mon = procmon.TreeMemory(pid, interval=0.2).start()
+    side_mon = {k: procmon.TreeMemory(p, interval=0.2).start() for k, p in side.items()}
+
+    def cpu():
+        g = procmon.tree_cpu_s(pid)
+        return g, g + sum(procmon.tree_cpu_s(p) for p in side.values())
+
     try:
         time.sleep(0.5)
         mon.poll()
         out["server_idle_rss_mb"] = round(mon.peak_rss_kb / 1024, 1)
+        for k, m in side_mon.items():
+            m.poll()
+            out[f"{k}_idle_rss_mb"] = round(m.peak_rss_kb / 1024, 1)
         print("  hit counts (one sequential pass, also the warm-up)", flush=True)
-        extra = a.extra if system.name == "unioncat" else None  # see --result-set-ttl
+        extra = a.extra if system.name.startswith("unioncat") else None  # see --result-set-ttl
         out["request_extra"] = extra
         out["hits"] = http_load.hit_counts(system.base_url, queries, extra=extra)
         bad = [h for h in out["hits"] if h.get("status") != 200 or h.get("diagnostic")]
         if bad:
             print(f"  {len(bad)} queries gave errors/diagnostics, e.g. {bad[0]}", flush=True)
-        phases = [("seq", 1, a.seq_requests)] + [(f"c{c}", c, a.conc_requests) for c in a.concurrency]
+        phases = [("seq", 1, a.seq_requests)]
+        if not a.scale:
+            phases += [(f"c{c}", c, a.conc_requests) for c in a.concurrency]
         for label, conc, nreq in phases:
             load = os.getloadavg()[0]
-            cpu0 = procmon.tree_cpu_s(pid)
+            g0, cpu0 = cpu()
             r = http_load.run_load(system.base_url, queries, concurrency=conc, max_requests=nreq,
                                    max_seconds=a.seconds, extra=extra)
-            cpu = procmon.tree_cpu_s(pid) - cpu0
-            r["server_cpu_s"] = round(cpu, 3)
-            r["server_cpu_ms_per_req"] = round(1000 * cpu / r["requests"], 3) if r["requests"] else None
+            g1, cpu1 = cpu()
+            r["server_cpu_s"] = round(cpu1 - cpu0, 3)
+            r["server_cpu_ms_per_req"] = round(1000 * (cpu1 - cpu0) / r["requests"], 3) if r["requests"] else None
+            if side:
+                r["gateway_cpu_ms_per_req"] = (round(1000 * (g1 - g0) / r["requests"], 3)
+                                               if r["requests"] else None)
             r["loadavg_before"] = round(load, 2)
             out[label] = r
             print(f"  {label:4s} n={r['requests']} rps={r['rps']} p50={r['p50_ms']}ms p99={r['p99_ms']}ms "
                   f"server CPU {r['server_cpu_ms_per_req']}ms/req errors={r['errors']} "
                   f"diagnostics={r['diagnostics']} ({r['bounded_by']}; load avg before {load:.1f})",
                   flush=True)
-        if a.wrk and shutil.which("wrk"):
+        if a.wrk and not a.scale and shutil.which("wrk"):
             url = http_load.sru_url(system.base_url, WRK_QUERY, extra=extra)
             out["wrk"] = {}
             for c in (1, 8):
@@ -270,9 +494,17 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
         mon.poll()
         out["server_mem"] = mon.stop()
         out["server_mem"]["root_hwm_mb"] = round(procmon.hwm_kb(pid) / 1024, 1)
+        for k, m in side_mon.items():
+            m.poll()
+            out[f"{k}_mem"] = m.stop()
+            out[f"{k}_mem"]["root_hwm_mb"] = round(procmon.hwm_kb(side[k]) / 1024, 1)
     finally:
         mon.stop()
+        for m in side_mon.values():
+            m.stop()
         system.stop()
+    if not a.scale:
+        system.after_serve(out, a)
 
 
 # ---------------------------------------------------------------- report
@@ -280,18 +512,29 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
 ROWS = [  # label, path, better ("higher"/"lower"), fmt
     ("load: records/s", ("load", "records_per_s"), "higher", "{:.0f}"),
     ("load: wall s", ("load", "wall_s"), "lower", "{:.1f}"),
-    ("load: CPU s (user+sys, all processes)", ("load", "cpu_s"), "lower", "{:.1f}"),
-    ("load: peak RSS MB", ("load", "peak_rss_mb"), "lower", "{:.0f}"),
-    ("on disk MB", ("load", "disk_mb"), "lower", "{:.0f}"),
+    ("load: CPU s (user+sys, all processes, incl. ES JVM)", ("load", "cpu_s"), "lower", "{:.1f}"),
+    ("load: ES JVM CPU s", ("load", "es_cpu_s"), "lower", "{:.1f}"),
+    ("load: peak RSS MB (loader process)", ("load", "peak_rss_mb"), "lower", "{:.0f}"),
+    ("load: ES JVM peak RSS MB", ("load", "es_peak_rss_mb"), "lower", "{:.0f}"),
+    ("on disk MB (total)", ("load", "disk_mb"), "lower", "{:.0f}"),
+    ("  ES: record store MB (catalog.sqlite)", ("load", "store_mb"), "lower", "{:.0f}"),
+    ("  ES: index MB (_cat/indices store.size)", ("load", "es_index_mb"), "lower", "{:.0f}"),
+    ("reindex: docs/s", ("reindex", "docs_per_s"), "higher", "{:.0f}"),
+    ("reindex: wall s", ("reindex", "wall_s"), "lower", "{:.1f}"),
+    ("reindex: ES index MB after", ("reindex", "es_index_mb"), "lower", "{:.0f}"),
     ("server start s", ("start_s",), "lower", "{:.2f}"),
     ("server idle RSS MB", ("server_idle_rss_mb",), "lower", "{:.0f}"),
     ("server peak RSS MB (tree)", ("server_mem", "peak_rss_mb"), "lower", "{:.0f}"),
     ("server peak PSS MB (tree)", ("server_mem", "peak_pss_mb"), "lower", "{:.0f}"),
     ("server peak anon RSS MB (tree)", ("server_mem", "peak_anon_mb"), "lower", "{:.0f}"),
-    ("seq: p50 ms", ("seq", "p50_ms"), "lower", "{:.2f}"),
-    ("seq: p99 ms", ("seq", "p99_ms"), "lower", "{:.2f}"),
-    ("seq: req/s", ("seq", "rps"), "higher", "{:.0f}"),
-    ("seq: server CPU ms/req", ("seq", "server_cpu_ms_per_req"), "lower", "{:.2f}"),
+    ("ES JVM idle RSS MB", ("es_idle_rss_mb",), "lower", "{:.0f}"),
+    ("ES JVM peak RSS MB (serving)", ("es_mem", "peak_rss_mb"), "lower", "{:.0f}"),
+    ("server + ES JVM peak RSS MB", ("_total_rss",), "lower", "{:.0f}"),
+    ("c1 (seq): p50 ms", ("seq", "p50_ms"), "lower", "{:.2f}"),
+    ("c1 (seq): p99 ms", ("seq", "p99_ms"), "lower", "{:.2f}"),
+    ("c1 (seq): req/s", ("seq", "rps"), "higher", "{:.0f}"),
+    ("c1 (seq): server CPU ms/req", ("seq", "server_cpu_ms_per_req"), "lower", "{:.2f}"),
+    ("c1 (seq): gateway CPU ms/req (ES: w/o JVM)", ("seq", "gateway_cpu_ms_per_req"), "lower", "{:.2f}"),
     ("c8: p50 ms", ("c8", "p50_ms"), "lower", "{:.2f}"),
     ("c8: p99 ms", ("c8", "p99_ms"), "lower", "{:.2f}"),
     ("c8: req/s", ("c8", "rps"), "higher", "{:.0f}"),
@@ -309,6 +552,8 @@ ROWS = [  # label, path, better ("higher"/"lower"), fmt
     ("errors (non-200, all phases)", ("_errors",), "lower", "{:.0f}"),
     ("SRU diagnostics (all phases)", ("_diags",), "lower", "{:.0f}"),
 ]
+
+ES, SQL = "unioncat-es", "unioncat-sqlite"
 
 
 def _get(d: dict, path):
@@ -330,31 +575,86 @@ def _derived(res: dict) -> None:
     if phases:
         res["_errors"] = sum(p.get("errors", 0) for p in phases) + sum(
             (w or {}).get("non2xx", 0) for w in (res.get("wrk") or {}).values())
+    srv = _get(res, ("server_mem", "peak_rss_mb"))
+    if srv is not None:
+        res["_total_rss"] = srv + (_get(res, ("es_mem", "peak_rss_mb")) or 0)
+
+
+def ratio_pairs(names: list[str]) -> list[tuple[str, str, str]]:
+    """(column head, numerator, denominator): es/sqlite, es/each Zebra, sqlite/each Zebra."""
+    zebras = [n for n in names if n.startswith("zebra")]
+    pairs = []
+    if ES in names and SQL in names:
+        pairs.append(("es/sqlite", ES, SQL))
+    for num, short in ((ES, "es"), (SQL, "sqlite")):
+        if num in names:
+            pairs += [(f"{short}/{z[6:]}", num, z) for z in zebras]
+    return pairs
+
+
+def _ratio(u, v) -> str:
+    return f"{u / v:.2f}" if isinstance(u, (int, float)) and isinstance(v, (int, float)) and v else "-"
 
 
 def table(results: dict, concurrency: list[int]) -> str:
     names = list(results["systems"])
     for n in names:
         _derived(results["systems"][n])
-    zebras = [n for n in names if n.startswith("zebra")]
-    has_uc = "unioncat" in names
+    pairs = ratio_pairs(names)
     rows = [r for r in ROWS if not re.match(r"c(\d+):", r[0]) or int(re.match(r"c(\d+)", r[0]).group(1))
             in concurrency]
-    head = ["metric", "better"] + names + ([f"uc/{z[6:]}" for z in zebras] if has_uc else [])
+    head = ["metric", "better"] + names + [p[0] for p in pairs]
     lines = [head]
     for label, path, better, fmt in rows:
         vals = [_get(results["systems"][n], path) for n in names]
         if all(v is None for v in vals):
             continue
         cells = [label, better] + [fmt.format(v) if isinstance(v, (int, float)) else "-" for v in vals]
-        if has_uc:
-            u = _get(results["systems"]["unioncat"], path)
-            for z in zebras:
-                zv = _get(results["systems"][z], path)
-                cells.append(f"{u / zv:.2f}" if isinstance(u, (int, float)) and isinstance(zv, (int, float))
-                             and zv else "-")
+        for _, num, den in pairs:
+            cells.append(_ratio(_get(results["systems"][num], path), _get(results["systems"][den], path)))
         lines.append(cells)
     return _fmt_table(lines)
+
+
+def summary_table(results: dict, concurrency: list[int]) -> str:
+    """One line per system: ingest records/s, then p50/p99/req/s at c1 and each concurrency;
+    ratio lines below."""
+    names = list(results["systems"])
+    for n in names:
+        _derived(results["systems"][n])
+    cols = [("ingest rec/s", ("load", "records_per_s"), "{:.0f}")]
+    for label, key in [("c1", "seq")] + [(f"c{c}", f"c{c}") for c in concurrency]:
+        cols += [(f"{label} p50 ms", (key, "p50_ms"), "{:.1f}"), (f"{label} p99 ms", (key, "p99_ms"), "{:.1f}"),
+                 (f"{label} req/s", (key, "rps"), "{:.0f}")]
+    cols = [c for c in cols if any(_get(results["systems"][n], c[1]) is not None for n in names)]
+    lines = [["system", ""] + [c[0] for c in cols]]
+    for n in names:
+        r = results["systems"][n]
+        lines.append([n, ""] + [fmt.format(v) if isinstance(v := _get(r, path), (int, float)) else "-"
+                                for _, path, fmt in cols])
+    for head, num, den in ratio_pairs(names):
+        lines.append([head, "ratio"] + [_ratio(_get(results["systems"][num], path),
+                                               _get(results["systems"][den], path)) for _, path, _ in cols])
+    return _fmt_table(lines)
+
+
+def es_sqlite_diffs(results: dict) -> list[dict] | None:
+    """The queries whose hit count (or diagnostic) differs between unioncat-es and
+    unioncat-sqlite; None when the run has not both."""
+    sy = results.get("systems", {})
+    if not ("hits" in sy.get(ES, {}) and "hits" in sy.get(SQL, {})):
+        return None
+    out = []
+    for q, he, hs in zip(results["workload"], sy[ES]["hits"], sy[SQL]["hits"]):
+        ke = (he.get("status"), he.get("hits"), he.get("diagnostic"))
+        ks = (hs.get("status"), hs.get("hits"), hs.get("diagnostic"))
+        if ke != ks:
+            out.append({"n": q["n"], "kind": q["kind"], "cql": q["cql"],
+                        "es": he.get("hits") if he.get("status") == 200 and not he.get("diagnostic") else
+                        (he.get("diagnostic") or he.get("error") or f"HTTP {he.get('status')}"),
+                        "sqlite": hs.get("hits") if hs.get("status") == 200 and not hs.get("diagnostic") else
+                        (hs.get("diagnostic") or hs.get("error") or f"HTTP {hs.get('status')}")})
+    return out
 
 
 def _fmt_table(lines: list[list[str]]) -> str:
@@ -378,8 +678,8 @@ def hits_table(results: dict) -> str:
         return "(no hit counts)"
     queries = results["workload"]
     w = 48
-    lines = ["  #  kind             " + "query".ljust(w) + "".join(f"{n:>15s}" for n in names)]
-    ndiff = 0
+    lines = ["  #  kind             " + "query".ljust(w) + "".join(f"{n:>16s}" for n in names)]
+    ndiff = nes = 0
     for i, q in enumerate(queries):
         cells = []
         for n in names:
@@ -392,13 +692,18 @@ def hits_table(results: dict) -> str:
                 cells.append(str(h.get("hits")))
         diff = len(set(cells)) > 1
         ndiff += diff
+        es_diff = ES in names and SQL in names and cells[names.index(ES)] != cells[names.index(SQL)]
+        nes += es_diff
         cql = q["cql"]
         while _disp_width(cql) > w - 1:
             cql = cql[:-2] + "…"
         pad = w - _disp_width(cql)
-        lines.append(f"{'*' if diff else ' '}{q['n']:2d}  {q['kind']:15s}  {cql}{' ' * pad}"
-                     + "".join(f"{c:>15s}" for c in cells))
+        mark = "E" if es_diff else "*" if diff else " "
+        lines.append(f"{mark}{q['n']:2d}  {q['kind']:15s}  {cql}{' ' * pad}"
+                     + "".join(f"{c:>16s}" for c in cells))
     lines.append(f"(* = the servers disagree: {ndiff} of {len(queries)} queries; unioncat counts union records)")
+    if ES in names and SQL in names:
+        lines.append(f"(E = {ES} and {SQL} disagree: {nes} of {len(queries)} queries -- they should never)")
     return "\n".join(lines)
 
 
@@ -452,6 +757,14 @@ def machine_info() -> dict:
     return info
 
 
+def _count_records(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\x1d")
+    return n
+
+
 def get_data(a) -> Path:
     if a.data:
         return Path(a.data)
@@ -464,29 +777,72 @@ def get_data(a) -> Path:
 
 def report(results: dict, concurrency: list[int]) -> str:
     m = results.get("meta", {}).get("machine", {})
+    es_node = next((r["load"]["es_node"] for r in results.get("systems", {}).values()
+                    if isinstance(r.get("load"), dict) and r["load"].get("es_node")), None)
     parts = [
         f"records: {results.get('data', {}).get('records')}   machine: {m.get('cpus')} CPUs, {m.get('cpu', '')}, "
-        f"{m.get('mem_mb', '?')} MB",
-        "uc/X = unioncat / X: for 'higher' rows a ratio > 1 favours unioncat, for 'lower' rows < 1 does.",
+        f"{m.get('mem_mb', '?')} MB" + (f"   Elasticsearch {es_node.get('version')} heap {es_node.get('heap')}"
+                                        if es_node else ""),
+        "a/b = a's figure / b's: for 'higher' rows a ratio > 1 favours a, for 'lower' rows < 1 does.",
+        summary_table(results, concurrency),
+        "",
         table(results, concurrency),
         "",
         hits_table(results),
+    ]
+    diffs = es_sqlite_diffs(results)
+    if diffs is not None:
+        results["es_vs_sqlite_hit_diffs"] = diffs
+        parts.append("")
+        if diffs:
+            parts.append(f"!! hit counts differ between {ES} and {SQL} on {len(diffs)} queries:")
+            parts += [f"   #{d['n']} {d['kind']}: {d['cql']}   es={d['es']} sqlite={d['sqlite']}" for d in diffs]
+        else:
+            parts.append(f"hit counts: {ES} and {SQL} agree on all {len(results['workload'])} queries")
+    parts += [
         "",
         "time per query kind, single pass (sum of the kind's queries, ms; includes 10 MARCXML records)",
         kinds_table(results),
     ]
-    errs = {n: r["error"] for n, r in results.get("systems", {}).items() if r.get("error")}
-    for n, e in errs.items():
-        parts.append(f"!! {n}: {e}")
+    for n, r in results.get("systems", {}).items():
+        if r.get("error"):
+            parts.append(f"!! {n}: {r['error']}")
+        for prob in r.get("problems", []):
+            parts.append(f"!! {n}: {prob}")
+        if (r.get("load") or {}).get("warning"):
+            parts.append(f"!! {n}: {r['load']['warning']}")
     return "\n".join(parts)
 
 
+def _legacy_names(results: dict) -> dict:
+    """Results written before the Elasticsearch backend call the SQLite system "unioncat"."""
+    sy = results.get("systems", {})
+    if "unioncat" in sy and SQL not in sy:
+        results["systems"] = {(SQL if k == "unioncat" else k): v for k, v in sy.items()}
+    return results
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="unioncat vs Zebra on the same LoC records",
+    ap = argparse.ArgumentParser(description="unioncat (Elasticsearch, SQLite) vs Zebra on the same LoC records",
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--records", type=int, default=None, help="use only the first N records")
+    ap.add_argument("--systems", default=None,
+                    help="comma list of sqlite,es,zebra (default: all three; with --scale: sqlite,es)")
     ap.add_argument("--skip-zebra", action="store_true")
-    ap.add_argument("--skip-unioncat", action="store_true")
+    ap.add_argument("--skip-es", action="store_true", help="no unioncat-es (and no Elasticsearch node)")
+    ap.add_argument("--skip-unioncat", action="store_true", help="neither unioncat-sqlite nor unioncat-es")
+    ap.add_argument("--es-heap", default="2g", help="Elasticsearch JVM heap (-Xms = -Xmx; default 2g)")
+    ap.add_argument("--es-index", default="bench", help="the alias unioncat-es uses (default: bench)")
+    ap.add_argument("--es-config", type=Path, default=None, metavar="TOML",
+                    help="a unioncat --config file for unioncat-es (e.g. refresh = \"interval\"); "
+                    "--es-url/--es-index are passed as well")
+    ap.add_argument("--no-reindex", dest="reindex", action="store_false",
+                    help="do not time `unioncat reindex` on the unioncat-es catalog")
+    ap.add_argument("--scale", type=int, default=None, metavar="N",
+                    help="scaling run: N records made by bench/make_million.py (LoC + distinct copies); "
+                    "measures ingest, disk and sequential latency only")
+    ap.add_argument("--scale-file", type=Path, default=None,
+                    help="with --scale: the file to write (or reuse if it has N records); default: in the work dir")
     ap.add_argument("--zebra-variants", default="icu,default",
                     help="comma list of icu,default,icu-words (default: icu,default; icu is the fair one "
                     "for Japanese, see bench/zebra.py)")
@@ -517,12 +873,24 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", type=Path, nargs="*", default=[], metavar="JSON",
                     help="with --report: further result files whose systems are added")
     a = ap.parse_args(argv)
-    a.concurrency = [int(c) for c in a.concurrency.split(",") if c.strip()]
+    a.concurrency = [int(c) for c in a.concurrency.split(",") if c.strip() and int(c) != 1]  # c1 = seq
+    systems_wanted = set((a.systems or ("sqlite,es" if a.scale else "sqlite,es,zebra")).split(","))
+    systems_wanted = {x.strip() for x in systems_wanted if x.strip()}
+    if systems_wanted - {"sqlite", "es", "zebra"}:
+        ap.error(f"unknown system(s) in --systems: {sorted(systems_wanted - {'sqlite', 'es', 'zebra'})}")
+    if a.skip_zebra:
+        systems_wanted.discard("zebra")
+    if a.skip_es or a.skip_unioncat:
+        systems_wanted.discard("es")
+    if a.skip_unioncat:
+        systems_wanted.discard("sqlite")
+    if a.scale and a.zebra_variants == "icu,default":
+        a.zebra_variants = "icu"
     a.extra = {"resultSetTTL": str(a.result_set_ttl)} if a.result_set_ttl >= 0 else None
     if a.report:
-        results = json.loads(a.report.read_text())
+        results = _legacy_names(json.loads(a.report.read_text()))
         for extra in a.merge:
-            other = json.loads(extra.read_text())
+            other = _legacy_names(json.loads(extra.read_text()))
             if other.get("workload") != results.get("workload"):
                 print(f"warning: {extra} has a different workload; hit counts are not comparable",
                       file=sys.stderr)
@@ -556,26 +924,51 @@ def main(argv=None) -> int:
         full = get_data(a)
         results["data"] = {"file": str(full), "fetch_s": round(time.perf_counter() - t0, 2)}
         path = full
-        if a.records:
-            path = workdir / f"first{a.records}.mrc"
-            n = wl.write_subset(full, path, a.records)
-            results["data"]["subset"] = str(path)
-        t0 = time.perf_counter()
-        raw = wl.split_records(path)
-        results["data"]["records"] = len(raw)
-        print(f"data: {path} ({len(raw)} records)", flush=True)
-        queries = wl.build_workload(path, seed=a.seed, raw=raw, ja_source=full)
-        del raw
+        if a.scale:
+            path = a.scale_file or workdir / f"loc-{a.scale}.mrc"
+            have = _count_records(path) if path.exists() else None
+            if have != a.scale:
+                import make_million
+                t0 = time.perf_counter()
+                print(f"writing {a.scale} records to {path} (bench/make_million.py)", flush=True)
+                results["data"]["make_million"] = make_million.make(full, path, a.scale)
+                results["data"]["make_million"]["seconds"] = round(time.perf_counter() - t0, 1)
+            results["data"]["scale_file"] = str(path)
+            results["data"]["records"] = a.scale
+            results["data"]["file_mb"] = round(path.stat().st_size / 2**20, 1)
+            print(f"data: {path} ({a.scale} records)", flush=True)
+            # the same 50 queries as the run on the LoC file, so the figures compare
+            t0 = time.perf_counter()
+            queries = wl.build_workload(full, seed=a.seed, ja_source=full)
+            results["data"]["workload_from"] = str(full)
+        else:
+            if a.records:
+                path = workdir / f"first{a.records}.mrc"
+                wl.write_subset(full, path, a.records)
+                results["data"]["subset"] = str(path)
+            t0 = time.perf_counter()
+            raw = wl.split_records(path)
+            results["data"]["records"] = len(raw)
+            print(f"data: {path} ({len(raw)} records)", flush=True)
+            queries = wl.build_workload(path, seed=a.seed, raw=raw, ja_source=full)
+            del raw
         results["workload"] = [asdict(q) for q in queries]
         results["data"]["workload_s"] = round(time.perf_counter() - t0, 2)
         print(f"workload: {len(queries)} queries (seed {a.seed})", flush=True)
         cqls = [q.cql for q in queries]
+        results["meta"]["systems"] = sorted(systems_wanted)
+        results["meta"]["scale"] = bool(a.scale)
 
         systems = []
-        if not a.skip_unioncat:
+        if systems_wanted & {"sqlite", "es"}:
             cmd, env = unioncat_command(a.unioncat)
-            systems.append(UnioncatSystem(workdir / "unioncat", cmd, a.library, env, a.start_timeout))
-        if not a.skip_zebra:
+            if "sqlite" in systems_wanted:
+                systems.append(UnioncatSystem(workdir / "unioncat-sqlite", cmd, a.library, env, a.start_timeout))
+            if "es" in systems_wanted:
+                systems.append(EsSystem(workdir / "unioncat-es", cmd, a.library, env, a.start_timeout,
+                                        heap=a.es_heap, index=a.es_index, config=a.es_config, keep=a.keep,
+                                        reindex=a.reindex))
+        if "zebra" in systems_wanted:
             zebra.check_installed()
             for v in variants:
                 systems.append(ZebraSystem(workdir / f"zebra-{v}", v, a.start_timeout))
@@ -593,6 +986,8 @@ def main(argv=None) -> int:
                 res["error"] = f"{type(e).__name__}: {e}"
                 print(f"!! {s.name}: {res['error']}", file=sys.stderr)
                 rc = 1
+            finally:
+                s.close()  # the Elasticsearch node: stopped by PID, also on Ctrl-C/SIGTERM
             save()
 
         results["meta"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
