@@ -39,7 +39,7 @@ test-slow: sysdeps sysdeps-es setup
 demo: setup
 	$(VENV)/bin/unioncat demo --data-dir demo-data
 
-bench: sysdeps-bench setup
+bench: sysdeps-bench sysdeps-es setup
 	$(PY) bench/run_bench.py
 
 clean:

@@ -239,3 +239,31 @@ def _count(url: str, index: str) -> int:
             return json.load(r)["count"]
     except (urllib.error.URLError, OSError):
         return 0
+
+
+def test_killed_ingest_resumes_into_the_index_without_duplicates(es_url, tmp_path):
+    import signal
+
+    n = 15000
+    path = mf.write_many_iso2709(tmp_path / "many.mrc", n)
+    d = tmp_path / "d"
+    index = f"killed-{os.getpid()}"
+    args = ["ingest", "--data-dir", str(d), "--es-url", es_url, "--es-index", index, "--library", "a", "--json",
+            str(path)]
+    proc = subprocess.Popen([*UNIONCAT, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _count(es_url, index) < 2000 and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the ingest ended before it could be killed; make the file bigger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    before = _count(es_url, index)
+    assert 0 < before < n
+    r = cli(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _count(es_url, index) == n
+    p = Pusher(d / "catalog.sqlite", EsConfig(urls=[es_url], index=index))
+    try:
+        assert p.pending() == 0
+    finally:
+        p.close()
