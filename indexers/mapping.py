@@ -27,9 +27,12 @@ _SPEC = re.compile(
 )
 
 
+_DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
 def config_dir() -> Path:
     env = os.environ.get(CONFIG_DIR_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "config"
+    return Path(env) if env else _DEFAULT_CONFIG_DIR
 
 
 class MappingError(ValueError):

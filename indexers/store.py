@@ -275,42 +275,46 @@ class Store:
         return out
 
 
-def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:
-    """Display records for union ids, in the order given (missing ids skipped).
-
-    The display MARC is the oldest member's record with its own holdings fields
-    replaced by one 852 per holding of every member:
-    $a library $b branch $c location $h call number $p barcode."""
+def union_display_parts(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple]:
+    """For each union id present: (stored MARC of the preferred (oldest) member,
+    its library, the holdings of every member, the (library, local_id) members)."""
     if not ids:
-        return []
+        return {}
     qmarks = ",".join("?" * len(ids))
-    by_union: dict[int, list] = {}
-    for uid, sid, lib, lid, marc, data in conn.execute(
+    out: dict[int, tuple] = {}
+    for uid, _sid, lib, lid, marc, data in conn.execute(
         f"SELECT union_id, id, library, local_id, marc, holdings FROM source WHERE union_id IN ({qmarks})"
         " ORDER BY union_id, id",
         list(ids),
     ):
-        by_union.setdefault(uid, []).append((sid, lib, lid, marc, data))
-    out = []
-    for uid in ids:
-        rows = by_union.get(uid)
-        if not rows:
-            continue
-        holdings: list[Holding] = []
-        members = []
-        for _sid, lib, lid, _marc, data in rows:
-            members.append((lib, lid))
-            for h in json.loads(data):
-                holdings.append(Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"], h["barcode"]))
-        rec = decode_stored(rows[0][3])
-        own_tag = load_libraries().get(rows[0][1]).holdings.tag  # e.g. 952 for a Koha library
-        for f in rec.get_fields(*{"852", own_tag}):
-            rec.remove_field(f)
-        for h in holdings:
-            subs = [pymarc.Subfield("a", h.library)]
-            for code, val in (("b", h.branch), ("c", h.location), ("h", h.call_number), ("p", h.barcode)):
-                if val:
-                    subs.append(pymarc.Subfield(code, val))
-            rec.add_ordered_field(pymarc.Field(tag="852", indicators=pymarc.Indicators(" ", " "), subfields=subs))
-        out.append(UnionRecord(uid, rec, holdings, members))
+        cur = out.get(uid)
+        if cur is None:
+            cur = out[uid] = (marc, lib, [], [])
+        cur[3].append((lib, lid))
+        for h in json.loads(data):
+            cur[2].append(Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"],
+                                  h["barcode"]))
     return out
+
+
+def display_record(uid: int, marc: bytes, library: str, holdings: list[Holding], members: list) -> UnionRecord:
+    """The display record: the preferred member's record with its own holdings
+    fields replaced by one 852 per holding of every member:
+    $a library $b branch $c location $h call number $p barcode."""
+    rec = decode_stored(marc)
+    own_tag = load_libraries().get(library).holdings.tag  # e.g. 952 for a Koha library
+    for f in rec.get_fields(*{"852", own_tag}):
+        rec.remove_field(f)
+    for h in holdings:
+        subs = [pymarc.Subfield("a", h.library)]
+        for code, val in (("b", h.branch), ("c", h.location), ("h", h.call_number), ("p", h.barcode)):
+            if val:
+                subs.append(pymarc.Subfield(code, val))
+        rec.add_ordered_field(pymarc.Field(tag="852", indicators=pymarc.Indicators(" ", " "), subfields=subs))
+    return UnionRecord(uid, rec, holdings, members)
+
+
+def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:
+    """Display records (display_record) for union ids, in the order given (missing ids skipped)."""
+    parts = union_display_parts(conn, ids)
+    return [display_record(uid, *parts[uid]) for uid in ids if uid in parts]

@@ -35,9 +35,9 @@ from .. import terms as T
 from ..backend import BackendUnavailable
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
-from ..marc_reader import decode_stored
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
 from ..records import FacetValue, Holding, ScanTerm, SearchResult, UnionRecord
+from ..store import display_record
 from .elasticsearch_index import KD_SEP, META_SUFFIX, EsConfig
 from .sqlite_index import BM25_WEIGHTS
 
@@ -529,9 +529,8 @@ class ElasticsearchCatalog:
             if not d.get("found"):
                 continue
             disp = d["_source"]["display"]
-            rec = decode_stored(disp["marc"].encode("utf-8"))
-            holdings = [Holding(*h) for h in disp["holdings"]]
-            out.append(UnionRecord(int(d["_id"]), rec, holdings, [tuple(m) for m in disp["members"]]))
+            out.append(display_record(int(d["_id"]), disp["marc"].encode("utf-8"), disp["library"],
+                                      [Holding(*h) for h in disp["holdings"]], [tuple(m) for m in disp["members"]]))
         return out
 
     # -- facets ----------------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 from .. import terms as T
 from ..mapping import FieldMapping, config_dir, load_mapping
-from ..store import load_union_records
+from ..store import union_display_parts
 from ..union import MemberSource, UnionDocument, build_document
 
 log = logging.getLogger("unioncat.elasticsearch")
@@ -159,18 +159,22 @@ def build_actions(conn: sqlite3.Connection, builder: DocumentBuilder, uids: Sequ
     fields and the display record) for each live union record, a delete for the rest."""
     members = members_of(conn, uids)
     live = [u for u in uids if u in members]
-    displays = {r.id: r for r in load_union_records(conn, live)}
+    displays = union_display_parts(conn, live)
     actions = []
     for uid in uids:
         ms = members.get(uid)
-        rec = displays.get(uid)
-        if not ms or rec is None:
+        parts = displays.get(uid)
+        if not ms or parts is None:
             actions.append({"_op_type": "delete", "_index": index, "_id": str(uid)})
             continue
+        marc, library, holdings, mems = parts
+        # the parts of the display record (store.display_record assembles them at fetch
+        # time, as the embedded backend does); stored MARC is UTF-8 ISO 2709
         display = {
-            "marc": rec.marc.as_marc().decode("utf-8", "replace"),
-            "holdings": [[h.library, h.local_id, h.branch, h.call_number, h.location, h.barcode] for h in rec.holdings],
-            "members": [list(m) for m in rec.members],
+            "marc": marc.decode("utf-8", "replace"),
+            "library": library,
+            "holdings": [[h.library, h.local_id, h.branch, h.call_number, h.location, h.barcode] for h in holdings],
+            "members": [list(m) for m in mems],
         }
         actions.append({"_op_type": "index", "_index": index, "_id": str(uid),
                         "_source": builder.source(build_document(uid, ms), display)})
