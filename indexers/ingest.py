@@ -326,37 +326,79 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     store.conn.close()
     res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted)
     if pusher:
+        pusher.stop()
         res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error
         pusher.pusher.close()
     return res
 
 
 class _EsPush:
-    """Pushes the outbox after each committed batch.  When the cluster stays
-    unavailable beyond the retry time, the run goes on storing records (they wait
-    in the outbox) and tries once more at the end."""
+    """Pushes the outbox while the ingest goes on: after each committed batch the
+    pusher thread is woken and sends what waits (documents are built from the
+    committed store, so it never sees half a batch).  Refreshes are spaced (the
+    index's own refresh_interval shows new records meanwhile); the final push
+    refreshes.  When the cluster stays unavailable beyond the retry time, the run
+    goes on storing records (they wait in the outbox) and tries once more at the end."""
+
+    REFRESH_EVERY = 5.0  # seconds between explicit refreshes during a run
 
     def __init__(self, pusher):
+        import threading
+
         from .backends.elasticsearch_index import PushReport
 
         self.pusher = pusher
         self.report = PushReport()
         self.error: str | None = None
         self.down = False
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._last_refresh = time.monotonic()
 
-    def push(self, final: bool = False) -> None:
+    def _drain(self, refresh: bool) -> None:
         from .backends.elasticsearch_index import IndexUnavailable
 
-        if self.down and not final:
-            return
         try:
-            r = self.pusher.drain()
+            r = self.pusher.drain(refresh=refresh)
         except IndexUnavailable as e:
             self.down = True
             self.error = str(e)
             return
+        if refresh:
+            self._last_refresh = time.monotonic()
         self.down = False
         self.error = None
         for k in ("indexed", "deleted", "failed"):
             setattr(self.report, k, getattr(self.report, k) + getattr(r, k))
         self.report.seconds += r.seconds
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                return
+            if not self.down:
+                self._drain(time.monotonic() - self._last_refresh >= self.REFRESH_EVERY)
+
+    def push(self, final: bool = False) -> None:
+        import threading
+
+        if final:
+            self.stop()
+            self._drain(refresh=True)
+            return
+        if self._thread is None:  # the first push (leftovers of an interrupted run) runs here
+            self._drain(refresh=True)
+            self._thread = threading.Thread(target=self._run, name="es-push", daemon=True)
+            self._thread.start()
+            return
+        self._wake.set()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop = True
+            self._wake.set()
+            self._thread.join()
+            self._thread = None

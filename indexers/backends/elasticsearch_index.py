@@ -309,17 +309,20 @@ class Pusher:
     def pending(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM es_outbox").fetchone()[0]
 
-    def drain(self, retry_seconds: float | None = None) -> PushReport:
+    def drain(self, retry_seconds: float | None = None, refresh: bool = True) -> PushReport:
         """Push the whole outbox; on a cluster that stays unavailable beyond
-        ``retry_seconds`` raise IndexUnavailable (the rest stays in the outbox)."""
-        return self.loop.run_until_complete(self._drain(self.cfg.retry_seconds if retry_seconds is None else retry_seconds))
+        ``retry_seconds`` raise IndexUnavailable (the rest stays in the outbox).
+        ``refresh``: make the pushed documents searchable at once (refresh policy
+        after_batch); otherwise the index's refresh_interval does it."""
+        return self.loop.run_until_complete(
+            self._drain(self.cfg.retry_seconds if retry_seconds is None else retry_seconds, refresh))
 
     async def _client(self):
         if self.es is None:
             self.es = self.cfg.client()
         return self.es
 
-    async def _drain(self, retry_seconds: float) -> PushReport:
+    async def _drain(self, retry_seconds: float, refresh: bool = True) -> PushReport:
         t0 = time.monotonic()
         rep = PushReport()
         es = await self._client()
@@ -335,7 +338,7 @@ class Pusher:
                 if not rows:
                     break
                 await self._push_rows(es, rows, rep, retry_seconds)
-            if self.cfg.refresh == "after_batch":
+            if refresh and self.cfg.refresh == "after_batch":
                 async for attempt in _retrying(retry_seconds):
                     with attempt:
                         await es.indices.refresh(index=self.cfg.index)
