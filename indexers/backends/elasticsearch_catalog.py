@@ -19,9 +19,9 @@ for rule, on the same index terms (indexers/terms.py):
 * sorting on the sort_ fields with the union id as the last key; relevance is
   Lucene's BM25 with the embedded backend's field weights as boosts.
 
-Result sets: the first page of ids comes with the search; deeper pages open a
-point in time (PIT) and walk with search_after (from/size inside the first 10,000
-hits), so paging a large result set is stable while ingests go on.
+Result sets: the first 50 ids come with the search; later pages open a point in
+time (PIT) and walk with search_after (from/size inside the first 10,000 hits),
+so paging a result set is stable while ingests go on.
 """
 from __future__ import annotations
 
@@ -43,8 +43,7 @@ from .sqlite_index import BM25_WEIGHTS
 
 log = logging.getLogger("unioncat.elasticsearch")
 
-FIRST_PAGE = 100  # ids fetched with the search itself
-MATERIALIZE = 2000  # like the embedded backend: results up to this many hits become id lists
+FIRST_PAGE = 50  # ids fetched with the search itself; later pages come from a point in time
 WINDOW = 10000  # max_result_window: from+size paging inside it, search_after beyond
 PIT_KEEP_ALIVE = "10m"
 VERIFY_PAGE = 2000
@@ -416,11 +415,6 @@ class ElasticsearchCatalog:
             handle.cursors[len(hits)] = hits[-1]["sort"]
         if total <= len(hits):
             return SearchResult(total, handle.ids, handle)
-        if total <= MATERIALIZE:  # small: all ids at once, like the embedded backend
-            resp = await self._call(self.es.search, index=self.cfg.index, query=q, sort=sort, size=total,
-                                    track_total_hits=False, source=False)
-            handle.ids = [int(h["_id"]) for h in resp["hits"]["hits"]]
-            return SearchResult(len(handle.ids), handle.ids, handle)
         return SearchResult(total, None, handle)
 
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
