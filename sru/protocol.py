@@ -191,7 +191,7 @@ def _version_tuple(v: str) -> tuple[int, int]:
 def negotiate_version(requested: str, operation: str | None = None) -> str:
     """The version to answer in: the highest supported version not above the
     requested one.  Raises diagnostic 5 when there is none."""
-    m = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", requested)
+    m = re.fullmatch(r"\s*([0-9]+)\.([0-9]+)\s*", requested)
     if m:
         want = (int(m.group(1)), int(m.group(2)))
         fitting = [v for v in SUPPORTED_VERSIONS if _version_tuple(v) <= want]
@@ -407,7 +407,7 @@ def _integer(get, name: str, err: _ErrorFactory, *, minimum: int) -> int | None:
     v = get(name)
     if v is None:
         return None
-    if not re.fullmatch(r"[+-]?\d{1,12}", v):
+    if not re.fullmatch(r"[+-]?[0-9]{1,12}", v):
         raise err(UNSUPPORTED_PARAMETER_VALUE, name, f"{name} must be an integer, not {v!r}")
     n = int(v)
     if n < minimum:
@@ -527,7 +527,7 @@ def parse_facet_limit(raw: str, *, maximum: int = 100) -> dict[str, int]:
             continue
         count, sep, index = item.partition(":")
         count = count.strip()
-        if not count.isdigit() or (sep and not index.strip()):
+        if not re.fullmatch(r"[0-9]{1,12}", count) or (sep and not index.strip()):  # not isdigit(): "²"
             raise SRUDiagnosticError(UNSUPPORTED_PARAMETER_VALUE, "facetLimit",
                                      f"Malformed facetLimit item {item!r}")
         out[index.strip() if sep else "*"] = min(int(count), maximum)

@@ -314,7 +314,7 @@ class TestParameters:
         assert sr("2.0", facetLimit="10").facet_limit == {"*": 10}
         assert sr("2.0", facetLimit="3,1000:dc.subject").facet_limit == {
             "*": 3, "dc.subject": 100}
-        for bad in ("x", "10:", "-1:dc.date", ":dc.date"):
+        for bad in ("x", "10:", "-1:dc.date", ":dc.date", "²", "٣:dc.date"):
             e = diag_of({"query": ["x"], "facetLimit": [bad]})
             assert (e.code, e.details) == (6, "facetLimit"), bad
 
