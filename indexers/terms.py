@@ -147,9 +147,14 @@ def scan_key(transform: str | None, term: str) -> str:
     return nz.exact_key(term) if transform not in IDENTIFIER_TRANSFORMS else (identifier_key(transform, term) or term)
 
 
+NUMBER_LIMIT = 2 ** 62  # beyond any stored value (years), inside every engine's integers
+
+
 def number(term: str, whole: str | None = None) -> int:
+    """A query number, clamped to +-NUMBER_LIMIT: comparisons with stored values
+    keep their meaning, and no engine overflows (SQLite integers are 64-bit)."""
     try:
-        return int(term.strip())
+        return max(-NUMBER_LIMIT, min(NUMBER_LIMIT, int(term.strip())))
     except ValueError:
         raise QueryError(36, whole if whole is not None else term,
                          f"{whole or term!r} is not a number (year) for this index") from None

@@ -215,6 +215,16 @@ def test_date_ranges(cat):
     assert "a1" not in H(cat, "dc.date<>1995") and "a2" in H(cat, "dc.date<>1995")
 
 
+def test_years_beyond_any_integer_range(cat):
+    assert H(cat, "dc.date=99999999999") == set()
+    assert H(cat, "dc.date any \"1995 99999999999\"") == {"a1"}
+    assert H(cat, "dc.date<99999999999") == H(cat, "dc.date>-99999999999") == H(cat, "dc.date=*")
+    assert H(cat, "dc.date>99999999999") == set()
+    assert H(cat, 'dc.date within "-99999999999 1990"') == {"a10", "a12", "a15"}
+    assert H(cat, "dc.date<9" + "9" * 40) == H(cat, "dc.date=*") != set()  # beyond 64 bits too
+    assert H(cat, "dc.date=9" + "9" * 40) == set()
+
+
 def test_text_order_ranges(cat):
     got = H(cat, 'dc.title within "wa wz"')
     assert got == {"a10", "a16"}  # worterbuch..., wrong scheme
@@ -393,3 +403,8 @@ def test_scan_title_with_response_position(cat):
 def test_scan_date(cat):
     terms = cat.scan("dc.date", "2003", 1, 2)
     assert [(t.value, t.count) for t in terms] == [("2003", 2), ("2005", 2)]
+
+
+def test_scan_date_from_beyond_the_integer_range(cat):
+    assert cat.scan("dc.date", "9" * 30, 1, 2) == []
+    assert [t.value for t in cat.scan("dc.date", "-" + "9" * 30, 1, 2)] == ["1980", "1987"]

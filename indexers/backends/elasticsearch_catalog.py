@@ -239,22 +239,23 @@ class _Compiler:
             vals = [num(w) for w in T.words(term)]
             if rel == "all" and len(set(vals)) > 1:
                 return MATCH_NONE  # one record has one year
-            return _any([{"terms": {f: vals}} for f in nf])
+            vals = [v for v in vals if INT_MIN <= v <= INT_MAX]  # no record has a year beyond the field's range
+            return _any([{"terms": {f: vals}} for f in nf]) if vals else MATCH_NONE
         if rel == "within":
             lo_hi = T.words(term)
             if len(lo_hi) != 2:
                 raise QueryError(36, term, "within needs two values: \"low high\"")
-            return _any([{"range": {f: {"gte": num(lo_hi[0]), "lte": num(lo_hi[1])}}} for f in nf])
+            return _range(nf, ">=", num(lo_hi[0]), "<=", num(lo_hi[1]))
         if rel in ("<", "<=", ">", ">="):
-            op = {"<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}[rel]
-            return _any([{"range": {f: {op: num(term)}}} for f in nf])
+            return _range(nf, rel, num(term))
         if rel == "<>":  # some value other than it (as the embedded index: any row)
             v = num(term)
-            return _any([{"range": {f: {"lt": v}}} for f in nf] + [{"range": {f: {"gt": v}}} for f in nf])
+            return _any([_range(nf, "<", v), _range(nf, ">", v)])
         if T.has_mask(term):
             pat = term.replace("\\*", "").replace("\\?", "").strip()
             return _any([{"wildcard": {"ns_" + f: {"value": pat}}} for f in fields])
-        return _any([{"term": {f: num(term)}} for f in nf])
+        v = num(term)
+        return _any([{"term": {f: v}} for f in nf]) if INT_MIN <= v <= INT_MAX else MATCH_NONE
 
     # prox -------------------------------------------------------------------
     async def prox(self, p: Prox, positive: bool) -> dict:
@@ -308,6 +309,29 @@ class _Compiler:
         return _any(per_field), (not p.ordered and p.comparison != "=")
 
 
+INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1  # the n_ fields are integers
+
+
+def _range(fields: list[str], op: str, v: int, op2: str | None = None, v2: int | None = None) -> dict:
+    """A numeric range on integer fields, with bounds outside the integer range
+    resolved here (the cluster would refuse them): none or every value."""
+    cond = {}
+    for o, x in ((op, v), (op2, v2)):
+        if o is None:
+            continue
+        if o in ("<", "<="):
+            if x < INT_MIN or (o == "<" and x == INT_MIN):
+                return MATCH_NONE
+            if x <= INT_MAX:
+                cond["lt" if o == "<" else "lte"] = x
+        else:
+            if x > INT_MAX or (o == ">" and x == INT_MAX):
+                return MATCH_NONE
+            if x >= INT_MIN:
+                cond["gt" if o == ">" else "gte"] = x
+    return _any([{"range": {f: cond}} if cond else {"exists": {"field": f}} for f in fields])
+
+
 def _ids(ids) -> dict:
     ids = list(ids)
     if not ids:
@@ -347,6 +371,9 @@ def _unavailable(e: Exception) -> Exception:
             return QueryError(28, "", "a masked term in a phrase matches too many words; be more specific")
         if e.meta.status in (429,) or e.meta.status >= 500:
             return BackendUnavailable(f"Elasticsearch answered {e.meta.status}")
+        # anything else the cluster refuses is said as a diagnostic, never a crash
+        log.error("Elasticsearch refused a request: %s", text[:2000])
+        return QueryError(48, "", f"the index could not run this query ({e.meta.status} {e.message})")
     return e
 
 
@@ -619,7 +646,7 @@ class ElasticsearchCatalog:
         if numeric:
             after = None
             if key:
-                v = int(key)
+                v = max(INT_MIN + 1, min(INT_MAX, T.number(key)))
                 after = {"k": v - 1 if forward else v}
             src = {"k": {"terms": {"field": "n_" + f, "order": order}}}
         else:

@@ -589,7 +589,7 @@ class SqliteCatalog:
             for f in fields:
                 if numeric:
                     try:
-                        kv = int(key) if key else (-(10**9) if op == ">=" else 10**9)
+                        kv = T.number(key) if key else (-(10**9) if op == ">=" else 10**9)
                     except ValueError:
                         raise QueryError(36, term, "scan term is not a number") from None
                     sql = f"SELECT DISTINCT value, value FROM num WHERE field=? AND value {op} ? ORDER BY value {order} LIMIT ?"
