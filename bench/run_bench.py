@@ -263,6 +263,7 @@ class EsSystem(UnioncatSystem):
             self.start_node()
         out = super().load(path, timeout)
         out["es_node"] = self.node_info
+        out["merge_settle"] = self.settle()
         out.update(self.index_size())
         out["store_mb"] = out["disk_mb"]  # the record store (catalog.sqlite) in the data dir
         if out.get("es_index_mb") is not None:
@@ -280,6 +281,32 @@ class EsSystem(UnioncatSystem):
         if es.get("failed") or es.get("pending") or es.get("error"):
             out["warning"] = f"elasticsearch counts: {es}"
             print(f"  !! {out['warning']}", flush=True)
+
+    def settle(self, limit: float = 600) -> dict:
+        """Wait (bounded) until the node runs no segment merges any more, so the query
+        phases do not share the CPU with the merges the bulk load left behind (the
+        SQLite and Zebra loads leave no background work).  Reports the wait and the
+        JVM CPU spent meanwhile."""
+        from elasticsearch_node import http_json
+
+        t0 = time.perf_counter()
+        cpu0 = procmon.tree_cpu_s(self.node.pid)
+        quiet = 0
+        current = None
+        while time.perf_counter() - t0 < limit:
+            try:
+                status, body = http_json(f"{self.node.url}/_nodes/stats/indices/merge", timeout=30)
+                current = sum(n["indices"]["merges"]["current"] for n in body["nodes"].values())
+            except (OSError, ValueError, KeyError, TypeError):
+                current = None
+            quiet = quiet + 1 if current == 0 else 0
+            if quiet >= 3:  # three polls in a row without a running merge
+                break
+            time.sleep(1)
+        out = {"wait_s": round(time.perf_counter() - t0, 1), "jvm_cpu_s": round(procmon.tree_cpu_s(self.node.pid) - cpu0, 1),
+               "merges_running_at_end": current}
+        print(f"  merges settled: {out}", flush=True)
+        return out
 
     def index_size(self) -> dict:
         """_cat/indices of the alias's index (store size, docs) and the node's data dir."""
@@ -519,6 +546,7 @@ ROWS = [  # label, path, better ("higher"/"lower"), fmt
     ("on disk MB (total)", ("load", "disk_mb"), "lower", "{:.0f}"),
     ("  ES: record store MB (catalog.sqlite)", ("load", "store_mb"), "lower", "{:.0f}"),
     ("  ES: index MB (_cat/indices store.size)", ("load", "es_index_mb"), "lower", "{:.0f}"),
+    ("  ES: wait for merges after load s", ("load", "merge_settle", "wait_s"), "lower", "{:.1f}"),
     ("reindex: docs/s", ("reindex", "docs_per_s"), "higher", "{:.0f}"),
     ("reindex: wall s", ("reindex", "wall_s"), "lower", "{:.1f}"),
     ("reindex: ES index MB after", ("reindex", "es_index_mb"), "lower", "{:.0f}"),
@@ -765,6 +793,28 @@ def _count_records(path: Path) -> int:
     return n
 
 
+CODE_PATHS = ("indexers", "gateway", "sru", "config")
+
+
+def code_state() -> str | None:
+    """HEAD plus a digest of the uncommitted changes to the code unioncat runs from
+    (an editable install: a commit or edit in the work tree during a run changes
+    what the next ``unioncat`` process executes)."""
+    import hashlib
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        diff = subprocess.run(["git", "-C", str(REPO), "diff", "HEAD", "--", *CODE_PATHS], capture_output=True,
+                              timeout=30).stdout
+        untracked = subprocess.run(["git", "-C", str(REPO), "ls-files", "--others", "--exclude-standard", "--",
+                                    *CODE_PATHS], capture_output=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if not diff and not untracked:
+        return head
+    return f"{head}+dirty:{hashlib.sha1(diff + untracked).hexdigest()[:10]}"
+
+
 def get_data(a) -> Path:
     if a.data:
         return Path(a.data)
@@ -975,6 +1025,7 @@ def main(argv=None) -> int:
 
         for s in systems:
             res = results["systems"].setdefault(s.name, {})
+            res["code_before"] = code_state()
             try:
                 measure(s, path, cqls, a, res)
             except SystemFailed as e:
@@ -988,6 +1039,11 @@ def main(argv=None) -> int:
                 rc = 1
             finally:
                 s.close()  # the Elasticsearch node: stopped by PID, also on Ctrl-C/SIGTERM
+                res["code_after"] = code_state()
+                if s.name.startswith("unioncat") and res["code_after"] != res["code_before"]:
+                    res.setdefault("problems", []).append(
+                        f"the unioncat code changed during the measurement: {res['code_before']} -> "
+                        f"{res['code_after']} (figures mix two versions)")
             save()
 
         results["meta"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
