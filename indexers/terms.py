@@ -26,6 +26,8 @@ from .query_model import Clause, QueryError
 EXACT_SKIP = frozenset({"notes"})  # long free text: no whole-value entries (docs/search.md)
 IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})  # keys normalized by their own function
 MAX_EXPANSION = 2000  # words a masked term may expand to before diagnostic 28
+# relevance: weight of a match in each text field (BM25 weights / query boosts)
+FIELD_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
 RELATIONS = ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within")
 MODIFIERS = ("ignorecase", "respectcase", "masked", "relevant")
 

@@ -39,7 +39,6 @@ from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
 from ..records import FacetValue, Holding, ScanTerm, SearchResult, UnionRecord
 from ..store import display_record
 from .elasticsearch_index import KD_SEP, META_SUFFIX, EsConfig
-from .sqlite_index import BM25_WEIGHTS
 
 log = logging.getLogger("unioncat.elasticsearch")
 
@@ -170,7 +169,7 @@ class _Compiler:
         verify = False
         for f in fields:
             tf = "t_" + f
-            boost = BM25_WEIGHTS.get(f, 1.0)
+            boost = T.FIELD_WEIGHTS.get(f, 1.0)
             if not masked:
                 if len(plain) == 1:
                     q = {"term": {tf: {"value": plain[0], "boost": boost}}}
@@ -305,7 +304,7 @@ class _Compiler:
                 clauses.append(spans[0] if len(spans) == 1 else
                                {"span_near": {"clauses": spans, "slop": 0, "in_order": True}})
             per_field.append({"span_near": {"clauses": clauses, "slop": gap, "in_order": bool(p.ordered),
-                                            "boost": BM25_WEIGHTS.get(f, 1.0)}})
+                                            "boost": T.FIELD_WEIGHTS.get(f, 1.0)}})
         return _any(per_field), (not p.ordered and p.comparison != "=")
 
 
@@ -400,10 +399,6 @@ class ElasticsearchCatalog:
         if self._es is not None:
             await self._es.close()
             self._es = None
-
-    def close(self) -> None:
-        """Synchronous close for callers without a loop (the client closes with its loop)."""
-        self._es = None
 
     async def _call(self, fn, *args, **kw):
         from elasticsearch import ApiError, TransportError

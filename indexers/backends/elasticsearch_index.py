@@ -356,61 +356,70 @@ class Pusher:
         return rep
 
     async def _push_rows(self, es, rows: list[tuple[int, int]], rep: PushReport, retry_seconds: float) -> None:
-        from elasticsearch.helpers import async_bulk
-
         seq = dict(rows)
         actions = build_actions(self.conn, self.builder, [r[0] for r in rows], self.cfg.index)
-        chunks = [actions[i:i + self.cfg.bulk_chunk] for i in range(0, len(actions), self.cfg.bulk_chunk)]
-        sem = asyncio.Semaphore(self.cfg.bulk_concurrency)
-        done: list[tuple[int, int]] = []
-        failed: list[tuple[int, str]] = []
+        done, failed = await send_bulk(es, actions, self.cfg, retry_seconds)
+        for a in actions:
+            if int(a["_id"]) in done:
+                if a["_op_type"] == "delete":
+                    rep.deleted += 1
+                else:
+                    rep.indexed += 1
+        # whatever was acknowledged leaves the outbox (that version only); rejected ones move to es_failed
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany("DELETE FROM es_outbox WHERE union_id=? AND seq=?",
+                              [(u, seq[u]) for u in done | set(failed)])
+        record_failures(self.conn, failed)
+        self.conn.execute("COMMIT")
+        rep.failed += len(failed)
 
-        async def send(chunk: list[dict]) -> None:
-            todo = chunk
-            async with sem:
-                async for attempt in _retrying(retry_seconds):
-                    with attempt:
-                        _, errors = await async_bulk(es, todo, raise_on_error=False, raise_on_exception=True,
-                                                     max_retries=3, initial_backoff=0.5, refresh=False)
-                        retry_ids = set()
-                        for err in errors:
-                            op, info = next(iter(err.items()))
-                            uid = int(info["_id"])
-                            status = info.get("status", 0)
-                            if op == "delete" and status == 404:
-                                continue  # already gone: fine
-                            if status == 429 or status >= 500:
-                                retry_ids.add(uid)
-                            else:
-                                failed.append((uid, json.dumps(info.get("error"), ensure_ascii=False)[:2000]))
-                        failed_ids = {u for u, _ in failed}
-                        for a in todo:
-                            uid = int(a["_id"])
-                            if uid not in retry_ids and uid not in failed_ids:
-                                done.append((uid, seq[uid]))
-                                if a["_op_type"] == "delete":
-                                    rep.deleted += 1
-                                else:
-                                    rep.indexed += 1
-                        if retry_ids:
-                            todo = [a for a in todo if int(a["_id"]) in retry_ids]
-                            raise _ItemsRejected(f"{len(retry_ids)} documents rejected with 429/5xx")
 
-        try:
-            await asyncio.gather(*(send(c) for c in chunks))
-        finally:
-            # whatever was acknowledged leaves the outbox, even if another chunk failed
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany("DELETE FROM es_outbox WHERE union_id=? AND seq=?", done)
-            for uid, reason in failed:
-                self.conn.execute("INSERT INTO es_failed(union_id, reason, at) VALUES (?,?,?)"
-                                  " ON CONFLICT(union_id) DO UPDATE SET reason=excluded.reason, at=excluded.at",
-                                  (uid, reason, time.time()))
-                self.conn.execute("DELETE FROM es_outbox WHERE union_id=? AND seq=?", (uid, seq[uid]))
-            self.conn.execute("COMMIT")
-            rep.failed += len(failed)
-            if failed:
-                log.error("%d documents rejected by Elasticsearch (kept in es_failed): %s", len(failed), failed[0][1])
+async def send_bulk(es, actions: list[dict], cfg: EsConfig, retry_seconds: float) -> tuple[set[int], dict[int, str]]:
+    """Send actions in chunks of cfg.bulk_chunk, cfg.bulk_concurrency at a time,
+    with the official async bulk helper.  Connection errors, 5xx and items refused
+    with 429/5xx are retried with backoff (tenacity) for up to retry_seconds; then
+    the error is raised (IndexUnavailable follows from it).  Returns the ids
+    acknowledged and the ids refused for good with the cluster's reason."""
+    from elasticsearch.helpers import async_bulk
+
+    sem = asyncio.Semaphore(cfg.bulk_concurrency)
+    done: set[int] = set()
+    failed: dict[int, str] = {}
+
+    async def send(chunk: list[dict]) -> None:
+        todo = chunk
+        async with sem:
+            async for attempt in _retrying(retry_seconds):
+                with attempt:
+                    _, errors = await async_bulk(es, todo, raise_on_error=False, raise_on_exception=True,
+                                                 max_retries=3, initial_backoff=0.5, refresh=False)
+                    again = set()
+                    for err in errors:
+                        op, info = next(iter(err.items()))
+                        uid, status = int(info["_id"]), info.get("status", 0)
+                        if op == "delete" and status == 404:
+                            continue  # already gone: fine
+                        if status == 429 or status >= 500:
+                            again.add(uid)
+                        else:
+                            failed[uid] = json.dumps(info.get("error"), ensure_ascii=False)[:2000]
+                    done.update(int(a["_id"]) for a in todo
+                                if int(a["_id"]) not in again and int(a["_id"]) not in failed)
+                    if again:
+                        todo = [a for a in todo if int(a["_id"]) in again]
+                        raise _ItemsRejected(f"{len(again)} documents refused with 429/5xx")
+
+    await asyncio.gather(*(send(actions[i:i + cfg.bulk_chunk]) for i in range(0, len(actions), cfg.bulk_chunk)))
+    return done, failed
+
+
+def record_failures(conn: sqlite3.Connection, failed: dict[int, str]) -> None:
+    if failed:
+        conn.executemany("INSERT INTO es_failed(union_id, reason, at) VALUES (?,?,?) ON CONFLICT(union_id)"
+                         " DO UPDATE SET reason=excluded.reason, at=excluded.at",
+                         [(u, r, time.time()) for u, r in failed.items()])
+        log.error("%d documents refused by Elasticsearch (kept in es_failed): %s", len(failed),
+                  next(iter(failed.values())))
 
 
 class _ItemsRejected(OSError):
@@ -431,8 +440,6 @@ def reindex(db_path: Path, cfg: EsConfig, *, progress=None) -> ReindexReport:
     """Build a new physical index from every union record in the store, then point
     the alias at it atomically and drop the old one.  The failed list and the
     outbox are folded in (everything is rebuilt)."""
-    from elasticsearch.helpers import async_bulk
-
     from ..store import connect
 
     t0 = time.monotonic()
@@ -449,20 +456,11 @@ def reindex(db_path: Path, cfg: EsConfig, *, progress=None) -> ReindexReport:
             start_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM es_outbox").fetchone()[0]
             total = 0
             last = 0
-            sem = asyncio.Semaphore(cfg.bulk_concurrency)
             pending: set[asyncio.Task] = set()
 
             async def send(actions):
-                async with sem:
-                    async for attempt in _retrying(cfg.retry_seconds):
-                        with attempt:
-                            _, errors = await async_bulk(es, actions, raise_on_error=False, max_retries=3,
-                                                         initial_backoff=0.5)
-                    for err in errors:
-                        op, info = next(iter(err.items()))
-                        conn.execute("INSERT INTO es_failed(union_id, reason, at) VALUES (?,?,?) ON CONFLICT(union_id)"
-                                     " DO UPDATE SET reason=excluded.reason", (int(info["_id"]),
-                                     json.dumps(info.get("error"), ensure_ascii=False)[:2000], time.time()))
+                _, failed = await send_bulk(es, actions, cfg, cfg.retry_seconds)
+                record_failures(conn, failed)
 
             conn.execute("DELETE FROM es_failed")
             while True:

@@ -42,7 +42,6 @@ from ..union import UnionDocument
 SEP = "\ue000"
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
 NO_MATCH = '"\ue001"'  # a token that is never indexed
-BM25_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
 
 
 def _fts_quote(tokens: Sequence[str]) -> str:
@@ -480,7 +479,7 @@ class SqliteCatalog:
 
     # sync implementations ------------------------------------------------------
     def _weights(self) -> str:
-        return ", ".join(str(BM25_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
+        return ", ".join(str(T.FIELD_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
 
     def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         conn = self._conn()
