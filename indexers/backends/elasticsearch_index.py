@@ -62,6 +62,7 @@ class EsConfig:
     replicas: int = 0
     refresh: str = "after_batch"  # after_batch | interval
     request_timeout: float = 5.0
+    index_timeout: float = 120.0
     bulk_chunk: int = 500
     bulk_concurrency: int = 2
     retry_seconds: float = 60.0
@@ -85,10 +86,15 @@ class EsConfig:
             raise ValueError("refresh must be after_batch or interval")
         return cls(**data)
 
-    def client(self):
+    def client(self, *, indexing: bool = False):
+        """The async client: searches time out after request_timeout (SRU answers
+        diagnostic 1 promptly); indexing (bulk, index creation, alias swaps) gets
+        index_timeout, so a busy cluster is waited for instead of being sent the
+        same bulk request again."""
         from elasticsearch import AsyncElasticsearch
 
-        kw: dict = {"request_timeout": self.request_timeout, "max_retries": 0, "retry_on_timeout": False}
+        timeout = self.index_timeout if indexing else self.request_timeout
+        kw: dict = {"request_timeout": timeout, "max_retries": 0, "retry_on_timeout": False}
         if self.api_key:
             kw["api_key"] = self.api_key
         elif self.username:
@@ -319,7 +325,7 @@ class Pusher:
 
     async def _client(self):
         if self.es is None:
-            self.es = self.cfg.client()
+            self.es = self.cfg.client(indexing=True)
         return self.es
 
     async def _drain(self, retry_seconds: float, refresh: bool = True) -> PushReport:
@@ -448,7 +454,7 @@ def reindex(db_path: Path, cfg: EsConfig, *, progress=None) -> ReindexReport:
     builder = DocumentBuilder(load_mapping())
 
     async def run() -> ReindexReport:
-        es = cfg.client()
+        es = cfg.client(indexing=True)
         try:
             previous = await alias_target(es, cfg.index)
             name = await create_physical(es, cfg, building=True)
