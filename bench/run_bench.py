@@ -84,7 +84,21 @@ def _dir_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20, 1)
 
 
-class UnioncatSystem:
+class System:
+    """Hooks every benchmarked system has; the defaults do nothing."""
+
+    def side_pids(self) -> dict[str, int]:
+        """Other server processes the system needs (name -> PID), measured too."""
+        return {}
+
+    def after_serve(self, out: dict, a) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class UnioncatSystem(System):
     """unioncat on its embedded SQLite index (the data directory is the whole catalog)."""
 
     name = "unioncat-sqlite"
@@ -106,16 +120,6 @@ class UnioncatSystem:
     # hooks the Elasticsearch variant fills in
     def backend_args(self) -> list[str]:
         return []
-
-    def side_pids(self) -> dict[str, int]:
-        """Other server processes the system needs (name -> PID), measured too."""
-        return {}
-
-    def after_serve(self, out: dict, a) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def load(self, path: Path, timeout: float) -> dict:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -375,7 +379,7 @@ class EsSystem(UnioncatSystem):
             shutil.rmtree(self.node_dir, ignore_errors=True)
 
 
-class ZebraSystem:
+class ZebraSystem(System):
     def __init__(self, root: Path, variant: str, start_timeout: float):
         self.name = f"zebra-{variant}"
         self.z = zebra.ZebraSetup(root, variant)
@@ -402,15 +406,6 @@ class ZebraSystem:
 
     def stop(self) -> None:
         self.z.stop()
-
-    def side_pids(self) -> dict[str, int]:
-        return {}
-
-    def after_serve(self, out: dict, a) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class SystemFailed(Exception):

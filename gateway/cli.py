@@ -217,24 +217,35 @@ def cmd_ingest(args) -> int:
     return 75 if res.index_pending else 0  # 75: EX_TEMPFAIL, try `unioncat sync` later
 
 
-def cmd_reindex(args) -> int:
-    from indexers.backends.elasticsearch_index import reindex
+def _es_writer(args, cmd: str, not_es: str):
+    """(data_dir, EsConfig, writer lock) for a command that writes to an
+    Elasticsearch catalog, or the exit code after saying why not."""
     from indexers.ingest import Busy, db_path, writer_lock
 
     data_dir = _data_dir(args)
     es = _es_config(args, data_dir)
     if es is None:
-        print("unioncat reindex: the catalog is on the embedded index; reindex rebuilds an Elasticsearch "
-              "index (give --backend elasticsearch --es-url URL)", file=sys.stderr)
+        print(f"unioncat {cmd}: the catalog is on the embedded index; {not_es}", file=sys.stderr)
         return 2
     if not db_path(data_dir).exists():
-        print(f"unioncat reindex: {data_dir} holds no record store", file=sys.stderr)
+        print(f"unioncat {cmd}: {data_dir} holds no record store", file=sys.stderr)
         return 2
     try:
-        lock = writer_lock(data_dir)
+        return data_dir, es, writer_lock(data_dir)
     except Busy as e:
-        print(f"unioncat reindex: {e}", file=sys.stderr)
+        print(f"unioncat {cmd}: {e}", file=sys.stderr)
         return 2
+
+
+def cmd_reindex(args) -> int:
+    from indexers.backends.elasticsearch_index import reindex
+    from indexers.ingest import db_path
+
+    got = _es_writer(args, "reindex", "reindex rebuilds an Elasticsearch index "
+                     "(give --backend elasticsearch --es-url URL)")
+    if isinstance(got, int):
+        return got
+    data_dir, es, lock = got
     try:
         rep = reindex(db_path(data_dir), es)
     except Exception as e:  # noqa: BLE001 - the cluster's errors, said in one line
@@ -249,18 +260,12 @@ def cmd_reindex(args) -> int:
 
 def cmd_sync(args) -> int:
     from indexers.backends.elasticsearch_index import IndexUnavailable, Pusher
-    from indexers.ingest import Busy, db_path, writer_lock
+    from indexers.ingest import db_path
 
-    data_dir = _data_dir(args)
-    es = _es_config(args, data_dir)
-    if es is None:
-        print("unioncat sync: the catalog is on the embedded index (nothing to push)", file=sys.stderr)
-        return 2
-    try:
-        lock = writer_lock(data_dir)
-    except Busy as e:
-        print(f"unioncat sync: {e}", file=sys.stderr)
-        return 2
+    got = _es_writer(args, "sync", "nothing to push")
+    if isinstance(got, int):
+        return got
+    data_dir, es, lock = got
     pusher = Pusher(db_path(data_dir), es)
     try:
         rep = pusher.drain()
