@@ -146,7 +146,10 @@ class SRUService:
 
 
 def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
-             host: str = "127.0.0.1", port: int = 8210) -> web.Application:
+             host: str = "127.0.0.1", port: int = 8210, z3950_port: int | None = None,
+             z3950_settings=None) -> web.Application:
+    """The SRU application; with ``z3950_port`` the same catalogs are also served
+    over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
@@ -183,6 +186,22 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     app.router.add_route("POST", "/sru/{database}", sru)
     app.router.add_get("/", root)
 
+    if z3950_port is not None:
+        from .z3950_server import Z3950Server, make_service
+
+        z_server = Z3950Server(make_service(catalog, load_libraries().names(), z3950_settings))
+
+        async def start_z3950(_app):
+            bound = await z_server.start(host, z3950_port)
+            log.info("Z39.50 on tcp:%s:%d (databases: %s)", host, bound, ", ".join(databases))
+            print(f"Z39.50 on tcp:{host}:{bound}", flush=True)
+
+        async def stop_z3950(_app):
+            await z_server.close()
+
+        app.on_startup.append(start_z3950)
+        app.on_cleanup.append(stop_z3950)
+
     async def close(_app):
         if hasattr(catalog, "aclose"):
             await catalog.aclose()
@@ -193,6 +212,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     return app
 
 
-def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = None) -> None:
+def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = None,
+               z3950_port: int | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))
+    web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

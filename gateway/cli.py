@@ -119,12 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes preparing ISO 2709 records (default: cores - 1; 0 = none)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
-    p = sub.add_parser("serve", help="serve SRU (1.1, 1.2, 2.0) at /sru and /sru/{database}",
+    p = sub.add_parser("serve", help="serve SRU (1.1, 1.2, 2.0) at /sru and /sru/{database}, and Z39.50",
                        description="Serve the catalog over HTTP: SRU at /sru (all libraries) and /sru/{library} "
-                       "(records held by that library).")
+                       "(records held by that library); and over Z39.50 (databases Default and the library codes).")
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
+    _z3950_port(p)
 
     p = sub.add_parser("demo", help="load sample records of three libraries and serve them",
                        description="Write sample MARC files for three member libraries (both 880 conventions), "
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
     p.add_argument("--no-serve", action="store_true", help="only load the records")
+    _z3950_port(p)
 
     p = sub.add_parser("reindex", help="rebuild the Elasticsearch index from the record store",
                        description="Build a new Elasticsearch index from every union record in the store and "
@@ -279,6 +281,11 @@ def cmd_sync(args) -> int:
     return 0
 
 
+def _z3950_port(p) -> None:
+    p.add_argument("--z3950-port", type=int, default=2100, metavar="PORT",
+                   help="also serve Z39.50 on --host:PORT (default 2100; 0 = no Z39.50)")
+
+
 def cmd_serve(args) -> int:
     from .app import run_server
 
@@ -287,7 +294,8 @@ def cmd_serve(args) -> int:
     if es is None and not (data_dir / "catalog.sqlite").exists():
         print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
         return 2
-    run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None)
+    run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
+               z3950_port=args.z3950_port or None)
     return 0
 
 
@@ -307,7 +315,7 @@ def cmd_demo(args) -> int:
     from .app import run_server
 
     print(f"try: curl 'http://{args.host}:{args.port}/sru?query=dc.title%3D図書館&maximumRecords=3'")
-    run_server(data_dir, args.host, args.port)
+    run_server(data_dir, args.host, args.port, z3950_port=args.z3950_port or None)
     return 0
 
 

@@ -22,11 +22,15 @@ def free_port() -> int:
 class Server:
     """The real aiohttp app in a thread, on a loopback port."""
 
-    def __init__(self, data_dir, catalog=None):
+    def __init__(self, data_dir, catalog=None, z3950_settings=None):
+        self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.z3950_port = free_port()
+        self.z3950 = f"tcp:127.0.0.1:{self.z3950_port}"     # as yaz-client / zoomsh address it
         self.loop = asyncio.new_event_loop()
-        self.app = make_app(data_dir, port=self.port, catalog=catalog)
+        self.app = make_app(data_dir, port=self.port, catalog=catalog, z3950_port=self.z3950_port,
+                            z3950_settings=z3950_settings)
         self.runner = web.AppRunner(self.app)
         ready = threading.Event()
 

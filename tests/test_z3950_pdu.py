@@ -128,8 +128,8 @@ def test_malformed_pdus(encoded, reason):
 
 def test_unsupported_apdu_says_which():
     with pytest.raises(UnsupportedAPDU) as info:
-        decode_pdu(enc_seq(22, [enc_int(13, 0)]))      # a searchRequest
-    assert info.value.tag == 22 and isinstance(info.value, BERError)
+        decode_pdu(enc_seq(46, [enc_int(13, 0)]))      # an extendedServicesRequest
+    assert info.value.tag == 46 and isinstance(info.value, BERError)
 
 
 def test_apdu_framer():

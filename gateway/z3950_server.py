@@ -1,0 +1,446 @@
+"""The Z39.50 target: a thin asyncio shell around the sans-I/O core in z3950/.
+
+Databases are the SRU virtual databases: ``Default`` (or ``default``, any case)
+is the whole union catalog, a member library's code restricts every search to
+the records that library holds.
+
+Per association the target keeps its named result sets (``namedResultSets``),
+at most ``max_result_sets`` of them (Bib-1 112 beyond that).  Limits guard the
+service: ``max_sessions`` (a connection beyond it gets Close 'resources'),
+``init_timeout`` (no Init), ``idle_timeout`` (no request; Close
+'lackOfActivity'), ``request_timeout`` per backend call (Bib-1 2, temporary
+system error), the negotiated message sizes, and the BER limits of the decoder
+(malformed or oversized input: Close 'protocolError' / 'resources', logged).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Callable, Mapping
+
+from indexers.backend import BackendUnavailable, Catalog
+from indexers.query_model import Boolean, Clause, Query, QueryError, SortKey
+from indexers.records import SearchResult
+from sru.cql import parse_cql
+from z3950 import charneg, pdu as P, records as R, rpn
+from z3950.diagnostics import Bib1Diagnostic, from_query_error
+from z3950.session import TARGET, ConnectionClosed, NeedData, ProtocolViolation, Session
+
+log = logging.getLogger("unioncat.z3950")
+
+SUPPORTED_OPTIONS = frozenset({"search", "present", "delSet", "scan", "sort", "namedResultSets",
+                               "negotiationModel", "queryType104"})
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+MAX_PRESENT = 1000                 # records in one Present (Bib-1 ... beyond: fewer, presentStatus partial)
+MAX_SCAN_TERMS = 200
+
+
+@dataclass
+class ResultSetEntry:
+    result: SearchResult
+    query: Query
+    database: str
+
+
+@dataclass
+class Z3950Settings:
+    max_sessions: int = 200
+    max_result_sets: int = 50
+    init_timeout: float = 30.0
+    idle_timeout: float = 600.0
+    request_timeout: float = 10.0
+    max_apdu: int = 1024 * 1024    # largest request APDU accepted
+    credentials: Mapping[str, str] | None = None   # user -> password; None: anyone may connect
+
+
+def _implementation_version() -> str:
+    try:
+        return metadata.version("unioncat")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+@dataclass
+class Z3950Service:
+    catalog: Catalog
+    databases: dict[str, str | None]            # lower-cased name -> library filter (None = all)
+    settings: Z3950Settings = field(default_factory=Z3950Settings)
+    availability: Callable | None = None         # (holding) -> records.Availability, when circulation is known
+    sessions: int = 0
+
+    def __post_init__(self):
+        self.config = self.catalog.config
+        self.bib1 = rpn.load_bib1_mapping()
+
+    # -- Init
+    def init_response(self, req: P.InitializeRequest) -> tuple[P.InitializeResponse, str | None]:
+        """The answer to an Init, and why it was rejected (None if accepted)."""
+        reason = None
+        if not req.protocol_version & {2, 3}:
+            reason = f"protocol versions {sorted(req.protocol_version)} not supported (2 or 3)"
+        elif self.settings.credentials is not None:
+            auth = req.id_authentication
+            user = password = None
+            if isinstance(auth, P.IdPass):
+                user, password = auth.user_id, auth.password
+            elif isinstance(auth, P.IdOpen) and "/" in auth.text:
+                user, password = auth.text.split("/", 1)
+            if user is None or self.settings.credentials.get(user) != password:
+                reason = "authentication failed"
+        selection = charneg.negotiate(charneg.parse_proposal(req.other_info))
+        other = None
+        if selection is not None and "negotiationModel" in req.options:
+            other = charneg.selection_other_info(selection.charset, selection.records_in_selected_charsets)
+        versions = frozenset(v for v in (1, 2, 3) if v in req.protocol_version)
+        response = P.InitializeResponse(
+            result=reason is None, protocol_version=versions, options=req.options & SUPPORTED_OPTIONS,
+            preferred_message_size=max(4096, min(req.preferred_message_size, MAX_MESSAGE_SIZE)),
+            exceptional_record_size=max(4096, min(req.exceptional_record_size, MAX_MESSAGE_SIZE)),
+            reference_id=req.reference_id, implementation_id="unioncat",
+            implementation_name="unioncat union-catalog gateway", implementation_version=_implementation_version(),
+            other_info=other)
+        return response, reason
+
+    # -- helpers
+    def _database_filter(self, names: tuple[str, ...]) -> tuple[str, str | None]:
+        """(canonical database name, library restriction) for a search's databases."""
+        if not names:
+            raise Bib1Diagnostic(109, "no database given")
+        libraries = []
+        for name in names:
+            key = name.lower()
+            if key not in self.databases:
+                raise Bib1Diagnostic(235, name)
+            libraries.append(self.databases[key])
+        if len(names) > 1 and len(set(libraries)) > 1:
+            if None in libraries:
+                return names[0], None
+            raise Bib1Diagnostic(111, "searching several member databases at once is not supported; use Default")
+        return names[0], libraries[0]
+
+    def _to_query(self, query) -> Query:
+        try:
+            if isinstance(query, rpn.RPNQuery):
+                return rpn.rpn_to_query(query, self.config, self.bib1)
+            if isinstance(query, P.CQLQuery):
+                return parse_cql(query.text, self.config)
+        except QueryError as e:
+            raise from_query_error(e) from None
+        raise Bib1Diagnostic(107, f"query type {getattr(query, 'type', '?')}")
+
+    async def _timed(self, coro):
+        try:
+            return await asyncio.wait_for(coro, self.settings.request_timeout)
+        except (BackendUnavailable, asyncio.TimeoutError) as e:
+            log.warning("backend unavailable: %r", e)
+            raise Bib1Diagnostic(2, "the index is temporarily unavailable; try again") from None
+        except QueryError as e:
+            raise from_query_error(e) from None
+
+    async def _records(self, rs: ResultSetEntry, start: int, count: int, syntax: str, esn: str | None,
+                       message_size: int, record_size: int, encoding: str) -> tuple[list[P.NamePlusRecord], int]:
+        """Records start..start+count-1 (1-based) as NamePlusRecords, cut at the
+        message size; returns them and the presentStatus."""
+        count = min(count, MAX_PRESENT)
+        ids = await self._timed(self.catalog.page(rs.result, start - 1, count))
+        fetched = await self._timed(self.catalog.fetch(ids)) if ids else []
+        by_id = {r.id: r for r in fetched}
+        out: list[P.NamePlusRecord] = []
+        total = 0
+        status = 0
+        for rid in ids:
+            record = by_id.get(rid)
+            if record is None:        # withdrawn since the search
+                out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
+                    14, f"record {rid} was withdrawn since the search")))
+                continue
+            try:
+                data = R.encode_record(record, syntax, esn, availability=self.availability, encoding=encoding)
+            except R.RecordSyntaxError as e:
+                out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(e.code, e.addinfo)))
+                continue
+            if len(data) > record_size:
+                out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
+                    17, f"record of {len(data)} bytes exceeds exceptional record size {record_size}")))
+                continue
+            if out and total + len(data) > message_size:
+                status = 2                # partial-2: message size too small for all records
+                break
+            total += len(data)
+            out.append(P.NamePlusRecord(rs.database, record=data))
+        if len(out) < count and not status and start - 1 + len(out) < rs.result.total:
+            status = 1 if len(out) == MAX_PRESENT else status
+        return out, status
+
+    # -- operations
+    async def search(self, req: P.SearchRequest, state: "Association") -> P.SearchResponse:
+        name = req.result_set_name or "default"
+        try:
+            if name not in state.result_sets and len(state.result_sets) >= self.settings.max_result_sets:
+                raise Bib1Diagnostic(112, str(self.settings.max_result_sets))
+            if name in state.result_sets and not req.replace_indicator:
+                raise Bib1Diagnostic(21, name)
+            database, library = self._database_filter(req.database_names)
+            query = self._to_query(req.query)
+            if library is not None:
+                query = Query(Boolean("and", query.root, Clause("bath.possessingInstitution", "==", library)),
+                              query.sort)
+            sets = {k: v.result for k, v in state.result_sets.items()}
+            state.result_sets.pop(name, None)       # a failed search leaves no stale set under this name
+            result = await self._timed(self.catalog.search(query, result_sets=sets))
+        except Bib1Diagnostic as d:
+            return P.SearchResponse(0, 0, 0, False, result_set_status=3, diagnostics=(P.Diagnostic(d.code, d.addinfo),),
+                                    reference_id=req.reference_id)
+        rs = ResultSetEntry(result, query, database)
+        state.result_sets[name] = rs
+        hits = result.total
+        # piggy-backed records: small set -> all, medium set -> mediumSetPresentNumber
+        if hits and hits <= req.small_set_upper_bound:
+            count, esn = hits, req.small_set_element_set_names
+        elif hits and hits < req.large_set_lower_bound:
+            count, esn = min(req.medium_set_present_number, hits), req.medium_set_element_set_names
+        else:
+            count, esn = 0, None
+        if count <= 0:
+            return P.SearchResponse(hits, 0, 1, True, reference_id=req.reference_id)
+        try:
+            syntax = R.resolve_syntax(req.preferred_record_syntax or R.USMARC)
+            element_set = R.resolve_element_set(_generic_esn(esn, database))
+            records, status = await self._records(rs, 1, count, syntax, element_set, state.message_size,
+                                                  state.record_size, state.session.encoding)
+        except (Bib1Diagnostic, R.RecordSyntaxError) as d:
+            return P.SearchResponse(hits, 0, 1, True, present_status=5,
+                                    diagnostics=(P.Diagnostic(d.code, d.addinfo),), reference_id=req.reference_id)
+        return P.SearchResponse(hits, len(records), 1 + len(records), True, present_status=status,
+                                records=tuple(records), reference_id=req.reference_id)
+
+    async def present(self, req: P.PresentRequest, state: "Association") -> P.PresentResponse:
+        def failure(code: int, addinfo: str) -> P.PresentResponse:
+            return P.PresentResponse(0, 0, 5, diagnostics=(P.Diagnostic(code, addinfo),),
+                                     reference_id=req.reference_id)
+        rs = state.result_sets.get(req.result_set_id)
+        if rs is None:
+            return failure(30, req.result_set_id)
+        total = rs.result.total
+        if req.start_point < 1 or req.start_point > total or req.number_of_records < 0:
+            return failure(13, f"start {req.start_point}, {req.number_of_records} records of {total}")
+        if req.comp_spec is not None:
+            return failure(26, "complex record composition (CompSpec) is not supported; use element set names")
+        if req.additional_ranges:
+            return failure(243, "additional ranges are not supported")
+        count = min(req.number_of_records, total - req.start_point + 1)
+        try:
+            syntax = R.resolve_syntax(req.preferred_record_syntax or R.USMARC)
+            element_set = R.resolve_element_set(_generic_esn(req.element_set_names, rs.database))
+            records, status = await self._records(
+                rs, req.start_point, count, syntax, element_set,
+                min(state.message_size, req.max_record_size or state.message_size), state.record_size,
+                state.session.encoding)
+        except (Bib1Diagnostic, R.RecordSyntaxError) as d:
+            return failure(d.code, d.addinfo)
+        return P.PresentResponse(len(records), req.start_point + len(records), status, records=tuple(records),
+                                 reference_id=req.reference_id)
+
+    async def scan(self, req: P.ScanRequest, state: "Association") -> P.ScanResponse:
+        try:
+            if req.attribute_set not in (None, rpn.BIB1):
+                raise Bib1Diagnostic(121, req.attribute_set)
+            self._database_filter(req.database_names)
+            index, term = rpn.apt_to_scan(req.term, self.config, self.bib1)
+            wanted = max(0, min(req.number_of_terms_requested, MAX_SCAN_TERMS))
+            position = req.preferred_position if req.preferred_position is not None else 1
+            position = max(1, min(position, wanted + 1))
+            terms = await self._timed(self.catalog.scan(index, term, position, wanted)) if wanted else []
+        except Bib1Diagnostic as d:
+            return P.ScanResponse(6, 0, diagnostics=(P.Diagnostic(d.code, d.addinfo),), reference_id=req.reference_id)
+        entries = tuple(P.ScanEntry(t.value, t.display, t.count) for t in terms)
+        before = _terms_before(terms, term)
+        status = 0 if len(entries) >= wanted else 4
+        return P.ScanResponse(status, len(entries), before + 1 if entries else None, entries, step_size=0,
+                              reference_id=req.reference_id)
+
+    async def sort(self, req: P.SortRequest, state: "Association") -> P.SortResponse:
+        def failure(code: int, addinfo: str) -> P.SortResponse:
+            return P.SortResponse(2, 4, (P.Diagnostic(code, addinfo),), reference_id=req.reference_id)
+        if len(req.input_result_set_names) != 1:
+            return failure(230, "sort one result set at a time")
+        rs = state.result_sets.get(req.input_result_set_names[0])
+        if rs is None:
+            return failure(30, req.input_result_set_names[0])
+        if req.sorted_result_set_name not in state.result_sets and \
+                len(state.result_sets) >= self.settings.max_result_sets:
+            return failure(112, str(self.settings.max_result_sets))
+        keys = []
+        try:
+            for spec in req.sort_sequence:
+                if spec.relation not in (0, 1):
+                    raise Bib1Diagnostic(237, f"sort relation {spec.relation}")
+                if spec.missing_value_action == "abort" or isinstance(spec.missing_value_action, bytes):
+                    raise Bib1Diagnostic(213, "missing value action: only 'null' (missing values sort last)")
+                if spec.sort_field is not None:
+                    column = rpn.sort_column_for(spec.sort_field, self.config, self.bib1)
+                elif spec.attributes is not None:
+                    if spec.attribute_set not in (None, rpn.BIB1):
+                        raise Bib1Diagnostic(121, spec.attribute_set)
+                    column = rpn.sort_column_for(spec.attributes, self.config, self.bib1)
+                else:
+                    raise Bib1Diagnostic(207, "sort keys are sort fields or Bib-1 use attributes")
+                keys.append(SortKey(column, spec.relation == 0, "highValue"))
+            query = Query(rs.query.root, tuple(keys))
+            result = await self._timed(self.catalog.search(query, result_sets={
+                k: v.result for k, v in state.result_sets.items()}))
+        except Bib1Diagnostic as d:
+            return failure(d.code, d.addinfo)
+        state.result_sets[req.sorted_result_set_name] = ResultSetEntry(result, query, rs.database)
+        return P.SortResponse(0, None, (), result.total, reference_id=req.reference_id)
+
+    async def delete(self, req: P.DeleteResultSetRequest, state: "Association") -> P.DeleteResultSetResponse:
+        if req.delete_function == 1:
+            n = len(state.result_sets)
+            state.result_sets.clear()
+            return P.DeleteResultSetResponse(0, bulk_statuses=None, delete_message=f"{n} result sets deleted",
+                                             reference_id=req.reference_id)
+        statuses = []
+        for name in req.result_set_list:
+            statuses.append((name, 0 if state.result_sets.pop(name, None) is not None else 1))
+        overall = 0 if all(s == 0 for _, s in statuses) else 9
+        return P.DeleteResultSetResponse(overall, tuple(statuses), reference_id=req.reference_id)
+
+
+def _generic_esn(esn: P.ElementSetNames | None, database: str) -> str | None:
+    if esn is None or isinstance(esn, str):
+        return esn
+    for db, name in esn:
+        if db.lower() == database.lower():
+            return name
+    return None
+
+
+def _terms_before(terms, term: str) -> int:
+    """How many returned terms sort before the scan term (its 1-based position - 1)."""
+    from indexers import terms as T
+    try:
+        key = T.scan_key(None, term)
+    except Exception:  # noqa: BLE001 - a term the normalizer rejects sorts first
+        return 0
+    numeric = key.lstrip("-").isdigit() and all(t.value.lstrip("-").isdigit() for t in terms)
+    if numeric:
+        return sum(1 for t in terms if int(t.value) < int(key))
+    return sum(1 for t in terms if t.value < key)
+
+
+@dataclass
+class Association:
+    session: Session
+    peer: str
+    result_sets: dict[str, ResultSetEntry] = field(default_factory=dict)
+    message_size: int = 1024 * 1024
+    record_size: int = 1024 * 1024
+
+
+class Z3950Server:
+    """Accepts connections and runs one association per connection."""
+
+    def __init__(self, service: Z3950Service):
+        self.service = service
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._accept, host, port, limit=64 * 1024)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # noqa: BLE001 - one broken association must not take the server down
+            log.exception("z3950 association failed")
+        finally:
+            self._tasks.discard(task)
+            try:
+                writer.close()
+                await writer.wait_closed()
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _serve(self, reader, writer) -> None:
+        svc, settings = self.service, self.service.settings
+        peer = "%s:%s" % (writer.get_extra_info("peername") or ("?", "?"))[:2]
+        session = Session(TARGET, max_apdu=settings.max_apdu)
+        state = Association(session, peer)
+        if svc.sessions >= settings.max_sessions:
+            log.warning("z3950 %s: refused, %d sessions open", peer, svc.sessions)
+            writer.write(session.send(P.Close(4, diagnostic_information="too many sessions; try later")))
+            await writer.drain()
+            return
+        svc.sessions += 1
+        try:
+            await self._loop(reader, writer, session, state)
+        finally:
+            svc.sessions -= 1
+
+    async def _loop(self, reader, writer, session: Session, state: Association) -> None:
+        svc, settings = self.service, self.service.settings
+        while True:
+            event = session.next_event()
+            if isinstance(event, NeedData):
+                timeout = settings.init_timeout if state.session.state == "awaiting-init" else settings.idle_timeout
+                try:
+                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                except asyncio.TimeoutError:
+                    log.info("z3950 %s: closing idle association", state.peer)
+                    writer.write(session.send(P.Close(7, diagnostic_information="idle timeout")))
+                    await writer.drain()
+                    return
+                session.receive_data(data)
+                continue
+            if isinstance(event, ConnectionClosed):
+                return
+            if isinstance(event, ProtocolViolation):
+                log.warning("z3950 %s: %s; closing", state.peer, event.reason)
+                writer.write(session.close_for(event))
+                await writer.drain()
+                return
+            if isinstance(event, P.Close):
+                writer.write(session.send(P.Close(0, reference_id=event.reference_id,
+                                                  diagnostic_information="association closed")))
+                await writer.drain()
+                return
+            if isinstance(event, P.InitializeRequest):
+                response, reason = svc.init_response(event)
+                state.message_size = response.preferred_message_size
+                state.record_size = response.exceptional_record_size
+                writer.write(session.send(response))
+                await writer.drain()
+                if reason is not None:
+                    log.info("z3950 %s: init rejected: %s", state.peer, reason)
+                    return
+                continue
+            handler = {P.SearchRequest: svc.search, P.PresentRequest: svc.present, P.ScanRequest: svc.scan,
+                       P.SortRequest: svc.sort, P.DeleteResultSetRequest: svc.delete}[type(event)]
+            response = await handler(event, state)
+            writer.write(session.send(response))
+            await writer.drain()
+
+
+def make_service(catalog: Catalog, library_codes, settings: Z3950Settings | None = None) -> Z3950Service:
+    databases: dict[str, str | None] = {"default": None}
+    for code in library_codes:
+        databases[code.lower()] = code
+    return Z3950Service(catalog, databases, settings or Z3950Settings())

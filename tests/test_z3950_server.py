@@ -1,0 +1,373 @@
+"""The Z39.50 target (gateway/z3950_server.py) on the demo catalog.
+
+* Scripted sessions of the real clients, yaz-client and zoomsh (Debian yaz),
+  on both backends, asserting on what they print.
+* The same target driven APDU by APDU through the project's own sans-I/O
+  session (z3950/session.py) for what the clients cannot script: piggy-backed
+  records, message-size cuts, limits, malformed and oversized BER, timeouts.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from gateway.z3950_server import Z3950Settings
+from live_server import Server
+from z3950 import pdu as P
+from z3950 import records as R
+from z3950 import rpn
+from z3950.session import ORIGIN, NeedData, Session
+
+needs_yaz = pytest.mark.skipif(shutil.which("yaz-client") is None or shutil.which("zoomsh") is None,
+                               reason="yaz-client/zoomsh not installed (apt-get install yaz)")
+
+
+# --------------------------------------------------------------------------- real clients
+
+def yaz(server, tmp_path, lines: list[str], charset: bool = True) -> str:
+    cmds = tmp_path / "session.cmds"
+    head = ["charset UTF-8"] if charset else []
+    cmds.write_text("\n".join([*head, f"open {server.z3950}", *lines, "quit"]) + "\n", encoding="utf-8")
+    out = subprocess.run(["yaz-client", "-f", str(cmds)], capture_output=True, timeout=60, text=True,
+                         stdin=subprocess.DEVNULL)
+    return out.stdout + out.stderr
+
+
+def hits(output: str) -> list[int]:
+    return [int(n) for n in re.findall(r"Number of hits: (\d+)", output)]
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_find_in_pqf(any_demo_server, tmp_path):
+    out = yaz(any_demo_server, tmp_path, [
+        "find @attr 1=4 図書館",                                   # kanji title, substring semantics
+        "find @attr 1=4 としょかん",                               # hiragana finds the katakana readings
+        "find @attr 1=1003 夏目",                                 # author
+        "find @attr 1=21 図書館",                                 # subject
+        "find @attr 1=7 978-4-00-431001-3",                       # ISBN, hyphenated
+        "find @attr 1=4 @attr 5=1 introduc",                      # right truncation
+        'find @attr 1=4 @attr 4=1 "information retrieval"',       # phrase
+        "find @and @attr 1=4 introduction @attr 1=1003 manning",
+        "find @or @attr 1=4 algorithms @attr 1=4 indexing",
+        "find @not @attr 1=4 introduction @attr 1=4 algorithms",
+        "find @attr 1=31 @attr 2=5 2005",                         # date > 2005
+        "find @attr 1=4 @attr 3=1 @attr 4=1 @attr 6=3 \"library science basics\"",   # Bath exact title
+    ])
+    assert "Accepted character set : UTF-8" in out, out
+    assert "Name   : unioncat union-catalog gateway" in out
+    # the same counts as the equivalent CQL over SRU (dc.title=図書館, ... dc.date>2005, dc.title==...)
+    assert hits(out) == [3, 3, 1, 3, 1, 2, 1, 1, 2, 1, 8, 1], out
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_unsupported_attribute_gives_its_bib1_diagnostic(demo_server, tmp_path):
+    out = yaz(demo_server, tmp_path, [
+        "find @attr 1=9999 x", "find @attr 2=100 @attr 1=4 x", "find @attrset exp1 @attr 1=1 x",
+        "find @attr 5=102 @attr 1=4 x", "find @attr 1=4 図書館",
+    ])
+    assert "[114] Unsupported Use attribute -- v3 addinfo '9999'" in out, out
+    assert re.search(r"\[117\] .*addinfo '100'", out), out
+    assert re.search(r"\[121\] .*addinfo '1.2.840.10003.3.2'", out), out
+    assert re.search(r"\[120\] .*addinfo '102'", out), out
+    assert hits(out)[-1] == 3                                   # the session goes on
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_show_usmarc_xml_opac_sutrs(any_demo_server, tmp_path):
+    out = yaz(any_demo_server, tmp_path, [
+        "find @attr 1=4 図書館の歴史",
+        "format usmarc", "show 1",
+        "format xml", "show 1",
+        "format opac", "show 1",
+        "format sutrs", "show 1",
+        "format usmarc", "elements B", "show 1",
+        "elements Q", "show 1",
+    ])
+    blocks = out.split("Sent presentRequest")
+    assert len(blocks) == 7, out
+    usmarc, xml, opac, sutrs, brief, bad = blocks[1:]
+    assert "Record type: USmarc" in usmarc and "245 10 $6 880-02 $a 図書館の歴史" in usmarc, usmarc
+    assert "880 10 $6 245-02/$1 $a トショカン ノ レキシ" in usmarc
+    assert "852    $a iizuka $b 中央図書館 $c 一般 $h 000.0 $p ii00000" in usmarc
+    assert 'Record type: XML' in xml and '<subfield code="a">図書館の歴史</subfield>' in xml
+    assert "Record type: OPAC" in opac and "nucCode: hiroshima-u" in opac and "callNumber: 000/0" in opac
+    assert "localLocation: 中央図書館" in opac and "copyNumber: ii00000" in opac
+    assert "Record type: SUTRS" in sutrs and "ISBN: 9784004310013" in sutrs
+    assert "Holding: hiroshima-u" in sutrs
+    assert "245 10 $6 880-02" in brief and "650" not in brief and "852    $a iizuka" in brief
+    assert "[25] Specified element set name not valid" in bad and "addinfo 'Q'" in bad
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_scan_sort_delete_close(any_demo_server, tmp_path):
+    out = yaz(any_demo_server, tmp_path, [
+        "scan @attr 1=1003 yamada",
+        "find @attr 1=4 introduction",
+        "sort 1=4 >", "show 1+2",
+        "sort 1=4 <", "show 1+2",
+        "delete 1", "show 1",
+        "close",
+    ])
+    scan = out[out.index("Received ScanResponse"):]
+    assert re.search(r"^\* Yamada, Tarō \(1\)$", scan, re.M), scan
+    sorted_desc, sorted_asc = out.split("Received SortResponse: status=success")[1:3]
+    titles = lambda text: re.findall(r"245 10 \$a (.+)", text)   # noqa: E731
+    assert titles(sorted_desc) == ["Introduction to information retrieval", "Introduction to algorithms"], out
+    assert titles(sorted_asc) == ["Introduction to algorithms", "Introduction to information retrieval"], out
+    assert "Got deleteResultSetResponse status=0" in out and "1 status=0" in out
+    assert "[30] Specified result set does not exist -- v3 addinfo '1'" in out
+    assert "Target has closed the association." in out and "Reason: finished" in out
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_databases_and_cql(demo_server, tmp_path):
+    out = yaz(demo_server, tmp_path, [
+        "find @attr 1=4 図書館",
+        "base komae", "find @attr 1=4 図書館",
+        "base nowhere", "find @attr 1=4 図書館",
+        "base Default", "querytype cql", "find dc.title=図書館 and dc.date<2010",
+        "find dc.title=toshokan sortby dc.date/sort.descending", "format usmarc", "show 1",
+    ], charset=False)
+    assert hits(out)[:2] == [3, 1], out
+    assert "[235] Database does not exist -- v3 addinfo 'nowhere'" in out
+    assert hits(out)[-2:] == [2, 2], out                          # as the same CQL over SRU
+    shown = out[out.index("Sent presentRequest"):]
+    assert "245 10 $6 880-02 $a 図書館情報学入門" in shown and "$c 2015" in shown   # newest first
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_zoomsh_session(any_demo_server):
+    out = subprocess.run(
+        ["zoomsh", f"connect {any_demo_server.z3950}", "search @attr 1=4 図書館", "show 0 1",
+         "set preferredRecordSyntax opac", "show 0 1", "scan @attr 1=1003 yamada",
+         "search @attr 1=9999 x", "quit"],
+        capture_output=True, timeout=60, text=True, stdin=subprocess.DEVNULL)
+    text = out.stdout + out.stderr
+    assert f"{any_demo_server.z3950}: 3 hits" in text, text
+    assert "syntax=USmarc" in text and "syntax=OPAC" in text
+    assert "<nucCode>" in text or "nucCode" in text
+    assert re.search(r"yamada, taro|Yamada, Tarō", text, re.I), text
+    assert "Unsupported Use attribute" in text and "(114)" in text or "114" in text
+
+
+# --------------------------------------------------------------------------- raw APDUs
+
+class RawClient:
+    """A blocking origin over the project's own session; for checks the real
+    clients cannot script."""
+
+    def __init__(self, address: str, timeout: float = 10.0):
+        host, port = address.split(":")[1:]
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.session = Session(ORIGIN, max_apdu=64 * 1024 * 1024)
+
+    def send(self, pdu) -> None:
+        self.sock.sendall(self.session.send(pdu))
+
+    def receive(self):
+        while True:
+            event = self.session.next_event()
+            if not isinstance(event, NeedData):
+                return event
+            self.session.receive_data(self.sock.recv(65536))
+
+    def call(self, pdu):
+        self.send(pdu)
+        return self.receive()
+
+    def init(self, **kw) -> P.InitializeResponse:
+        return self.call(P.InitializeRequest(**kw))
+
+    def read_close(self) -> P.Close | None:
+        """What the target sends before dropping the connection (raw, no table)."""
+        data = b""
+        self.sock.settimeout(10)
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return P.decode_pdu(data) if data else None
+
+    def close(self):
+        self.sock.close()
+
+
+def search(text: str, **kw) -> P.SearchRequest:
+    return P.SearchRequest(rpn.parse_pqf(text), **kw)
+
+
+@pytest.fixture
+def raw(demo_server):
+    c = RawClient(demo_server.z3950)
+    assert c.init().result
+    yield c
+    c.close()
+
+
+def test_piggybacked_small_and_medium_sets(raw):
+    r = raw.call(search("@attr 1=4 図書館", small_set_upper_bound=5, small_set_element_set_names="B",
+                        preferred_record_syntax=R.XML))
+    assert (r.result_count, r.number_of_records_returned, r.next_result_set_position) == (3, 3, 4)
+    texts = [R.decode_external(n.record).text for n in r.records]
+    assert all("図書館" in t and "<record" in t for t in texts)
+    r = raw.call(search("@attr 1=4 図書館", small_set_upper_bound=1, large_set_lower_bound=10,
+                        medium_set_present_number=2))
+    assert (r.result_count, r.number_of_records_returned) == (3, 2)
+    assert R.decode_external(r.records[0].record).marc is not None
+    r = raw.call(search("@attr 1=4 図書館", large_set_lower_bound=2))
+    assert r.records is None and r.result_count == 3
+
+
+def test_present_ranges_and_errors(raw):
+    assert raw.call(search("@attr 1=31 @attr 2=4 1900")).result_count == 13     # = dc.date>=1900
+    r = raw.call(P.PresentRequest("default", 3, 4, preferred_record_syntax=R.SUTRS))
+    assert (r.number_of_records_returned, r.next_result_set_position, r.present_status) == (4, 7, 0)
+    assert all(R.decode_external(n.record).text.startswith("Title:") for n in r.records)
+    r = raw.call(P.PresentRequest("default", 999, 1))
+    assert r.present_status == 5 and r.diagnostics[0].condition == 13
+    r = raw.call(P.PresentRequest("nope", 1, 1))
+    assert r.diagnostics[0].condition == 30 and r.diagnostics[0].addinfo == "nope"
+    r = raw.call(P.PresentRequest("default", 1, 1, preferred_record_syntax="1.2.840.10003.5.1000"))
+    assert r.diagnostics[0].condition == 239
+
+
+def test_records_are_cut_at_the_message_size(demo_server):
+    c = RawClient(demo_server.z3950)
+    resp = c.init(preferred_message_size=1500, exceptional_record_size=100_000)
+    assert resp.preferred_message_size == 4096      # the target's floor
+    c.call(search("@attr 1=31 @attr 2=4 1900"))
+    r = c.call(P.PresentRequest("default", 1, 20, preferred_record_syntax=R.XML))
+    assert r.present_status == 2 and 1 <= r.number_of_records_returned < 20
+    assert sum(len(n.record) if isinstance(n.record, bytes) else 0 for n in r.records) <= 4096 or \
+        r.number_of_records_returned == 1
+    c.close()
+
+
+def test_named_result_sets_replace_and_references(raw):
+    assert raw.call(search("@attr 1=4 introduction", result_set_name="a")).result_count == 2
+    r = raw.call(search("@attr 1=4 x", result_set_name="a", replace_indicator=False))
+    assert not r.search_status and r.diagnostics[0].condition == 21
+    r = raw.call(search("@and @set a @attr 1=1003 manning", result_set_name="b"))
+    assert r.result_count == 1
+    r = raw.call(P.DeleteResultSetRequest(1))
+    assert r.delete_operation_status == 0
+    assert raw.call(P.PresentRequest("b", 1, 1)).diagnostics[0].condition == 30
+
+
+def test_unknown_database_and_query_type(raw):
+    r = raw.call(search("@attr 1=4 x", database_names=("Nowhere",)))
+    assert r.diagnostics[0] == P.Diagnostic(235, "Nowhere")
+    from z3950.ber import decode_all, enc_explicit, enc_octets
+    other = P.OtherQuery(2, decode_all(enc_explicit(2, enc_octets(4, b"x", 0))))
+    r = raw.call(P.SearchRequest(other))
+    assert r.diagnostics[0].condition == 107
+
+
+def test_scan_positions_and_diagnostics(raw):
+    apt = rpn.parse_pqf_scan("@attr 1=4 toshokan")[1]
+    r = raw.call(P.ScanRequest(apt, number_of_terms_requested=5, preferred_position=3))
+    assert r.scan_status == 0 and r.number_of_entries_returned == 5
+    assert r.position_of_term == 3
+    assert r.entries[2].term.startswith("toshokan")
+    assert all(e.occurrences >= 1 for e in r.entries)
+    r = raw.call(P.ScanRequest(rpn.parse_pqf_scan("@attr 1=9999 x")[1]))
+    assert r.scan_status == 6 and r.diagnostics[0].condition == 114
+
+
+def test_sort_errors(raw):
+    raw.call(search("@attr 1=4 introduction"))
+    r = raw.call(P.SortRequest(("nope",), "x", (P.SortKeySpec(sort_field="title"),)))
+    assert r.sort_status == 2 and r.diagnostics[0].condition == 30
+    r = raw.call(P.SortRequest(("default",), "x", (P.SortKeySpec(sort_field="nonsense"),)))
+    assert r.sort_status == 2 and r.diagnostics[0].condition == 207
+    r = raw.call(P.SortRequest(("default",), "x", (P.SortKeySpec(sort_field="dc.date", relation=1),)))
+    assert r.sort_status == 0 and r.result_count == 2
+
+
+def test_malformed_ber_closes_only_that_session(demo_server):
+    good = RawClient(demo_server.z3950)
+    assert good.init().result
+    bad = RawClient(demo_server.z3950)
+    assert bad.init().result
+    bad.sock.sendall(b"\xb6\x05\x02\x01")                       # a searchRequest cut short, then garbage
+    bad.sock.sendall(b"\xff\xff\xff\xff")
+    close = bad.read_close()
+    assert isinstance(close, P.Close) and close.close_reason == 6
+    assert good.call(search("@attr 1=4 図書館")).result_count == 3
+    good.close()
+
+
+def test_oversized_apdu_is_refused_at_its_length(demo_server):
+    c = RawClient(demo_server.z3950)
+    c.sock.sendall(b"\xb4\x84\x10\x00\x00\x00")                 # Init of 256 MB announced
+    close = c.read_close()
+    assert isinstance(close, P.Close) and close.close_reason == 4
+
+
+def test_not_z3950_at_all(demo_server):
+    c = RawClient(demo_server.z3950)
+    c.sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    close = c.read_close()
+    assert isinstance(close, P.Close) and close.close_reason == 6
+
+
+@pytest.fixture(scope="module")
+def strict_server(demo_server):
+    s = Server(demo_server.data_dir, z3950_settings=Z3950Settings(
+        idle_timeout=1.0, init_timeout=1.0, max_sessions=2, max_result_sets=2,
+        credentials={"staff": "s3cret"}))
+    yield s
+    s.stop()
+
+
+def test_authentication(strict_server):
+    c = RawClient(strict_server.z3950)
+    assert not c.init(id_authentication=P.IdPass(None, "staff", "wrong")).result
+    c.close()
+    c = RawClient(strict_server.z3950)
+    assert c.init(id_authentication=P.IdPass(None, "staff", "s3cret")).result
+    c.close()
+    c = RawClient(strict_server.z3950)
+    assert c.init(id_authentication=P.IdOpen("staff/s3cret")).result
+    c.close()
+
+
+def test_idle_and_init_timeouts(strict_server):
+    c = RawClient(strict_server.z3950)
+    t0 = time.monotonic()
+    close = c.read_close()                                      # never sends Init
+    assert isinstance(close, P.Close) and close.close_reason == 7 and time.monotonic() - t0 < 5
+    c = RawClient(strict_server.z3950)
+    assert c.init(id_authentication=P.IdOpen("staff/s3cret")).result
+    c.sock.sendall(P.encode_pdu(search("@attr 1=4 x"))[:3])     # starts a request, never finishes it
+    t0 = time.monotonic()
+    close = c.read_close()
+    assert isinstance(close, P.Close) and close.close_reason == 7 and time.monotonic() - t0 < 5
+
+
+def test_session_and_result_set_limits(strict_server):
+    a, b = RawClient(strict_server.z3950), RawClient(strict_server.z3950)
+    for c in (a, b):
+        assert c.init(id_authentication=P.IdOpen("staff/s3cret")).result
+    third = RawClient(strict_server.z3950)
+    close = third.read_close()
+    assert isinstance(close, P.Close) and close.close_reason == 4
+    for name in ("1", "2"):
+        assert a.call(search("@attr 1=4 図書館", result_set_name=name)).search_status
+    r = a.call(search("@attr 1=4 図書館", result_set_name="3"))
+    assert r.diagnostics[0].condition == 112
+    assert a.call(search("@attr 1=4 x", result_set_name="2")).search_status     # replacing is fine
+    a.close()
+    b.close()
