@@ -14,16 +14,20 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[test,fast]'
 	touch $@
 
-# yaz-client (the real SRU client the peer tests drive); zebra + wrk for the benchmark
+# The real peers the tests drive: yaz (yaz-client, zoomsh, yaz-ztest) and Zebra (zebrasrv,
+# zebraidx), from Debian; checked afterwards so that no peer test can be skipped for lack of them
+PEERS := yaz-client zoomsh yaz-ztest zebrasrv zebraidx
 sysdeps:
-	@command -v yaz-client >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yaz; }
+	@for c in $(PEERS); do command -v $$c >/dev/null || missing=1; done; \
+	 [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yaz idzebra-2.0; }
+	@for c in $(PEERS); do command -v $$c >/dev/null || { echo "missing $$c after install" >&2; exit 1; }; done
 
 # a JDK >= 17 for the Elasticsearch test node (Debian's openjdk-17-jre-headless if there is none)
 sysdeps-es:
 	@python3 tools/elasticsearch_node.py java >/dev/null
 
 sysdeps-bench: sysdeps
-	@command -v zebraidx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq idzebra-2.0 wrk; }
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 # One Elasticsearch node for the whole run (tools/elasticsearch_node.py: fetched from Maven
 # Central once, cached, passed to the tests as UNIONCAT_ES_URL, stopped by PID afterwards)
@@ -41,6 +45,7 @@ demo: setup
 
 bench: sysdeps-bench sysdeps-es setup
 	$(PY) bench/run_bench.py
+	$(PY) bench/z3950_bench.py
 
 clean:
 	rm -rf $(VENV) demo-data

@@ -309,6 +309,21 @@ class Z3950Service:
         return P.DeleteResultSetResponse(overall, tuple(statuses), reference_id=req.reference_id)
 
 
+def failure_response(req, code: int, addinfo: str):
+    """The response that reports a request as failed with one Bib-1 diagnostic."""
+    diag = (P.Diagnostic(code, addinfo),)
+    ref = req.reference_id
+    if isinstance(req, P.SearchRequest):
+        return P.SearchResponse(0, 0, 0, False, result_set_status=3, diagnostics=diag, reference_id=ref)
+    if isinstance(req, P.PresentRequest):
+        return P.PresentResponse(0, 0, 5, diagnostics=diag, reference_id=ref)
+    if isinstance(req, P.ScanRequest):
+        return P.ScanResponse(6, 0, diagnostics=diag, reference_id=ref)
+    if isinstance(req, P.SortRequest):
+        return P.SortResponse(2, 4, diag, reference_id=ref)
+    return P.DeleteResultSetResponse(3, delete_message=addinfo, reference_id=ref)
+
+
 def _generic_esn(esn: P.ElementSetNames | None, database: str) -> str | None:
     if esn is None or isinstance(esn, str):
         return esn
@@ -434,7 +449,11 @@ class Z3950Server:
                 continue
             handler = {P.SearchRequest: svc.search, P.PresentRequest: svc.present, P.ScanRequest: svc.scan,
                        P.SortRequest: svc.sort, P.DeleteResultSetRequest: svc.delete}[type(event)]
-            response = await handler(event, state)
+            try:
+                response = await handler(event, state)
+            except Exception:  # noqa: BLE001 - a bug answers this request with a diagnostic, not a dropped line
+                log.exception("z3950 %s: %s failed", state.peer, type(event).__name__)
+                response = failure_response(event, 100, "unexpected error in the target; it was logged")
             writer.write(session.send(response))
             await writer.drain()
 

@@ -371,3 +371,48 @@ def test_session_and_result_set_limits(strict_server):
     assert a.call(search("@attr 1=4 x", result_set_name="2")).search_status     # replacing is fine
     a.close()
     b.close()
+
+
+def test_a_failing_handler_answers_with_a_diagnostic(demo_server, monkeypatch):
+    """A bug in one operation costs that request a diagnostic (100), not the association."""
+    from gateway import z3950_server
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated bug")
+    monkeypatch.setattr(z3950_server.R, "encode_record", broken)
+    c = RawClient(demo_server.z3950)
+    assert c.init().result
+    c.call(search("@attr 1=4 図書館"))
+    r = c.call(P.PresentRequest("default", 1, 1))
+    assert r.present_status == 5 and r.diagnostics[0].condition == 100
+    monkeypatch.undo()
+    assert c.call(P.PresentRequest("default", 1, 1)).number_of_records_returned == 1
+    c.close()
+
+
+def test_live_fuzz_keeps_the_target_serving(demo_server):
+    """Mutated APDUs of every kind sent to the running target, one association
+    each: the target answers or closes, and a well-behaved client is served
+    throughout."""
+    import random
+
+    from test_z3950_ber import mutate
+    from test_z3950_session import _apdu_corpus
+
+    rng = random.Random(7)
+    corpus = _apdu_corpus()[1:-1]                   # requests after a proper Init
+    good = RawClient(demo_server.z3950)
+    assert good.init().result
+    for i in range(300):
+        c = RawClient(demo_server.z3950, timeout=10)
+        assert c.init().result
+        c.sock.sendall(mutate(rng, rng.choice(corpus), corpus))
+        c.sock.shutdown(socket.SHUT_WR)             # no more input: the target must not wait for more
+        c.sock.settimeout(10)
+        while c.sock.recv(65536):                   # answered and/or closed, never hangs
+            pass
+        c.close()
+        if i % 50 == 0:
+            assert good.call(search("@attr 1=4 図書館")).result_count == 3
+    assert good.call(search("@attr 1=4 図書館")).result_count == 3
+    good.close()
