@@ -416,3 +416,26 @@ def test_live_fuzz_keeps_the_target_serving(demo_server):
             assert good.call(search("@attr 1=4 図書館")).result_count == 3
     assert good.call(search("@attr 1=4 図書館")).result_count == 3
     good.close()
+
+
+async def test_many_concurrent_associations_with_our_client(demo_server):
+    """60 associations at once (the project's own client against its own target):
+    each gets its own result sets and the right records."""
+    import asyncio
+
+    from connectors.z3950_client import Z3950Client
+
+    host, port = demo_server.z3950.split(":")[1:]
+    queries = [("@attr 1=4 図書館", 3), ("@attr 1=1003 manning", 1), ("@attr 1=4 @attr 5=1 introduc", 2)]
+
+    async def one(i: int):
+        query, expected = queries[i % len(queries)]
+        async with Z3950Client.connect(host, int(port), timeout=30) as z:
+            assert z.charset == "UTF-8"
+            assert await z.search(query, result_set=f"s{i}") == expected
+            records = await z.present(1, expected, result_set=f"s{i}", syntax="opac")
+            assert len(records) == expected and all(r.opac and r.opac.holdings for r in records)
+            return i
+
+    done = await asyncio.gather(*(one(i) for i in range(60)))
+    assert sorted(done) == list(range(60))
