@@ -192,7 +192,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         z_server = Z3950Server(make_service(catalog, load_libraries().names(), z3950_settings))
 
         async def start_z3950(_app):
-            bound = await z_server.start(host, z3950_port)
+            try:
+                bound = await z_server.start(host, z3950_port)
+            except OSError as e:
+                raise SystemExit(f"unioncat: cannot listen for Z39.50 on {host}:{z3950_port}: {e.strerror or e} "
+                                 "(choose another --z3950-port, or 0 for none)") from None
             log.info("Z39.50 on tcp:%s:%d (databases: %s)", host, bound, ", ".join(databases))
             print(f"Z39.50 on tcp:{host}:{bound}", flush=True)
 
