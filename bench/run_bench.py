@@ -958,10 +958,7 @@ def main(argv=None) -> int:
                      "systems": {}}
 
     def save():
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1))
-        os.replace(tmp, a.out)
+        write_json(a.out, results)
 
     rc = 0
     try:
@@ -1050,14 +1047,28 @@ def main(argv=None) -> int:
         print("\ninterrupted: stopping everything", file=sys.stderr)
         rc = 130
     finally:
-        STARTED.stop_all()
-        try:
-            save()
-        except OSError:
-            pass
-        if not a.keep and a.workdir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        finish(save, a, workdir)
     return rc
+
+
+def write_json(path: Path, results: dict) -> None:
+    """Write the results atomically (a half-written file never replaces a good one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    os.replace(tmp, path)
+
+
+def finish(save, a, workdir: Path) -> None:
+    """End of a benchmark run, also after a failure: stop every process started,
+    write the results, remove the work dir unless kept (--keep / --workdir)."""
+    STARTED.stop_all()
+    try:
+        save()
+    except OSError:
+        pass
+    if not a.keep and a.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from typing import Callable, Mapping
 
@@ -55,6 +56,7 @@ class Z3950Settings:
     credentials: Mapping[str, str] | None = None   # user -> password; None: anyone may connect
 
 
+@lru_cache(maxsize=1)
 def _implementation_version() -> str:
     try:
         return metadata.version("unioncat")
@@ -132,7 +134,8 @@ class Z3950Service:
 
     async def _timed(self, coro):
         try:
-            return await asyncio.wait_for(coro, self.settings.request_timeout)
+            async with asyncio.timeout(self.settings.request_timeout):   # no extra task, unlike wait_for
+                return await coro
         except (BackendUnavailable, asyncio.TimeoutError) as e:
             log.warning("backend unavailable: %r", e)
             raise Bib1Diagnostic(2, "the index is temporarily unavailable; try again") from None
@@ -417,7 +420,8 @@ class Z3950Server:
             if isinstance(event, NeedData):
                 timeout = settings.init_timeout if state.session.state == "awaiting-init" else settings.idle_timeout
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), timeout)
+                    async with asyncio.timeout(timeout):
+                        data = await reader.read(65536)
                 except asyncio.TimeoutError:
                     log.info("z3950 %s: closing idle association", state.peer)
                     writer.write(session.send(P.Close(7, diagnostic_information="idle timeout")))
