@@ -34,7 +34,7 @@ log = logging.getLogger("unioncat.z3950")
 SUPPORTED_OPTIONS = frozenset({"search", "present", "delSet", "scan", "sort", "namedResultSets",
                                "negotiationModel", "queryType104"})
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
-MAX_PRESENT = 1000                 # records in one Present (Bib-1 ... beyond: fewer, presentStatus partial)
+MAX_PRESENT = 1000                 # records in one Present; beyond: 1000 with presentStatus partial-4
 MAX_SCAN_TERMS = 200
 
 
@@ -173,8 +173,6 @@ class Z3950Service:
                 break
             total += len(data)
             out.append(P.NamePlusRecord(rs.database, record=data))
-        if len(out) < count and not status and start - 1 + len(out) < rs.result.total:
-            status = 1 if len(out) == MAX_PRESENT else status
         return out, status
 
     # -- operations
@@ -243,6 +241,8 @@ class Z3950Service:
                 state.session.encoding)
         except (Bib1Diagnostic, R.RecordSyntaxError) as d:
             return failure(d.code, d.addinfo)
+        if count > MAX_PRESENT and not status:
+            status = 4                    # partial-4: the target's limit on records per Present
         return P.PresentResponse(len(records), req.start_point + len(records), status, records=tuple(records),
                                  reference_id=req.reference_id)
 

@@ -439,3 +439,13 @@ async def test_many_concurrent_associations_with_our_client(demo_server):
 
     done = await asyncio.gather(*(one(i) for i in range(60)))
     assert sorted(done) == list(range(60))
+
+
+def test_present_beyond_the_per_request_limit_is_partial(raw, monkeypatch):
+    from gateway import z3950_server
+    monkeypatch.setattr(z3950_server, "MAX_PRESENT", 3)
+    raw.call(search("@attr 1=31 @attr 2=4 1900"))
+    r = raw.call(P.PresentRequest("default", 1, 5))
+    assert (r.number_of_records_returned, r.present_status, r.next_result_set_position) == (3, 4, 4)
+    r = raw.call(P.PresentRequest("default", 4, 3))
+    assert (r.number_of_records_returned, r.present_status) == (3, 0)
