@@ -226,6 +226,10 @@ def _header(data: bytes, pos: int, bound: int, bound_what: str) -> tuple[int, bo
     (class, constructed, tag number, content length or None if indefinite,
     position of the first content octet).  Bytes at or past ``bound`` are not
     part of this element (its parent ended, or ``max_length``)."""
+    if pos + 1 < bound and pos + 1 < len(data):   # fast path: low tag number, short-form length
+        first, b = data[pos], data[pos + 1]
+        if first & 0x1F != 0x1F and b < 0x80 and (first >> 6 or first & 0x1F):
+            return first >> 6, bool(first & 0x20), first & 0x1F, b, pos + 2
     i = pos
 
     def octet() -> int:
