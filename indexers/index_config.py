@@ -204,16 +204,17 @@ def _build(data: dict) -> IndexConfig:
     )
 
 
-def config_path(path: str | os.PathLike | None = None) -> Path:
-    """The indexes.toml to read: ``path`` (a file, or a directory holding
-    indexes.toml), else $UNIONCAT_CONFIG_DIR/indexes.toml, else the repository's."""
+def config_path(path: str | os.PathLike | None = None, file_name: str = CONFIG_FILE) -> Path:
+    """The config file to read (indexes.toml unless ``file_name`` says another):
+    ``path`` (a file, or a directory holding it), else $UNIONCAT_CONFIG_DIR/<file>,
+    else the repository's config/<file>."""
     if path is not None:
         p = Path(path)
-        return p / CONFIG_FILE if p.is_dir() else p
+        return p / file_name if p.is_dir() else p
     env = os.environ.get(ENV_CONFIG_DIR)
     if env:
-        return Path(env) / CONFIG_FILE
-    return DEFAULT_CONFIG_DIR / CONFIG_FILE
+        return Path(env) / file_name
+    return DEFAULT_CONFIG_DIR / file_name
 
 
 @lru_cache(maxsize=8)

@@ -17,15 +17,16 @@ first and the romanized one follows.
 """
 from __future__ import annotations
 
-import functools
 
 import json
-import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import pymarc
 from lxml import etree
+
+from indexers.marc_display import (MARC_NS, YEAR_RE, LinkedFields, clean_isbd, control_value, dc_values, isbns,
+                                   join_subfields, languages, lccn_of, marc_of, marcxml_string, publication_fields,
+                                   xml_safe)
 
 from .diagnostics import (
     Diagnostic,
@@ -35,7 +36,6 @@ from .diagnostics import (
     UNKNOWN_SCHEMA_FOR_RETRIEVAL,
 )
 
-MARC_NS = "http://www.loc.gov/MARC21/slim"
 SRW_DC_NS = "info:srw/schema/1/dc-schema"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 MODS_NS = "http://www.loc.gov/mods/v3"
@@ -118,15 +118,7 @@ def resolve_schema(value: str) -> RecordSchema:
 # --------------------------------------------------------------------------
 # XML-safe text
 # --------------------------------------------------------------------------
-_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
 _PARSER = etree.XMLParser(resolve_entities=False, huge_tree=True)
-
-
-def xml_safe(text: str) -> str:
-    """Replace characters XML 1.0 cannot carry by U+FFFD."""
-    return _ILLEGAL_XML.sub("\ufffd", text)
 
 
 # --------------------------------------------------------------------------
@@ -181,14 +173,14 @@ def render_record(record, schema: RecordSchema | str) -> RenderedRecord:
     rid = str(getattr(record, "id", "") or "")
     try:
         if schema is MARCXML:
-            return RenderedRecord(schema, text=marcxml_string(_marc(record)),
+            return RenderedRecord(schema, text=marcxml_string(marc_of(record)),
                                   identifier=rid)
         if schema is DC:
             return RenderedRecord(schema, element=dc_element(record), identifier=rid)
         if schema is MODS:
             return RenderedRecord(schema, element=mods_element(record), identifier=rid)
         if schema is JSON:
-            return RenderedRecord(schema, text=marc_json_text(_marc(record)),
+            return RenderedRecord(schema, text=marc_json_text(marc_of(record)),
                                   identifier=rid)
     except Exception as exc:  # never drop a record silently
         return RenderedRecord(
@@ -201,81 +193,10 @@ def render_record(record, schema: RecordSchema | str) -> RenderedRecord:
     raise SRUDiagnosticError(UNKNOWN_SCHEMA_FOR_RETRIEVAL, schema.uri)
 
 
-def _marc(record) -> pymarc.Record:
-    return record.marc if hasattr(record, "marc") else record
-
-
 def _holdings(record) -> list:
     return list(getattr(record, "holdings", ()) or ())
 
 
-# --------------------------------------------------------------------------
-# MARCXML (MARC 21 slim): record = leader, controlfield*, datafield*
-# --------------------------------------------------------------------------
-def _esc_text(s: str) -> str:
-    if _ILLEGAL_XML.search(s):
-        s = _ILLEGAL_XML.sub("\ufffd", s)
-    if "&" in s:
-        s = s.replace("&", "&amp;")
-    if "<" in s:
-        s = s.replace("<", "&lt;")
-    if ">" in s:
-        s = s.replace(">", "&gt;")
-    if "\r" in s:
-        s = s.replace("\r", "&#13;")
-    return s
-
-
-@functools.lru_cache(maxsize=4096)
-def _esc_attr(s: str) -> str:
-    """Attribute values here are tags, indicators and subfield codes: few distinct
-    values, so the escaped forms are cached."""
-    s = _esc_text(s)
-    if '"' in s:
-        s = s.replace('"', "&quot;")
-    if "\t" in s or "\n" in s:
-        s = s.replace("\t", "&#9;").replace("\n", "&#10;")
-    return s
-
-
-_SEP = "\ue000\ue001"  # joins a record's values so they are escaped in one pass
-
-
-def marcxml_string(marc: pymarc.Record) -> str:
-    """One MARC 21 slim ``record`` element as text.  The slim schema orders
-    leader, control fields, data fields; a record stored out of that order is
-    reordered.  Built as a string (escaping by hand) because that is several
-    times faster than creating an lxml element per subfield; all text values of
-    the record are escaped in one pass over their concatenation."""
-    attr = _esc_attr
-    control = []
-    data_fields = []
-    values = [str(marc.leader)]
-    for f in marc.fields:
-        if f.is_control_field():
-            control.append(f)
-            values.append(f.data or "")
-        else:
-            data_fields.append(f)
-            values.extend(value for _code, value in f.subfields)
-    joined = _SEP.join(values)
-    escaped = _esc_text(joined).split(_SEP)
-    if len(escaped) != len(values):  # the separator occurs in the data itself
-        escaped = [_esc_text(v) for v in values]
-    it = iter(escaped)
-    out = [f'<record xmlns="{MARC_NS}"><leader>{next(it)}</leader>']
-    append = out.append
-    for f in control:
-        append(f'<controlfield tag="{attr(f.tag)}">{next(it)}</controlfield>')
-    for f in data_fields:
-        ind = f.indicators
-        append(f'<datafield tag="{attr(f.tag)}" ind1="{attr(ind[0] or " ")}" '
-               f'ind2="{attr(ind[1] or " ")}">')
-        for code, _value in f.subfields:
-            append(f'<subfield code="{attr(code)}">{next(it)}</subfield>')
-        append("</datafield>")
-    append("</record>")
-    return "".join(out)
 
 
 def marcxml_element(marc: pymarc.Record) -> etree._Element:
@@ -311,162 +232,6 @@ def marc_json_text(marc: pymarc.Record) -> str:
                                separators=(",", ":")))
 
 
-# --------------------------------------------------------------------------
-# Helpers shared by DC and MODS
-# --------------------------------------------------------------------------
-_TRAILING = re.compile(r"[\s/:;,=+]+$")
-_TRAILING_DOT = re.compile(r"(?<!\b[A-Za-z])\.$")
-
-
-def _clean(text: str) -> str:
-    """Strip ISBD punctuation that ends a MARC subfield ("Title /", "Tōkyō :")."""
-    text = _TRAILING.sub("", text.strip())
-    text = _TRAILING_DOT.sub("", text)
-    return _TRAILING.sub("", text)
-
-
-def _join(f: pymarc.Field, codes: str, sep: str = " ") -> str:
-    return _clean(sep.join(v.strip() for c, v in f.subfields if c in codes and v.strip()))
-
-
-def _script_rank(text: str) -> int:
-    """2: contains Han ideographs, 1: other non-Latin script (kana, hangul...),
-    0: Latin/other.  Used to order vernacular before romanized forms."""
-    rank = 0
-    for ch in text:
-        o = ord(ch)
-        if 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF:
-            return 2
-        if o >= 0x0370 and not (0x1E00 <= o <= 0x1EFF) and not (0x2000 <= o <= 0x2BFF) \
-                and not (0xFF01 <= o <= 0xFF5E):
-            rank = 1
-    return rank
-
-
-_SCRIPT_CODES = {"$1": "Hani", "(3": "Arab", "(N": "Cyrl", "(2": "Hebr", "(S": "Grek",
-                 "(B": "Latn"}
-
-
-class _Linked:
-    """A MARC record with its 880 fields indexed by linkage occurrence."""
-
-    __slots__ = ("marc", "by_occ", "unlinked", "lang")
-
-    def __init__(self, marc: pymarc.Record):
-        self.marc = marc
-        self.by_occ: dict[tuple[str, str], pymarc.Field] = {}
-        self.unlinked: dict[str, list[pymarc.Field]] = {}
-        for f in marc.get_fields("880"):
-            link = f.get("6") or ""
-            tag, _, rest = link.partition("-")
-            occ = rest[:2]
-            if not tag:
-                continue
-            if occ and occ != "00":
-                self.by_occ[(tag, occ)] = f
-            else:
-                self.unlinked.setdefault(tag, []).append(f)
-        f008 = marc.get_fields("008")
-        self.lang = f008[0].data[35:38].strip() if f008 and f008[0].data else ""
-
-    def pairs(self, *tags: str) -> Iterator[tuple[pymarc.Field, pymarc.Field | None]]:
-        """(field, linked 880 or None) for each field of the tags, then the
-        unlinked 880s of those tags as (880, None)."""
-        for f in self.marc.get_fields(*tags):
-            link = f.get("6") or ""
-            partner = None
-            if link.startswith("880-"):
-                partner = self.by_occ.get((f.tag, link[4:6]))
-            yield f, partner
-        for tag in tags:
-            for f in self.unlinked.get(tag, ()):
-                yield f, None
-
-    def ordered(self, *tags: str) -> Iterator[tuple[pymarc.Field, str | None, str]]:
-        """Each field and its 880 partner, vernacular first: yields
-        (field, group id or None, script code) -- the group id ties the forms of
-        one pair together (MODS altRepGroup)."""
-        for n, (f, partner) in enumerate(self.pairs(*tags), 1):
-            if partner is None:
-                yield f, None, (self.script_of(f) if f.tag == "880" else None)
-                continue
-            group = (partner.get("6") or "")[4:6] or f"{n:02d}"
-            forms = [f, partner]
-            forms.sort(key=lambda x: -_script_rank(_join(x, "abcdefghijklmnopqrstuvwxyz")))
-            for g in forms:
-                yield g, group, self.script_of(g)
-
-    def script_of(self, f: pymarc.Field) -> str:
-        if f.tag == "880":
-            link = f.get("6") or ""
-            code = link.partition("/")[2][:2]
-            script = _SCRIPT_CODES.get(code, "")
-            if script == "Hani":
-                if self.lang == "jpn":
-                    return "Jpan"
-                if self.lang == "kor":
-                    return "Kore"
-            return script
-        return "Latn" if _script_rank(_join(f, "abcdefghijklmnopqrstuvwxyz")) == 0 else ""
-
-
-def _control(marc: pymarc.Record, tag: str) -> str:
-    fs = marc.get_fields(tag)
-    return fs[0].data if fs and fs[0].data else ""
-
-
-def _isbns(marc: pymarc.Record) -> Iterator[tuple[str, bool]]:
-    """(ISBN as recorded without qualifiers, valid?) for 020 $a (valid) and $z."""
-    for f in marc.get_fields("020"):
-        for code, value in f.subfields:
-            if code in "az":
-                isbn = value.strip().split(" ")[0].strip()
-                if isbn:
-                    yield isbn, code == "a"
-
-
-def _lccn(marc: pymarc.Record) -> str:
-    for f in marc.get_fields("010"):
-        v = (f.get("a") or "").strip()
-        if v:
-            return v.split("/")[0].strip()
-    return ""
-
-
-def _languages(lk: _Linked) -> list[str]:
-    langs = []
-    if lk.lang and lk.lang not in ("|||", "   ") and lk.lang.isalpha():
-        langs.append(lk.lang)
-    for f in lk.marc.get_fields("041"):
-        for code, value in f.subfields:
-            if code == "a":
-                # 041 $a may pack several 3-letter codes in one subfield
-                for i in range(0, len(value.strip()), 3):
-                    c = value.strip()[i:i + 3]
-                    if len(c) == 3 and c.isalpha() and c not in langs:
-                        langs.append(c)
-    return langs
-
-
-def _pub_fields(lk: _Linked):
-    """260, or 264 with second indicator 1 (publication), with 880 partners."""
-    out = []
-    for f, group, script in lk.ordered("260", "264"):
-        tag = f.tag if f.tag != "880" else (f.get("6") or "")[:3]
-        if tag == "264" and f.indicators[1] != "1":
-            continue
-        out.append((f, group, script))
-    return out
-
-
-_YEAR = re.compile(r"\d{4}")
-
-_DC_TYPES = {
-    "a": "Text", "t": "Text", "c": "Text", "d": "Text",
-    "e": "Image", "f": "Image", "k": "StillImage", "g": "MovingImage",
-    "i": "Sound", "j": "Sound", "m": "Software", "o": "Collection",
-    "p": "Collection", "r": "PhysicalObject",
-}
 
 _MODS_TYPES = {
     "a": "text", "t": "text", "c": "notated music", "d": "notated music",
@@ -477,21 +242,6 @@ _MODS_TYPES = {
 }
 
 
-def _uniq(values: Iterable[str]) -> list[str]:
-    seen = set()
-    out = []
-    for v in values:
-        if v and v not in seen:
-            seen.add(v)
-            out.append(v)
-    return out
-
-
-def _subject_heading(f: pymarc.Field) -> str:
-    parts = [v.strip() for c, v in f.subfields
-             if c in "abcdqtvxyz" and v.strip()]
-    return _clean(" -- ".join(_clean(p) for p in parts))
-
 
 # --------------------------------------------------------------------------
 # Dublin Core (SRW DC: info:srw/schema/1/dc-schema container of DC 1.1 elements)
@@ -500,87 +250,6 @@ _DC_ROOT = f"{{{SRW_DC_NS}}}dc"
 _DC_NSMAP = {"srw_dc": SRW_DC_NS, "dc": DC_NS}
 
 
-def dc_values(record) -> list[tuple[str, str]]:
-    """The (element, value) pairs of the project's MARC -> DC mapping:
-
-    title       245 $a$b$n$p with its 880 (vernacular first), then 246 $a$b
-    creator     100/110/111 (name parts, vernacular first)
-    contributor 700/710/711
-    subject     600-651 headings joined with " -- ", 653 $a
-    publisher   260 $b / 264 (2nd ind. 1) $b
-    date        260/264 $c, else 008/07-10
-    type        DCMI type vocabulary from leader/06
-    identifier  urn:isbn:..., urn:issn:..., info:lccn/...
-    language    008/35-37 and 041 $a (ISO 639-2 codes)
-    description 500, 504, 505, 520 $a
-    format      300 $a$b$c
-    """
-    marc = _marc(record)
-    lk = _Linked(marc)
-    out: list[tuple[str, str]] = []
-    add = out.append
-    for f, _, _ in lk.ordered("245"):
-        t = _join(f, "abnp")
-        if t:
-            add(("title", t))
-    for f, _, _ in lk.ordered("246"):
-        t = _join(f, "ab")
-        if t:
-            add(("title", t))
-    for f, _, _ in lk.ordered("100", "110", "111"):
-        n = _join(f, "abcdq")
-        if n:
-            add(("creator", n))
-    for f, _, _ in lk.ordered("700", "710", "711"):
-        n = _join(f, "abcdq")
-        if n:
-            add(("contributor", n))
-    for f, _, _ in lk.ordered("600", "610", "611", "630", "648", "650", "651"):
-        h = _subject_heading(f)
-        if h:
-            add(("subject", h))
-    for f in marc.get_fields("653"):
-        for c, v in f.subfields:
-            if c == "a" and v.strip():
-                add(("subject", _clean(v)))
-    pubs = _pub_fields(lk)
-    for v in _uniq(_join(f, "b") for f, _, _ in pubs):
-        add(("publisher", v))
-    dates = _uniq(_join(f, "c") for f, _, script in pubs if script in ("Latn", "", None))
-    if not dates:
-        dates = _uniq(_join(f, "c") for f, _, _ in pubs)
-    if not dates:
-        d008 = _control(marc, "008")[7:11]
-        if _YEAR.fullmatch(d008):
-            dates = [d008]
-    for d in dates[:1]:
-        add(("date", d))
-    ldr = str(marc.leader)
-    dtype = _DC_TYPES.get(ldr[6:7]) if len(ldr) > 7 else None
-    if dtype:
-        add(("type", dtype))
-    f300 = marc.get_fields("300")
-    if f300:
-        ext = _join(f300[0], "abc")
-        if ext:
-            add(("format", ext))
-    for isbn, valid in _isbns(marc):
-        if valid:
-            add(("identifier", f"urn:isbn:{isbn}"))
-    for f in marc.get_fields("022"):
-        v = (f.get("a") or "").strip()
-        if v:
-            add(("identifier", f"urn:issn:{v}"))
-    lccn = _lccn(marc)
-    if lccn:
-        add(("identifier", f"info:lccn/{lccn.replace(' ', '')}"))
-    for lang in _languages(lk):
-        add(("language", lang))
-    for f in marc.get_fields("500", "504", "505", "520"):
-        d = _join(f, "a")
-        if d:
-            add(("description", d))
-    return out
 
 
 def dc_element(record) -> etree._Element:
@@ -643,29 +312,29 @@ def mods_element(record) -> etree._Element:
     (recordContentSource, recordChangeDate, recordIdentifier of the union
     record and of every member record).
     """
-    marc = _marc(record)
-    lk = _Linked(marc)
+    marc = marc_of(record)
+    lk = LinkedFields(marc)
     mods = etree.Element(_m("mods"), nsmap=_MODS_NSMAP, version=MODS_VERSION)
     sub = etree.SubElement
 
     # titleInfo
     for f, group, script in lk.ordered("245"):
         ti = sub(mods, _m("titleInfo"), _alt(group, script))
-        _text(ti, "title", _join(f, "a") or "[no title]")
+        _text(ti, "title", join_subfields(f, "a") or "[no title]")
         if f.get("b"):
-            _text(ti, "subTitle", _join(f, "b"))
+            _text(ti, "subTitle", join_subfields(f, "b"))
         if f.get("n"):
-            _text(ti, "partNumber", _join(f, "n"))
+            _text(ti, "partNumber", join_subfields(f, "n"))
         if f.get("p"):
-            _text(ti, "partName", _join(f, "p"))
+            _text(ti, "partName", join_subfields(f, "p"))
     for f, group, script in lk.ordered("246"):
-        a = _join(f, "a")
+        a = join_subfields(f, "a")
         if not a:
             continue
         ti = sub(mods, _m("titleInfo"), {"type": "alternative", **_alt(group, script)})
         _text(ti, "title", a)
         if f.get("b"):
-            _text(ti, "subTitle", _join(f, "b"))
+            _text(ti, "subTitle", join_subfields(f, "b"))
 
     # name
     for f, group, script in lk.ordered("100", "110", "111", "700", "710", "711"):
@@ -675,16 +344,16 @@ def mods_element(record) -> etree._Element:
             attrs["usage"] = "primary"
         name = sub(mods, _m("name"), attrs)
         if tag.endswith("00"):
-            _text(name, "namePart", _join(f, "abcq") or _join(f, "a"))
+            _text(name, "namePart", join_subfields(f, "abcq") or join_subfields(f, "a"))
             if f.get("d"):
-                _text(name, "namePart", _join(f, "d"), type="date")
+                _text(name, "namePart", join_subfields(f, "d"), type="date")
         else:
             for c, v in f.subfields:
                 if c in "ab" and v.strip():
-                    _text(name, "namePart", _clean(v))
+                    _text(name, "namePart", clean_isbd(v))
             if f.get("d"):
-                _text(name, "namePart", _join(f, "d"), type="date")
-        roles = [(_clean(v), "text") for c, v in f.subfields if c == "e" and v.strip()]
+                _text(name, "namePart", join_subfields(f, "d"), type="date")
+        roles = [(clean_isbd(v), "text") for c, v in f.subfields if c == "e" and v.strip()]
         roles += [(v.strip(), "code") for c, v in f.subfields if c == "4" and v.strip()]
         if not roles and tag.startswith("1"):
             roles = [("creator", "text")]
@@ -700,8 +369,8 @@ def mods_element(record) -> etree._Element:
         _text(mods, "typeOfResource", tor)
 
     # originInfo
-    pubs = _pub_fields(lk)
-    d008 = _control(marc, "008")
+    pubs = publication_fields(lk)
+    d008 = control_value(marc, "008")
     first = True
     for f, group, script in pubs:
         oi = sub(mods, _m("originInfo"), _alt(group, script))
@@ -710,43 +379,43 @@ def mods_element(record) -> etree._Element:
             _text(place, "placeTerm", d008[15:18].strip(), type="code",
                   authority="marccountry")
         for c, v in f.subfields:
-            if c == "a" and _clean(v):
+            if c == "a" and clean_isbd(v):
                 place = sub(oi, _m("place"))
-                _text(place, "placeTerm", _clean(v), type="text")
+                _text(place, "placeTerm", clean_isbd(v), type="text")
         for c, v in f.subfields:
-            if c == "b" and _clean(v):
-                _text(oi, "publisher", _clean(v))
+            if c == "b" and clean_isbd(v):
+                _text(oi, "publisher", clean_isbd(v))
         if f.get("c"):
-            _text(oi, "dateIssued", _join(f, "c"))
-        if first and _YEAR.fullmatch(d008[7:11]):
+            _text(oi, "dateIssued", join_subfields(f, "c"))
+        if first and YEAR_RE.fullmatch(d008[7:11]):
             _text(oi, "dateIssued", d008[7:11], encoding="marc")
         if first and ldr[7:8] in ("m", "s", "i"):
             _text(oi, "issuance", {"m": "monographic", "s": "continuing",
                                    "i": "integrating resource"}[ldr[7]])
         first = False
-    if first and _YEAR.fullmatch(d008[7:11]):
+    if first and YEAR_RE.fullmatch(d008[7:11]):
         oi = sub(mods, _m("originInfo"))
         _text(oi, "dateIssued", d008[7:11], encoding="marc")
 
     # language
-    for lang in _languages(lk):
+    for lang in languages(lk):
         le = sub(mods, _m("language"))
         _text(le, "languageTerm", lang, type="code", authority="iso639-2b")
 
     # physicalDescription
     f300 = marc.get_fields("300")
     if f300:
-        ext = _join(f300[0], "abc")
+        ext = join_subfields(f300[0], "abc")
         if ext:
             pd = sub(mods, _m("physicalDescription"))
             _text(pd, "extent", ext)
 
     for f in marc.get_fields("520"):
-        if _join(f, "a"):
-            _text(mods, "abstract", _join(f, "a"))
+        if join_subfields(f, "a"):
+            _text(mods, "abstract", join_subfields(f, "a"))
     for f in marc.get_fields("500", "504"):
-        if _join(f, "a"):
-            _text(mods, "note", _join(f, "a"))
+        if join_subfields(f, "a"):
+            _text(mods, "note", join_subfields(f, "a"))
 
     # subject
     for f, group, script in lk.ordered("600", "610", "611", "630", "648", "650", "651",
@@ -761,7 +430,7 @@ def mods_element(record) -> etree._Element:
                 attrs["authority"] = f.get("2").strip()
         subj = sub(mods, _m("subject"), attrs)
         children = 0
-        main = _join(f, "abcdq")
+        main = join_subfields(f, "abcdq")
         if main:
             children += 1
             if tag in _NAME_TYPES:
@@ -777,7 +446,7 @@ def mods_element(record) -> etree._Element:
             else:
                 _text(subj, "topic", main)
         for c, v in f.subfields:
-            v = _clean(v)
+            v = clean_isbd(v)
             if not v:
                 continue
             if c == "x":
@@ -796,27 +465,27 @@ def mods_element(record) -> etree._Element:
 
     # classification
     for f in marc.get_fields("050"):
-        v = _join(f, "ab")
+        v = join_subfields(f, "ab")
         if v:
             _text(mods, "classification", v, authority="lcc")
     for f in marc.get_fields("082"):
-        v = _join(f, "a")
+        v = join_subfields(f, "a")
         if v:
             _text(mods, "classification", v, authority="ddc")
     for f in marc.get_fields("084"):
         src = (f.get("2") or "").strip().lower()
-        v = _join(f, "a")
+        v = join_subfields(f, "a")
         if v and (src.startswith("njb") or src.startswith("ndc")):
             _text(mods, "classification", v, authority="ndc")
 
     # identifier
-    for isbn, valid in _isbns(marc):
+    for isbn, valid in isbns(marc):
         _text(mods, "identifier", isbn, type="isbn", invalid="" if valid else "yes")
     for f in marc.get_fields("022"):
         v = (f.get("a") or "").strip()
         if v:
             _text(mods, "identifier", v, type="issn")
-    lccn = _lccn(marc)
+    lccn = lccn_of(marc)
     if lccn:
         _text(mods, "identifier", lccn, type="lccn")
 
@@ -841,10 +510,10 @@ def mods_element(record) -> etree._Element:
 
     # recordInfo
     ri = sub(mods, _m("recordInfo"))
-    src = _control(marc, "003").strip()
+    src = control_value(marc, "003").strip()
     if src:
         _text(ri, "recordContentSource", src, authority="marcorg")
-    changed = _control(marc, "005").strip()
+    changed = control_value(marc, "005").strip()
     if len(changed) >= 14 and changed[:14].isdigit():
         _text(ri, "recordChangeDate", changed[:14], encoding="iso8601")
     rid = getattr(record, "id", None)
@@ -855,8 +524,8 @@ def mods_element(record) -> etree._Element:
         for lib, local in members:
             if local:
                 _text(ri, "recordIdentifier", str(local).strip(), source=lib)
-    elif _control(marc, "001").strip():
-        _text(ri, "recordIdentifier", _control(marc, "001").strip(), source=src or "")
+    elif control_value(marc, "001").strip():
+        _text(ri, "recordIdentifier", control_value(marc, "001").strip(), source=src or "")
     if len(ri) == 0:
         mods.remove(ri)
     return mods

@@ -33,6 +33,7 @@ from z3950.session import TARGET, ConnectionClosed, NeedData, Session
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tools"))
+import procmon  # noqa: E402
 import ztest_peer  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -429,7 +430,7 @@ async def test_search_and_present_does_not_retry_diagnostics(ztest):
 
 
 def _session_children(peer: ztest_peer.ZtestPeer) -> list[int]:
-    return ztest_peer._children(peer.pid)
+    return procmon.children(peer.pid)
 
 
 @pytest.mark.peer

@@ -32,9 +32,7 @@ Things yaz-ztest does that tests rely on (man yaz-ztest, TESTING):
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -42,42 +40,14 @@ import tempfile
 import time
 from pathlib import Path
 
+# process helpers (free ports, stop a process tree by PID) shared with the benchmarks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from procmon import free_port, stop_tree  # noqa: E402
+
 DUMMY_WORDS = [
     ("ART", 12), ("BIRDS", 3), ("COMPUTER", 41), ("COMPUTERS", 7), ("DATA", 19), ("INDEX", 5),
     ("INDEXING", 8), ("LIBRARY", 24), ("MUSIC", 2), ("SCIENCE", 17), ("SEARCH", 9), ("ZEBRA", 1),
 ]
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    """PIDs whose parent is ``pid`` (yaz-ztest's per-connection session processes)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if len(fields) > 1 and fields[1] == str(pid):
-            out.append(int(entry))
-    return out
 
 
 def _port_open(port: int) -> bool:
@@ -145,7 +115,7 @@ class ZtestPeer:
         """SIGTERM the listener and its session processes (by PID), SIGKILL what is left."""
         if self.proc is None:
             return
-        stop_pid(self.proc.pid, timeout)
+        stop_tree(self.proc.pid, timeout)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -158,25 +128,6 @@ class ZtestPeer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def stop_pid(pid: int, timeout: float = 5.0) -> None:
-    """SIGTERM ``pid`` and its children, SIGKILL those still alive after ``timeout``."""
-    pids = [pid, *_children(pid)]
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.05)
-    for p in pids:
-        if _alive(p):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def main(argv=None) -> int:
@@ -195,7 +146,7 @@ def main(argv=None) -> int:
         if not pidfile.exists():
             print(f"no {pidfile}", file=sys.stderr)
             return 1
-        stop_pid(int(pidfile.read_text().split()[0]))
+        stop_tree(int(pidfile.read_text().split()[0]))
         pidfile.unlink(missing_ok=True)
         return 0
 

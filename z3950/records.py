@@ -102,7 +102,7 @@ from typing import Callable, Iterable, Iterator
 import pymarc
 
 from indexers.marc_reader import BadRecord, read_marc
-from sru.record_schemas import _join, _Linked, dc_values, marcxml_string
+from indexers.marc_display import LinkedFields, dc_values, join_subfields, marcxml_string
 
 from .ber import (CONTEXT, EXTERNAL, GENERAL_STRING, INTEGER,
                   OBJECT_IDENTIFIER, OCTET_STRING, SEQUENCE, UNIVERSAL, BERError, Element,
@@ -434,7 +434,7 @@ def _pairs(lk, tags: tuple[str, ...], codes: str) -> Iterator[tuple[bool, str]]:
     other one its reading (or romanization)."""
     shown_group = None        # the pair whose main form was given
     for f, group, _script in lk.ordered(*tags):
-        value = _join(f, codes)
+        value = join_subfields(f, codes)
         if not value:
             continue
         is_reading = group is not None and group == shown_group
@@ -465,9 +465,9 @@ def sutrs_text(record, element_set: str = "F",
     Subject (6XX, so not in B), then per holding "Holding: library / branch / location /
     call number / barcode" ("-" for an empty part) and, when the availability
     callable knows, "Availability: ...".  Values come from the same extractors
-    as the SRU Dublin Core (sru.record_schemas.dc_values)."""
+    as the SRU Dublin Core (indexers.marc_display.dc_values)."""
     marc = _select(record, resolve_element_set(element_set))
-    lk = _Linked(marc)
+    lk = LinkedFields(marc)
     lines: list[tuple[str, str]] = []
     for is_reading, v in _pairs(lk, ("245",), "abnp"):
         lines.append(("Title reading" if is_reading else "Title", v))

@@ -226,7 +226,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Union
 
-from indexers.index_config import DEFAULT_CONFIG_DIR, ENV_CONFIG_DIR, IndexConfig, load_index_config
+from indexers.index_config import IndexConfig, config_path, load_index_config
 from indexers.query_model import Boolean, Clause, Node, Prox, Query, QueryError, SortKey
 
 from .ber import (CONTEXT, INTEGER, OBJECT_IDENTIFIER, SEQUENCE, UNIVERSAL, BERError, Element,
@@ -1125,13 +1125,7 @@ class Bib1Mapping:
 def bib1_config_path(path: str | os.PathLike | None = None) -> Path:
     """``path`` (a file, or a directory holding bib1.toml), else
     $UNIONCAT_CONFIG_DIR/bib1.toml, else the repository's config/bib1.toml."""
-    if path is not None:
-        p = Path(path)
-        return p / BIB1_CONFIG_FILE if p.is_dir() else p
-    env = os.environ.get(ENV_CONFIG_DIR)
-    if env:
-        return Path(env) / BIB1_CONFIG_FILE
-    return DEFAULT_CONFIG_DIR / BIB1_CONFIG_FILE
+    return config_path(path, BIB1_CONFIG_FILE)
 
 
 def _build_mapping(data: dict, path: str) -> Bib1Mapping:

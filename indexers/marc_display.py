@@ -1,0 +1,347 @@
+"""MARC display helpers shared by the front ends (SRU record schemas, Z39.50
+record syntaxes, the OPAC): MARCXML text of a record, the linked-880 pairing
+that prefers the vernacular, ISBD clean-up, and the Dublin Core values of a
+record.  Plain functions of pymarc records; no XML library, no protocol."""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Iterable, Iterator
+
+import pymarc
+
+MARC_NS = "http://www.loc.gov/MARC21/slim"
+_ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Replace characters XML 1.0 cannot carry by U+FFFD."""
+    return _ILLEGAL_XML.sub("\ufffd", text)
+
+
+def marc_of(record) -> pymarc.Record:
+    """The pymarc record of a UnionRecord (or the record itself)."""
+    return record.marc if hasattr(record, "marc") else record
+
+# --------------------------------------------------------------------------
+# MARCXML (MARC 21 slim): record = leader, controlfield*, datafield*
+# --------------------------------------------------------------------------
+def _esc_text(s: str) -> str:
+    if _ILLEGAL_XML.search(s):
+        s = _ILLEGAL_XML.sub("\ufffd", s)
+    if "&" in s:
+        s = s.replace("&", "&amp;")
+    if "<" in s:
+        s = s.replace("<", "&lt;")
+    if ">" in s:
+        s = s.replace(">", "&gt;")
+    if "\r" in s:
+        s = s.replace("\r", "&#13;")
+    return s
+
+
+@functools.lru_cache(maxsize=4096)
+def _esc_attr(s: str) -> str:
+    """Attribute values here are tags, indicators and subfield codes: few distinct
+    values, so the escaped forms are cached."""
+    s = _esc_text(s)
+    if '"' in s:
+        s = s.replace('"', "&quot;")
+    if "\t" in s or "\n" in s:
+        s = s.replace("\t", "&#9;").replace("\n", "&#10;")
+    return s
+
+
+_SEP = "\ue000\ue001"  # joins a record's values so they are escaped in one pass
+
+
+def marcxml_string(marc: pymarc.Record) -> str:
+    """One MARC 21 slim ``record`` element as text.  The slim schema orders
+    leader, control fields, data fields; a record stored out of that order is
+    reordered.  Built as a string (escaping by hand) because that is several
+    times faster than creating an lxml element per subfield; all text values of
+    the record are escaped in one pass over their concatenation."""
+    attr = _esc_attr
+    control = []
+    data_fields = []
+    values = [str(marc.leader)]
+    for f in marc.fields:
+        if f.is_control_field():
+            control.append(f)
+            values.append(f.data or "")
+        else:
+            data_fields.append(f)
+            values.extend(value for _code, value in f.subfields)
+    joined = _SEP.join(values)
+    escaped = _esc_text(joined).split(_SEP)
+    if len(escaped) != len(values):  # the separator occurs in the data itself
+        escaped = [_esc_text(v) for v in values]
+    it = iter(escaped)
+    out = [f'<record xmlns="{MARC_NS}"><leader>{next(it)}</leader>']
+    append = out.append
+    for f in control:
+        append(f'<controlfield tag="{attr(f.tag)}">{next(it)}</controlfield>')
+    for f in data_fields:
+        ind = f.indicators
+        append(f'<datafield tag="{attr(f.tag)}" ind1="{attr(ind[0] or " ")}" '
+               f'ind2="{attr(ind[1] or " ")}">')
+        for code, _value in f.subfields:
+            append(f'<subfield code="{attr(code)}">{next(it)}</subfield>')
+        append("</datafield>")
+    append("</record>")
+    return "".join(out)
+
+# --------------------------------------------------------------------------
+# Helpers shared by DC and MODS
+# --------------------------------------------------------------------------
+_TRAILING = re.compile(r"[\s/:;,=+]+$")
+_TRAILING_DOT = re.compile(r"(?<!\b[A-Za-z])\.$")
+
+
+def clean_isbd(text: str) -> str:
+    """Strip ISBD punctuation that ends a MARC subfield ("Title /", "Tōkyō :")."""
+    text = _TRAILING.sub("", text.strip())
+    text = _TRAILING_DOT.sub("", text)
+    return _TRAILING.sub("", text)
+
+
+def join_subfields(f: pymarc.Field, codes: str, sep: str = " ") -> str:
+    return clean_isbd(sep.join(v.strip() for c, v in f.subfields if c in codes and v.strip()))
+
+
+def script_rank(text: str) -> int:
+    """2: contains Han ideographs, 1: other non-Latin script (kana, hangul...),
+    0: Latin/other.  Used to order vernacular before romanized forms."""
+    rank = 0
+    for ch in text:
+        o = ord(ch)
+        if 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x3FFFF:
+            return 2
+        if o >= 0x0370 and not (0x1E00 <= o <= 0x1EFF) and not (0x2000 <= o <= 0x2BFF) \
+                and not (0xFF01 <= o <= 0xFF5E):
+            rank = 1
+    return rank
+
+
+_SCRIPT_CODES = {"$1": "Hani", "(3": "Arab", "(N": "Cyrl", "(2": "Hebr", "(S": "Grek",
+                 "(B": "Latn"}
+
+
+class LinkedFields:
+    """A MARC record with its 880 fields indexed by linkage occurrence."""
+
+    __slots__ = ("marc", "by_occ", "unlinked", "lang")
+
+    def __init__(self, marc: pymarc.Record):
+        self.marc = marc
+        self.by_occ: dict[tuple[str, str], pymarc.Field] = {}
+        self.unlinked: dict[str, list[pymarc.Field]] = {}
+        for f in marc.get_fields("880"):
+            link = f.get("6") or ""
+            tag, _, rest = link.partition("-")
+            occ = rest[:2]
+            if not tag:
+                continue
+            if occ and occ != "00":
+                self.by_occ[(tag, occ)] = f
+            else:
+                self.unlinked.setdefault(tag, []).append(f)
+        f008 = marc.get_fields("008")
+        self.lang = f008[0].data[35:38].strip() if f008 and f008[0].data else ""
+
+    def pairs(self, *tags: str) -> Iterator[tuple[pymarc.Field, pymarc.Field | None]]:
+        """(field, linked 880 or None) for each field of the tags, then the
+        unlinked 880s of those tags as (880, None)."""
+        for f in self.marc.get_fields(*tags):
+            link = f.get("6") or ""
+            partner = None
+            if link.startswith("880-"):
+                partner = self.by_occ.get((f.tag, link[4:6]))
+            yield f, partner
+        for tag in tags:
+            for f in self.unlinked.get(tag, ()):
+                yield f, None
+
+    def ordered(self, *tags: str) -> Iterator[tuple[pymarc.Field, str | None, str]]:
+        """Each field and its 880 partner, vernacular first: yields
+        (field, group id or None, script code) -- the group id ties the forms of
+        one pair together (MODS altRepGroup)."""
+        for n, (f, partner) in enumerate(self.pairs(*tags), 1):
+            if partner is None:
+                yield f, None, (self.script_of(f) if f.tag == "880" else None)
+                continue
+            group = (partner.get("6") or "")[4:6] or f"{n:02d}"
+            forms = [f, partner]
+            forms.sort(key=lambda x: -script_rank(join_subfields(x, "abcdefghijklmnopqrstuvwxyz")))
+            for g in forms:
+                yield g, group, self.script_of(g)
+
+    def script_of(self, f: pymarc.Field) -> str:
+        if f.tag == "880":
+            link = f.get("6") or ""
+            code = link.partition("/")[2][:2]
+            script = _SCRIPT_CODES.get(code, "")
+            if script == "Hani":
+                if self.lang == "jpn":
+                    return "Jpan"
+                if self.lang == "kor":
+                    return "Kore"
+            return script
+        return "Latn" if script_rank(join_subfields(f, "abcdefghijklmnopqrstuvwxyz")) == 0 else ""
+
+
+def control_value(marc: pymarc.Record, tag: str) -> str:
+    fs = marc.get_fields(tag)
+    return fs[0].data if fs and fs[0].data else ""
+
+
+def isbns(marc: pymarc.Record) -> Iterator[tuple[str, bool]]:
+    """(ISBN as recorded without qualifiers, valid?) for 020 $a (valid) and $z."""
+    for f in marc.get_fields("020"):
+        for code, value in f.subfields:
+            if code in "az":
+                isbn = value.strip().split(" ")[0].strip()
+                if isbn:
+                    yield isbn, code == "a"
+
+
+def lccn_of(marc: pymarc.Record) -> str:
+    for f in marc.get_fields("010"):
+        v = (f.get("a") or "").strip()
+        if v:
+            return v.split("/")[0].strip()
+    return ""
+
+
+def languages(lk: LinkedFields) -> list[str]:
+    langs = []
+    if lk.lang and lk.lang not in ("|||", "   ") and lk.lang.isalpha():
+        langs.append(lk.lang)
+    for f in lk.marc.get_fields("041"):
+        for code, value in f.subfields:
+            if code == "a":
+                # 041 $a may pack several 3-letter codes in one subfield
+                for i in range(0, len(value.strip()), 3):
+                    c = value.strip()[i:i + 3]
+                    if len(c) == 3 and c.isalpha() and c not in langs:
+                        langs.append(c)
+    return langs
+
+
+def publication_fields(lk: LinkedFields):
+    """260, or 264 with second indicator 1 (publication), with 880 partners."""
+    out = []
+    for f, group, script in lk.ordered("260", "264"):
+        tag = f.tag if f.tag != "880" else (f.get("6") or "")[:3]
+        if tag == "264" and f.indicators[1] != "1":
+            continue
+        out.append((f, group, script))
+    return out
+
+
+YEAR_RE = re.compile(r"\d{4}")
+
+_DC_TYPES = {
+    "a": "Text", "t": "Text", "c": "Text", "d": "Text",
+    "e": "Image", "f": "Image", "k": "StillImage", "g": "MovingImage",
+    "i": "Sound", "j": "Sound", "m": "Software", "o": "Collection",
+    "p": "Collection", "r": "PhysicalObject",
+}
+
+def unique(values: Iterable[str]) -> list[str]:
+    seen = set()
+    out = []
+    for v in values:
+        if v and v not in seen:
+            seen.add(v)
+            out.append(v)
+    return out
+
+
+def subject_heading(f: pymarc.Field) -> str:
+    parts = [v.strip() for c, v in f.subfields
+             if c in "abcdqtvxyz" and v.strip()]
+    return clean_isbd(" -- ".join(clean_isbd(p) for p in parts))
+
+
+def dc_values(record) -> list[tuple[str, str]]:
+    """The (element, value) pairs of the project's MARC -> DC mapping:
+
+    title       245 $a$b$n$p with its 880 (vernacular first), then 246 $a$b
+    creator     100/110/111 (name parts, vernacular first)
+    contributor 700/710/711
+    subject     600-651 headings joined with " -- ", 653 $a
+    publisher   260 $b / 264 (2nd ind. 1) $b
+    date        260/264 $c, else 008/07-10
+    type        DCMI type vocabulary from leader/06
+    identifier  urn:isbn:..., urn:issn:..., info:lccn/...
+    language    008/35-37 and 041 $a (ISO 639-2 codes)
+    description 500, 504, 505, 520 $a
+    format      300 $a$b$c
+    """
+    marc = marc_of(record)
+    lk = LinkedFields(marc)
+    out: list[tuple[str, str]] = []
+    add = out.append
+    for f, _, _ in lk.ordered("245"):
+        t = join_subfields(f, "abnp")
+        if t:
+            add(("title", t))
+    for f, _, _ in lk.ordered("246"):
+        t = join_subfields(f, "ab")
+        if t:
+            add(("title", t))
+    for f, _, _ in lk.ordered("100", "110", "111"):
+        n = join_subfields(f, "abcdq")
+        if n:
+            add(("creator", n))
+    for f, _, _ in lk.ordered("700", "710", "711"):
+        n = join_subfields(f, "abcdq")
+        if n:
+            add(("contributor", n))
+    for f, _, _ in lk.ordered("600", "610", "611", "630", "648", "650", "651"):
+        h = subject_heading(f)
+        if h:
+            add(("subject", h))
+    for f in marc.get_fields("653"):
+        for c, v in f.subfields:
+            if c == "a" and v.strip():
+                add(("subject", clean_isbd(v)))
+    pubs = publication_fields(lk)
+    for v in unique(join_subfields(f, "b") for f, _, _ in pubs):
+        add(("publisher", v))
+    dates = unique(join_subfields(f, "c") for f, _, script in pubs if script in ("Latn", "", None))
+    if not dates:
+        dates = unique(join_subfields(f, "c") for f, _, _ in pubs)
+    if not dates:
+        d008 = control_value(marc, "008")[7:11]
+        if YEAR_RE.fullmatch(d008):
+            dates = [d008]
+    for d in dates[:1]:
+        add(("date", d))
+    ldr = str(marc.leader)
+    dtype = _DC_TYPES.get(ldr[6:7]) if len(ldr) > 7 else None
+    if dtype:
+        add(("type", dtype))
+    f300 = marc.get_fields("300")
+    if f300:
+        ext = join_subfields(f300[0], "abc")
+        if ext:
+            add(("format", ext))
+    for isbn, valid in isbns(marc):
+        if valid:
+            add(("identifier", f"urn:isbn:{isbn}"))
+    for f in marc.get_fields("022"):
+        v = (f.get("a") or "").strip()
+        if v:
+            add(("identifier", f"urn:issn:{v}"))
+    lccn = lccn_of(marc)
+    if lccn:
+        add(("identifier", f"info:lccn/{lccn.replace(' ', '')}"))
+    for lang in languages(lk):
+        add(("language", lang))
+    for f in marc.get_fields("500", "504", "505", "520"):
+        d = join_subfields(f, "a")
+        if d:
+            add(("description", d))
+    return out
