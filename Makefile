@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup sysdeps sysdeps-bench sysdeps-es test test-slow demo bench clean
+.PHONY: setup sysdeps sysdeps-bench sysdeps-es sysdeps-pg test test-slow demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,19 +26,26 @@ sysdeps:
 sysdeps-es:
 	@python3 tools/elasticsearch_node.py java >/dev/null
 
+# PostgreSQL server binaries for the test server (Debian's postgresql if there are none)
+sysdeps-pg:
+	@python3 tools/postgres_node.py install >/dev/null
+
 sysdeps-bench: sysdeps
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 # One Elasticsearch node for the whole run (tools/elasticsearch_node.py: fetched from Maven
 # Central once, cached, passed to the tests as UNIONCAT_ES_URL, stopped by PID afterwards)
 ES_RUN := $(PY) tools/elasticsearch_node.py run --
+# and one PostgreSQL server (tools/postgres_node.py: 127.0.0.1 only, a fresh temporary
+# cluster, passed to the tests as UNIONCAT_PG_URL, stopped by PID afterwards)
+PG_RUN := $(PY) tools/postgres_node.py run --
 
-test: sysdeps sysdeps-es setup
-	$(ES_RUN) $(VENV)/bin/pytest -q
+test: sysdeps sysdeps-es sysdeps-pg setup
+	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q
 
 # end-to-end tests on the 250,000 Library of Congress records (downloads pymarc 5.4.0's sdist once)
-test-slow: sysdeps sysdeps-es setup
-	$(ES_RUN) $(VENV)/bin/pytest -q -m slow
+test-slow: sysdeps sysdeps-es sysdeps-pg setup
+	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q -m slow
 
 demo: setup
 	$(VENV)/bin/unioncat demo --data-dir demo-data

@@ -13,9 +13,10 @@ from gateway.demo import write_demo_files
 from indexers.ingest import ingest
 from live_server import Server
 
-# tools/ is not a package; its Elasticsearch helper is imported from there.
+# tools/ is not a package; its Elasticsearch and PostgreSQL helpers are imported from there.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import elasticsearch_node  # noqa: E402
+import postgres_node  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -132,3 +133,60 @@ def demo_server_es(es_url, tmp_path_factory):
 def any_demo_server(request):
     """The demo catalog served on each backend in turn."""
     return request.getfixturevalue("demo_server" if request.param == "sqlite" else "demo_server_es")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+#
+# Server directories come from tempfile.mkdtemp() for the same reason as above (as root
+# the server runs as the user postgres).
+
+@pytest.fixture(scope="session")
+def pg_bin_dir():
+    """The PostgreSQL server binaries (Debian's postgresql is installed when missing and
+    we are root); without them the test fails under CI (CI=true) and is skipped otherwise."""
+    try:
+        return postgres_node.ensure_bin_dir(install=True)
+    except postgres_node.PostgresError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs a PostgreSQL server: {e}", pytrace=False)
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def pg_url(request):
+    """SQLAlchemy URL (postgresql+asyncpg) of the session's PostgreSQL: $UNIONCAT_PG_URL
+    (set by `tools/postgres_node.py run -- pytest ...`, i.e. `make test`) when set, else
+    a server started here for the session and stopped at its end."""
+    url = os.environ.get(postgres_node.URL_ENV)
+    if url:
+        try:
+            postgres_node.check_url(url)
+        except postgres_node.PostgresError as e:
+            pytest.fail(f"{postgres_node.URL_ENV} is set, but {e}", pytrace=False)
+        yield url
+        return
+    request.getfixturevalue("pg_bin_dir")
+    node = postgres_node.PostgresNode(tempfile.mkdtemp(prefix="unioncat-pg-test-"))
+    try:
+        try:
+            node.start()
+        except postgres_node.PostgresError as e:
+            pytest.fail(f"could not start the session's PostgreSQL: {e}", pytrace=False)
+        yield node.url
+    finally:
+        node.stop()
+        shutil.rmtree(node.base_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """SQLAlchemy async URL of an empty database: a SQLite file in tmp_path, or a fresh
+    database on the session's PostgreSQL (dropped when the test ends)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/circ.db"
+        return
+    server = request.getfixturevalue("pg_url")
+    name = postgres_node.unique_database_name("test")
+    url = postgres_node.create_database(server, name)
+    yield url
+    postgres_node.drop_database(server, name)
