@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,9 +148,12 @@ class SRUService:
 
 def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
              host: str = "127.0.0.1", port: int = 8210, z3950_port: int | None = None,
-             z3950_settings=None) -> web.Application:
+             z3950_settings=None, z3950_workers: int = 1,
+             z3950_worker_argv: Callable[[int], list[str]] | None = None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
-    over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app)."""
+    over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
+    ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
+    worker processes, ``z3950_worker_argv(port)`` each (gateway/z3950_workers.py)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
@@ -189,18 +193,28 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     if z3950_port is not None:
         from .z3950_server import Z3950Server, make_service
 
+        from .z3950_workers import Workers
+
         z_server = Z3950Server(make_service(catalog, load_libraries().names(), z3950_settings))
+        workers: list[Workers] = []
 
         async def start_z3950(_app):
             try:
-                bound = await z_server.start(host, z3950_port)
+                bound = await z_server.start(host, z3950_port, reuse_port=z3950_workers > 1)
             except OSError as e:
                 raise SystemExit(f"unioncat: cannot listen for Z39.50 on {host}:{z3950_port}: {e.strerror or e} "
                                  "(choose another --z3950-port, or 0 for none)") from None
-            log.info("Z39.50 on tcp:%s:%d (databases: %s)", host, bound, ", ".join(databases))
+            if z3950_workers > 1 and z3950_worker_argv is not None:
+                w = Workers(z3950_worker_argv(bound), z3950_workers - 1)
+                w.start()
+                workers.append(w)
+            log.info("Z39.50 on tcp:%s:%d (databases: %s; %d process%s)", host, bound, ", ".join(databases),
+                     max(1, z3950_workers), "es" if z3950_workers > 1 else "")
             print(f"Z39.50 on tcp:{host}:{bound}", flush=True)
 
         async def stop_z3950(_app):
+            for w in workers:
+                await asyncio.to_thread(w.stop)
             await z_server.close()
 
         app.on_startup.append(start_z3950)
@@ -216,7 +230,28 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     return app
 
 
+def use_event_loop(kind: str = "auto") -> str:
+    """Choose the event loop for the server: "uvloop" (libuv; sockets, timers and
+    thread-pool wake-ups cost a fraction of asyncio's own loop, which matters for
+    Z39.50's many small requests), "asyncio", or "auto" (uvloop when installed:
+    the [fast] extra). Returns the loop chosen; "uvloop" without uvloop is an error."""
+    if kind == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":
+            raise SystemExit("unioncat: --event-loop uvloop needs uvloop (pip install 'unioncat[fast]')") from None
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
 def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = None,
-               z3950_port: int | None = None) -> None:
+               z3950_port: int | None = None, event_loop: str = "auto", z3950_workers: int = 1,
+               z3950_worker_argv: Callable[[int], list[str]] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port), host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))
+    logging.getLogger("unioncat").info("event loop: %s", use_event_loop(event_loop))
+    web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port,
+                         z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv),
+                host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

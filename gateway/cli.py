@@ -284,6 +284,22 @@ def cmd_sync(args) -> int:
 def _z3950_port(p) -> None:
     p.add_argument("--z3950-port", type=int, default=2100, metavar="PORT",
                    help="also serve Z39.50 on --host:PORT (default 2100; 0 = no Z39.50)")
+    p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="auto (default): uvloop when installed (the [fast] extra), else asyncio's own loop")
+    p.add_argument("--z3950-workers", type=int, default=None, metavar="N",
+                   help="processes answering Z39.50 on the port (SO_REUSEPORT; default: one per CPU)")
+    p.add_argument("--z3950-worker-of", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _z3950_workers(args, data_dir: Path) -> dict:
+    """run_server's worker options: how many Z39.50 processes, and their command line."""
+    from .z3950_workers import worker_argv
+
+    n = args.z3950_workers if args.z3950_workers is not None else len(os.sched_getaffinity(0))
+    if n < 1:
+        sys.exit("unioncat: --z3950-workers must be at least 1")
+    return {"z3950_workers": n,
+            "z3950_worker_argv": lambda port: worker_argv(args, data_dir, args.host, port, os.getpid())}
 
 
 def cmd_serve(args) -> int:
@@ -294,8 +310,15 @@ def cmd_serve(args) -> int:
     if es is None and not (data_dir / "catalog.sqlite").exists():
         print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
         return 2
+    if args.z3950_worker_of is not None:          # a Z39.50 worker of a serving process
+        from .app import use_event_loop
+        from .z3950_workers import run_worker
+
+        use_event_loop(args.event_loop)
+        run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of)
+        return 0
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
-               z3950_port=args.z3950_port or None)
+               z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir))
     return 0
 
 
@@ -315,7 +338,8 @@ def cmd_demo(args) -> int:
     from .app import run_server
 
     print(f"try: curl 'http://{args.host}:{args.port}/sru?query=dc.title%3D図書館&maximumRecords=3'")
-    run_server(data_dir, args.host, args.port, z3950_port=args.z3950_port or None)
+    run_server(data_dir, args.host, args.port, z3950_port=args.z3950_port or None, event_loop=args.event_loop,
+               **_z3950_workers(args, data_dir))
     return 0
 
 

@@ -147,23 +147,34 @@ class Z3950Service:
         """Records start..start+count-1 (1-based) as NamePlusRecords, cut at the
         message size; returns them and the presentStatus."""
         count = min(count, MAX_PRESENT)
-        ids = await self._timed(self.catalog.page(rs.result, start - 1, count))
-        fetched = await self._timed(self.catalog.fetch(ids)) if ids else []
+        raw: dict[int, bytes | None] = {}
+        if syntax == R.USMARC and esn == "F" and hasattr(self.catalog, "page_iso2709"):
+            # full USMARC records spliced from the stored ISO 2709, page and records in one call
+            ids, raw = await self._timed(self.catalog.page_iso2709(rs.result, start - 1, count))
+            slow = [i for i in ids if i in raw and raw[i] is None]
+        else:
+            ids = await self._timed(self.catalog.page(rs.result, start - 1, count))
+            slow = ids
+        fetched = await self._timed(self.catalog.fetch(slow)) if slow else []
         by_id = {r.id: r for r in fetched}
         out: list[P.NamePlusRecord] = []
         total = 0
         status = 0
         for rid in ids:
-            record = by_id.get(rid)
-            if record is None:        # withdrawn since the search
-                out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
-                    14, f"record {rid} was withdrawn since the search")))
-                continue
-            try:
-                data = R.encode_record(record, syntax, esn, availability=self.availability, encoding=encoding)
-            except R.RecordSyntaxError as e:
-                out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(e.code, e.addinfo)))
-                continue
+            iso = raw.get(rid)
+            if iso is not None:
+                data = R.usmarc_external(iso)
+            else:
+                record = by_id.get(rid)
+                if record is None:        # withdrawn since the search
+                    out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
+                        14, f"record {rid} was withdrawn since the search")))
+                    continue
+                try:
+                    data = R.encode_record(record, syntax, esn, availability=self.availability, encoding=encoding)
+                except R.RecordSyntaxError as e:
+                    out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(e.code, e.addinfo)))
+                    continue
             if len(data) > record_size:
                 out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
                     17, f"record of {len(data)} bytes exceeds exceptional record size {record_size}")))
@@ -366,8 +377,11 @@ class Z3950Server:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._accept, host, port, limit=64 * 1024)
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen; with ``reuse_port`` several processes share the port (SO_REUSEPORT:
+        the kernel spreads connections over them, see gateway/z3950_workers.py)."""
+        self._server = await asyncio.start_server(self._accept, host, port, limit=64 * 1024,
+                                                  reuse_port=reuse_port or None)
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:

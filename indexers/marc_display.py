@@ -345,3 +345,135 @@ def dc_values(record) -> list[tuple[str, str]]:
         if d:
             add(("description", d))
     return out
+
+
+# ---------------------------------------------------------------------------
+# ISO 2709 assembly (UTF-8), shared by the Z39.50 USMARC encoder and the display
+# fast path that splices holdings into a stored record without parsing it.
+
+ISO2709_MAX_FIELD = 9999      # 4-digit field length in the directory (terminator included)
+ISO2709_MAX_RECORD = 99999    # 5-digit record length in the leader
+_ISO_TAG = re.compile(rb"[0-9A-Za-z]{3}\Z")
+_SEPARATORS = re.compile("[\x1d\x1e\x1f]")
+
+
+class Iso2709Overflow(ValueError):
+    """The record cannot be written as ISO 2709 (a field or the record is too long)."""
+
+
+def iso2709_value(s) -> bytes:
+    """Field content as UTF-8; the ISO 2709 separators (0x1D, 0x1E, 0x1F) inside
+    data would break the record's structure and become U+FFFD."""
+    s = "" if s is None else str(s)
+    if _SEPARATORS.search(s):
+        s = _SEPARATORS.sub("\ufffd", s)
+    return s.encode("utf-8", "replace")
+
+
+def iso2709_assemble(leader: str, fields: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """An ISO 2709 record from a leader and (tag, body) pairs (body without its
+    field terminator): directory, lengths and base address computed here; leader/09
+    'a' (UTF-8), indicator and subfield code counts 2, entry map 4500; other leader
+    positions kept (non-printable ones become spaces). Raises Iso2709Overflow."""
+    directory = bytearray()
+    data = bytearray()
+    for tag, body in fields:
+        length = len(body) + 1
+        if length > ISO2709_MAX_FIELD:
+            raise Iso2709Overflow(f"field {tag.decode('ascii', 'replace')} is {length:,} bytes, "
+                                  f"more than ISO 2709's {ISO2709_MAX_FIELD:,}")
+        if len(data) > ISO2709_MAX_RECORD:
+            raise Iso2709Overflow(f"the record is more than {ISO2709_MAX_RECORD:,} bytes")
+        directory += tag + b"%04d%05d" % (length, len(data))
+        data += body
+        data.append(0x1E)
+    base = 24 + len(directory) + 1
+    total = base + len(data) + 1
+    if total > ISO2709_MAX_RECORD:
+        raise Iso2709Overflow(f"the record is {total:,} bytes, more than ISO 2709's {ISO2709_MAX_RECORD:,}")
+    return _leader(leader, total, base) + bytes(directory) + b"\x1e" + bytes(data) + b"\x1d"
+
+
+# What decoding and re-encoding fields gives back unchanged: control fields (00X)
+# without separators, then data fields with two printable indicators and subfields
+# each with a one-byte printable code (no empty code, no text before the first).
+_ENTRY = re.compile(rb"([0-9A-Za-z]{3})([0-9]{4})([0-9]{5})")
+
+
+@functools.lru_cache(maxsize=64)
+def _data_area(controls: int) -> re.Pattern:
+    return re.compile(rb"(?:[^\x1d\x1e\x1f]*\x1e){%d}(?:[ -~]{2}(?:\x1f[!-~][^\x1d\x1e\x1f]*)*\x1e)*\x1d"
+                      % controls)
+
+
+def splice_iso2709(raw: bytes, drop: frozenset[bytes] | set[bytes], tag: bytes,
+                   bodies: list[bytes]) -> bytes | None:
+    """A stored UTF-8 ISO 2709 record with the fields tagged ``drop`` removed and
+    fields ``tag`` (bodies without terminators) inserted where pymarc's
+    ``add_ordered_field`` puts them (before the first field with a greater numeric
+    tag, or a non-numeric one) -- without decoding the record. The result equals
+    ``iso2709_assemble`` of the decoded record so changed. None when the record is
+    not in that canonical form (control fields first, contiguous directory, fields
+    as above) or would not fit ISO 2709: the caller then takes the decoding path."""
+    try:
+        leader = raw[:24].decode("ascii")
+        base = int(raw[12:17])
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if base < 25 or (base - 25) % 12 or len(raw) <= base or raw[base - 1] != 0x1E:
+        return None
+    entries = _ENTRY.findall(raw, 24, base - 1)
+    if len(entries) * 12 != base - 25:
+        return None
+    new_num = int(tag)
+    pieces: list[bytes] = []          # field bodies with terminators, in the new order
+    tags: list[bytes] = []
+    pos = controls = 0
+    data_seen = inserted = False
+    for t, length, start in entries:
+        n = int(length)
+        if int(start) != pos or n < 1 or raw[base + pos + n - 1] != 0x1E:
+            return None
+        if t < b"010" and t.isdigit():
+            if data_seen:
+                return None
+            controls += 1
+        else:
+            data_seen = True
+        if t not in drop:
+            if not inserted and (not t.isdigit() or int(t) > new_num):
+                tags += [tag] * len(bodies)
+                pieces += [b + b"\x1e" for b in bodies]
+                inserted = True
+            tags.append(t)
+            pieces.append(raw[base + pos: base + pos + n])
+        pos += n
+    if base + pos + 1 != len(raw) or _data_area(controls).fullmatch(raw, base) is None:
+        return None
+    if not inserted:
+        tags += [tag] * len(bodies)
+        pieces += [b + b"\x1e" for b in bodies]
+    directory = bytearray()
+    off = 0
+    for t, piece in zip(tags, pieces):
+        n = len(piece)
+        if n > ISO2709_MAX_FIELD:
+            return None
+        directory += b"%s%04d%05d" % (t, n, off)
+        off += n
+    new_base = 24 + len(directory) + 1
+    total = new_base + off + 1
+    if total > ISO2709_MAX_RECORD:
+        return None
+    return _leader(leader, total, new_base) + bytes(directory) + b"\x1e" + b"".join(pieces) + b"\x1d"
+
+
+def _leader(leader: str, total: int, base: int) -> bytes:
+    lead = [c if " " <= c <= "~" else " " for c in leader[:24].ljust(24)]
+    lead[0:5] = "%05d" % total
+    lead[9] = "a"
+    lead[10] = "2"
+    lead[11] = "2"
+    lead[12:17] = "%05d" % base
+    lead[20:24] = "4500"
+    return "".join(lead).encode("ascii")

@@ -8,6 +8,7 @@ record is never seen half-written.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -20,6 +21,7 @@ import pymarc
 from . import union as un
 from .holdings import load_libraries
 from .mapping import FieldMapping
+from .marc_display import iso2709_value, splice_iso2709
 from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
 
@@ -312,6 +314,35 @@ def display_record(uid: int, marc: bytes, library: str, holdings: list[Holding],
                 subs.append(pymarc.Subfield(code, val))
         rec.add_ordered_field(pymarc.Field(tag="852", indicators=pymarc.Indicators(" ", " "), subfields=subs))
     return UnionRecord(uid, rec, holdings, members)
+
+
+def _holding_852(h: Holding) -> bytes:
+    body = b"  \x1fa" + iso2709_value(h.library)
+    for code, val in ((b"b", h.branch), (b"c", h.location), (b"h", h.call_number), (b"p", h.barcode)):
+        if val:
+            body += b"\x1f" + code + iso2709_value(val)
+    return body
+
+
+@functools.lru_cache(maxsize=256)
+def _own_holdings_tags(library: str) -> frozenset[bytes]:
+    return frozenset({b"852", load_libraries().get(library).holdings.tag.encode("ascii")})
+
+
+def display_iso2709(marc: bytes, library: str, holdings: list[Holding]) -> bytes | None:
+    """The display record (``display_record``) written as UTF-8 ISO 2709, spliced
+    from the stored bytes without decoding them (``splice_iso2709``): the member's
+    own holdings fields dropped, one 852 per holding of every member inserted.
+    The bytes equal ``iso2709_bytes(display_record(...).marc)`` (tests compare
+    every record of the test sets); None when the stored record is not in the
+    canonical form or does not fit ISO 2709 -- the caller then decodes it."""
+    return splice_iso2709(marc, _own_holdings_tags(library), b"852", [_holding_852(h) for h in holdings])
+
+
+def load_display_iso2709(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
+    """``display_iso2709`` for the union ids present (missing ids absent)."""
+    return {uid: display_iso2709(marc, lib, holdings)
+            for uid, (marc, lib, holdings, _m) in union_display_parts(conn, ids).items()}
 
 
 def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:

@@ -19,8 +19,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Server:
-    """The real aiohttp app in a thread, on a loopback port."""
+    """The real aiohttp app in a thread, on a loopback port, on the event loop
+    `unioncat serve` uses by default (uvloop when installed, else asyncio's)."""
 
     def __init__(self, data_dir, catalog=None, z3950_settings=None):
         self.data_dir = data_dir
@@ -28,7 +37,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.z3950_port = free_port()
         self.z3950 = f"tcp:127.0.0.1:{self.z3950_port}"     # as yaz-client / zoomsh address it
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         self.app = make_app(data_dir, port=self.port, catalog=catalog, z3950_port=self.z3950_port,
                             z3950_settings=z3950_settings)
         self.runner = web.AppRunner(self.app)

@@ -184,3 +184,12 @@ def test_both_backends_give_the_same_hits_for_the_benchmark_workload(loaded, loa
     ids = [_search(s, q, maximumRecords="50", recordSchema="marcxml").xpath(
         "//*[local-name()='controlfield'][@tag='001']/text()") for s in (server, server_es)]
     assert ids[0] == ids[1] and len(ids[0]) >= 50
+
+
+def test_display_fast_path_equals_decode_and_encode_on_every_record(loaded):
+    """Z39.50 USMARC presents splice the stored ISO 2709 (indexers.store.display_iso2709):
+    byte-equal to decoding and re-encoding, on all 250,000 records and the kanji twins."""
+    from test_display_iso2709 import compare_all
+    d = loaded[0]
+    compared, declined = compare_all(d / "catalog.sqlite")
+    assert compared > 200_000 and declined < compared / 1000, (compared, declined)

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -380,6 +381,7 @@ def test_a_failing_handler_answers_with_a_diagnostic(demo_server, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("simulated bug")
     monkeypatch.setattr(z3950_server.R, "encode_record", broken)
+    monkeypatch.setattr(z3950_server.R, "usmarc_external", broken)     # the stored-ISO 2709 fast path
     c = RawClient(demo_server.z3950)
     assert c.init().result
     c.call(search("@attr 1=4 図書館"))
@@ -449,3 +451,80 @@ def test_present_beyond_the_per_request_limit_is_partial(raw, monkeypatch):
     assert (r.number_of_records_returned, r.present_status, r.next_result_set_position) == (3, 4, 4)
     r = raw.call(P.PresentRequest("default", 4, 3))
     assert (r.number_of_records_returned, r.present_status) == (3, 0)
+
+
+def _procmon():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import procmon
+    return procmon
+
+
+@pytest.mark.parametrize("loop,workers", [("uvloop", 2), ("asyncio", 1)])
+def test_unioncat_serve_process_answers_z3950(demo_server, loop, workers):
+    """`unioncat serve` as its own process, on uvloop (the default when installed)
+    and on asyncio's loop, with worker processes sharing the Z39.50 port: it says
+    which loop it runs; a search + USMARC present (the stored-ISO 2709 fast path)
+    give the same records as the in-process server; with 2 processes both answer
+    associations, and the worker ends with its parent."""
+    pytest.importorskip("uvloop")
+    import signal
+    import sys
+
+    from live_server import free_port
+
+    http, z = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(demo_server.data_dir),
+                             "--port", str(http), "--z3950-port", str(z), "--event-loop", loop,
+                             "--z3950-workers", str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    procmon = _procmon()
+    kids: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            kids = procmon.children(proc.pid)
+            try:
+                if len(kids) == workers - 1:
+                    c = RawClient(f"tcp:127.0.0.1:{z}")
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        time.sleep(1.0)                                   # let the worker finish starting
+        assert c.init().result
+        hits = c.call(search("@attr 1=4 図書館")).result_count
+        ours = c.call(P.PresentRequest("default", 1, hits, preferred_record_syntax=R.USMARC))
+        c.close()
+        ref = RawClient(demo_server.z3950)
+        ref.init()
+        assert ref.call(search("@attr 1=4 図書館")).result_count == hits > 1
+        theirs = ref.call(P.PresentRequest("default", 1, hits, preferred_record_syntax=R.USMARC))
+        ref.close()
+        assert [r.record for r in ours.records] == [r.record for r in theirs.records]
+        if workers > 1:
+            def own_cpu():      # the parent's tree includes its worker
+                kid = procmon.tree_cpu_s(kids[0])
+                return {proc.pid: procmon.tree_cpu_s(proc.pid) - kid, kids[0]: kid}
+            before = own_cpu()
+            for _ in range(40):
+                c = RawClient(f"tcp:127.0.0.1:{z}")
+                assert c.init().result
+                assert c.call(search("@attr 1=4 図書館")).result_count == hits
+                c.call(P.PresentRequest("default", 1, hits, preferred_record_syntax=R.USMARC))
+                c.close()
+            after = own_cpu()
+            busy = [pid for pid, t in before.items() if after[pid] > t]
+            assert len(busy) == 2, (before, busy)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert f"event loop: {loop}" in out
+    deadline = time.monotonic() + 5
+    while kids and any(os.path.exists(f"/proc/{k}") and open(f"/proc/{k}/stat").read().split()[2] != "Z"
+                       for k in kids):
+        assert time.monotonic() < deadline, "a worker outlived its parent"
+        time.sleep(0.1)

@@ -102,7 +102,8 @@ from typing import Callable, Iterable, Iterator
 import pymarc
 
 from indexers.marc_reader import BadRecord, read_marc
-from indexers.marc_display import LinkedFields, dc_values, join_subfields, marcxml_string
+from indexers.marc_display import (Iso2709Overflow, LinkedFields, dc_values, iso2709_assemble, iso2709_value,
+                                    join_subfields, marcxml_string)
 
 from .ber import (CONTEXT, EXTERNAL, GENERAL_STRING, INTEGER,
                   OBJECT_IDENTIFIER, OCTET_STRING, SEQUENCE, UNIVERSAL, BERError, Element,
@@ -113,7 +114,7 @@ __all__ = [
     "USMARC", "XML", "XML_APPLICATION", "SUTRS", "OPAC", "SYNTAXES", "syntax_name",
     "RecordSyntaxError", "resolve_syntax", "resolve_element_set",
     "Availability", "Volume", "HoldingsData", "OPACRecordData", "RetrievedRecord",
-    "encode_record", "iso2709_bytes", "brief_record", "sutrs_text",
+    "encode_record", "usmarc_external", "iso2709_bytes", "brief_record", "sutrs_text",
     "decode_external", "decode_external_bytes",
     "DIAG_ELEMENT_SET_NAME", "DIAG_RECORD_NOT_IN_SYNTAX", "DIAG_SYNTAX_UNSUPPORTED",
 ]
@@ -347,23 +348,11 @@ def _select(record, element_set: str) -> pymarc.Record:
 # ISO 2709
 
 _TAG_RE = re.compile(r"[0-9A-Za-z]{3}\Z")
-_STRUCTURAL = re.compile("[\x1d\x1e\x1f]")
-MAX_FIELD = 9999      # 4-digit field length in the directory (terminator included)
-MAX_RECORD = 99999    # 5-digit record length in the leader
 
 
 def _too_big(reason: str) -> RecordSyntaxError:
     return RecordSyntaxError(DIAG_RECORD_NOT_IN_SYNTAX, XML,
                              f"cannot be sent as ISO 2709 (USMARC): {reason}; available as XML ({XML})")
-
-
-def _value(s) -> bytes:
-    """Field content as UTF-8; the ISO 2709 separators (0x1D, 0x1E, 0x1F) inside
-    data would break the record's structure and become U+FFFD."""
-    s = "" if s is None else str(s)
-    if _STRUCTURAL.search(s):
-        s = _STRUCTURAL.sub("\ufffd", s)
-    return s.encode("utf-8", "replace")
 
 
 def _indicator(ch) -> bytes:
@@ -374,18 +363,17 @@ def _indicator(ch) -> bytes:
 
 
 def iso2709_bytes(marc: pymarc.Record) -> bytes:
-    """One MARC 21 record as ISO 2709 in UTF-8: leader/09 'a', indicator and
-    subfield code counts 2, entry map 4500, lengths and base address computed
-    here (not pymarc's writer, which would write a wrong directory instead of
-    failing).  Raises RecordSyntaxError(238) for what ISO 2709 cannot carry."""
-    directory = bytearray()
-    data = bytearray()
+    """One MARC 21 record as ISO 2709 in UTF-8 (``iso2709_assemble``: leader/09
+    'a', lengths and base address computed, not pymarc's writer, which would write
+    a wrong directory instead of failing).  Raises RecordSyntaxError(238) for what
+    ISO 2709 cannot carry."""
+    fields = []
     for f in marc.fields:
         tag = str(f.tag)
         if not _TAG_RE.match(tag):
             raise _too_big(f"tag {tag!r} is not three ASCII letters or digits")
         if f.is_control_field():
-            body = _value(f.data)
+            body = iso2709_value(f.data)
         else:
             ind = list(f.indicators) if f.indicators is not None else []
             ind += [" ", " "]
@@ -394,28 +382,13 @@ def iso2709_bytes(marc: pymarc.Record) -> bytes:
                 code = str(sf.code)
                 if len(code) != 1 or not ("!" <= code <= "~"):
                     raise _too_big(f"field {tag} has subfield code {code!r}, not one ASCII character")
-                parts.append(b"\x1f" + code.encode("ascii") + _value(sf.value))
+                parts.append(b"\x1f" + code.encode("ascii") + iso2709_value(sf.value))
             body = b"".join(parts)
-        length = len(body) + 1
-        if length > MAX_FIELD:
-            raise _too_big(f"field {tag} is {length:,} bytes, more than ISO 2709's {MAX_FIELD:,}")
-        if len(data) > MAX_RECORD:
-            raise _too_big(f"the record is more than {MAX_RECORD:,} bytes")
-        directory += tag.encode("ascii") + b"%04d%05d" % (length, len(data))
-        data += body + b"\x1e"
-    base = 24 + len(directory) + 1
-    total = base + len(data) + 1
-    if total > MAX_RECORD:
-        raise _too_big(f"the record is {total:,} bytes, more than ISO 2709's {MAX_RECORD:,}")
-    src = str(marc.leader) if marc.leader is not None else ""
-    lead = [c if " " <= c <= "~" else " " for c in src[:24].ljust(24)]
-    lead[0:5] = "%05d" % total
-    lead[9] = "a"
-    lead[10] = "2"
-    lead[11] = "2"
-    lead[12:17] = "%05d" % base
-    lead[20:24] = "4500"
-    return "".join(lead).encode("ascii") + bytes(directory) + b"\x1e" + bytes(data) + b"\x1d"
+        fields.append((tag.encode("ascii"), body))
+    try:
+        return iso2709_assemble(str(marc.leader) if marc.leader is not None else "", fields)
+    except Iso2709Overflow as e:
+        raise _too_big(str(e)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -556,6 +529,12 @@ def _holdings_and_circ(h, availability, encoding: str) -> bytes:
     return enc_seq(2, parts)   # HoldingsRecord: holdingsAndCirc [2] IMPLICIT
 
 
+def usmarc_external(iso2709: bytes) -> bytes:
+    """The USMARC EXTERNAL for ISO 2709 bytes already written (``encode_record``
+    of a record whose ``iso2709_bytes`` are known, e.g. indexers.store.display_iso2709)."""
+    return _external(USMARC, _octet_aligned(iso2709))
+
+
 def encode_record(record, syntax_oid, element_set: str | None = "F", *,
                   availability: Callable[[object], Availability | None] | None = None,
                   encoding: str = "utf-8") -> bytes:
@@ -567,7 +546,7 @@ def encode_record(record, syntax_oid, element_set: str | None = "F", *,
     oid = resolve_syntax(syntax_oid)
     es = resolve_element_set(element_set)
     if oid == USMARC:
-        return _external(oid, _octet_aligned(iso2709_bytes(_select(record, es))))
+        return usmarc_external(iso2709_bytes(_select(record, es)))
     if oid in _XML_OIDS:
         return _external(oid, _octet_aligned(marcxml_string(_select(record, es)).encode("utf-8")))
     if oid == SUTRS:

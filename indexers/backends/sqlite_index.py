@@ -35,7 +35,7 @@ from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
 from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
-from ..store import connect, load_union_records
+from ..store import connect, load_display_iso2709, load_union_records
 from ..terms import EXACT_SKIP, MAX_EXPANSION
 from ..union import UnionDocument
 
@@ -536,6 +536,11 @@ class SqliteCatalog:
     def fetch_sync(self, ids: Sequence[int]) -> list[UnionRecord]:
         return load_union_records(self._conn(), ids)
 
+    def page_iso2709_sync(self, result: SearchResult, offset: int, count: int
+                          ) -> tuple[list[int], dict[int, bytes | None]]:
+        ids = result.ids[offset: offset + count] if result.ids is not None else self.page_sync(result, offset, count)
+        return ids, load_display_iso2709(self._conn(), ids)
+
     def facets_sync(self, result: SearchResult, names: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
         conn = self._conn()
         out: dict[str, list[FacetValue]] = {}
@@ -632,6 +637,13 @@ class SqliteCatalog:
 
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
         return await asyncio.to_thread(self.fetch_sync, ids)
+
+    async def page_iso2709(self, result: SearchResult, offset: int, count: int
+                           ) -> tuple[list[int], dict[int, bytes | None]]:
+        """Z39.50/SRU fast path: one page of ids and their display records as
+        UTF-8 ISO 2709 (``indexers.store.display_iso2709``; None = decode that
+        one with ``fetch``), in one call to the worker thread."""
+        return await asyncio.to_thread(self.page_iso2709_sync, result, offset, count)
 
     async def facets(self, result, names, limit):
         return await asyncio.to_thread(self.facets_sync, result, names, limit)

@@ -1,0 +1,286 @@
+"""The circulation database: every table of the reservation/loan lifecycle, as
+SQLAlchemy Core tables (one ``metadata``), the same on SQLite and PostgreSQL.
+
+Times are naive local (Japan) datetimes, as in :mod:`lifecycle`; dates are dates.
+Request states are the names of :class:`lifecycle.table.State`.
+
+Invariants the database itself enforces (the engine's locking is the first line, these
+are the second, so a bug or a race can fail a transaction but never corrupt the data):
+
+* one open loan per item (``ux_loans_open_item``: partial unique index on ``loans.item_id``
+  where ``returned_at`` is null);
+* a copy is secured for at most one request (``ux_requests_secured_item``: partial unique
+  index on ``requests.item_id`` where the state is IN_TRANSIT or ON_HOLD_SHELF);
+* a notice is queued once per ``dedupe_key`` (so a retried transaction or job cannot
+  queue the same "hold ready" mail twice).
+
+Lock order (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite serializes writers with
+``BEGIN IMMEDIATE``): title queue row, then item row(s), then patron row, then request
+rows. Every writer that takes more than one lock takes them in this order.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
+    Text, UniqueConstraint, text,
+)
+
+metadata = MetaData()
+
+SECURED_STATES = ("IN_TRANSIT", "ON_HOLD_SHELF")
+
+# --------------------------------------------------------------------------- network
+
+libraries = Table(
+    "libraries", metadata,
+    Column("code", String(64), primary_key=True),         # "iizuka", "hiroshima-u"
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False, server_default="city"),  # city | university
+    Column("profile", String(64)),                         # config/profiles/<name>.toml
+)
+
+branches = Table(
+    "branches", metadata,
+    Column("code", String(64), primary_key=True),         # unique across the network
+    Column("library", String(64), ForeignKey("libraries.code"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("pickup", Boolean, nullable=False, server_default=text("true")),
+    Column("kind", String(32), nullable=False, server_default="library"),
+)
+
+# Closed days and events of a branch (opening hours per weekday/season are in the profile).
+calendar_entries = Table(
+    "calendar_entries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("branch", String(64), ForeignKey("branches.code"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("kind", String(16), nullable=False),            # closed | holiday | event
+    Column("title", Text, nullable=False, server_default=""),
+    UniqueConstraint("branch", "day", "kind", "title", name="uq_calendar_entry"),
+)
+
+# --------------------------------------------------------------------------- people
+
+patrons = Table(
+    "patrons", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("card_number", String(32), nullable=False, unique=True),
+    Column("library", String(64), ForeignKey("libraries.code"), nullable=False),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("home_municipality", Text, nullable=False),
+    Column("work_or_school_municipality", Text),
+    Column("category", String(32), nullable=False, server_default="individual"),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("fax", Text),
+    Column("locale", String(8), nullable=False, server_default="ja"),
+    Column("default_pickup_branch", String(64), ForeignKey("branches.code")),
+    Column("default_contact_method", String(16), nullable=False, server_default="none"),
+    Column("password_hash", Text),
+    Column("password_set_at", DateTime),
+    Column("history_opt_in", Boolean, nullable=False, server_default=text("false")),
+    Column("reading_goal", Integer),                       # books per year (読書マラソン)
+    Column("new_book_alerts", Boolean, nullable=False, server_default=text("false")),
+    Column("created_at", DateTime, nullable=False),
+)
+
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("at", DateTime, nullable=False),
+)
+
+staff = Table(
+    "staff", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("library", String(64), ForeignKey("libraries.code"), nullable=False),
+    Column("branch", String(64), ForeignKey("branches.code")),
+    Column("roles", Text, nullable=False, server_default="circulation"),  # space-separated
+    Column("password_hash", Text),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# Logged-in sessions of patrons and staff; only a hash of the token is stored.
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(128), primary_key=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id")),
+    Column("staff_id", Integer, ForeignKey("staff.id")),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+# --------------------------------------------------------------------------- items
+
+items = Table(
+    "items", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("barcode", String(64), nullable=False, unique=True),
+    Column("title_id", String(128), nullable=False, index=True),   # union record id
+    Column("library", String(64), ForeignKey("libraries.code"), nullable=False),  # owner
+    Column("owning_branch", String(64), ForeignKey("branches.code"), nullable=False),
+    Column("current_branch", String(64), ForeignKey("branches.code")),
+    Column("location", Text, nullable=False, server_default=""),
+    Column("call_number", Text, nullable=False, server_default=""),
+    Column("material_type", String(32), nullable=False, server_default="book"),
+    Column("circulating", Boolean, nullable=False, server_default=text("true")),
+    Column("newest_issue", Boolean, nullable=False, server_default=text("false")),
+    Column("lending_release", Date),
+    Column("partner", String(64)),                         # university partner (連携貸出)
+    Column("ill", Boolean, nullable=False, server_default=text("false")),
+    # available | on_loan | in_transit | on_hold_shelf | lost | withdrawn
+    Column("status", String(16), nullable=False, server_default="available"),
+    Column("updated_at", DateTime),
+)
+
+# One row per title that has (or had) a queue: the row that serializes trapping and
+# placing for that title (SELECT ... FOR UPDATE on PostgreSQL).
+title_queues = Table(
+    "title_queues", metadata,
+    Column("title_id", String(128), primary_key=True),
+    Column("title", Text, nullable=False, server_default=""),
+)
+
+# --------------------------------------------------------------------------- requests
+
+requests = Table(
+    "requests", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("library", String(64), ForeignKey("libraries.code"), nullable=False),  # serving system
+    Column("title_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False, server_default="reservation"),  # or "request"
+    Column("material_type", String(32), nullable=False, server_default="book"),
+    Column("pickup_branch", String(64), ForeignKey("branches.code"), nullable=False),
+    Column("contact_method", String(16), nullable=False, server_default="none"),
+    Column("channel", String(16), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("placed_at", DateTime, nullable=False),
+    Column("item_id", Integer, ForeignKey("items.id")),   # the secured copy
+    Column("submitted_at_branch", String(64)),
+    Column("publication_date", Date),
+    Column("set_id", String(64)),
+    Column("set_position", Integer, nullable=False, server_default="0"),
+    Column("group_id", String(64)),
+    Column("memo", Text, nullable=False, server_default=""),
+    Column("ready_at", DateTime),
+    Column("contacted_at", DateTime),
+    Column("shelf_deadline", Date),
+    Column("cancelled_at", DateTime),
+    Column("cancel_reason", Text),
+    Column("cancel_channel", String(16)),
+    Column("review_note", Text),                           # staff review of a リクエスト
+    Column("title", Text, nullable=False, server_default=""),  # display title, for lists and mails
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_requests_queue", "title_id", "state", "placed_at"),
+    Index("ux_requests_secured_item", "item_id", unique=True,
+          sqlite_where=text("state IN ('IN_TRANSIT', 'ON_HOLD_SHELF')"),
+          postgresql_where=text("state IN ('IN_TRANSIT', 'ON_HOLD_SHELF')")),
+)
+
+# --------------------------------------------------------------------------- loans
+
+loans = Table(
+    "loans", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("request_id", Integer, ForeignKey("requests.id")),
+    Column("branch", String(64), ForeignKey("branches.code"), nullable=False),  # lending counter
+    Column("channel", String(16), nullable=False, server_default="counter"),
+    Column("lent_at", DateTime, nullable=False),
+    Column("due", Date, nullable=False),
+    Column("renewals", Integer, nullable=False, server_default="0"),
+    Column("renewed_via", String(16)),
+    Column("state", String(16), nullable=False, server_default="ON_LOAN"),  # ON_LOAN|OVERDUE|RETURNED|LOST
+    Column("returned_at", DateTime),                       # the date the return counts from
+    Column("return_branch", String(64)),
+    Column("return_kind", String(16)),                     # counter, book_drop, drop_point, ...
+    Index("ux_loans_open_item", "item_id", unique=True,
+          sqlite_where=text("returned_at IS NULL"),
+          postgresql_where=text("returned_at IS NULL")),
+)
+
+transits = Table(
+    "transits", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id"), nullable=False, index=True),
+    Column("request_id", Integer, ForeignKey("requests.id")),
+    Column("from_branch", String(64), ForeignKey("branches.code"), nullable=False),
+    Column("to_branch", String(64), ForeignKey("branches.code"), nullable=False),
+    Column("reason", String(16), nullable=False),          # hold | return_home
+    Column("sent_at", DateTime, nullable=False),
+    Column("arrived_at", DateTime),
+)
+
+# --------------------------------------------------------------------------- audit
+
+# Every transition of a request (and every loan/item event): who, when, from, to, why.
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),
+    Column("request_id", Integer, ForeignKey("requests.id"), index=True),
+    Column("loan_id", Integer, ForeignKey("loans.id"), index=True),
+    Column("item_id", Integer, ForeignKey("items.id"), index=True),
+    Column("event", String(32), nullable=False),
+    Column("from_state", String(32)),
+    Column("to_state", String(32)),
+    Column("actor_role", String(16), nullable=False),      # patron | staff | system | partner
+    Column("actor", String(64), nullable=False, server_default=""),  # card, username, job name
+    Column("channel", String(16)),
+    Column("branch", String(64)),
+    Column("reason", Text, nullable=False, server_default=""),
+)
+
+# --------------------------------------------------------------------------- notices
+
+# Transactional outbox: a row is written in the same transaction as the transition
+# that causes it; the dispatcher sends it later over SMTP and marks it sent.
+notices = Table(
+    "notices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),            # hold_received, hold_ready, ...
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("request_id", Integer, ForeignKey("requests.id")),
+    Column("loan_id", Integer, ForeignKey("loans.id")),
+    Column("data", Text, nullable=False, server_default="{}"),   # JSON for the template
+    Column("status", String(16), nullable=False, server_default="pending"),  # pending|sending|sent|failed|suppressed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("claimed_until", DateTime),
+    Column("last_error", Text),
+    Column("message_id", String(200)),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Index("ix_notices_due", "status", "next_attempt_at"),
+)
+
+# --------------------------------------------------------------------------- My bookshelf
+
+bookshelf = Table(
+    "bookshelf", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("shelf", String(16), nullable=False),           # want | finished | history
+    Column("title_id", String(128), nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("added_at", DateTime, nullable=False),
+    Column("loan_id", Integer, ForeignKey("loans.id")),    # history entries
+    Column("note", Text, nullable=False, server_default=""),
+)
+
+# Runs of the scheduled jobs (shelf expiry, overdue marking, purge, notice retries).
+job_runs = Table(
+    "job_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(32), nullable=False, index=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("changed", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+)

@@ -1,0 +1,58 @@
+"""The state every circulation operation shares: the database, the policy profiles
+of the member systems, the clock, and branch calendars (profile hours + the closed
+days and holidays in ``calendar_entries``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from lifecycle.calendar import BranchCalendar
+from lifecycle.profiles import Profile, load_all
+
+from . import schema as s
+from .store import Clock, Database, NotFound
+
+
+@dataclass
+class Circulation:
+    db: Database
+    profiles: dict[str, Profile] = field(default_factory=load_all)   # by system code
+    clock: Clock = field(default_factory=Clock)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def profile(self, system: str) -> Profile:
+        try:
+            return self.profiles[system]
+        except KeyError:
+            raise NotFound(f"no policy profile for library {system!r}") from None
+
+    def profile_of_branch(self, branch: str) -> Profile:
+        for p in self.profiles.values():
+            if branch in p.branches:
+                return p
+        raise NotFound(f"unknown branch {branch!r}")
+
+    async def calendar(self, conn, branch: str) -> BranchCalendar:
+        """The branch's calendar: opening hours from its profile, closed days and
+        public holidays from the database. A branch whose profile gives no hours
+        (Komae's seed has none) is open every day except its recorded closed days."""
+        rows = (await conn.execute(
+            select(s.calendar_entries.c.day, s.calendar_entries.c.kind)
+            .where(s.calendar_entries.c.branch == branch,
+                   s.calendar_entries.c.kind.in_(("closed", "holiday"))))).all()
+        closed = [r.day for r in rows if r.kind == "closed"]
+        holidays = [r.day for r in rows if r.kind == "holiday"]
+        prof = self.profile_of_branch(branch)
+        bc = prof.branches[branch]
+        if any(bc.weekly.values()):
+            return prof.calendar(branch, closed=closed, holidays=holidays)
+        from lifecycle.calendar import Hours
+        from datetime import time
+        always = {d: Hours(time(0), time(23, 59)) for d in
+                  ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday")}
+        return BranchCalendar(branch, always, (), frozenset(closed) | bc.closed, frozenset(holidays),
+                              bc.holiday_like)

@@ -1,0 +1,311 @@
+"""Database access for the circulation service: the engine (SQLite or PostgreSQL,
+both through SQLAlchemy's asyncio layer), transactions, row locks, the audited
+request transition, and conversions from rows to the frozen records the pure
+:mod:`lifecycle` policies read.
+
+Transactions
+------------
+``async with db.transaction() as conn:`` is one unit of work. On SQLite it starts
+with ``BEGIN IMMEDIATE`` (the writer lock is taken at once, so two writers never
+deadlock upgrading a read lock); on PostgreSQL it is READ COMMITTED and the code
+takes row locks with :func:`lock_one` / :func:`lock_rows` (``SELECT ... FOR UPDATE``)
+in the order documented in :mod:`circulation.schema`. ``db.read()`` is a plain
+(deferred) read transaction. :meth:`Database.run` retries a whole unit of work on
+the errors a concurrent writer can cause (deadlock, serialization failure, SQLite
+busy, a lost conditional update).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+
+from sqlalchemy import event, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from lifecycle import table as lt
+from lifecycle.model import Item, Loan, Patron, Request
+from lifecycle.profiles import Profile
+
+from . import schema as s
+
+log = logging.getLogger("unioncat.circulation")
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite+aiosqlite:///circulation.db"
+
+
+class ConcurrentChange(Exception):
+    """A row changed under us between read and conditional update; the unit of work
+    is retried by :meth:`Database.run`."""
+
+
+class NotFound(LookupError):
+    """No such patron, item, request, loan or branch."""
+
+
+# --------------------------------------------------------------------------- engine
+
+class Database:
+    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int = 20):
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.is_sqlite:
+            self._sqlite_hooks()
+
+    def _sqlite_hooks(self) -> None:
+        sync_engine = self.engine.sync_engine
+
+        @event.listens_for(sync_engine, "connect")
+        def _connect(dbapi_conn, _record):
+            # let us issue BEGIN ourselves (the driver's implicit BEGIN is deferred)
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA busy_timeout = 30000")
+            cur.close()
+
+        @event.listens_for(sync_engine, "begin")
+        def _begin(conn):
+            if conn.get_execution_options().get("circulation_read"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    async def create_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(s.metadata.create_all)
+
+    async def drop_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(s.metadata.drop_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(circulation_read=True)
+            async with conn.begin():
+                yield conn
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]], *,
+                  attempts: int = 8) -> T:
+        """Run ``work(conn)`` in one transaction; retry it on the errors concurrent
+        writers cause. Anything else propagates (and rolls back)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as conn:
+                    return await work(conn)
+            except ConcurrentChange:
+                if attempt == attempts:
+                    raise
+            except (OperationalError, DBAPIError) as e:
+                if attempt == attempts or not _retryable(e):
+                    raise
+                log.info("retrying a unit of work after %s", type(e.orig).__name__ if e.orig else e)
+        raise AssertionError("unreachable")
+
+
+def _retryable(e: DBAPIError) -> bool:
+    text = f"{type(e.orig).__name__} {e.orig}".lower()
+    code = getattr(e.orig, "sqlstate", None) or getattr(e.orig, "pgcode", None)
+    if code in ("40001", "40P01", "55P03"):
+        return True
+    return any(w in text for w in ("deadlock", "serialization", "database is locked", "busy",
+                                   "could not serialize"))
+
+
+def is_unique_violation(e: IntegrityError) -> bool:
+    text = str(e.orig).lower()
+    return "unique" in text or "duplicate key" in text
+
+
+# --------------------------------------------------------------------------- locks
+
+async def lock_one(conn: AsyncConnection, table, *where) -> Any:
+    """The one row matching ``where``, locked FOR UPDATE on PostgreSQL (SQLite's
+    writer lock is already held), or None."""
+    return (await conn.execute(select(table).where(*where).with_for_update())).first()
+
+
+async def lock_rows(conn: AsyncConnection, table, *where, order_by=None) -> list:
+    q = select(table).where(*where)
+    if order_by is not None:
+        q = q.order_by(*order_by) if isinstance(order_by, (list, tuple)) else q.order_by(order_by)
+    return list((await conn.execute(q.with_for_update())).all())
+
+
+async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = "") -> None:
+    """Serialize placing and trapping for one title (creates its row on first use)."""
+    row = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+    if row is not None:
+        return
+    try:
+        async with conn.begin_nested():
+            await conn.execute(insert(s.title_queues).values(title_id=title_id, title=title))
+    except IntegrityError:
+        pass  # created by a concurrent transaction; lock it
+    await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+
+
+# --------------------------------------------------------------------------- audit
+
+async def record_event(conn: AsyncConnection, *, at: datetime, event: str, actor_role: str,
+                       actor: str = "", request_id: int | None = None, loan_id: int | None = None,
+                       item_id: int | None = None, from_state: str | None = None,
+                       to_state: str | None = None, channel: str | None = None,
+                       branch: str | None = None, reason: str = "") -> None:
+    await conn.execute(insert(s.events).values(
+        at=at, event=event, actor_role=actor_role, actor=actor, request_id=request_id,
+        loan_id=loan_id, item_id=item_id, from_state=from_state, to_state=to_state,
+        channel=channel, branch=branch, reason=reason))
+
+
+async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
+                     role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
+                     branch: str | None = None, reason: str = "", **changes) -> lt.State:
+    """Move one request by the table (``lifecycle.table.apply``, which checks that the
+    event is legal from the current state and that ``role`` may trigger it), write the
+    new state and ``changes`` with a conditional update on the state we read, and log
+    the transition. Raises ``IllegalTransition`` or :class:`ConcurrentChange`."""
+    ev = lt.Event(event)
+    role = lt.Role(role)
+    old = lt.State(request_row.state)
+    new = lt.apply(old, ev, role)
+    res = await conn.execute(
+        update(s.requests)
+        .where(s.requests.c.id == request_row.id, s.requests.c.state == old.value)
+        .values(state=new.value, updated_at=at, **changes))
+    if res.rowcount != 1:
+        raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
+    await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
+                       request_id=request_row.id, item_id=changes.get("item_id", request_row.item_id),
+                       from_state=old.value, to_state=new.value, channel=channel, branch=branch,
+                       reason=reason)
+    return new
+
+
+# --------------------------------------------------------------------------- rows → records
+
+def request_record(row, card_number: str) -> Request:
+    return Request(
+        id=str(row.id), patron_card=card_number, title_id=row.title_id, kind=row.kind,
+        material_type=row.material_type, pickup_branch=row.pickup_branch,
+        contact_method=row.contact_method, channel=row.channel, placed_at=row.placed_at,
+        state=lt.State(row.state), submitted_at_branch=row.submitted_at_branch,
+        publication_date=row.publication_date, set_id=row.set_id, set_position=row.set_position,
+        group_id=row.group_id, memo=row.memo, ready_at=row.ready_at, contacted_at=row.contacted_at,
+        cancelled_at=row.cancelled_at, cancel_reason=row.cancel_reason,
+        cancel_channel=row.cancel_channel)
+
+
+def item_record(row, *, on_loan: bool | None = None) -> Item:
+    return Item(
+        barcode=row.barcode, title_id=row.title_id, owner_library=row.library,
+        owning_branch=row.owning_branch, current_branch=row.current_branch or "",
+        material_type=row.material_type, circulating=row.circulating,
+        newest_issue=row.newest_issue, lending_release=row.lending_release, partner=row.partner,
+        ill=row.ill, on_loan=(row.status == "on_loan") if on_loan is None else on_loan)
+
+
+def loan_record(row, card_number: str, barcode: str, material_type: str = "book",
+                partner: str | None = None, ill: bool = False) -> Loan:
+    return Loan(item_barcode=barcode, patron_card=card_number, branch=row.branch,
+                lent_at=row.lent_at, due=row.due, renewals=row.renewals,
+                renewed_via=row.renewed_via, partner=partner, ill=ill,
+                material_type=material_type)
+
+
+LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st not in lt.TERMINAL
+                            and st not in (lt.State.ON_LOAN, lt.State.OVERDUE, lt.State.RECALLED,
+                                           lt.State.RETURNED, lt.State.AWAITING_LOAN_COMPLETED))
+
+
+async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
+    """The patron as the policies see it: open loans and live requests included."""
+    lq = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner,
+                 s.items.c.ill)
+          .join(s.items, s.items.c.id == s.loans.c.item_id)
+          .where(s.loans.c.patron_id == patron_row.id, s.loans.c.returned_at.is_(None)))
+    loans = tuple(loan_record(r, patron_row.card_number, r.barcode, r.material_type, r.partner, r.ill)
+                  for r in (await conn.execute(lq)).all())
+    rq = select(s.requests).where(s.requests.c.patron_id == patron_row.id,
+                                  s.requests.c.state.in_(LIVE_REQUEST_STATES))
+    reqs = tuple(request_record(r, patron_row.card_number) for r in (await conn.execute(rq)).all())
+    return Patron(card_number=patron_row.card_number, home_municipality=patron_row.home_municipality,
+                  work_or_school_municipality=patron_row.work_or_school_municipality,
+                  category=patron_row.category, email=patron_row.email, phone=patron_row.phone,
+                  fax=patron_row.fax, loans=loans, active_requests=reqs)
+
+
+async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):
+    q = select(table).where(*where)
+    if for_update:
+        q = q.with_for_update()
+    row = (await conn.execute(q)).first()
+    if row is None:
+        raise NotFound(what)
+    return row
+
+
+# --------------------------------------------------------------------------- network setup
+
+async def install_network(conn: AsyncConnection, profiles: dict[str, Profile], *,
+                          partners: dict[str, str] | None = None) -> None:
+    """Insert (or update) the libraries and branches of the given profiles, and
+    university partners (code → name) without a profile. Idempotent."""
+    for code, prof in profiles.items():
+        await _upsert(conn, s.libraries, {"code": prof.system},
+                      {"name": prof.name, "kind": "city", "profile": code})
+        for bcode, bc in prof.branches.items():
+            b = bc.branch
+            await _upsert(conn, s.branches, {"code": bcode},
+                          {"library": prof.system, "name": b.name, "pickup": b.pickup, "kind": b.kind})
+    for code, name in (partners or {}).items():
+        await _upsert(conn, s.libraries, {"code": code}, {"name": name, "kind": "university"})
+
+
+async def _upsert(conn: AsyncConnection, table, key: dict, values: dict) -> None:
+    where = [table.c[k] == v for k, v in key.items()]
+    res = await conn.execute(update(table).where(*where).values(**values))
+    if res.rowcount == 0:
+        await conn.execute(insert(table).values(**key, **values))
+
+
+def dumps(data: dict) -> str:
+    return json.dumps(data, ensure_ascii=False, default=_json_default, sort_keys=True)
+
+
+def _json_default(o):
+    if isinstance(o, (date, datetime)):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+@dataclass
+class Clock:
+    """The service's notion of now (naive local time); tests set it."""
+    fixed: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.fixed if self.fixed is not None else datetime.now().replace(microsecond=0)

@@ -1,0 +1,60 @@
+"""Building blocks for the circulation tests (imported by tests/test_circulation_*.py).
+
+``db_url`` (tests/conftest.py) runs each test on SQLite and on PostgreSQL."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import insert, select
+
+from circulation import schema as s
+from circulation.service import Circulation
+from circulation.store import Clock, Database, install_network
+from lifecycle.profiles import load_all
+
+# A Friday morning; the profiles' calendars are exercised around it.
+NOW = datetime(2026, 11, 20, 10, 0)
+
+
+async def new_circulation(db_url: str, now: datetime = NOW, profiles=None) -> Circulation:
+    db = Database(db_url)
+    await db.create_all()
+    circ = Circulation(db, profiles if profiles is not None else load_all(), Clock(now))
+    async with db.transaction() as conn:
+        await install_network(conn, circ.profiles,
+                              partners={"hiroshima-u": "広島大学図書館", "shudo-u": "広島修道大学図書館"})
+    return circ
+
+
+async def add_patron(circ: Circulation, card: str, library: str, *, home: str | None = None,
+                     work: str | None = None, **kw) -> int:
+    home = home or {"iizuka": "飯塚市", "komae": "狛江市", "hiroshima": "広島市"}[library]
+    values = dict(card_number=card, library=library, home_municipality=home,
+                  work_or_school_municipality=work, created_at=circ.now())
+    values.update(kw)
+    async with circ.db.transaction() as conn:
+        res = await conn.execute(insert(s.patrons).values(**values))
+        return res.inserted_primary_key[0]
+
+
+async def add_item(circ: Circulation, barcode: str, title_id: str, library: str, branch: str,
+                   **kw) -> int:
+    values = dict(barcode=barcode, title_id=title_id, library=library, owning_branch=branch,
+                  current_branch=branch, updated_at=circ.now())
+    values.update(kw)
+    async with circ.db.transaction() as conn:
+        res = await conn.execute(insert(s.items).values(**values))
+        return res.inserted_primary_key[0]
+
+
+async def add_calendar(circ: Circulation, branch: str, day, kind: str = "closed", title: str = "") -> None:
+    async with circ.db.transaction() as conn:
+        await conn.execute(insert(s.calendar_entries).values(branch=branch, day=day, kind=kind, title=title))
+
+
+async def rows(circ: Circulation, table, *where, order_by=None) -> list:
+    async with circ.db.read() as conn:
+        q = select(table).where(*where)
+        if order_by is not None:
+            q = q.order_by(order_by)
+        return list((await conn.execute(q)).all())
