@@ -22,6 +22,13 @@ SHELF_COUNTS = frozenset({"open_days", "calendar_days"})
 SHELF_STARTS = frozenset({"ready", "contact_or_allocation"})
 PASSWORD_CHARSETS = frozenset({"ascii_alnum", "digits"})
 DROP_EXCLUSIONS = frozenset({"ill", "partner"}) | MATERIAL_TYPES
+# Mails the circulation service sends (circulation/notices.py, config/notices/).
+NOTICE_KINDS = frozenset({"hold_received", "hold_ready", "hold_cancelled", "hold_changed",
+                          "renewal_done", "password_registered", "test_mail"})
+# Notices about one hold go by that hold's contact method; the others by the patron's default.
+REQUEST_NOTICE_KINDS = frozenset({"hold_received", "hold_ready", "hold_cancelled", "hold_changed"})
+# Mails about the address itself: sent whatever the contact method (the patron asked for them).
+ADDRESS_NOTICE_KINDS = frozenset({"test_mail"})
 
 
 class ProfileError(ValueError):
@@ -111,6 +118,13 @@ class Login:
 
 
 @dataclass(frozen=True)
+class NoticeRules:
+    suppressed_when_no_contact: frozenset[str] = frozenset()
+    undeliverable_domains: tuple[str, ...] = ()   # "hotmail": hotmail.com, hotmail.co.jp, ...
+    from_address: str | None = None               # the library's sender address, if configured
+
+
+@dataclass(frozen=True)
 class BranchConfig:
     branch: Branch
     weekly: dict[str, Hours | None]
@@ -134,6 +148,7 @@ class Profile:
     login: Login
     walk_in_first: bool
     branches: dict[str, BranchConfig] = field(default_factory=dict)
+    notices: NoticeRules = field(default_factory=NoticeRules)
 
     def branch(self, code: str) -> Branch | None:
         bc = self.branches.get(code)
@@ -355,6 +370,17 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
     bt = top.sub("branches")
     branches = {code: _branch(code, bt.sub(code)) for code in list(bt.data)}
     bt.done()
+
+    nt = top.sub("notices")
+    domains = nt.words("undeliverable_domains", default=[])
+    if any(not d or "@" in d or d != d.lower() for d in domains):
+        raise ProfileError(f"{nt.where}.undeliverable_domains: expected lower-case domains without '@'")
+    from_address = nt.get("from_address", str, None)
+    if from_address is not None and from_address.count("@") != 1:
+        raise ProfileError(f"{nt.where}.from_address: not an e-mail address: {from_address!r}")
+    notice_rules = NoticeRules(nt.words("suppressed_when_no_contact", NOTICE_KINDS),
+                               tuple(sorted(domains)), from_address)
+    nt.done()
     top.done()
 
     known = set(branches)
@@ -364,7 +390,32 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
     if not any(b.branch.pickup for b in branches.values()):
         raise ProfileError(f"{where}.branches: no pickup branch")
     return Profile(system, name, seed, elig, placing, loans, renewal, shelf, cancel, returns,
-                   login, walk_in_first, branches)
+                   login, walk_in_first, branches, notice_rules)
+
+
+def notice_suppression(rules: NoticeRules, kind: str, contact_method: str,
+                       email: str | None) -> tuple[str, str] | None:
+    """Why a notice must not be e-mailed, as ``(code, explanation)``, or None to send it.
+
+    ``contact_method`` is the hold's for :data:`REQUEST_NOTICE_KINDS`, the patron's
+    default for the others. Codes: ``no_contact`` (連絡不要 and the profile lists the
+    kind), ``contact_by_phone`` / ``_fax`` / ``_postcard`` (staff contact the patron;
+    hold-ready notices go to the call list), ``no_email``, ``undeliverable_domain``."""
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"unknown notice kind {kind!r}")
+    if kind not in ADDRESS_NOTICE_KINDS:
+        if contact_method == "none" and kind in rules.suppressed_when_no_contact:
+            return "no_contact", f"contact method is 'none' (連絡不要): {kind} is not sent"
+        if contact_method in ("phone", "fax", "postcard"):
+            return (f"contact_by_{contact_method}",
+                    f"contact method is {contact_method}: staff contact the patron, no mail")
+    if not email or "@" not in email:
+        return "no_email", "the patron has no e-mail address"
+    domain = email.rsplit("@", 1)[1].lower()
+    for d in rules.undeliverable_domains:
+        if domain == d or domain.startswith(d + "."):
+            return "undeliverable_domain", f"the library's mail does not reach @{d} addresses"
+    return None
 
 
 def load_profile(name_or_path: str | Path) -> Profile:
