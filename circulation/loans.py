@@ -1,0 +1,609 @@
+"""Loans on the database: check-out, renewal, check-in (returns, return points, drop
+points, routing the returned copy), overdue marking, the patron's loans page and
+declaring a loan lost.
+
+Every operation that writes is one unit of work run through ``circ.db.run`` (retried
+on deadlocks, serialization failures, SQLite busy and lost conditional updates).
+Rules come from the pure :mod:`lifecycle.policies`; a refusal is returned as that
+:class:`~lifecycle.model.Decision` (stable code, Japanese and English message), never
+raised. An unknown barcode, card or loan raises :class:`circulation.store.NotFound`.
+
+Locks (the order of :mod:`circulation.schema`): the title's queue row (when the title
+has one), the item, the item's loan row, the patron, then request rows (through
+:func:`circulation.store.transition`'s conditional update). The title queue is locked
+first because a return traps the copy for the queue and a renewal must see a hold
+placed at the same moment; locking only an existing queue row means a loan never
+creates one.
+
+Readings and choices
+--------------------
+* **Due dates on closed days.** The due date is ``policies.due_date`` (and after a
+  renewal ``policies.can_renew``'s new date); when it falls on a day the *lending*
+  branch is closed (its profile hours plus the closed days in ``calendar_entries``),
+  it moves to that branch's next open day, so a patron is never due on a day they
+  cannot return the item at the counter they borrowed from.
+* **Who is "waiting"** for a renewal: QUEUED or SUSPENDED requests for the loan's
+  title served by the item's system, *other than the borrower's own* (a patron's own
+  hold on the title they hold does not stop them renewing).
+* **Walk-ins (来館者優先)**: an available copy is lent to the patron at the counter
+  even when others queue for the title, as long as staff have not secured it (the
+  secured copy, in transit or on the hold shelf, is refused with
+  ``held_for_another_patron``). A profile with ``queue.walk_in_first = false`` keeps
+  an available copy for the first trappable request instead.
+* **Hold shelf**: the patron whose request holds the copy borrows it with the request
+  transition CHECK_OUT (ON_HOLD_SHELF → ON_LOAN); the loan keeps ``request_id``.
+* **Partner university items (連携貸出, Hiroshima)**: lent only over a counter of a
+  city library (channel ``counter``, not the kiosk or the mobile library), at the
+  branch where the copy waits; the loan's ``branch`` is that counter, and
+  ``policies.can_return_at`` then takes it back only there.
+* **Return dates**: ``policies.return_date``: drop points (and whatever the profile's
+  ``processed_date_points`` lists) count from when the item is processed, i.e. now;
+  other returns from ``dropped_at`` when given. A refused return leaves the loan open
+  and is logged as RETURN_REFUSED.
+* **Checking in twice**: the second check-in finds no open loan; the copy is not
+  returned again. A copy on the hold shelf, or in transit from this very branch, is
+  left alone (``not_on_loan``); an in-transit copy at another branch arrives
+  (``holds.arrive``); an available one is routed (``holds.route_copy``: a staff
+  check-in of a shelf copy someone wants traps it).
+* **Borrowing history (借りた本)**: a ``bookshelf`` row ``shelf='history'`` is written
+  at check-out only while ``patrons.history_opt_in`` is set; nothing is recorded
+  before the patron opts in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lifecycle import policies
+from lifecycle.model import CHANNELS, RETURN_POINT_KINDS, Decision, ReturnPoint
+from lifecycle.table import Event, Role, State
+
+from . import holds, notices
+from . import schema as s
+from .service import Circulation
+from .store import (
+    ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, lock_one,
+    lock_title_queue, loan_record, patron_snapshot, record_event, request_record, transition,
+)
+
+# Channels a check-out may come through: the patron-facing ones plus the self-checkout kiosk.
+CHECK_OUT_CHANNELS = CHANNELS | {"kiosk"}
+OPEN_LOAN_STATES = ("ON_LOAN", "OVERDUE")
+WAITING_STATES = (State.QUEUED.value, State.SUSPENDED.value)
+_LOANED_REQUEST_STATES = (State.ON_LOAN.value, State.OVERDUE.value, State.RECALLED.value)
+
+
+@dataclass(frozen=True)
+class CheckOutResult:
+    loan_id: int | None
+    due: date | None
+    decision: Decision
+    request_id: int | None = None          # the patron's hold this loan fulfils
+
+
+@dataclass(frozen=True)
+class RenewResult:
+    due: date | None
+    decision: Decision
+    renewals: int | None = None
+
+
+@dataclass(frozen=True)
+class CheckInResult:
+    loan_id: int | None
+    returned_at: datetime | None
+    routing: holds.Routing | None          # None when nothing was routed
+    decision: Decision
+    overdue_days: int = 0                  # days late, counted from returned_at
+
+
+def _refuse(code: str, **details) -> Decision:
+    return policies.decide(code, **details)
+
+
+def _role(role) -> Role:
+    return Role(role)
+
+
+async def _lock_title(conn: AsyncConnection, title_id: str) -> None:
+    """Lock the title's queue row if the title has one (it never creates it)."""
+    await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+
+
+async def _item_by_barcode(conn: AsyncConnection, barcode: str):
+    return await get_row(conn, s.items, s.items.c.barcode == barcode, what=f"item {barcode!r}")
+
+
+async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool = False):
+    """Title queue, then the item row (locked). ``create_queue``: take the queue lock
+    even if the title has no queue row yet (check-in: ``holds.route_copy`` takes it
+    anyway, and taking it before the item keeps the lock order)."""
+    first = await _item_by_barcode(conn, barcode)
+    if create_queue:
+        await lock_title_queue(conn, first.title_id)
+    else:
+        await _lock_title(conn, first.title_id)
+    return await lock_one(conn, s.items, s.items.c.id == first.id)
+
+
+async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
+    q = select(s.loans).where(s.loans.c.item_id == item_id, s.loans.c.returned_at.is_(None))
+    if lock:
+        q = q.with_for_update()
+    return (await conn.execute(q)).first()
+
+
+async def _secured_request(conn: AsyncConnection, item_id: int):
+    """The request this copy is secured for (in transit or on the hold shelf), if any."""
+    return (await conn.execute(select(s.requests).where(
+        s.requests.c.item_id == item_id,
+        s.requests.c.state.in_(s.SECURED_STATES)))).first()
+
+
+async def _library_kind(conn: AsyncConnection, code: str) -> str | None:
+    return (await conn.execute(select(s.libraries.c.kind).where(s.libraries.c.code == code))).scalar()
+
+
+def _serving_system(circ: Circulation, item_row) -> str:
+    """The system whose queue a copy serves: its owner, or for a partner/ILL copy the
+    system of the branch it belongs to."""
+    if item_row.library in circ.profiles:
+        return item_row.library
+    return circ.profile_of_branch(item_row.owning_branch).system
+
+
+async def _waiting(conn: AsyncConnection, circ: Circulation, item_row, borrower_id: int) -> int:
+    """Requests of other patrons waiting (QUEUED, SUSPENDED) for the copy's title."""
+    return (await conn.execute(select(func.count()).select_from(s.requests).where(
+        s.requests.c.title_id == item_row.title_id,
+        s.requests.c.library == _serving_system(circ, item_row),
+        s.requests.c.state.in_(WAITING_STATES),
+        s.requests.c.patron_id != borrower_id))).scalar_one()
+
+
+async def _title_of(conn: AsyncConnection, title_id: str, request_id: int | None = None) -> str:
+    """Display title: the request's, else the title queue's, else the title id."""
+    if request_id is not None:
+        t = (await conn.execute(select(s.requests.c.title).where(s.requests.c.id == request_id))).scalar()
+        if t:
+            return t
+    t = (await conn.execute(select(s.title_queues.c.title)
+                            .where(s.title_queues.c.title_id == title_id))).scalar()
+    return t or title_id
+
+
+async def _due_on_open_day(circ: Circulation, conn: AsyncConnection, branch: str, due: date) -> date:
+    cal = await circ.calendar(conn, branch)
+    return cal.next_open_day(due)
+
+
+def _loan_rec(loan_row, card: str, item_row):
+    return loan_record(loan_row, card, item_row.barcode, item_row.material_type,
+                       item_row.partner, item_row.ill)
+
+
+# --------------------------------------------------------------------------- check-out
+
+async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, role, actor: str,
+                    channel: str = "counter") -> CheckOutResult:
+    """Lend the copy ``barcode`` to the patron with ``card`` at ``branch``.
+
+    Refusals (``decision.allowed`` false, nothing written): ``card_not_valid_here``,
+    ``item_other_system``, ``item_on_loan``, ``held_for_another_patron``,
+    ``item_in_transit``, ``item_not_available``, ``partner_lend_at_counter`` and the
+    refusals of ``policies.can_check_out`` (``loan_limit``, ``item_not_circulating``,
+    ``no_loan_rule``)."""
+    role = _role(role)
+    if channel not in CHECK_OUT_CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    profile = circ.profile_of_branch(branch)
+
+    async def work(conn: AsyncConnection) -> CheckOutResult:
+        now = circ.now()
+        item = await _lock_item(conn, barcode)
+        patron = await lock_one(conn, s.patrons, s.patrons.c.card_number == card)
+        if patron is None:
+            raise NotFound(f"patron {card!r}")
+        if patron.library != profile.system:
+            return CheckOutResult(None, None, _refuse("card_not_valid_here", library=patron.library))
+        if item.library != profile.system and not item.partner and not item.ill:
+            return CheckOutResult(None, None, _refuse("item_other_system", library=item.library))
+        if await _open_loan(conn, item.id, lock=False) is not None or item.status == "on_loan":
+            return CheckOutResult(None, None, _refuse("item_on_loan"))
+
+        own_request = None
+        secured = await _secured_request(conn, item.id)
+        if secured is not None:
+            if secured.patron_id != patron.id:
+                return CheckOutResult(None, None, _refuse("held_for_another_patron",
+                                                          request_id=secured.id))
+            if secured.state != State.ON_HOLD_SHELF.value:
+                return CheckOutResult(None, None, _refuse("item_in_transit", request_id=secured.id))
+            own_request = secured
+        elif item.status == "in_transit":
+            return CheckOutResult(None, None, _refuse("item_in_transit"))
+        elif item.status in ("lost", "withdrawn"):
+            return CheckOutResult(None, None, _refuse("item_not_available", status=item.status))
+        elif not profile.walk_in_first:
+            first = await _first_waiting(conn, circ, item)
+            if first is not None and first.patron_id != patron.id:
+                return CheckOutResult(None, None, _refuse("held_for_another_patron",
+                                                          request_id=first.id))
+
+        if item.partner:
+            branch_row = await get_row(conn, s.branches, s.branches.c.code == branch, what="branch")
+            if (channel != "counter" or branch_row.kind == "mobile"
+                    or await _library_kind(conn, branch_row.library) != "city"
+                    or (item.current_branch and item.current_branch != branch)):
+                return CheckOutResult(None, None, _refuse("partner_lend_at_counter",
+                                                          branch=item.current_branch))
+
+        snapshot = await patron_snapshot(conn, patron)
+        req_rec = request_record(own_request, card) if own_request is not None else None
+        decision = policies.can_check_out(profile, snapshot, item_record(item), req_rec, now)
+        if not decision.allowed:
+            return CheckOutResult(None, None, decision)
+        due = await _due_on_open_day(circ, conn, branch, decision.details["due"])
+
+        try:
+            async with conn.begin_nested():
+                res = await conn.execute(insert(s.loans).values(
+                    item_id=item.id, patron_id=patron.id,
+                    request_id=own_request.id if own_request is not None else None,
+                    branch=branch, channel=channel, lent_at=now, due=due, renewals=0,
+                    state="ON_LOAN"))
+        except IntegrityError as e:
+            if not is_unique_violation(e):
+                raise
+            # ux_loans_open_item: another transaction lent this copy first
+            return CheckOutResult(None, None, _refuse("item_on_loan"))
+        loan_id = res.inserted_primary_key[0]
+
+        if own_request is not None:
+            await transition(conn, own_request, Event.CHECK_OUT, role=role, actor=actor, at=now,
+                             channel=channel, branch=branch, reason=f"loan {loan_id}")
+        await conn.execute(update(s.items).where(s.items.c.id == item.id)
+                           .values(status="on_loan", current_branch=branch, updated_at=now))
+        await record_event(conn, at=now, event="CHECK_OUT", actor_role=role.value, actor=actor,
+                           loan_id=loan_id, item_id=item.id, from_state=None, to_state="ON_LOAN", channel=channel, branch=branch,
+                           reason=f"due {due.isoformat()}")
+        if patron.history_opt_in:
+            await conn.execute(insert(s.bookshelf).values(
+                patron_id=patron.id, shelf="history", title_id=item.title_id,
+                title=await _title_of(conn, item.title_id,
+                                      own_request.id if own_request is not None else None),
+                added_at=now, loan_id=loan_id))
+        return CheckOutResult(loan_id, due, policies.decide("ok", due=due),
+                              own_request.id if own_request is not None else None)
+
+    return await circ.db.run(work)
+
+
+async def _first_waiting(conn: AsyncConnection, circ: Circulation, item_row):
+    rows = (await conn.execute(select(s.requests).where(
+        s.requests.c.title_id == item_row.title_id,
+        s.requests.c.library == _serving_system(circ, item_row),
+        s.requests.c.state == State.QUEUED.value)
+        .order_by(s.requests.c.placed_at, s.requests.c.id))).all()
+    return rows[0] if rows else None
+
+
+# --------------------------------------------------------------------------- renewal
+
+async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: str,
+                card: str | None = None) -> RenewResult:
+    """Renew one loan by ``policies.can_renew`` (nobody else waiting for the title,
+    renewal limit and window, web-then-counter rule, base date). With ``card`` the
+    loan must be that patron's (else NotFound). Queues a ``renewal_done`` notice."""
+    role = _role(role)
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+
+    async def work(conn: AsyncConnection) -> RenewResult:
+        now = circ.now()
+        first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what=f"loan {loan_id}")
+        item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
+        await _lock_title(conn, item0.title_id)
+        item = await lock_one(conn, s.items, s.items.c.id == item0.id)
+        loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
+        patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
+        if card is not None and patron.card_number != card:
+            raise NotFound(f"loan {loan_id}")
+        if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
+            return RenewResult(None, _refuse("not_on_loan", state=loan.state))
+        profile = circ.profile_of_branch(loan.branch)
+        waiting = await _waiting(conn, circ, item, patron.id)
+        decision = policies.can_renew(profile, _loan_rec(loan, patron.card_number, item), now,
+                                      channel=channel, someone_waiting=waiting > 0)
+        if not decision.allowed:
+            return RenewResult(None, decision)
+        new_due = await _due_on_open_day(circ, conn, loan.branch, decision.details["due"])
+        renewals = loan.renewals + 1
+        res = await conn.execute(
+            update(s.loans)
+            .where(s.loans.c.id == loan.id, s.loans.c.renewals == loan.renewals,
+                   s.loans.c.returned_at.is_(None))
+            .values(renewals=renewals, renewed_via=channel, due=new_due, state="ON_LOAN"))
+        if res.rowcount != 1:
+            raise ConcurrentChange(f"loan {loan.id} changed")
+        if loan.request_id is not None:
+            req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
+            if req.state in (State.ON_LOAN.value, State.OVERDUE.value):
+                await transition(conn, req, Event.RENEW, role=role, actor=actor, at=now,
+                                 channel=channel, branch=loan.branch,
+                                 reason=f"loan {loan.id} due {new_due.isoformat()}")
+        await record_event(conn, at=now, event="RENEW", actor_role=role.value, actor=actor,
+                           loan_id=loan.id, item_id=item.id,
+                           from_state=loan.state, to_state="ON_LOAN", channel=channel,
+                           branch=loan.branch,
+                           reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}")
+        await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
+                              dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
+                              data={"title": await _title_of(conn, item.title_id, loan.request_id),
+                                    "barcode": item.barcode, "due": new_due,
+                                    "previous_due": loan.due, "renewals": renewals})
+        return RenewResult(new_due, policies.decide("ok", due=new_due), renewals)
+
+    return await circ.db.run(work)
+
+
+# --------------------------------------------------------------------------- check-in
+
+async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor: str,
+                   return_kind: str = "counter", dropped_at: datetime | None = None,
+                   walk_in: bool = False) -> CheckInResult:
+    """Take a copy back at ``branch`` (``return_kind`` is where it was handed in:
+    counter, return machine, book drop, an external drop point processed by this
+    branch, the post), close its loan and route the copy (``holds.route_copy``: hold
+    shelf or transit for the next request, home, or the shelf). ``walk_in``: a patron
+    at the counter wants this copy now (来館者優先), so it is not trapped.
+
+    A refused return (``policies.can_return_at``: partner items only at the counter
+    they were lent from, ILL items and audio books not at drop points) leaves the loan
+    open. Without an open loan the copy is not returned again: see the module notes."""
+    role = _role(role)
+    if return_kind not in RETURN_POINT_KINDS:
+        raise ValueError(f"unknown return kind {return_kind!r}")
+    profile_here = circ.profile_of_branch(branch)
+
+    async def work(conn: AsyncConnection) -> CheckInResult:
+        now = circ.now()
+        if dropped_at is not None and dropped_at > now:
+            raise ValueError("dropped_at is in the future")
+        item = await _lock_item(conn, barcode, create_queue=True)
+        loan = await _open_loan(conn, item.id)
+        if loan is None:
+            return await _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
+
+        patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
+        profile = circ.profile_of_branch(loan.branch)
+        place = ReturnPoint(kind=return_kind, branch=branch)
+        if profile.system != profile_here.system:
+            decision = _refuse("return_other_system", library=profile.system)
+        else:
+            decision = policies.can_return_at(profile, _loan_rec(loan, patron.card_number, item),
+                                              item_record(item), place)
+        if not decision.allowed:
+            await record_event(conn, at=now, event="RETURN_REFUSED", actor_role=role.value,
+                               actor=actor, loan_id=loan.id, item_id=item.id,
+                               from_state=loan.state, to_state=loan.state, channel=return_kind,
+                               branch=branch, reason=decision.code)
+            return CheckInResult(loan.id, None, None, decision)
+
+        handed = dropped_at or now
+        counts_from = policies.return_date(profile, place, handed, now)
+        returned_at = now if counts_from == now.date() else handed
+        late = max(0, (returned_at.date() - loan.due).days)
+        res = await conn.execute(
+            update(s.loans).where(s.loans.c.id == loan.id, s.loans.c.returned_at.is_(None))
+            .values(returned_at=returned_at, return_branch=branch, return_kind=return_kind,
+                    state="RETURNED"))
+        if res.rowcount != 1:
+            raise ConcurrentChange(f"loan {loan.id} was returned meanwhile")
+        await record_event(conn, at=now, event="CHECK_IN", actor_role=role.value, actor=actor,
+                           loan_id=loan.id, item_id=item.id,
+                           from_state=loan.state, to_state="RETURNED", channel=return_kind,
+                           branch=branch,
+                           reason=f"returned_at {returned_at.isoformat()}"
+                                  + (f", {late} days late" if late else ""))
+        if loan.request_id is not None:
+            req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
+            if req.state in _LOANED_REQUEST_STATES:
+                await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
+                                 channel=return_kind, branch=branch, reason=f"loan {loan.id}")
+                if not item.ill:
+                    req = await get_row(conn, s.requests, s.requests.c.id == req.id, what="request")
+                    await transition(conn, req, Event.CLOSE, role=Role.SYSTEM, actor="circulation",
+                                     at=now, branch=branch, reason=f"loan {loan.id} returned")
+        await conn.execute(update(s.items).where(s.items.c.id == item.id)
+                           .values(status="available", current_branch=branch, updated_at=now))
+        fresh = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
+        routing = await holds.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
+                                         walk_in=walk_in)
+        return CheckInResult(loan.id, returned_at, routing,
+                             policies.decide("ok", returned_at=returned_at, overdue_days=late),
+                             late)
+
+    return await circ.db.run(work)
+
+
+async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in):
+    """A copy scanned at check-in that is not on loan: never a second return."""
+    if item.status == "on_hold_shelf" or await _secured_on_shelf(conn, item.id):
+        return CheckInResult(None, None, None, _refuse("not_on_loan", status="on_hold_shelf"))
+    if item.status == "in_transit":
+        leg = (await conn.execute(select(s.transits).where(
+            s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None))
+            .order_by(s.transits.c.id.desc()))).first()
+        if leg is not None and leg.from_branch == branch and leg.to_branch != branch:
+            # scanned again where it is being sent from: it has not arrived anywhere
+            return CheckInResult(None, None, None,
+                                 _refuse("not_on_loan", status="in_transit", to_branch=leg.to_branch))
+        routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
+        return CheckInResult(None, None, routing, _refuse("not_on_loan", status="in_transit"))
+    if item.status in ("available", "on_loan", "lost"):
+        if item.status != "available" or item.current_branch != branch:
+            await conn.execute(update(s.items).where(s.items.c.id == item.id)
+                               .values(status="available", current_branch=branch,
+                                       updated_at=circ.now()))
+            item = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
+        routing = await holds.route_copy(circ, conn, item, branch, role=role, actor=actor,
+                                         walk_in=walk_in)
+        return CheckInResult(None, None, routing, _refuse("not_on_loan", status="available"))
+    return CheckInResult(None, None, None, _refuse("not_on_loan", status=item.status))
+
+
+async def _secured_on_shelf(conn, item_id: int) -> bool:
+    return (await conn.execute(select(s.requests.c.id).where(
+        s.requests.c.item_id == item_id,
+        s.requests.c.state == State.ON_HOLD_SHELF.value))).first() is not None
+
+
+# --------------------------------------------------------------------------- overdue
+
+async def mark_overdue(circ: Circulation) -> int:
+    """Scheduled job: open loans whose due date has passed become OVERDUE (and a linked
+    request gets DUE_DATE_PASSED). Idempotent; returns how many loans it changed. One
+    small unit of work per loan, so a busy counter is never blocked for long."""
+    now = circ.now()
+    async with circ.db.transaction() as conn:
+        run_id = (await conn.execute(insert(s.job_runs).values(job="mark_overdue", started_at=now))
+                  ).inserted_primary_key[0]
+    async with circ.db.read() as conn:
+        ids = list((await conn.execute(select(s.loans.c.id).where(
+            s.loans.c.state == "ON_LOAN", s.loans.c.returned_at.is_(None),
+            s.loans.c.due < now.date()).order_by(s.loans.c.id))).scalars())
+
+    async def one(loan_id: int):
+        async def work(conn: AsyncConnection) -> int:
+            first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what="loan")
+            item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
+            await _lock_title(conn, item0.title_id)
+            await lock_one(conn, s.items, s.items.c.id == item0.id)
+            loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
+            if loan.state != "ON_LOAN" or loan.returned_at is not None or loan.due >= now.date():
+                return 0      # returned or renewed meanwhile
+            await conn.execute(update(s.loans).where(s.loans.c.id == loan.id)
+                               .values(state="OVERDUE"))
+            await record_event(conn, at=now, event="DUE_DATE_PASSED", actor_role=Role.SYSTEM.value,
+                               actor="mark_overdue", loan_id=loan.id, item_id=loan.item_id,
+                               from_state="ON_LOAN",
+                               to_state="OVERDUE", branch=loan.branch,
+                               reason=f"due {loan.due.isoformat()}")
+            if loan.request_id is not None:
+                req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id,
+                                    what="request")
+                if req.state == State.ON_LOAN.value:
+                    await transition(conn, req, Event.DUE_DATE_PASSED, role=Role.SYSTEM,
+                                     actor="mark_overdue", at=now, branch=loan.branch,
+                                     reason=f"loan {loan.id} due {loan.due.isoformat()}")
+            return 1
+        return await circ.db.run(work)
+
+    changed = 0
+    try:
+        for loan_id in ids:
+            changed += await one(loan_id)
+    except Exception as e:
+        async with circ.db.transaction() as conn:
+            await conn.execute(update(s.job_runs).where(s.job_runs.c.id == run_id)
+                               .values(finished_at=circ.now(), changed=changed, error=repr(e)))
+        raise
+    async with circ.db.transaction() as conn:
+        await conn.execute(update(s.job_runs).where(s.job_runs.c.id == run_id)
+                           .values(finished_at=circ.now(), changed=changed))
+    return changed
+
+
+# --------------------------------------------------------------------------- lost
+
+async def declare_lost(circ: Circulation, *, loan_id: int, role, actor: str,
+                       reason: str = "") -> Decision:
+    """Staff declare an open loan lost: the loan becomes LOST (it stays open, so the
+    copy cannot be lent until it turns up and is checked in), the copy's status
+    ``lost``, a linked request DECLARE_LOST (→ LOST)."""
+    role = _role(role)
+
+    async def work(conn: AsyncConnection) -> Decision:
+        now = circ.now()
+        first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what=f"loan {loan_id}")
+        item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
+        await _lock_title(conn, item0.title_id)
+        await lock_one(conn, s.items, s.items.c.id == item0.id)
+        loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
+        if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
+            return _refuse("not_on_loan", state=loan.state)
+        if loan.request_id is not None:
+            req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
+            if req.state in _LOANED_REQUEST_STATES:
+                await transition(conn, req, Event.DECLARE_LOST, role=role, actor=actor, at=now,
+                                 branch=loan.branch, reason=reason or f"loan {loan.id} lost")
+        await conn.execute(update(s.loans).where(s.loans.c.id == loan.id).values(state="LOST"))
+        await conn.execute(update(s.items).where(s.items.c.id == loan.item_id)
+                           .values(status="lost", updated_at=now))
+        await record_event(conn, at=now, event="DECLARE_LOST", actor_role=role.value, actor=actor,
+                           loan_id=loan.id, item_id=loan.item_id,
+                           from_state=loan.state, to_state="LOST", branch=loan.branch,
+                           reason=reason)
+        return policies.OK
+
+    return await circ.db.run(work)
+
+
+# --------------------------------------------------------------------------- patron's page
+
+async def patron_loans(circ: Circulation, card: str) -> list[dict]:
+    """The patron's open loans for the loans page (貸出一覧), oldest due first: title,
+    barcode, lending branch and its name, lent/due dates, overdue flag and days,
+    whether someone is waiting (Iizuka's marks), renewals, and whether a web renewal
+    is possible now, with the refusal message when not (the page shows the renewal
+    button only when ``renewable``)."""
+    now = circ.now()
+    async with circ.db.read() as conn:
+        patron = await get_row(conn, s.patrons, s.patrons.c.card_number == card,
+                               what=f"patron {card!r}")
+        rows = (await conn.execute(
+            select(s.loans, s.items.c.barcode, s.items.c.title_id, s.items.c.library.label("item_library"),
+                   s.items.c.owning_branch, s.items.c.material_type, s.items.c.partner,
+                   s.items.c.ill, s.branches.c.name.label("branch_name"))
+            .join(s.items, s.items.c.id == s.loans.c.item_id)
+            .join(s.branches, s.branches.c.code == s.loans.c.branch)
+            .where(s.loans.c.patron_id == patron.id, s.loans.c.returned_at.is_(None))
+            .order_by(s.loans.c.due, s.loans.c.id))).all()
+        out = []
+        for r in rows:
+            item_like = _ItemView(r.title_id, r.item_library, r.owning_branch)
+            waiting = await _waiting(conn, circ, item_like, patron.id)
+            rec = loan_record(r, card, r.barcode, r.material_type, r.partner, r.ill)
+            lost = r.state == "LOST"
+            if lost:
+                d = _refuse("not_on_loan", state=r.state)
+            else:
+                d = policies.can_renew(circ.profile_of_branch(r.branch), rec, now, channel="web",
+                                       someone_waiting=waiting > 0)
+            days_late = policies.overdue_days(rec, now)
+            out.append({
+                "loan_id": r.id, "title_id": r.title_id,
+                "title": await _title_of(conn, r.title_id, r.request_id),
+                "barcode": r.barcode, "material_type": r.material_type,
+                "branch": r.branch, "branch_name": r.branch_name,
+                "lent_at": r.lent_at, "due": r.due, "state": r.state,
+                "overdue": days_late > 0, "overdue_days": days_late,
+                "someone_waiting": waiting > 0,
+                "renewals": r.renewals, "renewed_via": r.renewed_via,
+                "renewable": d.allowed,
+                "renewal_code": d.code,
+                "renewal_message_ja": "" if d.allowed else d.message_ja,
+                "renewal_message_en": "" if d.allowed else d.message_en,
+            })
+        return out
+
+
+@dataclass(frozen=True)
+class _ItemView:
+    title_id: str
+    library: str
+    owning_branch: str
