@@ -273,23 +273,26 @@ async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_u
 async def install_network(conn: AsyncConnection, profiles: dict[str, Profile], *,
                           partners: dict[str, str] | None = None) -> None:
     """Insert (or update) the libraries and branches of the given profiles, and
-    university partners (code → name) without a profile. Idempotent."""
+    university partners (code → name) without a profile. Idempotent; rows that are
+    already as wanted are not written."""
+    libs = {r.code: r for r in (await conn.execute(select(s.libraries))).all()}
+    brs = {r.code: r for r in (await conn.execute(select(s.branches))).all()}
+
+    async def put(table, have: dict, code: str, values: dict) -> None:
+        row = have.get(code)
+        if row is None:
+            await conn.execute(insert(table).values(code=code, **values))
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            await conn.execute(update(table).where(table.c.code == code).values(**values))
+
     for code, prof in profiles.items():
-        await _upsert(conn, s.libraries, {"code": prof.system},
-                      {"name": prof.name, "kind": "city", "profile": code})
+        await put(s.libraries, libs, prof.system, {"name": prof.name, "kind": "city", "profile": code})
         for bcode, bc in prof.branches.items():
             b = bc.branch
-            await _upsert(conn, s.branches, {"code": bcode},
-                          {"library": prof.system, "name": b.name, "pickup": b.pickup, "kind": b.kind})
+            await put(s.branches, brs, bcode,
+                      {"library": prof.system, "name": b.name, "pickup": b.pickup, "kind": b.kind})
     for code, name in (partners or {}).items():
-        await _upsert(conn, s.libraries, {"code": code}, {"name": name, "kind": "university"})
-
-
-async def _upsert(conn: AsyncConnection, table, key: dict, values: dict) -> None:
-    where = [table.c[k] == v for k, v in key.items()]
-    res = await conn.execute(update(table).where(*where).values(**values))
-    if res.rowcount == 0:
-        await conn.execute(insert(table).values(**key, **values))
+        await put(s.libraries, libs, code, {"name": name, "kind": "university"})
 
 
 def dumps(data: dict) -> str:

@@ -53,7 +53,7 @@ def test_a_branch_that_never_opens_is_a_configuration_error():
     with pytest.raises(ValueError):
         BranchCalendar("x", {}).add_open_days(date(2026, 1, 1), 1)
     with pytest.raises(ValueError):
-        KOMAE.calendar("central")                                       # hours not in the seed
+        KOMAE.calendar("komae-central")                                       # hours not in the seed
 
 
 def test_iizuka_shelf_deadline_is_seven_open_days_after_the_hold_is_ready():

@@ -137,13 +137,13 @@ def test_iizuka_email_contact_needs_a_registered_address_and_phone_is_not_offere
 
 def komae_request(**kw):
     kw.setdefault("channel", "counter")
-    kw.setdefault("submitted_at_branch", "central")
-    return hold(pickup="central", kind="request", **kw)
+    kw.setdefault("submitted_at_branch", "komae-central")
+    return hold(pickup="komae-central", kind="request", **kw)
 
 
 def test_komae_neighbouring_city_resident_may_reserve_but_not_request():
     chofu = patron("調布市")
-    assert can_place(KOMAE, chofu, book("komae", owning_branch="central"), hold(pickup="central"), NOW)
+    assert can_place(KOMAE, chofu, book("komae", owning_branch="komae-central"), hold(pickup="komae-central"), NOW)
     assert can_place(KOMAE, chofu, None, komae_request(), NOW).code == "not_eligible_for_request"
     assert can_place(KOMAE, patron("狛江市"), None, komae_request(), NOW)
 
@@ -162,17 +162,17 @@ def test_komae_refuses_requests_for_av_and_e_books():
 
 def test_komae_counts_reservations_and_requests_together_up_to_twenty():
     resident = patron("狛江市", active_requests=active(12) + active(8, kind="request"))
-    item = book("komae", owning_branch="central")
-    assert can_place(KOMAE, resident, item, hold(pickup="central"), NOW).code == "limit_total"
+    item = book("komae", owning_branch="komae-central")
+    assert can_place(KOMAE, resident, item, hold(pickup="komae-central"), NOW).code == "limit_total"
     resident = replace(resident, active_requests=resident.active_requests[1:])
-    assert can_place(KOMAE, resident, item, hold(pickup="central"), NOW)
+    assert can_place(KOMAE, resident, item, hold(pickup="komae-central"), NOW)
 
 
 def test_komae_magazines_can_be_reserved_only_from_their_lending_release_date():
-    mag = book("komae", owning_branch="central", material_type="magazine", lending_release=date(2026, 11, 20))
-    d = can_place(KOMAE, patron("狛江市"), mag, hold(pickup="central"), NOW)
+    mag = book("komae", owning_branch="komae-central", material_type="magazine", lending_release=date(2026, 11, 20))
+    d = can_place(KOMAE, patron("狛江市"), mag, hold(pickup="komae-central"), NOW)
     assert d.code == "magazine_not_released"
-    assert can_place(KOMAE, patron("狛江市"), mag, hold(pickup="central"), datetime(2026, 11, 20, 10))
+    assert can_place(KOMAE, patron("狛江市"), mag, hold(pickup="komae-central"), datetime(2026, 11, 20, 10))
 
 
 def test_komae_nishikawara_av_is_reserved_only_at_its_counter_or_by_phone_and_only_when_on_loan():
