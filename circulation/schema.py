@@ -284,3 +284,18 @@ job_runs = Table(
     Column("changed", Integer, nullable=False, server_default="0"),
     Column("error", Text),
 )
+
+# --------------------------------------------------------------------------- 予約カート
+
+# The patron's reservation cart (Iizuka: search → 予約カート → pickup and contact → confirm):
+# titles chosen but not yet placed, each at most once per patron (circulation/cart.py);
+# the id keeps the order they were added in.
+cart_items = Table(
+    "cart_items", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False),
+    Column("title_id", String(128), nullable=False),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("added_at", DateTime, nullable=False),
+    UniqueConstraint("patron_id", "title_id", name="uq_cart_item"),
+)

@@ -149,11 +149,20 @@ class SRUService:
 def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
              host: str = "127.0.0.1", port: int = 8210, z3950_port: int | None = None,
              z3950_settings=None, z3950_workers: int = 1,
-             z3950_worker_argv: Callable[[int], list[str]] | None = None) -> web.Application:
+             z3950_worker_argv: Callable[[int], list[str]] | None = None,
+             circulation=None, mailer=None, circulation_jobs=None,
+             cookie_secure: bool | None = None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
-    worker processes, ``z3950_worker_argv(port)`` each (gateway/z3950_workers.py)."""
+    worker processes, ``z3950_worker_argv(port)`` each (gateway/z3950_workers.py).
+
+    With ``circulation`` (a :class:`circulation.service.Circulation`) the patron and
+    staff JSON API is served under /api/v1 (gateway/circulation_api.py) and the
+    circulation jobs run inside the service (``circulation_jobs``: job name → interval;
+    None = every job at its default interval, the notices job only with ``mailer``, a
+    :class:`connectors.smtp.Mailer`; {} = none). ``cookie_secure``: the session
+    cookie's Secure flag; None = on unless ``host`` is a loopback address."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
@@ -220,6 +229,13 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         app.on_startup.append(start_z3950)
         app.on_cleanup.append(stop_z3950)
 
+    if circulation is not None:
+        from .circulation_api import API, is_loopback, make_api
+
+        secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
+        app.add_subapp(API, make_api(circulation, mailer=mailer, jobs_spec=circulation_jobs,
+                                     cookie_secure=secure))
+
     async def close(_app):
         if hasattr(catalog, "aclose"):
             await catalog.aclose()
@@ -249,9 +265,22 @@ def use_event_loop(kind: str = "auto") -> str:
 
 def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = None,
                z3950_port: int | None = None, event_loop: str = "auto", z3950_workers: int = 1,
-               z3950_worker_argv: Callable[[int], list[str]] | None = None) -> None:
+               z3950_worker_argv: Callable[[int], list[str]] | None = None,
+               circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None) -> None:
+    """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
+    patron/staff API runs at /api/v1 together with the circulation jobs (the notices
+    job only with ``mailer``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("unioncat").info("event loop: %s", use_event_loop(event_loop))
+    circulation = None
+    if circ_db:
+        from circulation.service import Circulation
+        from circulation.store import Database
+
+        circulation = Circulation(Database(circ_db))
+        log.info("circulation API at /api/v1 (database %s)",
+                 circulation.db.url.render_as_string(hide_password=True))
     web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port,
-                         z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv),
+                         z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
+                         circulation=circulation, mailer=mailer, cookie_secure=cookie_secure),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
     _z3950_port(p)
+    _serve_circ_options(p)
 
     p = sub.add_parser("demo", help="load sample records of three libraries and serve them",
                        description="Write sample MARC files for three member libraries (both 880 conventions), "
@@ -304,6 +305,58 @@ def _z3950_workers(args, data_dir: Path) -> dict:
             "z3950_worker_argv": lambda port: worker_argv(args, data_dir, args.host, port, os.getpid())}
 
 
+def _serve_circ_options(p) -> None:
+    g = p.add_argument_group("circulation (the patron and staff API at /api/v1, and its scheduled jobs)")
+    g.add_argument("--circ-db", metavar="URL",
+                   help="the circulation database (SQLAlchemy async URL; default: $UNIONCAT_CIRC_DB, else "
+                   "DATA_DIR/circulation.db when that file exists, which `unioncat circ init` creates); "
+                   "without one no API is served")
+    g.add_argument("--smtp-host", metavar="HOST",
+                   help="send notices over SMTP via HOST (without it the notices job is not scheduled and "
+                   "notices stay queued)")
+    g.add_argument("--smtp-port", type=int, default=25, metavar="PORT")
+    g.add_argument("--smtp-user", metavar="USER", help="SMTP login; password from $UNIONCAT_SMTP_PASSWORD")
+    g.add_argument("--mail-from", metavar="ADDRESS", help="sender address of the notices (needed with --smtp-host)")
+    g.add_argument("--cookie-secure", choices=("auto", "always", "never"), default="auto",
+                   help="the session cookie's Secure flag: auto (default) = on unless --host is a loopback "
+                   "address; use 'always' behind a TLS proxy on loopback")
+
+
+def _serve_circulation(args, data_dir: Path) -> dict:
+    """run_server's circulation options from the serve command line (CircError: said in one line)."""
+    url = args.circ_db or os.environ.get(CIRC_DB_ENV)
+    if not url and (data_dir / "circulation.db").exists():
+        url = f"sqlite+aiosqlite:///{(data_dir / 'circulation.db').resolve()}"
+    if not url:
+        if args.smtp_host:
+            raise CircError("--smtp-host needs a circulation database (--circ-db URL)")
+        return {}
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise CircError(f"not a database URL: {url!r}") from None
+    if u.get_backend_name() == "sqlite" and (not u.database or not Path(u.database).exists()):
+        raise CircError(f"no circulation database at {u.database or url} (run `unioncat circ init` first)")
+    mailer = None
+    if args.smtp_host:
+        if not args.mail_from:
+            raise CircError("--smtp-host needs --mail-from ADDRESS")
+        from connectors.smtp import Mailer
+
+        try:
+            mailer = Mailer(args.smtp_host, args.smtp_port, from_address=args.mail_from,
+                            username=args.smtp_user, password=os.environ.get(SMTP_PASSWORD_ENV))
+        except ValueError as e:
+            raise CircError(str(e)) from None
+    elif args.mail_from:
+        raise CircError("--mail-from needs --smtp-host HOST")
+    secure = {"auto": None, "always": True, "never": False}[args.cookie_secure]
+    return {"circ_db": url, "mailer": mailer, "cookie_secure": secure}
+
+
 def cmd_serve(args) -> int:
     from .app import run_server
 
@@ -319,8 +372,14 @@ def cmd_serve(args) -> int:
         use_event_loop(args.event_loop)
         run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of)
         return 0
+    try:
+        circ = _serve_circulation(args, data_dir)
+    except CircError as e:
+        print(f"unioncat serve: {e}", file=sys.stderr)
+        return 2
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
-               z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir))
+               z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
+               **circ)
     return 0
 
 

@@ -31,15 +31,19 @@ class Server:
     """The real aiohttp app in a thread, on a loopback port, on the event loop
     `unioncat serve` uses by default (uvloop when installed, else asyncio's)."""
 
-    def __init__(self, data_dir, catalog=None, z3950_settings=None):
+    def __init__(self, data_dir, catalog=None, z3950_settings=None, circulation=None, **app_options):
+        """``circulation`` (a Circulation whose database the server's loop will use) adds
+        the /api/v1 circulation API; ``app_options`` go to make_app (mailer,
+        circulation_jobs, cookie_secure)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.z3950_port = free_port()
         self.z3950 = f"tcp:127.0.0.1:{self.z3950_port}"     # as yaz-client / zoomsh address it
         self.loop = _new_loop()
+        self.circulation = circulation
         self.app = make_app(data_dir, port=self.port, catalog=catalog, z3950_port=self.z3950_port,
-                            z3950_settings=z3950_settings)
+                            z3950_settings=z3950_settings, circulation=circulation, **app_options)
         self.runner = web.AppRunner(self.app)
         ready = threading.Event()
 
@@ -69,6 +73,10 @@ class Server:
                 return r.status, r.read(), r.headers.get("Content-Type", "")
         except urllib.error.HTTPError as e:
             return e.code, e.read(), e.headers.get("Content-Type", "")
+
+    def run(self, coro, timeout: float = 60):
+        """Run a coroutine on the server's event loop (where its database engine lives)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self):
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
