@@ -15,6 +15,7 @@ system error), the negotiated message sizes, and the BER limits of the decoder
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -197,8 +198,8 @@ class Z3950Service:
             database, library = self._database_filter(req.database_names)
             query = self._to_query(req.query)
             if library is not None:
-                query = Query(Boolean("and", query.root, Clause("bath.possessingInstitution", "==", library)),
-                              query.sort)
+                query = dataclasses.replace(query, root=Boolean("and", query.root,
+                                                                Clause("bath.possessingInstitution", "==", library)))
             sets = {k: v.result for k, v in state.result_sets.items()}
             state.result_sets.pop(name, None)       # a failed search leaves no stale set under this name
             result = await self._timed(self.catalog.search(query, result_sets=sets))

@@ -93,6 +93,10 @@ class SortKey:
 class Query:
     root: Node
     sort: tuple[SortKey, ...] = field(default_factory=tuple)
+    # Without sort keys: True orders by relevance (CQL, and Z39.50 with relation 102);
+    # False leaves index order (ascending union id), as Zebra does for Z39.50 queries
+    # that do not ask for relevance -- cheaper, since nothing has to be scored.
+    ranked: bool = True
 
 
 def walk(node: Node):

@@ -381,6 +381,20 @@ def test_relevance_is_default_and_title_weighs_more(cat):
     assert set(got[:2]) == {"a17", "a18"}
 
 
+def test_unranked_queries_come_in_index_order_with_the_same_hits(cat):
+    """Query(ranked=False) (Z39.50 without relation 102): ascending union id, same set."""
+    from dataclasses import replace
+
+    for cql in ("information", "dc.title=librar*", "dc.title=libraries or dc.creator=smith", "cql.allRecords=1"):
+        q = cat.query(cql)
+        res = cat.search(replace(q, ranked=False))
+        ids = cat.run(cat.catalog.page(res, 0, res.total))
+        assert ids == sorted(ids) and res.total == len(ids)
+        assert set(ids) == set(cat.ids(cql)), cql
+    ranked = cat.ids("information")
+    assert ranked != sorted(ranked)            # a17/a18 first by relevance, not by id
+
+
 # ---------------------------------------------------------------- facets, scan
 def test_facets(cat):
     res = cat.search("cql.allRecords=1")

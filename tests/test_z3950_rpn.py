@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import random
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -851,22 +853,25 @@ MAPPINGS = [
 @pytest.mark.parametrize("pqf, cql", BATH + MAPPINGS)
 def test_mapping_matches_cql(pqf, cql):
     q = mapped(pqf)
+    assert q.ranked == ("2=102" in pqf)           # relevance order only when asked (else index order)
+    q = replace(q, ranked=True)
     assert q == parse_cql(cql, CONFIG)
     # the same through BER
-    assert rpn_to_query(decode_rpn_query(decode_all(encode_rpn_query(parse_pqf(pqf)))), CONFIG, MAPPING) == q
+    assert replace(rpn_to_query(decode_rpn_query(decode_all(encode_rpn_query(parse_pqf(pqf)))), CONFIG, MAPPING),
+                   ranked=True) == q
 
 
 def test_mapping_by_hand_built_queries():
     title = Clause("dc.title", "=", "x")
-    assert rpn_to_query(q1(APT((A(1, 4), A(1, 4)), "x"))) == Query(title)      # equal duplicates are harmless
-    assert rpn_to_query(q1(APT((A(1, 4, BIB1), A(2, 3)), "x"))) == Query(title)
-    assert rpn_to_query(q1(APT((A(1, ("title",)),), "x"))) == Query(title)      # one-string complex list
-    assert rpn_to_query(q1(APT((AttributeElement(1, "title", None, (1, 2)),), "x"))) == Query(title)
-    assert rpn_to_query(q1(APT((A(1, 4),), "x", "characterString")), CONFIG, MAPPING) == Query(title)
+    assert rpn_to_query(q1(APT((A(1, 4), A(1, 4)), "x"))) == Query(title, ranked=False)      # equal duplicates are harmless
+    assert rpn_to_query(q1(APT((A(1, 4, BIB1), A(2, 3)), "x"))) == Query(title, ranked=False)
+    assert rpn_to_query(q1(APT((A(1, ("title",)),), "x"))) == Query(title, ranked=False)      # one-string complex list
+    assert rpn_to_query(q1(APT((AttributeElement(1, "title", None, (1, 2)),), "x"))) == Query(title, ranked=False)
+    assert rpn_to_query(q1(APT((A(1, 4),), "x", "characterString")), CONFIG, MAPPING) == Query(title, ranked=False)
     ands = _balanced("and", 7)          # 127 operators, depth 8
     assert rpn_to_query(q1(ands), CONFIG, MAPPING).root.op == "and"
     q = rpn_to_query(q1(RPNOp("or", APT((), "a"), APT((A(7, 2), A(1, 4)), " 0 "))), CONFIG, MAPPING)
-    assert q == Query(Clause("cql.serverChoice", "=", "a"), (SortKey("title", False),))
+    assert q == Query(Clause("cql.serverChoice", "=", "a"), (SortKey("title", False),), ranked=False)
 
 
 def _balanced(op: str, depth: int):
@@ -876,7 +881,7 @@ def _balanced(op: str, depth: int):
 
 
 def test_mapping_defaults_load_configuration():
-    assert rpn_to_query(parse_pqf("@attr 1=4 x")) == Query(Clause("dc.title", "=", "x"))
+    assert rpn_to_query(parse_pqf("@attr 1=4 x")) == Query(Clause("dc.title", "=", "x"), ranked=False)
 
 
 # ---------------------------------------------------------------------------

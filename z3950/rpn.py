@@ -142,8 +142,9 @@ Relation (2):
   Bath level 2 date range).  With a word-list structure (6, 105, 106) or with
   a term that truncation made masked -> **123**.  Structures 4, 5, 109 need an
   integer term -> **126**.  Position and completeness do not apply.
-* 3 equal (default) and 102 relevance (results are always ranked) -> equality,
-  below.  103 AlwaysMatches: ``cql.allRecords`` when no use attribute is given
+* 3 equal (default) and 102 relevance -> equality, below.  Result order: with
+  102 on any term, by relevance (as CQL); without it, index order (ascending
+  record id), as Zebra -- nothing is scored.  Sort keys (type 7, Sort) win.  103 AlwaysMatches: ``cql.allRecords`` when no use attribute is given
   (or the use is ``_ALLRECORDS``/``cql.allRecords``), else ``index = *`` (every
   record that has the index); the term is ignored.
 
@@ -1531,7 +1532,16 @@ def rpn_to_query(q: RPNQuery, config: IndexConfig | None = None, mapping: Bib1Ma
         raise Bib1Diagnostic(237, "the query has only embedded sort keys")
     node = m.node(root, 1)
     keys.sort(key=lambda k: k[0])       # stable: keys of one level keep their order
-    return Query(node, tuple(k[1] for k in keys))
+    return Query(node, tuple(k[1] for k in keys), ranked=_asks_relevance(q.root))
+
+
+def _asks_relevance(node) -> bool:
+    """True if any term carries relation 102 (relevance)."""
+    if isinstance(node, APT):
+        return any(a.type == 2 and a.value == 102 for a in node.attributes)
+    if isinstance(node, RPNOp):
+        return _asks_relevance(node.left) or _asks_relevance(node.right)
+    return False
 
 
 def apt_to_scan(apt: APT, config: IndexConfig | None = None, mapping: Bib1Mapping | None = None,

@@ -425,7 +425,7 @@ class ElasticsearchCatalog:
             sort.append({col: {"order": "asc" if k.ascending else "desc", "missing": "_first" if missing_first else "_last"}})
         if filters:
             q = {"bool": {"must": [q], "filter": filters}}
-        if not sort and comp.ranked:
+        if not sort and comp.ranked and query.ranked:
             sort.append({"_score": "desc"})
         sort.append({"union_id": "asc"})
         resp = await self._call(self.es.search, index=self.cfg.index, query=q, sort=sort, size=FIRST_PAGE,

@@ -506,10 +506,12 @@ class SqliteCatalog:
             order_sql = (f"SELECT union_id FROM doc WHERE union_id IN ({set_sql}){where}"
                          f" ORDER BY {', '.join(order)}, union_id")
             order_params = set_params
-        elif isinstance(plan, Fts):
+        elif isinstance(plan, Fts) and query.ranked:
             order_sql = f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {self._weights()}), rowid"
             order_params = set_params
-        elif comp.rank_exprs:
+        elif isinstance(plan, Fts):
+            order_sql, order_params = "SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY rowid", set_params
+        elif comp.rank_exprs and query.ranked:
             expr = " OR ".join(f"({e})" for e in comp.rank_exprs)
             order_sql = (f"SELECT s.id FROM ({set_sql}) s LEFT JOIN (SELECT rowid AS rid, bm25(ft, {self._weights()})"
                          f" AS score FROM ft WHERE ft MATCH ?) r ON r.rid = s.id ORDER BY r.score IS NULL, r.score, s.id")
@@ -521,6 +523,12 @@ class SqliteCatalog:
         if where:
             set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
         handle = _Lazy(order_sql, order_params, set_sql, set_params)
+        if not sort and not query.ranked:
+            # nothing to score or sort: the first MATERIALIZE + 1 ids in index order
+            # tell a small set (kept, no COUNT needed) from a large one
+            ids = [r[0] for r in conn.execute(f"{order_sql} LIMIT ?", [*order_params, MATERIALIZE + 1])]
+            if len(ids) <= MATERIALIZE:
+                return SearchResult(len(ids), ids, handle)
         total = conn.execute(f"SELECT COUNT(*) FROM ({set_sql})", set_params).fetchone()[0]
         if total <= MATERIALIZE:
             ids = [r[0] for r in conn.execute(order_sql, order_params)]
