@@ -809,6 +809,10 @@ async def change(circ: Circulation, *, request_id: int, card: str | None = None,
                 and pickup_branch not in (None, row.pickup_branch)):
             # Komae: a request is handed in at the branch where it is collected
             return policies.decide("request_not_at_pickup_branch")
+        if (role in ("patron", lt.Role.PATRON) and not profile.placing.patron_pickup_change
+                and pickup_branch not in (None, row.pickup_branch)):
+            # Iizuka: 受取場所を変更したい場合は予約を取消して、最初からやり直してください
+            return policies.decide("pickup_change_not_allowed")
         patron_row = await _patron_by_id(conn, row.patron_id)
         d = await _validate_settings(circ, profile, patron_row, pickup_branch, contact_method)
         if not d.allowed:

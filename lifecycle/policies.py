@@ -44,6 +44,10 @@ REASONS: dict[str, tuple[str, str]] = {
                              "This branch takes holds on this material only at its counter or by phone, and only when it is on loan."),
     "limit_material": ("この種類の予約件数の上限に達しています。",
                        "You have reached the hold limit for this material type."),
+    "duplicate_request": ("この資料はすでに予約・リクエストしています。",
+                          "You already have a reservation or request for this title."),
+    "pickup_change_not_allowed": ("受取場所を変更する場合は、予約を取消して最初からやり直してください。",
+                                  "To change the pickup branch, cancel the reservation and place it again."),
     "limit_total": ("予約・リクエストの件数の上限に達しています。",
                     "You have reached the limit of holds and requests together."),
     "blocked_overdue": ("返却期限を2週間以上過ぎた資料があるため予約できません。",
@@ -239,6 +243,8 @@ def can_place(profile: Profile, patron: Patron, item: Item | None, request: Requ
         return decide("blocked_overdue", days=p.overdue_block_days)
 
     live = [r for r in patron.active_requests if r.state in _LIVE_REQUEST_STATES and r.id != request.id]
+    if any(r.title_id == request.title_id for r in live):
+        return decide("duplicate_request")
     if p.total_limit is not None and len(live) >= p.total_limit:
         return decide("limit_total", limit=p.total_limit)
     bucket = _limit_bucket(profile, material)

@@ -67,6 +67,7 @@ class Placing:
     limits: dict[str, int]
     total_limit: int | None
     branch_material_rules: tuple[BranchMaterialRule, ...]
+    patron_pickup_change: bool = True      # may a patron change the pickup branch after placing?
 
 
 @dataclass(frozen=True)
@@ -319,6 +320,7 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
         limits=limits,
         total_limit=_opt_int(p, "total_limit"),
         branch_material_rules=tuple(rules),
+        patron_pickup_change=p.get("patron_pickup_change", bool, True),
     )
     p.done()
 

@@ -27,7 +27,8 @@ GONE = TERMINAL - {State.COMPLETED}
 
 
 def _order(r: Request):
-    return (r.placed_at, r.id)
+    # ids are the database's integers as text: "9" before "10" (shorter first)
+    return (r.placed_at, len(r.id), r.id)
 
 
 def title_queue(requests: Iterable[Request], title_id: str) -> list[Request]:

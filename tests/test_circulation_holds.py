@@ -700,11 +700,12 @@ async def test_pickup_and_contact_change_only_before_the_copy_is_secured(circ):
     await add_patron(circ, "1000000019", "iizuka", email="z@example.jp")
     await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka", status="on_loan")
     r = await web_place(circ, "1000000019", "T-ONE", "iizuka")
+    # (an Iizuka patron may not change the pickup branch; staff at the counter may)
     assert (await holds.change(circ, request_id=r.request_id, card="1000000019",
-                               pickup_branch="tomohato", role="patron", actor="x")).code == \
+                               pickup_branch="tomohato", role="staff", actor="x")).code == \
         "pickup_not_service_point"
     d = await holds.change(circ, request_id=r.request_id, card="1000000019", pickup_branch="kaita",
-                           contact_method="email", role="patron", actor="x")
+                           contact_method="email", role="staff", actor="x")
     assert d.allowed
     row = await req(circ, r.request_id)
     assert (row.pickup_branch, row.contact_method) == ("kaita", "email")
@@ -825,7 +826,7 @@ async def test_every_hold_notice_queued_here_renders_as_a_japanese_mail(circ):
     await add_item(circ, "IZ1", "T-MAIL", "iizuka", "iizuka", status="on_loan")
     r = await web_place(circ, "1000000022", "T-MAIL", "iizuka", contact_method="email",
                         title="銀河鉄道の夜")
-    await holds.change(circ, request_id=r.request_id, pickup_branch="kaita", role="patron", actor="x")
+    await holds.change(circ, request_id=r.request_id, pickup_branch="kaita", role="staff", actor="x")   # staff: Iizuka patrons may not
     await check_in(circ, "IZ1", "kaita")
     await holds.cancel(circ, request_id=r.request_id, channel="counter", branch="kaita", **STAFF)
     sent = await notices_of(circ, r.request_id)
@@ -842,3 +843,50 @@ async def test_a_title_placed_without_a_display_title_is_shown_by_its_id(circ):
     await add_item(circ, "IZ1", "T-NOTITLE", "iizuka", "iizuka")
     r = await web_place(circ, "1000000023", "T-NOTITLE", "iizuka")
     assert (await req(circ, r.request_id)).title == "T-NOTITLE"
+
+
+# --------------------------------------------------------------------------- review follow-ups
+
+async def test_iizuka_patron_cannot_change_the_pickup_branch_after_placing_but_staff_can(circ):
+    """Iizuka: ※予約完了後、受取場所を変更したい場合は予約を取消して、最初からやり直してください。"""
+    await add_patron(circ, "1000000001", "iizuka", email="a@example.jp")
+    await add_item(circ, "IZ1", "t-pick", "iizuka", "iizuka")
+    rid = (await web_place(circ, "1000000001", "t-pick", "iizuka")).request_id
+    d = await holds.change(circ, request_id=rid, card="1000000001", pickup_branch="honami",
+                           role="patron", actor="1000000001")
+    assert not d.allowed and d.code == "pickup_change_not_allowed" and "取消" in d.message_ja
+    assert (await req(circ, rid)).pickup_branch == "iizuka"
+    d = await holds.change(circ, request_id=rid, card="1000000001", contact_method="email",
+                           role="patron", actor="1000000001")
+    assert d.allowed                                      # the contact method may change
+    assert (await holds.change(circ, request_id=rid, pickup_branch="honami", **STAFF)).allowed
+    assert (await req(circ, rid)).pickup_branch == "honami"
+
+
+async def test_hiroshima_patron_may_change_the_pickup_branch(circ):
+    await add_patron(circ, "H1", "hiroshima", **HIROSHIMA_CONTACT)
+    await add_item(circ, "HS1", "t-hpick", "hiroshima", "naka")
+    rid = (await web_place(circ, "H1", "t-hpick", "naka")).request_id
+    assert (await holds.change(circ, request_id=rid, card="H1", pickup_branch="higashi",
+                               role="patron", actor="H1")).allowed
+    assert (await req(circ, rid)).pickup_branch == "higashi"
+
+
+async def test_a_second_reservation_of_the_same_title_is_refused(circ):
+    await add_patron(circ, "1000000002", "iizuka", email="b@example.jp")
+    await add_item(circ, "IZ2", "t-dup", "iizuka", "iizuka")
+    assert (await web_place(circ, "1000000002", "t-dup", "iizuka")).request_id is not None
+    again = await web_place(circ, "1000000002", "t-dup", "honami")
+    assert again.request_id is None and again.decision.code == "duplicate_request"
+    assert len(await rows(circ, s.requests, s.requests.c.title_id == "t-dup")) == 1
+
+
+async def test_queue_order_breaks_same_second_ties_by_numeric_request_id(circ):
+    """Ten placements in the same second: request 10 stays behind request 9."""
+    cards = [f"10000001{i:02d}" for i in range(11)]
+    for c in cards:
+        await add_patron(circ, c, "iizuka")
+    await add_item(circ, "IZ3", "t-tie", "iizuka", "iizuka", status="on_loan")
+    ids = [(await web_place(circ, c, "t-tie", "iizuka")).request_id for c in cards]
+    listed = {r["request_id"]: r["position"] for c in cards for r in await holds.patron_requests(circ, c)}
+    assert [listed[i] for i in ids] == list(range(1, 12))

@@ -365,6 +365,12 @@ def test_queue_is_first_in_first_out_per_title():
     assert queue_position(rs, rs[0]) == 2
 
 
+def test_same_second_placements_queue_by_numeric_request_id():
+    rs = [queued("10", T0), queued("9", T0), queued("100", T0)]
+    assert choose_request_to_trap(rs, book(), NOW).id == "9"
+    assert [queue_position(rs, r) for r in rs] == [2, 1, 3]
+
+
 def test_suspended_requests_are_passed_over_but_keep_their_place():
     rs = [queued("a", T0, state=State.SUSPENDED), queued("b", T0 + timedelta(hours=1))]
     assert choose_request_to_trap(rs, book(), NOW).id == "b"
