@@ -467,11 +467,9 @@ async def _secured_on_shelf(conn, item_id: int) -> bool:
 async def mark_overdue(circ: Circulation) -> int:
     """Scheduled job: open loans whose due date has passed become OVERDUE (and a linked
     request gets DUE_DATE_PASSED). Idempotent; returns how many loans it changed. One
-    small unit of work per loan, so a busy counter is never blocked for long."""
+    small unit of work per loan, so a busy counter is never blocked for long. Its runs
+    are recorded in ``job_runs`` by circulation.jobs.run_job."""
     now = circ.now()
-    async with circ.db.transaction() as conn:
-        run_id = (await conn.execute(insert(s.job_runs).values(job="mark_overdue", started_at=now))
-                  ).inserted_primary_key[0]
     async with circ.db.read() as conn:
         ids = list((await conn.execute(select(s.loans.c.id).where(
             s.loans.c.state == "ON_LOAN", s.loans.c.returned_at.is_(None),
@@ -504,17 +502,8 @@ async def mark_overdue(circ: Circulation) -> int:
         return await circ.db.run(work)
 
     changed = 0
-    try:
-        for loan_id in ids:
-            changed += await one(loan_id)
-    except Exception as e:
-        async with circ.db.transaction() as conn:
-            await conn.execute(update(s.job_runs).where(s.job_runs.c.id == run_id)
-                               .values(finished_at=circ.now(), changed=changed, error=repr(e)))
-        raise
-    async with circ.db.transaction() as conn:
-        await conn.execute(update(s.job_runs).where(s.job_runs.c.id == run_id)
-                           .values(finished_at=circ.now(), changed=changed))
+    for loan_id in ids:
+        changed += await one(loan_id)
     return changed
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, new_circulation, rows
+from circulation.jobs import run_job
 from circulation import holds, loans
 from circulation import schema as s
 from circulation.store import NotFound
@@ -546,17 +547,17 @@ async def test_overdue_marking_is_idempotent_and_moves_a_hold_loan_to_overdue(ci
     at(circ, datetime(2026, 11, 10, 10))
     fresh = await lend(circ, "IB2", "I002", "iizuka")      # due 24 Nov
     at(circ, datetime(2026, 11, 15, 23))                   # the due day itself: not overdue yet
-    assert await loans.mark_overdue(circ) == 0
+    assert await run_job(circ, "overdue") == 0
     at(circ, datetime(2026, 11, 16, 0, 5))
-    assert await loans.mark_overdue(circ) == 1
-    assert await loans.mark_overdue(circ) == 0
+    assert await run_job(circ, "overdue") == 1
+    assert await run_job(circ, "overdue") == 0
     assert (await loan_row(circ, hold_loan.loan_id)).state == "OVERDUE"
     assert (await loan_row(circ, fresh.loan_id)).state == "ON_LOAN"
     assert (await request_row(circ, rid)).state == "OVERDUE"
     assert [e[0] for e in await events(circ, s.events.c.event == "DUE_DATE_PASSED")] == [
         "DUE_DATE_PASSED", "DUE_DATE_PASSED"]             # the loan's and its request's
     runs = await rows(circ, s.job_runs, order_by=s.job_runs.c.id)
-    assert [(r.job, r.changed) for r in runs] == [("mark_overdue", 0), ("mark_overdue", 1), ("mark_overdue", 0)]
+    assert [(r.job, r.changed) for r in runs] == [("overdue", 0), ("overdue", 1), ("overdue", 0)]
     assert all(r.finished_at is not None and r.error is None for r in runs)
 
 
