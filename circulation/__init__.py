@@ -10,4 +10,11 @@ every transition and a transactional outbox for notices.
 | `holds.py` | placing, sets, groups, cancelling, suspending, trapping, transits, hold shelf, expiry, request review |
 | `loans.py` | check-out, renewal, check-in (returns, return points, drop points), overdue marking |
 | `notices.py` | the outbox: queueing notices in the caller's transaction, templates, suppression, dispatch |
+| `jobs.py` | the scheduled jobs as a table (shelf expiry, overdue, purge, lapsed requests, notices), `run_job`, `Scheduler` |
+| `auth.py` | passwords (Argon2id), patron and staff login, lockout, sessions, roles |
+| `bookshelf.py` | My bookshelf, borrowing history (opt-in), reading goal, patron settings and calendar |
+| `cart.py` | the reservation cart (予約カート) and its checkout |
+| `loaders.py` | CSV loaders for patrons, items, staff and calendars |
+
+The HTTP API over these is `gateway/circulation_api.py`; SMTP is `connectors/smtp.py`.
 """
