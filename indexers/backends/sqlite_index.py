@@ -25,6 +25,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -41,6 +42,12 @@ from ..union import UnionDocument
 
 SEP = "\ue000"
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
+# Searches and record fetches first run on the caller's (event loop) thread with this
+# much SQLite time; one that needs more is interrupted and run again on a worker thread.
+# Most requests finish inline, saving the hand-over to a thread and back (a few tenths of
+# a millisecond, more than the work itself for a small search); a large one never holds
+# the event loop for long.
+INLINE_BUDGET = 0.002
 NO_MATCH = '"\ue001"'  # a token that is never indexed
 
 
@@ -461,6 +468,7 @@ class SqliteCatalog:
         self.writer = SqliteIndexWriter(self.mapping)
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
+        self.inline_budget = INLINE_BUDGET
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -635,8 +643,23 @@ class SqliteCatalog:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
     # async Catalog interface ----------------------------------------------------
+    async def _run(self, fn, *args):
+        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread."""
+        if self.inline_budget > 0:
+            conn = self._conn()
+            deadline = time.perf_counter() + self.inline_budget
+            conn.set_progress_handler(lambda: time.perf_counter() > deadline, 200)
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as e:
+                if "interrupted" not in str(e):
+                    raise
+            finally:
+                conn.set_progress_handler(None, 200)
+        return await asyncio.to_thread(fn, *args)
+
     async def search(self, query: Query, result_sets=None) -> SearchResult:
-        return await asyncio.to_thread(self.search_sync, query, result_sets)
+        return await self._run(self.search_sync, query, result_sets)
 
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
@@ -644,14 +667,14 @@ class SqliteCatalog:
         return await asyncio.to_thread(self.page_sync, result, offset, count)
 
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
-        return await asyncio.to_thread(self.fetch_sync, ids)
+        return await self._run(self.fetch_sync, ids)
 
     async def page_iso2709(self, result: SearchResult, offset: int, count: int
                            ) -> tuple[list[int], dict[int, bytes | None]]:
         """Z39.50/SRU fast path: one page of ids and their display records as
         UTF-8 ISO 2709 (``indexers.store.display_iso2709``; None = decode that
         one with ``fetch``), in one call to the worker thread."""
-        return await asyncio.to_thread(self.page_iso2709_sync, result, offset, count)
+        return await self._run(self.page_iso2709_sync, result, offset, count)
 
     async def facets(self, result, names, limit):
         return await asyncio.to_thread(self.facets_sync, result, names, limit)
