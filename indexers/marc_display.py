@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+from itertools import accumulate
 from typing import Iterable, Iterator
 
 import pymarc
@@ -397,13 +398,13 @@ def iso2709_assemble(leader: str, fields: Iterable[tuple[bytes, bytes]]) -> byte
 # What decoding and re-encoding fields gives back unchanged: control fields (00X)
 # without separators, then data fields with two printable indicators and subfields
 # each with a one-byte printable code (no empty code, no text before the first).
-_ENTRY = re.compile(rb"([0-9A-Za-z]{3})([0-9]{4})([0-9]{5})")
+_DIRECTORY = re.compile(rb"(?:[0-9A-Za-z]{3}[0-9]{9})*")
 
 
-@functools.lru_cache(maxsize=64)
-def _data_area(controls: int) -> re.Pattern:
-    return re.compile(rb"(?:[^\x1d\x1e\x1f]*\x1e){%d}(?:[ -~]{2}(?:\x1f[!-~][^\x1d\x1e\x1f]*)*\x1e)*\x1d"
-                      % controls)
+# In the data fields joined as \x1e + body + \x1e + body ... (\x1e before each body):
+# a field start without two printable indicators followed by a subfield, the field's
+# end or the data's end; a subfield delimiter without a printable one-byte code.
+_BAD_DATA_FIELD = re.compile(rb"\x1e(?![ -~]{2}(?:\x1f|\x1e|$))|\x1f(?![!-~])|\x1d")
 
 
 def splice_iso2709(raw: bytes, drop: frozenset[bytes] | set[bytes], tag: bytes,
@@ -422,53 +423,57 @@ def splice_iso2709(raw: bytes, drop: frozenset[bytes] | set[bytes], tag: bytes,
         return None
     if base < 25 or (base - 25) % 12 or len(raw) <= base or raw[base - 1] != 0x1E:
         return None
-    entries = _ENTRY.findall(raw, 24, base - 1)
-    if len(entries) * 12 != base - 25:
+    directory = raw[24:base - 1]
+    if _DIRECTORY.fullmatch(directory) is None:
         return None
-    new_num = int(tag)
-    pieces: list[bytes] = []          # field bodies with terminators, in the new order
-    tags: list[bytes] = []
-    pos = controls = 0
-    data_seen = inserted = False
-    for t, length, start in entries:
-        n = int(length)
-        if int(start) != pos or n < 1 or raw[base + pos + n - 1] != 0x1E:
-            return None
-        if t < b"010" and t.isdigit():
-            if data_seen:
-                return None
-            controls += 1
-        else:
-            data_seen = True
-        if t not in drop:
-            if not inserted and (not t.isdigit() or int(t) > new_num):
-                tags += [tag] * len(bodies)
-                pieces += [b + b"\x1e" for b in bodies]
-                inserted = True
-            tags.append(t)
-            pieces.append(raw[base + pos: base + pos + n])
-        pos += n
-    if base + pos + 1 != len(raw) or _data_area(controls).fullmatch(raw, base) is None:
+    steps = range(0, len(directory), 12)
+    tags = [directory[i:i + 3] for i in steps]
+    lengths = [int(directory[i + 3:i + 7]) for i in steps]
+    # the data area split at the field terminators: the directory must describe exactly
+    # these fields, contiguous and in order (list comprehensions: no per-field statements)
+    area = raw[base:-1]
+    if raw[-1] != 0x1D or not area.endswith(b"\x1e"):
         return None
-    if not inserted:
-        tags += [tag] * len(bodies)
-        pieces += [b + b"\x1e" for b in bodies]
-    directory = bytearray()
-    off = 0
-    for t, piece in zip(tags, pieces):
-        n = len(piece)
-        if n > ISO2709_MAX_FIELD:
-            return None
-        directory += b"%s%04d%05d" % (t, n, off)
-        off += n
+    found = area[:-1].split(b"\x1e")
+    if len(found) != len(tags) or [len(f) + 1 for f in found] != lengths:
+        return None
+    if [int(directory[i + 7:i + 12]) for i in steps] != list(accumulate(lengths[:-1], initial=0)):
+        return None
+    controls = 0
+    while controls < len(tags) and tags[controls] < b"010" and tags[controls].isdigit():
+        controls += 1
+    if any(t < b"010" and t.isdigit() for t in tags[controls:]):
+        return None
+    if any(b"\x1f" in f or b"\x1d" in f for f in found[:controls]):
+        return None
+    if _BAD_DATA_FIELD.search(b"\x1e" + b"\x1e".join(found[controls:])) is not None:
+        return None
+    if drop.isdisjoint(tags):
+        kept_tags, kept = tags, found
+    else:
+        keep = [t not in drop for t in tags]
+        kept_tags = [t for t, k in zip(tags, keep) if k]
+        kept = [f for f, k in zip(found, keep) if k]
+    at = len(kept_tags)
+    if tag.isdigit():
+        at = next((i for i, t in enumerate(kept_tags) if not t.isdigit() or t > tag), at)
+    new_tags = kept_tags[:at] + [tag] * len(bodies) + kept_tags[at:]
+    new_bodies = kept[:at] + list(bodies) + kept[at:]
+    lengths = [len(b) + 1 for b in new_bodies]
+    if max(lengths, default=0) > ISO2709_MAX_FIELD:
+        return None
+    directory = b"".join([b"%s%04d%05d" % e for e in zip(new_tags, lengths, accumulate(lengths, initial=0))])
     new_base = 24 + len(directory) + 1
-    total = new_base + off + 1
+    total = new_base + sum(lengths) + 1
     if total > ISO2709_MAX_RECORD:
         return None
-    return _leader(leader, total, new_base) + bytes(directory) + b"\x1e" + b"".join(pieces) + b"\x1d"
+    return (_leader(leader, total, new_base) + directory + b"\x1e" + b"\x1e".join(new_bodies)
+            + b"\x1e\x1d")
 
 
 def _leader(leader: str, total: int, base: int) -> bytes:
+    if len(leader) == 24 and leader.isascii() and leader.isprintable():
+        return ("%05d%sa22%05d%s4500" % (total, leader[5:9], base, leader[17:20])).encode("ascii")
     lead = [c if " " <= c <= "~" else " " for c in leader[:24].ljust(24)]
     lead[0:5] = "%05d" % total
     lead[9] = "a"
