@@ -76,13 +76,17 @@ PHASES = ("search", "present", "session")
 class UnioncatZ(rb.UnioncatSystem):
     """unioncat-sqlite from run_bench.py, served with --z3950-port too."""
 
-    def __init__(self, *args, **kw):
+    def __init__(self, *args, z3950_workers: int | None = None, **kw):
         super().__init__(*args, **kw)
         self.zport = procmon.free_port()
+        self.z3950_workers = z3950_workers
         self._serving = False
 
     def backend_args(self) -> list[str]:
-        return ["--z3950-port", str(self.zport)] if self._serving else []
+        if not self._serving:
+            return []
+        workers = [] if self.z3950_workers is None else ["--z3950-workers", str(self.z3950_workers)]
+        return ["--z3950-port", str(self.zport), *workers]
 
     def start(self) -> int:
         self._serving = True
@@ -339,6 +343,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=15, help="max seconds per phase")
     ap.add_argument("--present-sets", type=int, default=10, help="named result sets per present session")
     ap.add_argument("--zebra-first", action="store_true", help="run Zebra's phases before unioncat's")
+    ap.add_argument("--z3950-workers", type=int, default=None,
+                    help="unioncat serve --z3950-workers (default: the server's default, 4 per CPU)")
     ap.add_argument("--client-cpu", type=int, default=None, help="pin the client to this CPU")
     ap.add_argument("--py-spy", default=None, help="py-spy binary (default: on PATH or next to python)")
     ap.add_argument("--profile-requests", type=int, default=3000)
@@ -386,7 +392,7 @@ def main(argv=None) -> int:
         apdus = zl.Apdus(wq)
 
         cmd, env = rb.unioncat_command(None)
-        u = UnioncatZ(workdir / "unioncat-sqlite", cmd, a.library, env, a.start_timeout)
+        u = UnioncatZ(workdir / "unioncat-sqlite", cmd, a.library, env, a.start_timeout, z3950_workers=a.z3950_workers)
         zs = rb.ZebraSystem(workdir / "zebra-icu", "icu", a.start_timeout)
         zebra.check_installed()
         print("== load (both at once)", flush=True)
