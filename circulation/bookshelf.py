@@ -39,12 +39,12 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import policies
-from lifecycle.model import Decision, Patron
+from lifecycle.model import Decision
 from lifecycle.profiles import Profile
 
 from . import schema as s
 from .service import Circulation
-from .store import NotFound, lock_one
+from .store import patron_by_card, patron_contact
 
 PATRON_SHELVES = ("want", "finished")
 SHELVES = PATRON_SHELVES + ("history",)
@@ -100,16 +100,6 @@ class ShelfEntry:
     loan_id: int | None = None
 
 
-async def _patron(conn: AsyncConnection, card: str, *, lock: bool = False):
-    if lock:
-        row = await lock_one(conn, s.patrons, s.patrons.c.card_number == card)
-    else:
-        row = (await conn.execute(select(s.patrons).where(s.patrons.c.card_number == card))).first()
-    if row is None:
-        raise NotFound(f"no patron with card {card!r}")
-    return row
-
-
 # --------------------------------------------------------------------------- My bookshelf
 
 async def add_to_shelf(circ: Circulation, card: str, shelf: str, title_id: str, *, title: str = "",
@@ -123,7 +113,7 @@ async def add_to_shelf(circ: Circulation, card: str, shelf: str, title_id: str, 
     now = circ.now()
 
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)      # serializes adds of one patron
+        p = await patron_by_card(conn, card, lock=True)      # serializes adds of one patron
         existing = (await conn.execute(select(s.bookshelf.c.id).where(
             s.bookshelf.c.patron_id == p.id, s.bookshelf.c.shelf == shelf,
             s.bookshelf.c.title_id == title_id))).first()
@@ -140,7 +130,7 @@ async def add_to_shelf(circ: Circulation, card: str, shelf: str, title_id: str, 
 async def remove_entry(circ: Circulation, card: str, entry_id: int) -> Decision:
     """Remove one entry from any of the patron's shelves (history included)."""
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         res = await conn.execute(delete(s.bookshelf).where(s.bookshelf.c.id == entry_id,
                                                            s.bookshelf.c.patron_id == p.id))
         return decide("removed") if res.rowcount else decide("entry_not_found")
@@ -154,7 +144,7 @@ async def remove_from_shelf(circ: Circulation, card: str, shelf: str, title_id: 
         return decide("unknown_shelf", shelf=shelf, shelves=list(PATRON_SHELVES))
 
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         res = await conn.execute(delete(s.bookshelf).where(
             s.bookshelf.c.patron_id == p.id, s.bookshelf.c.shelf == shelf,
             s.bookshelf.c.title_id == title_id))
@@ -168,7 +158,7 @@ async def list_shelf(circ: Circulation, card: str, shelf: str) -> list[ShelfEntr
     if shelf not in SHELVES:
         raise ValueError(f"unknown shelf {shelf!r}; shelves: {', '.join(SHELVES)}")
     async with circ.db.read() as conn:
-        p = await _patron(conn, card)
+        p = await patron_by_card(conn, card)
         rows = (await conn.execute(
             select(s.bookshelf).where(s.bookshelf.c.patron_id == p.id, s.bookshelf.c.shelf == shelf)
             .order_by(s.bookshelf.c.added_at.desc(), s.bookshelf.c.id.desc()))).all()
@@ -179,7 +169,7 @@ async def set_history_opt_in(circ: Circulation, card: str, on: bool) -> Decision
     """Start (after the patron agreed to the terms) or stop saving borrowing history.
     Stopping keeps the saved history."""
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         await conn.execute(update(s.patrons).where(s.patrons.c.id == p.id).values(history_opt_in=bool(on)))
         return decide("history_started" if on else "history_stopped")
 
@@ -190,7 +180,7 @@ async def delete_history(circ: Circulation, card: str) -> Decision:
     """Delete every saved history entry; ``details["deleted"]`` says how many. Whether
     history keeps being saved does not change."""
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         res = await conn.execute(delete(s.bookshelf).where(s.bookshelf.c.patron_id == p.id,
                                                            s.bookshelf.c.shelf == "history"))
         return decide("history_deleted", deleted=res.rowcount)
@@ -206,7 +196,7 @@ async def set_reading_goal(circ: Circulation, card: str, goal: int | None) -> De
         return decide("goal_invalid", max=GOAL_MAX)
 
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         await conn.execute(update(s.patrons).where(s.patrons.c.id == p.id).values(reading_goal=goal))
         return decide("goal_set", goal=goal) if goal is not None else decide("goal_cleared")
 
@@ -218,7 +208,7 @@ async def reading_progress(circ: Circulation, card: str, year: int) -> dict:
     distinct titles lent to the patron in ``year``, each in the month of its first loan."""
     start, end = datetime(year, 1, 1), datetime(year + 1, 1, 1)
     async with circ.db.read() as conn:
-        p = await _patron(conn, card)
+        p = await patron_by_card(conn, card)
         rows = (await conn.execute(
             select(s.items.c.title_id, func.min(s.loans.c.lent_at).label("first"))
             .join(s.items, s.items.c.id == s.loans.c.item_id)
@@ -259,13 +249,6 @@ def undeliverable_domain(profile: Profile, address: str) -> str | None:
     return None
 
 
-def _snapshot(row, **changes) -> Patron:
-    v = {"email": row.email, "phone": row.phone, "fax": row.fax, **changes}
-    return Patron(card_number=row.card_number, home_municipality=row.home_municipality,
-                  work_or_school_municipality=row.work_or_school_municipality,
-                  category=row.category, email=v["email"], phone=v["phone"], fax=v["fax"])
-
-
 def pickup_problem(profile: Profile, branch: str) -> Decision | None:
     """Refusal when ``branch`` is not a pickup service point of the profile's system."""
     b = profile.branch(branch)
@@ -296,7 +279,7 @@ async def update_settings(circ: Circulation, *, card: str, email: str | None = N
         return decide("locale_invalid", locales=list(LOCALES))
 
     async def work(conn: AsyncConnection) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         profile = circ.profile(p.library)
         changes: dict = {}
         if email is not None:
@@ -308,7 +291,7 @@ async def update_settings(circ: Circulation, *, card: str, email: str | None = N
             changes["default_pickup_branch"] = default_pickup_branch
         method = default_contact_method if default_contact_method is not None else p.default_contact_method
         if default_contact_method is not None:
-            ok = policies.contact_method_ok(profile, _snapshot(p, email=changes.get("email", p.email)), method)
+            ok = policies.contact_method_ok(profile, patron_contact(p, email=changes.get("email", p.email)), method)
             if not ok.allowed:
                 return ok
             changes["default_contact_method"] = method
@@ -352,7 +335,7 @@ async def patron_calendar(circ: Circulation, card: str, month: date) -> dict:
     last = first.replace(day=_calendar.monthrange(first.year, first.month)[1])
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     async with circ.db.read() as conn:
-        p = await _patron(conn, card)
+        p = await patron_by_card(conn, card)
         profile = circ.profile(p.library)
         branches: dict = {}
         for code, bc in profile.branches.items():

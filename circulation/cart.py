@@ -27,13 +27,13 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 
 from lifecycle import policies
-from lifecycle.model import Decision, Patron
+from lifecycle.model import Decision
 
 from . import holds
 from . import schema as s
 from .bookshelf import pickup_problem
 from .service import Circulation
-from .store import LIVE_REQUEST_STATES, NotFound, lock_one
+from .store import LIVE_REQUEST_STATES, patron_by_card, patron_contact
 
 CART_MAX = 50
 TITLE_ID_MAX = 128
@@ -93,16 +93,6 @@ class CheckoutResult:
     contact_method: str | None = None
 
 
-async def _patron(conn, card: str, *, lock: bool = False):
-    if lock:
-        row = await lock_one(conn, s.patrons, s.patrons.c.card_number == card)
-    else:
-        row = (await conn.execute(select(s.patrons).where(s.patrons.c.card_number == card))).first()
-    if row is None:
-        raise NotFound(f"no patron with card {card!r}")
-    return row
-
-
 async def _rows(conn, patron_id: int) -> list:
     return list((await conn.execute(
         select(s.cart_items).where(s.cart_items.c.patron_id == patron_id)
@@ -112,7 +102,7 @@ async def _rows(conn, patron_id: int) -> list:
 async def items(circ: Circulation, card: str) -> list[CartItem]:
     """The cart, in the order the titles were added."""
     async with circ.db.read() as conn:
-        p = await _patron(conn, card)
+        p = await patron_by_card(conn, card)
         return [CartItem(r.title_id, r.title, r.added_at) for r in await _rows(conn, p.id)]
 
 
@@ -126,7 +116,7 @@ async def add(circ: Circulation, card: str, title_id: str, title: str = "") -> D
     now = circ.now()
 
     async def work(conn) -> Decision:
-        p = await _patron(conn, card, lock=True)        # serializes one patron's cart
+        p = await patron_by_card(conn, card, lock=True)        # serializes one patron's cart
         count = (await conn.execute(select(func.count()).select_from(s.cart_items)
                                     .where(s.cart_items.c.patron_id == p.id))).scalar_one()
         there = (await conn.execute(select(s.cart_items.c.title_id).where(
@@ -145,7 +135,7 @@ async def add(circ: Circulation, card: str, title_id: str, title: str = "") -> D
 async def remove(circ: Circulation, card: str, title_id: str) -> Decision:
     """Take one title out of the cart."""
     async def work(conn) -> Decision:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         res = await conn.execute(delete(s.cart_items).where(s.cart_items.c.patron_id == p.id,
                                                             s.cart_items.c.title_id == title_id))
         return decide("removed", removed=res.rowcount) if res.rowcount else decide("not_in_cart",
@@ -157,16 +147,10 @@ async def remove(circ: Circulation, card: str, title_id: str) -> Decision:
 async def clear(circ: Circulation, card: str) -> int:
     """Empty the cart; returns how many titles were in it."""
     async def work(conn) -> int:
-        p = await _patron(conn, card, lock=True)
+        p = await patron_by_card(conn, card, lock=True)
         return (await conn.execute(delete(s.cart_items).where(s.cart_items.c.patron_id == p.id))).rowcount
 
     return await circ.db.run(work)
-
-
-def _contact_snapshot(row) -> Patron:
-    return Patron(card_number=row.card_number, home_municipality=row.home_municipality,
-                  work_or_school_municipality=row.work_or_school_municipality,
-                  category=row.category, email=row.email, phone=row.phone, fax=row.fax)
 
 
 async def checkout(circ: Circulation, *, card: str, pickup_branch: str | None = None,
@@ -176,7 +160,7 @@ async def checkout(circ: Circulation, *, card: str, pickup_branch: str | None = 
     """Place the titles of the cart (all, or the ``title_ids`` ticked ☑) with one pickup
     branch and contact method (the patron's defaults when not given); see the module doc."""
     async with circ.db.read() as conn:
-        p = await _patron(conn, card)
+        p = await patron_by_card(conn, card)
         rows = await _rows(conn, p.id)
         live = {r.title_id for r in (await conn.execute(select(s.requests.c.title_id).where(
             s.requests.c.patron_id == p.id, s.requests.c.state.in_(LIVE_REQUEST_STATES)))).all()}
@@ -188,7 +172,7 @@ async def checkout(circ: Circulation, *, card: str, pickup_branch: str | None = 
     if problem is not None:
         return CheckoutResult(problem)
     method = contact_method if contact_method is not None else p.default_contact_method
-    ok = policies.contact_method_ok(profile, _contact_snapshot(p), method)
+    ok = policies.contact_method_ok(profile, patron_contact(p), method)
     if not ok.allowed:
         return CheckoutResult(ok)
     if title_ids is not None:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import policies, queue as lq
 from lifecycle import table as lt
-from lifecycle.model import Decision, Item, Patron, Request
+from lifecycle.model import Decision, Item, Request
 from lifecycle.profiles import Profile
 
 from . import notices
@@ -40,7 +40,7 @@ from . import schema as s
 from .service import Circulation
 from .store import (
     LIVE_REQUEST_STATES, ConcurrentChange, NotFound, get_row, item_record, lock_one, lock_rows, lock_title_queue,
-    patron_snapshot, record_event, request_record, transition,
+    patron_contact, patron_snapshot, record_event, request_record, transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
@@ -482,6 +482,19 @@ async def _lock_item(conn: AsyncConnection, item_id: int):
     return row
 
 
+def _sibling_links(base) -> list:
+    """Conditions on requests that select the set and group siblings of the rows in base
+    (none when no row is in a set or group)."""
+    set_ids = {r.set_id for r in base if r.set_id}
+    group_ids = {r.group_id for r in base if r.group_id}
+    links = []
+    if set_ids:
+        links.append(s.requests.c.set_id.in_(set_ids))
+    if group_ids:
+        links.append(s.requests.c.group_id.in_(group_ids))
+    return links
+
+
 async def _load_queue(conn: AsyncConnection, title_id: str, library: str) -> tuple[list, dict[int, str]]:
     """The title's queue in ``library`` plus the set/group siblings of its members,
     locked (FOR UPDATE, in id order) and read after the lock."""
@@ -492,13 +505,7 @@ async def _load_queue(conn: AsyncConnection, title_id: str, library: str) -> tup
     if not base:
         return [], {}
     ids = {r.id for r in base}
-    set_ids = {r.set_id for r in base if r.set_id}
-    group_ids = {r.group_id for r in base if r.group_id}
-    links = []
-    if set_ids:
-        links.append(s.requests.c.set_id.in_(set_ids))
-    if group_ids:
-        links.append(s.requests.c.group_id.in_(group_ids))
+    links = _sibling_links(base)
     if links:
         ids |= {r.id for r in (await conn.execute(select(s.requests.c.id).where(or_(*links)))).all()}
     rows = await lock_rows(conn, s.requests, s.requests.c.id.in_(ids), order_by=s.requests.c.id)
@@ -724,34 +731,36 @@ async def _queued_op(circ: Circulation, request_id: int, card: str | None, op) -
     return await circ.db.run(work)
 
 
-async def suspend(circ: Circulation, *, request_id: int, role, actor: str, card: str | None = None,
-                  channel: str | None = None, reason: str = "") -> Decision:
-    """Pause a queued request (SUSPEND): it keeps its place but is passed over."""
+async def _queued_transition(circ: Circulation, request_id: int, card: str | None, *,
+                             from_state: S, event: lt.Event, refusal: str, role, actor: str,
+                             channel: str | None, reason: str) -> Decision:
+    """event on a request in from_state (else the refusal code), under the queue lock."""
     now = circ.now()
 
     async def op(conn, row):
-        if row.state != S.QUEUED.value:
-            return _refuse("not_suspendable", state=row.state)
-        await transition(conn, row, E.SUSPEND, role=role, actor=actor, at=now, channel=channel,
+        if row.state != from_state.value:
+            return _refuse(refusal, state=row.state)
+        await transition(conn, row, event, role=role, actor=actor, at=now, channel=channel,
                          reason=reason)
         return policies.OK
 
     return await _queued_op(circ, request_id, card, op)
+
+
+async def suspend(circ: Circulation, *, request_id: int, role, actor: str, card: str | None = None,
+                  channel: str | None = None, reason: str = "") -> Decision:
+    """Pause a queued request (SUSPEND): it keeps its place but is passed over."""
+    return await _queued_transition(circ, request_id, card, from_state=S.QUEUED, event=E.SUSPEND,
+                                    refusal="not_suspendable", role=role, actor=actor,
+                                    channel=channel, reason=reason)
 
 
 async def resume(circ: Circulation, *, request_id: int, role, actor: str, card: str | None = None,
                  channel: str | None = None, reason: str = "") -> Decision:
     """Resume a suspended request (RESUME), back in its old place in the queue."""
-    now = circ.now()
-
-    async def op(conn, row):
-        if row.state != S.SUSPENDED.value:
-            return _refuse("not_suspended", state=row.state)
-        await transition(conn, row, E.RESUME, role=role, actor=actor, at=now, channel=channel,
-                         reason=reason)
-        return policies.OK
-
-    return await _queued_op(circ, request_id, card, op)
+    return await _queued_transition(circ, request_id, card, from_state=S.SUSPENDED,
+                                    event=E.RESUME, refusal="not_suspended", role=role,
+                                    actor=actor, channel=channel, reason=reason)
 
 
 async def _validate_settings(circ: Circulation, profile: Profile, patron_row, pickup_branch,
@@ -761,16 +770,8 @@ async def _validate_settings(circ: Circulation, profile: Profile, patron_row, pi
         if b is None or not b.pickup:
             return policies.decide("pickup_not_service_point")
     if contact_method is not None:
-        return policies.contact_method_ok(profile, _patron_contact(patron_row), contact_method)
+        return policies.contact_method_ok(profile, patron_contact(patron_row), contact_method)
     return policies.OK
-
-
-def _patron_contact(patron_row) -> Patron:
-    """The patron's addresses (all contact_method_ok reads)."""
-    return Patron(card_number=patron_row.card_number, home_municipality=patron_row.home_municipality,
-                  work_or_school_municipality=patron_row.work_or_school_municipality,
-                  category=patron_row.category, email=patron_row.email, phone=patron_row.phone,
-                  fax=patron_row.fax)
 
 
 def _change_values(row, pickup_branch, contact_method) -> dict:
@@ -1166,14 +1167,8 @@ async def _read_queue(conn: AsyncConnection, title_id: str, library: str) -> tup
         s.requests.c.state.in_(QUEUE_STATES)))).all()
     if not base:
         return [], {}
-    set_ids = {r.set_id for r in base if r.set_id}
-    group_ids = {r.group_id for r in base if r.group_id}
     rows = {r.id: r for r in base}
-    links = []
-    if set_ids:
-        links.append(s.requests.c.set_id.in_(set_ids))
-    if group_ids:
-        links.append(s.requests.c.group_id.in_(group_ids))
+    links = _sibling_links(base)
     if links:
         for r in (await conn.execute(select(s.requests).where(or_(*links)))).all():
             rows[r.id] = r

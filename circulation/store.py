@@ -17,6 +17,7 @@ busy, a lost conditional update).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -241,6 +242,15 @@ LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st not in lt.TERMINAL
                                            lt.State.RETURNED, lt.State.AWAITING_LOAN_COMPLETED))
 
 
+def patron_contact(patron_row, **changes) -> Patron:
+    """The patron's addresses (all contact_method_ok reads), without loans and requests;
+    changes (email, phone, fax) replace the row's values."""
+    v = {"email": patron_row.email, "phone": patron_row.phone, "fax": patron_row.fax, **changes}
+    return Patron(card_number=patron_row.card_number, home_municipality=patron_row.home_municipality,
+                  work_or_school_municipality=patron_row.work_or_school_municipality,
+                  category=patron_row.category, email=v["email"], phone=v["phone"], fax=v["fax"])
+
+
 async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
     """The patron as the policies see it: open loans and live requests included."""
     lq = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner,
@@ -252,10 +262,7 @@ async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
     rq = select(s.requests).where(s.requests.c.patron_id == patron_row.id,
                                   s.requests.c.state.in_(LIVE_REQUEST_STATES))
     reqs = tuple(request_record(r, patron_row.card_number) for r in (await conn.execute(rq)).all())
-    return Patron(card_number=patron_row.card_number, home_municipality=patron_row.home_municipality,
-                  work_or_school_municipality=patron_row.work_or_school_municipality,
-                  category=patron_row.category, email=patron_row.email, phone=patron_row.phone,
-                  fax=patron_row.fax, loans=loans, active_requests=reqs)
+    return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs)
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):
@@ -266,6 +273,13 @@ async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_u
     if row is None:
         raise NotFound(what)
     return row
+
+
+async def patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):
+    """The patron row with this card number (locked FOR UPDATE with lock); NotFound
+    when there is none."""
+    return await get_row(conn, s.patrons, s.patrons.c.card_number == card,
+                         what=f"no patron with card {card!r}", for_update=lock)
 
 
 # --------------------------------------------------------------------------- network setup

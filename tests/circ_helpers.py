@@ -3,17 +3,26 @@
 ``db_url`` (tests/conftest.py) runs each test on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
+from typing import Callable, Iterator
 
+from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import Clock, Database, install_network
+from connectors.smtp import Mailer
 from lifecycle.profiles import load_all
+from live_server import free_port
 
 # A Friday morning; the profiles' calendars are exercised around it.
 NOW = datetime(2026, 11, 20, 10, 0)
+
+# Argon2 parameters that make hashing fast (the cheap_hashing fixture, tests/conftest.py).
+CHEAP_HASHING = dict(time_cost=1, memory_cost=8, parallelism=1)
 
 
 async def new_circulation(db_url: str, now: datetime = NOW, profiles=None) -> Circulation:
@@ -58,3 +67,38 @@ async def rows(circ: Circulation, table, *where, order_by=None) -> list:
         if order_by is not None:
             q = q.order_by(order_by)
         return list((await conn.execute(q)).all())
+
+
+async def one_row(circ: Circulation, table, *where):
+    """The one row of table matching where (fails unless there is exactly one)."""
+    (r,) = await rows(circ, table, *where)
+    return r
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (on the running loop) until cond() is true; fails after timeout seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- SMTP
+
+@contextlib.contextmanager
+def smtp_server(handler) -> Iterator[int]:
+    """An aiosmtpd server for handler on a free loopback port (yielded), stopped afterwards."""
+    port = free_port()
+    ctl = Controller(handler, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        yield port
+    finally:
+        ctl.stop()
+
+
+def loopback_mailer(port: int, timeout: float = 5, **kw) -> Mailer:
+    """A Mailer for the test SMTP server on 127.0.0.1:port (plain SMTP, no STARTTLS)."""
+    return Mailer("127.0.0.1", port, from_address="noreply@unioncat.test", starttls=False,
+                  timeout=timeout, **kw)

@@ -193,6 +193,25 @@ def db_url(request, tmp_path):
     postgres_node.drop_database(server, name)
 
 
+@pytest.fixture
+async def circ(db_url):
+    """A circulation service (tests/circ_helpers.py: new_circulation) on each db_url."""
+    from circ_helpers import new_circulation
+    c = await new_circulation(db_url)
+    yield c
+    await c.db.dispose()
+
+
+@pytest.fixture
+def cheap_hashing():
+    """Fast password hashing for the test (modules use it with pytest.mark.usefixtures)."""
+    from circ_helpers import CHEAP_HASHING
+    from circulation import auth
+    auth.configure_password_hashing(**CHEAP_HASHING)
+    yield
+    auth.configure_password_hashing(reset=True)
+
+
 @pytest.fixture(scope="session")
 def pg_circulation_template(pg_url):
     """A database with the circulation tables and the network of the profiles, made

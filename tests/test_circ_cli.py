@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from circ_helpers import NOW, new_circulation
+from circ_helpers import NOW
 from circulation import auth, holds
 from circulation import schema as s
 from circulation.loaders import load_items, load_patrons
+
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "config" / "samples"
@@ -39,22 +41,6 @@ def one_line_error(res: subprocess.CompletedProcess, *fragments: str) -> None:
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     for f in fragments:
         assert f in lines[0], lines[0]
-
-
-@pytest.fixture
-async def circ(db_url):
-    """The database made in-process (tables and network, as `circ init` makes them), so
-    that only the command under test runs as a subprocess."""
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing():
-    auth.configure_password_hashing(time_cost=1, memory_cost=8, parallelism=1)
-    yield
-    auth.configure_password_hashing(reset=True)
 
 
 async def test_circ_init_then_the_samples_load_and_a_second_load_changes_nothing(db_url):

@@ -30,18 +30,16 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from aiosmtpd.controller import Controller
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from sqlalchemy import insert, update
 
-from circ_helpers import NOW
+from circ_helpers import NOW, loopback_mailer, smtp_server
 from circulation import auth, holds, loans
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import Clock, Database, install_network
-from connectors.smtp import Mailer
 from gateway.app import make_app
 from gateway.circulation_api import API, ROUTES, STATE
 from lifecycle.profiles import load_all
@@ -50,7 +48,7 @@ from live_server import Server, free_port
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILE = ROOT / "gateway" / "openapi" / "circulation.json"
 DOC = json.loads(DOC_FILE.read_text(encoding="utf-8"))
-CHEAP = dict(time_cost=1, memory_cost=8, parallelism=1)
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 # Iizuka (seed 000)
@@ -283,20 +281,8 @@ class Inbox:
 @pytest.fixture
 def smtp():
     inbox = Inbox()
-    inbox.port = free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    ctl.start()
-    try:
+    with smtp_server(inbox) as inbox.port:
         yield inbox
-    finally:
-        ctl.stop()
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing():
-    auth.configure_password_hashing(**CHEAP)
-    yield
-    auth.configure_password_hashing(reset=True)
 
 
 # --------------------------------------------------------------------------- the service
@@ -395,8 +381,7 @@ def service(db_url, tmp_path, smtp):
     asyncio.run(_prepare(db_url))
     clock = Clock(NOW)
     circ = Circulation(Database(db_url), load_all(), clock)
-    mailer = Mailer("127.0.0.1", smtp.port, from_address="noreply@unioncat.test", starttls=False, timeout=5,
-                    message_id_domain="api.unioncat.test")
+    mailer = loopback_mailer(smtp.port, message_id_domain="api.unioncat.test")
     (tmp_path / "data").mkdir()
     srv = Server(tmp_path / "data", circulation=circ, mailer=mailer, circulation_jobs={"notices": 3600})
     try:

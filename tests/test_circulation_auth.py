@@ -10,26 +10,12 @@ from datetime import timedelta
 import pytest
 from argon2 import PasswordHasher
 
-from circ_helpers import NOW, add_patron, new_circulation, rows
+from circ_helpers import CHEAP_HASHING, NOW, add_patron, rows
 from circulation import auth
 from circulation import schema as s
 
-CHEAP = dict(time_cost=1, memory_cost=8, parallelism=1)
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 CARD = "2100000001"
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing():
-    auth.configure_password_hashing(**CHEAP)
-    yield
-    auth.configure_password_hashing(reset=True)
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 async def iizuka_patron(circ, card=CARD, password: str | None = "hon1234", phone="0948-22-0001", **kw):
@@ -215,7 +201,7 @@ async def test_login_rehashes_a_password_hashed_with_old_parameters(circ):
     assert (await auth.patron_login(circ, card=CARD, password="hon1234")).session_token
     (after,) = await rows(circ, s.patrons, s.patrons.c.id == pid)
     assert after.password_hash != before.password_hash and "t=2," in after.password_hash
-    assert not PasswordHasher(**{**CHEAP, "time_cost": 2}).check_needs_rehash(after.password_hash)
+    assert not PasswordHasher(**{**CHEAP_HASHING, "time_cost": 2}).check_needs_rehash(after.password_hash)
     assert (await auth.patron_login(circ, card=CARD, password="hon1234")).session_token
 
 

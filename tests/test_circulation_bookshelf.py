@@ -8,20 +8,13 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import insert
 
-from circ_helpers import NOW, add_calendar, add_item, add_patron, new_circulation, rows
+from circ_helpers import NOW, add_calendar, add_item, add_patron, rows
 from circulation import bookshelf as bs
 from circulation import holds, loans
 from circulation import schema as s
 from circulation.store import NotFound
 
 HANAKO, ICHIRO = "2100000001", "2100000002"
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 async def add_loan(circ, item_id: int, patron_id: int, lent_at: datetime, *, due: date | None = None,

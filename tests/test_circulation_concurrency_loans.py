@@ -11,19 +11,12 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from circ_helpers import NOW, add_item, add_patron, new_circulation, rows
+from circ_helpers import NOW, add_item, add_patron, new_circulation, one_row, rows
 from circulation import holds, loans
 from circulation import schema as s
 from lifecycle.profiles import load_all
 
 STAFF = dict(role="staff", actor="counter-1")
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 async def person(circ, card, library):
@@ -48,11 +41,6 @@ async def _after(delay, coro):
     return await coro
 
 
-async def one(circ, table, *where):
-    (r,) = await rows(circ, table, *where)
-    return r
-
-
 @pytest.mark.parametrize("pickup, routed", [("iizuka", "hold_shelf"), ("honami", "transit_hold")])
 async def test_two_staff_checking_in_the_same_copy_at_once_return_it_once_and_route_it_once(
         circ, pickup, routed):
@@ -72,10 +60,10 @@ async def test_two_staff_checking_in_the_same_copy_at_once_return_it_once_and_ro
         other = b if returned[0] is a else a
         assert returned[0].decision.allowed and returned[0].routing.kind == routed
         assert other.decision.code == "not_on_loan" and other.routing is None
-        item = await one(circ, s.items, s.items.c.barcode == f"IB{i}")
-        loan = await one(circ, s.loans, s.loans.c.item_id == item.id)
+        item = await one_row(circ, s.items, s.items.c.barcode == f"IB{i}")
+        loan = await one_row(circ, s.loans, s.loans.c.item_id == item.id)
         assert (loan.state, loan.returned_at) == ("RETURNED", NOW)
-        req = await one(circ, s.requests, s.requests.c.title_id == f"bib-{i}")
+        req = await one_row(circ, s.requests, s.requests.c.title_id == f"bib-{i}")
         assert req.item_id == item.id
         assert req.state == ("ON_HOLD_SHELF" if routed == "hold_shelf" else "IN_TRANSIT")
         item_events = Counter(e.event for e in await rows(circ, s.events, s.events.c.item_id == item.id))
@@ -110,9 +98,9 @@ async def test_check_out_racing_shelf_expiry_gives_the_copy_to_exactly_one_side(
             _after(lag if i % 2 else 0,
                    loans.check_out(circ, barcode=f"X{i:02}", card=first, branch="iizuka", **STAFF)),
             _after(0 if i % 2 else lag, holds.expire_shelf(circ)))
-        item = await one(circ, s.items, s.items.c.barcode == f"X{i:02}")
-        req1 = await one(circ, s.requests, s.requests.c.id == r1)
-        req2 = await one(circ, s.requests, s.requests.c.id == r2)
+        item = await one_row(circ, s.items, s.items.c.barcode == f"X{i:02}")
+        req1 = await one_row(circ, s.requests, s.requests.c.id == r1)
+        req2 = await one_row(circ, s.requests, s.requests.c.id == r2)
         item_loans = await rows(circ, s.loans, s.loans.c.item_id == item.id)
         if out.decision.allowed:
             outcomes["lent"] += 1
@@ -149,7 +137,7 @@ async def test_many_patrons_checking_out_one_copy_at_once_get_exactly_one_loan(c
     (loan,) = await rows(circ, s.loans)
     assert loan.id == winners[0].loan_id and loan.returned_at is None
     assert [e.event for e in await rows(circ, s.events)] == ["CHECK_OUT"]
-    assert (await one(circ, s.items, s.items.c.barcode == "HB1")).status == "on_loan"
+    assert (await one_row(circ, s.items, s.items.c.barcode == "HB1")).status == "on_loan"
 
 
 async def test_two_kiosks_cannot_take_a_patron_past_the_loan_limit(circ):
@@ -180,7 +168,7 @@ async def test_simultaneous_renewals_of_a_loan_renewable_once_renew_it_exactly_o
         for _ in range(8)))
     assert sum(r.decision.allowed for r in results) == 1
     assert {r.decision.code for r in results if not r.decision.allowed} == {"renewal_limit"}
-    loan = await one(circ, s.loans, s.loans.c.id == lent.loan_id)
+    loan = await one_row(circ, s.loans, s.loans.c.id == lent.loan_id)
     assert (loan.renewals, loan.due) == (1, date(2026, 12, 8))
     assert [e.event for e in await rows(circ, s.events, s.events.c.event == "RENEW")] == ["RENEW"]
     assert len(await rows(circ, s.notices, s.notices.c.kind == "renewal_done")) == 1
@@ -203,7 +191,7 @@ async def test_simultaneous_renewals_without_a_limit_are_all_counted(db_url):
             for i in range(n)))
         assert all(r.decision.allowed for r in results)
         assert sorted(r.renewals for r in results) == list(range(1, n + 1))
-        loan = await one(circ, s.loans, s.loans.c.id == lent.loan_id)
+        loan = await one_row(circ, s.loans, s.loans.c.id == lent.loan_id)
         assert (loan.renewals, loan.due) == (n, date(2026, 12, 4) + timedelta(days=14 * n))
         keys = sorted(x.dedupe_key for x in await rows(circ, s.notices))
         assert keys == sorted(f"renewal_done:{lent.loan_id}:{i}" for i in range(1, n + 1))

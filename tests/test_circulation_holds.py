@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
-from circ_helpers import NOW, add_calendar, add_item, add_patron, new_circulation, rows
+from circ_helpers import NOW, add_calendar, add_item, add_patron, rows
 from circulation import holds
 from circulation import notices as notices_module
 from circulation import schema as s
@@ -17,13 +17,6 @@ from circulation.store import NotFound
 STAFF = dict(role="staff", actor="staff1")
 # Hiroshima offers no 連絡不要: its patrons are contacted by phone
 HIROSHIMA_CONTACT = dict(phone="082-000-0000", default_contact_method="phone")
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 # --------------------------------------------------------------------------- helpers

@@ -7,23 +7,13 @@ import asyncio
 from datetime import date, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from circ_helpers import NOW, add_item, add_patron, new_circulation, rows
+from circ_helpers import NOW, add_item, add_patron, loopback_mailer, rows, smtp_server, until
 from circulation import holds, loans
 from circulation import schema as s
 from circulation.jobs import JOBS, JobSpec, Scheduler, run_job
-from connectors.smtp import Mailer
-from live_server import free_port
 
 STAFF = dict(role="staff", actor="staff1")
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 class Sink:
@@ -37,27 +27,15 @@ class Sink:
 
 @pytest.fixture
 def mailer():
-    sink, port = Sink(), free_port()
-    ctl = Controller(sink, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
-        m = Mailer("127.0.0.1", port, from_address="noreply@unioncat.test", starttls=False, timeout=5)
+    sink = Sink()
+    with smtp_server(sink) as port:
+        m = loopback_mailer(port)
         m.sink = sink
         yield m
-    finally:
-        ctl.stop()
 
 
 async def job_runs(circ, *names):
     return [r for r in await rows(circ, s.job_runs, order_by=s.job_runs.c.id) if r.job in names]
-
-
-async def until(cond, timeout=10.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "timed out"
-        await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- run_job

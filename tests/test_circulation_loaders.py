@@ -8,28 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from circ_helpers import new_circulation, rows
+from circ_helpers import rows
 from circulation import auth
 from circulation import schema as s
 from circulation.loaders import LoadError, load_calendar, load_csv, load_items, load_patrons, load_staff
 
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
+
 SAMPLES = Path(__file__).resolve().parents[1] / "config" / "samples"
 PATRON_HEADER = ("card_number,library,name,home_municipality,work_or_school_municipality,category,email,"
                  "phone,locale,default_pickup_branch,default_contact_method\n")
-
-
-@pytest.fixture(autouse=True)
-def cheap_hashing():
-    auth.configure_password_hashing(time_cost=1, memory_cost=8, parallelism=1)
-    yield
-    auth.configure_password_hashing(reset=True)
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:

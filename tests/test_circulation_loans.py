@@ -10,20 +10,13 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from circ_helpers import NOW, add_calendar, add_item, add_patron, new_circulation, rows
+from circ_helpers import NOW, add_calendar, add_item, add_patron, one_row, rows
 from circulation.jobs import run_job
 from circulation import holds, loans
 from circulation import schema as s
 from circulation.store import NotFound
 
 STAFF = dict(role="staff", actor="counter-1")
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
 
 
 def at(circ, when: datetime) -> None:
@@ -54,18 +47,15 @@ async def place(circ, card, title_id, pickup, channel="web", contact="email"):
 
 
 async def loan_row(circ, loan_id):
-    (r,) = await rows(circ, s.loans, s.loans.c.id == loan_id)
-    return r
+    return await one_row(circ, s.loans, s.loans.c.id == loan_id)
 
 
 async def request_row(circ, request_id):
-    (r,) = await rows(circ, s.requests, s.requests.c.id == request_id)
-    return r
+    return await one_row(circ, s.requests, s.requests.c.id == request_id)
 
 
 async def item_row(circ, barcode):
-    (r,) = await rows(circ, s.items, s.items.c.barcode == barcode)
-    return r
+    return await one_row(circ, s.items, s.items.c.barcode == barcode)
 
 
 async def events(circ, *where):
@@ -193,13 +183,19 @@ async def test_iizuka_borrowing_history_is_kept_only_after_the_patron_opts_in(ci
 
 # --------------------------------------------------------------------------- hold shelf
 
-async def test_the_hold_shelf_copy_is_lent_only_to_the_patron_it_waits_for(circ):
+async def held_for_i001(circ) -> int:
+    """I001, I002 and I003 at Iizuka; IB1 (bib-1) lent to I003 and held for I001: the
+    request's id."""
     await person(circ, "I001", "iizuka")
     await person(circ, "I002", "iizuka")
     await person(circ, "I003", "iizuka")
     await add_item(circ, "IB1", "bib-1", "iizuka", "iizuka")
     await lend(circ, "IB1", "I003", "iizuka")
-    rid = await place(circ, "I001", "bib-1", "iizuka")
+    return await place(circ, "I001", "bib-1", "iizuka")
+
+
+async def test_the_hold_shelf_copy_is_lent_only_to_the_patron_it_waits_for(circ):
+    rid = await held_for_i001(circ)
     back = await give_back(circ, "IB1", "iizuka")
     assert back.routing.kind == "hold_shelf" and back.routing.request_id == rid
     assert (await request_row(circ, rid)).state == "ON_HOLD_SHELF"
@@ -218,12 +214,7 @@ async def test_the_hold_shelf_copy_is_lent_only_to_the_patron_it_waits_for(circ)
 
 async def test_a_walk_in_borrows_a_returned_copy_before_staff_secure_it_for_the_queue(circ):
     # 来館者を優先します: the copy handed back at the counter goes to the patron standing there
-    await person(circ, "I001", "iizuka")
-    await person(circ, "I002", "iizuka")
-    await person(circ, "I003", "iizuka")
-    await add_item(circ, "IB1", "bib-1", "iizuka", "iizuka")
-    await lend(circ, "IB1", "I003", "iizuka")
-    rid = await place(circ, "I001", "bib-1", "iizuka")
+    rid = await held_for_i001(circ)
     back = await give_back(circ, "IB1", "iizuka", walk_in=True)
     assert back.routing.kind == "walk_in"
     walk_in = await lend(circ, "IB1", "I002", "iizuka")

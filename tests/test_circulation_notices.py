@@ -13,10 +13,9 @@ import email.utils
 from datetime import date, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from circ_helpers import NOW, add_item, add_patron, new_circulation, rows
+from circ_helpers import NOW, add_item, add_patron, loopback_mailer, rows, smtp_server, until
 from circulation import notices
 from circulation import schema as s
 from circulation.notices import DispatchCounts, NoticeError, Templates, dispatch_due
@@ -68,26 +67,13 @@ class Inbox:
 @pytest.fixture
 def smtp():
     inbox = Inbox()
-    inbox.port = free_port()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
-    ctl.start()
-    try:
+    with smtp_server(inbox) as inbox.port:
         yield inbox
-    finally:
-        ctl.stop()
 
 
 @pytest.fixture
 def mailer(smtp):
-    return Mailer("127.0.0.1", smtp.port, from_address="noreply@unioncat.test", starttls=False,
-                  timeout=5, message_id_domain=DOMAIN)
-
-
-@pytest.fixture
-async def circ(db_url):
-    c = await new_circulation(db_url)
-    yield c
-    await c.db.dispose()
+    return loopback_mailer(smtp.port, message_id_domain=DOMAIN)
 
 
 # --------------------------------------------------------------------------- data
@@ -403,8 +389,7 @@ async def test_transient_failures_give_up_after_max_attempts_with_exponential_ba
 
 
 async def test_an_unreachable_server_is_a_transient_error(circ):
-    dead = Mailer("127.0.0.1", free_port(), from_address="noreply@unioncat.test", starttls=False,
-                  timeout=2)
+    dead = loopback_mailer(free_port(), timeout=2)
     pid = await patron(circ, "0000000033")
     nid = await queue(circ, "test_mail", pid)
     assert await dispatch_due(circ, dead) == DispatchCounts(retried=1)
@@ -504,13 +489,6 @@ async def test_scheduler_runs_the_notices_job_on_a_short_interval_and_stops_clea
     await queue(circ, "test_mail", first)
     sched = Scheduler(circ, mailer, {"notices": 0.05})
     sched.start()
-
-    async def until(cond, timeout=10.0):
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while not cond():
-            assert loop.time() < end, "timed out"
-            await asyncio.sleep(0.01)
 
     try:
         await until(lambda: len(smtp.messages) == 1)

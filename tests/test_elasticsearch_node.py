@@ -5,7 +5,6 @@ node is stopped and restarted the way fault-injection tests do it."""
 from __future__ import annotations
 
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 
@@ -13,29 +12,7 @@ import pytest
 
 import elasticsearch_node
 from elasticsearch_node import http_json
-
-
-def _port(url: str) -> int:
-    return urllib.parse.urlsplit(url).port
-
-
-def _refuses(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def _non_loopback_address() -> str | None:
-    """An address of this machine that is not loopback (UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 9))
-            addr = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
+from net_helpers import non_loopback_address, refuses, url_port
 
 
 def test_shared_node_is_healthy_and_the_pinned_version(es_url):
@@ -62,10 +39,10 @@ def test_shared_node_listens_on_loopback_only(es_url):
     (node,) = nodes["nodes"].values()
     bound = node["http"]["bound_address"] + node["transport"]["bound_address"]
     assert bound and all(a.startswith("127.0.0.1:") for a in bound), bound
-    assert node["http"]["publish_address"] == f"127.0.0.1:{_port(es_url)}"
-    other = _non_loopback_address()
+    assert node["http"]["publish_address"] == f"127.0.0.1:{url_port(es_url)}"
+    other = non_loopback_address()
     if other is not None:
-        assert _refuses(_port(es_url), other), f"reachable on {other}"
+        assert refuses(url_port(es_url), other), f"reachable on {other}"
 
 
 def test_dedicated_node_stops_and_restarts_with_its_data(es_node_factory):
@@ -86,7 +63,7 @@ def test_dedicated_node_stops_and_restarts_with_its_data(es_node_factory):
     assert not node.is_running()
     assert not os.path.exists(f"/proc/{pid}") or not elasticsearch_node._pid_alive(pid)
     assert not (node.base_dir / "pid").exists()
-    assert _refuses(_port(url))
+    assert refuses(url_port(url))
     assert node.stop() is False                     # stopping twice is harmless
 
     node.restart()

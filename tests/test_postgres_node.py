@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -20,31 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import postgres_node
+from net_helpers import non_loopback_address, refuses, url_port
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "postgres_node.py"
-
-
-def _port(url: str) -> int:
-    return urllib.parse.urlsplit(url).port
-
-
-def _refuses(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def _non_loopback_address() -> str | None:
-    """An address of this machine that is not loopback (UDP connect sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 9))
-            addr = s.getsockname()[0]
-        except OSError:
-            return None
-    return None if addr.startswith("127.") or addr == "0.0.0.0" else addr
 
 
 async def _scalar(url: str, sql: str):
@@ -82,7 +59,7 @@ def test_server_runs_unprivileged_and_on_loopback_only(node):
     with open(f"/proc/{node.pid}/status") as f:
         uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
     assert uid != 0 if os.geteuid() == 0 else uid == os.geteuid()
-    addr = _non_loopback_address()
+    addr = non_loopback_address()
     if addr is None:
         pytest.skip("this machine has no non-loopback address")
     try:
@@ -124,7 +101,7 @@ def test_stop_ends_the_process():
         assert not postgres_node._pid_alive(pid)
         assert not Path(f"/proc/{pid}").exists() or not postgres_node._is_postmaster_of(
             pid, n.data_dir)
-        assert _refuses(port)
+        assert refuses(port)
         assert n.stop() is False
         # Same directory again: same port, same data, and the CLI stops it from outside.
         again = postgres_node.PostgresNode(base)
@@ -139,7 +116,7 @@ def test_stop_ends_the_process():
                              capture_output=True, text=True, timeout=120)
         assert (cli.returncode, cli.stdout.strip()) == (0, "stopped"), cli.stderr
         assert not postgres_node._pid_alive(pid)
-        assert _refuses(port)
+        assert refuses(port)
     finally:
         n.stop()
         postgres_node.PostgresNode(base).stop()
@@ -167,7 +144,7 @@ def test_run_passes_the_url_and_returns_the_exit_code(pg_bin_dir):
     assert m, p.stderr
     assert not postgres_node._pid_alive(int(m.group(1)))
     assert not Path(m.group(2)).exists()          # the temporary directory is gone
-    assert _refuses(_port(url))
+    assert refuses(url_port(url))
 
 
 async def test_db_url_round_trips_japanese_text(db_url):

@@ -50,7 +50,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,6 +58,12 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import server_process  # noqa: E402  (stdlib only)
+from server_process import (  # noqa: E402
+    as_user as _as_user, free_port, tail as _tail, user_can as _user_can)
 
 VERSION = "8.19.21"
 DIST_NAME = f"elasticsearch-{VERSION}"
@@ -271,45 +276,14 @@ def find_java_home(install: bool = True) -> Path:
 
 # --------------------------------------------------------------------------- helpers
 
-def free_port(exclude: tuple[int, ...] = ()) -> int:
-    """A currently free TCP port on 127.0.0.1 (not one of exclude)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in exclude:
-            return port
+_REFUSING = "Elasticsearch refuses to run as root"
 
 
 def _run_user() -> pwd.struct_passwd | None:
     """The account the node runs as when we are root (created if missing); None when
     not root (the node then runs as the current user)."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("UNIONCAT_ES_USER", DEFAULT_RUN_USER)
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    _say(f"creating system user {name} (Elasticsearch refuses to run as root)")
-    subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                    "--shell", "/usr/sbin/nologin", name], check=True)
-    return pwd.getpwnam(name)
-
-
-def _as_user(user: pwd.struct_passwd | None) -> dict:
-    """Popen keyword arguments that run the child as user (nothing when None)."""
-    if user is None:
-        return {}
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def _user_can(user: pwd.struct_passwd | None, *test_args: str) -> bool:
-    """Whether `test ARGS` succeeds as user (e.g. "-r", path)."""
-    if user is None:
-        return True
-    test = shutil.which("test") or "/usr/bin/test"
-    return subprocess.run([test, *test_args], **_as_user(user)).returncode == 0
+    return server_process.run_user([os.environ.get("UNIONCAT_ES_USER", DEFAULT_RUN_USER)],
+                                   _REFUSING, _say)
 
 
 def _chown_tree(path: Path, user: pwd.struct_passwd | None) -> None:
@@ -359,17 +333,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _tail(path: Path, n: int = 40) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 256 * 1024))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return f"(no {path})"
-    return "\n".join(lines[-n:])
 
 
 def http_json(url: str, method: str = "GET", body=None, timeout: float = 30):
@@ -462,10 +425,7 @@ class ElasticsearchNode:
         return f"ElasticsearchNode({str(self.base_dir)!r}, url={self.url!r}, pid={self.pid})"
 
     def _saved_state(self) -> dict:
-        try:
-            return json.loads((self.base_dir / "node.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return server_process.read_json(self.base_dir / "node.json")
 
     # state -------------------------------------------------------------------
     def _current_pid(self) -> int | None:
@@ -492,16 +452,8 @@ class ElasticsearchNode:
         dist = ensure_distribution(self.cache)
         java_home = find_java_home()
         user = _run_user()
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        if user is not None:
-            os.chown(self.base_dir, user.pw_uid, user.pw_gid)
-            if not _user_can(user, "-w", str(self.base_dir), "-a", "-x", str(self.base_dir)):
-                raise ElasticsearchError(
-                    f"user {user.pw_name} (Elasticsearch refuses to run as root) cannot reach "
-                    f"{self.base_dir}: a parent directory is closed to it; use a directory "
-                    "under /tmp (tempfile.mkdtemp()), not pytest's tmp_path")
-            if not _user_can(user, "-x", str(java_home / "bin" / "java")):
-                raise ElasticsearchError(f"user {user.pw_name} cannot run {java_home}/bin/java")
+        server_process.make_base_dir(self.base_dir, user, java_home / "bin" / "java",
+                                     refusing=_REFUSING, error=ElasticsearchError)
         home = dist
         if not _user_can(user, "-x", str(dist / "bin" / "elasticsearch"), "-a", "-r",
                          str(dist / "lib")):
@@ -563,10 +515,7 @@ cluster.routing.allocation.disk.threshold_enabled: false
         deadline = t0 + timeout
         home, java_home, user = self._prepare()
         self.pid_file.unlink(missing_ok=True)
-        try:
-            self._log_offset = self.log_file.stat().st_size
-        except OSError:
-            self._log_offset = 0
+        self._log_offset = server_process.file_size(self.log_file)
         env = dict(os.environ)
         env.pop("JAVA_HOME", None)          # Elasticsearch uses ES_JAVA_HOME only
         env.update(ES_JAVA_HOME=str(java_home), ES_PATH_CONF=str(self.config_dir),
@@ -575,9 +524,7 @@ cluster.routing.allocation.disk.threshold_enabled: false
         if user is not None:
             env.update(HOME=str(self.base_dir), USER=user.pw_name, LOGNAME=user.pw_name)
         cmd = [str(home / "bin" / "elasticsearch"), "-d", "-p", str(self.pid_file)]
-        with open(self.launcher_log, "ab") as out:
-            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-            out.flush()
+        with server_process.log_for(self.launcher_log, cmd) as out:
             launcher = subprocess.Popen(cmd, cwd=self.base_dir, env=env, stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True, **_as_user(user))
@@ -655,12 +602,7 @@ cluster.routing.allocation.disk.threshold_enabled: false
 
     def _new_log(self) -> str:
         """What the server logged since the last start() began."""
-        try:
-            with open(self.log_file, "rb") as f:
-                f.seek(self._log_offset)
-                return f.read(4 << 20).decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return server_process.read_from(self.log_file, self._log_offset)
 
     def _failure(self, what: str) -> ElasticsearchError:
         launcher = _tail(self.launcher_log, 25)
@@ -686,24 +628,10 @@ cluster.routing.allocation.disk.threshold_enabled: false
         self.pid = None
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not self._wait_gone(pid, timeout):
-            _say(f"pid {pid} ignored SIGTERM for {timeout:.0f} s; sending SIGKILL")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            if not self._wait_gone(pid, 30):
-                raise ElasticsearchError(f"Elasticsearch pid {pid} survived SIGKILL")
+        server_process.stop_pid(pid, signal.SIGTERM, timeout, alive=_pid_alive, say=_say,
+                                survived=lambda m: ElasticsearchError(f"Elasticsearch {m}"),
+                                interval=0.1)
         self.pid_file.unlink(missing_ok=True)    # Elasticsearch removes it unless killed
-        return True
-
-    @staticmethod
-    def _wait_gone(pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
         return True
 
     def restart(self, timeout: float = 120) -> "ElasticsearchNode":
@@ -721,53 +649,11 @@ cluster.routing.allocation.disk.threshold_enabled: false
 # --------------------------------------------------------------------------- CLI
 
 def _run(args) -> int:
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        raise SystemExit("run: give the command after --, e.g. run -- pytest -q")
-    own_dir = args.dir is None
-    base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="unioncat-es-"))
-    node = ElasticsearchNode(base, http_port=args.port, heap=args.heap)
-    child: subprocess.Popen | None = None
-    forwarded = []
-
-    def forward(signum, _frame):
-        # SIGTERM/SIGHUP (e.g. a CI timeout): pass it on and stop the node once CMD ends.
-        forwarded.append(signum)
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-        elif child is None:
-            raise KeyboardInterrupt
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        node.start(timeout=args.timeout)
-        _say(f"node {node.url} up after {node.startup_seconds:.1f} s (pid {node.pid}, "
-             f"{node.base_dir})")
-        env = dict(os.environ, UNIONCAT_ES_URL=node.url)
-        child = subprocess.Popen(cmd, env=env)
-        interrupts = 0
-        while True:
-            try:
-                rc = child.wait()
-                break
-            except KeyboardInterrupt:
-                # Ctrl-C reaches CMD too (same process group); let it finish its cleanup,
-                # a second Ctrl-C terminates it.
-                interrupts += 1
-                if interrupts > 1:
-                    child.terminate()
-        return 128 - rc if rc < 0 else rc
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        try:
-            if node.stop():
-                _say(f"node {node.url} stopped")
-        finally:
-            if own_dir:
-                shutil.rmtree(base, ignore_errors=True)
+    return server_process.run_command(
+        args.cmd, args.dir, lambda base: ElasticsearchNode(base, http_port=args.port,
+                                                           heap=args.heap),
+        tmp_prefix="unioncat-es-", url_env="UNIONCAT_ES_URL", noun="node",
+        timeout=args.timeout, say=_say)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -803,12 +689,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "start":
             node = ElasticsearchNode(args.dir, http_port=args.port,
                                      transport_port=args.transport_port, heap=args.heap)
-            node.start(timeout=args.timeout)
-            _say(f"up after {node.startup_seconds:.1f} s, pid {node.pid}")
-            print(node.url)
+            server_process.start_command(node, args.timeout, _say)
         elif args.command == "stop":
-            node = ElasticsearchNode(args.dir)
-            print("stopped" if node.stop(timeout=args.timeout) else f"no node running in {args.dir}")
+            server_process.stop_command(ElasticsearchNode(args.dir), args.timeout, "node",
+                                        args.dir)
         elif args.command == "run":
             return _run(args)
     except ElasticsearchError as e:

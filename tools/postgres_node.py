@@ -71,7 +71,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -80,7 +79,8 @@ from pathlib import Path
 
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-from elasticsearch_node import free_port  # noqa: E402  (stdlib only)
+import server_process  # noqa: E402  (stdlib only)
+from server_process import as_user as _as_user, free_port, tail as _tail  # noqa: E402
 
 SUPERUSER = "unioncat"
 DEFAULT_DB = "unioncat"
@@ -205,47 +205,15 @@ def _is_postmaster_of(pid: int, data_dir: Path) -> bool:
     return os.path.realpath(cwd) == os.path.realpath(data_dir)
 
 
+_REFUSING = "initdb and postgres refuse to run as root"
+
+
 def _run_user() -> pwd.struct_passwd | None:
     """The account initdb and the server run as when we are root (created if missing);
     None when not root (they then run as the current user)."""
-    if os.geteuid() != 0:
-        return None
     names = [os.environ["UNIONCAT_PG_USER"]] if os.environ.get("UNIONCAT_PG_USER") else \
         [DEFAULT_RUN_USER, FALLBACK_RUN_USER]
-    for name in names:
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    name = names[-1]
-    _say(f"creating system user {name} (initdb and postgres refuse to run as root)")
-    subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                    "--shell", "/usr/sbin/nologin", name], check=True)
-    return pwd.getpwnam(name)
-
-
-def _as_user(user: pwd.struct_passwd | None) -> dict:
-    """Popen keyword arguments that run the child as user (nothing when None)."""
-    if user is None:
-        return {}
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def _user_can(user: pwd.struct_passwd | None, *test_args: str) -> bool:
-    """Whether `test ARGS` succeeds as user (e.g. "-x", path)."""
-    if user is None:
-        return True
-    test = shutil.which("test") or "/usr/bin/test"
-    return subprocess.run([test, *test_args], **_as_user(user)).returncode == 0
-
-
-def _tail(path: Path, n: int = 40, start: int = 0) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(start, f.tell() - 256 * 1024))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return f"(no {path})"
-    return "\n".join(lines[-n:])
+    return server_process.run_user(names, _REFUSING, _say)
 
 
 def _accepts_tcp(port: int, host: str = "127.0.0.1") -> bool:
@@ -406,10 +374,7 @@ class PostgresNode:
         return f"PostgresNode({str(self.base_dir)!r}, url={self.url!r}, pid={self.pid})"
 
     def _saved_state(self) -> dict:
-        try:
-            return json.loads((self.base_dir / "node.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return server_process.read_json(self.base_dir / "node.json")
 
     # state ---------------------------------------------------------------------
     def _read_pid(self) -> int | None:
@@ -469,16 +434,8 @@ full_page_writes = off
     def _prepare(self) -> pwd.struct_passwd | None:
         self.bin_dir = ensure_bin_dir(install=False)
         user = _run_user()
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        if user is not None:
-            os.chown(self.base_dir, user.pw_uid, user.pw_gid)
-            if not _user_can(user, "-w", str(self.base_dir), "-a", "-x", str(self.base_dir)):
-                raise PostgresError(
-                    f"user {user.pw_name} (initdb and postgres refuse to run as root) cannot "
-                    f"reach {self.base_dir}: a parent directory is closed to it; use a "
-                    "directory under /tmp (tempfile.mkdtemp()), not pytest's tmp_path")
-            if not _user_can(user, "-x", str(self.bin_dir / "postgres")):
-                raise PostgresError(f"user {user.pw_name} cannot run {self.bin_dir}/postgres")
+        server_process.make_base_dir(self.base_dir, user, self.bin_dir / "postgres",
+                                     refusing=_REFUSING, error=PostgresError)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(user)
         conf = self.data_dir / "postgresql.conf"
@@ -498,9 +455,7 @@ full_page_writes = off
         shutil.rmtree(self.data_dir, ignore_errors=True)    # a half-made leftover
         cmd = [str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-A", "trust",
                "-U", SUPERUSER, "--encoding=UTF8", "--locale=C", "--no-sync"]
-        with open(self.log_file, "ab") as out:
-            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-            out.flush()
+        with server_process.log_for(self.log_file, cmd) as out:
             p = subprocess.run(cmd, cwd=self.base_dir, env=_clean_env(), stdin=subprocess.DEVNULL,
                                stdout=out, stderr=subprocess.STDOUT, **_as_user(user))
         if p.returncode != 0:
@@ -531,14 +486,9 @@ full_page_writes = off
         t0 = time.monotonic()
         deadline = t0 + timeout
         user = self._prepare()
-        try:
-            self._log_offset = self.log_file.stat().st_size
-        except OSError:
-            self._log_offset = 0
+        self._log_offset = server_process.file_size(self.log_file)
         cmd = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
-        with open(self.log_file, "ab") as out:
-            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
-            out.flush()
+        with server_process.log_for(self.log_file, cmd) as out:
             self._proc = subprocess.Popen(cmd, cwd=self.base_dir, env=_clean_env(),
                                           stdin=subprocess.DEVNULL, stdout=out,
                                           stderr=subprocess.STDOUT, start_new_session=True,
@@ -579,12 +529,7 @@ full_page_writes = off
 
     def _new_log(self) -> str:
         """What was logged since the last start() began."""
-        try:
-            with open(self.log_file, "rb") as f:
-                f.seek(self._log_offset)
-                return f.read(4 << 20).decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return server_process.read_from(self.log_file, self._log_offset)
 
     def _failure(self, what: str) -> PostgresError:
         return PostgresError(
@@ -601,32 +546,11 @@ full_page_writes = off
                 proc.poll()                    # reap a postmaster that died by itself
             return False
         # Its own session (start_new_session), so its group is just the server's processes.
-        own_group = _pgid(pid) == pid
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)
-        if not self._wait_gone(pid, timeout, proc):
-            _say(f"pid {pid} ignored SIGINT for {timeout:.0f} s; sending SIGKILL")
-            with contextlib.suppress(ProcessLookupError):
-                if own_group:
-                    os.killpg(pid, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            if not self._wait_gone(pid, 30, proc):
-                raise PostgresError(f"PostgreSQL pid {pid} survived SIGKILL")
+        if server_process.stop_pid(pid, signal.SIGINT, timeout, alive=_pid_alive, say=_say,
+                                   survived=lambda m: PostgresError(f"PostgreSQL {m}"),
+                                   proc=proc, kill_group=True):
             self.pid_file.unlink(missing_ok=True)
         return True
-
-    @staticmethod
-    def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen | None) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc is not None and proc.pid == pid:
-                proc.poll()                    # our child: reap it, no zombie stays
-            if not _pid_alive(pid):
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
 
     def __enter__(self) -> "PostgresNode":
         return self.start()
@@ -635,60 +559,13 @@ full_page_writes = off
         self.stop()
 
 
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
 # --------------------------------------------------------------------------- CLI
 
 def _run(args) -> int:
-    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-    if not cmd:
-        raise SystemExit("run: give the command after --, e.g. run -- pytest -q")
-    own_dir = args.dir is None
-    base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="unioncat-pg-"))
-    node = PostgresNode(base, port=args.port)
-    child: subprocess.Popen | None = None
-
-    def forward(signum, _frame):
-        # SIGTERM/SIGHUP (e.g. a CI timeout): pass it on and stop the server once CMD ends.
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
-        elif child is None:
-            raise KeyboardInterrupt
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        node.start(timeout=args.timeout)
-        _say(f"server {node.url} up after {node.startup_seconds:.1f} s (pid {node.pid}, "
-             f"{node.base_dir})")
-        child = subprocess.Popen(cmd, env=dict(os.environ, **{URL_ENV: node.url}))
-        interrupts = 0
-        while True:
-            try:
-                rc = child.wait()
-                break
-            except KeyboardInterrupt:
-                # Ctrl-C reaches CMD too (same process group); let it finish its cleanup,
-                # a second Ctrl-C terminates it.
-                interrupts += 1
-                if interrupts > 1:
-                    child.terminate()
-        return 128 - rc if rc < 0 else rc
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        try:
-            if node.stop():
-                _say(f"server {node.url} stopped")
-        finally:
-            if own_dir:
-                shutil.rmtree(base, ignore_errors=True)
+    return server_process.run_command(
+        args.cmd, args.dir, lambda base: PostgresNode(base, port=args.port),
+        tmp_prefix="unioncat-pg-", url_env=URL_ENV, noun="server", timeout=args.timeout,
+        say=_say)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -714,13 +591,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "install":
             print(ensure_bin_dir(install=True))
         elif args.command == "start":
-            node = PostgresNode(args.dir, port=args.port)
-            node.start(timeout=args.timeout)
-            _say(f"up after {node.startup_seconds:.1f} s, pid {node.pid}")
-            print(node.url)
+            server_process.start_command(PostgresNode(args.dir, port=args.port), args.timeout,
+                                         _say)
         elif args.command == "stop":
-            node = PostgresNode(args.dir)
-            print("stopped" if node.stop(timeout=args.timeout) else f"no server running in {args.dir}")
+            server_process.stop_command(PostgresNode(args.dir), args.timeout, "server", args.dir)
         elif args.command == "run":
             return _run(args)
     except PostgresError as e:
