@@ -4,7 +4,7 @@ days and holidays in ``calendar_entries``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 
