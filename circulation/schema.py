@@ -14,6 +14,10 @@ are the second, so a bug or a race can fail a transaction but never corrupt the 
 * a notice is queued once per ``dedupe_key`` (so a retried transaction or job cannot
   queue the same "hold ready" mail twice).
 
+Every column that references ``requests`` or ``loans`` is indexed: deleting a request
+(the purge job) makes the database check each referencing table, which without an
+index is a full scan per deleted row.
+
 Lock order (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite serializes writers with
 ``BEGIN IMMEDIATE``): title queue row, then item row(s), then patron row, then request
 rows. Every writer that takes more than one lock takes them in this order.
@@ -188,7 +192,7 @@ loans = Table(
     Column("id", Integer, primary_key=True),
     Column("item_id", Integer, ForeignKey("items.id"), nullable=False),
     Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
-    Column("request_id", Integer, ForeignKey("requests.id")),
+    Column("request_id", Integer, ForeignKey("requests.id"), index=True),
     Column("branch", String(64), ForeignKey("branches.code"), nullable=False),  # lending counter
     Column("channel", String(16), nullable=False, server_default="counter"),
     Column("lent_at", DateTime, nullable=False),
@@ -208,7 +212,7 @@ transits = Table(
     "transits", metadata,
     Column("id", Integer, primary_key=True),
     Column("item_id", Integer, ForeignKey("items.id"), nullable=False, index=True),
-    Column("request_id", Integer, ForeignKey("requests.id")),
+    Column("request_id", Integer, ForeignKey("requests.id"), index=True),
     Column("from_branch", String(64), ForeignKey("branches.code"), nullable=False),
     Column("to_branch", String(64), ForeignKey("branches.code"), nullable=False),
     Column("reason", String(16), nullable=False),          # hold | return_home
@@ -246,8 +250,8 @@ notices = Table(
     Column("dedupe_key", String(200), nullable=False, unique=True),
     Column("kind", String(32), nullable=False),            # hold_received, hold_ready, ...
     Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
-    Column("request_id", Integer, ForeignKey("requests.id")),
-    Column("loan_id", Integer, ForeignKey("loans.id")),
+    Column("request_id", Integer, ForeignKey("requests.id"), index=True),
+    Column("loan_id", Integer, ForeignKey("loans.id"), index=True),
     Column("data", Text, nullable=False, server_default="{}"),   # JSON for the template
     Column("status", String(16), nullable=False, server_default="pending"),  # pending|sending|sent|failed|suppressed
     Column("attempts", Integer, nullable=False, server_default="0"),
@@ -270,7 +274,7 @@ bookshelf = Table(
     Column("title_id", String(128), nullable=False),
     Column("title", Text, nullable=False, server_default=""),
     Column("added_at", DateTime, nullable=False),
-    Column("loan_id", Integer, ForeignKey("loans.id")),    # history entries
+    Column("loan_id", Integer, ForeignKey("loans.id"), index=True),    # history entries
     Column("note", Text, nullable=False, server_default=""),
 )
 
