@@ -87,11 +87,9 @@ import asyncio
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -108,6 +106,7 @@ sys.path.insert(1, str(REPO))
 sys.path.insert(2, str(REPO / "tools"))
 
 import procmon  # noqa: E402
+import run_bench as rb  # noqa: E402
 import postgres_node  # noqa: E402
 from sqlalchemy import func, insert, or_, select, text  # noqa: E402
 
@@ -1208,36 +1207,6 @@ def report(results: dict) -> str:
     return "\n".join(parts)
 
 
-def write_json(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1, default=str))
-    os.replace(tmp, path)
-
-
-def machine_info() -> dict:
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                info["mem_mb"] = int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    try:
-        info["git"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                                     capture_output=True, text=True, timeout=10).stdout.strip()
-        st = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "circulation", "lifecycle"],
-                            capture_output=True, text=True, timeout=10).stdout.splitlines()
-        info["circulation_uncommitted"] = [ln for ln in st if ln.strip()]
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return info
-
-
 # ---------------------------------------------------------------- main
 
 class Terminated(Exception):
@@ -1416,11 +1385,11 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm)
     results: dict = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "argv": sys.argv,
-                              "machine": machine_info(), "loadavg_at_start": os.getloadavg(),
+                              "machine": rb.host_info(), "loadavg_at_start": os.getloadavg(),
                               "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}}}
 
     def save():
-        write_json(a.out, results)
+        rb.write_json(a.out, results)
 
     node = None
     tmp = None

@@ -751,7 +751,8 @@ def kinds_table(results: dict) -> str:
 
 # ---------------------------------------------------------------- main
 
-def machine_info() -> dict:
+def host_info() -> dict:
+    """The machine and the checkout a benchmark ran on (shared by every bench/ script)."""
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
     try:
         for line in open("/proc/cpuinfo"):
@@ -764,17 +765,22 @@ def machine_info() -> dict:
     except OSError:
         pass
     try:
-        v = subprocess.run(["zebraidx", "-V"], capture_output=True, text=True, timeout=10).stdout
-        info["zebra"] = " ".join(v.split()[:4])
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    try:
         info["git"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                      capture_output=True, text=True, timeout=10).stdout.strip()
         # unioncat runs from this checkout (editable install): note uncommitted changes
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.split("\n")
         info["git_modified"] = [ln[3:] for ln in dirty if ln.strip()]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return info
+
+
+def machine_info() -> dict:
+    info = host_info()
+    try:
+        v = subprocess.run(["zebraidx", "-V"], capture_output=True, text=True, timeout=10).stdout
+        info["zebra"] = " ".join(v.split()[:4])
     except (OSError, subprocess.TimeoutExpired):
         pass
     return info
@@ -1055,7 +1061,7 @@ def write_json(path: Path, results: dict) -> None:
     """Write the results atomically (a half-written file never replaces a good one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+    tmp.write_text(json.dumps(results, ensure_ascii=False, indent=1, default=str))
     os.replace(tmp, path)
 
 
