@@ -127,9 +127,11 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
+_ALLOWED = frozenset({"ok", "logged_in", "password_registered"})
+
+
 def decide(code: str, **details) -> Decision:
-    ja, en = REASONS[code]
-    return Decision(code in ("ok", "logged_in", "password_registered"), code, ja, en, details)
+    return Decision.of(REASONS, code, _ALLOWED, **details)
 
 
 def locked_decision(until: datetime) -> Decision:

@@ -85,8 +85,7 @@ _ALLOWED = {"ok", "added", "already_on_shelf", "removed", "history_started", "hi
 
 
 def decide(code: str, **details) -> Decision:
-    ja, en = REASONS[code]
-    return Decision(code in _ALLOWED, code, ja, en, details)
+    return Decision.of(REASONS, code, _ALLOWED, **details)
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,7 @@ _ALLOWED = {"added", "already_in_cart", "removed", "checked_out"}
 
 
 def decide(code: str, **details) -> Decision:
-    ja, en = REASONS[code]
-    return Decision(code in _ALLOWED, code, ja, en, details)
+    return Decision.of(REASONS, code, _ALLOWED, **details)
 
 
 @dataclass(frozen=True)

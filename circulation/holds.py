@@ -105,8 +105,7 @@ _REASONS = {
 
 
 def _refuse(code: str, **details) -> Decision:
-    ja, en = _REASONS[code]
-    return Decision(False, code, ja, en, details)
+    return Decision.of(_REASONS, code, frozenset(), **details)
 
 
 class _Refused(Exception):

@@ -115,3 +115,11 @@ class Decision:
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    @classmethod
+    def of(cls, reasons: dict[str, tuple[str, str]], code: str, allowed: frozenset[str] | set[str],
+           /, **details) -> "Decision":
+        """The decision for ``code`` from a table of (Japanese, English) messages;
+        allowed when the code is one of ``allowed``."""
+        ja, en = reasons[code]
+        return cls(code in allowed, code, ja, en, details)

@@ -108,9 +108,11 @@ REASONS: dict[str, tuple[str, str]] = {
 }
 
 
+_ALLOWED = frozenset({"ok", "ill_cancel_requested"})
+
+
 def decide(code: str = "ok", **details) -> Decision:
-    ja, en = REASONS[code]
-    return Decision(code == "ok" or code == "ill_cancel_requested", code, ja, en, details)
+    return Decision.of(REASONS, code, _ALLOWED, **details)
 
 
 OK = decide()
