@@ -44,8 +44,15 @@ An unknown card, a card without a password and a wrong password get the same ans
 not tell whether a card exists. Only a *locked* card says so, because the patron must
 be told until when; that needs ``lockout_attempts`` wrong passwords first.
 
-Staff login: username + password, the same uniform failure; there is no staff lockout
-yet (``login_failures`` refers to patrons).
+Staff login: username + password, the same uniform failure, and the same lockout by the
+``[login]`` rules of the staff member's library (``login_failures`` rows name a patron or
+a staff member). Resetting the password (``unioncat circ staff --reset``) unlocks.
+
+Audit: every password set or reset is an event on the account (``events.patron_id`` /
+``events.staff_id``): PASSWORD_SET (the patron changed or registered it) or
+PASSWORD_RESET (staff reset it at the counter, an operator reset a staff password), with
+who did it; reaching the lockout limit is a LOCKED_OUT event. No password or hash is
+ever written to the audit.
 
 Sessions
 --------
@@ -82,11 +89,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle import policies
 from lifecycle.model import Decision
 from lifecycle.profiles import Profile
+from lifecycle.table import Role
 
 from . import notices
 from . import schema as s
 from .service import Circulation
-from .store import lock_one
+from .store import lock_one, record_event
 
 ROLES = ("circulation", "requests", "admin")
 PATRON_IDLE = timedelta(minutes=30)
@@ -300,18 +308,33 @@ def _staff_principal(row) -> Principal:
 
 # --------------------------------------------------------------------------- patron login
 
-async def _failures(conn: AsyncConnection, patron_id: int) -> list[datetime]:
+def _owner(patron_id: int | None = None, staff_id: int | None = None):
+    """The login_failures condition for one patron's or one staff member's rows."""
+    if (patron_id is None) == (staff_id is None):
+        raise ValueError("give exactly one of patron_id, staff_id")
+    if patron_id is not None:
+        return s.login_failures.c.patron_id == patron_id
+    return s.login_failures.c.staff_id == staff_id
+
+
+async def _failures(conn: AsyncConnection, patron_id: int | None = None, *,
+                    staff_id: int | None = None) -> list[datetime]:
     return [r.at for r in (await conn.execute(
-        select(s.login_failures.c.at).where(s.login_failures.c.patron_id == patron_id))).all()]
+        select(s.login_failures.c.at).where(_owner(patron_id, staff_id)))).all()]
 
 
-async def _live_failures(conn: AsyncConnection, profile: Profile, patron_id: int,
-                         now: datetime) -> list[datetime]:
+async def _clear_failures(conn: AsyncConnection, patron_id: int | None = None, *,
+                          staff_id: int | None = None) -> None:
+    await conn.execute(delete(s.login_failures).where(_owner(patron_id, staff_id)))
+
+
+async def _live_failures(conn: AsyncConnection, profile: Profile, patron_id: int | None,
+                         now: datetime, *, staff_id: int | None = None) -> list[datetime]:
     """The failures that count now: a lock that has ended is forgotten (the count starts
-    again). Call inside a write transaction with the patron row locked."""
-    fails = await _failures(conn, patron_id)
+    again). Call inside a write transaction with the patron's (staff member's) row locked."""
+    fails = await _failures(conn, patron_id, staff_id=staff_id)
     if len(fails) >= profile.login.lockout_attempts and policies.login_locked(profile, fails, now).allowed:
-        await conn.execute(delete(s.login_failures).where(s.login_failures.c.patron_id == patron_id))
+        await _clear_failures(conn, patron_id, staff_id=staff_id)
         return []
     return fails
 
@@ -323,11 +346,19 @@ def _lock_of(profile: Profile, fails: list[datetime], now: datetime) -> Decision
     return locked_decision(d.details["until"])
 
 
-async def _record_failure(conn: AsyncConnection, profile: Profile, patron_id: int,
-                          fails: list[datetime], now: datetime) -> Decision | None:
-    """Record a wrong password; the lock decision if this attempt reached the limit."""
-    await conn.execute(insert(s.login_failures).values(patron_id=patron_id, at=now))
-    return _lock_of(profile, fails + [now], now)
+async def _record_failure(conn: AsyncConnection, profile: Profile, patron_id: int | None,
+                          fails: list[datetime], now: datetime, *, staff_id: int | None = None,
+                          actor: str = "") -> Decision | None:
+    """Record a wrong password; the lock decision if this attempt reached the limit (the
+    lock is audited as a LOCKED_OUT event on the account)."""
+    await conn.execute(insert(s.login_failures).values(patron_id=patron_id, staff_id=staff_id, at=now))
+    lock = _lock_of(profile, fails + [now], now)
+    if lock is not None:
+        await record_event(conn, at=now, event="LOCKED_OUT", actor_role=Role.SYSTEM.value,
+                           actor="login", patron_id=patron_id, staff_id=staff_id,
+                           reason=f"{len(fails) + 1} wrong passwords for {actor}; "
+                                  f"locked until {lock.details['until'].isoformat(timespec='minutes')}")
+    return lock
 
 
 class _Changed(Exception):
@@ -362,9 +393,9 @@ async def patron_login(circ: Circulation, *, card: str, password: str) -> LoginR
             if lock is not None:        # a concurrent attempt reached the limit meanwhile
                 return LoginResult(None, lock)
             if not ok:
-                lock = await _record_failure(conn, profile, row.id, fails, now)
+                lock = await _record_failure(conn, profile, row.id, fails, now, actor=f"card {card}")
                 return LoginResult(None, decide("login_failed") if lock is None else lock)
-            await conn.execute(delete(s.login_failures).where(s.login_failures.c.patron_id == row.id))
+            await _clear_failures(conn, row.id)
             if new_hash is not None:
                 await conn.execute(update(s.patrons).where(s.patrons.c.id == row.id)
                                    .values(password_hash=new_hash))
@@ -444,11 +475,16 @@ async def _set_password_once(circ: Circulation, card: str, new_password: str, ol
             if lock is not None:
                 return lock
             if not proof_ok:
-                lock = await _record_failure(conn, profile, row.id, fails, now)
+                lock = await _record_failure(conn, profile, row.id, fails, now, actor=f"card {card}")
                 return refusal if lock is None else lock
         await conn.execute(update(s.patrons).where(s.patrons.c.id == row.id)
                            .values(password_hash=new_hash, password_set_at=now))
-        await conn.execute(delete(s.login_failures).where(s.login_failures.c.patron_id == row.id))
+        await _clear_failures(conn, row.id)
+        how = ("changed by the patron" if old_password is not None else
+               "registered by the patron (phone check)" if role == "patron" else
+               "reset by staff; failed logins cleared")
+        await record_event(conn, at=now, event="PASSWORD_RESET" if role == "staff" else "PASSWORD_SET",
+                           actor_role=role, actor=actor, patron_id=row.id, reason=how)
         q = delete(s.sessions).where(s.sessions.c.patron_id == row.id)
         if keep_session:
             q = q.where(s.sessions.c.token_hash != _hash_token(keep_session))
@@ -510,8 +546,11 @@ async def create_staff(circ: Circulation, *, username: str, password: str, libra
     return await circ.db.run(work)
 
 
-async def set_staff_password(circ: Circulation, *, username: str, new_password: str) -> Decision:
-    """Set (or reset) a staff member's password; their sessions end."""
+async def set_staff_password(circ: Circulation, *, username: str, new_password: str,
+                             actor: str = "operator") -> Decision:
+    """Set (or reset) a staff member's password; their sessions end, their failed logins
+    are cleared (this unlocks a locked account), and a PASSWORD_RESET event names
+    ``actor`` (the operator or admin who did it)."""
     problem = _staff_password_problem(new_password)
     if problem is not None:
         return problem
@@ -521,34 +560,62 @@ async def set_staff_password(circ: Circulation, *, username: str, new_password: 
         row = await lock_one(conn, s.staff, s.staff.c.username == username)
         if row is None:
             return decide("unknown_staff", username=username)
+        now = circ.now()
         await conn.execute(update(s.staff).where(s.staff.c.id == row.id).values(password_hash=pw_hash))
         await conn.execute(delete(s.sessions).where(s.sessions.c.staff_id == row.id))
+        await _clear_failures(conn, staff_id=row.id)
+        await record_event(conn, at=now, event="PASSWORD_RESET", actor_role=Role.STAFF.value,
+                           actor=actor, staff_id=row.id,
+                           reason=f"password of staff {username} reset; sessions ended, failed logins cleared")
         return decide("password_registered")
 
     return await circ.db.run(work)
 
 
 async def staff_login(circ: Circulation, *, username: str, password: str) -> LoginResult:
-    now = circ.now()
-    async with circ.db.read() as conn:
-        row = (await conn.execute(select(s.staff).where(s.staff.c.username == username))).first()
-    if row is None or len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
-        await _verify(None, password[:64])
-        return LoginResult(None, decide("staff_login_failed"))
-    ok, new_hash = await _verify(row.password_hash, password)
-    if not ok:
-        return LoginResult(None, decide("staff_login_failed"))
-
-    async def work(conn: AsyncConnection) -> LoginResult:
-        cur = await lock_one(conn, s.staff, s.staff.c.id == row.id)
-        if cur is None or cur.password_hash != row.password_hash:
+    """Log a staff member in. Wrong passwords lock the account as for patrons, by the
+    ``[login]`` rules of the staff member's library (5 wrong, 30 minutes for all three
+    profiles); a reset of the password (:func:`set_staff_password`) unlocks it."""
+    for _ in range(5):
+        now = circ.now()
+        async with circ.db.read() as conn:
+            row = (await conn.execute(select(s.staff).where(s.staff.c.username == username))).first()
+            fails = await _failures(conn, staff_id=row.id) if row is not None else []
+        if row is None or len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
+            await _verify(None, password[:64])
             return LoginResult(None, decide("staff_login_failed"))
-        if new_hash is not None:
-            await conn.execute(update(s.staff).where(s.staff.c.id == row.id).values(password_hash=new_hash))
-        token = await _new_session(conn, staff_id=row.id, now=now)
-        return LoginResult(token, decide("logged_in"), _staff_principal(cur))
+        profile = circ.profile(row.library)
+        lock = _lock_of(profile, fails, now)
+        if lock is not None:
+            return LoginResult(None, lock)
+        ok, new_hash = await _verify(row.password_hash, password)
 
-    return await circ.db.run(work)
+        async def work(conn: AsyncConnection, row=row, ok=ok, new_hash=new_hash, profile=profile,
+                       now=now) -> LoginResult:
+            cur = await lock_one(conn, s.staff, s.staff.c.id == row.id)
+            if cur is None:
+                return LoginResult(None, decide("staff_login_failed"))
+            if cur.password_hash != row.password_hash:
+                raise _Changed()
+            fails = await _live_failures(conn, profile, None, now, staff_id=row.id)
+            lock = _lock_of(profile, fails, now)
+            if lock is not None:        # a concurrent attempt reached the limit meanwhile
+                return LoginResult(None, lock)
+            if not ok:
+                lock = await _record_failure(conn, profile, None, fails, now, staff_id=row.id,
+                                             actor=f"staff {username}")
+                return LoginResult(None, decide("staff_login_failed") if lock is None else lock)
+            await _clear_failures(conn, staff_id=row.id)
+            if new_hash is not None:
+                await conn.execute(update(s.staff).where(s.staff.c.id == row.id).values(password_hash=new_hash))
+            token = await _new_session(conn, staff_id=row.id, now=now)
+            return LoginResult(token, decide("logged_in"), _staff_principal(cur))
+
+        try:
+            return await circ.db.run(work)
+        except _Changed:
+            continue
+    return LoginResult(None, decide("staff_login_failed"))
 
 
 # --------------------------------------------------------------------------- sessions

@@ -101,6 +101,8 @@ _REASONS = {
     "duplicate_titles": ("同じ資料が重複しています。", "The same title is given twice."),
     "not_in_review": ("このリクエストは検討中ではありません。", "This request is not awaiting review."),
     "staff_only": ("図書館職員のみが行えます。", "Only library staff can do this."),
+    "cancel_after_shipping": ("発送済みの資料の取消は、到着後に受取館で行います。",
+                              "The copy has been shipped: it is cancelled when it arrives at the pickup branch."),
 }
 
 
@@ -272,9 +274,11 @@ def _representative(rows, profile: Profile) -> Item | None:
 async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, title_id: str,
                     pickup_branch: str, channel: str, role, actor: str, contact_method: str | None,
                     memo: str, material_type: str | None, publication_date, submitted_at_branch,
-                    title: str, set_id, set_position: int, group_id) -> tuple[int | None, Decision]:
+                    title: str, set_id, set_position: int, group_id,
+                    delivery: bool = False) -> tuple[int | None, Decision]:
     """Decide and (when allowed) insert one request, inside the caller's unit of work;
-    the title queue and the patron row are already locked."""
+    the title queue and the patron row are already locked. ``delivery`` (有料図書宅配):
+    decided by ``policies.can_place_delivery``, picked up by the dispatch branch."""
     now = circ.now()
     role = _role(role)
     system = patron_row.library
@@ -289,6 +293,8 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
     kind = "reservation" if item is not None else "request"
     material = item.material_type if item is not None else (material_type or "book")
     contact = contact_method if contact_method is not None else patron_row.default_contact_method
+    if delivery and profile.delivery is not None:
+        pickup_branch = profile.delivery.dispatch_branch      # readied and shipped there
     if role == R.PATRON and channel not in PATRON_CHANNELS:
         # a patron acting alone uses the web or an OPAC; counter, phone and forms go through staff
         return None, policies.decide("channel_not_allowed", channels=sorted(PATRON_CHANNELS))
@@ -296,22 +302,25 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
                         material_type=material, pickup_branch=pickup_branch, contact_method=contact,
                         channel=channel, placed_at=now, submitted_at_branch=submitted_at_branch,
                         publication_date=publication_date, set_id=set_id, set_position=set_position,
-                        group_id=group_id, memo=memo)
+                        group_id=group_id, memo=memo, delivery=delivery)
     snapshot = await patron_snapshot(conn, patron_row)
-    decision = policies.can_place(profile, snapshot, item, candidate, now)
+    decide = policies.can_place_delivery if delivery else policies.can_place
+    decision = decide(profile, snapshot, item, candidate, now)
     if not decision.allowed:
         return None, decision
+    rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
 
     res = await conn.execute(s.requests.insert().values(
         patron_id=patron_row.id, library=system, title_id=title_id, kind=kind, material_type=material,
         pickup_branch=pickup_branch, contact_method=contact, channel=channel, state=S.NEW.value,
         placed_at=now, submitted_at_branch=submitted_at_branch, publication_date=publication_date,
         set_id=set_id, set_position=set_position, group_id=group_id, memo=memo, title=title,
-        updated_at=now))
+        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now))
     rid = res.inserted_primary_key[0]
     await record_event(conn, at=now, event="PLACE", actor_role=role.value, actor=actor,
                        request_id=rid, to_state=S.NEW.value, channel=channel,
-                       branch=submitted_at_branch or pickup_branch, reason=kind)
+                       branch=submitted_at_branch or pickup_branch,
+                       reason=f"{kind} delivery" if delivery else kind)
     row = await _request_row(conn, rid)
     await transition(conn, row, E.VALIDATE, role=R.SYSTEM, actor=actor, at=now, channel=channel)
     row = await _request_row(conn, rid)
@@ -335,7 +344,8 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
                 role, actor: str, contact_method: str | None = None, memo: str = "",
                 kind: str = "reservation", material_type: str | None = None, publication_date=None,
                 submitted_at_branch: str | None = None, title: str = "", set_id: str | None = None,
-                set_position: int = 0, group_id: str | None = None) -> PlaceResult:
+                set_position: int = 0, group_id: str | None = None,
+                delivery: bool = False) -> PlaceResult:
     """Place a hold for the patron ``card`` on ``title_id``.
 
     The patron's library is the serving system and its profile decides. When that system
@@ -343,7 +353,11 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
     it is a request (リクエスト) and goes to purchase/ILL review — whatever ``kind`` the
     caller passed (the seeds define the two by ownership). ``material_type`` and
     ``publication_date`` describe a requested title nobody owns. A refusal inserts
-    nothing and returns the policy's Decision."""
+    nothing and returns the policy's Decision.
+
+    ``delivery`` (有料図書宅配専用よやく・リクエスト): the copy is to be shipped to the
+    patron (circulation/delivery.py); ``pickup_branch`` is then the profile's dispatch
+    branch whatever was passed."""
     del kind  # derived from ownership, see the docstring
 
     async def work(conn):
@@ -354,7 +368,7 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
             role=role, actor=actor, contact_method=contact_method, memo=memo,
             material_type=material_type, publication_date=publication_date,
             submitted_at_branch=submitted_at_branch, title=title, set_id=set_id,
-            set_position=set_position, group_id=group_id)
+            set_position=set_position, group_id=group_id, delivery=delivery)
         if rid is None:
             raise _Refused(decision)
         return PlaceResult(rid, decision, await _position(conn, rid))
@@ -522,6 +536,13 @@ async def _put_on_shelf(circ: Circulation, conn: AsyncConnection, row, event: lt
     of the pickup branch, and the hold-ready notice (contacted when a contact method
     other than "none" gets it)."""
     now = circ.now()
+    if row.delivery:
+        # 有料図書宅配: ready to ship, on the dispatch branch's list (circulation/delivery.py).
+        # Nobody is asked to come: no hold_ready notice, no shelf deadline (never expires).
+        await transition(conn, row, event, role=role, actor=actor, at=now, branch=at_branch,
+                         item_id=item_row.id, ready_at=now, reason="delivery: ready to ship")
+        await _set_item(conn, item_row.id, now, status="on_hold_shelf", current_branch=at_branch)
+        return
     profile = circ.profile(row.library)
     contacted = now if row.contact_method != "none" else None
     cal = await circ.calendar(conn, row.pickup_branch)
@@ -578,6 +599,9 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
     held = await _secured_for(conn, item_row.id)
     if held is not None:
         return Routing(ALREADY_SECURED, held.id, held.pickup_branch)
+    if item_row.partner:                      # 連携貸出: a university's copy goes to its request or back
+        from . import partners
+        return await partners.route_partner_copy(circ, conn, item_row, at_branch, role=role, actor=actor)
     profile = circ.profiles.get(item_row.library)
     if walk_in and (profile is None or profile.walk_in_first):
         await _set_item(conn, item_row.id, now, status="available", current_branch=at_branch)
@@ -679,6 +703,13 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
     ``hold_cancelled`` notice."""
     now = circ.now()
     role = _role(role)
+    async with circ.db.read() as conn:
+        peek = await _request_row(conn, request_id)
+    if peek.kind == "partner" and peek.state == S.SHIPPED.value and role == R.STAFF:
+        # a university copy on its way: cancelled on arrival (circulation/partners.py)
+        from . import partners
+        return (await partners.cancel(circ, request_id=request_id, role=role, actor=actor,
+                                      channel=channel, reason=reason, card=card, branch=branch)).decision
 
     async def work(conn):
         row = await _request_row(conn, request_id)
@@ -693,6 +724,11 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
         if not decision.allowed:
             return decision
         state = lt.State(row.state)
+        if state == S.CANCEL_PENDING:             # already asked; the partner answers
+            return policies.decide("ill_cancel_requested")
+        if state == S.SHIPPED:
+            # no CANCEL out of SHIPPED in the table: the copy is on its way
+            return _refuse("cancel_after_shipping", state=state.value)
         if decision.code == "ill_cancel_requested":
             if role not in lt.ACTORS[E.REQUEST_CANCEL]:
                 return _refuse("staff_only")
@@ -765,9 +801,10 @@ async def resume(circ: Circulation, *, request_id: int, role, actor: str, card: 
 async def _validate_settings(circ: Circulation, profile: Profile, patron_row, pickup_branch,
                              contact_method) -> Decision:
     if pickup_branch is not None:
-        b = profile.branch(pickup_branch)
-        if b is None or not b.pickup:
-            return policies.decide("pickup_not_service_point")
+        # a pickup point; mobile cards only the mobile library (policies.pickup_ok)
+        pickup = policies.pickup_ok(profile, patron_contact(patron_row), pickup_branch)
+        if not pickup.allowed:
+            return pickup
     if contact_method is not None:
         return policies.contact_method_ok(profile, patron_contact(patron_row), contact_method)
     return policies.OK

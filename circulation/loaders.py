@@ -22,13 +22,15 @@ Columns
 -------
 patrons: card_number*, library*, home_municipality*, name, work_or_school_municipality,
 category (default individual), email, phone, fax, locale (ja|en, default ja),
-default_pickup_branch, default_contact_method (default none).
+default_pickup_branch, default_contact_method (default none), card_expires (date: last
+valid day), school, grade, representative (group and school grade cards).
 items: barcode*, title_id*, library*, owning_branch*, location, call_number,
 material_type (default book), circulating (default true), newest_issue (default false),
-lending_release (date), partner (a university library code).
+lending_release (date), partner (a university library code), set_code (読書会用図書 set).
 staff: username*, library*, roles*, name, branch. Passwords are never loaded from a
 file: ``unioncat circ staff passwd`` sets them.
-calendar: branch*, day*, kind* (closed|holiday|event), title.
+calendar: branch*, day*, kind* (closed|holiday|event|visit|school_visit), title (events: the
+event; visit and school_visit, the mobile library's schedule: the stop).
 (* = required)
 """
 from __future__ import annotations
@@ -55,7 +57,10 @@ from .service import Circulation
 
 BATCH = 500
 KINDS = ("patrons", "items", "staff", "calendar")
-CALENDAR_KINDS = ("closed", "holiday", "event")
+CALENDAR_KINDS = ("closed", "holiday", "event", "visit", "school_visit")
+# kinds of which a branch may have several a day, told apart by their title (events; the
+# mobile library's visits, title = the stop)
+_TITLED_KINDS = ("event", "visit", "school_visit")
 
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,31}")
 _BARCODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
@@ -224,6 +229,8 @@ def _present(values: dict, cols: set, optional_defaults: dict) -> dict:
 
 _PATRON_OPTIONAL = ("name", "work_or_school_municipality", "category", "email", "phone", "fax", "locale",
                     "default_pickup_branch", "default_contact_method")
+# group and school grade cards (circulation/groups.py registers new ones; these load existing ones)
+_PATRON_OPTIONAL = _PATRON_OPTIONAL + ("card_expires", "school", "grade", "representative")
 
 
 def _patron(circ: Circulation, net: _Network, r: dict, cols: set):
@@ -263,6 +270,8 @@ def _patron(circ: Circulation, net: _Network, r: dict, cols: set):
               "name": r.get("name", ""), "work_or_school_municipality": r.get("work_or_school_municipality") or None,
               "category": category, "email": email, "phone": phone, "fax": fax, "locale": locale,
               "default_pickup_branch": pickup, "default_contact_method": method}
+    values.update(card_expires=_date(r, "card_expires"), school=r.get("school") or None,
+                  grade=r.get("grade") or None, representative=r.get("representative") or None)
     return ("card_number",), _present(values, cols, dict.fromkeys(_PATRON_OPTIONAL))
 
 
@@ -270,6 +279,7 @@ def _patron(circ: Circulation, net: _Network, r: dict, cols: set):
 
 _ITEM_OPTIONAL = ("location", "call_number", "material_type", "circulating", "newest_issue",
                   "lending_release", "partner")
+_ITEM_OPTIONAL = _ITEM_OPTIONAL + ("set_code",)        # 読書会用図書: the reading-group set
 
 
 def _item(circ: Circulation, net: _Network, r: dict, cols: set):
@@ -298,6 +308,7 @@ def _item(circ: Circulation, net: _Network, r: dict, cols: set):
               "material_type": material, "circulating": _bool(r, "circulating", True),
               "newest_issue": _bool(r, "newest_issue", False), "lending_release": _date(r, "lending_release"),
               "partner": partner}
+    values["set_code"] = r.get("set_code") or None
     return ("barcode",), _present(values, cols, dict.fromkeys(_ITEM_OPTIONAL))
 
 
@@ -328,9 +339,13 @@ def _calendar(circ: Circulation, net: _Network, r: dict, cols: set):
     if kind not in CALENDAR_KINDS:
         raise RowError(f"kind {kind!r} is not one of {', '.join(CALENDAR_KINDS)}")
     title = r.get("title", "")
-    if kind == "event" and not title:
-        raise RowError("an event needs a title")
-    key = ("branch", "day", "kind", "title") if kind == "event" else ("branch", "day", "kind")
+    if kind in _TITLED_KINDS and not title:
+        raise RowError("an event needs a title" if kind == "event"
+                       else f"a {kind} needs a title (the stop's name)")
+    if kind in ("visit", "school_visit") and not policies.is_mobile_branch(
+            next(p for p in circ.profiles.values() if branch in p.branches), branch):
+        raise RowError(f"a {kind} is a stop of the mobile library; {branch!r} is not one")
+    key = ("branch", "day", "kind", "title") if kind in _TITLED_KINDS else ("branch", "day", "kind")
     return key, {"branch": branch, "day": day, "kind": kind, "title": title}
 
 

@@ -61,16 +61,20 @@ from lifecycle import policies
 from lifecycle.model import CHANNELS, RETURN_POINT_KINDS, Decision, ReturnPoint
 from lifecycle.table import Event, Role, State
 
-from . import holds, notices
+from . import holds, mobile, notices
 from . import schema as s
+from .proxy import live_consent_names
 from .service import Circulation
 from .store import (
     ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, lock_one,
     lock_title_queue, loan_record, patron_snapshot, record_event, request_record, transition,
 )
+from .store import patron_contact
 
 # Channels a check-out may come through: the patron-facing ones plus the self-checkout kiosk.
 CHECK_OUT_CHANNELS = CHANNELS | {"kiosk"}
+# 有料図書宅配: lending by shipping the copy readied for a delivery request (circulation/delivery.py)
+CHECK_OUT_CHANNELS = CHECK_OUT_CHANNELS | {"delivery"}
 OPEN_LOAN_STATES = ("ON_LOAN", "OVERDUE")
 WAITING_STATES = (State.QUEUED.value, State.SUSPENDED.value)
 _LOANED_REQUEST_STATES = (State.ON_LOAN.value, State.OVERDUE.value, State.RECALLED.value)
@@ -152,6 +156,9 @@ def _serving_system(circ: Circulation, item_row) -> str:
     system of the branch it belongs to."""
     if item_row.library in circ.profiles:
         return item_row.library
+    for p in circ.profiles.values():          # a university partner's copy (連携貸出)
+        if item_row.library in p.partners:
+            return p.system
     return circ.profile_of_branch(item_row.owning_branch).system
 
 
@@ -188,8 +195,20 @@ def _loan_rec(loan_row, card: str, item_row):
 # --------------------------------------------------------------------------- check-out
 
 async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, role, actor: str,
-                    channel: str = "counter") -> CheckOutResult:
+                    channel: str = "counter", proxy: str | None = None,
+                    stop: str | None = None) -> CheckOutResult:
     """Lend the copy ``barcode`` to the patron with ``card`` at ``branch``.
+
+    ``channel="delivery"`` ships the copy readied for the patron's delivery request
+    (``policies.can_check_out_delivery``: registered patron, delivery materials, the
+    delivery period). ``proxy``: the name of someone borrowing with the holder's card
+    (代理での貸出), refused (``proxy_loans_not_offered``, ``proxy_not_authorised``) unless
+    the profile offers it and a live consent of the holder names them
+    (``policies.can_lend_to_proxy``); the name is kept on the loan and in the audit.
+    ``stop``: at the mobile library, the stop lent at (``circulation.mobile.loan_terms``:
+    due on the next visit there, the school-stop limit); kept on the loan. Cards:
+    ``policies.card_usable_at`` (``card_expired``, ``card_not_for_mobile``,
+    ``mobile_card_only``).
 
     Refusals (``decision.allowed`` false, nothing written): ``card_not_valid_here``,
     ``item_other_system``, ``item_on_loan``, ``held_for_another_patron``,
@@ -200,6 +219,8 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
     if channel not in CHECK_OUT_CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")
     profile = circ.profile_of_branch(branch)
+    if stop is not None and not policies.is_mobile_branch(profile, branch):
+        raise ValueError(f"stop= is only for check-outs at the mobile library, not at {branch!r}")
 
     async def work(conn: AsyncConnection) -> CheckOutResult:
         now = circ.now()
@@ -209,6 +230,16 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
             raise NotFound(f"patron {card!r}")
         if patron.library != profile.system:
             return CheckOutResult(None, None, _refuse("card_not_valid_here", library=patron.library))
+        usable = policies.card_usable_at(profile, patron_contact(patron), branch, now)
+        if not usable.allowed:
+            return CheckOutResult(None, None, usable)
+        proxy_key = None
+        if proxy is not None:
+            allowed = policies.can_lend_to_proxy(profile, proxy,
+                                                 await live_consent_names(conn, patron.id))
+            if not allowed.allowed:
+                return CheckOutResult(None, None, allowed)
+            proxy_key = allowed.details["proxy"]
         if item.library != profile.system and not item.partner and not item.ill:
             return CheckOutResult(None, None, _refuse("item_other_system", library=item.library))
         if await _open_loan(conn, item.id, lock=False) is not None or item.status == "on_loan":
@@ -243,9 +274,14 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
 
         snapshot = await patron_snapshot(conn, patron)
         req_rec = request_record(own_request, card) if own_request is not None else None
-        decision = policies.can_check_out(profile, snapshot, item_record(item), req_rec, now)
+        lend_rule = policies.can_check_out_delivery if channel == "delivery" else policies.can_check_out
+        decision = lend_rule(profile, snapshot, item_record(item), req_rec, now)
         if not decision.allowed:
             return CheckOutResult(None, None, decision)
+        if policies.is_mobile_branch(profile, branch):
+            decision = await mobile.loan_terms(conn, profile, branch, snapshot, stop, now)
+            if not decision.allowed:
+                return CheckOutResult(None, None, decision)
         due = await _due_on_open_day(circ, conn, branch, decision.details["due"])
 
         try:
@@ -254,13 +290,15 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                     item_id=item.id, patron_id=patron.id,
                     request_id=own_request.id if own_request is not None else None,
                     branch=branch, channel=channel, lent_at=now, due=due, renewals=0,
-                    state="ON_LOAN"))
+                    state="ON_LOAN", proxy=proxy_key))
         except IntegrityError as e:
             if not is_unique_violation(e):
                 raise
             # ux_loans_open_item: another transaction lent this copy first
             return CheckOutResult(None, None, _refuse("item_on_loan"))
         loan_id = res.inserted_primary_key[0]
+        if stop is not None:
+            await conn.execute(update(s.loans).where(s.loans.c.id == loan_id).values(stop=stop))
 
         if own_request is not None:
             await transition(conn, own_request, Event.CHECK_OUT, role=role, actor=actor, at=now,
@@ -269,7 +307,8 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                            .values(status="on_loan", current_branch=branch, updated_at=now))
         await record_event(conn, at=now, event="CHECK_OUT", actor_role=role.value, actor=actor,
                            loan_id=loan_id, item_id=item.id, from_state=None, to_state="ON_LOAN", channel=channel, branch=branch,
-                           reason=f"due {due.isoformat()}")
+                           reason=f"due {due.isoformat()}"
+                                  + (f", proxy {proxy_key}" if proxy_key else ""))
         if patron.history_opt_in:
             await conn.execute(insert(s.bookshelf).values(
                 patron_id=patron.id, shelf="history", title_id=item.title_id,
@@ -315,6 +354,9 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
             return RenewResult(None, _refuse("not_on_loan", state=loan.state))
         profile = circ.profile_of_branch(loan.branch)
+        valid = policies.card_valid(patron_contact(patron), now)   # 団体貸出: not after the card expired
+        if not valid.allowed:
+            return RenewResult(None, valid)
         waiting = await _waiting(conn, circ, item, patron.id)
         decision = policies.can_renew(profile, _loan_rec(loan, patron.card_number, item), now,
                                       channel=channel, someone_waiting=waiting > 0)
@@ -362,7 +404,8 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
     at the counter wants this copy now (来館者優先), so it is not trapped.
 
     A refused return (``policies.can_return_at``: partner items only at the counter
-    they were lent from, ILL items and audio books not at drop points) leaves the loan
+    they were lent from, ILL items and audio books not at drop points, mobile library
+    loans only on the mobile or at the central library) leaves the loan
     open. Without an open loan the copy is not returned again: see the module notes."""
     role = _role(role)
     if return_kind not in RETURN_POINT_KINDS:
@@ -414,7 +457,9 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
             if req.state in _LOANED_REQUEST_STATES:
                 await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
                                  channel=return_kind, branch=branch, reason=f"loan {loan.id}")
-                if not item.ill:
+                # a partner's copy (連携貸出) takes the return leg instead (SHIP_RETURN, in
+                # holds.route_copy → partners.route_partner_copy below); ILL copies skip CLOSE too
+                if not item.ill and not item.partner:
                     req = await get_row(conn, s.requests, s.requests.c.id == req.id, what="request")
                     await transition(conn, req, Event.CLOSE, role=Role.SYSTEM, actor="circulation",
                                      at=now, branch=branch, reason=f"loan {loan.id} returned")

@@ -20,12 +20,17 @@ index is a full scan per deleted row.
 
 Lock order (PostgreSQL ``SELECT ... FOR UPDATE``; SQLite serializes writers with
 ``BEGIN IMMEDIATE``): title queue row, then item row(s), then patron row, then request
-rows. Every writer that takes more than one lock takes them in this order.
+rows. Every writer that takes more than one lock takes them in this order. A reading-group
+set check-out locks the set's title queue rows (by title id), then its items (by id),
+then the patron. Registering or extending a school grade card first takes a
+transaction-level advisory lock on (library, school, grade) (``pg_advisory_xact_lock``),
+then the patron row. ``patron_proxies`` rows are written only under their patron's row lock
+(and read under it at check-out).
 """
 from __future__ import annotations
 
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
+    Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Table,
     Text, UniqueConstraint, text,
 )
 
@@ -53,12 +58,15 @@ branches = Table(
 )
 
 # Closed days and events of a branch (opening hours per weekday/season are in the profile).
+# The mobile library's schedule (運行スケジュール) is kept here too: one row per stop and day,
+# kind "visit" (or "school_visit" for a stop at a school, 学校内での貸出) and title = the stop's
+# name; a mobile loan is due on the next visit to the stop it was lent at (circulation/mobile.py).
 calendar_entries = Table(
     "calendar_entries", metadata,
     Column("id", Integer, primary_key=True),
     Column("branch", String(64), ForeignKey("branches.code"), nullable=False),
     Column("day", Date, nullable=False),
-    Column("kind", String(16), nullable=False),            # closed | holiday | event
+    Column("kind", String(16), nullable=False),            # closed | holiday | event | visit | school_visit
     Column("title", Text, nullable=False, server_default=""),
     UniqueConstraint("branch", "day", "kind", "title", name="uq_calendar_entry"),
 )
@@ -85,14 +93,37 @@ patrons = Table(
     Column("history_opt_in", Boolean, nullable=False, server_default=text("false")),
     Column("reading_goal", Integer),                       # books per year (読書マラソン)
     Column("new_book_alerts", Boolean, nullable=False, server_default=text("false")),
+    # 未就学児・小中学生: services that need a guardian's consent (Hiroshima home delivery)
+    Column("minor", Boolean, nullable=False, server_default=text("false")),
+    Column("guardian_consent_at", DateTime),               # the guardian's consent, when given
+    # 有料図書宅配サービス (circulation/delivery.py): registered when the 利用申請書 was accepted
+    # (null: not registered), through "counter" or "post"; revoked by staff with a reason code
+    # (lifecycle.policies.DELIVERY_REVOCATION_REASONS), which clears delivery_registered_at
+    Column("delivery_registered_at", DateTime),
+    Column("delivery_registered_via", String(16)),
+    Column("delivery_revoked_at", DateTime),
+    Column("delivery_revoked_reason", String(32)),
+    # last day the card is valid (Hiroshima 団体貸出: お申込み時から1年間, extended by staff a
+    # year at a time, circulation/groups.py); null: the card does not expire
+    Column("card_expires", Date),
+    # school grade cards (category "school", 利用券は学年で1枚): the school and the grade;
+    # at most one unexpired card per (library, school, grade), checked by groups.register
+    # under an advisory lock on PostgreSQL (an expiry date cannot be a unique index)
+    Column("school", Text),
+    Column("grade", String(16)),
+    Column("representative", Text),                        # group cards: 代表者 (school: 学年主任)
     Column("created_at", DateTime, nullable=False),
+    Index("ix_patrons_school_grade", "library", "school", "grade"),
 )
 
+# Wrong passwords since the last success, of a patron or of a staff member (one of the two).
 login_failures = Table(
     "login_failures", metadata,
     Column("id", Integer, primary_key=True),
-    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), index=True),
+    Column("staff_id", Integer, ForeignKey("staff.id"), index=True),
     Column("at", DateTime, nullable=False),
+    CheckConstraint("(patron_id IS NULL) <> (staff_id IS NULL)", name="ck_login_failure_owner"),
 )
 
 staff = Table(
@@ -117,6 +148,21 @@ sessions = Table(
     Column("expires_at", DateTime, nullable=False),
 )
 
+# 代理での貸出 (Hiroshima: 本人了承のうえカードを預かり代理での貸出は可能): the card holder's
+# consent naming a proxy (circulation/proxy.py); live while revoked_at is null. The name is
+# stored as given (compared by lifecycle.policies.proxy_name_key).
+patron_proxies = Table(
+    "patron_proxies", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
+    Column("proxy_name", Text, nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),   # 乳幼児, 入院中, ...
+    Column("consented_at", DateTime, nullable=False),
+    Column("recorded_by", String(64), nullable=False, server_default=""),
+    Column("revoked_at", DateTime),
+    Column("revoked_by", String(64)),
+)
+
 # --------------------------------------------------------------------------- items
 
 items = Table(
@@ -135,6 +181,9 @@ items = Table(
     Column("lending_release", Date),
     Column("partner", String(64)),                         # university partner (連携貸出)
     Column("ill", Boolean, nullable=False, server_default=text("false")),
+    # 読書会用図書 (Hiroshima): the reading-group set this copy belongs to; a set's copies are
+    # lent together with groups.check_out_set and never one by one
+    Column("set_code", String(64), index=True),
     # available | on_loan | in_transit | on_hold_shelf | lost | withdrawn
     Column("status", String(16), nullable=False, server_default="available"),
     Column("updated_at", DateTime),
@@ -156,7 +205,9 @@ requests = Table(
     Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
     Column("library", String(64), ForeignKey("libraries.code"), nullable=False),  # serving system
     Column("title_id", String(128), nullable=False),
-    Column("kind", String(16), nullable=False, server_default="reservation"),  # or "request"
+    # "reservation", "request", or "partner": a university partner's copy (連携貸出, item_id
+    # names it from the start; circulation/partners.py)
+    Column("kind", String(16), nullable=False, server_default="reservation"),
     Column("material_type", String(32), nullable=False, server_default="book"),
     Column("pickup_branch", String(64), ForeignKey("branches.code"), nullable=False),
     Column("contact_method", String(16), nullable=False, server_default="none"),
@@ -170,6 +221,9 @@ requests = Table(
     Column("set_position", Integer, nullable=False, server_default="0"),
     Column("group_id", String(64)),
     Column("memo", Text, nullable=False, server_default=""),
+    # the owning branch whose branch material rule admitted the request (Komae: AV reservations
+    # are counted per branch that holds the copies); null when no such rule applied
+    Column("rule_branch", String(64)),
     Column("ready_at", DateTime),
     Column("contacted_at", DateTime),
     Column("shelf_deadline", Date),
@@ -178,6 +232,9 @@ requests = Table(
     Column("cancel_channel", String(16)),
     Column("review_note", Text),                           # staff review of a リクエスト
     Column("title", Text, nullable=False, server_default=""),  # display title, for lists and mails
+    # 有料図書宅配: to be shipped (pickup_branch is the profile's delivery.dispatch_branch; ready
+    # means on that branch's dispatch list, with no hold_ready notice and no shelf deadline)
+    Column("delivery", Boolean, nullable=False, server_default=text("false")),
     Column("updated_at", DateTime, nullable=False),
     Index("ix_requests_queue", "title_id", "state", "placed_at"),
     Index("ux_requests_secured_item", "item_id", unique=True,
@@ -194,6 +251,7 @@ loans = Table(
     Column("patron_id", Integer, ForeignKey("patrons.id"), nullable=False, index=True),
     Column("request_id", Integer, ForeignKey("requests.id"), index=True),
     Column("branch", String(64), ForeignKey("branches.code"), nullable=False),  # lending counter
+    Column("stop", Text),                                  # mobile library: the stop it was lent at
     Column("channel", String(16), nullable=False, server_default="counter"),
     Column("lent_at", DateTime, nullable=False),
     Column("due", Date, nullable=False),
@@ -203,6 +261,9 @@ loans = Table(
     Column("returned_at", DateTime),                       # the date the return counts from
     Column("return_branch", String(64)),
     Column("return_kind", String(16)),                     # counter, book_drop, drop_point, ...
+    # 代理での貸出: the name of the person who borrowed with the holder's card (checked against
+    # patron_proxies at check-out); null when the holder borrowed
+    Column("proxy", Text),
     Index("ux_loans_open_item", "item_id", unique=True,
           sqlite_where=text("returned_at IS NULL"),
           postgresql_where=text("returned_at IS NULL")),
@@ -215,7 +276,8 @@ transits = Table(
     Column("request_id", Integer, ForeignKey("requests.id"), index=True),
     Column("from_branch", String(64), ForeignKey("branches.code"), nullable=False),
     Column("to_branch", String(64), ForeignKey("branches.code"), nullable=False),
-    Column("reason", String(16), nullable=False),          # hold | return_home
+    # hold | return_home | partner (a university's copy coming in) | partner_return (going back)
+    Column("reason", String(16), nullable=False),
     Column("sent_at", DateTime, nullable=False),
     Column("arrived_at", DateTime),
 )
@@ -230,6 +292,9 @@ events = Table(
     Column("request_id", Integer, ForeignKey("requests.id"), index=True),
     Column("loan_id", Integer, ForeignKey("loans.id"), index=True),
     Column("item_id", Integer, ForeignKey("items.id"), index=True),
+    # account events (password set or reset, lockout, registrations): whose account
+    Column("patron_id", Integer, ForeignKey("patrons.id"), index=True),
+    Column("staff_id", Integer, ForeignKey("staff.id"), index=True),
     Column("event", String(32), nullable=False),
     Column("from_state", String(32)),
     Column("to_state", String(32)),

@@ -175,11 +175,14 @@ async def record_event(conn: AsyncConnection, *, at: datetime, event: str, actor
                        actor: str = "", request_id: int | None = None, loan_id: int | None = None,
                        item_id: int | None = None, from_state: str | None = None,
                        to_state: str | None = None, channel: str | None = None,
-                       branch: str | None = None, reason: str = "") -> None:
+                       branch: str | None = None, reason: str = "",
+                       patron_id: int | None = None, staff_id: int | None = None) -> None:
+    """One audit row. ``patron_id`` / ``staff_id`` name the account an account event
+    (password, lockout, registration) is about."""
     await conn.execute(insert(s.events).values(
         at=at, event=event, actor_role=actor_role, actor=actor, request_id=request_id,
         loan_id=loan_id, item_id=item_id, from_state=from_state, to_state=to_state,
-        channel=channel, branch=branch, reason=reason))
+        channel=channel, branch=branch, reason=reason, patron_id=patron_id, staff_id=staff_id))
 
 
 async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
@@ -217,7 +220,8 @@ def request_record(row, card_number: str) -> Request:
         publication_date=row.publication_date, set_id=row.set_id, set_position=row.set_position,
         group_id=row.group_id, memo=row.memo, ready_at=row.ready_at, contacted_at=row.contacted_at,
         cancelled_at=row.cancelled_at, cancel_reason=row.cancel_reason,
-        cancel_channel=row.cancel_channel)
+        cancel_channel=row.cancel_channel, rule_branch=row.rule_branch,
+        delivery=bool(getattr(row, "delivery", False)))
 
 
 def item_record(row, *, on_loan: bool | None = None) -> Item:
@@ -226,7 +230,8 @@ def item_record(row, *, on_loan: bool | None = None) -> Item:
         owning_branch=row.owning_branch, current_branch=row.current_branch or "",
         material_type=row.material_type, circulating=row.circulating,
         newest_issue=row.newest_issue, lending_release=row.lending_release, partner=row.partner,
-        ill=row.ill, on_loan=(row.status == "on_loan") if on_loan is None else on_loan)
+        ill=row.ill, on_loan=(row.status == "on_loan") if on_loan is None else on_loan,
+        set_code=getattr(row, "set_code", None), location=getattr(row, "location", "") or "")
 
 
 def loan_record(row, card_number: str, barcode: str, material_type: str = "book",
@@ -234,7 +239,8 @@ def loan_record(row, card_number: str, barcode: str, material_type: str = "book"
     return Loan(item_barcode=barcode, patron_card=card_number, branch=row.branch,
                 lent_at=row.lent_at, due=row.due, renewals=row.renewals,
                 renewed_via=row.renewed_via, partner=partner, ill=ill,
-                material_type=material_type)
+                material_type=material_type,
+                delivery=getattr(row, "channel", None) == "delivery")   # shipped (有料図書宅配)
 
 
 LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st not in lt.TERMINAL
@@ -248,7 +254,8 @@ def patron_contact(patron_row, **changes) -> Patron:
     v = {"email": patron_row.email, "phone": patron_row.phone, "fax": patron_row.fax, **changes}
     return Patron(card_number=patron_row.card_number, home_municipality=patron_row.home_municipality,
                   work_or_school_municipality=patron_row.work_or_school_municipality,
-                  category=patron_row.category, email=v["email"], phone=v["phone"], fax=v["fax"])
+                  category=patron_row.category, email=v["email"], phone=v["phone"], fax=v["fax"],
+                  card_expires=getattr(patron_row, "card_expires", None))
 
 
 async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
@@ -262,7 +269,9 @@ async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
     rq = select(s.requests).where(s.requests.c.patron_id == patron_row.id,
                                   s.requests.c.state.in_(LIVE_REQUEST_STATES))
     reqs = tuple(request_record(r, patron_row.card_number) for r in (await conn.execute(rq)).all())
-    return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs)
+    return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs,
+                               minor=bool(patron_row.minor),
+                               delivery_registered=patron_row.delivery_registered_at is not None)
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):
@@ -305,8 +314,17 @@ async def install_network(conn: AsyncConnection, profiles: dict[str, Profile], *
             b = bc.branch
             await put(s.branches, brs, bcode,
                       {"library": prof.system, "name": b.name, "pickup": b.pickup, "kind": b.kind})
-    for code, name in (partners or {}).items():
+    # university partners: those of the profiles' [partners.<code>] (連携貸出) with their
+    # branches (not pickup points), plus any given here by name only
+    wanted = {code: p.name for prof in profiles.values() for code, p in prof.partners.items()}
+    wanted.update(partners or {})
+    for code, name in wanted.items():
         await put(s.libraries, libs, code, {"name": name, "kind": "university"})
+    for prof in profiles.values():
+        for code, p in prof.partners.items():
+            for bcode, bname in p.branches.items():
+                await put(s.branches, brs, bcode,
+                          {"library": code, "name": bname, "pickup": False, "kind": "library"})
 
 
 def dumps(data: dict) -> str:

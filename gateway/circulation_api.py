@@ -607,7 +607,7 @@ async def staff_login(ctx: Ctx):
     b = await body(ctx.request, {"username": F("str", required=True, max_len=64), "password": PASSWORD})
     res = await auth.staff_login(ctx.circ, username=b["username"], password=b["password"])
     if res.session_token is None:
-        raise refusal(res.decision)
+        raise refusal(res.decision, now=ctx.circ.now())
     resp = json_response({"token": res.session_token, "kind": "staff", **message(res.decision),
                           "staff": _staff_view(res.principal)})
     _session_cookie(resp, ctx.st, res.session_token, auth.STAFF_SESSION)

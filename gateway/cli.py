@@ -746,7 +746,9 @@ async def _circ_staff(circ, args) -> int:
             raise CircError(d.message_en)
         print(f"staff {args.username} added (id {d.details['id']}; roles {' '.join(auth.parse_roles(args.roles))})")
         return 0
-    d = await auth.set_staff_password(circ, username=args.username, new_password=_staff_password())
+    import getpass
+    d = await auth.set_staff_password(circ, username=args.username, new_password=_staff_password(),
+                                      actor=f"cli:{getpass.getuser()}")
     if not d.allowed:
         raise CircError(d.message_en)
     print(f"staff {args.username}: password set")

@@ -12,6 +12,8 @@ from .table import State
 # Material types used by the profiles (the seeds' vocabulary).
 MATERIAL_TYPES = frozenset({
     "book", "magazine", "av", "ebook", "audiobook", "reference", "manga", "kamishibai",
+    # university partners' kinds (連携貸出 exclusions: 大型図書, 教科書, 貴重書, 学位論文)
+    "oversized", "textbook", "rare", "thesis",
 })
 CONTACT_METHODS = frozenset({"email", "phone", "fax", "postcard", "none"})
 CHANNELS = frozenset({"web", "opac", "counter", "phone", "fax", "form"})
@@ -30,6 +32,7 @@ class Loan:
     partner: str | None = None       # university partner code for 連携貸出 items
     ill: bool = False                # borrowed from another library system
     material_type: str = "book"
+    delivery: bool = False           # lent by shipping it (有料図書宅配, loans.channel "delivery")
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,13 @@ class Request:
     set_position: int = 0
     group_id: str | None = None              # グループ予約 (any one will do)
     memo: str = ""                           # 予約メモ, shown to staff once secured
+    rule_branch: str | None = None           # owning branch whose branch material rule admitted it (Komae AV)
     ready_at: datetime | None = None         # allocated / captured for the patron (割当日)
     contacted_at: datetime | None = None     # patron was told it is ready (連絡日)
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     cancel_channel: str | None = None
+    delivery: bool = False                   # to be shipped to the patron (有料図書宅配)
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class Patron:
     email: str | None = None
     phone: str | None = None
     fax: str | None = None
+    minor: bool = False                      # 未就学児・小中学生 (guardian's consent for some services)
+    delivery_registered: bool = False        # 有料図書宅配サービス registration in force
+    card_expires: date | None = None         # last day the card is valid (団体貸出: 1 year); None: no expiry
     # snapshot the policies count against (the store fills these)
     loans: tuple[Loan, ...] = ()
     active_requests: tuple[Request, ...] = ()
@@ -85,6 +93,9 @@ class Item:
     partner: str | None = None       # university partner (連携貸出) code
     ill: bool = False
     on_loan: bool = False
+    location: str = ""               # shelving location (配架場所), e.g. a partner's "図書館3F"
+    held: bool = False               # someone's request already waits for this very copy
+    set_code: str | None = None      # 読書会用図書: the reading-group set the copy belongs to
 
 
 @dataclass(frozen=True)

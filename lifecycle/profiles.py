@@ -21,6 +21,9 @@ RENEWAL_BASES = frozenset({"today", "due", "earlier_of_today_and_due"})
 SHELF_COUNTS = frozenset({"open_days", "calendar_days"})
 SHELF_STARTS = frozenset({"ready", "contact_or_allocation"})
 PASSWORD_CHARSETS = frozenset({"ascii_alnum", "digits"})
+# 有料図書宅配: the 利用申請書 is handed in at a counter or sent by post
+DELIVERY_REGISTRATION_CHANNELS = frozenset({"counter", "post"})
+PROXY_LOANS = frozenset({"not_offered", "with_consent"})
 DROP_EXCLUSIONS = frozenset({"ill", "partner"}) | MATERIAL_TYPES
 # Mails the circulation service sends (circulation/notices.py, config/notices/).
 NOTICE_KINDS = frozenset({"hold_received", "hold_ready", "hold_cancelled", "hold_changed",
@@ -50,6 +53,7 @@ class BranchMaterialRule:
     material: str
     channels: frozenset[str]
     only_when_on_loan: bool
+    limit: int | None = None     # live reservations of this material admitted by this branch's rule
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Renewal:
     overdue_base: str
     days: int
     web_renewal_blocks_counter: bool
+    channels: frozenset[str] | None = None   # channels a renewal may come through (None: any)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,84 @@ class NoticeRules:
     from_address: str | None = None               # the library's sender address, if configured
 
 
+CARD_EXTEND_FROM = frozenset({"previous_expiry", "confirmation"})
+MOBILE_DUE = frozenset({"next_visit", "loan_days"})
+
+
+@dataclass(frozen=True)
+class CardRule:
+    """Registration rules of one card category (Hiroshima 団体貸出 and school grade cards)."""
+    valid_years: int | None = None          # None: the card does not expire
+    extend_from: str = "previous_expiry"    # the extra year runs on from: previous_expiry | confirmation
+    extend_window_days: int | None = None   # extension possible from N days before expiry (None: any time)
+    one_per_school_grade: bool = False      # 利用券は学年で1枚
+    home: frozenset[str] = frozenset()      # municipalities the group must be based in (empty: any)
+
+
+@dataclass(frozen=True)
+class MobileRules:
+    """The mobile library (移動図書館, a branch of kind "mobile") and its own cards."""
+    card_categories: frozenset[str]         # cards made on the mobile: only these borrow there, only there
+    due: str                                # next_visit (to the same stop) | loan_days
+    school_stop_limit: int | None           # per person at a school stop (学校内での貸出)
+    return_branches: frozenset[str]         # branches besides the mobile that take its loans back
+    hold_channels: frozenset[str]           # how a mobile card places holds (paper card to staff)
+    renewable: bool
+
+
+@dataclass(frozen=True)
+class ReadingSets:
+    """読書会用図書: copies of one title lent together as a set (items.set_code)."""
+    copies: int
+    lend_at: frozenset[str]                 # branches that lend sets
+    categories: frozenset[str]              # card categories that may borrow a set
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """有料図書宅配サービス (Hiroshima): who may register, what is sent, for how long,
+    and the renewal rule of a shipped loan (its own :class:`Renewal`)."""
+    enabled: bool
+    home: frozenset[str]                     # municipalities whose residents may register
+    work_or_school: frozenset[str]           # ... whose workers / students may register
+    categories: frozenset[str]               # card categories that may register
+    minors_need_guardian_consent: bool       # 未就学児、小・中学生は保護者の同意が必要
+    registration_channels: frozenset[str]    # DELIVERY_REGISTRATION_CHANNELS
+    request_channels: frozenset[str]         # channels a delivery reservation/request comes through
+    materials: frozenset[str]                # material types that are shipped
+    days: int                                # loan period including shipping both ways
+    dispatch_branch: str                     # branch where delivery holds are readied and shipped
+    renewal: Renewal
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """代理での貸出: ``not_offered`` (a loan names no proxy) or ``with_consent`` (a proxy
+    may borrow with the holder's card when the holder's consent naming them is on record)."""
+    loans: str
+
+
+@dataclass(frozen=True)
+class Partner:
+    """A university library whose books are lent over the city's counters (連携貸出,
+    Hiroshima), from ``[partners.<code>]``. ``branches`` are the partner's own branch
+    rows in the network (code → name; not pickup points); a copy may be requested
+    when its owning branch is in ``eligible_branches``, its shelving location in
+    ``eligible_locations`` (empty: any), its material in ``eligible_materials`` and
+    not in ``excluded_materials``, and (``exclude_on_loan_or_held``) it is neither on
+    loan nor waited for at request time."""
+    code: str
+    name: str
+    branches: dict[str, str]
+    eligible_branches: frozenset[str]
+    eligible_locations: frozenset[str]
+    eligible_materials: frozenset[str]
+    excluded_materials: frozenset[str]
+    exclude_on_loan_or_held: bool
+    channels: frozenset[str]                 # how the request is handed in (所定の用紙 at a counter)
+    lend_at_request_counter: bool            # lent (and collected) at the counter it was requested at
+
+
 @dataclass(frozen=True)
 class BranchConfig:
     branch: Branch
@@ -150,6 +233,12 @@ class Profile:
     walk_in_first: bool
     branches: dict[str, BranchConfig] = field(default_factory=dict)
     notices: NoticeRules = field(default_factory=NoticeRules)
+    delivery: Delivery | None = None            # [delivery]: 有料図書宅配 (None: not offered)
+    proxy: Proxy = field(default_factory=lambda: Proxy("not_offered"))   # [proxy]: 代理での貸出
+    cards: dict[str, CardRule] = field(default_factory=dict)   # [cards.<category>]: validity, one per grade
+    mobile: MobileRules | None = None                          # [mobile]: 移動図書館 and its cards
+    reading_sets: ReadingSets | None = None                    # [reading_sets]: 読書会用図書
+    partners: dict[str, Partner] = field(default_factory=dict)  # [partners.<code>]: 連携貸出
 
     def branch(self, code: str) -> Branch | None:
         bc = self.branches.get(code)
@@ -279,6 +368,124 @@ def _branch(code: str, t: _Table) -> BranchConfig:
                         frozenset(holiday_like), frozenset(closed))
 
 
+def _delivery(t: _Table) -> Delivery:
+    """``[delivery]`` and its ``[delivery.renewal]`` (the Renewal keys plus ``channels``)."""
+    rt = t.sub("renewal")
+    renewal = Renewal(_opt_int(rt, "max"), rt.get("requires_no_waiting", bool),
+                      _opt_int(rt, "window_days_before_due"), _opt_int(rt, "window_days_after_due"),
+                      rt.choice("base", RENEWAL_BASES), rt.choice("overdue_base", RENEWAL_BASES),
+                      rt.get("days", int), rt.get("web_renewal_blocks_counter", bool, False),
+                      rt.words("channels", CHANNELS))
+    rt.done()
+    d = Delivery(
+        enabled=t.get("enabled", bool),
+        home=t.words("home"), work_or_school=t.words("work_or_school", default=[]),
+        categories=t.words("categories"),
+        minors_need_guardian_consent=t.get("minors_need_guardian_consent", bool),
+        registration_channels=t.words("registration_channels", DELIVERY_REGISTRATION_CHANNELS),
+        request_channels=t.words("request_channels", CHANNELS),
+        materials=t.words("materials", MATERIAL_TYPES),
+        days=t.get("days", int), dispatch_branch=t.get("dispatch_branch", str), renewal=renewal)
+    t.done()
+    if d.days < 1:
+        raise ProfileError(f"{t.where}.days: must be at least 1")
+    return d
+
+
+def _proxy(t: _Table) -> Proxy:
+    p = Proxy(t.choice("loans", PROXY_LOANS))
+    t.done()
+    return p
+
+
+def _cards(top: _Table, where: str, loans: dict) -> dict[str, CardRule]:
+    """``[cards.<category>]``: validity and registration rules per card category."""
+    if "cards" not in top.data:
+        top.seen.add("cards")
+        return {}
+    ct = top.sub("cards")
+    out = {}
+    for cat in list(ct.data):
+        t = ct.sub(cat)
+        if cat not in loans:
+            raise ProfileError(f"{t.where}: no loan rule for category {cat!r}")
+        valid = _opt_int(t, "valid_years")
+        if valid == 0:
+            raise ProfileError(f"{t.where}.valid_years: must be at least 1 (or -1: no expiry)")
+        out[cat] = CardRule(valid, t.choice("extend_from", CARD_EXTEND_FROM, "previous_expiry"),
+                            _opt_int(t, "extend_window_days"),
+                            t.get("one_per_school_grade", bool, False), t.words("home", default=[]))
+        t.done()
+    ct.done()
+    return out
+
+
+def _mobile(t: _Table, loans: dict, known: set[str]) -> MobileRules:
+    """``[mobile]``: the mobile library's own cards, due dates, returns and holds."""
+    m = MobileRules(t.words("card_categories"), t.choice("due", MOBILE_DUE),
+                    _opt_int(t, "school_stop_limit"), t.words("return_branches", default=[]),
+                    t.words("hold_channels", CHANNELS), t.get("renewable", bool))
+    t.done()
+    if not m.card_categories <= set(loans):
+        raise ProfileError(f"{t.where}.card_categories: no loan rule for {sorted(m.card_categories - set(loans))}")
+    if not m.return_branches <= known:
+        raise ProfileError(f"{t.where}.return_branches: unknown {sorted(m.return_branches - known)}")
+    return m
+
+
+def _reading_sets(t: _Table, loans: dict, known: set[str]) -> ReadingSets:
+    """``[reading_sets]``: 読書会用図書 lent as whole sets."""
+    r = ReadingSets(t.get("copies", int), t.words("lend_at"), t.words("categories"))
+    t.done()
+    if r.copies < 1:
+        raise ProfileError(f"{t.where}.copies: must be at least 1")
+    if not r.lend_at <= known:
+        raise ProfileError(f"{t.where}.lend_at: unknown {sorted(r.lend_at - known)}")
+    if not r.categories <= set(loans):
+        raise ProfileError(f"{t.where}.categories: no loan rule for {sorted(r.categories - set(loans))}")
+    return r
+
+
+PARTNER_CHANNELS = frozenset({"counter", "form", "fax"})
+
+
+def _partners(t: _Table, system: str, city_branches: set[str]) -> dict[str, Partner]:
+    """``[partners.<code>]``: university libraries of the 連携貸出 (their branches must
+    not reuse a city branch code: branch codes are unique across the network)."""
+    out: dict[str, Partner] = {}
+    seen_branches: set[str] = set()
+    for code in list(t.data):
+        pt = t.sub(code)
+        if code == system:
+            raise ProfileError(f"{pt.where}: a partner cannot be the system itself")
+        bt = pt.sub("branches")
+        branches = {b: bt.get(b, str) for b in list(bt.data)}
+        bt.done()
+        if not branches:
+            raise ProfileError(f"{bt.where}: at least one branch")
+        clash = (set(branches) & city_branches) | (set(branches) & seen_branches)
+        if clash:
+            raise ProfileError(f"{bt.where}: branch codes already used: {sorted(clash)}")
+        seen_branches |= set(branches)
+        p = Partner(
+            code=code, name=pt.get("name", str), branches=branches,
+            eligible_branches=pt.words("eligible_branches"),
+            eligible_locations=pt.words("eligible_locations", default=[]),
+            eligible_materials=pt.words("eligible_materials", MATERIAL_TYPES),
+            excluded_materials=pt.words("excluded_materials", MATERIAL_TYPES, []),
+            exclude_on_loan_or_held=pt.get("exclude_on_loan_or_held", bool),
+            channels=pt.words("channels", PARTNER_CHANNELS),
+            lend_at_request_counter=pt.get("lend_at_request_counter", bool))
+        pt.done()
+        if not p.eligible_branches or not p.eligible_branches <= set(branches):
+            raise ProfileError(f"{pt.where}.eligible_branches: expected some of {sorted(branches)}")
+        if not p.channels:
+            raise ProfileError(f"{pt.where}.channels: at least one channel")
+        out[code] = p
+    t.done()
+    return out
+
+
 def parse_profile(data: dict, where: str = "profile") -> Profile:
     top = _Table(data, where)
     system = top.get("system", str)
@@ -304,7 +511,8 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
         rt = _Table(r, f"{p.where}.branch_material_rules[{i}]")
         rules.append(BranchMaterialRule(rt.get("branch", str), rt.choice("material", MATERIAL_TYPES),
                                         rt.words("channels", CHANNELS),
-                                        rt.get("only_when_on_loan", bool, False)))
+                                        rt.get("only_when_on_loan", bool, False),
+                                        _opt_int(rt, "limit")))
         rt.done()
     placing = Placing(
         reservation_channels=p.words("reservation_channels", CHANNELS),
@@ -383,6 +591,13 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
     notice_rules = NoticeRules(nt.words("suppressed_when_no_contact", NOTICE_KINDS),
                                tuple(sorted(domains)), from_address)
     nt.done()
+    delivery = _delivery(top.sub("delivery")) if "delivery" in top.data else None
+    proxy = _proxy(top.sub("proxy")) if "proxy" in top.data else Proxy("not_offered")
+    cards = _cards(top, where, loans)
+    mobile = _mobile(top.sub("mobile"), loans, set(branches)) if "mobile" in top.data else None
+    reading_sets = (_reading_sets(top.sub("reading_sets"), loans, set(branches))
+                    if "reading_sets" in top.data else None)
+    partners = _partners(top.sub("partners"), system, set(branches)) if "partners" in top.data else {}
     top.done()
 
     known = set(branches)
@@ -391,8 +606,13 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
             raise ProfileError(f"{where}.placing.branch_material_rules: unknown branch {rule.branch!r}")
     if not any(b.branch.pickup for b in branches.values()):
         raise ProfileError(f"{where}.branches: no pickup branch")
+    if delivery is not None and (delivery.dispatch_branch not in known
+                                 or not branches[delivery.dispatch_branch].branch.pickup):
+        raise ProfileError(f"{where}.delivery.dispatch_branch: not a pickup branch of this profile: "
+                           f"{delivery.dispatch_branch!r}")
     return Profile(system, name, seed, elig, placing, loans, renewal, shelf, cancel, returns,
-                   login, walk_in_first, branches, notice_rules)
+                   login, walk_in_first, branches, notice_rules, delivery=delivery, proxy=proxy,
+                   cards=cards, mobile=mobile, reading_sets=reading_sets, partners=partners)
 
 
 def notice_suppression(rules: NoticeRules, kind: str, contact_method: str,

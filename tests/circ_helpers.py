@@ -31,7 +31,8 @@ async def new_circulation(db_url: str, now: datetime = NOW, profiles=None) -> Ci
     circ = Circulation(db, profiles if profiles is not None else load_all(), Clock(now))
     async with db.transaction() as conn:
         await install_network(conn, circ.profiles,
-                              partners={"hiroshima-u": "広島大学図書館", "shudo-u": "広島修道大学図書館"})
+                              partners={"hiroshima-u": "広島大学図書館",
+                                        "hiroshima-cu": "広島市立大学附属図書館"})
     return circ
 
 

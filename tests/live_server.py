@@ -79,7 +79,9 @@ class Server:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self):
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        # the circulation scheduler lets a running job finish for up to 30 s on shutdown
+        # (circulation.jobs.Scheduler.stop): wait longer than that
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(45)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 

@@ -666,6 +666,16 @@ def test_staff_endpoints_refuse_patrons_and_staff_without_the_role(service):
     admin.staff_login("iizuka.admin")
     assert admin.post("/staff/jobs/overdue", expect=200).json == {"job": "overdue", "changed": 0}
     assert admin.post("/staff/jobs/no_such_job", expect=404)["error"] == "unknown_job"
+    # five wrong staff passwords lock the account (429 with Retry-After), the others still log in
+    guesser = svc.client()
+    for i in range(4):
+        assert guesser.post("/staff/login", {"username": "komae.requests", "password": f"guess-{i}xx"},
+                            expect=401)["error"] == "staff_login_failed"
+    locked = guesser.post("/staff/login", {"username": "komae.requests", "password": "guess-4xx"}, expect=429)
+    assert locked["error"] == "locked_out" and locked.headers["Retry-After"] == "1800"
+    assert guesser.post("/staff/login", {"username": "komae.requests", "password": STAFF_PW},
+                        expect=429)["error"] == "locked_out"
+    svc.client().staff_login("iizuka.counter")
 
 
 def test_the_csrf_defence_refuses_cookie_requests_without_the_header_or_from_another_origin(service):

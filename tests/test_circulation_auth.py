@@ -301,3 +301,79 @@ async def test_a_staff_password_reset_ends_their_sessions(circ):
     assert await auth.session_of(circ, token) is None
     assert (await auth.staff_login(circ, username="h.central", password="another-pass")).session_token
     assert (await auth.set_staff_password(circ, username="nobody", new_password="another-pass")).code == "unknown_staff"
+
+
+async def test_five_wrong_staff_passwords_lock_the_staff_account_for_thirty_minutes(circ):
+    await auth.create_staff(circ, username="h.central", password="central-pass", library="hiroshima",
+                            branch="central", roles="circulation")
+    (member,) = await rows(circ, s.staff)
+    for i in range(4):
+        circ.clock.fixed = at(i)
+        res = await auth.staff_login(circ, username="h.central", password="central-pas")
+        assert res.decision.code == "staff_login_failed"
+    circ.clock.fixed = at(4)
+    fifth = await auth.staff_login(circ, username="h.central", password="central-pas")
+    until = at(4) + timedelta(minutes=30)
+    assert (fifth.decision.code, fifth.decision.details["until"]) == ("locked_out", until)
+    circ.clock.fixed = until - timedelta(minutes=1)
+    right_too_early = await auth.staff_login(circ, username="h.central", password="central-pass")
+    assert (right_too_early.session_token, right_too_early.decision.code) == (None, "locked_out")
+    fails = await rows(circ, s.login_failures, s.login_failures.c.staff_id == member.id)
+    assert len(fails) == 5 and all(f.patron_id is None for f in fails)
+    (locked,) = await rows(circ, s.events, s.events.c.event == "LOCKED_OUT")
+    assert (locked.staff_id, locked.patron_id, locked.actor_role) == (member.id, None, "system")
+    assert f"locked until {until:%Y-%m-%dT%H:%M}" in locked.reason
+
+    circ.clock.fixed = until
+    res = await auth.staff_login(circ, username="h.central", password="central-pass")
+    assert res.session_token and res.decision.code == "logged_in"
+    assert await rows(circ, s.login_failures, s.login_failures.c.staff_id == member.id) == []
+
+
+async def test_staff_lockout_counts_per_account_and_a_password_reset_unlocks(circ):
+    for name in ("h.central", "h.naka"):
+        await auth.create_staff(circ, username=name, password="central-pass", library="hiroshima",
+                                branch="central", roles="circulation")
+    for _ in range(5):
+        await auth.staff_login(circ, username="h.central", password="nope-nope")
+    assert (await auth.staff_login(circ, username="h.central", password="central-pass")).decision.code == "locked_out"
+    assert (await auth.staff_login(circ, username="h.naka", password="central-pass")).session_token
+    d = await auth.set_staff_password(circ, username="h.central", new_password="fresh-pass", actor="admin1")
+    assert d.allowed
+    assert (await auth.staff_login(circ, username="h.central", password="fresh-pass")).session_token
+    (member,) = await rows(circ, s.staff, s.staff.c.username == "h.central")
+    (reset,) = await rows(circ, s.events, s.events.c.event == "PASSWORD_RESET")
+    assert (reset.staff_id, reset.actor_role, reset.actor) == (member.id, "staff", "admin1")
+    assert "fresh-pass" not in reset.reason and "failed logins cleared" in reset.reason
+
+
+async def test_every_patron_password_change_is_audited_without_the_password(circ):
+    pid = await iizuka_patron(circ)                          # set by staff at the counter
+    circ.clock.fixed = at(1)
+    assert (await auth.set_password(circ, card=CARD, new_password="next1234", old_password="hon1234",
+                                    role="patron", actor=CARD)).allowed
+    circ.clock.fixed = at(2)
+    assert (await auth.set_password(circ, card=CARD, new_password="again99", role="patron", actor=CARD,
+                                    registered_phone="0948-22-0001")).allowed
+    refused = await auth.set_password(circ, card=CARD, new_password="wrong88", old_password="nothat1",
+                                      role="patron", actor=CARD)
+    assert not refused.allowed
+    audit = await rows(circ, s.events, s.events.c.patron_id == pid, order_by=s.events.c.id)
+    assert [(e.event, e.actor_role, e.actor, e.at) for e in audit] == [
+        ("PASSWORD_RESET", "staff", "counter1", NOW),
+        ("PASSWORD_SET", "patron", CARD, at(1)),
+        ("PASSWORD_SET", "patron", CARD, at(2)),
+    ]
+    assert [e.reason for e in audit] == ["reset by staff; failed logins cleared", "changed by the patron",
+                                         "registered by the patron (phone check)"]
+    assert not any(pw in e.reason for e in audit for pw in ("hon1234", "next1234", "again99", "$argon2"))
+
+
+async def test_a_patron_lockout_is_an_audit_event_on_the_account(circ):
+    pid = await iizuka_patron(circ)
+    for i in range(5):
+        circ.clock.fixed = at(i)
+        await auth.patron_login(circ, card=CARD, password="wrong1")
+    (locked,) = await rows(circ, s.events, s.events.c.event == "LOCKED_OUT")
+    assert (locked.patron_id, locked.staff_id, locked.at) == (pid, None, at(4))
+    assert locked.reason.startswith(f"5 wrong passwords for card {CARD}")

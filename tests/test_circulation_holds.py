@@ -242,14 +242,56 @@ async def test_komae_magazine_can_be_reserved_only_from_its_lending_release_date
 async def test_komae_nishikawara_av_is_reserved_only_at_its_counter_or_by_phone_and_only_on_loan(circ):
     await add_patron(circ, "K-4", "komae")
     await add_item(circ, "AV1", "T-AV", "komae", "nishikawara", material_type="av")
-    assert (await web_place(circ, "K-4", "T-AV", "nishikawara")).decision.code == "branch_material_rule"
+    assert (await web_place(circ, "K-4", "T-AV", "nishikawara")).decision.code == "branch_material_channel"
     on_shelf = await counter_place(circ, "K-4", "T-AV", "nishikawara")
-    assert on_shelf.decision.code == "branch_material_rule"       # it is on the shelf: come and borrow
+    assert on_shelf.decision.code == "branch_material_on_loan_only"   # on the shelf: come and borrow
     async with circ.db.transaction() as conn:
         await conn.execute(s.items.update().values(status="on_loan"))
     phone = await holds.place(circ, card="K-4", title_id="T-AV", pickup_branch="nishikawara",
                               channel="phone", **STAFF)
     assert phone.decision.allowed
+
+
+async def test_komae_av_reservation_limits_are_counted_per_branch_that_holds_the_copies(circ):
+    # 視聴覚資料の「予約」方法及び「予約」可能数については、所蔵館・室で異なります
+    await add_patron(circ, "K-5", "komae", email="k5@example.jp")
+    for n in range(1, 7):
+        await add_item(circ, f"CAV{n}", f"T-CAV{n}", "komae", "komae-central", material_type="av")
+    for n in range(1, 4):
+        await add_item(circ, f"NAV{n}", f"T-NAV{n}", "komae", "nishikawara", material_type="av",
+                       status="on_loan")
+    for n in range(1, 6):        # the central library takes web holds on its AV, five at a time
+        assert (await web_place(circ, "K-5", f"T-CAV{n}", "komae-central")).decision.allowed
+    sixth = await web_place(circ, "K-5", "T-CAV6", "komae-central")
+    assert (sixth.decision.code, sixth.decision.details["branch"], sixth.decision.details["limit"]) == (
+        "limit_branch_material", "komae-central", 5)
+    # Nishikawara's own AV count is separate (and by phone or at its counter only): two
+    for n in (1, 2):
+        assert (await holds.place(circ, card="K-5", title_id=f"T-NAV{n}", pickup_branch="nishikawara",
+                                  channel="phone", **STAFF)).decision.allowed
+    third = await holds.place(circ, card="K-5", title_id="T-NAV3", pickup_branch="nishikawara",
+                              channel="phone", **STAFF)
+    assert (third.decision.code, third.decision.details["branch"]) == ("limit_branch_material", "nishikawara")
+    placed = await rows(circ, s.requests, s.requests.c.state == "QUEUED", order_by=s.requests.c.id)
+    assert [r.rule_branch for r in placed] == ["komae-central"] * 5 + ["nishikawara"] * 2
+    # cancelling one central AV hold frees a central place, not a Nishikawara one
+    await holds.cancel(circ, request_id=placed[0].id, role="patron", actor="K-5", channel="web", card="K-5")
+    assert (await web_place(circ, "K-5", "T-CAV6", "komae-central")).decision.allowed
+    again = await holds.place(circ, card="K-5", title_id="T-NAV3", pickup_branch="nishikawara",
+                              channel="phone", **STAFF)
+    assert again.decision.code == "limit_branch_material"
+
+
+async def test_komae_books_are_not_counted_against_a_branchs_av_limit(circ):
+    await add_patron(circ, "K-6", "komae", email="k6@example.jp")
+    for n in range(1, 6):
+        await add_item(circ, f"CAV{n}", f"T-CAV{n}", "komae", "komae-central", material_type="av")
+        assert (await web_place(circ, "K-6", f"T-CAV{n}", "komae-central")).decision.allowed
+    await add_item(circ, "BK1", "T-BK1", "komae", "komae-central")
+    book = await web_place(circ, "K-6", "T-BK1", "komae-central")
+    assert book.decision.allowed
+    (row,) = await rows(circ, s.requests, s.requests.c.title_id == "T-BK1")
+    assert row.rule_branch is None
 
 
 async def test_hiroshima_requests_for_new_releases_only_after_publication(circ):

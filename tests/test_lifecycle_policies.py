@@ -178,10 +178,11 @@ def test_komae_magazines_can_be_reserved_only_from_their_lending_release_date():
 def test_komae_nishikawara_av_is_reserved_only_at_its_counter_or_by_phone_and_only_when_on_loan():
     av = book("komae", owning_branch="nishikawara", material_type="av", on_loan=True)
     resident = patron("狛江市")
-    assert can_place(KOMAE, resident, av, hold(pickup="nishikawara"), NOW).code == "branch_material_rule"
+    assert can_place(KOMAE, resident, av, hold(pickup="nishikawara"), NOW).code == "branch_material_channel"
     assert can_place(KOMAE, resident, av, hold(pickup="nishikawara", channel="phone"), NOW)
     on_shelf = replace(av, on_loan=False)
-    assert not can_place(KOMAE, resident, on_shelf, hold(pickup="nishikawara", channel="counter"), NOW)
+    assert can_place(KOMAE, resident, on_shelf, hold(pickup="nishikawara", channel="counter"),
+                     NOW).code == "branch_material_on_loan_only"
 
 
 def test_komae_request_for_an_unpublished_new_book_lapses_after_a_month():
