@@ -334,15 +334,9 @@ def can_place(profile: Profile, patron: Patron, item: Item | None, request: Requ
             if rule.only_when_on_loan and not item.on_loan:
                 return decide("branch_material_on_loan_only", branch=rule.branch)
 
-    if p.overdue_block_days is not None and any(
-            overdue_days(loan, now) > p.overdue_block_days for loan in patron.loans):
-        return decide("blocked_overdue", days=p.overdue_block_days)
-
-    live = [r for r in patron.active_requests if r.state in _LIVE_REQUEST_STATES and r.id != request.id]
-    if any(r.title_id == request.title_id for r in live):
-        return decide("duplicate_request")
-    if p.total_limit is not None and len(live) >= p.total_limit:
-        return decide("limit_total", limit=p.total_limit)
+    refused, live = _blocks_and_totals(profile, patron, request, now)
+    if refused is not None:
+        return refused
     rule = branch_material_rule(profile, item) if not is_request else None
     if rule is not None and rule.limit is not None:
         same = [r for r in live if r.kind == "reservation" and r.rule_branch == rule.branch
@@ -363,6 +357,23 @@ def can_place(profile: Profile, patron: Patron, item: Item | None, request: Requ
     if not pickup.allowed:
         return pickup
     return contact_method_ok(profile, patron, request.contact_method)
+
+
+def _blocks_and_totals(profile: Profile, patron: Patron, request: Request,
+                       now: datetime) -> tuple[Decision | None, list[Request]]:
+    """The checks every new request shares (reservations, リクエスト, partner requests):
+    the overdue block, a duplicate of a live request for the same title, and the total
+    limit. Returns (refusal or None, the patron's other live requests)."""
+    p = profile.placing
+    if p.overdue_block_days is not None and any(
+            overdue_days(loan, now) > p.overdue_block_days for loan in patron.loans):
+        return decide("blocked_overdue", days=p.overdue_block_days), []
+    live = [r for r in patron.active_requests if r.state in _LIVE_REQUEST_STATES and r.id != request.id]
+    if any(r.title_id == request.title_id for r in live):
+        return decide("duplicate_request"), live
+    if p.total_limit is not None and len(live) >= p.total_limit:
+        return decide("limit_total", limit=p.total_limit), live
+    return None, live
 
 
 def branch_material_rule(profile: Profile, item: Item | None):
@@ -528,15 +539,9 @@ def can_request_partner_item(profile: Profile, patron: Patron, item: Item, reque
         return decide("partner_item_unavailable", partner=partner.code,
                       on_loan=item.on_loan, held=item.held)
 
-    p = profile.placing
-    if p.overdue_block_days is not None and any(
-            overdue_days(loan, now) > p.overdue_block_days for loan in patron.loans):
-        return decide("blocked_overdue", days=p.overdue_block_days)
-    live = [r for r in patron.active_requests if r.state in _LIVE_REQUEST_STATES and r.id != request.id]
-    if any(r.title_id == request.title_id for r in live):
-        return decide("duplicate_request")
-    if p.total_limit is not None and len(live) >= p.total_limit:
-        return decide("limit_total", limit=p.total_limit)
+    refused, _live = _blocks_and_totals(profile, patron, request, now)
+    if refused is not None:
+        return refused
 
     branch = profile.branch(request.pickup_branch)
     if branch is None or not branch.pickup or branch.kind == "mobile":
