@@ -67,14 +67,13 @@ from .proxy import live_consent_names
 from .service import Circulation
 from .store import (
     ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, lock_one,
-    lock_title_queue, loan_record, patron_snapshot, record_event, request_record, transition,
+    lock_title_queue, loan_record, patron_contact, patron_snapshot, record_event, request_record,
+    transition,
 )
-from .store import patron_contact
 
-# Channels a check-out may come through: the patron-facing ones plus the self-checkout kiosk.
-CHECK_OUT_CHANNELS = CHANNELS | {"kiosk"}
-# 有料図書宅配: lending by shipping the copy readied for a delivery request (circulation/delivery.py)
-CHECK_OUT_CHANNELS = CHECK_OUT_CHANNELS | {"delivery"}
+# Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and
+# "delivery" (有料図書宅配: shipping the copy readied for a delivery request, circulation/delivery.py).
+CHECK_OUT_CHANNELS = CHANNELS | {"kiosk", "delivery"}
 OPEN_LOAN_STATES = ("ON_LOAN", "OVERDUE")
 WAITING_STATES = (State.QUEUED.value, State.SUSPENDED.value)
 _LOANED_REQUEST_STATES = (State.ON_LOAN.value, State.OVERDUE.value, State.RECALLED.value)
@@ -290,15 +289,13 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                     item_id=item.id, patron_id=patron.id,
                     request_id=own_request.id if own_request is not None else None,
                     branch=branch, channel=channel, lent_at=now, due=due, renewals=0,
-                    state="ON_LOAN", proxy=proxy_key))
+                    state="ON_LOAN", proxy=proxy_key, stop=stop))
         except IntegrityError as e:
             if not is_unique_violation(e):
                 raise
             # ux_loans_open_item: another transaction lent this copy first
             return CheckOutResult(None, None, _refuse("item_on_loan"))
         loan_id = res.inserted_primary_key[0]
-        if stop is not None:
-            await conn.execute(update(s.loans).where(s.loans.c.id == loan_id).values(stop=stop))
 
         if own_request is not None:
             await transition(conn, own_request, Event.CHECK_OUT, role=role, actor=actor, at=now,
