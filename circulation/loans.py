@@ -271,6 +271,10 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                 return CheckOutResult(None, None, _refuse("partner_lend_at_counter",
                                                           branch=item.current_branch))
 
+        if channel == "kiosk":
+            kiosk = policies.can_use_kiosk(profile, branch, item_record(item))
+            if not kiosk.allowed:
+                return CheckOutResult(None, None, kiosk)
         snapshot = await patron_snapshot(conn, patron)
         req_rec = request_record(own_request, card) if own_request is not None else None
         lend_rule = policies.can_check_out_delivery if channel == "delivery" else policies.can_check_out

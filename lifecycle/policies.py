@@ -121,6 +121,11 @@ REASONS: dict[str, tuple[str, str]] = {
     "password_charset": ("パスワードに使えない文字が含まれています。", "The password contains characters that are not allowed."),
     "locked_out": ("パスワードを続けて間違えたため、しばらくログインできません。",
                    "Too many wrong passwords: the account is locked for a while."),
+    # self-checkout (自動貸出機)
+    "kiosk_not_here": ("この館には自動貸出機がありません。カウンターで貸出します。",
+                       "This branch has no self-checkout machine: borrow at the counter."),
+    "kiosk_material_excluded": ("この資料は自動貸出機では貸出できません。カウンターへお持ちください。",
+                                "This item cannot be borrowed at the self-checkout machine: take it to the counter."),
     # home delivery (有料図書宅配, circulation/delivery.py)
     "delivery_not_offered": ("この図書館では宅配サービスを行っていません。",
                              "This library does not offer home delivery."),
@@ -232,6 +237,18 @@ def can_check_out(profile: Profile, patron: Patron, item: Item, request: Request
     if rule.limit is not None and len(patron.loans) >= rule.limit:
         return decide("loan_limit", limit=rule.limit)
     return decide(due=due_date(profile, patron, item, now))
+
+
+def can_use_kiosk(profile: Profile, branch: str, item: Item) -> Decision:
+    """A check-out at a self-checkout machine (channel "kiosk"): refused where the
+    branch has none and for the materials the profile excludes (Hiroshima: 湯来河野閲覧室を
+    除く全館に設置; 雑誌等一部の資料についてはご利用いただけない)."""
+    k = profile.kiosk
+    if branch in k.branches_without:
+        return decide("kiosk_not_here", branch=branch)
+    if item.material_type in k.excluded_materials:
+        return decide("kiosk_material_excluded", material=item.material_type)
+    return OK
 
 
 def can_renew(profile: Profile, loan: Loan, now: datetime, *, channel: str,

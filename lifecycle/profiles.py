@@ -115,6 +115,14 @@ class Returns:
 
 
 @dataclass(frozen=True)
+class Kiosk:
+    """Self-checkout machines (自動貸出機): the branches without one and the materials
+    they cannot lend."""
+    branches_without: frozenset[str] = frozenset()
+    excluded_materials: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Login:
     lockout_attempts: int
     lockout_minutes: int
@@ -239,6 +247,7 @@ class Profile:
     mobile: MobileRules | None = None                          # [mobile]: 移動図書館 and its cards
     reading_sets: ReadingSets | None = None                    # [reading_sets]: 読書会用図書
     partners: dict[str, Partner] = field(default_factory=dict)  # [partners.<code>]: 連携貸出
+    kiosk: Kiosk = field(default_factory=Kiosk)                # [kiosk]: 自動貸出機
 
     def branch(self, code: str) -> Branch | None:
         bc = self.branches.get(code)
@@ -598,6 +607,12 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
     reading_sets = (_reading_sets(top.sub("reading_sets"), loans, set(branches))
                     if "reading_sets" in top.data else None)
     partners = _partners(top.sub("partners"), system, set(branches)) if "partners" in top.data else {}
+    kiosk = Kiosk()
+    if "kiosk" in top.data:
+        kt = top.sub("kiosk")
+        kiosk = Kiosk(kt.words("branches_without", set(branches), []),
+                      kt.words("excluded_materials", MATERIAL_TYPES, []))
+        kt.done()
     top.done()
 
     known = set(branches)
@@ -612,7 +627,8 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
                            f"{delivery.dispatch_branch!r}")
     return Profile(system, name, seed, elig, placing, loans, renewal, shelf, cancel, returns,
                    login, walk_in_first, branches, notice_rules, delivery=delivery, proxy=proxy,
-                   cards=cards, mobile=mobile, reading_sets=reading_sets, partners=partners)
+                   cards=cards, mobile=mobile, reading_sets=reading_sets, partners=partners,
+                   kiosk=kiosk)
 
 
 def notice_suppression(rules: NoticeRules, kind: str, contact_method: str,

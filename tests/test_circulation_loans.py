@@ -168,6 +168,26 @@ async def test_hiroshima_partner_university_item_is_lent_only_over_the_city_coun
     assert (loan.branch, loan.channel, r.due) == ("central", "counter", date(2026, 12, 4))
 
 
+async def test_hiroshima_self_checkout_is_everywhere_but_yuki_kono_and_not_for_magazines(circ):
+    # 「自動貸出機」を、湯来河野閲覧室を除く全館に設置…雑誌等一部の資料についてはご利用いただけない
+    await person(circ, "H001", "hiroshima")
+    await add_item(circ, "B1", "bib-b", "hiroshima", "yuki-kono")
+    await add_item(circ, "M1", "bib-m", "hiroshima", "naka", material_type="magazine")
+    await add_item(circ, "B2", "bib-b2", "hiroshima", "naka")
+    here = await loans.check_out(circ, barcode="B1", card="H001", branch="yuki-kono", channel="kiosk",
+                                 role="patron", actor="H001")
+    assert (here.decision.code, here.decision.details["branch"]) == ("kiosk_not_here", "yuki-kono")
+    mag = await loans.check_out(circ, barcode="M1", card="H001", branch="naka", channel="kiosk",
+                                role="patron", actor="H001")
+    assert (mag.decision.code, mag.loan_id) == ("kiosk_material_excluded", None)
+    assert await rows(circ, s.loans) == []
+    kiosk = await lend(circ, "B2", "H001", "naka", channel="kiosk", role="patron", actor="H001")
+    assert (await loan_row(circ, kiosk.loan_id)).channel == "kiosk"
+    await lend(circ, "M1", "H001", "naka")                  # the counter lends the magazine
+    await lend(circ, "B1", "H001", "yuki-kono")             # and Yuki-Kono lends at its counter
+    assert [e[0] for e in await events(circ, s.events.c.event == "CHECK_OUT")] == ["CHECK_OUT"] * 3
+
+
 async def test_iizuka_borrowing_history_is_kept_only_after_the_patron_opts_in(circ):
     pid = await person(circ, "I001", "iizuka")
     await add_item(circ, "IB1", "bib-1", "iizuka", "iizuka")
