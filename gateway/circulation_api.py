@@ -921,6 +921,13 @@ async def reading_progress(ctx: Ctx):
     return await bookshelf.reading_progress(ctx.circ, ctx.card, q.get("year", ctx.circ.now().year))
 
 
+async def ranking(ctx: Ctx):
+    q = query(ctx.request, {"library": F("str", required=True, max_len=64),
+                            "limit": F("int", min=1, max=100)})
+    titles = await holds.reservation_ranking(ctx.circ, q["library"], q.get("limit", 20))
+    return {"library": q["library"], "titles": titles}
+
+
 async def my_calendar(ctx: Ctx):
     q = query(ctx.request, {"month": F("month")})
     return await bookshelf.patron_calendar(ctx.circ, ctx.card, q.get("month", ctx.circ.now().date()))
@@ -1167,6 +1174,7 @@ ROUTES: list[tuple[str, str, Handler, str | None, str | None]] = [
     ("POST", "/staff/login", staff_login, None, None),
     ("POST", "/logout", logout, "any", None),
     ("POST", "/password-registration", password_registration, None, None),
+    ("GET", "/ranking", ranking, None, None),
 
     ("GET", "/me", me, "patron", None),
     ("GET", "/me/loans", my_loans, "patron", None),

@@ -634,6 +634,29 @@ def test_a_patron_cannot_read_or_change_another_patrons_loans_or_requests(servic
     assert svc.client().get("/me", headers={"Authorization": "Basic abc"}, expect=401)["error"] == "invalid_authorization"
 
 
+def test_iizuka_reservation_ranking_is_public_and_counts_live_reservations(service):
+    # 詳しい検索 > 予約ランキング: no login; counts per title, never who
+    svc = service
+    anon = svc.client()
+    first = anon.get("/ranking", query={"library": "iizuka"}, expect=200)
+    assert first.json == {"library": "iizuka", "titles": [
+        {"rank": 1, "title_id": T1, "title": TITLES[T1], "reservations": 1}]}     # Emily's hold
+    for title in (T1, T3):
+        d = svc.run(holds.place, card=TARO, title_id=title, pickup_branch="honami", channel="web",
+                    role="patron", actor=TARO, title=TITLES[title])
+        assert d.decision.allowed, d.decision
+    ranked = anon.get("/ranking", query={"library": "iizuka", "limit": "5"}, expect=200)["titles"]
+    assert [(r["rank"], r["title_id"], r["reservations"]) for r in ranked] == [(1, T1, 2), (2, T3, 1)]
+    assert TARO not in str(ranked) and EMILY not in str(ranked)
+    top = anon.get("/ranking", query={"library": "iizuka", "limit": "1"}, expect=200)["titles"]
+    assert [r["title_id"] for r in top] == [T1]
+    komae = anon.get("/ranking", query={"library": "komae"}, expect=200)
+    assert komae["titles"] == []                        # another system's holds are not mixed in
+    assert anon.get("/ranking", query={"library": "nowhere"}, expect=404)["error"] == "not_found"
+    assert anon.get("/ranking", expect=400)["error"] == "invalid_input"
+    assert anon.get("/ranking", query={"library": "iizuka", "limit": "0"}, expect=400)["error"] == "invalid_input"
+
+
 def test_staff_endpoints_refuse_patrons_and_staff_without_the_role(service):
     svc = service
     patron = svc.client()
