@@ -144,7 +144,8 @@ REASON_PUBLICATION_LAPSED = "受付後1カ月を経過しても出版されな�
 
 QUEUE_STATES = (S.QUEUED.value, S.SUSPENDED.value)
 SECURED_STATES = tuple(x.value for x in lt.SECURED)
-CLOSED_VISIBLE_STATES = (S.CANCELLED.value, S.SHELF_EXPIRED.value, S.REJECTED.value)
+# requests that ended without a loan: listed as cancelled for cancel.visible_days, then purged
+CLOSED_VISIBLE_STATES = (S.CANCELLED.value, S.SHELF_EXPIRED.value, S.REJECTED.value, S.UNFILLED.value)
 # a queued request's pickup branch and contact method may change until the copy is secured
 # copies that no longer make the title "owned"
 GONE_ITEM_STATUSES = ("lost", "withdrawn")
@@ -957,7 +958,7 @@ async def expire_shelf(circ: Circulation) -> int:
 
 async def purge_cancelled(circ: Circulation) -> int:
     """Scheduled job: delete requests that ended without a loan (CANCELLED, SHELF_EXPIRED,
-    REJECTED) once they have left the patron's cancelled list, i.e. more than the
+    REJECTED, UNFILLED) once they have left the patron's cancelled list, i.e. more than the
     profile's ``cancel.visible_days`` (30) after they ended, together with their audit
     events and notices; transits keep the copy's movement but lose the request link.
 
@@ -1146,7 +1147,7 @@ async def patron_requests(circ: Circulation, card: str) -> list[dict]:
 
 
 async def cancelled_requests(circ: Circulation, card: str) -> list[dict]:
-    """The patron's 取消済予約一覧: cancelled, shelf-expired and refused requests that ended
+    """The patron's 取消済予約一覧: cancelled, shelf-expired, refused and unfilled requests that ended
     less than ``cancel.visible_days`` ago, newest first: time, reason, channel."""
     now = circ.now()
     async with circ.db.read() as conn:

@@ -590,6 +590,12 @@ async def test_when_the_university_cannot_supply_the_request_is_unfilled_and_the
     assert (await partners.partner_cannot_supply(circ, request_id=rid, actor="x")).decision.code == "wrong_state"
     await hu_copy(circ, "U2", "bib-2")                            # the title is free to ask again
     assert (await req(circ, await asked(circ, "U2"))).state == "SENT"
+    # listed with the cancelled requests (入手不可) for 30 days, then purged like them
+    (listed,) = await holds.cancelled_requests(circ, "H001")
+    assert (listed["request_id"], listed["status_ja"], listed["reason"]) == (rid, "入手不可", partners.REASON_UNFILLED)
+    circ.clock.fixed = NOW + timedelta(days=31)
+    assert await holds.purge_cancelled(circ) == 1
+    assert await rows(circ, s.requests, s.requests.c.id == rid) == []
 
 
 async def test_partner_steps_on_requests_that_are_not_partner_requests_are_refused(circ):
