@@ -83,7 +83,7 @@ from .store import NotFound, dumps
 log = logging.getLogger("unioncat.circulation.notices")
 
 KINDS = ("hold_received", "hold_ready", "hold_cancelled", "hold_changed", "renewal_done",
-         "password_registered", "test_mail")
+         "password_registered", "test_mail", "loan_recalled", "loan_overdue", "renewal_refused")
 assert frozenset(KINDS) == NOTICE_KINDS
 LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "ja"
@@ -257,6 +257,9 @@ REQUIRED = {
     "hold_cancelled": ("title", "pickup_branch_name", "cancelled_at", "reason_label", "channel_label"),
     "hold_changed": ("title", "pickup_branch_name", "contact_label"),
     "renewal_done": ("title", "due"),
+    "loan_recalled": ("title", "due"),
+    "loan_overdue": ("title", "due"),
+    "renewal_refused": ("title", "due"),
     "password_registered": ("card_number", "notice_at"),
     "test_mail": ("email",),
 }

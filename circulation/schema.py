@@ -368,3 +368,78 @@ cart_items = Table(
     Column("added_at", DateTime, nullable=False),
     UniqueConstraint("patron_id", "title_id", name="uq_cart_item"),
 )
+
+# --------------------------------------------------------------------------- ISO 18626 inter-library loan
+
+# Requester legs (circulation/ill/requester.py): one per supplier asked for a patron's partner
+# request (requests.kind "partner"), in rota order; state: lifecycle.ill.RState. ``rid`` is our
+# requestingAgencyRequestId (unique), the key of every message about the leg.
+ill_legs = Table(
+    "ill_legs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("request_id", Integer, ForeignKey("requests.id"), nullable=False, index=True),
+    Column("partner", String(64), nullable=False),          # the supplier's agency id value
+    Column("rid", String(64), nullable=False, unique=True),
+    Column("supplier_rid", String(128)),                    # their supplyingAgencyRequestId
+    Column("attempt", Integer, nullable=False),             # 1, 2, ... within the request
+    Column("request_type", String(8), nullable=False, server_default="New"),
+    Column("previous_leg_id", Integer, ForeignKey("ill_legs.id")),
+    Column("state", String(32), nullable=False),
+    Column("item_ref", Text),                                # the supplier's item id (Loaned)
+    Column("due_at", DateTime),                              # the supplier's due date
+    Column("offer", Text, nullable=False, server_default="{}"),  # RetryPossible / conditions (JSON)
+    Column("note", Text, nullable=False, server_default=""),     # the supplier's last note
+    Column("answer_by", DateTime),                           # a silent supplier is given up then
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# Supplier legs (circulation/ill/supplier.py): a partner's request to borrow from us; state:
+# lifecycle.ill.SState. One per (partner, their requestingAgencyRequestId).
+ill_supplies = Table(
+    "ill_supplies", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("partner", String(64), nullable=False),
+    Column("rid", String(128), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("title_id", String(128)),                         # the title matched in our catalog
+    Column("libraries", Text, nullable=False, server_default=""),  # our systems holding it (space-separated)
+    Column("library", String(64), ForeignKey("libraries.code")),   # the system that supplies
+    Column("item_id", Integer, ForeignKey("items.id"), index=True),
+    Column("loan_id", Integer, ForeignKey("loans.id"), index=True),  # to the partner as a borrower
+    Column("bib", Text, nullable=False, server_default="{}"),      # what was asked for (JSON)
+    Column("pending", String(16)),                          # cancel | renew: a question staff answer
+    Column("overdue_sent", Boolean, nullable=False, server_default=text("false")),
+    Column("due_at", DateTime),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("partner", "rid", name="uq_ill_supply"),
+)
+
+# Every ISO 18626 message in and out, with its confirmation: the history staff read, the
+# outbox of messages still to deliver (direction "out", status pending/failed) and the
+# replay guard (an incoming body seen before is confirmed again and changes nothing).
+ill_messages = Table(
+    "ill_messages", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("leg_id", Integer, ForeignKey("ill_legs.id"), index=True),
+    Column("supply_id", Integer, ForeignKey("ill_supplies.id"), index=True),
+    Column("partner", String(64), nullable=False),
+    Column("direction", String(3), nullable=False),          # in | out
+    Column("kind", String(40), nullable=False),              # request, supplyingAgencyMessage, ...
+    Column("summary", Text, nullable=False, server_default=""),   # e.g. "StatusChange Loaned"
+    Column("digest", String(64)),                            # sha256 of an incoming body
+    Column("body", Text, nullable=False),
+    Column("confirmation", Text),                            # what was answered / was answered
+    # in: ok | error;  out: pending | sent | refused (ERROR confirmation) | failed (undelivered)
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime),
+    Column("at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Index("ix_ill_messages_due", "direction", "status", "next_attempt_at"),
+    Index("ix_ill_messages_digest", "partner", "digest"),
+)

@@ -111,6 +111,7 @@ class REvent(str, Enum):
     RENEW = "RENEW"                      # send Renew (a patron's renewal)
     SHIP_RETURN = "SHIP_RETURN"          # send ShippedReturn
     ACCEPT_RETRY = "ACCEPT_RETRY"        # staff accept the offer: a Retry request follows
+    ACCEPT_CONDITIONS = "ACCEPT_CONDITIONS"  # conditions in a note (dialect): agreed by Notification
     DECLINE_RETRY = "DECLINE_RETRY"
     # the supplier's
     S_REQUEST_RECEIVED = "S_REQUEST_RECEIVED"
@@ -153,7 +154,9 @@ REQUESTER_TRANSITIONS: dict[RState, dict[REvent, RState]] = {
         RE.S_UNFILLED: R.UNFILLED,
         RE.S_CANCELLED: R.UNFILLED,
         RE.ACCEPT_RETRY: R.RETRY_ACCEPTED,
+        RE.ACCEPT_CONDITIONS: R.WILL_SUPPLY,
         RE.DECLINE_RETRY: R.RETRY_DECLINED,
+        RE.S_LOANED: R.LOANED,                   # shipped with the conditions
         RE.CANCEL: R.CANCEL_PENDING,
         RE.GIVE_UP: R.TIMED_OUT,
     },
@@ -224,6 +227,7 @@ REQUESTER_ACTORS.update({
     RE.RENEW: frozenset({_A.STAFF, _A.SYSTEM}),
     RE.SHIP_RETURN: frozenset({_A.STAFF, _A.SYSTEM}),
     RE.ACCEPT_RETRY: frozenset({_A.STAFF}),
+    RE.ACCEPT_CONDITIONS: frozenset({_A.STAFF}),
     RE.DECLINE_RETRY: frozenset({_A.STAFF}),
 })
 

@@ -27,7 +27,10 @@ PROXY_LOANS = frozenset({"not_offered", "with_consent"})
 DROP_EXCLUSIONS = frozenset({"ill", "partner"}) | MATERIAL_TYPES
 # Mails the circulation service sends (circulation/notices.py, config/notices/).
 NOTICE_KINDS = frozenset({"hold_received", "hold_ready", "hold_cancelled", "hold_changed",
-                          "renewal_done", "password_registered", "test_mail"})
+                          "renewal_done", "password_registered", "test_mail",
+                          # a partner's copy on loan (ISO 18626): the lender recalls it, says it
+                          # is overdue, or refuses a renewal
+                          "loan_recalled", "loan_overdue", "renewal_refused"})
 # Notices about one hold go by that hold's contact method; the others by the patron's default.
 REQUEST_NOTICE_KINDS = frozenset({"hold_received", "hold_ready", "hold_cancelled", "hold_changed"})
 # Mails about the address itself: sent whatever the contact method (the patron asked for them).

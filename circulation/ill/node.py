@@ -1,0 +1,80 @@
+"""The ILL node behind ``POST /iso18626``: one admitted message in, its confirmation out.
+
+The message is handled in one unit of work with its log row, so a message is either
+fully taken (its effects, the messages it causes in the outbox, its log row) or not at
+all.  A body received before (the same bytes: a partner's client that did not get our
+answer and sent again) gets the confirmation it got then and changes nothing.  A
+message the tables refuse in the leg's state is confirmed with ERROR and logged.  When
+the database cannot be reached the endpoint answers 503 (:class:`Unavailable`), so the
+partner tries again later.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from connectors import iso18626 as I
+from connectors.iso18626 import model as m
+from connectors.iso18626.config import IllConfig, Partner
+from lifecycle import table as lt
+from lifecycle.ill import IllegalLegTransition
+
+from . import requester, supplier
+from .common import Ill, log_incoming, replayed
+
+
+class Unavailable(Exception):
+    """The circulation database cannot be reached."""
+
+
+class IllNode:
+    def __init__(self, ill: Ill):
+        self.ill = ill
+
+    @property
+    def config(self) -> IllConfig:
+        return self.ill.config
+
+    def now(self) -> datetime:
+        return self.ill.now()
+
+    async def receive(self, message, partner: Partner, body: bytes) -> m.Confirmation:
+        ill = self.ill
+
+        async def work(conn):
+            before = await replayed(conn, partner, body)
+            if before is not None:
+                return I.decode(before.encode())
+            if isinstance(message, m.Request):
+                error, sid = await supplier.receive_request(ill, conn, message, partner)
+                ids = {"supply_id": sid}
+            elif isinstance(message, m.RequestingAgencyMessage):
+                error, sid = await supplier.receive_action(ill, conn, message, partner)
+                ids = {"supply_id": sid}
+            else:
+                error, leg_id = await requester.receive_supplying(ill, conn, message, partner)
+                ids = {"leg_id": leg_id}
+            conf = I.confirm(message, now=ill.now(), error=error)
+            await log_incoming(ill, conn, partner, message, body, conf, **ids)
+            return conf
+
+        try:
+            try:
+                conf = await ill.circ.db.run(work)
+            except (lt.IllegalTransition, IllegalLegTransition) as e:
+                conf = I.confirm(message, now=ill.now(), error=(m.ErrorType.UNRECOGNISED_DATA_VALUE, str(e)))
+
+                async def log(conn):
+                    await log_incoming(ill, conn, partner, message, body, conf)
+
+                await ill.circ.db.run(log)
+        except (OperationalError, InterfaceError, OSError, ConnectionError) as e:
+            raise Unavailable(str(e).splitlines()[0][:200]) from None
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise Unavailable(str(e).splitlines()[0][:200]) from None
+            raise
+        if conf.confirmation_header.message_status is m.MessageStatus.OK:
+            ill.changed()
+        return conf
