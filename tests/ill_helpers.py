@@ -67,7 +67,6 @@ class Peer:
         return queued + counts.sent + counts.refused + counts.failed
 
     async def close(self) -> None:
-        assert not self.invalid, self.invalid[0]
         await self.session.close()
         await self.runner.cleanup()
         await self.circ.db.dispose()
@@ -142,6 +141,8 @@ async def peers(*specs):
     finally:
         for p in started:
             await p.close()
+    for p in started:
+        assert not p.invalid, f"{p.name}: {p.invalid[0]}"
 
 
 __all__ = ["Peer", "StaticTitles", "add_item", "add_patron", "config_for", "one_row", "peers", "pump", "rows",
