@@ -31,10 +31,10 @@ class StaticTitles:
     def __init__(self, *titles: Title):
         self.by_id = {t.title_id: t for t in titles}
 
-    async def describe(self, title_id):
+    async def describe(self, title_id, conn=None):
         return self.by_id.get(title_id)
 
-    async def find(self, wanted):
+    async def find(self, wanted, conn=None):
         for isbn in wanted.isbns:
             t = self.by_id.get(f"isbn:{isbn}")
             if t is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from connectors import iso18626 as I
 from connectors.iso18626 import model as m
@@ -69,7 +70,7 @@ class IllNode:
                     await log_incoming(ill, conn, partner, message, body, conf)
 
                 await ill.circ.db.run(log)
-        except (OperationalError, InterfaceError, OSError, ConnectionError) as e:
+        except (OperationalError, InterfaceError, PoolTimeout, OSError, ConnectionError) as e:
             raise Unavailable(str(e).splitlines()[0][:200]) from None
         except DBAPIError as e:
             if e.connection_invalidated:

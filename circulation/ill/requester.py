@@ -196,7 +196,7 @@ async def start_leg(ill: Ill, conn: AsyncConnection, request_row, partner: Partn
 
 async def _request_message(ill: Ill, conn: AsyncConnection, row, leg, partner: Partner, title: Title | None,
                            previous, max_cost) -> m.Request:
-    title = title or await ill.titles.describe(row.title_id)
+    title = title or await ill.titles.describe(row.title_id, conn)
     isbn = (title.isbn if title else "") or isbn_of(row.title_id)
     item = await get_row(conn, s.items, s.items.c.id == row.item_id, what="item") if row.item_id else None
     named = item is not None and not item.ill
@@ -240,7 +240,7 @@ async def next_supplier(ill: Ill, conn: AsyncConnection, request_row, *, why: st
         s.ill_legs.c.request_id == row.id))).all()}
     nxt = None
     if item.ill:                      # by title: the rota goes on; a named copy has one supplier
-        title = await ill.titles.describe(row.title_id)
+        title = await ill.titles.describe(row.title_id, conn)
         nxt = next((p for p in _rota(ill, title, row.material_type, None) if p.code not in tried), None)
     if nxt is None:
         await transition(conn, row, E.END_OF_ROTA, role=R.SYSTEM, actor=actor, at=now, reason=why,

@@ -122,7 +122,7 @@ async def receive_request(ill: Ill, conn: AsyncConnection, msg: m.Request, partn
             return None, existing.id
         return (m.ErrorType.UNRECOGNISED_DATA_VALUE,
                 f"requestingAgencyRequestId {h.requesting_agency_request_id} is already in use"), existing.id
-    title = await ill.titles.find(wanted_of(msg.bibliographic_info))
+    title = await ill.titles.find(wanted_of(msg.bibliographic_info), conn)
     ours = sorted(lib for lib in (title.libraries if title else ())
                   if lib in ill.circ.profiles and ill.config.serves(lib))
     try:

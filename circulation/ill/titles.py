@@ -41,10 +41,14 @@ class Wanted:
 
 
 class Titles(Protocol):
-    async def describe(self, title_id: str) -> Title | None:
+    """``conn``: the circulation database connection of the unit of work asking, when
+    there is one (a resolver that reads that database must use it, never a second
+    connection: a pool of connections each waiting for another would deadlock)."""
+
+    async def describe(self, title_id: str, conn=None) -> Title | None:
         """The title of our ``title_id``, with the libraries that hold it."""
 
-    async def find(self, wanted: Wanted) -> Title | None:
+    async def find(self, wanted: Wanted, conn=None) -> Title | None:
         """Our title matching what a partner asks for (ISBN/ISSN first, then record ids)."""
 
 
@@ -64,25 +68,27 @@ class ItemTitles:
     def __init__(self, circ):
         self.circ = circ
 
-    async def describe(self, title_id: str) -> Title | None:
-        async with self.circ.db.read() as conn:
-            libs = (await conn.execute(select(s.items.c.library, s.items.c.material_type).where(
-                s.items.c.title_id == title_id).distinct())).all()
-            shown = (await conn.execute(select(s.title_queues.c.title).where(
-                s.title_queues.c.title_id == title_id))).scalar()
+    async def describe(self, title_id: str, conn=None) -> Title | None:
+        if conn is None:
+            async with self.circ.db.read() as own:
+                return await self.describe(title_id, own)
+        libs = (await conn.execute(select(s.items.c.library, s.items.c.material_type).where(
+            s.items.c.title_id == title_id).distinct())).all()
+        shown = (await conn.execute(select(s.title_queues.c.title).where(
+            s.title_queues.c.title_id == title_id))).scalar()
         if not libs:
             return None
         return Title(title_id, title=shown or "", isbn=isbn_of(title_id),
                      material_type=libs[0].material_type,
                      libraries=frozenset(r.library for r in libs))
 
-    async def find(self, wanted: Wanted) -> Title | None:
+    async def find(self, wanted: Wanted, conn=None) -> Title | None:
         for isbn in wanted.isbns:
-            found = await self.describe(f"isbn:{normal_isbn(isbn)}")
+            found = await self.describe(f"isbn:{normal_isbn(isbn)}", conn)
             if found is not None:
                 return found
         for rid in wanted.record_ids:
-            found = await self.describe(rid)
+            found = await self.describe(rid, conn)
             if found is not None:
                 return found
         return None
