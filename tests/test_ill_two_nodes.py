@@ -333,3 +333,45 @@ async def test_messages_out_of_turn_are_refused(net):
     assert "not expected" in conf.error_data.error_value
     assert (await one_row(a.circ, s.ill_legs)).state == leg.state
     del sup
+
+
+async def test_staff_queues_pull_list_and_history(net):
+    from circulation.ill import lists
+    a, b, c = net
+    rid = await _place(a, supplier=None)
+    await pump(a, b, c)
+    (entry,) = await lists.requester_queue(a.ill, "hiroshima")
+    assert entry["request_id"] == rid and entry["leg"]["partner"] == B_ID
+    assert [t["partner"] for t in entry["tried"]] == [C_ID, B_ID]
+    assert await lists.requester_queue(a.ill, "komae") == []                 # other systems see nothing
+    (sup,) = await lists.supplier_queue(b.ill, "komae")
+    assert sup["state"] == "EXPECT_TO_SUPPLY" and sup["attention"] and sup["bib"]["title"] == "図書館の歴史"
+    assert await lists.supplier_queue(b.ill, "iizuka") == []
+    (pull,) = await lists.pull_list(b.ill, "komae-central")
+    assert pull["barcode"] == "K0001" and pull["supply_id"] == sup["supply_id"]
+    hist = await lists.history(a.ill, request_id=rid)
+    assert [(h["direction"], h["partner"], h["summary"]) for h in hist] == [
+        ("out", C_ID, "Request New"), ("in", C_ID, "RequestResponse Unfilled"),
+        ("out", B_ID, "Request New"), ("in", B_ID, "RequestResponse ExpectToSupply")]
+    assert [h["summary"] for h in await lists.history(b.ill, supply_id=sup["supply_id"])] == [
+        "Request New", "RequestResponse ExpectToSupply"]
+
+
+async def test_the_worker_delivers_after_each_change(net):
+    import asyncio
+
+    from circulation.ill.worker import IllWorker
+    a, b, c = net
+    workers = [IllWorker(p.ill, p.sender, interval=3600) for p in (a, b, c)]
+    for w in workers:
+        w.start()
+    try:
+        await _place(a)
+        for _ in range(500):
+            if (await rows(b.circ, s.ill_supplies)) and (await one_row(a.circ, s.ill_legs)).state == "EXPECT_TO_SUPPLY":
+                break
+            await asyncio.sleep(0.02)
+        assert (await one_row(a.circ, s.ill_legs)).state == "EXPECT_TO_SUPPLY"
+    finally:
+        for w in workers:
+            await w.stop()

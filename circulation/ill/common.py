@@ -167,17 +167,22 @@ async def queue_message(ill: Ill, conn: AsyncConnection, partner: Partner, messa
     return res.inserted_primary_key[0]
 
 
-async def log_incoming(ill: Ill, conn: AsyncConnection, partner: Partner, message, body: bytes,
-                       confirmation: m.Confirmation, *, leg_id: int | None = None,
-                       supply_id: int | None = None) -> None:
+async def log_incoming(ill: Ill, conn: AsyncConnection, partner: Partner, message, body: bytes) -> int:
+    """The log row of an incoming message, written before it is handled (so the history
+    reads in the order things happened); :func:`confirm_incoming` completes it."""
+    res = await conn.execute(insert(s.ill_messages).values(
+        partner=partner.code, direction="in", kind=m.ELEMENT[type(message)], summary=summary(message),
+        digest=digest(body), body=body.decode("utf-8", "replace"), status="ok", at=ill.local_now()))
+    return res.inserted_primary_key[0]
+
+
+async def confirm_incoming(conn: AsyncConnection, log_id: int, confirmation: m.Confirmation, *,
+                           leg_id: int | None = None, supply_id: int | None = None) -> None:
     err = confirmation.error_data
-    await conn.execute(insert(s.ill_messages).values(
-        leg_id=leg_id, supply_id=supply_id, partner=partner.code, direction="in",
-        kind=m.ELEMENT[type(message)], summary=summary(message), digest=digest(body), body=body.decode(
-            "utf-8", "replace"), confirmation=I.encode(confirmation).decode(),
+    await conn.execute(update(s.ill_messages).where(s.ill_messages.c.id == log_id).values(
+        leg_id=leg_id, supply_id=supply_id, confirmation=I.encode(confirmation).decode(),
         status="ok" if err is None else "error",
-        error=None if err is None else f"{err.error_type.value}: {err.error_value or ''}",
-        at=ill.local_now()))
+        error=None if err is None else f"{err.error_type.value}: {err.error_value or ''}"))
 
 
 async def replayed(conn: AsyncConnection, partner: Partner, body: bytes) -> str | None:

@@ -22,7 +22,7 @@ from lifecycle import table as lt
 from lifecycle.ill import IllegalLegTransition
 
 from . import requester, supplier
-from .common import Ill, log_incoming, replayed
+from .common import Ill, confirm_incoming, log_incoming, replayed
 
 
 class Unavailable(Exception):
@@ -47,6 +47,7 @@ class IllNode:
             before = await replayed(conn, partner, body)
             if before is not None:
                 return I.decode(before.encode())
+            log_id = await log_incoming(ill, conn, partner, message, body)
             if isinstance(message, m.Request):
                 error, sid = await supplier.receive_request(ill, conn, message, partner)
                 ids = {"supply_id": sid}
@@ -57,7 +58,7 @@ class IllNode:
                 error, leg_id = await requester.receive_supplying(ill, conn, message, partner)
                 ids = {"leg_id": leg_id}
             conf = I.confirm(message, now=ill.now(), error=error)
-            await log_incoming(ill, conn, partner, message, body, conf, **ids)
+            await confirm_incoming(conn, log_id, conf, **ids)
             return conf
 
         try:
@@ -67,7 +68,7 @@ class IllNode:
                 conf = I.confirm(message, now=ill.now(), error=(m.ErrorType.UNRECOGNISED_DATA_VALUE, str(e)))
 
                 async def log(conn):
-                    await log_incoming(ill, conn, partner, message, body, conf)
+                    await confirm_incoming(conn, await log_incoming(ill, conn, partner, message, body), conf)
 
                 await ill.circ.db.run(log)
         except (OperationalError, InterfaceError, PoolTimeout, OSError, ConnectionError) as e:
