@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from connectors import ncip as N
-from connectors.ncip import codec
 from connectors.ncip import model as m
 from connectors.ncip.config import ConfigError, load
 from connectors.ncip.model import General, Messaging, ProtocolError

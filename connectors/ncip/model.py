@@ -75,7 +75,6 @@ class General:
     TEMPORARY_PROCESSING_FAILURE = SchemeValue("Temporary Processing Failure", SCHEME)
     UNAUTHORIZED_COMBINATION_OF_ELEMENT_VALUES_FOR_AGENCY = SchemeValue(
         "Unauthorized Combination Of Element Values For Agency", SCHEME)
-    UNAUTHORIZED_SERVICE_FOR_AGENCY = SchemeValue("Unauthorized Service For Agency", SCHEME)
     UNKNOWN_AGENCY = SchemeValue("Unknown Agency", SCHEME)
     UNSUPPORTED_SERVICE = SchemeValue("Unsupported Service", SCHEME)
 
@@ -83,7 +82,6 @@ class General:
 class LookupUserError:
     SCHEME = _V1 + "processingerrortype/lookupuserprocessingerror.scm"
     UNKNOWN_USER = SchemeValue("Unknown User", SCHEME)
-    USER_AUTHENTICATION_FAILED = SchemeValue("User Authentication Failed", SCHEME)
 
 
 class AcceptItemError:
@@ -141,9 +139,6 @@ USER_ELEMENT_TYPES = _values(_V1 + "userelementtype/userelementtype.scm",
                              "Authentication Input", "Block Or Trap", "Date Of Birth", "Name Information",
                              "User Address Information", "User Language", "User Privilege", "User Id",
                              "Previous User Id")
-BLOCK_OR_TRAP_SCHEME = _IMP1 + "blockortraptype/blockortraptype.scm"
-BIBLIOGRAPHIC_ITEM_IDENTIFIER_CODE_SCHEME = (
-    _IMP1 + "bibliographicitemidentifiercode/bibliographicitemidentifiercode.scm")
 
 
 def known(values: dict[str, SchemeValue], given: SchemeValue) -> SchemeValue | None:
