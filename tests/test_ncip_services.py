@@ -519,3 +519,78 @@ async def test_two_check_outs_of_one_copy_at_once_make_one_loan(broker):
     assert len(await rows(broker.circ, s.loans, s.loans.c.returned_at.is_(None),
                           s.loans.c.branch == "central")) == 1
 
+
+
+# ----------------------------------------------------------------- random messages into the engine
+
+def test_random_messages_of_a_known_client_always_get_a_valid_response(tmp_path):
+    """Messages the schema allows, with values drawn among our cards, barcodes, branches
+    and ids or made up, sent one after another to the node on one database: each gets a
+    response valid against the official schema (a Problem or not), never an exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from test_ncip_codec import _of
+
+    loop = asyncio.new_event_loop()
+    circ = loop.run_until_complete(new_circulation(f"sqlite+aiosqlite:///{tmp_path}/fuzz.db"))
+
+    async def seed():
+        for card, lib in ((CARD, "hiroshima"), (OTHER, "hiroshima"), (BLOCKED, "iizuka"), (KOMAE, "komae")):
+            await add_patron(circ, card, lib, email="x@example.jp", default_contact_method="email",
+                             default_pickup_branch={"hiroshima": "central", "iizuka": "iizuka"}.get(lib))
+        for barcode, lib, branch in (("H-0001", "hiroshima", "central"), ("H-0002", "hiroshima", "naka"),
+                                     ("I-0002", "iizuka", "iizuka"), ("K-0001", "komae", "komae-central")):
+            await add_item(circ, barcode, TITLE, lib, branch)
+
+    loop.run_until_complete(seed())
+    config = load(CONFIG, env={})
+    node = NcipNode(circ, config)
+    client = config.client("RS")
+    cards = st.sampled_from([CARD, OTHER, BLOCKED, KOMAE, "", " "]) | st.text(max_size=8)
+    barcodes = st.sampled_from(["H-0001", "H-0002", "I-0002", "K-0001", "LENDER-1", "NCIP00000001"]) | st.text(
+        max_size=8)
+    branches = st.sampled_from(["central", "naka", "iizuka", "komae-central", "mobile"]) | st.text(max_size=6)
+    ids = st.sampled_from(["1", "2", "3", "RS-1", "RS-2"]) | st.text(max_size=8)
+
+    def often(data) -> bool:
+        return data.draw(st.integers(0, 4)) < 4
+
+    def retarget(msg, data):
+        changes = {}
+        if hasattr(msg, "user_id") and (msg.user_id is not None or often(data)):
+            changes["user_id"] = m.UserId(data.draw(cards))
+            if hasattr(msg, "authentication_input"):
+                changes["authentication_input"] = ()
+        if hasattr(msg, "user_element_type") and often(data):
+            changes["user_element_type"] = tuple(data.draw(st.lists(st.sampled_from(
+                list(m.USER_ELEMENT_TYPES.values())), max_size=4)))
+        if isinstance(getattr(msg, "item_id", None), m.ItemId):
+            changes["item_id"] = m.ItemId(data.draw(barcodes))
+        elif isinstance(getattr(msg, "item_id", None), tuple) and msg.item_id:
+            changes["item_id"] = (m.ItemId(data.draw(barcodes)),)
+        if hasattr(msg, "pickup_location") and (msg.pickup_location is not None or often(data)):
+            changes["pickup_location"] = m.SchemeValue(data.draw(branches))
+        if getattr(msg, "request_id", None) is not None:
+            changes["request_id"] = m.RequestId(data.draw(ids))
+        for name, values in (("requested_action_type", m.REQUESTED_ACTION_TYPES),
+                             ("request_type", m.REQUEST_TYPES), ("request_scope_type", m.REQUEST_SCOPE_TYPES)):
+            if getattr(msg, name, None) is not None and often(data):
+                usual = [v for v in values.values() if v.text in ("Hold", "Hold For Pickup")]
+                changes[name] = data.draw(st.sampled_from(usual + list(values.values())))
+        return dataclasses.replace(msg, **changes)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                      HealthCheck.filter_too_much])
+    @given(st.sampled_from(m.INITIATIONS).flatmap(_of), st.data())
+    def one_message(msg, data):
+        msg = retarget(msg, data)
+        response = loop.run_until_complete(node.respond(msg, client))
+        assert type(response) is m.RESPONSE_FOR[type(msg)]
+        assert_valid(N.encode(response))
+
+    try:
+        one_message()
+    finally:
+        loop.run_until_complete(circ.db.dispose())
+        loop.close()
