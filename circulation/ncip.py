@@ -46,7 +46,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,8 +67,8 @@ from .ill.requester import partner_library
 from .ill.titles import ItemTitles, Titles, Wanted, normal_isbn
 from .service import Circulation
 from .store import (
-    ConcurrentChange, NotFound, get_row, lock_title_queue, patron_contact, patron_snapshot, record_event,
-    transition,
+    ConcurrentChange, NotFound, get_row, is_unique_violation, lock_title_queue, patron_contact, patron_snapshot,
+    record_event, transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
@@ -171,6 +171,8 @@ class NcipNode:
             unknown = sorted(c.systems - set(self.circ.profiles))
             if unknown:
                 raise ValueError(f"ncip.clients.{c.code}.systems: no library system {', '.join(unknown)}")
+            if c.library in self.circ.profiles:
+                raise ValueError(f"ncip.clients.{c.code}.library: {c.library} is one of our library systems")
 
     @property
     def us(self) -> SchemeValue:
@@ -340,20 +342,28 @@ class NcipNode:
                                   element="RequestIdentifierValue", value=rid_value)
                 item = await get_row(conn, s.items, s.items.c.id == before.item_id, what="item")
                 return item.barcode
-            lib, branch = await partner_library(None, conn, client)
-            taken = wanted and (len(wanted) > 64 or (await conn.execute(
-                select(s.items.c.id).where(s.items.c.barcode == wanted))).first() is not None)
+            lib, branch = await _client_library(conn, client)
             res = await conn.execute(s.requests.insert().values(
                 patron_id=patron_row.id, library=patron_row.library, title_id=title_id, kind=partners.KIND,
                 material_type="book", pickup_branch=pickup, contact_method=patron_row.default_contact_method,
                 channel=CHANNEL, state=S.NEW.value, placed_at=now, submitted_at_branch=pickup, memo=memo,
                 title=shown, updated_at=now))
             rid = res.inserted_primary_key[0]
-            barcode = wanted if wanted and not taken else f"{BARCODE_PREFIX}{rid:08d}"
-            item = await conn.execute(s.items.insert().values(
-                barcode=barcode, title_id=title_id, library=lib, owning_branch=branch, current_branch=branch,
-                material_type="book", partner=lib, ill=True, status="in_transit", updated_at=now))
-            item_id = item.inserted_primary_key[0]
+            copy = dict(title_id=title_id, library=lib, owning_branch=branch, current_branch=branch,
+                        material_type="book", partner=lib, ill=True, status="in_transit", updated_at=now)
+            item_id = None
+            if wanted and len(wanted) <= 64:
+                try:
+                    async with conn.begin_nested():
+                        item = await conn.execute(s.items.insert().values(barcode=wanted, **copy))
+                    barcode, item_id = wanted, item.inserted_primary_key[0]
+                except IntegrityError as e:      # a barcode of ours (or taken at this moment): ours instead
+                    if not is_unique_violation(e):
+                        raise
+            if item_id is None:
+                barcode = f"{BARCODE_PREFIX}{rid:08d}"
+                item = await conn.execute(s.items.insert().values(barcode=barcode, **copy))
+                item_id = item.inserted_primary_key[0]
             await conn.execute(update(s.requests).where(s.requests.c.id == rid).values(item_id=item_id))
             await record_event(conn, at=now, event="PLACE", actor_role=R.STAFF.value, actor=client.actor,
                                request_id=rid, item_id=item_id, to_state=S.NEW.value, channel=CHANNEL,
@@ -519,6 +529,21 @@ class NcipNode:
                 return row
         raise Refused(CancelRequestItemError.UNKNOWN_REQUEST, "this user has no live request for this item",
                       element="ItemIdentifierValue", value=item.barcode)
+
+
+async def _client_library(conn: AsyncConnection, client: NcipClient) -> tuple[str, str]:
+    """The library and branch rows of the copies a client brings in, made on first use by
+    the ILL requester's :func:`~circulation.ill.requester.partner_library` (the same rows
+    as an ISO 18626 partner of that agency). Two first uses at once: the second insert
+    meets the first one's row (unique violation) and then finds it."""
+    for attempt in (1, 2):
+        try:
+            async with conn.begin_nested():
+                return await partner_library(None, conn, client)
+        except IntegrityError as e:
+            if attempt == 2 or not is_unique_violation(e):
+                raise
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- pure helpers

@@ -240,7 +240,19 @@ async def test_accept_item_assigns_a_barcode_when_the_lenders_is_taken_or_missin
     assert r.item_id.item_identifier_value.startswith("NCIP")
     r2 = await broker.send(_accept("RS-2", barcode=None))
     assert r2.item_id.item_identifier_value.startswith("NCIP") and r2.item_id != r.item_id
-    assert len(await rows(broker.circ, s.items, s.items.c.ill)) == 2
+    r3 = await broker.send(_accept("RS-3", barcode="L" * 65))
+    assert r3.item_id.item_identifier_value.startswith("NCIP")
+    assert len(await rows(broker.circ, s.items, s.items.c.ill)) == 3
+    assert (await one_row(broker.circ, s.items, s.items.c.barcode == "H-0001")).ill is False
+
+
+async def test_two_copies_arriving_at_once_with_one_barcode_both_get_in(broker):
+    first, second = await asyncio.gather(broker.send(_accept("RS-31", barcode="SAME-1")),
+                                         broker.send(_accept("RS-32", card=OTHER, barcode="SAME-1",
+                                                             pickup_location=m.SchemeValue("central"))))
+    assert not first.problem and not second.problem
+    assert sorted([first.item_id.item_identifier_value, second.item_id.item_identifier_value])[1] == "SAME-1"
+    assert {r.state for r in await rows(broker.circ, s.requests)} == {"ON_HOLD_SHELF"}
 
 
 async def test_accept_item_problems(broker):
@@ -506,6 +518,9 @@ async def test_the_node_refuses_clients_of_systems_that_do_not_exist(db_url):
         with pytest.raises(ValueError, match="atlantis"):
             NcipNode(circ, load({"ncip": {"agency_id": US, "clients": {
                 "X": {"token": "t", "systems": ["atlantis"]}}}}, env={}))
+        with pytest.raises(ValueError, match="library: komae"):
+            NcipNode(circ, load({"ncip": {"agency_id": US, "clients": {
+                "X": {"token": "t", "systems": ["hiroshima"], "library": "komae"}}}}, env={}))
     finally:
         await circ.db.dispose()
 
