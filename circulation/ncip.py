@@ -148,10 +148,9 @@ _CANCEL = {
 }
 
 
-def _refusal(table: dict, d: Decision, element: str | None = None) -> Refused:
+def _refusal(table: dict, d: Decision) -> Refused:
     problem_type = table.get(d.code, table[None])
-    if d.code.startswith("pickup"):
-        element = "PickupLocation"
+    element = "PickupLocation" if d.code.startswith("pickup") else None
     return Refused(problem_type, _decision_detail(d), element=element)
 
 
@@ -177,9 +176,6 @@ class NcipNode:
     @property
     def us(self) -> SchemeValue:
         return SchemeValue(self.config.agency)
-
-    def now(self) -> datetime:
-        return self.circ.now().replace(tzinfo=LOCAL)
 
     async def respond(self, message: m.Initiation, client: NcipClient) -> m.Response:
         """The response to an admitted message; raises :class:`Unavailable` (503)."""
@@ -210,7 +206,7 @@ class NcipNode:
     # ------------------------------------------------------------------ look-ups
 
     @staticmethod
-    def _user(msg, unknown_user: SchemeValue) -> str:
+    def _user(msg) -> str:
         if msg.user_id is None:
             raise Refused(General.NEEDED_DATA_MISSING,
                           "identify the user by UserId (AuthenticationInput is not supported here)",
@@ -261,7 +257,7 @@ class NcipNode:
     # ------------------------------------------------------------------ LookupUser
 
     async def lookup_user(self, msg: m.LookupUser, client: NcipClient) -> m.LookupUserResponse:
-        card = self._user(msg, LookupUserError.UNKNOWN_USER)
+        card = self._user(msg)
         wanted = set()
         for given in msg.user_element_type:
             value = m.known(m.USER_ELEMENT_TYPES, given)
@@ -383,7 +379,7 @@ class NcipNode:
     # ------------------------------------------------------------------ CheckOutItem
 
     async def check_out_item(self, msg: m.CheckOutItem, client: NcipClient) -> m.CheckOutItemResponse:
-        card = self._user(msg, CheckOutItemError.UNKNOWN_USER)
+        card = self._user(msg)
         async with self.circ.db.read() as conn:
             patron = await self._patron(conn, card, client, CheckOutItemError.UNKNOWN_USER)
             item = await self._item(conn, msg.item_id, CheckOutItemError.UNKNOWN_ITEM)
@@ -427,7 +423,7 @@ class NcipNode:
     # ------------------------------------------------------------------ RequestItem
 
     async def request_item(self, msg: m.RequestItem, client: NcipClient) -> m.RequestItemResponse:
-        card = self._user(msg, RequestItemError.UNKNOWN_USER)
+        card = self._user(msg)
         kind = m.known(m.REQUEST_TYPES, msg.request_type)
         scope = m.known(m.REQUEST_SCOPE_TYPES, msg.request_scope_type)
         for given, value, element in ((msg.request_type, kind, "RequestType"),
@@ -492,7 +488,7 @@ class NcipNode:
 
     async def cancel_request_item(self, msg: m.CancelRequestItem, client: NcipClient
                                   ) -> m.CancelRequestItemResponse:
-        card = self._user(msg, CancelRequestItemError.UNKNOWN_USER)
+        card = self._user(msg)
         async with self.circ.db.read() as conn:
             patron = await self._patron(conn, card, client, CancelRequestItemError.UNKNOWN_USER)
             row = await self._request_of(conn, msg, client, patron)
