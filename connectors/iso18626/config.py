@@ -158,6 +158,9 @@ class _Section:
             raise ConfigError(f"{self.where}: unknown key(s) {', '.join(sorted(unknown))}")
 
 
+Section = _Section   # the same checked reading for the [ncip] section (connectors/ncip/config.py)
+
+
 def _url(value: str, where: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{where}: expected an http(s) URL")
