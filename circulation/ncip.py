@@ -528,18 +528,10 @@ class NcipNode:
 
 
 async def _client_library(conn: AsyncConnection, client: NcipClient) -> tuple[str, str]:
-    """The library and branch rows of the copies a client brings in, made on first use by
-    the ILL requester's :func:`~circulation.ill.requester.partner_library` (the same rows
-    as an ISO 18626 partner of that agency). Two first uses at once: the second insert
-    meets the first one's row (unique violation) and then finds it."""
-    for attempt in (1, 2):
-        try:
-            async with conn.begin_nested():
-                return await partner_library(None, conn, client)
-        except IntegrityError as e:
-            if attempt == 2 or not is_unique_violation(e):
-                raise
-    raise AssertionError("unreachable")
+    """The library and branch rows of the copies a client brings in: those of an ISO 18626
+    partner of that agency (:func:`~circulation.ill.requester.partner_library`, which
+    makes them on first use, safe against a concurrent first use)."""
+    return await partner_library(conn, client)
 
 
 # --------------------------------------------------------------------------- pure helpers

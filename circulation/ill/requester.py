@@ -42,6 +42,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors import iso18626 as I
@@ -53,7 +54,8 @@ from lifecycle import table as lt
 from .. import holds, notices
 from .. import schema as s
 from ..store import (
-    LIVE_REQUEST_STATES, NotFound, get_row, lock_one, lock_title_queue, record_event, transition,
+    LIVE_REQUEST_STATES, NotFound, get_row, is_unique_violation, lock_one, lock_title_queue, record_event,
+    transition,
 )
 from .common import (
     Ill, dumps, get_leg, header_for_leg, leg_transition, local, plausible, queue_message,
@@ -81,17 +83,25 @@ class Placed:
 
 # --------------------------------------------------------------------------- partner rows
 
-async def partner_library(ill: Ill, conn: AsyncConnection, partner: Partner) -> tuple[str, str]:
-    """(library code, branch code) standing for ``partner`` in the network tables: its
-    union-catalog library (a university of the profiles keeps its own rows) and a
-    branch ``<library>-ill`` for copies whose branch we do not know."""
+async def partner_library(conn: AsyncConnection, partner) -> tuple[str, str]:
+    """(library code, branch code) standing for ``partner`` (an ILL partner or an NCIP
+    client: ``library``, ``name``, ``code``) in the network tables: its union-catalog
+    library (a university of the profiles keeps its own rows) and a branch
+    ``<library>-ill`` for copies whose branch we do not know. Made on first use, each
+    row in a savepoint: two first uses at once both end with the rows."""
     code = partner.library or f"ill-{partner.code}"
     branch = f"{code}-ill"
-    if (await conn.execute(select(s.libraries.c.code).where(s.libraries.c.code == code))).first() is None:
-        await conn.execute(insert(s.libraries).values(code=code, name=partner.name, kind="university"))
-    if (await conn.execute(select(s.branches.c.code).where(s.branches.c.code == branch))).first() is None:
-        await conn.execute(insert(s.branches).values(code=branch, library=code, name=partner.name,
-                                                     pickup=False, kind="library"))
+    for table, key, values in ((s.libraries, code, dict(name=partner.name, kind="university")),
+                               (s.branches, branch, dict(library=code, name=partner.name, pickup=False,
+                                                         kind="library"))):
+        if (await conn.execute(select(table.c.code).where(table.c.code == key))).first() is not None:
+            continue
+        try:
+            async with conn.begin_nested():
+                await conn.execute(insert(table).values(code=key, **values))
+        except IntegrityError as e:
+            if not is_unique_violation(e):
+                raise
     return code, branch
 
 
@@ -144,7 +154,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
         if dup is not None:
             return Placed(None, "duplicate_request", {"request_id": dup.id})
         first = rota[0]
-        lib, branch = await partner_library(ill, conn, first)
+        lib, branch = await partner_library(conn, first)
         res = await conn.execute(s.requests.insert().values(
             patron_id=patron.id, library=system, title_id=title.title_id, kind=KIND, material_type=material,
             pickup_branch=pickup_branch, contact_method=patron.default_contact_method, channel=channel,
@@ -249,7 +259,7 @@ async def next_supplier(ill: Ill, conn: AsyncConnection, request_row, *, why: st
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
                               data=holds._notice_data(ill.circ, row, reason=REASON_UNFILLED, channel="system"))
         return None
-    lib, branch = await partner_library(ill, conn, nxt)
+    lib, branch = await partner_library(conn, nxt)
     await conn.execute(update(s.items).where(s.items.c.id == item.id).values(
         library=lib, partner=lib, owning_branch=branch, current_branch=branch, updated_at=now))
     await transition(conn, row, E.ROTA_NEXT, role=R.SYSTEM, actor=actor, at=now, reason=f"{why}; next {nxt.code}")
