@@ -24,26 +24,33 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Iterable
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle import item_table as it
 from lifecycle import policies, queue as lq
 from lifecycle import table as lt
 from lifecycle.model import Decision, Item, Request
 from lifecycle.profiles import Profile
+from lifecycle.reasons import (
+    OK, REASON_GROUP_SATISFIED, REASON_PUBLICATION_LAPSED, REASON_REFUSED, REASON_SHELF_EXPIRED,
+    REASON_STAFF_CANCEL, REASON_WEB_CANCEL, decide,
+)
 
 from . import notices
 from . import schema as s
 from .service import Circulation
 from .store import (
-    LIVE_REQUEST_STATES, ConcurrentChange, NotFound, get_row, item_record, lock_one, lock_rows, lock_title_queue,
+    LIVE_REQUEST_STATES, ConcurrentChange, NotFound, get_row, item_record, item_transition, lock_one, lock_rows,
+    lock_title_queue,
     patron_contact, patron_snapshot, record_event, request_record, transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
+IS, IE = it.ItemStatus, it.ItemEvent
 
 # --------------------------------------------------------------------------- results
 
@@ -87,28 +94,7 @@ class Routing:
     to_branch: str | None = None
 
 
-# --------------------------------------------------------------------------- refusals of our own
-
-_REASONS = {
-    "not_suspendable": ("順番待ちの予約だけを保留にできます。",
-                        "Only a request waiting in the queue can be suspended."),
-    "not_suspended": ("この予約は保留中ではありません。", "This request is not suspended."),
-    "not_changeable": ("資料の確保後は受取場所・連絡方法を変更できません。",
-                       "Once the copy is secured, the pickup branch and contact method cannot change."),
-    "set_mismatch": ("並べ替える予約がセット予約の内容と一致しません。",
-                     "The requests given are not exactly the live requests of this set."),
-    "empty_titles": ("資料が選ばれていません。", "No titles were given."),
-    "duplicate_titles": ("同じ資料が重複しています。", "The same title is given twice."),
-    "not_in_review": ("このリクエストは検討中ではありません。", "This request is not awaiting review."),
-    "staff_only": ("図書館職員のみが行えます。", "Only library staff can do this."),
-    "cancel_after_shipping": ("発送済みの資料の取消は、到着後に受取館で行います。",
-                              "The copy has been shipped: it is cancelled when it arrives at the pickup branch."),
-}
-
-
-def _refuse(code: str, **details) -> Decision:
-    return Decision.of(_REASONS, code, frozenset(), **details)
-
+# --------------------------------------------------------------------------- refusals
 
 class _Refused(Exception):
     """Raised inside a unit of work to roll it back and return a refusal."""
@@ -136,11 +122,6 @@ CHANNEL_JA = {"web": "Web", "opac": "OPAC", "counter": "窓口", "phone": "電�
               "form": "申込書", "system": "システム"}
 CONTACT_JA = {"email": "E-Mail", "phone": "電話", "fax": "FAX", "postcard": "はがき", "none": "連絡不要"}
 
-REASON_WEB_CANCEL = "WEBキャンセル"
-REASON_STAFF_CANCEL = "窓口キャンセル"
-REASON_SHELF_EXPIRED = "取置期限切れ"
-REASON_GROUP_SATISFIED = "グループ予約の他の資料を確保"
-REASON_PUBLICATION_LAPSED = "受付後1カ月を経過しても出版されないため取消"
 
 QUEUE_STATES = (S.QUEUED.value, S.SUSPENDED.value)
 SECURED_STATES = tuple(x.value for x in lt.SECURED)
@@ -148,7 +129,7 @@ SECURED_STATES = tuple(x.value for x in lt.SECURED)
 CLOSED_VISIBLE_STATES = (S.CANCELLED.value, S.SHELF_EXPIRED.value, S.REJECTED.value, S.UNFILLED.value)
 # a queued request's pickup branch and contact method may change until the copy is secured
 # copies that no longer make the title "owned"
-GONE_ITEM_STATUSES = ("lost", "withdrawn")
+GONE_ITEM_STATUSES = tuple(st.value for st in sorted(it.GONE))
 # channels a patron uses without staff (the counter, phone, FAX and paper forms are staff's)
 PATRON_CHANNELS = ("web", "opac")
 CHANGEABLE_STATES = (S.NEW.value, S.VALIDATED.value, S.QUEUED.value, S.SUSPENDED.value,
@@ -246,10 +227,6 @@ async def _positions_for(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> 
     return out
 
 
-async def _set_item(conn: AsyncConnection, item_id: int, at: datetime, **values) -> None:
-    await conn.execute(update(s.items).where(s.items.c.id == item_id).values(updated_at=at, **values))
-
-
 def _notice_data(circ: Circulation, row, **extra) -> dict:
     return {"title": row.title, "title_id": row.title_id, "pickup_branch": row.pickup_branch,
             "pickup_name": _branch_name(circ, row.pickup_branch), "contact_method": row.contact_method,
@@ -268,7 +245,7 @@ def _representative(rows, profile: Profile) -> Item | None:
     restricted = {(r.branch, r.material) for r in profile.placing.branch_material_rules}
     best = min(rows, key=lambda r: (not r.circulating, r.newest_issue,
                                     (r.owning_branch, r.material_type) in restricted, r.id))
-    on_shelf = any(r.status == "available" and r.circulating for r in rows)
+    on_shelf = any(r.status == IS.AVAILABLE.value and r.circulating for r in rows)
     return item_record(best, on_loan=not on_shelf)
 
 
@@ -298,15 +275,15 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
         pickup_branch = profile.delivery.dispatch_branch      # readied and shipped there
     if role == R.PATRON and channel not in PATRON_CHANNELS:
         # a patron acting alone uses the web or an OPAC; counter, phone and forms go through staff
-        return None, policies.decide("channel_not_allowed", channels=sorted(PATRON_CHANNELS))
+        return None, decide("channel_not_allowed", channels=sorted(PATRON_CHANNELS))
     candidate = Request(id="new", patron_card=patron_row.card_number, title_id=title_id, kind=kind,
                         material_type=material, pickup_branch=pickup_branch, contact_method=contact,
                         channel=channel, placed_at=now, submitted_at_branch=submitted_at_branch,
                         publication_date=publication_date, set_id=set_id, set_position=set_position,
                         group_id=group_id, memo=memo, delivery=delivery)
     snapshot = await patron_snapshot(conn, patron_row)
-    decide = policies.can_place_delivery if delivery else policies.can_place
-    decision = decide(profile, snapshot, item, candidate, now)
+    rule = policies.can_place_delivery if delivery else policies.can_place
+    decision = rule(profile, snapshot, item, candidate, now)
     if not decision.allowed:
         return None, decision
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
@@ -383,9 +360,9 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
 async def _place_many(circ: Circulation, *, card: str, title_ids: list[str], link: str,
                       titles: dict[str, str] | None, options: dict) -> tuple[str | None, list[int], Decision]:
     if not title_ids:
-        return None, [], _refuse("empty_titles")
+        return None, [], decide("empty_titles")
     if len(set(title_ids)) != len(title_ids):
-        return None, [], _refuse("duplicate_titles")
+        return None, [], decide("duplicate_titles")
     link_id = f"{link}-{uuid.uuid4().hex[:16]}"
     titles = titles or {}
     base_title = options.pop("title", "")
@@ -470,7 +447,7 @@ async def reorder_set(circ: Circulation, *, card: str, set_id: str, request_ids:
                                   s.requests.c.patron_id == patron_row.id, order_by=s.requests.c.id)
         live = {m.id: m for m in members if m.state in LIVE_REQUEST_STATES}
         if sorted(request_ids) != sorted(live) or len(set(request_ids)) != len(request_ids):
-            raise _Refused(_refuse("set_mismatch", live=sorted(live)))
+            raise _Refused(decide("set_mismatch", live=sorted(live)))
         for pos, rid in enumerate(request_ids, 1):
             m = live[rid]
             if m.set_position != pos:
@@ -479,7 +456,7 @@ async def reorder_set(circ: Circulation, *, card: str, set_id: str, request_ids:
                 await record_event(conn, at=now, event="REORDER_SET", actor_role=_role(role).value,
                                    actor=actor, request_id=rid, from_state=m.state, to_state=m.state,
                                    reason=f"set position {m.set_position} -> {pos}")
-        return policies.OK
+        return OK
 
     try:
         return await circ.db.run(work)
@@ -542,7 +519,7 @@ async def _put_on_shelf(circ: Circulation, conn: AsyncConnection, row, event: lt
         # Nobody is asked to come: no hold_ready notice, no shelf deadline (never expires).
         await transition(conn, row, event, role=role, actor=actor, at=now, branch=at_branch,
                          item_id=item_row.id, ready_at=now, reason="delivery: ready to ship")
-        await _set_item(conn, item_row.id, now, status="on_hold_shelf", current_branch=at_branch)
+        await item_transition(conn, item_row, IE.PUT_ON_HOLD_SHELF, at=now, current_branch=at_branch)
         return
     profile = circ.profile(row.library)
     contacted = now if row.contact_method != "none" else None
@@ -550,7 +527,7 @@ async def _put_on_shelf(circ: Circulation, conn: AsyncConnection, row, event: lt
     deadline = policies.shelf_deadline(profile, cal, now, contacted)
     await transition(conn, row, event, role=role, actor=actor, at=now, branch=at_branch,
                      item_id=item_row.id, ready_at=now, contacted_at=contacted, shelf_deadline=deadline)
-    await _set_item(conn, item_row.id, now, status="on_hold_shelf", current_branch=at_branch)
+    await item_transition(conn, item_row, IE.PUT_ON_HOLD_SHELF, at=now, current_branch=at_branch)
     await notices.enqueue(conn, kind="hold_ready", patron_id=row.patron_id,
                           dedupe_key=f"hold_ready:{row.id}", at=now, request_id=row.id,
                           data=_notice_data(circ, row, shelf_deadline=deadline,
@@ -563,7 +540,7 @@ async def _send(circ: Circulation, conn: AsyncConnection, item_row, from_branch:
     await conn.execute(s.transits.insert().values(
         item_id=item_row.id, request_id=request_id, from_branch=from_branch, to_branch=to_branch,
         reason=reason, sent_at=now))
-    await _set_item(conn, item_row.id, now, status="in_transit", current_branch=from_branch)
+    await item_transition(conn, item_row, IE.SEND, at=now, current_branch=from_branch)
     await record_event(conn, at=now, event="TRANSIT_SENT", actor_role=_role(role).value, actor=actor,
                        item_id=item_row.id, request_id=request_id, branch=from_branch,
                        reason=f"{reason} -> {to_branch}")
@@ -576,7 +553,7 @@ async def _no_request(circ: Circulation, conn: AsyncConnection, item_row, at_bra
         await _send(circ, conn, item_row, at_branch, item_row.owning_branch, "return_home",
                     request_id=None, role=role, actor=actor)
         return Routing(TRANSIT_HOME, None, item_row.owning_branch)
-    await _set_item(conn, item_row.id, now, status="available", current_branch=at_branch)
+    await item_transition(conn, item_row, IE.RESHELVE, at=now, current_branch=at_branch)
     return Routing(RESHELVE, None, at_branch)
 
 
@@ -600,12 +577,15 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
     held = await _secured_for(conn, item_row.id)
     if held is not None:
         return Routing(ALREADY_SECURED, held.id, held.pickup_branch)
+    if IS(item_row.status) not in it.IN_HAND:     # marked on loan or lost, yet in hand here
+        await item_transition(conn, item_row, IE.CHECK_IN, at=now)
+        item_row = await _lock_item(conn, item_row.id)
     if item_row.partner:                      # 連携貸出: a university's copy goes to its request or back
         from . import partners
         return await partners.route_partner_copy(circ, conn, item_row, at_branch, role=role, actor=actor)
     profile = circ.profiles.get(item_row.library)
     if walk_in and (profile is None or profile.walk_in_first):
-        await _set_item(conn, item_row.id, now, status="available", current_branch=at_branch)
+        await item_transition(conn, item_row, IE.RESHELVE, at=now, current_branch=at_branch)
         await record_event(conn, at=now, event="WALK_IN_FIRST", actor_role=_role(role).value,
                            actor=actor, item_id=item_row.id, branch=at_branch)
         return Routing(WALK_IN, None, at_branch)
@@ -681,7 +661,7 @@ async def trap_from_shelf(circ: Circulation, *, barcode: str, branch: str, role,
         item = await get_row(conn, s.items, s.items.c.barcode == barcode, what=f"item {barcode}")
         await lock_title_queue(conn, item.title_id)
         item = await _lock_item(conn, item.id)
-        if item.status != "available":
+        if item.status != IS.AVAILABLE.value:
             return Routing(NOT_AVAILABLE, None, None)
         return await route_copy(circ, conn, item, branch, role=role, actor=actor, walk_in=walk_in)
 
@@ -726,20 +706,20 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
             return decision
         state = lt.State(row.state)
         if state == S.CANCEL_PENDING:             # already asked; the partner answers
-            return policies.decide("ill_cancel_requested")
+            return decide("ill_cancel_requested")
         if state == S.SHIPPED:
             # no CANCEL out of SHIPPED in the table: the copy is on its way
-            return _refuse("cancel_after_shipping", state=state.value)
+            return decide("cancel_after_shipping", state=state.value)
         if decision.code == "ill_cancel_requested":
             if role not in lt.ACTORS[E.REQUEST_CANCEL]:
-                return _refuse("staff_only")
+                return decide("staff_only")
             await transition(conn, row, E.REQUEST_CANCEL, role=role, actor=actor, at=now,
                              channel=channel, branch=branch, reason=reason)
             return decision
         secured = state in lt.SECURED
         event = E.CANCEL_SECURED if secured else E.CANCEL
         if role not in lt.ACTORS[event]:
-            return policies.decide("secured_staff_only")
+            return decide("secured_staff_only")
         why = reason or (REASON_WEB_CANCEL if channel in ("web", "opac") else REASON_STAFF_CANCEL)
         await transition(conn, row, event, role=role, actor=actor, at=now, channel=channel,
                          branch=branch, reason=why, cancelled_at=now, cancel_reason=why,
@@ -775,10 +755,10 @@ async def _queued_transition(circ: Circulation, request_id: int, card: str | Non
 
     async def op(conn, row):
         if row.state != from_state.value:
-            return _refuse(refusal, state=row.state)
+            return decide(refusal, state=row.state)
         await transition(conn, row, event, role=role, actor=actor, at=now, channel=channel,
                          reason=reason)
-        return policies.OK
+        return OK
 
     return await _queued_op(circ, request_id, card, op)
 
@@ -808,7 +788,7 @@ async def _validate_settings(circ: Circulation, profile: Profile, patron_row, pi
             return pickup
     if contact_method is not None:
         return policies.contact_method_ok(profile, patron_contact(patron_row), contact_method)
-    return policies.OK
+    return OK
 
 
 def _change_values(row, pickup_branch, contact_method) -> dict:
@@ -841,16 +821,16 @@ async def change(circ: Circulation, *, request_id: int, card: str | None = None,
 
     async def op(conn, row):
         if row.state not in CHANGEABLE_STATES:
-            return _refuse("not_changeable", state=row.state)
+            return decide("not_changeable", state=row.state)
         profile = circ.profile(row.library)
         if (row.kind == "request" and profile.placing.request_at_pickup_branch
                 and pickup_branch not in (None, row.pickup_branch)):
             # Komae: a request is handed in at the branch where it is collected
-            return policies.decide("request_not_at_pickup_branch")
+            return decide("request_not_at_pickup_branch")
         if (role in ("patron", lt.Role.PATRON) and not profile.placing.patron_pickup_change
                 and pickup_branch not in (None, row.pickup_branch)):
             # Iizuka: 受取場所を変更したい場合は予約を取消して、最初からやり直してください
-            return policies.decide("pickup_change_not_allowed")
+            return decide("pickup_change_not_allowed")
         patron_row = await _patron_by_id(conn, row.patron_id)
         d = await _validate_settings(circ, profile, patron_row, pickup_branch, contact_method)
         if not d.allowed:
@@ -863,7 +843,7 @@ async def change(circ: Circulation, *, request_id: int, card: str | None = None,
                                   dedupe_key=f"hold_changed:{row.id}:{now.isoformat()}:"
                                              f"{new.pickup_branch}:{new.contact_method}",
                                   at=now, request_id=row.id, data=_notice_data(circ, new))
-        return policies.OK
+        return OK
 
     return await _queued_op(circ, request_id, card, op)
 
@@ -1055,7 +1035,7 @@ async def review(circ: Circulation, *, request_id: int, decision: str, reason: s
         raise ValueError(f"review decision must be one of {sorted(_REVIEW_EVENTS)}, not {decision!r}")
     event = _REVIEW_EVENTS[decision]
     if _role(role) != R.STAFF:
-        return _refuse("staff_only")
+        return decide("staff_only")
     now = circ.now()
 
     async def work(conn):
@@ -1063,17 +1043,17 @@ async def review(circ: Circulation, *, request_id: int, decision: str, reason: s
         await lock_title_queue(conn, row.title_id)
         row = await _request_row(conn, request_id, lock=True)
         if row.state != S.PURCHASE_REVIEW.value:
-            return _refuse("not_in_review", state=row.state)
+            return decide("not_in_review", state=row.state)
         changes = {"review_note": reason or None}
         if event == E.REJECT:
-            changes.update(cancelled_at=now, cancel_reason=reason or "お断り", cancel_channel="counter")
+            changes.update(cancelled_at=now, cancel_reason=reason or REASON_REFUSED, cancel_channel="counter")
         await transition(conn, row, event, role=role, actor=actor, at=now, reason=reason, **changes)
         if event == E.REJECT:
             await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                                   dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                                  data=_notice_data(circ, row, reason=reason or "お断り",
+                                  data=_notice_data(circ, row, reason=reason or REASON_REFUSED,
                                                     channel="counter"))
-        return policies.OK
+        return OK
 
     return await circ.db.run(work)
 
@@ -1198,7 +1178,7 @@ async def pull_list(circ: Circulation, branch: str) -> list[dict]:
     out = []
     async with circ.db.read() as conn:
         copies = (await conn.execute(select(s.items).where(
-            s.items.c.current_branch == branch, s.items.c.status == "available",
+            s.items.c.current_branch == branch, s.items.c.status == IS.AVAILABLE.value,
             s.items.c.circulating.is_(True)).order_by(s.items.c.title_id, s.items.c.id))).all()
         by_title: dict[tuple[str, str], list] = {}
         for c in copies:

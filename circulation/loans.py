@@ -53,12 +53,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle import item_table as it
+from lifecycle import loan_table as lnt
 from lifecycle import policies
 from lifecycle.model import CHANNELS, RETURN_POINT_KINDS, Decision, ReturnPoint
+from lifecycle.reasons import OK, decide
 from lifecycle.table import Event, Role, State
 
 from . import holds, mobile, notices
@@ -66,17 +68,17 @@ from . import schema as s
 from .proxy import live_consent_names
 from .service import Circulation
 from .store import (
-    ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, lock_one,
-    lock_title_queue, loan_record, patron_contact, patron_snapshot, record_event, request_record,
+    NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue, loan_record,
+    loan_transition, open_loan, patron_contact, patron_snapshot, record_event, request_record,
     transition,
 )
 
 # Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and
 # "delivery" (有料図書宅配: shipping the copy readied for a delivery request, circulation/delivery.py).
 CHECK_OUT_CHANNELS = CHANNELS | {"kiosk", "delivery"}
-OPEN_LOAN_STATES = ("ON_LOAN", "OVERDUE")
 WAITING_STATES = (State.QUEUED.value, State.SUSPENDED.value)
 _LOANED_REQUEST_STATES = (State.ON_LOAN.value, State.OVERDUE.value, State.RECALLED.value)
+IS, IE, LS, LE = it.ItemStatus, it.ItemEvent, lnt.LoanState, lnt.LoanEvent
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,6 @@ class CheckInResult:
     decision: Decision
     overdue_days: int = 0                  # days late, counted from returned_at
 
-
-def _refuse(code: str, **details) -> Decision:
-    return policies.decide(code, **details)
 
 
 def _role(role) -> Role:
@@ -228,7 +227,7 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
         if patron is None:
             raise NotFound(f"patron {card!r}")
         if patron.library != profile.system:
-            return CheckOutResult(None, None, _refuse("card_not_valid_here", library=patron.library))
+            return CheckOutResult(None, None, decide("card_not_valid_here", library=patron.library))
         usable = policies.card_usable_at(profile, patron_contact(patron), branch, now)
         if not usable.allowed:
             return CheckOutResult(None, None, usable)
@@ -240,27 +239,27 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                 return CheckOutResult(None, None, allowed)
             proxy_key = allowed.details["proxy"]
         if item.library != profile.system and not item.partner and not item.ill:
-            return CheckOutResult(None, None, _refuse("item_other_system", library=item.library))
-        if await _open_loan(conn, item.id, lock=False) is not None or item.status == "on_loan":
-            return CheckOutResult(None, None, _refuse("item_on_loan"))
+            return CheckOutResult(None, None, decide("item_other_system", library=item.library))
+        if await _open_loan(conn, item.id, lock=False) is not None or item.status == IS.ON_LOAN.value:
+            return CheckOutResult(None, None, decide("item_on_loan"))
 
         own_request = None
         secured = await _secured_request(conn, item.id)
         if secured is not None:
             if secured.patron_id != patron.id:
-                return CheckOutResult(None, None, _refuse("held_for_another_patron",
+                return CheckOutResult(None, None, decide("held_for_another_patron",
                                                           request_id=secured.id))
             if secured.state != State.ON_HOLD_SHELF.value:
-                return CheckOutResult(None, None, _refuse("item_in_transit", request_id=secured.id))
+                return CheckOutResult(None, None, decide("item_in_transit", request_id=secured.id))
             own_request = secured
-        elif item.status == "in_transit":
-            return CheckOutResult(None, None, _refuse("item_in_transit"))
-        elif item.status in ("lost", "withdrawn"):
-            return CheckOutResult(None, None, _refuse("item_not_available", status=item.status))
+        elif item.status == IS.IN_TRANSIT.value:
+            return CheckOutResult(None, None, decide("item_in_transit"))
+        elif IS(item.status) in it.GONE:
+            return CheckOutResult(None, None, decide("item_not_available", status=item.status))
         elif not profile.walk_in_first:
             first = await _first_waiting(conn, circ, item)
             if first is not None and first.patron_id != patron.id:
-                return CheckOutResult(None, None, _refuse("held_for_another_patron",
+                return CheckOutResult(None, None, decide("held_for_another_patron",
                                                           request_id=first.id))
 
         if item.partner:
@@ -268,7 +267,7 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
             if (channel != "counter" or branch_row.kind == "mobile"
                     or await _library_kind(conn, branch_row.library) != "city"
                     or (item.current_branch and item.current_branch != branch)):
-                return CheckOutResult(None, None, _refuse("partner_lend_at_counter",
+                return CheckOutResult(None, None, decide("partner_lend_at_counter",
                                                           branch=item.current_branch))
 
         if channel == "kiosk":
@@ -287,36 +286,24 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                 return CheckOutResult(None, None, decision)
         due = await _due_on_open_day(circ, conn, branch, decision.details["due"])
 
-        try:
-            async with conn.begin_nested():
-                res = await conn.execute(insert(s.loans).values(
-                    item_id=item.id, patron_id=patron.id,
-                    request_id=own_request.id if own_request is not None else None,
-                    branch=branch, channel=channel, lent_at=now, due=due, renewals=0,
-                    state="ON_LOAN", proxy=proxy_key, stop=stop))
-        except IntegrityError as e:
-            if not is_unique_violation(e):
-                raise
-            # ux_loans_open_item: another transaction lent this copy first
-            return CheckOutResult(None, None, _refuse("item_on_loan"))
-        loan_id = res.inserted_primary_key[0]
-
+        loan_id = await open_loan(
+            conn, item_id=item.id, patron_id=patron.id,
+            request_id=own_request.id if own_request is not None else None, branch=branch,
+            channel=channel, at=now, due=due, role=role, actor=actor, proxy=proxy_key, stop=stop,
+            reason=f"due {due.isoformat()}" + (f", proxy {proxy_key}" if proxy_key else ""))
+        if loan_id is None:       # ux_loans_open_item: another transaction lent this copy first
+            return CheckOutResult(None, None, decide("item_on_loan"))
         if own_request is not None:
             await transition(conn, own_request, Event.CHECK_OUT, role=role, actor=actor, at=now,
                              channel=channel, branch=branch, reason=f"loan {loan_id}")
-        await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                           .values(status="on_loan", current_branch=branch, updated_at=now))
-        await record_event(conn, at=now, event="CHECK_OUT", actor_role=role.value, actor=actor,
-                           loan_id=loan_id, item_id=item.id, from_state=None, to_state="ON_LOAN", channel=channel, branch=branch,
-                           reason=f"due {due.isoformat()}"
-                                  + (f", proxy {proxy_key}" if proxy_key else ""))
+        await item_transition(conn, item, IE.LEND, at=now, current_branch=branch)
         if patron.history_opt_in:
             await conn.execute(insert(s.bookshelf).values(
                 patron_id=patron.id, shelf="history", title_id=item.title_id,
                 title=await _title_of(conn, item.title_id,
                                       own_request.id if own_request is not None else None),
                 added_at=now, loan_id=loan_id))
-        return CheckOutResult(loan_id, due, policies.decide("ok", due=due),
+        return CheckOutResult(loan_id, due, decide("ok", due=due),
                               own_request.id if own_request is not None else None)
 
     return await circ.db.run(work)
@@ -352,8 +339,8 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
         if card is not None and patron.card_number != card:
             raise NotFound(f"loan {loan_id}")
-        if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
-            return RenewResult(None, _refuse("not_on_loan", state=loan.state))
+        if loan.returned_at is not None or LS(loan.state) not in lnt.OPEN:
+            return RenewResult(None, decide("not_on_loan", state=loan.state))
         profile = circ.profile_of_branch(loan.branch)
         valid = policies.card_valid(patron_contact(patron), now)   # 団体貸出: not after the card expired
         if not valid.allowed:
@@ -365,30 +352,23 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
             return RenewResult(None, decision)
         new_due = await _due_on_open_day(circ, conn, loan.branch, decision.details["due"])
         renewals = loan.renewals + 1
-        res = await conn.execute(
-            update(s.loans)
-            .where(s.loans.c.id == loan.id, s.loans.c.renewals == loan.renewals,
-                   s.loans.c.returned_at.is_(None))
-            .values(renewals=renewals, renewed_via=channel, due=new_due, state="ON_LOAN"))
-        if res.rowcount != 1:
-            raise ConcurrentChange(f"loan {loan.id} changed")
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in (State.ON_LOAN.value, State.OVERDUE.value):
                 await transition(conn, req, Event.RENEW, role=role, actor=actor, at=now,
                                  channel=channel, branch=loan.branch,
                                  reason=f"loan {loan.id} due {new_due.isoformat()}")
-        await record_event(conn, at=now, event="RENEW", actor_role=role.value, actor=actor,
-                           loan_id=loan.id, item_id=item.id,
-                           from_state=loan.state, to_state="ON_LOAN", channel=channel,
-                           branch=loan.branch,
-                           reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}")
+        await loan_transition(conn, loan, LE.RENEW, role=role, actor=actor, at=now, channel=channel,
+                              branch=loan.branch,
+                              reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}",
+                              where=(s.loans.c.renewals == loan.renewals, s.loans.c.returned_at.is_(None)),
+                              renewals=renewals, renewed_via=channel, due=new_due)
         await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
                               dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
                               data={"title": await _title_of(conn, item.title_id, loan.request_id),
                                     "barcode": item.barcode, "due": new_due,
                                     "previous_due": loan.due, "renewals": renewals})
-        return RenewResult(new_due, policies.decide("ok", due=new_due), renewals)
+        return RenewResult(new_due, decide("ok", due=new_due), renewals)
 
     return await circ.db.run(work)
 
@@ -426,7 +406,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         profile = circ.profile_of_branch(loan.branch)
         place = ReturnPoint(kind=return_kind, branch=branch)
         if profile.system != profile_here.system:
-            decision = _refuse("return_other_system", library=profile.system)
+            decision = decide("return_other_system", library=profile.system)
         else:
             decision = policies.can_return_at(profile, _loan_rec(loan, patron.card_number, item),
                                               item_record(item), place)
@@ -441,18 +421,12 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         counts_from = policies.return_date(profile, place, handed, now)
         returned_at = now if counts_from == now.date() else handed
         late = max(0, (returned_at.date() - loan.due).days)
-        res = await conn.execute(
-            update(s.loans).where(s.loans.c.id == loan.id, s.loans.c.returned_at.is_(None))
-            .values(returned_at=returned_at, return_branch=branch, return_kind=return_kind,
-                    state="RETURNED"))
-        if res.rowcount != 1:
-            raise ConcurrentChange(f"loan {loan.id} was returned meanwhile")
-        await record_event(conn, at=now, event="CHECK_IN", actor_role=role.value, actor=actor,
-                           loan_id=loan.id, item_id=item.id,
-                           from_state=loan.state, to_state="RETURNED", channel=return_kind,
-                           branch=branch,
-                           reason=f"returned_at {returned_at.isoformat()}"
-                                  + (f", {late} days late" if late else ""))
+        await loan_transition(conn, loan, LE.CHECK_IN, role=role, actor=actor, at=now,
+                              channel=return_kind, branch=branch,
+                              reason=f"returned_at {returned_at.isoformat()}"
+                                     + (f", {late} days late" if late else ""),
+                              where=(s.loans.c.returned_at.is_(None),),
+                              returned_at=returned_at, return_branch=branch, return_kind=return_kind)
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
@@ -464,13 +438,12 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                     req = await get_row(conn, s.requests, s.requests.c.id == req.id, what="request")
                     await transition(conn, req, Event.CLOSE, role=Role.SYSTEM, actor="circulation",
                                      at=now, branch=branch, reason=f"loan {loan.id} returned")
-        await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                           .values(status="available", current_branch=branch, updated_at=now))
+        await item_transition(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
         fresh = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
         routing = await holds.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
                                          walk_in=walk_in)
         return CheckInResult(loan.id, returned_at, routing,
-                             policies.decide("ok", returned_at=returned_at, overdue_days=late),
+                             decide("ok", returned_at=returned_at, overdue_days=late),
                              late)
 
     return await circ.db.run(work)
@@ -478,28 +451,28 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
 
 async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in):
     """A copy scanned at check-in that is not on loan: never a second return."""
-    if item.status == "on_hold_shelf" or await _secured_on_shelf(conn, item.id):
-        return CheckInResult(None, None, None, _refuse("not_on_loan", status="on_hold_shelf"))
-    if item.status == "in_transit":
+    if item.status == IS.ON_HOLD_SHELF.value or await _secured_on_shelf(conn, item.id):
+        return CheckInResult(None, None, None, decide("not_on_loan", status=IS.ON_HOLD_SHELF.value))
+    if item.status == IS.IN_TRANSIT.value:
         leg = (await conn.execute(select(s.transits).where(
             s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None))
             .order_by(s.transits.c.id.desc()))).first()
         if leg is not None and leg.from_branch == branch and leg.to_branch != branch:
             # scanned again where it is being sent from: it has not arrived anywhere
             return CheckInResult(None, None, None,
-                                 _refuse("not_on_loan", status="in_transit", to_branch=leg.to_branch))
+                                 decide("not_on_loan", status=IS.IN_TRANSIT.value, to_branch=leg.to_branch))
         routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
-        return CheckInResult(None, None, routing, _refuse("not_on_loan", status="in_transit"))
-    if item.status in ("available", "on_loan", "lost"):
-        if item.status != "available" or item.current_branch != branch:
-            await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                               .values(status="available", current_branch=branch,
-                                       updated_at=circ.now()))
+        return CheckInResult(None, None, routing, decide("not_on_loan", status=IS.IN_TRANSIT.value))
+    if item.status in (IS.AVAILABLE.value, IS.ON_LOAN.value, IS.LOST.value):
+        if item.status != IS.AVAILABLE.value or item.current_branch != branch:
+            # back in hand: not lent after all, found, or at another branch
+            event = IE.RESHELVE if item.status == IS.AVAILABLE.value else IE.CHECK_IN
+            await item_transition(conn, item, event, at=circ.now(), current_branch=branch)
             item = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
         routing = await holds.route_copy(circ, conn, item, branch, role=role, actor=actor,
                                          walk_in=walk_in)
-        return CheckInResult(None, None, routing, _refuse("not_on_loan", status="available"))
-    return CheckInResult(None, None, None, _refuse("not_on_loan", status=item.status))
+        return CheckInResult(None, None, routing, decide("not_on_loan", status=IS.AVAILABLE.value))
+    return CheckInResult(None, None, None, decide("not_on_loan", status=item.status))
 
 
 async def _secured_on_shelf(conn, item_id: int) -> bool:
@@ -518,7 +491,7 @@ async def mark_overdue(circ: Circulation) -> int:
     now = circ.now()
     async with circ.db.read() as conn:
         ids = list((await conn.execute(select(s.loans.c.id).where(
-            s.loans.c.state == "ON_LOAN", s.loans.c.returned_at.is_(None),
+            s.loans.c.state == LS.ON_LOAN.value, s.loans.c.returned_at.is_(None),
             s.loans.c.due < now.date()).order_by(s.loans.c.id))).scalars())
 
     async def one(loan_id: int):
@@ -528,15 +501,10 @@ async def mark_overdue(circ: Circulation) -> int:
             await _lock_title(conn, item0.title_id)
             await lock_one(conn, s.items, s.items.c.id == item0.id)
             loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
-            if loan.state != "ON_LOAN" or loan.returned_at is not None or loan.due >= now.date():
+            if loan.state != LS.ON_LOAN.value or loan.returned_at is not None or loan.due >= now.date():
                 return 0      # returned or renewed meanwhile
-            await conn.execute(update(s.loans).where(s.loans.c.id == loan.id)
-                               .values(state="OVERDUE"))
-            await record_event(conn, at=now, event="DUE_DATE_PASSED", actor_role=Role.SYSTEM.value,
-                               actor="mark_overdue", loan_id=loan.id, item_id=loan.item_id,
-                               from_state="ON_LOAN",
-                               to_state="OVERDUE", branch=loan.branch,
-                               reason=f"due {loan.due.isoformat()}")
+            await loan_transition(conn, loan, LE.DUE_DATE_PASSED, role=Role.SYSTEM, actor="mark_overdue",
+                                  at=now, branch=loan.branch, reason=f"due {loan.due.isoformat()}")
             if loan.request_id is not None:
                 req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id,
                                     what="request")
@@ -567,23 +535,19 @@ async def declare_lost(circ: Circulation, *, loan_id: int, role, actor: str,
         first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what=f"loan {loan_id}")
         item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
         await _lock_title(conn, item0.title_id)
-        await lock_one(conn, s.items, s.items.c.id == item0.id)
+        item = await lock_one(conn, s.items, s.items.c.id == item0.id)
         loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
-        if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
-            return _refuse("not_on_loan", state=loan.state)
+        if loan.returned_at is not None or LS(loan.state) not in lnt.OPEN:
+            return decide("not_on_loan", state=loan.state)
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
                 await transition(conn, req, Event.DECLARE_LOST, role=role, actor=actor, at=now,
                                  branch=loan.branch, reason=reason or f"loan {loan.id} lost")
-        await conn.execute(update(s.loans).where(s.loans.c.id == loan.id).values(state="LOST"))
-        await conn.execute(update(s.items).where(s.items.c.id == loan.item_id)
-                           .values(status="lost", updated_at=now))
-        await record_event(conn, at=now, event="DECLARE_LOST", actor_role=role.value, actor=actor,
-                           loan_id=loan.id, item_id=loan.item_id,
-                           from_state=loan.state, to_state="LOST", branch=loan.branch,
-                           reason=reason)
-        return policies.OK
+        await loan_transition(conn, loan, LE.DECLARE_LOST, role=role, actor=actor, at=now,
+                              branch=loan.branch, reason=reason)
+        await item_transition(conn, item, IE.DECLARE_LOST, at=now)
+        return OK
 
     return await circ.db.run(work)
 
@@ -613,9 +577,9 @@ async def patron_loans(circ: Circulation, card: str) -> list[dict]:
             item_like = _ItemView(r.title_id, r.item_library, r.owning_branch)
             waiting = await _waiting(conn, circ, item_like, patron.id)
             rec = loan_record(r, card, r.barcode, r.material_type, r.partner, r.ill)
-            lost = r.state == "LOST"
+            lost = r.state == LS.LOST.value
             if lost:
-                d = _refuse("not_on_loan", state=r.state)
+                d = decide("not_on_loan", state=r.state)
             else:
                 d = policies.can_renew(circ.profile_of_branch(r.branch), rec, now, channel="web",
                                        someone_waiting=waiting > 0)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle import policies
 from lifecycle.model import Decision, Patron
 from lifecycle.profiles import Profile
+from lifecycle.reasons import decide
 
 from . import schema as s
 from .service import Circulation
@@ -56,7 +57,7 @@ async def loan_terms(conn: AsyncConnection, profile: Profile, branch: str, patro
     school = any(v.kind == "school_visit" for v in visits)
     d = policies.mobile_loan_terms(profile, patron, now, next_visit=later[0] if later else None,
                                    school_stop=school)
-    return policies.decide(d.code, stop=stop, school_stop=school, **d.details)
+    return decide(d.code, stop=stop, school_stop=school, **d.details)
 
 
 async def add_visits(circ: Circulation, branch: str, stop: str, days: Iterable[date], *,

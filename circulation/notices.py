@@ -72,10 +72,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.smtp import MailError
-from lifecycle.policies import REASONS
 from lifecycle.profiles import (
     NOTICE_KINDS, REQUEST_NOTICE_KINDS, NoticeRules, notice_suppression,
 )
+from lifecycle.reasons import CANCEL_REASONS, REASONS
 
 from . import schema as s
 from .store import NotFound, dumps
@@ -128,21 +128,6 @@ CONTACT_LABELS = {
     "email": ("E-Mail", "e-mail"), "phone": ("電話", "phone"), "fax": ("FAX", "fax"),
     "postcard": ("はがき", "postcard"), "none": ("連絡不要", "no contact"),
 }
-# Cancellation reasons as circulation/holds.py records them (REASON_*), with English.
-# Other reasons (staff free text, policy reason codes) are shown as written / via REASONS.
-CANCEL_REASONS = {
-    "WEBキャンセル": ("WEBキャンセル", "cancelled on the web"),
-    "窓口キャンセル": ("窓口キャンセル", "cancelled at the library counter"),
-    "取置期限切れ": ("取置期限切れ", "not collected by the pickup deadline"),
-    "グループ予約の他の資料を確保": ("グループ予約の他の資料を確保",
-                              "another item of your group reservation was secured"),
-    "受付後1カ月を経過しても出版されないため取消": (
-        "受付後1カ月を経過しても出版されないため取消",
-        "cancelled because the title was not published within a month"),
-    "お断り": ("お断り", "the request could not be accepted"),
-}
-
-
 def _as_date(v) -> date:
     if isinstance(v, datetime):
         return v.date()

@@ -66,20 +66,25 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle import item_table as it
 from lifecycle import policies
 from lifecycle import table as lt
 from lifecycle.model import Decision, Request
 from lifecycle.profiles import Partner
+from lifecycle.reasons import (
+    REASON_CANCEL_ON_ARRIVAL, REASON_STAFF_CANCEL, REASON_UNFILLED, REASON_WEB_CANCEL, decide,
+)
 
 from . import holds, notices
 from . import schema as s
 from .service import Circulation
 from .store import (
-    LIVE_REQUEST_STATES, NotFound, get_row, item_record, lock_one, lock_title_queue, patron_snapshot,
-    record_event, transition,
+    LIVE_REQUEST_STATES, NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue,
+    patron_snapshot, record_event, transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
+IS, IE = it.ItemStatus, it.ItemEvent
 
 KIND = "partner"                       # requests.kind of a 連携貸出 request
 RETURN_TRANSIT = "partner_return"      # transits.reason: going back to the university
@@ -89,30 +94,6 @@ INBOUND_TRANSIT = "partner"            # transits.reason: coming from the univer
 TO_PARTNER = "to_partner"              # in transit back to the university
 AWAITING_STAFF = "awaiting_staff"      # a shipped copy scanned without staff: nothing received
 
-_ALLOWED = frozenset({"ok", "cancel_on_arrival"})
-_REASONS = {
-    "ok": ("受け付けました。", "Accepted."),
-    "not_a_partner_item": ("この資料は連携貸出の大学図書館の資料ではありません。",
-                           "This item does not belong to a partner university library."),
-    "not_a_partner_request": ("この申込は連携貸出の申込ではありません。",
-                              "This is not a university partnership request."),
-    "wrong_state": ("この申込は今この操作ができる状態ではありません。",
-                    "This request is not in a state that allows this step."),
-    "copy_not_at_partner": ("この資料は大学図書館に戻っていません（貸出中・搬送中）。",
-                            "The copy is not back at the university (on loan or in transit)."),
-    "nothing_to_receive": ("この資料は大学図書館から発送されていません。",
-                           "This copy has not been shipped by the university."),
-    "nothing_to_complete": ("この資料は大学図書館へ返送中ではありません。",
-                            "This copy is not on its way back to the university."),
-    "return_not_shipped": ("返却された資料の返送がまだ記録されていません。先に返送を記録してください。",
-                           "The return shipment has not been recorded yet: record it first."),
-    "cancel_on_arrival": ("資料は発送済みのため、到着後に取り消して大学図書館へ返送します。",
-                          "The copy is already on its way: it will be cancelled and sent back when it arrives."),
-    "staff_only": ("図書館職員のみが行えます。", "Only library staff can do this."),
-}
-
-REASON_CANCEL_ON_ARRIVAL = "発送後の取消（到着後に返送）"
-REASON_UNFILLED = "大学図書館から提供できないとの回答"
 
 _SHIPPABLE = (S.SENT.value, S.WILL_SUPPLY.value, S.CONDITION_PENDING.value, S.CANCEL_PENDING.value)
 _BEFORE_SHIPPING = (S.SENT.value, S.WILL_SUPPLY.value, S.CONDITION_PENDING.value)
@@ -130,9 +111,6 @@ NEXT_STEP = {
     "RETURNED": "大学図書館へ返送", "AWAITING_LOAN_COMPLETED": "大学図書館の受領待ち",
 }
 
-
-def _refuse(code: str, **details) -> Decision:
-    return Decision.of(_REASONS, code, _ALLOWED, **details)
 
 
 @dataclass(frozen=True)
@@ -250,7 +228,7 @@ async def _receive_shipped(circ: Circulation, conn: AsyncConnection, row, item_r
                            role, actor: str) -> holds.Routing:
     now = circ.now()
     if not _may(E.RECEIVE_AT_PICKUP, role):
-        await holds._set_item(conn, item_row.id, now, status="in_transit", current_branch=at_branch)
+        await item_transition(conn, item_row, IE.AWAIT_RECEIPT, at=now, current_branch=at_branch)
         await record_event(conn, at=now, event="PARTNER_COPY_SCANNED", actor_role=R(role).value,
                            actor=actor, item_id=item_row.id, request_id=row.id, branch=at_branch,
                            reason="shipped partner copy: to be received by staff")
@@ -302,17 +280,17 @@ async def request_item(circ: Circulation, *, card: str, barcode: str, branch: st
         patron = await get_row(conn, s.patrons, s.patrons.c.card_number == card,
                                what=f"patron {card!r}", for_update=True)
         if not item.partner:
-            return PartnerResult(None, _refuse("not_a_partner_item"))
+            return PartnerResult(None, decide("not_a_partner_item"))
         profile = circ.profile(patron.library)
         if role == R.PATRON:
             # the form is handed to staff; a patron alone uses the web, which does not take these
-            return PartnerResult(None, policies.decide("channel_not_allowed", channels=["counter", "form"]))
+            return PartnerResult(None, decide("channel_not_allowed", channels=["counter", "form"]))
         others = await _partner_requests_of_item(conn, item.id, LIVE_REQUEST_STATES + (
             S.ON_LOAN.value, S.OVERDUE.value, S.RECALLED.value))
         at_home = _partner_branches(circ, item.partner) | {item.owning_branch}
-        on_loan = item.status != "available" or (item.current_branch or item.owning_branch) not in at_home
+        on_loan = item.status != IS.AVAILABLE.value or (item.current_branch or item.owning_branch) not in at_home
         rec = dataclasses.replace(item_record(item), on_loan=on_loan, held=bool(others),
-                                  circulating=item.circulating and item.status not in holds.GONE_ITEM_STATUSES)
+                                  circulating=item.circulating and IS(item.status) not in it.GONE)
         contact = contact_method if contact_method is not None else patron.default_contact_method
         candidate = Request(id="new", patron_card=card, title_id=item.title_id, kind=KIND,
                             material_type=item.material_type, pickup_branch=branch,
@@ -353,7 +331,7 @@ async def _on_request(circ: Circulation, request_id: int, step) -> PartnerResult
         row = await get_row(conn, s.requests, s.requests.c.id == request_id,
                             what=f"request {request_id}")
         if row.kind != KIND or row.item_id is None:
-            return PartnerResult(request_id, _refuse("not_a_partner_request"))
+            return PartnerResult(request_id, decide("not_a_partner_request"))
         item = await _lock_item_of(conn, row.item_id)
         row = await get_row(conn, s.requests, s.requests.c.id == request_id, what="request",
                             for_update=True)
@@ -366,10 +344,10 @@ async def _simple(circ: Circulation, request_id: int, event: lt.Event, from_stat
                   reason: str = "", **changes) -> PartnerResult:
     async def step(conn, row, item):
         if row.state not in from_states or not _may(event, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         await transition(conn, row, event, role=role, actor=actor, at=circ.now(), reason=reason,
                          **changes)
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -391,17 +369,17 @@ async def partner_shipped(circ: Circulation, *, request_id: int, actor: str, rol
     university (``copy_not_at_partner``: another patron of ours still has it)."""
     async def step(conn, row, item):
         if row.state not in _SHIPPABLE or not _may(E.PARTNER_SHIPPED, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         home = _partner_branches(circ, item.partner) | {item.owning_branch}
-        if item.status != "available" or (item.current_branch or item.owning_branch) not in home:
-            return PartnerResult(row.id, _refuse("copy_not_at_partner", status=item.status,
+        if item.status != IS.AVAILABLE.value or (item.current_branch or item.owning_branch) not in home:
+            return PartnerResult(row.id, decide("copy_not_at_partner", status=item.status,
                                                  at=item.current_branch))
         now = circ.now()
         await transition(conn, row, E.PARTNER_SHIPPED, role=role, actor=actor, at=now,
                          reason=note or f"to {row.pickup_branch}")
         await holds._send(circ, conn, item, item.current_branch, row.pickup_branch, INBOUND_TRANSIT,
                           request_id=row.id, role=role, actor=actor)
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -415,14 +393,14 @@ async def partner_cannot_supply(circ: Circulation, *, request_id: int, actor: st
 
     async def step(conn, row, item):
         if row.state not in _BEFORE_SHIPPING or not _may(E.END_OF_ROTA, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         now = circ.now()
         await transition(conn, row, E.END_OF_ROTA, role=role, actor=actor, at=now, reason=why,
                          cancelled_at=now, cancel_reason=why, cancel_channel="system")
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
                               data=holds._notice_data(circ, row, reason=why, channel="system"))
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -436,23 +414,23 @@ async def partner_cancel_answer(circ: Circulation, *, request_id: int, accepted:
 
     async def step(conn, row, item):
         if row.state != S.CANCEL_PENDING.value or not _may(event, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         now = circ.now()
         if not accepted:
             await transition(conn, row, event, role=role, actor=actor, at=now)
-            return PartnerResult(row.id, _refuse("ok"))
+            return PartnerResult(row.id, decide("ok"))
         asked = (await conn.execute(select(s.events.c.channel, s.events.c.reason).where(
             s.events.c.request_id == row.id, s.events.c.event == E.REQUEST_CANCEL.value)
             .order_by(s.events.c.id.desc()))).first()
         channel = (asked.channel if asked is not None else None) or "counter"
         why = (asked.reason if asked is not None else "") or (
-            holds.REASON_WEB_CANCEL if channel in holds.PATRON_CHANNELS else holds.REASON_STAFF_CANCEL)
+            REASON_WEB_CANCEL if channel in holds.PATRON_CHANNELS else REASON_STAFF_CANCEL)
         await transition(conn, row, event, role=role, actor=actor, at=now, reason=why,
                          cancelled_at=now, cancel_reason=why, cancel_channel=channel)
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
                               data=holds._notice_data(circ, row, reason=why, channel=channel))
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -466,20 +444,20 @@ async def partner_received(circ: Circulation, *, barcode: str, actor: str, role=
         first = await _item_by_barcode(conn, barcode)
         item = await _lock_item_of(conn, first.id)
         if not item.partner:
-            return PartnerResult(None, _refuse("not_a_partner_item"))
+            return PartnerResult(None, decide("not_a_partner_item"))
         returned = await _partner_requests_of_item(conn, item.id, (S.RETURNED.value,))
         if returned:
-            return PartnerResult(returned[0].id, _refuse("return_not_shipped"))
+            return PartnerResult(returned[0].id, decide("return_not_shipped"))
         leg = (await conn.execute(select(s.transits).where(
             s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None),
             s.transits.c.reason.in_((RETURN_TRANSIT, "return_home")))
             .order_by(s.transits.c.id.desc()))).first()
         awaiting = await _partner_requests_of_item(conn, item.id, (S.AWAITING_LOAN_COMPLETED.value,))
         if leg is None and not awaiting:
-            return PartnerResult(None, _refuse("nothing_to_complete", status=item.status))
+            return PartnerResult(None, decide("nothing_to_complete", status=item.status))
         now = circ.now()
         await _close_open_transits(circ, conn, item, item.owning_branch, role=role, actor=actor)
-        await holds._set_item(conn, item.id, now, status="available", current_branch=item.owning_branch)
+        await item_transition(conn, item, IE.RESHELVE, at=now, current_branch=item.owning_branch)
         rid = None
         for row in awaiting:
             row = await get_row(conn, s.requests, s.requests.c.id == row.id, what="request",
@@ -492,7 +470,7 @@ async def partner_received(circ: Circulation, *, barcode: str, actor: str, role=
                                actor=actor, item_id=item.id,
                                request_id=leg.request_id if leg is not None else None,
                                branch=item.owning_branch, reason="copy back at the university")
-        return PartnerResult(rid, _refuse("ok"))
+        return PartnerResult(rid, decide("ok"))
 
     return await circ.db.run(work)
 
@@ -507,18 +485,18 @@ async def receive(circ: Circulation, *, barcode: str, branch: str, role=R.STAFF,
     elsewhere, arrives at the counter (ARRIVE_AT_PICKUP). Scanning it at check-in does
     the same (``loans.check_in`` → ``holds.arrive``)."""
     if R(role) != R.STAFF:
-        return PartnerResult(None, _refuse("staff_only"))
+        return PartnerResult(None, decide("staff_only"))
 
     async def work(conn: AsyncConnection) -> PartnerResult:
         first = await _item_by_barcode(conn, barcode)
         item = await _lock_item_of(conn, first.id)
         if not item.partner:
-            return PartnerResult(None, _refuse("not_a_partner_item"))
+            return PartnerResult(None, decide("not_a_partner_item"))
         waiting = await _partner_requests_of_item(conn, item.id, (S.SHIPPED.value, S.IN_TRANSIT.value))
         if not waiting:
-            return PartnerResult(None, _refuse("nothing_to_receive", status=item.status))
+            return PartnerResult(None, decide("nothing_to_receive", status=item.status))
         routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
-        return PartnerResult(waiting[0].id, _refuse("ok"), routing)
+        return PartnerResult(waiting[0].id, decide("ok"), routing)
 
     return await circ.db.run(work)
 
@@ -530,7 +508,7 @@ async def ship_return(circ: Circulation, *, request_id: int, actor: str, role=R.
     does it at once. The copy is already in transit (the check-in sent it)."""
     async def step(conn, row, item):
         if row.state != S.RETURNED.value or not _may(E.SHIP_RETURN, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         now = circ.now()
         open_leg = (await conn.execute(select(s.transits.c.id).where(
             s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None),
@@ -540,7 +518,7 @@ async def ship_return(circ: Circulation, *, request_id: int, actor: str, role=R.
             await _send_back(circ, conn, item, at, row.id, role=role, actor=actor)
         await transition(conn, row, E.SHIP_RETURN, role=role, actor=actor, at=now, branch=branch,
                          reason=f"to {item.owning_branch}")
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -563,9 +541,9 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
             if patron.id != row.patron_id:
                 raise NotFound(f"request {request_id}")
     if row.kind != KIND:
-        return PartnerResult(request_id, _refuse("not_a_partner_request"))
+        return PartnerResult(request_id, decide("not_a_partner_request"))
     if row.state == S.CANCEL_PENDING.value:
-        return PartnerResult(request_id, policies.decide("ill_cancel_requested"))
+        return PartnerResult(request_id, decide("ill_cancel_requested"))
     if row.state != S.SHIPPED.value:
         d = await holds.cancel(circ, request_id=request_id, role=role, actor=actor, channel=channel,
                                reason=reason, card=card, branch=branch)
@@ -573,12 +551,12 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
 
     async def step(conn, row, item):
         if row.state != S.SHIPPED.value:
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         await record_event(conn, at=circ.now(), event="CANCEL_REQUESTED", actor_role=R(role).value,
                            actor=actor, request_id=row.id, item_id=item.id, from_state=row.state,
                            to_state=row.state, channel=channel, branch=branch,
                            reason=reason or REASON_CANCEL_ON_ARRIVAL)
-        return PartnerResult(row.id, _refuse("cancel_on_arrival"))
+        return PartnerResult(row.id, decide("cancel_on_arrival"))
 
     return await _on_request(circ, request_id, step)
 

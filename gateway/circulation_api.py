@@ -80,7 +80,7 @@ from circulation import auth, bookshelf, cart, holds, jobs, loans, notices
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import NotFound
-from lifecycle import policies
+from lifecycle import reasons
 from lifecycle.model import RETURN_POINT_KINDS, Decision
 
 log = logging.getLogger("unioncat.circulation.api")
@@ -109,7 +109,7 @@ API_REASONS: dict[str, tuple[str, str]] = {
     "body_too_large": ("送信された内容が大きすぎます。", "The request body is too large."),
     "internal_error": ("システムエラーが発生しました。しばらくしてからもう一度お試しください。",
                        "Something went wrong on our side; please try again later."),
-    "not_logged_in": auth.REASONS["not_logged_in"],
+    "not_logged_in": reasons.REASONS["not_logged_in"],
     "invalid_authorization": ("認証情報の形式が正しくありません。",
                               "The Authorization header must be 'Bearer <token>'."),
     "csrf_check_failed": ("不正な要求の可能性があるため受け付けませんでした。ページを開き直してください。",
@@ -686,11 +686,11 @@ async def _place(ctx: Ctx, b: dict, *, card: str, channel: str, role: str, actor
     if "title_id" in b and "mode" in b:
         raise invalid("mode", "only with titles")
     if "title_id" in b and not b["title_id"].strip():
-        raise refusal(cart.decide("title_missing"))
+        raise refusal(reasons.decide("title_missing"))
     pickup = b.get("pickup_branch") or default_pickup
     if not pickup:
         prow = await _patron_row(ctx.circ, card)
-        raise refusal(cart.decide("pickup_required",
+        raise refusal(reasons.decide("pickup_required",
                                   choices=[x["code"] for x in _branches(ctx.circ, prow.library, pickup_only=True)]))
     common = dict(card=card, pickup_branch=pickup, channel=channel, role=role, actor=actor,
                   contact_method=b.get("contact_method"), memo=b.get("memo", ""),
@@ -972,7 +972,7 @@ async def test_mail(ctx: Ctx):
     await body(ctx.request, {})
     row = await _patron_row(ctx.circ, ctx.card)
     if not row.email:
-        raise refusal(policies.decide("email_missing"), status=409)
+        raise refusal(reasons.decide("email_missing"), status=409)
     now = ctx.circ.now()
     key = f"test_mail:{row.id}:{now:%Y%m%dT%H%M}"
     async with ctx.circ.db.transaction() as conn:
