@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Iterable
 
 from sqlalchemy import delete, func, or_, select, update
@@ -33,11 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle import item_table as it
 from lifecycle import policies, queue as lq
 from lifecycle import table as lt
-from lifecycle.model import Decision, Item, Request
-from lifecycle.profiles import Profile
+from lifecycle.model import Decision, Request
 from lifecycle.reasons import (
-    OK, REASON_GROUP_SATISFIED, REASON_PUBLICATION_LAPSED, REASON_REFUSED, REASON_SHELF_EXPIRED,
-    REASON_STAFF_CANCEL, REASON_WEB_CANCEL, decide,
+    OK, REASON_GROUP_SATISFIED, REASON_PUBLICATION_LAPSED, REASON_REFUSED, REASON_SHELF_EXPIRED, decide,
 )
 
 from . import notices
@@ -126,14 +123,10 @@ CONTACT_JA = {"email": "E-Mail", "phone": "電話", "fax": "FAX", "postcard": "�
 QUEUE_STATES = (S.QUEUED.value, S.SUSPENDED.value)
 SECURED_STATES = tuple(x.value for x in lt.SECURED)
 # requests that ended without a loan: listed as cancelled for cancel.visible_days, then purged
-CLOSED_VISIBLE_STATES = (S.CANCELLED.value, S.SHELF_EXPIRED.value, S.REJECTED.value, S.UNFILLED.value)
-# a queued request's pickup branch and contact method may change until the copy is secured
+CLOSED_VISIBLE_STATES = tuple(sorted(st.value for st in policies.CLOSED_VISIBLE))
 # copies that no longer make the title "owned"
-GONE_ITEM_STATUSES = tuple(st.value for st in sorted(it.GONE))
-# channels a patron uses without staff (the counter, phone, FAX and paper forms are staff's)
-PATRON_CHANNELS = ("web", "opac")
-CHANGEABLE_STATES = (S.NEW.value, S.VALIDATED.value, S.QUEUED.value, S.SUSPENDED.value,
-                     S.PURCHASE_REVIEW.value)
+GONE_ITEM_STATUSES = tuple(sorted(st.value for st in it.GONE))
+CHANGEABLE_STATES = tuple(sorted(st.value for st in policies.CHANGEABLE_STATES))
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -235,20 +228,6 @@ def _notice_data(circ: Circulation, row, **extra) -> dict:
 
 # --------------------------------------------------------------------------- placing
 
-def _representative(rows, profile: Profile) -> Item | None:
-    """The copy the placing rules look at: of the system's own copies of the title,
-    a circulating one, not the newest issue, preferably one no branch rule restricts
-    (the copy that would fill the hold); ``on_loan`` when none of the system's
-    circulating copies is on the shelf. None when the system owns no copy."""
-    if not rows:
-        return None
-    restricted = {(r.branch, r.material) for r in profile.placing.branch_material_rules}
-    best = min(rows, key=lambda r: (not r.circulating, r.newest_issue,
-                                    (r.owning_branch, r.material_type) in restricted, r.id))
-    on_shelf = any(r.status == IS.AVAILABLE.value and r.circulating for r in rows)
-    return item_record(best, on_loan=not on_shelf)
-
-
 async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, title_id: str,
                     pickup_branch: str, channel: str, role, actor: str, contact_method: str | None,
                     memo: str, material_type: str | None, publication_date, submitted_at_branch,
@@ -263,27 +242,23 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
     profile = circ.profile(system)
     owned = (await conn.execute(select(s.items).where(
         s.items.c.title_id == title_id, s.items.c.library == system,
-        s.items.c.status.not_in(GONE_ITEM_STATUSES)))).all()
+        s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))).all()
     if not title:   # the display title lists and mails show: the queue's, else the id
         title = (await conn.execute(select(s.title_queues.c.title).where(
             s.title_queues.c.title_id == title_id))).scalar() or title_id
-    item = _representative(owned, profile)
-    kind = "reservation" if item is not None else "request"
+    item = policies.representative(profile, [(item_record(r), r.status == IS.AVAILABLE.value)
+                                             for r in owned])
+    kind = policies.kind_of(item)
     material = item.material_type if item is not None else (material_type or "book")
     contact = contact_method if contact_method is not None else patron_row.default_contact_method
-    if delivery and profile.delivery is not None:
-        pickup_branch = profile.delivery.dispatch_branch      # readied and shipped there
-    if role == R.PATRON and channel not in PATRON_CHANNELS:
-        # a patron acting alone uses the web or an OPAC; counter, phone and forms go through staff
-        return None, decide("channel_not_allowed", channels=sorted(PATRON_CHANNELS))
+    pickup_branch = policies.pickup_for(profile, pickup_branch, delivery=delivery)
     candidate = Request(id="new", patron_card=patron_row.card_number, title_id=title_id, kind=kind,
                         material_type=material, pickup_branch=pickup_branch, contact_method=contact,
                         channel=channel, placed_at=now, submitted_at_branch=submitted_at_branch,
                         publication_date=publication_date, set_id=set_id, set_position=set_position,
                         group_id=group_id, memo=memo, delivery=delivery)
     snapshot = await patron_snapshot(conn, patron_row)
-    rule = policies.can_place_delivery if delivery else policies.can_place
-    decision = rule(profile, snapshot, item, candidate, now)
+    decision = policies.decide_placing(profile, snapshot, item, candidate, now, role=role, delivery=delivery)
     if not decision.allowed:
         return None, decision
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
@@ -700,27 +675,16 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
         item = await _lock_item(conn, row.item_id) if row.item_id is not None else None
         row = await _request_row(conn, request_id, lock=True)
         profile = circ.profile(row.library)
-        decision = policies.can_cancel(profile, request_record(row, ""), now, channel=channel,
-                                       at_branch=branch)
-        if not decision.allowed:
+        decision, event = policies.decide_cancel(profile, request_record(row, ""), now, channel=channel,
+                                                 role=role, at_branch=branch)
+        if event is None:
             return decision
-        state = lt.State(row.state)
-        if state == S.CANCEL_PENDING:             # already asked; the partner answers
-            return decide("ill_cancel_requested")
-        if state == S.SHIPPED:
-            # no CANCEL out of SHIPPED in the table: the copy is on its way
-            return decide("cancel_after_shipping", state=state.value)
-        if decision.code == "ill_cancel_requested":
-            if role not in lt.ACTORS[E.REQUEST_CANCEL]:
-                return decide("staff_only")
-            await transition(conn, row, E.REQUEST_CANCEL, role=role, actor=actor, at=now,
+        if event == E.REQUEST_CANCEL:             # the partner answers later
+            await transition(conn, row, event, role=role, actor=actor, at=now,
                              channel=channel, branch=branch, reason=reason)
             return decision
-        secured = state in lt.SECURED
-        event = E.CANCEL_SECURED if secured else E.CANCEL
-        if role not in lt.ACTORS[event]:
-            return decide("secured_staff_only")
-        why = reason or (REASON_WEB_CANCEL if channel in ("web", "opac") else REASON_STAFF_CANCEL)
+        state = lt.State(row.state)
+        why = policies.recorded_reason(reason, channel)
         await transition(conn, row, event, role=role, actor=actor, at=now, channel=channel,
                          branch=branch, reason=why, cancelled_at=now, cancel_reason=why,
                          cancel_channel=channel)
@@ -779,18 +743,6 @@ async def resume(circ: Circulation, *, request_id: int, role, actor: str, card: 
                                     actor=actor, channel=channel, reason=reason)
 
 
-async def _validate_settings(circ: Circulation, profile: Profile, patron_row, pickup_branch,
-                             contact_method) -> Decision:
-    if pickup_branch is not None:
-        # a pickup point; mobile cards only the mobile library (policies.pickup_ok)
-        pickup = policies.pickup_ok(profile, patron_contact(patron_row), pickup_branch)
-        if not pickup.allowed:
-            return pickup
-    if contact_method is not None:
-        return policies.contact_method_ok(profile, patron_contact(patron_row), contact_method)
-    return OK
-
-
 def _change_values(row, pickup_branch, contact_method) -> dict:
     values = {}
     if pickup_branch is not None and pickup_branch != row.pickup_branch:
@@ -820,19 +772,10 @@ async def change(circ: Circulation, *, request_id: int, card: str | None = None,
     now = circ.now()
 
     async def op(conn, row):
-        if row.state not in CHANGEABLE_STATES:
-            return decide("not_changeable", state=row.state)
         profile = circ.profile(row.library)
-        if (row.kind == "request" and profile.placing.request_at_pickup_branch
-                and pickup_branch not in (None, row.pickup_branch)):
-            # Komae: a request is handed in at the branch where it is collected
-            return decide("request_not_at_pickup_branch")
-        if (role in ("patron", lt.Role.PATRON) and not profile.placing.patron_pickup_change
-                and pickup_branch not in (None, row.pickup_branch)):
-            # Iizuka: 受取場所を変更したい場合は予約を取消して、最初からやり直してください
-            return decide("pickup_change_not_allowed")
         patron_row = await _patron_by_id(conn, row.patron_id)
-        d = await _validate_settings(circ, profile, patron_row, pickup_branch, contact_method)
+        d = policies.decide_change(profile, patron_contact(patron_row), request_record(row, patron_row.card_number),
+                                   pickup_branch=pickup_branch, contact_method=contact_method, role=role)
         if not d.allowed:
             return d
         values = _change_values(row, pickup_branch, contact_method)
@@ -860,15 +803,15 @@ async def update_patron_requests(circ: Circulation, *, card: str, pickup_branch:
     async def work(conn):
         patron_row = await _patron_by_card(conn, card, lock=True)
         profile = circ.profile(patron_row.library)
-        d = await _validate_settings(circ, profile, patron_row, pickup_branch, contact_method)
+        d = policies.settings_ok(profile, patron_contact(patron_row), pickup_branch, contact_method)
         if not d.allowed:
             return 0
         rows = await lock_rows(conn, s.requests, s.requests.c.patron_id == patron_row.id,
                                s.requests.c.state.in_(CHANGEABLE_STATES), order_by=s.requests.c.id)
         n = 0
         for row in rows:
-            keep_pickup = row.kind == "request" and profile.placing.request_at_pickup_branch
-            values = _change_values(row, None if keep_pickup else pickup_branch, contact_method)
+            keep = policies.keeps_pickup(profile, request_record(row, patron_row.card_number))
+            values = _change_values(row, None if keep else pickup_branch, contact_method)
             if not values:
                 continue
             await _apply_change(circ, conn, row, values, role=role, actor=actor)
@@ -949,7 +892,7 @@ async def purge_cancelled(circ: Circulation) -> int:
     started = circ.now()
     total = 0
     for system, profile in circ.profiles.items():
-        cutoff = started - timedelta(days=profile.cancel.visible_days)
+        cutoff = policies.purge_cutoff(profile, started)     # policies.cancelled_visible, for many rows
 
         async def work(conn, system=profile.system, cutoff=cutoff):
             ended = func.coalesce(s.requests.c.cancelled_at, s.requests.c.updated_at)
@@ -1138,9 +1081,9 @@ async def cancelled_requests(circ: Circulation, card: str) -> list[dict]:
     out = []
     for r in rows:
         profile = circ.profile(r.library)
-        ended = r.cancelled_at or r.updated_at
-        if now >= ended + timedelta(days=profile.cancel.visible_days):
+        if not policies.cancelled_visible(profile, request_record(r, card), now, last_change=r.updated_at):
             continue
+        ended = r.cancelled_at or r.updated_at
         out.append({"request_id": r.id, "title_id": r.title_id, "title": r.title, "state": r.state,
                     "status_ja": STATUS_JA[r.state], "cancelled_at": ended,
                     "reason": r.cancel_reason or "", "channel": r.cancel_channel,

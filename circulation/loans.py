@@ -139,8 +139,10 @@ async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
 
 
 async def _secured_request(conn: AsyncConnection, item_id: int):
-    """The request this copy is secured for (in transit or on the hold shelf), if any."""
-    return (await conn.execute(select(s.requests).where(
+    """The request this copy is secured for (in transit or on the hold shelf), if any,
+    with its patron's card."""
+    return (await conn.execute(select(s.requests, s.patrons.c.card_number)
+                               .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
         s.requests.c.item_id == item_id,
         s.requests.c.state.in_(s.SECURED_STATES)))).first()
 
@@ -203,7 +205,7 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
     (代理での貸出), refused (``proxy_loans_not_offered``, ``proxy_not_authorised``) unless
     the profile offers it and a live consent of the holder names them
     (``policies.can_lend_to_proxy``); the name is kept on the loan and in the audit.
-    ``stop``: at the mobile library, the stop lent at (``circulation.mobile.loan_terms``:
+    ``stop``: at the mobile library, the stop lent at (``policies.mobile_terms_at_stop``:
     due on the next visit there, the school-stop limit); kept on the loan. Cards:
     ``policies.card_usable_at`` (``card_expired``, ``card_not_for_mobile``,
     ``mobile_card_only``).
@@ -226,64 +228,16 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
         patron = await lock_one(conn, s.patrons, s.patrons.c.card_number == card)
         if patron is None:
             raise NotFound(f"patron {card!r}")
-        if patron.library != profile.system:
-            return CheckOutResult(None, None, decide("card_not_valid_here", library=patron.library))
-        usable = policies.card_usable_at(profile, patron_contact(patron), branch, now)
-        if not usable.allowed:
-            return CheckOutResult(None, None, usable)
-        proxy_key = None
-        if proxy is not None:
-            allowed = policies.can_lend_to_proxy(profile, proxy,
-                                                 await live_consent_names(conn, patron.id))
-            if not allowed.allowed:
-                return CheckOutResult(None, None, allowed)
-            proxy_key = allowed.details["proxy"]
-        if item.library != profile.system and not item.partner and not item.ill:
-            return CheckOutResult(None, None, decide("item_other_system", library=item.library))
-        if await _open_loan(conn, item.id, lock=False) is not None or item.status == IS.ON_LOAN.value:
-            return CheckOutResult(None, None, decide("item_on_loan"))
-
-        own_request = None
-        secured = await _secured_request(conn, item.id)
-        if secured is not None:
-            if secured.patron_id != patron.id:
-                return CheckOutResult(None, None, decide("held_for_another_patron",
-                                                          request_id=secured.id))
-            if secured.state != State.ON_HOLD_SHELF.value:
-                return CheckOutResult(None, None, decide("item_in_transit", request_id=secured.id))
-            own_request = secured
-        elif item.status == IS.IN_TRANSIT.value:
-            return CheckOutResult(None, None, decide("item_in_transit"))
-        elif IS(item.status) in it.GONE:
-            return CheckOutResult(None, None, decide("item_not_available", status=item.status))
-        elif not profile.walk_in_first:
-            first = await _first_waiting(conn, circ, item)
-            if first is not None and first.patron_id != patron.id:
-                return CheckOutResult(None, None, decide("held_for_another_patron",
-                                                          request_id=first.id))
-
-        if item.partner:
-            branch_row = await get_row(conn, s.branches, s.branches.c.code == branch, what="branch")
-            if (channel != "counter" or branch_row.kind == "mobile"
-                    or await _library_kind(conn, branch_row.library) != "city"
-                    or (item.current_branch and item.current_branch != branch)):
-                return CheckOutResult(None, None, decide("partner_lend_at_counter",
-                                                          branch=item.current_branch))
-
-        if channel == "kiosk":
-            kiosk = policies.can_use_kiosk(profile, branch, item_record(item))
-            if not kiosk.allowed:
-                return CheckOutResult(None, None, kiosk)
-        snapshot = await patron_snapshot(conn, patron)
-        req_rec = request_record(own_request, card) if own_request is not None else None
-        lend_rule = policies.can_check_out_delivery if channel == "delivery" else policies.can_check_out
-        decision = lend_rule(profile, snapshot, item_record(item), req_rec, now)
+        case, secured = await _check_out_case(circ, conn, profile, item, patron, branch=branch,
+                                              channel=channel, proxy=proxy, stop=stop)
+        try:
+            decision = policies.decide_check_out(profile, case, now)
+        except policies.UnknownStop:
+            raise NotFound(f"no stop {stop!r} in the schedule of {branch!r}") from None
         if not decision.allowed:
             return CheckOutResult(None, None, decision)
-        if policies.is_mobile_branch(profile, branch):
-            decision = await mobile.loan_terms(conn, profile, branch, snapshot, stop, now)
-            if not decision.allowed:
-                return CheckOutResult(None, None, decision)
+        own_request = secured if decision.details["request_id"] is not None else None
+        proxy_key = decision.details["proxy"]
         due = await _due_on_open_day(circ, conn, branch, decision.details["due"])
 
         loan_id = await open_loan(
@@ -309,8 +263,36 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
     return await circ.db.run(work)
 
 
+async def _check_out_case(circ: Circulation, conn: AsyncConnection, profile, item, patron, *,
+                          branch: str, channel: str, proxy: str | None,
+                          stop: str | None) -> tuple[policies.CheckOut, object]:
+    """What ``policies.decide_check_out`` reads, loaded under the check-out's locks, and
+    the row of the request the copy is secured for (None when it is not)."""
+    secured = await _secured_request(conn, item.id)
+    first = await _first_waiting(conn, circ, item) if not profile.walk_in_first else None
+    counter_kind, counter_system_kind = "library", None
+    if item.partner:
+        branch_row = await get_row(conn, s.branches, s.branches.c.code == branch, what="branch")
+        counter_kind, counter_system_kind = branch_row.kind, await _library_kind(conn, branch_row.library)
+    visits = ()
+    if stop is not None:
+        visits = tuple((v.day, v.kind) for v in await mobile.stop_visits(conn, branch, stop))
+    case = policies.CheckOut(
+        branch=branch, channel=channel, patron=await patron_snapshot(conn, patron),
+        card_system=patron.library, item=item_record(item), status=item.status,
+        at_branch=item.current_branch, open_loan=await _open_loan(conn, item.id, lock=False) is not None,
+        secured=request_record(secured, secured.card_number) if secured is not None else None,
+        first_waiting=request_record(first, first.card_number) if first is not None else None,
+        proxy=proxy,
+        consented=tuple(await live_consent_names(conn, patron.id)) if proxy is not None else (),
+        counter_kind=counter_kind, counter_system_kind=counter_system_kind, stop=stop, stop_visits=visits)
+    return case, secured
+
+
 async def _first_waiting(conn: AsyncConnection, circ: Circulation, item_row):
-    rows = (await conn.execute(select(s.requests).where(
+    """The first QUEUED request for the copy's title (with its patron's card)."""
+    rows = (await conn.execute(select(s.requests, s.patrons.c.card_number)
+                               .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
         s.requests.c.title_id == item_row.title_id,
         s.requests.c.library == _serving_system(circ, item_row),
         s.requests.c.state == State.QUEUED.value)
@@ -339,15 +321,12 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
         if card is not None and patron.card_number != card:
             raise NotFound(f"loan {loan_id}")
-        if loan.returned_at is not None or LS(loan.state) not in lnt.OPEN:
-            return RenewResult(None, decide("not_on_loan", state=loan.state))
+        is_open = loan.returned_at is None and LS(loan.state) in lnt.OPEN
         profile = circ.profile_of_branch(loan.branch)
-        valid = policies.card_valid(patron_contact(patron), now)   # 団体貸出: not after the card expired
-        if not valid.allowed:
-            return RenewResult(None, valid)
-        waiting = await _waiting(conn, circ, item, patron.id)
-        decision = policies.can_renew(profile, _loan_rec(loan, patron.card_number, item), now,
-                                      channel=channel, someone_waiting=waiting > 0)
+        waiting = await _waiting(conn, circ, item, patron.id) if is_open else 0
+        decision = policies.decide_renewal(profile, patron_contact(patron),
+                                           _loan_rec(loan, patron.card_number, item), now, is_open=is_open,
+                                           state=loan.state, channel=channel, someone_waiting=waiting > 0)
         if not decision.allowed:
             return RenewResult(None, decision)
         new_due = await _due_on_open_day(circ, conn, loan.branch, decision.details["due"])
@@ -405,11 +384,9 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
         profile = circ.profile_of_branch(loan.branch)
         place = ReturnPoint(kind=return_kind, branch=branch)
-        if profile.system != profile_here.system:
-            decision = decide("return_other_system", library=profile.system)
-        else:
-            decision = policies.can_return_at(profile, _loan_rec(loan, patron.card_number, item),
-                                              item_record(item), place)
+        decision = policies.decide_check_in(profile, _loan_rec(loan, patron.card_number, item),
+                                            item_record(item), place, now, here_system=profile_here.system,
+                                            handed_at=dropped_at or now)
         if not decision.allowed:
             await record_event(conn, at=now, event="RETURN_REFUSED", actor_role=role.value,
                                actor=actor, loan_id=loan.id, item_id=item.id,
@@ -417,10 +394,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                                branch=branch, reason=decision.code)
             return CheckInResult(loan.id, None, None, decision)
 
-        handed = dropped_at or now
-        counts_from = policies.return_date(profile, place, handed, now)
-        returned_at = now if counts_from == now.date() else handed
-        late = max(0, (returned_at.date() - loan.due).days)
+        returned_at, late = decision.details["returned_at"], decision.details["overdue_days"]
         await loan_transition(conn, loan, LE.CHECK_IN, role=role, actor=actor, at=now,
                               channel=return_kind, branch=branch,
                               reason=f"returned_at {returned_at.isoformat()}"
@@ -442,9 +416,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         fresh = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
         routing = await holds.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
                                          walk_in=walk_in)
-        return CheckInResult(loan.id, returned_at, routing,
-                             decide("ok", returned_at=returned_at, overdue_days=late),
-                             late)
+        return CheckInResult(loan.id, returned_at, routing, decision, late)
 
     return await circ.db.run(work)
 
@@ -590,7 +562,7 @@ async def patron_loans(circ: Circulation, card: str) -> list[dict]:
                 "barcode": r.barcode, "material_type": r.material_type,
                 "branch": r.branch, "branch_name": r.branch_name,
                 "lent_at": r.lent_at, "due": r.due, "state": r.state,
-                "overdue": days_late > 0, "overdue_days": days_late,
+                "overdue": policies.is_overdue(rec, now), "overdue_days": days_late,
                 "someone_waiting": waiting > 0,
                 "renewals": r.renewals, "renewed_via": r.renewed_via,
                 "renewable": d.allowed,

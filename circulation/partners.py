@@ -72,7 +72,7 @@ from lifecycle import table as lt
 from lifecycle.model import Decision, Request
 from lifecycle.profiles import Partner
 from lifecycle.reasons import (
-    REASON_CANCEL_ON_ARRIVAL, REASON_STAFF_CANCEL, REASON_UNFILLED, REASON_WEB_CANCEL, decide,
+    REASON_CANCEL_ON_ARRIVAL, REASON_UNFILLED, decide,
 )
 
 from . import holds, notices
@@ -131,9 +131,14 @@ def partner_of(circ: Circulation, code: str | None) -> tuple[str, Partner] | Non
     return None
 
 
-def _partner_branches(circ: Circulation, code: str | None) -> set[str]:
+def _partner(circ: Circulation, code: str | None) -> Partner | None:
     found = partner_of(circ, code)
-    return set(found[1].branches) if found else set()
+    return found[1] if found else None
+
+
+def _partner_branches(circ: Circulation, code: str | None) -> set[str]:
+    partner = _partner(circ, code)
+    return set(partner.branches) if partner is not None else set()
 
 
 async def _item_by_barcode(conn: AsyncConnection, barcode: str):
@@ -282,22 +287,19 @@ async def request_item(circ: Circulation, *, card: str, barcode: str, branch: st
         if not item.partner:
             return PartnerResult(None, decide("not_a_partner_item"))
         profile = circ.profile(patron.library)
-        if role == R.PATRON:
-            # the form is handed to staff; a patron alone uses the web, which does not take these
-            return PartnerResult(None, decide("channel_not_allowed", channels=["counter", "form"]))
         others = await _partner_requests_of_item(conn, item.id, LIVE_REQUEST_STATES + (
             S.ON_LOAN.value, S.OVERDUE.value, S.RECALLED.value))
-        at_home = _partner_branches(circ, item.partner) | {item.owning_branch}
-        on_loan = item.status != IS.AVAILABLE.value or (item.current_branch or item.owning_branch) not in at_home
-        rec = dataclasses.replace(item_record(item), on_loan=on_loan, held=bool(others),
-                                  circulating=item.circulating and IS(item.status) not in it.GONE)
+        copy = item_record(item)
+        rec = dataclasses.replace(
+            copy, on_loan=not policies.partner_copy_on_its_shelf(_partner(circ, item.partner), copy, item.status),
+            held=bool(others), circulating=item.circulating and IS(item.status) not in it.GONE)
         contact = contact_method if contact_method is not None else patron.default_contact_method
         candidate = Request(id="new", patron_card=card, title_id=item.title_id, kind=KIND,
                             material_type=item.material_type, pickup_branch=branch,
                             contact_method=contact, channel=channel, placed_at=now,
                             submitted_at_branch=branch, memo=memo)
-        decision = policies.can_request_partner_item(profile, await patron_snapshot(conn, patron), rec,
-                                                     candidate, now)
+        decision = policies.decide_partner_request(profile, await patron_snapshot(conn, patron), rec,
+                                                   candidate, now, role=role)
         if not decision.allowed:
             return PartnerResult(None, decision)
         shown = title or (await conn.execute(select(s.title_queues.c.title).where(
@@ -370,8 +372,7 @@ async def partner_shipped(circ: Circulation, *, request_id: int, actor: str, rol
     async def step(conn, row, item):
         if row.state not in _SHIPPABLE or not _may(E.PARTNER_SHIPPED, role):
             return PartnerResult(row.id, decide("wrong_state", state=row.state))
-        home = _partner_branches(circ, item.partner) | {item.owning_branch}
-        if item.status != IS.AVAILABLE.value or (item.current_branch or item.owning_branch) not in home:
+        if not policies.partner_copy_on_its_shelf(_partner(circ, item.partner), item_record(item), item.status):
             return PartnerResult(row.id, decide("copy_not_at_partner", status=item.status,
                                                  at=item.current_branch))
         now = circ.now()
@@ -423,8 +424,7 @@ async def partner_cancel_answer(circ: Circulation, *, request_id: int, accepted:
             s.events.c.request_id == row.id, s.events.c.event == E.REQUEST_CANCEL.value)
             .order_by(s.events.c.id.desc()))).first()
         channel = (asked.channel if asked is not None else None) or "counter"
-        why = (asked.reason if asked is not None else "") or (
-            REASON_WEB_CANCEL if channel in holds.PATRON_CHANNELS else REASON_STAFF_CANCEL)
+        why = policies.recorded_reason(asked.reason if asked is not None else "", channel)
         await transition(conn, row, event, role=role, actor=actor, at=now, reason=why,
                          cancelled_at=now, cancel_reason=why, cancel_channel=channel)
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
