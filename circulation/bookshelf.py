@@ -43,6 +43,7 @@ from lifecycle.model import Decision
 from lifecycle.profiles import Profile
 from lifecycle.reasons import decide
 
+from . import holds
 from . import schema as s
 from .service import Circulation
 from .store import patron_by_card, patron_contact
@@ -278,8 +279,6 @@ async def update_settings(circ: Circulation, *, card: str, email: str | None = N
     d = await circ.db.run(work)
     holds_updated = 0
     if d.allowed and update_live_holds and default_contact_method is not None:
-        from . import holds
-
         holds_updated = await holds.update_patron_requests(
             circ, card=card, contact_method=default_contact_method, role="patron", actor=card)
     return decide(d.code, **d.details, holds_updated=holds_updated) if d.allowed else d

@@ -57,9 +57,6 @@ from . import loans
 from . import schema as s
 from .store import get_row, patron_by_card, patron_snapshot, record_event
 
-REGISTRATION_CHANNEL_JA = {"counter": "窓口", "post": "郵便"}
-
-
 def _staff_only(role: Role) -> Decision | None:
     return None if role == Role.STAFF else decide("delivery_staff_only")
 

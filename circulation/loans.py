@@ -1,5 +1,5 @@
 """Loans on the database: check-out, renewal, check-in (returns, return points, drop
-points, routing the returned copy), overdue marking, the patron's loans page and
+points, routing the returned copy), the patron's loans page and
 declaring a loan lost.
 
 Every operation that writes is one unit of work run through ``circ.db.run`` (retried
@@ -43,7 +43,7 @@ Readings and choices
 * **Checking in twice**: the second check-in finds no open loan; the copy is not
   returned again. A copy on the hold shelf, or in transit from this very branch, is
   left alone (``not_on_loan``); an in-transit copy at another branch arrives
-  (``holds.arrive``); an available one is routed (``holds.route_copy``: a staff
+  (``routing.arrive``); an available one is routed (``routing.route_copy``: a staff
   check-in of a shelf copy someone wants traps it).
 * **Borrowing history (借りた本)**: a ``bookshelf`` row ``shelf='history'`` is written
   at check-out only while ``patrons.history_opt_in`` is set; nothing is recorded
@@ -63,7 +63,7 @@ from lifecycle.model import CHANNELS, RETURN_POINT_KINDS, Decision, ReturnPoint
 from lifecycle.reasons import OK, decide
 from lifecycle.table import Event, Role, State
 
-from . import holds, mobile, notices
+from . import mobile, notices, routing
 from . import schema as s
 from .proxy import live_consent_names
 from .service import Circulation
@@ -100,7 +100,7 @@ class RenewResult:
 class CheckInResult:
     loan_id: int | None
     returned_at: datetime | None
-    routing: holds.Routing | None          # None when nothing was routed
+    routing: routing.Routing | None        # None when nothing was routed
     decision: Decision
     overdue_days: int = 0                  # days late, counted from returned_at
 
@@ -121,7 +121,7 @@ async def _item_by_barcode(conn: AsyncConnection, barcode: str):
 
 async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool = False):
     """Title queue, then the item row (locked). ``create_queue``: take the queue lock
-    even if the title has no queue row yet (check-in: ``holds.route_copy`` takes it
+    even if the title has no queue row yet (check-in: ``routing.route_copy`` takes it
     anyway, and taking it before the item keeps the lock order)."""
     first = await _item_by_barcode(conn, barcode)
     if create_queue:
@@ -359,7 +359,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                    walk_in: bool = False) -> CheckInResult:
     """Take a copy back at ``branch`` (``return_kind`` is where it was handed in:
     counter, return machine, book drop, an external drop point processed by this
-    branch, the post), close its loan and route the copy (``holds.route_copy``: hold
+    branch, the post), close its loan and route the copy (``routing.route_copy``: hold
     shelf or transit for the next request, home, or the shelf). ``walk_in``: a patron
     at the counter wants this copy now (来館者優先), so it is not trapped.
 
@@ -407,16 +407,16 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                 await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
                                  channel=return_kind, branch=branch, reason=f"loan {loan.id}")
                 # a partner's copy (連携貸出) takes the return leg instead (SHIP_RETURN, in
-                # holds.route_copy → partners.route_partner_copy below); ILL copies skip CLOSE too
+                # routing.route_copy → the partners leg below); ILL copies skip CLOSE too
                 if not item.ill and not item.partner:
                     req = await get_row(conn, s.requests, s.requests.c.id == req.id, what="request")
                     await transition(conn, req, Event.CLOSE, role=Role.SYSTEM, actor="circulation",
                                      at=now, branch=branch, reason=f"loan {loan.id} returned")
         await item_transition(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
         fresh = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
-        routing = await holds.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
+        routed = await routing.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
                                          walk_in=walk_in)
-        return CheckInResult(loan.id, returned_at, routing, decision, late)
+        return CheckInResult(loan.id, returned_at, routed, decision, late)
 
     return await circ.db.run(work)
 
@@ -433,17 +433,17 @@ async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
             # scanned again where it is being sent from: it has not arrived anywhere
             return CheckInResult(None, None, None,
                                  decide("not_on_loan", status=IS.IN_TRANSIT.value, to_branch=leg.to_branch))
-        routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
-        return CheckInResult(None, None, routing, decide("not_on_loan", status=IS.IN_TRANSIT.value))
+        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor)
+        return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.IN_TRANSIT.value))
     if item.status in (IS.AVAILABLE.value, IS.ON_LOAN.value, IS.LOST.value):
         if item.status != IS.AVAILABLE.value or item.current_branch != branch:
             # back in hand: not lent after all, found, or at another branch
             event = IE.RESHELVE if item.status == IS.AVAILABLE.value else IE.CHECK_IN
             await item_transition(conn, item, event, at=circ.now(), current_branch=branch)
             item = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
-        routing = await holds.route_copy(circ, conn, item, branch, role=role, actor=actor,
+        routed = await routing.route_copy(circ, conn, item, branch, role=role, actor=actor,
                                          walk_in=walk_in)
-        return CheckInResult(None, None, routing, decide("not_on_loan", status=IS.AVAILABLE.value))
+        return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.AVAILABLE.value))
     return CheckInResult(None, None, None, decide("not_on_loan", status=item.status))
 
 
@@ -451,46 +451,6 @@ async def _secured_on_shelf(conn, item_id: int) -> bool:
     return (await conn.execute(select(s.requests.c.id).where(
         s.requests.c.item_id == item_id,
         s.requests.c.state == State.ON_HOLD_SHELF.value))).first() is not None
-
-
-# --------------------------------------------------------------------------- overdue
-
-async def mark_overdue(circ: Circulation) -> int:
-    """Scheduled job: open loans whose due date has passed become OVERDUE (and a linked
-    request gets DUE_DATE_PASSED). Idempotent; returns how many loans it changed. One
-    small unit of work per loan, so a busy counter is never blocked for long. Its runs
-    are recorded in ``job_runs`` by circulation.jobs.run_job."""
-    now = circ.now()
-    async with circ.db.read() as conn:
-        ids = list((await conn.execute(select(s.loans.c.id).where(
-            s.loans.c.state == LS.ON_LOAN.value, s.loans.c.returned_at.is_(None),
-            s.loans.c.due < now.date()).order_by(s.loans.c.id))).scalars())
-
-    async def one(loan_id: int):
-        async def work(conn: AsyncConnection) -> int:
-            first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what="loan")
-            item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
-            await _lock_title(conn, item0.title_id)
-            await lock_one(conn, s.items, s.items.c.id == item0.id)
-            loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
-            if loan.state != LS.ON_LOAN.value or loan.returned_at is not None or loan.due >= now.date():
-                return 0      # returned or renewed meanwhile
-            await loan_transition(conn, loan, LE.DUE_DATE_PASSED, role=Role.SYSTEM, actor="mark_overdue",
-                                  at=now, branch=loan.branch, reason=f"due {loan.due.isoformat()}")
-            if loan.request_id is not None:
-                req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id,
-                                    what="request")
-                if req.state == State.ON_LOAN.value:
-                    await transition(conn, req, Event.DUE_DATE_PASSED, role=Role.SYSTEM,
-                                     actor="mark_overdue", at=now, branch=loan.branch,
-                                     reason=f"loan {loan.id} due {loan.due.isoformat()}")
-            return 1
-        return await circ.db.run(work)
-
-    changed = 0
-    for loan_id in ids:
-        changed += await one(loan_id)
-    return changed
 
 
 # --------------------------------------------------------------------------- lost

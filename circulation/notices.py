@@ -78,6 +78,7 @@ from lifecycle.profiles import (
 from lifecycle.reasons import CANCEL_REASONS, REASONS
 
 from . import schema as s
+from .labels import CHANNEL_LABELS, CONTACT_LABELS
 from .store import NotFound, dumps
 
 log = logging.getLogger("unioncat.circulation.notices")
@@ -111,6 +112,15 @@ async def enqueue(conn: AsyncConnection, *, kind: str, patron_id: int, dedupe_ke
                        .on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
+def hold_data(circ, row, **extra) -> dict:
+    """The ``data`` of a hold notice (hold_received, hold_ready, hold_cancelled,
+    hold_changed) about request ``row``: its title, pickup branch and name, contact
+    method and kind, and ``extra`` (reason, channel, shelf deadline, barcode ...)."""
+    return {"title": row.title, "title_id": row.title_id, "pickup_branch": row.pickup_branch,
+            "pickup_name": circ.branch_name(row.pickup_branch), "contact_method": row.contact_method,
+            "kind": row.kind, **extra}
+
+
 # --------------------------------------------------------------------------- templates
 
 class NoticeError(Exception):
@@ -118,16 +128,8 @@ class NoticeError(Exception):
 
 
 WEEKDAYS_JA = "月火水木金土日"
-CHANNEL_LABELS = {
-    "web": ("Web", "web"), "opac": ("OPAC", "library catalogue terminal (OPAC)"),
-    "counter": ("窓口", "library counter"), "phone": ("電話", "phone"), "fax": ("FAX", "fax"),
-    "form": ("申込書", "form"), "system": ("図書館（自動処理）", "the library (automatic)"),
-    "staff": ("図書館", "library staff"),
-}
-CONTACT_LABELS = {
-    "email": ("E-Mail", "e-mail"), "phone": ("電話", "phone"), "fax": ("FAX", "fax"),
-    "postcard": ("はがき", "postcard"), "none": ("連絡不要", "no contact"),
-}
+
+
 def _as_date(v) -> date:
     if isinstance(v, datetime):
         return v.date()

@@ -32,8 +32,9 @@ role ``partner`` and an ``actor`` naming who did.
 
 Readings and choices
 --------------------
-* **The copy goes back, never into our queues.** :func:`holds.route_copy` hands a
-  partner's copy to :func:`route_partner_copy`: a shipped copy is received for its
+* **The copy goes back, never into our queues.** This module plugs into
+  :mod:`circulation.routing` as a :class:`~circulation.routing.Leg` (registered below):
+  ``routing.route_copy`` hands a partner's copy to :func:`route_partner_copy`: a shipped copy is received for its
   request; a returned one leaves in transit to its owning branch at the university
   (``transits.reason = "partner_return"``); a copy whose request ended on our side
   (shelf expired, cancelled after receipt) goes back the same way. It is never
@@ -49,7 +50,7 @@ Readings and choices
   copy arrives (received, CANCEL_SECURED, sent back; no hold-ready notice); on the hold
   shelf or in transit to the counter it is ``holds.cancel`` (CANCEL_SECURED), and the
   copy goes back.
-* **Shelf expiry** is the ordinary ``holds.expire_shelf`` job: SHELF_EXPIRED, and the
+* **Shelf expiry** is the ordinary ``jobs.expire_shelf`` job: SHELF_EXPIRED, and the
   copy goes back to the university.
 * **"On loan or reserved at request time"** (申込時に貸出中や予約のある資料): the copy is
   not on the university's shelf (``items.status`` other than ``available``: on loan,
@@ -63,7 +64,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -75,8 +76,9 @@ from lifecycle.reasons import (
     REASON_CANCEL_ON_ARRIVAL, REASON_UNFILLED, decide,
 )
 
-from . import holds, notices
+from . import holds, notices, routing
 from . import schema as s
+from .labels import PARTNER_NEXT_STEP, PARTNER_STATE_ORDER, STATUS_JA
 from .service import Circulation
 from .store import (
     LIVE_REQUEST_STATES, NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue,
@@ -90,34 +92,18 @@ KIND = "partner"                       # requests.kind of a 連携貸出 request
 RETURN_TRANSIT = "partner_return"      # transits.reason: going back to the university
 INBOUND_TRANSIT = "partner"            # transits.reason: coming from the university
 
-# Routing kinds of route_partner_copy (besides holds.HOLD_SHELF and holds.TRANSIT_HOLD)
+# Routing kinds of route_partner_copy (besides routing.HOLD_SHELF and routing.TRANSIT_HOLD)
 TO_PARTNER = "to_partner"              # in transit back to the university
 AWAITING_STAFF = "awaiting_staff"      # a shipped copy scanned without staff: nothing received
 
 
 _SHIPPABLE = (S.SENT.value, S.WILL_SUPPLY.value, S.CONDITION_PENDING.value, S.CANCEL_PENDING.value)
 _BEFORE_SHIPPING = (S.SENT.value, S.WILL_SUPPLY.value, S.CONDITION_PENDING.value)
-# the states of a partner request, in the order of the flow (the staff list)
-STATE_ORDER = ("SENT", "WILL_SUPPLY", "CONDITION_PENDING", "CANCEL_PENDING", "SHIPPED", "IN_TRANSIT",
-               "ON_HOLD_SHELF", "ON_LOAN", "OVERDUE", "RECALLED", "RETURNED",
-               "AWAITING_LOAN_COMPLETED", "COMPLETED", "CANCELLED", "SHELF_EXPIRED", "UNFILLED",
-               "REJECTED", "LOST")
-# what the counter does next, per state (the staff list)
-NEXT_STEP = {
-    "SENT": "大学図書館の発送待ち", "WILL_SUPPLY": "大学図書館の発送待ち",
-    "CONDITION_PENDING": "条件の回答待ち", "CANCEL_PENDING": "取消の回答待ち",
-    "SHIPPED": "到着したら受入", "IN_TRANSIT": "申込館へ搬送中", "ON_HOLD_SHELF": "取置中（窓口で貸出）",
-    "ON_LOAN": "貸出中", "OVERDUE": "延滞中", "RECALLED": "返却請求中",
-    "RETURNED": "大学図書館へ返送", "AWAITING_LOAN_COMPLETED": "大学図書館の受領待ち",
-}
-
-
-
 @dataclass(frozen=True)
 class PartnerResult:
     request_id: int | None
     decision: Decision
-    routing: holds.Routing | None = None
+    routing: routing.Routing | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -165,36 +151,24 @@ async def _cancel_was_asked(conn: AsyncConnection, request_id: int) -> bool:
         s.events.c.event.in_((E.REQUEST_CANCEL.value, "CANCEL_REQUESTED"))))).first() is not None
 
 
-async def _close_open_transits(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str,
-                               *, role, actor: str) -> None:
-    now = circ.now()
-    for t in (await conn.execute(select(s.transits).where(
-            s.transits.c.item_id == item_row.id, s.transits.c.arrived_at.is_(None))
-            .order_by(s.transits.c.id))).all():
-        await conn.execute(update(s.transits).where(s.transits.c.id == t.id).values(arrived_at=now))
-        await record_event(conn, at=now, event="TRANSIT_ARRIVED", actor_role=R(role).value, actor=actor,
-                           item_id=item_row.id, request_id=t.request_id, branch=at_branch,
-                           reason=f"{t.reason} {t.from_branch} -> {t.to_branch}")
-
-
 async def _send_back(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str,
-                     request_id: int | None, *, role, actor: str) -> holds.Routing:
+                     request_id: int | None, *, role, actor: str) -> routing.Routing:
     """The copy leaves ``at_branch`` in transit to its owning branch at the university."""
-    await holds._send(circ, conn, item_row, at_branch, item_row.owning_branch, RETURN_TRANSIT,
+    await routing.send(circ, conn, item_row, at_branch, item_row.owning_branch, RETURN_TRANSIT,
                       request_id=request_id, role=role, actor=actor)
-    return holds.Routing(TO_PARTNER, request_id, item_row.owning_branch)
+    return routing.Routing(TO_PARTNER, request_id, item_row.owning_branch)
 
 
 def _may(event: lt.Event, role) -> bool:
     return R(role) in lt.ACTORS[event]
 
 
-# --------------------------------------------------------------------------- routing (holds.route_copy)
+# --------------------------------------------------------------------------- routing (the leg's route)
 
 async def route_partner_copy(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *,
-                             role, actor: str) -> holds.Routing:
+                             role, actor: str) -> routing.Routing:
     """Where a university's copy in hand at a city branch goes (called by
-    ``holds.route_copy`` inside the caller's unit of work, title queue and item locked,
+    ``routing.route_copy`` inside the caller's unit of work, title queue and item locked,
     the copy not secured for a request):
 
     * its request is SHIPPED → received: at the requesting counter RECEIVE_AT_PICKUP (hold
@@ -215,44 +189,44 @@ async def route_partner_copy(circ: Circulation, conn: AsyncConnection, item_row,
         if row.state == S.SHIPPED.value:
             return await _receive_shipped(circ, conn, row, item_row, at_branch, role=role, actor=actor)
         if row.state == S.RETURNED.value:
-            routing = await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
+            routed = await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
             if _may(E.SHIP_RETURN, role):
                 await transition(conn, row, E.SHIP_RETURN, role=role, actor=actor, at=now,
                                  branch=at_branch, reason=f"to {item_row.owning_branch}")
-            return routing
+            return routed
         return await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
 
     if item_row.owning_branch in _partner_branches(circ, item_row.partner):
         last = await _partner_requests_of_item(conn, item_row.id)
         return await _send_back(circ, conn, item_row, at_branch, last[0].id if last else None,
                                 role=role, actor=actor)
-    return await holds._no_request(circ, conn, item_row, at_branch, role=role, actor=actor)
+    return await routing.reshelve_or_send_home(circ, conn, item_row, at_branch, role=role, actor=actor)
 
 
 async def _receive_shipped(circ: Circulation, conn: AsyncConnection, row, item_row, at_branch: str, *,
-                           role, actor: str) -> holds.Routing:
+                           role, actor: str) -> routing.Routing:
     now = circ.now()
     if not _may(E.RECEIVE_AT_PICKUP, role):
         await item_transition(conn, item_row, IE.AWAIT_RECEIPT, at=now, current_branch=at_branch)
         await record_event(conn, at=now, event="PARTNER_COPY_SCANNED", actor_role=R(role).value,
                            actor=actor, item_id=item_row.id, request_id=row.id, branch=at_branch,
                            reason="shipped partner copy: to be received by staff")
-        return holds.Routing(AWAITING_STAFF, row.id, row.pickup_branch)
+        return routing.Routing(AWAITING_STAFF, row.id, row.pickup_branch)
     cancel = await _cancel_was_asked(conn, row.id)
     if at_branch == row.pickup_branch:
         if not cancel:
-            await holds._put_on_shelf(circ, conn, row, E.RECEIVE_AT_PICKUP, item_row, at_branch,
+            await routing.put_on_shelf(circ, conn, row, E.RECEIVE_AT_PICKUP, item_row, at_branch,
                                       role=role, actor=actor)
-            return holds.Routing(holds.HOLD_SHELF, row.id, at_branch)
+            return routing.Routing(routing.HOLD_SHELF, row.id, at_branch)
         await transition(conn, row, E.RECEIVE_AT_PICKUP, role=role, actor=actor, at=now,
                          branch=at_branch, item_id=item_row.id, ready_at=now)
     else:
         await transition(conn, row, E.RECEIVE_ELSEWHERE, role=role, actor=actor, at=now,
                          branch=at_branch, item_id=item_row.id)
         if not cancel:
-            await holds._send(circ, conn, item_row, at_branch, row.pickup_branch, "hold",
+            await routing.send(circ, conn, item_row, at_branch, row.pickup_branch, "hold",
                               request_id=row.id, role=role, actor=actor)
-            return holds.Routing(holds.TRANSIT_HOLD, row.id, row.pickup_branch)
+            return routing.Routing(routing.TRANSIT_HOLD, row.id, row.pickup_branch)
     # the patron cancelled after the university had shipped: cancel now, send the copy back
     row = await get_row(conn, s.requests, s.requests.c.id == row.id, what="request")
     await transition(conn, row, E.CANCEL_SECURED, role=role, actor=actor, at=now, branch=at_branch,
@@ -260,7 +234,7 @@ async def _receive_shipped(circ: Circulation, conn: AsyncConnection, row, item_r
                      cancel_reason=REASON_CANCEL_ON_ARRIVAL, cancel_channel="counter")
     await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                           dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                          data=holds._notice_data(circ, row, reason=REASON_CANCEL_ON_ARRIVAL,
+                          data=notices.hold_data(circ, row, reason=REASON_CANCEL_ON_ARRIVAL,
                                                   channel="counter"))
     return await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
 
@@ -320,7 +294,7 @@ async def request_item(circ: Circulation, *, card: str, barcode: str, branch: st
         row = await get_row(conn, s.requests, s.requests.c.id == rid, what="request")
         await notices.enqueue(conn, kind="hold_received", patron_id=patron.id,
                               dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,
-                              data=holds._notice_data(circ, row, placed_at=now))
+                              data=notices.hold_data(circ, row, placed_at=now))
         return PartnerResult(rid, decision)
 
     return await circ.db.run(work)
@@ -378,7 +352,7 @@ async def partner_shipped(circ: Circulation, *, request_id: int, actor: str, rol
         now = circ.now()
         await transition(conn, row, E.PARTNER_SHIPPED, role=role, actor=actor, at=now,
                          reason=note or f"to {row.pickup_branch}")
-        await holds._send(circ, conn, item, item.current_branch, row.pickup_branch, INBOUND_TRANSIT,
+        await routing.send(circ, conn, item, item.current_branch, row.pickup_branch, INBOUND_TRANSIT,
                           request_id=row.id, role=role, actor=actor)
         return PartnerResult(row.id, decide("ok"))
 
@@ -400,7 +374,7 @@ async def partner_cannot_supply(circ: Circulation, *, request_id: int, actor: st
                          cancelled_at=now, cancel_reason=why, cancel_channel="system")
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                              data=holds._notice_data(circ, row, reason=why, channel="system"))
+                              data=notices.hold_data(circ, row, reason=why, channel="system"))
         return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
@@ -429,7 +403,7 @@ async def partner_cancel_answer(circ: Circulation, *, request_id: int, accepted:
                          cancelled_at=now, cancel_reason=why, cancel_channel=channel)
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                              data=holds._notice_data(circ, row, reason=why, channel=channel))
+                              data=notices.hold_data(circ, row, reason=why, channel=channel))
         return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
@@ -456,7 +430,7 @@ async def partner_received(circ: Circulation, *, barcode: str, actor: str, role=
         if leg is None and not awaiting:
             return PartnerResult(None, decide("nothing_to_complete", status=item.status))
         now = circ.now()
-        await _close_open_transits(circ, conn, item, item.owning_branch, role=role, actor=actor)
+        await routing.close_transits(circ, conn, item, item.owning_branch, role=role, actor=actor)
         await item_transition(conn, item, IE.RESHELVE, at=now, current_branch=item.owning_branch)
         rid = None
         for row in awaiting:
@@ -483,7 +457,7 @@ async def receive(circ: Circulation, *, barcode: str, branch: str, role=R.STAFF,
     inbound transit arrives and the copy is received for its SHIPPED request (on the
     hold shelf at the requesting counter, else sent on to it), or, already received
     elsewhere, arrives at the counter (ARRIVE_AT_PICKUP). Scanning it at check-in does
-    the same (``loans.check_in`` → ``holds.arrive``)."""
+    the same (``loans.check_in`` → ``routing.arrive``)."""
     if R(role) != R.STAFF:
         return PartnerResult(None, decide("staff_only"))
 
@@ -495,8 +469,8 @@ async def receive(circ: Circulation, *, barcode: str, branch: str, role=R.STAFF,
         waiting = await _partner_requests_of_item(conn, item.id, (S.SHIPPED.value, S.IN_TRANSIT.value))
         if not waiting:
             return PartnerResult(None, decide("nothing_to_receive", status=item.status))
-        routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
-        return PartnerResult(waiting[0].id, decide("ok"), routing)
+        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor)
+        return PartnerResult(waiting[0].id, decide("ok"), routed)
 
     return await circ.db.run(work)
 
@@ -568,7 +542,7 @@ async def partner_requests(circ: Circulation, *, branch: str | None = None,
     shelving location), the patron, the requesting counter, dates and what to do next.
     ``branch`` keeps one counter's requests; ``states`` some states (default: those
     still in progress)."""
-    wanted = states or tuple(NEXT_STEP)
+    wanted = states or tuple(st.value for st in PARTNER_NEXT_STEP)
     q = (select(s.requests, s.items.c.barcode, s.items.c.partner, s.items.c.owning_branch,
                 s.items.c.location, s.items.c.call_number, s.patrons.c.card_number,
                 s.patrons.c.name.label("patron_name"))
@@ -580,20 +554,32 @@ async def partner_requests(circ: Circulation, *, branch: str | None = None,
     async with circ.db.read() as conn:
         rows = (await conn.execute(q.order_by(s.requests.c.placed_at, s.requests.c.id))).all()
     out: dict[str, list[dict]] = {}
-    order = {st: i for i, st in enumerate(STATE_ORDER)}
+    order = {st: i for i, st in enumerate(PARTNER_STATE_ORDER)}
     for st in sorted({r.state for r in rows}, key=lambda x: order.get(x, len(order))):
         out[st] = []
     for r in rows:
         found = partner_of(circ, r.partner)
         out[r.state].append({
-            "request_id": r.id, "state": r.state, "status_ja": holds.STATUS_JA[r.state],
-            "next_step": NEXT_STEP.get(r.state, ""), "title_id": r.title_id, "title": r.title,
+            "request_id": r.id, "state": r.state, "status_ja": STATUS_JA[r.state],
+            "next_step": PARTNER_NEXT_STEP.get(r.state, ""), "title_id": r.title_id, "title": r.title,
             "partner": r.partner, "partner_name": found[1].name if found else r.partner,
             "barcode": r.barcode, "owning_branch": r.owning_branch,
             "owning_name": found[1].branches.get(r.owning_branch, r.owning_branch) if found else r.owning_branch,
             "location": r.location, "call_number": r.call_number,
             "card": r.card_number, "patron_name": r.patron_name,
-            "pickup_branch": r.pickup_branch, "pickup_name": holds._branch_name(circ, r.pickup_branch),
+            "pickup_branch": r.pickup_branch, "pickup_name": circ.branch_name(r.pickup_branch),
             "placed_at": r.placed_at, "ready_at": r.ready_at, "shelf_deadline": r.shelf_deadline,
             "contact_method": r.contact_method, "memo": r.memo})
     return out
+
+
+# --------------------------------------------------------------------------- the plug-in
+
+async def _cancel_shipped(circ: Circulation, **kw) -> Decision:
+    """``holds.cancel`` of a SHIPPED partner request by staff: noted, carried out on arrival."""
+    return (await cancel(circ, **kw)).decision
+
+
+LEG = routing.Leg(name="partner", request_kind=KIND, owns=lambda item_row: bool(item_row.partner),
+                  route=route_partner_copy, cancel_shipped=_cancel_shipped)
+routing.register_leg(LEG)

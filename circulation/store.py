@@ -33,6 +33,7 @@ from lifecycle import item_table as it
 from lifecycle import loan_table as lnt
 from lifecycle import table as lt
 from lifecycle.model import Item, Loan, Patron, Request
+from lifecycle.policies import LIVE_REQUEST_STATES as LIVE
 from lifecycle.profiles import Profile
 
 from . import schema as s
@@ -311,9 +312,8 @@ def loan_record(row, card_number: str, barcode: str, material_type: str = "book"
                 delivery=getattr(row, "channel", None) == "delivery")   # shipped (有料図書宅配)
 
 
-LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st not in lt.TERMINAL
-                            and st not in (lt.State.ON_LOAN, lt.State.OVERDUE, lt.State.RECALLED,
-                                           lt.State.RETURNED, lt.State.AWAITING_LOAN_COMPLETED))
+# policies.LIVE_REQUEST_STATES, as the column's values (in the table's order)
+LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st in LIVE)
 
 
 def patron_contact(patron_row, **changes) -> Patron:
@@ -350,6 +350,12 @@ async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_u
     if row is None:
         raise NotFound(what)
     return row
+
+
+async def request_row(conn: AsyncConnection, request_id: int, *, lock: bool = False):
+    """The request row (locked FOR UPDATE with lock); NotFound when there is none."""
+    return await get_row(conn, s.requests, s.requests.c.id == request_id,
+                         what=f"request {request_id}", for_update=lock)
 
 
 async def patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):

@@ -76,7 +76,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import select
 
-from circulation import auth, bookshelf, cart, holds, jobs, loans, notices
+from circulation import auth, bookshelf, cart, holds, jobs, labels, lists, loans, notices, routing
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import NotFound
@@ -548,7 +548,7 @@ def _settings(circ: Circulation, row) -> dict:
             "default_pickup_branch": row.default_pickup_branch,
             "default_pickup_name": _branch_name(circ, row.default_pickup_branch),
             "default_contact_method": row.default_contact_method,
-            "contact_ja": holds.CONTACT_JA.get(row.default_contact_method, ""),
+            "contact_ja": labels.CONTACT_JA.get(row.default_contact_method, ""),
             "new_book_alerts": bool(row.new_book_alerts), "history_opt_in": bool(row.history_opt_in)}
 
 
@@ -560,7 +560,7 @@ def _choices(circ: Circulation, row) -> dict:
 
 
 async def _request_view(ctx: Ctx, request_id: int) -> dict | None:
-    for r in await holds.patron_requests(ctx.circ, ctx.card):
+    for r in await lists.patron_requests(ctx.circ, ctx.card):
         if r["request_id"] == request_id:
             return r
     return None
@@ -717,7 +717,7 @@ async def place_request(ctx: Ctx):
     rid, pos, link, ids = await _place(ctx, b, card=ctx.card, channel="web", role="patron",
                                        actor=ctx.card, submitted_at_branch=None,
                                        default_pickup=row.default_pickup_branch)
-    views = {r["request_id"]: r for r in await holds.patron_requests(ctx.circ, ctx.card)}
+    views = {r["request_id"]: r for r in await lists.patron_requests(ctx.circ, ctx.card)}
     return 201, _placed(b, rid, pos, link, ids, views)
 
 
@@ -730,12 +730,12 @@ def _placed(b: dict, rid, pos, link, ids, views: dict) -> dict:
 
 async def my_requests(ctx: Ctx):
     query(ctx.request, {})
-    return {"requests": await holds.patron_requests(ctx.circ, ctx.card)}
+    return {"requests": await lists.patron_requests(ctx.circ, ctx.card)}
 
 
 async def my_cancelled(ctx: Ctx):
     query(ctx.request, {})
-    return {"requests": await holds.cancelled_requests(ctx.circ, ctx.card)}
+    return {"requests": await lists.cancelled_requests(ctx.circ, ctx.card)}
 
 
 async def change_request(ctx: Ctx):
@@ -758,7 +758,7 @@ async def cancel_request(ctx: Ctx):
     if not d.allowed:
         raise refusal(d)
     row = await _request_row(ctx.circ, rid)
-    cancelled = next((r for r in await holds.cancelled_requests(ctx.circ, ctx.card)
+    cancelled = next((r for r in await lists.cancelled_requests(ctx.circ, ctx.card)
                       if r["request_id"] == rid), None)
     return {"request_id": rid, "state": row.state, **message(d), "cancelled": cancelled}
 
@@ -788,7 +788,7 @@ async def reorder_set(ctx: Ctx):
                                 role="patron", actor=ctx.card)
     if not d.allowed:
         raise refusal(d)
-    members = [r for r in await holds.patron_requests(ctx.circ, ctx.card) if r["set_id"] == set_id]
+    members = [r for r in await lists.patron_requests(ctx.circ, ctx.card) if r["set_id"] == set_id]
     members.sort(key=lambda r: r["set_position"])
     return {"set_id": set_id, "requests": members, **message(d)}
 
@@ -835,7 +835,7 @@ async def checkout_cart(ctx: Ctx):
                               title_ids=b.get("title_ids"), channel="web", role="patron", actor=ctx.card)
     if not res.decision.allowed:
         raise refusal(res.decision)
-    views = {r["request_id"]: r for r in await holds.patron_requests(ctx.circ, ctx.card)}
+    views = {r["request_id"]: r for r in await lists.patron_requests(ctx.circ, ctx.card)}
     return {**message(res.decision), "pickup_branch": res.pickup_branch,
             "contact_method": res.contact_method,
             "placed": [{"title_id": p.title_id, "title": p.title, "request_id": p.request_id,
@@ -924,7 +924,7 @@ async def reading_progress(ctx: Ctx):
 async def ranking(ctx: Ctx):
     q = query(ctx.request, {"library": F("str", required=True, max_len=64),
                             "limit": F("int", min=1, max=100)})
-    titles = await holds.reservation_ranking(ctx.circ, q["library"], q.get("limit", 20))
+    titles = await lists.reservation_ranking(ctx.circ, q["library"], q.get("limit", 20))
     return {"library": q["library"], "titles": titles}
 
 
@@ -1023,7 +1023,7 @@ async def staff_checkout(ctx: Ctx):
                  **message(res.decision)}
 
 
-def _routing(r: holds.Routing | None) -> dict | None:
+def _routing(r: routing.Routing | None) -> dict | None:
     if r is None:
         return None
     return {"kind": r.kind, "request_id": r.request_id, "to_branch": r.to_branch}
@@ -1052,21 +1052,21 @@ async def staff_trap(ctx: Ctx):
     b = await body(ctx.request, {"barcode": F("str", required=True, max_len=64), "branch": BRANCH,
                                  "walk_in": F("bool")})
     branch = _staff_branch(ctx, b.get("branch"))
-    r = await holds.trap_from_shelf(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
+    r = await routing.trap_from_shelf(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
                                     actor=ctx.actor, walk_in=b.get("walk_in", False))
-    if r.kind == holds.NOT_AVAILABLE:
+    if r.kind == routing.NOT_AVAILABLE:
         raise ApiError(409, "item_not_on_shelf", details={"barcode": b["barcode"]})
     return {"routing": _routing(r)}
 
 
 async def staff_shelf(ctx: Ctx):
     branch = _staff_branch(ctx, query(ctx.request, {"branch": BRANCH}).get("branch"))
-    return {"branch": branch, "holds": await holds.shelf_list(ctx.circ, branch)}
+    return {"branch": branch, "holds": await lists.shelf_list(ctx.circ, branch)}
 
 
 async def staff_pull_list(ctx: Ctx):
     branch = _staff_branch(ctx, query(ctx.request, {"branch": BRANCH}).get("branch"))
-    return {"branch": branch, "items": await holds.pull_list(ctx.circ, branch)}
+    return {"branch": branch, "items": await lists.pull_list(ctx.circ, branch)}
 
 
 async def staff_transits(ctx: Ctx):
@@ -1074,7 +1074,7 @@ async def staff_transits(ctx: Ctx):
     branch = _staff_branch(ctx, q.get("branch"))
     direction = q.get("direction", "out")
     return {"branch": branch, "direction": direction,
-            "transits": await holds.transit_list(ctx.circ, branch, direction)}
+            "transits": await lists.transit_list(ctx.circ, branch, direction)}
 
 
 async def staff_call_list(ctx: Ctx):
@@ -1100,7 +1100,7 @@ async def staff_history(ctx: Ctx):
     rid = path_id(ctx.request, "request_id")
     row = await _own_request(ctx, rid)
     return {"request_id": rid, "state": row.state, "title_id": row.title_id, "title": row.title,
-            "events": await holds.request_history(ctx.circ, rid)}
+            "events": await lists.request_history(ctx.circ, rid)}
 
 
 async def staff_review_list(ctx: Ctx):
@@ -1108,7 +1108,7 @@ async def staff_review_list(ctx: Ctx):
     library = q.get("library", ctx.principal.library)
     if library != ctx.principal.library:
         raise ApiError(403, "library_not_yours", details={"library": library})
-    return {"library": library, "requests": await holds.review_queue(ctx.circ, library)}
+    return {"library": library, "requests": await lists.review_queue(ctx.circ, library)}
 
 
 async def staff_review(ctx: Ctx):
@@ -1121,7 +1121,7 @@ async def staff_review(ctx: Ctx):
     if not d.allowed:
         raise refusal(d)
     row = await _request_row(ctx.circ, rid)
-    return {"request_id": rid, "state": row.state, "status_ja": holds.STATUS_JA.get(row.state, ""),
+    return {"request_id": rid, "state": row.state, "status_ja": labels.STATUS_JA.get(row.state, ""),
             **message(d)}
 
 
@@ -1160,7 +1160,7 @@ async def staff_place(ctx: Ctx):
     rid, pos, link, ids = await _place(ctx, b, card=prow.card_number, channel=b.get("channel", "counter"),
                                        role="staff", actor=ctx.actor, submitted_at_branch=branch,
                                        default_pickup=prow.default_pickup_branch or branch)
-    views = {r["request_id"]: r for r in await holds.patron_requests(ctx.circ, prow.card_number)}
+    views = {r["request_id"]: r for r in await lists.patron_requests(ctx.circ, prow.card_number)}
     return 201, _placed(b, rid, pos, link, ids, views)
 
 
