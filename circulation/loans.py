@@ -3,10 +3,14 @@ points, routing the returned copy), the patron's loans page and
 declaring a loan lost.
 
 Every operation that writes is one unit of work run through ``circ.db.run`` (retried
-on deadlocks, serialization failures, SQLite busy and lost conditional updates).
-Rules come from the pure :mod:`lifecycle.policies`; a refusal is returned as that
-:class:`~lifecycle.model.Decision` (stable code, Japanese and English message), never
-raised. An unknown barcode, card or loan raises :class:`circulation.store.NotFound`.
+on deadlocks, serialization failures, SQLite busy and lost conditional updates). Each
+loads what its decision reads and asks one pure function of :mod:`lifecycle.policies`
+(``decide_check_out``, ``decide_renewal``, ``decide_check_in``); a refusal is returned
+as that :class:`~lifecycle.model.Decision` (stable code, Japanese and English message),
+never raised. An unknown barcode, card or loan raises :class:`circulation.store.NotFound`.
+A loan moves only through ``store.open_loan``/``store.loan_transition`` (the loan
+table), its copy through ``store.item_transition`` (the item table), its request
+through ``store.transition``. Marking loans overdue is a nightly job (``jobs.mark_overdue``).
 
 Locks (the order of :mod:`circulation.schema`): the title's queue row (when the title
 has one), the item, the item's loan row, the patron, then request rows (through

@@ -5,21 +5,21 @@ arriving from another branch is *routed*: trapped for the first request it can f
 (on the hold shelf at the pickup branch, or in transit to it), sent on, sent home,
 or put back on the shelf. This module is that room, with a public face:
 
-============================  =====================================================
-:func:`route_copy`            a copy in hand: trap it, send it, shelve it
-:func:`arrive`                a copy in transit checked in somewhere
-:func:`trap_from_shelf`       staff took an available copy for the pull list (its own unit of work)
-:func:`put_on_shelf`          a request's copy on the hold shelf (deadline, hold_ready notice)
-:func:`send`                  a copy into transit (``transits`` row, TRANSIT_SENT)
-:func:`reshelve_or_send_home` nobody wants it: back on the shelf, or home
-:func:`close_transits`        a copy's open transits arrive (TRANSIT_ARRIVED)
-:class:`Routing`              what happened (``kind``: :data:`HOLD_SHELF` …), the request, where to
-============================  =====================================================
+=============================  =====================================================================
+:func:`route_copy`             a copy in hand: trap it, send it, shelve it
+:func:`arrive`                 a copy in transit checked in somewhere
+:func:`trap_from_shelf`        staff took an available copy for the pull list (its own unit of work)
+:func:`put_on_shelf`           a request's copy on the hold shelf (deadline, hold_ready notice)
+:func:`send`                   a copy into transit (``transits`` row, TRANSIT_SENT)
+:func:`reshelve_or_send_home`  nobody wants it: back on the shelf, or home
+:func:`close_transits`         a copy's open transits arrive (TRANSIT_ARRIVED)
+:class:`Routing`               what happened (``kind``: :data:`HOLD_SHELF` …), the request, where to
+=============================  =====================================================================
 
-Everything here runs inside the caller's unit of work and takes its locks in the
-order of :mod:`circulation.schema` (title queue, item, then requests); a request
-moves only through :func:`circulation.store.transition` and a copy only through
-:func:`circulation.store.item_transition`.
+Everything but :func:`trap_from_shelf` runs inside the caller's unit of work; all
+take their locks in the order of :mod:`circulation.schema` (title queue, item, then
+requests); a request moves only through :func:`circulation.store.transition` and a
+copy only through :func:`circulation.store.item_transition`.
 
 Legs: other libraries' copies
 -----------------------------

@@ -1,7 +1,18 @@
 """Database access for the circulation service: the engine (SQLite or PostgreSQL,
-both through SQLAlchemy's asyncio layer), transactions, row locks, the audited
-request transition, and conversions from rows to the frozen records the pure
-:mod:`lifecycle` policies read.
+both through SQLAlchemy's asyncio layer), transactions, row locks, the write paths
+of the three tables of :mod:`lifecycle` and conversions from rows to the frozen
+records the pure :mod:`lifecycle` policies read.
+
+Write paths
+-----------
+A request's state changes only through :func:`transition`, a loan's only through
+:func:`open_loan` (CHECK_OUT creates it) and :func:`loan_transition`, a copy's
+``items.status`` only through :func:`item_transition`. Each asks its table's
+``apply()`` first (an illegal event raises ``IllegalTransition``), updates
+conditionally on the state it read (a lost race raises :class:`ConcurrentChange`, and
+:meth:`Database.run` retries the unit of work), and the request and loan paths write
+the audit row (``events``). A copy's status change is logged by the operation that
+moves it, in the same transaction.
 
 Transactions
 ------------

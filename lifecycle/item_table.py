@@ -88,10 +88,6 @@ def apply(status: ItemStatus, event: ItemEvent) -> ItemStatus:
         raise IllegalTransition(status, event) from None
 
 
-def allowed_events(status: ItemStatus) -> list[ItemEvent]:
-    return list(TRANSITIONS[status])
-
-
 def as_markdown() -> str:
     """The table as Markdown (docs/lifecycle.md embeds this output)."""
     lines = ["| item status | event | new status |", "|---|---|---|"]

@@ -83,11 +83,6 @@ def apply(state: LoanState | None, event: LoanEvent, role: Role | None = None) -
     return new
 
 
-def allowed_events(state: LoanState, role: Role | None = None) -> list[LoanEvent]:
-    """Events allowed in ``state`` (for ``role``), in table order."""
-    return [e for e in TRANSITIONS[state] if role is None or role in ACTORS[e]]
-
-
 def as_markdown() -> str:
     """The table as Markdown (docs/lifecycle.md embeds this output)."""
     who = lambda e: ", ".join(sorted(r.value for r in ACTORS[e]))  # noqa: E731
