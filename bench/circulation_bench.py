@@ -111,6 +111,7 @@ import postgres_node  # noqa: E402
 from sqlalchemy import func, insert, or_, select, text  # noqa: E402
 
 from circulation import holds, loans  # noqa: E402
+from circulation import routing as rt  # noqa: E402
 from circulation import schema as s  # noqa: E402
 from circulation.jobs import JOBS, run_job  # noqa: E402
 from circulation.notices import DispatchCounts, dispatch_due  # noqa: E402
@@ -583,8 +584,8 @@ async def checkout_worker(circ: Circulation, run: Run, data: PhaseData, borrower
                 circ, barcode=barcode, branch=at, **STAFF))
             routing = res.routing if res is not None else None
             # follow the copy until it is on a shelf: transits arrive, holds are picked up
-            while routing is not None and routing.kind in (holds.TRANSIT_HOME, holds.TRANSIT_HOLD,
-                                                           holds.TRANSIT_ONWARD):
+            while routing is not None and routing.kind in (rt.TRANSIT_HOME, rt.TRANSIT_HOLD,
+                                                           rt.TRANSIT_ONWARD):
                 run.routing[routing.kind] += 1
                 if not run.take():
                     routing = None
@@ -599,11 +600,11 @@ async def checkout_worker(circ: Circulation, run: Run, data: PhaseData, borrower
             if routing is None:
                 break
             run.routing[routing.kind] += 1
-            if routing.kind in (holds.RESHELVE, holds.WALK_IN):
+            if routing.kind in (rt.RESHELVE, rt.WALK_IN):
                 item["current_branch"] = routing.to_branch or at
                 data.pool.append(item)
                 break
-            if routing.kind != holds.HOLD_SHELF:
+            if routing.kind != rt.HOLD_SHELF:
                 run.notes[f"unexpected_routing_{routing.kind}"] += 1
                 break
             # the hold's patron collects it at the pickup branch

@@ -89,6 +89,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle import policies
 from lifecycle.model import Decision
 from lifecycle.profiles import Profile
+from lifecycle.reasons import decide, locked_until
 from lifecycle.table import Role
 
 from . import notices
@@ -105,51 +106,6 @@ PASSWORD_MAX_BYTES = 1024          # longer input is refused before hashing
 SESSION_EXTEND_STEP = timedelta(minutes=1)   # don't rewrite the expiry more often than this
 
 ARGON2_ENV = "UNIONCAT_ARGON2"
-
-REASONS: dict[str, tuple[str, str]] = {
-    "ok": ("受け付けました。", "Accepted."),
-    "logged_in": ("ログインしました。", "Logged in."),
-    "login_failed": ("利用者番号またはパスワードが正しくありません。",
-                     "The card number or the password is wrong."),
-    "staff_login_failed": ("ユーザー名またはパスワードが正しくありません。",
-                           "The username or the password is wrong."),
-    "password_registered": ("パスワードを登録しました。", "The password has been registered."),
-    "password_change_failed": ("利用者番号または旧パスワードが正しくありません。",
-                               "The card number or the old password is wrong."),
-    "registration_failed": ("入力された内容では登録できません。利用者カードをお持ちのうえ図書館へお申し出ください。",
-                            "These details do not match our records. Please ask at a library with your card."),
-    "unknown_card": ("その利用者番号は登録されていません。", "No patron has this card number."),
-    "not_logged_in": ("ログインしてください。", "Please log in."),
-    "role_required": ("この操作を行う権限がありません。", "You do not have the role this needs."),
-    "staff_exists": ("そのユーザー名はすでに使われています。", "That username is taken."),
-    "unknown_staff": ("そのユーザー名は登録されていません。", "No staff member has this username."),
-    "username_invalid": ("ユーザー名は半角英数字と . _ - で64文字以内です。",
-                         "A username is up to 64 letters, digits, '.', '_' or '-'."),
-    "unknown_library": ("その図書館は登録されていません。", "Unknown library."),
-    "unknown_branch": ("その館はこの図書館のものではありません。", "That branch does not belong to this library."),
-    "unknown_role": ("その権限はありません。", "Unknown role."),
-    "no_roles": ("権限を1つ以上指定してください。", "Give at least one role."),
-    "staff_password_weak": ("職員のパスワードは8文字以上にしてください。",
-                            "A staff password needs at least 8 characters."),
-    "password_too_long": ("パスワードが長すぎます。", "The password is too long."),
-}
-
-
-_ALLOWED = frozenset({"ok", "logged_in", "password_registered"})
-
-
-def decide(code: str, **details) -> Decision:
-    return Decision.of(REASONS, code, _ALLOWED, **details)
-
-
-def locked_decision(until: datetime) -> Decision:
-    """``locked_out`` (the code of :func:`lifecycle.policies.login_locked`) with the
-    time the lock ends in both messages."""
-    return Decision(False, "locked_out",
-                    f"パスワードを続けて間違えたため、{until:%Y年%m月%d日 %H:%M}までログインできません。",
-                    f"Too many wrong passwords: the account is locked until {until:%Y-%m-%d %H:%M}.",
-                    {"until": until})
-
 
 # --------------------------------------------------------------------------- hashing
 
@@ -343,7 +299,7 @@ def _lock_of(profile: Profile, fails: list[datetime], now: datetime) -> Decision
     d = policies.login_locked(profile, fails, now)
     if d.allowed:
         return None
-    return locked_decision(d.details["until"])
+    return locked_until(d.details["until"])
 
 
 async def _record_failure(conn: AsyncConnection, profile: Profile, patron_id: int | None,

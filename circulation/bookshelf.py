@@ -41,7 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lifecycle import policies
 from lifecycle.model import Decision
 from lifecycle.profiles import Profile
+from lifecycle.reasons import decide
 
+from . import holds
 from . import schema as s
 from .service import Circulation
 from .store import patron_by_card, patron_contact
@@ -52,41 +54,6 @@ LOCALES = ("ja", "en")
 GOAL_MAX = 10000
 TITLE_MAX = 1000
 NOTE_MAX = 2000
-
-REASONS: dict[str, tuple[str, str]] = {
-    "ok": ("受け付けました。", "Accepted."),
-    "added": ("My本棚に追加しました。", "Added to My bookshelf."),
-    "already_on_shelf": ("すでにMy本棚にあります。", "Already on this shelf."),
-    "removed": ("My本棚から削除しました。", "Removed from My bookshelf."),
-    "unknown_shelf": ("その本棚はありません。", "There is no such shelf."),
-    "entry_not_found": ("その資料はMy本棚にありません。", "That entry is not on your bookshelf."),
-    "title_missing": ("資料が指定されていません。", "No title was given."),
-    "history_started": ("貸出履歴の保存を開始しました。これから借りた資料が保存されます。",
-                        "Borrowing history is on: loans from now on are saved."),
-    "history_stopped": ("貸出履歴の保存を停止しました。今までに保存された履歴は残ります。",
-                        "Borrowing history is off; what was saved is kept until you delete it."),
-    "history_deleted": ("貸出履歴を削除しました。", "Your borrowing history has been deleted."),
-    "goal_set": ("読書目標を設定しました。", "Your reading goal is set."),
-    "goal_cleared": ("読書目標を解除しました。", "Your reading goal is cleared."),
-    "goal_invalid": ("読書目標は1以上の数で入力してください。", "A reading goal is a number of at least 1."),
-    "settings_updated": ("利用者情報を変更しました。", "Your settings have been updated."),
-    "email_invalid": ("メールアドレスの形式が正しくありません。", "That is not a valid e-mail address."),
-    "email_domain_warning": ("利用者情報を変更しました。ただし、このアドレスには図書館からのメールが届きません。別のアドレスでの登録をお願いします。",
-                             "Saved, but the library's mail does not reach this address: please register another one."),
-    "email_needed_for_contact": ("連絡方法がE-Mailのため、メールアドレスは削除できません。",
-                                 "Your contact method is e-mail, so the address cannot be removed."),
-    "locale_invalid": ("表示言語は日本語または英語から選んでください。", "The language must be Japanese or English."),
-    "pickup_not_service_point": policies.REASONS["pickup_not_service_point"],
-    "unknown_card": ("その利用者番号は登録されていません。", "No patron has this card number."),
-}
-
-_ALLOWED = {"ok", "added", "already_on_shelf", "removed", "history_started", "history_stopped",
-            "history_deleted", "goal_set", "goal_cleared", "settings_updated", "email_domain_warning"}
-
-
-def decide(code: str, **details) -> Decision:
-    return Decision.of(REASONS, code, _ALLOWED, **details)
-
 
 @dataclass(frozen=True)
 class ShelfEntry:
@@ -312,8 +279,6 @@ async def update_settings(circ: Circulation, *, card: str, email: str | None = N
     d = await circ.db.run(work)
     holds_updated = 0
     if d.allowed and update_live_holds and default_contact_method is not None:
-        from . import holds
-
         holds_updated = await holds.update_patron_requests(
             circ, card=card, contact_method=default_contact_method, role="patron", actor=card)
     return decide(d.code, **d.details, holds_updated=holds_updated) if d.allowed else d

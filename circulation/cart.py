@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, insert, select
 
 from lifecycle import policies
 from lifecycle.model import Decision
+from lifecycle.reasons import decide_for
 
 from . import holds
 from . import schema as s
@@ -38,28 +39,6 @@ from .store import LIVE_REQUEST_STATES, patron_by_card, patron_contact
 CART_MAX = 50
 TITLE_ID_MAX = 128
 TITLE_MAX = 1000
-
-REASONS: dict[str, tuple[str, str]] = {
-    "added": ("予約カートに入れました。", "Added to the reservation cart."),
-    "already_in_cart": ("すでに予約カートに入っています。", "This title is already in the reservation cart."),
-    "cart_full": ("予約カートがいっぱいです。予約するか、不要な資料をカートから削除してください。",
-                  "The reservation cart is full: place or remove some titles first."),
-    "title_missing": ("資料が指定されていません。", "No title was given."),
-    "title_id_too_long": ("資料の指定が長すぎます。", "The title id is too long."),
-    "removed": ("予約カートから削除しました。", "Removed from the reservation cart."),
-    "not_in_cart": ("その資料は予約カートに入っていません。", "That title is not in the reservation cart."),
-    "cart_empty": ("予約カートに資料がありません。", "The reservation cart is empty."),
-    "pickup_required": ("受取場所を選んでください。", "Choose a pickup branch."),
-    "already_requested": ("この資料はすでに予約しています。", "You already have a hold on this title."),
-    "checked_out": ("予約を受け付けました。", "Your holds have been placed."),
-}
-
-_ALLOWED = {"added", "already_in_cart", "removed", "checked_out"}
-
-
-def decide(code: str, **details) -> Decision:
-    return Decision.of(REASONS, code, _ALLOWED, **details)
-
 
 @dataclass(frozen=True)
 class CartItem:
@@ -109,9 +88,9 @@ async def add(circ: Circulation, card: str, title_id: str, title: str = "") -> D
     """Put a title in the cart; ``details["count"]`` is the number of titles in it."""
     title_id = (title_id or "").strip()
     if not title_id:
-        return decide("title_missing")
+        return decide_for("cart", "title_missing")
     if len(title_id) > TITLE_ID_MAX:
-        return decide("title_id_too_long", max=TITLE_ID_MAX)
+        return decide_for("cart", "title_id_too_long", max=TITLE_ID_MAX)
     now = circ.now()
 
     async def work(conn) -> Decision:
@@ -121,12 +100,12 @@ async def add(circ: Circulation, card: str, title_id: str, title: str = "") -> D
         there = (await conn.execute(select(s.cart_items.c.title_id).where(
             s.cart_items.c.patron_id == p.id, s.cart_items.c.title_id == title_id))).first()
         if there is not None:
-            return decide("already_in_cart", count=count)
+            return decide_for("cart", "already_in_cart", count=count)
         if count >= CART_MAX:
-            return decide("cart_full", max=CART_MAX)
+            return decide_for("cart", "cart_full", max=CART_MAX)
         await conn.execute(insert(s.cart_items).values(patron_id=p.id, title_id=title_id,
                                                        title=(title or "")[:TITLE_MAX], added_at=now))
-        return decide("added", count=count + 1)
+        return decide_for("cart", "added", count=count + 1)
 
     return await circ.db.run(work)
 
@@ -137,7 +116,7 @@ async def remove(circ: Circulation, card: str, title_id: str) -> Decision:
         p = await patron_by_card(conn, card, lock=True)
         res = await conn.execute(delete(s.cart_items).where(s.cart_items.c.patron_id == p.id,
                                                             s.cart_items.c.title_id == title_id))
-        return decide("removed", removed=res.rowcount) if res.rowcount else decide("not_in_cart",
+        return decide_for("cart", "removed", removed=res.rowcount) if res.rowcount else decide_for("cart", "not_in_cart",
                                                                                     title_id=title_id)
 
     return await circ.db.run(work)
@@ -166,7 +145,7 @@ async def checkout(circ: Circulation, *, card: str, pickup_branch: str | None = 
     profile = circ.profile(p.library)
     pickup = pickup_branch or p.default_pickup_branch
     if not pickup:
-        return CheckoutResult(decide("pickup_required", choices=_pickup_choices(profile)))
+        return CheckoutResult(decide_for("cart", "pickup_required", choices=_pickup_choices(profile)))
     problem = pickup_problem(profile, pickup)
     if problem is not None:
         return CheckoutResult(problem)
@@ -178,17 +157,17 @@ async def checkout(circ: Circulation, *, card: str, pickup_branch: str | None = 
         in_cart = {r.title_id for r in rows}
         missing = [t for t in title_ids if t not in in_cart]
         if missing:
-            return CheckoutResult(decide("not_in_cart", title_ids=missing))
+            return CheckoutResult(decide_for("cart", "not_in_cart", title_ids=missing))
         wanted = set(title_ids)
         rows = [r for r in rows if r.title_id in wanted]
     if not rows:
-        return CheckoutResult(decide("cart_empty"))
+        return CheckoutResult(decide_for("cart", "cart_empty"))
 
     placed: list[Placed] = []
     refused: list[Refused] = []
     for r in rows:
         if r.title_id in live:
-            refused.append(Refused(r.title_id, r.title, decide("already_requested", title_id=r.title_id)))
+            refused.append(Refused(r.title_id, r.title, decide_for("cart", "already_requested", title_id=r.title_id)))
             continue
         res = await holds.place(circ, card=card, title_id=r.title_id, pickup_branch=pickup,
                                 channel=channel, role=role, actor=actor or card,
@@ -200,7 +179,7 @@ async def checkout(circ: Circulation, *, card: str, pickup_branch: str | None = 
             await conn.execute(delete(s.cart_items).where(s.cart_items.c.patron_id == p.id,
                                                           s.cart_items.c.title_id == r.title_id))
         placed.append(Placed(r.title_id, r.title, res.request_id, res.position))
-    return CheckoutResult(decide("checked_out", placed=len(placed), refused=len(refused)),
+    return CheckoutResult(decide_for("cart", "checked_out", placed=len(placed), refused=len(refused)),
                           placed, refused, pickup, method)
 
 

@@ -50,17 +50,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import policies
 from lifecycle.model import Decision
+from lifecycle.reasons import decide
 from lifecycle.table import Role, State
 
 from . import loans
 from . import schema as s
 from .store import get_row, patron_by_card, patron_snapshot, record_event
 
-REGISTRATION_CHANNEL_JA = {"counter": "窓口", "post": "郵便"}
-
-
 def _staff_only(role: Role) -> Decision | None:
-    return None if role == Role.STAFF else policies.decide("delivery_staff_only")
+    return None if role == Role.STAFF else decide("delivery_staff_only")
 
 
 # --------------------------------------------------------------------------- registration
@@ -99,7 +97,7 @@ async def register(circ, *, card: str, channel: str, role, actor: str, branch: s
         await record_event(conn, at=now, event="DELIVERY_REGISTERED", actor_role=role.value,
                            actor=actor, patron_id=patron.id, channel=channel, branch=branch,
                            reason=", ".join(notes))
-        return policies.decide("ok", registered_at=now)
+        return decide("ok", registered_at=now)
 
     return await circ.db.run(work)
 
@@ -122,13 +120,13 @@ async def revoke(circ, *, card: str, reason: str, role, actor: str, note: str = 
         if refused is not None:
             return refused
         if patron.delivery_registered_at is None:
-            return policies.decide("delivery_not_registered")
+            return decide("delivery_not_registered")
         await conn.execute(update(s.patrons).where(s.patrons.c.id == patron.id).values(
             delivery_registered_at=None, delivery_revoked_at=now, delivery_revoked_reason=reason))
         why = f"{reason}: {policies.DELIVERY_REVOCATION_REASONS[reason]}" + (f" ({note})" if note else "")
         await record_event(conn, at=now, event="DELIVERY_REVOKED", actor_role=role.value,
                            actor=actor, patron_id=patron.id, branch=branch, reason=why)
-        return policies.decide("ok", revoked_at=now)
+        return decide("ok", revoked_at=now)
 
     return await circ.db.run(work)
 
@@ -179,7 +177,7 @@ async def ship(circ, *, barcode: str, role, actor: str) -> loans.CheckOutResult:
                                   .where(s.requests.c.item_id == item.id,
                                          s.requests.c.state == State.ON_HOLD_SHELF.value))).first()
     if req is None or not req.delivery:
-        return loans.CheckOutResult(None, None, policies.decide("delivery_not_ready"))
+        return loans.CheckOutResult(None, None, decide("delivery_not_ready"))
     # check_out re-reads everything under its locks: a hold cancelled in between is no
     # longer the patron's own request, and channel "delivery" then refuses it.
     return await loans.check_out(circ, barcode=barcode, card=req.card_number,

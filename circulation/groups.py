@@ -37,14 +37,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import policies
+from lifecycle.item_table import ItemEvent, ItemStatus
+from lifecycle.loan_table import LoanState
 from lifecycle.model import Decision
+from lifecycle.reasons import decide
 from lifecycle.table import Role
 
 from . import schema as s
 from .service import Circulation
 from .store import (
-    ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, lock_one, lock_rows,
-    patron_contact, patron_snapshot, record_event,
+    ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, item_transition, lock_one,
+    lock_rows, open_loan, patron_contact, patron_snapshot, record_event,
 )
 
 
@@ -132,7 +135,7 @@ async def register(circ: Circulation, *, card: str, library: str, category: str,
             return RegistrationResult(None, None, decision)
         taken = (await conn.execute(select(s.patrons.c.id).where(s.patrons.c.card_number == card))).first()
         if taken is not None:
-            return RegistrationResult(None, None, policies.decide("card_number_taken", card=card))
+            return RegistrationResult(None, None, decide("card_number_taken", card=card))
         expires = policies.card_expiry(profile, category, now.date())
         try:
             async with conn.begin_nested():
@@ -144,14 +147,14 @@ async def register(circ: Circulation, *, card: str, library: str, category: str,
         except IntegrityError as e:
             if not is_unique_violation(e):
                 raise
-            return RegistrationResult(None, None, policies.decide("card_number_taken", card=card))
+            return RegistrationResult(None, None, decide("card_number_taken", card=card))
         pid = res.inserted_primary_key[0]
         what = f"{category} card" + (f" for {school} {grade}" if school else "")
         await record_event(conn, at=now, event="CARD_REGISTERED", actor_role=role.value, actor=actor,
                            patron_id=pid, to_state=expires.isoformat() if expires else None,
                            channel="counter", branch=branch,
                            reason=f"{what}, valid through {expires.isoformat() if expires else '-'}")
-        return RegistrationResult(pid, expires, policies.decide("ok", expires=expires))
+        return RegistrationResult(pid, expires, decide("ok", expires=expires))
 
     return await circ.db.run(work)
 
@@ -182,7 +185,7 @@ async def extend_card(circ: Circulation, *, card: str, role, actor: str, branch:
             other = await _live_grade_card(conn, patron.library, patron.school, patron.grade,
                                            now.date(), other_than=patron.id)
             if other is not None:
-                return ExtensionResult(None, policies.decide("school_grade_card_exists", card=other))
+                return ExtensionResult(None, decide("school_grade_card_exists", card=other))
         new = decision.details["expires"]
         values = {"card_expires": new}
         if representative is not None:
@@ -234,7 +237,7 @@ async def check_out_set(circ: Circulation, *, set_code: str, card: str, branch: 
         if patron is None:
             raise NotFound(f"patron {card!r}")
         if patron.library != profile.system:
-            return SetCheckOutResult((), None, policies.decide("card_not_valid_here", library=patron.library))
+            return SetCheckOutResult((), None, decide("card_not_valid_here", library=patron.library))
         usable = policies.card_usable_at(profile, patron_contact(patron), branch, now)
         if not usable.allowed:
             return SetCheckOutResult((), None, usable)
@@ -243,7 +246,7 @@ async def check_out_set(circ: Circulation, *, set_code: str, card: str, branch: 
             s.loans.c.item_id.in_(ids), s.loans.c.returned_at.is_(None)))).scalars())
         secured = set((await conn.execute(select(s.requests.c.item_id).where(
             s.requests.c.item_id.in_(ids), s.requests.c.state.in_(s.SECURED_STATES)))).scalars())
-        records = [item_record(c, on_loan=(c.status != "available" or c.id in lent or c.id in secured
+        records = [item_record(c, on_loan=(c.status != ItemStatus.AVAILABLE.value or c.id in lent or c.id in secured
                                            or c.library != profile.system))
                    for c in copies]
         snapshot = await patron_snapshot(conn, patron)
@@ -253,25 +256,16 @@ async def check_out_set(circ: Circulation, *, set_code: str, card: str, branch: 
         due = (await circ.calendar(conn, branch)).next_open_day(decision.details["due"])
         loan_ids = []
         for c in copies:
-            try:
-                async with conn.begin_nested():
-                    res = await conn.execute(insert(s.loans).values(
-                        item_id=c.id, patron_id=patron.id, branch=branch, channel="counter",
-                        lent_at=now, due=due, renewals=0, state="ON_LOAN"))
-            except IntegrityError as e:
-                if not is_unique_violation(e):
-                    raise
+            loan_id = await open_loan(conn, item_id=c.id, patron_id=patron.id, branch=branch,
+                                      channel="counter", at=now, due=due, role=role, actor=actor,
+                                      reason=f"due {due.isoformat()}, reading set {set_code}")
+            if loan_id is None:
                 raise ConcurrentChange(f"copy {c.barcode} of set {set_code} was lent meanwhile")
-            loan_id = res.inserted_primary_key[0]
             loan_ids.append(loan_id)
-            await conn.execute(update(s.items).where(s.items.c.id == c.id)
-                               .values(status="on_loan", current_branch=branch, updated_at=now))
-            await record_event(conn, at=now, event="CHECK_OUT", actor_role=role.value, actor=actor,
-                               loan_id=loan_id, item_id=c.id, to_state="ON_LOAN", channel="counter",
-                               branch=branch, reason=f"due {due.isoformat()}, reading set {set_code}")
+            await item_transition(conn, c, ItemEvent.LEND, at=now, current_branch=branch)
         await record_event(conn, at=now, event="SET_CHECK_OUT", actor_role=role.value, actor=actor,
-                           patron_id=patron.id, to_state="ON_LOAN", channel="counter", branch=branch,
+                           patron_id=patron.id, to_state=LoanState.ON_LOAN.value, channel="counter", branch=branch,
                            reason=f"reading set {set_code}: {len(loan_ids)} copies, due {due.isoformat()}")
-        return SetCheckOutResult(tuple(loan_ids), due, policies.decide("ok", due=due, copies=len(loan_ids)))
+        return SetCheckOutResult(tuple(loan_ids), due, decide("ok", due=due, copies=len(loan_ids)))
 
     return await circ.db.run(work)

@@ -2,11 +2,15 @@
 
 | job | does | default interval |
 |---|---|---|
-| `shelf_expiry` | `holds.expire_shelf`: holds past their shelf deadline → SHELF_EXPIRED, next in queue | 1 hour |
-| `overdue` | `loans.mark_overdue`: loans past their due date → OVERDUE | 1 hour |
-| `purge_cancelled` | `holds.purge_cancelled`: cancelled holds past the visible period | 1 day |
-| `lapse_requests` | `holds.lapse_unpublished`: requests for titles not published in time | 1 day |
+| `shelf_expiry` | :func:`expire_shelf`: holds past their shelf deadline → SHELF_EXPIRED, the copy routed on | 1 hour |
+| `overdue` | :func:`mark_overdue`: loans past their due date → OVERDUE | 1 hour |
+| `purge_cancelled` | :func:`purge_cancelled`: requests that ended without a loan, past the visible period | 1 day |
+| `lapse_requests` | :func:`lapse_unpublished`: requests for titles not published in time | 1 day |
 | `notices` | `notices.dispatch_due`: send the due notices of the outbox | 1 minute |
+
+The jobs' own work (the first four) is written here; the rules they apply are pure
+(``policies.shelf_deadline``, ``policies.purge_cutoff``, ``policies.request_lapsed``),
+and a copy freed from a hold shelf goes through :func:`circulation.routing.route_copy`.
 
 Every job is idempotent (a second run right after the first changes nothing) and
 uses the service clock (``circ.now()``), so a job that runs late or twice is harmless.
@@ -28,10 +32,21 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Awaitable, Callable, NamedTuple
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle import loan_table as lnt
+from lifecycle import policies
+from lifecycle import table as lt
+from lifecycle.reasons import REASON_PUBLICATION_LAPSED, REASON_SHELF_EXPIRED
+
+from . import notices, routing
 from . import schema as s
 from .notices import DispatchCounts, dispatch_due
+from .service import Circulation
+from .store import (
+    get_row, loan_transition, lock_one, lock_rows, lock_title_queue, request_record, request_row, transition,
+)
 
 log = logging.getLogger("unioncat.circulation.jobs")
 
@@ -41,26 +56,192 @@ class JobSpec(NamedTuple):
     interval: timedelta
 
 
-# holds.py and loans.py are imported when the job runs, not when this module loads.
+E, S, R = lt.Event, lt.State, lt.Role
+LS, LE = lnt.LoanState, lnt.LoanEvent
+# requests that ended without a loan (policies.CLOSED_VISIBLE), as the column's values
+CLOSED_VISIBLE_STATES = tuple(sorted(st.value for st in policies.CLOSED_VISIBLE))
+
+
+# --------------------------------------------------------------------------- the jobs' work
+
+async def expire_shelf(circ: Circulation) -> int:
+    """Scheduled job: every ON_HOLD_SHELF request past its shelf deadline (N open days of
+    the pickup branch, recomputed with today's calendar so closed days added later still
+    count) → SHELF_EXPIRE, and its copy is routed to the next patron (or home). Each
+    request is its own unit of work, re-checked under its locks, so a second or a
+    concurrent run changes nothing. No notice: Iizuka cancels 取置期限切れ holds without
+    one (取消の連絡はしておりません). Returns how many expired in this run."""
+    started = circ.now()
+    today = started.date()
+    async with circ.db.read() as conn:
+        candidates = [r.id for r in (await conn.execute(
+            select(s.requests.c.id).where(s.requests.c.state == S.ON_HOLD_SHELF.value,
+                                          s.requests.c.shelf_deadline < today)
+            .order_by(s.requests.c.shelf_deadline, s.requests.c.id))).all()]
+
+    async def expire_one(rid: int) -> int:
+        async def work(conn):
+            row = await request_row(conn, rid)
+            await lock_title_queue(conn, row.title_id)
+            row = await request_row(conn, rid)
+            if row.state != S.ON_HOLD_SHELF.value:
+                return 0
+            item = await routing.lock_item(conn, row.item_id) if row.item_id is not None else None
+            row = await request_row(conn, rid, lock=True)
+            if row.state != S.ON_HOLD_SHELF.value:
+                return 0
+            profile = circ.profile(row.library)
+            cal = await circ.calendar(conn, row.pickup_branch)
+            deadline = policies.shelf_deadline(profile, cal, row.ready_at, row.contacted_at)
+            if today <= deadline:                 # the branch closed in between: later
+                if deadline != row.shelf_deadline:
+                    await conn.execute(update(s.requests).where(s.requests.c.id == rid)
+                                       .values(shelf_deadline=deadline))
+                return 0
+            now = circ.now()
+            await transition(conn, row, E.SHELF_EXPIRE, role=R.SYSTEM, actor="expire_shelf", at=now,
+                             reason=f"shelf deadline {deadline.isoformat()}", cancelled_at=now,
+                             cancel_reason=REASON_SHELF_EXPIRED, cancel_channel="system")
+            if item is not None:
+                await routing.route_copy(circ, conn, item, row.pickup_branch, role=R.SYSTEM,
+                                 actor="expire_shelf")
+            return 1
+
+        return await circ.db.run(work)
+
+    n = 0
+    for rid in candidates:
+        n += await expire_one(rid)
+    return n
+
+
+async def purge_cancelled(circ: Circulation) -> int:
+    """Scheduled job: delete requests that ended without a loan (CANCELLED, SHELF_EXPIRED,
+    REJECTED, UNFILLED) once they have left the patron's cancelled list, i.e. more than the
+    profile's ``cancel.visible_days`` (30) after they ended, together with their audit
+    events and notices; transits keep the copy's movement but lose the request link.
+
+    This is deliberate: Japanese public libraries keep no record of who wanted which
+    book once the service is over (図書館の自由に関する宣言: 利用者の秘密を守る), and
+    Iizuka says 取り消された予約は30日間保持されます. Nothing of the request remains
+    afterwards, audit trail included. Returns how many requests were deleted."""
+    started = circ.now()
+    total = 0
+    for system, profile in circ.profiles.items():
+        cutoff = policies.purge_cutoff(profile, started)     # policies.cancelled_visible, for many rows
+
+        async def work(conn, system=profile.system, cutoff=cutoff):
+            ended = func.coalesce(s.requests.c.cancelled_at, s.requests.c.updated_at)
+            rows = await lock_rows(conn, s.requests, s.requests.c.library == system,
+                                   s.requests.c.state.in_(CLOSED_VISIBLE_STATES), ended <= cutoff,
+                                   order_by=s.requests.c.id)
+            ids = [r.id for r in rows]
+            if not ids:
+                return 0
+            await conn.execute(delete(s.notices).where(s.notices.c.request_id.in_(ids)))
+            await conn.execute(delete(s.events).where(s.events.c.request_id.in_(ids)))
+            await conn.execute(update(s.transits).where(s.transits.c.request_id.in_(ids))
+                               .values(request_id=None))
+            await conn.execute(update(s.loans).where(s.loans.c.request_id.in_(ids))
+                               .values(request_id=None))
+            await conn.execute(delete(s.requests).where(s.requests.c.id.in_(ids)))
+            return len(ids)
+
+        total += await circ.db.run(work)
+    return total
+
+
+async def lapse_unpublished(circ: Circulation) -> int:
+    """Scheduled job (Komae): a request for an announced new book still unpublished
+    ``placing.request_publication_wait_days`` (30) after acceptance is cancelled
+    (PUBLICATION_LAPSED, 一旦キャンセル) with a hold_cancelled notice. Returns the count."""
+    started = circ.now()
+    n = 0
+    for profile in circ.profiles.values():
+        if profile.placing.request_publication_wait_days is None:
+            continue
+        async with circ.db.read() as conn:
+            rows = (await conn.execute(select(s.requests).where(
+                s.requests.c.library == profile.system,
+                s.requests.c.state == S.PURCHASE_REVIEW.value))).all()
+        due = [r.id for r in rows if policies.request_lapsed(profile, request_record(r, ""), started)]
+        for rid in due:
+            async def work(conn, rid=rid, profile=profile):
+                row = await request_row(conn, rid)
+                await lock_title_queue(conn, row.title_id)
+                row = await request_row(conn, rid, lock=True)
+                now = circ.now()
+                if not policies.request_lapsed(profile, request_record(row, ""), now):
+                    return 0
+                await transition(conn, row, E.PUBLICATION_LAPSED, role=R.SYSTEM,
+                                 actor="lapse_unpublished", at=now, reason=REASON_PUBLICATION_LAPSED,
+                                 cancelled_at=now, cancel_reason=REASON_PUBLICATION_LAPSED,
+                                 cancel_channel="system")
+                await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
+                                      dedupe_key=f"hold_cancelled:{row.id}", at=now,
+                                      request_id=row.id,
+                                      data=notices.hold_data(circ, row, reason=REASON_PUBLICATION_LAPSED,
+                                                        channel="system"))
+                return 1
+
+            n += await circ.db.run(work)
+    return n
+
+
+async def mark_overdue(circ: Circulation) -> int:
+    """Scheduled job: open loans whose due date has passed become OVERDUE (and a linked
+    request gets DUE_DATE_PASSED). Idempotent; returns how many loans it changed. One
+    small unit of work per loan, so a busy counter is never blocked for long. Its runs
+    are recorded in ``job_runs`` by circulation.jobs.run_job."""
+    now = circ.now()
+    async with circ.db.read() as conn:
+        ids = list((await conn.execute(select(s.loans.c.id).where(
+            s.loans.c.state == LS.ON_LOAN.value, s.loans.c.returned_at.is_(None),
+            s.loans.c.due < now.date()).order_by(s.loans.c.id))).scalars())
+
+    async def one(loan_id: int):
+        async def work(conn: AsyncConnection) -> int:
+            first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what="loan")
+            item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
+            await lock_one(conn, s.title_queues, s.title_queues.c.title_id == item0.title_id)
+            await lock_one(conn, s.items, s.items.c.id == item0.id)
+            loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
+            if loan.state != LS.ON_LOAN.value or loan.returned_at is not None or loan.due >= now.date():
+                return 0      # returned or renewed meanwhile
+            await loan_transition(conn, loan, LE.DUE_DATE_PASSED, role=R.SYSTEM, actor="mark_overdue",
+                                  at=now, branch=loan.branch, reason=f"due {loan.due.isoformat()}")
+            if loan.request_id is not None:
+                req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id,
+                                    what="request")
+                if req.state == S.ON_LOAN.value:
+                    await transition(conn, req, E.DUE_DATE_PASSED, role=R.SYSTEM,
+                                     actor="mark_overdue", at=now, branch=loan.branch,
+                                     reason=f"loan {loan.id} due {loan.due.isoformat()}")
+            return 1
+        return await circ.db.run(work)
+
+    changed = 0
+    for loan_id in ids:
+        changed += await one(loan_id)
+    return changed
+
+
+# --------------------------------------------------------------------------- the table
 
 async def _shelf_expiry(circ, mailer=None):
-    from . import holds
-    return await holds.expire_shelf(circ)
+    return await expire_shelf(circ)
 
 
 async def _overdue(circ, mailer=None):
-    from . import loans
-    return await loans.mark_overdue(circ)
+    return await mark_overdue(circ)
 
 
 async def _purge_cancelled(circ, mailer=None):
-    from . import holds
-    return await holds.purge_cancelled(circ)
+    return await purge_cancelled(circ)
 
 
 async def _lapse_requests(circ, mailer=None):
-    from . import holds
-    return await holds.lapse_unpublished(circ)
+    return await lapse_unpublished(circ)
 
 
 async def _notices(circ, mailer=None):

@@ -440,19 +440,3 @@ async def _upsert(conn: AsyncConnection, circ: Circulation, spec: _Kind, key_col
 def _short(e: Exception) -> str:
     text = str(getattr(e, "orig", None) or e)
     return text.splitlines()[0][:200]
-
-
-async def load_patrons(circ: Circulation, source) -> LoadReport:
-    return await load_csv(circ, "patrons", source)
-
-
-async def load_items(circ: Circulation, source) -> LoadReport:
-    return await load_csv(circ, "items", source)
-
-
-async def load_staff(circ: Circulation, source) -> LoadReport:
-    return await load_csv(circ, "staff", source)
-
-
-async def load_calendar(circ: Circulation, source) -> LoadReport:
-    return await load_csv(circ, "calendar", source)

@@ -1,12 +1,16 @@
 """Loans on the database: check-out, renewal, check-in (returns, return points, drop
-points, routing the returned copy), overdue marking, the patron's loans page and
+points, routing the returned copy), the patron's loans page and
 declaring a loan lost.
 
 Every operation that writes is one unit of work run through ``circ.db.run`` (retried
-on deadlocks, serialization failures, SQLite busy and lost conditional updates).
-Rules come from the pure :mod:`lifecycle.policies`; a refusal is returned as that
-:class:`~lifecycle.model.Decision` (stable code, Japanese and English message), never
-raised. An unknown barcode, card or loan raises :class:`circulation.store.NotFound`.
+on deadlocks, serialization failures, SQLite busy and lost conditional updates). Each
+loads what its decision reads and asks one pure function of :mod:`lifecycle.policies`
+(``decide_check_out``, ``decide_renewal``, ``decide_check_in``); a refusal is returned
+as that :class:`~lifecycle.model.Decision` (stable code, Japanese and English message),
+never raised. An unknown barcode, card or loan raises :class:`circulation.store.NotFound`.
+A loan moves only through ``store.open_loan``/``store.loan_transition`` (the loan
+table), its copy through ``store.item_transition`` (the item table), its request
+through ``store.transition``. Marking loans overdue is a nightly job (``jobs.mark_overdue``).
 
 Locks (the order of :mod:`circulation.schema`): the title's queue row (when the title
 has one), the item, the item's loan row, the patron, then request rows (through
@@ -43,7 +47,7 @@ Readings and choices
 * **Checking in twice**: the second check-in finds no open loan; the copy is not
   returned again. A copy on the hold shelf, or in transit from this very branch, is
   left alone (``not_on_loan``); an in-transit copy at another branch arrives
-  (``holds.arrive``); an available one is routed (``holds.route_copy``: a staff
+  (``routing.arrive``); an available one is routed (``routing.route_copy``: a staff
   check-in of a shelf copy someone wants traps it).
 * **Borrowing history (借りた本)**: a ``bookshelf`` row ``shelf='history'`` is written
   at check-out only while ``patrons.history_opt_in`` is set; nothing is recorded
@@ -53,30 +57,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle import item_table as it
+from lifecycle import loan_table as lnt
 from lifecycle import policies
 from lifecycle.model import CHANNELS, RETURN_POINT_KINDS, Decision, ReturnPoint
+from lifecycle.reasons import OK, decide
 from lifecycle.table import Event, Role, State
 
-from . import holds, mobile, notices
+from . import mobile, notices, routing
 from . import schema as s
 from .proxy import live_consent_names
 from .service import Circulation
 from .store import (
-    ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, lock_one,
-    lock_title_queue, loan_record, patron_contact, patron_snapshot, record_event, request_record,
+    NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue, loan_record,
+    loan_transition, open_loan, patron_contact, patron_snapshot, record_event, request_record,
     transition,
 )
 
 # Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and
 # "delivery" (有料図書宅配: shipping the copy readied for a delivery request, circulation/delivery.py).
 CHECK_OUT_CHANNELS = CHANNELS | {"kiosk", "delivery"}
-OPEN_LOAN_STATES = ("ON_LOAN", "OVERDUE")
 WAITING_STATES = (State.QUEUED.value, State.SUSPENDED.value)
 _LOANED_REQUEST_STATES = (State.ON_LOAN.value, State.OVERDUE.value, State.RECALLED.value)
+IS, IE, LS, LE = it.ItemStatus, it.ItemEvent, lnt.LoanState, lnt.LoanEvent
 
 
 @dataclass(frozen=True)
@@ -98,13 +104,10 @@ class RenewResult:
 class CheckInResult:
     loan_id: int | None
     returned_at: datetime | None
-    routing: holds.Routing | None          # None when nothing was routed
+    routing: routing.Routing | None        # None when nothing was routed
     decision: Decision
     overdue_days: int = 0                  # days late, counted from returned_at
 
-
-def _refuse(code: str, **details) -> Decision:
-    return policies.decide(code, **details)
 
 
 def _role(role) -> Role:
@@ -122,7 +125,7 @@ async def _item_by_barcode(conn: AsyncConnection, barcode: str):
 
 async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool = False):
     """Title queue, then the item row (locked). ``create_queue``: take the queue lock
-    even if the title has no queue row yet (check-in: ``holds.route_copy`` takes it
+    even if the title has no queue row yet (check-in: ``routing.route_copy`` takes it
     anyway, and taking it before the item keeps the lock order)."""
     first = await _item_by_barcode(conn, barcode)
     if create_queue:
@@ -140,8 +143,10 @@ async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
 
 
 async def _secured_request(conn: AsyncConnection, item_id: int):
-    """The request this copy is secured for (in transit or on the hold shelf), if any."""
-    return (await conn.execute(select(s.requests).where(
+    """The request this copy is secured for (in transit or on the hold shelf), if any,
+    with its patron's card."""
+    return (await conn.execute(select(s.requests, s.patrons.c.card_number)
+                               .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
         s.requests.c.item_id == item_id,
         s.requests.c.state.in_(s.SECURED_STATES)))).first()
 
@@ -204,7 +209,7 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
     (代理での貸出), refused (``proxy_loans_not_offered``, ``proxy_not_authorised``) unless
     the profile offers it and a live consent of the holder names them
     (``policies.can_lend_to_proxy``); the name is kept on the loan and in the audit.
-    ``stop``: at the mobile library, the stop lent at (``circulation.mobile.loan_terms``:
+    ``stop``: at the mobile library, the stop lent at (``policies.mobile_terms_at_stop``:
     due on the next visit there, the school-stop limit); kept on the loan. Cards:
     ``policies.card_usable_at`` (``card_expired``, ``card_not_for_mobile``,
     ``mobile_card_only``).
@@ -227,103 +232,71 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
         patron = await lock_one(conn, s.patrons, s.patrons.c.card_number == card)
         if patron is None:
             raise NotFound(f"patron {card!r}")
-        if patron.library != profile.system:
-            return CheckOutResult(None, None, _refuse("card_not_valid_here", library=patron.library))
-        usable = policies.card_usable_at(profile, patron_contact(patron), branch, now)
-        if not usable.allowed:
-            return CheckOutResult(None, None, usable)
-        proxy_key = None
-        if proxy is not None:
-            allowed = policies.can_lend_to_proxy(profile, proxy,
-                                                 await live_consent_names(conn, patron.id))
-            if not allowed.allowed:
-                return CheckOutResult(None, None, allowed)
-            proxy_key = allowed.details["proxy"]
-        if item.library != profile.system and not item.partner and not item.ill:
-            return CheckOutResult(None, None, _refuse("item_other_system", library=item.library))
-        if await _open_loan(conn, item.id, lock=False) is not None or item.status == "on_loan":
-            return CheckOutResult(None, None, _refuse("item_on_loan"))
-
-        own_request = None
-        secured = await _secured_request(conn, item.id)
-        if secured is not None:
-            if secured.patron_id != patron.id:
-                return CheckOutResult(None, None, _refuse("held_for_another_patron",
-                                                          request_id=secured.id))
-            if secured.state != State.ON_HOLD_SHELF.value:
-                return CheckOutResult(None, None, _refuse("item_in_transit", request_id=secured.id))
-            own_request = secured
-        elif item.status == "in_transit":
-            return CheckOutResult(None, None, _refuse("item_in_transit"))
-        elif item.status in ("lost", "withdrawn"):
-            return CheckOutResult(None, None, _refuse("item_not_available", status=item.status))
-        elif not profile.walk_in_first:
-            first = await _first_waiting(conn, circ, item)
-            if first is not None and first.patron_id != patron.id:
-                return CheckOutResult(None, None, _refuse("held_for_another_patron",
-                                                          request_id=first.id))
-
-        if item.partner:
-            branch_row = await get_row(conn, s.branches, s.branches.c.code == branch, what="branch")
-            if (channel != "counter" or branch_row.kind == "mobile"
-                    or await _library_kind(conn, branch_row.library) != "city"
-                    or (item.current_branch and item.current_branch != branch)):
-                return CheckOutResult(None, None, _refuse("partner_lend_at_counter",
-                                                          branch=item.current_branch))
-
-        if channel == "kiosk":
-            kiosk = policies.can_use_kiosk(profile, branch, item_record(item))
-            if not kiosk.allowed:
-                return CheckOutResult(None, None, kiosk)
-        snapshot = await patron_snapshot(conn, patron)
-        req_rec = request_record(own_request, card) if own_request is not None else None
-        lend_rule = policies.can_check_out_delivery if channel == "delivery" else policies.can_check_out
-        decision = lend_rule(profile, snapshot, item_record(item), req_rec, now)
+        case, secured = await _check_out_case(circ, conn, profile, item, patron, branch=branch,
+                                              channel=channel, proxy=proxy, stop=stop)
+        try:
+            decision = policies.decide_check_out(profile, case, now)
+        except policies.UnknownStop:
+            raise NotFound(f"no stop {stop!r} in the schedule of {branch!r}") from None
         if not decision.allowed:
             return CheckOutResult(None, None, decision)
-        if policies.is_mobile_branch(profile, branch):
-            decision = await mobile.loan_terms(conn, profile, branch, snapshot, stop, now)
-            if not decision.allowed:
-                return CheckOutResult(None, None, decision)
+        own_request = secured if decision.details["request_id"] is not None else None
+        proxy_key = decision.details["proxy"]
         due = await _due_on_open_day(circ, conn, branch, decision.details["due"])
 
-        try:
-            async with conn.begin_nested():
-                res = await conn.execute(insert(s.loans).values(
-                    item_id=item.id, patron_id=patron.id,
-                    request_id=own_request.id if own_request is not None else None,
-                    branch=branch, channel=channel, lent_at=now, due=due, renewals=0,
-                    state="ON_LOAN", proxy=proxy_key, stop=stop))
-        except IntegrityError as e:
-            if not is_unique_violation(e):
-                raise
-            # ux_loans_open_item: another transaction lent this copy first
-            return CheckOutResult(None, None, _refuse("item_on_loan"))
-        loan_id = res.inserted_primary_key[0]
-
+        loan_id = await open_loan(
+            conn, item_id=item.id, patron_id=patron.id,
+            request_id=own_request.id if own_request is not None else None, branch=branch,
+            channel=channel, at=now, due=due, role=role, actor=actor, proxy=proxy_key, stop=stop,
+            reason=f"due {due.isoformat()}" + (f", proxy {proxy_key}" if proxy_key else ""))
+        if loan_id is None:       # ux_loans_open_item: another transaction lent this copy first
+            return CheckOutResult(None, None, decide("item_on_loan"))
         if own_request is not None:
             await transition(conn, own_request, Event.CHECK_OUT, role=role, actor=actor, at=now,
                              channel=channel, branch=branch, reason=f"loan {loan_id}")
-        await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                           .values(status="on_loan", current_branch=branch, updated_at=now))
-        await record_event(conn, at=now, event="CHECK_OUT", actor_role=role.value, actor=actor,
-                           loan_id=loan_id, item_id=item.id, from_state=None, to_state="ON_LOAN", channel=channel, branch=branch,
-                           reason=f"due {due.isoformat()}"
-                                  + (f", proxy {proxy_key}" if proxy_key else ""))
+        await item_transition(conn, item, IE.LEND, at=now, current_branch=branch)
         if patron.history_opt_in:
             await conn.execute(insert(s.bookshelf).values(
                 patron_id=patron.id, shelf="history", title_id=item.title_id,
                 title=await _title_of(conn, item.title_id,
                                       own_request.id if own_request is not None else None),
                 added_at=now, loan_id=loan_id))
-        return CheckOutResult(loan_id, due, policies.decide("ok", due=due),
+        return CheckOutResult(loan_id, due, decide("ok", due=due),
                               own_request.id if own_request is not None else None)
 
     return await circ.db.run(work)
 
 
+async def _check_out_case(circ: Circulation, conn: AsyncConnection, profile, item, patron, *,
+                          branch: str, channel: str, proxy: str | None,
+                          stop: str | None) -> tuple[policies.CheckOut, object]:
+    """What ``policies.decide_check_out`` reads, loaded under the check-out's locks, and
+    the row of the request the copy is secured for (None when it is not)."""
+    secured = await _secured_request(conn, item.id)
+    first = await _first_waiting(conn, circ, item) if not profile.walk_in_first else None
+    counter_kind, counter_system_kind = "library", None
+    if item.partner:
+        branch_row = await get_row(conn, s.branches, s.branches.c.code == branch, what="branch")
+        counter_kind, counter_system_kind = branch_row.kind, await _library_kind(conn, branch_row.library)
+    visits = ()
+    if stop is not None:
+        visits = tuple((v.day, v.kind) for v in await mobile.stop_visits(conn, branch, stop))
+    case = policies.CheckOut(
+        branch=branch, channel=channel, patron=await patron_snapshot(conn, patron),
+        card_system=patron.library, item=item_record(item), status=item.status,
+        at_branch=item.current_branch, open_loan=await _open_loan(conn, item.id, lock=False) is not None,
+        secured=request_record(secured, secured.card_number) if secured is not None else None,
+        first_waiting=request_record(first, first.card_number) if first is not None else None,
+        proxy=proxy,
+        consented=tuple(await live_consent_names(conn, patron.id)) if proxy is not None else (),
+        counter_kind=counter_kind, counter_system_kind=counter_system_kind, stop=stop, stop_visits=visits)
+    return case, secured
+
+
 async def _first_waiting(conn: AsyncConnection, circ: Circulation, item_row):
-    rows = (await conn.execute(select(s.requests).where(
+    """The first QUEUED request for the copy's title (with its patron's card)."""
+    rows = (await conn.execute(select(s.requests, s.patrons.c.card_number)
+                               .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
         s.requests.c.title_id == item_row.title_id,
         s.requests.c.library == _serving_system(circ, item_row),
         s.requests.c.state == State.QUEUED.value)
@@ -352,43 +325,33 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
         if card is not None and patron.card_number != card:
             raise NotFound(f"loan {loan_id}")
-        if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
-            return RenewResult(None, _refuse("not_on_loan", state=loan.state))
+        is_open = loan.returned_at is None and LS(loan.state) in lnt.OPEN
         profile = circ.profile_of_branch(loan.branch)
-        valid = policies.card_valid(patron_contact(patron), now)   # 団体貸出: not after the card expired
-        if not valid.allowed:
-            return RenewResult(None, valid)
-        waiting = await _waiting(conn, circ, item, patron.id)
-        decision = policies.can_renew(profile, _loan_rec(loan, patron.card_number, item), now,
-                                      channel=channel, someone_waiting=waiting > 0)
+        waiting = await _waiting(conn, circ, item, patron.id) if is_open else 0
+        decision = policies.decide_renewal(profile, patron_contact(patron),
+                                           _loan_rec(loan, patron.card_number, item), now, is_open=is_open,
+                                           state=loan.state, channel=channel, someone_waiting=waiting > 0)
         if not decision.allowed:
             return RenewResult(None, decision)
         new_due = await _due_on_open_day(circ, conn, loan.branch, decision.details["due"])
         renewals = loan.renewals + 1
-        res = await conn.execute(
-            update(s.loans)
-            .where(s.loans.c.id == loan.id, s.loans.c.renewals == loan.renewals,
-                   s.loans.c.returned_at.is_(None))
-            .values(renewals=renewals, renewed_via=channel, due=new_due, state="ON_LOAN"))
-        if res.rowcount != 1:
-            raise ConcurrentChange(f"loan {loan.id} changed")
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in (State.ON_LOAN.value, State.OVERDUE.value):
                 await transition(conn, req, Event.RENEW, role=role, actor=actor, at=now,
                                  channel=channel, branch=loan.branch,
                                  reason=f"loan {loan.id} due {new_due.isoformat()}")
-        await record_event(conn, at=now, event="RENEW", actor_role=role.value, actor=actor,
-                           loan_id=loan.id, item_id=item.id,
-                           from_state=loan.state, to_state="ON_LOAN", channel=channel,
-                           branch=loan.branch,
-                           reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}")
+        await loan_transition(conn, loan, LE.RENEW, role=role, actor=actor, at=now, channel=channel,
+                              branch=loan.branch,
+                              reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}",
+                              where=(s.loans.c.renewals == loan.renewals, s.loans.c.returned_at.is_(None)),
+                              renewals=renewals, renewed_via=channel, due=new_due)
         await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
                               dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
                               data={"title": await _title_of(conn, item.title_id, loan.request_id),
                                     "barcode": item.barcode, "due": new_due,
                                     "previous_due": loan.due, "renewals": renewals})
-        return RenewResult(new_due, policies.decide("ok", due=new_due), renewals)
+        return RenewResult(new_due, decide("ok", due=new_due), renewals)
 
     return await circ.db.run(work)
 
@@ -400,7 +363,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                    walk_in: bool = False) -> CheckInResult:
     """Take a copy back at ``branch`` (``return_kind`` is where it was handed in:
     counter, return machine, book drop, an external drop point processed by this
-    branch, the post), close its loan and route the copy (``holds.route_copy``: hold
+    branch, the post), close its loan and route the copy (``routing.route_copy``: hold
     shelf or transit for the next request, home, or the shelf). ``walk_in``: a patron
     at the counter wants this copy now (来館者優先), so it is not trapped.
 
@@ -425,11 +388,9 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
         profile = circ.profile_of_branch(loan.branch)
         place = ReturnPoint(kind=return_kind, branch=branch)
-        if profile.system != profile_here.system:
-            decision = _refuse("return_other_system", library=profile.system)
-        else:
-            decision = policies.can_return_at(profile, _loan_rec(loan, patron.card_number, item),
-                                              item_record(item), place)
+        decision = policies.decide_check_in(profile, _loan_rec(loan, patron.card_number, item),
+                                            item_record(item), place, now, here_system=profile_here.system,
+                                            handed_at=dropped_at or now)
         if not decision.allowed:
             await record_event(conn, at=now, event="RETURN_REFUSED", actor_role=role.value,
                                actor=actor, loan_id=loan.id, item_id=item.id,
@@ -437,120 +398,63 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                                branch=branch, reason=decision.code)
             return CheckInResult(loan.id, None, None, decision)
 
-        handed = dropped_at or now
-        counts_from = policies.return_date(profile, place, handed, now)
-        returned_at = now if counts_from == now.date() else handed
-        late = max(0, (returned_at.date() - loan.due).days)
-        res = await conn.execute(
-            update(s.loans).where(s.loans.c.id == loan.id, s.loans.c.returned_at.is_(None))
-            .values(returned_at=returned_at, return_branch=branch, return_kind=return_kind,
-                    state="RETURNED"))
-        if res.rowcount != 1:
-            raise ConcurrentChange(f"loan {loan.id} was returned meanwhile")
-        await record_event(conn, at=now, event="CHECK_IN", actor_role=role.value, actor=actor,
-                           loan_id=loan.id, item_id=item.id,
-                           from_state=loan.state, to_state="RETURNED", channel=return_kind,
-                           branch=branch,
-                           reason=f"returned_at {returned_at.isoformat()}"
-                                  + (f", {late} days late" if late else ""))
+        returned_at, late = decision.details["returned_at"], decision.details["overdue_days"]
+        await loan_transition(conn, loan, LE.CHECK_IN, role=role, actor=actor, at=now,
+                              channel=return_kind, branch=branch,
+                              reason=f"returned_at {returned_at.isoformat()}"
+                                     + (f", {late} days late" if late else ""),
+                              where=(s.loans.c.returned_at.is_(None),),
+                              returned_at=returned_at, return_branch=branch, return_kind=return_kind)
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
                 await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
                                  channel=return_kind, branch=branch, reason=f"loan {loan.id}")
                 # a partner's copy (連携貸出) takes the return leg instead (SHIP_RETURN, in
-                # holds.route_copy → partners.route_partner_copy below); ILL copies skip CLOSE too
+                # routing.route_copy → the partners leg below); ILL copies skip CLOSE too
                 if not item.ill and not item.partner:
                     req = await get_row(conn, s.requests, s.requests.c.id == req.id, what="request")
                     await transition(conn, req, Event.CLOSE, role=Role.SYSTEM, actor="circulation",
                                      at=now, branch=branch, reason=f"loan {loan.id} returned")
-        await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                           .values(status="available", current_branch=branch, updated_at=now))
+        await item_transition(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
         fresh = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
-        routing = await holds.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
+        routed = await routing.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
                                          walk_in=walk_in)
-        return CheckInResult(loan.id, returned_at, routing,
-                             policies.decide("ok", returned_at=returned_at, overdue_days=late),
-                             late)
+        return CheckInResult(loan.id, returned_at, routed, decision, late)
 
     return await circ.db.run(work)
 
 
 async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in):
     """A copy scanned at check-in that is not on loan: never a second return."""
-    if item.status == "on_hold_shelf" or await _secured_on_shelf(conn, item.id):
-        return CheckInResult(None, None, None, _refuse("not_on_loan", status="on_hold_shelf"))
-    if item.status == "in_transit":
+    if item.status == IS.ON_HOLD_SHELF.value or await _secured_on_shelf(conn, item.id):
+        return CheckInResult(None, None, None, decide("not_on_loan", status=IS.ON_HOLD_SHELF.value))
+    if item.status == IS.IN_TRANSIT.value:
         leg = (await conn.execute(select(s.transits).where(
             s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None))
             .order_by(s.transits.c.id.desc()))).first()
         if leg is not None and leg.from_branch == branch and leg.to_branch != branch:
             # scanned again where it is being sent from: it has not arrived anywhere
             return CheckInResult(None, None, None,
-                                 _refuse("not_on_loan", status="in_transit", to_branch=leg.to_branch))
-        routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
-        return CheckInResult(None, None, routing, _refuse("not_on_loan", status="in_transit"))
-    if item.status in ("available", "on_loan", "lost"):
-        if item.status != "available" or item.current_branch != branch:
-            await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                               .values(status="available", current_branch=branch,
-                                       updated_at=circ.now()))
+                                 decide("not_on_loan", status=IS.IN_TRANSIT.value, to_branch=leg.to_branch))
+        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor)
+        return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.IN_TRANSIT.value))
+    if item.status in (IS.AVAILABLE.value, IS.ON_LOAN.value, IS.LOST.value):
+        if item.status != IS.AVAILABLE.value or item.current_branch != branch:
+            # back in hand: not lent after all, found, or at another branch
+            event = IE.RESHELVE if item.status == IS.AVAILABLE.value else IE.CHECK_IN
+            await item_transition(conn, item, event, at=circ.now(), current_branch=branch)
             item = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
-        routing = await holds.route_copy(circ, conn, item, branch, role=role, actor=actor,
+        routed = await routing.route_copy(circ, conn, item, branch, role=role, actor=actor,
                                          walk_in=walk_in)
-        return CheckInResult(None, None, routing, _refuse("not_on_loan", status="available"))
-    return CheckInResult(None, None, None, _refuse("not_on_loan", status=item.status))
+        return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.AVAILABLE.value))
+    return CheckInResult(None, None, None, decide("not_on_loan", status=item.status))
 
 
 async def _secured_on_shelf(conn, item_id: int) -> bool:
     return (await conn.execute(select(s.requests.c.id).where(
         s.requests.c.item_id == item_id,
         s.requests.c.state == State.ON_HOLD_SHELF.value))).first() is not None
-
-
-# --------------------------------------------------------------------------- overdue
-
-async def mark_overdue(circ: Circulation) -> int:
-    """Scheduled job: open loans whose due date has passed become OVERDUE (and a linked
-    request gets DUE_DATE_PASSED). Idempotent; returns how many loans it changed. One
-    small unit of work per loan, so a busy counter is never blocked for long. Its runs
-    are recorded in ``job_runs`` by circulation.jobs.run_job."""
-    now = circ.now()
-    async with circ.db.read() as conn:
-        ids = list((await conn.execute(select(s.loans.c.id).where(
-            s.loans.c.state == "ON_LOAN", s.loans.c.returned_at.is_(None),
-            s.loans.c.due < now.date()).order_by(s.loans.c.id))).scalars())
-
-    async def one(loan_id: int):
-        async def work(conn: AsyncConnection) -> int:
-            first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what="loan")
-            item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
-            await _lock_title(conn, item0.title_id)
-            await lock_one(conn, s.items, s.items.c.id == item0.id)
-            loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
-            if loan.state != "ON_LOAN" or loan.returned_at is not None or loan.due >= now.date():
-                return 0      # returned or renewed meanwhile
-            await conn.execute(update(s.loans).where(s.loans.c.id == loan.id)
-                               .values(state="OVERDUE"))
-            await record_event(conn, at=now, event="DUE_DATE_PASSED", actor_role=Role.SYSTEM.value,
-                               actor="mark_overdue", loan_id=loan.id, item_id=loan.item_id,
-                               from_state="ON_LOAN",
-                               to_state="OVERDUE", branch=loan.branch,
-                               reason=f"due {loan.due.isoformat()}")
-            if loan.request_id is not None:
-                req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id,
-                                    what="request")
-                if req.state == State.ON_LOAN.value:
-                    await transition(conn, req, Event.DUE_DATE_PASSED, role=Role.SYSTEM,
-                                     actor="mark_overdue", at=now, branch=loan.branch,
-                                     reason=f"loan {loan.id} due {loan.due.isoformat()}")
-            return 1
-        return await circ.db.run(work)
-
-    changed = 0
-    for loan_id in ids:
-        changed += await one(loan_id)
-    return changed
 
 
 # --------------------------------------------------------------------------- lost
@@ -567,23 +471,19 @@ async def declare_lost(circ: Circulation, *, loan_id: int, role, actor: str,
         first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what=f"loan {loan_id}")
         item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
         await _lock_title(conn, item0.title_id)
-        await lock_one(conn, s.items, s.items.c.id == item0.id)
+        item = await lock_one(conn, s.items, s.items.c.id == item0.id)
         loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
-        if loan.returned_at is not None or loan.state not in OPEN_LOAN_STATES:
-            return _refuse("not_on_loan", state=loan.state)
+        if loan.returned_at is not None or LS(loan.state) not in lnt.OPEN:
+            return decide("not_on_loan", state=loan.state)
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
                 await transition(conn, req, Event.DECLARE_LOST, role=role, actor=actor, at=now,
                                  branch=loan.branch, reason=reason or f"loan {loan.id} lost")
-        await conn.execute(update(s.loans).where(s.loans.c.id == loan.id).values(state="LOST"))
-        await conn.execute(update(s.items).where(s.items.c.id == loan.item_id)
-                           .values(status="lost", updated_at=now))
-        await record_event(conn, at=now, event="DECLARE_LOST", actor_role=role.value, actor=actor,
-                           loan_id=loan.id, item_id=loan.item_id,
-                           from_state=loan.state, to_state="LOST", branch=loan.branch,
-                           reason=reason)
-        return policies.OK
+        await loan_transition(conn, loan, LE.DECLARE_LOST, role=role, actor=actor, at=now,
+                              branch=loan.branch, reason=reason)
+        await item_transition(conn, item, IE.DECLARE_LOST, at=now)
+        return OK
 
     return await circ.db.run(work)
 
@@ -613,9 +513,9 @@ async def patron_loans(circ: Circulation, card: str) -> list[dict]:
             item_like = _ItemView(r.title_id, r.item_library, r.owning_branch)
             waiting = await _waiting(conn, circ, item_like, patron.id)
             rec = loan_record(r, card, r.barcode, r.material_type, r.partner, r.ill)
-            lost = r.state == "LOST"
+            lost = r.state == LS.LOST.value
             if lost:
-                d = _refuse("not_on_loan", state=r.state)
+                d = decide("not_on_loan", state=r.state)
             else:
                 d = policies.can_renew(circ.profile_of_branch(r.branch), rec, now, channel="web",
                                        someone_waiting=waiting > 0)
@@ -626,7 +526,7 @@ async def patron_loans(circ: Circulation, card: str) -> list[dict]:
                 "barcode": r.barcode, "material_type": r.material_type,
                 "branch": r.branch, "branch_name": r.branch_name,
                 "lent_at": r.lent_at, "due": r.due, "state": r.state,
-                "overdue": days_late > 0, "overdue_days": days_late,
+                "overdue": policies.is_overdue(rec, now), "overdue_days": days_late,
                 "someone_waiting": waiting > 0,
                 "renewals": r.renewals, "renewed_via": r.renewed_via,
                 "renewable": d.allowed,

@@ -1,5 +1,5 @@
 """The mobile library (移動図書館「ともはと号」, Hiroshima) on the database: its stop
-schedule and the terms of a loan made at a stop.
+schedule (the check-out reads a stop's visits from it).
 
 The schedule (運行スケジュール) is kept in ``calendar_entries``: one row per stop and
 visit day, ``branch`` = the mobile branch, ``kind`` = ``visit`` (or ``school_visit``
@@ -8,29 +8,27 @@ for a stop at a school, where 学校内での児童・生徒への貸出は、�
 ``school_visit``.
 
 The rules themselves are pure (:mod:`lifecycle.policies`): ``card_usable_at`` (only
-mobile cards borrow on the mobile, and only there), ``mobile_loan_terms`` (due on the
-next visit to the same stop, else the category's loan days; the school-stop limit),
+mobile cards borrow on the mobile, and only there), ``mobile_terms_at_stop`` (due on the
+next visit to the same stop, else the category's loan days; the school-stop limit; a
+stop not in the schedule at all is refused with NotFound by ``loans.check_out``),
 ``mobile_return_refused`` (back to the mobile or the central library only),
 ``pickup_ok`` / ``mobile_card_placing`` (holds of mobile cards: on paper, collected on
 the mobile) and ``can_renew`` (``mobile.renewable``).
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Iterable
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import policies
-from lifecycle.model import Decision, Patron
-from lifecycle.profiles import Profile
 
 from . import schema as s
 from .service import Circulation
-from .store import NotFound
 
-VISIT_KINDS = ("visit", "school_visit")
+VISIT_KINDS = ("visit", policies.SCHOOL_VISIT)
 
 
 async def stop_visits(conn: AsyncConnection, branch: str, stop: str) -> list:
@@ -41,31 +39,13 @@ async def stop_visits(conn: AsyncConnection, branch: str, stop: str) -> list:
         .order_by(c.day))).all())
 
 
-async def loan_terms(conn: AsyncConnection, profile: Profile, branch: str, patron: Patron,
-                     stop: str | None, now: datetime) -> Decision:
-    """``policies.mobile_loan_terms`` for a loan at ``stop`` (``patron``: the snapshot with
-    open loans). Without a stop, or with no later visit scheduled, the due date is the
-    category's loan days; a stop that is not in the schedule at all raises NotFound (a
-    mistyped stop must not silently lose the school-stop limit)."""
-    if stop is None:
-        return policies.mobile_loan_terms(profile, patron, now, next_visit=None, school_stop=False)
-    visits = await stop_visits(conn, branch, stop)
-    if not visits:
-        raise NotFound(f"no stop {stop!r} in the schedule of {branch!r}")
-    later = [v.day for v in visits if v.day > now.date()]
-    school = any(v.kind == "school_visit" for v in visits)
-    d = policies.mobile_loan_terms(profile, patron, now, next_visit=later[0] if later else None,
-                                   school_stop=school)
-    return policies.decide(d.code, stop=stop, school_stop=school, **d.details)
-
-
 async def add_visits(circ: Circulation, branch: str, stop: str, days: Iterable[date], *,
                      school: bool = False) -> int:
     """Put visits of the mobile ``branch`` to ``stop`` into the schedule (days already
     there are skipped); returns how many were added."""
     if not policies.is_mobile_branch(circ.profile_of_branch(branch), branch):
         raise ValueError(f"{branch!r} is not a mobile library")
-    kind = "school_visit" if school else "visit"
+    kind = policies.SCHOOL_VISIT if school else "visit"
 
     async def work(conn: AsyncConnection) -> int:
         have = {v.day for v in await stop_visits(conn, branch, stop)}

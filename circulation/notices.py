@@ -72,12 +72,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.smtp import MailError
-from lifecycle.policies import REASONS
 from lifecycle.profiles import (
     NOTICE_KINDS, REQUEST_NOTICE_KINDS, NoticeRules, notice_suppression,
 )
+from lifecycle.reasons import CANCEL_REASONS, REASONS
 
 from . import schema as s
+from .labels import CHANNEL_LABELS, CONTACT_LABELS
 from .store import NotFound, dumps
 
 log = logging.getLogger("unioncat.circulation.notices")
@@ -111,6 +112,15 @@ async def enqueue(conn: AsyncConnection, *, kind: str, patron_id: int, dedupe_ke
                        .on_conflict_do_nothing(index_elements=["dedupe_key"]))
 
 
+def hold_data(circ, row, **extra) -> dict:
+    """The ``data`` of a hold notice (hold_received, hold_ready, hold_cancelled,
+    hold_changed) about request ``row``: its title, pickup branch and name, contact
+    method and kind, and ``extra`` (reason, channel, shelf deadline, barcode ...)."""
+    return {"title": row.title, "title_id": row.title_id, "pickup_branch": row.pickup_branch,
+            "pickup_name": circ.branch_name(row.pickup_branch), "contact_method": row.contact_method,
+            "kind": row.kind, **extra}
+
+
 # --------------------------------------------------------------------------- templates
 
 class NoticeError(Exception):
@@ -118,29 +128,6 @@ class NoticeError(Exception):
 
 
 WEEKDAYS_JA = "月火水木金土日"
-CHANNEL_LABELS = {
-    "web": ("Web", "web"), "opac": ("OPAC", "library catalogue terminal (OPAC)"),
-    "counter": ("窓口", "library counter"), "phone": ("電話", "phone"), "fax": ("FAX", "fax"),
-    "form": ("申込書", "form"), "system": ("図書館（自動処理）", "the library (automatic)"),
-    "staff": ("図書館", "library staff"),
-}
-CONTACT_LABELS = {
-    "email": ("E-Mail", "e-mail"), "phone": ("電話", "phone"), "fax": ("FAX", "fax"),
-    "postcard": ("はがき", "postcard"), "none": ("連絡不要", "no contact"),
-}
-# Cancellation reasons as circulation/holds.py records them (REASON_*), with English.
-# Other reasons (staff free text, policy reason codes) are shown as written / via REASONS.
-CANCEL_REASONS = {
-    "WEBキャンセル": ("WEBキャンセル", "cancelled on the web"),
-    "窓口キャンセル": ("窓口キャンセル", "cancelled at the library counter"),
-    "取置期限切れ": ("取置期限切れ", "not collected by the pickup deadline"),
-    "グループ予約の他の資料を確保": ("グループ予約の他の資料を確保",
-                              "another item of your group reservation was secured"),
-    "受付後1カ月を経過しても出版されないため取消": (
-        "受付後1カ月を経過しても出版されないため取消",
-        "cancelled because the title was not published within a month"),
-    "お断り": ("お断り", "the request could not be accepted"),
-}
 
 
 def _as_date(v) -> date:

@@ -32,8 +32,9 @@ role ``partner`` and an ``actor`` naming who did.
 
 Readings and choices
 --------------------
-* **The copy goes back, never into our queues.** :func:`holds.route_copy` hands a
-  partner's copy to :func:`route_partner_copy`: a shipped copy is received for its
+* **The copy goes back, never into our queues.** This module plugs into
+  :mod:`circulation.routing` as a :class:`~circulation.routing.Leg` (registered below):
+  ``routing.route_copy`` hands a partner's copy to :func:`route_partner_copy`: a shipped copy is received for its
   request; a returned one leaves in transit to its owning branch at the university
   (``transits.reason = "partner_return"``); a copy whose request ended on our side
   (shelf expired, cancelled after receipt) goes back the same way. It is never
@@ -49,7 +50,7 @@ Readings and choices
   copy arrives (received, CANCEL_SECURED, sent back; no hold-ready notice); on the hold
   shelf or in transit to the counter it is ``holds.cancel`` (CANCEL_SECURED), and the
   copy goes back.
-* **Shelf expiry** is the ordinary ``holds.expire_shelf`` job: SHELF_EXPIRED, and the
+* **Shelf expiry** is the ordinary ``jobs.expire_shelf`` job: SHELF_EXPIRED, and the
   copy goes back to the university.
 * **"On loan or reserved at request time"** (申込時に貸出中や予約のある資料): the copy is
   not on the university's shelf (``items.status`` other than ``available``: on loan,
@@ -63,83 +64,46 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lifecycle import item_table as it
 from lifecycle import policies
 from lifecycle import table as lt
 from lifecycle.model import Decision, Request
 from lifecycle.profiles import Partner
+from lifecycle.reasons import (
+    REASON_CANCEL_ON_ARRIVAL, REASON_UNFILLED, decide,
+)
 
-from . import holds, notices
+from . import holds, notices, routing
 from . import schema as s
+from .labels import PARTNER_NEXT_STEP, PARTNER_STATE_ORDER, STATUS_JA
 from .service import Circulation
 from .store import (
-    LIVE_REQUEST_STATES, NotFound, get_row, item_record, lock_one, lock_title_queue, patron_snapshot,
-    record_event, transition,
+    LIVE_REQUEST_STATES, NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue,
+    patron_snapshot, record_event, transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
+IS, IE = it.ItemStatus, it.ItemEvent
 
 KIND = "partner"                       # requests.kind of a 連携貸出 request
 RETURN_TRANSIT = "partner_return"      # transits.reason: going back to the university
 INBOUND_TRANSIT = "partner"            # transits.reason: coming from the university
 
-# Routing kinds of route_partner_copy (besides holds.HOLD_SHELF and holds.TRANSIT_HOLD)
+# Routing kinds of route_partner_copy (besides routing.HOLD_SHELF and routing.TRANSIT_HOLD)
 TO_PARTNER = "to_partner"              # in transit back to the university
 AWAITING_STAFF = "awaiting_staff"      # a shipped copy scanned without staff: nothing received
 
-_ALLOWED = frozenset({"ok", "cancel_on_arrival"})
-_REASONS = {
-    "ok": ("受け付けました。", "Accepted."),
-    "not_a_partner_item": ("この資料は連携貸出の大学図書館の資料ではありません。",
-                           "This item does not belong to a partner university library."),
-    "not_a_partner_request": ("この申込は連携貸出の申込ではありません。",
-                              "This is not a university partnership request."),
-    "wrong_state": ("この申込は今この操作ができる状態ではありません。",
-                    "This request is not in a state that allows this step."),
-    "copy_not_at_partner": ("この資料は大学図書館に戻っていません（貸出中・搬送中）。",
-                            "The copy is not back at the university (on loan or in transit)."),
-    "nothing_to_receive": ("この資料は大学図書館から発送されていません。",
-                           "This copy has not been shipped by the university."),
-    "nothing_to_complete": ("この資料は大学図書館へ返送中ではありません。",
-                            "This copy is not on its way back to the university."),
-    "return_not_shipped": ("返却された資料の返送がまだ記録されていません。先に返送を記録してください。",
-                           "The return shipment has not been recorded yet: record it first."),
-    "cancel_on_arrival": ("資料は発送済みのため、到着後に取り消して大学図書館へ返送します。",
-                          "The copy is already on its way: it will be cancelled and sent back when it arrives."),
-    "staff_only": ("図書館職員のみが行えます。", "Only library staff can do this."),
-}
-
-REASON_CANCEL_ON_ARRIVAL = "発送後の取消（到着後に返送）"
-REASON_UNFILLED = "大学図書館から提供できないとの回答"
 
 _SHIPPABLE = (S.SENT.value, S.WILL_SUPPLY.value, S.CONDITION_PENDING.value, S.CANCEL_PENDING.value)
 _BEFORE_SHIPPING = (S.SENT.value, S.WILL_SUPPLY.value, S.CONDITION_PENDING.value)
-# the states of a partner request, in the order of the flow (the staff list)
-STATE_ORDER = ("SENT", "WILL_SUPPLY", "CONDITION_PENDING", "CANCEL_PENDING", "SHIPPED", "IN_TRANSIT",
-               "ON_HOLD_SHELF", "ON_LOAN", "OVERDUE", "RECALLED", "RETURNED",
-               "AWAITING_LOAN_COMPLETED", "COMPLETED", "CANCELLED", "SHELF_EXPIRED", "UNFILLED",
-               "REJECTED", "LOST")
-# what the counter does next, per state (the staff list)
-NEXT_STEP = {
-    "SENT": "大学図書館の発送待ち", "WILL_SUPPLY": "大学図書館の発送待ち",
-    "CONDITION_PENDING": "条件の回答待ち", "CANCEL_PENDING": "取消の回答待ち",
-    "SHIPPED": "到着したら受入", "IN_TRANSIT": "申込館へ搬送中", "ON_HOLD_SHELF": "取置中（窓口で貸出）",
-    "ON_LOAN": "貸出中", "OVERDUE": "延滞中", "RECALLED": "返却請求中",
-    "RETURNED": "大学図書館へ返送", "AWAITING_LOAN_COMPLETED": "大学図書館の受領待ち",
-}
-
-
-def _refuse(code: str, **details) -> Decision:
-    return Decision.of(_REASONS, code, _ALLOWED, **details)
-
-
 @dataclass(frozen=True)
 class PartnerResult:
     request_id: int | None
     decision: Decision
-    routing: holds.Routing | None = None
+    routing: routing.Routing | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -153,9 +117,14 @@ def partner_of(circ: Circulation, code: str | None) -> tuple[str, Partner] | Non
     return None
 
 
-def _partner_branches(circ: Circulation, code: str | None) -> set[str]:
+def _partner(circ: Circulation, code: str | None) -> Partner | None:
     found = partner_of(circ, code)
-    return set(found[1].branches) if found else set()
+    return found[1] if found else None
+
+
+def _partner_branches(circ: Circulation, code: str | None) -> set[str]:
+    partner = _partner(circ, code)
+    return set(partner.branches) if partner is not None else set()
 
 
 async def _item_by_barcode(conn: AsyncConnection, barcode: str):
@@ -182,36 +151,24 @@ async def _cancel_was_asked(conn: AsyncConnection, request_id: int) -> bool:
         s.events.c.event.in_((E.REQUEST_CANCEL.value, "CANCEL_REQUESTED"))))).first() is not None
 
 
-async def _close_open_transits(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str,
-                               *, role, actor: str) -> None:
-    now = circ.now()
-    for t in (await conn.execute(select(s.transits).where(
-            s.transits.c.item_id == item_row.id, s.transits.c.arrived_at.is_(None))
-            .order_by(s.transits.c.id))).all():
-        await conn.execute(update(s.transits).where(s.transits.c.id == t.id).values(arrived_at=now))
-        await record_event(conn, at=now, event="TRANSIT_ARRIVED", actor_role=R(role).value, actor=actor,
-                           item_id=item_row.id, request_id=t.request_id, branch=at_branch,
-                           reason=f"{t.reason} {t.from_branch} -> {t.to_branch}")
-
-
 async def _send_back(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str,
-                     request_id: int | None, *, role, actor: str) -> holds.Routing:
+                     request_id: int | None, *, role, actor: str) -> routing.Routing:
     """The copy leaves ``at_branch`` in transit to its owning branch at the university."""
-    await holds._send(circ, conn, item_row, at_branch, item_row.owning_branch, RETURN_TRANSIT,
+    await routing.send(circ, conn, item_row, at_branch, item_row.owning_branch, RETURN_TRANSIT,
                       request_id=request_id, role=role, actor=actor)
-    return holds.Routing(TO_PARTNER, request_id, item_row.owning_branch)
+    return routing.Routing(TO_PARTNER, request_id, item_row.owning_branch)
 
 
 def _may(event: lt.Event, role) -> bool:
     return R(role) in lt.ACTORS[event]
 
 
-# --------------------------------------------------------------------------- routing (holds.route_copy)
+# --------------------------------------------------------------------------- routing (the leg's route)
 
 async def route_partner_copy(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *,
-                             role, actor: str) -> holds.Routing:
+                             role, actor: str) -> routing.Routing:
     """Where a university's copy in hand at a city branch goes (called by
-    ``holds.route_copy`` inside the caller's unit of work, title queue and item locked,
+    ``routing.route_copy`` inside the caller's unit of work, title queue and item locked,
     the copy not secured for a request):
 
     * its request is SHIPPED → received: at the requesting counter RECEIVE_AT_PICKUP (hold
@@ -232,44 +189,44 @@ async def route_partner_copy(circ: Circulation, conn: AsyncConnection, item_row,
         if row.state == S.SHIPPED.value:
             return await _receive_shipped(circ, conn, row, item_row, at_branch, role=role, actor=actor)
         if row.state == S.RETURNED.value:
-            routing = await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
+            routed = await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
             if _may(E.SHIP_RETURN, role):
                 await transition(conn, row, E.SHIP_RETURN, role=role, actor=actor, at=now,
                                  branch=at_branch, reason=f"to {item_row.owning_branch}")
-            return routing
+            return routed
         return await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
 
     if item_row.owning_branch in _partner_branches(circ, item_row.partner):
         last = await _partner_requests_of_item(conn, item_row.id)
         return await _send_back(circ, conn, item_row, at_branch, last[0].id if last else None,
                                 role=role, actor=actor)
-    return await holds._no_request(circ, conn, item_row, at_branch, role=role, actor=actor)
+    return await routing.reshelve_or_send_home(circ, conn, item_row, at_branch, role=role, actor=actor)
 
 
 async def _receive_shipped(circ: Circulation, conn: AsyncConnection, row, item_row, at_branch: str, *,
-                           role, actor: str) -> holds.Routing:
+                           role, actor: str) -> routing.Routing:
     now = circ.now()
     if not _may(E.RECEIVE_AT_PICKUP, role):
-        await holds._set_item(conn, item_row.id, now, status="in_transit", current_branch=at_branch)
+        await item_transition(conn, item_row, IE.AWAIT_RECEIPT, at=now, current_branch=at_branch)
         await record_event(conn, at=now, event="PARTNER_COPY_SCANNED", actor_role=R(role).value,
                            actor=actor, item_id=item_row.id, request_id=row.id, branch=at_branch,
                            reason="shipped partner copy: to be received by staff")
-        return holds.Routing(AWAITING_STAFF, row.id, row.pickup_branch)
+        return routing.Routing(AWAITING_STAFF, row.id, row.pickup_branch)
     cancel = await _cancel_was_asked(conn, row.id)
     if at_branch == row.pickup_branch:
         if not cancel:
-            await holds._put_on_shelf(circ, conn, row, E.RECEIVE_AT_PICKUP, item_row, at_branch,
+            await routing.put_on_shelf(circ, conn, row, E.RECEIVE_AT_PICKUP, item_row, at_branch,
                                       role=role, actor=actor)
-            return holds.Routing(holds.HOLD_SHELF, row.id, at_branch)
+            return routing.Routing(routing.HOLD_SHELF, row.id, at_branch)
         await transition(conn, row, E.RECEIVE_AT_PICKUP, role=role, actor=actor, at=now,
                          branch=at_branch, item_id=item_row.id, ready_at=now)
     else:
         await transition(conn, row, E.RECEIVE_ELSEWHERE, role=role, actor=actor, at=now,
                          branch=at_branch, item_id=item_row.id)
         if not cancel:
-            await holds._send(circ, conn, item_row, at_branch, row.pickup_branch, "hold",
+            await routing.send(circ, conn, item_row, at_branch, row.pickup_branch, "hold",
                               request_id=row.id, role=role, actor=actor)
-            return holds.Routing(holds.TRANSIT_HOLD, row.id, row.pickup_branch)
+            return routing.Routing(routing.TRANSIT_HOLD, row.id, row.pickup_branch)
     # the patron cancelled after the university had shipped: cancel now, send the copy back
     row = await get_row(conn, s.requests, s.requests.c.id == row.id, what="request")
     await transition(conn, row, E.CANCEL_SECURED, role=role, actor=actor, at=now, branch=at_branch,
@@ -277,7 +234,7 @@ async def _receive_shipped(circ: Circulation, conn: AsyncConnection, row, item_r
                      cancel_reason=REASON_CANCEL_ON_ARRIVAL, cancel_channel="counter")
     await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                           dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                          data=holds._notice_data(circ, row, reason=REASON_CANCEL_ON_ARRIVAL,
+                          data=notices.hold_data(circ, row, reason=REASON_CANCEL_ON_ARRIVAL,
                                                   channel="counter"))
     return await _send_back(circ, conn, item_row, at_branch, row.id, role=role, actor=actor)
 
@@ -302,24 +259,21 @@ async def request_item(circ: Circulation, *, card: str, barcode: str, branch: st
         patron = await get_row(conn, s.patrons, s.patrons.c.card_number == card,
                                what=f"patron {card!r}", for_update=True)
         if not item.partner:
-            return PartnerResult(None, _refuse("not_a_partner_item"))
+            return PartnerResult(None, decide("not_a_partner_item"))
         profile = circ.profile(patron.library)
-        if role == R.PATRON:
-            # the form is handed to staff; a patron alone uses the web, which does not take these
-            return PartnerResult(None, policies.decide("channel_not_allowed", channels=["counter", "form"]))
         others = await _partner_requests_of_item(conn, item.id, LIVE_REQUEST_STATES + (
             S.ON_LOAN.value, S.OVERDUE.value, S.RECALLED.value))
-        at_home = _partner_branches(circ, item.partner) | {item.owning_branch}
-        on_loan = item.status != "available" or (item.current_branch or item.owning_branch) not in at_home
-        rec = dataclasses.replace(item_record(item), on_loan=on_loan, held=bool(others),
-                                  circulating=item.circulating and item.status not in holds.GONE_ITEM_STATUSES)
+        copy = item_record(item)
+        rec = dataclasses.replace(
+            copy, on_loan=not policies.partner_copy_on_its_shelf(_partner(circ, item.partner), copy, item.status),
+            held=bool(others), circulating=item.circulating and IS(item.status) not in it.GONE)
         contact = contact_method if contact_method is not None else patron.default_contact_method
         candidate = Request(id="new", patron_card=card, title_id=item.title_id, kind=KIND,
                             material_type=item.material_type, pickup_branch=branch,
                             contact_method=contact, channel=channel, placed_at=now,
                             submitted_at_branch=branch, memo=memo)
-        decision = policies.can_request_partner_item(profile, await patron_snapshot(conn, patron), rec,
-                                                     candidate, now)
+        decision = policies.decide_partner_request(profile, await patron_snapshot(conn, patron), rec,
+                                                   candidate, now, role=role)
         if not decision.allowed:
             return PartnerResult(None, decision)
         shown = title or (await conn.execute(select(s.title_queues.c.title).where(
@@ -340,7 +294,7 @@ async def request_item(circ: Circulation, *, card: str, barcode: str, branch: st
         row = await get_row(conn, s.requests, s.requests.c.id == rid, what="request")
         await notices.enqueue(conn, kind="hold_received", patron_id=patron.id,
                               dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,
-                              data=holds._notice_data(circ, row, placed_at=now))
+                              data=notices.hold_data(circ, row, placed_at=now))
         return PartnerResult(rid, decision)
 
     return await circ.db.run(work)
@@ -353,7 +307,7 @@ async def _on_request(circ: Circulation, request_id: int, step) -> PartnerResult
         row = await get_row(conn, s.requests, s.requests.c.id == request_id,
                             what=f"request {request_id}")
         if row.kind != KIND or row.item_id is None:
-            return PartnerResult(request_id, _refuse("not_a_partner_request"))
+            return PartnerResult(request_id, decide("not_a_partner_request"))
         item = await _lock_item_of(conn, row.item_id)
         row = await get_row(conn, s.requests, s.requests.c.id == request_id, what="request",
                             for_update=True)
@@ -366,10 +320,10 @@ async def _simple(circ: Circulation, request_id: int, event: lt.Event, from_stat
                   reason: str = "", **changes) -> PartnerResult:
     async def step(conn, row, item):
         if row.state not in from_states or not _may(event, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         await transition(conn, row, event, role=role, actor=actor, at=circ.now(), reason=reason,
                          **changes)
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -391,17 +345,16 @@ async def partner_shipped(circ: Circulation, *, request_id: int, actor: str, rol
     university (``copy_not_at_partner``: another patron of ours still has it)."""
     async def step(conn, row, item):
         if row.state not in _SHIPPABLE or not _may(E.PARTNER_SHIPPED, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
-        home = _partner_branches(circ, item.partner) | {item.owning_branch}
-        if item.status != "available" or (item.current_branch or item.owning_branch) not in home:
-            return PartnerResult(row.id, _refuse("copy_not_at_partner", status=item.status,
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
+        if not policies.partner_copy_on_its_shelf(_partner(circ, item.partner), item_record(item), item.status):
+            return PartnerResult(row.id, decide("copy_not_at_partner", status=item.status,
                                                  at=item.current_branch))
         now = circ.now()
         await transition(conn, row, E.PARTNER_SHIPPED, role=role, actor=actor, at=now,
                          reason=note or f"to {row.pickup_branch}")
-        await holds._send(circ, conn, item, item.current_branch, row.pickup_branch, INBOUND_TRANSIT,
+        await routing.send(circ, conn, item, item.current_branch, row.pickup_branch, INBOUND_TRANSIT,
                           request_id=row.id, role=role, actor=actor)
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -415,14 +368,14 @@ async def partner_cannot_supply(circ: Circulation, *, request_id: int, actor: st
 
     async def step(conn, row, item):
         if row.state not in _BEFORE_SHIPPING or not _may(E.END_OF_ROTA, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         now = circ.now()
         await transition(conn, row, E.END_OF_ROTA, role=role, actor=actor, at=now, reason=why,
                          cancelled_at=now, cancel_reason=why, cancel_channel="system")
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                              data=holds._notice_data(circ, row, reason=why, channel="system"))
-        return PartnerResult(row.id, _refuse("ok"))
+                              data=notices.hold_data(circ, row, reason=why, channel="system"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -436,23 +389,22 @@ async def partner_cancel_answer(circ: Circulation, *, request_id: int, accepted:
 
     async def step(conn, row, item):
         if row.state != S.CANCEL_PENDING.value or not _may(event, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         now = circ.now()
         if not accepted:
             await transition(conn, row, event, role=role, actor=actor, at=now)
-            return PartnerResult(row.id, _refuse("ok"))
+            return PartnerResult(row.id, decide("ok"))
         asked = (await conn.execute(select(s.events.c.channel, s.events.c.reason).where(
             s.events.c.request_id == row.id, s.events.c.event == E.REQUEST_CANCEL.value)
             .order_by(s.events.c.id.desc()))).first()
         channel = (asked.channel if asked is not None else None) or "counter"
-        why = (asked.reason if asked is not None else "") or (
-            holds.REASON_WEB_CANCEL if channel in holds.PATRON_CHANNELS else holds.REASON_STAFF_CANCEL)
+        why = policies.recorded_reason(asked.reason if asked is not None else "", channel)
         await transition(conn, row, event, role=role, actor=actor, at=now, reason=why,
                          cancelled_at=now, cancel_reason=why, cancel_channel=channel)
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                              data=holds._notice_data(circ, row, reason=why, channel=channel))
-        return PartnerResult(row.id, _refuse("ok"))
+                              data=notices.hold_data(circ, row, reason=why, channel=channel))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -466,20 +418,20 @@ async def partner_received(circ: Circulation, *, barcode: str, actor: str, role=
         first = await _item_by_barcode(conn, barcode)
         item = await _lock_item_of(conn, first.id)
         if not item.partner:
-            return PartnerResult(None, _refuse("not_a_partner_item"))
+            return PartnerResult(None, decide("not_a_partner_item"))
         returned = await _partner_requests_of_item(conn, item.id, (S.RETURNED.value,))
         if returned:
-            return PartnerResult(returned[0].id, _refuse("return_not_shipped"))
+            return PartnerResult(returned[0].id, decide("return_not_shipped"))
         leg = (await conn.execute(select(s.transits).where(
             s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None),
             s.transits.c.reason.in_((RETURN_TRANSIT, "return_home")))
             .order_by(s.transits.c.id.desc()))).first()
         awaiting = await _partner_requests_of_item(conn, item.id, (S.AWAITING_LOAN_COMPLETED.value,))
         if leg is None and not awaiting:
-            return PartnerResult(None, _refuse("nothing_to_complete", status=item.status))
+            return PartnerResult(None, decide("nothing_to_complete", status=item.status))
         now = circ.now()
-        await _close_open_transits(circ, conn, item, item.owning_branch, role=role, actor=actor)
-        await holds._set_item(conn, item.id, now, status="available", current_branch=item.owning_branch)
+        await routing.close_transits(circ, conn, item, item.owning_branch, role=role, actor=actor)
+        await item_transition(conn, item, IE.RESHELVE, at=now, current_branch=item.owning_branch)
         rid = None
         for row in awaiting:
             row = await get_row(conn, s.requests, s.requests.c.id == row.id, what="request",
@@ -492,7 +444,7 @@ async def partner_received(circ: Circulation, *, barcode: str, actor: str, role=
                                actor=actor, item_id=item.id,
                                request_id=leg.request_id if leg is not None else None,
                                branch=item.owning_branch, reason="copy back at the university")
-        return PartnerResult(rid, _refuse("ok"))
+        return PartnerResult(rid, decide("ok"))
 
     return await circ.db.run(work)
 
@@ -505,20 +457,20 @@ async def receive(circ: Circulation, *, barcode: str, branch: str, role=R.STAFF,
     inbound transit arrives and the copy is received for its SHIPPED request (on the
     hold shelf at the requesting counter, else sent on to it), or, already received
     elsewhere, arrives at the counter (ARRIVE_AT_PICKUP). Scanning it at check-in does
-    the same (``loans.check_in`` → ``holds.arrive``)."""
+    the same (``loans.check_in`` → ``routing.arrive``)."""
     if R(role) != R.STAFF:
-        return PartnerResult(None, _refuse("staff_only"))
+        return PartnerResult(None, decide("staff_only"))
 
     async def work(conn: AsyncConnection) -> PartnerResult:
         first = await _item_by_barcode(conn, barcode)
         item = await _lock_item_of(conn, first.id)
         if not item.partner:
-            return PartnerResult(None, _refuse("not_a_partner_item"))
+            return PartnerResult(None, decide("not_a_partner_item"))
         waiting = await _partner_requests_of_item(conn, item.id, (S.SHIPPED.value, S.IN_TRANSIT.value))
         if not waiting:
-            return PartnerResult(None, _refuse("nothing_to_receive", status=item.status))
-        routing = await holds.arrive(circ, conn, item, branch, role=role, actor=actor)
-        return PartnerResult(waiting[0].id, _refuse("ok"), routing)
+            return PartnerResult(None, decide("nothing_to_receive", status=item.status))
+        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor)
+        return PartnerResult(waiting[0].id, decide("ok"), routed)
 
     return await circ.db.run(work)
 
@@ -530,7 +482,7 @@ async def ship_return(circ: Circulation, *, request_id: int, actor: str, role=R.
     does it at once. The copy is already in transit (the check-in sent it)."""
     async def step(conn, row, item):
         if row.state != S.RETURNED.value or not _may(E.SHIP_RETURN, role):
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         now = circ.now()
         open_leg = (await conn.execute(select(s.transits.c.id).where(
             s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None),
@@ -540,7 +492,7 @@ async def ship_return(circ: Circulation, *, request_id: int, actor: str, role=R.
             await _send_back(circ, conn, item, at, row.id, role=role, actor=actor)
         await transition(conn, row, E.SHIP_RETURN, role=role, actor=actor, at=now, branch=branch,
                          reason=f"to {item.owning_branch}")
-        return PartnerResult(row.id, _refuse("ok"))
+        return PartnerResult(row.id, decide("ok"))
 
     return await _on_request(circ, request_id, step)
 
@@ -563,9 +515,9 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
             if patron.id != row.patron_id:
                 raise NotFound(f"request {request_id}")
     if row.kind != KIND:
-        return PartnerResult(request_id, _refuse("not_a_partner_request"))
+        return PartnerResult(request_id, decide("not_a_partner_request"))
     if row.state == S.CANCEL_PENDING.value:
-        return PartnerResult(request_id, policies.decide("ill_cancel_requested"))
+        return PartnerResult(request_id, decide("ill_cancel_requested"))
     if row.state != S.SHIPPED.value:
         d = await holds.cancel(circ, request_id=request_id, role=role, actor=actor, channel=channel,
                                reason=reason, card=card, branch=branch)
@@ -573,12 +525,12 @@ async def cancel(circ: Circulation, *, request_id: int, role, actor: str, channe
 
     async def step(conn, row, item):
         if row.state != S.SHIPPED.value:
-            return PartnerResult(row.id, _refuse("wrong_state", state=row.state))
+            return PartnerResult(row.id, decide("wrong_state", state=row.state))
         await record_event(conn, at=circ.now(), event="CANCEL_REQUESTED", actor_role=R(role).value,
                            actor=actor, request_id=row.id, item_id=item.id, from_state=row.state,
                            to_state=row.state, channel=channel, branch=branch,
                            reason=reason or REASON_CANCEL_ON_ARRIVAL)
-        return PartnerResult(row.id, _refuse("cancel_on_arrival"))
+        return PartnerResult(row.id, decide("cancel_on_arrival"))
 
     return await _on_request(circ, request_id, step)
 
@@ -590,7 +542,7 @@ async def partner_requests(circ: Circulation, *, branch: str | None = None,
     shelving location), the patron, the requesting counter, dates and what to do next.
     ``branch`` keeps one counter's requests; ``states`` some states (default: those
     still in progress)."""
-    wanted = states or tuple(NEXT_STEP)
+    wanted = states or tuple(st.value for st in PARTNER_NEXT_STEP)
     q = (select(s.requests, s.items.c.barcode, s.items.c.partner, s.items.c.owning_branch,
                 s.items.c.location, s.items.c.call_number, s.patrons.c.card_number,
                 s.patrons.c.name.label("patron_name"))
@@ -602,20 +554,32 @@ async def partner_requests(circ: Circulation, *, branch: str | None = None,
     async with circ.db.read() as conn:
         rows = (await conn.execute(q.order_by(s.requests.c.placed_at, s.requests.c.id))).all()
     out: dict[str, list[dict]] = {}
-    order = {st: i for i, st in enumerate(STATE_ORDER)}
+    order = {st: i for i, st in enumerate(PARTNER_STATE_ORDER)}
     for st in sorted({r.state for r in rows}, key=lambda x: order.get(x, len(order))):
         out[st] = []
     for r in rows:
         found = partner_of(circ, r.partner)
         out[r.state].append({
-            "request_id": r.id, "state": r.state, "status_ja": holds.STATUS_JA[r.state],
-            "next_step": NEXT_STEP.get(r.state, ""), "title_id": r.title_id, "title": r.title,
+            "request_id": r.id, "state": r.state, "status_ja": STATUS_JA[r.state],
+            "next_step": PARTNER_NEXT_STEP.get(r.state, ""), "title_id": r.title_id, "title": r.title,
             "partner": r.partner, "partner_name": found[1].name if found else r.partner,
             "barcode": r.barcode, "owning_branch": r.owning_branch,
             "owning_name": found[1].branches.get(r.owning_branch, r.owning_branch) if found else r.owning_branch,
             "location": r.location, "call_number": r.call_number,
             "card": r.card_number, "patron_name": r.patron_name,
-            "pickup_branch": r.pickup_branch, "pickup_name": holds._branch_name(circ, r.pickup_branch),
+            "pickup_branch": r.pickup_branch, "pickup_name": circ.branch_name(r.pickup_branch),
             "placed_at": r.placed_at, "ready_at": r.ready_at, "shelf_deadline": r.shelf_deadline,
             "contact_method": r.contact_method, "memo": r.memo})
     return out
+
+
+# --------------------------------------------------------------------------- the plug-in
+
+async def _cancel_shipped(circ: Circulation, **kw) -> Decision:
+    """``holds.cancel`` of a SHIPPED partner request by staff: noted, carried out on arrival."""
+    return (await cancel(circ, **kw)).decision
+
+
+LEG = routing.Leg(name="partner", request_kind=KIND, owns=lambda item_row: bool(item_row.partner),
+                  route=route_partner_copy, cancel_shipped=_cancel_shipped)
+routing.register_leg(LEG)

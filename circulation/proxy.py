@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import policies
 from lifecycle.model import Decision
+from lifecycle.reasons import decide
 from lifecycle.table import Role
 
 from . import schema as s
@@ -55,7 +56,7 @@ async def _live_consent(conn: AsyncConnection, patron_id: int, key: str):
 
 def _offered(circ, patron_row) -> Decision | None:
     if circ.profile(patron_row.library).proxy.loans == "not_offered":
-        return policies.decide("proxy_loans_not_offered")
+        return decide("proxy_loans_not_offered")
     return None
 
 
@@ -74,12 +75,12 @@ async def record_consent(circ, *, card: str, proxy_name: str, role, actor: str, 
         if refused is not None:
             return ConsentResult(None, refused)
         if role != Role.STAFF:
-            return ConsentResult(None, policies.decide("proxy_staff_only"))
+            return ConsentResult(None, decide("proxy_staff_only"))
         key = policies.proxy_name_key(proxy_name)
         if not key:
-            return ConsentResult(None, policies.decide("proxy_name_missing"))
+            return ConsentResult(None, decide("proxy_name_missing"))
         if await _live_consent(conn, patron.id, key) is not None:
-            return ConsentResult(None, policies.decide("proxy_already_consented", proxy=key))
+            return ConsentResult(None, decide("proxy_already_consented", proxy=key))
         res = await conn.execute(insert(s.patron_proxies).values(
             patron_id=patron.id, proxy_name=key, reason=reason, consented_at=now,
             recorded_by=actor))
@@ -87,7 +88,7 @@ async def record_consent(circ, *, card: str, proxy_name: str, role, actor: str, 
         await record_event(conn, at=now, event="PROXY_CONSENT", actor_role=role.value, actor=actor,
                            patron_id=patron.id, branch=branch,
                            reason=f"proxy {key}" + (f" ({reason})" if reason else ""))
-        return ConsentResult(cid, policies.decide("ok", proxy=key))
+        return ConsentResult(cid, decide("ok", proxy=key))
 
     return await circ.db.run(work)
 
@@ -105,16 +106,16 @@ async def revoke_consent(circ, *, card: str, proxy_name: str, role, actor: str,
         if refused is not None:
             return refused
         if role != Role.STAFF:
-            return policies.decide("proxy_staff_only")
+            return decide("proxy_staff_only")
         key = policies.proxy_name_key(proxy_name)
         row = await _live_consent(conn, patron.id, key) if key else None
         if row is None:
-            return policies.decide("proxy_consent_not_found", proxy=key)
+            return decide("proxy_consent_not_found", proxy=key)
         await conn.execute(update(s.patron_proxies).where(s.patron_proxies.c.id == row.id)
                            .values(revoked_at=now, revoked_by=actor))
         await record_event(conn, at=now, event="PROXY_CONSENT_REVOKED", actor_role=role.value,
                            actor=actor, patron_id=patron.id, branch=branch, reason=f"proxy {key}")
-        return policies.decide("ok", proxy=key)
+        return decide("ok", proxy=key)
 
     return await circ.db.run(work)
 

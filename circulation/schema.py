@@ -34,9 +34,13 @@ from sqlalchemy import (
     Text, UniqueConstraint, text,
 )
 
+from lifecycle.item_table import ItemStatus
+from lifecycle.loan_table import LoanState
+from lifecycle.table import SECURED
+
 metadata = MetaData()
 
-SECURED_STATES = ("IN_TRANSIT", "ON_HOLD_SHELF")
+SECURED_STATES = tuple(sorted(st.value for st in SECURED))   # the partial index below names them
 
 # --------------------------------------------------------------------------- network
 
@@ -184,8 +188,8 @@ items = Table(
     # 読書会用図書 (Hiroshima): the reading-group set this copy belongs to; a set's copies are
     # lent together with groups.check_out_set and never one by one
     Column("set_code", String(64), index=True),
-    # available | on_loan | in_transit | on_hold_shelf | lost | withdrawn
-    Column("status", String(16), nullable=False, server_default="available"),
+    # lifecycle.item_table.ItemStatus: available | on_loan | in_transit | on_hold_shelf | lost | withdrawn
+    Column("status", String(16), nullable=False, server_default=ItemStatus.AVAILABLE.value),
     Column("updated_at", DateTime),
 )
 
@@ -257,7 +261,7 @@ loans = Table(
     Column("due", Date, nullable=False),
     Column("renewals", Integer, nullable=False, server_default="0"),
     Column("renewed_via", String(16)),
-    Column("state", String(16), nullable=False, server_default="ON_LOAN"),  # ON_LOAN|OVERDUE|RETURNED|LOST
+    Column("state", String(16), nullable=False, server_default=LoanState.ON_LOAN.value),  # lifecycle.loan_table
     Column("returned_at", DateTime),                       # the date the return counts from
     Column("return_branch", String(64)),
     Column("return_kind", String(16)),                     # counter, book_drop, drop_point, ...

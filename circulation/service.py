@@ -36,6 +36,17 @@ class Circulation:
                 return p
         raise NotFound(f"unknown branch {branch!r}")
 
+    def branch_name(self, code: str | None) -> str:
+        """The name of branch ``code`` as its profile gives it (a university partner's
+        branches included); the code itself when no profile names it, "" for none."""
+        if not code:
+            return ""
+        for p in self.profiles.values():
+            b = p.branch(code)
+            if b is not None:
+                return b.name
+        return code
+
     async def calendar(self, conn, branch: str) -> BranchCalendar:
         """The branch's calendar: opening hours from its profile, closed days and
         public holidays from the database. A branch whose profile gives no hours

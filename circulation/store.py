@@ -1,7 +1,18 @@
 """Database access for the circulation service: the engine (SQLite or PostgreSQL,
-both through SQLAlchemy's asyncio layer), transactions, row locks, the audited
-request transition, and conversions from rows to the frozen records the pure
-:mod:`lifecycle` policies read.
+both through SQLAlchemy's asyncio layer), transactions, row locks, the write paths
+of the three tables of :mod:`lifecycle` and conversions from rows to the frozen
+records the pure :mod:`lifecycle` policies read.
+
+Write paths
+-----------
+A request's state changes only through :func:`transition`, a loan's only through
+:func:`open_loan` (CHECK_OUT creates it) and :func:`loan_transition`, a copy's
+``items.status`` only through :func:`item_transition`. Each asks its table's
+``apply()`` first (an illegal event raises ``IllegalTransition``), updates
+conditionally on the state it read (a lost race raises :class:`ConcurrentChange`, and
+:meth:`Database.run` retries the unit of work), and the request and loan paths write
+the audit row (``events``). A copy's status change is logged by the operation that
+moves it, in the same transaction.
 
 Transactions
 ------------
@@ -29,8 +40,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lifecycle import item_table as it
+from lifecycle import loan_table as lnt
 from lifecycle import table as lt
 from lifecycle.model import Item, Loan, Patron, Request
+from lifecycle.policies import LIVE_REQUEST_STATES as LIVE
 from lifecycle.profiles import Profile
 
 from . import schema as s
@@ -209,6 +223,72 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     return new
 
 
+async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, branch: str, channel: str,
+                    at: datetime, due: date, role: lt.Role | str, actor: str, reason: str,
+                    request_id: int | None = None, **values) -> int | None:
+    """Create a loan (CHECK_OUT → ``loan_table.INITIAL``, if ``role`` may lend) and log
+    it. Returns the loan id, or None when the copy already has an open loan (the
+    database's ``ux_loans_open_item``: a concurrent check-out came first; nothing is
+    written). ``values``: more columns (proxy, stop)."""
+    role = lt.Role(role)
+    state = lnt.apply(None, lnt.CREATED_BY, role)
+    try:
+        async with conn.begin_nested():
+            res = await conn.execute(insert(s.loans).values(
+                item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
+                channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values))
+    except IntegrityError as e:
+        if not is_unique_violation(e):
+            raise
+        return None
+    loan_id = res.inserted_primary_key[0]
+    await record_event(conn, at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
+                       loan_id=loan_id, item_id=item_id, to_state=state.value, channel=channel,
+                       branch=branch, reason=reason)
+    return loan_id
+
+
+async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent | str, *,
+                          role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
+                          branch: str | None = None, reason: str = "", where=(), **changes) -> lnt.LoanState:
+    """Move one loan by the loan table (``lifecycle.loan_table.apply``: legal from its
+    state, and ``role`` may trigger it), write the new state and ``changes`` with a
+    conditional update on the state we read (and on ``where``, more conditions), and
+    log it. Raises ``IllegalTransition`` or :class:`ConcurrentChange`."""
+    ev = lnt.LoanEvent(event)
+    role = lt.Role(role)
+    old = lnt.LoanState(loan_row.state)
+    new = lnt.apply(old, ev, role)
+    res = await conn.execute(
+        update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
+        .values(state=new.value, **changes))
+    if res.rowcount != 1:
+        raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
+    await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
+                       loan_id=loan_row.id, item_id=loan_row.item_id, from_state=old.value,
+                       to_state=new.value, channel=channel, branch=branch, reason=reason)
+    return new
+
+
+async def item_transition(conn: AsyncConnection, item_row, event: it.ItemEvent | str, *, at: datetime,
+                          **changes) -> it.ItemStatus:
+    """Change one copy's status by the item table (``lifecycle.item_table.apply``) with
+    a conditional update on the status we read; ``changes``: more columns (the branch
+    it is at). The copy's row is locked by the caller, so a lost update means the
+    caller read it before changing it itself: :class:`ConcurrentChange`.
+
+    No audit row of its own: the operation that moves the copy logs it (CHECK_OUT,
+    CHECK_IN, TRANSIT_SENT, a request's TRAP_AT_PICKUP ...), in the same transaction."""
+    old = it.ItemStatus(item_row.status)
+    new = it.apply(old, it.ItemEvent(event))
+    res = await conn.execute(
+        update(s.items).where(s.items.c.id == item_row.id, s.items.c.status == old.value)
+        .values(status=new.value, updated_at=at, **changes))
+    if res.rowcount != 1:
+        raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
+    return new
+
+
 # --------------------------------------------------------------------------- rows → records
 
 def request_record(row, card_number: str) -> Request:
@@ -230,7 +310,7 @@ def item_record(row, *, on_loan: bool | None = None) -> Item:
         owning_branch=row.owning_branch, current_branch=row.current_branch or "",
         material_type=row.material_type, circulating=row.circulating,
         newest_issue=row.newest_issue, lending_release=row.lending_release, partner=row.partner,
-        ill=row.ill, on_loan=(row.status == "on_loan") if on_loan is None else on_loan,
+        ill=row.ill, on_loan=(row.status == it.ItemStatus.ON_LOAN.value) if on_loan is None else on_loan,
         set_code=getattr(row, "set_code", None), location=getattr(row, "location", "") or "")
 
 
@@ -243,9 +323,8 @@ def loan_record(row, card_number: str, barcode: str, material_type: str = "book"
                 delivery=getattr(row, "channel", None) == "delivery")   # shipped (有料図書宅配)
 
 
-LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st not in lt.TERMINAL
-                            and st not in (lt.State.ON_LOAN, lt.State.OVERDUE, lt.State.RECALLED,
-                                           lt.State.RETURNED, lt.State.AWAITING_LOAN_COMPLETED))
+# policies.LIVE_REQUEST_STATES, as the column's values (in the table's order)
+LIVE_REQUEST_STATES = tuple(st.value for st in lt.State if st in LIVE)
 
 
 def patron_contact(patron_row, **changes) -> Patron:
@@ -282,6 +361,12 @@ async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_u
     if row is None:
         raise NotFound(what)
     return row
+
+
+async def request_row(conn: AsyncConnection, request_id: int, *, lock: bool = False):
+    """The request row (locked FOR UPDATE with lock); NotFound when there is none."""
+    return await get_row(conn, s.requests, s.requests.c.id == request_id,
+                         what=f"request {request_id}", for_update=lock)
 
 
 async def patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):

@@ -76,11 +76,11 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import select
 
-from circulation import auth, bookshelf, cart, holds, jobs, loans, notices
+from circulation import auth, bookshelf, cart, holds, jobs, labels, lists, loans, notices, routing
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import NotFound
-from lifecycle import policies
+from lifecycle import reasons
 from lifecycle.model import RETURN_POINT_KINDS, Decision
 
 log = logging.getLogger("unioncat.circulation.api")
@@ -109,7 +109,7 @@ API_REASONS: dict[str, tuple[str, str]] = {
     "body_too_large": ("送信された内容が大きすぎます。", "The request body is too large."),
     "internal_error": ("システムエラーが発生しました。しばらくしてからもう一度お試しください。",
                        "Something went wrong on our side; please try again later."),
-    "not_logged_in": auth.REASONS["not_logged_in"],
+    "not_logged_in": reasons.REASONS["not_logged_in"],
     "invalid_authorization": ("認証情報の形式が正しくありません。",
                               "The Authorization header must be 'Bearer <token>'."),
     "csrf_check_failed": ("不正な要求の可能性があるため受け付けませんでした。ページを開き直してください。",
@@ -548,7 +548,7 @@ def _settings(circ: Circulation, row) -> dict:
             "default_pickup_branch": row.default_pickup_branch,
             "default_pickup_name": _branch_name(circ, row.default_pickup_branch),
             "default_contact_method": row.default_contact_method,
-            "contact_ja": holds.CONTACT_JA.get(row.default_contact_method, ""),
+            "contact_ja": labels.CONTACT_JA.get(row.default_contact_method, ""),
             "new_book_alerts": bool(row.new_book_alerts), "history_opt_in": bool(row.history_opt_in)}
 
 
@@ -560,7 +560,7 @@ def _choices(circ: Circulation, row) -> dict:
 
 
 async def _request_view(ctx: Ctx, request_id: int) -> dict | None:
-    for r in await holds.patron_requests(ctx.circ, ctx.card):
+    for r in await lists.patron_requests(ctx.circ, ctx.card):
         if r["request_id"] == request_id:
             return r
     return None
@@ -686,11 +686,11 @@ async def _place(ctx: Ctx, b: dict, *, card: str, channel: str, role: str, actor
     if "title_id" in b and "mode" in b:
         raise invalid("mode", "only with titles")
     if "title_id" in b and not b["title_id"].strip():
-        raise refusal(cart.decide("title_missing"))
+        raise refusal(reasons.decide("title_missing"))
     pickup = b.get("pickup_branch") or default_pickup
     if not pickup:
         prow = await _patron_row(ctx.circ, card)
-        raise refusal(cart.decide("pickup_required",
+        raise refusal(reasons.decide("pickup_required",
                                   choices=[x["code"] for x in _branches(ctx.circ, prow.library, pickup_only=True)]))
     common = dict(card=card, pickup_branch=pickup, channel=channel, role=role, actor=actor,
                   contact_method=b.get("contact_method"), memo=b.get("memo", ""),
@@ -717,7 +717,7 @@ async def place_request(ctx: Ctx):
     rid, pos, link, ids = await _place(ctx, b, card=ctx.card, channel="web", role="patron",
                                        actor=ctx.card, submitted_at_branch=None,
                                        default_pickup=row.default_pickup_branch)
-    views = {r["request_id"]: r for r in await holds.patron_requests(ctx.circ, ctx.card)}
+    views = {r["request_id"]: r for r in await lists.patron_requests(ctx.circ, ctx.card)}
     return 201, _placed(b, rid, pos, link, ids, views)
 
 
@@ -730,12 +730,12 @@ def _placed(b: dict, rid, pos, link, ids, views: dict) -> dict:
 
 async def my_requests(ctx: Ctx):
     query(ctx.request, {})
-    return {"requests": await holds.patron_requests(ctx.circ, ctx.card)}
+    return {"requests": await lists.patron_requests(ctx.circ, ctx.card)}
 
 
 async def my_cancelled(ctx: Ctx):
     query(ctx.request, {})
-    return {"requests": await holds.cancelled_requests(ctx.circ, ctx.card)}
+    return {"requests": await lists.cancelled_requests(ctx.circ, ctx.card)}
 
 
 async def change_request(ctx: Ctx):
@@ -758,7 +758,7 @@ async def cancel_request(ctx: Ctx):
     if not d.allowed:
         raise refusal(d)
     row = await _request_row(ctx.circ, rid)
-    cancelled = next((r for r in await holds.cancelled_requests(ctx.circ, ctx.card)
+    cancelled = next((r for r in await lists.cancelled_requests(ctx.circ, ctx.card)
                       if r["request_id"] == rid), None)
     return {"request_id": rid, "state": row.state, **message(d), "cancelled": cancelled}
 
@@ -788,7 +788,7 @@ async def reorder_set(ctx: Ctx):
                                 role="patron", actor=ctx.card)
     if not d.allowed:
         raise refusal(d)
-    members = [r for r in await holds.patron_requests(ctx.circ, ctx.card) if r["set_id"] == set_id]
+    members = [r for r in await lists.patron_requests(ctx.circ, ctx.card) if r["set_id"] == set_id]
     members.sort(key=lambda r: r["set_position"])
     return {"set_id": set_id, "requests": members, **message(d)}
 
@@ -835,7 +835,7 @@ async def checkout_cart(ctx: Ctx):
                               title_ids=b.get("title_ids"), channel="web", role="patron", actor=ctx.card)
     if not res.decision.allowed:
         raise refusal(res.decision)
-    views = {r["request_id"]: r for r in await holds.patron_requests(ctx.circ, ctx.card)}
+    views = {r["request_id"]: r for r in await lists.patron_requests(ctx.circ, ctx.card)}
     return {**message(res.decision), "pickup_branch": res.pickup_branch,
             "contact_method": res.contact_method,
             "placed": [{"title_id": p.title_id, "title": p.title, "request_id": p.request_id,
@@ -924,7 +924,7 @@ async def reading_progress(ctx: Ctx):
 async def ranking(ctx: Ctx):
     q = query(ctx.request, {"library": F("str", required=True, max_len=64),
                             "limit": F("int", min=1, max=100)})
-    titles = await holds.reservation_ranking(ctx.circ, q["library"], q.get("limit", 20))
+    titles = await lists.reservation_ranking(ctx.circ, q["library"], q.get("limit", 20))
     return {"library": q["library"], "titles": titles}
 
 
@@ -972,7 +972,7 @@ async def test_mail(ctx: Ctx):
     await body(ctx.request, {})
     row = await _patron_row(ctx.circ, ctx.card)
     if not row.email:
-        raise refusal(policies.decide("email_missing"), status=409)
+        raise refusal(reasons.decide("email_missing"), status=409)
     now = ctx.circ.now()
     key = f"test_mail:{row.id}:{now:%Y%m%dT%H%M}"
     async with ctx.circ.db.transaction() as conn:
@@ -1023,7 +1023,7 @@ async def staff_checkout(ctx: Ctx):
                  **message(res.decision)}
 
 
-def _routing(r: holds.Routing | None) -> dict | None:
+def _routing(r: routing.Routing | None) -> dict | None:
     if r is None:
         return None
     return {"kind": r.kind, "request_id": r.request_id, "to_branch": r.to_branch}
@@ -1052,21 +1052,21 @@ async def staff_trap(ctx: Ctx):
     b = await body(ctx.request, {"barcode": F("str", required=True, max_len=64), "branch": BRANCH,
                                  "walk_in": F("bool")})
     branch = _staff_branch(ctx, b.get("branch"))
-    r = await holds.trap_from_shelf(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
+    r = await routing.trap_from_shelf(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
                                     actor=ctx.actor, walk_in=b.get("walk_in", False))
-    if r.kind == holds.NOT_AVAILABLE:
+    if r.kind == routing.NOT_AVAILABLE:
         raise ApiError(409, "item_not_on_shelf", details={"barcode": b["barcode"]})
     return {"routing": _routing(r)}
 
 
 async def staff_shelf(ctx: Ctx):
     branch = _staff_branch(ctx, query(ctx.request, {"branch": BRANCH}).get("branch"))
-    return {"branch": branch, "holds": await holds.shelf_list(ctx.circ, branch)}
+    return {"branch": branch, "holds": await lists.shelf_list(ctx.circ, branch)}
 
 
 async def staff_pull_list(ctx: Ctx):
     branch = _staff_branch(ctx, query(ctx.request, {"branch": BRANCH}).get("branch"))
-    return {"branch": branch, "items": await holds.pull_list(ctx.circ, branch)}
+    return {"branch": branch, "items": await lists.pull_list(ctx.circ, branch)}
 
 
 async def staff_transits(ctx: Ctx):
@@ -1074,7 +1074,7 @@ async def staff_transits(ctx: Ctx):
     branch = _staff_branch(ctx, q.get("branch"))
     direction = q.get("direction", "out")
     return {"branch": branch, "direction": direction,
-            "transits": await holds.transit_list(ctx.circ, branch, direction)}
+            "transits": await lists.transit_list(ctx.circ, branch, direction)}
 
 
 async def staff_call_list(ctx: Ctx):
@@ -1100,7 +1100,7 @@ async def staff_history(ctx: Ctx):
     rid = path_id(ctx.request, "request_id")
     row = await _own_request(ctx, rid)
     return {"request_id": rid, "state": row.state, "title_id": row.title_id, "title": row.title,
-            "events": await holds.request_history(ctx.circ, rid)}
+            "events": await lists.request_history(ctx.circ, rid)}
 
 
 async def staff_review_list(ctx: Ctx):
@@ -1108,7 +1108,7 @@ async def staff_review_list(ctx: Ctx):
     library = q.get("library", ctx.principal.library)
     if library != ctx.principal.library:
         raise ApiError(403, "library_not_yours", details={"library": library})
-    return {"library": library, "requests": await holds.review_queue(ctx.circ, library)}
+    return {"library": library, "requests": await lists.review_queue(ctx.circ, library)}
 
 
 async def staff_review(ctx: Ctx):
@@ -1121,7 +1121,7 @@ async def staff_review(ctx: Ctx):
     if not d.allowed:
         raise refusal(d)
     row = await _request_row(ctx.circ, rid)
-    return {"request_id": rid, "state": row.state, "status_ja": holds.STATUS_JA.get(row.state, ""),
+    return {"request_id": rid, "state": row.state, "status_ja": labels.STATUS_JA.get(row.state, ""),
             **message(d)}
 
 
@@ -1160,7 +1160,7 @@ async def staff_place(ctx: Ctx):
     rid, pos, link, ids = await _place(ctx, b, card=prow.card_number, channel=b.get("channel", "counter"),
                                        role="staff", actor=ctx.actor, submitted_at_branch=branch,
                                        default_pickup=prow.default_pickup_branch or branch)
-    views = {r["request_id"]: r for r in await holds.patron_requests(ctx.circ, prow.card_number)}
+    views = {r["request_id"]: r for r in await lists.patron_requests(ctx.circ, prow.card_number)}
     return 201, _placed(b, rid, pos, link, ids, views)
 
 

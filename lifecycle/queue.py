@@ -26,24 +26,31 @@ SECURED_OR_BEYOND = READY_OR_BEYOND | {State.IN_TRANSIT}
 GONE = TERMINAL - {State.COMPLETED}
 
 
-def _order(r: Request):
-    # ids are the database's integers as text: "9" before "10" (shorter first)
-    return (r.placed_at, len(r.id), r.id)
+WAITING = frozenset({State.QUEUED, State.SUSPENDED})
+
+
+def _order(r):
+    # ids are the database's integers (or those as text: "9" before "10", shorter first)
+    rid = str(r.id)
+    return (r.placed_at, len(rid), rid)
 
 
 def title_queue(requests: Iterable[Request], title_id: str) -> list[Request]:
     """QUEUED and SUSPENDED requests for a title, in queue order."""
-    return sorted((r for r in requests if r.title_id == title_id
-                   and r.state in (State.QUEUED, State.SUSPENDED)), key=_order)
+    return sorted((r for r in requests if r.title_id == title_id and r.state in WAITING), key=_order)
+
+
+def queue_positions(requests: Iterable) -> dict:
+    """1-based positions (予約順位) of the QUEUED and SUSPENDED ones among ``requests`` of
+    one title and serving system, by id: FIFO by placement time, then id. Works on
+    request records and on anything with ``id``, ``state`` and ``placed_at`` (rows)."""
+    ordered = sorted((r for r in requests if r.state in WAITING), key=_order)
+    return {r.id: i for i, r in enumerate(ordered, 1)}
 
 
 def queue_position(requests: Iterable[Request], request: Request) -> int | None:
     """1-based position shown to the patron (予約順位), None when not queued."""
-    q = title_queue(requests, request.title_id)
-    for i, r in enumerate(q, 1):
-        if r.id == request.id:
-            return i
-    return None
+    return queue_positions(r for r in requests if r.title_id == request.title_id).get(request.id)
 
 
 def waiting_for_predecessor(requests: Sequence[Request], request: Request) -> bool:

@@ -12,6 +12,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
 
 from circulation import schema as s
+from circulation.loaders import load_csv
 from circulation.service import Circulation
 from circulation.store import Clock, Database, install_network
 from connectors.smtp import Mailer
@@ -103,3 +104,21 @@ def loopback_mailer(port: int, timeout: float = 5, **kw) -> Mailer:
     """A Mailer for the test SMTP server on 127.0.0.1:port (plain SMTP, no STARTTLS)."""
     return Mailer("127.0.0.1", port, from_address="noreply@unioncat.test", starttls=False,
                   timeout=timeout, **kw)
+
+
+# --------------------------------------------------------------------------- CSV loaders by kind
+
+async def load_patrons(circ: Circulation, source):
+    return await load_csv(circ, "patrons", source)
+
+
+async def load_items(circ: Circulation, source):
+    return await load_csv(circ, "items", source)
+
+
+async def load_staff(circ: Circulation, source):
+    return await load_csv(circ, "staff", source)
+
+
+async def load_calendar(circ: Circulation, source):
+    return await load_csv(circ, "calendar", source)

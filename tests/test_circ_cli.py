@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from circ_helpers import NOW
+from circ_helpers import NOW, load_items, load_patrons
 from circulation import auth, holds
 from circulation import schema as s
-from circulation.loaders import load_items, load_patrons
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 

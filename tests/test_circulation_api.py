@@ -36,7 +36,7 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import insert, update
 
 from circ_helpers import NOW, loopback_mailer, smtp_server
-from circulation import auth, holds, loans
+from circulation import auth, holds, lists, loans
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import Clock, Database, install_network
@@ -680,7 +680,7 @@ def test_staff_endpoints_refuse_patrons_and_staff_without_the_role(service):
     assert counter.get("/staff/shelf", query={"branch": "nowhere"}, expect=404)["error"] == "not_found"
     komae = svc.client()
     komae.staff_login("komae.requests")
-    e_req = svc.run(holds.patron_requests, EMILY)[0]["request_id"]
+    e_req = svc.run(lists.patron_requests, EMILY)[0]["request_id"]
     assert komae.get(f"/staff/requests/{e_req}/history", expect=404)["error"] == "not_found"
     assert counter.get(f"/staff/requests/{e_req}/history", expect=200)["events"][0]["event"] == "PLACE"
     assert komae.post("/staff/requests", {"card_number": EMILY, "title_id": K1}, expect=404)["error"] == "not_found"

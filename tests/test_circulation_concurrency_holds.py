@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from circ_helpers import NOW, add_item, add_patron, new_circulation, rows
-from circulation import holds
+from circulation import holds, jobs, lists, routing as rt
 from circulation import schema as s
 from circulation.store import Database
 
@@ -60,7 +60,7 @@ async def web_place(circ, card, title_id, pickup="iizuka"):
 
 async def route(circ, barcode, branch):
     it = (await rows(circ, s.items, s.items.c.barcode == barcode))[0]
-    return await circ.db.run(lambda conn: holds.route_copy(circ, conn, it, branch, **STAFF))
+    return await circ.db.run(lambda conn: rt.route_copy(circ, conn, it, branch, **STAFF))
 
 
 async def test_many_patrons_placing_on_one_title_at_once_get_positions_one_to_n(circ):
@@ -74,7 +74,7 @@ async def test_many_patrons_placing_on_one_title_at_once_get_positions_one_to_n(
     assert sorted(r.position for r in results) == list(range(1, N_PATRONS + 1))
     # the positions reported at placement are the queue order afterwards
     by_position = sorted(results, key=lambda r: r.position)
-    shown = [(await holds.patron_requests(circ, c))[0] for c in cards]
+    shown = [(await lists.patron_requests(circ, c))[0] for c in cards]
     assert sorted(d["position"] for d in shown) == list(range(1, N_PATRONS + 1))
     assert {d["request_id"]: d["position"] for d in shown} == {r.request_id: r.position for r in results}
     assert [r.request_id for r in by_position] == sorted(r.request_id for r in results)
@@ -131,9 +131,9 @@ async def test_copies_checked_in_at_once_go_to_the_first_of_the_queue_each_once(
     routings = await asyncio.gather(*(route(circ, b, branch) for b in barcodes
                                       for branch in ("iizuka", "honami")))
     assert overlapped(circ)
-    trapped = [r for r in routings if r.kind in (holds.HOLD_SHELF, holds.TRANSIT_HOLD)]
+    trapped = [r for r in routings if r.kind in (rt.HOLD_SHELF, rt.TRANSIT_HOLD)]
     assert len(trapped) == n_copies
-    assert Counter(r.kind for r in routings)[holds.ALREADY_SECURED] == n_copies
+    assert Counter(r.kind for r in routings)[rt.ALREADY_SECURED] == n_copies
     assert sorted(r.request_id for r in trapped) == fifo[:n_copies]
     reqs = {r.id: r for r in await rows(circ, s.requests)}
     secured = [reqs[i] for i in fifo if reqs[i].state in ("ON_HOLD_SHELF", "IN_TRANSIT")]
@@ -163,7 +163,7 @@ async def test_two_copies_of_one_group_checked_in_at_once_secure_one_member(circ
     assert len(winner) == 1
     # the copy the group did not take went to the next patron if it was theirs, else back on the shelf
     other = [r for r in routings if r.request_id not in g.request_ids][0]
-    assert other.kind == holds.RESHELVE or other.request_id == nxt.request_id
+    assert other.kind == rt.RESHELVE or other.request_id == nxt.request_id
     gs = [e for e in await rows(circ, s.events) if e.event == "GROUP_SATISFIED"]
     assert len(gs) == 1
 
@@ -180,7 +180,7 @@ async def test_expiry_jobs_running_twice_at_once_expire_each_hold_once(circ):
     for i in range(n):
         assert (await route(circ, f"X{i}", "iizuka")).request_id == first[i].request_id
     circ.clock.fixed = datetime(2026, 12, 1, 8, 0)
-    counts = await asyncio.gather(holds.expire_shelf(circ), holds.expire_shelf(circ))
+    counts = await asyncio.gather(jobs.expire_shelf(circ), jobs.expire_shelf(circ))
     assert sum(counts) == n
     events = await rows(circ, s.events)
     expired = Counter(e.request_id for e in events if e.event == "SHELF_EXPIRE")
@@ -189,4 +189,4 @@ async def test_expiry_jobs_running_twice_at_once_expire_each_hold_once(circ):
     assert all(trapped[w.request_id] == 1 for w in waiting)
     ready = Counter(x.request_id for x in await rows(circ, s.notices, s.notices.c.kind == "hold_ready"))
     assert all(ready[w.request_id] == 1 for w in waiting)
-    assert await holds.expire_shelf(circ) == 0
+    assert await jobs.expire_shelf(circ) == 0

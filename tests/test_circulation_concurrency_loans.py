@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from circ_helpers import NOW, add_item, add_patron, new_circulation, one_row, rows
-from circulation import holds, loans
+from circulation import holds, jobs, loans
 from circulation import schema as s
 from lifecycle.profiles import load_all
 
@@ -97,7 +97,7 @@ async def test_check_out_racing_shelf_expiry_gives_the_copy_to_exactly_one_side(
         out, expired = await asyncio.gather(
             _after(lag if i % 2 else 0,
                    loans.check_out(circ, barcode=f"X{i:02}", card=first, branch="iizuka", **STAFF)),
-            _after(0 if i % 2 else lag, holds.expire_shelf(circ)))
+            _after(0 if i % 2 else lag, jobs.expire_shelf(circ)))
         item = await one_row(circ, s.items, s.items.c.barcode == f"X{i:02}")
         req1 = await one_row(circ, s.requests, s.requests.c.id == r1)
         req2 = await one_row(circ, s.requests, s.requests.c.id == r2)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, one_row, rows
-from circulation import delivery, holds, loans
+from circulation import delivery, holds, jobs, loans, routing as rt
 from circulation import schema as s
 from circulation.store import NotFound
 from lifecycle import policies
@@ -76,9 +76,9 @@ async def ready_for_delivery(circ, card, barcode="HD1", title_id="bib-d1", branc
     await add_item(circ, barcode, title_id, "hiroshima", branch, **kw)
     res = await place_delivery(circ, card, title_id)
     assert res.decision.allowed, (res.decision.code, res.decision.details)
-    routing = await holds.trap_from_shelf(circ, barcode=barcode, branch=branch, **STAFF)
+    routing = await rt.trap_from_shelf(circ, barcode=barcode, branch=branch, **STAFF)
     if branch != "central":
-        assert routing.kind == holds.TRANSIT_HOLD and routing.to_branch == "central"
+        assert routing.kind == rt.TRANSIT_HOLD and routing.to_branch == "central"
         await loans.check_in(circ, barcode=barcode, branch="central", **STAFF)
     assert (await request_row(circ, res.request_id)).state == "ON_HOLD_SHELF"
     return res.request_id
@@ -334,14 +334,14 @@ async def test_hiroshima_delivery_hold_ready_goes_to_the_dispatch_list_without_a
     await add_item(circ, "HB9", "bib-9", "hiroshima", "central")
     other = await holds.place(circ, card="H021", title_id="bib-9", pickup_branch="central", channel="counter",
                               **STAFF)
-    await holds.trap_from_shelf(circ, barcode="HB9", branch="central", **STAFF)
+    await rt.trap_from_shelf(circ, barcode="HB9", branch="central", **STAFF)
     assert (await request_row(circ, other.request_id)).shelf_deadline is not None
     assert [n.kind for n in await rows(circ, s.notices, s.notices.c.request_id == other.request_id)] == [
         "hold_received", "hold_ready"]
     assert [e["request_id"] for e in await delivery.dispatch_list(circ, "central")] == [rid]
     # the shelf-expiry job never expires a delivery hold waiting to be shipped
     at(circ, NOW + timedelta(days=30))
-    assert await holds.expire_shelf(circ) == 1
+    assert await jobs.expire_shelf(circ) == 1
     assert (await request_row(circ, rid)).state == "ON_HOLD_SHELF"
     assert (await request_row(circ, other.request_id)).state == "SHELF_EXPIRED"
 
@@ -417,7 +417,7 @@ async def test_the_delivery_channel_lends_only_a_copy_readied_for_a_delivery_req
     assert r.loan_id is None and r.decision.code == "delivery_request_required"
     # an ordinary hold on the shelf is not shipped
     await holds.place(circ, card="H034", title_id="bib-1", pickup_branch="central", channel="counter", **STAFF)
-    await holds.trap_from_shelf(circ, barcode="HB1", branch="central", **STAFF)
+    await rt.trap_from_shelf(circ, barcode="HB1", branch="central", **STAFF)
     assert (await delivery.ship(circ, barcode="HB1", **STAFF)).decision.code == "delivery_not_ready"
     assert (await delivery.ship(circ, barcode="HB1", role="patron", actor="H034")).decision.code == \
         "delivery_staff_only"

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from circ_helpers import add_item, add_patron, one_row, rows
-from circulation import groups, holds, loans
+from circulation import groups, holds, loans, routing as rt
 from circulation import schema as s
 from circulation.store import NotFound
 from lifecycle import policies
@@ -169,7 +169,7 @@ async def test_hiroshima_school_grade_card_borrows_fifty_and_returns_at_any_libr
     assert not r.decision.allowed and r.decision.code == "loan_limit" and r.decision.details["limit"] == 50
     # 借りられた本はどこの市立図書館でも返却ができます
     back = await loans.check_in(circ, barcode="SB00", branch="minami", **STAFF)
-    assert back.decision.allowed and back.routing.kind == holds.TRANSIT_HOME
+    assert back.decision.allowed and back.routing.kind == rt.TRANSIT_HOME
     loan = await one_row(circ, s.loans, s.loans.c.id == back.loan_id)
     assert (loan.return_branch, loan.due) == ("minami", date(2026, 12, 20))
     assert len(await rows(circ, s.events, s.events.c.event == "CHECK_OUT")) == 50

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import insert
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, rows
-from circulation import holds
+from circulation import holds, jobs, lists, routing as rt
 from circulation import notices as notices_module
 from circulation import schema as s
+from lifecycle import reasons
 from circulation.store import NotFound
 
 STAFF = dict(role="staff", actor="staff1")
@@ -38,13 +39,13 @@ async def item_row(circ, barcode):
 async def check_in(circ, barcode, branch, *, walk_in=False):
     """A copy handed in at ``branch`` (what loans.check_in does after closing the loan)."""
     it = await item_row(circ, barcode)
-    return await circ.db.run(lambda conn: holds.route_copy(circ, conn, it, branch, walk_in=walk_in,
+    return await circ.db.run(lambda conn: rt.route_copy(circ, conn, it, branch, walk_in=walk_in,
                                                            **STAFF))
 
 
 async def arrive(circ, barcode, branch):
     it = await item_row(circ, barcode)
-    return await circ.db.run(lambda conn: holds.arrive(circ, conn, it, branch, **STAFF))
+    return await circ.db.run(lambda conn: rt.arrive(circ, conn, it, branch, **STAFF))
 
 
 async def req(circ, rid):
@@ -333,14 +334,14 @@ async def test_queue_is_first_in_first_out_with_positions_shown_to_each_patron(c
         at(circ, NOW + timedelta(minutes=i))
         placed.append(await web_place(circ, c, "T-POP", "iizuka"))
     assert [p.position for p in placed] == [1, 2, 3]
-    assert [(await holds.patron_requests(circ, c))[0]["position"] for c in cards] == [1, 2, 3]
+    assert [(await lists.patron_requests(circ, c))[0]["position"] for c in cards] == [1, 2, 3]
     routing = await check_in(circ, "IZ1", "iizuka")
-    assert (routing.kind, routing.request_id) == (holds.HOLD_SHELF, placed[0].request_id)
+    assert (routing.kind, routing.request_id) == (rt.HOLD_SHELF, placed[0].request_id)
     assert await states(circ, *(p.request_id for p in placed)) == ["ON_HOLD_SHELF", "QUEUED", "QUEUED"]
-    assert [(await holds.patron_requests(circ, c))[0]["position"] for c in cards[1:]] == [1, 2]
-    first = (await holds.patron_requests(circ, cards[0]))[0]
+    assert [(await lists.patron_requests(circ, c))[0]["position"] for c in cards[1:]] == [1, 2]
+    first = (await lists.patron_requests(circ, cards[0]))[0]
     assert (first["status_ja"], first["position"]) == ("貸出準備完了", None)
-    assert (await holds.patron_requests(circ, cards[1]))[0]["status_ja"] == "予約中"
+    assert (await lists.patron_requests(circ, cards[1]))[0]["status_ja"] == "予約中"
 
 
 async def test_placements_in_the_same_second_keep_their_order_beyond_nine_requests(circ):
@@ -359,34 +360,34 @@ async def test_trap_at_another_branch_goes_in_transit_then_arrives_at_the_pickup
     await add_patron(circ, "1000000011", "iizuka", email="p@example.jp")
     await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka")
     r = await web_place(circ, "1000000011", "T-ONE", "chikuho", contact_method="email", memo="家族が受け取ります")
-    routing = await holds.trap_from_shelf(circ, barcode="IZ1", branch="iizuka", **STAFF)
-    assert routing == holds.Routing(holds.TRANSIT_HOLD, r.request_id, "chikuho")
+    routing = await rt.trap_from_shelf(circ, barcode="IZ1", branch="iizuka", **STAFF)
+    assert routing == rt.Routing(rt.TRANSIT_HOLD, r.request_id, "chikuho")
     row = await req(circ, r.request_id)
     assert row.state == "IN_TRANSIT" and row.item_id is not None and row.ready_at is None
     assert (await item_row(circ, "IZ1")).status == "in_transit"
-    [out] = await holds.transit_list(circ, "iizuka", "out")
+    [out] = await lists.transit_list(circ, "iizuka", "out")
     assert (out["to_branch"], out["request_id"], out["reason"]) == ("chikuho", r.request_id, "hold")
-    assert [t["barcode"] for t in await holds.transit_list(circ, "chikuho", "in")] == ["IZ1"]
+    assert [t["barcode"] for t in await lists.transit_list(circ, "chikuho", "in")] == ["IZ1"]
     assert await notices_of(circ, r.request_id, "hold_ready") == []
     # misrouted to honami: sent on
     at(circ, NOW + timedelta(days=2))
     onward = await arrive(circ, "IZ1", "honami")
-    assert onward == holds.Routing(holds.TRANSIT_ONWARD, r.request_id, "chikuho")
-    assert [t["from_branch"] for t in await holds.transit_list(circ, "chikuho", "in")] == ["honami"]
+    assert onward == rt.Routing(rt.TRANSIT_ONWARD, r.request_id, "chikuho")
+    assert [t["from_branch"] for t in await lists.transit_list(circ, "chikuho", "in")] == ["honami"]
     at(circ, NOW + timedelta(days=3))
     done = await arrive(circ, "IZ1", "chikuho")
-    assert done == holds.Routing(holds.HOLD_SHELF, r.request_id, "chikuho")
+    assert done == rt.Routing(rt.HOLD_SHELF, r.request_id, "chikuho")
     row = await req(circ, r.request_id)
     assert row.state == "ON_HOLD_SHELF" and row.ready_at == NOW + timedelta(days=3)
     assert row.shelf_deadline == date(2026, 11, 30)          # 7 open days after 11-23
     it = await item_row(circ, "IZ1")
     assert (it.status, it.current_branch) == ("on_hold_shelf", "chikuho")
-    assert await holds.transit_list(circ, "chikuho", "in") == []
+    assert await lists.transit_list(circ, "chikuho", "in") == []
     assert len(await notices_of(circ, r.request_id, "hold_ready")) == 1
     assert await events_of(circ, r.request_id) == [
         "PLACE", "VALIDATE", "ENQUEUE", "TRAP_ELSEWHERE", "TRANSIT_SENT", "TRANSIT_ARRIVED",
         "TRANSIT_SENT", "TRANSIT_ARRIVED", "ARRIVE_AT_PICKUP"]
-    [shelf] = await holds.shelf_list(circ, "chikuho")
+    [shelf] = await lists.shelf_list(circ, "chikuho")
     assert (shelf["barcode"], shelf["memo"]) == ("IZ1", "家族が受け取ります")
 
 
@@ -394,13 +395,13 @@ async def test_trap_at_the_pickup_branch_goes_on_the_shelf_with_a_ready_notice(c
     await add_patron(circ, "1000000012", "iizuka", email="p@example.jp")
     await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka", status="on_loan")
     r = await web_place(circ, "1000000012", "T-ONE", "iizuka", contact_method="email")
-    assert await check_in(circ, "IZ1", "iizuka") == holds.Routing(holds.HOLD_SHELF, r.request_id, "iizuka")
+    assert await check_in(circ, "IZ1", "iizuka") == rt.Routing(rt.HOLD_SHELF, r.request_id, "iizuka")
     row = await req(circ, r.request_id)
     assert (row.state, row.ready_at, row.contacted_at, row.shelf_deadline) == \
         ("ON_HOLD_SHELF", NOW, NOW, date(2026, 11, 27))
     [n] = await notices_of(circ, r.request_id, "hold_ready")
     assert n.dedupe_key == f"hold_ready:{r.request_id}" and "IZ1" in n.data
-    assert (await holds.request_history(circ, r.request_id))[-1]["event"] == "TRAP_AT_PICKUP"
+    assert (await lists.request_history(circ, r.request_id))[-1]["event"] == "TRAP_AT_PICKUP"
 
 
 async def test_no_contact_hold_is_not_marked_contacted(circ):
@@ -415,11 +416,11 @@ async def test_no_contact_hold_is_not_marked_contacted(circ):
 async def test_a_returned_copy_nobody_wants_goes_home_or_back_on_the_shelf(circ):
     await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka", status="on_loan")
     away = await check_in(circ, "IZ1", "kaita")
-    assert away == holds.Routing(holds.TRANSIT_HOME, None, "iizuka")
-    [t] = await holds.transit_list(circ, "iizuka", "in")
+    assert away == rt.Routing(rt.TRANSIT_HOME, None, "iizuka")
+    [t] = await lists.transit_list(circ, "iizuka", "in")
     assert t["reason"] == "return_home"
     home = await arrive(circ, "IZ1", "iizuka")
-    assert home.kind == holds.RESHELVE
+    assert home.kind == rt.RESHELVE
     it = await item_row(circ, "IZ1")
     assert (it.status, it.current_branch) == ("available", "iizuka")
 
@@ -429,16 +430,16 @@ async def test_a_copy_going_home_is_trapped_on_arrival_if_someone_now_waits(circ
     await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka", status="on_loan")
     await check_in(circ, "IZ1", "kaita")
     r = await web_place(circ, "1000000013", "T-ONE", "iizuka")
-    assert await arrive(circ, "IZ1", "iizuka") == holds.Routing(holds.HOLD_SHELF, r.request_id, "iizuka")
+    assert await arrive(circ, "IZ1", "iizuka") == rt.Routing(rt.HOLD_SHELF, r.request_id, "iizuka")
 
 
 async def test_walk_in_patron_is_served_first_before_staff_secure_the_copy(circ):
     await add_patron(circ, "1000000014", "iizuka")
     await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka")
     r = await web_place(circ, "1000000014", "T-ONE", "iizuka")
-    assert [p["request_id"] for p in await holds.pull_list(circ, "iizuka")] == [r.request_id]
-    walk = await holds.trap_from_shelf(circ, barcode="IZ1", branch="iizuka", walk_in=True, **STAFF)
-    assert walk.kind == holds.WALK_IN and walk.request_id is None
+    assert [p["request_id"] for p in await lists.pull_list(circ, "iizuka")] == [r.request_id]
+    walk = await rt.trap_from_shelf(circ, barcode="IZ1", branch="iizuka", walk_in=True, **STAFF)
+    assert walk.kind == rt.WALK_IN and walk.request_id is None
     assert (await req(circ, r.request_id)).state == "QUEUED"
     assert (await item_row(circ, "IZ1")).status == "available"
     assert "WALK_IN_FIRST" in [e.event for e in await rows(circ, s.events)]
@@ -451,10 +452,10 @@ async def test_a_copy_already_secured_is_not_trapped_twice(circ):
     b = await web_place(circ, cards[1], "T-ONE", "iizuka")
     await check_in(circ, "IZ1", "iizuka")
     again = await check_in(circ, "IZ1", "iizuka")
-    assert again == holds.Routing(holds.ALREADY_SECURED, a.request_id, "iizuka")
+    assert again == rt.Routing(rt.ALREADY_SECURED, a.request_id, "iizuka")
     assert await states(circ, a.request_id, b.request_id) == ["ON_HOLD_SHELF", "QUEUED"]
-    assert (await holds.trap_from_shelf(circ, barcode="IZ1", branch="iizuka", **STAFF)).kind == \
-        holds.NOT_AVAILABLE
+    assert (await rt.trap_from_shelf(circ, barcode="IZ1", branch="iizuka", **STAFF)).kind == \
+        rt.NOT_AVAILABLE
 
 
 async def test_suspended_request_is_passed_over_and_resumes_in_its_old_place(circ):
@@ -465,12 +466,12 @@ async def test_suspended_request_is_passed_over_and_resumes_in_its_old_place(cir
     b = await web_place(circ, cards[1], "T-ONE", "iizuka")
     assert (await holds.suspend(circ, request_id=a.request_id, role="patron", actor=cards[0],
                                 card=cards[0])).allowed
-    assert (await holds.patron_requests(circ, cards[0]))[0]["status_ja"] == "保留中"
+    assert (await lists.patron_requests(circ, cards[0]))[0]["status_ja"] == "保留中"
     assert (await holds.suspend(circ, request_id=a.request_id, role="patron", actor=cards[0])).code == \
         "not_suspendable"
     assert (await check_in(circ, "IZ1", "iizuka")).request_id == b.request_id
     assert (await holds.resume(circ, request_id=a.request_id, role="patron", actor=cards[0])).allowed
-    assert (await holds.patron_requests(circ, cards[0]))[0]["position"] == 1
+    assert (await lists.patron_requests(circ, cards[0]))[0]["position"] == 1
     assert await events_of(circ, a.request_id) == ["PLACE", "VALIDATE", "ENQUEUE", "SUSPEND", "RESUME"]
 
 
@@ -512,7 +513,7 @@ async def test_komae_set_reservation_can_be_reordered_and_the_new_order_is_follo
     assert d.allowed
     assert [(await req(circ, r)).set_position for r in (v1, v2)] == [2, 1]
     assert "REORDER_SET" in await events_of(circ, v1)
-    assert (await check_in(circ, "V1", "komae-central")).kind == holds.RESHELVE   # now second
+    assert (await check_in(circ, "V1", "komae-central")).kind == rt.RESHELVE   # now second
     assert (await check_in(circ, "V2", "komae-central")).request_id == v2
     with pytest.raises(NotFound):
         await holds.reorder_set(circ, card="K-SET", set_id="no-such-set", request_ids=[],
@@ -550,13 +551,13 @@ async def test_komae_group_reservation_first_ready_wins_and_the_others_are_cance
     hc, pb = res.request_ids
     assert res.group_id and await states(circ, hc, pb) == ["QUEUED", "QUEUED"]
     routing = await check_in(circ, "PB", "nishikawara")       # paperback first, away from pickup
-    assert routing == holds.Routing(holds.TRANSIT_HOLD, pb, "komae-central")
+    assert routing == rt.Routing(rt.TRANSIT_HOLD, pb, "komae-central")
     assert await states(circ, hc, pb) == ["CANCELLED", "IN_TRANSIT"]
     assert (await events_of(circ, hc))[-1] == "GROUP_SATISFIED"
-    [gone] = await holds.cancelled_requests(circ, "K-GRP")
-    assert (gone["request_id"], gone["reason"]) == (hc, holds.REASON_GROUP_SATISFIED)
+    [gone] = await lists.cancelled_requests(circ, "K-GRP")
+    assert (gone["request_id"], gone["reason"]) == (hc, reasons.REASON_GROUP_SATISFIED)
     # the hardcover coming back is not trapped for the group any more
-    assert (await check_in(circ, "HC", "komae-central")).kind == holds.RESHELVE
+    assert (await check_in(circ, "HC", "komae-central")).kind == rt.RESHELVE
 
 
 # --------------------------------------------------------------------------- hold shelf
@@ -574,7 +575,7 @@ async def test_shelf_deadline_counts_open_days_and_skips_closed_days_from_the_ca
     # ready Friday 11-20; iizuka closed 11-24 and 11-25: 21,22,23,26,27,28,29
     assert (await req(circ, a.request_id)).shelf_deadline == date(2026, 11, 29)
     assert (await req(circ, b.request_id)).shelf_deadline == date(2026, 11, 27)   # chikuho open daily
-    assert (await holds.patron_requests(circ, cards[0]))[0]["shelf_deadline"] == date(2026, 11, 29)
+    assert (await lists.patron_requests(circ, cards[0]))[0]["shelf_deadline"] == date(2026, 11, 29)
 
 
 async def test_shelf_expiry_cancels_the_hold_and_moves_the_copy_to_the_next_patron(circ):
@@ -585,16 +586,16 @@ async def test_shelf_expiry_cancels_the_hold_and_moves_the_copy_to_the_next_patr
     b = await web_place(circ, cards[1], "T-ONE", "chikuho")
     await check_in(circ, "IZ1", "iizuka")
     at(circ, datetime(2026, 11, 27, 20, 0))                 # the deadline day itself
-    assert await holds.expire_shelf(circ) == 0
+    assert await jobs.expire_shelf(circ) == 0
     at(circ, datetime(2026, 11, 28, 8, 0))
-    assert await holds.expire_shelf(circ) == 1
+    assert await jobs.expire_shelf(circ) == 1
     assert await states(circ, a.request_id, b.request_id) == ["SHELF_EXPIRED", "IN_TRANSIT"]
     assert (await req(circ, b.request_id)).item_id == (await item_row(circ, "IZ1")).id
     assert (await events_of(circ, a.request_id))[-1] == "SHELF_EXPIRE"
     assert await notices_of(circ, a.request_id, "hold_cancelled") == []   # Iizuka: no notice
-    [gone] = await holds.cancelled_requests(circ, cards[0])
+    [gone] = await lists.cancelled_requests(circ, cards[0])
     assert (gone["status_ja"], gone["reason"], gone["channel"]) == ("取置期限切れ", "取置期限切れ", "system")
-    assert await holds.expire_shelf(circ) == 0                # idempotent
+    assert await jobs.expire_shelf(circ) == 0                # idempotent
     assert len([e for e in await rows(circ, s.events) if e.event == "SHELF_EXPIRE"]) == 1
 
 
@@ -605,7 +606,7 @@ async def test_a_closure_added_after_the_trap_extends_the_shelf_deadline(circ):
     await check_in(circ, "IZ1", "iizuka")
     await add_calendar(circ, "iizuka", date(2026, 11, 23))
     at(circ, datetime(2026, 11, 28, 8, 0))
-    assert await holds.expire_shelf(circ) == 0
+    assert await jobs.expire_shelf(circ) == 0
     assert (await req(circ, a.request_id)).shelf_deadline == date(2026, 11, 28)
 
 
@@ -694,7 +695,7 @@ async def test_a_hold_cancelled_in_transit_is_routed_afresh_when_the_copy_arrive
     assert (await holds.cancel(circ, request_id=a.request_id, channel="counter", **STAFF)).allowed
     assert (await item_row(circ, "IZ1")).status == "in_transit"     # still in the van
     routing = await arrive(circ, "IZ1", "chikuho")
-    assert routing == holds.Routing(holds.TRANSIT_HOLD, b.request_id, "shonai")
+    assert routing == rt.Routing(rt.TRANSIT_HOLD, b.request_id, "shonai")
     assert await states(circ, a.request_id, b.request_id) == ["CANCELLED", "IN_TRANSIT"]
 
 
@@ -704,17 +705,17 @@ async def test_iizuka_cancelled_holds_are_listed_thirty_days_then_purged(circ):
     a = await web_place(circ, "1000000018", "T-ONE", "iizuka", title="坊っちゃん")
     await holds.cancel(circ, request_id=a.request_id, role="patron", actor="x", channel="web")
     at(circ, NOW + timedelta(days=29))
-    [c] = await holds.cancelled_requests(circ, "1000000018")
+    [c] = await lists.cancelled_requests(circ, "1000000018")
     assert (c["title"], c["reason"], c["channel_ja"], c["cancelled_at"]) == \
         ("坊っちゃん", "WEBキャンセル", "Web", NOW)
-    assert await holds.purge_cancelled(circ) == 0
+    assert await jobs.purge_cancelled(circ) == 0
     at(circ, NOW + timedelta(days=30, minutes=1))
-    assert await holds.cancelled_requests(circ, "1000000018") == []
-    assert await holds.purge_cancelled(circ) == 1
+    assert await lists.cancelled_requests(circ, "1000000018") == []
+    assert await jobs.purge_cancelled(circ) == 1
     assert await rows(circ, s.requests) == []
     assert await rows(circ, s.events, s.events.c.request_id == a.request_id) == []
     assert await rows(circ, s.notices) == []
-    assert await holds.purge_cancelled(circ) == 0
+    assert await jobs.purge_cancelled(circ) == 0
 
 
 # --------------------------------------------------------------------------- memo, change, lists
@@ -723,12 +724,12 @@ async def test_komae_memo_is_seen_only_once_the_copy_is_secured(circ):
     await add_patron(circ, "K-8", "komae")
     await add_item(circ, "KM1", "T-K", "komae", "komae-central")
     r = await web_place(circ, "K-8", "T-K", "komae-central", memo="今回に限り、携帯電話に連絡してください")
-    assert (await holds.patron_requests(circ, "K-8"))[0]["memo"] is None
-    [pull] = await holds.pull_list(circ, "komae-central")
+    assert (await lists.patron_requests(circ, "K-8"))[0]["memo"] is None
+    [pull] = await lists.pull_list(circ, "komae-central")
     assert pull["request_id"] == r.request_id and "memo" not in pull
-    await holds.trap_from_shelf(circ, barcode="KM1", branch="komae-central", **STAFF)
-    assert (await holds.patron_requests(circ, "K-8"))[0]["memo"] == "今回に限り、携帯電話に連絡してください"
-    assert (await holds.shelf_list(circ, "komae-central"))[0]["memo"] == "今回に限り、携帯電話に連絡してください"
+    await rt.trap_from_shelf(circ, barcode="KM1", branch="komae-central", **STAFF)
+    assert (await lists.patron_requests(circ, "K-8"))[0]["memo"] == "今回に限り、携帯電話に連絡してください"
+    assert (await lists.shelf_list(circ, "komae-central"))[0]["memo"] == "今回に限り、携帯電話に連絡してください"
 
 
 async def test_pickup_and_contact_change_only_before_the_copy_is_secured(circ):
@@ -778,10 +779,10 @@ async def test_pull_list_shows_what_this_branchs_shelves_can_fill_in_queue_order
     await web_place(circ, cards[3], "T-B", "iizuka")
     await web_place(circ, cards[3], "T-C", "iizuka")
     await holds.suspend(circ, request_id=ra[0].request_id, role="patron", actor="x")
-    pulls = await holds.pull_list(circ, "iizuka")
+    pulls = await lists.pull_list(circ, "iizuka")
     assert [(p["request_id"], p["barcode"]) for p in pulls] == \
         [(ra[1].request_id, "A1"), (ra[2].request_id, "A2")]
-    assert [p["barcode"] for p in await holds.pull_list(circ, "chikuho")] == ["B1"]
+    assert [p["barcode"] for p in await lists.pull_list(circ, "chikuho")] == ["B1"]
 
 
 # --------------------------------------------------------------------------- review of requests
@@ -789,14 +790,14 @@ async def test_pull_list_shows_what_this_branchs_shelves_can_fill_in_queue_order
 async def test_review_purchase_queues_the_request_for_the_copy_being_bought(circ):
     await add_patron(circ, "K-9", "komae")
     r = await counter_place(circ, "K-9", "T-BUY", "komae-central", title="新刊")
-    assert [q["request_id"] for q in await holds.review_queue(circ, "komae")] == [r.request_id]
+    assert [q["request_id"] for q in await lists.review_queue(circ, "komae")] == [r.request_id]
     assert (await holds.review(circ, request_id=r.request_id, decision="purchase", role="patron",
                                actor="x")).code == "staff_only"
     assert (await holds.review(circ, request_id=r.request_id, decision="purchase", **STAFF)).allowed
     assert (await req(circ, r.request_id)).state == "QUEUED"
-    assert await holds.review_queue(circ, "komae") == []
+    assert await lists.review_queue(circ, "komae") == []
     await add_item(circ, "NEW1", "T-BUY", "komae", "komae-central")      # the bought copy
-    routing = await holds.trap_from_shelf(circ, barcode="NEW1", branch="komae-central", **STAFF)
+    routing = await rt.trap_from_shelf(circ, barcode="NEW1", branch="komae-central", **STAFF)
     assert routing.request_id == r.request_id
     again = await holds.review(circ, request_id=r.request_id, decision="refuse", **STAFF)
     assert again.code == "not_in_review"
@@ -808,7 +809,7 @@ async def test_review_ill_sends_the_request_to_a_partner(circ):
     assert (await holds.review(circ, request_id=r.request_id, decision="ill", **STAFF)).allowed
     row = await req(circ, r.request_id)
     assert row.state == "SENT"
-    assert (await holds.patron_requests(circ, "H-3"))[0]["status_ja"] == "他館から取寄中"
+    assert (await lists.patron_requests(circ, "H-3"))[0]["status_ja"] == "他館から取寄中"
 
 
 async def test_review_refusal_shows_the_reason_to_the_patron(circ):
@@ -818,7 +819,7 @@ async def test_review_refusal_shows_the_reason_to_the_patron(circ):
                            reason="入手が困難なため", **STAFF)
     assert d.allowed
     assert (await req(circ, r.request_id)).state == "REJECTED"
-    [c] = await holds.cancelled_requests(circ, "K-10")
+    [c] = await lists.cancelled_requests(circ, "K-10")
     assert (c["status_ja"], c["reason"]) == ("お断り", "入手が困難なため")
     [n] = await notices_of(circ, r.request_id, "hold_cancelled")
     assert "入手が困難なため" in n.data
@@ -833,12 +834,12 @@ async def test_komae_request_for_an_unpublished_new_book_lapses_after_a_month(ci
     never = await counter_place(circ, "K-11", "T-NEVER", "komae-central",
                                 publication_date=date(2027, 3, 1))
     at(circ, NOW + timedelta(days=29))
-    assert await holds.lapse_unpublished(circ) == 0
+    assert await jobs.lapse_unpublished(circ) == 0
     at(circ, NOW + timedelta(days=30))
-    assert await holds.lapse_unpublished(circ) == 1
+    assert await jobs.lapse_unpublished(circ) == 1
     assert await states(circ, soon.request_id, never.request_id) == ["PURCHASE_REVIEW", "CANCELLED"]
     assert (await events_of(circ, never.request_id))[-1] == "PUBLICATION_LAPSED"
-    assert await holds.lapse_unpublished(circ) == 0
+    assert await jobs.lapse_unpublished(circ) == 0
 
 
 async def test_request_history_is_the_audit_trail_with_who_and_when(circ):
@@ -847,13 +848,13 @@ async def test_request_history_is_the_audit_trail_with_who_and_when(circ):
     r = await web_place(circ, "1000000021", "T-ONE", "iizuka")
     at(circ, NOW + timedelta(hours=1))
     await holds.cancel(circ, request_id=r.request_id, role="patron", actor="1000000021", channel="web")
-    hist = await holds.request_history(circ, r.request_id)
+    hist = await lists.request_history(circ, r.request_id)
     assert [(h["event"], h["from_state"], h["to_state"], h["actor_role"]) for h in hist] == [
         ("PLACE", None, "NEW", "patron"), ("VALIDATE", "NEW", "VALIDATED", "system"),
         ("ENQUEUE", "VALIDATED", "QUEUED", "system"), ("CANCEL", "QUEUED", "CANCELLED", "patron")]
     assert hist[-1]["at"] == NOW + timedelta(hours=1) and hist[-1]["channel"] == "web"
     with pytest.raises(NotFound):
-        await holds.request_history(circ, 4242)
+        await lists.request_history(circ, 4242)
 
 
 async def test_every_hold_notice_queued_here_renders_as_a_japanese_mail(circ):
@@ -923,5 +924,5 @@ async def test_queue_order_breaks_same_second_ties_by_numeric_request_id(circ):
         await add_patron(circ, c, "iizuka")
     await add_item(circ, "IZ3", "t-tie", "iizuka", "iizuka", status="on_loan")
     ids = [(await web_place(circ, c, "t-tie", "iizuka")).request_id for c in cards]
-    listed = {r["request_id"]: r["position"] for c in cards for r in await holds.patron_requests(circ, c)}
+    listed = {r["request_id"]: r["position"] for c in cards for r in await lists.patron_requests(circ, c)}
     assert [listed[i] for i in ids] == list(range(1, 12))

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 
 from circ_helpers import NOW, add_item, add_patron, loopback_mailer, rows, smtp_server, until
-from circulation import holds, loans
+from circulation import holds, loans, routing as rt
 from circulation import schema as s
 from circulation.jobs import JOBS, JobSpec, Scheduler, run_job
 
@@ -50,7 +50,7 @@ async def test_every_job_changes_what_is_due_once_and_nothing_when_run_again(cir
     shelf = await holds.place(circ, card="1000000001", title_id="T-A", pickup_branch="iizuka",
                               channel="web", role="patron", actor="1000000001",
                               contact_method="email", title="本A")
-    await holds.trap_from_shelf(circ, barcode="A-1", branch="iizuka", **STAFF)
+    await rt.trap_from_shelf(circ, barcode="A-1", branch="iizuka", **STAFF)
     lent = await loans.check_out(circ, barcode="B-1", card="1000000002", branch="iizuka", **STAFF)
     assert lent.decision.allowed
     gone = await holds.place(circ, card="1000000002", title_id="T-C", pickup_branch="iizuka",

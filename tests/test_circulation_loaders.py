@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from circ_helpers import rows
+from circ_helpers import load_calendar, load_items, load_patrons, load_staff, rows
 from circulation import auth
 from circulation import schema as s
-from circulation.loaders import LoadError, load_calendar, load_csv, load_items, load_patrons, load_staff
+from circulation.loaders import LoadError, load_csv
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, one_row, rows
 from circulation.jobs import run_job
-from circulation import holds, loans
+from circulation import holds, jobs, loans
 from circulation import schema as s
 from circulation.store import NotFound
 
@@ -334,7 +334,7 @@ async def test_hiroshima_overdue_renewal_runs_two_weeks_from_the_due_date(circ):
     at(circ, datetime(2026, 11, 1, 10))                    # Sunday
     lent = await lend(circ, "HB1", "H001", "central")     # due Sunday 15 Nov
     at(circ, NOW)
-    assert await loans.mark_overdue(circ) == 1
+    assert await jobs.mark_overdue(circ) == 1
     assert (await loan_row(circ, lent.loan_id)).state == "OVERDUE"
     r = await loans.renew(circ, loan_id=lent.loan_id, role="staff", actor="counter-1", channel="counter")
     assert r.due == date(2026, 11, 29)                     # 返却期限日 15 Nov + 2 weeks
@@ -364,7 +364,7 @@ async def test_renewing_a_hold_loan_brings_its_overdue_request_back_on_loan(circ
     assert (await give_back(circ, "HB1", "central")).routing.kind == "hold_shelf"
     lent = await lend(circ, "HB1", "H001", "central")     # due 15 Nov
     at(circ, NOW)
-    await loans.mark_overdue(circ)
+    await jobs.mark_overdue(circ)
     assert (await request_row(circ, rid)).state == "OVERDUE"
     r = await loans.renew(circ, loan_id=lent.loan_id, role="patron", actor="H001", channel="web",
                           card="H001")
@@ -474,7 +474,7 @@ async def test_hiroshima_drop_point_return_is_dated_when_processed_so_it_can_be_
     b = await lend(circ, "HB2", "H001", "central")
     dropped = datetime(2026, 11, 19, 18)                   # before the due date
     at(circ, datetime(2026, 11, 22, 9))
-    assert await loans.mark_overdue(circ) == 2             # the overdue notice may still go out
+    assert await jobs.mark_overdue(circ) == 2             # the overdue notice may still go out
     at(circ, datetime(2026, 11, 24, 10))                   # collected and processed on Tuesday
     r = await give_back(circ, "HB1", "asaminami", return_kind="drop_point", dropped_at=dropped)
     assert r.returned_at == datetime(2026, 11, 24, 10) and r.overdue_days == 4

@@ -10,7 +10,7 @@ from datetime import date, datetime
 import pytest
 
 from circ_helpers import add_item, add_patron, one_row, rows
-from circulation import holds, loans, mobile
+from circulation import holds, loans, mobile, routing as rt
 from circulation import schema as s
 from circulation.store import NotFound
 
@@ -166,7 +166,7 @@ async def test_hiroshima_mobile_loans_return_only_to_the_mobile_or_the_central_l
     ok1 = await loans.check_in(circ, barcode="MB0", branch=MOBILE, return_kind="mobile", **STAFF)
     ok2 = await loans.check_in(circ, barcode="MB1", branch="central", **STAFF)
     assert ok1.decision.allowed and ok2.decision.allowed
-    assert ok2.routing.kind == holds.TRANSIT_HOME                # the copy goes back on board
+    assert ok2.routing.kind == rt.TRANSIT_HOME                # the copy goes back on board
     # a library loan still goes back to any library of the city, the mobile included
     ok3 = await loans.check_in(circ, barcode="HB1", branch="saeki", **STAFF)
     assert ok3.decision.allowed
@@ -219,9 +219,9 @@ async def test_hiroshima_mobile_card_holds_go_through_staff_and_are_collected_on
     assert (req.pickup_branch, req.channel, req.state) == (MOBILE, "form", "QUEUED")
     # staff at the central library pull the copy: it travels to the mobile
     routing = await loans.check_in(circ, barcode="HB1", branch="central", **STAFF)
-    assert routing.routing.kind == holds.TRANSIT_HOLD and routing.routing.to_branch == MOBILE
+    assert routing.routing.kind == rt.TRANSIT_HOLD and routing.routing.to_branch == MOBILE
     arrived = await loans.check_in(circ, barcode="HB1", branch=MOBILE, return_kind="mobile", **STAFF)
-    assert arrived.routing.kind == holds.HOLD_SHELF
+    assert arrived.routing.kind == rt.HOLD_SHELF
     at(circ, datetime(2026, 12, 18, 10, 30))                     # the next visit to the stop
     lent = await lend(circ, "HB1", "M009", stop="口田公園")
     assert lent.request_id == r.request_id and lent.due == date(2027, 1, 15)

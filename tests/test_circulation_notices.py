@@ -320,14 +320,14 @@ async def test_komae_ready_mails_go_out_in_allocation_order(circ, smtp, mailer):
 
 
 async def test_real_hold_placed_and_trapped_mails_received_then_ready(circ, smtp, mailer):
-    from circulation import holds
+    from circulation import holds, routing as rt
     await patron(circ, "0000000020")
     await add_item(circ, "I-1", "t-neko", "iizuka", "chikuho")
     placed = await holds.place(circ, card="0000000020", title_id="t-neko", pickup_branch="chikuho",
                                channel="web", role="patron", actor="0000000020",
                                contact_method="email", title="吾輩は猫である")
     assert placed.decision.allowed
-    await holds.trap_from_shelf(circ, barcode="I-1", branch="chikuho", role="staff", actor="s1")
+    await rt.trap_from_shelf(circ, barcode="I-1", branch="chikuho", role="staff", actor="s1")
     (req,) = await rows(circ, s.requests, s.requests.c.id == placed.request_id)
     assert req.state == "ON_HOLD_SHELF"
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert
 
 from circ_helpers import NOW, add_item, add_patron, one_row, rows
-from circulation import holds, loans, partners
+from circulation import holds, jobs, lists, loans, partners, routing as rt
 from circulation import schema as s
 from circulation.jobs import run_job
 from circulation.store import NotFound
@@ -98,7 +98,7 @@ async def shipped_to(circ, barcode, branch="naka", card="H001") -> int:
 async def on_shelf(circ, barcode, branch="naka", card="H001") -> int:
     rid = await shipped_to(circ, barcode, branch, card)
     r = await partners.receive(circ, barcode=barcode, branch=branch, **STAFF)
-    assert r.decision.allowed and r.routing.kind == holds.HOLD_SHELF, r
+    assert r.decision.allowed and r.routing.kind == rt.HOLD_SHELF, r
     return rid
 
 
@@ -339,10 +339,10 @@ async def test_hiroshima_u_copy_goes_from_the_form_to_the_counter_the_patron_and
 
     # received at the counter it was asked at: on its hold shelf, deadline, hold-ready mail
     r = await partners.receive(circ, barcode="U1", branch="naka", **STAFF)
-    assert (r.request_id, r.routing.kind, r.routing.to_branch) == (rid, holds.HOLD_SHELF, "naka")
+    assert (r.request_id, r.routing.kind, r.routing.to_branch) == (rid, rt.HOLD_SHELF, "naka")
     row = await req(circ, rid)
     assert row.state == "ON_HOLD_SHELF" and row.ready_at == NOW and row.shelf_deadline > NOW.date()
-    assert [x["request_id"] for x in await holds.shelf_list(circ, "naka")] == [rid]
+    assert [x["request_id"] for x in await lists.shelf_list(circ, "naka")] == [rid]
     assert (await item(circ, "U1")).status == "on_hold_shelf" and await open_transits(circ, "U1") == []
     assert await notice_kinds(circ, rid) == ["hold_received", "hold_ready"]
 
@@ -392,12 +392,12 @@ async def test_a_copy_received_at_another_city_library_is_sent_on_to_the_request
     await hcu_copy(circ, "C1", "bib-1")
     rid = await shipped_to(circ, "C1", "naka")
     r = await partners.receive(circ, barcode="C1", branch="central", **STAFF)
-    assert (r.routing.kind, r.routing.to_branch) == (holds.TRANSIT_HOLD, "naka")
+    assert (r.routing.kind, r.routing.to_branch) == (rt.TRANSIT_HOLD, "naka")
     assert (await req(circ, rid)).state == "IN_TRANSIT"
     assert await open_transits(circ, "C1") == [("hold", "central", "naka")]
     # at naka the copy is scanned at check-in: it arrives on naka's hold shelf
     scan = await loans.check_in(circ, barcode="C1", branch="naka", **STAFF)
-    assert scan.routing.kind == holds.HOLD_SHELF and (await req(circ, rid)).state == "ON_HOLD_SHELF"
+    assert scan.routing.kind == rt.HOLD_SHELF and (await req(circ, rid)).state == "ON_HOLD_SHELF"
     assert [e[0] for e in await trail(circ, rid) if e[1] is not None][-2:] == [
         "RECEIVE_ELSEWHERE", "ARRIVE_AT_PICKUP"]
 
@@ -407,7 +407,7 @@ async def test_scanning_a_shipped_copy_at_check_in_receives_it(circ):
     await hu_copy(circ, "U1", "bib-1")
     rid = await shipped_to(circ, "U1", "naka")
     scan = await loans.check_in(circ, barcode="U1", branch="naka", **STAFF)
-    assert scan.loan_id is None and scan.routing.kind == holds.HOLD_SHELF
+    assert scan.loan_id is None and scan.routing.kind == rt.HOLD_SHELF
     assert (await req(circ, rid)).state == "ON_HOLD_SHELF"
     assert (await partners.receive(circ, barcode="U1", branch="naka", **STAFF)).decision.code == \
         "nothing_to_receive"
@@ -511,7 +511,7 @@ async def test_cancelling_before_shipping_asks_the_university_and_cancels_on_its
         ("REQUEST_CANCEL", "SENT", "CANCEL_PENDING"), ("CANCEL_ACCEPTED", "CANCEL_PENDING", "CANCELLED")]
     late = await partners.partner_shipped(circ, request_id=rid, **PARTNER)
     assert late.decision.code == "wrong_state" and (await item(circ, "U1")).status == "available"
-    assert [x["request_id"] for x in (await holds.cancelled_requests(circ, "H001"))] == [rid]
+    assert [x["request_id"] for x in (await lists.cancelled_requests(circ, "H001"))] == [rid]
 
 
 async def test_a_request_cancelled_after_shipping_is_cancelled_on_arrival_and_the_copy_sent_back(circ):
@@ -591,10 +591,10 @@ async def test_when_the_university_cannot_supply_the_request_is_unfilled_and_the
     await hu_copy(circ, "U2", "bib-2")                            # the title is free to ask again
     assert (await req(circ, await asked(circ, "U2"))).state == "SENT"
     # listed with the cancelled requests (入手不可) for 30 days, then purged like them
-    (listed,) = await holds.cancelled_requests(circ, "H001")
+    (listed,) = await lists.cancelled_requests(circ, "H001")
     assert (listed["request_id"], listed["status_ja"], listed["reason"]) == (rid, "入手不可", partners.REASON_UNFILLED)
     circ.clock.fixed = NOW + timedelta(days=31)
-    assert await holds.purge_cancelled(circ) == 1
+    assert await jobs.purge_cancelled(circ) == 1
     assert await rows(circ, s.requests, s.requests.c.id == rid) == []
 
 

@@ -9,7 +9,8 @@ import pytest
 
 
 from lifecycle.model import Item, Loan, Patron, Request, ReturnPoint  # noqa: E402
-from lifecycle.policies import (REASONS, can_cancel, can_check_out, can_place, can_renew,  # noqa: E402
+from lifecycle.reasons import REASONS  # noqa: E402
+from lifecycle.policies import (can_cancel, can_check_out, can_place, can_renew,  # noqa: E402
                                 cancelled_visible, is_overdue, login_locked, password_acceptable,
                                 request_lapsed, return_date)
 from lifecycle.policies import can_return_at  # noqa: E402
