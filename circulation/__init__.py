@@ -20,11 +20,15 @@ every transition and a transactional outbox for notices.
 | `bookshelf.py` | My bookshelf, borrowing history (opt-in), reading goal, patron settings and calendar |
 | `cart.py` | the reservation cart (予約カート) and its checkout |
 | `loaders.py` | CSV loaders for patrons, items, staff and calendars |
+| `ill/` | inter-library loan over ISO 18626 in both roles: requester legs and the rota, supplier legs, the reconciler, the outbox, the endpoint's node, staff queues (docs/ill.md) |
+| `ncip.py` | the NCIP 2.02 responder's services on this database (docs/ncip.md) |
 
 Imports go one way: ``holds``, ``loans``, ``jobs`` and ``lists`` use ``routing``;
 ``partners`` uses ``holds`` and ``routing`` and plugs into routing as a leg; nothing
 imports ``partners`` but this package, which imports it below so that its leg is
-registered whenever the service is used (an ILL leg will be wired the same way).
+registered whenever the service is used. ISO 18626 (``ill/``) and NCIP (``ncip.py``) drive
+partner requests through the same leg: their requests are of kind ``partner``; they do
+not import ``partners`` either.
 
 The HTTP API over these is `gateway/circulation_api.py`; SMTP is `connectors/smtp.py`.
 """

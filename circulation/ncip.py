@@ -61,8 +61,9 @@ from lifecycle import policies
 from lifecycle import table as lt
 from lifecycle.model import Decision
 
-from . import holds, loans, partners
+from . import holds, loans, routing
 from . import schema as s
+from .ill.requester import KIND as PARTNER_KIND
 from .ill.requester import partner_library
 from .ill.titles import ItemTitles, Titles, Wanted, normal_isbn
 from .service import Circulation
@@ -330,7 +331,7 @@ class NcipNode:
             patron_row = await get_row(conn, s.patrons, s.patrons.c.id == patron.id, what="patron",
                                        for_update=True)
             before = (await conn.execute(select(s.requests).where(
-                s.requests.c.title_id == title_id, s.requests.c.kind == partners.KIND)
+                s.requests.c.title_id == title_id, s.requests.c.kind == PARTNER_KIND)
                 .order_by(s.requests.c.id.desc()))).first()
             if before is not None:
                 if before.patron_id != patron_row.id:
@@ -340,7 +341,7 @@ class NcipNode:
                 return item.barcode
             lib, branch = await _client_library(conn, client)
             res = await conn.execute(s.requests.insert().values(
-                patron_id=patron_row.id, library=patron_row.library, title_id=title_id, kind=partners.KIND,
+                patron_id=patron_row.id, library=patron_row.library, title_id=title_id, kind=PARTNER_KIND,
                 material_type="book", pickup_branch=pickup, contact_method=patron_row.default_contact_method,
                 channel=CHANNEL, state=S.NEW.value, placed_at=now, submitted_at_branch=pickup, memo=memo,
                 title=shown, updated_at=now))
@@ -370,7 +371,7 @@ class NcipNode:
                                  branch=pickup, reason=client.code if event is E.SEND_TO_PARTNER
                                  else "arrived (NCIP AcceptItem)" if event is E.PARTNER_SHIPPED else "")
             item_row = await get_row(conn, s.items, s.items.c.id == item_id, what="item")
-            await holds.arrive(self.circ, conn, item_row, pickup, role=R.STAFF, actor=client.actor)
+            await routing.arrive(self.circ, conn, item_row, pickup, role=R.STAFF, actor=client.actor)
             return barcode
 
         barcode = await self.circ.db.run(work)
@@ -507,7 +508,7 @@ class NcipNode:
             agency = msg.request_id.agency_id
             candidates = [mine.where(s.requests.c.memo == request_marker(client, value)),
                           mine.where(s.requests.c.title_id == broker_title_id(client, value),
-                                     s.requests.c.kind == partners.KIND)]
+                                     s.requests.c.kind == PARTNER_KIND)]
             if value.isdigit() and len(value) < 12 and (agency is None or agency.text.strip() == self.config.agency):
                 candidates.append(mine.where(s.requests.c.id == int(value)))
             for q in candidates:
@@ -550,18 +551,22 @@ def user_blocks(profile, patron, now: datetime) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+# the routing kind of a partner's copy going back (partners.TO_PARTNER; this module does not
+# import the leg, see tests/test_lifecycle_circulation_imports.py)
+TO_LENDER = "to_partner"
+
 _ROUTING = {
-    holds.HOLD_SHELF: "Put on the hold shelf",
-    holds.TRANSIT_HOLD: "Send to the pickup branch",
-    holds.TRANSIT_ONWARD: "Send to the pickup branch",
-    holds.TRANSIT_HOME: "Send to its home branch",
-    holds.RESHELVE: "Reshelve",
-    holds.WALK_IN: "Keep at the counter",
-    partners.TO_PARTNER: "Send back to the lending library",
+    routing.HOLD_SHELF: "Put on the hold shelf",
+    routing.TRANSIT_HOLD: "Send to the pickup branch",
+    routing.TRANSIT_ONWARD: "Send to the pickup branch",
+    routing.TRANSIT_HOME: "Send to its home branch",
+    routing.RESHELVE: "Reshelve",
+    routing.WALK_IN: "Keep at the counter",
+    TO_LENDER: "Send back to the lending library",
 }
 
 
-def routing_information(routing: holds.Routing | None) -> m.RoutingInformation | None:
+def routing_information(routing: routing.Routing | None) -> m.RoutingInformation | None:
     """Where the copy goes after a check-in (the branch code as a one-level location name)."""
     if routing is None or routing.kind not in _ROUTING or not routing.to_branch:
         return None

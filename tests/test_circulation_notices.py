@@ -164,6 +164,9 @@ async def test_unknown_locale_falls_back_to_japanese(circ, smtp, mailer):
     assert "0000000003@example.jp 宛のメール送信テスト" in body(msg)
 
 
+LOAN_KINDS = ("loan_recalled", "loan_overdue", "renewal_refused")
+
+
 async def test_every_kind_renders_in_japanese_and_english_from_real_rows(circ, smtp, mailer):
     ja = await patron(circ, "0000000010")
     en = await patron(circ, "0000000011", locale="en")
@@ -176,15 +179,18 @@ async def test_every_kind_renders_in_japanese_and_english_from_real_rows(circ, s
                 item_id=item, patron_id=pid, branch="iizuka", lent_at=NOW, due=date(2026, 12, 4)))
             ).inserted_primary_key[0]
         for kind in notices.KINDS:
-            link = {"loan_id": loan} if kind == "renewal_done" else \
+            link = {"loan_id": loan} if kind in ("renewal_done", *LOAN_KINDS) else \
                    {"request_id": rid} if kind.startswith("hold_") else {}
             await queue(circ, kind, pid, **link)
     counts = await dispatch_due(circ, mailer)
-    assert counts == DispatchCounts(sent=14)
+    assert counts == DispatchCounts(sent=14 + 2 * len(LOAN_KINDS))
     subjects = {m["Subject"] for m in smtp.messages}
     assert {"【飯塚市立図書館】予約受付通知", "【飯塚市立図書館】予約取消通知", "【飯塚市立図書館】予約変更通知",
             "【飯塚市立図書館】貸出延長通知", "【飯塚市立図書館】新規パスワード登録通知",
             "[飯塚市立図書館] Your hold has been cancelled"} <= subjects
+    # the notices about a partner library's copy on loan (ISO 18626)
+    assert {"【飯塚市立図書館】返却のお願い（貸出館からの返却請求）", "【飯塚市立図書館】貸出延長ができませんでした",
+            "[飯塚市立図書館] Overdue: an item borrowed from another library"} <= subjects
     for m in smtp.messages:
         assert "{{" not in body(m) and "None" not in body(m), body(m)
     cancelled_en = next(m for m in smtp.messages if m["Subject"] == "[飯塚市立図書館] Your hold has been cancelled")

@@ -11,9 +11,8 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy import select
 
-from circulation import holds, loans, partners
+from circulation import holds, jobs, loans, partners, routing
 from circulation import schema as s
 from circulation.ill import requester, supplier
 from circulation.ill.titles import Title
@@ -90,7 +89,7 @@ async def _to_shipped(a, b, c):
 async def _to_loan(a, b, c):
     sid = await _to_shipped(a, b, c)
     got = await partners.receive(a.circ, barcode="K0001", branch="central", actor="hq.staff")
-    assert got.decision.allowed and got.routing.kind == holds.HOLD_SHELF
+    assert got.decision.allowed and got.routing.kind == routing.HOLD_SHELF
     await pump(a, b, c)
     out = await loans.check_out(a.circ, barcode="K0001", card=CARD, branch="central", role="staff",
                                 actor="hq.staff")
@@ -182,7 +181,7 @@ async def test_overdue_from_the_lender_reaches_the_patron(net):
     bloan = await one_row(b.circ, s.loans, s.loans.c.returned_at.is_(None))
     b.circ.clock.fixed = a.circ.clock.fixed = b.circ.clock.fixed.replace() + timedelta(days=40)
     assert bloan.due < b.circ.now().date()
-    assert await loans.mark_overdue(b.circ) >= 1
+    assert await jobs.mark_overdue(b.circ) >= 1
     await pump(a, b, c)
     assert "loan_overdue" in {n.kind for n in await rows(a.circ, s.notices, s.notices.c.loan_id == loan_id)}
     assert (await one_row(b.circ, s.ill_supplies, s.ill_supplies.c.id == sid)).overdue_sent

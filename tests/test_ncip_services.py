@@ -609,3 +609,9 @@ def test_random_messages_of_a_known_client_always_get_a_valid_response(tmp_path)
     finally:
         loop.run_until_complete(circ.db.dispose())
         loop.close()
+
+
+def test_the_routing_kind_of_a_copy_going_back_is_the_partner_legs():
+    from circulation import ncip, partners
+    from circulation.ill import requester
+    assert ncip.TO_LENDER == partners.TO_PARTNER and requester.KIND == partners.KIND

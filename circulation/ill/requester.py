@@ -49,13 +49,16 @@ from connectors import iso18626 as I
 from connectors.iso18626 import model as m
 from connectors.iso18626.config import Partner
 from lifecycle import ill as L
+from lifecycle import item_table as it
+from lifecycle import loan_table as lnt
+from lifecycle import policies
 from lifecycle import table as lt
 
-from .. import holds, notices
+from .. import notices, routing
 from .. import schema as s
 from ..store import (
-    LIVE_REQUEST_STATES, NotFound, get_row, is_unique_violation, lock_one, lock_title_queue, record_event,
-    transition,
+    LIVE_REQUEST_STATES, NotFound, get_row, is_unique_violation, item_transition, lock_one, lock_title_queue,
+    loan_transition, record_event, transition,
 )
 from .common import (
     Ill, dumps, get_leg, header_for_leg, leg_transition, local, plausible, queue_message,
@@ -175,7 +178,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
                              branch=pickup_branch, reason=first.code if ev == E.SEND_TO_PARTNER else "")
         row = await get_row(conn, s.requests, s.requests.c.id == rid, what="request")
         await notices.enqueue(conn, kind="hold_received", patron_id=patron.id, dedupe_key=f"hold_received:{rid}",
-                              at=now, request_id=rid, data=holds._notice_data(ill.circ, row, placed_at=now))
+                              at=now, request_id=rid, data=notices.hold_data(ill.circ, row, placed_at=now))
         await start_leg(ill, conn, row, first, title)
         return Placed(rid, "ok", {"supplier": first.code})
 
@@ -224,7 +227,7 @@ async def _request_message(ill: Ill, conn: AsyncConnection, row, leg, partner: P
                         request_sub_type=(m.RequestSubType.PATRON_REQUEST,),
                         requesting_agency_previous_request_id=previous.rid if previous is not None else None,
                         note=note)
-    pickup = holds._branch_name(ill.circ, row.pickup_branch)
+    pickup = ill.circ.branch_name(row.pickup_branch)
     delivery = (m.RequestedDeliveryInfo(sort_order=1, address=m.Address(physical_address=m.PhysicalAddress(
         line1=pickup))),)
     return m.Request(
@@ -257,7 +260,7 @@ async def next_supplier(ill: Ill, conn: AsyncConnection, request_row, *, why: st
                          cancelled_at=now, cancel_reason=REASON_UNFILLED, cancel_channel="system")
         await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                               dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                              data=holds._notice_data(ill.circ, row, reason=REASON_UNFILLED, channel="system"))
+                              data=notices.hold_data(ill.circ, row, reason=REASON_UNFILLED, channel="system"))
         return None
     lib, branch = await partner_library(conn, nxt)
     await conn.execute(update(s.items).where(s.items.c.id == item.id).values(
@@ -379,8 +382,9 @@ async def _request_effect(ill: Ill, conn: AsyncConnection, row, item, leg, befor
         await _renew_answer(ill, conn, row, leg, ev is RE.RENEW_YES, partner)
     elif ev is RE.S_LOAN_COMPLETED and state is S.AWAITING_LOAN_COMPLETED:
         await move(E.LOAN_COMPLETED, reason="the lender has it back")
-        await conn.execute(update(s.items).where(s.items.c.id == item.id).values(
-            status="available", current_branch=item.owning_branch, updated_at=now))
+        if it.ItemStatus(item.status) is it.ItemStatus.IN_TRANSIT:     # back on the lender's shelf
+            await routing.close_transits(ill.circ, conn, item, item.owning_branch, role=R.PARTNER, actor=actor)
+            await item_transition(conn, item, it.ItemEvent.RESHELVE, at=now, current_branch=item.owning_branch)
     elif ev is RE.S_COMPLETED_WITHOUT_RETURN:
         await move(E.DECLARE_LOST, reason="CompletedWithoutReturn")
 
@@ -398,8 +402,8 @@ async def _shipped(ill: Ill, conn: AsyncConnection, row, item, leg, partner: Par
         await conn.execute(update(s.items).where(s.items.c.id == item.id).values(barcode=barcode, updated_at=now))
     await transition(conn, row, E.PARTNER_SHIPPED, role=R.PARTNER, actor=partner.code, at=now,
                      reason=f"to {row.pickup_branch}, due {leg.due_at or '?'}")
-    await holds._send(ill.circ, conn, item, item.current_branch or item.owning_branch, row.pickup_branch,
-                      "partner", request_id=row.id, role=R.PARTNER, actor=partner.code)
+    await routing.send(ill.circ, conn, item, item.current_branch or item.owning_branch, row.pickup_branch,
+                       "partner", request_id=row.id, role=R.PARTNER, actor=partner.code)
 
 
 async def _cancel_accepted(ill: Ill, conn: AsyncConnection, row, partner: Partner) -> None:
@@ -408,13 +412,12 @@ async def _cancel_accepted(ill: Ill, conn: AsyncConnection, row, partner: Partne
         s.events.c.request_id == row.id, s.events.c.event == E.REQUEST_CANCEL.value)
         .order_by(s.events.c.id.desc()))).first()
     channel = (asked.channel if asked is not None else None) or "counter"
-    why = (asked.reason if asked is not None else "") or (
-        holds.REASON_WEB_CANCEL if channel in holds.PATRON_CHANNELS else holds.REASON_STAFF_CANCEL)
+    why = policies.recorded_reason(asked.reason if asked is not None else "", channel)
     await transition(conn, row, E.CANCEL_ACCEPTED, role=R.PARTNER, actor=partner.code, at=now, reason=why,
                      cancelled_at=now, cancel_reason=why, cancel_channel=channel)
     await notices.enqueue(conn, kind="hold_cancelled", patron_id=row.patron_id,
                           dedupe_key=f"hold_cancelled:{row.id}", at=now, request_id=row.id,
-                          data=holds._notice_data(ill.circ, row, reason=why, channel=channel))
+                          data=notices.hold_data(ill.circ, row, reason=why, channel=channel))
 
 
 async def _open_loan_of(conn: AsyncConnection, row):
@@ -446,15 +449,12 @@ async def _renew_answer(ill: Ill, conn: AsyncConnection, row, leg, yes: bool, pa
                            request_id=row.id, loan_id=loan.id, reason="the lender refused the renewal")
         return
     new_due = leg.due_at.date() if leg.due_at is not None else loan.due
-    await conn.execute(update(s.loans).where(s.loans.c.id == loan.id).values(
-        due=new_due, renewals=loan.renewals + 1, renewed_via="ill",
-        state="ON_LOAN" if new_due >= now.date() else loan.state))
+    await loan_transition(conn, loan, lnt.LoanEvent.RENEW, role=R.PARTNER, actor=partner.code, at=now,
+                          channel="ill", reason=f"the lender renewed: due {new_due.isoformat()}",
+                          due=new_due, renewals=loan.renewals + 1, renewed_via="ill")
     if lt.TRANSITIONS[S(row.state)].get(E.RENEW) is not None:
         await transition(conn, row, E.RENEW, role=R.PARTNER, actor=partner.code, at=now,
                          reason=f"lender renewed: due {new_due}")
-    await record_event(conn, at=now, event="RENEW", actor_role=R.PARTNER.value, actor=partner.code,
-                       loan_id=loan.id, item_id=loan.item_id, to_state="ON_LOAN", channel="ill",
-                       reason=f"due {new_due.isoformat()}")
     await notices.enqueue(conn, kind="renewal_done", patron_id=row.patron_id, loan_id=loan.id,
                           dedupe_key=f"renewal_done:{loan.id}:{loan.renewals + 1}", at=now,
                           data={"title": row.title, "due": new_due})

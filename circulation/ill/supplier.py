@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,9 +29,14 @@ from connectors import iso18626 as I
 from connectors.iso18626 import model as m
 from connectors.iso18626.config import Partner
 from lifecycle import ill as L
+from lifecycle import item_table as it
+from lifecycle import loan_table as lnt
 
 from .. import schema as s
-from ..store import NotFound, get_row, is_unique_violation, lock_one, lock_title_queue, record_event
+from ..store import (
+    NotFound, get_row, is_unique_violation, item_transition, lock_one, lock_title_queue, loan_transition,
+    open_loan,
+)
 from .common import (
     Ill, aware, dumps, get_supply, header_for_supply, queue_message, supply_transition,
 )
@@ -354,21 +359,12 @@ async def ship(ill: Ill, *, supply_id: int, barcode: str, branch: str, actor: st
         now = ill.local_now()
         due_day = due or (now.date() + timedelta(days=ill.config.due_days))
         borrower = await institution(ill, conn, item.library, partner)
-        try:
-            async with conn.begin_nested():
-                res = await conn.execute(insert(s.loans).values(
-                    item_id=item.id, patron_id=borrower, branch=branch, channel=CHANNEL, lent_at=now,
-                    due=due_day, renewals=0, state="ON_LOAN"))
-        except IntegrityError as e:
-            if not is_unique_violation(e):
-                raise
+        loan_id = await open_loan(conn, item_id=item.id, patron_id=borrower, branch=branch, channel=CHANNEL,
+                                  at=now, due=due_day, role="staff", actor=actor,
+                                  reason=f"ILL to {partner.code}, due {due_day.isoformat()}")
+        if loan_id is None:
             return _no("item_on_loan", supply)
-        loan_id = res.inserted_primary_key[0]
-        await conn.execute(update(s.items).where(s.items.c.id == item.id)
-                           .values(status="on_loan", current_branch=branch, updated_at=now))
-        await record_event(conn, at=now, event="CHECK_OUT", actor_role="staff", actor=actor, loan_id=loan_id,
-                           item_id=item.id, to_state="ON_LOAN", channel=CHANNEL, branch=branch,
-                           reason=f"ILL to {partner.code}, due {due_day.isoformat()}")
+        await item_transition(conn, item, it.ItemEvent.LEND, at=now, current_branch=branch)
         await supply_transition(ill, conn, supply, SE.SHIP, actor_role=A.STAFF, actor=actor,
                                 item_id=item.id, loan_id=loan_id, library=item.library,
                                 due_at=datetime.combine(due_day, time(23, 59, 59)))
@@ -413,11 +409,9 @@ async def answer_renew(ill: Ill, *, supply_id: int, yes: bool, actor: str, libra
         now = ill.local_now()
         if yes:
             new_due = due or (max(loan.due, now.date()) + timedelta(days=ill.config.due_days))
-            await conn.execute(update(s.loans).where(s.loans.c.id == loan.id).values(
-                due=new_due, renewals=loan.renewals + 1, renewed_via=CHANNEL, state="ON_LOAN"))
-            await record_event(conn, at=now, event="RENEW", actor_role="staff", actor=actor, loan_id=loan.id,
-                               item_id=loan.item_id, from_state=loan.state, to_state="ON_LOAN",
-                               channel=CHANNEL, reason=f"ILL renewal for {partner.code}, due {new_due}")
+            await loan_transition(conn, loan, lnt.LoanEvent.RENEW, role="staff", actor=actor, at=now,
+                                  channel=CHANNEL, reason=f"ILL renewal for {partner.code}, due {new_due}",
+                                  due=new_due, renewals=loan.renewals + 1, renewed_via=CHANNEL)
         new = await supply_transition(ill, conn, supply, event, actor_role=A.STAFF, actor=actor, pending=None,
                                       due_at=datetime.combine(new_due, time(23, 59, 59)),
                                       overdue_sent=False if yes else supply.overdue_sent)
@@ -449,10 +443,11 @@ async def declare_lost(ill: Ill, *, supply_id: int, actor: str, library: str | N
         if not _allowed(supply, SE.DECLARE_LOST) or supply.loan_id is None:
             return _no("wrong_state", supply)
         now = ill.local_now()
-        await conn.execute(update(s.loans).where(s.loans.c.id == supply.loan_id).values(
-            state="LOST", returned_at=now))
-        await conn.execute(update(s.items).where(s.items.c.id == supply.item_id).values(
-            status="lost", updated_at=now))
+        loan = await lock_one(conn, s.loans, s.loans.c.id == supply.loan_id)
+        item = await lock_one(conn, s.items, s.items.c.id == supply.item_id)
+        await loan_transition(conn, loan, lnt.LoanEvent.DECLARE_LOST, role="staff", actor=actor, at=now,
+                              channel=CHANNEL, reason=f"lost by {partner.code}")
+        await item_transition(conn, item, it.ItemEvent.DECLARE_LOST, at=now)
         await supply_transition(ill, conn, supply, SE.DECLARE_LOST, actor_role=A.STAFF, actor=actor)
         await queue_message(ill, conn, partner, I.supplying_message(
             header_for_supply(ill, supply, partner), RFM.STATUS_CHANGE, ST.COMPLETED_WITHOUT_RETURN,
