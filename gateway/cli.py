@@ -486,9 +486,6 @@ def cmd_stats(args) -> int:
 CIRC_DB_ENV = "UNIONCAT_CIRC_DB"
 STAFF_PASSWORD_ENV = "UNIONCAT_STAFF_PASSWORD"
 SMTP_PASSWORD_ENV = "UNIONCAT_SMTP_PASSWORD"
-# University partners (連携貸出) of Hiroshima City Library, from its seed
-# (002_897d2cf3e07b5ee3.txt: 市立大学附属図書館・広島大学図書館と提携し…).
-UNIVERSITY_PARTNERS = {"hiroshima-u": "広島大学図書館", "hiroshima-cu": "広島市立大学附属図書館"}
 
 
 class CircError(Exception):
@@ -509,7 +506,8 @@ def _circ_parser(sub) -> None:
 
     p = csub.add_parser("init", help="create the tables and install the libraries and branches of the profiles",
                         description="Create the circulation tables (idempotent) and install the network: the "
-                        "city libraries and branches of config/profiles/*.toml and the university partners.")
+                        "city libraries and branches of config/profiles/*.toml and the university partners "
+                        "of their [partners.*] sections.")
     db_opts(p)
 
     p = csub.add_parser("load", help="load a CSV file of patrons, items, staff or calendar entries",
@@ -657,11 +655,13 @@ async def _circ_init(circ, url: str) -> int:
 
     await circ.db.create_all()
     async with circ.db.transaction() as conn:
-        await install_network(conn, circ.profiles, partners=UNIVERSITY_PARTNERS)
+        await install_network(conn, circ.profiles)
     print(f"circulation database ready: {_shown(url)}")
     for code, prof in sorted(circ.profiles.items()):
         print(f"  {prof.system}: {prof.name}, {len(prof.branches)} branches")
-    print(f"  partners: {', '.join(f'{c} ({n})' for c, n in UNIVERSITY_PARTNERS.items())}")
+    partners = {c: p.name for prof in circ.profiles.values() for c, p in sorted(prof.partners.items())}
+    if partners:
+        print(f"  partners: {', '.join(f'{c} ({n})' for c, n in partners.items())}")
     return 0
 
 
