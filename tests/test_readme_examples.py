@@ -20,8 +20,10 @@ following the document would:
 * the only rewrites: the loopback ports (8210 and 2100 become free ports, and a
   ``unioncat serve``/``demo`` gets ``--port``/``--z3950-port`` when it has none), so
   that two runs side by side do not collide; Elasticsearch URLs (``http://HOST:9200``)
-  become the test node's; password hashing runs with cheap Argon2 parameters
-  (``UNIONCAT_ARGON2``, the same code).
+  become the test node's, and the default index alias is made unique to the run by a
+  deployment configuration directory (``UNIONCAT_CONFIG_DIR`` with an
+  ``elasticsearch.toml``), so that runs sharing a node do not collide; password hashing
+  runs with cheap Argon2 parameters (``UNIONCAT_ARGON2``, the same code).
 
 An example works when it exits with status 0 without a traceback, and: ``unioncat
 search`` finds something; an SRU answer is XML without a diagnostic and with records
@@ -198,16 +200,25 @@ class Walk:
         self.server_read = 0
         self.clients: list[int] = []           # examples run while the server was up
         self.outcomes: dict[int, Outcome] = {}
-        self.used_es = False
+        self.used_es: Example | None = None     # the first example that named Elasticsearch
+        self.current: Example | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith("UNIONCAT_")}
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
         env["UNIONCAT_ARGON2"] = "time_cost=1,memory_cost=8,parallelism=1"
         env.setdefault("LANG", "C.UTF-8")
+        self.alias = f"readme-{os.getpid()}-{free_port()}"
+        env["UNIONCAT_CONFIG_DIR"] = str(work.parent / f"{work.name}-config")
         self.env = env
 
     # -- setting up the directory
     def prepare(self) -> None:
         self.work.mkdir(parents=True)
+        deployment = Path(self.env["UNIONCAT_CONFIG_DIR"])
+        deployment.mkdir()
+        shipped = (ROOT / "config" / "elasticsearch.toml").read_text(encoding="utf-8")
+        assert '\nindex = "unioncat"\n' in shipped
+        (deployment / "elasticsearch.toml").write_text(
+            shipped.replace('\nindex = "unioncat"\n', f'\nindex = "{self.alias}"\n'), encoding="utf-8")
         (self.work / "config").symlink_to(ROOT / "config")
         samples = write_demo_files(self.work.parent / f"{self.work.name}-samples")
         shutil.copy(samples["iizuka"], self.work / "iizuka-2026-11.mrc")
@@ -223,7 +234,7 @@ class Walk:
         text = text.replace("127.0.0.1:8210", f"127.0.0.1:{self.http}")
         text = text.replace("127.0.0.1:2100", f"127.0.0.1:{self.z3950}")
         if re.search(r"https?://[A-Za-z0-9.-]+:9200", text):
-            self.used_es = True
+            self.used_es = self.used_es or self.current
             text = re.sub(r"https?://[A-Za-z0-9.-]+:9200", self.es_url_of(), text)
         if SERVER.search(text) and "--no-serve" not in text:
             text = re.sub(r"(?<![\w-])--port[ =]\d+", f"--port {self.http}", text)
@@ -236,8 +247,8 @@ class Walk:
     def run(self) -> dict[int, Outcome]:
         self.prepare()
         try:
-            self.clean_es()
             for ex in ALL[self.doc]:
+                self.current = ex
                 try:
                     self.outcomes[ex.line] = self.one(ex)
                     if self.server is not None and self.server_example is not ex:
@@ -249,7 +260,8 @@ class Walk:
                     self.outcomes[ex.line] = Outcome(False, f"{type(e).__name__}: {e}")
         finally:
             self.stop_server()
-            self.clean_es()
+            if self.used_es and not self.clean_es():
+                self.outcomes[self.used_es.line] = Outcome(False, f"no index behind the run's alias {self.alias}")
         return self.outcomes
 
     def one(self, ex: Example) -> Outcome:
@@ -417,16 +429,16 @@ class Walk:
         new, self.server_read = data[self.server_read:], len(data)
         return new.decode("utf-8", errors="replace")
 
-    # -- Elasticsearch: the examples use the default alias "unioncat"
-    def clean_es(self) -> None:
-        if not self.used_es:
-            return
+    # -- Elasticsearch: the indexes behind the run's alias
+    def clean_es(self) -> int:
+        """Delete the run's indexes; how many there were."""
         base = self.es_url_of()
-        with urllib.request.urlopen(f"{base}/_cat/indices/unioncat*?format=json", timeout=30) as r:
+        with urllib.request.urlopen(f"{base}/_cat/indices/{self.alias}*?format=json", timeout=30) as r:
             names = [i["index"] for i in json.load(r)]
         if names:
             req = urllib.request.Request(f"{base}/{','.join(names)}", method="DELETE")
             urllib.request.urlopen(req, timeout=60).close()
+        return len(names)
 
 
 def makefile_recipe(target: str) -> list[str]:
