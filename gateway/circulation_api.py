@@ -68,7 +68,6 @@ import logging
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date, datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -80,6 +79,7 @@ from circulation import auth, bookshelf, cart, holds, jobs, labels, lists, loans
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import NotFound
+from config import locate
 from lifecycle import reasons
 from lifecycle.model import RETURN_POINT_KINDS, Decision
 
@@ -89,7 +89,7 @@ API = "/api/v1"
 COOKIE = "unioncat_session"
 CSRF_HEADER = "X-Requested-With"
 JST = ZoneInfo("Asia/Tokyo")
-OPENAPI_FILE = Path(__file__).resolve().parent / "openapi" / "circulation.json"
+OPENAPI_FILE = locate("gateway/openapi/circulation.json")
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY = 256 * 1024
 MAX_ID = 999_999_999                       # path ids are \d{1,9}: never overflow an int4
