@@ -16,5 +16,6 @@ every transition and a transactional outbox for notices.
 | `cart.py` | the reservation cart (予約カート) and its checkout |
 | `loaders.py` | CSV loaders for patrons, items, staff and calendars |
 
-The HTTP API over these is `gateway/circulation_api.py`; SMTP is `connectors/smtp.py`.
+The HTTP API over these is the package `gateway/api/` (its reads are `queries.py`); SMTP is
+`connectors/smtp.py`.
 """
