@@ -67,8 +67,9 @@ from login, not sliding.
 Roles
 -----
 Staff hold any of :data:`ROLES`: ``circulation`` (check-in/out, hold shelf, pull and
-transit lists), ``requests`` (reviewing リクエスト), ``admin`` (jobs, loaders). No role
-implies another. :func:`require_role` answers with a :class:`Decision`.
+transit lists), ``requests`` (reviewing リクエスト), ``admin`` (jobs, loaders),
+``network`` (acts for the whole network: the jobs touch every library system, so running
+one by hand needs ``admin`` and ``network``). No role implies another. :func:`require_role` answers with a :class:`Decision`.
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ from . import schema as s
 from .service import Circulation
 from .store import lock_one, record_event
 
-ROLES = ("circulation", "requests", "admin")
+ROLES = ("circulation", "requests", "admin", "network")
 PATRON_IDLE = timedelta(minutes=30)
 PATRON_MAX = timedelta(hours=8)
 STAFF_SESSION = timedelta(hours=8)

@@ -334,7 +334,7 @@ async def _prepare(url: str) -> None:
             ])
         for username, library, branch, roles in (
                 ("iizuka.counter", "iizuka", "iizuka", "circulation"),
-                ("iizuka.admin", "iizuka", "iizuka", "circulation admin"),
+                ("iizuka.admin", "iizuka", "iizuka", "circulation admin network"),
                 ("komae.requests", "komae", "komae-central", "circulation requests"),
                 ("komae.nishi", "komae", "nishikawara", "circulation")):
             d = await auth.create_staff(circ, username=username, password=STAFF_PW, library=library,

@@ -47,6 +47,7 @@ REASONS: dict[str, dict[str, str]] = {
     "patron_only": _r("利用者としてログインしてください。", "This is for library users: log in with your card."),
     "branch_required": _r("館を指定してください。", "Give the branch."),
     "branch_not_yours": _r("他の図書館の館では操作できません。", "That branch belongs to another library."),
+    "item_not_yours": _r("他の図書館の資料は扱えません。", "That copy belongs to another library."),
     "library_not_yours": _r("他の図書館の情報は見られません。", "That is another library's data."),
     "item_not_on_shelf": _r("この資料は書架にありません（貸出中・確保済みなど）。",
                             "This copy is not on the shelf (on loan, secured ...)."),

