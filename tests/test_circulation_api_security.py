@@ -4,7 +4,7 @@ document so that a new route or field is covered without writing a new test:
 
 * staff of one library system acting on another's copies, patrons, requests, branches
   (one case per staff route and per input naming something of a library) and jobs;
-* card numbers told apart by /password-registration;
+* card numbers told apart by /password-registration (its answer and its work);
 
 The service is the real aiohttp application on loopback (tests/live_server.py) on
 SQLite and PostgreSQL, as in test_circulation_api.py, whose client, seed data and
@@ -27,7 +27,7 @@ from circulation.store import Clock, Database
 from gateway.api import API, ROUTES
 from lifecycle.profiles import load_all
 from live_server import Server
-from test_circulation_api import DOC, EMILY, K1, SAKURA, STAFF_PW, T1, T6, Client, _prepare
+from test_circulation_api import DOC, EMILY, HANAKO, HANAKO_PHONE, K1, SAKURA, STAFF_PW, T6, Client, _prepare
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -190,3 +190,45 @@ def test_jobs_act_on_every_system_so_only_network_wide_staff_run_them(shared):
     network = shared.client()
     network.staff_login("iizuka.admin")                     # admin + network
     assert network.post("/staff/jobs/overdue", expect=200)["job"] == "overdue"
+
+
+# --------------------------------------------------------------------------- card enumeration
+
+class CountingHasher:
+    """argon2's PasswordHasher, counting what it is asked to do (the work a request costs)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def hash(self, password):
+        self.calls.append("hash")
+        return self.inner.hash(password)
+
+    def verify(self, stored, password):
+        self.calls.append("verify")
+        return self.inner.verify(stored, password)
+
+    def check_needs_rehash(self, stored):
+        return self.inner.check_needs_rehash(stored)
+
+
+def test_password_registration_does_not_tell_whether_a_card_exists(shared, monkeypatch):
+    counting = CountingHasher(auth._hasher)
+    monkeypatch.setattr(auth, "_hasher", counting)
+    c = shared.client()
+
+    def register(card, phone, password):
+        counting.calls.clear()
+        r = c.post("/password-registration", {"card_number": card, "phone": phone, "new_password": password})
+        return r.status, r.json, list(counting.calls)
+
+    unknown = "2199999999"
+    for password in ("a", "toolongpassword-1234", "ok2026"):           # too short, too long, acceptable
+        known = register(HANAKO, "0948-00-0000", password)                # a card that exists, wrong phone
+        nobody = register(unknown, "0948-00-0000", password)             # a card that does not
+        assert known == nobody, (password, known, nobody)
+        assert known[0] == 403 and known[1]["error"] == "registration_failed" and known[2] == ["hash"]
+    # whoever proves the card (its phone number) is told the rule
+    r = c.post("/password-registration", {"card_number": HANAKO, "phone": HANAKO_PHONE, "new_password": "a"},
+               expect=422)
+    assert r["error"] == "password_length"
