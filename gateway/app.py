@@ -26,6 +26,7 @@ from sru.cql import parse_cql
 from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from sru.explain import explain_record
 
+from .http_errors import HTTP_LIMITS, quiet_client_errors
 from .result_sets import ResultSetStore
 
 log = logging.getLogger("unioncat.gateway")
@@ -171,7 +172,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     for code in load_libraries().names():
         databases[code] = code
     svc = SRUService(catalog, settings, databases)
-    app = web.Application(client_max_size=1024 * 1024)
+    quiet_client_errors()
+    app = web.Application(client_max_size=1024 * 1024, handler_args=HTTP_LIMITS)
     app[SRU_SERVICE] = svc
 
     async def sru(request: web.Request) -> web.Response:

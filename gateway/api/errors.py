@@ -37,6 +37,8 @@ REASONS: dict[str, dict[str, str]] = {
     "not_found": _r("見つかりません。", "Not found."),
     "method_not_allowed": _r("この操作はできません。", "This method is not allowed here."),
     "body_too_large": _r("送信された内容が大きすぎます。", "The request body is too large."),
+    "header_too_large": _r("要求ヘッダーが大きすぎます。", "A request header is too large."),
+    "uri_too_long": _r("URLが長すぎます。", "The URL is too long."),
     "internal_error": _r("システムエラーが発生しました。しばらくしてからもう一度お試しください。",
                          "Something went wrong on our side; please try again later."),
     "not_logged_in": _r(*auth.REASONS["not_logged_in"]),
@@ -56,6 +58,7 @@ REASONS: dict[str, dict[str, str]] = {
                     "Mail is not configured (--smtp-host), so notices cannot be sent."),
     "job_failed": _r("ジョブが失敗しました。", "The job failed; see the service log."),
     "dropped_at_in_future": _r("返却日時が未来になっています。", "dropped_at is in the future."),
+    "dropped_at_implausible": _r("返却日時が古すぎます。", "dropped_at is too long ago for a return recorded now."),
     "test_mail_queued": _r("テストメールを送信しました。", "A test mail is on its way."),
     "test_mail_recent": _r("テストメールは1分に1回まで送信できます。", "One test mail per minute: it is already on its way."),
     "logged_out": _r("ログアウトしました。", "Logged out."),
@@ -69,7 +72,7 @@ UNPROCESSABLE = frozenset({
     "title_id_too_long", "empty_titles", "duplicate_titles", "set_mismatch",
     "pickup_not_service_point", "pickup_required", "contact_method_not_offered",
     "email_missing", "phone_missing", "fax_missing", "email_needed_for_contact",
-    "not_in_cart", "dropped_at_in_future", "branch_required",
+    "not_in_cart", "dropped_at_in_future", "dropped_at_implausible", "branch_required",
 })
 STATUS_OF = {"login_failed": 401, "staff_login_failed": 401, "not_logged_in": 401,
              "locked_out": 429, "password_change_failed": 403, "registration_failed": 403,
@@ -122,10 +125,26 @@ def refusal(d: Decision, status: int | None = None, now: datetime | None = None)
 
 # --------------------------------------------------------------------------- middleware
 
+MAX_HEADER_BYTES = 8190               # per header line, as aiohttp's own default
+MAX_URL_BYTES = 8190                  # the path and query
+
+
+def _check_size(request: web.Request) -> None:
+    """Too long a URL or header line: the API's own JSON answer (the HTTP layer lets
+    up to gateway.http_errors.HTTP_LIMITS through for this)."""
+    if len(request.raw_path) > MAX_URL_BYTES:
+        raise ApiError(414, "uri_too_long", details={"max_bytes": MAX_URL_BYTES})
+    for name, value in request.raw_headers:
+        if len(name) + len(value) + 2 > MAX_HEADER_BYTES:
+            raise ApiError(431, "header_too_large",
+                           details={"header": name.decode("latin-1"), "max_bytes": MAX_HEADER_BYTES})
+
+
 @web.middleware
 async def errors(request: web.Request, handler) -> web.StreamResponse:
     """Every failure under /api/v1 as a JSON error, never a traceback to the client."""
     try:
+        _check_size(request)
         return await handler(request)
     except ApiError as e:
         return e.response()

@@ -8,6 +8,7 @@ Every route keeps to the staff member's own library system through its ``owns`` 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from circulation import auth, holds, jobs, loans, notices, queries
 
@@ -17,6 +18,10 @@ from .patron import place, placed
 from .session import Ctx, Owned, Route, session_cookie
 
 log = logging.getLogger("unioncat.circulation.api")
+# How long before it is recorded a return may be dated (dropped_at: a book drop or drop
+# point emptied late, a parcel by post): a month covers the longest closure of the seeds
+# (年末年始) several times over; 1900-01-01 is a typing error, not a return.
+RETURN_BACKDATE_MAX = timedelta(days=31)
 
 
 def staff_view(p: auth.Principal) -> dict:
@@ -69,9 +74,11 @@ async def checkout(ctx: Ctx):
 
 async def checkin(ctx: Ctx):
     b, branch = ctx.body, _branch(ctx)
-    dropped = b.get("dropped_at")
-    if dropped is not None and dropped > ctx.circ.now():
+    dropped, now = b.get("dropped_at"), ctx.circ.now()
+    if dropped is not None and dropped > now:
         raise refusal(decide("dropped_at_in_future"))
+    if dropped is not None and dropped < now - RETURN_BACKDATE_MAX:
+        raise refusal(decide("dropped_at_implausible", earliest=now - RETURN_BACKDATE_MAX))
     res = await loans.check_in(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
                                actor=ctx.actor, return_kind=b.get("return_kind", "counter"),
                                dropped_at=dropped, walk_in=b.get("walk_in", False))
