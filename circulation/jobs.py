@@ -7,6 +7,7 @@
 | `purge_cancelled` | `holds.purge_cancelled`: cancelled holds past the visible period | 1 day |
 | `lapse_requests` | `holds.lapse_unpublished`: requests for titles not published in time | 1 day |
 | `notices` | `notices.dispatch_due`: send the due notices of the outbox | 1 minute |
+| `purge_sessions` | `auth.purge_expired_sessions`: delete expired login sessions | 1 hour |
 
 Every job is idempotent (a second run right after the first changes nothing) and
 uses the service clock (``circ.now()``), so a job that runs late or twice is harmless.
@@ -69,12 +70,18 @@ async def _notices(circ, mailer=None):
     return await dispatch_due(circ, mailer)
 
 
+async def _purge_sessions(circ, mailer=None):
+    from . import auth
+    return await auth.purge_expired_sessions(circ)
+
+
 JOBS: dict[str, JobSpec] = {
     "shelf_expiry": JobSpec(_shelf_expiry, timedelta(hours=1)),
     "overdue": JobSpec(_overdue, timedelta(hours=1)),
     "purge_cancelled": JobSpec(_purge_cancelled, timedelta(days=1)),
     "lapse_requests": JobSpec(_lapse_requests, timedelta(days=1)),
     "notices": JobSpec(_notices, timedelta(minutes=1)),
+    "purge_sessions": JobSpec(_purge_sessions, timedelta(hours=1)),
 }
 
 

@@ -11,77 +11,19 @@ SQLite and PostgreSQL, as in test_circulation_api.py, whose client, seed data an
 OpenAPI checks these tests share."""
 from __future__ import annotations
 
-import asyncio
 import re
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
 
-import postgres_node
-from circ_helpers import CHEAP_HASHING, NOW
-from circulation import auth, holds
+from api_service import Shared, shared  # noqa: F401 - the module-scoped service fixture
+from circulation import auth
 from circulation import schema as s
 from circulation.service import Circulation
-from circulation.store import Clock, Database
 from gateway.api import API, ROUTES
-from lifecycle.profiles import load_all
-from live_server import Server
-from test_circulation_api import DOC, EMILY, HANAKO, HANAKO_PHONE, K1, SAKURA, STAFF_PW, T6, Client, _prepare
+from test_circulation_api import DOC, EMILY, HANAKO, HANAKO_PHONE, SAKURA, STAFF_PW, T6
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
-
-
-# --------------------------------------------------------------------------- one service per module
-
-
-@dataclass
-class Shared:
-    server: Server
-    clock: Clock
-    requests: dict[str, int]           # library -> a live request of that library's patron
-
-    @property
-    def circ(self) -> Circulation:
-        return self.server.circulation
-
-    def client(self, **kw) -> Client:
-        return Client(self.server.base, **kw)
-
-    def run(self, fn, *args, **kw):
-        return self.server.run(fn(self.circ, *args, **kw))
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def shared(request, tmp_path_factory):
-    """The seed of test_circulation_api.py, served once for the module (the tests here
-    change nothing that another test reads, or say so)."""
-    d = tmp_path_factory.mktemp("api-security")
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{d}/circ.db"
-    else:
-        server = request.getfixturevalue("pg_url")
-        template = request.getfixturevalue("pg_circulation_template")
-        name = postgres_node.unique_database_name("apisec")
-        postgres_node.admin_sql(server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = postgres_node.database_url(server, name)
-        drop = (server, name)
-    auth.configure_password_hashing(**CHEAP_HASHING)
-    asyncio.run(_prepare(url))
-    clock = Clock(NOW)
-    srv = Server(d, circulation=Circulation(Database(url), load_all(), clock), circulation_jobs={})
-    try:
-        sakura = srv.run(holds.place(srv.circulation, card=SAKURA, title_id=K1, pickup_branch="komae-central",
-                                     channel="web", role="patron", actor=SAKURA, title="多摩川の本"))
-        assert sakura.request_id is not None, sakura.decision
-        emily = srv.run(holds.patron_requests(srv.circulation, EMILY))[0]["request_id"]
-        yield Shared(srv, clock, {"iizuka": emily, "komae": sakura.request_id})
-    finally:
-        srv.stop()
-        auth.configure_password_hashing(reset=True)
-        if drop:
-            postgres_node.drop_database(*drop)
 
 
 async def snapshot(circ: Circulation) -> dict:
@@ -232,3 +174,31 @@ def test_password_registration_does_not_tell_whether_a_card_exists(shared, monke
     r = c.post("/password-registration", {"card_number": HANAKO, "phone": HANAKO_PHONE, "new_password": "a"},
                expect=422)
     assert r["error"] == "password_length"
+
+
+# --------------------------------------------------------------------------- sessions
+
+def test_expired_sessions_are_purged_by_a_scheduled_job(shared):
+    from datetime import timedelta
+
+    from gateway.api import job_intervals
+
+    assert "purge_sessions" in job_intervals(None, None)            # scheduled by `unioncat serve`
+    old = shared.patron()                                           # a session of now
+    start = shared.clock.fixed
+    try:
+        shared.clock.fixed = start + auth.PATRON_MAX + timedelta(minutes=1)    # it has expired
+        network = shared.staff()                                    # a session of then
+        count = shared.run(_sessions)
+        assert network.post("/staff/jobs/purge_sessions", expect=200)["changed"] >= 1
+        assert shared.run(_sessions) < count
+        assert network.get("/staff/me", expect=200)["staff"]["username"] == "iizuka.all"   # the live one stays
+        assert old.get("/me", expect=401)["error"] == "not_logged_in"
+        assert network.post("/staff/jobs/purge_sessions", expect=200)["changed"] == 0
+    finally:
+        shared.clock.fixed = start
+
+
+async def _sessions(circ) -> int:
+    async with circ.db.read() as conn:
+        return (await conn.execute(select(func.count()).select_from(s.sessions))).scalar_one()
