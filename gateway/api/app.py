@@ -10,10 +10,11 @@ from typing import Mapping
 
 from aiohttp import web
 from circulation import jobs, queries
+from circulation.availability import on_connection
 from circulation.service import Circulation
 
 from . import patron, scope, staff
-from .errors import errors
+from .errors import OUTAGE, errors
 from .session import API, STATE, ApiState, Route, endpoint
 from .validation import MAX_BODY, Document
 
@@ -55,9 +56,12 @@ def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None
     st = ApiState(circ, mailer, intervals, cookie_secure, document=doc)
     api = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     api[STATE] = st
+    api[OUTAGE] = st.outage
     for route in ROUTES:
         op = doc.operation(route.method, API + route.path)          # KeyError: not documented
         api.router.add_route(route.method, op.router_path(API), endpoint(route, op, scope.check))
+
+    stop_watching: list = []
 
     async def startup(_app):
         try:
@@ -65,6 +69,7 @@ def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None
         except Exception as e:  # noqa: BLE001 - said in one line, the service does not start
             raise SystemExit(f"unioncat: the circulation database {circ.db.url.render_as_string(hide_password=True)} "
                              f"is not usable ({type(e).__name__}); run `unioncat circ init` first") from None
+        stop_watching.append(on_connection(circ.db, st.outage.working))     # the database is back
         if mailer is None and jobs_spec is None:
             log.info("no SMTP host (--smtp-host): the notices job is not scheduled; "
                      "notices stay queued in the outbox")
@@ -80,6 +85,8 @@ def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None
             await asyncio.gather(st._kick_task, return_exceptions=True)
         if st.scheduler is not None:
             await st.scheduler.stop(timeout=10)
+        for stop in stop_watching:
+            stop()
         await circ.db.dispose()
 
     api.on_startup.append(startup)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 
 from aiohttp import web
 
 from circulation import auth
+from circulation.availability import unavailable
 from circulation.store import NotFound
 from lifecycle.model import Decision
 
@@ -39,6 +41,8 @@ REASONS: dict[str, dict[str, str]] = {
     "body_too_large": _r("送信された内容が大きすぎます。", "The request body is too large."),
     "header_too_large": _r("要求ヘッダーが大きすぎます。", "A request header is too large."),
     "uri_too_long": _r("URLが長すぎます。", "The URL is too long."),
+    "service_unavailable": _r("ただいまシステムを利用できません。しばらくしてからもう一度お試しください。",
+                              "The service is unavailable at the moment; please try again shortly."),
     "internal_error": _r("システムエラーが発生しました。しばらくしてからもう一度お試しください。",
                          "Something went wrong on our side; please try again later."),
     "not_logged_in": _r(*auth.REASONS["not_logged_in"]),
@@ -78,6 +82,7 @@ STATUS_OF = {"login_failed": 401, "staff_login_failed": 401, "not_logged_in": 40
              "locked_out": 429, "password_change_failed": 403, "registration_failed": 403,
              "role_required": 403, "unknown_card": 404, "entry_not_found": 404}
 
+RETRY_AFTER_SECONDS = 5               # told to clients while the database is unavailable
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="unioncat"'}
 
 
@@ -123,6 +128,47 @@ def refusal(d: Decision, status: int | None = None, now: datetime | None = None)
     return ApiError(status, d.code, d.message_ja, d.message_en, jsonable(d.details), headers)
 
 
+# --------------------------------------------------------------------------- database outage
+
+class Outage:
+    """The database's availability as the API sees it: the first failure is logged (one
+    line, no traceback), the requests refused meanwhile are counted, and the first
+    working connection afterwards logs the recovery with that count."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.since: float | None = None
+        self.refused = 0
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def failed(self, e: BaseException) -> None:
+        self.refused += 1
+        if self.since is None:
+            self.since = self.clock()
+            log.warning("the circulation database is unavailable (%s); answering 503 until it is back",
+                        _one_line(e))
+
+    def working(self) -> None:
+        if self.since is None:
+            return
+        took, refused = self.clock() - self.since, self.refused
+        self.since, self.refused = None, 0
+        log.warning("the circulation database is available again after %.1f s (%d request%s answered 503)",
+                    took, refused, "" if refused == 1 else "s")
+
+
+def _one_line(e: BaseException) -> str:
+    orig = getattr(e, "orig", None) or e
+    text = " ".join(str(orig).split())[:300]
+    return f"{type(orig).__name__}: {text}" if text else type(orig).__name__
+
+
+OUTAGE = web.AppKey("circulation_api_outage", Outage)
+
+
 # --------------------------------------------------------------------------- middleware
 
 MAX_HEADER_BYTES = 8190               # per header line, as aiohttp's own default
@@ -162,5 +208,11 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception as e:
+        if unavailable(e):
+            outage = request.app.get(OUTAGE)
+            if outage is not None:
+                outage.failed(e)
+            return ApiError(503, "service_unavailable", details={"retry_after": RETRY_AFTER_SECONDS},
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)}).response()
         log.exception("unexpected error in %s %s", request.method, request.path)
         return ApiError(500, "internal_error").response()

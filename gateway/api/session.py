@@ -24,7 +24,7 @@ from circulation import auth
 from circulation.service import Circulation
 
 from .encoding import json_response
-from .errors import BEARER_CHALLENGE, ApiError, refusal
+from .errors import BEARER_CHALLENGE, ApiError, Outage, refusal
 from .validation import Document, Operation
 
 API = "/api/v1"
@@ -64,6 +64,7 @@ class ApiState:
     cookie_secure: bool = True
     scheduler: Any = None
     document: Document | None = None
+    outage: Outage = field(default_factory=Outage)
     _kick_task: asyncio.Task | None = None
     _kick_again: bool = False
 
