@@ -540,7 +540,8 @@ def _circ_parser(sub) -> None:
     ssub = p.add_subparsers(dest="staff_cmd", metavar="COMMAND")
     sp = ssub.add_parser("add", help="add a staff member",
                          description=f"The password is read from ${STAFF_PASSWORD_ENV}, else asked twice "
-                         "(on a terminal). Roles: circulation, requests, admin.")
+                         "(on a terminal). Roles: circulation, requests, admin, network (network-wide: "
+                         "running jobs by hand, with admin).")
     sp.add_argument("username")
     sp.add_argument("--library", required=True, metavar="CODE")
     sp.add_argument("--branch", metavar="CODE")

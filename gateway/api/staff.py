@@ -3,7 +3,9 @@ shelf, pull list, transits, phone call list), holds placed, cancelled and traced
 counter, the リクエスト review, and running a job.
 
 Every route keeps to the staff member's own library system through its ``owns`` inputs
-(:mod:`.scope`); a route without a branch acts at the staff member's own branch.
+(:mod:`.scope`); a route without a branch acts at the staff member's own branch. The
+jobs act on every system at once, so running one needs the roles ``admin`` and
+``network``.
 """
 from __future__ import annotations
 
