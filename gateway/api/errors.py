@@ -64,7 +64,8 @@ REASONS: dict[str, dict[str, str]] = {
     "dropped_at_in_future": _r("返却日時が未来になっています。", "dropped_at is in the future."),
     "dropped_at_implausible": _r("返却日時が古すぎます。", "dropped_at is too long ago for a return recorded now."),
     "test_mail_queued": _r("テストメールを送信しました。", "A test mail is on its way."),
-    "test_mail_recent": _r("テストメールは1分に1回まで送信できます。", "One test mail per minute: it is already on its way."),
+    "test_mail_recent": _r("テストメールは1分に1回まで送信できます。",
+                           "One test mail per minute: it is already on its way."),
     "logged_out": _r("ログアウトしました。", "Logged out."),
 }
 

@@ -11,7 +11,8 @@ What the schemas cannot say, and the API adds to every operation alike:
   :data:`YEAR_MIN`..:data:`YEAR_MAX`; times without an offset are Japan time, and are
   handed to the service as naive Japan local times;
 * an ``integer`` is a JSON integer (never ``1.0`` or ``true``);
-* a query parameter appears at most once, and only documented ones are accepted.
+* a query parameter appears at most once, and only documented ones are accepted;
+* a body nested deeper than the JSON parser goes is ``bad_json``, like any unreadable one.
 
 Refusals: 400 ``invalid_input`` with ``details.field`` (``titles[0].isbn``, ``body``
 for the body as a whole) and ``details.problem``; a path parameter that cannot name
@@ -198,8 +199,10 @@ class Operation:
         item = doc.doc["paths"][path]
         op = item[method]
         self.params: dict[str, Param] = {}
-        located = [(("paths", path, "parameters", str(i)), raw) for i, raw in enumerate(item.get("parameters", []))]
-        located += [(("paths", path, method, "parameters", str(i)), raw) for i, raw in enumerate(op.get("parameters", []))]
+        located = [(("paths", path, "parameters", str(i)), raw)
+                   for i, raw in enumerate(item.get("parameters", []))]
+        located += [(("paths", path, method, "parameters", str(i)), raw)
+                    for i, raw in enumerate(op.get("parameters", []))]
         for where, raw in located:
             p = doc.resolve(raw)
             if p["in"] not in ("path", "query"):
