@@ -26,6 +26,7 @@ Imports go one way: ``holds``, ``loans``, ``jobs`` and ``lists`` use ``routing``
 imports ``partners`` but this package, which imports it below so that its leg is
 registered whenever the service is used (an ILL leg will be wired the same way).
 
-The HTTP API over these is `gateway/circulation_api.py`; SMTP is `connectors/smtp.py`.
+The HTTP API over these is the package `gateway/api/` (its reads are `queries.py`); SMTP is
+`connectors/smtp.py`.
 """
 from . import partners as _partners  # noqa: F401  (registers the 連携貸出 leg with circulation.routing)

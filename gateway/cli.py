@@ -575,7 +575,8 @@ def _circ_parser(sub) -> None:
     ssub = p.add_subparsers(dest="staff_cmd", metavar="COMMAND")
     sp = ssub.add_parser("add", help="add a staff member",
                          description=f"The password is read from ${STAFF_PASSWORD_ENV}, else asked twice "
-                         "(on a terminal). Roles: circulation, requests, admin.")
+                         "(on a terminal). Roles: circulation, requests, admin, network (network-wide: "
+                         "running jobs by hand, with admin).")
     sp.add_argument("username")
     sp.add_argument("--library", required=True, metavar="CODE")
     sp.add_argument("--branch", metavar="CODE")
@@ -744,25 +745,17 @@ async def _circ_job(circ, args) -> int:
 
 
 async def _circ_history(circ, request_id: int) -> int:
-    from sqlalchemy import select
+    from circulation.queries import request_trail
+    from circulation.store import NotFound
 
-    from circulation import schema as s
-
-    async with circ.db.read() as conn:
-        req = (await conn.execute(
-            select(s.requests, s.patrons.c.card_number)
-            .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
-            .where(s.requests.c.id == request_id))).first()
-        events = (await conn.execute(
-            select(s.events).where(s.events.c.request_id == request_id)
-            .order_by(s.events.c.at, s.events.c.id))).all()
-    if req is None and not events:
-        raise CircError(f"no request {request_id}")
-    if req is not None:
-        title = f" {req.title}" if req.title else ""
-        print(f"request {req.id}: {req.kind} {req.title_id}{title} for {req.card_number} "
-              f"({req.library}), pickup {req.pickup_branch}, now {req.state}")
-    for e in events:
+    try:
+        req, events = await request_trail(circ, request_id)
+    except NotFound:
+        raise CircError(f"no request {request_id}") from None
+    title = f" {req.title}" if req.title else ""
+    print(f"request {req.id}: {req.kind} {req.title_id}{title} for {req.card_number} "
+          f"({req.library}), pickup {req.pickup_branch}, now {req.state}")
+    for e in sorted(events, key=lambda e: e.at):          # by time; written order among equals
         move = f"{e.from_state or '-'} -> {e.to_state or '-'}"
         who = f"{e.actor_role}:{e.actor}" if e.actor else e.actor_role
         extra = "".join(f" {k}={v}" for k, v in (("channel", e.channel), ("branch", e.branch),

@@ -123,8 +123,14 @@ def test_every_data_file_in_the_package_directories_is_package_data():
     import fnmatch
     import tomllib
 
+    from setuptools import find_packages
+
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
-    assert "config" in setup["packages"]
+    shipped = find_packages(str(ROOT), include=setup["packages"]["find"]["include"])
+    assert "config" in shipped
+    # every package of the rooms (a directory with __init__.py) ships
+    rooms = {p for p in find_packages(str(ROOT)) if not p.startswith(("tests", "bench", "tools"))}
+    assert rooms <= set(shipped), rooms - set(shipped)
     globs = setup["package-data"]
     missing = []
     dirs = {"config": ROOT / "config", **{pkg: ROOT / pkg / sub for pkg, sub in config.CODE_DATA.items()}}
