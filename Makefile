@@ -1,6 +1,9 @@
 # Two entry points for a fresh machine (see README.md):
-#   make demo   set up, load sample records of three libraries, serve SRU on 127.0.0.1:8210
-#   make test   set up (Debian packages + venv) and run the test suite
+#   make demo   set up, load sample records of three libraries and the sample circulation data
+#               (logins printed), serve SRU and the circulation API on 127.0.0.1:8210, Z39.50 on 2100
+#   make test   set up (Debian packages + venv) and run the test suite, which also builds the wheel,
+#               installs it into a fresh venv and runs it (tests/test_install.py), and runs every
+#               example of README.md and docs/ (tests/test_readme_examples.py)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -55,4 +58,4 @@ bench: sysdeps-bench sysdeps-es setup
 	$(PY) bench/z3950_bench.py
 
 clean:
-	rm -rf $(VENV) demo-data
+	rm -rf $(VENV) demo-data build dist *.egg-info

@@ -30,6 +30,7 @@ registered whenever the service is used. ISO 18626 (``ill/``) and NCIP (``ncip.p
 partner requests through the same leg: their requests are of kind ``partner``; they do
 not import ``partners`` either.
 
-The HTTP API over these is `gateway/circulation_api.py`; SMTP is `connectors/smtp.py`.
+The HTTP API over these is the package `gateway/api/` (its reads are `queries.py`); SMTP is
+`connectors/smtp.py`.
 """
 from . import partners as _partners  # noqa: F401  (registers the 連携貸出 leg with circulation.routing)

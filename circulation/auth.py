@@ -21,7 +21,10 @@ Who may set a patron's password (:func:`set_password`):
 * the patron, registering (新規パスワード登録, first time or forgotten password): the
   seed does not say how identity is proven; we ask for the phone number registered on
   the card (``registered_phone``). A card without a phone number cannot register on the
-  web (the counter can). A wrong phone number counts as a failed login;
+  web (the counter can). A wrong phone number counts as a failed login. The password
+  rule (length, charset) is checked only after the phone number matched, and an unknown
+  card costs the same hash as a wrong phone number, so neither the answer (403
+  ``registration_failed``) nor its time tells whether a card exists;
 * staff at the counter (``role="staff"``): any patron, no old password; this also
   clears the patron's failed logins (unlocks the account).
 
@@ -67,8 +70,9 @@ from login, not sliding.
 Roles
 -----
 Staff hold any of :data:`ROLES`: ``circulation`` (check-in/out, hold shelf, pull and
-transit lists), ``requests`` (reviewing リクエスト), ``admin`` (jobs, loaders). No role
-implies another. :func:`require_role` answers with a :class:`Decision`.
+transit lists), ``requests`` (reviewing リクエスト), ``admin`` (jobs, loaders),
+``network`` (acts for the whole network: the jobs touch every library system, so running
+one by hand needs ``admin`` and ``network``). No role implies another. :func:`require_role` answers with a :class:`Decision`.
 """
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ from . import schema as s
 from .service import Circulation
 from .store import lock_one, record_event
 
-ROLES = ("circulation", "requests", "admin")
+ROLES = ("circulation", "requests", "admin", "network")
 PATRON_IDLE = timedelta(minutes=30)
 PATRON_MAX = timedelta(hours=8)
 STAFF_SESSION = timedelta(hours=8)
@@ -400,11 +404,15 @@ async def _set_password_once(circ: Circulation, card: str, new_password: str, ol
     if row is None:
         if role == "staff":
             return decide("unknown_card")
-        await _verify(None, (old_password or "")[:64])
+        # the answer and the work of a card that exists but is not proven (below)
+        if old_password is not None:
+            await _verify(None, old_password[:64])
+        else:
+            await hash_password(new_password[:64])
         return decide("password_change_failed" if old_password is not None else "registration_failed")
     profile = circ.profile(row.library)
     rule = policies.password_acceptable(profile, new_password)
-    if not rule.allowed:
+    if role == "staff" and not rule.allowed:
         return rule
 
     proof_ok, refusal = True, None
@@ -419,7 +427,14 @@ async def _set_password_once(circ: Circulation, card: str, new_password: str, ol
             phone = _digits(row.phone)
             proof_ok = bool(phone) and secrets.compare_digest(phone, _digits(registered_phone))
             refusal = decide("registration_failed")
+    # The password rule is told only to whoever proved the card (the old password, the
+    # phone): otherwise 422 for a card that exists against 403 for one that does not
+    # would let anyone enumerate card numbers.
+    if proof_ok and not rule.allowed:
+        return rule
     new_hash = await hash_password(new_password) if proof_ok else None
+    if not proof_ok and old_password is None:
+        await hash_password(new_password[:64])       # as much work as an unknown card's
 
     async def work(conn: AsyncConnection) -> Decision:
         cur = await lock_one(conn, s.patrons, s.patrons.c.id == row.id)

@@ -7,6 +7,7 @@
 | `purge_cancelled` | :func:`purge_cancelled`: requests that ended without a loan, past the visible period | 1 day |
 | `lapse_requests` | :func:`lapse_unpublished`: requests for titles not published in time | 1 day |
 | `notices` | `notices.dispatch_due`: send the due notices of the outbox | 1 minute |
+| `purge_sessions` | `auth.purge_expired_sessions`: delete expired login sessions | 1 hour |
 
 The jobs' own work (the first four) is written here; the rules they apply are pure
 (``policies.shelf_deadline``, ``policies.purge_cutoff``, ``policies.request_lapsed``),
@@ -250,12 +251,18 @@ async def _notices(circ, mailer=None):
     return await dispatch_due(circ, mailer)
 
 
+async def _purge_sessions(circ, mailer=None):
+    from . import auth
+    return await auth.purge_expired_sessions(circ)
+
+
 JOBS: dict[str, JobSpec] = {
     "shelf_expiry": JobSpec(_shelf_expiry, timedelta(hours=1)),
     "overdue": JobSpec(_overdue, timedelta(hours=1)),
     "purge_cancelled": JobSpec(_purge_cancelled, timedelta(days=1)),
     "lapse_requests": JobSpec(_lapse_requests, timedelta(days=1)),
     "notices": JobSpec(_notices, timedelta(minutes=1)),
+    "purge_sessions": JobSpec(_purge_sessions, timedelta(hours=1)),
 }
 
 

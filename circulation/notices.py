@@ -71,6 +71,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from config import locate
 from connectors.smtp import MailError
 from lifecycle.profiles import (
     NOTICE_KINDS, REQUEST_NOTICE_KINDS, NoticeRules, notice_suppression,
@@ -88,7 +89,6 @@ KINDS = ("hold_received", "hold_ready", "hold_cancelled", "hold_changed", "renew
 assert frozenset(KINDS) == NOTICE_KINDS
 LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "ja"
-TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "config" / "notices"
 
 LEASE_MARGIN = timedelta(seconds=60)
 BACKOFF_BASE = timedelta(minutes=1)
@@ -180,8 +180,8 @@ class Rendered:
 class Templates:
     """The notice templates of one directory, all loaded and checked up front."""
 
-    def __init__(self, directory: Path | str = TEMPLATE_DIR):
-        self.directory = Path(directory)
+    def __init__(self, directory: Path | str | None = None):
+        self.directory = Path(directory) if directory else locate("notices")
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.directory)), undefined=jinja2.StrictUndefined,
             autoescape=False, keep_trailing_newline=True, trim_blocks=True)
@@ -228,7 +228,7 @@ class Templates:
 
 
 @lru_cache(maxsize=4)
-def templates(directory: str = str(TEMPLATE_DIR)) -> Templates:
+def templates(directory: str | None = None) -> Templates:
     return Templates(directory)
 
 

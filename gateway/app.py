@@ -26,6 +26,7 @@ from sru.cql import parse_cql
 from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from sru.explain import explain_record
 
+from .http_errors import HTTP_LIMITS, quiet_client_errors
 from .result_sets import ResultSetStore
 
 log = logging.getLogger("unioncat.gateway")
@@ -158,7 +159,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     worker processes, ``z3950_worker_argv(port)`` each (gateway/z3950_workers.py).
 
     With ``circulation`` (a :class:`circulation.service.Circulation`) the patron and
-    staff JSON API is served under /api/v1 (gateway/circulation_api.py) and the
+    staff JSON API is served under /api/v1 (the package gateway/api/) and the
     circulation jobs run inside the service (``circulation_jobs``: job name → interval;
     None = every job at its default interval, the notices job only with ``mailer``, a
     :class:`connectors.smtp.Mailer`; {} = none). ``cookie_secure``: the session
@@ -171,7 +172,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     for code in load_libraries().names():
         databases[code] = code
     svc = SRUService(catalog, settings, databases)
-    app = web.Application(client_max_size=1024 * 1024)
+    quiet_client_errors()
+    app = web.Application(client_max_size=1024 * 1024, handler_args=HTTP_LIMITS)
     app[SRU_SERVICE] = svc
 
     async def sru(request: web.Request) -> web.Response:
@@ -230,7 +232,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         app.on_cleanup.append(stop_z3950)
 
     if circulation is not None:
-        from .circulation_api import API, is_loopback, make_api
+        from .api import API, is_loopback, make_api
 
         secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
         app.add_subapp(API, make_api(circulation, mailer=mailer, jobs_spec=circulation_jobs,

@@ -61,7 +61,7 @@ def _es_config(args, data_dir: Path):
     try:
         cfg = EsConfig.load(files, **remembered) if remembered and not files else EsConfig.load(files)
         if args.es_url:
-            cfg.urls = args.es_url
+            cfg.urls = list(dict.fromkeys(args.es_url))     # a URL given twice is one node
         if args.es_index:
             cfg.index = args.es_index
         return cfg
@@ -128,13 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     _z3950_port(p)
     _serve_circ_options(p)
 
-    p = sub.add_parser("demo", help="load sample records of three libraries and serve them",
-                       description="Write sample MARC files for three member libraries (both 880 conventions), "
-                       "ingest them and serve SRU. Uses --data-dir, else $UNIONCAT_DATA_DIR, else ./demo-data.")
+    p = sub.add_parser("demo", help="the whole product on sample data: catalog, Z39.50, circulation API",
+                       description="Write sample MARC files for three member libraries (both 880 conventions) "
+                       "and ingest them; set up a circulation database (DATA_DIR/circulation.db) with the "
+                       "sample patrons, items, staff and calendar of config/samples/ and demo passwords, printed "
+                       "on start; then serve SRU, Z39.50 and the circulation API. Uses --data-dir, else "
+                       "$UNIONCAT_DATA_DIR, else ./demo-data.")
     _common(p, backend=False)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
-    p.add_argument("--no-serve", action="store_true", help="only load the records")
+    p.add_argument("--no-serve", action="store_true", help="only load the records and the circulation database")
     _z3950_port(p)
 
     p = sub.add_parser("reindex", help="rebuild the Elasticsearch index from the record store",
@@ -365,9 +368,6 @@ def cmd_serve(args) -> int:
 
     data_dir = _data_dir(args)
     es = _es_config(args, data_dir)
-    if es is None and not (data_dir / "catalog.sqlite").exists():
-        print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
-        return 2
     if args.z3950_worker_of is not None:          # a Z39.50 worker of a serving process
         from .app import use_event_loop
         from .z3950_workers import run_worker
@@ -380,6 +380,21 @@ def cmd_serve(args) -> int:
     except CircError as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
+    if es is None and not (data_dir / "catalog.sqlite").exists():
+        if not circ:
+            print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
+            return 2
+        # the circulation API does not need records: serve it with an empty catalog, which
+        # `unioncat ingest` fills while the server runs
+        from indexers.ingest import open_store
+
+        try:
+            open_store(data_dir).conn.close()
+        except OSError as e:
+            print(f"unioncat serve: cannot create a catalog in {data_dir}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        print(f"no records in {data_dir} yet: SRU and Z39.50 answer from an empty catalog until "
+              f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
                **circ)
@@ -387,9 +402,11 @@ def cmd_serve(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    import asyncio
+
     from indexers.ingest import ingest
 
-    from .demo import write_demo_files
+    from .demo import DemoError, setup_circulation, write_demo_files
 
     data_dir = Path(args.data_dir or os.environ.get(DATA_DIR_ENV) or "demo-data")
     files = write_demo_files(data_dir / "demo-input")
@@ -397,13 +414,33 @@ def cmd_demo(args) -> int:
         res = ingest(data_dir, lib, [path], full=True, quiet=True)
         print(f"{lib}: ", end="")
         _print_counts(res, False)
+    circ_db = f"sqlite+aiosqlite:///{(data_dir / 'circulation.db').resolve()}"
+    try:
+        loaded, patrons, staff = asyncio.run(setup_circulation(circ_db))
+    except DemoError as e:
+        print(f"unioncat demo: {e}", file=sys.stderr)
+        return 2
+    for line in loaded:
+        print(f"circulation {line}")
+    base = f"http://{args.host}:{args.port}"
+    print(f"\ncirculation API: {base}/api/v1/ (OpenAPI document: {base}/api/v1/openapi.json)")
+    width = max(len(f"{p.who} / {p.password}") for p in patrons + staff)
+    print("  patrons (card number / password):")
+    for p in patrons:
+        print(f"    {p.who + ' / ' + p.password:<{width}}  {p.name} ({p.library})")
+    print("  staff (username / password):")
+    for p in staff:
+        print(f"    {p.who + ' / ' + p.password:<{width}}  {p.name} ({p.library}; {p.roles})")
     if args.no_serve:
         return 0
     from .app import run_server
 
-    print(f"try: curl 'http://{args.host}:{args.port}/sru?query=dc.title%3D図書館&maximumRecords=3'")
+    p = patrons[0]
+    print(f"\ntry: curl '{base}/sru?query=dc.title%3D図書館&maximumRecords=3'\n"
+          f"     curl -s -X POST {base}/api/v1/login -H 'Content-Type: application/json' "
+          f"-d '{{\"card_number\": \"{p.who}\", \"password\": \"{p.password}\"}}'\n", flush=True)
     run_server(data_dir, args.host, args.port, z3950_port=args.z3950_port or None, event_loop=args.event_loop,
-               **_z3950_workers(args, data_dir))
+               **_z3950_workers(args, data_dir), circ_db=circ_db)
     return 0
 
 
@@ -486,9 +523,6 @@ def cmd_stats(args) -> int:
 CIRC_DB_ENV = "UNIONCAT_CIRC_DB"
 STAFF_PASSWORD_ENV = "UNIONCAT_STAFF_PASSWORD"
 SMTP_PASSWORD_ENV = "UNIONCAT_SMTP_PASSWORD"
-# University partners (連携貸出) of Hiroshima City Library, from its seed
-# (002_897d2cf3e07b5ee3.txt: 市立大学附属図書館・広島大学図書館と提携し…).
-UNIVERSITY_PARTNERS = {"hiroshima-u": "広島大学図書館", "hiroshima-cu": "広島市立大学附属図書館"}
 
 
 class CircError(Exception):
@@ -509,7 +543,8 @@ def _circ_parser(sub) -> None:
 
     p = csub.add_parser("init", help="create the tables and install the libraries and branches of the profiles",
                         description="Create the circulation tables (idempotent) and install the network: the "
-                        "city libraries and branches of config/profiles/*.toml and the university partners.")
+                        "city libraries and branches of config/profiles/*.toml and the university partners "
+                        "of their [partners.*] sections.")
     db_opts(p)
 
     p = csub.add_parser("load", help="load a CSV file of patrons, items, staff or calendar entries",
@@ -540,7 +575,8 @@ def _circ_parser(sub) -> None:
     ssub = p.add_subparsers(dest="staff_cmd", metavar="COMMAND")
     sp = ssub.add_parser("add", help="add a staff member",
                          description=f"The password is read from ${STAFF_PASSWORD_ENV}, else asked twice "
-                         "(on a terminal). Roles: circulation, requests, admin.")
+                         "(on a terminal). Roles: circulation, requests, admin, network (network-wide: "
+                         "running jobs by hand, with admin).")
     sp.add_argument("username")
     sp.add_argument("--library", required=True, metavar="CODE")
     sp.add_argument("--branch", metavar="CODE")
@@ -657,11 +693,13 @@ async def _circ_init(circ, url: str) -> int:
 
     await circ.db.create_all()
     async with circ.db.transaction() as conn:
-        await install_network(conn, circ.profiles, partners=UNIVERSITY_PARTNERS)
+        await install_network(conn, circ.profiles)
     print(f"circulation database ready: {_shown(url)}")
     for code, prof in sorted(circ.profiles.items()):
         print(f"  {prof.system}: {prof.name}, {len(prof.branches)} branches")
-    print(f"  partners: {', '.join(f'{c} ({n})' for c, n in UNIVERSITY_PARTNERS.items())}")
+    partners = {c: p.name for prof in circ.profiles.values() for c, p in sorted(prof.partners.items())}
+    if partners:
+        print(f"  partners: {', '.join(f'{c} ({n})' for c, n in partners.items())}")
     return 0
 
 
@@ -707,25 +745,17 @@ async def _circ_job(circ, args) -> int:
 
 
 async def _circ_history(circ, request_id: int) -> int:
-    from sqlalchemy import select
+    from circulation.queries import request_trail
+    from circulation.store import NotFound
 
-    from circulation import schema as s
-
-    async with circ.db.read() as conn:
-        req = (await conn.execute(
-            select(s.requests, s.patrons.c.card_number)
-            .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
-            .where(s.requests.c.id == request_id))).first()
-        events = (await conn.execute(
-            select(s.events).where(s.events.c.request_id == request_id)
-            .order_by(s.events.c.at, s.events.c.id))).all()
-    if req is None and not events:
-        raise CircError(f"no request {request_id}")
-    if req is not None:
-        title = f" {req.title}" if req.title else ""
-        print(f"request {req.id}: {req.kind} {req.title_id}{title} for {req.card_number} "
-              f"({req.library}), pickup {req.pickup_branch}, now {req.state}")
-    for e in events:
+    try:
+        req, events = await request_trail(circ, request_id)
+    except NotFound:
+        raise CircError(f"no request {request_id}") from None
+    title = f" {req.title}" if req.title else ""
+    print(f"request {req.id}: {req.kind} {req.title_id}{title} for {req.card_number} "
+          f"({req.library}), pickup {req.pickup_branch}, now {req.state}")
+    for e in sorted(events, key=lambda e: e.at):          # by time; written order among equals
         move = f"{e.from_state or '-'} -> {e.to_state or '-'}"
         who = f"{e.actor_role}:{e.actor}" if e.actor else e.actor_role
         extra = "".join(f" {k}={v}" for k, v in (("channel", e.channel), ("branch", e.branch),

@@ -1,14 +1,24 @@
-"""Sample records for `unioncat demo`: three member libraries whose files overlap,
-in both 880 conventions, so the demo shows union records with several holdings.
+"""What `unioncat demo` (`make demo`) sets up: the whole product on sample data.
+
+Sample records: three member libraries whose files overlap, in both 880 conventions,
+so the demo shows union records with several holdings.
 
 * iizuka   (city library, NDL JAPAN/MARC convention): kanji in 245, katakana
   reading in the linked 880.
 * hiroshima-u (university, Library of Congress convention): romanized 245,
   kanji in the linked 880; its items are in Koha-style 952 fields.
 * komae    (city library): English books and a few Japanese ones, plain UTF-8.
+
+The circulation database (:func:`setup_circulation`): the network of the three city
+systems' profiles, the sample patrons, items, staff and calendar of
+``config/samples/``, and the demo passwords below, so that every sample patron and
+staff member can log in. The passwords are demo data: they live here, are set only by
+`unioncat demo`, and the CSV loaders never read a password from a file (production
+passwords are set by the patron, at the counter, or by `unioncat circ staff passwd`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymarc
@@ -140,3 +150,90 @@ def write_demo_files(out_dir: Path) -> dict[str, Path]:
                 fh.write(r.as_marc())
         files[lib] = path
     return files
+
+
+# --------------------------------------------------------------------------- circulation
+
+# Demo passwords of the sample patrons (config/samples/patrons.csv) and staff
+# (config/samples/staff.csv). Patron passwords follow the profiles' [login] rules
+# (4-10 ASCII letters and digits); staff passwords have at least 8 characters.
+DEMO_PATRON_PASSWORDS = {
+    "2100000001": "hana2026", "2100000002": "ichiro2026", "2100000003": "emily2026",
+    "2100000004": "kenta2026", "2100000005": "midori2026",
+    "3200000001": "sakura2026", "3200000002": "makoto2026", "3200000003": "yumi2026",
+    "3200000004": "sho2026",
+    "4300000001": "yoko2026", "4300000002": "daisuke26", "4300000003": "misaki2026",
+    "4300000004": "senda2026",
+}
+DEMO_STAFF_PASSWORDS = {
+    "iizuka.counter": "counter-2026", "iizuka.admin": "admin-2026",
+    "komae.requests": "requests-2026", "hiroshima.central": "central-2026",
+}
+SAMPLE_KINDS = ("patrons", "items", "staff", "calendar")
+
+
+class DemoError(Exception):
+    """The demo's sample data did not load (said in one line)."""
+
+
+@dataclass(frozen=True)
+class Login:
+    who: str            # card number or username
+    password: str
+    name: str
+    library: str
+    roles: str = ""     # staff only
+
+
+async def setup_circulation(url: str) -> tuple[list[str], list[Login], list[Login]]:
+    """Create (or bring up to date) the demo's circulation database at ``url``: tables,
+    network, sample CSVs, demo passwords. Idempotent; the demo passwords are set again
+    on every run, so the printed logins always work. Returns (one summary line per
+    sample file, patron logins, staff logins)."""
+    from circulation import auth
+    from circulation.loaders import load_csv
+    from circulation.service import Circulation
+    from circulation.store import Clock, Database, install_network
+    from config import locate
+    from lifecycle.profiles import load_all
+
+    circ = Circulation(Database(url), load_all(), Clock())
+    try:
+        await circ.db.create_all()
+        async with circ.db.transaction() as conn:
+            await install_network(conn, circ.profiles)
+        summaries = []
+        for kind in SAMPLE_KINDS:
+            path = locate(f"samples/{kind}.csv")
+            report = await load_csv(circ, kind, path)
+            if report.rejected:
+                line, reason = report.errors[0]
+                raise DemoError(f"{path}:{line}: {reason} ({report.rejected} rows rejected)")
+            summaries.append(report.summary())
+        for card, password in DEMO_PATRON_PASSWORDS.items():
+            d = await auth.set_password(circ, card=card, new_password=password, role="staff",
+                                        actor="unioncat demo")
+            if not d.allowed:
+                raise DemoError(f"patron {card}: {d.message_en}")
+        for username, password in DEMO_STAFF_PASSWORDS.items():
+            d = await auth.set_staff_password(circ, username=username, new_password=password,
+                                              actor="unioncat demo")
+            if not d.allowed:
+                raise DemoError(f"staff {username}: {d.message_en}")
+    finally:
+        await circ.db.dispose()
+    patrons = _sample_rows("patrons", "card_number")
+    staff = _sample_rows("staff", "username")
+    return (summaries,
+            [Login(c, pw, patrons[c]["name"], patrons[c]["library"]) for c, pw in DEMO_PATRON_PASSWORDS.items()],
+            [Login(u, pw, staff[u]["name"], staff[u]["library"], staff[u]["roles"])
+             for u, pw in DEMO_STAFF_PASSWORDS.items()])
+
+
+def _sample_rows(kind: str, key: str) -> dict[str, dict[str, str]]:
+    import csv
+
+    from config import locate
+
+    with open(locate(f"samples/{kind}.csv"), encoding="utf-8-sig", newline="") as fh:
+        return {row[key]: row for row in csv.DictReader(fh)}

@@ -49,8 +49,10 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self) -> None:
+        # a process group of their own: a Ctrl-C at the terminal (SIGINT to the foreground
+        # group) reaches the serving process only, which stops them by PID (SIGTERM)
         for _ in range(self.count):
-            self.procs.append(subprocess.Popen(self.argv, stdin=subprocess.DEVNULL))
+            self.procs.append(subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, process_group=0))
         log.info("Z39.50 workers: %s", ", ".join(str(p.pid) for p in self.procs))
 
     def stop(self, timeout: float = 10) -> None:

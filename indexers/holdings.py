@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pymarc
 
-from .mapping import config_dir
+from config import locate
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Libraries:
 
 
 def load_libraries(path: Path | None = None) -> Libraries:
-    return _load(str(path or config_dir() / "libraries.toml"))
+    return _load(str(path or locate("libraries.toml")))
 
 
 @lru_cache(maxsize=4)

@@ -20,8 +20,8 @@ Name resolution (:meth:`IndexConfig.resolve`):
   index"); a query prefix bound to a URI that is not a configured context set
   raises ``QueryError(15, uri)`` ("Unsupported context set").
 
-The configuration file is ``<repo>/config/indexes.toml`` (found relative to this
-module), or ``$UNIONCAT_CONFIG_DIR/indexes.toml``, or an explicit path.
+The configuration file is an explicit path, else ``indexes.toml`` found by
+:func:`config.locate` (``$UNIONCAT_CONFIG_DIR`` first, then the shipped ``config/``).
 """
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+import config
+
 from .query_model import QueryError
 
 CONFIG_FILE = "indexes.toml"
-ENV_CONFIG_DIR = "UNIONCAT_CONFIG_DIR"
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ENV_CONFIG_DIR = config.ENV
 
 # Key of a query's prefix map that holds the default context set URI (CQL '> "uri"').
 DEFAULT_PREFIX = ""
@@ -206,15 +207,11 @@ def _build(data: dict) -> IndexConfig:
 
 def config_path(path: str | os.PathLike | None = None, file_name: str = CONFIG_FILE) -> Path:
     """The config file to read (indexes.toml unless ``file_name`` says another):
-    ``path`` (a file, or a directory holding it), else $UNIONCAT_CONFIG_DIR/<file>,
-    else the repository's config/<file>."""
+    ``path`` (a file, or a directory holding it), else :func:`config.locate` (file_name)."""
     if path is not None:
         p = Path(path)
         return p / file_name if p.is_dir() else p
-    env = os.environ.get(ENV_CONFIG_DIR)
-    if env:
-        return Path(env) / file_name
-    return DEFAULT_CONFIG_DIR / file_name
+    return config.locate(file_name)
 
 
 @lru_cache(maxsize=8)

@@ -12,13 +12,13 @@ variant.  :mod:`indexers.normalize` merges it into its single translate table;
 """
 from __future__ import annotations
 
-from importlib import resources
+from config import locate
 
 __all__ = ["VARIANTS", "TRANSLATION", "fold_kanji", "canonical"]
 
 
 def _load() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("data").joinpath("kanji_variants.tsv").read_text(encoding="utf-8")
+    text = locate("indexers/data/kanji_variants.tsv").read_text(encoding="utf-8")
     table: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line or line.startswith("#"):

@@ -8,7 +8,6 @@ spec (``$6`` = "245-01/$1" links an 880 to tag 245).
 """
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -18,21 +17,14 @@ from typing import Callable
 
 import pymarc
 
+from config import locate
+
 from . import normalize as nz
 
-CONFIG_DIR_ENV = "UNIONCAT_CONFIG_DIR"
 _SPEC = re.compile(
     r"^(?P<tag>LDR|\d{3})(?:\|(?P<i1>[0-9a-z* ])(?P<i2>[0-9a-z* ])\|)?"
     r"(?:/(?P<start>\d+)(?:-(?P<end>\d+))?)?(?P<codes>[a-z0-9]*)$"
 )
-
-
-_DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-
-
-def config_dir() -> Path:
-    env = os.environ.get(CONFIG_DIR_ENV)
-    return Path(env) if env else _DEFAULT_CONFIG_DIR
 
 
 class MappingError(ValueError):
@@ -220,7 +212,7 @@ _TITLE_FORMS = Spec("245", None, None, None, None, "anp")
 
 
 def load_mapping(path: Path | None = None) -> FieldMapping:
-    path = path or config_dir() / "marc21_fields.toml"
+    path = path or locate("marc21_fields.toml")
     return _load_mapping(str(path))
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from config import locate
+
 from .calendar import DAY_KINDS, BranchCalendar, Hours, Season
 from .model import CHANNELS, CONTACT_METHODS, MATERIAL_TYPES, RETURN_POINT_KINDS, Branch
 
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
 
 NOT_RESERVABLE_FLAGS = frozenset({"not_owned", "av", "ebook", "newest_issue", "not_circulating"})
 RENEWAL_BASES = frozenset({"today", "due", "earlier_of_today_and_due"})
@@ -663,7 +664,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     """Load ``config/profiles/<name>.toml`` (or a path) and validate it."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = PROFILE_DIR / f"{name_or_path}.toml"
+        path = locate(f"profiles/{name_or_path}.toml")
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -673,4 +674,4 @@ def load_profile(name_or_path: str | Path) -> Profile:
 
 
 def load_all() -> dict[str, Profile]:
-    return {p.stem: load_profile(p) for p in sorted(PROFILE_DIR.glob("*.toml"))}
+    return {p.stem: load_profile(p) for p in sorted(locate("profiles").glob("*.toml"))}

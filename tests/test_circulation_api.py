@@ -1,4 +1,4 @@
-"""The patron and staff JSON API (gateway/circulation_api.py) through real HTTP: the real
+"""The patron and staff JSON API (gateway/api/) through real HTTP: the real
 aiohttp application on a loopback port (tests/live_server.py) with the circulation
 service on SQLite and on PostgreSQL (``db_url``), notices delivered to a real SMTP
 server on loopback (aiosmtpd), and every request and response checked against the
@@ -41,7 +41,7 @@ from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import Clock, Database, install_network
 from gateway.app import make_app
-from gateway.circulation_api import API, ROUTES, STATE
+from gateway.api import API, ROUTES, STATE
 from lifecycle.profiles import load_all
 from live_server import Server, free_port
 
@@ -334,7 +334,7 @@ async def _prepare(url: str) -> None:
             ])
         for username, library, branch, roles in (
                 ("iizuka.counter", "iizuka", "iizuka", "circulation"),
-                ("iizuka.admin", "iizuka", "iizuka", "circulation admin"),
+                ("iizuka.admin", "iizuka", "iizuka", "circulation admin network"),
                 ("komae.requests", "komae", "komae-central", "circulation requests"),
                 ("komae.nishi", "komae", "nishikawara", "circulation")):
             d = await auth.create_staff(circ, username=username, password=STAFF_PW, library=library,

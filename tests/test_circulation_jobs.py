@@ -7,6 +7,7 @@ import asyncio
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import insert, select
 
 from circ_helpers import NOW, add_item, add_patron, loopback_mailer, rows, smtp_server, until
 from circulation import holds, loans, routing as rt
@@ -65,12 +66,18 @@ async def test_every_job_changes_what_is_due_once_and_nothing_when_run_again(cir
                               publication_date=date(2027, 3, 1), title="未刊", **STAFF)
     assert never.decision.allowed
 
+    # a login session that has expired by then (patrons: 8 h at most)
+    async with circ.db.transaction() as conn:
+        patron = select(s.patrons.c.id).where(s.patrons.c.card_number == "1000000001").scalar_subquery()
+        await conn.execute(insert(s.sessions).values(token_hash="expired", patron_id=patron, created_at=NOW,
+                                                     expires_at=NOW + timedelta(hours=8)))
+
     circ.clock.fixed = NOW + timedelta(days=31)
     first = {name: await run_job(circ, name, mailer) for name in JOBS}
     second = {name: await run_job(circ, name, mailer) for name in JOBS}
 
     assert {k: v for k, v in first.items() if k != "notices"} == \
-        {"shelf_expiry": 1, "overdue": 1, "purge_cancelled": 1, "lapse_requests": 1}
+        {"shelf_expiry": 1, "overdue": 1, "purge_cancelled": 1, "lapse_requests": 1, "purge_sessions": 1}
     assert first["notices"] > 0 and mailer.sink.count > 0
     assert second == dict.fromkeys(JOBS, 0)
     states = {r.id: r.state for r in await rows(circ, s.requests)}

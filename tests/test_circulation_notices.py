@@ -21,6 +21,7 @@ from circulation import schema as s
 from circulation.notices import DispatchCounts, NoticeError, Templates, dispatch_due
 from circulation.service import Circulation
 from circulation.store import Database
+from config import locate
 from connectors.smtp import MailError, Mailer
 from lifecycle.profiles import load_profile, notice_suppression
 from live_server import free_port
@@ -200,7 +201,7 @@ async def test_every_kind_renders_in_japanese_and_english_from_real_rows(circ, s
 
 
 def test_a_missing_template_file_is_an_error_when_the_templates_load(tmp_path):
-    for f in notices.TEMPLATE_DIR.iterdir():
+    for f in locate("notices").iterdir():
         if f.name != "hold_ready.en.txt":
             (tmp_path / f.name).write_text(f.read_text())
     with pytest.raises(NoticeError, match="missing template .*hold_ready.en.txt"):
@@ -208,7 +209,7 @@ def test_a_missing_template_file_is_an_error_when_the_templates_load(tmp_path):
 
 
 def test_a_template_variable_without_a_value_is_an_error_not_a_blank(tmp_path):
-    for f in notices.TEMPLATE_DIR.iterdir():
+    for f in locate("notices").iterdir():
         (tmp_path / f.name).write_text(f.read_text())
     (tmp_path / "test_mail.ja.txt").write_text("Subject: テスト\n\n{{ adressee }} 様\n")
     tpl = Templates(tmp_path)
@@ -253,7 +254,7 @@ def test_iizuka_no_contact_suppresses_received_ready_changed_but_not_web_cancel_
 def test_the_notices_section_of_a_profile_is_validated():
     import tomllib
     from lifecycle.profiles import ProfileError, parse_profile
-    data = tomllib.loads((notices.TEMPLATE_DIR.parent / "profiles" / "iizuka.toml").read_text())
+    data = tomllib.loads(locate("profiles/iizuka.toml").read_text())
     data["notices"]["suppressed_when_no_contact"].append("hold_redy")
     with pytest.raises(ProfileError, match="hold_redy"):
         parse_profile(data)

@@ -121,8 +121,8 @@ def test_the_hiroshima_profile_names_both_partner_universities_with_their_own_co
 
 def _with_partner(**changes):
     import tomllib
-    from lifecycle.profiles import PROFILE_DIR
-    with open(PROFILE_DIR / "hiroshima.toml", "rb") as f:
+    from config import locate
+    with open(locate("profiles/hiroshima.toml"), "rb") as f:
         data = tomllib.load(f)
     data["partners"]["hiroshima-u"].update(changes)
     return data

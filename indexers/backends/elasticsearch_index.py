@@ -37,8 +37,10 @@ from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from config import locate
+
 from .. import terms as T
-from ..mapping import FieldMapping, config_dir, load_mapping
+from ..mapping import FieldMapping, load_mapping
 from ..store import union_display_parts
 from ..union import MemberSource, UnionDocument, build_document
 
@@ -72,7 +74,7 @@ class EsConfig:
         """Defaults from config/elasticsearch.toml, then the [elasticsearch] section
         of each given file, then the non-None overrides (command line)."""
         data: dict = {}
-        with open(config_dir() / "elasticsearch.toml", "rb") as fh:
+        with open(locate("elasticsearch.toml"), "rb") as fh:
             data.update(tomllib.load(fh))
         for f in files:
             with open(f, "rb") as fh:
@@ -105,7 +107,7 @@ class EsConfig:
 
 
 def index_body(cfg: EsConfig) -> dict:
-    with open(config_dir() / "elasticsearch-index.json", encoding="utf-8") as fh:
+    with open(locate("elasticsearch-index.json"), encoding="utf-8") as fh:
         body = json.load(fh)
     body.pop("_comment", None)
     body["settings"]["index"].update({"number_of_shards": cfg.shards, "number_of_replicas": cfg.replicas})
