@@ -74,7 +74,7 @@ from .service import Circulation
 from .store import (
     NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue, loan_record,
     loan_transition, open_loan, patron_contact, patron_snapshot, record_event, request_record,
-    transition,
+    serving_system, transition,
 )
 
 # Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and
@@ -155,22 +155,11 @@ async def _library_kind(conn: AsyncConnection, code: str) -> str | None:
     return (await conn.execute(select(s.libraries.c.kind).where(s.libraries.c.code == code))).scalar()
 
 
-def _serving_system(circ: Circulation, item_row) -> str:
-    """The system whose queue a copy serves: its owner, or for a partner/ILL copy the
-    system of the branch it belongs to."""
-    if item_row.library in circ.profiles:
-        return item_row.library
-    for p in circ.profiles.values():          # a university partner's copy (連携貸出)
-        if item_row.library in p.partners:
-            return p.system
-    return circ.profile_of_branch(item_row.owning_branch).system
-
-
 async def _waiting(conn: AsyncConnection, circ: Circulation, item_row, borrower_id: int) -> int:
     """Requests of other patrons waiting (QUEUED, SUSPENDED) for the copy's title."""
     return (await conn.execute(select(func.count()).select_from(s.requests).where(
         s.requests.c.title_id == item_row.title_id,
-        s.requests.c.library == _serving_system(circ, item_row),
+        s.requests.c.library == await serving_system(conn, circ.profiles, item_row),
         s.requests.c.state.in_(WAITING_STATES),
         s.requests.c.patron_id != borrower_id))).scalar_one()
 
@@ -298,7 +287,7 @@ async def _first_waiting(conn: AsyncConnection, circ: Circulation, item_row):
     rows = (await conn.execute(select(s.requests, s.patrons.c.card_number)
                                .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
         s.requests.c.title_id == item_row.title_id,
-        s.requests.c.library == _serving_system(circ, item_row),
+        s.requests.c.library == await serving_system(conn, circ.profiles, item_row),
         s.requests.c.state == State.QUEUED.value)
         .order_by(s.requests.c.placed_at, s.requests.c.id))).all()
     return rows[0] if rows else None
@@ -328,9 +317,12 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         is_open = loan.returned_at is None and LS(loan.state) in lnt.OPEN
         profile = circ.profile_of_branch(loan.branch)
         waiting = await _waiting(conn, circ, item, patron.id) if is_open else 0
+        by_lender = loan.request_id is not None and (await conn.execute(select(s.ill_legs.c.id).where(
+            s.ill_legs.c.request_id == loan.request_id).limit(1))).first() is not None
         decision = policies.decide_renewal(profile, patron_contact(patron),
                                            _loan_rec(loan, patron.card_number, item), now, is_open=is_open,
-                                           state=loan.state, channel=channel, someone_waiting=waiting > 0)
+                                           state=loan.state, channel=channel, someone_waiting=waiting > 0,
+                                           by_lender=by_lender)
         if not decision.allowed:
             return RenewResult(None, decision)
         new_due = await _due_on_open_day(circ, conn, loan.branch, decision.details["due"])
@@ -510,7 +502,7 @@ async def patron_loans(circ: Circulation, card: str) -> list[dict]:
             .order_by(s.loans.c.due, s.loans.c.id))).all()
         out = []
         for r in rows:
-            item_like = _ItemView(r.title_id, r.item_library, r.owning_branch)
+            item_like = _ItemView(r.title_id, r.item_library, r.owning_branch, r.item_id, r.partner, r.ill)
             waiting = await _waiting(conn, circ, item_like, patron.id)
             rec = loan_record(r, card, r.barcode, r.material_type, r.partner, r.ill)
             lost = r.state == LS.LOST.value
@@ -542,3 +534,6 @@ class _ItemView:
     title_id: str
     library: str
     owning_branch: str
+    id: int
+    partner: str | None
+    ill: bool

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from . import notices
 from . import schema as s
 from .service import Circulation
-from .store import NotFound, patron_by_card
+from .store import NotFound, patron_by_card, serving_system
 
 
 @dataclass(frozen=True)
@@ -160,32 +160,14 @@ async def request_trail(circ: Circulation, request_id: int) -> tuple[RequestInfo
 
 # --------------------------------------------------------------------------- whose is it
 
-def serving_system(circ: Circulation, library: str, owning_branch: str | None) -> str:
-    """The member system a copy belongs to for circulation: its owner; for a university
-    partner's copy (連携貸出) the city it partners with; otherwise (an ILL copy) the
-    system of its owning branch."""
-    if library in circ.profiles:
-        return library
-    for p in circ.profiles.values():
-        if library in p.partners:
-            return p.system
-    if owning_branch:
-        return circ.profile_of_branch(owning_branch).system
-    return library
-
-
 async def item_system(circ: Circulation, barcode: str) -> str | None:
-    """The system the copy ``barcode`` belongs to (:func:`serving_system`); None when
-    there is no such copy."""
+    """The system the copy ``barcode`` belongs to (:func:`circulation.store.serving_system`);
+    None when there is no such copy."""
     async with circ.db.read() as conn:
-        row = (await conn.execute(select(s.items.c.library, s.items.c.owning_branch)
-                                  .where(s.items.c.barcode == barcode))).first()
-    if row is None:
-        return None
-    try:
-        return serving_system(circ, row.library, row.owning_branch)
-    except NotFound:
-        return row.library
+        row = (await conn.execute(select(s.items).where(s.items.c.barcode == barcode))).first()
+        if row is None:
+            return None
+        return await serving_system(conn, circ.profiles, row)
 
 
 async def patron_system(circ: Circulation, card: str) -> str | None:

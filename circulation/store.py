@@ -289,6 +289,27 @@ async def item_transition(conn: AsyncConnection, item_row, event: it.ItemEvent |
     return new
 
 
+async def serving_system(conn: AsyncConnection, profiles: dict[str, Profile], item_row) -> str:
+    """The member system whose patrons and queues a copy serves: its owner; a university
+    partner's copy (連携貸出), the city it partners with; another library's copy borrowed
+    for a request (ILL, NCIP), the system of that request; otherwise the system of its
+    owning branch (its own library code when no profile has the branch)."""
+    if item_row.library in profiles:
+        return item_row.library
+    for p in profiles.values():
+        if item_row.library in p.partners:
+            return p.system
+    if item_row.partner or item_row.ill:
+        asked = (await conn.execute(select(s.requests.c.library).where(s.requests.c.item_id == item_row.id)
+                                    .order_by(s.requests.c.id.desc()).limit(1))).scalar()
+        if asked:
+            return asked
+    for p in profiles.values():
+        if item_row.owning_branch in p.branches:
+            return p.system
+    return item_row.library
+
+
 # --------------------------------------------------------------------------- rows → records
 
 def request_record(row, card_number: str) -> Request:

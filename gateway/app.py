@@ -151,7 +151,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              host: str = "127.0.0.1", port: int = 8210, z3950_port: int | None = None,
              z3950_settings=None, z3950_workers: int = 1,
              z3950_worker_argv: Callable[[int], list[str]] | None = None,
-             circulation=None, mailer=None, circulation_jobs=None,
+             circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
              cookie_secure: bool | None = None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
@@ -232,11 +232,14 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         app.on_cleanup.append(stop_z3950)
 
     if circulation is not None:
+        from . import ill_service
         from .api import API, is_loopback, make_api
 
+        # ISO 18626 (/iso18626) and NCIP (/ncip) when configured (gateway/ill_service.py)
+        ill = ill_service.mount(app, circulation, catalog, ill_config, ncip_config)
         secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
         app.add_subapp(API, make_api(circulation, mailer=mailer, jobs_spec=circulation_jobs,
-                                     cookie_secure=secure))
+                                     cookie_secure=secure, ill=ill))
 
     async def close(_app):
         if hasattr(catalog, "aclose"):
@@ -268,7 +271,8 @@ def use_event_loop(kind: str = "auto") -> str:
 def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = None,
                z3950_port: int | None = None, event_loop: str = "auto", z3950_workers: int = 1,
                z3950_worker_argv: Callable[[int], list[str]] | None = None,
-               circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None) -> None:
+               circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
+               ill_config=None, ncip_config=None) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
     job only with ``mailer``)."""
@@ -284,5 +288,6 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                  circulation.db.url.render_as_string(hide_password=True))
     web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port,
                          z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
-                         circulation=circulation, mailer=mailer, cookie_secure=cookie_secure),
+                         circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
+                         ill_config=ill_config, ncip_config=ncip_config),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

@@ -333,9 +333,17 @@ def _serve_circulation(args, data_dir: Path) -> dict:
     url = args.circ_db or os.environ.get(CIRC_DB_ENV)
     if not url and (data_dir / "circulation.db").exists():
         url = f"sqlite+aiosqlite:///{(data_dir / 'circulation.db').resolve()}"
+    from .ill_service import ConfigError, load_config
+
+    try:
+        ill_cfg, ncip_cfg = load_config(args.config or (data_dir / "unioncat.toml"))
+    except ConfigError as e:
+        raise CircError(str(e)) from None
     if not url:
         if args.smtp_host:
             raise CircError("--smtp-host needs a circulation database (--circ-db URL)")
+        if ill_cfg is not None or ncip_cfg is not None:
+            raise CircError("[ill] and [ncip] need a circulation database (--circ-db URL)")
         return {}
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -360,7 +368,8 @@ def _serve_circulation(args, data_dir: Path) -> dict:
     elif args.mail_from:
         raise CircError("--mail-from needs --smtp-host HOST")
     secure = {"auto": None, "always": True, "never": False}[args.cookie_secure]
-    return {"circ_db": url, "mailer": mailer, "cookie_secure": secure}
+    return {"circ_db": url, "mailer": mailer, "cookie_secure": secure, "ill_config": ill_cfg,
+            "ncip_config": ncip_cfg}
 
 
 def cmd_serve(args) -> int:

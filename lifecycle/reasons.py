@@ -94,6 +94,27 @@ REASONS: dict[str, tuple[str, str]] = {
     # renewals
     "someone_waiting": ("次に予約の方がいるため延長できません。", "Someone is waiting for this item."),
     "renewal_limit": ("延長できる回数を超えています。", "This loan cannot be renewed again."),
+    "renewal_by_lender": ("他館からお借りした資料です。延長は貸出館に依頼します。",
+                          "This item was borrowed from another library: its renewal is asked of that library."),
+    "renewal_pending": ("貸出館に延長を依頼しました。結果はお知らせします。",
+                        "The lending library has been asked to renew it; you will be told the answer."),
+    "recalled": ("貸出館から返却の請求があったため延長できません。",
+                 "The lending library has recalled it: it cannot be renewed."),
+    # inter-library loan over ISO 18626 (circulation/ill/)
+    "ill_not_configured": ("相互貸借（ISO 18626）は設定されていません。",
+                           "Inter-library loan (ISO 18626) is not configured here."),
+    "unknown_title": ("この資料は総合目録にありません。", "This title is not in the union catalog."),
+    "ill_not_offered": ("この図書館では相互貸借の依頼を受け付けていません。",
+                        "This library system does not take inter-library loan requests."),
+    "owned_locally": ("この資料は所蔵があります。予約してください。",
+                      "The library system owns a copy of this title: place a reservation instead."),
+    "no_lender": ("この資料を貸し出せる提携館がありません。",
+                  "No partner library that lends this title can be asked."),
+    "other_library": ("他の図書館の依頼です。", "This request belongs to another library system."),
+    "item_other_title": ("この資料は依頼された資料ではありません。",
+                         "This copy is not of the title that was asked for."),
+    "not_a_partner_loan": ("他館からお借りした資料の貸出ではありません。",
+                           "This is not a loan of another library's copy."),
     "web_renewal_not_repeatable_at_counter": ("Webで延長した資料は窓口で延長できません。",
                                               "A loan renewed on the web cannot be renewed again at the counter."),
     "renewal_too_early": ("返却期限日の1週間前から延長できます。",
@@ -294,7 +315,7 @@ ALLOWED: set[str] = {
     "logged_in", "password_registered",
     "added", "already_on_shelf", "removed", "history_started", "history_stopped", "history_deleted",
     "goal_set", "goal_cleared", "settings_updated", "email_domain_warning",
-    "already_in_cart", "checked_out",
+    "already_in_cart", "checked_out", "renewal_pending",
 }
 
 # The same answer worded for one place: {place: {code: (Japanese, English)}}.

@@ -72,8 +72,8 @@ def test_the_demo_prints_logins_that_work_and_a_second_run_keeps_them(tmp_path, 
     asyncio.run(logins())
 
 
-def _serve(tmp_path: Path, data_dir: str, *extra: str):
-    port = free_port()
+def _serve(tmp_path: Path, data_dir: str, *extra: str, port: int | None = None):
+    port = port or free_port()
     log = tmp_path / f"serve-{port}.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--data-dir", data_dir, "--port",

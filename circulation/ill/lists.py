@@ -127,3 +127,28 @@ async def history(ill: Ill, *, request_id: int | None = None, supply_id: int | N
              "status": r.status, "error": r.error, "attempts": r.attempts, "at": r.at, "sent_at": r.sent_at,
              "leg_id": r.leg_id, "supply_id": r.supply_id, "body": r.body, "confirmation": r.confirmation}
             for r in rows]
+
+
+async def supply_of(ill: Ill, supply_id: int, library: str) -> bool:
+    """The supply exists and ``library``'s system holds its title or supplies it."""
+    async with ill.circ.db.read() as conn:
+        row = (await conn.execute(select(s.ill_supplies.c.libraries, s.ill_supplies.c.library).where(
+            s.ill_supplies.c.id == supply_id))).first()
+    return row is not None and (library in row.libraries.split() or row.library == library)
+
+
+async def message_library(ill: Ill, message_id: int) -> set[str]:
+    """The library systems a message concerns (its leg's request's, or its supply's)."""
+    async with ill.circ.db.read() as conn:
+        msg = (await conn.execute(select(s.ill_messages.c.leg_id, s.ill_messages.c.supply_id).where(
+            s.ill_messages.c.id == message_id))).first()
+        if msg is None:
+            return set()
+        if msg.leg_id is not None:
+            lib = (await conn.execute(select(s.requests.c.library).join(
+                s.ill_legs, s.ill_legs.c.request_id == s.requests.c.id).where(
+                s.ill_legs.c.id == msg.leg_id))).scalar()
+            return {lib} if lib else set()
+        row = (await conn.execute(select(s.ill_supplies.c.libraries, s.ill_supplies.c.library).where(
+            s.ill_supplies.c.id == msg.supply_id))).first()
+    return set(row.libraries.split()) | ({row.library} if row.library else set()) if row else set()

@@ -29,6 +29,7 @@ from lifecycle import ill as L
 
 from .. import schema as s
 from .common import Ill, get_leg, leg_transition
+from .lists import message_library
 
 LEASE = timedelta(minutes=5)
 
@@ -145,8 +146,12 @@ async def dispatch(ill: Ill, sender: Sender, *, batch: int = 50, max_attempts: i
     return counts
 
 
-async def requeue(ill: Ill, message_id: int) -> bool:
-    """Staff: send a failed or refused message again."""
+async def requeue(ill: Ill, message_id: int, *, library: str | None = None) -> bool:
+    """Staff: send a failed or refused message again (``library``: only one of that
+    system's requests or supplies)."""
+    if library is not None:
+        if library not in await message_library(ill, message_id):
+            return False
     async with ill.circ.db.transaction() as conn:
         res = await conn.execute(update(s.ill_messages).where(
             s.ill_messages.c.id == message_id, s.ill_messages.c.direction == "out",

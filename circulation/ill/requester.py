@@ -93,6 +93,10 @@ async def partner_library(conn: AsyncConnection, partner) -> tuple[str, str]:
     ``<library>-ill`` for copies whose branch we do not know. Made on first use, each
     row in a savepoint: two first uses at once both end with the rows."""
     code = partner.library or f"ill-{partner.code}"
+    if await _is_member_system(conn, code):
+        # the partner is a separate node although the union catalog lists it under the
+        # code of one of our own systems: its copies must not pass for that system's
+        code = f"ill-{partner.code}"
     branch = f"{code}-ill"
     for table, key, values in ((s.libraries, code, dict(name=partner.name, kind="university")),
                                (s.branches, branch, dict(library=code, name=partner.name, pickup=False,
@@ -108,6 +112,11 @@ async def partner_library(conn: AsyncConnection, partner) -> tuple[str, str]:
     return code, branch
 
 
+async def _is_member_system(conn: AsyncConnection, code: str) -> bool:
+    kind = (await conn.execute(select(s.libraries.c.kind).where(s.libraries.c.code == code))).scalar()
+    return kind == "city"
+
+
 def _rota(ill: Ill, title: Title | None, material_type: str, only: str | None) -> list[Partner]:
     libraries = set(title.libraries) if title is not None else None
     return ill.config.rota(libraries=libraries, material_type=material_type, only=only)
@@ -121,7 +130,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
     """A partner request of patron ``card`` for a title (by our title id or ISBN), to be
     collected at ``pickup_branch``; ``supplier`` (an agency id value) asks only that
     partner.  Refusals (nothing written): ``unknown_title``, ``ill_not_offered`` (the
-    patron's system takes no part in ILL), ``not_a_pickup_branch``, ``owned_locally`` (a
+    patron's system takes no part in ILL), ``pickup_not_service_point``, ``owned_locally`` (a
     copy of the patron's own system can be reserved instead), ``no_lender`` (no partner
     of the rota holds it), ``duplicate_request``."""
     if not title_id and not isbn:
@@ -143,7 +152,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
             return Placed(None, "ill_not_offered", {"library": system})
         profile = ill.circ.profile(system)
         if pickup_branch not in profile.branches or not profile.branches[pickup_branch].branch.pickup:
-            return Placed(None, "not_a_pickup_branch", {"branch": pickup_branch})
+            return Placed(None, "pickup_not_service_point", {"branch": pickup_branch})
         own = (await conn.execute(select(func.count()).select_from(s.items).where(
             s.items.c.title_id == title.title_id, s.items.c.library == system,
             s.items.c.circulating.is_(True), s.items.c.status.notin_(("lost", "withdrawn"))))).scalar()
@@ -575,6 +584,9 @@ async def request_renewal(ill: Ill, *, loan_id: int, actor: str, card: str | Non
         leg = await current_leg(conn, row.id)
         if leg is None:
             return Done(False, "not_a_partner_loan")
+        partner = ill.partner(leg.partner)
+        if RS(leg.state) is RS.LOANED and S(row.state) in (S.ON_LOAN, S.OVERDUE):
+            leg = await note_received(ill, conn, leg, partner)
         state = RS(leg.state)
         if state is RS.RENEW_PENDING:
             return Done(True, "renewal_pending")
@@ -582,7 +594,6 @@ async def request_renewal(ill: Ill, *, loan_id: int, actor: str, card: str | Non
             return Done(False, "recalled")
         if not L.REQUESTER.allows(state, RE.RENEW):
             return Done(False, "wrong_state", {"state": leg.state})
-        partner = ill.partner(leg.partner)
         await leg_transition(ill, conn, leg, RE.RENEW, actor_role=A.STAFF, actor=actor)
         await queue_message(ill, conn, partner, I.requesting_message(
             header_for_leg(ill, leg, partner), m.Action.RENEW), leg_id=leg.id)
@@ -594,6 +605,16 @@ async def request_renewal(ill: Ill, *, loan_id: int, actor: str, card: str | Non
     if out.ok:
         ill.changed()
     return out
+
+
+async def note_received(ill: Ill, conn: AsyncConnection, leg, partner: Partner):
+    """The copy of a LOANED leg is here: RECEIVE and ``Received`` to the supplier (the
+    reconciler does this after a receipt; a renewal asked at once after the check-out
+    does it first). Returns the leg as it is now."""
+    await leg_transition(ill, conn, leg, RE.RECEIVE, actor_role=A.STAFF, actor="receipt")
+    await queue_message(ill, conn, partner, I.requesting_message(
+        header_for_leg(ill, leg, partner), m.Action.RECEIVED), leg_id=leg.id)
+    return await get_leg(conn, leg.id)
 
 
 async def current_leg(conn: AsyncConnection, request_id: int):

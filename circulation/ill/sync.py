@@ -82,10 +82,7 @@ async def _sync_leg(ill: Ill, conn: AsyncConnection, leg_id: int) -> int:
     sent = 0
     if state is RS.LOANED and (req in RECEIVED_STATES or (req in (S.CANCELLED, S.SHELF_EXPIRED, S.LOST)
                                                           and await _was_received(conn, row.id))):
-        await leg_transition(ill, conn, leg, RE.RECEIVE, actor_role=A.STAFF, actor="receipt")
-        await queue_message(ill, conn, partner, I.requesting_message(
-            header_for_leg(ill, leg, partner), m.Action.RECEIVED), leg_id=leg.id)
-        leg, state, sent = await get_leg(conn, leg.id), RS.RECEIVED, 1
+        leg, state, sent = await requester.note_received(ill, conn, leg, partner), RS.RECEIVED, 1
     if state in _WITH_US and (req is S.AWAITING_LOAN_COMPLETED or (
             req in (S.CANCELLED, S.SHELF_EXPIRED) and await _sent_back(conn, row))):
         await leg_transition(ill, conn, leg, RE.SHIP_RETURN, actor_role=A.STAFF, actor="return")

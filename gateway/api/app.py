@@ -13,7 +13,7 @@ from circulation import jobs, queries
 from circulation.availability import on_connection
 from circulation.service import Circulation
 
-from . import patron, scope, staff
+from . import ill, patron, scope, staff
 from .errors import OUTAGE, errors
 from .session import API, STATE, ApiState, Route, endpoint
 from .validation import MAX_BODY, Document
@@ -22,7 +22,7 @@ log = logging.getLogger("unioncat.circulation.api")
 
 # Every route, as data; each is documented in gateway/openapi/circulation.json (a test
 # checks both ways).
-ROUTES: list[Route] = [*patron.ROUTES, *staff.ROUTES]
+ROUTES: list[Route] = [*patron.ROUTES, *staff.ROUTES, *ill.ROUTES]
 
 
 def is_loopback(host: str | None) -> bool:
@@ -46,14 +46,15 @@ def job_intervals(spec: Mapping[str, float | timedelta] | None, mailer) -> dict:
 
 
 def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None,
-             cookie_secure: bool = True, document: Document | None = None) -> web.Application:
+             cookie_secure: bool = True, document: Document | None = None, ill=None) -> web.Application:
     """The ``/api/v1`` sub-application: routes, the error middleware, and on startup
     the jobs :class:`~circulation.jobs.Scheduler` (``jobs_spec``: job → interval; None
     = every job at its default interval, the notices job only with a ``mailer``; {} =
-    no scheduler)."""
+    no scheduler). ``ill``: the ILL node's :class:`~circulation.ill.common.Ill` (its staff
+    routes answer 404 without one)."""
     intervals = job_intervals(jobs_spec, mailer)
     doc = document or Document.load()
-    st = ApiState(circ, mailer, intervals, cookie_secure, document=doc)
+    st = ApiState(circ, mailer, intervals, cookie_secure, document=doc, ill=ill)
     api = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     api[STATE] = st
     api[OUTAGE] = st.outage

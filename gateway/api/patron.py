@@ -13,6 +13,7 @@ from datetime import date
 from aiohttp import web
 
 from circulation import auth, bookshelf, cart, holds, labels, lists, loans, queries
+from circulation.ill import requester as ill_requester
 from circulation.service import Circulation
 from lifecycle import reasons
 
@@ -132,6 +133,13 @@ async def renew(ctx: Ctx):
     res = await loans.renew(ctx.circ, loan_id=loan_id, role="patron", actor=ctx.card, channel="web",
                             card=ctx.card)
     if not res.decision.allowed:
+        if res.decision.code == "renewal_by_lender" and ctx.st.ill is not None:
+            # another library's copy (ISO 18626): its lender is asked; the answer comes later
+            asked = await ill_requester.request_renewal(ctx.st.ill, loan_id=loan_id, actor=ctx.card, card=ctx.card)
+            if not asked.ok:
+                raise refusal(reasons.decide(asked.code, **(asked.detail or {})))
+            return 202, {"loan_id": loan_id, "pending": True, **message(reasons.decide("renewal_pending")),
+                         "loan": await _loan_view(ctx, loan_id)}
         raise refusal(res.decision)
     return {"loan_id": loan_id, "due": res.due, "renewals": res.renewals, **message(res.decision),
             "loan": await _loan_view(ctx, loan_id)}

@@ -65,6 +65,7 @@ class ApiState:
     scheduler: Any = None
     document: Document | None = None
     outage: Outage = field(default_factory=Outage)
+    ill: Any = None                          # circulation.ill.common.Ill when [ill] is configured
     _kick_task: asyncio.Task | None = None
     _kick_again: bool = False
 

@@ -267,12 +267,16 @@ def decide_check_out(profile: Profile, case: CheckOut, now: datetime) -> Decisio
 
 
 def decide_renewal(profile: Profile, patron: Patron, loan: Loan, now: datetime, *, is_open: bool,
-                   state: str, channel: str, someone_waiting: bool) -> Decision:
+                   state: str, channel: str, someone_waiting: bool, by_lender: bool = False) -> Decision:
     """The whole decision of renewing ``loan`` (``profile``: the lending branch's): only
     an open loan (``is_open``: not returned and ON_LOAN or OVERDUE; else ``not_on_loan``
-    with its ``state``), not after the card expired (団体貸出), then :func:`can_renew`."""
+    with its ``state``), not one another library lent us over ISO 18626 (``by_lender``:
+    its lender decides, ``renewal_by_lender``), not after the card expired (団体貸出),
+    then :func:`can_renew`."""
     if not is_open:
         return decide("not_on_loan", state=state)
+    if by_lender:
+        return decide("renewal_by_lender")
     valid = card_valid(patron, now)
     if not valid.allowed:
         return valid
