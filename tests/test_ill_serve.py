@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from live_server import free_port
-from test_demo import _serve, _stop, cli, env
+from test_demo import _serve, _stop, cli
 
 TITLE = "isbn:9784062880015"          # 日本の図書館: the demo catalog has it at Iizuka and Komae
-PATRON, PATRON_PW = "4300000001", None
+PATRON = "4300000001"
 
 
 class Api:
@@ -80,7 +80,7 @@ accept_token_env = "{accept_env}"
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory, monkeypatch_module=None):
+def nodes(tmp_path_factory):
     import os
     from gateway.demo import DEMO_PATRON_PASSWORDS, DEMO_STAFF_PASSWORDS
 
@@ -93,7 +93,8 @@ def nodes(tmp_path_factory, monkeypatch_module=None):
             "ILL_A_TO_B", "ILL_B_TO_A")
     _config(tmp / "b" / "unioncat.toml", "JP-2000000", "JP-1000000", pa, "hiroshima", pb, ["komae"],
             "ILL_B_TO_A", "ILL_A_TO_B")
-    os.environ.update({"ILL_A_TO_B": "secret-a-b", "ILL_B_TO_A": "secret-b-a"})
+    secrets = {"ILL_A_TO_B": "secret-a-b", "ILL_B_TO_A": "secret-b-a"}
+    os.environ.update(secrets)              # the nodes read their tokens from the environment
     procs = []
     try:
         for d, port in (("a", pa), ("b", pb)):
@@ -103,6 +104,8 @@ def nodes(tmp_path_factory, monkeypatch_module=None):
         yield {"a": pa, "b": pb, "tmp": tmp, "patron_pw": DEMO_PATRON_PASSWORDS[PATRON],
                "staff": DEMO_STAFF_PASSWORDS}
     finally:
+        for k in secrets:
+            os.environ.pop(k, None)
         said = [_stop(p, log) for p, log in procs]
         for text in said:
             assert "ERROR" not in text, text

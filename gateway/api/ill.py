@@ -4,8 +4,8 @@ supplier's offer, give a supplier up), the supplier's queue and pull list and it
 answers (will supply, offer, cannot supply, ship, answer a renewal or a cancellation,
 recall, lost), a request's or supply's message history, sending a message again.
 
-Everything keeps to the staff member's library system: the patron and branches through
-the route's ``owns`` (:mod:`.scope`), legs, supplies and messages through the engine's
+Everything keeps to the staff member's library system: the patron, copies and branches
+through the route's ``owns`` (:mod:`.scope`), legs, supplies and messages through the engine's
 ``library`` argument (another system's are answered 404, as personal data). Without an
 ``[ill]`` section in the configuration every route answers 404 ``ill_not_configured``.
 Docs: docs/ill.md.
@@ -170,8 +170,8 @@ async def requeue(ctx: Ctx):
 
 S = "staff"
 ROUTES = [
-    Route("POST", "/staff/ill/requests", place, S, CIRC,
-          owns=(Owned("card_number", "patron"), Owned("pickup_branch", "branch"))),
+    # pickup_branch: a choice the engine checks against the patron's own system (as placing does)
+    Route("POST", "/staff/ill/requests", place, S, CIRC, owns=(Owned("card_number", "patron"),)),
     Route("GET", "/staff/ill/requests", requester_queue, S, CIRC),
     Route("GET", "/staff/ill/requests/{request_id}/messages", request_messages, S, CIRC,
           owns=(Owned("request_id", "request"),)),
