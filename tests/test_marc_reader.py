@@ -19,13 +19,14 @@ for p in (ROOT, ROOT / "tests"):
 
 import marc_fixtures as mf  # noqa: E402
 from indexers import marc_reader  # noqa: E402
+from indexers.marc_items import field_key  # noqa: E402
 from indexers.marc_reader import BadRecord, ReadRecord, detect_format, read_marc  # noqa: E402
 
 PAD = b" \t\r\n\x00\x0b\x0c\x1a"
 
 
 def keys(record: pymarc.Record) -> list[tuple]:
-    return [marc_reader._field_key(f) for f in record.fields]
+    return [field_key(f) for f in record.fields]
 
 
 def check_coverage(data: bytes, items) -> None:
