@@ -3,9 +3,11 @@
 ``decode_record`` decides how to read a record whose structure was checked:
 leader/09 ``a`` means UTF-8, blank means MARC-8 (converted with pymarc's MARC-8
 converter, EACC CJK included).  Leaders lie: a UTF-8-flagged record that is not
-valid UTF-8 but is valid MARC-8 is read as MARC-8, and a MARC-8-flagged record
-that has no escape sequences, has bytes >= 0x80 and is valid UTF-8 is read as
-UTF-8; both with a warning.  A record that is neither is a ``Bad`` one.
+valid UTF-8 but is MARC-8 beyond doubt (every control field ASCII, nothing the
+converter would drop: a damaged UTF-8 record is far more likely) is read as
+MARC-8, and a MARC-8-flagged record that has no escape sequences, has bytes >=
+0x80 and is valid UTF-8 is read as UTF-8; both with a warning.  A record that is
+neither is a ``Bad`` one.
 
 ``marc8_check`` walks one subfield's MARC-8 bytes the way pymarc's converter
 reads them, so that a record the converter would garble is refused with the
@@ -62,18 +64,20 @@ def decode_record(rec: bytes, lay: Layout, warnings: list[str], rmarc) -> tuple[
                 warnings.append(f"leader/09 is {leader9!r} (undefined); the record is plain ASCII")
                 encoding = f"utf-8 (leader/09 is {leader9!r})"
             return decode_utf8(rec, lay, warnings, leader, rmarc), encoding
-        # leader says UTF-8 but it is not: try MARC-8
+        # leader says UTF-8 but it is not: MARC-8 if it is MARC-8 beyond doubt
         utf8_problem = f"invalid UTF-8 {where(lay.entries, utf8_err)}"
-        m8_problem = marc8_problem(rec, lay, [])
-        if m8_problem is None and _MARC8_STRAY.search(rec, base, n - 1) is None:
+        m8_notes: list[str] = []
+        m8_problem = marc8_problem(rec, lay, m8_notes)
+        if m8_problem is None and _MARC8_STRAY.search(rec, base, n - 1) is not None:
+            m8_problem = "control characters"
+        if m8_problem is None:
+            m8_problem = _marc8_doubt(rec, lay, m8_notes)
+        if m8_problem is None:
             warnings.append(
                 f"leader/09 says UTF-8 but the record is not valid UTF-8 ({utf8_problem}); decoded as MARC-8"
             )
-            marc8_problem(rec, lay, warnings)
             record = decode_marc8(rec, lay, warnings, leader)
             return record, "marc-8 (leader says utf-8)"
-        if m8_problem is None:
-            m8_problem = "control characters"
         raise Bad(f"invalid characters: {utf8_problem}; not valid MARC-8 either ({m8_problem})")
 
     # leader says MARC-8 (blank) or something undefined
@@ -112,6 +116,22 @@ def decode_record(rec: bytes, lay: Layout, warnings: list[str], rmarc) -> tuple[
     else:
         encoding = "marc-8"
     return decode_marc8(rec, lay, warnings, leader), encoding
+
+
+def _marc8_doubt(rec: bytes, lay: Layout, notes: list[str]) -> str | None:
+    """Why a record that says UTF-8 but is not should not be read as MARC-8 either,
+    or None.  Such a record is far more often UTF-8 with a damaged byte than MARC-8
+    under a lying leader, so MARC-8 must fit without any loss: every control field
+    ASCII (MARC-8 control fields are; a damaged byte there would be read as
+    Latin-1) and nothing the converter would drop (a UTF-8 continuation byte
+    0x88, 0x89, 0x8D or 0x8E is a MARC-8 non-sort mark or joiner)."""
+    for tag, s, e in lay.entries:
+        if tag < "010" and tag.isdigit() and not rec[s:e].isascii():
+            k = next(i for i in range(s, e) if rec[i] >= 0x80)
+            return f"non-ASCII byte 0x{rec[k]:02X} in control field {tag} at byte {k - s}"
+    if notes:
+        return notes[0]
+    return None
 
 
 def decode_marc8(rec: bytes, lay: Layout, warnings: list[str], leader: str) -> pymarc.Record:

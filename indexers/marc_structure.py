@@ -21,6 +21,8 @@ ESC = 0x1B
 # Directory entries: 3-character tag (printable ASCII), 4-digit length, 5-digit start.
 _ENTRY_RE = re.compile(rb"([\x21-\x7e]{3})([0-9]{4})([0-9]{5})")
 _ENTRY2_RE = re.compile(rb"([\x21-\x7e]{3})([0-9]{9})")
+_TAGS_OK = re.compile(rb"(?:[0-9A-Za-z]{3}[0-9]{9})*")
+_LEADER_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
 def field_at(entries, pos: int) -> tuple[str, int]:
@@ -75,6 +77,9 @@ def check_structure(rec: bytes) -> Layout:
         raise Bad(f"record too short ({n} bytes)")
     if not rec[:24].isascii():
         raise Bad(f"leader contains non-ASCII bytes: {show(rec[:24])}")
+    m = _LEADER_CONTROL.search(rec, 0, 24)
+    if m is not None:
+        raise Bad(f"stray control character U+{rec[m.start()]:04X} in the leader at byte {m.start()}")
     basefield = rec[12:17]
     if not basefield.isdigit():
         raise Bad(f"base address of data is not numeric: {show(basefield)}")
@@ -96,6 +101,12 @@ def check_structure(rec: bytes) -> Layout:
             if _ENTRY_RE.fullmatch(entry) is None:
                 raise Bad(f"bad directory: entry {i + 1} is malformed: {show(entry)}")
         raise Bad("bad directory: malformed entries")
+    if _TAGS_OK.fullmatch(rec, 24, base - 1) is None:
+        # MARC tags are letters and digits (as MARCXML's schema says); anything else
+        # in a tag is a damaged directory, not a field to keep
+        for i, (tag, _lo) in enumerate(ents, 1):
+            if not tag.isalnum():
+                raise Bad(f"bad directory: entry {i} has a malformed tag {show(tag)}")
     # Fast path: fields stored in directory order, contiguous, each ending at
     # the only field terminator it contains.
     parts = rec[base : n - 1].split(b"\x1e")
@@ -115,7 +126,9 @@ def check_structure(rec: bytes) -> Layout:
         else:
             return Layout(rec, base, nent, odd, ctl)
     # General path: any order, any layout; every entry must still end at a
-    # field terminator inside the record and the fields must reach its end.
+    # field terminator inside the record, and the fields must cover the data
+    # exactly: no byte in two fields, none in no field (either would change what
+    # the record says without a trace).
     entries = []
     data_end = n - 1
     last = 0
@@ -141,12 +154,20 @@ def check_structure(rec: bytes) -> Layout:
         entries.append((tag, s, e))
     if last != data_end:
         raise Bad(f"bad directory: fields end at byte {last} but the record data ends at byte {data_end}")
+    at = base
+    for s, e, i, tag in sorted((s, e, i, tag) for i, (tag, s, e) in enumerate(entries, 1)):
+        if s < at:
+            raise Bad(f"bad directory: entry {i} (field {tag}) overlaps another field")
+        if s > at:
+            raise Bad(f"bad directory: {s - at} bytes of data before entry {i} (field {tag}) belong to no field")
+        at = e
     return Layout(rec, base, nent, odd, ctl, entries)
 
 
 def field_checks(rec: bytes, lay: Layout, warnings: list[str]) -> None:
     """Per-field checks for the unusual cases: raises Bad for a 0x1F inside a
-    control field or non-ASCII indicators; notes odd indicator counts."""
+    control field, non-ASCII indicators or more than two bytes before a data
+    field's first subfield; notes missing indicators or a single one."""
     for tag, s, e in lay.entries:
         if tag < "010" and tag.isdigit():
             k = rec.find(b"\x1f", s, e - 1)
@@ -157,6 +178,10 @@ def field_checks(rec: bytes, lay: Layout, warnings: list[str]) -> None:
         ind = rec[s : (k if k >= 0 else e - 1)]
         if not ind.isascii():
             raise Bad(f"non-ASCII indicators in field {tag}: {show(ind)}")
+        if len(ind) > 2:
+            # a subfield delimiter is missing or damaged: decoding would drop the text
+            raise Bad(f"field {tag}: {len(ind)} bytes before the first subfield ({show(ind[:40])}), "
+                      "expected 2 indicators")
         if len(ind) != 2:
             if len(ind) == 0:
                 warnings.append(f"field {tag}: missing indicators")
