@@ -177,17 +177,23 @@ def _print_counts(res, as_json: bool) -> None:
         index = {"indexed": res.index.indexed, "deleted": res.index.deleted, "failed": res.index.failed,
                  "pending": res.index_pending, "error": res.index_error}
     if as_json:
+        repaired_file = getattr(res, "repaired_file", None)
         print(json.dumps({**c, "seconds": round(res.seconds, 3), "interrupted": res.interrupted,
                           "quarantine_file": str(res.quarantine_file) if res.quarantine_file else None,
+                          "repaired_file": str(repaired_file) if repaired_file else None,
                           **({"elasticsearch": index} if index else {})}))
         return
     rate = c["read"] / res.seconds if res.seconds else 0
     print(f"read {c['read']}, added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
           f"withdrawn {c['withdrawn']}, merged {c['merged']}, quarantined {c['quarantined']}"
           + (f", deletions of unknown records {c['deleted_unknown']}" if c["deleted_unknown"] else "")
+          + (f", repaired {c['repaired']}" if c.get("repaired") else "")
           + f" ({res.seconds:.1f} s, {rate:.0f} records/s)")
     if res.quarantine_file:
         print(f"quarantined records: {res.quarantine_file}")
+    if getattr(res, "repaired_file", None):
+        print(f"records stored with repairs (what was changed or guessed, and the bytes as read): "
+              f"{res.repaired_file}")
     if res.interrupted:
         print("interrupted: committed batches are kept; run the same command again to finish")
     if index:

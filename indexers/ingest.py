@@ -10,7 +10,9 @@ in flight.
 A batch is the unit of commit: a killed run leaves whole batches, never half a
 union record.  Running it again is safe: unchanged records are recognised by
 digest and only re-stamped with the new run, so nothing is duplicated.  Bad
-records are quarantined with file, offset and reason; counts come at the end.
+records are quarantined with file, offset and reason; records stored although
+the reader had to repair or guess something are listed (with their bytes as
+read) in the run's repaired file; counts come at the end.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ class IngestResult:
     quarantine_file: Path | None
     seconds: float
     interrupted: bool = False
+    repaired_file: Path | None = None  # records stored with warnings (Repairs)
     index: object = None  # Elasticsearch: the PushReport of the run
     index_pending: int = 0  # Elasticsearch: union records still waiting in the outbox
     index_error: str | None = None
@@ -96,25 +99,52 @@ def writer_lock(data_dir: Path):
     return fh
 
 
-class Quarantine:
-    """Bad records go to DATA_DIR/quarantine/<library>-run<N>.jsonl, one JSON object
-    a line: file, offset, position, reason and the raw bytes (base64)."""
+class _RecordLog:
+    """One JSON object a line, the file created with the first line."""
 
-    def __init__(self, data_dir: Path, library: str, run_id: int):
-        self.path = Path(data_dir) / "quarantine" / f"{library}-run{run_id}.jsonl"
+    def __init__(self, path: Path):
+        self.path = path
         self._fh = None
 
-    def add(self, file: str, offset: int, position: int, reason: str, raw: bytes) -> None:
+    def _write(self, obj: dict) -> None:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps({"file": file, "offset": offset, "position": position, "reason": reason,
-                                   "raw_base64": base64.b64encode(raw).decode("ascii")}, ensure_ascii=False) + "\n")
+        self._fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
         if self._fh:
             self._fh.close()
+
+
+class Quarantine(_RecordLog):
+    """Bad records go to DATA_DIR/quarantine/<library>-run<N>.jsonl, one JSON object
+    a line: file, offset, position, reason and the raw bytes (base64)."""
+
+    def __init__(self, data_dir: Path, library: str, run_id: int):
+        super().__init__(Path(data_dir) / "quarantine" / f"{library}-run{run_id}.jsonl")
+
+    def add(self, file: str, offset: int, position: int, reason: str, raw: bytes) -> None:
+        self._write({"file": file, "offset": offset, "position": position, "reason": reason,
+                     "raw_base64": base64.b64encode(raw).decode("ascii")})
+
+
+class Repairs(_RecordLog):
+    """Records stored although the reader had to repair or guess something (a wrong
+    record length, a leader that lies about the character set, missing indicators,
+    characters the MARC-8 converter drops ...) go to
+    DATA_DIR/quarantine/<library>-run<N>-repaired.jsonl: file, offset, position,
+    local id, the reader's warnings, whether the stored bytes differ from the bytes
+    read, and those bytes as read (base64) -- nothing is changed without a trace."""
+
+    def __init__(self, data_dir: Path, library: str, run_id: int):
+        super().__init__(Path(data_dir) / "quarantine" / f"{library}-run{run_id}-repaired.jsonl")
+
+    def add(self, file: str, p) -> None:
+        self._write({"file": file, "offset": p.offset, "position": p.position, "local_id": p.local_id,
+                     "warnings": p.warnings, "stored_as_read": p.marc == p.raw,
+                     "raw_base64": base64.b64encode(p.raw).decode("ascii")})
 
 
 class _Progress:
@@ -281,6 +311,7 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     run_id = store.start_run(library, full)
     store.commit()
     quarantine = Quarantine(data_dir, library, run_id)
+    repairs = Repairs(data_dir, library, run_id)
     progress = _Progress(files, quiet)
     interrupted = False
     in_batch = 0
@@ -295,6 +326,9 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
                     quarantine.add(str(path), p.offset, p.position, p.bad_reason, p.raw)
                     continue
                 store.apply(p, library, run_id, counts)
+                if p.warnings and not p.deleted:
+                    counts.repaired += 1
+                    repairs.add(str(path), p)
                 in_batch += 1
                 if in_batch >= BATCH:
                     store.commit()
@@ -320,11 +354,13 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     finally:
         progress.close()
         quarantine.close()
+        repairs.close()
     store.begin()
     store.finish_run(run_id, counts)
     store.commit()
     store.conn.close()
-    res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted)
+    res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted,
+                       repairs.path if counts.repaired else None)
     if pusher:
         pusher.stop()
         res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error

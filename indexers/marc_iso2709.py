@@ -16,7 +16,7 @@ from .marc_charset import decode_record
 from .marc_items import Bad, BadRecord, Cursor, ReadRecord, read_exact, show
 from .marc_structure import FT, RT, check_structure, field_checks
 
-__all__ = ["Iso2709Reader", "UTF8_BOM"]
+__all__ = ["Iso2709Reader", "UTF8_BOM", "LENGTH_WRONG"]
 
 _CHUNK = 1 << 20
 # Give up looking for a record terminator after this many bytes (a frame this
@@ -24,6 +24,8 @@ _CHUNK = 1 << 20
 _MAX_FRAME = 16 << 20
 _PAD = b" \t\r\n\x00\x0b\x0c\x1a"
 UTF8_BOM = b"\xef\xbb\xbf"
+# how the warning of a record framed on its terminator against its leader begins
+LENGTH_WRONG = "record length wrong"
 # A plausible leader (used to find the start of a record inside a damaged frame).
 _LEADER_RE = re.compile(rb"[0-9]{5}[\x20-\x7e]{7}[0-9]{5}[\x20-\x7e]{7}")
 
@@ -158,7 +160,7 @@ class Iso2709Reader:
                             )
                         else:
                             desc = f"declared length {declared} but record terminator after {actual} bytes"
-                        extra_warning = f"record length wrong ({desc}); framed on the record terminator"
+                        extra_warning = f"{LENGTH_WRONG} ({desc}); framed on the record terminator"
                         if declared == actual:  # a length under 24 that is right: no news
                             extra_warning = None
                         item = self._iso_item(buf, start, frame_end, abs_start, position, extra_warning)

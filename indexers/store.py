@@ -87,6 +87,7 @@ class Counts:
     merged: int = 0
     quarantined: int = 0
     deleted_unknown: int = 0  # leader/05 'd' for a record the library never had here
+    repaired: int = 0  # stored, but read with warnings (listed in the run's repaired file)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)

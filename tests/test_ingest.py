@@ -53,6 +53,162 @@ def test_bad_records_are_quarantined_with_offset_and_reason_and_counted(tmp_path
     assert any("truncated at end of file" in q["reason"] for q in lines)
 
 
+# ---------------------------------------------------------------- damaged bytes: never silently altered
+def _flip_base() -> list[bytes]:
+    """Records of every kind the reader decodes differently: UTF-8 with Japanese in
+    880 or 245, plain ASCII, MARC-8 (ANSEL + EACC) and MARC-8 under a leader that
+    says UTF-8.  Control numbers differ in at least two bytes, so one damaged byte
+    cannot make two records one."""
+    return [
+        mf.iso_record_bytes(mf.make_record(control_number="aa1111", vernacular_in_880=True)),
+        mf.iso_record_bytes(mf.make_record(control_number="bb2222", place="Tokyo", title="Plain",
+                                           author="Smith, John")),
+        mf.marc8_record_bytes("cc3333"),
+        mf.iso_record_bytes(mf.make_record(control_number="dd4444", vernacular_in_245=True)),
+        mf.marc8_record_bytes("ee5555", leader9="a"),
+    ]
+
+
+def assert_never_silently_altered(data: bytes, data_dir: Path, counts: dict) -> dict:
+    """Every record of ``data`` that ingest read is stored byte for byte as it was
+    read, or quarantined with a reason and its exact bytes, or stored and listed in
+    the run's repaired file with what was changed and its exact bytes, or (MARC-8)
+    stored as pymarc's MARC-8 conversion of its exact bytes.  Returns the outcome
+    counts."""
+    import base64
+    import io
+
+    import pymarc
+
+    from indexers.marc_items import ReadRecord as RR, field_key
+    from indexers.marc_reader import decode_stored, read_marc
+
+    def lines(kind: str) -> list[dict]:
+        files = sorted((data_dir / "quarantine").glob(f"a-run*{kind}.jsonl")) if (data_dir / "quarantine").exists() \
+            else []
+        return [json.loads(x) for f in files for x in f.read_text(encoding="utf-8").splitlines()]
+
+    quarantined = lines("[0-9]")
+    repaired = lines("-repaired")
+    for q in quarantined + repaired:
+        raw = base64.b64decode(q["raw_base64"])
+        assert raw and data[q["offset"]: q["offset"] + len(raw)] == raw, q  # the bytes as they were
+    assert all(q["reason"] for q in quarantined)
+    assert all(r["warnings"] for r in repaired)
+    assert counts["quarantined"] == len(quarantined) and counts["repaired"] == len(repaired)
+    assert counts["read"] == sum(counts[k] for k in ("quarantined", "added", "updated", "unchanged", "withdrawn",
+                                                      "deleted_unknown"))
+    conn = sqlite3.connect(data_dir / "catalog.sqlite")
+    stored = dict(conn.execute("SELECT local_id, marc FROM source"))
+    conn.close()
+    reported = {r["local_id"] for r in repaired}
+    assert reported <= set(stored)
+    marc8_frames: dict[str, list[bytes]] = {}
+    for it in read_marc(io.BytesIO(data), fmt="iso2709"):
+        if isinstance(it, RR) and it.encoding == "marc-8" and not it.warnings and it.record["001"] is not None:
+            marc8_frames.setdefault(it.record["001"].data.strip(), []).append(it.raw)
+    outcome = {"as read": 0, "reported": 0, "marc-8": 0}
+    for local_id, marc in stored.items():
+        if local_id in reported:
+            outcome["reported"] += 1
+        elif marc in data:
+            outcome["as read"] += 1
+        else:  # only a MARC-8 record may differ unreported: by the conversion alone
+            want = [[field_key(f) for f in pymarc.Record(data=raw, to_unicode=True, force_utf8=False,
+                                                         hide_utf8_warnings=True).fields]
+                    for raw in marc8_frames.get(local_id, [])]
+            got = [field_key(f) for f in decode_stored(marc).fields]
+            assert got in want, (local_id, marc, "altered without a word")
+            outcome["marc-8"] += 1
+    return outcome
+
+
+def test_records_with_flipped_bytes_are_stored_as_read_quarantined_or_reported(tmp_path):
+    """The issue's run: 50 records with one byte flipped each, through the real
+    command (records prepared in worker processes)."""
+    import random
+
+    rng = random.Random(15)
+    base = _flip_base()
+    out = bytearray()
+    for i in range(50):
+        raw = bytearray(base[i % len(base)])
+        raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        out += raw
+    path = tmp_path / "flipped.mrc"
+    path.write_bytes(bytes(out))
+    r = run_cli("ingest", "--data-dir", tmp_path / "d", "--library", "a", "--json", "--workers", "1", path)
+    assert r.returncode == 0, r.stderr
+    c = counts_of(r.stdout)
+    outcome = assert_never_silently_altered(bytes(out), tmp_path / "d", c)
+    assert c["quarantined"] > 0 and outcome["as read"] > 0  # (a check that can fail both ways)
+    if c["repaired"]:
+        assert c["repaired_file"] and "repaired" in c["repaired_file"]
+
+
+def test_property_flipped_bytes_never_silently_alter_a_record(tmp_path_factory):
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import strategies as st
+
+    from indexers.ingest import ingest
+
+    data0 = b"".join(_flip_base())
+    seen = {"as read": 0, "reported": 0, "marc-8": 0}
+
+    @hypothesis.settings(max_examples=120, deadline=None, derandomize=True)
+    @hypothesis.given(st.lists(st.tuples(st.integers(0, len(data0) - 1), st.integers(1, 255)), min_size=1,
+                               max_size=4))
+    def run(flips):
+        data = bytearray(data0)
+        for at, x in flips:
+            data[at] ^= x
+        d = tmp_path_factory.mktemp("flip")
+        (d / "in.mrc").write_bytes(bytes(data))
+        res = ingest(d / "d", "a", [d / "in.mrc"], quiet=True, workers=0)
+        outcome = assert_never_silently_altered(bytes(data), d / "d", res.counts.as_dict())
+        for k, v in outcome.items():
+            seen[k] += v
+
+    run()
+    assert all(seen.values()), seen  # every outcome occurred: the property was really exercised
+
+
+def test_wrong_lengths_and_records_over_99999_bytes_are_stored_whole_and_reported(tmp_path):
+    import base64
+
+    from indexers.marc_reader import decode_stored
+    from indexers.marc_structure import check_structure
+
+    big = mf.build_iso(mf.big_record_fields("big-utf8"), declared_length="00000")
+    big_m8 = mf.build_iso(mf.big_record_fields("big-marc8"), leader9=" ")  # plain ASCII, converted
+    small = mf.iso_record_bytes(mf.make_record(control_number="wronglen"))
+    wrong = b"%05d" % (len(small) + 7) + small[5:]
+    path = tmp_path / "in.mrc"
+    path.write_bytes(big + wrong + big_m8)
+    r = run_cli("ingest", "--data-dir", tmp_path / "d", "--library", "a", "--json", path)
+    assert r.returncode == 0, r.stderr
+    c = counts_of(r.stdout)
+    assert (c["added"], c["quarantined"], c["repaired"]) == (3, 0, 3)
+    conn = sqlite3.connect(tmp_path / "d" / "catalog.sqlite")
+    stored = dict(conn.execute("SELECT local_id, marc FROM source"))
+    conn.close()
+    assert stored["big-utf8"] == big  # the length cannot be written: kept as read
+    assert stored["wronglen"] == small  # the length corrected, nothing else
+    m8 = stored["big-marc8"]
+    assert len(m8) > 99_999 and m8[:5] == b"99999" and m8[9:10] == b"a"  # a 24-byte leader, not 25
+    check_structure(m8)
+    for cn in ("big-utf8", "big-marc8"):
+        rec = decode_stored(stored[cn])
+        assert rec["001"].data == cn and len(rec.get_fields("505")) == 12
+    reports = {q["local_id"]: q for q in map(json.loads, Path(c["repaired_file"]).read_text().splitlines())}
+    assert set(reports) == {"big-utf8", "wronglen", "big-marc8"}
+    assert reports["big-utf8"]["stored_as_read"] is True and reports["wronglen"]["stored_as_read"] is False
+    assert base64.b64decode(reports["wronglen"]["raw_base64"]) == wrong
+    assert all(w.startswith("record length wrong") for q in reports.values() for w in q["warnings"])
+    r = run_cli("ingest", "--data-dir", tmp_path / "d2", "--library", "a", path)
+    assert ", repaired 3 (" in r.stdout and "-repaired.jsonl" in r.stdout
+
+
 def test_marcxml_gzip_and_marc8_are_read(tmp_path):
     recs = [mf.make_record(control_number=f"x{i}", title=f"Gzipped xml title {i}") for i in range(3)]
     xml = mf.write_marcxml_gz(tmp_path / "a.xml.gz", recs)
