@@ -21,7 +21,9 @@ import gzip
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -220,6 +222,42 @@ def iso_blocks(stream, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, 
         yield carry, offset
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int, *, use_prctl: bool = True, interval: float = 1.0) -> None:
+    """Make this process end when process ``parent`` (its parent) ends, however that
+    ends: a SIGKILLed ingest runs no cleanup, and its preparing workers would go on
+    with the blocks queued for them.  On Linux the kernel sends SIGKILL at the
+    parent's death (prctl PR_SET_PDEATHSIG); everywhere (and as a second line) a
+    daemon thread checks every ``interval`` seconds that the parent is still the
+    parent (an orphan is adopted by another process)."""
+    if use_prctl and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watch below still ends it
+            pass
+    if os.getppid() != parent:  # the parent died before we could ask to be told
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_start(parent: int, library: str, with_payload: bool) -> None:
+    """Initializer of a preparing worker process."""
+    die_with_parent(parent)
+    worker_init(library, with_payload)
+
+
 def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress, preparer: Preparer):
     """Prepared items of one file, in file order."""
     raw, stream = _open(path)
@@ -236,7 +274,8 @@ def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress
             return
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         position = 0
-        with ctx.Pool(workers, initializer=worker_init, initargs=(library, preparer.payload_fn is not None)) as pool:
+        with ctx.Pool(workers, initializer=_worker_start,
+                      initargs=(os.getpid(), library, preparer.payload_fn is not None)) as pool:
             # a bounded window of blocks in flight (Pool.imap would read the whole file
             # ahead into its task queue): memory stays flat whatever the file size
             window: deque = deque()

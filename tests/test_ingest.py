@@ -282,6 +282,123 @@ def test_killed_ingest_resumes_without_duplicates_or_half_records(tmp_path):
     assert _integrity(db) == (n, n, n)
 
 
+def _proc_start(pid: int) -> tuple[str, int] | None:
+    """(state, start time) of a process from /proc, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[19])
+
+
+def _children(pid: int) -> dict[int, int]:
+    """{child pid: start time} of a process's children."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out[int(name)] = int(fields[19])
+    return out
+
+
+def _still_running(procs: dict[int, int]) -> list[int]:
+    """The processes of procs (pid: start time) that are still alive (a zombie is dead;
+    a new process that got the same pid is not ours)."""
+    alive = []
+    for pid, start in procs.items():
+        st = _proc_start(pid)
+        if st is not None and st[1] == start and st[0] not in ("Z", "X"):
+            alive.append(pid)
+    return alive
+
+
+def _wait_gone(procs: dict[int, int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while _still_running(procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _still_running(procs)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_preparing_workers_die_with_a_killed_ingest(tmp_path):
+    path = mf.write_many_iso2709(tmp_path / "many.mrc", 30000)
+    d = tmp_path / "d"
+    proc = subprocess.Popen([*UNIONCAT, "ingest", "--data-dir", str(d), "--library", "a", "--workers", "2",
+                             str(path)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: dict[int, int] = {}
+    try:
+        db = d / "catalog.sqlite"
+        deadline = time.monotonic() + 120
+        committed = 0
+        while time.monotonic() < deadline and proc.poll() is None and (len(workers) < 2 or committed < 1000):
+            time.sleep(0.1)
+            workers = _children(proc.pid)
+            if db.exists():
+                try:
+                    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+                    committed = conn.execute("SELECT COUNT(*) FROM source").fetchone()[0]
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+        assert proc.poll() is None and len(workers) == 2, "the ingest ended too soon; make the file bigger"
+        # one worker cannot notice anything by itself (stopped), the other is busy: both
+        # must end with the ingest, by the kernel's word, not by finishing their blocks
+        stopped = min(workers)
+        os.kill(stopped, signal.SIGSTOP)
+        proc.kill()
+        proc.wait(30)
+        assert _wait_gone(workers, 30) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        for pid in _still_running(workers):  # (only when the test failed)
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_parent_watch_ends_a_worker_whose_parent_died(tmp_path):
+    """The portable half of die_with_parent (no prctl): a grandchild watching its
+    parent ends when the parent is SIGKILLed."""
+    ready = tmp_path / "ready"
+    child = ("import sys, time\n"
+             "from indexers.ingest import die_with_parent\n"
+             "die_with_parent(int(sys.argv[1]), use_prctl=False, interval=0.05)\n"
+             "open(sys.argv[2], 'w').close()\n"
+             "time.sleep(600)\n")
+    parent = ("import os, subprocess, sys, time\n"
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid()), sys.argv[1]])\n"
+              "print(p.pid, flush=True)\n"
+              "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent, str(ready)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    grandchild: dict[int, int] = {}
+    try:
+        pid = int(proc.stdout.readline())
+        st = _proc_start(pid)
+        assert st is not None
+        grandchild = {pid: st[1]}
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists()
+        proc.kill()
+        proc.wait(30)
+        assert _wait_gone(grandchild, 30) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        for p in _still_running(grandchild):
+            os.kill(p, signal.SIGKILL)
+
+
 def test_interrupt_keeps_committed_batches(tmp_path):
     path = mf.write_many_iso2709(tmp_path / "many.mrc", 20000)
     d = tmp_path / "d"
