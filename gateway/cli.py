@@ -181,6 +181,7 @@ def _print_counts(res, as_json: bool) -> None:
         print(json.dumps({**c, "seconds": round(res.seconds, 3), "interrupted": res.interrupted,
                           "quarantine_file": str(res.quarantine_file) if res.quarantine_file else None,
                           "repaired_file": str(repaired_file) if repaired_file else None,
+                          **({"error": res.error} if getattr(res, "error", None) else {}),
                           **({"elasticsearch": index} if index else {})}))
         return
     rate = c["read"] / res.seconds if res.seconds else 0
@@ -213,7 +214,7 @@ def cmd_ingest(args) -> int:
         if not f.exists():
             print(f"unioncat ingest: {f}: no such file", file=sys.stderr)
             return 2
-    from indexers.ingest import BackendMismatch, Busy
+    from indexers.ingest import BackendMismatch, Busy, StorageError
 
     data_dir = _data_dir(args)
     try:
@@ -222,7 +223,15 @@ def cmd_ingest(args) -> int:
     except (BackendMismatch, Busy) as e:
         print(f"unioncat ingest: {e}", file=sys.stderr)
         return 2
+    except StorageError as e:  # nothing was started
+        print(f"unioncat ingest: {e}", file=sys.stderr)
+        return 74  # EX_IOERR
     _print_counts(res, args.json)
+    if res.error:
+        print(f"unioncat ingest: stopped: {res.error}\n"
+              "the batches committed before are kept (the counts above); the batch being written was rolled "
+              "back.  Fix the cause and run the same command again.", file=sys.stderr)
+        return 74  # EX_IOERR
     if res.interrupted:
         return 130
     return 75 if res.index_pending else 0  # 75: EX_TEMPFAIL, try `unioncat sync` later
@@ -231,7 +240,7 @@ def cmd_ingest(args) -> int:
 def _es_writer(args, cmd: str, not_es: str):
     """(data_dir, EsConfig, writer lock) for a command that writes to an
     Elasticsearch catalog, or the exit code after saying why not."""
-    from indexers.ingest import Busy, db_path, writer_lock
+    from indexers.ingest import Busy, StorageError, db_path, writer_lock
 
     data_dir = _data_dir(args)
     es = _es_config(args, data_dir)
@@ -246,6 +255,9 @@ def _es_writer(args, cmd: str, not_es: str):
     except Busy as e:
         print(f"unioncat {cmd}: {e}", file=sys.stderr)
         return 2
+    except StorageError as e:
+        print(f"unioncat {cmd}: {e}", file=sys.stderr)
+        return 74
 
 
 def cmd_reindex(args) -> int:

@@ -17,16 +17,18 @@ read) in the run's repaired file; counts come at the end.
 from __future__ import annotations
 
 import base64
+import errno
 import gzip
 import json
 import multiprocessing as mp
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -49,6 +51,8 @@ class IngestResult:
     seconds: float
     interrupted: bool = False
     repaired_file: Path | None = None  # records stored with warnings (Repairs)
+    run_id: int | None = None
+    error: str | None = None  # why the run stopped early (the store or the data directory failed)
     index: object = None  # Elasticsearch: the PushReport of the run
     index_pending: int = 0  # Elasticsearch: union records still waiting in the outbox
     index_error: str | None = None
@@ -84,13 +88,21 @@ class Busy(Exception):
     """Another ingest or reindex holds the data directory."""
 
 
+class StorageError(Exception):
+    """The data directory or the record store cannot be written (disk full, read-only,
+    a file where a directory should be ...); said in one line."""
+
+
 def writer_lock(data_dir: Path):
     """An exclusive lock on DATA_DIR/writer.lock held by one ingest or reindex at a
     time (searches are not affected); released when the returned file closes."""
     import fcntl
 
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    fh = open(Path(data_dir) / "writer.lock", "a+")
+    try:
+        _mkdir(Path(data_dir))
+        fh = open(Path(data_dir) / "writer.lock", "a+")
+    except OSError as e:
+        raise StorageError(f"cannot write to {data_dir}: {_why(e)}") from e
     try:
         # a POSIX record lock: it belongs to this process only (forked preparing workers
         # do not inherit it), so a killed ingest never leaves the directory locked
@@ -101,23 +113,47 @@ def writer_lock(data_dir: Path):
     return fh
 
 
+def _mkdir(path: Path) -> None:
+    """mkdir -p, saying "Not a directory" when a file is in the way."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
+
+
 class _RecordLog:
     """One JSON object a line, the file created with the first line."""
 
     def __init__(self, path: Path):
         self.path = path
         self._fh = None
+        self._mark = 0
 
     def _write(self, obj: dict) -> None:
         if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            _mkdir(self.path.parent)
+            self._fh = open(self.path, "ab")
+        self._fh.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
         self._fh.flush()
+
+    def mark(self) -> None:
+        """Remember the end of the file: the lines so far belong to committed batches."""
+        self._mark = self._fh.tell() if self._fh else 0
+
+    def undo(self) -> None:
+        """Drop the lines written since mark() (their batch was rolled back)."""
+        if self._fh is None:
+            return
+        self._fh.truncate(self._mark)
+        if self._mark == 0:
+            self._fh.close()
+            self._fh = None
+            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._fh:
             self._fh.close()
+            self._fh = None
 
 
 class Quarantine(_RecordLog):
@@ -330,15 +366,19 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     files = [Path(f) for f in files]
     workers = default_workers() if workers is None else workers
     pusher = None
-    if es is not None:
-        from .backends.elasticsearch_index import OutboxWriter, Pusher
+    try:
+        if es is not None:
+            from .backends.elasticsearch_index import OutboxWriter, Pusher
 
-        store = open_store(data_dir, index=OutboxWriter())
-        store.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                               [("es_urls", json.dumps(es.urls)), ("es_index", es.index)])
-        pusher = _EsPush(Pusher(db_path(data_dir), es))
-    else:
-        store = open_store(data_dir)
+            store = open_store(data_dir, index=OutboxWriter())
+            store.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)"
+                                   " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                                   [("es_urls", json.dumps(es.urls)), ("es_index", es.index)])
+            pusher = _EsPush(Pusher(db_path(data_dir), es))
+        else:
+            store = open_store(data_dir)
+    except (sqlite3.Error, OSError) as e:
+        raise StorageError(f"cannot open the record store {db_path(data_dir)}: {_why(e)}") from e
     lib = load_libraries().get(library)
     from .backends.sqlite_index import SqliteIndexWriter
 
@@ -346,14 +386,32 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     if pusher:
         pusher.push()  # what an interrupted run left in the outbox goes first
     counts = Counts()
-    store.begin()
-    run_id = store.start_run(library, full)
-    store.commit()
+    try:
+        store.begin()
+        run_id = store.start_run(library, full)
+        store.commit()
+    except sqlite3.Error as e:
+        store.rollback()
+        store.conn.close()
+        if pusher:
+            pusher.stop()
+            pusher.pusher.close()
+        raise StorageError(f"cannot write the record store {db_path(data_dir)}: {_why(e)}") from e
     quarantine = Quarantine(data_dir, library, run_id)
     repairs = Repairs(data_dir, library, run_id)
     progress = _Progress(files, quiet)
     interrupted = False
+    error: str | None = None
     in_batch = 0
+    committed = replace(counts)  # the counts of what is committed (the files follow them)
+
+    def commit() -> None:
+        nonlocal committed
+        store.commit()
+        quarantine.mark()
+        repairs.mark()
+        committed = replace(counts)
+
     try:
         store.begin()
         for path in files:
@@ -370,7 +428,7 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
                     repairs.add(str(path), p)
                 in_batch += 1
                 if in_batch >= BATCH:
-                    store.commit()
+                    commit()
                     if pusher:
                         pusher.push()
                     store.begin()
@@ -378,33 +436,56 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
                     if on_batch:
                         on_batch(counts)
             progress.next_file(path.stat().st_size)
-        store.commit()
+        commit()
         if full:
             store.begin()
             for local_id in store.missing_from_run(library, run_id):
                 if store.withdraw(library, local_id):
                     counts.withdrawn += 1
-            store.commit()
+            commit()
         if pusher:
             pusher.push(final=True)
     except KeyboardInterrupt:
         interrupted = True
-        store.rollback()
+    except (sqlite3.Error, OSError) as e:
+        # disk full, a read-only or vanished directory, a file where a directory should be:
+        # the batch being written is rolled back and the run closed with what it committed
+        error = f"{_why(e)} (record store {db_path(data_dir)})" if isinstance(e, sqlite3.Error) else _why(e)
     finally:
         progress.close()
-        quarantine.close()
-        repairs.close()
-    store.begin()
-    store.finish_run(run_id, counts)
-    store.commit()
+    if interrupted or error:
+        store.rollback()
+        counts = committed
+        for log in (quarantine, repairs):
+            try:
+                log.undo()  # the lines of the rolled-back batch
+            except OSError:
+                pass
+    quarantine.close()
+    repairs.close()
+    outcome = "complete" if not (interrupted or error) else "interrupted" if interrupted else f"failed: {error}"
+    try:
+        store.begin()
+        store.finish_run(run_id, counts, outcome)
+        store.commit()
+    except sqlite3.Error as e:
+        store.rollback()
+        error = (error + "; " if error else "") + f"the run could not be closed in the store: {_why(e)}"
     store.conn.close()
     res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted,
-                       repairs.path if counts.repaired else None)
+                       repairs.path if counts.repaired else None, run_id=run_id, error=error)
     if pusher:
         pusher.stop()
         res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error
         pusher.pusher.close()
     return res
+
+
+def _why(e: BaseException) -> str:
+    """An OSError or sqlite3 error said in one line (with the file when known)."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return str(e) or type(e).__name__
 
 
 class _EsPush:

@@ -422,6 +422,147 @@ def test_interrupt_keeps_committed_batches(tmp_path):
     _integrity(db)
 
 
+# ---------------------------------------------------------------- a full disk, an unwritable directory
+def _run_row(db: Path, library: str) -> tuple:
+    conn = sqlite3.connect(db)
+    row = conn.execute("SELECT finished, counts, outcome FROM run WHERE library=? ORDER BY id DESC LIMIT 1",
+                       (library,)).fetchone()
+    conn.close()
+    return row[0], json.loads(row[1]) if row[1] else None, row[2]
+
+
+def _sources(db: Path, library: str) -> int:
+    conn = sqlite3.connect(db)
+    n = conn.execute("SELECT COUNT(*) FROM source WHERE library=?", (library,)).fetchone()[0]
+    conn.close()
+    return n
+
+
+def _integrity_check(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+
+
+def _quarantine_lines(d: Path, library: str) -> int:
+    return sum(len(f.read_text(encoding="utf-8").splitlines()) for f in (d / "quarantine").glob(f"{library}-run*[0-9].jsonl")) \
+        if (d / "quarantine").is_dir() else 0
+
+
+def _good_bad_good(path: Path, tmp: Path) -> tuple[Path, int, int]:
+    """6,000 good records with the 20 records of mf.bad_file (8 bad) after the 1,500th:
+    (path, records read, records bad)."""
+    good = mf.write_many_iso2709(tmp / "good.mrc", 6000).read_bytes()
+    cut = 0
+    for _ in range(1500):
+        cut = good.index(b"\x1d", cut) + 1
+    bad_path, expected = mf.bad_file(tmp / "bad.mrc")
+    path.write_bytes(good[:cut] + bad_path.read_bytes() + good[cut:])
+    return path, 6000 + len(expected), sum(1 for _, s in expected if s == "bad")
+
+
+def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_completes(tmp_path, monkeypatch, capsys):
+    """SQLite's max_page_count gives the real "database or disk is full" without root
+    or a small file system: the store may grow by about one batch of records."""
+    import indexers.ingest as ingest_mod
+    from gateway.cli import main
+
+    d = tmp_path / "d"
+    first = mf.write_many_iso2709(tmp_path / "first.mrc", 2000)
+    assert main(["ingest", "--data-dir", str(d), "--library", "a", "--workers", "0", "--quiet", str(first)]) == 0
+    db = d / "catalog.sqlite"
+    conn = sqlite3.connect(db)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    real_connect = ingest_mod.connect
+
+    def capped(path, **kw):
+        conn = real_connect(path, **kw)
+        conn.execute(f"PRAGMA max_page_count={int(pages * 1.6)}")
+        return conn
+
+    monkeypatch.setattr(ingest_mod, "connect", capped)
+    path, n, n_bad = _good_bad_good(tmp_path / "second.mrc", tmp_path)
+    capsys.readouterr()
+    rc = main(["ingest", "--data-dir", str(d), "--library", "b", "--workers", "0", "--json", str(path)])
+    out, err = capsys.readouterr()
+    assert rc == 74, out + err
+    assert "stopped: database or disk is full (record store " in err and "Traceback" not in err
+    printed = json.loads(out.strip().splitlines()[-1])
+    stored = _sources(db, "b")
+    assert 0 < stored < n and stored % 1000 == 0, stored  # whole batches only
+    finished, counts, outcome = _run_row(db, "b")
+    assert finished is not None and outcome.startswith("failed: database or disk is full")
+    assert counts == {k: printed[k] for k in counts}  # the run row says what was printed
+    assert counts["added"] == stored and counts["read"] == stored + counts["quarantined"]
+    assert _quarantine_lines(d, "b") == counts["quarantined"]  # lines of the rolled-back batch are gone
+    _integrity_check(db)
+    _integrity(db)
+    monkeypatch.setattr(ingest_mod, "connect", real_connect)
+    r = run_cli("ingest", "--data-dir", d, "--library", "b", "--json", path)
+    assert r.returncode == 0, r.stderr
+    c = counts_of(r.stdout)
+    assert (c["read"], c["unchanged"], c["added"], c["quarantined"]) == (n, stored, n - n_bad - stored, n_bad)
+    assert _run_row(db, "b")[2] == "complete"
+    _integrity_check(db)
+    assert _integrity(db)[0] == 2000 + n - n_bad
+
+
+@pytest.mark.parametrize("case", ["data dir is a file", "writer.lock is a directory", "quarantine is a file",
+                                  "read-only directory"])
+def test_an_unwritable_data_directory_gives_a_clear_message_and_a_closed_run(tmp_path, case):
+    """Reproductions that hold for root too (chmod does not bind root): a file where
+    the data directory or quarantine/ should be, a directory where writer.lock should
+    be; the real read-only directory only when not root."""
+    d = tmp_path / "d"
+    path, n, n_bad = _good_bad_good(tmp_path / "in.mrc", tmp_path)
+    if case == "data dir is a file":
+        d.write_text("not a directory")
+    elif case == "writer.lock is a directory":
+        (d / "writer.lock").mkdir(parents=True)
+    else:
+        seed = mf.write_iso2709(tmp_path / "seed.mrc", [mf.make_record(control_number="seed")])
+        assert run_cli("ingest", "--data-dir", d, "--library", "a", seed).returncode == 0
+        if case == "quarantine is a file":
+            (d / "quarantine").write_text("not a directory")
+        else:
+            if os.geteuid() == 0:
+                pytest.skip("root writes to read-only directories")
+            d.chmod(0o555)
+    try:
+        r = run_cli("ingest", "--data-dir", d, "--library", "b", "--json", path)
+    finally:
+        if d.is_dir():
+            d.chmod(0o755)
+    assert r.returncode == 74, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 3, r.stderr
+    if case == "data dir is a file":
+        assert r.stderr.strip() == f"unioncat ingest: cannot write to {d}: Not a directory: {d}"
+        return
+    if case == "writer.lock is a directory":
+        assert f"unioncat ingest: cannot write to {d}: Is a directory: {d / 'writer.lock'}" in r.stderr
+        assert not (d / "catalog.sqlite").exists()
+        return
+    if case == "read-only directory":
+        assert "Permission denied" in r.stderr
+        return
+    # quarantine/ cannot be created when the first bad record comes: the run stops there
+    assert f"unioncat ingest: stopped: Not a directory: {d / 'quarantine'}\n" in r.stderr, r.stderr
+    db = d / "catalog.sqlite"
+    printed = counts_of(r.stdout)
+    finished, counts, outcome = _run_row(db, "b")
+    assert finished is not None and outcome.startswith("failed: ") and counts["added"] == printed["added"]
+    assert _sources(db, "b") == counts["added"] == 1000  # the batch with the first bad record rolled back
+    _integrity_check(db)
+    (d / "quarantine").unlink()
+    r = run_cli("ingest", "--data-dir", d, "--library", "b", "--json", path)
+    assert r.returncode == 0, r.stderr
+    c = counts_of(r.stdout)
+    assert (c["unchanged"], c["added"], c["quarantined"]) == (1000, n - n_bad - 1000, n_bad)
+    assert _quarantine_lines(d, "b") == n_bad
+    _integrity_check(db)
+
+
 def _hits(body: bytes) -> int:
     tree = etree.fromstring(body)
     n = tree.xpath("string(//*[local-name()='numberOfRecords'])")
