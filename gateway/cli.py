@@ -261,7 +261,7 @@ def _es_writer(args, cmd: str, not_es: str):
 
 
 def cmd_reindex(args) -> int:
-    from indexers.backends.elasticsearch_index import reindex
+    from indexers.backends.elasticsearch_index import ReindexFailed, reindex
     from indexers.ingest import db_path
 
     got = _es_writer(args, "reindex", "reindex rebuilds an Elasticsearch index "
@@ -271,13 +271,25 @@ def cmd_reindex(args) -> int:
     data_dir, es, lock = got
     try:
         rep = reindex(db_path(data_dir), es)
-    except Exception as e:  # noqa: BLE001 - the cluster's errors, said in one line
-        print(f"unioncat reindex: failed, the old index (if any) still answers: {e}", file=sys.stderr)
+    except ReindexFailed as e:  # the alias was not moved
+        print(f"unioncat reindex: failed: {e}", file=sys.stderr)
+        return 75
+    except KeyboardInterrupt:
+        print("unioncat reindex: interrupted; the alias was not moved", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - anything else, said in one line
+        print(f"unioncat reindex: failed, the old index (if any) still answers: {e!r}", file=sys.stderr)
         return 75
     finally:
         lock.close()
     print(f"reindexed {rep.documents} union records into {rep.index} in {rep.seconds:.1f} s"
           + (f" (replaced {rep.previous})" if rep.previous else ""))
+    if rep.rejected:
+        print(f"{rep.rejected} documents rejected by the cluster are kept in the store (table es_failed)")
+    if rep.dropped:
+        print(f"deleted what failed reindexes had left: {', '.join(rep.dropped)}")
+    if rep.warning:
+        print(f"unioncat reindex: {rep.warning}", file=sys.stderr)
     return 0
 
 
@@ -290,11 +302,15 @@ def cmd_sync(args) -> int:
         return got
     data_dir, es, lock = got
     pusher = Pusher(db_path(data_dir), es)
+    rep = None
     try:
         rep = pusher.drain()
     except IndexUnavailable as e:
         print(f"unioncat sync: {e}", file=sys.stderr)
         return 75
+    except KeyboardInterrupt:
+        print("unioncat sync: interrupted; what was acknowledged has left the outbox", file=sys.stderr)
+        return 130
     finally:
         pusher.close()
         lock.close()
@@ -494,6 +510,9 @@ def cmd_stats(args) -> int:
         except BackendUnavailable as e:
             docs = f"? ({e})"
         print(f"elasticsearch: {docs} documents, {pending} waiting in the outbox, {failed} rejected")
+        if isinstance(docs, int) and not pending and docs + failed != unions:
+            print(f"elasticsearch: the index does not match the store ({unions} union records): "
+                  "run `unioncat reindex`")
     return 0
 
 

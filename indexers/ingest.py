@@ -475,7 +475,8 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted,
                        repairs.path if counts.repaired else None, run_id=run_id, error=error)
     if pusher:
-        pusher.stop()
+        pusher.stop(abort=interrupted or error is not None)
+        pusher.pusher.settle()
         res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error
         pusher.pusher.close()
     return res
@@ -508,35 +509,46 @@ class _EsPush:
         self.error: str | None = None
         self.down = False
         self._wake = threading.Event()
+        self._exited = threading.Event()  # set by the thread as it ends (see stop)
         self._stop = False
         self._thread: threading.Thread | None = None
         self._last_refresh = time.monotonic()
 
     def _drain(self, refresh: bool) -> None:
+        """One drain into self.report (counted as documents are acknowledged, so a
+        drain that fails or is cancelled still counts what got in)."""
+        import asyncio
+
         from .backends.elasticsearch_index import IndexUnavailable
 
         try:
-            r = self.pusher.drain(refresh=refresh)
+            self.pusher.drain(refresh=refresh, report=self.report)
         except IndexUnavailable as e:
             self.down = True
             self.error = str(e)
+            return
+        except asyncio.CancelledError:  # stop(abort=True)
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. the store failed: said in the report, not a dead thread
+            self.down = True
+            self.error = f"{type(e).__name__}: {e}"
             return
         if refresh:
             self._last_refresh = time.monotonic()
         self.down = False
         self.error = None
-        for k in ("indexed", "deleted", "failed"):
-            setattr(self.report, k, getattr(self.report, k) + getattr(r, k))
-        self.report.seconds += r.seconds
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop:
-                return
-            if not self.down:
-                self._drain(time.monotonic() - self._last_refresh >= self.REFRESH_EVERY)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                if not self.down:
+                    self._drain(time.monotonic() - self._last_refresh >= self.REFRESH_EVERY)
+        finally:
+            self._exited.set()
 
     def push(self, final: bool = False) -> None:
         import threading
@@ -552,9 +564,16 @@ class _EsPush:
             return
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, abort: bool = False) -> None:
+        """End the pusher thread; ``abort``: cancel the drain it is in (an interrupted
+        or failed run) instead of letting it finish."""
         if self._thread is not None:
             self._stop = True
+            if abort:
+                self.pusher.cancel()
             self._wake.set()
+            # not Thread.join(): a Ctrl-C inside a join can leave the thread marked as
+            # ended while it runs on (CPython 3.11), and a later join would not wait
+            self._exited.wait()
             self._thread.join()
             self._thread = None
