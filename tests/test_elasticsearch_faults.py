@@ -61,7 +61,8 @@ def indexed_so_far(url: str, index: str) -> int:
         stats = http(f"{url}/{index}/_stats/indexing")
     except (urllib.error.URLError, OSError):
         return 0
-    return stats["_all"]["primaries"]["indexing"]["index_total"]
+    # (an index just created may have no started primary yet: no statistics)
+    return stats["_all"]["primaries"].get("indexing", {}).get("index_total", 0)
 
 
 def write_config(path: Path, url: str, alias: str, **settings) -> Path:
@@ -130,17 +131,17 @@ def test_a_reindex_whose_node_dies_fails_fast_keeps_the_alias_and_leaves_no_inde
     write_config(d / "unioncat.toml", node.url, alias, retry_seconds=3.0, bulk_chunk=100, bulk_concurrency=1)
     proc = subprocess.Popen([*UNIONCAT, "reindex", "--data-dir", str(d)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    building = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        new = [i for i in indexes(node.url, alias) if i != old]
-        if new and indexed_so_far(node.url, new[0]) >= 1000:
-            building = new[0]
-            break
-        time.sleep(0.1)
-    assert building is not None and proc.poll() is None, "the reindex ended before the node could be stopped"
-    node.stop()
     try:
+        deadline = time.monotonic() + 120
+        building = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            new = [i for i in indexes(node.url, alias) if i != old]
+            if new and indexed_so_far(node.url, new[0]) >= 1000:
+                building = new[0]
+                break
+            time.sleep(0.1)
+        assert building is not None and proc.poll() is None, "the reindex ended before the node could be stopped"
+        node.stop()
         out, err = proc.communicate(timeout=120)  # with a budget per chunk this took 200 x 3 s
     finally:
         if proc.poll() is None:
