@@ -180,17 +180,24 @@ def _print_counts(res, as_json: bool) -> None:
         index = {"indexed": res.index.indexed, "deleted": res.index.deleted, "failed": res.index.failed,
                  "pending": res.index_pending, "error": res.index_error}
     if as_json:
+        repaired_file = getattr(res, "repaired_file", None)
         print(json.dumps({**c, "seconds": round(res.seconds, 3), "interrupted": res.interrupted,
                           "quarantine_file": str(res.quarantine_file) if res.quarantine_file else None,
+                          "repaired_file": str(repaired_file) if repaired_file else None,
+                          **({"error": res.error} if getattr(res, "error", None) else {}),
                           **({"elasticsearch": index} if index else {})}))
         return
     rate = c["read"] / res.seconds if res.seconds else 0
     print(f"read {c['read']}, added {c['added']}, updated {c['updated']}, unchanged {c['unchanged']}, "
           f"withdrawn {c['withdrawn']}, merged {c['merged']}, quarantined {c['quarantined']}"
           + (f", deletions of unknown records {c['deleted_unknown']}" if c["deleted_unknown"] else "")
+          + (f", repaired {c['repaired']}" if c.get("repaired") else "")
           + f" ({res.seconds:.1f} s, {rate:.0f} records/s)")
     if res.quarantine_file:
         print(f"quarantined records: {res.quarantine_file}")
+    if getattr(res, "repaired_file", None):
+        print(f"records stored with repairs (what was changed or guessed, and the bytes as read): "
+              f"{res.repaired_file}")
     if res.interrupted:
         print("interrupted: committed batches are kept; run the same command again to finish")
     if index:
@@ -210,7 +217,7 @@ def cmd_ingest(args) -> int:
         if not f.exists():
             print(f"unioncat ingest: {f}: no such file", file=sys.stderr)
             return 2
-    from indexers.ingest import BackendMismatch, Busy
+    from indexers.ingest import BackendMismatch, Busy, StorageError
 
     data_dir = _data_dir(args)
     try:
@@ -219,7 +226,15 @@ def cmd_ingest(args) -> int:
     except (BackendMismatch, Busy) as e:
         print(f"unioncat ingest: {e}", file=sys.stderr)
         return 2
+    except StorageError as e:  # nothing was started
+        print(f"unioncat ingest: {e}", file=sys.stderr)
+        return 74  # EX_IOERR
     _print_counts(res, args.json)
+    if res.error:
+        print(f"unioncat ingest: stopped: {res.error}\n"
+              "the batches committed before are kept (the counts above); the batch being written was rolled "
+              "back.  Fix the cause and run the same command again.", file=sys.stderr)
+        return 74  # EX_IOERR
     if res.interrupted:
         return 130
     return 75 if res.index_pending else 0  # 75: EX_TEMPFAIL, try `unioncat sync` later
@@ -228,7 +243,7 @@ def cmd_ingest(args) -> int:
 def _es_writer(args, cmd: str, not_es: str):
     """(data_dir, EsConfig, writer lock) for a command that writes to an
     Elasticsearch catalog, or the exit code after saying why not."""
-    from indexers.ingest import Busy, db_path, writer_lock
+    from indexers.ingest import Busy, StorageError, db_path, writer_lock
 
     data_dir = _data_dir(args)
     es = _es_config(args, data_dir)
@@ -243,10 +258,13 @@ def _es_writer(args, cmd: str, not_es: str):
     except Busy as e:
         print(f"unioncat {cmd}: {e}", file=sys.stderr)
         return 2
+    except StorageError as e:
+        print(f"unioncat {cmd}: {e}", file=sys.stderr)
+        return 74
 
 
 def cmd_reindex(args) -> int:
-    from indexers.backends.elasticsearch_index import reindex
+    from indexers.backends.elasticsearch_index import ReindexFailed, reindex
     from indexers.ingest import db_path
 
     got = _es_writer(args, "reindex", "reindex rebuilds an Elasticsearch index "
@@ -256,13 +274,25 @@ def cmd_reindex(args) -> int:
     data_dir, es, lock = got
     try:
         rep = reindex(db_path(data_dir), es)
-    except Exception as e:  # noqa: BLE001 - the cluster's errors, said in one line
-        print(f"unioncat reindex: failed, the old index (if any) still answers: {e}", file=sys.stderr)
+    except ReindexFailed as e:  # the alias was not moved
+        print(f"unioncat reindex: failed: {e}", file=sys.stderr)
+        return 75
+    except KeyboardInterrupt:
+        print("unioncat reindex: interrupted; the alias was not moved", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - anything else, said in one line
+        print(f"unioncat reindex: failed, the old index (if any) still answers: {e!r}", file=sys.stderr)
         return 75
     finally:
         lock.close()
     print(f"reindexed {rep.documents} union records into {rep.index} in {rep.seconds:.1f} s"
           + (f" (replaced {rep.previous})" if rep.previous else ""))
+    if rep.rejected:
+        print(f"{rep.rejected} documents rejected by the cluster are kept in the store (table es_failed)")
+    if rep.dropped:
+        print(f"deleted what failed reindexes had left: {', '.join(rep.dropped)}")
+    if rep.warning:
+        print(f"unioncat reindex: {rep.warning}", file=sys.stderr)
     return 0
 
 
@@ -275,11 +305,15 @@ def cmd_sync(args) -> int:
         return got
     data_dir, es, lock = got
     pusher = Pusher(db_path(data_dir), es)
+    rep = None
     try:
         rep = pusher.drain()
     except IndexUnavailable as e:
         print(f"unioncat sync: {e}", file=sys.stderr)
         return 75
+    except KeyboardInterrupt:
+        print("unioncat sync: interrupted; what was acknowledged has left the outbox", file=sys.stderr)
+        return 130
     finally:
         pusher.close()
         lock.close()
@@ -522,6 +556,9 @@ def cmd_stats(args) -> int:
         except BackendUnavailable as e:
             docs = f"? ({e})"
         print(f"elasticsearch: {docs} documents, {pending} waiting in the outbox, {failed} rejected")
+        if isinstance(docs, int) and not pending and docs + failed != unions:
+            print(f"elasticsearch: the index does not match the store ({unions} union records): "
+                  "run `unioncat reindex`")
     return 0
 
 

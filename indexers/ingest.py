@@ -10,19 +10,25 @@ in flight.
 A batch is the unit of commit: a killed run leaves whole batches, never half a
 union record.  Running it again is safe: unchanged records are recognised by
 digest and only re-stamped with the new run, so nothing is duplicated.  Bad
-records are quarantined with file, offset and reason; counts come at the end.
+records are quarantined with file, offset and reason; records stored although
+the reader had to repair or guess something are listed (with their bytes as
+read) in the run's repaired file; counts come at the end.
 """
 from __future__ import annotations
 
 import base64
+import errno
 import gzip
 import json
 import multiprocessing as mp
 import os
+import signal
+import sqlite3
 import sys
+import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -44,6 +50,9 @@ class IngestResult:
     quarantine_file: Path | None
     seconds: float
     interrupted: bool = False
+    repaired_file: Path | None = None  # records stored with warnings (Repairs)
+    run_id: int | None = None
+    error: str | None = None  # why the run stopped early (the store or the data directory failed)
     index: object = None  # Elasticsearch: the PushReport of the run
     index_pending: int = 0  # Elasticsearch: union records still waiting in the outbox
     index_error: str | None = None
@@ -79,13 +88,21 @@ class Busy(Exception):
     """Another ingest or reindex holds the data directory."""
 
 
+class StorageError(Exception):
+    """The data directory or the record store cannot be written (disk full, read-only,
+    a file where a directory should be ...); said in one line."""
+
+
 def writer_lock(data_dir: Path):
     """An exclusive lock on DATA_DIR/writer.lock held by one ingest or reindex at a
     time (searches are not affected); released when the returned file closes."""
     import fcntl
 
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    fh = open(Path(data_dir) / "writer.lock", "a+")
+    try:
+        _mkdir(Path(data_dir))
+        fh = open(Path(data_dir) / "writer.lock", "a+")
+    except OSError as e:
+        raise StorageError(f"cannot write to {data_dir}: {_why(e)}") from e
     try:
         # a POSIX record lock: it belongs to this process only (forked preparing workers
         # do not inherit it), so a killed ingest never leaves the directory locked
@@ -96,25 +113,76 @@ def writer_lock(data_dir: Path):
     return fh
 
 
-class Quarantine:
-    """Bad records go to DATA_DIR/quarantine/<library>-run<N>.jsonl, one JSON object
-    a line: file, offset, position, reason and the raw bytes (base64)."""
+def _mkdir(path: Path) -> None:
+    """mkdir -p, saying "Not a directory" when a file is in the way."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)) from None
 
-    def __init__(self, data_dir: Path, library: str, run_id: int):
-        self.path = Path(data_dir) / "quarantine" / f"{library}-run{run_id}.jsonl"
+
+class _RecordLog:
+    """One JSON object a line, the file created with the first line."""
+
+    def __init__(self, path: Path):
+        self.path = path
         self._fh = None
+        self._mark = 0
 
-    def add(self, file: str, offset: int, position: int, reason: str, raw: bytes) -> None:
+    def _write(self, obj: dict) -> None:
         if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps({"file": file, "offset": offset, "position": position, "reason": reason,
-                                   "raw_base64": base64.b64encode(raw).decode("ascii")}, ensure_ascii=False) + "\n")
+            _mkdir(self.path.parent)
+            self._fh = open(self.path, "ab")
+        self._fh.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
         self._fh.flush()
+
+    def mark(self) -> None:
+        """Remember the end of the file: the lines so far belong to committed batches."""
+        self._mark = self._fh.tell() if self._fh else 0
+
+    def undo(self) -> None:
+        """Drop the lines written since mark() (their batch was rolled back)."""
+        if self._fh is None:
+            return
+        self._fh.truncate(self._mark)
+        if self._mark == 0:
+            self._fh.close()
+            self._fh = None
+            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._fh:
             self._fh.close()
+            self._fh = None
+
+
+class Quarantine(_RecordLog):
+    """Bad records go to DATA_DIR/quarantine/<library>-run<N>.jsonl, one JSON object
+    a line: file, offset, position, reason and the raw bytes (base64)."""
+
+    def __init__(self, data_dir: Path, library: str, run_id: int):
+        super().__init__(Path(data_dir) / "quarantine" / f"{library}-run{run_id}.jsonl")
+
+    def add(self, file: str, offset: int, position: int, reason: str, raw: bytes) -> None:
+        self._write({"file": file, "offset": offset, "position": position, "reason": reason,
+                     "raw_base64": base64.b64encode(raw).decode("ascii")})
+
+
+class Repairs(_RecordLog):
+    """Records stored although the reader had to repair or guess something (a wrong
+    record length, a leader that lies about the character set, missing indicators,
+    characters the MARC-8 converter drops ...) go to
+    DATA_DIR/quarantine/<library>-run<N>-repaired.jsonl: file, offset, position,
+    local id, the reader's warnings, whether the stored bytes differ from the bytes
+    read, and those bytes as read (base64) -- nothing is changed without a trace."""
+
+    def __init__(self, data_dir: Path, library: str, run_id: int):
+        super().__init__(Path(data_dir) / "quarantine" / f"{library}-run{run_id}-repaired.jsonl")
+
+    def add(self, file: str, p) -> None:
+        self._write({"file": file, "offset": p.offset, "position": p.position, "local_id": p.local_id,
+                     "warnings": p.warnings, "stored_as_read": p.marc == p.raw,
+                     "raw_base64": base64.b64encode(p.raw).decode("ascii")})
 
 
 class _Progress:
@@ -190,6 +258,42 @@ def iso_blocks(stream, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[bytes, 
         yield carry, offset
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int, *, use_prctl: bool = True, interval: float = 1.0) -> None:
+    """Make this process end when process ``parent`` (its parent) ends, however that
+    ends: a SIGKILLed ingest runs no cleanup, and its preparing workers would go on
+    with the blocks queued for them.  On Linux the kernel sends SIGKILL at the
+    parent's death (prctl PR_SET_PDEATHSIG); everywhere (and as a second line) a
+    daemon thread checks every ``interval`` seconds that the parent is still the
+    parent (an orphan is adopted by another process)."""
+    if use_prctl and sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watch below still ends it
+            pass
+    if os.getppid() != parent:  # the parent died before we could ask to be told
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_start(parent: int, library: str, with_payload: bool) -> None:
+    """Initializer of a preparing worker process."""
+    die_with_parent(parent)
+    worker_init(library, with_payload)
+
+
 def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress, preparer: Preparer):
     """Prepared items of one file, in file order."""
     raw, stream = _open(path)
@@ -206,7 +310,8 @@ def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress
             return
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         position = 0
-        with ctx.Pool(workers, initializer=worker_init, initargs=(library, preparer.payload_fn is not None)) as pool:
+        with ctx.Pool(workers, initializer=_worker_start,
+                      initargs=(os.getpid(), library, preparer.payload_fn is not None)) as pool:
             # a bounded window of blocks in flight (Pool.imap would read the whole file
             # ahead into its task queue): memory stays flat whatever the file size
             window: deque = deque()
@@ -261,15 +366,19 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     files = [Path(f) for f in files]
     workers = default_workers() if workers is None else workers
     pusher = None
-    if es is not None:
-        from .backends.elasticsearch_index import OutboxWriter, Pusher
+    try:
+        if es is not None:
+            from .backends.elasticsearch_index import OutboxWriter, Pusher
 
-        store = open_store(data_dir, index=OutboxWriter())
-        store.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                               [("es_urls", json.dumps(es.urls)), ("es_index", es.index)])
-        pusher = _EsPush(Pusher(db_path(data_dir), es))
-    else:
-        store = open_store(data_dir)
+            store = open_store(data_dir, index=OutboxWriter())
+            store.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)"
+                                   " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                                   [("es_urls", json.dumps(es.urls)), ("es_index", es.index)])
+            pusher = _EsPush(Pusher(db_path(data_dir), es))
+        else:
+            store = open_store(data_dir)
+    except (sqlite3.Error, OSError) as e:
+        raise StorageError(f"cannot open the record store {db_path(data_dir)}: {_why(e)}") from e
     lib = load_libraries().get(library)
     from .backends.sqlite_index import SqliteIndexWriter
 
@@ -277,13 +386,32 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     if pusher:
         pusher.push()  # what an interrupted run left in the outbox goes first
     counts = Counts()
-    store.begin()
-    run_id = store.start_run(library, full)
-    store.commit()
+    try:
+        store.begin()
+        run_id = store.start_run(library, full)
+        store.commit()
+    except sqlite3.Error as e:
+        store.rollback()
+        store.conn.close()
+        if pusher:
+            pusher.stop()
+            pusher.pusher.close()
+        raise StorageError(f"cannot write the record store {db_path(data_dir)}: {_why(e)}") from e
     quarantine = Quarantine(data_dir, library, run_id)
+    repairs = Repairs(data_dir, library, run_id)
     progress = _Progress(files, quiet)
     interrupted = False
+    error: str | None = None
     in_batch = 0
+    committed = replace(counts)  # the counts of what is committed (the files follow them)
+
+    def commit() -> None:
+        nonlocal committed
+        store.commit()
+        quarantine.mark()
+        repairs.mark()
+        committed = replace(counts)
+
     try:
         store.begin()
         for path in files:
@@ -295,9 +423,12 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
                     quarantine.add(str(path), p.offset, p.position, p.bad_reason, p.raw)
                     continue
                 store.apply(p, library, run_id, counts)
+                if p.warnings and not p.deleted:
+                    counts.repaired += 1
+                    repairs.add(str(path), p)
                 in_batch += 1
                 if in_batch >= BATCH:
-                    store.commit()
+                    commit()
                     if pusher:
                         pusher.push()
                     store.begin()
@@ -305,31 +436,57 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
                     if on_batch:
                         on_batch(counts)
             progress.next_file(path.stat().st_size)
-        store.commit()
+        commit()
         if full:
             store.begin()
             for local_id in store.missing_from_run(library, run_id):
                 if store.withdraw(library, local_id):
                     counts.withdrawn += 1
-            store.commit()
+            commit()
         if pusher:
             pusher.push(final=True)
     except KeyboardInterrupt:
         interrupted = True
-        store.rollback()
+    except (sqlite3.Error, OSError) as e:
+        # disk full, a read-only or vanished directory, a file where a directory should be:
+        # the batch being written is rolled back and the run closed with what it committed
+        error = f"{_why(e)} (record store {db_path(data_dir)})" if isinstance(e, sqlite3.Error) else _why(e)
     finally:
         progress.close()
-        quarantine.close()
-    store.begin()
-    store.finish_run(run_id, counts)
-    store.commit()
+    if interrupted or error:
+        store.rollback()
+        counts = committed
+        for log in (quarantine, repairs):
+            try:
+                log.undo()  # the lines of the rolled-back batch
+            except OSError:
+                pass
+    quarantine.close()
+    repairs.close()
+    outcome = "complete" if not (interrupted or error) else "interrupted" if interrupted else f"failed: {error}"
+    try:
+        store.begin()
+        store.finish_run(run_id, counts, outcome)
+        store.commit()
+    except sqlite3.Error as e:
+        store.rollback()
+        error = (error + "; " if error else "") + f"the run could not be closed in the store: {_why(e)}"
     store.conn.close()
-    res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted)
+    res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted,
+                       repairs.path if counts.repaired else None, run_id=run_id, error=error)
     if pusher:
-        pusher.stop()
+        pusher.stop(abort=interrupted or error is not None)
+        pusher.pusher.settle()
         res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error
         pusher.pusher.close()
     return res
+
+
+def _why(e: BaseException) -> str:
+    """An OSError or sqlite3 error said in one line (with the file when known)."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return str(e) or type(e).__name__
 
 
 class _EsPush:
@@ -352,35 +509,46 @@ class _EsPush:
         self.error: str | None = None
         self.down = False
         self._wake = threading.Event()
+        self._exited = threading.Event()  # set by the thread as it ends (see stop)
         self._stop = False
         self._thread: threading.Thread | None = None
         self._last_refresh = time.monotonic()
 
     def _drain(self, refresh: bool) -> None:
+        """One drain into self.report (counted as documents are acknowledged, so a
+        drain that fails or is cancelled still counts what got in)."""
+        import asyncio
+
         from .backends.elasticsearch_index import IndexUnavailable
 
         try:
-            r = self.pusher.drain(refresh=refresh)
+            self.pusher.drain(refresh=refresh, report=self.report)
         except IndexUnavailable as e:
             self.down = True
             self.error = str(e)
+            return
+        except asyncio.CancelledError:  # stop(abort=True)
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. the store failed: said in the report, not a dead thread
+            self.down = True
+            self.error = f"{type(e).__name__}: {e}"
             return
         if refresh:
             self._last_refresh = time.monotonic()
         self.down = False
         self.error = None
-        for k in ("indexed", "deleted", "failed"):
-            setattr(self.report, k, getattr(self.report, k) + getattr(r, k))
-        self.report.seconds += r.seconds
 
     def _run(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop:
-                return
-            if not self.down:
-                self._drain(time.monotonic() - self._last_refresh >= self.REFRESH_EVERY)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                if not self.down:
+                    self._drain(time.monotonic() - self._last_refresh >= self.REFRESH_EVERY)
+        finally:
+            self._exited.set()
 
     def push(self, final: bool = False) -> None:
         import threading
@@ -396,9 +564,16 @@ class _EsPush:
             return
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, abort: bool = False) -> None:
+        """End the pusher thread; ``abort``: cancel the drain it is in (an interrupted
+        or failed run) instead of letting it finish."""
         if self._thread is not None:
             self._stop = True
+            if abort:
+                self.pusher.cancel()
             self._wake.set()
+            # not Thread.join(): a Ctrl-C inside a join can leave the thread marked as
+            # ended while it runs on (CPython 3.11), and a later join would not wait
+            self._exited.wait()
             self._thread.join()
             self._thread = None

@@ -17,7 +17,11 @@ from typing import Any
 from . import union as un
 from .holdings import LibraryConfig, extract_holdings, load_libraries
 from .mapping import FieldMapping, load_mapping
+from .marc_display import ISO2709_MAX_RECORD
+from .marc_iso2709 import LENGTH_WRONG
+from .marc_items import Bad
 from .marc_reader import BadRecord, ReadRecord, read_marc
+from .marc_structure import check_structure
 
 
 @dataclass
@@ -35,14 +39,46 @@ class Prepared:
     keys: list = field(default_factory=list)
     solo: un.UnionDocument | None = None  # the record's document were it alone in its union
     payload: Any = None  # the index backend's precomputed rows for ``solo``
+    # what the reader had to repair or guess (set: the run reports the record, raw
+    # holds the bytes as read); empty for a record stored as read or plainly converted
+    warnings: list[str] = field(default_factory=list)
 
 
 def _marc_bytes(rr: ReadRecord) -> bytes:
-    if rr.raw is not None and rr.encoding == "utf-8" and not rr.warnings:
-        return rr.raw  # valid UTF-8 ISO 2709 as read: stored as it is
+    """The bytes to store: a UTF-8 ISO 2709 record exactly as read when it is one
+    (only a wrong record length is corrected, when the length can be written),
+    else the decoded record written as UTF-8 ISO 2709 (MARC-8, leaders that lie,
+    MARCXML).  Records read with warnings are reported by the ingest (repaired)."""
+    if rr.raw is not None and rr.encoding == "utf-8":
+        if not rr.warnings:
+            return rr.raw  # valid UTF-8 ISO 2709 as read: stored as it is
+        if all(w.startswith(LENGTH_WRONG) for w in rr.warnings):
+            n = len(rr.raw)
+            return b"%05d" % n + rr.raw[5:] if n <= ISO2709_MAX_RECORD else rr.raw
     rec = rr.record
     rec.leader = rec.leader[:9] + "a" + rec.leader[10:]
-    return rec.as_marc()
+    marc = _as_marc(rec)
+    try:
+        check_structure(marc)
+    except Bad as e:  # e.g. a field grown over 9,999 bytes by the MARC-8 conversion
+        raise _Unstorable(f"cannot be stored as ISO 2709 ({e})") from None
+    return marc
+
+
+class _Unstorable(Exception):
+    """The decoded record cannot be written as ISO 2709 (it is quarantined)."""
+
+
+def _as_marc(rec) -> bytes:
+    """pymarc's as_marc, except that a record over 99,999 bytes gets the length
+    99999: pymarc writes the length with as many digits as it takes, which makes
+    the leader longer than 24 characters and shifts the whole record."""
+    data = rec.as_marc()
+    for d in range(6, 9):
+        if len(data) - (d - 5) > ISO2709_MAX_RECORD and data[:d].isdigit() \
+                and int(data[:d]) == len(data) - (d - 5):
+            return b"%05d" % ISO2709_MAX_RECORD + data[d:]
+    return data
 
 
 def _raw_of(item: ReadRecord) -> bytes:
@@ -73,6 +109,9 @@ class Preparer:
             return Prepared(item.offset, item.position, local_id=local_id, deleted=True)
         try:
             marc = _marc_bytes(item)
+        except _Unstorable as e:
+            return Prepared(item.offset, item.position, raw=_raw_of(item), bad_reason=str(e))
+        try:
             ex = self.mapping.extract(rec)
             holdings = extract_holdings(rec, self.library, local_id)
             titles = un.title_forms(ex.title_forms)
@@ -87,6 +126,7 @@ class Preparer:
             item.offset, item.position, local_id=local_id, marc=marc, digest=hashlib.sha1(marc).hexdigest(),
             data=data, blob=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             keys=un.match_keys(ex.fields), solo=solo, payload=payload,
+            warnings=list(item.warnings), raw=(item.raw or b"") if item.warnings else b"",
         )
 
 

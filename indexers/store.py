@@ -29,7 +29,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS run(
   id INTEGER PRIMARY KEY AUTOINCREMENT, library TEXT NOT NULL, full INTEGER NOT NULL,
-  started REAL NOT NULL, finished REAL, counts TEXT);
+  started REAL NOT NULL, finished REAL, counts TEXT, outcome TEXT);
 CREATE TABLE IF NOT EXISTS union_rec(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL);
 CREATE TABLE IF NOT EXISTS source(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -87,6 +87,7 @@ class Counts:
     merged: int = 0
     quarantined: int = 0
     deleted_unknown: int = 0  # leader/05 'd' for a record the library never had here
+    repaired: int = 0  # stored, but read with warnings (listed in the run's repaired file)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -98,6 +99,8 @@ class Store:
         self.mapping = mapping
         self.index = index
         conn.executescript(SCHEMA)
+        if "outcome" not in {r[1] for r in conn.execute("PRAGMA table_info(run)")}:  # a store from before
+            conn.execute("ALTER TABLE run ADD COLUMN outcome TEXT")
         index.setup(conn)
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
@@ -150,10 +153,12 @@ class Store:
         )
         return cur.lastrowid
 
-    def finish_run(self, run_id: int, counts: Counts) -> None:
+    def finish_run(self, run_id: int, counts: Counts, outcome: str = "complete") -> None:
+        """Close a run with the counts of what it committed and how it ended
+        ("complete", "interrupted" or "failed: <why>")."""
         self.conn.execute(
-            "UPDATE run SET finished=?, counts=? WHERE id=?",
-            (time.time(), json.dumps(counts.as_dict()), run_id),
+            "UPDATE run SET finished=?, counts=?, outcome=? WHERE id=?",
+            (time.time(), json.dumps(counts.as_dict()), outcome, run_id),
         )
 
     # -- sources ------------------------------------------------------------

@@ -19,13 +19,14 @@ for p in (ROOT, ROOT / "tests"):
 
 import marc_fixtures as mf  # noqa: E402
 from indexers import marc_reader  # noqa: E402
+from indexers.marc_items import field_key  # noqa: E402
 from indexers.marc_reader import BadRecord, ReadRecord, detect_format, read_marc  # noqa: E402
 
 PAD = b" \t\r\n\x00\x0b\x0c\x1a"
 
 
 def keys(record: pymarc.Record) -> list[tuple]:
-    return [marc_reader._field_key(f) for f in record.fields]
+    return [field_key(f) for f in record.fields]
 
 
 def check_coverage(data: bytes, items) -> None:
@@ -385,6 +386,81 @@ def test_more_structural_damage():
         items = list(read_marc(io.BytesIO(raw + good)))
         assert isinstance(items[0], BadRecord) and reason in items[0].reason, (reason, items[0])
         assert isinstance(items[1], ReadRecord) and items[1].record["001"].data == "ok"
+
+
+def _with_entry(raw: bytes, i: int, entry: bytes) -> bytes:
+    """raw with directory entry i (1-based) replaced by entry (12 bytes)."""
+    at = 24 + 12 * (i - 1)
+    return raw[:at] + entry + raw[at + 12 :]
+
+
+def test_damaged_directories_that_still_end_at_terminators_are_bad():
+    # one damaged byte in a directory can leave every entry ending at a field
+    # terminator while the fields no longer say what the record said
+    raw = mf.build_iso([("001", b"dir1"), ("245", b"10\x1faTitle"), ("500", b"  \x1faNote"), ("650", b" 0\x1faSubj")])
+    good = mf.iso_record_bytes(mf.make_record(control_number="ok"))
+    e3 = raw[48:60]  # 500: length 0010, start ...
+    cases = {
+        # a tag that is not letters and digits
+        "bad directory: entry 2 has a malformed tag '2%5'": _with_entry(raw, 2, b"2%5" + raw[39:48]),
+        # entry 3 points at the 650 too: the 500 is in no field, the 650 in two
+        "bad directory: 9 bytes of data before entry 3 (field 500) belong to no field":
+            _with_entry(raw, 3, e3[:3] + raw[63:72]),
+        # entry 2 also covers the 500 (length of both): overlap
+        "bad directory: entry 3 (field 500) overlaps another field":
+            _with_entry(raw, 2, b"245" + b"%04d" % (int(raw[39:43]) + int(e3[3:7])) + raw[43:48]),
+    }
+    for reason, damaged in cases.items():
+        assert len(damaged) == len(raw)
+        items = list(read_marc(io.BytesIO(damaged + good)))
+        assert isinstance(items[0], BadRecord) and items[0].reason == reason, (reason, items[0])
+        assert isinstance(items[1], ReadRecord) and items[1].record["001"].data == "ok"
+    # fields stored in another order than the directory's are fine
+    fields = [("001", b"ord1"), ("245", b"10\x1faTitle"), ("500", b"  \x1faNote")]
+    data = [f + b"\x1e" for _t, f in fields]
+    order = [2, 0, 1]  # data area: 500, 001, 245
+    starts, at = {}, 0
+    for k in order:
+        starts[k] = at
+        at += len(data[k])
+    directory = b"".join(t.encode() + b"%04d%05d" % (len(data[k]), starts[k]) for k, (t, _f) in enumerate(fields))
+    base = 24 + len(directory) + 1
+    body = b"".join(data[k] for k in order)
+    rec = b"%05dnam a22%05d i 4500" % (base + len(body) + 1, base) + directory + b"\x1e" + body + b"\x1d"
+    (item,) = list(read_marc(io.BytesIO(rec)))
+    assert isinstance(item, ReadRecord), item
+    assert [(f.tag, f.value()) for f in item.record.fields] == [("001", "ord1"), ("245", "Title"), ("500", "Note")]
+
+
+def test_control_characters_in_the_leader_and_lost_subfield_delimiters_are_bad():
+    raw = mf.build_iso([("001", b"ctl"), ("245", b"10\x1faTitle")])
+    items = list(read_marc(io.BytesIO(raw[:6] + b"\x04" + raw[7:])))
+    assert items[0].reason == "stray control character U+0004 in the leader at byte 6"
+    # a damaged first subfield delimiter: the text would be taken for indicators and dropped
+    raw = mf.build_iso([("001", b"ind"), ("245", b"10)aTitle\x1fbmore")])
+    (item,) = list(read_marc(io.BytesIO(raw)))
+    assert isinstance(item, BadRecord)
+    assert item.reason == "field 245: 9 bytes before the first subfield ('10)aTitle'), expected 2 indicators"
+
+
+def test_a_damaged_utf8_record_is_not_read_as_marc8():
+    # the leader says UTF-8 and one byte is not: read as MARC-8 this would be
+    # "00000406ÿ" (control fields as Latin-1) ...
+    raw = mf.build_iso([("001", b"00000406\xff"), ("245", b"10\x1faTitle")], leader9="a")
+    (item,) = list(read_marc(io.BytesIO(raw)))
+    assert isinstance(item, BadRecord)
+    assert item.reason == ("invalid characters: invalid UTF-8 in field 001 at byte 8; not valid MARC-8 either "
+                           "(non-ASCII byte 0xFF in control field 001 at byte 8)")
+    # ... and a Japanese record with one broken byte would lose its UTF-8
+    # continuation bytes 0x8D etc. as MARC-8 joiners
+    good = mf.iso_record_bytes(mf.make_record(control_number="jp", vernacular_in_880=True))
+    at = good.index("東京".encode())
+    damaged = good[:at] + b"\xff" + good[at + 1 :]
+    (item,) = list(read_marc(io.BytesIO(damaged)))
+    assert isinstance(item, BadRecord), item
+    assert item.reason.startswith("invalid characters: invalid UTF-8 in field 880 at byte ")
+    assert "not valid MARC-8 either" in item.reason
+    # a genuine MARC-8 record under a lying leader is still read (test_leader_says_utf8_but_marc8)
 
 
 def test_bad_marcxml_records(tmp_path):

@@ -9,17 +9,25 @@ holds a projection of it, rebuilt from the store whenever needed:
   it touched (table ``es_outbox``) in one SQLite transaction.  After the commit,
   the pusher builds those union records' documents from the store and sends them
   with the official async bulk helper (bounded concurrency, retries with backoff
-  on 429, 5xx and connection errors, tenacity).  An outbox row is deleted only
-  after Elasticsearch acknowledged that exact version of it, so a crash, a killed
-  run or a node that is down leaves the work in the outbox, and the next ingest
-  (or ``unioncat sync``) finishes it.  Documents are keyed by union id: pushing
-  twice is harmless.
+  on 429, 5xx and connection errors, tenacity).  An outbox row is deleted (and
+  counted) as soon as Elasticsearch acknowledged that exact version of it, so a
+  crash, a killed run or a node that is down leaves the rest in the outbox, and
+  the next ingest (or ``unioncat sync``) finishes it.  Documents are keyed by
+  union id: pushing twice is harmless.
+* Every retry of one operation (a drain, a reindex) draws on one budget
+  (``Outage``): it gives up after ``retry_seconds`` of continuous
+  unavailability, however many requests are in flight or still to come.  The
+  tasks of an operation belong to it (asyncio.TaskGroup): the first chunk that
+  fails for good cancels its siblings and is raised; none is left running.
 * A document Elasticsearch rejects for good (a mapping error) is not dropped: it
   moves to ``es_failed`` with the reason, is counted, and ``unioncat reindex``
   retries it.
-* ``unioncat reindex`` builds a new physical index from the store and swaps the
-  alias in one atomic request; searches keep answering from the old index until
-  then.
+* ``unioncat reindex`` builds a new physical index from the store, checks that it
+  holds every union record of the store, and only then swaps the alias in one
+  atomic request; searches keep answering from the old index until then.  A
+  reindex that fails leaves the alias, the old index, the outbox and es_failed
+  as they were and deletes what it built (noted in the store first, so that the
+  next reindex or drain deletes it when the cluster was gone).
 
 Documents use the field prefixes of config/elasticsearch-index.json; the values
 come from indexers/terms.py, the same functions the embedded index uses.
@@ -191,6 +199,7 @@ def build_actions(conn: sqlite3.Connection, builder: DocumentBuilder, uids: Sequ
 
 # ---------------------------------------------------------------- the outbox
 OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS es_outbox(union_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS es_failed(union_id INTEGER PRIMARY KEY, reason TEXT NOT NULL, at REAL NOT NULL);
 """
@@ -221,9 +230,13 @@ class OutboxWriter:
         self._mark(conn, union_id)
 
 
-# ---------------------------------------------------------------- errors
+# ---------------------------------------------------------------- errors and retries
 class IndexUnavailable(Exception):
     """Elasticsearch could not be reached (or kept refusing) within the retry time."""
+
+
+class ReindexFailed(Exception):
+    """A reindex did not complete; the alias was left where it was."""
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -236,11 +249,56 @@ def _retryable(exc: BaseException) -> bool:
     return False
 
 
-def _retrying(seconds: float):
-    from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+class Outage:
+    """The retry budget of one operation (a drain of the outbox, a reindex), shared by
+    all its requests, however many are in flight or still to come: the clock starts
+    at the first failure after a success, any success stops it, and the operation
+    gives up once the cluster has been unavailable for ``seconds`` in a row.  (One
+    budget per request made a reindex wait retry_seconds for every chunk in turn.)
+    ``clock`` is injectable for tests."""
 
-    return AsyncRetrying(retry=retry_if_exception(_retryable), stop=stop_after_delay(seconds),
-                         wait=wait_exponential(multiplier=0.25, max=5), reraise=True)
+    def __init__(self, seconds: float, clock=time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.since: float | None = None
+
+    def ok(self) -> None:
+        self.since = None
+
+    def failed(self) -> bool:
+        """Note a failure; True while the budget allows another try."""
+        now = self.clock()
+        if self.since is None:
+            self.since = now
+        return now - self.since < self.seconds
+
+    def remaining(self) -> float:
+        return self.seconds if self.since is None else max(0.0, self.seconds - (self.clock() - self.since))
+
+
+def _retrying(outage: Outage):
+    from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
+
+    backoff = wait_exponential(multiplier=0.25, max=5)
+    return AsyncRetrying(retry=retry_if_exception(_retryable), stop=lambda _state: not outage.failed(),
+                         wait=lambda state: min(backoff(state), outage.remaining()), reraise=True)
+
+
+async def _retried(outage: Outage, call, *args, **kwargs):
+    """await call(*args, **kwargs), retried on connection errors, 429 and 5xx within the
+    outage budget (then the last error is raised)."""
+    async for attempt in _retrying(outage):
+        with attempt:
+            result = await call(*args, **kwargs)
+    outage.ok()
+    return result
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups from a TaskGroup."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 # ---------------------------------------------------------------- index management
@@ -255,12 +313,32 @@ async def alias_target(es, alias: str) -> str | None:
     return names[-1] if names else None
 
 
-async def create_physical(es, cfg: EsConfig, *, building: bool = False) -> str:
-    name = f"{cfg.index}-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{time.time_ns() % 1000000:06d}"
+async def alias_indexes(es, alias: str) -> set[str]:
+    """Every physical index the alias points at (normally one)."""
+    from elasticsearch import NotFoundError
+
+    try:
+        return set((await es.indices.get_alias(name=alias)).body)
+    except NotFoundError:
+        return set()
+
+
+def physical_name(cfg: EsConfig) -> str:
+    return f"{cfg.index}-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{time.time_ns() % 1000000:06d}"
+
+
+async def create_physical(es, cfg: EsConfig, *, building: bool = False, name: str | None = None) -> str:
+    from elasticsearch import BadRequestError
+
+    name = name or physical_name(cfg)
     body = index_body(cfg)
     if building:  # a fresh build: no refreshes and no replicas until it is complete
         body["settings"]["index"].update({"refresh_interval": "-1", "number_of_replicas": 0})
-    await es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
+    try:
+        await es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
+    except BadRequestError as e:  # a retried create whose first try had succeeded
+        if not (isinstance(e.body, dict) and e.body.get("error", {}).get("type") == "resource_already_exists_exception"):
+            raise
     await es.cluster.health(index=name, wait_for_status="yellow", timeout="60s")
     return name
 
@@ -283,6 +361,40 @@ async def set_generation(es, cfg: EsConfig, value: str) -> None:
     await es.index(index=cfg.index + META_SUFFIX, id="generation", document={"value": value}, refresh=True)
 
 
+# Physical indexes to delete (meta key, a JSON list): one a reindex is building (noted
+# before it is created, so that not even a killed reindex leaves it behind unnoticed),
+# and an old one whose deletion failed.  The next reindex or drain deletes them.
+ABANDONED_KEY = "es_abandoned"
+
+
+def abandoned(conn: sqlite3.Connection) -> list[str]:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (ABANDONED_KEY,)).fetchone()
+    return json.loads(row[0]) if row else []
+
+
+def note_abandoned(conn: sqlite3.Connection, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    names = (set(abandoned(conn)) | set(add)) - set(remove)
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                 (ABANDONED_KEY, json.dumps(sorted(names))))
+
+
+async def drop_abandoned(es, conn: sqlite3.Connection, alias: str, outage: "Outage") -> list[str]:
+    """Delete the indexes noted as abandoned (never one the alias points at); returns their names."""
+    names = abandoned(conn)
+    if not names:
+        return []
+    live = await _retried(outage, alias_indexes, es, alias)
+    dropped = []
+    for name in names:
+        if name not in live:
+            await _retried(outage, es.options(ignore_status=404).indices.delete, index=name)
+            dropped.append(name)
+    note_abandoned(conn, remove=names)
+    if dropped:
+        log.warning("deleted %d index(es) left by a failed reindex: %s", len(dropped), ", ".join(dropped))
+    return dropped
+
+
 # ---------------------------------------------------------------- the pusher
 @dataclass
 class PushReport:
@@ -294,7 +406,10 @@ class PushReport:
 
 
 class Pusher:
-    """Sends the outbox to Elasticsearch (see the module docstring)."""
+    """Sends the outbox to Elasticsearch (see the module docstring).  Every
+    acknowledged document leaves the outbox and is counted as soon as its chunk is
+    acknowledged, so a drain that fails or is interrupted still accounts for what
+    got in; the tasks of a drain belong to it (a TaskGroup): none outlives it."""
 
     def __init__(self, db_path: Path, cfg: EsConfig, mapping: FieldMapping | None = None):
         from ..store import connect
@@ -307,37 +422,71 @@ class Pusher:
         self.loop = asyncio.new_event_loop()
         self.es = None
         self.index: str | None = None
+        self._task: asyncio.Task | None = None
 
     def close(self) -> None:
+        self.settle()
         if self.es is not None:
             self.loop.run_until_complete(self.es.close())
         self.loop.close()
         self.conn.close()
 
+    def settle(self) -> None:
+        """Cancel whatever an interrupted drain left in the loop and let it settle
+        (its acknowledged documents leave the outbox and are counted)."""
+        if self.loop.is_closed() or self.loop.is_running():  # (running: its own thread settles it)
+            return
+        left = asyncio.all_tasks(self.loop)
+        for t in left:
+            t.cancel()
+        if left:
+            self.loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+
+    def cancel(self) -> None:
+        """Stop the drain running in another thread (thread-safe); it raises
+        asyncio.CancelledError there after settling."""
+        task = self._task
+        if task is not None:
+            self.loop.call_soon_threadsafe(task.cancel)
+
     def pending(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM es_outbox").fetchone()[0]
 
-    def drain(self, retry_seconds: float | None = None, refresh: bool = True) -> PushReport:
-        """Push the whole outbox; on a cluster that stays unavailable beyond
-        ``retry_seconds`` raise IndexUnavailable (the rest stays in the outbox).
-        ``refresh``: make the pushed documents searchable at once (refresh policy
-        after_batch); otherwise the index's refresh_interval does it."""
-        return self.loop.run_until_complete(
-            self._drain(self.cfg.retry_seconds if retry_seconds is None else retry_seconds, refresh))
+    def drain(self, retry_seconds: float | None = None, refresh: bool = True,
+              report: PushReport | None = None) -> PushReport:
+        """Push the whole outbox; on a cluster that stays unavailable for
+        ``retry_seconds`` in a row raise IndexUnavailable (the rest stays in the
+        outbox).  ``refresh``: make the pushed documents searchable at once (refresh
+        policy after_batch); otherwise the index's refresh_interval does it.
+        ``report``: a PushReport to add to (as documents are acknowledged)."""
+        rep = PushReport() if report is None else report
+        outage = Outage(self.cfg.retry_seconds if retry_seconds is None else retry_seconds)
+        task = self.loop.create_task(self._drain(outage, refresh, rep))
+        self._task = task
+        try:
+            return self.loop.run_until_complete(task)
+        except BaseException:
+            if not task.done():  # interrupted (KeyboardInterrupt) while the loop ran
+                task.cancel()
+                try:
+                    self.loop.run_until_complete(task)  # its finally blocks settle the outbox
+                except BaseException:  # noqa: BLE001 - the interruption is what is raised
+                    pass
+            raise
+        finally:
+            self._task = None
 
     async def _client(self):
         if self.es is None:
             self.es = self.cfg.client(indexing=True)
         return self.es
 
-    async def _drain(self, retry_seconds: float, refresh: bool = True) -> PushReport:
+    async def _drain(self, outage: Outage, refresh: bool, rep: PushReport) -> PushReport:
         t0 = time.monotonic()
-        rep = PushReport()
         es = await self._client()
         try:
-            async for attempt in _retrying(retry_seconds):
-                with attempt:
-                    self.index = await ensure_index(es, self.cfg)
+            self.index = await _retried(outage, ensure_index, es, self.cfg)
+            await drop_abandoned(es, self.conn, self.cfg.index, outage)
             while True:
                 rows = self.conn.execute(
                     "SELECT union_id, seq FROM es_outbox ORDER BY union_id LIMIT ?",
@@ -345,30 +494,35 @@ class Pusher:
                 ).fetchall()
                 if not rows:
                     break
-                await self._push_rows(es, rows, rep, retry_seconds)
+                await self._push_rows(es, rows, rep, outage)
             if refresh and self.cfg.refresh == "after_batch":
-                async for attempt in _retrying(retry_seconds):
-                    with attempt:
-                        await es.indices.refresh(index=self.cfg.index)
+                await _retried(outage, es.indices.refresh, index=self.cfg.index)
             gen = self.conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-            async for attempt in _retrying(retry_seconds):
-                with attempt:
-                    await set_generation(es, self.cfg, f"{self.index}:{gen[0] if gen else 0}")
+            await _retried(outage, set_generation, es, self.cfg, f"{self.index}:{gen[0] if gen else 0}")
         except Exception as e:  # noqa: BLE001 - anything that outlived the retries
             if _retryable(e):
                 rep.pending = self.pending()
                 raise IndexUnavailable(f"Elasticsearch unavailable ({e!r}); {rep.pending} union records wait in "
                                        "the outbox") from e
             raise
-        rep.seconds = time.monotonic() - t0
+        finally:
+            rep.seconds += time.monotonic() - t0
         return rep
 
-    async def _push_rows(self, es, rows: list[tuple[int, int]], rep: PushReport, retry_seconds: float) -> None:
+    async def _push_rows(self, es, rows: list[tuple[int, int]], rep: PushReport, outage: Outage) -> None:
         seq = dict(rows)
         actions = build_actions(self.conn, self.builder, [r[0] for r in rows], self.cfg.index)
-        done, failed = await send_bulk(es, actions, self.cfg, retry_seconds)
+        out = BulkOutcome()
+        try:
+            await send_bulk(es, actions, self.cfg, outage, out)
+        finally:  # also when a chunk failed or the drain was cancelled: what got in is settled
+            self._settle(actions, seq, out, rep)
+
+    def _settle(self, actions: list[dict], seq: dict[int, int], out: "BulkOutcome", rep: PushReport) -> None:
+        if not out.done and not out.failed:
+            return
         for a in actions:
-            if int(a["_id"]) in done:
+            if int(a["_id"]) in out.done:
                 if a["_op_type"] == "delete":
                     rep.deleted += 1
                 else:
@@ -376,28 +530,38 @@ class Pusher:
         # whatever was acknowledged leaves the outbox (that version only); rejected ones move to es_failed
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.executemany("DELETE FROM es_outbox WHERE union_id=? AND seq=?",
-                              [(u, seq[u]) for u in done | set(failed)])
-        record_failures(self.conn, failed)
+                              [(u, seq[u]) for u in out.done | set(out.failed)])
+        record_failures(self.conn, out.failed)
         self.conn.execute("COMMIT")
-        rep.failed += len(failed)
+        rep.failed += len(out.failed)
 
 
-async def send_bulk(es, actions: list[dict], cfg: EsConfig, retry_seconds: float) -> tuple[set[int], dict[int, str]]:
+@dataclass
+class BulkOutcome:
+    """What a bulk send got acknowledged so far: ids done, ids refused for good (reason)."""
+
+    done: set[int] = field(default_factory=set)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+async def send_bulk(es, actions: list[dict], cfg: EsConfig, outage: Outage,
+                    out: BulkOutcome | None = None) -> BulkOutcome:
     """Send actions in chunks of cfg.bulk_chunk, cfg.bulk_concurrency at a time,
     with the official async bulk helper.  Connection errors, 5xx and items refused
-    with 429/5xx are retried with backoff (tenacity) for up to retry_seconds; then
-    the error is raised (IndexUnavailable follows from it).  Returns the ids
-    acknowledged and the ids refused for good with the cluster's reason."""
+    with 429/5xx are retried with backoff (tenacity) within the outage budget; then
+    the error is raised (IndexUnavailable follows from it) after the other chunks
+    were cancelled (a TaskGroup owns them).  ``out`` (returned) collects the ids
+    acknowledged and the ids refused for good with the cluster's reason, chunk by
+    chunk, also when an error is raised."""
     from elasticsearch.helpers import async_bulk
 
+    out = BulkOutcome() if out is None else out
     sem = asyncio.Semaphore(cfg.bulk_concurrency)
-    done: set[int] = set()
-    failed: dict[int, str] = {}
 
     async def send(chunk: list[dict]) -> None:
         todo = chunk
         async with sem:
-            async for attempt in _retrying(retry_seconds):
+            async for attempt in _retrying(outage):
                 with attempt:
                     _, errors = await async_bulk(es, todo, raise_on_error=False, raise_on_exception=True,
                                                  max_retries=3, initial_backoff=0.5, refresh=False)
@@ -410,15 +574,21 @@ async def send_bulk(es, actions: list[dict], cfg: EsConfig, retry_seconds: float
                         if status == 429 or status >= 500:
                             again.add(uid)
                         else:
-                            failed[uid] = json.dumps(info.get("error"), ensure_ascii=False)[:2000]
-                    done.update(int(a["_id"]) for a in todo
-                                if int(a["_id"]) not in again and int(a["_id"]) not in failed)
+                            out.failed[uid] = json.dumps(info.get("error"), ensure_ascii=False)[:2000]
+                    out.done.update(int(a["_id"]) for a in todo
+                                    if int(a["_id"]) not in again and int(a["_id"]) not in out.failed)
                     if again:
                         todo = [a for a in todo if int(a["_id"]) in again]
                         raise _ItemsRejected(f"{len(again)} documents refused with 429/5xx")
+            outage.ok()
 
-    await asyncio.gather(*(send(actions[i:i + cfg.bulk_chunk]) for i in range(0, len(actions), cfg.bulk_chunk)))
-    return done, failed
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for i in range(0, len(actions), cfg.bulk_chunk):
+                tg.create_task(send(actions[i:i + cfg.bulk_chunk]))
+    except BaseExceptionGroup as eg:
+        raise _first_error(eg) from None
+    return out
 
 
 def record_failures(conn: sqlite3.Connection, failed: dict[int, str]) -> None:
@@ -442,35 +612,117 @@ class ReindexReport:
     previous: str | None
     documents: int
     seconds: float
+    rejected: int = 0  # refused for good by the cluster (kept in es_failed)
+    dropped: list[str] = field(default_factory=list)  # indexes left by failed reindexes, deleted now
+    warning: str | None = None  # something after the swap that did not work (the reindex is complete)
 
 
-def reindex(db_path: Path, cfg: EsConfig, *, progress=None) -> ReindexReport:
-    """Build a new physical index from every union record in the store, then point
-    the alias at it atomically and drop the old one.  The failed list and the
-    outbox are folded in (everything is rebuilt)."""
+def reindex(db_path: Path, cfg: EsConfig, *, progress=None, retry_seconds: float | None = None) -> ReindexReport:
+    """Build a new physical index from every union record in the store, check that it
+    holds every one of them (but those the cluster rejected for good), and only then
+    point the alias at it in one atomic request and drop the old index; the outbox
+    and the rejected list are then folded in (everything was rebuilt).
+
+    A reindex that fails (ReindexFailed) changes nothing that answers searches: the
+    alias, the old index, the outbox and the rejected list stay as they were, and the
+    index it was building is deleted -- or, when the cluster is gone, noted in the
+    store and deleted by the next reindex or drain.  It gives up after
+    ``retry_seconds`` (default cfg.retry_seconds) of continuous unavailability."""
     from ..store import connect
 
     t0 = time.monotonic()
     conn = connect(db_path)
     conn.executescript(OUTBOX_SCHEMA)
     builder = DocumentBuilder(load_mapping())
+    outage = Outage(cfg.retry_seconds if retry_seconds is None else retry_seconds)
 
     async def run() -> ReindexReport:
         es = cfg.client(indexing=True)
+        name: str | None = None
+        previous: str | None = None
+        live = False
         try:
-            previous = await alias_target(es, cfg.index)
-            name = await create_physical(es, cfg, building=True)
+            dropped = await drop_abandoned(es, conn, cfg.index, outage)
+            previous = await _retried(outage, alias_target, es, cfg.index)
+            name = physical_name(cfg)
+            note_abandoned(conn, add=[name])  # until it is verified and live
+            await _retried(outage, create_physical, es, cfg, building=True, name=name)
             # ids touched from here on are pushed to the alias again after the swap
             start_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM es_outbox").fetchone()[0]
-            total = 0
-            last = 0
-            pending: set[asyncio.Task] = set()
-
-            async def send(actions):
-                _, failed = await send_bulk(es, actions, cfg, cfg.retry_seconds)
-                record_failures(conn, failed)
-
+            total, rejected = await _fill(es, conn, builder, cfg, name, outage, progress)
+            await _retried(outage, es.indices.put_settings, index=name, settings={"index": {
+                "refresh_interval": index_body(cfg)["settings"]["index"]["refresh_interval"],
+                "number_of_replicas": cfg.replicas}})
+            await _retried(outage, es.indices.refresh, index=name)
+            in_store = conn.execute("SELECT COUNT(DISTINCT union_id) FROM source").fetchone()[0]
+            count = (await _retried(outage, es.count, index=name))["count"]
+            if count != in_store - len(rejected):
+                raise ReindexFailed(
+                    f"the new index holds {count} documents but the store has {in_store} union records"
+                    + (f" ({len(rejected)} rejected by the cluster)" if rejected else ""))
+            actions = [{"add": {"index": name, "alias": cfg.index}}]
+            if previous:
+                actions.insert(0, {"remove": {"index": previous, "alias": cfg.index}})
+            await _retried(outage, es.indices.update_aliases, actions=actions)
+            live = True
+            note_abandoned(conn, remove=[name], add=[previous] if previous else [])
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM es_failed")
+            record_failures(conn, rejected)
+            # outbox rows older than the build are in the new index already
+            conn.execute("DELETE FROM es_outbox WHERE seq <= ?", (start_seq,))
+            conn.execute("COMMIT")
+            rep = ReindexReport(name, previous, total, 0.0, rejected=len(rejected), dropped=dropped)
+            try:
+                if previous:
+                    await _retried(outage, es.options(ignore_status=404).indices.delete, index=previous)
+                    note_abandoned(conn, remove=[previous])
+                gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+                await _retried(outage, set_generation, es, cfg, f"{name}:{gen[0] if gen else 0}")
+            except Exception as e:  # noqa: BLE001 - the new index answers already
+                rep.warning = f"after the swap: {e!r} (a later reindex or sync finishes it)"
+            rep.seconds = time.monotonic() - t0
+            return rep
+        except asyncio.CancelledError:
+            if name is not None and not live:
+                await _drop_built(es, conn, name)
+            raise
+        except Exception as e:
+            err = _first_error(e)
+            why = (f"Elasticsearch unavailable for {outage.seconds:g} s ({err!r})" if _retryable(err)
+                   else str(err) if isinstance(err, ReindexFailed) else repr(err))
+            cleanup = ""
+            if name is not None and not live:
+                cleanup = "; " + await _drop_built(es, conn, name)
+            target = f"the alias still points at {previous}" if previous else "the alias was not created"
+            raise ReindexFailed(f"{why}; {target}{cleanup}") from err
+        finally:
+            await es.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        conn.close()
+
+
+async def _fill(es, conn, builder: DocumentBuilder, cfg: EsConfig, name: str, outage: Outage,
+                progress) -> tuple[int, dict[int, str]]:
+    """Send every live union record's document to index ``name``: (documents sent,
+    {union id: reason} refused for good).  Chunks are read and sent a few at a time;
+    the first chunk that fails for good cancels the others and is raised."""
+    rejected: dict[int, str] = {}
+    window = asyncio.Semaphore(cfg.bulk_concurrency * 2)  # chunks in flight
+
+    async def send(actions: list[dict]) -> None:
+        try:
+            rejected.update((await send_bulk(es, actions, cfg, outage)).failed)
+        finally:
+            window.release()
+
+    total = 0
+    last = 0
+    try:
+        async with asyncio.TaskGroup() as tg:
             while True:
                 uids = [r[0] for r in conn.execute(
                     "SELECT id FROM union_rec WHERE id > ? ORDER BY id LIMIT ?", (last, cfg.bulk_chunk))]
@@ -479,34 +731,20 @@ def reindex(db_path: Path, cfg: EsConfig, *, progress=None) -> ReindexReport:
                 last = uids[-1]
                 actions = [a for a in build_actions(conn, builder, uids, name) if a["_op_type"] == "index"]
                 total += len(actions)
-                task = asyncio.ensure_future(send(actions))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-                while len(pending) >= cfg.bulk_concurrency * 2:
-                    await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                await window.acquire()
+                tg.create_task(send(actions))
                 if progress:
                     progress(total)
-            if pending:
-                await asyncio.gather(*pending)
-            await es.indices.put_settings(index=name, settings={"index": {
-                "refresh_interval": index_body(cfg)["settings"]["index"]["refresh_interval"],
-                "number_of_replicas": cfg.replicas}})
-            await es.indices.refresh(index=name)
-            actions = [{"add": {"index": name, "alias": cfg.index}}]
-            if previous:
-                actions.insert(0, {"remove": {"index": previous, "alias": cfg.index}})
-            await es.indices.update_aliases(actions=actions)
-            if previous:
-                await es.indices.delete(index=previous)
-            gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-            await set_generation(es, cfg, f"{name}:{gen[0] if gen else 0}")
-            # outbox rows older than the build are in the new index already
-            conn.execute("DELETE FROM es_outbox WHERE seq <= ?", (start_seq,))
-            return ReindexReport(name, previous, total, time.monotonic() - t0)
-        finally:
-            await es.close()
+    except BaseExceptionGroup as eg:
+        raise _first_error(eg) from None
+    return total, rejected
 
+
+async def _drop_built(es, conn: sqlite3.Connection, name: str) -> str:
+    """Delete the index a failed reindex was building (a short try); say what happened."""
     try:
-        return asyncio.run(run())
-    finally:
-        conn.close()
+        await _retried(Outage(2.0), es.options(ignore_status=404).indices.delete, index=name)
+    except Exception:  # noqa: BLE001 - the cluster is gone: the next reindex or drain deletes it
+        return f"the index it was building ({name}) is deleted by the next reindex or sync"
+    note_abandoned(conn, remove=[name])
+    return f"the index it was building ({name}) was deleted"
