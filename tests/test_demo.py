@@ -87,7 +87,10 @@ def _serve(tmp_path: Path, data_dir: str, *extra: str, port: int | None = None):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return proc, port, log
         except OSError:
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            if time.monotonic() >= deadline:
+                proc.kill()                      # never left running behind a failed start
+                proc.wait(30)
+                raise AssertionError(log.read_text(errors="replace"))
             time.sleep(0.2)
 
 
