@@ -1,9 +1,12 @@
 """The HTTP service: a thin aiohttp shell around the sans-I/O SRU core.
 
 /sru              the union catalog (every member library)
-/sru/{database}   a virtual database: "default" (= /sru) or a member library's
+/sru/{database}   a virtual database: "default" (= /sru) or a holding library's
                   code, which restricts every search to records that library holds
-                  (like a Metaproxy virt_db route)
+                  (search/databases.py; the same databases as Z39.50)
+
+Databases, result sets, the time budget and paging are the search route's
+(search/route.py), shared with the Z39.50 target.
 """
 from __future__ import annotations
 
@@ -20,43 +23,54 @@ from aiohttp import web
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
-from indexers.query_model import Boolean, Clause, Query, QueryError, SortKey
+from indexers.query_model import Clause, Query, QueryError, SortKey
 from sru import protocol as sp
 from sru.cql import parse_cql
 from sru.diagnostics import Diagnostic, SRUDiagnosticError
+from search.databases import Database
+from search.result_sets import ResultSets
+from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru.explain import explain_record
 
-from .result_sets import ResultSetStore
-
 log = logging.getLogger("unioncat.gateway")
-BACKEND_TIMEOUT = 10.0
-SRU_SERVICE = web.AppKey("sru_service", object)  # seconds before a search answers diagnostic 1
+BACKEND_TIMEOUT = DEFAULT_TIMEOUT  # seconds a request may spend in the catalog before it answers diagnostic 1
+SRU_SERVICE = web.AppKey("sru_service", object)
+Z3950_SERVICE = web.AppKey("z3950_service", object)
 
 
 @dataclass
 class SRUService:
-    catalog: Catalog
+    """SRU over the search route (search/route.py): parsing and responses here,
+    databases, result sets, the time budget and paging there."""
+
+    route: SearchRoute
     settings: sp.SRUSettings
-    databases: dict[str, str | None] = field(default_factory=dict)  # name -> library filter (None = all)
-    result_sets: ResultSetStore = field(default_factory=ResultSetStore)
+    result_sets: ResultSets = field(default_factory=ResultSets)
     _explain: dict = field(default_factory=dict)  # database -> ZeeRex record, built once
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.route.catalog
 
     async def handle(self, params: dict[str, list[str]], database: str) -> bytes:
         req = None
         try:
             req = sp.parse_request(params, defaults=self.settings)
-            if database not in self.databases:
-                raise SRUDiagnosticError(235, database, f"database {database} does not exist")
-            if isinstance(req, sp.ExplainRequest):
-                return sp.explain_response(req, self.explain_info(database))
-            if isinstance(req, sp.ScanRequest):
-                return await self.scan(req, database)
-            return await self.search(req, database)
+            async with self.route.request():
+                try:
+                    db = await self.route.database((database,))
+                except QueryError as e:
+                    raise SRUDiagnosticError(e.code, e.details, e.message) from None
+                if isinstance(req, sp.ExplainRequest):
+                    return sp.explain_response(req, self.explain_info(db))
+                if isinstance(req, sp.ScanRequest):
+                    return await self.scan(req, db)
+                return await self.search(req, db)
         except SRUDiagnosticError as e:
             return self._diagnostic(req, e)
         except QueryError as e:
             return self._diagnostic(req, SRUDiagnosticError(e.code, e.details, e.message))
-        except (BackendUnavailable, asyncio.TimeoutError) as e:
+        except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
 
@@ -69,21 +83,15 @@ class SRUService:
             return sp.diagnostic_response(op, req.version, err)
         return sp.error_response(err)
 
-    def explain_info(self, database: str):
-        if database not in self._explain:
-            path = "sru" if database == "default" else f"sru/{database}"
+    def explain_info(self, db: Database):
+        path = "sru" if db.library is None else f"sru/{db.library}"
+        if path not in self._explain:
             settings = dataclasses.replace(self.settings, database=path, path="/" + path)
-            self._explain[database] = explain_record(self.catalog.config, settings)
-        return self._explain[database]
+            self._explain[path] = explain_record(self.catalog.config, settings)
+        return self._explain[path]
 
-    def _restrict(self, query: Query, database: str) -> Query:
-        lib = self.databases.get(database)
-        if lib is None:
-            return query
-        flt = Clause("bath.possessingInstitution", "==", lib)
-        return Query(Boolean("and", query.root, flt), query.sort)
-
-    async def search(self, req: sp.SearchRetrieveRequest, database: str) -> bytes:
+    def _query(self, req: sp.SearchRetrieveRequest) -> tuple[Query, list[Diagnostic]]:
+        """The request's query in the query model, with the sort it asks for."""
         config = self.catalog.config
         query = parse_cql(req.query, config)
         diagnostics: list[Diagnostic] = []
@@ -94,35 +102,29 @@ class SRUService:
             )
             sort, diagnostics = sp.effective_sort(query.sort, keys)
             query = Query(query.root, sort)
-        query = self._restrict(query, database)
-        generation = await asyncio.wait_for(self.catalog.generation(), BACKEND_TIMEOUT)
-        key = f"{database}\x00{generation}\x00{query!r}"
+        return query, diagnostics
+
+    async def search(self, req: sp.SearchRetrieveRequest, db: Database) -> bytes:
+        config = self.catalog.config
+        query, diagnostics = self._query(req)
         ttl = req.result_set_ttl if req.result_set_ttl is not None else self.settings.default_result_set_ttl
         ttl = min(ttl, self.settings.max_result_set_ttl)
         # the same query again on an unchanged catalog reuses a live result set's ids
         # (paging is cheap); each request still gets its own result set id and TTL
-        rs = self.result_sets.find(key, query.sort)
-        if rs is None or "cql.resultsetid" in req.query.lower():
-            result = await asyncio.wait_for(
-                self.catalog.search(query, result_sets=self.result_sets.as_mapping()), BACKEND_TIMEOUT
-            )
-        else:
-            result = rs.result
-        rs = self.result_sets.put(key, result, ttl, query.sort)
-        total = result.total
+        rs = await self.route.search(Search(query, self.result_sets, database=db, ttl=ttl,
+                                            reuse="cql.resultsetid" not in req.query.lower()))
+        total = rs.result.total
         start = req.start_record
         if start > max(total, 1) or (total == 0 and start > 1):
             diagnostics.append(Diagnostic(61, str(start), f"first record position {start} is beyond the {total} hits"))
             return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
                                               result_set_ttl=rs.ttl, diagnostics=diagnostics)
-        page_ids = (await asyncio.wait_for(self.catalog.page(result, start - 1, req.maximum_records), BACKEND_TIMEOUT)
-                    if req.maximum_records else [])
-        records = await asyncio.wait_for(self.catalog.fetch(page_ids), BACKEND_TIMEOUT) if page_ids else []
+        page_ids = await self.route.page(rs, start - 1, req.maximum_records) if req.maximum_records else []
+        records = await self.route.fetch(page_ids)
         facets = None
         limits = sp.resolve_facet_limit(req.facet_limit, config.facets) if req.version == "2.0" else {}
         if limits:
-            got = await asyncio.wait_for(self.catalog.facets(result, list(limits), max(limits.values())),
-                                         BACKEND_TIMEOUT)
+            got = await self.route.facets(rs, list(limits), max(limits.values()))
             facets = {n: v[: limits[n]] for n, v in got.items()}
         return sp.searchretrieve_response(
             req, total=total, records=records, start=start, result_set_id=rs.id, result_set_ttl=rs.ttl,
@@ -130,7 +132,7 @@ class SRUService:
             diagnostics=diagnostics, facet_defs=config.facets,
         )
 
-    async def scan(self, req: sp.ScanRequest, database: str) -> bytes:
+    async def scan(self, req: sp.ScanRequest, db: Database) -> bytes:
         config = self.catalog.config
         m = re.fullmatch(r'\s*(\S+?)\s*(=|==|exact)\s*""\s*', req.scan_clause)
         if m:  # scan from the start of an index: index = ""
@@ -140,9 +142,7 @@ class SRUService:
         if not isinstance(q.root, Clause):
             raise SRUDiagnosticError(10, req.scan_clause, "scanClause must be a single index relation term",
                                      version=req.version)
-        terms = await asyncio.wait_for(
-            self.catalog.scan(q.root.index, q.root.term, req.response_position, req.maximum_terms), BACKEND_TIMEOUT
-        )
+        terms = await self.route.scan(q.root.index, q.root.term, req.response_position, req.maximum_terms)
         return sp.scan_response(req, terms)
 
 
@@ -167,10 +167,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
                                   database_description="Union catalog of the member libraries (unioncat)")
-    databases: dict[str, str | None] = {"default": None}
-    for code in load_libraries().names():
-        databases[code] = code
-    svc = SRUService(catalog, settings, databases)
+    route = make_route(catalog, load_libraries().names(), timeout=BACKEND_TIMEOUT)
+    svc = SRUService(route, settings)
     app = web.Application(client_max_size=1024 * 1024)
     app[SRU_SERVICE] = svc
 
@@ -204,7 +202,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
         from .z3950_workers import Workers
 
-        z_server = Z3950Server(make_service(catalog, load_libraries().names(), z3950_settings))
+        z_server = Z3950Server(make_service(route, z3950_settings))
+        app[Z3950_SERVICE] = z_server.service
         workers: list[Workers] = []
 
         async def start_z3950(_app):
@@ -217,7 +216,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
                 w = Workers(z3950_worker_argv(bound), z3950_workers - 1)
                 w.start()
                 workers.append(w)
-            log.info("Z39.50 on tcp:%s:%d (databases: %s; %d process%s)", host, bound, ", ".join(databases),
+            log.info("Z39.50 on tcp:%s:%d (databases: %s; %d process%s)", host, bound,
+                     ", ".join(route.databases.names()),
                      max(1, z3950_workers), "es" if z3950_workers > 1 else "")
             print(f"Z39.50 on tcp:{host}:{bound}", flush=True)
 

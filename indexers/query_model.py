@@ -28,13 +28,17 @@ COMPARISONS = frozenset({"<", "<=", "=", ">=", ">", "<>"})
 
 class QueryError(Exception):
     """A query that cannot be executed, carrying an SRU diagnostic number
-    (info:srw/diagnostic/1/N) and the diagnostic's 'details' string."""
+    (info:srw/diagnostic/1/N) and the diagnostic's 'details' string.  ``bib1``:
+    the Bib-1 diagnostic a Z39.50 client should get, where the SRU number does
+    not say it (e.g. 111 for several databases at once); None: the usual
+    correspondence (z3950.diagnostics.SRU_TO_BIB1)."""
 
-    def __init__(self, code: int, details: str = "", message: str = ""):
+    def __init__(self, code: int, details: str = "", message: str = "", *, bib1: int | None = None):
         super().__init__(message or f"diagnostic {code}: {details}")
         self.code = code
         self.details = details
         self.message = message or str(details)
+        self.bib1 = bib1
 
 
 @dataclass(frozen=True)

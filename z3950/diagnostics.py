@@ -269,10 +269,13 @@ class Bib1Diagnostic(Exception):
 
 
 def from_query_error(err: QueryError) -> Bib1Diagnostic:
-    """The Bib-1 diagnostic for a QueryError (SRU diagnostic number ``err.code``).
-    addinfo is the SRU diagnostic's details (else its message)."""
+    """The Bib-1 diagnostic for a QueryError (SRU diagnostic number ``err.code``,
+    or the Bib-1 number the error names itself, ``err.bib1``).  addinfo is the
+    SRU diagnostic's details (else its message)."""
     sru = int(err.code)
     details = err.details or err.message or ""
+    if getattr(err, "bib1", None) is not None:
+        return Bib1Diagnostic(err.bib1, details)
     if sru == 28:
         text = (err.message or "").lower()
         code = _TOO_MANY_TRUNCATED if ("too many" in text or "more than" in text) else _UNSUPPORTED_TRUNCATION
