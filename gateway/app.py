@@ -23,14 +23,19 @@ from aiohttp import web
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
-from indexers.query_model import Clause, Query, QueryError, SortKey
+from indexers.query_model import Clause, Query, QueryError, SortKey, walk
 from sru import protocol as sp
 from sru.cql import parse_cql
+from sru.binding import decode_form, merge
 from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from search.databases import Database
 from search.result_sets import ResultSets
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru.explain import explain_record
+from z3950 import rpn
+from z3950.diagnostics import Bib1Diagnostic, to_query_error
+
+from .http_shell import handler_args, use_tolerant_request_parser
 
 log = logging.getLogger("unioncat.gateway")
 BACKEND_TIMEOUT = DEFAULT_TIMEOUT  # seconds a request may spend in the catalog before it answers diagnostic 1
@@ -46,7 +51,7 @@ class SRUService:
     route: SearchRoute
     settings: sp.SRUSettings
     result_sets: ResultSets = field(default_factory=ResultSets)
-    _explain: dict = field(default_factory=dict)  # database -> ZeeRex record, built once
+    _explain: dict = field(default_factory=dict)  # (database path, version) -> ZeeRex record, built once
 
     @property
     def catalog(self) -> Catalog:
@@ -62,7 +67,7 @@ class SRUService:
                 except QueryError as e:
                     raise SRUDiagnosticError(e.code, e.details, e.message) from None
                 if isinstance(req, sp.ExplainRequest):
-                    return sp.explain_response(req, self.explain_info(db))
+                    return sp.explain_response(req, self.explain_info(db, req.version))
                 if isinstance(req, sp.ScanRequest):
                     return await self.scan(req, db)
                 return await self.search(req, db)
@@ -73,6 +78,9 @@ class SRUService:
         except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
+        except Exception:  # noqa: BLE001 - a bug answers this request with a diagnostic, not an HTTP 500
+            log.exception("SRU request failed: %r", params)
+            return self._diagnostic(req, SRUDiagnosticError(1, "", "unexpected error in the server; it was logged"))
 
     def _diagnostic(self, req, err: SRUDiagnosticError) -> bytes:
         """The whole response for a fatal diagnostic, shaped for the request's
@@ -83,17 +91,21 @@ class SRUService:
             return sp.diagnostic_response(op, req.version, err)
         return sp.error_response(err)
 
-    def explain_info(self, db: Database):
+    def explain_info(self, db: Database, version: str = sp.HIGHEST_VERSION):
+        """The ZeeRex record of a database, saying the version the response is in."""
         path = "sru" if db.library is None else f"sru/{db.library}"
-        if path not in self._explain:
+        if (path, version) not in self._explain:
             settings = dataclasses.replace(self.settings, database=path, path="/" + path)
-            self._explain[path] = explain_record(self.catalog.config, settings)
-        return self._explain[path]
+            self._explain[path, version] = explain_record(self.catalog.config, settings, version=version)
+        return self._explain[path, version]
 
     def _query(self, req: sp.SearchRetrieveRequest) -> tuple[Query, list[Diagnostic]]:
         """The request's query in the query model, with the sort it asks for."""
         config = self.catalog.config
-        query = parse_cql(req.query, config)
+        if req.query_type == "pqf":
+            query = pqf_query(req.query, config)
+        else:
+            query = parse_cql(req.query, config)
         diagnostics: list[Diagnostic] = []
         if req.parsed_sort_keys:  # SRU 1.1 / 2.0 sortKeys: paths -> indexes -> sort columns
             keys = tuple(
@@ -112,7 +124,7 @@ class SRUService:
         # the same query again on an unchanged catalog reuses a live result set's ids
         # (paging is cheap); each request still gets its own result set id and TTL
         rs = await self.route.search(Search(query, self.result_sets, database=db, ttl=ttl,
-                                            reuse="cql.resultsetid" not in req.query.lower()))
+                                            reuse=not refers_to_result_sets(query)))
         total = rs.result.total
         start = req.start_record
         if start > max(total, 1) or (total == 0 and start > 1):
@@ -146,12 +158,56 @@ class SRUService:
         return sp.scan_response(req, terms)
 
 
+MAX_BODY = 1024 * 1024      # bytes of a POST body
+
+
+def pqf_query(text: str, config) -> Query:
+    """A PQF query sent over SRU (x-pquery, queryType=pqf) in the query model, with
+    the Bib-1 semantics Z39.50 gives it (z3950/rpn/bib1.py); its diagnostics in
+    SRU's numbering (a syntax error is 10)."""
+    try:
+        return rpn.rpn_to_query(rpn.parse_pqf(text), config, rpn.load_bib1_mapping())
+    except rpn.PQFError as e:
+        raise QueryError(10, text, f"PQF: {e}") from None
+    except Bib1Diagnostic as d:
+        raise to_query_error(d) from None
+
+
+def refers_to_result_sets(query: Query) -> bool:
+    """Whether a query names a result set (its hits then never come from a reused set)."""
+    return any(isinstance(n, Clause) and n.index.lower() == "cql.resultsetid" for n in walk(query.root))
+
+
+def sru_xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="text/xml", charset="utf-8")
+
+
+async def request_params(request: web.Request) -> dict[str, list[str]]:
+    """The SRU parameters of a request: its query string and, for a POST, its form
+    body (sru/binding.py reads both; bytes that are not UTF-8 are a diagnostic).
+    A body over MAX_BODY raises web.HTTPRequestEntityTooLarge."""
+    params = decode_form(request.rel_url.raw_query_string.encode("utf-8", "surrogateescape"))
+    if request.method != "POST":
+        return params
+    if request.content_type == "multipart/form-data":
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise
+        except Exception:  # noqa: BLE001 - an unreadable body is the client's; answered as SRU
+            raise SRUDiagnosticError(6, "request body", "the multipart body could not be read") from None
+        return merge(params, {k: [v] for k, v in form.items() if isinstance(v, str)})
+    if request.content_type not in ("application/x-www-form-urlencoded", "application/octet-stream", ""):
+        return params        # not a form (a SOAP envelope...): SRU's parameters are in the URL
+    return merge(params, decode_form(await request.read()))
+
+
 def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
              host: str = "127.0.0.1", port: int = 8210, z3950_port: int | None = None,
              z3950_settings=None, z3950_workers: int = 1,
              z3950_worker_argv: Callable[[int], list[str]] | None = None,
              circulation=None, mailer=None, circulation_jobs=None,
-             cookie_secure: bool | None = None) -> web.Application:
+             cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -162,31 +218,29 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     circulation jobs run inside the service (``circulation_jobs``: job name → interval;
     None = every job at its default interval, the notices job only with ``mailer``, a
     :class:`connectors.smtp.Mailer`; {} = none). ``cookie_secure``: the session
-    cookie's Secure flag; None = on unless ``host`` is a loopback address."""
+    cookie's Secure flag; None = on unless ``host`` is a loopback address.
+    ``search_timeout``: the time one SRU or Z39.50 request may spend in the
+    catalog (never more than the catalog's own search timeout)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
                                   database_description="Union catalog of the member libraries (unioncat)")
-    route = make_route(catalog, load_libraries().names(), timeout=BACKEND_TIMEOUT)
+    route = make_route(catalog, load_libraries().names(), timeout=search_timeout)
     svc = SRUService(route, settings)
-    app = web.Application(client_max_size=1024 * 1024)
+    use_tolerant_request_parser()
+    app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
     app[SRU_SERVICE] = svc
 
     async def sru(request: web.Request) -> web.Response:
-        params: dict[str, list[str]] = {}
-        for k, v in request.query.items():
-            params.setdefault(k, []).append(v)
-        if request.method == "POST":
-            try:
-                form = await request.post()
-            except Exception:  # noqa: BLE001 - an unreadable body is a client error, answered as SRU
-                form = {}
-            for k, v in form.items():
-                if isinstance(v, str):
-                    params.setdefault(k, []).append(v)
+        try:
+            params = await request_params(request)
+        except SRUDiagnosticError as e:
+            return sru_xml(sp.error_response(e))
+        except web.HTTPRequestEntityTooLarge:
+            err = SRUDiagnosticError(6, "request body", f"the request body is larger than {MAX_BODY} bytes")
+            return sru_xml(sp.error_response(err), status=413)
         database = request.match_info.get("database", "default")
-        body = await svc.handle(params, database)
-        return web.Response(body=body, content_type="text/xml", charset="utf-8")
+        return sru_xml(await svc.handle(params, database))
 
     async def root(request: web.Request) -> web.Response:
         return web.Response(text="unioncat: SRU at /sru and /sru/{database}\n")

@@ -373,3 +373,93 @@ def test_both_front_ends_share_one_route(server_with_loc):
     from gateway.app import SRU_SERVICE, Z3950_SERVICE
     sru, z3950 = server_with_loc.app[SRU_SERVICE], server_with_loc.app[Z3950_SERVICE]
     assert sru.route is z3950.route and sru.route.databases.known("loc") is not None
+
+
+# --------------------------------------------------------------------------- a catalog the server cannot write
+
+def _read_only_copy(src_dir) -> "Path":
+    """The demo catalog in a directory nobody may write, with no WAL files left
+    (as after the last ingest): the server can neither create -shm nor write."""
+    import os
+    import sqlite3
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp(prefix="unioncat-ro-"))
+    shutil.copy(src_dir / "catalog.sqlite", d / "catalog.sqlite")
+    for suffix in ("-wal", "-shm"):
+        if (src_dir / f"catalog.sqlite{suffix}").exists():
+            shutil.copy(src_dir / f"catalog.sqlite{suffix}", d / f"catalog.sqlite{suffix}")
+    conn = sqlite3.connect(d / "catalog.sqlite")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    for suffix in ("-wal", "-shm"):
+        (d / f"catalog.sqlite{suffix}").unlink(missing_ok=True)
+    os.chmod(d / "catalog.sqlite", 0o444)
+    os.chmod(d, 0o555)
+    return d
+
+
+def test_serve_answers_from_a_catalog_it_cannot_write(demo_server, tmp_path):
+    """`unioncat serve` on a read-only data directory (as another user than the
+    catalog's owner) answers SRU and Z39.50 searches, not HTTP 500."""
+    import os
+    import signal
+    import sys
+    import time
+    import urllib.request
+
+    from live_server import free_port
+
+    d = _read_only_copy(demo_server.data_dir)
+    http, z = free_port(), free_port()
+    argv = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(d), "--port", str(http),
+            "--z3950-port", str(z), "--z3950-workers", "1"]
+    if os.geteuid() == 0:                 # root may write anywhere: serve as nobody
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot serve as an unprivileged user")
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd="/",
+                                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+                                     "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])})
+    try:
+        url = f"http://127.0.0.1:{http}/sru?version=1.2&operation=searchRetrieve&query=dc.title%3D%E5%9B%B3%E6%9B%B8"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=20) as r:
+                    status, body = r.status, r.read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        assert status == 200 and b"<srw:numberOfRecords>3</srw:numberOfRecords>" in body, body[:400]
+        if shutil.which("yaz-client"):
+            cmds = tmp_path / "z.cmds"
+            cmds.write_text(f"open tcp:127.0.0.1:{z}\nfind @attr 1=4 図書館\nquit\n")
+            out = subprocess.run(["yaz-client", "-f", str(cmds)], capture_output=True, text=True, timeout=60,
+                                 stdin=subprocess.DEVNULL).stdout
+            assert "Number of hits: 3" in out, out
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        os.chmod(d, 0o755)
+        shutil.rmtree(d, ignore_errors=True)
+    text = log.read_text()
+    assert "Traceback" not in text and "read-only" in text, text
+
+
+def test_serve_without_a_catalog_answers_diagnostic_1(tmp_path):
+    from live_server import Server
+    from sru_validation import validate_sru
+
+    s = Server(tmp_path)
+    try:
+        status, body, _ = s.get(version="1.2", operation="searchRetrieve", query="dc.title=x")
+        tree = validate_sru(body, "1.2")
+        assert status == 200 and tree.xpath("string(//*[local-name()='uri'])") == "info:srw/diagnostic/1/1"
+        assert not (tmp_path / "catalog.sqlite").exists()        # a reader never creates an empty catalog
+    finally:
+        s.stop()
