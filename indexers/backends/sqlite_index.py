@@ -526,7 +526,7 @@ class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
-                 mapping: FieldMapping | None = None):
+                 mapping: FieldMapping | None = None, clock=time.perf_counter):
         self.path = Path(path)
         self.name = name
         self.config = config or load_index_config()
@@ -535,6 +535,7 @@ class SqliteCatalog:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self.inline_budget = INLINE_BUDGET
+        self.clock = clock          # measures the inline budget (injected by tests)
         self._read_only_mode: str | None = None
 
     def _conn(self) -> sqlite3.Connection:
@@ -745,8 +746,9 @@ class SqliteCatalog:
         """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread."""
         if self.inline_budget > 0:
             conn = self._conn()
-            deadline = time.perf_counter() + self.inline_budget
-            conn.set_progress_handler(lambda: time.perf_counter() > deadline, 200)
+            clock = self.clock
+            deadline = clock() + self.inline_budget
+            conn.set_progress_handler(lambda: clock() > deadline, 200)
             try:
                 return fn(*args)
             except sqlite3.OperationalError as e:
