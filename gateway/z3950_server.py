@@ -28,7 +28,10 @@ from indexers.query_model import Query, QueryError, SortKey
 from search.result_sets import ResultSet, ResultSets
 from search.route import Search, SearchRoute
 from sru.cql import parse_cql
+from sru.record_schemas import RecordSchema, render_record, resolve_schema
+from sru.diagnostics import SRUDiagnosticError
 from z3950 import charneg, pdu as P, records as R, rpn
+from z3950.ber import BERError
 from z3950.diagnostics import Bib1Diagnostic, from_query_error
 from z3950.session import TARGET, ConnectionClosed, NeedData, ProtocolViolation, Session
 
@@ -45,6 +48,7 @@ MAX_SCAN_TERMS = 200
 class Z3950Settings:
     max_sessions: int = 200
     max_result_sets: int = 50
+    evict_result_sets: bool = True     # beyond max_result_sets drop the least recently used (False: Bib-1 112)
     init_timeout: float = 30.0
     idle_timeout: float = 600.0
     request_timeout: float = 10.0  # one request's budget in the route (never more than the route's own)
@@ -74,7 +78,7 @@ class Z3950Service:
 
     def new_result_sets(self) -> ResultSets:
         """An association's store of named result sets."""
-        return ResultSets(self.settings.max_result_sets, evict=False)
+        return ResultSets(self.settings.max_result_sets, evict=self.settings.evict_result_sets)
 
     def request(self):
         """One request's time budget in the route."""
@@ -95,7 +99,12 @@ class Z3950Service:
                 user, password = auth.text.split("/", 1)
             if user is None or self.settings.credentials.get(user) != password:
                 reason = "authentication failed"
-        selection = charneg.negotiate(charneg.parse_proposal(req.other_info))
+        try:
+            proposal = charneg.parse_proposal(req.other_info)
+        except BERError as e:       # a malformed proposal is ignored, as if none was made
+            log.info("z3950: ignoring a malformed character-set proposal in an Init: %s", e)
+            proposal = None
+        selection = charneg.negotiate(proposal)
         other = None
         if selection is not None and "negotiationModel" in req.options:
             other = charneg.selection_other_info(selection.charset, selection.records_in_selected_charsets)
@@ -131,13 +140,15 @@ class Z3950Service:
             raise from_query_error(e) from None
 
     async def _records(self, rs: ResultSet, start: int, count: int, syntax: str, esn: str | None,
-                       message_size: int, record_size: int, encoding: str) -> tuple[list[P.NamePlusRecord], int]:
+                       message_size: int, record_size: int, encoding: str,
+                       schema: RecordSchema | None = None) -> tuple[list[P.NamePlusRecord], int]:
         """Records start..start+count-1 (1-based) as NamePlusRecords, cut at the
-        message size; returns them and the presentStatus."""
+        message size; returns them and the presentStatus.  ``schema``: an XML
+        schema other than MARCXML asked for by element set name (dc, mods)."""
         count = min(count, MAX_PRESENT)
         raw: dict[int, bytes | None] = {}
         fast = None
-        if syntax == R.USMARC and esn == "F":
+        if syntax == R.USMARC and esn == "F" and schema is None:
             # full USMARC records spliced from the stored ISO 2709, page and records in one call
             fast = await self._timed(self.route.page_iso2709(rs, start - 1, count))
         if fast is not None:
@@ -162,7 +173,15 @@ class Z3950Service:
                         14, f"record {rid} was withdrawn since the search")))
                     continue
                 try:
-                    data = R.encode_record(record, syntax, esn, availability=self.availability, encoding=encoding)
+                    if schema is not None:
+                        rendered = render_record(record, schema)
+                        if rendered.diagnostic is not None:
+                            raise R.RecordSyntaxError(R.DIAG_RECORD_NOT_IN_SYNTAX, str(rid),
+                                                      rendered.diagnostic.text or "")
+                        data = R.xml_external(rendered.as_string(), syntax)
+                    else:
+                        data = R.encode_record(record, syntax, esn, availability=self.availability,
+                                               encoding=encoding)
                 except R.RecordSyntaxError as e:
                     out.append(P.NamePlusRecord(rs.database.name, diagnostic=P.Diagnostic(e.code, e.addinfo)))
                     continue
@@ -205,9 +224,9 @@ class Z3950Service:
             return P.SearchResponse(hits, 0, 1, True, reference_id=req.reference_id)
         try:
             syntax = R.resolve_syntax(req.preferred_record_syntax or R.USMARC)
-            element_set = R.resolve_element_set(_generic_esn(esn, database))
+            element_set, schema = _element_set(_generic_esn(esn, database), syntax)
             records, status = await self._records(rs, 1, count, syntax, element_set, state.message_size,
-                                                  state.record_size, state.session.encoding)
+                                                  state.record_size, state.session.encoding, schema)
         except (Bib1Diagnostic, R.RecordSyntaxError) as d:
             return P.SearchResponse(hits, 0, 1, True, present_status=5,
                                     diagnostics=(P.Diagnostic(d.code, d.addinfo),), reference_id=req.reference_id)
@@ -224,7 +243,7 @@ class Z3950Service:
                                      reference_id=req.reference_id)
         rs = state.result_sets.get(req.result_set_id)
         if rs is None:
-            return failure(30, req.result_set_id)
+            return failure(*_missing_set(state, req.result_set_id))
         total = rs.result.total
         if req.start_point < 1 or req.start_point > total or req.number_of_records < 0:
             return failure(13, f"start {req.start_point}, {req.number_of_records} records of {total}")
@@ -235,11 +254,11 @@ class Z3950Service:
         count = min(req.number_of_records, total - req.start_point + 1)
         try:
             syntax = R.resolve_syntax(req.preferred_record_syntax or R.USMARC)
-            element_set = R.resolve_element_set(_generic_esn(req.element_set_names, rs.database.name))
+            element_set, schema = _element_set(_generic_esn(req.element_set_names, rs.database.name), syntax)
             records, status = await self._records(
                 rs, req.start_point, count, syntax, element_set,
                 min(state.message_size, req.max_record_size or state.message_size), state.record_size,
-                state.session.encoding)
+                state.session.encoding, schema)
         except (Bib1Diagnostic, R.RecordSyntaxError) as d:
             return failure(d.code, d.addinfo)
         if count > MAX_PRESENT and not status:
@@ -280,7 +299,7 @@ class Z3950Service:
             return failure(230, "sort one result set at a time")
         rs = state.result_sets.get(req.input_result_set_names[0])
         if rs is None:
-            return failure(30, req.input_result_set_names[0])
+            return failure(*_missing_set(state, req.input_result_set_names[0]))
         if state.result_sets.full(req.sorted_result_set_name):
             return failure(112, str(self.settings.max_result_sets))
         keys = []
@@ -334,6 +353,30 @@ def failure_response(req, code: int, addinfo: str):
     return P.DeleteResultSetResponse(3, delete_message=addinfo, reference_id=ref)
 
 
+def _element_set(name: str | None, syntax: str) -> tuple[str, RecordSchema | None]:
+    """Z39.50's element set names F and B, and with an XML record syntax also the
+    names (or URIs) of the SRU record schemas, as YAZ and Zebra clients choose an
+    XML schema (``format xml``, ``elements dc``): marcxml (the full record), dc,
+    mods.  Returns (F or B, the schema when it is not MARCXML); anything else
+    raises RecordSyntaxError 25."""
+    try:
+        return R.resolve_element_set(name), None
+    except R.RecordSyntaxError:
+        if syntax in (R.XML, R.XML_APPLICATION) and name:
+            try:
+                schema = resolve_schema(name)
+            except SRUDiagnosticError:
+                schema = None
+            if schema is not None and schema.is_xml:
+                return "F", (None if schema.name == "marcxml" else schema)
+        raise
+
+
+def _missing_set(state: "Association", name: str) -> tuple[int, str]:
+    """Bib-1 27 for a set the target dropped to make room, else 30."""
+    return (27 if state.result_sets.was_evicted(name) else 30), name
+
+
 def _generic_esn(esn: P.ElementSetNames | None, database: str) -> str | None:
     if esn is None or isinstance(esn, str):
         return esn
@@ -363,6 +406,7 @@ class Association:
     result_sets: ResultSets = field(default_factory=ResultSets)
     message_size: int = 1024 * 1024
     record_size: int = 1024 * 1024
+    initialised: bool = False
 
 
 class Z3950Server:
@@ -455,6 +499,9 @@ class Z3950Server:
                 response, reason = svc.init_response(event)
                 state.message_size = response.preferred_message_size
                 state.record_size = response.exceptional_record_size
+                if state.initialised:           # a re-Init starts afresh, as in Zebra: no result sets
+                    state.result_sets = svc.new_result_sets()
+                state.initialised = True
                 writer.write(session.send(response))
                 await writer.drain()
                 if reason is not None:
