@@ -53,11 +53,15 @@ class ResultSets:
         self.max_sets = max_sets
         self.clock = clock
         self.evict = evict
+        self._timed = 0                # sets with a time to live (an upper bound)
 
     def _expire(self) -> None:
+        if not self._timed:            # named Z39.50 sets: nothing ever expires
+            return
         now = self.clock()
         for k in [k for k, v in self._sets.items() if v.expires is not None and v.expires <= now]:
             del self._sets[k]
+        self._timed = sum(1 for v in self._sets.values() if v.ttl is not None)
 
     def _touch(self, rs: ResultSet) -> None:
         if rs.ttl is not None:
@@ -82,6 +86,7 @@ class ResultSets:
         self._sets.pop(rs_id, None)
         self._evicted.pop(rs_id, None)
         self._sets[rs_id] = rs
+        self._timed += ttl is not None
         while len(self._sets) > self.max_sets:
             old, _ = self._sets.popitem(last=False)
             self._evicted[old] = None

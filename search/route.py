@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
@@ -92,6 +91,22 @@ class Search:
 
 
 Step = Callable[["SearchRoute", Search], Awaitable[None]]
+
+
+class _Request:
+    """The budget of one request, current while the block runs."""
+
+    __slots__ = ("budget", "_token")
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+
+    async def __aenter__(self) -> Budget:
+        self._token = _BUDGET.set(self.budget)
+        return self.budget
+
+    async def __aexit__(self, *exc) -> None:
+        _BUDGET.reset(self._token)
 
 
 # --------------------------------------------------------------------------- the steps
@@ -164,15 +179,10 @@ class SearchRoute:
     def config(self):
         return self.catalog.config
 
-    @asynccontextmanager
-    async def request(self, timeout: float | None = None):
-        """One request's budget for every route call inside the block."""
-        budget = Budget(min(self.timeout, timeout) if timeout is not None else self.timeout, self.clock)
-        token = _BUDGET.set(budget)
-        try:
-            yield budget
-        finally:
-            _BUDGET.reset(token)
+    def request(self, timeout: float | None = None) -> "_Request":
+        """``async with route.request():`` -- one request's budget for every route
+        call inside the block (``timeout``: a front end's own, shorter limit)."""
+        return _Request(Budget(min(self.timeout, timeout) if timeout is not None else self.timeout, self.clock))
 
     async def call(self, awaitable):
         """Await a catalog call within what is left of the current request's budget."""

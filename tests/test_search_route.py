@@ -463,3 +463,36 @@ def test_serve_without_a_catalog_answers_diagnostic_1(tmp_path):
         assert not (tmp_path / "catalog.sqlite").exists()        # a reader never creates an empty catalog
     finally:
         s.stop()
+
+
+# --------------------------------------------------------------------------- the rooms' import rules
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """module file -> top-level packages it imports (absolute imports)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / package
+    out = {}
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        out[str(path.relative_to(root.parent))] = names
+    return out
+
+
+@pytest.mark.parametrize("package,forbidden", [
+    ("search", {"gateway", "sru", "z3950", "connectors", "circulation", "aiohttp"}),
+    ("sru", {"gateway", "search", "z3950", "connectors", "aiohttp"}),
+    ("z3950", {"gateway", "search", "sru", "connectors", "aiohttp"}),
+])
+def test_the_search_room_and_the_protocol_cores_keep_their_import_rules(package, forbidden):
+    """search/ is called by the front ends and calls only indexers; the protocol
+    cores are sans-I/O and know neither the gateway nor each other."""
+    found = {f: sorted(names & forbidden) for f, names in _imports(package).items() if names & forbidden}
+    assert not found, found

@@ -392,7 +392,7 @@ def test_a_failing_handler_answers_with_a_diagnostic(demo_server, monkeypatch):
     c.close()
 
 
-def test_live_fuzz_keeps_the_target_serving(demo_server):
+def test_live_fuzz_keeps_the_target_serving(demo_server, clean_log):
     """Mutated APDUs of every kind sent to the running target, one association
     each: the target answers or closes, and a well-behaved client is served
     throughout."""
