@@ -14,6 +14,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -377,13 +378,12 @@ def test_both_front_ends_share_one_route(server_with_loc):
 
 # --------------------------------------------------------------------------- a catalog the server cannot write
 
-def _read_only_copy(src_dir) -> "Path":
+def _read_only_copy(src_dir) -> Path:
     """The demo catalog in a directory nobody may write, with no WAL files left
     (as after the last ingest): the server can neither create -shm nor write."""
     import os
     import sqlite3
     import tempfile
-    from pathlib import Path
 
     d = Path(tempfile.mkdtemp(prefix="unioncat-ro-"))
     shutil.copy(src_dir / "catalog.sqlite", d / "catalog.sqlite")
@@ -423,7 +423,7 @@ def test_serve_answers_from_a_catalog_it_cannot_write(demo_server, tmp_path):
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd="/",
                                 env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
-                                     "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])})
+                                     "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     try:
         url = f"http://127.0.0.1:{http}/sru?version=1.2&operation=searchRetrieve&query=dc.title%3D%E5%9B%B3%E6%9B%B8"
         deadline = time.monotonic() + 60
@@ -470,7 +470,6 @@ def test_serve_without_a_catalog_answers_diagnostic_1(tmp_path):
 def _imports(package: str) -> dict[str, set[str]]:
     """module file -> top-level packages it imports (absolute imports)."""
     import ast
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / package
     out = {}
