@@ -24,13 +24,13 @@ from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
 from indexers.query_model import Clause, Query, QueryError, SortKey, walk
-from sru import protocol as sp
-from sru.cql import parse_cql
-from sru.binding import decode_form, merge
-from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from search.databases import Database
 from search.result_sets import ResultSets
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
+from sru import protocol as sp
+from sru.binding import decode_form, merge
+from sru.cql import parse_cql
+from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from sru.explain import explain_record
 from z3950 import rpn
 from z3950.diagnostics import Bib1Diagnostic, to_query_error

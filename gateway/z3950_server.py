@@ -28,8 +28,8 @@ from indexers.query_model import Query, QueryError, SortKey
 from search.result_sets import ResultSet, ResultSets
 from search.route import Search, SearchRoute
 from sru.cql import parse_cql
-from sru.record_schemas import RecordSchema, render_record, resolve_schema
 from sru.diagnostics import SRUDiagnosticError
+from sru.record_schemas import RecordSchema, render_record, resolve_schema
 from z3950 import charneg, pdu as P, records as R, rpn
 from z3950.ber import BERError
 from z3950.diagnostics import Bib1Diagnostic, from_query_error
