@@ -1,9 +1,12 @@
 """The HTTP service: a thin aiohttp shell around the sans-I/O SRU core.
 
 /sru              the union catalog (every member library)
-/sru/{database}   a virtual database: "default" (= /sru) or a member library's
+/sru/{database}   a virtual database: "default" (= /sru) or a holding library's
                   code, which restricts every search to records that library holds
-                  (like a Metaproxy virt_db route)
+                  (search/databases.py; the same databases as Z39.50)
+
+Databases, result sets, the time budget and paging are the search route's
+(search/route.py), shared with the Z39.50 target.
 """
 from __future__ import annotations
 
@@ -20,46 +23,64 @@ from aiohttp import web
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
-from indexers.query_model import Boolean, Clause, Query, QueryError, SortKey
+from indexers.query_model import Clause, Query, QueryError, SortKey, walk
+from search.databases import Database
+from search.result_sets import ResultSets
+from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru import protocol as sp
+from sru.binding import decode_form, merge
 from sru.cql import parse_cql
 from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from sru.explain import explain_record
+from z3950 import rpn
+from z3950.diagnostics import Bib1Diagnostic, to_query_error
 
-from .http_errors import HTTP_LIMITS, quiet_client_errors
-from .result_sets import ResultSetStore
+from .http_shell import handler_args, use_tolerant_request_parser
 
 log = logging.getLogger("unioncat.gateway")
-BACKEND_TIMEOUT = 10.0
-SRU_SERVICE = web.AppKey("sru_service", object)  # seconds before a search answers diagnostic 1
+BACKEND_TIMEOUT = DEFAULT_TIMEOUT  # seconds a request may spend in the catalog before it answers diagnostic 1
+SRU_SERVICE = web.AppKey("sru_service", object)
+Z3950_SERVICE = web.AppKey("z3950_service", object)
 
 
 @dataclass
 class SRUService:
-    catalog: Catalog
+    """SRU over the search route (search/route.py): parsing and responses here,
+    databases, result sets, the time budget and paging there."""
+
+    route: SearchRoute
     settings: sp.SRUSettings
-    databases: dict[str, str | None] = field(default_factory=dict)  # name -> library filter (None = all)
-    result_sets: ResultSetStore = field(default_factory=ResultSetStore)
-    _explain: dict = field(default_factory=dict)  # database -> ZeeRex record, built once
+    result_sets: ResultSets = field(default_factory=ResultSets)
+    _explain: dict = field(default_factory=dict)  # (database path, version) -> ZeeRex record, built once
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.route.catalog
 
     async def handle(self, params: dict[str, list[str]], database: str) -> bytes:
         req = None
         try:
             req = sp.parse_request(params, defaults=self.settings)
-            if database not in self.databases:
-                raise SRUDiagnosticError(235, database, f"database {database} does not exist")
-            if isinstance(req, sp.ExplainRequest):
-                return sp.explain_response(req, self.explain_info(database))
-            if isinstance(req, sp.ScanRequest):
-                return await self.scan(req, database)
-            return await self.search(req, database)
+            async with self.route.request():
+                try:
+                    db = await self.route.database((database,))
+                except QueryError as e:
+                    raise SRUDiagnosticError(e.code, e.details, e.message) from None
+                if isinstance(req, sp.ExplainRequest):
+                    return sp.explain_response(req, self.explain_info(db, req.version))
+                if isinstance(req, sp.ScanRequest):
+                    return await self.scan(req, db)
+                return await self.search(req, db)
         except SRUDiagnosticError as e:
             return self._diagnostic(req, e)
         except QueryError as e:
             return self._diagnostic(req, SRUDiagnosticError(e.code, e.details, e.message))
-        except (BackendUnavailable, asyncio.TimeoutError) as e:
+        except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
+        except Exception:  # noqa: BLE001 - a bug answers this request with a diagnostic, not an HTTP 500
+            log.exception("SRU request failed: %r", params)
+            return self._diagnostic(req, SRUDiagnosticError(1, "", "unexpected error in the server; it was logged"))
 
     def _diagnostic(self, req, err: SRUDiagnosticError) -> bytes:
         """The whole response for a fatal diagnostic, shaped for the request's
@@ -70,23 +91,21 @@ class SRUService:
             return sp.diagnostic_response(op, req.version, err)
         return sp.error_response(err)
 
-    def explain_info(self, database: str):
-        if database not in self._explain:
-            path = "sru" if database == "default" else f"sru/{database}"
+    def explain_info(self, db: Database, version: str = sp.HIGHEST_VERSION):
+        """The ZeeRex record of a database, saying the version the response is in."""
+        path = "sru" if db.library is None else f"sru/{db.library}"
+        if (path, version) not in self._explain:
             settings = dataclasses.replace(self.settings, database=path, path="/" + path)
-            self._explain[database] = explain_record(self.catalog.config, settings)
-        return self._explain[database]
+            self._explain[path, version] = explain_record(self.catalog.config, settings, version=version)
+        return self._explain[path, version]
 
-    def _restrict(self, query: Query, database: str) -> Query:
-        lib = self.databases.get(database)
-        if lib is None:
-            return query
-        flt = Clause("bath.possessingInstitution", "==", lib)
-        return Query(Boolean("and", query.root, flt), query.sort)
-
-    async def search(self, req: sp.SearchRetrieveRequest, database: str) -> bytes:
+    def _query(self, req: sp.SearchRetrieveRequest) -> tuple[Query, list[Diagnostic]]:
+        """The request's query in the query model, with the sort it asks for."""
         config = self.catalog.config
-        query = parse_cql(req.query, config)
+        if req.query_type == "pqf":
+            query = pqf_query(req.query, config)
+        else:
+            query = parse_cql(req.query, config)
         diagnostics: list[Diagnostic] = []
         if req.parsed_sort_keys:  # SRU 1.1 / 2.0 sortKeys: paths -> indexes -> sort columns
             keys = tuple(
@@ -95,35 +114,29 @@ class SRUService:
             )
             sort, diagnostics = sp.effective_sort(query.sort, keys)
             query = Query(query.root, sort)
-        query = self._restrict(query, database)
-        generation = await asyncio.wait_for(self.catalog.generation(), BACKEND_TIMEOUT)
-        key = f"{database}\x00{generation}\x00{query!r}"
+        return query, diagnostics
+
+    async def search(self, req: sp.SearchRetrieveRequest, db: Database) -> bytes:
+        config = self.catalog.config
+        query, diagnostics = self._query(req)
         ttl = req.result_set_ttl if req.result_set_ttl is not None else self.settings.default_result_set_ttl
         ttl = min(ttl, self.settings.max_result_set_ttl)
         # the same query again on an unchanged catalog reuses a live result set's ids
         # (paging is cheap); each request still gets its own result set id and TTL
-        rs = self.result_sets.find(key, query.sort)
-        if rs is None or "cql.resultsetid" in req.query.lower():
-            result = await asyncio.wait_for(
-                self.catalog.search(query, result_sets=self.result_sets.as_mapping()), BACKEND_TIMEOUT
-            )
-        else:
-            result = rs.result
-        rs = self.result_sets.put(key, result, ttl, query.sort)
-        total = result.total
+        rs = await self.route.search(Search(query, self.result_sets, database=db, ttl=ttl,
+                                            reuse=not refers_to_result_sets(query)))
+        total = rs.result.total
         start = req.start_record
         if start > max(total, 1) or (total == 0 and start > 1):
             diagnostics.append(Diagnostic(61, str(start), f"first record position {start} is beyond the {total} hits"))
             return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
                                               result_set_ttl=rs.ttl, diagnostics=diagnostics)
-        page_ids = (await asyncio.wait_for(self.catalog.page(result, start - 1, req.maximum_records), BACKEND_TIMEOUT)
-                    if req.maximum_records else [])
-        records = await asyncio.wait_for(self.catalog.fetch(page_ids), BACKEND_TIMEOUT) if page_ids else []
+        page_ids = await self.route.page(rs, start - 1, req.maximum_records) if req.maximum_records else []
+        records = await self.route.fetch(page_ids)
         facets = None
         limits = sp.resolve_facet_limit(req.facet_limit, config.facets) if req.version == "2.0" else {}
         if limits:
-            got = await asyncio.wait_for(self.catalog.facets(result, list(limits), max(limits.values())),
-                                         BACKEND_TIMEOUT)
+            got = await self.route.facets(rs, list(limits), max(limits.values()))
             facets = {n: v[: limits[n]] for n, v in got.items()}
         return sp.searchretrieve_response(
             req, total=total, records=records, start=start, result_set_id=rs.id, result_set_ttl=rs.ttl,
@@ -131,7 +144,7 @@ class SRUService:
             diagnostics=diagnostics, facet_defs=config.facets,
         )
 
-    async def scan(self, req: sp.ScanRequest, database: str) -> bytes:
+    async def scan(self, req: sp.ScanRequest, db: Database) -> bytes:
         config = self.catalog.config
         m = re.fullmatch(r'\s*(\S+?)\s*(=|==|exact)\s*""\s*', req.scan_clause)
         if m:  # scan from the start of an index: index = ""
@@ -141,10 +154,52 @@ class SRUService:
         if not isinstance(q.root, Clause):
             raise SRUDiagnosticError(10, req.scan_clause, "scanClause must be a single index relation term",
                                      version=req.version)
-        terms = await asyncio.wait_for(
-            self.catalog.scan(q.root.index, q.root.term, req.response_position, req.maximum_terms), BACKEND_TIMEOUT
-        )
+        terms = await self.route.scan(q.root.index, q.root.term, req.response_position, req.maximum_terms)
         return sp.scan_response(req, terms)
+
+
+MAX_BODY = 1024 * 1024      # bytes of a POST body
+
+
+def pqf_query(text: str, config) -> Query:
+    """A PQF query sent over SRU (x-pquery, queryType=pqf) in the query model, with
+    the Bib-1 semantics Z39.50 gives it (z3950/rpn/bib1.py); its diagnostics in
+    SRU's numbering (a syntax error is 10)."""
+    try:
+        return rpn.rpn_to_query(rpn.parse_pqf(text), config, rpn.load_bib1_mapping())
+    except rpn.PQFError as e:
+        raise QueryError(10, text, f"PQF: {e}") from None
+    except Bib1Diagnostic as d:
+        raise to_query_error(d) from None
+
+
+def refers_to_result_sets(query: Query) -> bool:
+    """Whether a query names a result set (its hits then never come from a reused set)."""
+    return any(isinstance(n, Clause) and n.index.lower() == "cql.resultsetid" for n in walk(query.root))
+
+
+def sru_xml(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="text/xml", charset="utf-8")
+
+
+async def request_params(request: web.Request) -> dict[str, list[str]]:
+    """The SRU parameters of a request: its query string and, for a POST, its form
+    body (sru/binding.py reads both; bytes that are not UTF-8 are a diagnostic).
+    A body over MAX_BODY raises web.HTTPRequestEntityTooLarge."""
+    params = decode_form(request.rel_url.raw_query_string.encode("utf-8", "surrogateescape"))
+    if request.method != "POST":
+        return params
+    if request.content_type == "multipart/form-data":
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise
+        except Exception:  # noqa: BLE001 - an unreadable body is the client's; answered as SRU
+            raise SRUDiagnosticError(6, "request body", "the multipart body could not be read") from None
+        return merge(params, {k: [v] for k, v in form.items() if isinstance(v, str)})
+    if request.content_type not in ("application/x-www-form-urlencoded", "application/octet-stream", ""):
+        return params        # not a form (a SOAP envelope...): SRU's parameters are in the URL
+    return merge(params, decode_form(await request.read()))
 
 
 def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRUSettings | None = None,
@@ -152,7 +207,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              z3950_settings=None, z3950_workers: int = 1,
              z3950_worker_argv: Callable[[int], list[str]] | None = None,
              circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
-             cookie_secure: bool | None = None) -> web.Application:
+             cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -163,34 +218,29 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     circulation jobs run inside the service (``circulation_jobs``: job name → interval;
     None = every job at its default interval, the notices job only with ``mailer``, a
     :class:`connectors.smtp.Mailer`; {} = none). ``cookie_secure``: the session
-    cookie's Secure flag; None = on unless ``host`` is a loopback address."""
+    cookie's Secure flag; None = on unless ``host`` is a loopback address.
+    ``search_timeout``: the time one SRU or Z39.50 request may spend in the
+    catalog (never more than the catalog's own search timeout)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
                                   database_description="Union catalog of the member libraries (unioncat)")
-    databases: dict[str, str | None] = {"default": None}
-    for code in load_libraries().names():
-        databases[code] = code
-    svc = SRUService(catalog, settings, databases)
-    quiet_client_errors()
-    app = web.Application(client_max_size=1024 * 1024, handler_args=HTTP_LIMITS)
+    route = make_route(catalog, load_libraries().names(), timeout=search_timeout)
+    svc = SRUService(route, settings)
+    use_tolerant_request_parser()
+    app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
     app[SRU_SERVICE] = svc
 
     async def sru(request: web.Request) -> web.Response:
-        params: dict[str, list[str]] = {}
-        for k, v in request.query.items():
-            params.setdefault(k, []).append(v)
-        if request.method == "POST":
-            try:
-                form = await request.post()
-            except Exception:  # noqa: BLE001 - an unreadable body is a client error, answered as SRU
-                form = {}
-            for k, v in form.items():
-                if isinstance(v, str):
-                    params.setdefault(k, []).append(v)
+        try:
+            params = await request_params(request)
+        except SRUDiagnosticError as e:
+            return sru_xml(sp.error_response(e))
+        except web.HTTPRequestEntityTooLarge:
+            err = SRUDiagnosticError(6, "request body", f"the request body is larger than {MAX_BODY} bytes")
+            return sru_xml(sp.error_response(err), status=413)
         database = request.match_info.get("database", "default")
-        body = await svc.handle(params, database)
-        return web.Response(body=body, content_type="text/xml", charset="utf-8")
+        return sru_xml(await svc.handle(params, database))
 
     async def root(request: web.Request) -> web.Response:
         return web.Response(text="unioncat: SRU at /sru and /sru/{database}\n")
@@ -206,7 +256,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
         from .z3950_workers import Workers
 
-        z_server = Z3950Server(make_service(catalog, load_libraries().names(), z3950_settings))
+        z_server = Z3950Server(make_service(route, z3950_settings))
+        app[Z3950_SERVICE] = z_server.service
         workers: list[Workers] = []
 
         async def start_z3950(_app):
@@ -219,7 +270,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
                 w = Workers(z3950_worker_argv(bound), z3950_workers - 1)
                 w.start()
                 workers.append(w)
-            log.info("Z39.50 on tcp:%s:%d (databases: %s; %d process%s)", host, bound, ", ".join(databases),
+            log.info("Z39.50 on tcp:%s:%d (databases: %s; %d process%s)", host, bound,
+                     ", ".join(route.databases.names()),
                      max(1, z3950_workers), "es" if z3950_workers > 1 else "")
             print(f"Z39.50 on tcp:{host}:{bound}", flush=True)
 

@@ -1,32 +1,37 @@
-"""The Z39.50 target: a thin asyncio shell around the sans-I/O core in z3950/.
+"""The Z39.50 target: a thin asyncio shell around the sans-I/O core in z3950/,
+searching through the search route (search/route.py) that SRU uses too.
 
-Databases are the SRU virtual databases: ``Default`` (or ``default``, any case)
-is the whole union catalog, a member library's code restricts every search to
-the records that library holds.
+Databases are the route's (search/databases.py): ``Default`` (any case) is the
+whole union catalog, a holding library's code restricts every search to the
+records that library holds.
 
-Per association the target keeps its named result sets (``namedResultSets``),
-at most ``max_result_sets`` of them (Bib-1 112 beyond that).  Limits guard the
-service: ``max_sessions`` (a connection beyond it gets Close 'resources'),
-``init_timeout`` (no Init), ``idle_timeout`` (no request; Close
-'lackOfActivity'), ``request_timeout`` per backend call (Bib-1 2, temporary
-system error), the negotiated message sizes, and the BER limits of the decoder
-(malformed or oversized input: Close 'protocolError' / 'resources', logged).
+Per association the target keeps its named result sets (``namedResultSets``)
+in a route result-set store, at most ``max_result_sets`` of them (Bib-1 112
+beyond that).  Limits guard the service: ``max_sessions`` (a connection beyond
+it gets Close 'resources'), ``init_timeout`` (no Init), ``idle_timeout`` (no
+request; Close 'lackOfActivity'), ``request_timeout`` per request (the route's
+budget; Bib-1 2, temporary system error), the negotiated message sizes, and the
+BER limits of the decoder (malformed or oversized input: Close 'protocolError'
+/ 'resources', logged).
 """
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from typing import Callable, Mapping
 
-from indexers.backend import BackendUnavailable, Catalog
-from indexers.query_model import Boolean, Clause, Query, QueryError, SortKey
-from indexers.records import SearchResult
+from indexers.backend import BackendUnavailable
+from indexers.query_model import Query, QueryError, SortKey
+from search.result_sets import ResultSet, ResultSets
+from search.route import Search, SearchRoute
 from sru.cql import parse_cql
+from sru.diagnostics import SRUDiagnosticError
+from sru.record_schemas import RecordSchema, render_record, resolve_schema
 from z3950 import charneg, pdu as P, records as R, rpn
+from z3950.ber import BERError
 from z3950.diagnostics import Bib1Diagnostic, from_query_error
 from z3950.session import TARGET, ConnectionClosed, NeedData, ProtocolViolation, Session
 
@@ -40,19 +45,13 @@ MAX_SCAN_TERMS = 200
 
 
 @dataclass
-class ResultSetEntry:
-    result: SearchResult
-    query: Query
-    database: str
-
-
-@dataclass
 class Z3950Settings:
     max_sessions: int = 200
     max_result_sets: int = 50
+    evict_result_sets: bool = True     # beyond max_result_sets drop the least recently used (False: Bib-1 112)
     init_timeout: float = 30.0
     idle_timeout: float = 600.0
-    request_timeout: float = 10.0
+    request_timeout: float = 10.0  # one request's budget in the route (never more than the route's own)
     max_apdu: int = 1024 * 1024    # largest request APDU accepted
     credentials: Mapping[str, str] | None = None   # user -> password; None: anyone may connect
 
@@ -67,15 +66,23 @@ def _implementation_version() -> str:
 
 @dataclass
 class Z3950Service:
-    catalog: Catalog
-    databases: dict[str, str | None]            # lower-cased name -> library filter (None = all)
+    route: SearchRoute
     settings: Z3950Settings = field(default_factory=Z3950Settings)
     availability: Callable | None = None         # (holding) -> records.Availability, when circulation is known
     sessions: int = 0
 
     def __post_init__(self):
+        self.catalog = self.route.catalog
         self.config = self.catalog.config
         self.bib1 = rpn.load_bib1_mapping()
+
+    def new_result_sets(self) -> ResultSets:
+        """An association's store of named result sets."""
+        return ResultSets(self.settings.max_result_sets, evict=self.settings.evict_result_sets)
+
+    def request(self):
+        """One request's time budget in the route."""
+        return self.route.request(self.settings.request_timeout)
 
     # -- Init
     def init_response(self, req: P.InitializeRequest) -> tuple[P.InitializeResponse, str | None]:
@@ -92,7 +99,12 @@ class Z3950Service:
                 user, password = auth.text.split("/", 1)
             if user is None or self.settings.credentials.get(user) != password:
                 reason = "authentication failed"
-        selection = charneg.negotiate(charneg.parse_proposal(req.other_info))
+        try:
+            proposal = charneg.parse_proposal(req.other_info)
+        except BERError as e:       # a malformed proposal is ignored, as if none was made
+            log.info("z3950: ignoring a malformed character-set proposal in an Init: %s", e)
+            proposal = None
+        selection = charneg.negotiate(proposal)
         other = None
         if selection is not None and "negotiationModel" in req.options:
             other = charneg.selection_other_info(selection.charset, selection.records_in_selected_charsets)
@@ -107,22 +119,6 @@ class Z3950Service:
         return response, reason
 
     # -- helpers
-    def _database_filter(self, names: tuple[str, ...]) -> tuple[str, str | None]:
-        """(canonical database name, library restriction) for a search's databases."""
-        if not names:
-            raise Bib1Diagnostic(109, "no database given")
-        libraries = []
-        for name in names:
-            key = name.lower()
-            if key not in self.databases:
-                raise Bib1Diagnostic(235, name)
-            libraries.append(self.databases[key])
-        if len(names) > 1 and len(set(libraries)) > 1:
-            if None in libraries:
-                return names[0], None
-            raise Bib1Diagnostic(111, "searching several member databases at once is not supported; use Default")
-        return names[0], libraries[0]
-
     def _to_query(self, query) -> Query:
         try:
             if isinstance(query, rpn.RPNQuery):
@@ -134,29 +130,34 @@ class Z3950Service:
         raise Bib1Diagnostic(107, f"query type {getattr(query, 'type', '?')}")
 
     async def _timed(self, coro):
+        """Await a route call, its errors said as Bib-1 diagnostics."""
         try:
-            async with asyncio.timeout(self.settings.request_timeout):   # no extra task, unlike wait_for
-                return await coro
-        except (BackendUnavailable, asyncio.TimeoutError) as e:
+            return await coro
+        except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
             raise Bib1Diagnostic(2, "the index is temporarily unavailable; try again") from None
         except QueryError as e:
             raise from_query_error(e) from None
 
-    async def _records(self, rs: ResultSetEntry, start: int, count: int, syntax: str, esn: str | None,
-                       message_size: int, record_size: int, encoding: str) -> tuple[list[P.NamePlusRecord], int]:
+    async def _records(self, rs: ResultSet, start: int, count: int, syntax: str, esn: str | None,
+                       message_size: int, record_size: int, encoding: str,
+                       schema: RecordSchema | None = None) -> tuple[list[P.NamePlusRecord], int]:
         """Records start..start+count-1 (1-based) as NamePlusRecords, cut at the
-        message size; returns them and the presentStatus."""
+        message size; returns them and the presentStatus.  ``schema``: an XML
+        schema other than MARCXML asked for by element set name (dc, mods)."""
         count = min(count, MAX_PRESENT)
         raw: dict[int, bytes | None] = {}
-        if syntax == R.USMARC and esn == "F" and hasattr(self.catalog, "page_iso2709"):
+        fast = None
+        if syntax == R.USMARC and esn == "F" and schema is None:
             # full USMARC records spliced from the stored ISO 2709, page and records in one call
-            ids, raw = await self._timed(self.catalog.page_iso2709(rs.result, start - 1, count))
+            fast = await self._timed(self.route.page_iso2709(rs, start - 1, count))
+        if fast is not None:
+            ids, raw = fast
             slow = [i for i in ids if i in raw and raw[i] is None]
         else:
-            ids = await self._timed(self.catalog.page(rs.result, start - 1, count))
+            ids = await self._timed(self.route.page(rs, start - 1, count))
             slow = ids
-        fetched = await self._timed(self.catalog.fetch(slow)) if slow else []
+        fetched = await self._timed(self.route.fetch(slow)) if slow else []
         by_id = {r.id: r for r in fetched}
         out: list[P.NamePlusRecord] = []
         total = 0
@@ -168,46 +169,49 @@ class Z3950Service:
             else:
                 record = by_id.get(rid)
                 if record is None:        # withdrawn since the search
-                    out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
+                    out.append(P.NamePlusRecord(rs.database.name, diagnostic=P.Diagnostic(
                         14, f"record {rid} was withdrawn since the search")))
                     continue
                 try:
-                    data = R.encode_record(record, syntax, esn, availability=self.availability, encoding=encoding)
+                    if schema is not None:
+                        rendered = render_record(record, schema)
+                        if rendered.diagnostic is not None:
+                            raise R.RecordSyntaxError(R.DIAG_RECORD_NOT_IN_SYNTAX, str(rid),
+                                                      rendered.diagnostic.text or "")
+                        data = R.xml_external(rendered.as_string(), syntax)
+                    else:
+                        data = R.encode_record(record, syntax, esn, availability=self.availability,
+                                               encoding=encoding)
                 except R.RecordSyntaxError as e:
-                    out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(e.code, e.addinfo)))
+                    out.append(P.NamePlusRecord(rs.database.name, diagnostic=P.Diagnostic(e.code, e.addinfo)))
                     continue
             if len(data) > record_size:
-                out.append(P.NamePlusRecord(rs.database, diagnostic=P.Diagnostic(
+                out.append(P.NamePlusRecord(rs.database.name, diagnostic=P.Diagnostic(
                     17, f"record of {len(data)} bytes exceeds exceptional record size {record_size}")))
                 continue
             if out and total + len(data) > message_size:
                 status = 2                # partial-2: message size too small for all records
                 break
             total += len(data)
-            out.append(P.NamePlusRecord(rs.database, record=data))
+            out.append(P.NamePlusRecord(rs.database.name, record=data))
         return out, status
 
     # -- operations
     async def search(self, req: P.SearchRequest, state: "Association") -> P.SearchResponse:
+        async with self.request():
+            return await self._search(req, state)
+
+    async def _search(self, req: P.SearchRequest, state: "Association") -> P.SearchResponse:
         name = req.result_set_name or "default"
         try:
-            if name not in state.result_sets and len(state.result_sets) >= self.settings.max_result_sets:
-                raise Bib1Diagnostic(112, str(self.settings.max_result_sets))
-            if name in state.result_sets and not req.replace_indicator:
-                raise Bib1Diagnostic(21, name)
-            database, library = self._database_filter(req.database_names)
-            query = self._to_query(req.query)
-            if library is not None:
-                query = dataclasses.replace(query, root=Boolean("and", query.root,
-                                                                Clause("bath.possessingInstitution", "==", library)))
-            sets = {k: v.result for k, v in state.result_sets.items()}
-            state.result_sets.pop(name, None)       # a failed search leaves no stale set under this name
-            result = await self._timed(self.catalog.search(query, result_sets=sets))
+            rs = await self._timed(self.route.search(Search(
+                None, state.result_sets, databases=tuple(req.database_names), name=name,
+                replace=req.replace_indicator, translate=lambda: self._to_query(req.query))))
         except Bib1Diagnostic as d:
             return P.SearchResponse(0, 0, 0, False, result_set_status=3, diagnostics=(P.Diagnostic(d.code, d.addinfo),),
                                     reference_id=req.reference_id)
-        rs = ResultSetEntry(result, query, database)
-        state.result_sets[name] = rs
+        database = rs.database.name
+        result = rs.result
         hits = result.total
         # piggy-backed records: small set -> all, medium set -> mediumSetPresentNumber
         if hits and hits <= req.small_set_upper_bound:
@@ -220,9 +224,9 @@ class Z3950Service:
             return P.SearchResponse(hits, 0, 1, True, reference_id=req.reference_id)
         try:
             syntax = R.resolve_syntax(req.preferred_record_syntax or R.USMARC)
-            element_set = R.resolve_element_set(_generic_esn(esn, database))
+            element_set, schema = _element_set(_generic_esn(esn, database), syntax)
             records, status = await self._records(rs, 1, count, syntax, element_set, state.message_size,
-                                                  state.record_size, state.session.encoding)
+                                                  state.record_size, state.session.encoding, schema)
         except (Bib1Diagnostic, R.RecordSyntaxError) as d:
             return P.SearchResponse(hits, 0, 1, True, present_status=5,
                                     diagnostics=(P.Diagnostic(d.code, d.addinfo),), reference_id=req.reference_id)
@@ -230,12 +234,16 @@ class Z3950Service:
                                 records=tuple(records), reference_id=req.reference_id)
 
     async def present(self, req: P.PresentRequest, state: "Association") -> P.PresentResponse:
+        async with self.request():
+            return await self._present(req, state)
+
+    async def _present(self, req: P.PresentRequest, state: "Association") -> P.PresentResponse:
         def failure(code: int, addinfo: str) -> P.PresentResponse:
             return P.PresentResponse(0, 0, 5, diagnostics=(P.Diagnostic(code, addinfo),),
                                      reference_id=req.reference_id)
         rs = state.result_sets.get(req.result_set_id)
         if rs is None:
-            return failure(30, req.result_set_id)
+            return failure(*_missing_set(state, req.result_set_id))
         total = rs.result.total
         if req.start_point < 1 or req.start_point > total or req.number_of_records < 0:
             return failure(13, f"start {req.start_point}, {req.number_of_records} records of {total}")
@@ -246,11 +254,11 @@ class Z3950Service:
         count = min(req.number_of_records, total - req.start_point + 1)
         try:
             syntax = R.resolve_syntax(req.preferred_record_syntax or R.USMARC)
-            element_set = R.resolve_element_set(_generic_esn(req.element_set_names, rs.database))
+            element_set, schema = _element_set(_generic_esn(req.element_set_names, rs.database.name), syntax)
             records, status = await self._records(
                 rs, req.start_point, count, syntax, element_set,
                 min(state.message_size, req.max_record_size or state.message_size), state.record_size,
-                state.session.encoding)
+                state.session.encoding, schema)
         except (Bib1Diagnostic, R.RecordSyntaxError) as d:
             return failure(d.code, d.addinfo)
         if count > MAX_PRESENT and not status:
@@ -259,15 +267,19 @@ class Z3950Service:
                                  reference_id=req.reference_id)
 
     async def scan(self, req: P.ScanRequest, state: "Association") -> P.ScanResponse:
+        async with self.request():
+            return await self._scan(req, state)
+
+    async def _scan(self, req: P.ScanRequest, state: "Association") -> P.ScanResponse:
         try:
             if req.attribute_set not in (None, rpn.BIB1):
                 raise Bib1Diagnostic(121, req.attribute_set)
-            self._database_filter(req.database_names)
+            await self._timed(self.route.database(tuple(req.database_names)))
             index, term = rpn.apt_to_scan(req.term, self.config, self.bib1)
             wanted = max(0, min(req.number_of_terms_requested, MAX_SCAN_TERMS))
             position = req.preferred_position if req.preferred_position is not None else 1
             position = max(1, min(position, wanted + 1))
-            terms = await self._timed(self.catalog.scan(index, term, position, wanted)) if wanted else []
+            terms = await self._timed(self.route.scan(index, term, position, wanted)) if wanted else []
         except Bib1Diagnostic as d:
             return P.ScanResponse(6, 0, diagnostics=(P.Diagnostic(d.code, d.addinfo),), reference_id=req.reference_id)
         entries = tuple(P.ScanEntry(t.value, t.display, t.count) for t in terms)
@@ -277,15 +289,18 @@ class Z3950Service:
                               reference_id=req.reference_id)
 
     async def sort(self, req: P.SortRequest, state: "Association") -> P.SortResponse:
+        async with self.request():
+            return await self._sort(req, state)
+
+    async def _sort(self, req: P.SortRequest, state: "Association") -> P.SortResponse:
         def failure(code: int, addinfo: str) -> P.SortResponse:
             return P.SortResponse(2, 4, (P.Diagnostic(code, addinfo),), reference_id=req.reference_id)
         if len(req.input_result_set_names) != 1:
             return failure(230, "sort one result set at a time")
         rs = state.result_sets.get(req.input_result_set_names[0])
         if rs is None:
-            return failure(30, req.input_result_set_names[0])
-        if req.sorted_result_set_name not in state.result_sets and \
-                len(state.result_sets) >= self.settings.max_result_sets:
+            return failure(*_missing_set(state, req.input_result_set_names[0]))
+        if state.result_sets.full(req.sorted_result_set_name):
             return failure(112, str(self.settings.max_result_sets))
         keys = []
         try:
@@ -303,23 +318,22 @@ class Z3950Service:
                 else:
                     raise Bib1Diagnostic(207, "sort keys are sort fields or Bib-1 use attributes")
                 keys.append(SortKey(column, spec.relation == 0, "highValue"))
-            query = Query(rs.query.root, tuple(keys))
-            result = await self._timed(self.catalog.search(query, result_sets={
-                k: v.result for k, v in state.result_sets.items()}))
+            query = Query(rs.query.root, tuple(keys), rs.query.ranked)
+            sorted_rs = await self._timed(self.route.search(Search(
+                query, state.result_sets, database=rs.database, name=req.sorted_result_set_name,
+                drop_stale=False)))
         except Bib1Diagnostic as d:
             return failure(d.code, d.addinfo)
-        state.result_sets[req.sorted_result_set_name] = ResultSetEntry(result, query, rs.database)
-        return P.SortResponse(0, None, (), result.total, reference_id=req.reference_id)
+        return P.SortResponse(0, None, (), sorted_rs.result.total, reference_id=req.reference_id)
 
     async def delete(self, req: P.DeleteResultSetRequest, state: "Association") -> P.DeleteResultSetResponse:
         if req.delete_function == 1:
-            n = len(state.result_sets)
-            state.result_sets.clear()
+            n = state.result_sets.clear()
             return P.DeleteResultSetResponse(0, bulk_statuses=None, delete_message=f"{n} result sets deleted",
                                              reference_id=req.reference_id)
         statuses = []
         for name in req.result_set_list:
-            statuses.append((name, 0 if state.result_sets.pop(name, None) is not None else 1))
+            statuses.append((name, 0 if state.result_sets.remove(name) else 1))
         overall = 0 if all(s == 0 for _, s in statuses) else 9
         return P.DeleteResultSetResponse(overall, tuple(statuses), reference_id=req.reference_id)
 
@@ -337,6 +351,30 @@ def failure_response(req, code: int, addinfo: str):
     if isinstance(req, P.SortRequest):
         return P.SortResponse(2, 4, diag, reference_id=ref)
     return P.DeleteResultSetResponse(3, delete_message=addinfo, reference_id=ref)
+
+
+def _element_set(name: str | None, syntax: str) -> tuple[str, RecordSchema | None]:
+    """Z39.50's element set names F and B, and with an XML record syntax also the
+    names (or URIs) of the SRU record schemas, as YAZ and Zebra clients choose an
+    XML schema (``format xml``, ``elements dc``): marcxml (the full record), dc,
+    mods.  Returns (F or B, the schema when it is not MARCXML); anything else
+    raises RecordSyntaxError 25."""
+    try:
+        return R.resolve_element_set(name), None
+    except R.RecordSyntaxError:
+        if syntax in (R.XML, R.XML_APPLICATION) and name:
+            try:
+                schema = resolve_schema(name)
+            except SRUDiagnosticError:
+                schema = None
+            if schema is not None and schema.is_xml:
+                return "F", (None if schema.name == "marcxml" else schema)
+        raise
+
+
+def _missing_set(state: "Association", name: str) -> tuple[int, str]:
+    """Bib-1 27 for a set the target dropped to make room, else 30."""
+    return (27 if state.result_sets.was_evicted(name) else 30), name
 
 
 def _generic_esn(esn: P.ElementSetNames | None, database: str) -> str | None:
@@ -365,9 +403,10 @@ def _terms_before(terms, term: str) -> int:
 class Association:
     session: Session
     peer: str
-    result_sets: dict[str, ResultSetEntry] = field(default_factory=dict)
+    result_sets: ResultSets = field(default_factory=ResultSets)
     message_size: int = 1024 * 1024
     record_size: int = 1024 * 1024
+    initialised: bool = False
 
 
 class Z3950Server:
@@ -416,7 +455,7 @@ class Z3950Server:
         svc, settings = self.service, self.service.settings
         peer = "%s:%s" % (writer.get_extra_info("peername") or ("?", "?"))[:2]
         session = Session(TARGET, max_apdu=settings.max_apdu)
-        state = Association(session, peer)
+        state = Association(session, peer, svc.new_result_sets())
         if svc.sessions >= settings.max_sessions:
             log.warning("z3950 %s: refused, %d sessions open", peer, svc.sessions)
             writer.write(session.send(P.Close(4, diagnostic_information="too many sessions; try later")))
@@ -460,6 +499,9 @@ class Z3950Server:
                 response, reason = svc.init_response(event)
                 state.message_size = response.preferred_message_size
                 state.record_size = response.exceptional_record_size
+                if state.initialised:           # a re-Init starts afresh, as in Zebra: no result sets
+                    state.result_sets = svc.new_result_sets()
+                state.initialised = True
                 writer.write(session.send(response))
                 await writer.drain()
                 if reason is not None:
@@ -477,8 +519,6 @@ class Z3950Server:
             await writer.drain()
 
 
-def make_service(catalog: Catalog, library_codes, settings: Z3950Settings | None = None) -> Z3950Service:
-    databases: dict[str, str | None] = {"default": None}
-    for code in library_codes:
-        databases[code.lower()] = code
-    return Z3950Service(catalog, databases, settings or Z3950Settings())
+def make_service(route: SearchRoute, settings: Z3950Settings | None = None) -> Z3950Service:
+    """The Z39.50 service over a search route (search.route.make_route)."""
+    return Z3950Service(route, settings or Z3950Settings())

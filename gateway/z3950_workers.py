@@ -11,7 +11,8 @@ when its parent does (it checks every second) or on SIGTERM. The parent starts
 them after its own listener is up and stops them by PID when it shuts down.
 
 Result sets live in the association, so they never need to cross processes. The
-session limit (``max_sessions``) applies per process.
+session limit (``max_sessions``) applies per process.  Each worker searches
+through its own search route (search/route.py) over its own catalog handle.
 """
 from __future__ import annotations
 
@@ -71,11 +72,12 @@ class Workers:
 def run_worker(catalog, host: str, port: int, parent: int) -> None:
     """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit."""
     from indexers.holdings import load_libraries
+    from search.route import make_route
 
     from .z3950_server import Z3950Server, make_service
 
     async def main() -> None:
-        server = Z3950Server(make_service(catalog, load_libraries().names()))
+        server = Z3950Server(make_service(make_route(catalog, load_libraries().names())))
         await server.start(host, port, reuse_port=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -28,13 +28,17 @@ COMPARISONS = frozenset({"<", "<=", "=", ">=", ">", "<>"})
 
 class QueryError(Exception):
     """A query that cannot be executed, carrying an SRU diagnostic number
-    (info:srw/diagnostic/1/N) and the diagnostic's 'details' string."""
+    (info:srw/diagnostic/1/N) and the diagnostic's 'details' string.  ``bib1``:
+    the Bib-1 diagnostic a Z39.50 client should get, where the SRU number does
+    not say it (e.g. 111 for several databases at once); None: the usual
+    correspondence (z3950.diagnostics.SRU_TO_BIB1)."""
 
-    def __init__(self, code: int, details: str = "", message: str = ""):
+    def __init__(self, code: int, details: str = "", message: str = "", *, bib1: int | None = None):
         super().__init__(message or f"diagnostic {code}: {details}")
         self.code = code
         self.details = details
         self.message = message or str(details)
+        self.bib1 = bib1
 
 
 @dataclass(frozen=True)
@@ -105,3 +109,29 @@ def walk(node: Node):
     if isinstance(node, (Boolean, Prox)):
         yield from walk(node.left)
         yield from walk(node.right)
+
+
+def operands(node: Boolean) -> list[Node]:
+    """The operands of a chain of one boolean operator, left to right, so that a
+    backend can run ``a and b and c ...`` as one flat n-ary expression instead of
+    nesting it once per operator (query parsers overflow on deep nesting).
+    ``and`` and ``or`` are associative: ``a and (b and c)`` -> [a, b, c].  ``not``
+    chains only on its left: ``(a not b) not c`` -> [a, b, c], meaning a minus
+    each of the others; ``a not (b not c)`` -> [a, b not c]."""
+    if node.op == "not":
+        rights: list[Node] = []
+        n: Node = node
+        while isinstance(n, Boolean) and n.op == "not":
+            rights.append(n.right)
+            n = n.left
+        return [n, *reversed(rights)]
+    out: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Boolean) and n.op == node.op:
+            stack.append(n.right)
+            stack.append(n.left)
+        else:
+            out.append(n)
+    return out

@@ -26,7 +26,10 @@ Choices where the specifications leave room:
   as not supplied.
 - maximumRecords above the server maximum is lowered silently (the server "MAY
   return less"), likewise maximumTerms and resultSetTTL.
-- 2.0: queryType other than "cql" -> 6 (11 is deprecated).  recordPacking
+- 2.0: queryType "cql" or "pqf" (YAZ's prefix query format, as yaz-client
+  sends it and Zebra answers it); any other -> 6 (11 is deprecated).  In every
+  version the extension ``x-pquery`` (what yaz-client sends in 1.x) carries a
+  PQF query when ``query`` is absent.  recordPacking
   "packed" is accepted, "unpacked" -> 71; a 1.x-style recordPacking=xml|string
   sent to 2.0 is read as recordXMLEscaping when that is absent.
 - The JSON schema (MARC-in-JSON) travels only as an escaped string: packing
@@ -75,7 +78,10 @@ from .record_schemas import (
 )
 
 SUPPORTED_VERSIONS = ("1.1", "1.2", "2.0")
+# queryType (2.0) -> the query language; x-pquery (any version, YAZ's extension) is pqf
+QUERY_TYPES = {"cql": "cql", "pqf": "pqf"}
 HIGHEST_VERSION = "2.0"
+HUGE = 10 ** 18            # an integer parameter with more digits than this means "beyond anything"
 
 SRW_NS = "http://www.loc.gov/zing/srw/"
 SRW_DIAG_NS = "http://www.loc.gov/zing/srw/diagnostic/"
@@ -132,7 +138,7 @@ class SearchRetrieveRequest:
     sort_keys: str | None = None
     facet_limit: dict[str, int] | None = None  # {"*": n} for a bare facetLimit=n
     stylesheet: str | None = None
-    query_type: str = "cql"
+    query_type: str = "cql"          # "cql", or "pqf" (queryType=pqf in 2.0, x-pquery in any version)
     extra: dict = field(default_factory=dict)
     parsed_sort_keys: tuple[SortKey, ...] = ()
     echo: dict[str, str] = field(default_factory=dict)
@@ -227,7 +233,7 @@ def _single_values(params: Mapping[str, Sequence[str]], version_hint: str | None
 
 
 def _infer_operation(single: Mapping[str, str]) -> str:
-    if "query" in single:
+    if "query" in single or "x-pquery" in single:
         return "searchRetrieve"
     if "scanClause" in single:
         return "scan"
@@ -258,11 +264,11 @@ def parse_request(params: Mapping[str, Sequence[str]], *,
     operation = single.get("operation") or None
     if operation is None:
         if version == "2.0":
-            operation = _infer_operation(single)
+            operation = _infer_operation({**extra, **single})
         elif set(single) - {"version"} or extra:
             raise SRUDiagnosticError(MANDATORY_PARAMETER_NOT_SUPPLIED, "operation",
                                      "Parameter operation is mandatory in SRU 1.x",
-                                     version, _infer_operation(single))
+                                     version, _infer_operation({**extra, **single}))
         else:
             operation = "explain"
     if operation not in ("searchRetrieve", "scan", "explain"):
@@ -323,18 +329,23 @@ def parse_request(params: Mapping[str, Sequence[str]], *,
     # -- searchRetrieve
     echo: dict[str, str] = {}
     query = get("query")
-    if query is None:
-        raise err(MANDATORY_PARAMETER_NOT_SUPPLIED, "query",
-                  "Parameter query is mandatory for searchRetrieve")
-    echo["query"] = query
     query_type = "cql"
+    if query is None:
+        pquery = _extension(extra, "x-pquery", err)
+        if pquery is None:
+            raise err(MANDATORY_PARAMETER_NOT_SUPPLIED, "query",
+                      "Parameter query is mandatory for searchRetrieve")
+        query, query_type = pquery, "pqf"
+        if version == "2.0":
+            echo["queryType"] = "pqf"
+    echo["query"] = query
     if version == "2.0" and get("queryType") is not None:
-        query_type = get("queryType")
-        echo["queryType"] = query_type
-        if query_type.lower() != "cql":
+        requested = get("queryType")
+        echo["queryType"] = requested
+        query_type = QUERY_TYPES.get(requested.lower())
+        if query_type is None:
             raise err(UNSUPPORTED_PARAMETER_VALUE, "queryType",
-                      f"Query type {query_type!r} not supported; only cql")
-        query_type = "cql"
+                      f"Query type {requested!r} not supported; only cql and pqf")
     if version == "1.1" and get("recordXPath") is not None:
         raise err(XPATH_RETRIEVAL_UNSUPPORTED, get("recordXPath"),
                   "recordXPath is not supported")
@@ -383,6 +394,14 @@ def parse_request(params: Mapping[str, Sequence[str]], *,
         query_type=query_type, extra=extra, parsed_sort_keys=parsed_sort, echo=echo)
 
 
+def _extension(extra: Mapping[str, list[str]], name: str, err) -> str | None:
+    """The one value of an x- extension parameter (None when absent or empty)."""
+    values = {v.strip() for v in extra.get(name, ()) if v.strip()}
+    if len(values) > 1:
+        raise err(UNSUPPORTED_PARAMETER_VALUE, name, f"Parameter {name} given more than once with different values")
+    return values.pop() if values else None
+
+
 class _ErrorFactory:
     def __init__(self, version: str, operation: str):
         self.version = version
@@ -404,12 +423,17 @@ def _schema(value: str, err: _ErrorFactory) -> RecordSchema:
 
 
 def _integer(get, name: str, err: _ErrorFactory, *, minimum: int) -> int | None:
+    """An integer parameter.  Any number of digits is an integer: one beyond what
+    the server could ever hold stands for "more than anything" (HUGE), so that
+    startRecord=99999999999999999999 is answered like any position beyond the
+    hits (diagnostic 61) and a huge maximumRecords is lowered like a large one."""
     v = get(name)
     if v is None:
         return None
-    if not re.fullmatch(r"[+-]?[0-9]{1,12}", v):
+    if not re.fullmatch(r"[+-]?[0-9]+", v):
         raise err(UNSUPPORTED_PARAMETER_VALUE, name, f"{name} must be an integer, not {v!r}")
-    n = int(v)
+    digits = v.lstrip("+-").lstrip("0")
+    n = int(v) if len(digits) <= 18 else (-HUGE if v.startswith("-") else HUGE)
     if n < minimum:
         raise err(UNSUPPORTED_PARAMETER_VALUE, name, f"{name} must be at least {minimum}")
     return n

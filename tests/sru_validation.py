@@ -2,8 +2,11 @@
 
 validate_sru(xml_bytes, version) validates a whole response against the
 project's own schemas in sru/schemas/ (written from the SRU 1.2 and OASIS SRU
-2.0 specifications), then every record in it against the schema of its
-recordSchema: MARCXML slim, SRW Dublin Core, MODS (the subset the project
+2.0 specifications) and, for 2.0, also against the official OASIS schemas in
+../shared/standards/sru2/ when that folder is there (they keep the extension
+points and echoed requests the project's own schemas leave out;
+tests/test_sru_official_schemas.py says so when it is missing), then every
+record in it against the schema of its recordSchema: MARCXML slim, SRW Dublin Core, MODS (the subset the project
 emits), ZeeRex 2.0 for explain, SRU diagnostics for surrogate diagnostics, and
 MARC-in-JSON (parsed and shape-checked).  Records packed as strings are parsed
 and checked the same way.  Any failure raises AssertionError with the schema's
@@ -18,6 +21,7 @@ from pathlib import Path
 from lxml import etree
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "sru" / "schemas"
+OFFICIAL_SRU2_DIR = Path(__file__).resolve().parents[2] / "shared" / "standards" / "sru2"
 
 SRW_NS = "http://www.loc.gov/zing/srw/"
 SRU2_NS = "http://docs.oasis-open.org/ns/search-ws/sruResponse"
@@ -44,6 +48,26 @@ def _check(schema: etree.XMLSchema, node, what: str) -> None:
         errors = "\n".join(f"  line {e.line}: {e.message}" for e in schema.error_log)
         raise AssertionError(f"{what} is not valid:\n{errors}\n"
                              + etree.tostring(target, encoding="unicode")[:3000])
+
+
+@functools.lru_cache(maxsize=None)
+def official_schema(filename: str) -> etree.XMLSchema | None:
+    """An official SRU 2.0 schema (sruResponse.xsd, scan.xsd), None without the folder."""
+    path = OFFICIAL_SRU2_DIR / filename
+    if not path.is_file():
+        return None
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def validate_official_2_0(tree) -> bool:
+    """Validate a 2.0 response against the official OASIS schema of its root;
+    False when the official schemas are not available here."""
+    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+    schema = official_schema("scan.xsd" if root.tag == f"{{{SCAN2_NS}}}scanResponse" else "sruResponse.xsd")
+    if schema is None:
+        return False
+    _check(schema, tree, "SRU 2.0 response (official OASIS schema)")
+    return True
 
 
 def response_schema(version: str) -> etree.XMLSchema:
@@ -89,6 +113,8 @@ def validate_sru(xml_bytes: bytes, version: str) -> etree._ElementTree:
         xml_bytes.startswith(b'<?xml version="1.0" encoding="UTF-8"?>'), xml_bytes[:60]
     tree = etree.ElementTree(etree.fromstring(xml_bytes))
     _check(response_schema(version), tree, f"SRU {version} response")
+    if version == "2.0":
+        validate_official_2_0(tree)
     root = tree.getroot()
     ns = SRU2_NS if version == "2.0" else SRW_NS
     if version != "2.0":

@@ -188,6 +188,49 @@ def test_sru_answers_diagnostic_1_promptly_while_the_node_is_down_and_recovers(o
         c.loop.close()
 
 
+def test_a_frozen_node_costs_a_request_its_budget_not_the_clients_timeout(own_node, tmp_path):
+    """The node stopped with SIGSTOP (it accepts connections and never answers):
+    a request answers diagnostic 1 when the search route's budget is spent.  The
+    budget is injected (1 s) far below the client's own timeout (60 s): the time
+    taken is bounded by the budget, not by the client, and no traceback is logged.
+    The arithmetic (one budget for all the calls of a request) is tested on an
+    injected clock in tests/test_search_route.py."""
+    import signal
+
+    cfg = EsConfig(urls=[own_node.url], index="frozen", request_timeout=60.0)
+    c = CatalogUnderTest(tmp_path / "d", "elasticsearch", es_url=own_node.url)
+    c.es_config = cfg
+    c.load("a", [rec("z1", title="Frozen cluster")])
+    c.close_catalog()
+    catalog = ElasticsearchCatalog(cfg)
+    assert catalog.search_timeout == 60.0
+    srv = Server(tmp_path / "d", catalog=catalog, search_timeout=1.0)
+    pid = own_node.pid
+    try:
+        assert sru_count(srv, "dc.title=frozen") == (1, [])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for query in ("dc.title=frozen", "dc.title=cluster"):     # reused set, then a new search
+                t0 = time.monotonic()
+                assert sru_count(srv, query) == (0, [1])
+                assert time.monotonic() - t0 < 30, "bounded by the 1 s budget, not the 60 s client timeout"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while sru_count(srv, "dc.title=frozen")[1] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert sru_count(srv, "dc.title=frozen") == (1, [])
+    finally:
+        srv.stop()
+        c.loop.close()
+
+
+def test_the_route_budget_follows_the_documented_client_timeout():
+    cat = ElasticsearchCatalog(EsConfig(urls=["http://127.0.0.1:9"], index="x", request_timeout=5.0))
+    from search.route import make_route
+    assert make_route(cat, ()).timeout == 5.0           # docs/elasticsearch.md: diagnostic 1 within 5 s
+
+
 def test_ingest_while_the_node_restarts_loses_and_doubles_nothing(own_node, tmp_path):
     n = 12000
     path = mf.write_many_iso2709(tmp_path / "many.mrc", n)

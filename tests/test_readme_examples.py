@@ -68,11 +68,7 @@ STOP_BUDGET = 60
 HELP: dict[str, subprocess.CompletedProcess] = {}      # a benchmark script's --help, once
 
 # examples that fail on this branch for a reason fixed elsewhere: (document, command as written)
-KNOWN_FAILURES = {
-    ("README.md", "curl 'http://127.0.0.1:8210/sru?query=dc.title%3D図書館&maximumRecords=3'"):
-        "raw UTF-8 in the URL, as curl sends it: aiohttp answers a bare 400 'Invalid char in url "
-        "query' (issue 15, fixed on another branch)",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}    # (document, example) -> why it fails for now
 
 
 # --------------------------------------------------------------------------- reading the documents

@@ -1,6 +1,7 @@
 """The embedded catalog runs small searches and fetches inline on the event loop and
 hands anything above its SQLite time budget over to a worker thread
-(indexers/backends/sqlite_index.py, INLINE_BUDGET): same results either way."""
+(indexers/backends/sqlite_index.py, INLINE_BUDGET): same results either way.  The
+budget is measured on an injected clock, never on the machine's load."""
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,14 @@ def test_inline_budget_exceeded_falls_back_to_a_thread_with_the_same_results(cat
         return await real(fn, *a, **k)
     monkeypatch.setattr(sqlite_index.asyncio, "to_thread", counting)
 
-    cat = SqliteCatalog(catalog_path)
+    # The budget is measured on an injected clock, so the test does not depend on how
+    # busy the machine is: first a clock that stands still (every search fits in the
+    # budget), then one that jumps an hour at every reading (every statement overruns).
+    cat = SqliteCatalog(catalog_path, clock=lambda: 0.0)
     inline = asyncio.run(run_all(cat))
     assert hops == []                                   # the demo searches fit in the budget
+    jumps = iter(range(0, 10 ** 9, 3600))
+    cat.clock = lambda: float(next(jumps))
     cat.inline_budget = 1e-9                            # every statement is interrupted at once
     fallback = asyncio.run(run_all(cat))
     assert {"search_sync", "fetch_sync", "page_iso2709_sync"} <= set(hops)

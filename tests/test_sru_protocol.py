@@ -859,3 +859,70 @@ class TestExplain:
         # the cached record is copied, not moved into the response
         assert record.getparent() is None
         assert p.explain_response(req, etree.tostring(record)) == body
+
+
+# ----------------------------------------------------------------------------- the HTTP binding's parameters
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from sru.binding import decode_form, merge  # noqa: E402
+
+
+def test_decode_form_reads_percent_escapes_raw_utf8_and_plus():
+    raw = "query=dc.title%3D図書館+x&maximumRecords=3&empty=&bare&query=%E5%9B%B3".encode()
+    assert decode_form(raw) == {"query": ["dc.title=図書館 x", "図"], "maximumRecords": ["3"], "empty": [""],
+                                "bare": [""]}
+    assert merge({"a": ["1"]}, {"a": ["2"], "b": ["3"]}) == {"a": ["1", "2"], "b": ["3"]}
+
+
+@pytest.mark.parametrize("raw,details,version,operation", [
+    (b"version=1.2&operation=scan&scanClause=%FF", "scanClause", "1.2", "scan"),
+    (b"query=%ED%A0%80", "query", None, "searchRetrieve"),
+    (b"version=1.1&operation=searchRetrieve&q\xff=1", "q\ufffd", "1.1", "searchRetrieve"),
+    (b"version=9&query=%C3", "query", None, "searchRetrieve"),
+])
+def test_decode_form_refuses_what_is_not_utf8(raw, details, version, operation):
+    with pytest.raises(SRUDiagnosticError) as e:
+        decode_form(raw)
+    assert (e.value.code, e.value.details, e.value.version, e.value.operation) == (6, details, version, operation)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200) | st.lists(st.sampled_from([
+    b"version=", b"1.1", b"1.2", b"2.0", b"&", b"=", b"operation=", b"searchRetrieve", b"scan", b"explain",
+    b"query=", b"x-pquery=", b"queryType=", b"pqf", b"cql", b"scanClause=", b"startRecord=", b"maximumRecords=",
+    b"9999999999999999999999", b"-1", b"%FF", b"%E5%9B%B3", b"+", b"sortKeys=", b"facetLimit=", b"recordSchema=",
+    b"recordPacking=", b"resultSetTTL=", b"responsePosition=", b"maximumTerms=", b"stylesheet=", b"@attr"]),
+    max_size=20).map(b"".join))
+def test_any_bytes_give_a_request_or_a_diagnostic(raw):
+    """The SRU binding and request parser together: whatever a client sends, the
+    answer is a parsed request or an SRU diagnostic, never another exception."""
+    try:
+        req = p.parse_request(decode_form(raw))
+    except SRUDiagnosticError as e:
+        assert 1 <= e.code < 1000 and e.version in (None, *p.SUPPORTED_VERSIONS)
+        p.error_response(e)
+        return
+    assert req.version in p.SUPPORTED_VERSIONS
+    if isinstance(req, p.SearchRetrieveRequest):
+        assert req.query and req.query_type in ("cql", "pqf") and req.start_record >= 1
+
+
+def test_x_pquery_and_query_type_pqf():
+    r = p.parse_request({"version": ["1.2"], "operation": ["searchRetrieve"], "x-pquery": ["@attr 1=4 x"]})
+    assert (r.query, r.query_type) == ("@attr 1=4 x", "pqf")
+    r = p.parse_request({"x-pquery": ["@attr 1=4 x"]})                       # 2.0 infers searchRetrieve
+    assert (r.operation, r.query_type, r.echo["queryType"]) == ("searchRetrieve", "pqf", "pqf")
+    r = p.parse_request({"query": ["@attr 1=4 x"], "queryType": ["PQF"]})
+    assert r.query_type == "pqf"
+    r = p.parse_request({"query": ["dc.title=x"], "x-pquery": ["@attr 1=4 y"]})   # query wins
+    assert (r.query, r.query_type) == ("dc.title=x", "cql")
+    with pytest.raises(SRUDiagnosticError) as e:
+        p.parse_request({"version": ["1.2"], "operation": ["searchRetrieve"], "x-pquery": ["a", "b"]})
+    assert (e.value.code, e.value.details) == (6, "x-pquery")
+
+
+def test_integers_of_any_length():
+    r = p.parse_request({"query": ["x"], "startRecord": ["9" * 60], "maximumRecords": ["9" * 60]})
+    assert r.start_record >= 10 ** 18 and r.maximum_records == p.SRUSettings().max_maximum_records
+    with pytest.raises(SRUDiagnosticError):
+        p.parse_request({"query": ["x"], "startRecord": ["-" + "9" * 60]})

@@ -215,3 +215,215 @@ def test_never_a_500_and_always_sru_xml(server, version, op, query, extra):
     status, body, ctype = server.get(**params)
     assert status == 200 and "xml" in ctype
     etree.fromstring(body)  # well-formed
+
+
+# ------------------------------------------------------------------ what real clients send (issue 15)
+import logging  # noqa: E402
+import socket  # noqa: E402
+
+from sru_validation import validate_official_2_0  # noqa: E402
+
+
+@pytest.fixture
+def clean_log(caplog):
+    """Fails the test if the server logged an error or a traceback meanwhile."""
+    caplog.set_level(logging.INFO)
+    yield caplog
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in bad)
+
+
+def raw_request(server, data: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are (what curl sends), read the whole answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as s:
+        s.sendall(data)
+        chunks = []
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def raw_get(server, target: bytes) -> tuple[int, bytes]:
+    return raw_request(server, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+
+
+def test_raw_utf8_in_the_url_as_curl_sends_it(server, clean_log):
+    """The README's first example, byte for byte as curl sends it."""
+    status, body = raw_get(server, "/sru?query=dc.title%3D図書館&maximumRecords=3".encode())
+    assert status == 200
+    tree = validate_sru(body, "2.0")
+    assert count(tree) == 3 and len(tree.xpath("//*[local-name()='recordPosition']")) == 3
+    status, body = raw_get(server, "/sru?version=1.2&operation=searchRetrieve&query=dc.creator=夏目".encode())
+    assert count(validate_sru(body, "1.2")) == 1
+
+
+@pytest.mark.parametrize("target", [
+    b"/sru?version=1.2&operation=searchRetrieve&query=dc.title%3D%FF",
+    b"/sru?version=1.2&operation=searchRetrieve&query=dc.title%3D%ED%A0%80",        # an encoded surrogate
+    b"/sru?version=1.2&operation=searchRetrieve&query=dc.title%3D\xff\xfe",          # raw bytes, not UTF-8
+    b"/sru?version=1.2&operation=searchRetrieve&query=dc.title%3D%E5%9B",            # cut in the middle
+    b"/sru?version=1.2&operation=searchRetrieve&query=x&%FF=1",                      # in a name
+])
+def test_bytes_that_are_not_utf8_get_diagnostic_6_not_a_guess(server, clean_log, target):
+    status, body = raw_get(server, target)
+    assert status == 200
+    tree = validate_sru(body, "1.2")
+    assert diag_codes(tree) == [6] and count(tree) == 0
+    assert "UTF-8" in tree.xpath("string(//diag:message)", namespaces=NS)
+
+
+def test_bytes_that_are_not_utf8_in_a_post_body(server, clean_log):
+    body = b"version=1.2&operation=searchRetrieve&query=dc.title%3D%FF"
+    status, answer = raw_request(server, b"POST /sru HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 b"Content-Type: application/x-www-form-urlencoded\r\n"
+                                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    assert status == 200 and diag_codes(validate_sru(answer, "1.2")) == [6]
+
+
+def test_a_post_body_over_1_mb_is_413_with_a_diagnostic(server, clean_log):
+    big = b"version=1.2&operation=searchRetrieve&query=" + b"a" * (1024 * 1024 + 10)
+    status, answer = raw_request(server, b"POST /sru HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                 b"Content-Type: application/x-www-form-urlencoded\r\n"
+                                 b"Content-Length: " + str(len(big)).encode() + b"\r\n\r\n" + big)
+    assert status == 413
+    tree = etree.fromstring(answer)
+    assert tree.tag.endswith("searchRetrieveResponse")            # not an explain response
+    assert [u.rsplit("/", 1)[1] for u in tree.xpath("//*[local-name()='uri']/text()")] == ["6"]
+
+
+@pytest.mark.parametrize("start", ["99", "4294967296", "99999999999999999999999999999999999999999"])
+def test_start_record_beyond_the_hits_is_61_however_large(server, start):
+    assert diag_codes(sru(server, "1.2", query="dc.title=図書館", startRecord=start)) == [61]
+    assert diag_codes(sru(server, "2.0", query="dc.title=図書館", startRecord=start)) == [61]
+
+
+def test_huge_maximum_records_is_lowered_not_refused(server):
+    tree = sru(server, "1.2", query="cql.allRecords=1", maximumRecords="9" * 40)
+    assert diag_codes(tree) == [] and len(tree.xpath("//srw:record", namespaces=NS)) == count(tree)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_explain_record_says_the_version_of_the_response(server, version):
+    status, body, _ = server.get(version=version, operation="explain")
+    tree = validate_sru(body, version)
+    assert tree.xpath("string(//zr:serverInfo/@version)", namespaces=NS) == version
+
+
+# ------------------------------------------------------------------ PQF over SRU (x-pquery, queryType=pqf)
+PQF_AND_CQL = [
+    ("@attr 1=4 図書館", "dc.title=図書館"),
+    ("@attr 1=1003 夏目", "dc.creator=夏目"),
+    ("@and @attr 1=4 introduction @attr 1=1003 manning", "dc.title=introduction and dc.creator=manning"),
+    ("@attr 1=4 @attr 5=1 introduc", "dc.title=introduc*"),
+    ("@attr 1=31 @attr 2=5 2005", "dc.date>2005"),
+]
+
+
+@pytest.mark.parametrize("pqf,cql", PQF_AND_CQL)
+def test_pqf_through_x_pquery_and_query_type_pqf_finds_what_cql_finds(server, pqf, cql):
+    expected = count(sru(server, "1.2", query=cql))
+    assert count(sru(server, "1.1", **{"x-pquery": pqf})) == expected
+    assert count(sru(server, "1.2", **{"x-pquery": pqf})) == expected
+    status, body, _ = server.post(version="1.2", operation="searchRetrieve", **{"x-pquery": pqf})
+    assert count(validate_sru(body, "1.2")) == expected
+    tree = sru(server, "2.0", query=pqf, queryType="pqf")
+    assert count(tree) == expected
+    assert tree.xpath("string(//sru2:echoedSearchRetrieveRequest/sru2:queryType)", namespaces=NS) == "pqf"
+
+
+@pytest.mark.parametrize("pqf,code", [
+    ('@attr 1=4 "unterminated', 10), ("@and x", 10), ("@attr 1=9999 x", 16), ("@attr 2=100 @attr 1=4 x", 19),
+    ("@attrset exp1 @attr 1=1 x", 15), ("@attr 5=102 @attr 1=4 x", 28), ("@attr 1=4 @attr 4=9 x", 48),
+])
+def test_pqf_errors_are_sru_diagnostics(server, pqf, code):
+    assert diag_codes(sru(server, "1.2", **{"x-pquery": pqf})) == [code]
+    assert diag_codes(sru(server, "2.0", query=pqf, queryType="pqf")) == [code]
+
+
+# ------------------------------------------------------------------ long queries (fts5 parser stack, ES nesting)
+@pytest.mark.parametrize("op", ["and", "or"])
+@pytest.mark.parametrize("terms", [93, 250])
+def test_a_query_of_many_terms_runs(server, clean_log, op, terms):
+    one = count(sru(server, "1.2", query="dc.title=図書館"))
+    assert count(sru(server, "1.2", query=f" {op} ".join(["dc.title=図書館"] * terms))) == one
+    assert count(sru(server, "1.2", query=f" {op} ".join(["dc.date>1900"] * terms))) == \
+        count(sru(server, "1.2", query="dc.date>1900"))
+    mixed = f" {op} ".join(["dc.title=図書館", "dc.date>1900"] * (terms // 2))
+    single = f"dc.title=図書館 {op} dc.date>1900"
+    assert count(sru(server, "1.2", query=mixed)) == count(sru(server, "1.2", query=single))
+
+
+def test_a_long_not_chain_runs(server, clean_log):
+    query = "cql.allRecords=1" + " not dc.title=図書館" * 120 + " not dc.date<1900" * 120
+    expected = count(sru(server, "1.2", query="cql.allRecords=1 not (dc.title=図書館 or dc.date<1900)"))
+    assert count(sru(server, "1.2", query=query)) == expected > 0
+
+
+def test_deeply_nested_queries_run_or_get_a_diagnostic(server, request, clean_log):
+    """Alternating and/or 60 levels deep: the embedded index runs it (parts nested
+    too deeply are run on their own first); Elasticsearch refuses queries nested
+    more than 30 levels, which is said as diagnostic 48, never a server error."""
+    query = "dc.title=図書館"
+    for _ in range(60):
+        query = f"(dc.title=図書館 and (dc.date>2000 or {query}))"
+    tree = sru(server, "1.2", query=query)
+    if "elasticsearch" in request.node.callspec.id:
+        assert diag_codes(tree) in ([], [48])
+        if diag_codes(tree):
+            return
+    assert diag_codes(tree) == [] and count(tree) == count(sru(server, "1.2", query="dc.title=図書館"))
+
+
+def test_many_terms_over_pqf(server):
+    """96 terms (type-1 trees may be 100 levels deep)."""
+    pqf = "@and " * 95 + "@attr 1=4 図書館 " * 96
+    assert count(sru(server, "1.2", **{"x-pquery": pqf})) == count(sru(server, "1.2", query="dc.title=図書館"))
+
+
+# ------------------------------------------------------------------ fuzzing the HTTP binding
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.lists(st.one_of(st.sampled_from([b"query=", b"version=", b"operation=", b"&", b"=", b"%", b"%FF",
+                                               b"%C3%A9", "図書館".encode(), b"x-pquery=", b"+", b"startRecord="]),
+                              st.binary(min_size=1, max_size=3)), max_size=12).map(b"".join))
+def test_fuzzed_query_strings_get_sru_answers_and_no_traceback(server, caplog, raw):
+    caplog.set_level(logging.INFO)
+    target = b"/sru?" + bytes(b if b in _ALLOWED else 0x25 for b in raw)
+    status, body = raw_get(server, target)
+    assert status in (200, 400), (target, status)
+    if status == 200:
+        etree.fromstring(body)
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+_ALLOWED = frozenset(b for b in range(256) if b not in b" \r\n#\t\x00")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.sampled_from(["dc.title", "dc.date", "cql.allRecords", "bath.isbn", "dc.creator", "x"]).flatmap(
+    lambda index: st.lists(st.tuples(st.sampled_from(["=", "==", "<", ">=", "all", "any", "adj", "within"]),
+                                     st.text(min_size=1, max_size=6),
+                                     st.sampled_from([" and ", " or ", " not ", " prox "])),
+                           min_size=1, max_size=8).map(
+        lambda parts: "".join(f'{index} {rel} "{term.replace(chr(92), "").replace(chr(34), "")}"{op}'
+                              for rel, term, op in parts) + "cql.allRecords=1")))
+def test_fuzzed_cql_reaches_the_index_and_gets_an_answer(server, caplog, query):
+    """Queries that parse reach the index: every one gets hits or a diagnostic."""
+    caplog.set_level(logging.INFO)
+    status, body, _ = server.get(version="1.2", operation="searchRetrieve", query=query, maximumRecords="1")
+    assert status == 200
+    validate_sru(body, "1.2")
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def test_official_schemas_are_used_for_2_0_when_present(server):
+    tree = sru(server, "2.0", query="dc.title=図書館")
+    from sru_validation import OFFICIAL_SRU2_DIR
+    assert validate_official_2_0(tree) == (OFFICIAL_SRU2_DIR / "sruResponse.xsd").is_file()

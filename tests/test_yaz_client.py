@@ -63,3 +63,27 @@ def test_dc_schema_show(server, tmp_path):
     out = yaz(server, tmp_path, ["sru get 2.0", "querytype cql", "find dc.title=吾輩", "schema dc", "format xml",
                                  "show 1"])
     assert hits(out)[0] == 1 and "吾輩は猫である" in out and "夏目" in out
+
+
+@pytest.mark.parametrize("mode", ["get 1.1", "get 1.2", "get 2.0", "post 1.1", "post 1.2", "post 2.0"])
+def test_pqf_as_yaz_client_sends_it(server, tmp_path, mode):
+    """yaz-client's `querytype prefix` over SRU: x-pquery in 1.x, queryType=pqf in
+    2.0 (as Zebra answers them); the same hits as the same query over Z39.50."""
+    out = yaz(server, tmp_path, [
+        f"sru {mode}", "querytype prefix",
+        "find @attr 1=4 図書館",
+        "find @and @attr 1=4 introduction @attr 1=1003 manning",
+        "find @attr 1=9999 x",
+        "find @attr 1=4 @attr 5=1 introduc",
+    ])
+    assert hits(out) == [3, 1, 0, 2], out
+    assert "info:srw/diagnostic/1/16" in out
+
+
+def test_curl_as_the_readme_shows_it(server):
+    """The README's first example, run as written (raw UTF-8 in the URL)."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    out = subprocess.run(["curl", "-s", f"{server.base}/sru?query=dc.title%3D図書館&maximumRecords=3"],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0 and b"<sru:numberOfRecords>3</sru:numberOfRecords>" in out.stdout, out.stdout[:500]

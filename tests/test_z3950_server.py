@@ -327,7 +327,7 @@ def test_not_z3950_at_all(demo_server):
 @pytest.fixture(scope="module")
 def strict_server(demo_server):
     s = Server(demo_server.data_dir, z3950_settings=Z3950Settings(
-        idle_timeout=1.0, init_timeout=1.0, max_sessions=2, max_result_sets=2,
+        idle_timeout=1.0, init_timeout=1.0, max_sessions=2, max_result_sets=2, evict_result_sets=False,
         credentials={"staff": "s3cret"}))
     yield s
     s.stop()
@@ -392,7 +392,7 @@ def test_a_failing_handler_answers_with_a_diagnostic(demo_server, monkeypatch):
     c.close()
 
 
-def test_live_fuzz_keeps_the_target_serving(demo_server):
+def test_live_fuzz_keeps_the_target_serving(demo_server, clean_log):
     """Mutated APDUs of every kind sent to the running target, one association
     each: the target answers or closes, and a well-behaved client is served
     throughout."""
@@ -528,3 +528,191 @@ def test_unioncat_serve_process_answers_z3950(demo_server, loop, workers):
                        for k in kids):
         assert time.monotonic() < deadline, "a worker outlived its parent"
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- what real clients found (issue 15)
+import logging  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+from z3950 import charneg  # noqa: E402
+from z3950.ber import UNIVERSAL, BERError, decode_all, enc_explicit, enc_oid, enc_seq  # noqa: E402
+
+
+@pytest.fixture
+def clean_log(caplog):
+    """Fails the test if the target logged an error or a traceback meanwhile."""
+    caplog.set_level(logging.INFO)
+    yield caplog
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in bad)
+
+
+def _other_info(negotiation: bytes):
+    ext = enc_seq(4, [enc_oid(6, charneg.CHARNEG_OID, UNIVERSAL), enc_explicit(0, negotiation)])
+    data = enc_seq(201, [enc_seq(16, [ext], UNIVERSAL)])
+    return decode_all(data, max_length=len(data))
+
+
+MALFORMED_PROPOSALS = [
+    enc_seq(1, [enc_seq(1, [enc_seq(2, [])])]),                       # iso10646 without encodingLevel
+    enc_seq(1, [enc_seq(2, [b"\x1b\x02\xff\xfe"])]),                   # a language that is not UTF-8
+    enc_seq(1, [b"\x83\x02\x01\x01"]),                                # recordsInSelectedCharSets of 2 octets
+    enc_seq(1, [enc_seq(1, [b"\x82\x00"])]),                          # iso10646 primitive
+]
+
+
+@pytest.mark.parametrize("negotiation", MALFORMED_PROPOSALS)
+def test_a_malformed_character_set_proposal_is_ignored_not_a_dropped_connection(demo_server, clean_log,
+                                                                                negotiation):
+    with pytest.raises(BERError):                                   # what used to escape as a traceback
+        charneg.parse_proposal(_other_info(negotiation))
+    c = RawClient(demo_server.z3950)
+    r = c.init(options=frozenset({"search", "present", "negotiationModel"}), other_info=_other_info(negotiation))
+    assert isinstance(r, P.InitializeResponse) and r.result
+    assert charneg.parse_selection(r.other_info) is None              # nothing selected: no valid proposal
+    assert c.call(search("@attr 1=4 図書館")).result_count == 3
+    c.close()
+
+
+def _valid_negotiation() -> bytes:
+    return enc_seq(1, [enc_seq(1, [enc_seq(2, [enc_oid(2, "1.0.10646.1.0.8")]),
+                                   enc_explicit(3, enc_seq(2, [enc_oid(6, charneg.YAZ_CHARSET_NAME_OID, UNIVERSAL),
+                                                               b"\x81\x05UTF-8"]))]),
+                       enc_seq(2, [b"\x1b\x03jpn"]), b"\x83\x01\xff"])
+
+
+@hsettings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.randoms(use_true_random=False))
+def test_parse_proposal_raises_only_ber_errors(rnd):
+    """Mutated proposals: a Proposal, None, or BERError -- which the target
+    answers by ignoring the proposal -- never another exception."""
+    from test_z3950_ber import mutate
+    data = mutate(rnd, _valid_negotiation(), [_valid_negotiation()])
+    try:
+        info = _other_info(data)
+    except BERError:
+        return
+    try:
+        proposal = charneg.parse_proposal(info)
+    except BERError:
+        return
+    assert proposal is None or isinstance(proposal, charneg.Proposal)
+
+
+def test_re_init_on_an_open_association_starts_afresh(demo_server, clean_log):
+    """A second Init (yaz-client's `init`) is accepted, as by Zebra and yaz-ztest;
+    like Zebra, the association's result sets do not survive it."""
+    c = RawClient(demo_server.z3950)
+    assert c.init().result
+    assert c.call(search("@attr 1=4 図書館", result_set_name="a")).result_count == 3
+    r = c.init(preferred_message_size=8192)
+    assert r.result and r.preferred_message_size == 8192
+    assert c.call(P.PresentRequest("a", 1, 1)).diagnostics[0].condition == 30
+    assert c.call(search("@attr 1=4 図書館", result_set_name="a")).result_count == 3
+    c.close()
+
+
+def test_a_rejected_re_init_ends_the_association(strict_server):
+    c = RawClient(strict_server.z3950)
+    assert c.init(id_authentication=P.IdOpen("staff/s3cret")).result
+    assert not c.init(id_authentication=P.IdOpen("staff/wrong")).result
+    assert c.sock.recv(100) == b""                                   # closed after the rejection
+    c.close()
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_re_init(demo_server, tmp_path):
+    out = yaz(demo_server, tmp_path, ["find @attr 1=4 図書館", "init", "find @attr 1=4 図書館", "show 1"])
+    assert hits(out) == [3, 3] and "Record type: USmarc" in out, out
+    assert "protocolError" not in out
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_can_search_more_than_fifty_times(demo_server, tmp_path, clean_log):
+    """yaz-client names its result sets 1, 2, 3 ...: beyond the 50 an association
+    keeps, the least recently used is dropped (Bib-1 27 when it is asked for),
+    not every further search refused with 112."""
+    out = yaz(demo_server, tmp_path, ["find @attr 1=4 図書館"] * 60 + ["show 1"])
+    assert hits(out) == [3] * 60, out[-2000:]
+    assert "Record type: USmarc" in out and "[112]" not in out
+
+
+def test_evicted_sets_answer_27_and_the_limit_can_refuse_instead(demo_server, strict_server):
+    c = RawClient(demo_server.z3950)
+    assert c.init().result
+    for i in range(52):
+        assert c.call(search("@attr 1=4 図書館", result_set_name=f"s{i}")).search_status
+    r = c.call(P.PresentRequest("s0", 1, 1))
+    assert (r.diagnostics[0].condition, r.diagnostics[0].addinfo) == (27, "s0")
+    assert c.call(P.PresentRequest("s51", 1, 1)).number_of_records_returned == 1
+    assert c.call(P.PresentRequest("nope", 1, 1)).diagnostics[0].condition == 30
+    r = c.call(P.SortRequest(("s1",), "x", (P.SortKeySpec(sort_field="title"),)))
+    assert r.diagnostics[0].condition == 27
+    c.close()
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_element_set_names_choose_the_xml_schema(any_demo_server, tmp_path):
+    """`format xml` with `elements marcxml|dc|mods`, as YAZ and Zebra clients ask
+    for an XML schema; a schema name with a non-XML syntax stays 25, as in Zebra."""
+    out = yaz(any_demo_server, tmp_path, [
+        "find @attr 1=4 図書館の歴史", "format xml",
+        "elements marcxml", "show 1", "elements dc", "show 1", "elements mods", "show 1",
+        "elements info:srw/schema/1/dc-v1.1", "show 1",
+        "format usmarc", "elements dc", "show 1",
+    ])
+    blocks = out.split("Sent presentRequest")[1:]
+    assert len(blocks) == 5, out
+    marcxml, dc, mods, dc_uri, usmarc_dc = blocks
+    assert '<record xmlns="http://www.loc.gov/MARC21/slim"' in marcxml and "図書館の歴史" in marcxml
+    assert "http://purl.org/dc/elements/1.1/" in dc and "<dc:title>図書館の歴史" in dc, dc
+    assert "http://www.loc.gov/mods/v3" in mods and "図書館の歴史" in mods, mods
+    assert "<dc:title>図書館の歴史" in dc_uri
+    assert "[25]" in usmarc_dc and "addinfo 'dc'" in usmarc_dc
+
+
+def test_element_set_names_over_raw_apdus(raw):
+    raw.call(search("@attr 1=4 図書館の歴史"))
+    for esn, marker in [("dc", b"http://purl.org/dc/elements/1.1/"), ("mods", b"http://www.loc.gov/mods/v3"),
+                        ("MARCXML", b"http://www.loc.gov/MARC21/slim")]:
+        r = raw.call(P.PresentRequest("default", 1, 1, preferred_record_syntax=R.XML, element_set_names=esn))
+        assert r.number_of_records_returned == 1 and marker in R.decode_external(r.records[0].record).text.encode()
+    r = raw.call(P.PresentRequest("default", 1, 1, preferred_record_syntax=R.SUTRS, element_set_names="mods"))
+    assert r.diagnostics[0].condition == 25
+    r = raw.call(P.PresentRequest("default", 1, 1, preferred_record_syntax=R.XML, element_set_names="json"))
+    assert r.diagnostics[0].condition == 25                           # not an XML schema
+
+
+def test_repeated_attribute_types_on_the_wire_get_bib1_123(raw):
+    """Two use attributes in one list (a client that sends them; yaz-client and
+    zoomsh keep only the last one written, see docs/z3950.md): Bib-1 123 naming
+    both, rather than a guess which one was meant."""
+    A = rpn.AttributeElement
+    query = rpn.RPNQuery(rpn.BIB1, rpn.APT((A(1, 4), A(1, 1003)), "introduction"))
+    r = raw.call(P.SearchRequest(query))
+    assert (r.diagnostics[0].condition, r.diagnostics[0].addinfo) == (123, "type 1 given twice (4 and 1003)")
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_repeated_attribute_types_keep_the_last_one_written(demo_server, tmp_path):
+    """yaz-client resolves `@attr 1=4 @attr 1=1003 x` itself (the last one written
+    wins, YAZ's PQF rule; Zebra sees the same): the target gets one use attribute."""
+    out = yaz(demo_server, tmp_path, [
+        "find @attr 1=4 @attr 1=1003 manning", "find @attr 1=1003 manning", "find @attr 1=4 manning",
+        "find @attr 1=1003 @attr 1=4 introduction", "find @attr 1=4 introduction"])
+    assert hits(out) == [1, 1, 0, 2, 2], out
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_a_query_of_a_hundred_terms(any_demo_server, tmp_path, clean_log):
+    """93 or more terms used to overflow the index's query parser (Bib-1 100)."""
+    out = yaz(any_demo_server, tmp_path, ["find " + "@and " * 95 + "@attr 1=4 図書館 " * 96,
+                                          "find " + "@or " * 95 + "@attr 1=4 図書館 " * 96,
+                                          "querytype cql", "find " + " and ".join(["dc.title=図書館"] * 200)])
+    assert hits(out) == [3, 3, 3], out

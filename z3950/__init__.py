@@ -5,7 +5,8 @@
   that cuts a byte stream into top-level PDUs.
 * ``z3950.pdu`` -- the APDUs built on top of it (Init, Search, Present, Scan, Sort,
   DeleteResultSet, Close), with diagnostics and response records.
-* ``z3950.rpn`` -- Type-1 (RPN) queries: BER, YAZ PQF, Bib-1 -> the one query model.
+* ``z3950.rpn`` -- Type-1 (RPN) queries: the data model (``rpn.model``), BER
+  (``rpn.codec``), YAZ PQF (``rpn.pqf``), Bib-1 -> the one query model (``rpn.bib1``).
 * ``z3950.records`` -- record syntaxes (USMARC, MARCXML, SUTRS, OPAC) both ways.
 * ``z3950.charneg`` -- character-set negotiation (charsetNeg-3).
 * ``z3950.session`` -- the association as a state table, for origin and target.

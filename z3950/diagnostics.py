@@ -41,7 +41,8 @@ from __future__ import annotations
 from indexers.query_model import QueryError
 
 __all__ = [
-    "BIB1_DIAGNOSTIC_SET", "MESSAGES", "SRU_TO_BIB1", "Bib1Diagnostic", "message", "from_query_error",
+    "BIB1_DIAGNOSTIC_SET", "MESSAGES", "SRU_TO_BIB1", "BIB1_TO_SRU", "Bib1Diagnostic", "message",
+    "from_query_error", "to_query_error",
 ]
 
 BIB1_DIAGNOSTIC_SET = "1.2.840.10003.4.1"
@@ -244,6 +245,46 @@ SRU_TO_BIB1: dict[int, int] = {
     235: 235,   # database does not exist
 }
 
+# Bib-1 -> SRU, for a type-1 query that reaches the gateway over SRU (x-pquery,
+# queryType=pqf): the diagnostics the Bib-1 mapping (z3950/rpn/bib1.py) raises.
+# SRU has no attributes; an attribute the server cannot honour is said as the
+# query feature it stands for (index, relation, masking, anchoring, context
+# set), or as 48 *query feature unsupported*.  Others: 47 with the Bib-1 number.
+BIB1_TO_SRU: dict[int, int] = {
+    1: 1, 2: 2,
+    6: 38,      # too many boolean operators
+    7: 30,      # too many truncated words -> too many masking characters
+    11: 12,     # query too long
+    30: 51,     # result set does not exist
+    108: 10,    # malformed query -> query syntax error
+    109: 235, 235: 235,
+    110: 37,    # unsupported operator
+    113: 48,    # unsupported attribute type
+    114: 16,    # unsupported use attribute -> unsupported index
+    116: 16,    # use attribute required but not supplied (a sort key)
+    117: 19,    # unsupported relation attribute
+    118: 48,    # unsupported structure attribute
+    119: 32,    # unsupported position attribute -> anchoring in unsupported position
+    120: 28,    # unsupported truncation attribute -> masking character not supported
+    121: 15,    # unsupported attribute set -> unsupported context set
+    122: 48,    # unsupported completeness attribute
+    123: 48,    # unsupported attribute combination
+    125: 27,    # malformed (empty) search term
+    126: 36,    # non-special term in invalid format
+    128: 51,    # illegal result set name
+    129: 39,    # proximity with result sets
+    131: 40,    # unsupported proximity relation
+    132: 42,    # unsupported proximity unit
+    201: 39,    # proximity not supported with this attribute combination
+    202: 41,    # unsupported proximity distance
+    207: 80,    # cannot sort according to sequence
+    229: 36,    # unsupported term type
+    237: 82,    # illegal sort relation (embedded sort keys)
+    245: 48,    # type-101 result attributes
+    246: 48,    # complex attribute values
+}
+_CANNOT_PROCESS = 47
+
 _TOO_MANY_TRUNCATED = 7
 _UNSUPPORTED_TRUNCATION = 120
 _UNSPECIFIED = 100
@@ -269,10 +310,13 @@ class Bib1Diagnostic(Exception):
 
 
 def from_query_error(err: QueryError) -> Bib1Diagnostic:
-    """The Bib-1 diagnostic for a QueryError (SRU diagnostic number ``err.code``).
-    addinfo is the SRU diagnostic's details (else its message)."""
+    """The Bib-1 diagnostic for a QueryError (SRU diagnostic number ``err.code``,
+    or the Bib-1 number the error names itself, ``err.bib1``).  addinfo is the
+    SRU diagnostic's details (else its message)."""
     sru = int(err.code)
     details = err.details or err.message or ""
+    if getattr(err, "bib1", None) is not None:
+        return Bib1Diagnostic(err.bib1, details)
     if sru == 28:
         text = (err.message or "").lower()
         code = _TOO_MANY_TRUNCATED if ("too many" in text or "more than" in text) else _UNSUPPORTED_TRUNCATION
@@ -282,3 +326,13 @@ def from_query_error(err: QueryError) -> Bib1Diagnostic:
         info = f"SRU diagnostic {sru}" + (f": {details}" if details else "")
         return Bib1Diagnostic(_UNSPECIFIED, info)
     return Bib1Diagnostic(code, details)
+
+
+def to_query_error(diag: Bib1Diagnostic) -> QueryError:
+    """The SRU diagnostic (a QueryError) for a Bib-1 diagnostic of the type-1
+    query mapping, keeping the Bib-1 number (``bib1``) and its addinfo."""
+    code = BIB1_TO_SRU.get(diag.code)
+    details = diag.addinfo
+    if code is None:
+        code, details = _CANNOT_PROCESS, f"Bib-1 diagnostic {diag.code}" + (f": {diag.addinfo}" if diag.addinfo else "")
+    return QueryError(code, details, diag.message, bib1=diag.code)

@@ -535,6 +535,15 @@ def usmarc_external(iso2709: bytes) -> bytes:
     return _external(USMARC, _octet_aligned(iso2709))
 
 
+def xml_external(text: str, syntax_oid: str = XML) -> bytes:
+    """The XML EXTERNAL for an XML document already written (a record the
+    gateway rendered in another XML schema, e.g. Dublin Core or MODS)."""
+    oid = resolve_syntax(syntax_oid)
+    if oid not in _XML_OIDS:
+        raise RecordSyntaxError(DIAG_RECORD_NOT_IN_SYNTAX, oid, "an XML document needs an XML record syntax")
+    return _external(oid, _octet_aligned(text.encode("utf-8")))
+
+
 def encode_record(record, syntax_oid, element_set: str | None = "F", *,
                   availability: Callable[[object], Availability | None] | None = None,
                   encoding: str = "utf-8") -> bytes:

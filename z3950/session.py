@@ -49,6 +49,9 @@ for _role, _mine, _theirs in ((TARGET, SEND, RECV), (ORIGIN, RECV, SEND)):
     _rule(_role, AWAIT_INIT, _theirs, INIT_REQUEST, INIT_PENDING)
     _rule(_role, INIT_PENDING, _mine, INIT_ACCEPT, OPEN)
     _rule(_role, INIT_PENDING, _mine, INIT_REJECT, CLOSED)
+    # re-initialisation: a new Init on an idle association (yaz-client's `init`;
+    # Zebra and yaz-ztest accept it); rejected, it ends the association like a first one
+    _rule(_role, OPEN, _theirs, INIT_REQUEST, INIT_PENDING)
     # one operation at a time
     _rule(_role, OPEN, _theirs, REQUEST, OPERATION)
     _rule(_role, OPERATION, _mine, RESPONSE, OPEN)

@@ -178,7 +178,7 @@ MAX_URL_BYTES = 8190                  # the path and query
 
 def _check_size(request: web.Request) -> None:
     """Too long a URL or header line: the API's own JSON answer (the HTTP layer lets
-    up to gateway.http_errors.HTTP_LIMITS through for this)."""
+    up to gateway.http_shell.MAX_FIELD through for this)."""
     if len(request.raw_path) > MAX_URL_BYTES:
         raise ApiError(414, "uri_too_long", details={"max_bytes": MAX_URL_BYTES})
     for name, value in request.raw_headers:

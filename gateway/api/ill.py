@@ -12,16 +12,18 @@ Docs: docs/ill.md.
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from circulation.ill import lists as ill_lists
 from circulation.ill import outbox, requester, supplier
 from circulation.ill.common import Ill
+from circulation.ill.titles import normal_isbn
 from circulation.store import NotFound
 from lifecycle import reasons
 
 from .encoding import message
-from .errors import refusal
+from .errors import invalid, refusal
 from .session import Ctx, Owned, Route
 
 CIRC = ("circulation",)
@@ -49,6 +51,10 @@ def _done(out, **extra) -> dict:
 
 async def place(ctx: Ctx):
     ill, b = _ill(ctx), ctx.body
+    if not b.get("title_id") and not b.get("isbn"):
+        raise invalid("title_id", "give title_id or isbn")
+    if b.get("isbn") and len(normal_isbn(b["isbn"])) not in (10, 13):
+        raise invalid("isbn", "not an ISBN-10 or ISBN-13")
     res = await requester.place(ill, card=b["card_number"], title_id=b.get("title_id"), isbn=b.get("isbn"),
                                 pickup_branch=b.get("pickup_branch") or ctx.principal.branch or "",
                                 supplier=b.get("supplier"), actor=ctx.actor, memo=b.get("memo", ""))
@@ -114,6 +120,8 @@ async def will_supply(ctx: Ctx):
 
 async def offer(ctx: Ctx):
     b = ctx.body
+    if not re.fullmatch(r"[A-Z]{3}", b.get("currency", "JPY")):
+        raise invalid("currency", "an ISO 4217 code of three capital letters")
     cost = Decimal(str(b["cost"])) if b.get("cost") is not None else None
     return _done(await supplier.offer_retry(_ill(ctx), reason=b["reason"], cost=cost,
                                             currency=b.get("currency", "JPY"), condition=b.get("condition"),

@@ -35,7 +35,7 @@ from .. import terms as T
 from ..backend import BackendUnavailable
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
-from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
+from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError, operands
 from ..records import FacetValue, Holding, ScanTerm, SearchResult, UnionRecord
 from ..store import display_record
 from .elasticsearch_index import KD_SEP, META_SUFFIX, EsConfig
@@ -48,6 +48,7 @@ PIT_KEEP_ALIVE = "10m"
 VERIFY_PAGE = 2000
 MATCH_NONE = {"match_none": {}}
 SORT_FIELDS = {"title": "sort_title", "creator": "sort_creator", "date": "sort_date"}
+MAX_NESTED_DEPTH = 30  # the cluster's indices.query.bool.max_nested_depth (default 30)
 
 
 @dataclass
@@ -71,13 +72,16 @@ class _Compiler:
 
     async def compile(self, node: Node, positive: bool = True) -> dict:
         if isinstance(node, Boolean):
-            left = await self.compile(node.left, positive)
-            right = await self.compile(node.right, positive if node.op != "not" else not positive)
+            # a chain of one operator is one bool query with a list (a AND b AND c ...),
+            # not one nesting level per operator (the cluster refuses deep nesting)
+            parts = operands(node)
+            first = await self.compile(parts[0], positive)
+            rest = [await self.compile(p, positive if node.op != "not" else not positive) for p in parts[1:]]
             if node.op == "and":
-                return {"bool": {"must": [left, right]}}
+                return {"bool": {"must": [first, *rest]}}
             if node.op == "or":
-                return {"bool": {"should": [left, right], "minimum_should_match": 1}}
-            return {"bool": {"must": [left], "must_not": [right]}}
+                return {"bool": {"should": [first, *rest], "minimum_should_match": 1}}
+            return {"bool": {"must": [first], "must_not": rest}}
         if isinstance(node, Prox):
             return await self.prox(node, positive)
         return await self.clause(node, positive)
@@ -355,6 +359,25 @@ def _all(parts: list[dict]) -> dict:
     return {"bool": {"must": parts}}
 
 
+_COMPOUND = frozenset({"bool", "constant_score", "dis_max", "function_score", "boosting", "nested"})
+
+
+def _nesting(q) -> int:
+    """How deeply compound queries nest in a query (the cluster's limit is
+    MAX_NESTED_DEPTH); iterative, for queries of any depth."""
+    deepest = 0
+    stack = [(q, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            depth += 1 if _COMPOUND & node.keys() else 0
+            deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth) for v in node)
+    return deepest
+
+
 def _unavailable(e: Exception) -> Exception:
     """Map a client error: the cluster unreachable, slow or overloaded ->
     BackendUnavailable (diagnostic 1); a query it refuses as too large -> 28."""
@@ -390,6 +413,12 @@ class ElasticsearchCatalog:
         self._es = None
 
     @property
+    def search_timeout(self) -> float:
+        """The documented time a search may take (``request_timeout``): the search
+        route never gives a request longer (search/route.py)."""
+        return self.cfg.request_timeout
+
+    @property
     def es(self):
         if self._es is None:
             self._es = self.cfg.client()
@@ -412,6 +441,10 @@ class ElasticsearchCatalog:
     async def search(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         comp = _Compiler(self, result_sets)
         q = await comp.compile(query.root)
+        if _nesting(q) > MAX_NESTED_DEPTH:
+            raise QueryError(48, "", f"the query nests and/or/not more than {MAX_NESTED_DEPTH} levels deep, which "
+                             "Elasticsearch refuses (indices.query.bool.max_nested_depth); chains of one operator "
+                             "are not limited")
         sort_keys = [k for k in query.sort if k.index != "relevance"]
         filters = []
         sort: list = []

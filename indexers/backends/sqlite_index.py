@@ -23,22 +23,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from .. import normalize as nz
+from ..backend import BackendUnavailable
 from .. import terms as T
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
-from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError
+from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError, operands
 from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
 from ..store import connect, load_display_iso2709, load_union_records
 from ..terms import EXACT_SKIP, MAX_EXPANSION
 from ..union import UnionDocument
+
+log = logging.getLogger("unioncat.sqlite")
 
 SEP = "\ue000"
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
@@ -49,6 +54,11 @@ MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger 
 # the event loop for long.
 INLINE_BUDGET = 0.002
 NO_MATCH = '"\ue001"'  # a token that is never indexed
+# How deeply one MATCH expression / one SQL statement may nest before the part is
+# run on its own and kept as ids (FTS5's and SQLite's parsers overflow at a few
+# dozen / about 15 levels; chains of one operator stay flat and never get here).
+MAX_FTS_DEPTH = 12
+MAX_SQL_DEPTH = 8
 
 
 def _fts_quote(tokens: Sequence[str]) -> str:
@@ -132,21 +142,32 @@ class _Lazy:
 
 @dataclass
 class Fts:
-    """A node expressible as one FTS5 MATCH expression."""
+    """A node expressible as one FTS5 MATCH expression.  ``chain``: the operator
+    (AND, OR, NOT) of a flat chain ``a AND b AND c`` that another operand of the
+    same operator may extend without parentheses; ``depth``: how deeply its
+    operators nest (FTS5's parser overflows beyond a few dozen levels)."""
 
     expr: str
+    chain: str | None = None
+    depth: int = 1
 
 
 @dataclass
 class Sql:
     """A node as an SQL query returning column ``id``.  A clause on a number
     field also keeps its condition (``num``) so that ``and`` of two ranges on the
-    same field becomes one indexed range instead of an intersection of two sets."""
+    same field becomes one indexed range instead of an intersection of two sets.
+    ``chain`` and ``depth`` as for Fts: a compound SELECT of one operator is
+    extended flat; ``depth`` counts nested subqueries (SQLite's parser overflows
+    at about 15)."""
 
     sql: str
     params: list
     num: tuple | None = None  # (fields, condition, condition params)
     unique: bool = False  # the ids are already distinct (no DISTINCT needed)
+    chain: str | None = None
+    depth: int = 1
+    ranges: int = 1      # conditions merged into ``num``
 
 
 Plan = Fts | Sql
@@ -165,24 +186,74 @@ class Compiler:
     # entry
     def compile(self, node: Node, positive: bool = True) -> Plan:
         if isinstance(node, Boolean):
-            left = self.compile(node.left, positive)
-            right = self.compile(node.right, positive if node.op != "not" else not positive)
-            if isinstance(left, Fts) and isinstance(right, Fts):
-                return Fts(f"({left.expr}) {node.op.upper()} ({right.expr})")
-            if (node.op == "and" and isinstance(left, Sql) and isinstance(right, Sql) and left.num and right.num
-                    and left.num[0] == right.num[0]):
-                # dc.date>=1999 and dc.date<=2001: one range (documented in docs/search.md)
-                fields = left.num[0]
-                cond = f"({left.num[1]}) AND ({right.num[1]})"
-                cparams = [*left.num[2], *right.num[2]]
-                return Sql(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(fields))}) AND {cond}",
-                           [*fields, *cparams], (fields, cond, cparams))
-            op = {"and": "INTERSECT", "or": "UNION", "not": "EXCEPT"}[node.op]
-            l, r = self.to_sql(left), self.to_sql(right)
-            return Sql(f"SELECT id FROM ({l.sql}) {op} SELECT id FROM ({r.sql})", l.params + r.params, unique=True)
+            return self.boolean(node, positive)
         if isinstance(node, Prox):
             return self.prox(node)
         return self.clause(node, positive)
+
+    def boolean(self, node: Boolean, positive: bool) -> Plan:
+        """A chain of one operator as one flat expression (``a AND b AND c``, a
+        compound SELECT of one operator), not one nesting level per operator: a
+        query of 100 terms must not overflow FTS5's or SQLite's parser.  In and/or
+        chains the FTS operands become one MATCH expression and ranges on one
+        number field one range (dc.date>=1999 and dc.date<=2001, docs/search.md)."""
+        parts = operands(node)
+        plans = [self.compile(parts[0], positive)]
+        plans += [self.compile(p, positive if node.op != "not" else not positive) for p in parts[1:]]
+        if node.op == "not":
+            acc = plans[0]
+            for p in plans[1:]:
+                acc = self.combine("not", acc, p)
+            return acc
+        fts = [p for p in plans if isinstance(p, Fts)]
+        sqls = [p for p in plans if isinstance(p, Sql)]
+        if node.op == "and":
+            merged: list[Sql] = []
+            for s in sqls:
+                same = next((m for m in merged if m.num and s.num and m.num[0] == s.num[0]), None)
+                if same is None:
+                    merged.append(s)
+                else:
+                    merged[merged.index(same)] = self.merge_ranges(same, s)
+            sqls = merged
+        acc: Plan | None = None
+        for p in [*fts, *sqls]:
+            acc = p if acc is None else self.combine(node.op, acc, p)
+        return acc
+
+    def merge_ranges(self, left: Sql, right: Sql) -> Sql:
+        fields = left.num[0]
+        lcond = left.num[1] if left.ranges > 1 else f"({left.num[1]})"   # a flat chain of conditions
+        cond = f"{lcond} AND ({right.num[1]})"
+        cparams = [*left.num[2], *right.num[2]]
+        return Sql(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(fields))}) AND {cond}",
+                   [*fields, *cparams], (fields, cond, cparams), ranges=left.ranges + 1)
+
+    def combine(self, op: str, left: Plan, right: Plan) -> Plan:
+        """``left op right`` (op: and, or, not), extending a flat chain of the same
+        operator; a result nested deeper than the parsers allow is run at once and
+        kept as its ids."""
+        if isinstance(left, Fts) and isinstance(right, Fts):
+            x = op.upper()
+            flat_left = left.chain == x
+            flat_right = right.chain == x and x != "NOT"   # NOT chains only on the left
+            expr = (f"{left.expr if flat_left else '(' + left.expr + ')'} {x} "
+                    f"{right.expr if flat_right else '(' + right.expr + ')'}")
+            plan: Plan = Fts(expr, x, max(left.depth + (not flat_left), right.depth + (not flat_right)))
+            return self.materialize(plan) if plan.depth > MAX_FTS_DEPTH else plan
+        x = {"and": "INTERSECT", "or": "UNION", "not": "EXCEPT"}[op]
+        l, r = self.to_sql(left), self.to_sql(right)
+        if l.chain == x:      # compound SELECTs of one operator run left to right: extend it
+            plan = Sql(f"{l.sql} {x} SELECT id FROM ({r.sql})", l.params + r.params, unique=True, chain=x,
+                       depth=max(l.depth, r.depth + 1))
+        else:
+            plan = Sql(f"SELECT id FROM ({l.sql}) {x} SELECT id FROM ({r.sql})", l.params + r.params, unique=True,
+                       chain=x, depth=max(l.depth, r.depth) + 1)
+        return self.materialize(plan) if plan.depth > MAX_SQL_DEPTH else plan
+
+    def materialize(self, plan: Plan) -> Sql:
+        s = self.to_sql(plan)
+        return self.ids_plan([r[0] for r in self.conn.execute(s.sql, s.params)])
 
     def to_sql(self, plan: Plan) -> Sql:
         if isinstance(plan, Sql):
@@ -227,12 +298,7 @@ class Compiler:
                 plans.append(self.key_clause(fs, rel, c.term))
         plan = plans[0]
         for p in plans[1:]:
-            if isinstance(plan, Fts) and isinstance(p, Fts):
-                plan = Fts(f"({plan.expr}) OR ({p.expr})")
-            else:
-                a, b = self.to_sql(plan), self.to_sql(p)
-                plan = Sql(f"SELECT id FROM ({a.sql}) UNION SELECT id FROM ({b.sql})", a.params + b.params,
-                           unique=True)
+            plan = self.combine("or", plan, p)
         return plan
 
     def presence(self, fields: list[str]) -> Sql:
@@ -460,7 +526,7 @@ class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
-                 mapping: FieldMapping | None = None):
+                 mapping: FieldMapping | None = None, clock=time.perf_counter):
         self.path = Path(path)
         self.name = name
         self.config = config or load_index_config()
@@ -469,14 +535,47 @@ class SqliteCatalog:
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self.inline_budget = INLINE_BUDGET
+        self.clock = clock          # measures the inline budget (injected by tests)
+        self._read_only_mode: str | None = None
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
         if c is None:
-            c = connect(self.path, readonly=True)
+            c = self._open()
             self._local.conn = c
             self._conns.append(c)
         return c
+
+    def _open(self) -> sqlite3.Connection:
+        """A reader's connection.  Normally the store's WAL connection; on a catalog
+        this process cannot write (a read-only file or data directory) it falls back
+        to a read-only open, and when even the WAL index cannot be made there (no
+        -shm file, directory not writable) to an immutable one: the catalog is then
+        served as it is, and nobody can change it there anyway.  A catalog that
+        cannot be opened at all is BackendUnavailable (diagnostic 1), not an error."""
+        if not self.path.exists():
+            raise BackendUnavailable(f"no catalog at {self.path} (run unioncat ingest first)")
+        try:
+            return connect(self.path, readonly=True)
+        except sqlite3.OperationalError as e:
+            first = reason = e
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                c = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, check_same_thread=False)
+                c.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+            except sqlite3.Error as e:
+                reason = e
+                continue
+            c.execute("PRAGMA query_only=1")
+            c.execute(f"PRAGMA mmap_size={1 << 30}")
+            c.execute("PRAGMA cache_size=-65536")
+            if mode != self._read_only_mode:
+                self._read_only_mode = mode
+                log.warning("serving %s read-only (%s: %s)%s", self.path, type(first).__name__, first,
+                            "; it is treated as unchanging until the server restarts" if mode == "immutable=1" else "")
+            return c
+        raise BackendUnavailable(f"cannot open the catalog {self.path}: {reason}")
 
     def close(self) -> None:
         for c in self._conns:
@@ -647,8 +746,9 @@ class SqliteCatalog:
         """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread."""
         if self.inline_budget > 0:
             conn = self._conn()
-            deadline = time.perf_counter() + self.inline_budget
-            conn.set_progress_handler(lambda: time.perf_counter() > deadline, 200)
+            clock = self.clock
+            deadline = clock() + self.inline_budget
+            conn.set_progress_handler(lambda: clock() > deadline, 200)
             try:
                 return fn(*args)
             except sqlite3.OperationalError as e:

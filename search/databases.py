@@ -1,0 +1,86 @@
+"""Database names, the same on every front end (SRU ``/sru/{database}``, Z39.50
+``databaseNames``, and whatever comes next).
+
+``default`` is the whole union catalog.  Any other database is a holding
+library: a search in it is restricted to the records that library holds
+(``bath.possessingInstitution == code``, like a Metaproxy virt_db route).  The
+libraries are those of config/libraries.toml and every library that holds
+records in the catalog, whether configured or not (a library ingested under a
+new code is a database as soon as its records are searchable).  The catalog is
+asked through the one Catalog interface: a scan of the index the restriction
+uses, repeated when the catalog's generation has changed and a name is not yet
+known.  Names are matched without regard to case (``Default``, ``KOMAE``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from indexers.query_model import Boolean, Clause, Query, QueryError
+
+DEFAULT = "default"
+LIBRARY_INDEX = "bath.possessingInstitution"
+MAX_LIBRARIES = 10000            # holding names read from the catalog at most
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str                    # canonical name: "default" or the library code as configured / indexed
+    library: str | None = None   # the restriction; None: the whole union catalog
+
+    def restrict(self, query: Query) -> Query:
+        """``query`` limited to this database's records."""
+        if self.library is None:
+            return query
+        flt = Clause(LIBRARY_INDEX, "==", self.library)
+        return Query(Boolean("and", query.root, flt), query.sort, query.ranked)
+
+
+def database_error(code: int, details: str, message: str, bib1: int) -> QueryError:
+    return QueryError(code, details, message, bib1=bib1)
+
+
+class Databases:
+    """The databases of one catalog.  ``configured``: library codes from
+    config/libraries.toml (databases even before their first record)."""
+
+    def __init__(self, configured: Iterable[str] = ()):
+        self._names: dict[str, Database] = {DEFAULT: Database(DEFAULT)}
+        for code in configured:
+            self._names.setdefault(code.lower(), Database(code, code))
+        self._generation: str | None = None
+
+    def names(self) -> list[str]:
+        return [d.name for d in self._names.values()]
+
+    def known(self, name: str) -> Database | None:
+        return self._names.get(name.lower())
+
+    async def refresh(self, catalog, generation: str) -> None:
+        """Add the libraries that hold records (once per catalog generation)."""
+        if generation == self._generation:
+            return
+        terms = await catalog.scan(LIBRARY_INDEX, "", 1, MAX_LIBRARIES)
+        for t in terms:
+            code = t.display or t.value
+            if code:
+                self._names.setdefault(code.lower(), Database(code, code))
+        self._generation = generation
+
+    def resolve(self, names: tuple[str, ...]) -> Database:
+        """The database for a request's names (Z39.50 may send several: they must
+        all be the union, or one and the same library).  Unknown: 235."""
+        if not names:
+            raise database_error(235, "", "no database given", bib1=109)
+        found = []
+        for name in names:
+            db = self.known(name)
+            if db is None:
+                raise database_error(235, name, f"database {name} does not exist", bib1=235)
+            found.append(db)
+        if len({d.library for d in found}) > 1:
+            if any(d.library is None for d in found):
+                return Database(names[0], None)
+            raise database_error(48, "", "searching several member databases at once is not "
+                                 "supported; use Default", bib1=111)
+        return Database(names[0], found[0].library)

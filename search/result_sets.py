@@ -1,0 +1,145 @@
+"""Result sets kept between requests: one class for both front ends.
+
+* SRU keeps one server-wide store: every searchRetrieve gets a new random id
+  (``resultSetId``) and a time to live, renewed on use (SRU "resultSetIdleTime");
+  the same query again on an unchanged catalog may reuse a live set's hits
+  (``find``).
+* A Z39.50 association keeps its own store of *named* sets (``namedResultSets``):
+  the client names them, a name is replaced by a new search, and they live as
+  long as the association.
+
+Both are bounded (``max_sets``).  Beyond the bound the least recently used set is
+evicted, as a long-running client needs (yaz-client numbers its sets 1, 2, 3 ...
+and would otherwise be refused after the fiftieth search); the names of evicted
+sets are remembered (a bounded list) so that a later reference can say "deleted
+by the server" (Bib-1 27) instead of "never existed" (30).  ``evict=False`` makes
+the store refuse a new set instead (``full``), for a deployment that prefers
+Bib-1 112 to losing a set silently.
+
+In memory, per process; nothing here touches I/O.  The clock is injected.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+from indexers.query_model import Query
+from indexers.records import SearchResult
+
+from .databases import DEFAULT, Database
+
+REMEMBER_EVICTED = 1000
+
+
+@dataclass
+class ResultSet:
+    id: str                          # the set's name (SRU resultSetId, Z39.50 resultSetName)
+    result: SearchResult
+    query: Query | None = None       # the query as the client asked it (before the library restriction)
+    database: Database = Database(DEFAULT)   # the database it was searched in
+    ttl: int | None = None           # seconds of idle life; None: lives until removed
+    expires: float | None = None
+    key: str = ""                    # reuse key (database, generation, query); "" = never reused
+    sort: tuple = field(default_factory=tuple)
+
+
+class ResultSets:
+    def __init__(self, max_sets: int = 1000, *, clock: Callable[[], float] = time.monotonic, evict: bool = True):
+        self._sets: OrderedDict[str, ResultSet] = OrderedDict()
+        self._evicted: OrderedDict[str, None] = OrderedDict()
+        self.max_sets = max_sets
+        self.clock = clock
+        self.evict = evict
+        self._timed = 0                # sets with a time to live (an upper bound)
+
+    def _expire(self) -> None:
+        if not self._timed:            # named Z39.50 sets: nothing ever expires
+            return
+        now = self.clock()
+        for k in [k for k, v in self._sets.items() if v.expires is not None and v.expires <= now]:
+            del self._sets[k]
+        self._timed = sum(1 for v in self._sets.values() if v.ttl is not None)
+
+    def _touch(self, rs: ResultSet) -> None:
+        if rs.ttl is not None:
+            rs.expires = self.clock() + rs.ttl
+        self._sets.move_to_end(rs.id)
+
+    def full(self, name: str | None = None) -> bool:
+        """True when a new set (other than one replacing ``name``) cannot be kept
+        without evicting one, and this store does not evict."""
+        self._expire()
+        return not self.evict and name not in self._sets and len(self._sets) >= self.max_sets
+
+    def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
+            query: Query | None = None, database: Database = Database(DEFAULT), key: str = "",
+            sort: tuple = ()) -> ResultSet:
+        """Keep a result: under ``name`` (replacing a set of that name), or under a new
+        random id.  Evicts the least recently used sets beyond ``max_sets``."""
+        self._expire()
+        rs_id = name if name is not None else secrets.token_hex(6)
+        expires = self.clock() + ttl if ttl is not None else None
+        rs = ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort))
+        self._sets.pop(rs_id, None)
+        self._evicted.pop(rs_id, None)
+        self._sets[rs_id] = rs
+        self._timed += ttl is not None
+        while len(self._sets) > self.max_sets:
+            old, _ = self._sets.popitem(last=False)
+            self._evicted[old] = None
+            while len(self._evicted) > REMEMBER_EVICTED:
+                self._evicted.popitem(last=False)
+        return rs
+
+    def get(self, name: str) -> ResultSet | None:
+        """The live set of that name (its idle time starts again), or None."""
+        self._expire()
+        rs = self._sets.get(name)
+        if rs is not None:
+            self._touch(rs)
+        return rs
+
+    def find(self, key: str, sort: tuple) -> ResultSet | None:
+        """A live set for the same reuse key and sort (so paging reuses its hits)."""
+        self._expire()
+        if not key:
+            return None
+        for rs in reversed(self._sets.values()):
+            if rs.key == key and rs.sort == tuple(sort):
+                self._touch(rs)
+                return rs
+        return None
+
+    def was_evicted(self, name: str) -> bool:
+        """True if a set of that name was evicted to make room (and not made again)."""
+        return name in self._evicted
+
+    def remove(self, name: str) -> bool:
+        self._evicted.pop(name, None)
+        return self._sets.pop(name, None) is not None
+
+    def clear(self) -> int:
+        n = len(self._sets)
+        self._sets.clear()
+        self._evicted.clear()
+        return n
+
+    def as_mapping(self) -> dict[str, SearchResult]:
+        """name -> hits, for resolving cql.resultSetId / @set references."""
+        self._expire()
+        return {k: v.result for k, v in self._sets.items()}
+
+    def names(self) -> list[str]:
+        self._expire()
+        return list(self._sets)
+
+    def __contains__(self, name: object) -> bool:
+        self._expire()
+        return name in self._sets
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._sets)
