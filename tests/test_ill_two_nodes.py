@@ -374,3 +374,18 @@ async def test_the_worker_delivers_after_each_change(net):
     finally:
         for w in workers:
             await w.stop()
+
+
+async def test_a_partner_cannot_speak_for_another_partners_request(net):
+    a, b, c = net
+    await _place(a)
+    await pump(a, b, c)
+    leg = await one_row(a.circ, s.ill_legs)           # B's leg
+    # C (a real partner, with its own valid token) claims to have shipped B's request
+    msg = I.supplying_message(
+        I.header(requesting=a.ill.config.agency, supplying=c.ill.config.agency, request_id=leg.rid,
+                 now=c.ill.now()), m.ReasonForMessage.STATUS_CHANGE, m.Status.LOANED, now=c.ill.now())
+    conf = await c.sender.send(c.ill.partner("JP-1000000"), msg)
+    assert conf.confirmation_header.message_status is m.MessageStatus.ERROR
+    assert (await one_row(a.circ, s.ill_legs)).state == leg.state
+    assert (await _request(a)).state == "SENT"

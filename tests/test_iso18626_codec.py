@@ -375,3 +375,33 @@ def test_every_field_of_the_schema_is_modelled():
                 stack.append(f.type)
     # elements declared globally as types of others (agency ids' children etc.) are modelled too
     assert declared - modelled == set()
+
+
+def test_the_sample_configuration_lists_hiroshimas_university_partners():
+    import tomllib
+
+    from config import locate
+    from connectors.iso18626 import config as C
+
+    data = tomllib.loads(locate("samples/unioncat.toml").read_text(encoding="utf-8"))
+    env = {k: "x" for k in ("UNIONCAT_ILL_TOKEN_HIROSHIMA_U", "UNIONCAT_ILL_ACCEPT_HIROSHIMA_U",
+                            "UNIONCAT_ILL_TOKEN_HIROSHIMA_CU", "UNIONCAT_ILL_ACCEPT_HIROSHIMA_CU")}
+    cfg = C.load(data, env=env)
+    assert {p.library for p in cfg.partners.values()} == {"hiroshima-u", "hiroshima-cu"}
+    assert [p.library for p in cfg.rota()] == ["hiroshima-u", "hiroshima-cu"]
+    assert cfg.serves("hiroshima") and not cfg.serves("iizuka")
+    with pytest.raises(C.ConfigError, match="UNIONCAT_ILL_ACCEPT_HIROSHIMA_U"):
+        C.load(data, env={k: v for k, v in env.items() if k != "UNIONCAT_ILL_ACCEPT_HIROSHIMA_U"})
+
+
+@pytest.mark.parametrize("edit, where", [
+    ({"agency_id": "JP-1"}, "ill.agency_id"),
+    ({"colour": "red"}, "unknown key"),
+    ({"answer_days": 0}, "answer_days"),
+    ({"callback_url": "ftp://x"}, "callback_url"),
+])
+def test_configuration_mistakes_are_named(edit, where):
+    from connectors.iso18626 import config as C
+    base = {"agency_id": "ISIL:JP-1", "callback_url": "http://127.0.0.1:1/iso18626"}
+    with pytest.raises(C.ConfigError, match=where):
+        C.load({"ill": {**base, **edit}}, env={})
