@@ -239,6 +239,9 @@ requests = Table(
     # 有料図書宅配: to be shipped (pickup_branch is the profile's delivery.dispatch_branch; ready
     # means on that branch's dispatch list, with no hold_ready notice and no shelf deadline)
     Column("delivery", Boolean, nullable=False, server_default=text("false")),
+    # a partner request by title (circulation/ill/requester.py): the partners to ask, in order
+    # (agency id values, space-separated), fixed when it was placed
+    Column("rota", Text),
     Column("updated_at", DateTime, nullable=False),
     Index("ix_requests_queue", "title_id", "state", "placed_at"),
     Index("ux_requests_secured_item", "item_id", unique=True,

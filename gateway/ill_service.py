@@ -21,6 +21,7 @@ from circulation.ill.node import IllNode
 from circulation.ill.titles import Title, Wanted, normal_isbn
 from circulation.ill.worker import IllWorker
 from connectors import ncip as ncip_connector
+from connectors import opac_availability
 from connectors.iso18626 import config as ill_config
 from connectors.iso18626_client import Sender
 from indexers.backend import BackendUnavailable, Catalog
@@ -132,8 +133,9 @@ def mount(app: web.Application, circulation, catalog: Catalog, ill_cfg, ncip_cfg
     state: dict = {}
 
     async def start(_app):
-        state["session"] = aiohttp.ClientSession()
-        state["worker"] = IllWorker(ill, Sender(state["session"]))
+        state["session"] = session = aiohttp.ClientSession()
+        ill.probe = lambda partner, isbn: opac_availability.ask(session, partner.availability_sru, isbn)
+        state["worker"] = IllWorker(ill, Sender(session))
         state["worker"].start()
         log.info("ISO 18626 at /iso18626 as %s (partners: %s)", ill_cfg.agency,
                  ", ".join(sorted(ill_cfg.partners)) or "none")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
@@ -34,6 +36,9 @@ class Ill:
     config: IllConfig
     titles: Titles | None = None
     wake: list = field(default_factory=list)      # callables run after a change (the outbox job)
+    # asks a partner's catalog whether a copy is in (connectors.opac_availability.ask, bound to
+    # a session by the gateway): async (partner, isbn) -> Copies | None; None: not asked
+    probe: Callable[[Partner, str], Awaitable[Any]] | None = None
 
     def __post_init__(self):
         if self.titles is None:

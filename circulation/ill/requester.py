@@ -36,6 +36,7 @@ those steps owe the supplier (Received, ShippedReturn, Cancel) are sent by :mod:
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -122,6 +123,23 @@ def _rota(ill: Ill, title: Title | None, material_type: str, only: str | None) -
     return ill.config.rota(libraries=libraries, material_type=material_type, only=only)
 
 
+async def order_by_availability(ill: Ill, rota: list[Partner], isbn: str) -> list[Partner]:
+    """The rota with the partners whose catalog says no copy is in now moved to its end
+    (still asked: a catalog is a hint); those that cannot be asked keep their place.
+    The partners are asked at once (``Partner.availability_sru``, ``Ill.probe``)."""
+    if ill.probe is None or not isbn:
+        return rota
+    asked = [p for p in rota if p.availability_sru]
+    answers = dict(zip([p.code for p in asked],
+                       await asyncio.gather(*(ill.probe(p, isbn) for p in asked), return_exceptions=True)))
+
+    def none_in(p: Partner) -> bool:
+        a = answers.get(p.code)
+        return a is not None and not isinstance(a, BaseException) and not a.any_in
+
+    return [p for p in rota if not none_in(p)] + [p for p in rota if none_in(p)]
+
+
 # --------------------------------------------------------------------------- placing
 
 async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id: str | None = None,
@@ -140,7 +158,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
     if title is None:
         return Placed(None, "unknown_title", {"title_id": tid})
     material = title.material_type or "book"
-    rota = _rota(ill, title, material, supplier)
+    rota = await order_by_availability(ill, _rota(ill, title, material, supplier), title.isbn)
 
     async def work(conn: AsyncConnection) -> Placed:
         now = ill.local_now()
@@ -171,7 +189,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
             patron_id=patron.id, library=system, title_id=title.title_id, kind=KIND, material_type=material,
             pickup_branch=pickup_branch, contact_method=patron.default_contact_method, channel=channel,
             state=S.NEW.value, placed_at=now, submitted_at_branch=pickup_branch, memo=memo,
-            title=title.title or title.title_id, updated_at=now))
+            title=title.title or title.title_id, rota=" ".join(p.code for p in rota), updated_at=now))
         rid = res.inserted_primary_key[0]
         item = await conn.execute(s.items.insert().values(
             barcode=f"{PLACEHOLDER}{rid:08d}", title_id=title.title_id, library=lib, owning_branch=branch,
@@ -262,8 +280,12 @@ async def next_supplier(ill: Ill, conn: AsyncConnection, request_row, *, why: st
         s.ill_legs.c.request_id == row.id))).all()}
     nxt = None
     if item.ill:                      # by title: the rota goes on; a named copy has one supplier
-        title = await ill.titles.describe(row.title_id, conn)
-        nxt = next((p for p in _rota(ill, title, row.material_type, None) if p.code not in tried), None)
+        if row.rota:                  # the order fixed at placing, less partners no longer lending
+            lending = {p.code for p in ill.config.rota(material_type=row.material_type)}
+            order = [ill.config.partners[c] for c in row.rota.split() if c in lending]
+        else:
+            order = _rota(ill, await ill.titles.describe(row.title_id, conn), row.material_type, None)
+        nxt = next((p for p in order if p.code not in tried), None)
     if nxt is None:
         await transition(conn, row, E.END_OF_ROTA, role=R.SYSTEM, actor=actor, at=now, reason=why,
                          cancelled_at=now, cancel_reason=REASON_UNFILLED, cancel_channel="system")

@@ -23,6 +23,8 @@ deployment's TOML file (``--config`` or ``DATA_DIR/unioncat.toml``).
     rota = 1                               # its place in the rota (lower first)
     available = true                       # false: skipped by the rota for now
     dialect = "standard"                   # see dialects.py
+    availability_sru = "https://…/sru"     # optional: its catalog's SRU (recordSchema opac), asked
+                                           # whether a copy is in before the rota is ordered
 
 Every key is checked; an unknown key, a wrong type or a missing required value is a
 :class:`ConfigError` naming where.  Secrets may come from the environment
@@ -56,6 +58,7 @@ class Partner:
     rota: int = 100
     available: bool = True
     dialect: Dialect = DIALECTS["standard"]
+    availability_sru: str | None = None    # its catalog's SRU base, answering the `opac` schema
 
     @property
     def code(self) -> str:
@@ -193,7 +196,9 @@ def load(data: dict, *, env: dict | None = None) -> IllConfig | None:
             materials=sec.words("materials"),
             rota=sec.get("rota", int, 100),
             available=sec.get("available", bool, True),
-            dialect=DIALECTS[dialect_name])
+            dialect=DIALECTS[dialect_name],
+            availability_sru=_url(v, f"{sec.where}.availability_sru") if (v := sec.get(
+                "availability_sru", str, None)) else None)
         sec.done()
         if p.agency.key == agency.key:
             raise ConfigError(f"{sec.where}: a partner cannot be our own agency")
