@@ -181,7 +181,8 @@ class KioskService:
     def __init__(self, circ: Circulation, config: Sip2Config | None = None, titles: Titles | None = None):
         self.circ = circ
         self.config = config or Sip2Config()
-        self.titles = titles or ItemTitles(circ)
+        self._own_titles = ItemTitles(circ)
+        self.titles = titles or self._own_titles
 
     def session(self, **kw) -> Session:
         """A new connection's session, in the configured default encoding and language."""
@@ -221,12 +222,17 @@ class KioskService:
         return conn.kiosk.institution if conn.kiosk is not None else (request.get("AO") or "")
 
     async def _title(self, title_id: str) -> str:
-        try:
-            t = await self.titles.describe(title_id)
-        except Exception:  # noqa: BLE001 - a title for the screen is not worth a refused loan
-            log.warning("sip2: no title for %s", title_id, exc_info=True)
-            t = None
-        return t.title if t is not None and t.title else title_id
+        """The title for the screen: the catalog's (``titles``), else the one the
+        circulation keeps for the title's holds, else the title id."""
+        for source in dict.fromkeys((self.titles, self._own_titles)):
+            try:
+                t = await source.describe(title_id)
+            except Exception:  # noqa: BLE001 - a title for the screen is not worth a refused loan
+                log.warning("sip2: no title for %s", title_id, exc_info=True)
+                continue
+            if t is not None and t.title:
+                return t.title
+        return title_id
 
     async def _item(self, barcode: str):
         async with self.circ.db.read() as c:

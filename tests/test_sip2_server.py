@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from circ_helpers import add_item, one_row, rows
-from circulation import holds, schema as s
+from circulation import holds, loans, schema as s
 from circulation.store import Database
 from sip2 import codec, messages as M
 from sip2.config import KioskOptions, Sip2Config
@@ -249,6 +249,19 @@ async def test_a_return_at_the_machine_and_where_the_copy_goes(kiosk, kiosk_db):
     r = await kiosk.checkin(BOOK_AT_NAKA)
     assert (r["ok"], r["alert"]) == ("1", "Y") and af(r)[1].startswith("他の館へ送る資料です")
     assert "中区図書館" in af(r)[1] and r.get("AQ") == "中区図書館"
+
+
+async def test_a_copy_in_transit_put_into_the_machine_is_left_to_the_staff(kiosk, kiosk_db):
+    d = await holds.place(kiosk_db, card=OTHER, title_id="isbn:9784000000035", pickup_branch="central",
+                          channel="web", role="patron", actor=OTHER, contact_method="phone")
+    assert d.decision.allowed
+    res = await loans.check_in(kiosk_db, barcode=BOOK_AT_NAKA, branch="naka", role="staff", actor="naka")
+    assert res.routing.kind == "transit_hold"                  # on its way to central for the hold
+    r = await kiosk.checkin(BOOK_AT_NAKA)                      # arrivals are the staff's (ARRIVE_AT_PICKUP)
+    assert (r["ok"], r["alert"]) == ("0", "Y")
+    assert af(r) == ["この資料は自動貸出機では扱えません。カウンターへお持ちください。"]
+    assert (await kiosk.item(BOOK_AT_NAKA))["circulation_status"] == "10"       # nothing changed
+    assert (await one_row(kiosk_db, s.requests)).state == "IN_TRANSIT"
 
 
 async def test_renewals_at_the_kiosk(kiosk, kiosk_db):
