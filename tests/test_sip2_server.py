@@ -7,11 +7,11 @@ tests/test_sip2_interop.py drives the server with clients others wrote."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from circ_helpers import add_item, one_row, rows
 from circulation import holds, loans, schema as s
@@ -356,6 +356,39 @@ async def test_a_flood_of_garbage_is_closed_with_a_reason(served, caplog):
     await k.write(b"more\r")
     assert await k.at_eof()
     assert "10 unreadable messages in a row" in caplog.text
+    await k.close()
+
+
+async def test_random_bytes_never_break_the_server(served, caplog):
+    import random
+    caplog.set_level(logging.INFO, "unioncat.sip2")
+    rnd = random.Random(13)
+    for round_ in range(6):
+        k = await RawKiosk.connect(served.port)
+        if round_ % 2:
+            assert await k.login() == "1"
+        answers = 0
+        for _ in range(20):
+            chunk = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 200)))
+            if rnd.random() < 0.5:
+                chunk += b"\r"
+            try:
+                await k.write(chunk)
+            except ConnectionError:
+                break
+        with contextlib.suppress(ConnectionError):
+            await k.write(b"\r")
+            k.writer.write_eof()                              # the end of our input: the server ends too
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                raw = await k.read()
+                assert codec.decode(raw[:-1], "utf-8").message.code in M.RESPONSES
+                answers += 1
+        assert answers > 0
+        await k.close()
+    assert "Traceback" not in caplog.text and "failed" not in caplog.text
+    k = await RawKiosk.connect(served.port)                   # and the server still serves
+    assert await k.login() == "1" and (await k.item(BOOK))["circulation_status"] == "03"
     await k.close()
 
 
