@@ -293,3 +293,18 @@ def test_whatever_arrives_the_session_answers_and_never_raises(chunks):
             break
     s.receive_data(b"")
     assert s.next_event() == ConnectionClosed()
+
+
+def test_the_protocol_room_imports_no_io_no_engine_no_gateway():
+    import ast
+    import sys
+
+    allowed = {"__future__", "codecs", "collections", "dataclasses", "datetime", "hashlib", "hmac", "re",
+               "secrets", "typing"}
+    for path in sorted((ROOT / "sip2").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                assert top in allowed and top in sys.stdlib_module_names | {"__future__"}, (path.name, name)
