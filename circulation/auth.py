@@ -72,7 +72,9 @@ Roles
 Staff hold any of :data:`ROLES`: ``circulation`` (check-in/out, hold shelf, pull and
 transit lists), ``requests`` (reviewing リクエスト), ``admin`` (jobs, loaders),
 ``network`` (acts for the whole network: the jobs touch every library system, so running
-one by hand needs ``admin`` and ``network``). No role implies another. :func:`require_role` answers with a :class:`Decision`.
+one by hand needs ``admin`` and ``network``), ``kiosk`` (a self-check machine's account,
+bound to its branch: it logs in over SIP2, :mod:`circulation.sip2`, and no staff route
+accepts it). No role implies another. :func:`require_role` answers with a :class:`Decision`.
 """
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ from . import schema as s
 from .service import Circulation
 from .store import lock_one, record_event
 
-ROLES = ("circulation", "requests", "admin", "network")
+ROLES = ("circulation", "requests", "admin", "network", "kiosk")
 PATRON_IDLE = timedelta(minutes=30)
 PATRON_MAX = timedelta(hours=8)
 STAFF_SESSION = timedelta(hours=8)
@@ -325,8 +327,11 @@ class _Changed(Exception):
     """The stored hash changed between verifying and recording: verify again."""
 
 
-async def patron_login(circ: Circulation, *, card: str, password: str) -> LoginResult:
-    """Log a patron in with card number and password; see the module doc."""
+async def patron_login(circ: Circulation, *, card: str, password: str,
+                       open_session: bool = True) -> LoginResult:
+    """Log a patron in with card number and password; see the module doc.
+    ``open_session=False``: check the card and password (the lockout applies) without
+    opening a session (a kiosk's SIP2 message); the result's ``decision`` says how it went."""
     for _ in range(5):
         now = circ.now()
         async with circ.db.read() as conn:
@@ -359,7 +364,7 @@ async def patron_login(circ: Circulation, *, card: str, password: str) -> LoginR
             if new_hash is not None:
                 await conn.execute(update(s.patrons).where(s.patrons.c.id == row.id)
                                    .values(password_hash=new_hash))
-            token = await _new_session(conn, patron_id=row.id, now=now)
+            token = await _new_session(conn, patron_id=row.id, now=now) if open_session else None
             return LoginResult(token, decide("logged_in"), _patron_principal(cur))
 
         try:
@@ -543,10 +548,12 @@ async def set_staff_password(circ: Circulation, *, username: str, new_password: 
     return await circ.db.run(work)
 
 
-async def staff_login(circ: Circulation, *, username: str, password: str) -> LoginResult:
+async def staff_login(circ: Circulation, *, username: str, password: str,
+                      open_session: bool = True) -> LoginResult:
     """Log a staff member in. Wrong passwords lock the account as for patrons, by the
     ``[login]`` rules of the staff member's library (5 wrong, 30 minutes for all three
-    profiles); a reset of the password (:func:`set_staff_password`) unlocks it."""
+    profiles); a reset of the password (:func:`set_staff_password`) unlocks it.
+    ``open_session=False``: check only (a kiosk's SIP2 login: the connection is its session)."""
     for _ in range(5):
         now = circ.now()
         async with circ.db.read() as conn:
@@ -579,7 +586,7 @@ async def staff_login(circ: Circulation, *, username: str, password: str) -> Log
             await _clear_failures(conn, staff_id=row.id)
             if new_hash is not None:
                 await conn.execute(update(s.staff).where(s.staff.c.id == row.id).values(password_hash=new_hash))
-            token = await _new_session(conn, staff_id=row.id, now=now)
+            token = await _new_session(conn, staff_id=row.id, now=now) if open_session else None
             return LoginResult(token, decide("logged_in"), _staff_principal(cur))
 
         try:

@@ -207,7 +207,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              z3950_settings=None, z3950_workers: int = 1,
              z3950_worker_argv: Callable[[int], list[str]] | None = None,
              circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
-             cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT) -> web.Application:
+             cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT,
+             sip2_port: int | None = None, sip2_config=None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -220,7 +221,9 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     :class:`connectors.smtp.Mailer`; {} = none). ``cookie_secure``: the session
     cookie's Secure flag; None = on unless ``host`` is a loopback address.
     ``search_timeout``: the time one SRU or Z39.50 request may spend in the
-    catalog (never more than the catalog's own search timeout)."""
+    catalog (never more than the catalog's own search timeout). ``sip2_port``: also
+    serve the self-check kiosks over SIP2 on ``host``:``sip2_port`` (needs
+    ``circulation``; ``sip2_config``: the ``[sip2]`` section, gateway/sip2_server.py)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
@@ -292,6 +295,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
         app.add_subapp(API, make_api(circulation, mailer=mailer, jobs_spec=circulation_jobs,
                                      cookie_secure=secure, ill=ill))
+        if sip2_port is not None:
+            from . import sip2_server
+            sip2_server.mount(app, circulation, host, sip2_port, sip2_config, ill_service.CatalogTitles(catalog))
+    elif sip2_port is not None:
+        raise ValueError("SIP2 needs the circulation service")
 
     async def close(_app):
         if hasattr(catalog, "aclose"):
@@ -324,7 +332,7 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                z3950_port: int | None = None, event_loop: str = "auto", z3950_workers: int = 1,
                z3950_worker_argv: Callable[[int], list[str]] | None = None,
                circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
-               ill_config=None, ncip_config=None) -> None:
+               ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
     job only with ``mailer``)."""
@@ -341,5 +349,6 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
     web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port,
                          z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
                          circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
-                         ill_config=ill_config, ncip_config=ncip_config),
+                         ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
+                         sip2_config=sip2_config),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

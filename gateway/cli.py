@@ -357,6 +357,9 @@ def _serve_circ_options(p) -> None:
     g.add_argument("--smtp-port", type=int, default=25, metavar="PORT")
     g.add_argument("--smtp-user", metavar="USER", help="SMTP login; password from $UNIONCAT_SMTP_PASSWORD")
     g.add_argument("--mail-from", metavar="ADDRESS", help="sender address of the notices (needed with --smtp-host)")
+    g.add_argument("--sip2-port", type=int, default=0, metavar="PORT",
+                   help="also serve self-check kiosks over SIP2 on --host:PORT (default 0 = none; kiosk "
+                   "accounts are staff accounts with the role kiosk; [sip2] in the --config file: docs/sip2.md)")
     g.add_argument("--cookie-secure", choices=("auto", "always", "never"), default="auto",
                    help="the session cookie's Secure flag: auto (default) = on unless --host is a loopback "
                    "address; use 'always' behind a TLS proxy on loopback")
@@ -373,6 +376,7 @@ def _serve_circulation(args, data_dir: Path) -> dict:
         ill_cfg, ncip_cfg = load_config(args.config or (data_dir / "unioncat.toml"))
     except ConfigError as e:
         raise CircError(str(e)) from None
+    sip2 = _serve_sip2(args, data_dir, url)
     if not url:
         if args.smtp_host:
             raise CircError("--smtp-host needs a circulation database (--circ-db URL)")
@@ -403,7 +407,23 @@ def _serve_circulation(args, data_dir: Path) -> dict:
         raise CircError("--mail-from needs --smtp-host HOST")
     secure = {"auto": None, "always": True, "never": False}[args.cookie_secure]
     return {"circ_db": url, "mailer": mailer, "cookie_secure": secure, "ill_config": ill_cfg,
-            "ncip_config": ncip_cfg}
+            "ncip_config": ncip_cfg, **sip2}
+
+
+def _serve_sip2(args, data_dir: Path, circ_url: str | None) -> dict:
+    """run_server's SIP2 options (--sip2-port and the [sip2] section of the config file)."""
+    if not args.sip2_port:
+        return {}
+    if args.sip2_port < 0 or args.sip2_port > 65535:
+        raise CircError(f"--sip2-port {args.sip2_port}: not a port")
+    if not circ_url:
+        raise CircError("--sip2-port needs a circulation database (--circ-db URL)")
+    from .sip2_server import ConfigError, load_config
+
+    try:
+        return {"sip2_port": args.sip2_port, "sip2_config": load_config(args.config or (data_dir / "unioncat.toml"))}
+    except ConfigError as e:
+        raise CircError(str(e)) from None
 
 
 def cmd_serve(args) -> int:
@@ -622,7 +642,8 @@ def _circ_parser(sub) -> None:
     sp = ssub.add_parser("add", help="add a staff member",
                          description=f"The password is read from ${STAFF_PASSWORD_ENV}, else asked twice "
                          "(on a terminal). Roles: circulation, requests, admin, network (network-wide: "
-                         "running jobs by hand, with admin).")
+                         "running jobs by hand, with admin), kiosk (a self-check machine's SIP2 login, "
+                         "with --branch; docs/sip2.md).")
     sp.add_argument("username")
     sp.add_argument("--library", required=True, metavar="CODE")
     sp.add_argument("--branch", metavar="CODE")
