@@ -1,7 +1,7 @@
 """A thin Z39.50 load generator for bench/z3950_bench.py.
 
 Every APDU (Init, each Search, the Presents of 10 USMARC records, Close) is
-encoded once with our codec (``z3950/pdu.py``); a request is ``sendall`` of the
+encoded once with our codec (``z3950/pdu/``); a request is ``sendall`` of the
 bytes and one response read by its BER length (tag and definite length parsed by
 hand, no decoding), checked only for the expected APDU tag.  Decoding happens in
 the verification pass (hit counts, records returned), outside the timed loops.
