@@ -20,7 +20,9 @@ import threading
 import time
 
 import procmon
-from z3950 import pdu as P, records as R, rpn
+from z3950 import pdu as P
+from z3950 import records as R
+from z3950 import rpn
 
 INIT_RESPONSE, SEARCH_RESPONSE, PRESENT_RESPONSE, CLOSE = 21, 23, 25, 48
 DATABASE = "Default"
@@ -309,7 +311,7 @@ def verify(host: str, port: int, apdus: Apdus) -> dict:
     c = _open_session(host, port, apdus)
     hits = []
     try:
-        for i, a in enumerate(apdus.search):
+        for _i, a in enumerate(apdus.search):
             t0 = time.perf_counter()
             tag, data = c.call(a)
             ms = (time.perf_counter() - t0) * 1000

@@ -72,7 +72,8 @@ Roles
 Staff hold any of :data:`ROLES`: ``circulation`` (check-in/out, hold shelf, pull and
 transit lists), ``requests`` (reviewing リクエスト), ``admin`` (jobs, loaders),
 ``network`` (acts for the whole network: the jobs touch every library system, so running
-one by hand needs ``admin`` and ``network``). No role implies another. :func:`require_role` answers with a :class:`Decision`.
+one by hand needs ``admin`` and ``network``). No role implies another. :func:`require_role`
+answers with a :class:`Decision`.
 """
 from __future__ import annotations
 

@@ -26,16 +26,62 @@ so ``from z3950 import pdu`` and ``pdu.SearchRequest`` work as before):
 from __future__ import annotations
 
 from .apdu import PDU, UnsupportedAPDU, apdu_framer, decode_pdu, encode_pdu
-from .association import (CLOSE_REASONS, OPTION_BITS, Close, IdAnonymous, IdAuthentication, IdOpen, IdOther, IdPass,
-                          InitializeRequest, InitializeResponse)
-from .fields import (CLOSE, DELETE_RESULT_SET_REQUEST, DELETE_RESULT_SET_RESPONSE, FIRST_APDU_TAG, INIT_REQUEST,
-                     INIT_RESPONSE, LAST_APDU_TAG, PRESENT_REQUEST, PRESENT_RESPONSE, SCAN_REQUEST, SCAN_RESPONSE,
-                     SEARCH_REQUEST, SEARCH_RESPONSE, SORT_REQUEST, SORT_RESPONSE, is_apdu_tag)
-from .operations import (BIB1_DIAGNOSTICS, CQL_QUERY_OID, DELETE_SET_STATUS, PRESENT_STATUS, RESULT_SET_STATUS,
-                         SCAN_STATUS, SORT_STATUS, CQLQuery, DeleteResultSetRequest, DeleteResultSetResponse,
-                         Diagnostic, ElementSetNames, NamePlusRecord, OtherQuery, PresentRequest, PresentResponse,
-                         ScanEntry, ScanRequest, ScanResponse, SearchRequest, SearchResponse, SortKeySpec, SortRequest,
-                         SortResponse)
+from .association import (
+                          CLOSE_REASONS,
+                          OPTION_BITS,
+                          Close,
+                          IdAnonymous,
+                          IdAuthentication,
+                          IdOpen,
+                          IdOther,
+                          IdPass,
+                          InitializeRequest,
+                          InitializeResponse,
+)
+from .fields import (
+                          CLOSE,
+                          DELETE_RESULT_SET_REQUEST,
+                          DELETE_RESULT_SET_RESPONSE,
+                          FIRST_APDU_TAG,
+                          INIT_REQUEST,
+                          INIT_RESPONSE,
+                          LAST_APDU_TAG,
+                          PRESENT_REQUEST,
+                          PRESENT_RESPONSE,
+                          SCAN_REQUEST,
+                          SCAN_RESPONSE,
+                          SEARCH_REQUEST,
+                          SEARCH_RESPONSE,
+                          SORT_REQUEST,
+                          SORT_RESPONSE,
+                          is_apdu_tag,
+)
+from .operations import (
+                          BIB1_DIAGNOSTICS,
+                          CQL_QUERY_OID,
+                          DELETE_SET_STATUS,
+                          PRESENT_STATUS,
+                          RESULT_SET_STATUS,
+                          SCAN_STATUS,
+                          SORT_STATUS,
+                          CQLQuery,
+                          DeleteResultSetRequest,
+                          DeleteResultSetResponse,
+                          Diagnostic,
+                          ElementSetNames,
+                          NamePlusRecord,
+                          OtherQuery,
+                          PresentRequest,
+                          PresentResponse,
+                          ScanEntry,
+                          ScanRequest,
+                          ScanResponse,
+                          SearchRequest,
+                          SearchResponse,
+                          SortKeySpec,
+                          SortRequest,
+                          SortResponse,
+)
 from .operations_codec import decode_diagnostic, enc_diagnostic
 
 __all__ = [

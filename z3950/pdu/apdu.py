@@ -3,21 +3,60 @@ APDU's type (or choice tag) to the codecs of ``association`` and
 ``operations_codec``; ``apdu_framer`` cuts APDUs out of a byte stream."""
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Callable, Union
 
-from ..ber import CONTEXT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, BERError, Framer, decode_all
+from ..ber import CONTEXT, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS, BERError, Element, Framer, decode_all
 from .association import Close, InitializeRequest, InitializeResponse, _dec_close, _dec_init, _enc_close, _enc_init
-from .fields import (CLOSE, DELETE_RESULT_SET_REQUEST, DELETE_RESULT_SET_RESPONSE, INIT_REQUEST, INIT_RESPONSE,
-                     PRESENT_REQUEST, PRESENT_RESPONSE, SCAN_REQUEST, SCAN_RESPONSE, SEARCH_REQUEST, SEARCH_RESPONSE,
-                     SORT_REQUEST, SORT_RESPONSE, is_apdu_tag)
-from .operations import (DeleteResultSetRequest, DeleteResultSetResponse, PresentRequest, PresentResponse,
-                         ScanRequest, ScanResponse, SearchRequest, SearchResponse, SortRequest, SortResponse)
-from .operations_codec import (_dec_delete_request, _dec_delete_response, _dec_present_request,
-                               _dec_present_response, _dec_scan_request, _dec_scan_response, _dec_search_request,
-                               _dec_search_response, _dec_sort_request, _dec_sort_response, _enc_delete_request,
-                               _enc_delete_response, _enc_present_request, _enc_present_response, _enc_scan_request,
-                               _enc_scan_response, _enc_search_request, _enc_search_response, _enc_sort_request,
-                               _enc_sort_response)
+from .fields import (
+    CLOSE,
+    DELETE_RESULT_SET_REQUEST,
+    DELETE_RESULT_SET_RESPONSE,
+    INIT_REQUEST,
+    INIT_RESPONSE,
+    PRESENT_REQUEST,
+    PRESENT_RESPONSE,
+    SCAN_REQUEST,
+    SCAN_RESPONSE,
+    SEARCH_REQUEST,
+    SEARCH_RESPONSE,
+    SORT_REQUEST,
+    SORT_RESPONSE,
+    is_apdu_tag,
+)
+from .operations import (
+    DeleteResultSetRequest,
+    DeleteResultSetResponse,
+    PresentRequest,
+    PresentResponse,
+    ScanRequest,
+    ScanResponse,
+    SearchRequest,
+    SearchResponse,
+    SortRequest,
+    SortResponse,
+)
+from .operations_codec import (
+    _dec_delete_request,
+    _dec_delete_response,
+    _dec_present_request,
+    _dec_present_response,
+    _dec_scan_request,
+    _dec_scan_response,
+    _dec_search_request,
+    _dec_search_response,
+    _dec_sort_request,
+    _dec_sort_response,
+    _enc_delete_request,
+    _enc_delete_response,
+    _enc_present_request,
+    _enc_present_response,
+    _enc_scan_request,
+    _enc_scan_response,
+    _enc_search_request,
+    _enc_search_response,
+    _enc_sort_request,
+    _enc_sort_response,
+)
 
 PDU = Union[InitializeRequest, InitializeResponse, Close, SearchRequest, SearchResponse, PresentRequest,
             PresentResponse, DeleteResultSetRequest, DeleteResultSetResponse, ScanRequest, ScanResponse,
@@ -33,14 +72,14 @@ class UnsupportedAPDU(BERError):
         self.tag = tag
 
 
-_ENCODERS = {
+_ENCODERS: dict[type, Callable[[Any, str], bytes]] = {
     SearchRequest: _enc_search_request, SearchResponse: _enc_search_response,
     PresentRequest: _enc_present_request, PresentResponse: _enc_present_response,
     DeleteResultSetRequest: _enc_delete_request, DeleteResultSetResponse: _enc_delete_response,
     ScanRequest: _enc_scan_request, ScanResponse: _enc_scan_response,
     SortRequest: _enc_sort_request, SortResponse: _enc_sort_response,
 }
-_DECODERS = {
+_DECODERS: dict[int, Callable[[Element, str], PDU]] = {
     SEARCH_REQUEST: _dec_search_request, SEARCH_RESPONSE: _dec_search_response,
     PRESENT_REQUEST: _dec_present_request, PRESENT_RESPONSE: _dec_present_response,
     DELETE_RESULT_SET_REQUEST: _dec_delete_request, DELETE_RESULT_SET_RESPONSE: _dec_delete_response,

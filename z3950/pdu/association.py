@@ -3,11 +3,36 @@ close an association, with IdAuthentication and the Options bits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..ber import (CONTEXT, NULL, SEQUENCE, UNIVERSAL, VISIBLE_STRING, Element, enc_bits, enc_bool, enc_explicit,
-                   enc_int, enc_octets, enc_oid, enc_seq, enc_str, encode)
-from .fields import (_OTHER_INFO, _REFERENCE_ID, CLOSE, INIT_REQUEST, INIT_RESPONSE, _explicit_inner, _Fields,
-                     _opt_str, _opt_text)
+from ..ber import (
+    CONTEXT,
+    NULL,
+    SEQUENCE,
+    UNIVERSAL,
+    VISIBLE_STRING,
+    Element,
+    enc_bits,
+    enc_bool,
+    enc_explicit,
+    enc_int,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    encode,
+)
+from .fields import (
+    _OTHER_INFO,
+    _REFERENCE_ID,
+    CLOSE,
+    INIT_REQUEST,
+    INIT_RESPONSE,
+    _explicit_inner,
+    _Fields,
+    _opt_str,
+    _opt_text,
+)
 
 # Tags inside the Init and Close sequences
 _PROTOCOL_VERSION = 3           # ProtocolVersion ::= [3] IMPLICIT BIT STRING
@@ -220,7 +245,7 @@ def _dec_init(apdu: Element, encoding: str) -> InitializeRequest | InitializeRes
     request = apdu.tag == INIT_REQUEST
     f = _Fields(apdu, "initRequest" if request else "initResponse")
     ref = f.opt(CONTEXT, _REFERENCE_ID)
-    fields = dict(
+    fields: dict[str, Any] = dict(
         reference_id=None if ref is None else ref.octets(),
         protocol_version=_dec_versions(f.req(CONTEXT, _PROTOCOL_VERSION, "protocolVersion")),
         options=_dec_options(f.req(CONTEXT, _OPTIONS, "options")),

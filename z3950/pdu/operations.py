@@ -4,9 +4,12 @@ dataclasses; their BER is in ``operations_codec``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple, Union
+from typing import TYPE_CHECKING, Tuple, Union
 
 from ..ber import Element
+
+if TYPE_CHECKING:            # rpn imports this package: its types only, for the checker
+    from ..rpn import APT
 
 # ---------------------------------------------------------------------------
 # Search, Present, DeleteResultSet, Scan, Sort (Z39.50-2003 3.2.2 - 3.2.7)
@@ -165,7 +168,7 @@ class DeleteResultSetResponse:
 
 @dataclass(frozen=True)
 class ScanRequest:
-    term: object                              # rpn.APT: attributes plus the start term
+    term: APT                                 # attributes plus the start term
     database_names: tuple[str, ...] = ("Default",)
     attribute_set: str | None = None
     number_of_terms_requested: int = 20

@@ -2,18 +2,74 @@
 Sort APDUs (the ASN.1 is quoted in ``operations``)."""
 from __future__ import annotations
 
-from ..ber import (CONTEXT, EXTERNAL, GENERAL_STRING, INTEGER, OBJECT_IDENTIFIER, SEQUENCE, UNIVERSAL,
-                   VISIBLE_STRING, BERError, Element, enc_bool, enc_explicit, enc_int, enc_null, enc_octets, enc_oid,
-                   enc_seq, enc_str, encode)
-from .fields import (_OTHER_INFO, _REFERENCE_ID, DELETE_RESULT_SET_REQUEST, DELETE_RESULT_SET_RESPONSE,
-                     PRESENT_REQUEST, PRESENT_RESPONSE, SCAN_REQUEST, SCAN_RESPONSE, SEARCH_REQUEST, SEARCH_RESPONSE,
-                     SORT_REQUEST, SORT_RESPONSE, _explicit_inner, _Fields, _opt_str, _opt_text)
-from .operations import (_ADDITIONAL_SEARCH_INFO, _DATABASE_NAME, _ELEMENT_SET_NAME, _MULTIPLE_NON_SUR_DIAGNOSTICS,
-                         _NON_SURROGATE_DIAGNOSTIC, _PREFERRED_RECORD_SYNTAX, _PRESENT_STATUS, _RESPONSE_RECORDS,
-                         _RESULT_SET_ID, CQL_QUERY_OID, CQLQuery, DeleteResultSetRequest, DeleteResultSetResponse,
-                         Diagnostic, ElementSetNames, NamePlusRecord, OtherQuery, PresentRequest, PresentResponse,
-                         ScanEntry, ScanRequest, ScanResponse, SearchRequest, SearchResponse, SortKeySpec, SortRequest,
-                         SortResponse)
+from ..ber import (
+    CONTEXT,
+    EXTERNAL,
+    GENERAL_STRING,
+    INTEGER,
+    OBJECT_IDENTIFIER,
+    SEQUENCE,
+    UNIVERSAL,
+    VISIBLE_STRING,
+    BERError,
+    Element,
+    enc_bool,
+    enc_explicit,
+    enc_int,
+    enc_null,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    encode,
+)
+from .fields import (
+    _OTHER_INFO,
+    _REFERENCE_ID,
+    DELETE_RESULT_SET_REQUEST,
+    DELETE_RESULT_SET_RESPONSE,
+    PRESENT_REQUEST,
+    PRESENT_RESPONSE,
+    SCAN_REQUEST,
+    SCAN_RESPONSE,
+    SEARCH_REQUEST,
+    SEARCH_RESPONSE,
+    SORT_REQUEST,
+    SORT_RESPONSE,
+    _explicit_inner,
+    _Fields,
+    _opt_str,
+    _opt_text,
+)
+from .operations import (
+    _ADDITIONAL_SEARCH_INFO,
+    _DATABASE_NAME,
+    _ELEMENT_SET_NAME,
+    _MULTIPLE_NON_SUR_DIAGNOSTICS,
+    _NON_SURROGATE_DIAGNOSTIC,
+    _PREFERRED_RECORD_SYNTAX,
+    _PRESENT_STATUS,
+    _RESPONSE_RECORDS,
+    _RESULT_SET_ID,
+    CQL_QUERY_OID,
+    CQLQuery,
+    DeleteResultSetRequest,
+    DeleteResultSetResponse,
+    Diagnostic,
+    ElementSetNames,
+    NamePlusRecord,
+    OtherQuery,
+    PresentRequest,
+    PresentResponse,
+    ScanEntry,
+    ScanRequest,
+    ScanResponse,
+    SearchRequest,
+    SearchResponse,
+    SortKeySpec,
+    SortRequest,
+    SortResponse,
+)
 
 # -- encoding helpers
 
@@ -225,8 +281,14 @@ def _enc_sort_key_spec(spec: SortKeySpec, encoding: str) -> bytes:
             raise ValueError("SortKeySpec needs a sort field, attributes or an element spec")
         element = enc_explicit(1, key)
     mva = spec.missing_value_action
-    missing = b"" if mva is None else enc_explicit(3, (
-        enc_null(1) if mva == "abort" else enc_null(2) if mva == "null" else enc_octets(3, bytes(mva))))
+    if mva is None:
+        missing = b""
+    elif mva == "abort" or mva == "null":
+        missing = enc_explicit(3, enc_null(1 if mva == "abort" else 2))
+    elif isinstance(mva, str):
+        raise TypeError(f"missing_value_action {mva!r}: 'abort', 'null', bytes or None")
+    else:
+        missing = enc_explicit(3, enc_octets(3, bytes(mva)))
     return enc_seq(SEQUENCE, [element, enc_int(1, spec.relation), enc_int(2, spec.case_sensitivity), missing],
                    UNIVERSAL)
 
@@ -289,7 +351,7 @@ def _dec_default_diag(parts: Element, encoding: str) -> Diagnostic:
 def decode_diagnostic(element: Element, encoding: str = "utf-8") -> Diagnostic:
     """A DiagRec (DefaultDiagFormat SEQUENCE or EXTERNAL)."""
     if element.is_(UNIVERSAL, EXTERNAL):
-        element.children
+        _ = element.children   # a primitive EXTERNAL raises BERError here
         return Diagnostic(0, None, "", element)
     return _dec_default_diag(element.expect(UNIVERSAL, SEQUENCE, True), encoding)
 
