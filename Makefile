@@ -1,13 +1,14 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   set up, load sample records of three libraries and the sample circulation data
 #               (logins printed), serve SRU and the circulation API on 127.0.0.1:8210, Z39.50 on 2100
-#   make test   set up (Debian packages + venv) and run the test suite, which also builds the wheel,
+#   make test   set up (Debian packages + venv), run the linter and the type checker (make lint),
+#               then the test suite, which also builds the wheel,
 #               installs it into a fresh venv and runs it (tests/test_install.py), and runs every
 #               example of README.md and docs/ (tests/test_readme_examples.py)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup sysdeps sysdeps-bench sysdeps-es sysdeps-pg test test-slow demo bench clean
+.PHONY: setup sysdeps sysdeps-bench sysdeps-es sysdeps-pg lint test test-slow demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -43,7 +44,13 @@ ES_RUN := $(PY) tools/elasticsearch_node.py run --
 # cluster, passed to the tests as UNIONCAT_PG_URL, stopped by PID afterwards)
 PG_RUN := $(PY) tools/postgres_node.py run --
 
-test: sysdeps sysdeps-es sysdeps-pg setup
+# ruff on every Python file (rules in pyproject.toml [tool.ruff]) and mypy on the protocol
+# cores, lifecycle/, indexers/ and search/ ([tool.mypy]); a finding fails `make test`
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: sysdeps sysdeps-es sysdeps-pg setup lint
 	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q
 
 # end-to-end tests on the 250,000 Library of Congress records (downloads pymarc 5.4.0's sdist once)
@@ -58,4 +65,4 @@ bench: sysdeps-bench sysdeps-es setup
 	$(PY) bench/z3950_bench.py
 
 clean:
-	rm -rf $(VENV) demo-data build dist *.egg-info
+	rm -rf $(VENV) demo-data build dist *.egg-info .ruff_cache .mypy_cache

@@ -307,7 +307,8 @@ class EsSystem(UnioncatSystem):
             if quiet >= 3:  # three polls in a row without a running merge
                 break
             time.sleep(1)
-        out = {"wait_s": round(time.perf_counter() - t0, 1), "jvm_cpu_s": round(procmon.tree_cpu_s(self.node.pid) - cpu0, 1),
+        out = {"wait_s": round(time.perf_counter() - t0, 1),
+               "jvm_cpu_s": round(procmon.tree_cpu_s(self.node.pid) - cpu0, 1),
                "merges_running_at_end": current}
         print(f"  merges settled: {out}", flush=True)
         return out

@@ -314,7 +314,8 @@ def report(results: dict) -> str:
     dec = results.get("client_decode_us")
     if dec:
         parts += ["", f"client-side cost (not in the timed loops): full decode_pdu of a SearchResponse "
-                      f"{dec.get('search_response')} µs, of a 10-record PresentResponse {dec.get('present_response')} µs; "
+                      f"{dec.get('search_response')} µs, of a 10-record PresentResponse "
+                      f"{dec.get('present_response')} µs; "
                       f"the timed loops only frame by BER length and check the APDU tag; Zebra's indefinite-length "
                       f"APDUs: a full element walk costs {dec.get('frame_walk')} µs per 10-record Present, the "
                       f"end-of-contents + nothing-pending check used instead {dec.get('frame_fast')} µs "
@@ -414,7 +415,8 @@ def main(argv=None) -> int:
             v = zl.verify(host, port, apdus)
             results["systems"][n]["hits"] = v["hits"]
             results["systems"][n]["init"] = v["init"]
-            print(f"  {n}: init {v['init']}; {sum(1 for h in v['hits'] if h.get('diagnostic'))} diagnostics", flush=True)
+            diagnostics = sum(1 for h in v["hits"] if h.get("diagnostic"))
+            print(f"  {n}: init {v['init']}; {diagnostics} diagnostics", flush=True)
         both10 = [i for i in range(len(wq)) if all(
             (results["systems"][n]["hits"][i].get("hits") or 0) >= 10 for n in (U, Z))]
         present_idx = both10[:a.present_sets]
@@ -464,8 +466,8 @@ def main(argv=None) -> int:
                     try:
                         prof[phase] = profile_phase(
                             pyspy, upid, workdir, phase,
-                            lambda: zl.run_phase("127.0.0.1", u.zport, apdus, phase, concurrency=1,
-                                                 max_requests=nreq, max_seconds=a.seconds),
+                            lambda: zl.run_phase("127.0.0.1", u.zport, apdus, phase, concurrency=1,  # noqa: B023 - called at once, in this iteration
+                                                 max_requests=nreq, max_seconds=a.seconds),  # noqa: B023 - called at once, in this iteration
                             a.profile_rate)
                     except (OSError, RuntimeError) as e:
                         prof[phase] = {"error": f"{type(e).__name__}: {e}"}

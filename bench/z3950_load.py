@@ -1,7 +1,7 @@
 """A thin Z39.50 load generator for bench/z3950_bench.py.
 
 Every APDU (Init, each Search, the Presents of 10 USMARC records, Close) is
-encoded once with our codec (``z3950/pdu.py``); a request is ``sendall`` of the
+encoded once with our codec (``z3950/pdu/``); a request is ``sendall`` of the
 bytes and one response read by its BER length (tag and definite length parsed by
 hand, no decoding), checked only for the expected APDU tag.  Decoding happens in
 the verification pass (hit counts, records returned), outside the timed loops.
@@ -20,7 +20,9 @@ import threading
 import time
 
 import procmon
-from z3950 import pdu as P, records as R, rpn
+from z3950 import pdu as P
+from z3950 import records as R
+from z3950 import rpn
 
 INIT_RESPONSE, SEARCH_RESPONSE, PRESENT_RESPONSE, CLOSE = 21, 23, 25, 48
 DATABASE = "Default"
@@ -309,7 +311,7 @@ def verify(host: str, port: int, apdus: Apdus) -> dict:
     c = _open_session(host, port, apdus)
     hits = []
     try:
-        for i, a in enumerate(apdus.search):
+        for _i, a in enumerate(apdus.search):
             t0 = time.perf_counter()
             tag, data = c.call(a)
             ms = (time.perf_counter() - t0) * 1000

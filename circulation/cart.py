@@ -116,8 +116,9 @@ async def remove(circ: Circulation, card: str, title_id: str) -> Decision:
         p = await patron_by_card(conn, card, lock=True)
         res = await conn.execute(delete(s.cart_items).where(s.cart_items.c.patron_id == p.id,
                                                             s.cart_items.c.title_id == title_id))
-        return decide_for("cart", "removed", removed=res.rowcount) if res.rowcount else decide_for("cart", "not_in_cart",
-                                                                                    title_id=title_id)
+        if res.rowcount:
+            return decide_for("cart", "removed", removed=res.rowcount)
+        return decide_for("cart", "not_in_cart", title_id=title_id)
 
     return await circ.db.run(work)
 

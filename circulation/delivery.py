@@ -57,6 +57,7 @@ from . import loans
 from . import schema as s
 from .store import get_row, patron_by_card, patron_snapshot, record_event
 
+
 def _staff_only(role: Role) -> Decision | None:
     return None if role == Role.STAFF else decide("delivery_staff_only")
 

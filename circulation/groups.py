@@ -46,8 +46,18 @@ from lifecycle.table import Role
 from . import schema as s
 from .service import Circulation
 from .store import (
-    ConcurrentChange, NotFound, get_row, is_unique_violation, item_record, item_transition, lock_one,
-    lock_rows, open_loan, patron_contact, patron_snapshot, record_event,
+    ConcurrentChange,
+    NotFound,
+    get_row,
+    is_unique_violation,
+    item_record,
+    item_transition,
+    lock_one,
+    lock_rows,
+    open_loan,
+    patron_contact,
+    patron_snapshot,
+    record_event,
 )
 
 

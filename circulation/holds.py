@@ -41,8 +41,19 @@ from . import notices, routing
 from . import schema as s
 from .service import Circulation
 from .store import (
-    LIVE_REQUEST_STATES, ConcurrentChange, NotFound, get_row, item_record, lock_rows, lock_title_queue,
-    patron_contact, patron_snapshot, record_event, request_record, request_row, transition,
+    LIVE_REQUEST_STATES,
+    ConcurrentChange,
+    NotFound,
+    get_row,
+    item_record,
+    lock_rows,
+    lock_title_queue,
+    patron_contact,
+    patron_snapshot,
+    record_event,
+    request_record,
+    request_row,
+    transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role

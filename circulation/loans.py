@@ -57,6 +57,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -72,9 +73,21 @@ from . import schema as s
 from .proxy import live_consent_names
 from .service import Circulation
 from .store import (
-    NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue, loan_record,
-    loan_transition, open_loan, patron_contact, patron_snapshot, record_event, request_record,
-    serving_system, transition,
+    NotFound,
+    get_row,
+    item_record,
+    item_transition,
+    loan_record,
+    loan_transition,
+    lock_one,
+    lock_title_queue,
+    open_loan,
+    patron_contact,
+    patron_snapshot,
+    record_event,
+    request_record,
+    serving_system,
+    transition,
 )
 
 # Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and

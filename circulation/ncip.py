@@ -54,8 +54,15 @@ from connectors.ncip import build as B
 from connectors.ncip import model as m
 from connectors.ncip.config import NcipClient, NcipConfig
 from connectors.ncip.model import (
-    AcceptItemError, CancelRequestItemError, CheckInItemError, CheckOutItemError, General, LookupUserError,
-    Messaging, RequestItemError, SchemeValue,
+    AcceptItemError,
+    CancelRequestItemError,
+    CheckInItemError,
+    CheckOutItemError,
+    General,
+    LookupUserError,
+    Messaging,
+    RequestItemError,
+    SchemeValue,
 )
 from lifecycle import policies
 from lifecycle import table as lt
@@ -68,8 +75,15 @@ from .ill.requester import partner_library
 from .ill.titles import ItemTitles, Titles, Wanted, normal_isbn
 from .service import Circulation
 from .store import (
-    ConcurrentChange, NotFound, get_row, is_unique_violation, lock_title_queue, patron_contact, patron_snapshot,
-    record_event, transition,
+    ConcurrentChange,
+    NotFound,
+    get_row,
+    is_unique_violation,
+    lock_title_queue,
+    patron_contact,
+    patron_snapshot,
+    record_event,
+    transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role

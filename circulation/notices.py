@@ -521,7 +521,7 @@ async def dispatch_due(circ, mailer, *, batch: int = 50, max_attempts: int = 6,
     counts = {"sent": 0, "retried": 0, "failed": stale + failed}
     current = 0          # index of the notice in flight
     try:
-        for current, out in enumerate(outgoing):
+        for current, out in enumerate(outgoing):  # noqa: B007 - read after the loop
             error = None
             try:
                 await mailer.send(out.to, out.subject, out.body, message_id=out.message_id,

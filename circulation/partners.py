@@ -11,19 +11,19 @@ A partner request is a ``requests`` row of the city (``library`` = the city,
 moves through the requester table of :mod:`lifecycle.table`, every step audited by
 :func:`circulation.store.transition`:
 
-====================  ===========================================  ==================
-step                  function                                     transition
-====================  ===========================================  ==================
-form at the counter   :func:`request_item`                         PLACE, VALIDATE, SEND_TO_PARTNER → SENT
-partner will supply   :func:`partner_will_supply`                  PARTNER_WILL_SUPPLY → WILL_SUPPLY
-partner ships         :func:`partner_shipped`                      PARTNER_SHIPPED → SHIPPED
-partner cannot        :func:`partner_cannot_supply`                END_OF_ROTA → UNFILLED
-received at counter   :func:`receive` (or a check-in scan)         RECEIVE_AT_PICKUP → ON_HOLD_SHELF
-  … at another one    :func:`receive`                              RECEIVE_ELSEWHERE → IN_TRANSIT, then ARRIVE_AT_PICKUP
-lent at that counter  ``loans.check_out``                          CHECK_OUT → ON_LOAN
-returned there        ``loans.check_in``                           CHECK_IN → RETURNED, SHIP_RETURN → AWAITING_LOAN_COMPLETED
-partner has it back   :func:`partner_received`                     LOAN_COMPLETED → COMPLETED
-====================  ===========================================  ==================
+====================  ======================================  ==================
+step                  function                                transition
+====================  ======================================  ==================
+form at the counter   :func:`request_item`                    PLACE, VALIDATE, SEND_TO_PARTNER → SENT
+partner will supply   :func:`partner_will_supply`             PARTNER_WILL_SUPPLY → WILL_SUPPLY
+partner ships         :func:`partner_shipped`                 PARTNER_SHIPPED → SHIPPED
+partner cannot        :func:`partner_cannot_supply`           END_OF_ROTA → UNFILLED
+received at counter   :func:`receive` (or a check-in scan)    RECEIVE_AT_PICKUP → ON_HOLD_SHELF
+  … at another one    :func:`receive`                         RECEIVE_ELSEWHERE → IN_TRANSIT, then ARRIVE_AT_PICKUP
+lent at that counter  ``loans.check_out``                     CHECK_OUT → ON_LOAN
+returned there        ``loans.check_in``                      CHECK_IN → RETURNED, SHIP_RETURN → AWAITING_LOAN_COMPLETED
+partner has it back   :func:`partner_received`                LOAN_COMPLETED → COMPLETED
+====================  ======================================  ==================
 
 The partner-side functions (``partner_*``) are what an ISO 18626 connector will call
 (WillSupply, Loaned, Unfilled, CancelResponse, and the supplier's ShippedReturn
@@ -73,7 +73,9 @@ from lifecycle import table as lt
 from lifecycle.model import Decision, Request
 from lifecycle.profiles import Partner
 from lifecycle.reasons import (
-    REASON_CANCEL_ON_ARRIVAL, REASON_UNFILLED, decide,
+    REASON_CANCEL_ON_ARRIVAL,
+    REASON_UNFILLED,
+    decide,
 )
 
 from . import holds, notices, routing
@@ -81,8 +83,16 @@ from . import schema as s
 from .labels import PARTNER_NEXT_STEP, PARTNER_STATE_ORDER, STATUS_JA
 from .service import Circulation
 from .store import (
-    LIVE_REQUEST_STATES, NotFound, get_row, item_record, item_transition, lock_one, lock_title_queue,
-    patron_snapshot, record_event, transition,
+    LIVE_REQUEST_STATES,
+    NotFound,
+    get_row,
+    item_record,
+    item_transition,
+    lock_one,
+    lock_title_queue,
+    patron_snapshot,
+    record_event,
+    transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role

@@ -45,7 +45,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
-from lifecycle import policies, queue as lq
+from lifecycle import policies
+from lifecycle import queue as lq
 from lifecycle import table as lt
 from lifecycle.model import Decision, Request
 from lifecycle.reasons import REASON_GROUP_SATISFIED
@@ -54,8 +55,16 @@ from . import notices
 from . import schema as s
 from .service import Circulation
 from .store import (
-    NotFound, get_row, item_record, item_transition, lock_one, lock_rows, lock_title_queue, record_event,
-    request_record, transition,
+    NotFound,
+    get_row,
+    item_record,
+    item_transition,
+    lock_one,
+    lock_rows,
+    lock_title_queue,
+    record_event,
+    request_record,
+    transition,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role

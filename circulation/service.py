@@ -61,8 +61,9 @@ class Circulation:
         bc = prof.branches[branch]
         if any(bc.weekly.values()):
             return prof.calendar(branch, closed=closed, holidays=holidays)
-        from lifecycle.calendar import Hours
         from datetime import time
+
+        from lifecycle.calendar import Hours
         always = {d: Hours(time(0), time(23, 59)) for d in
                   ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "holiday")}
         return BranchCalendar(branch, always, (), frozenset(closed) | bc.closed, frozenset(holidays),

@@ -109,7 +109,8 @@ register({
     "sip2_not_your_loan": ("この資料はお借りになっていません。", "This item is not on loan to you."),
     "sip2_counter_needed": ("この資料は自動貸出機では扱えません。カウンターへお持ちください。",
                             "This item cannot be handled here: please take it to the counter."),
-    "sip2_unavailable": ("ただいま貸出・返却の処理ができません。しばらくしてからお試しいただくか、カウンターへお越しください。",
+    "sip2_unavailable": ("ただいま貸出・返却の処理ができません。"
+                         "しばらくしてからお試しいただくか、カウンターへお越しください。",
                          "Loans and returns cannot be processed just now: try again shortly or go to the counter."),
     "sip2_failed": ("処理できませんでした。カウンターへお越しください。",
                     "This could not be processed: please go to the counter."),
@@ -199,7 +200,7 @@ class KioskService:
         lang = self._language(conn, request)
         try:
             return await handler(conn, request)
-        except Exception as e:  # noqa: BLE001 - a kiosk gets an answer, never a dropped connection
+        except Exception as e:
             if unavailable(e):
                 log.warning("sip2: the circulation database is unavailable: %r", e)
                 return Answer(self._refused(conn, request, decide("sip2_unavailable"), lang),
@@ -227,7 +228,7 @@ class KioskService:
         for source in dict.fromkeys((self.titles, self._own_titles)):
             try:
                 t = await source.describe(title_id)
-            except Exception:  # noqa: BLE001 - a title for the screen is not worth a refused loan
+            except Exception:
                 log.warning("sip2: no title for %s", title_id, exc_info=True)
                 continue
             if t is not None and t.title:

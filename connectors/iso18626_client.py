@@ -103,7 +103,8 @@ class Sender:
             raise SendFailed(f"{partner.name}: the answer is not ISO 18626 ({e.value})",
                              transient=False, attempts=attempts) from None
         expected = m.CONFIRMATION_FOR[type(message)]
-        if not isinstance(conf, expected):
+        if not isinstance(conf, (m.RequestConfirmation, m.SupplyingAgencyMessageConfirmation,
+                                 m.RequestingAgencyMessageConfirmation)) or not isinstance(conf, expected):
             raise SendFailed(f"{partner.name}: answered {type(conf).__name__}, not {expected.__name__}",
                              transient=False, attempts=attempts)
         rid = conf.confirmation_header.requesting_agency_request_id

@@ -65,7 +65,8 @@ from typing import Callable, Iterable, Sequence
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from z3950 import charneg, pdu as P, rpn
+from z3950 import charneg, rpn
+from z3950 import pdu as P
 from z3950.ber import BERError, encode
 from z3950.records import RecordSyntaxError, RetrievedRecord, decode_external, resolve_syntax
 from z3950.session import ORIGIN, ConnectionClosed, LocalProtocolError, NeedData, ProtocolViolation, Session

@@ -14,9 +14,9 @@ import asyncio
 import dataclasses
 import logging
 import re
-from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from aiohttp import web
 
@@ -78,7 +78,7 @@ class SRUService:
         except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
-        except Exception:  # noqa: BLE001 - a bug answers this request with a diagnostic, not an HTTP 500
+        except Exception:  # a bug answers this request with a diagnostic, not an HTTP 500
             log.exception("SRU request failed: %r", params)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "unexpected error in the server; it was logged"))
 
@@ -256,7 +256,6 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
     if z3950_port is not None:
         from .z3950_server import Z3950Server, make_service
-
         from .z3950_workers import Workers
 
         z_server = Z3950Server(make_service(route, z3950_settings))

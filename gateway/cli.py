@@ -762,7 +762,7 @@ async def _circ_init(circ, url: str) -> int:
     async with circ.db.transaction() as conn:
         await install_network(conn, circ.profiles)
     print(f"circulation database ready: {_shown(url)}")
-    for code, prof in sorted(circ.profiles.items()):
+    for _code, prof in sorted(circ.profiles.items()):
         print(f"  {prof.system}: {prof.name}, {len(prof.branches)} branches")
     partners = {c: p.name for prof in circ.profiles.values() for c, p in sorted(prof.partners.items())}
     if partners:

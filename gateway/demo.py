@@ -52,7 +52,8 @@ EN_BOOKS = [
      ["Libraries -- History"]),
     ("9781856046589", "Library science basics", "Jones, Mary", "Facet Publishing", "2010", ["Library science"]),
     ("9780415000017", "The art of indexing", "Mulvany, Nancy C.", "Routledge", "2005", ["Indexing"]),
-    ("9784770029010", "Tokyo: a cultural history", "Mansfield, Stephen", "Kodansha", "2009", ["Tokyo (Japan) -- History"]),
+    ("9784770029010", "Tokyo: a cultural history", "Mansfield, Stephen", "Kodansha", "2009",
+     ["Tokyo (Japan) -- History"]),
 ]
 
 BRANCHES = {
@@ -95,7 +96,8 @@ def ndl_style(i: int, book, library: str, n_items: int) -> pymarc.Record:
     rec.add_field(_df("880", "10", ("6", "245-02/$1"), ("a", reading)))
     for k in range(n_items):
         br = BRANCHES[library][k % len(BRANCHES[library])]
-        rec.add_field(_df("852", "  ", ("b", br), ("c", "一般"), ("h", f"0{i:02d}.{k}"), ("p", f"{library[:2]}{i:04d}{k}")))
+        rec.add_field(_df("852", "  ", ("b", br), ("c", "一般"), ("h", f"0{i:02d}.{k}"),
+                          ("p", f"{library[:2]}{i:04d}{k}")))
     return rec
 
 
@@ -121,7 +123,8 @@ def english(i: int, book, library: str, n_items: int) -> pymarc.Record:
     rec = _base(f"{library}-e{i:04d}", year, "eng")
     rec.add_field(_df("020", "  ", ("a", isbn)))
     rec.add_field(_df("100", "1 ", ("a", au)))
-    rec.add_field(_df("245", "14" if title.startswith("The ") else "12" if title.startswith("A ") else "10", ("a", title)))
+    nonfiling = "14" if title.startswith("The ") else "12" if title.startswith("A ") else "10"
+    rec.add_field(_df("245", nonfiling, ("a", title)))
     rec.add_field(_df("264", " 1", ("b", pub), ("c", year)))
     for s in subjects:
         rec.add_field(_df("650", " 0", ("a", s)))

@@ -79,7 +79,7 @@ class Sip2Server:
             log.info("sip2 %s: connection lost: %s", peer, e)
         except asyncio.CancelledError:
             pass
-        except Exception:  # noqa: BLE001 - one broken connection must not take the server down
+        except Exception:
             log.exception("sip2 %s: connection failed", peer)
         finally:
             self._tasks.discard(task)

@@ -30,7 +30,9 @@ from search.route import Search, SearchRoute
 from sru.cql import parse_cql
 from sru.diagnostics import SRUDiagnosticError
 from sru.record_schemas import RecordSchema, render_record, resolve_schema
-from z3950 import charneg, pdu as P, records as R, rpn
+from z3950 import charneg, rpn
+from z3950 import pdu as P
+from z3950 import records as R
 from z3950.ber import BERError
 from z3950.diagnostics import Bib1Diagnostic, from_query_error
 from z3950.session import TARGET, ConnectionClosed, NeedData, ProtocolViolation, Session
@@ -441,7 +443,7 @@ class Z3950Server:
             pass
         except asyncio.CancelledError:
             pass
-        except Exception:  # noqa: BLE001 - one broken association must not take the server down
+        except Exception:  # one broken association must not take the server down
             log.exception("z3950 association failed")
         finally:
             self._tasks.discard(task)
@@ -512,7 +514,7 @@ class Z3950Server:
                        P.SortRequest: svc.sort, P.DeleteResultSetRequest: svc.delete}[type(event)]
             try:
                 response = await handler(event, state)
-            except Exception:  # noqa: BLE001 - a bug answers this request with a diagnostic, not a dropped line
+            except Exception:  # a bug answers this request with a diagnostic, not a dropped line
                 log.exception("z3950 %s: %s failed", state.peer, type(event).__name__)
                 response = failure_response(event, 100, "unexpected error in the target; it was logged")
             writer.write(session.send(response))

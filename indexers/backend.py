@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence
 
+from .index_config import IndexConfig
 from .query_model import Query
 from .records import FacetValue, ScanTerm, SearchResult, UnionRecord
 
@@ -18,6 +19,7 @@ class BackendUnavailable(Exception):
 
 class Catalog(Protocol):
     name: str
+    config: IndexConfig         # the indexes, relations and sort keys the front ends parse against
 
     async def search(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         """The union records matching ``query``, ordered by query.sort (relevance

@@ -30,7 +30,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .holdings import load_libraries
 from .mapping import FieldMapping, load_mapping
@@ -126,7 +126,7 @@ class _RecordLog:
 
     def __init__(self, path: Path):
         self.path = path
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self._mark = 0
 
     def _write(self, obj: dict) -> None:

@@ -104,7 +104,7 @@ def _field_values(fields: list[pymarc.Field], spec: Spec, sub2: tuple[str, ...])
     codes, i1, i2 = spec.codes, spec.ind1, spec.ind2
     for f in fields:
         if i1 is not None or i2 is not None:
-            ind = f.indicators
+            ind = f.indicators or ("", "")  # a data field has them (None only on control fields)
             if (i1 is not None and ind[0] != i1) or (i2 is not None and ind[1] != i2):
                 continue
         if sub2:
@@ -146,7 +146,7 @@ def spec_values(ix: Indexed, spec: Spec, *, linked_880: bool = True, sub2: tuple
         data = ix.control(spec.tag)
         if data is None:
             return []
-        if spec.start is not None:
+        if spec.start is not None and spec.end is not None:    # end is start when not given
             data = data[spec.start : spec.end + 1]
         data = data.strip()
         return [data] if data else []

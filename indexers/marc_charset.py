@@ -143,9 +143,10 @@ def decode_marc8(rec: bytes, lay: Layout, warnings: list[str], leader: str) -> p
     r = pymarc.Record(data=data, to_unicode=True, force_utf8=False, hide_utf8_warnings=True)
     for f in r.fields:
         if f.control_field:
-            if not f.data.isascii():
+            text = f.data or ""
+            if not text.isascii():
                 warnings.append(f"control field {f.tag} of a MARC-8 record has non-ASCII bytes (read as Latin-1)")
-            m = TEXT_STRAY.search(f.data)
+            m = TEXT_STRAY.search(text)
             if m:
                 raise Bad(f"stray control character {char_name(m.group())} in field {f.tag}")
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any, Callable
 
 import pymarc
 
@@ -83,9 +84,11 @@ def get_rmarc():
     if os.environ.get("UNIONCAT_NO_RMARC"):
         return None
     try:
-        from rmarc._rmarc import decode_marc_fields
-    except Exception:  # not installed / incompatible build
+        from rmarc._rmarc import decode_marc_fields as rmarc_decode
+    except Exception:  # noqa: BLE001 - not installed / incompatible build
         return None
+    # rmarc builds the field classes it is given (pymarc's here); its stubs name its own
+    decode_marc_fields: Callable[..., Any] = rmarc_decode
     try:
         for raw in _self_test_samples():
             want = pymarc.Record(data=raw, to_unicode=True, force_utf8=True)
@@ -98,7 +101,7 @@ def get_rmarc():
                 return None
             if not all(type(f) is pymarc.Field for f in fields):
                 return None
-    except Exception:
+    except Exception:  # noqa: BLE001 - a self-check failing in any way: pymarc's decoder is used
         return None
     _rmarc_decode = decode_marc_fields
     return _rmarc_decode
@@ -136,6 +139,7 @@ def decode_utf8(rec: bytes, lay: Layout, warnings: list[str], leader: str, rmarc
         b"\xc2" in rec and _UTF8_C1.search(rec, base) is not None
     ):
         m = _UTF8_STRAY.search(rec, base, n - 1)
+        assert m is not None            # one of the two tests above found such a character
         ch = m.group().decode("utf-8")
         raise Bad(f"stray control character {char_name(ch)} {where(lay.entries, m.start())}")
     if not rec.isascii():

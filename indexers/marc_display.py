@@ -83,7 +83,7 @@ def marcxml_string(marc: pymarc.Record) -> str:
     for f in control:
         append(f'<controlfield tag="{attr(f.tag)}">{next(it)}</controlfield>')
     for f in data_fields:
-        ind = f.indicators
+        ind = f.indicators or ("", "")      # a data field has them (None only on control fields)
         append(f'<datafield tag="{attr(f.tag)}" ind1="{attr(ind[0] or " ")}" '
                f'ind2="{attr(ind[1] or " ")}">')
         for code, _value in f.subfields:
@@ -163,7 +163,7 @@ class LinkedFields:
             for f in self.unlinked.get(tag, ()):
                 yield f, None
 
-    def ordered(self, *tags: str) -> Iterator[tuple[pymarc.Field, str | None, str]]:
+    def ordered(self, *tags: str) -> Iterator[tuple[pymarc.Field, str | None, str | None]]:
         """Each field and its 880 partner, vernacular first: yields
         (field, group id or None, script code) -- the group id ties the forms of
         one pair together (MODS altRepGroup)."""
@@ -234,7 +234,7 @@ def publication_fields(lk: LinkedFields):
     out = []
     for f, group, script in lk.ordered("260", "264"):
         tag = f.tag if f.tag != "880" else (f.get("6") or "")[:3]
-        if tag == "264" and f.indicators[1] != "1":
+        if tag == "264" and f.indicator2 != "1":
             continue
         out.append((f, group, script))
     return out

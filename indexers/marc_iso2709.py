@@ -213,7 +213,7 @@ class Iso2709Reader:
             record, encoding = decode_record(rec, lay, warnings, self.rmarc)
         except Bad as exc:
             return BadRecord(abs_start, position, str(exc), rec)
-        except Exception as exc:  # anything the decoders may raise on odd data
+        except Exception as exc:  # noqa: BLE001 - anything the decoders may raise on odd data
             try:
                 field_checks(rec, lay, [])
             except Bad as exc2:

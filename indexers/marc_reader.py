@@ -38,8 +38,8 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Generator
+from typing import BinaryIO, cast
 
 from .marc_decoder import decode_stored, get_rmarc, rmarc_available
 from .marc_iso2709 import UTF8_BOM, Iso2709Reader
@@ -162,7 +162,7 @@ class MarcReader:
         except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
             self.total_bytes = None
         self._requested_fmt = fmt
-        self._gen: Iterator | None = None
+        self._gen: Generator | None = None
 
     @property
     def offset(self) -> int:
@@ -183,10 +183,12 @@ class MarcReader:
     def _open_stream(self):
         counted = _CountingStream(self._file, self)
         magic = read_exact(counted, 2)
-        stream = Prefixed(magic, counted)
+        plain = Prefixed(magic, counted)
+        stream: Prefixed | gzip.GzipFile = plain
         if magic == b"\x1f\x8b":
             self.compressed = True
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+            # read forward only: GzipFile seeks (which Prefixed cannot) only to rewind
+            stream = gzip.GzipFile(fileobj=cast(BinaryIO, plain), mode="rb")
         safe = _SafeStream(stream, self.cursor)
         head = read_exact(safe, 4096)
         fmt = self._requested_fmt

@@ -27,7 +27,7 @@ _TAG_RE = re.compile(r"[0-9A-Za-z]{3}\Z")
 def _xml_bytes(elem) -> bytes:
     try:
         return etree.tostring(elem, encoding="utf-8", with_tail=False)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an element lxml cannot serialize: no raw bytes kept
         return b""
 
 
@@ -60,7 +60,7 @@ class MarcXmlReader:
                 position = cursor.next_position()
                 try:
                     item = self._xml_item(elem, position)
-                except Exception as exc:  # defensive: never raise on data
+                except Exception as exc:  # noqa: BLE001 - defensive: never raise on data
                     item = BadRecord(
                         -1, position, f"cannot read record: {type(exc).__name__}: {exc}", _xml_bytes(elem)
                     )
@@ -159,4 +159,5 @@ class MarcXmlReader:
             return BadRecord(-1, position, "; ".join(problems) + where, _xml_bytes(elem))
         if not fields:
             return BadRecord(-1, position, f"record has no fields (line {elem.sourceline})", _xml_bytes(elem))
+        assert leader is not None       # else a problem above
         return ReadRecord(new_record(leader, fields), -1, position, -1, "utf-8", [])

@@ -109,8 +109,8 @@ def _latin_base(ch: str) -> str | None:
     return None
 
 
-def _build_fold() -> dict[int, object]:
-    fold: dict[int, object] = {}
+def _build_fold() -> dict[int, int | str | None]:
+    fold: dict[int, int | str | None] = {}
     for lo, hi in _LATIN_RANGES:
         for cp in range(lo, hi + 1):
             ch = chr(cp)
@@ -220,7 +220,8 @@ def _word_chars() -> list[int]:
     # letters or digits (their marks, variation selectors, are deleted by normalize)
     skip = sorted([r for r in _CJK_RANGES if r[1] < 0x20000]
                   + [(0x3099, 0x309A), (0xAC00, 0xD7A3), (0xD800, 0xF8FF)])
-    out, lo = [], 0
+    out: list[int] = []
+    lo = 0
     for s_lo, s_hi in skip + [(0x20000, 0x20000)]:
         out.extend(cp for cp in range(lo, s_lo) if cat(chr(cp))[0] in "LNM")
         lo = s_hi + 1

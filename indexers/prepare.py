@@ -56,7 +56,7 @@ def _marc_bytes(rr: ReadRecord) -> bytes:
             n = len(rr.raw)
             return b"%05d" % n + rr.raw[5:] if n <= ISO2709_MAX_RECORD else rr.raw
     rec = rr.record
-    rec.leader = rec.leader[:9] + "a" + rec.leader[10:]
+    rec.leader = rec.leader[:9] + "a" + rec.leader[10:]  # type: ignore[assignment]  # a str, as pymarc sets it too
     marc = _as_marc(rec)
     try:
         check_structure(marc)
@@ -151,6 +151,7 @@ def prepare_block(args: tuple[bytes, int]) -> list[Prepared]:
     block, base = args
     out = []
     for item in read_marc(io.BytesIO(block), fmt="iso2709"):
+        assert _WORKER is not None, "worker_init runs first"
         p = _WORKER.item(item)
         if p.offset >= 0:
             p.offset += base

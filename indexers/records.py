@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pymarc
 
@@ -57,4 +58,4 @@ class SearchResult:
 
     total: int
     ids: list[int] | None = None  # all ordered ids when materialized
-    handle: object = None  # backend's lazy form (SQL for the embedded index)
+    handle: Any = None  # backend's lazy form (SQL for the embedded index), typed by each backend

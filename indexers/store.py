@@ -14,7 +14,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import pymarc
 
@@ -24,6 +24,9 @@ from .mapping import FieldMapping
 from .marc_display import iso2709_value, splice_iso2709
 from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
+
+if TYPE_CHECKING:              # prepare imports the index writers; its type only
+    from .prepare import Prepared
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -66,6 +69,13 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 MAX_CANDIDATES = 50
 
 
+def _rowid(cur: sqlite3.Cursor) -> int:
+    """The id an INSERT gave its row (sqlite3 sets ``lastrowid`` after every INSERT)."""
+    rowid = cur.lastrowid
+    assert rowid is not None
+    return rowid
+
+
 class IndexWriter(Protocol):
     def setup(self, conn: sqlite3.Connection) -> None: ...
     def payload(self, doc: un.UnionDocument):
@@ -106,7 +116,7 @@ class Store:
         self._gone: set[int] = set()
         # union records created in this batch whose only member is known in memory
         # (indexers.prepare.Prepared): their documents were built by the preparer
-        self._fresh: dict[int, object] = {}
+        self._fresh: dict[int, Prepared] = {}
 
     # -- transactions -------------------------------------------------------
     def begin(self) -> None:
@@ -151,7 +161,7 @@ class Store:
         cur = self.conn.execute(
             "INSERT INTO run(library, full, started) VALUES (?,?,?)", (library, int(full), time.time())
         )
-        return cur.lastrowid
+        return _rowid(cur)
 
     def finish_run(self, run_id: int, counts: Counts, outcome: str = "complete") -> None:
         """Close a run with the counts of what it committed and how it ended
@@ -183,11 +193,13 @@ class Store:
             self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (source_id,))
             self._dirty.add(old_union)
             self._fresh.pop(old_union, None)
-        uid = un.choose_union(library, p.data["titles"],
-                              self._candidates(p.keys, library, exclude_source=row[0] if row else None)) if p.keys else None
+        uid = None
+        if p.keys:
+            candidates = self._candidates(p.keys, library, exclude_source=row[0] if row else None)
+            uid = un.choose_union(library, p.data["titles"], candidates)
         fresh = uid is None
-        if fresh:
-            uid = self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)).lastrowid
+        if uid is None:
+            uid = _rowid(self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)))
         else:
             counts.merged += 1
             self._fresh.pop(uid, None)
@@ -227,7 +239,8 @@ class Store:
             rows = sorted(
                 self.conn.execute(
                     "SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library<? LIMIT ?)"
-                    " UNION ALL SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>? LIMIT ?)",
+                    " UNION ALL"
+                    " SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>? LIMIT ?)",
                     (k, library, MAX_CANDIDATES, k, library, MAX_CANDIDATES),
                 ).fetchall()
             )[:MAX_CANDIDATES]
@@ -277,7 +290,8 @@ class Store:
         ):
             d = json.loads(data)
             out.append(
-                un.MemberSource(sid, lib, lid, d["fields"], d["display"], d["title_forms"], d["nonfiling"], d["holdings"])
+                un.MemberSource(sid, lib, lid, d["fields"], d["display"], d["title_forms"], d["nonfiling"],
+                                d["holdings"])
             )
         return out
 

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from . import normalize as nz
-from .query_model import Clause, QueryError
+from .query_model import Clause, Prox, QueryError
 
 EXACT_SKIP = frozenset({"notes"})  # long free text: no whole-value entries (docs/search.md)
 IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})  # keys normalized by their own function
@@ -168,7 +168,7 @@ def glob_regex(pattern: str) -> re.Pattern:
 
 
 def glob_literal_prefix(pattern: str) -> str:
-    return re.match(r"[^*?\[]*", pattern).group(0)
+    return re.split(r"[*?\[]", pattern, maxsplit=1)[0]
 
 
 # ---------------------------------------------------------------- positions
@@ -190,7 +190,7 @@ def _tok_ok(m, tok: str) -> bool:
 
 def spans(tokens: list[str], pattern: list) -> list[tuple[int, int]]:
     n = len(pattern)
-    out = []
+    out: list[tuple[int, int]] = []
     if n == 0:
         return out
     for i in range(len(tokens) - n + 1):
@@ -230,17 +230,21 @@ def prox_alternatives(c: Clause) -> list[list]:
     return [[matcher(t) for t in phrase_tokens(c.term)]]
 
 
-def check_prox(p, fields_of, types) -> list[str]:
+def prox_clauses(p: Prox) -> tuple[Clause, Clause]:
+    """The two sides of a prox node, which must be plain search clauses."""
+    if not (isinstance(p.left, Clause) and isinstance(p.right, Clause)):
+        raise QueryError(39, "prox", "prox is supported between two search clauses")
+    return p.left, p.right
+
+
+def check_prox(p: Prox, fields_of, types) -> list[str]:
     """Validate a prox node (both sides plain clauses on the same text index, unit
     word); returns the fields."""
-    from .query_model import Clause as _C
-
-    if not (isinstance(p.left, _C) and isinstance(p.right, _C)):
-        raise QueryError(39, "prox", "prox is supported between two search clauses")
-    lf, rf = fields_of(p.left), fields_of(p.right)
+    left, right = prox_clauses(p)
+    lf, rf = fields_of(left), fields_of(right)
     if lf != rf or any(types.get(f) != "text" for f in lf):
         raise QueryError(39, "prox", "both sides of prox must use the same text index")
-    for c in (p.left, p.right):
+    for c in (left, right):
         if c.relation.lower() not in ("=", "adj", "any", "cql.adj"):
             raise QueryError(39, c.relation, "prox operands must use =, adj or any")
     if p.unit != "word":

@@ -159,5 +159,6 @@ def build_document(union_id: int, members: list[MemberSource]) -> UnionDocument:
     doc.sort_creator = _sort_form(p.display.get("creator", []) or p.fields.get("creator", []))
     dates = doc.fields.get("date")
     pd = p.fields.get("date")
-    doc.sort_date = int((pd or dates)[0]) if (pd or dates) else None
+    first = pd or dates
+    doc.sort_date = int(first[0]) if first else None
     return doc

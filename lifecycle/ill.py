@@ -283,12 +283,12 @@ def requester_event(state: RState, reason: str, status: str, answer: str | None)
         if kind == "RENEW" and state in (R.RECEIVED, R.RECALLED, R.RETURN_SHIPPED):
             return Inbound(None)
         return Inbound(None, True, f"{reason} without a {kind.title()} outstanding in {state.value}")
-    event = _STATUS_EVENTS.get(status)
-    if event is None:
+    status_event = _STATUS_EVENTS.get(status)
+    if status_event is None:
         return Inbound(None, True, f"status {status} does not apply to a loan")
-    if REQUESTER.allows(state, event):
-        return Inbound(event)
-    if reason in ("StatusRequestResponse", "Notification") or _repeat(state, event):
+    if REQUESTER.allows(state, status_event):
+        return Inbound(status_event)
+    if reason in ("StatusRequestResponse", "Notification") or _repeat(state, status_event):
         return Inbound(None)
     return Inbound(None, True, f"status {status} is not expected in state {state.value}")
 

@@ -279,7 +279,7 @@ class _Table:
     def __init__(self, data, where: str):
         if not isinstance(data, dict):
             raise ProfileError(f"{where}: expected a table")
-        self.data, self.where, self.seen = data, where, set()
+        self.data, self.where, self.seen = data, where, set[str]()
 
     def get(self, key, typ, default=_REQUIRED):
         self.seen.add(key)

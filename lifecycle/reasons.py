@@ -87,7 +87,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "item_not_available": ("この資料は貸出できる状態ではありません（紛失・除籍）。",
                            "This item is lost or withdrawn."),
     "partner_lend_at_counter": ("連携貸出の資料は申し込んだ図書館の窓口でのみ貸出します。",
-                                "University partner items are lent only at the city library counter where they were requested."),
+                                "University partner items are lent only at the city library counter where they were "
+                                "requested."),
     "not_on_loan": ("この資料は貸出中ではありません。", "This item is not on loan."),
     "return_other_system": ("この資料は借りた図書館（市）に返却してください。",
                             "Return this item to a library of the system that lent it."),
@@ -137,17 +138,22 @@ REASONS: dict[str, tuple[str, str]] = {
     # university partnership (連携貸出, circulation/partners.py)
     "partner_unknown": ("この大学図書館の資料は連携貸出の対象ではありません。",
                         "This library has no lending partnership with the university that owns this item."),
-    "partner_collection_not_eligible": ("この資料は連携貸出の対象資料ではありません（対象の所蔵館・配架場所の図書資料に限ります）。",
-                                        "This item is not in the collections the university lends through the partnership."),
-    "partner_material_excluded": ("視聴覚資料・大型図書・教科書・参考図書・貴重書・学位論文などは連携貸出の対象外です。",
-                                  "This kind of material (audio-visual, oversized, textbook, reference, rare book, thesis...) is excluded from the partnership."),
+    "partner_collection_not_eligible": ("この資料は連携貸出の対象資料ではありません"
+                                        "（対象の所蔵館・配架場所の図書資料に限ります）。",
+                                        "This item is not in the collections the university lends through the "
+                                        "partnership."),
+    "partner_material_excluded": ("視聴覚資料・大型図書・教科書・参考図書・貴重書・学位論文などは"
+                                  "連携貸出の対象外です。",
+                                  "This kind of material (audio-visual, oversized, textbook, reference, rare book, "
+                                  "thesis...) is excluded from the partnership."),
     "partner_item_not_lendable": ("この資料は貸出できない資料のため、連携貸出の対象外です。",
                                   "This item cannot be borrowed, so it cannot be requested from the university."),
     "partner_item_unavailable": ("申込時に貸出中や予約のある資料は連携貸出の対象外です。",
                                  "Items on loan or already requested at the time of the request are excluded."),
     # login
     "password_length": ("パスワードの桁数が正しくありません。", "The password has the wrong length."),
-    "password_charset": ("パスワードに使えない文字が含まれています。", "The password contains characters that are not allowed."),
+    "password_charset": ("パスワードに使えない文字が含まれています。",
+                         "The password contains characters that are not allowed."),
     "locked_out": ("パスワードを続けて間違えたため、しばらくログインできません。",
                    "Too many wrong passwords: the account is locked for a while."),
     # self-checkout (自動貸出機)
@@ -162,8 +168,10 @@ REASONS: dict[str, tuple[str, str]] = {
                             "Home delivery registrations are handled by library staff."),
     "delivery_category_not_allowed": ("この利用券では宅配サービスを利用できません。",
                                       "This card category cannot use home delivery."),
-    "delivery_not_eligible_area": ("宅配サービスは市内にお住まいか、通勤・通学されている方が利用できます。広域利用の方は利用できません。",
-                                   "Home delivery is only for residents, workers or students of the city, not wide-area card holders."),
+    "delivery_not_eligible_area": ("宅配サービスは市内にお住まいか、通勤・通学されている方が利用できます。"
+                                   "広域利用の方は利用できません。",
+                                   "Home delivery is only for residents, workers or students of the city, not "
+                                   "wide-area card holders."),
     "delivery_guardian_consent_required": ("未就学児、小・中学生の方は保護者の同意が必要です。",
                                            "Pre-school and school children need a guardian's consent."),
     "delivery_already_registered": ("すでに宅配サービスの利用登録があります。",
@@ -192,13 +200,15 @@ REASONS: dict[str, tuple[str, str]] = {
     "card_expired": ("利用券の有効期限が切れています。継続の確認を受けてください。",
                      "This card has expired: the library must confirm it before it is extended."),
     "card_not_for_mobile": ("図書館で作成した利用券では「ともはと号」の利用はできません。",
-                            "A library card cannot be used at the mobile library: a mobile library card is made on the spot."),
+                            "A library card cannot be used at the mobile library: a mobile library card is made on the "
+                            "spot."),
     "mobile_card_only": ("「ともはと号」の利用券は「ともはと号」でのみ利用できます。",
                          "A mobile library card can only be used at the mobile library."),
     "school_stop_limit": ("学校内での貸出冊数の上限に達しています。",
                           "You have reached the loan limit of the mobile library at a school stop."),
     "mobile_return_only": ("「ともはと号」で借りた本は「ともはと号」か中央図書館に返却してください。",
-                           "Items borrowed from the mobile library go back to the mobile library or the central library."),
+                           "Items borrowed from the mobile library go back to the mobile library or the central "
+                           "library."),
     "mobile_loan_not_renewable": ("「ともはと号」の本は延長できません。返却できない場合はお問い合わせください。",
                                   "Mobile library loans cannot be renewed: please contact the library."),
     "card_not_extendable": ("この利用券には有効期限がありません。",
@@ -292,7 +302,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "goal_invalid": ("読書目標は1以上の数で入力してください。", "A reading goal is a number of at least 1."),
     "settings_updated": ("利用者情報を変更しました。", "Your settings have been updated."),
     "email_invalid": ("メールアドレスの形式が正しくありません。", "That is not a valid e-mail address."),
-    "email_domain_warning": ("利用者情報を変更しました。ただし、このアドレスには図書館からのメールが届きません。別のアドレスでの登録をお願いします。",
+    "email_domain_warning": ("利用者情報を変更しました。ただし、このアドレスには図書館からのメールが届きません。"
+                             "別のアドレスでの登録をお願いします。",
                              "Saved, but the library's mail does not reach this address: please register another one."),
     "email_needed_for_contact": ("連絡方法がE-Mailのため、メールアドレスは削除できません。",
                                  "Your contact method is e-mail, so the address cannot be removed."),

@@ -240,9 +240,11 @@ SECURED: frozenset[State] = frozenset({S.IN_TRANSIT, S.ON_HOLD_SHELF})
 
 
 class IllegalTransition(Exception):
-    """``event`` is not allowed in ``state`` (or not for this ``role``)."""
+    """``event`` is not allowed in ``state`` (or not for this ``role``); raised by the
+    request, loan and item tables alike, with their states and events (or the strings
+    that named none)."""
 
-    def __init__(self, state: State, event: Event, role: Role | None = None, why: str = ""):
+    def __init__(self, state: Enum | str | None, event: Enum | str, role: Enum | str | None = None, why: str = ""):
         self.state, self.event, self.role = state, event, role
         super().__init__(why or f"{getattr(event, 'value', event)} is not allowed in state "
                                 f"{getattr(state, 'value', state)}")

@@ -32,6 +32,7 @@ from indexers.records import SearchResult
 from .databases import DEFAULT, Database
 
 REMEMBER_EVICTED = 1000
+_DEFAULT_DATABASE = Database(DEFAULT)   # frozen: one instance is every default
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ResultSet:
     id: str                          # the set's name (SRU resultSetId, Z39.50 resultSetName)
     result: SearchResult
     query: Query | None = None       # the query as the client asked it (before the library restriction)
-    database: Database = Database(DEFAULT)   # the database it was searched in
+    database: Database = _DEFAULT_DATABASE   # the database it was searched in
     ttl: int | None = None           # seconds of idle life; None: lives until removed
     expires: float | None = None
     key: str = ""                    # reuse key (database, generation, query); "" = never reused
@@ -75,7 +76,7 @@ class ResultSets:
         return not self.evict and name not in self._sets and len(self._sets) >= self.max_sets
 
     def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
-            query: Query | None = None, database: Database = Database(DEFAULT), key: str = "",
+            query: Query | None = None, database: Database = _DEFAULT_DATABASE, key: str = "",
             sort: tuple = ()) -> ResultSet:
         """Keep a result: under ``name`` (replacing a set of that name), or under a new
         random id.  Evicts the least recently used sets beyond ``max_sets``."""

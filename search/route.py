@@ -127,16 +127,20 @@ async def resolve_database(route: "SearchRoute", s: Search) -> None:
 
 async def translate(route: "SearchRoute", s: Search) -> None:
     if s.query is None:
+        if s.translate is None:
+            raise ValueError("a search needs a query or a translate function")
         s.query = s.translate()
 
 
 async def restrict(route: "SearchRoute", s: Search) -> None:
+    assert s.database is not None and s.query is not None, "resolve_database and translate come first"
     s.restricted = s.database.restrict(s.query)
 
 
 async def reuse_live_set(route: "SearchRoute", s: Search) -> None:
     if not s.reuse:
         return
+    assert s.database is not None and s.restricted is not None, "restrict comes first"
     generation = await route.call(route.catalog.generation())
     s.key = f"{s.database.name.lower()}\x00{generation}\x00{s.restricted!r}"
     rs = s.sets.find(s.key, s.restricted.sort)
@@ -147,6 +151,7 @@ async def reuse_live_set(route: "SearchRoute", s: Search) -> None:
 async def run_search(route: "SearchRoute", s: Search) -> None:
     if s.result is not None:
         return
+    assert s.restricted is not None, "restrict comes first"
     try:
         s.result = await route.call(route.catalog.search(s.restricted, result_sets=s.sets.as_mapping()))
     except BaseException:
@@ -156,6 +161,7 @@ async def run_search(route: "SearchRoute", s: Search) -> None:
 
 
 async def keep_result_set(route: "SearchRoute", s: Search) -> None:
+    assert s.result is not None and s.database is not None and s.restricted is not None, "run_search comes first"
     s.kept = s.sets.put(s.result, name=s.name, ttl=s.ttl, query=s.query, database=s.database, key=s.key,
                         sort=s.restricted.sort)
 
@@ -214,6 +220,7 @@ class SearchRoute:
     async def search(self, s: Search) -> ResultSet:
         for step in self.steps:
             await step(self, s)
+        assert s.kept is not None, "the last step keeps the result set"
         return s.kept
 
     async def page(self, rs: ResultSet | SearchResult, offset: int, count: int) -> list[int]:

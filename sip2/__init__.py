@@ -19,7 +19,15 @@ from .codec import Decoded, Framer, Malformed, checksum, decode, encode
 from .config import KioskOptions, Sip2Config, load
 from .messages import SPECS, Message, date_of, make, refusal
 from .session import (
-    AWAITING_LOGIN, LOGGED_IN, PATRON_SESSION, Close, ConnectionClosed, NeedData, Reply, Request, Session,
+    AWAITING_LOGIN,
+    LOGGED_IN,
+    PATRON_SESSION,
+    Close,
+    ConnectionClosed,
+    NeedData,
+    Reply,
+    Request,
+    Session,
 )
 
 __all__ = [

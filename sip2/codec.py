@@ -127,7 +127,7 @@ def decode(frame: bytes, encoding: str = "utf-8") -> Decoded:
     for name, width in spec.fixed:
         fixed[name] = text[pos:pos + width]
         pos += width
-    fields = []
+    fields: list[tuple[str, str]] = []
     for part in text[pos:].split("|"):
         if not part:
             continue                      # "||", or the end after the last "|"

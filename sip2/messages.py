@@ -280,7 +280,8 @@ def refusal(request_code: str, request: Message | None, *, when: str, screen: li
                             ("AF", af)])
     if code == PATRON_INFORMATION_RESPONSE:
         counts = {n: "0000" for n, w in spec_of(code).fixed if n.endswith("_count")}
-        return make(code, patron_status="YYYY" + " " * 10, language=lang, transaction_date=when, **counts,
+        return make(code, {**counts, "patron_status": "YYYY" + " " * 10, "language": lang,
+                           "transaction_date": when},
                     fields=[("AO", echo("AO")), ("AA", echo("AA")), ("AE", ""), ("BL", "N"), ("CQ", "N"),
                             ("AF", af)])
     if code in (CHECKOUT_RESPONSE, RENEW_RESPONSE):

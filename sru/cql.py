@@ -488,6 +488,7 @@ class _Builder:
             if not term.strip():
                 raise QueryError(27, "", "empty term unsupported")
             return Clause(self.server_choice, "=", term)
+        assert raw.relation is not None     # the parser reads an index with its relation
         index, special = self.index_name(raw.index, raw.prefixes)
         relation = self.relation(raw.relation, raw.prefixes)
         if special:
@@ -518,7 +519,7 @@ class _Builder:
                     raise QueryError(41, m.written())
                 if m.comparison not in COMPARISONS:
                     raise QueryError(40, m.comparison)
-                value = m.value.strip()
+                value = (m.value or "").strip()
                 if not (value.isascii() and value.isdigit()) or len(value) > 9:
                     raise QueryError(41, value)
                 distance, comparison = int(value), m.comparison
@@ -527,9 +528,9 @@ class _Builder:
                     raise QueryError(44, "unit given twice")
                 if m.comparison != "=":
                     raise QueryError(42, m.written())
-                unit = m.value.strip().lower()
+                unit = (m.value or "").strip().lower()
                 if unit != "word":
-                    raise QueryError(42, m.value)
+                    raise QueryError(42, m.value or "")
             elif local in ("ordered", "unordered"):
                 if m.comparison is not None:
                     raise QueryError(43, m.written())

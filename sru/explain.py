@@ -69,7 +69,7 @@ def explain_record(
     sets = getattr(config, "sets", {}) or {}
     if schemas is None:
         schemas = list(SCHEMAS.values())
-    schemas = [resolve_schema(s) if isinstance(s, str) else s for s in schemas]
+    offered = [resolve_schema(s) if isinstance(s, str) else s for s in schemas]
     if sort_indexes is None:
         sort_indexes = [n for n, d in indexes.items() if getattr(d, "sort", None)]
     sort_indexes = set(sort_indexes)
@@ -116,7 +116,7 @@ def explain_record(
 
     # schemaInfo
     sc = _el(root, "schemaInfo")
-    for s in schemas:
+    for s in offered:
         e = _el(sc, "schema", identifier=s.uri, location=s.location, sort="false",
                 retrieve="true", name=s.name)
         _el(e, "title", s.title, lang="en")

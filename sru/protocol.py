@@ -52,21 +52,21 @@ from lxml import etree
 from indexers.query_model import QueryError, SortKey
 
 from .diagnostics import (
-    Diagnostic,
     MANDATORY_PARAMETER_NOT_SUPPLIED,
     RESPONSE_POSITION_OUT_OF_RANGE,
     SORT_BOTH_QUERY_PREVAILS,
-    SRUDiagnosticError,
+    SORT_NOT_SUPPORTED,
     UNSUPPORTED_DIRECTION,
+    UNSUPPORTED_INDEX,
     UNSUPPORTED_MISSING_VALUE_ACTION,
     UNSUPPORTED_OPERATION,
     UNSUPPORTED_PARAMETER,
     UNSUPPORTED_PARAMETER_VALUE,
-    SORT_NOT_SUPPORTED,
-    UNSUPPORTED_INDEX,
     UNSUPPORTED_RECORD_PACKING,
     UNSUPPORTED_VERSION,
     XPATH_RETRIEVAL_UNSUPPORTED,
+    Diagnostic,
+    SRUDiagnosticError,
 )
 from .record_schemas import (
     SCHEMAS,
@@ -232,7 +232,7 @@ def _single_values(params: Mapping[str, Sequence[str]], version_hint: str | None
     return single, extra
 
 
-def _infer_operation(single: Mapping[str, str]) -> str:
+def _infer_operation(single: Mapping[str, object]) -> str:
     if "query" in single or "x-pquery" in single:
         return "searchRetrieve"
     if "scanClause" in single:
@@ -340,14 +340,15 @@ def parse_request(params: Mapping[str, Sequence[str]], *,
             echo["queryType"] = "pqf"
     echo["query"] = query
     if version == "2.0" and get("queryType") is not None:
-        requested = get("queryType")
+        requested = get("queryType") or ""
         echo["queryType"] = requested
-        query_type = QUERY_TYPES.get(requested.lower())
-        if query_type is None:
+        known = QUERY_TYPES.get(requested.lower())
+        if known is None:
             raise err(UNSUPPORTED_PARAMETER_VALUE, "queryType",
                       f"Query type {requested!r} not supported; only cql and pqf")
+        query_type = known
     if version == "1.1" and get("recordXPath") is not None:
-        raise err(XPATH_RETRIEVAL_UNSUPPORTED, get("recordXPath"),
+        raise err(XPATH_RETRIEVAL_UNSUPPORTED, get("recordXPath") or "",
                   "recordXPath is not supported")
     start = _integer(get, "startRecord", err, minimum=1)
     if start is not None:
@@ -754,6 +755,7 @@ def _add_record(w: _Writer, parent, r: RenderedRecord, packing: str, position: i
                  None if packing == "xml" else etree.tostring(d, encoding="unicode"),
                  position)
         return
+    assert r.schema is not None         # a rendered record has its schema (a surrogate, above, has none)
     if not r.is_xml:  # text-only schema (MARC-in-JSON): always escaped
         w.record(parent, r.schema.uri, "string", None, r.text or "", position)
         return

@@ -17,23 +17,35 @@ first and the romanized one follows.
 """
 from __future__ import annotations
 
-
 import json
 from dataclasses import dataclass
 
 import pymarc
 from lxml import etree
 
-from indexers.marc_display import (MARC_NS, YEAR_RE, LinkedFields, clean_isbd, control_value, dc_values, isbns,
-                                   join_subfields, languages, lccn_of, marc_of, marcxml_string, publication_fields,
-                                   xml_safe)
+from indexers.marc_display import (
+    MARC_NS,
+    YEAR_RE,
+    LinkedFields,
+    clean_isbd,
+    control_value,
+    dc_values,
+    isbns,
+    join_subfields,
+    languages,
+    lccn_of,
+    marc_of,
+    marcxml_string,
+    publication_fields,
+    xml_safe,
+)
 
 from .diagnostics import (
-    Diagnostic,
     RECORD_DOES_NOT_EXIST,
     RECORD_NOT_AVAILABLE_IN_THIS_SCHEMA,
-    SRUDiagnosticError,
     UNKNOWN_SCHEMA_FOR_RETRIEVAL,
+    Diagnostic,
+    SRUDiagnosticError,
 )
 
 SRW_DC_NS = "info:srw/schema/1/dc-schema"
@@ -182,7 +194,7 @@ def render_record(record, schema: RecordSchema | str) -> RenderedRecord:
         if schema is JSON:
             return RenderedRecord(schema, text=marc_json_text(marc_of(record)),
                                   identifier=rid)
-    except Exception as exc:  # never drop a record silently
+    except Exception as exc:  # noqa: BLE001 - never drop a record silently
         return RenderedRecord(
             None,
             diagnostic=Diagnostic(RECORD_NOT_AVAILABLE_IN_THIS_SCHEMA, rid,
@@ -211,12 +223,12 @@ def marcxml_element(marc: pymarc.Record) -> etree._Element:
 def marc_json(marc: pymarc.Record) -> dict:
     """{"leader": ..., "fields": [{"001": "..."}, {"245": {"ind1", "ind2",
     "subfields": [{"a": "..."}]}}]}"""
-    fields = []
+    fields: list[dict] = []
     for f in marc.fields:
         if f.is_control_field():
             fields.append({f.tag: f.data})
         else:
-            ind = f.indicators
+            ind = f.indicators or ("", "")  # a data field has them (None only on control fields)
             fields.append({f.tag: {
                 "ind1": ind[0] or " ",
                 "ind2": ind[1] or " ",
@@ -422,12 +434,12 @@ def mods_element(record) -> etree._Element:
                                        "653"):
         tag = _base_tag(f)
         attrs = _alt(group, script)
-        ind2 = f.indicators[1]
+        ind2 = (f.indicators or ("", ""))[1]
         if tag != "653":
             if ind2 == "0":
                 attrs["authority"] = "lcsh"
             elif ind2 == "7" and f.get("2"):
-                attrs["authority"] = f.get("2").strip()
+                attrs["authority"] = f.get("2", "").strip()
         subj = sub(mods, _m("subject"), attrs)
         children = 0
         main = join_subfields(f, "abcdq")

@@ -15,8 +15,8 @@ from live_server import Server
 
 # tools/ is not a package; its Elasticsearch and PostgreSQL helpers are imported from there.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import elasticsearch_node  # noqa: E402
-import postgres_node  # noqa: E402
+import elasticsearch_node
+import postgres_node
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +59,7 @@ class _EsNodes:
         for node in self.nodes:
             try:
                 node.stop()
-            except Exception as e:    # stop the others anyway
+            except Exception as e:  # noqa: BLE001 - stop the others anyway
                 errors.append(e)
             else:
                 shutil.rmtree(node.base_dir, ignore_errors=True)

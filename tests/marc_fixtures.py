@@ -372,7 +372,8 @@ def bad_file(path) -> tuple[Path, list[tuple[int, str]]]:
     items.append((good(1, vernacular_in_880=True), "good", "utf-8"))
     # bad directory: the 245 entry points past the end of the record
     raw = good(2)
-    items.append((_replace_dir_entry(raw, b"245", new_offset=90000), "bad", "bad directory: entry 5 (field 245) points past end of record"))
+    items.append((_replace_dir_entry(raw, b"245", new_offset=90000), "bad",
+                  "bad directory: entry 5 (field 245) points past end of record"))
     items.append((good(3, vernacular_in_245=True), "good", "utf-8"))
     # invalid UTF-8 (0xFF is not MARC-8 either)
     raw = build_iso([("001", b"badutf8"), ("245", b"10\x1faBroken \xff title")])
@@ -433,7 +434,8 @@ def bad_marcxml_file(path) -> tuple[Path, list[tuple[int, str]]]:
     """A well-formed MARCXML file whose records are partly malformed."""
     good1 = marcxml_record(make_record(control_number="x1", vernacular_in_880=True))
     good2 = marcxml_record(make_record(control_number="x2"))
-    no_leader = '<record><controlfield tag="001">x3</controlfield><datafield tag="245" ind1="1" ind2="0"><subfield code="a">No leader</subfield></datafield></record>'
+    no_leader = ('<record><controlfield tag="001">x3</controlfield>'
+                 '<datafield tag="245" ind1="1" ind2="0"><subfield code="a">No leader</subfield></datafield></record>')
     bad_tag = good2.replace('tag="245"', 'tag="24"')
     bad_ind = good2.replace('ind1="1" ind2="0"', 'ind1="10" ind2="0"', 1)
     c1 = good2.replace("Iwanami Shoten", "Iwanami\u0085Shoten")

@@ -9,10 +9,11 @@ from datetime import date
 
 from circ_helpers import add_item, add_patron
 from circulation import auth
-from circulation.sip2 import KioskService
 from circulation.service import Circulation
+from circulation.sip2 import KioskService
 from gateway.sip2_server import Sip2Server
-from sip2 import codec, messages as M
+from sip2 import codec
+from sip2 import messages as M
 from sip2.config import Sip2Config
 
 KIOSK, KIOSK_PASSWORD = "hiroshima.kiosk1", "kiosk-2026"          # at 中央図書館 (central)

@@ -7,12 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from concurrent.futures import ThreadPoolExecutor
-
 from sqlalchemy import select
 
 from circ_helpers import NOW, load_items, load_patrons
@@ -146,6 +144,6 @@ def test_circ_errors_are_one_line_with_exit_status_2(tmp_path):
     with ThreadPoolExecutor(len(cases) + 1) as pool:           # independent commands, run side by side
         results = list(pool.map(lambda c: cli(*c[0]), cases))
         usage = pool.submit(cli).result()
-    for (args, fragments), res in zip(cases, results):
+    for (_args, fragments), res in zip(cases, results):
         one_line_error(res, *fragments)
     assert usage.returncode == 2 and "usage" in usage.stderr

@@ -40,8 +40,8 @@ from circulation import auth, holds, lists, loans
 from circulation import schema as s
 from circulation.service import Circulation
 from circulation.store import Clock, Database, install_network
-from gateway.app import make_app
 from gateway.api import API, ROUTES, STATE
+from gateway.app import make_app
 from lifecycle.profiles import load_all
 from live_server import Server, free_port
 
@@ -307,7 +307,8 @@ async def _prepare(url: str) -> None:
             await conn.execute(insert(s.patrons), [
                 patron(HANAKO, "iizuka", "山田 花子", "飯塚市", "hanako@example.jp", HANAKO_PHONE, "iizuka", "email"),
                 patron(TARO, "iizuka", "田中 一郎", "嘉麻市", None, "0948-22-0002", "honami", "none", work="飯塚市"),
-                patron(EMILY, "iizuka", "Emily Clark", "飯塚市", "emily@example.com", "0948-72-0003", "chikuho", "email"),
+                patron(EMILY, "iizuka", "Emily Clark", "飯塚市", "emily@example.com", "0948-72-0003", "chikuho",
+                       "email"),
                 patron(SAKURA, "komae", "鈴木 さくら", "狛江市", "sakura@example.jp", "03-3480-0001",
                        "komae-central", "email"),
                 patron(MAKOTO, "komae", "高橋 誠", "世田谷区", None, "03-3480-0002", "komae-central", "phone"),
@@ -558,7 +559,8 @@ def test_iizuka_patron_does_everything_in_the_guide_through_the_api(service):
 
     # 5 wrong passwords lock the account for 30 minutes; the right one is refused meanwhile
     for i in range(4):
-        assert web.post("/login", {"card_number": HANAKO, "password": f"wrong{i}"}, expect=401)["error"] == "login_failed"
+        assert web.post("/login", {"card_number": HANAKO, "password": f"wrong{i}"},
+                        expect=401)["error"] == "login_failed"
     fifth = web.post("/login", {"card_number": HANAKO, "password": "wrong4"}, expect=429)
     until = datetime.combine(due - timedelta(days=3), NOW.time()) + timedelta(minutes=30)
     assert fifth["error"] == "locked_out" and fifth["details"]["until"] == until.isoformat() + "+09:00"
@@ -631,7 +633,8 @@ def test_a_patron_cannot_read_or_change_another_patrons_loans_or_requests(servic
     staff.staff_login("iizuka.counter")
     assert staff.get("/me/loans", expect=403)["error"] == "patron_only"
     assert svc.client().get("/me/loans", expect=401).headers["WWW-Authenticate"].startswith("Bearer")
-    assert svc.client().get("/me", headers={"Authorization": "Basic abc"}, expect=401)["error"] == "invalid_authorization"
+    assert svc.client().get("/me", headers={"Authorization": "Basic abc"},
+                            expect=401)["error"] == "invalid_authorization"
 
 
 def test_iizuka_reservation_ranking_is_public_and_counts_live_reservations(service):
@@ -749,7 +752,8 @@ def test_bad_input_gets_a_json_400_and_never_a_traceback(service, monkeypatch, c
 
     c.login(EMILY, PW[EMILY])
     assert c.post("/me/cart", {"title_id": ["a"]}, validate=False, expect=400)["details"]["field"] == "title_id"
-    assert c.put("/me/reading-goal", {"goal": True}, validate=False, expect=400)["details"]["problem"] == "expected an integer"
+    assert c.put("/me/reading-goal", {"goal": True}, validate=False,
+                 expect=400)["details"]["problem"] == "expected an integer"
     assert c.put("/me/reading-goal", {"goal": "3"}, validate=False, expect=400)["error"] == "invalid_input"
     assert c.put("/me/reading-goal", {"goal": 0}, validate=False, expect=422)["error"] == "goal_invalid"
     assert c.put("/me/reading-goal", {"goal": None}, expect=200)["goal"] is None
@@ -771,8 +775,10 @@ def test_bad_input_gets_a_json_400_and_never_a_traceback(service, monkeypatch, c
     assert c.get("/nothing-here", expect=404)["error"] == "not_found"
     r = c.delete("/me/loans", validate=False, expect=405)
     assert r["error"] == "method_not_allowed" and "GET" in r.headers["Allow"]
-    assert c.put("/me/password", {"old_password": PW[EMILY], "new_password": "a"}, expect=422)["error"] == "password_length"
-    assert c.put("/me/password", {"old_password": "nope", "new_password": "abcd"}, expect=403)["error"] == "password_change_failed"
+    assert c.put("/me/password", {"old_password": PW[EMILY], "new_password": "a"},
+                 expect=422)["error"] == "password_length"
+    assert c.put("/me/password", {"old_password": "nope", "new_password": "abcd"},
+                 expect=403)["error"] == "password_change_failed"
 
     staff = svc.client()
     staff.staff_login("iizuka.counter")
@@ -781,11 +787,13 @@ def test_bad_input_gets_a_json_400_and_never_a_traceback(service, monkeypatch, c
     future = (NOW + timedelta(hours=1)).isoformat() + "+09:00"
     assert staff.post("/staff/checkin", {"barcode": "I-T1", "dropped_at": "2026-11-20T02:00:00Z"},
                       expect=422)["error"] == "dropped_at_in_future"        # 11:00 in Japan
-    assert staff.post("/staff/checkin", {"barcode": "I-T1", "dropped_at": future}, expect=422)["error"] == "dropped_at_in_future"
+    assert staff.post("/staff/checkin", {"barcode": "I-T1", "dropped_at": future},
+                      expect=422)["error"] == "dropped_at_in_future"
     assert staff.post("/staff/checkin", {"barcode": "I-T1", "return_kind": "chimney"}, validate=False,
                       expect=400)["details"]["allowed"][0] == "book_drop"
     assert staff.post("/staff/checkout", {"barcode": "NOPE", "card_number": EMILY}, expect=404)["error"] == "not_found"
-    assert staff.post("/staff/login", {"username": "iizuka.counter", "password": "wrong"}, expect=401)["error"] == "staff_login_failed"
+    assert staff.post("/staff/login", {"username": "iizuka.counter", "password": "wrong"},
+                      expect=401)["error"] == "staff_login_failed"
 
     # a bug on our side: logged, answered 500 in JSON, no traceback to the client
     async def broken(circ, card):
@@ -815,7 +823,8 @@ def test_komae_requests_only_at_the_counter_and_the_phone_call_list(service):
     assert [(x["title_id"], x["error"]) for x in co["refused"]] == [(UNOWNED, "channel_not_allowed")]
     assert [i["title_id"] for i in co["cart"]["items"]] == [UNOWNED]
     assert sakura.post("/me/cart/checkout", {"title_ids": [K1]}, expect=422)["error"] == "not_in_cart"
-    assert sakura.post("/me/cart/checkout", {"pickup_branch": "iizuka"}, expect=422)["error"] == "pickup_not_service_point"
+    assert sakura.post("/me/cart/checkout", {"pickup_branch": "iizuka"},
+                       expect=422)["error"] == "pickup_not_service_point"
 
     # staff take it at the counter of the pickup branch (not at another branch's)
     nishi = svc.client()
@@ -841,7 +850,8 @@ def test_komae_requests_only_at_the_counter_and_the_phone_call_list(service):
     mine = {r["request_id"]: r for r in sakura.get("/me/requests", expect=200)["requests"]}
     assert mine[rid]["status_ja"] == "予約中"
     refused = sakura.get("/me/requests/cancelled", expect=200)["requests"]
-    assert [(x["request_id"], x["reason"], x["status_ja"]) for x in refused] == [(second["request_id"], "収集方針外", "お断り")]
+    assert [(x["request_id"], x["reason"], x["status_ja"]) for x in refused] == [
+        (second["request_id"], "収集方針外", "お断り")]
     history = counter.get(f"/staff/requests/{rid}/history", expect=200)["events"]
     assert [e["event"] for e in history] == ["PLACE", "VALIDATE", "SEND_TO_PURCHASE_REVIEW", "PURCHASE_APPROVED"]
     assert history[0]["channel"] == "counter" and history[0]["actor"] == "komae.requests"
@@ -880,7 +890,8 @@ def test_pull_list_trap_transit_hold_shelf_staff_cancel_and_the_shelf_expiry_job
     assert staff.get("/staff/pull-list", expect=200)["items"] == []        # the staff member's own branch
     t = staff.post("/staff/trap", {"barcode": "I-T4", "branch": "chikuho"}, expect=200)
     assert t["routing"] == {"kind": "transit_hold", "request_id": rid, "to_branch": "iizuka"}
-    assert staff.post("/staff/trap", {"barcode": "I-T4", "branch": "chikuho"}, expect=409)["error"] == "item_not_on_shelf"
+    assert staff.post("/staff/trap", {"barcode": "I-T4", "branch": "chikuho"},
+                      expect=409)["error"] == "item_not_on_shelf"
     out = staff.get("/staff/transits", query={"branch": "chikuho"}, expect=200)["transits"]
     inn = staff.get("/staff/transits", query={"branch": "iizuka", "direction": "in"}, expect=200)["transits"]
     assert [x["barcode"] for x in out] == [x["barcode"] for x in inn] == ["I-T4"]

@@ -174,7 +174,7 @@ async def test_new_password_registration_needs_the_phone_number_on_the_card(circ
 
 async def test_staff_reset_at_the_counter_unlocks_a_locked_account(circ):
     pid = await iizuka_patron(circ)
-    for i in range(5):
+    for _ in range(5):
         await auth.patron_login(circ, card=CARD, password="wrong1")
     assert (await auth.patron_login(circ, card=CARD, password="hon1234")).decision.code == "locked_out"
     d = await auth.set_password(circ, card=CARD, new_password="reset99", role="staff", actor="counter1")

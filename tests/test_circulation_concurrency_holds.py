@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from circ_helpers import NOW, add_item, add_patron, new_circulation, rows
-from circulation import holds, jobs, lists, routing as rt
+from circulation import holds, jobs, lists
+from circulation import routing as rt
 from circulation import schema as s
 from circulation.store import Database
 

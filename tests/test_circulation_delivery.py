@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, one_row, rows
-from circulation import delivery, holds, jobs, loans, routing as rt
+from circulation import delivery, holds, jobs, loans
+from circulation import routing as rt
 from circulation import schema as s
 from circulation.store import NotFound
 from lifecycle import policies
@@ -471,7 +472,8 @@ async def test_hiroshima_delivery_renewal_must_be_asked_before_the_due_date(circ
     assert page[r.loan_id]["renewable"] is True
     at(circ, datetime(2026, 12, 12, 10))      # a day late
     d = await loans.renew(circ, loan_id=r.loan_id, channel="counter", **STAFF)
-    assert d.decision.code == "renewal_too_late" and d.decision.message_ja == "返却期限日を過ぎているため延長できません。"
+    assert d.decision.code == "renewal_too_late"
+    assert d.decision.message_ja == "返却期限日を過ぎているため延長できません。"
     assert (await loan_row(circ, r.loan_id)).renewals == 0
     # the counter loan (due 11 Dec as well) is overdue too, yet renewable: due + 14
     assert (await loan_row(circ, counter.loan_id)).due == date(2026, 12, 11)
@@ -527,8 +529,8 @@ async def test_hiroshima_delivery_collected_only_is_returned_at_a_counter_or_boo
     res = await loans.check_in(circ, barcode="HD2", branch="naka", return_kind="book_drop",
                                dropped_at=datetime(2026, 12, 1, 21), **STAFF)
     assert res.decision.allowed and res.returned_at == datetime(2026, 12, 1, 21)
-    kinds = [(l.return_kind, l.return_branch, l.state)
-             for l in await rows(circ, s.loans, order_by=s.loans.c.id)]
+    kinds = [(loan.return_kind, loan.return_branch, loan.state)
+             for loan in await rows(circ, s.loans, order_by=s.loans.c.id)]
     assert kinds == [("counter", "naka", "RETURNED"), ("book_drop", "naka", "RETURNED")]
     assert [e.channel for e in await rows(circ, s.events, s.events.c.event == "CHECK_IN",
                                           s.events.c.request_id.is_(None),

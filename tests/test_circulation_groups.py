@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from circ_helpers import add_item, add_patron, one_row, rows
-from circulation import groups, holds, loans, routing as rt
+from circulation import groups, holds, loans
+from circulation import routing as rt
 from circulation import schema as s
 from circulation.store import NotFound
 from lifecycle import policies

@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import insert
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, rows
-from circulation import holds, jobs, lists, routing as rt
+from circulation import holds, jobs, lists
 from circulation import notices as notices_module
+from circulation import routing as rt
 from circulation import schema as s
-from lifecycle import reasons
 from circulation.store import NotFound
+from lifecycle import reasons
 
 STAFF = dict(role="staff", actor="staff1")
 # Hiroshima offers no 連絡不要: its patrons are contacted by phone
@@ -862,7 +863,8 @@ async def test_every_hold_notice_queued_here_renders_as_a_japanese_mail(circ):
     await add_item(circ, "IZ1", "T-MAIL", "iizuka", "iizuka", status="on_loan")
     r = await web_place(circ, "1000000022", "T-MAIL", "iizuka", contact_method="email",
                         title="銀河鉄道の夜")
-    await holds.change(circ, request_id=r.request_id, pickup_branch="kaita", role="staff", actor="x")   # staff: Iizuka patrons may not
+    # staff: Iizuka patrons may not
+    await holds.change(circ, request_id=r.request_id, pickup_branch="kaita", role="staff", actor="x")
     await check_in(circ, "IZ1", "kaita")
     await holds.cancel(circ, request_id=r.request_id, channel="counter", branch="kaita", **STAFF)
     sent = await notices_of(circ, r.request_id)

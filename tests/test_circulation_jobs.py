@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from circ_helpers import NOW, add_item, add_patron, loopback_mailer, rows, smtp_server, until
-from circulation import holds, loans, routing as rt
+from circulation import holds, loans
+from circulation import routing as rt
 from circulation import schema as s
 from circulation.jobs import JOBS, JobSpec, Scheduler, run_job
 

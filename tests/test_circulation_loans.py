@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import update
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, one_row, rows
-from circulation.jobs import run_job
 from circulation import holds, jobs, loans
 from circulation import schema as s
+from circulation.jobs import run_job
 from circulation.store import NotFound
 
 STAFF = dict(role="staff", actor="counter-1")

@@ -10,7 +10,8 @@ from datetime import date, datetime
 import pytest
 
 from circ_helpers import add_item, add_patron, one_row, rows
-from circulation import holds, loans, mobile, routing as rt
+from circulation import holds, loans, mobile
+from circulation import routing as rt
 from circulation import schema as s
 from circulation.store import NotFound
 

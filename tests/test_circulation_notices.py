@@ -22,7 +22,7 @@ from circulation.notices import DispatchCounts, NoticeError, Templates, dispatch
 from circulation.service import Circulation
 from circulation.store import Database
 from config import locate
-from connectors.smtp import MailError, Mailer
+from connectors.smtp import Mailer, MailError
 from lifecycle.profiles import load_profile, notice_suppression
 from live_server import free_port
 
@@ -253,6 +253,7 @@ def test_iizuka_no_contact_suppresses_received_ready_changed_but_not_web_cancel_
 
 def test_the_notices_section_of_a_profile_is_validated():
     import tomllib
+
     from lifecycle.profiles import ProfileError, parse_profile
     data = tomllib.loads(locate("profiles/iizuka.toml").read_text())
     data["notices"]["suppressed_when_no_contact"].append("hold_redy")
@@ -327,7 +328,8 @@ async def test_komae_ready_mails_go_out_in_allocation_order(circ, smtp, mailer):
 
 
 async def test_real_hold_placed_and_trapped_mails_received_then_ready(circ, smtp, mailer):
-    from circulation import holds, routing as rt
+    from circulation import holds
+    from circulation import routing as rt
     await patron(circ, "0000000020")
     await add_item(circ, "I-1", "t-neko", "iizuka", "chikuho")
     placed = await holds.place(circ, card="0000000020", title_id="t-neko", pickup_branch="chikuho",

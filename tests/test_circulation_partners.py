@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import insert
 
 from circ_helpers import NOW, add_item, add_patron, one_row, rows
-from circulation import holds, jobs, lists, loans, partners, routing as rt
+from circulation import holds, jobs, lists, loans, partners
+from circulation import routing as rt
 from circulation import schema as s
 from circulation.jobs import run_job
 from circulation.store import NotFound
@@ -121,6 +122,7 @@ def test_the_hiroshima_profile_names_both_partner_universities_with_their_own_co
 
 def _with_partner(**changes):
     import tomllib
+
     from config import locate
     with open(locate("profiles/hiroshima.toml"), "rb") as f:
         data = tomllib.load(f)

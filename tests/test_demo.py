@@ -90,7 +90,7 @@ def _serve(tmp_path: Path, data_dir: str, *extra: str, port: int | None = None):
             if time.monotonic() >= deadline:
                 proc.kill()                      # never left running behind a failed start
                 proc.wait(30)
-                raise AssertionError(log.read_text(errors="replace"))
+                raise AssertionError(log.read_text(errors="replace")) from None
             time.sleep(0.2)
 
 

@@ -37,7 +37,8 @@ def sru_count(server, query: str, **extra) -> tuple[int, list[int]]:
     status, body, _ = server.get(version="1.2", operation="searchRetrieve", query=query, **extra)
     assert status == 200
     tree = validate_sru(body, "1.2")
-    codes = [int(u.rsplit("/", 1)[1]) for u in tree.xpath("//*[local-name()='diagnostic']/*[local-name()='uri']/text()")]
+    uris = tree.xpath("//*[local-name()='diagnostic']/*[local-name()='uri']/text()")
+    codes = [int(u.rsplit("/", 1)[1]) for u in uris]
     return int(tree.xpath("string(//*[local-name()='numberOfRecords'])") or 0), codes
 
 

@@ -13,13 +13,16 @@ from iso18626_helpers import STANDARDS
 OPAC_XSD = STANDARDS / "marcxml" / "opacxml.xsd"
 
 
+def _circulation(v: str) -> str:
+    return f'<circulation><availableNow value="{v}"/><renewable value="0"/><onHold value="0"/></circulation>'
+
+
 def _response(*holdings: list[str]) -> bytes:
     recs = "".join(
         "<record><recordSchema>opac</recordSchema><recordPacking>xml</recordPacking><recordData>"
         "<opacRecord><bibliographicRecord/><holdings>"
-        + "".join(f'<holding><circulations>{"".join(f"""<circulation><availableNow value="{v}"/><renewable value="0"/><onHold value="0"/></circulation>""" for v in h)}</circulations></holding>'
-                  for h in [hs])
-        + "</holdings></opacRecord></recordData></record>" for hs in holdings)
+        f'<holding><circulations>{"".join(_circulation(v) for v in hs)}</circulations></holding>'
+        "</holdings></opacRecord></recordData></record>" for hs in holdings)
     return (f'<searchRetrieveResponse xmlns="http://www.loc.gov/zing/srw/"><version>1.2</version>'
             f"<numberOfRecords>{len(holdings)}</numberOfRecords><records>{recs}</records>"
             f"</searchRetrieveResponse>").encode()

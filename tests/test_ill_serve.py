@@ -82,6 +82,7 @@ accept_token_env = "{accept_env}"
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory):
     import os
+
     from gateway.demo import DEMO_PATRON_PASSWORDS, DEMO_STAFF_PASSWORDS
 
     tmp = tmp_path_factory.mktemp("ill-serve")

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from lxml import etree
 
 import marc_fixtures as mf
@@ -80,7 +79,8 @@ def assert_never_silently_altered(data: bytes, data_dir: Path, counts: dict) -> 
 
     import pymarc
 
-    from indexers.marc_items import ReadRecord as RR, field_key
+    from indexers.marc_items import ReadRecord as RR
+    from indexers.marc_items import field_key
     from indexers.marc_reader import decode_stored, read_marc
 
     def lines(kind: str) -> list[dict]:
@@ -445,7 +445,8 @@ def _integrity_check(db: Path) -> None:
 
 
 def _quarantine_lines(d: Path, library: str) -> int:
-    return sum(len(f.read_text(encoding="utf-8").splitlines()) for f in (d / "quarantine").glob(f"{library}-run*[0-9].jsonl")) \
+    return sum(len(f.read_text(encoding="utf-8").splitlines())
+               for f in (d / "quarantine").glob(f"{library}-run*[0-9].jsonl")) \
         if (d / "quarantine").is_dir() else 0
 
 

@@ -5,10 +5,9 @@ from datetime import date, datetime, time
 
 import pytest
 
-
-from lifecycle.calendar import BranchCalendar, Hours  # noqa: E402
-from lifecycle.policies import shelf_deadline  # noqa: E402
-from lifecycle.profiles import load_profile  # noqa: E402
+from lifecycle.calendar import BranchCalendar, Hours
+from lifecycle.policies import shelf_deadline
+from lifecycle.profiles import load_profile
 
 IIZUKA = load_profile("iizuka")
 KOMAE = load_profile("komae")

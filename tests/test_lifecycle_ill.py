@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from connectors.iso18626 import model as m
 from lifecycle import ill
-from lifecycle.ill import REQUESTER, SUPPLIER, Actor, IllegalLegTransition, RState, REvent, SEvent, SState
+from lifecycle.ill import REQUESTER, SUPPLIER, Actor, IllegalLegTransition, REvent, RState, SEvent, SState
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "ill.md"
 

@@ -7,17 +7,24 @@ from pathlib import Path
 
 import pytest
 
-
-from lifecycle.model import Item, Loan, Patron, Request, ReturnPoint  # noqa: E402
-from lifecycle.reasons import REASONS  # noqa: E402
-from lifecycle.policies import (can_cancel, can_check_out, can_place, can_renew,  # noqa: E402
-                                cancelled_visible, is_overdue, login_locked, password_acceptable,
-                                request_lapsed, return_date)
-from lifecycle.policies import can_return_at  # noqa: E402
-from lifecycle.profiles import ProfileError, load_all, load_profile, parse_profile  # noqa: E402
-from lifecycle.queue import (choose_request_to_trap, group_siblings_to_cancel,  # noqa: E402
-                             queue_position)
-from lifecycle.table import State  # noqa: E402
+from lifecycle.model import Item, Loan, Patron, Request, ReturnPoint
+from lifecycle.policies import (
+    can_cancel,
+    can_check_out,
+    can_place,
+    can_renew,
+    can_return_at,
+    cancelled_visible,
+    is_overdue,
+    login_locked,
+    password_acceptable,
+    request_lapsed,
+    return_date,
+)
+from lifecycle.profiles import ProfileError, load_all, load_profile, parse_profile
+from lifecycle.queue import choose_request_to_trap, group_siblings_to_cancel, queue_position
+from lifecycle.reasons import REASONS
+from lifecycle.table import State
 
 IIZUKA = load_profile("iizuka")
 KOMAE = load_profile("komae")

@@ -8,9 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-
-from lifecycle.table import (ACTORS, INITIAL, TERMINAL, TRANSITIONS, Event, IllegalTransition, Role,
-                             State, allowed_events, apply, as_markdown)
+from lifecycle.table import (
+    ACTORS,
+    INITIAL,
+    TERMINAL,
+    TRANSITIONS,
+    Event,
+    IllegalTransition,
+    Role,
+    State,
+    allowed_events,
+    apply,
+    as_markdown,
+)
 
 
 def reachable_from(start):

@@ -9,8 +9,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lifecycle.table import (ACTORS, INITIAL, SECURED, TERMINAL, TRANSITIONS, Event,
-                             IllegalTransition, Role, State, allowed_events, apply)
+from lifecycle.table import (
+    ACTORS,
+    INITIAL,
+    SECURED,
+    TERMINAL,
+    TRANSITIONS,
+    Event,
+    IllegalTransition,
+    Role,
+    State,
+    allowed_events,
+    apply,
+)
 
 EVENTS = list(Event)
 ROLES = list(Role)

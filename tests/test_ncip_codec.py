@@ -233,7 +233,7 @@ LOOKUP_DEFAULT_NS = f"""<?xml version="1.0" encoding="UTF-8"?>
     <UserElementType>User Privilege</UserElementType>
     <Ext><vendor:Anything xmlns:vendor="urn:vendor">kept out</vendor:Anything></Ext>
   </LookupUser>
-</NCIPMessage>"""
+</NCIPMessage>"""  # noqa: E501 - the message as a client sends it
 
 
 def test_a_default_namespace_whitespace_unqualified_attributes_and_ext_are_accepted():

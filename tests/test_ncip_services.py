@@ -23,8 +23,14 @@ from connectors import ncip as N
 from connectors.ncip import model as m
 from connectors.ncip.config import load
 from connectors.ncip.model import (
-    AcceptItemError, CancelRequestItemError, CheckInItemError, CheckOutItemError, General, LookupUserError,
-    Messaging, RequestItemError,
+    AcceptItemError,
+    CancelRequestItemError,
+    CheckInItemError,
+    CheckOutItemError,
+    General,
+    LookupUserError,
+    Messaging,
+    RequestItemError,
 )
 from gateway.ncip_endpoint import MAX_BODY, add_routes
 from live_server import free_port

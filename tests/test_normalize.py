@@ -29,7 +29,6 @@ from indexers.normalize import (  # noqa: E402
     tokenize,
 )
 
-
 # --------------------------------------------------------------------------- width, case
 
 def test_full_width_latin_and_digits_become_ascii():

@@ -81,7 +81,7 @@ async def test_created_database_appears_and_is_dropped(node):
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
             node.drop_database(name)
-    except Exception as e:        # the forced drop ends the session under our feet
+    except Exception as e:  # noqa: BLE001 - the forced drop ends the session under our feet
         assert "terminat" in str(e).lower() or "closed" in str(e).lower(), e
     finally:
         await engine.dispose()

@@ -4,11 +4,13 @@ and Shift_JIS, and input that is not a message (random, truncated, oversized), w
 raises Malformed and nothing else."""
 from __future__ import annotations
 
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 import pysip2
-from sip2 import codec, messages as M
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sip2 import codec
+from sip2 import messages as M
 from sip2.codec import Framer, Malformed, TooLong, decode, encode
 
 # ------------------------------------------------------------------ strategies
@@ -20,8 +22,11 @@ value = st.text(_VALUE_CHARS, max_size=40)
 fixed_chars = st.sampled_from("0123456789 YNU.")
 
 
+CODES = tuple(sorted(M.SPECS))
+
+
 @st.composite
-def messages(draw, codes=tuple(sorted(M.SPECS))):
+def messages(draw, codes=CODES):
     code = draw(st.sampled_from(codes))
     spec = M.SPECS[code]
     fixed = {name: draw(st.text(fixed_chars, min_size=w, max_size=w)) for name, w in spec.fixed}

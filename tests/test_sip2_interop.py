@@ -21,16 +21,26 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
-
 import pysip2
+import pytest
 from Sip2.sip2 import Sip2
-from circulation import schema as s
+
 from circ_helpers import one_row, rows
+from circulation import schema as s
 from live_server import free_port
-from sip2 import codec, messages as M
+from sip2 import codec
+from sip2 import messages as M
 from sip2_helpers import (
-    BOOK, BOOK2, KIOSK, KIOSK_PASSWORD, MAGAZINE, PATRON, PATRON_NAME, PATRON_PASSWORD, WHEN, hiroshima,
+    BOOK,
+    BOOK2,
+    KIOSK,
+    KIOSK_PASSWORD,
+    MAGAZINE,
+    PATRON,
+    PATRON_NAME,
+    PATRON_PASSWORD,
+    WHEN,
+    hiroshima,
     sip2_server,
 )
 
@@ -231,7 +241,8 @@ def _cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 
 async def test_unioncat_serve_with_a_sip2_port(tmp_path):
-    from test_demo import _serve, _stop, env as demo_env
+    from test_demo import _serve, _stop
+    from test_demo import env as demo_env
 
     env = {**demo_env(), "UNIONCAT_STAFF_PASSWORD": KIOSK_PASSWORD}
     assert _cli("circ", "init", "--data-dir", "d", cwd=tmp_path, env=env).returncode == 0

@@ -14,13 +14,31 @@ from datetime import date, timedelta
 import pytest
 
 from circ_helpers import add_item, one_row, rows
-from circulation import holds, loans, schema as s
+from circulation import holds, loans
+from circulation import schema as s
 from circulation.store import Database
-from sip2 import codec, messages as M
+from sip2 import codec
+from sip2 import messages as M
 from sip2.config import KioskOptions, Sip2Config
 from sip2_helpers import (
-    BOOK, BOOK2, BOOK_AT_NAKA, COUNTER, KIOSK, KIOSK_PASSWORD, MAGAZINE, OTHER, OTHER_PASSWORD, PATRON,
-    PATRON_NAME, PATRON_PASSWORD, TITLE, WHEN, YUKI_KIOSK, RawKiosk, hiroshima, sip2_server,
+    BOOK,
+    BOOK2,
+    BOOK_AT_NAKA,
+    COUNTER,
+    KIOSK,
+    KIOSK_PASSWORD,
+    MAGAZINE,
+    OTHER,
+    OTHER_PASSWORD,
+    PATRON,
+    PATRON_NAME,
+    PATRON_PASSWORD,
+    TITLE,
+    WHEN,
+    YUKI_KIOSK,
+    RawKiosk,
+    hiroshima,
+    sip2_server,
 )
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")

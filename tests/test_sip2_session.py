@@ -8,9 +8,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sip2 import codec, messages as M, session as S
+from sip2 import codec
+from sip2 import messages as M
+from sip2 import session as S
 from sip2.session import Close, ConnectionClosed, LocalProtocolError, Reply, Request, Session
 
 NOW = datetime(2026, 11, 20, 10, 0)

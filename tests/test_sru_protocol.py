@@ -10,12 +10,15 @@ from types import SimpleNamespace
 
 import pymarc
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from pymarc import Field, Indicators, Subfield
 
 from indexers.query_model import SortKey
 from indexers.records import FacetValue, Holding, ScanTerm, UnionRecord
 from sru import protocol as p
+from sru.binding import decode_form, merge
 from sru.diagnostics import Diagnostic, SRUDiagnosticError, from_query_error
 from sru.explain import ZEEREX_NS, explain_record
 from sru.record_schemas import (
@@ -862,10 +865,6 @@ class TestExplain:
 
 
 # ----------------------------------------------------------------------------- the HTTP binding's parameters
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
-from sru.binding import decode_form, merge  # noqa: E402
-
 
 def test_decode_form_reads_percent_escapes_raw_utf8_and_plus():
     raw = "query=dc.title%3D図書館+x&maximumRecords=3&empty=&bare&query=%E5%9B%B3".encode()

@@ -67,7 +67,8 @@ def test_isbn_match_needs_titles_to_agree(cat):
 
 
 def test_records_of_one_library_are_never_merged(cat):
-    vols = [rec(f"v{i}", title="Collected works", fields=[df("020", a="9780306406157"), df("245", "10", a="Collected works", n=f"v. {i}")])
+    vols = [rec(f"v{i}", title="Collected works",
+                fields=[df("020", a="9780306406157"), df("245", "10", a="Collected works", n=f"v. {i}")])
             for i in (1, 2)]
     cat.load("a", vols)
     assert len(cat.ids("cql.allRecords=1")) == 2
@@ -114,8 +115,10 @@ def test_full_reload_withdraws_what_is_missing(cat):
 
 
 def test_union_record_indexes_fields_of_all_members(cat):
-    cat.load("a", [rec("x1", title="Shared title", fields=[df("010", a="2001000002"), df("650", " 0", a="Oceanography")])])
-    cat.load("b", [rec("y1", title="Shared title", fields=[df("010", a="2001000002"), df("650", " 0", a="Marine biology")])])
+    cat.load("a", [rec("x1", title="Shared title",
+                       fields=[df("010", a="2001000002"), df("650", " 0", a="Oceanography")])])
+    cat.load("b", [rec("y1", title="Shared title",
+                       fields=[df("010", a="2001000002"), df("650", " 0", a="Marine biology")])])
     assert cat.hits("dc.subject=oceanography") == cat.hits("dc.subject=marine") == {"x1", "y1"}
 
 

@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 
-
 pytestmark = [
     pytest.mark.peer,
     pytest.mark.skipif(shutil.which("yaz-client") is None, reason="yaz-client not installed (apt-get install yaz)"),

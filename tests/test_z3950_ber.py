@@ -10,13 +10,44 @@ import random
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from z3950.ber import (
-    APPLICATION, BIT_STRING, BOOLEAN, CONTEXT, ENUMERATED, EXTERNAL, GENERAL_STRING, INTEGER, NULL,
-    OBJECT_IDENTIFIER, OCTET_STRING, PRIVATE, SEQUENCE, UNIVERSAL, VISIBLE_STRING, BERError, Element,
-    Framer, Truncated, decode, decode_all, enc_bits, enc_bool, enc_enum, enc_explicit, enc_int,
-    enc_length, enc_null, enc_octets, enc_oid, enc_seq, enc_str, enc_tag, encode,
+    APPLICATION,
+    BIT_STRING,
+    BOOLEAN,
+    CONTEXT,
+    ENUMERATED,
+    EXTERNAL,
+    GENERAL_STRING,
+    INTEGER,
+    NULL,
+    OBJECT_IDENTIFIER,
+    OCTET_STRING,
+    PRIVATE,
+    SEQUENCE,
+    UNIVERSAL,
+    VISIBLE_STRING,
+    BERError,
+    Element,
+    Framer,
+    Truncated,
+    decode,
+    decode_all,
+    enc_bits,
+    enc_bool,
+    enc_enum,
+    enc_explicit,
+    enc_int,
+    enc_length,
+    enc_null,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    enc_tag,
+    encode,
 )
 
 H = bytes.fromhex
@@ -281,7 +312,7 @@ def test_helpers_check_form():
     with pytest.raises(BERError, match="primitive element was expected"):
         seq.as_int()
     with pytest.raises(BERError, match="constructed element was expected"):
-        seq.children[0].children
+        _ = seq.children[0].children
     assert seq.expect(UNIVERSAL, SEQUENCE, True) is seq
     with pytest.raises(BERError, match=r"expected \[CONTEXT 20\]"):
         seq.expect(CONTEXT, 20)
@@ -376,7 +407,7 @@ def test_framer_accept_refuses_foreign_protocols_at_once():
 # ---------------------------------------------------------------------------
 # Round trips (hypothesis)
 
-def tags(cls=st.integers(0, 3)):
+def tags(cls=st.integers(0, 3)):  # noqa: B008 - a strategy is immutable
     return st.tuples(cls, st.one_of(st.integers(0, 40), st.integers(0, 2**28 - 1))).filter(
         lambda ct: ct != (UNIVERSAL, 0))
 
@@ -583,13 +614,13 @@ def exercise(data: bytes, rng: random.Random) -> None:
                 stack.extend(el.value)
             for reader in (el.as_int, el.as_bool, el.as_null, el.as_oid, el.as_bits, el.as_text, el.octets):
                 timed(reader)
-            timed(lambda: el.as_text("ascii"))
-            timed(lambda: el.children)
+            timed(lambda: el.as_text("ascii"))  # noqa: B023 - called at once, in this iteration
+            timed(lambda: el.children)  # noqa: B023 - called at once, in this iteration
     framer = Framer(max_length=1 << 16, max_depth=64)
     pos = 0
     while pos < len(data):
         step = rng.choice([1, 2, 3, 17, 512, len(data)])
-        if timed(lambda: framer.feed(data[pos:pos + step])) is None:
+        if timed(lambda: framer.feed(data[pos:pos + step])) is None:  # noqa: B023 - called at once, in this iteration
             break
         pos += step
 

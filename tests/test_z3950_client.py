@@ -23,8 +23,18 @@ import pytest
 from lxml import etree
 from pymarc import Field, Indicators, Subfield
 
-from connectors.z3950_client import (RetrievedRecord, ScanResult, Z3950Client, Z3950Closed, Z3950ConnectionError,
-                                     Z3950Diagnostic, Z3950InitRejected, Z3950ProtocolError, Z3950Timeout, sort_key)
+from connectors.z3950_client import (
+    RetrievedRecord,
+    ScanResult,
+    Z3950Client,
+    Z3950Closed,
+    Z3950ConnectionError,
+    Z3950Diagnostic,
+    Z3950InitRejected,
+    Z3950ProtocolError,
+    Z3950Timeout,
+    sort_key,
+)
 from z3950 import pdu as P
 from z3950 import records as R
 from z3950 import rpn

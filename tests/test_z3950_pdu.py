@@ -11,13 +11,40 @@ import subprocess
 import threading
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from test_z3950_ber import YAZ_INIT, exercise, mutate
-from z3950.ber import (CONTEXT, EXTERNAL, OBJECT_IDENTIFIER, OCTET_STRING, UNIVERSAL, BERError, Element,
-                       enc_bits, enc_explicit, enc_int, enc_octets, enc_oid, enc_seq, enc_str)
-from z3950.pdu import (OPTION_BITS, Close, IdAnonymous, IdOpen, IdOther, IdPass, InitializeRequest,
-                       InitializeResponse, UnsupportedAPDU, apdu_framer, decode_pdu, encode_pdu)
+from z3950.ber import (
+    CONTEXT,
+    EXTERNAL,
+    OBJECT_IDENTIFIER,
+    OCTET_STRING,
+    UNIVERSAL,
+    BERError,
+    Element,
+    enc_bits,
+    enc_explicit,
+    enc_int,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+)
+from z3950.pdu import (
+    OPTION_BITS,
+    Close,
+    IdAnonymous,
+    IdOpen,
+    IdOther,
+    IdPass,
+    InitializeRequest,
+    InitializeResponse,
+    UnsupportedAPDU,
+    apdu_framer,
+    decode_pdu,
+    encode_pdu,
+)
 
 H = bytes.fromhex
 
@@ -237,7 +264,7 @@ def test_yaz_client_session():
                             implementation_version="0.1.0")))
                     elif isinstance(pdu, Close):
                         conn.sendall(encode_pdu(Close(close_reason=1, diagnostic_information="going down")))
-        except BaseException as exc:   # reported by the test thread below
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread below
             failures.append(exc)
         finally:
             conn.close()

@@ -18,18 +18,48 @@ from pathlib import Path
 
 import pymarc
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from indexers.records import Holding, UnionRecord
 from indexers.store import display_record
 from marc_fixtures import iso_record_bytes, make_record, marc8_record_bytes
-from z3950.ber import (CONTEXT, EXTERNAL, GENERAL_STRING, OBJECT_IDENTIFIER, SEQUENCE, UNIVERSAL,
-                       BERError, decode_all, enc_bits, enc_explicit, enc_int, enc_octets, enc_oid,
-                       enc_seq, enc_str, enc_tlv)
-from z3950.records import (OPAC, SUTRS, USMARC, XML, XML_APPLICATION, Availability, RecordSyntaxError,
-                           Volume, brief_record, decode_external, decode_external_bytes, encode_record,
-                           iso2709_bytes, resolve_element_set, resolve_syntax)
+from z3950.ber import (
+    CONTEXT,
+    EXTERNAL,
+    GENERAL_STRING,
+    OBJECT_IDENTIFIER,
+    SEQUENCE,
+    UNIVERSAL,
+    BERError,
+    decode_all,
+    enc_bits,
+    enc_explicit,
+    enc_int,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    enc_tlv,
+)
+from z3950.records import (
+    OPAC,
+    SUTRS,
+    USMARC,
+    XML,
+    XML_APPLICATION,
+    Availability,
+    RecordSyntaxError,
+    Volume,
+    brief_record,
+    decode_external,
+    decode_external_bytes,
+    encode_record,
+    iso2709_bytes,
+    resolve_element_set,
+    resolve_syntax,
+)
 
 DATA = Path(__file__).parent / "data"
 YAZ_OPAC = DATA / "yaz-ztest-opac-2.ber"
@@ -276,7 +306,8 @@ def test_record_longer_than_99999_bytes_is_bib1_238():
 
 
 def test_bad_tag_or_subfield_code_is_bib1_238():
-    for f in (_df("2450", "10", "a", "x"), _df("24 ", "10", "a", "x"), _df("24\u0663", "10", "a", "x"), _df("245", "10", "ab", "x"),
+    for f in (_df("2450", "10", "a", "x"), _df("24 ", "10", "a", "x"), _df("24\u0663", "10", "a", "x"),
+              _df("245", "10", "ab", "x"),
               _df("245", "10", "字", "x")):
         marc = make_record(extra_fields=[f])
         with pytest.raises(RecordSyntaxError) as exc:

@@ -17,25 +17,63 @@ The long fuzz run is marked slow: pytest -m slow tests/test_z3950_rpn.py
 from __future__ import annotations
 
 import random
-
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from indexers.index_config import load_index_config
 from indexers.query_model import Clause, Query, QueryError, SortKey
 from sru.cql import parse_cql
-from z3950.ber import (CONTEXT, GENERAL_STRING, NULL, OBJECT_IDENTIFIER, SEQUENCE, UNIVERSAL, BERError,
-                       decode_all, enc_bool, enc_explicit, enc_int, enc_null, enc_octets, enc_oid, enc_seq,
-                       enc_str, enc_tlv, encode)
-from z3950.diagnostics import (BIB1_DIAGNOSTIC_SET, MESSAGES, SRU_TO_BIB1, Bib1Diagnostic, from_query_error,
-                               message)
-from z3950.rpn import (APT, BIB1, MAX_RPN_DEPTH, AttributeElement, Bib1Mapping, PQFError, ProxSpec,
-                       ResultSetRef, RPNOp, RPNQuery, UseAttribute, apt_to_scan, decode_apt,
-                       decode_attribute_list, decode_rpn_query, encode_apt, encode_attribute_list,
-                       encode_rpn_query, load_bib1_mapping, parse_pqf, parse_pqf_scan, rpn_to_query,
-                       sort_column_for, to_pqf, validate_bib1_mapping)
+from z3950.ber import (
+    CONTEXT,
+    GENERAL_STRING,
+    NULL,
+    OBJECT_IDENTIFIER,
+    SEQUENCE,
+    UNIVERSAL,
+    BERError,
+    decode_all,
+    enc_bool,
+    enc_explicit,
+    enc_int,
+    enc_null,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    enc_tlv,
+    encode,
+)
+from z3950.diagnostics import BIB1_DIAGNOSTIC_SET, MESSAGES, SRU_TO_BIB1, Bib1Diagnostic, from_query_error, message
+from z3950.rpn import (
+    APT,
+    BIB1,
+    MAX_RPN_DEPTH,
+    AttributeElement,
+    Bib1Mapping,
+    PQFError,
+    ProxSpec,
+    ResultSetRef,
+    RPNOp,
+    RPNQuery,
+    UseAttribute,
+    apt_to_scan,
+    decode_apt,
+    decode_attribute_list,
+    decode_rpn_query,
+    encode_apt,
+    encode_attribute_list,
+    encode_rpn_query,
+    load_bib1_mapping,
+    parse_pqf,
+    parse_pqf_scan,
+    rpn_to_query,
+    sort_column_for,
+    to_pqf,
+    validate_bib1_mapping,
+)
 
 H = bytes.fromhex
 GILS = "1.2.840.10003.3.5"
@@ -430,7 +468,7 @@ PROX = st.builds(ProxSpec, st.none() | st.booleans(), INT64, st.booleans(), INT6
 def trees(pqf: bool = False):
     def extend(children):
         plain = st.builds(RPNOp, st.sampled_from(["and", "or", "and-not"]), children, children)
-        prox = st.builds(lambda l, r, p: RPNOp("prox", l, r, p), children, children, PROX)
+        prox = st.builds(lambda lhs, rhs, p: RPNOp("prox", lhs, rhs, p), children, children, PROX)
         return plain | prox
     return st.recursive(operands(pqf), extend, max_leaves=6)
 
@@ -863,7 +901,8 @@ def test_mapping_matches_cql(pqf, cql):
 
 def test_mapping_by_hand_built_queries():
     title = Clause("dc.title", "=", "x")
-    assert rpn_to_query(q1(APT((A(1, 4), A(1, 4)), "x"))) == Query(title, ranked=False)      # equal duplicates are harmless
+    # equal duplicates are harmless
+    assert rpn_to_query(q1(APT((A(1, 4), A(1, 4)), "x"))) == Query(title, ranked=False)
     assert rpn_to_query(q1(APT((A(1, 4, BIB1), A(2, 3)), "x"))) == Query(title, ranked=False)
     assert rpn_to_query(q1(APT((A(1, ("title",)),), "x"))) == Query(title, ranked=False)      # one-string complex list
     assert rpn_to_query(q1(APT((AttributeElement(1, "title", None, (1, 2)),), "x"))) == Query(title, ranked=False)

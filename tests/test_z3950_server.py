@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -16,12 +17,16 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from gateway.z3950_server import Z3950Settings
 from live_server import Server
+from z3950 import charneg, rpn
 from z3950 import pdu as P
 from z3950 import records as R
-from z3950 import rpn
+from z3950.ber import UNIVERSAL, BERError, decode_all, enc_explicit, enc_oid, enc_seq
 from z3950.session import ORIGIN, NeedData, Session
 
 needs_yaz = pytest.mark.skipif(shutil.which("yaz-client") is None or shutil.which("zoomsh") is None,
@@ -531,13 +536,6 @@ def test_unioncat_serve_process_answers_z3950(demo_server, loop, workers):
 
 
 # --------------------------------------------------------------------------- what real clients found (issue 15)
-import logging  # noqa: E402
-
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
-
-from z3950 import charneg  # noqa: E402
-from z3950.ber import UNIVERSAL, BERError, decode_all, enc_explicit, enc_oid, enc_seq  # noqa: E402
-
 
 @pytest.fixture
 def clean_log(caplog):

@@ -3,7 +3,8 @@ sequences, both roles talking to each other, and random APDU sequences."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from z3950 import pdu as P
 from z3950 import session as S
@@ -211,7 +212,7 @@ def test_fuzz_target_session_100k():
     rng = random.Random(20261121)
     corpus = _apdu_corpus()
     slowest = 0.0
-    for i in range(100_000):
+    for _ in range(100_000):
         data = mutate(rng, rng.choice(corpus), corpus)
         start = time.perf_counter()
         _target_consumes(data, rng.randrange(len(data) + 1))

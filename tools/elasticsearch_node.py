@@ -61,9 +61,11 @@ from pathlib import Path
 
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-import server_process  # noqa: E402  (stdlib only)
-from server_process import (  # noqa: E402
-    as_user as _as_user, free_port, tail as _tail, user_can as _user_can)
+import server_process
+from server_process import as_user as _as_user
+from server_process import free_port
+from server_process import tail as _tail
+from server_process import user_can as _user_can
 
 VERSION = "8.19.21"
 DIST_NAME = f"elasticsearch-{VERSION}"

@@ -79,8 +79,10 @@ from pathlib import Path
 
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-import server_process  # noqa: E402  (stdlib only)
-from server_process import as_user as _as_user, free_port, tail as _tail  # noqa: E402
+import server_process
+from server_process import as_user as _as_user
+from server_process import free_port
+from server_process import tail as _tail
 
 SUPERUSER = "unioncat"
 DEFAULT_DB = "unioncat"
@@ -297,7 +299,7 @@ def _admin_sql_asyncpg(host, port, user, password, dbname, sql) -> list[str]:
     def in_thread():
         try:
             result.append(asyncio.run(query()))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - raised in the caller's thread as PostgresError
             result.append(e)
     t = threading.Thread(target=in_thread)
     t.start()

@@ -42,7 +42,7 @@ from pathlib import Path
 
 # process helpers (free ports, stop a process tree by PID) shared with the benchmarks
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from procmon import free_port, stop_tree  # noqa: E402
+from procmon import free_port, stop_tree
 
 DUMMY_WORDS = [
     ("ART", 12), ("BIRDS", 3), ("COMPUTER", 41), ("COMPUTERS", 7), ("DATA", 19), ("INDEX", 5),

@@ -20,7 +20,7 @@ Section numbers below refer to ITU-T X.690 (02/2021).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, cast
 
 __all__ = [
     "UNIVERSAL", "APPLICATION", "CONTEXT", "PRIVATE",
@@ -116,9 +116,9 @@ class Element:
         concatenation of its segments, each a universal OCTET STRING (8.7.3),
         which may themselves be constructed; walked without recursion."""
         if not self.constructed:
-            return self.value  # type: ignore[return-value]
+            return cast(bytes, self.value)
         parts: list[bytes] = []
-        stack = [iter(self.value)]  # type: ignore[arg-type]
+        stack: list[Iterator[Element]] = [iter(cast("tuple[Element, ...]", self.value))]
         while stack:
             seg = next(stack[-1], None)
             if seg is None:
@@ -126,9 +126,9 @@ class Element:
             elif not seg.is_(UNIVERSAL, OCTET_STRING):
                 raise BERError(f"segment of a constructed string is {seg.describe()}, not an OCTET STRING", seg.offset)
             elif seg.constructed:
-                stack.append(iter(seg.value))  # type: ignore[arg-type]
+                stack.append(iter(cast("tuple[Element, ...]", seg.value)))
             else:
-                parts.append(seg.value)  # type: ignore[arg-type]
+                parts.append(cast(bytes, seg.value))
         return b"".join(parts)
 
     def as_int(self) -> int:
@@ -184,7 +184,7 @@ class Element:
         counts the unused bits of the last octet (0..7, and 0 if there is no
         other octet).  A constructed value is a series of primitive BIT STRING
         segments where only the last may have unused bits (8.6.4)."""
-        segments = [self] if not self.constructed else list(self.value)  # type: ignore[arg-type]
+        segments = [self] if not self.constructed else list(cast("tuple[Element, ...]", self.value))
         if not segments:
             raise BERError("constructed BIT STRING with no segments", self.offset)
         bits: list[bool] = []
@@ -221,7 +221,7 @@ _CLASS_NAMES = ("UNIVERSAL", "APPLICATION", "CONTEXT", "PRIVATE")
 # ---------------------------------------------------------------------------
 # Decoding
 
-def _header(data: bytes, pos: int, bound: int, bound_what: str) -> tuple[int, bool, int, int | None, int]:
+def _header(data: bytes | bytearray, pos: int, bound: int, bound_what: str) -> tuple[int, bool, int, int | None, int]:
     """Read identifier and length octets at ``pos`` (8.1.2, 8.1.3); return
     (class, constructed, tag number, content length or None if indefinite,
     position of the first content octet).  Bytes at or past ``bound`` are not
@@ -645,7 +645,7 @@ def encode(element: Element) -> bytes:
     while stack:
         el, done = stack[-1]
         if el.constructed and len(done) < len(el.value):
-            stack.append((el.value[len(done)], []))  # type: ignore[index]
+            stack.append((cast("tuple[Element, ...]", el.value)[len(done)], []))
             continue
         stack.pop()
         if el.constructed:

@@ -29,8 +29,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ber import (CONTEXT, EXTERNAL, GENERAL_STRING, OBJECT_IDENTIFIER, UNIVERSAL, BERError, Element, decode_all,
-                  enc_bool, enc_explicit, enc_null, enc_oid, enc_seq, enc_str)
+from .ber import (
+    CONTEXT,
+    EXTERNAL,
+    GENERAL_STRING,
+    OBJECT_IDENTIFIER,
+    UNIVERSAL,
+    BERError,
+    Element,
+    decode_all,
+    enc_bool,
+    enc_explicit,
+    enc_null,
+    enc_oid,
+    enc_seq,
+    enc_str,
+)
 
 CHARNEG_OID = "1.2.840.10003.15.3"
 YAZ_CHARSET_NAME_OID = "1.2.840.10003.15.1000.81.1"

@@ -301,7 +301,7 @@ class Bib1Diagnostic(Exception):
 
     diagnostic_set = BIB1_DIAGNOSTIC_SET
 
-    def __init__(self, code: int, addinfo: str = "", message: str = ""):
+    def __init__(self, code: int, addinfo: str | None = "", message: str = ""):
         self.code = int(code)
         self.addinfo = "" if addinfo is None else str(addinfo)
         self.message = message or MESSAGES.get(self.code, f"Bib-1 diagnostic {self.code}")
@@ -315,17 +315,18 @@ def from_query_error(err: QueryError) -> Bib1Diagnostic:
     SRU diagnostic's details (else its message)."""
     sru = int(err.code)
     details = err.details or err.message or ""
-    if getattr(err, "bib1", None) is not None:
-        return Bib1Diagnostic(err.bib1, details)
+    bib1 = getattr(err, "bib1", None)
+    if bib1 is not None:
+        return Bib1Diagnostic(bib1, details)
     if sru == 28:
         text = (err.message or "").lower()
         code = _TOO_MANY_TRUNCATED if ("too many" in text or "more than" in text) else _UNSUPPORTED_TRUNCATION
         return Bib1Diagnostic(code, details)
-    code = SRU_TO_BIB1.get(sru)
-    if code is None:
+    mapped = SRU_TO_BIB1.get(sru)
+    if mapped is None:
         info = f"SRU diagnostic {sru}" + (f": {details}" if details else "")
         return Bib1Diagnostic(_UNSPECIFIED, info)
-    return Bib1Diagnostic(code, details)
+    return Bib1Diagnostic(mapped, details)
 
 
 def to_query_error(diag: Bib1Diagnostic) -> QueryError:

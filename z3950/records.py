@@ -101,14 +101,37 @@ from typing import Callable, Iterable, Iterator
 
 import pymarc
 
+from indexers.marc_display import (
+    Iso2709Overflow,
+    LinkedFields,
+    dc_values,
+    iso2709_assemble,
+    iso2709_value,
+    join_subfields,
+    marcxml_string,
+)
 from indexers.marc_reader import BadRecord, read_marc
-from indexers.marc_display import (Iso2709Overflow, LinkedFields, dc_values, iso2709_assemble, iso2709_value,
-                                    join_subfields, marcxml_string)
 
-from .ber import (CONTEXT, EXTERNAL, GENERAL_STRING, INTEGER,
-                  OBJECT_IDENTIFIER, OCTET_STRING, SEQUENCE, UNIVERSAL, BERError, Element,
-                  decode_all, enc_explicit, enc_octets, enc_oid, enc_seq, enc_str, enc_tlv,
-                  encode)
+from .ber import (
+    CONTEXT,
+    EXTERNAL,
+    GENERAL_STRING,
+    INTEGER,
+    OBJECT_IDENTIFIER,
+    OCTET_STRING,
+    SEQUENCE,
+    UNIVERSAL,
+    BERError,
+    Element,
+    decode_all,
+    enc_explicit,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    enc_tlv,
+    encode,
+)
 
 __all__ = [
     "USMARC", "XML", "XML_APPLICATION", "SUTRS", "OPAC", "SYNTAXES", "syntax_name",
@@ -628,17 +651,21 @@ def _decode_external(element: Element, encoding: str, depth: int) -> RetrievedRe
         payload = bytes(int("".join("1" if b else "0" for b in bits[i:i + 8]), 2)
                         for i in range(0, len(bits), 8))
 
+    # without octets, the encoding was the single-ASN1-type [0] (tags 1 and 2 are octets)
     if oid == USMARC:
         if payload is None:
+            assert single is not None
             raise BERError(f"USMARC record as {single.describe()}, not octets", single.offset)
         return _marc_record(oid, payload)
     if oid in _XML_OIDS:
         if payload is None:
+            assert single is not None
             raise BERError(f"XML record as {single.describe()}, not octets", single.offset)
         text, err = _xml_text(payload)
         return RetrievedRecord(oid, data=payload, text=text, error=err)
     if oid == SUTRS:
         if payload is None:
+            assert single is not None
             raise BERError(f"SUTRS record as {single.describe()}, not a string", single.offset)
         text, err = _text_or_error(payload, encoding, "SUTRS")
         return RetrievedRecord(oid, data=payload, text=text, error=err)
@@ -647,6 +674,7 @@ def _decode_external(element: Element, encoding: str, depth: int) -> RetrievedRe
             raise BERError("OPAC record not in the single-ASN1-type encoding", enc.offset)
         return RetrievedRecord(oid, data=encode(single), opac=_opac(single, encoding, depth))
     if payload is None:
+        assert single is not None
         payload = encode(single)
     return RetrievedRecord(oid, data=payload)
 

@@ -166,7 +166,7 @@ class Session:
             if self.state == CLOSING:
                 return self.next_event()           # late traffic after our Close: discarded
             return self._violate(f"{type(pdu).__name__} not allowed in state {self.state}")
-        if kind == RESPONSE and RESPONSE_FOR.get(self.pending) is not type(pdu):
+        if kind == RESPONSE and (self.pending is None or RESPONSE_FOR.get(self.pending) is not type(pdu)):
             return self._violate(f"{type(pdu).__name__} does not answer {getattr(self.pending, '__name__', None)}")
         self._advance(new, pdu, kind)
         return pdu
@@ -182,7 +182,7 @@ class Session:
         new = TRANSITIONS.get((self.role, self.state, SEND, kind))
         if new is None:
             raise LocalProtocolError(f"cannot send {type(pdu).__name__} in state {self.state}")
-        if kind == RESPONSE and RESPONSE_FOR.get(self.pending) is not type(pdu):
+        if kind == RESPONSE and (self.pending is None or RESPONSE_FOR.get(self.pending) is not type(pdu)):
             raise LocalProtocolError(f"{type(pdu).__name__} does not answer {getattr(self.pending, '__name__', None)}")
         data = P.encode_pdu(pdu, encoding=self.encoding)
         self._advance(new, pdu, kind)

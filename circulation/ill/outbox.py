@@ -24,7 +24,7 @@ from sqlalchemy import or_, select, update
 
 from connectors import iso18626 as I
 from connectors.iso18626 import model as m
-from connectors.iso18626_client import SendFailed, Sender
+from connectors.iso18626_client import Sender, SendFailed
 from lifecycle import ill as L
 
 from .. import schema as s

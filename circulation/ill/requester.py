@@ -58,11 +58,26 @@ from lifecycle import table as lt
 from .. import notices, routing
 from .. import schema as s
 from ..store import (
-    LIVE_REQUEST_STATES, NotFound, get_row, is_unique_violation, item_transition, lock_one, lock_title_queue,
-    loan_transition, record_event, transition,
+    LIVE_REQUEST_STATES,
+    NotFound,
+    get_row,
+    is_unique_violation,
+    item_transition,
+    loan_transition,
+    lock_one,
+    lock_title_queue,
+    record_event,
+    transition,
 )
 from .common import (
-    Ill, dumps, get_leg, header_for_leg, leg_transition, local, plausible, queue_message,
+    Ill,
+    dumps,
+    get_leg,
+    header_for_leg,
+    leg_transition,
+    local,
+    plausible,
+    queue_message,
 )
 from .titles import Title, isbn_of
 

@@ -34,11 +34,23 @@ from lifecycle import loan_table as lnt
 
 from .. import schema as s
 from ..store import (
-    NotFound, get_row, is_unique_violation, item_transition, lock_one, lock_title_queue, loan_transition,
+    NotFound,
+    get_row,
+    is_unique_violation,
+    item_transition,
+    loan_transition,
+    lock_one,
+    lock_title_queue,
     open_loan,
 )
 from .common import (
-    Ill, aware, dumps, get_supply, header_for_supply, queue_message, supply_transition,
+    Ill,
+    aware,
+    dumps,
+    get_supply,
+    header_for_supply,
+    queue_message,
+    supply_transition,
 )
 from .titles import Title, Wanted, normal_isbn
 

@@ -49,7 +49,8 @@ _SUPPLY_OUT = [st.value for st in (L.SState.SHIPPED, L.SState.RECEIVED, L.SState
 async def _was_received(conn: AsyncConnection, request_id: int) -> bool:
     return (await conn.execute(select(s.events.c.id).where(
         s.events.c.request_id == request_id,
-        s.events.c.event.in_((lt.Event.RECEIVE_AT_PICKUP.value, lt.Event.RECEIVE_ELSEWHERE.value))))).first() is not None
+        s.events.c.event.in_((lt.Event.RECEIVE_AT_PICKUP.value, lt.Event.RECEIVE_ELSEWHERE.value)),
+    ))).first() is not None
 
 
 async def _sent_back(conn: AsyncConnection, row) -> bool:

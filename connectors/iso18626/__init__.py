@@ -15,7 +15,14 @@ from .build import confirm, confirm_protocol_error, header, requesting_message, 
 from .codec import decode, encode
 from .dialects import Dialect, dialect
 from .model import (
-    NS, Action, AgencyId, ErrorType, MessageStatus, ProtocolError, ReasonForMessage, Status,
+    NS,
+    Action,
+    AgencyId,
+    ErrorType,
+    MessageStatus,
+    ProtocolError,
+    ReasonForMessage,
+    Status,
 )
 
 __all__ = [

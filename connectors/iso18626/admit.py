@@ -33,7 +33,7 @@ def admit(body: bytes, authorization: str | None, config: IllConfig, *, now: dat
         message = decode(body)
     except ProtocolError as e:
         return confirm_protocol_error(e, now=now)
-    if type(message) not in m.CONFIRMATION_FOR:
+    if not isinstance(message, (m.Request, m.SupplyingAgencyMessage, m.RequestingAgencyMessage)):  # answers
         err = ProtocolError(ErrorType.UNRECOGNISED_DATA_ELEMENT,
                             f"{m.ELEMENT[type(message)]} is an answer, not a message", kind=m.Request)
         return confirm_protocol_error(err, now=now)

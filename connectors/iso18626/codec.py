@@ -47,9 +47,10 @@ _NSMAP = {"ill": NS}
 _VERSION_ATTR = _Q + "version"
 _SCHEME_ATTR = _Q + "scheme"
 
-_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False,
-                       dtd_validation=False, huge_tree=False, remove_comments=True,
-                       remove_pis=True)
+_PARSER_OPTIONS: dict[str, typing.Any] = dict(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
+    remove_comments=True, remove_pis=True,
+)
 
 
 # ----------------------------------------------------------------- field specs
@@ -123,7 +124,8 @@ def _put(parent: etree._Element, f: _Field, value) -> None:
 
 
 def _fill(el: etree._Element, obj) -> None:
-    for f in _spec(type(obj)):
+    cls: type = type(obj)
+    for f in _spec(cls):
         value = getattr(obj, f.name)
         if f.repeated:
             for item in value:
@@ -203,7 +205,7 @@ def _build(cls: type, el: etree._Element, path: str):
     if (el.text or "").strip():
         raise ProtocolError(ErrorType.BADLY_FORMED_MESSAGE, f"{path} has text content")
     fields = _by_xml(cls)
-    values: dict[str, object] = {}
+    values: dict[str, typing.Any] = {}
     for child in el:
         name = _local(child, path)
         f = fields.get(name)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .dialects import DIALECTS, Dialect
@@ -125,7 +126,7 @@ class _Section:
     def __init__(self, data, where: str):
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: expected a table")
-        self.data, self.where, self.used = data, where, set()
+        self.data, self.where, self.used = data, where, set[str]()
 
     def get(self, key: str, typ, default=..., *, env: dict | None = None):
         self.used.add(key)
@@ -138,7 +139,7 @@ class _Section:
             raise ConfigError(f"{self.where}.{key}: expected {getattr(typ, '__name__', typ)}")
         return value
 
-    def secret(self, key: str, env: dict) -> str | None:
+    def secret(self, key: str, env: Mapping[str, str]) -> str | None:
         value = self.get(key, str, None)
         var = self.get(f"{key}_env", str, None)
         if value is not None and var is not None:
@@ -170,9 +171,9 @@ def _url(value: str, where: str) -> str:
     return value
 
 
-def load(data: dict, *, env: dict | None = None) -> IllConfig | None:
+def load(data: dict, *, env: Mapping[str, str] | None = None) -> IllConfig | None:
     """The ILL configuration of a parsed TOML document (None without an ``[ill]`` section)."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     if "ill" not in data:
         return None
     top = _Section(data["ill"], "ill")
@@ -189,8 +190,8 @@ def load(data: dict, *, env: dict | None = None) -> IllConfig | None:
             name=sec.get("name", str, value),
             url=_url(sec.get("url", str), f"{sec.where}.url"),
             library=sec.get("library", str, None),
-            token=sec.secret("token", env),
-            accept_token=sec.secret("accept_token", env),
+            token=sec.secret("token", environ),
+            accept_token=sec.secret("accept_token", environ),
             lends=sec.get("lends", bool, True),
             borrows=sec.get("borrows", bool, True),
             materials=sec.words("materials"),

@@ -27,7 +27,8 @@ def problem_response(service: str | None, problems: tuple[m.Problem, ...],
     """The response of ``service`` carrying ``problems``: its own response type when it
     is one of ours, a :class:`~.model.ProblemResponse` otherwise (``service`` None: the
     Problems stand directly under NCIPMessage)."""
-    cls = m.RESPONSE_FOR.get(m.MESSAGE_TYPES.get(service or ""))
+    message_type = m.MESSAGE_TYPES.get(service or "")
+    cls = m.RESPONSE_FOR.get(message_type) if message_type is not None else None
     if cls is not None:
         return cls(response_header=header, problem=problems)
     return m.ProblemResponse(problems, service if service in m.SERVICES else None, header)

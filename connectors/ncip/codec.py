@@ -49,8 +49,10 @@ _NSMAP = {"ncip": NS}
 _VERSION_ATTR = _Q + "version"
 _SCHEME_ATTR = _Q + "Scheme"
 
-_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                       huge_tree=False, remove_comments=True, remove_pis=True)
+_PARSER_OPTIONS: dict[str, typing.Any] = dict(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
+    remove_comments=True, remove_pis=True,
+)
 
 
 # ----------------------------------------------------------------- field specs
@@ -130,7 +132,8 @@ def _fill(el: etree._Element, obj) -> None:
     broken = m.violation(obj)
     if broken:
         raise ValueError(f"{type(obj).__name__}: {broken}")
-    for f in _spec(type(obj)):
+    cls: type = type(obj)
+    for f in _spec(cls):
         value = getattr(obj, f.name)
         if f.repeated:
             for item in value:
@@ -218,7 +221,7 @@ def _build(cls: type, el: etree._Element, path: str):
         raise _syntax(f"{path} has text content", path.rsplit("/", 1)[-1])
     fields = _by_xml(cls)
     skipped = m.SKIPPED.get(cls, frozenset())
-    values: dict[str, object] = {}
+    values: dict[str, typing.Any] = {}
     for child in el:
         name = _local(child, path)
         if (child.tail or "").strip():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from connectors.iso18626.config import ConfigError, Section
@@ -47,7 +48,9 @@ class NcipClient:
 
     def accepts(self, token: str | None) -> bool:
         """``token`` is this client's credential (constant time)."""
-        return bool(token) and hmac.compare_digest(self.token.encode(), token.encode())
+        if not token:
+            return False
+        return hmac.compare_digest(self.token.encode(), token.encode())
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,9 @@ class NcipConfig:
         return found
 
 
-def load(data: dict, *, env: dict | None = None) -> NcipConfig | None:
+def load(data: dict, *, env: Mapping[str, str] | None = None) -> NcipConfig | None:
     """The NCIP configuration of a parsed TOML document (None without an ``[ncip]`` section)."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     if "ncip" not in data:
         return None
     top = Section(data["ncip"], "ncip")
@@ -88,7 +91,7 @@ def load(data: dict, *, env: dict | None = None) -> NcipConfig | None:
         sec = Section(table, f"ncip.clients.{value}")
         if not value.strip() or value != value.strip():
             raise ConfigError(f"{sec.where}: an agency id without surrounding spaces")
-        token = sec.secret("token", env)
+        token = sec.secret("token", environ)
         if not token:
             raise ConfigError(f"{sec.where}: token (or token_env) is required: a client is accepted only "
                               f"with its credential")

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .. import terms as T
 from ..backend import BackendUnavailable
@@ -46,7 +46,7 @@ FIRST_PAGE = 50  # ids fetched with the search itself; later pages come from a p
 WINDOW = 10000  # max_result_window: from+size paging inside it, search_after beyond
 PIT_KEEP_ALIVE = "10m"
 VERIFY_PAGE = 2000
-MATCH_NONE = {"match_none": {}}
+MATCH_NONE: dict[str, Any] = {"match_none": {}}
 SORT_FIELDS = {"title": "sort_title", "creator": "sort_creator", "date": "sort_date"}
 MAX_NESTED_DEPTH = 30  # the cluster's indices.query.bool.max_nested_depth (default 30)
 
@@ -171,6 +171,7 @@ class _Compiler:
         last = toks[-1]
         per_field = []
         verify = False
+        q: dict[str, Any]
         for f in fields:
             tf = "t_" + f
             boost = T.FIELD_WEIGHTS.get(f, 1.0)
@@ -272,8 +273,9 @@ class _Compiler:
                 return query
         else:
             query = await self.compile(Boolean("and", p.left, p.right), positive)
-        left = T.prox_alternatives(p.left)
-        right = T.prox_alternatives(p.right)
+        left_clause, right_clause = T.prox_clauses(p)
+        left = T.prox_alternatives(left_clause)
+        right = T.prox_alternatives(right_clause)
         cmp = T.COMPARE[p.comparison]
 
         def ok(streams: list[list[str]]) -> bool:
@@ -290,7 +292,7 @@ class _Compiler:
             return None
         gap = p.distance - (2 if p.comparison == "<" else 1)
         phrases = []
-        for c in (p.left, p.right):
+        for c in T.prox_clauses(p):
             if c.relation.lower() == "any" and len(T.words(c.term)) > 1:
                 return None
             toks = T.phrase_tokens(c.term)
@@ -318,9 +320,9 @@ INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1  # the n_ fields are integers
 def _range(fields: list[str], op: str, v: int, op2: str | None = None, v2: int | None = None) -> dict:
     """A numeric range on integer fields, with bounds outside the integer range
     resolved here (the cluster would refuse them): none or every value."""
-    cond = {}
+    cond: dict[str, int] = {}
     for o, x in ((op, v), (op2, v2)):
-        if o is None:
+        if o is None or x is None:
             continue
         if o in ("<", "<="):
             if x < INT_MIN or (o == "<" and x == INT_MIN):
@@ -381,7 +383,8 @@ def _nesting(q) -> int:
 def _unavailable(e: Exception) -> Exception:
     """Map a client error: the cluster unreachable, slow or overloaded ->
     BackendUnavailable (diagnostic 1); a query it refuses as too large -> 28."""
-    from elasticsearch import ApiError, ConnectionError as EsConnectionError, ConnectionTimeout, NotFoundError
+    from elasticsearch import ApiError, ConnectionTimeout, NotFoundError
+    from elasticsearch import ConnectionError as EsConnectionError
 
     if isinstance(e, (EsConnectionError, ConnectionTimeout)):
         return BackendUnavailable(f"Elasticsearch unreachable: {e}")
@@ -455,7 +458,8 @@ class ElasticsearchCatalog:
             if k.missing_value == "omit":
                 filters.append({"exists": {"field": col}})
             missing_first = (k.missing_value == "lowValue") == k.ascending
-            sort.append({col: {"order": "asc" if k.ascending else "desc", "missing": "_first" if missing_first else "_last"}})
+            sort.append({col: {"order": "asc" if k.ascending else "desc",
+                               "missing": "_first" if missing_first else "_last"}})
         if filters:
             q = {"bool": {"must": [q], "filter": filters}}
         if not sort and comp.ranked and query.ranked:
@@ -613,7 +617,7 @@ class ElasticsearchCatalog:
         if label_aggs:
             resp = await self._call(self.es.search, index=self.cfg.index, query=query, size=0, aggs=label_aggs,
                                     track_total_hits=False)
-            for name, agg in label_aggs.items():
+            for name in label_aggs:
                 labels: dict[str, str] = {}
                 for b in resp["aggregations"][name]["buckets"]:
                     k, _, disp = b["key"].partition(KD_SEP)
@@ -671,6 +675,7 @@ class ElasticsearchCatalog:
         before it (< key), with the smallest display of each."""
         order = "asc" if forward else "desc"
         got: dict[str, str] = {}
+        after: dict[str, Any] | None
         if numeric:
             after = None
             if key:
@@ -721,7 +726,7 @@ class ElasticsearchCatalog:
             resp = await self.es.get(index=self.cfg.index + META_SUFFIX, id="generation")
         except NotFoundError:
             return "0"
-        except Exception as e:  # noqa: BLE001 - mapped below
+        except Exception as e:  # mapped below
             raise _unavailable(e) from e
         return str(resp["_source"]["value"])
 

@@ -41,9 +41,10 @@ import os
 import sqlite3
 import time
 import tomllib
-from dataclasses import dataclass, field, fields as dc_fields
+from dataclasses import dataclass, field
+from dataclasses import fields as dc_fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from config import locate
 
@@ -161,7 +162,8 @@ def members_of(conn: sqlite3.Connection, uids: Sequence[int]) -> dict[int, list[
     for i in range(0, len(uids), 500):
         chunk = list(uids[i:i + 500])
         for uid, sid, lib, lid, data in conn.execute(
-            f"SELECT union_id, id, library, local_id, data FROM source WHERE union_id IN ({','.join('?' * len(chunk))})",
+            "SELECT union_id, id, library, local_id, data FROM source"
+            f" WHERE union_id IN ({','.join('?' * len(chunk))})",
             chunk,
         ):
             d = json.loads(data)
@@ -176,7 +178,7 @@ def build_actions(conn: sqlite3.Connection, builder: DocumentBuilder, uids: Sequ
     members = members_of(conn, uids)
     live = [u for u in uids if u in members]
     displays = union_display_parts(conn, live)
-    actions = []
+    actions: list[dict[str, Any]] = []
     for uid in uids:
         ms = members.get(uid)
         parts = displays.get(uid)
@@ -240,7 +242,8 @@ class ReindexFailed(Exception):
 
 
 def _retryable(exc: BaseException) -> bool:
-    from elasticsearch import ApiError, ConnectionError as EsConnectionError, ConnectionTimeout
+    from elasticsearch import ApiError, ConnectionTimeout
+    from elasticsearch import ConnectionError as EsConnectionError
 
     if isinstance(exc, (EsConnectionError, ConnectionTimeout, asyncio.TimeoutError, OSError)):
         return True
@@ -337,7 +340,8 @@ async def create_physical(es, cfg: EsConfig, *, building: bool = False, name: st
     try:
         await es.indices.create(index=name, settings=body["settings"], mappings=body["mappings"])
     except BadRequestError as e:  # a retried create whose first try had succeeded
-        if not (isinstance(e.body, dict) and e.body.get("error", {}).get("type") == "resource_already_exists_exception"):
+        error_type = e.body.get("error", {}).get("type") if isinstance(e.body, dict) else None
+        if error_type != "resource_already_exists_exception":
             raise
     await es.cluster.health(index=name, wait_for_status="yellow", timeout="60s")
     return name
@@ -499,7 +503,7 @@ class Pusher:
                 await _retried(outage, es.indices.refresh, index=self.cfg.index)
             gen = self.conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
             await _retried(outage, set_generation, es, self.cfg, f"{self.index}:{gen[0] if gen else 0}")
-        except Exception as e:  # noqa: BLE001 - anything that outlived the retries
+        except Exception as e:  # anything that outlived the retries
             if _retryable(e):
                 rep.pending = self.pending()
                 raise IndexUnavailable(f"Elasticsearch unavailable ({e!r}); {rep.pending} union records wait in "
@@ -566,6 +570,7 @@ async def send_bulk(es, actions: list[dict], cfg: EsConfig, outage: Outage,
                     _, errors = await async_bulk(es, todo, raise_on_error=False, raise_on_exception=True,
                                                  max_retries=3, initial_backoff=0.5, refresh=False)
                     again = set()
+                    assert isinstance(errors, list)     # not stats_only: the failed items
                     for err in errors:
                         op, info = next(iter(err.items()))
                         uid, status = int(info["_id"]), info.get("status", 0)
@@ -687,7 +692,7 @@ def reindex(db_path: Path, cfg: EsConfig, *, progress=None, retry_seconds: float
             if name is not None and not live:
                 await _drop_built(es, conn, name)
             raise
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - re-raised below as ReindexFailed, with what was cleaned up
             err = _first_error(e)
             why = (f"Elasticsearch unavailable for {outage.seconds:g} s ({err!r})" if _retryable(err)
                    else str(err) if isinstance(err, ReindexFailed) else repr(err))

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .. import normalize as nz
-from ..backend import BackendUnavailable
 from .. import terms as T
+from ..backend import BackendUnavailable
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError, operands
@@ -79,13 +79,15 @@ class SqliteIndexWriter:
             f"""
             CREATE VIRTUAL TABLE IF NOT EXISTS ft USING fts5({cols}, tokenize='ascii', prefix='2 4');
             CREATE VIRTUAL TABLE IF NOT EXISTS ft_vocab USING fts5vocab(ft, 'row');
-            CREATE TABLE IF NOT EXISTS term(field TEXT NOT NULL, key TEXT NOT NULL, display TEXT, union_id INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS term(field TEXT NOT NULL, key TEXT NOT NULL, display TEXT,
+                                            union_id INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS term_fk ON term(field, key, union_id);
             CREATE INDEX IF NOT EXISTS term_u ON term(union_id);
             CREATE TABLE IF NOT EXISTS num(field TEXT NOT NULL, value INTEGER NOT NULL, union_id INTEGER NOT NULL);
             CREATE INDEX IF NOT EXISTS num_fv ON num(field, value, union_id);
             CREATE INDEX IF NOT EXISTS num_u ON num(union_id);
-            CREATE TABLE IF NOT EXISTS doc(union_id INTEGER PRIMARY KEY, sort_title TEXT, sort_creator TEXT, sort_date INTEGER);
+            CREATE TABLE IF NOT EXISTS doc(union_id INTEGER PRIMARY KEY, sort_title TEXT, sort_creator TEXT,
+                                           sort_date INTEGER);
             """
         )
 
@@ -201,10 +203,10 @@ class Compiler:
         plans = [self.compile(parts[0], positive)]
         plans += [self.compile(p, positive if node.op != "not" else not positive) for p in parts[1:]]
         if node.op == "not":
-            acc = plans[0]
+            acc_not = plans[0]
             for p in plans[1:]:
-                acc = self.combine("not", acc, p)
-            return acc
+                acc_not = self.combine("not", acc_not, p)
+            return acc_not
         fts = [p for p in plans if isinstance(p, Fts)]
         sqls = [p for p in plans if isinstance(p, Sql)]
         if node.op == "and":
@@ -217,11 +219,14 @@ class Compiler:
                     merged[merged.index(same)] = self.merge_ranges(same, s)
             sqls = merged
         acc: Plan | None = None
-        for p in [*fts, *sqls]:
+        ordered: list[Plan] = [*fts, *sqls]
+        for p in ordered:
             acc = p if acc is None else self.combine(node.op, acc, p)
+        assert acc is not None           # operands() gives two or more
         return acc
 
     def merge_ranges(self, left: Sql, right: Sql) -> Sql:
+        assert left.num is not None and right.num is not None   # merged only when both have one
         fields = left.num[0]
         lcond = left.num[1] if left.ranges > 1 else f"({left.num[1]})"   # a flat chain of conditions
         cond = f"{lcond} AND ({right.num[1]})"
@@ -242,13 +247,13 @@ class Compiler:
             plan: Plan = Fts(expr, x, max(left.depth + (not flat_left), right.depth + (not flat_right)))
             return self.materialize(plan) if plan.depth > MAX_FTS_DEPTH else plan
         x = {"and": "INTERSECT", "or": "UNION", "not": "EXCEPT"}[op]
-        l, r = self.to_sql(left), self.to_sql(right)
-        if l.chain == x:      # compound SELECTs of one operator run left to right: extend it
-            plan = Sql(f"{l.sql} {x} SELECT id FROM ({r.sql})", l.params + r.params, unique=True, chain=x,
-                       depth=max(l.depth, r.depth + 1))
+        lhs, rhs = self.to_sql(left), self.to_sql(right)
+        if lhs.chain == x:      # compound SELECTs of one operator run left to right: extend it
+            plan = Sql(f"{lhs.sql} {x} SELECT id FROM ({rhs.sql})", lhs.params + rhs.params, unique=True, chain=x,
+                       depth=max(lhs.depth, rhs.depth + 1))
         else:
-            plan = Sql(f"SELECT id FROM ({l.sql}) {x} SELECT id FROM ({r.sql})", l.params + r.params, unique=True,
-                       chain=x, depth=max(l.depth, r.depth) + 1)
+            plan = Sql(f"SELECT id FROM ({lhs.sql}) {x} SELECT id FROM ({rhs.sql})", lhs.params + rhs.params,
+                       unique=True, chain=x, depth=max(lhs.depth, rhs.depth) + 1)
         return self.materialize(plan) if plan.depth > MAX_SQL_DEPTH else plan
 
     def materialize(self, plan: Plan) -> Sql:
@@ -388,7 +393,8 @@ class Compiler:
             params += [lit, lit + "\U0010ffff"]
         rows = self.conn.execute(sql + f" LIMIT {MAX_EXPANSION + 1}", params).fetchall()
         if len(rows) > MAX_EXPANSION:
-            raise QueryError(28, pattern, f"masked term {pattern!r} matches more than {MAX_EXPANSION} words; be more specific")
+            raise QueryError(28, pattern,
+                             f"masked term {pattern!r} matches more than {MAX_EXPANSION} words; be more specific")
         return [r[0] for r in rows]
 
     def streams(self, ids: list[int], fields: list[str]):
@@ -397,7 +403,7 @@ class Compiler:
             chunk = ids[i : i + 500]
             q = f"SELECT rowid, {cols} FROM ft WHERE rowid IN ({','.join('?' * len(chunk))})"
             for row in self.conn.execute(q, chunk):
-                vals = []
+                vals: list[list[str]] = []
                 for col in row[1:]:
                     if col:
                         vals.extend(v.split() for v in col.split(SEP))
@@ -450,11 +456,12 @@ class Compiler:
         def num(v: str) -> int:
             return T.number(v, term)
 
+        cparams: list[int | str]
         if rel in ("any", "all"):
             vals = [num(w) for w in T.words(term)]
             if rel == "all" and len(set(vals)) > 1:
                 return Fts(NO_MATCH)  # one record has one year
-            cond, cparams = f"value IN ({','.join('?' * len(vals))})", vals
+            cond, cparams = f"value IN ({','.join('?' * len(vals))})", list(vals)
         elif rel == "within":
             lo_hi = T.words(term)
             if len(lo_hi) != 2:
@@ -483,8 +490,9 @@ class Compiler:
         else:
             cand_sql = self.to_sql(self.compile(Boolean("and", p.left, p.right)))
             cands = [r[0] for r in self.conn.execute(cand_sql.sql, cand_sql.params)]
-        left = T.prox_alternatives(p.left)
-        right = T.prox_alternatives(p.right)
+        left_clause, right_clause = T.prox_clauses(p)
+        left = T.prox_alternatives(left_clause)
+        right = T.prox_alternatives(right_clause)
         cmp = T.COMPARE[p.comparison]
         ok = []
         for uid, streams in self.streams(cands, lf):
@@ -501,7 +509,7 @@ class Compiler:
             return None
         gap = p.distance - (2 if p.comparison == "<" else 1)  # tokens allowed between the phrases
         phrases = []
-        for c in (p.left, p.right):
+        for c in T.prox_clauses(p):
             if c.relation.lower() == "any" and len(T.words(c.term)) > 1:
                 return None
             toks = T.phrase_tokens(c.term)
@@ -558,7 +566,8 @@ class SqliteCatalog:
         try:
             return connect(self.path, readonly=True)
         except sqlite3.OperationalError as e:
-            first = reason = e
+            first = e
+            reason: sqlite3.Error = e
         uri = "file:" + urllib.parse.quote(str(self.path.resolve()))
         for mode in ("mode=ro", "immutable=1"):
             try:
@@ -621,7 +630,8 @@ class SqliteCatalog:
         elif comp.rank_exprs and query.ranked:
             expr = " OR ".join(f"({e})" for e in comp.rank_exprs)
             order_sql = (f"SELECT s.id FROM ({set_sql}) s LEFT JOIN (SELECT rowid AS rid, bm25(ft, {self._weights()})"
-                         f" AS score FROM ft WHERE ft MATCH ?) r ON r.rid = s.id ORDER BY r.score IS NULL, r.score, s.id")
+                         " AS score FROM ft WHERE ft MATCH ?) r ON r.rid = s.id"
+                         " ORDER BY r.score IS NULL, r.score, s.id")
             order_params = set_params + [expr]
         else:
             # no ranking asked for and none possible (dates, keys): index order, which is
@@ -711,7 +721,8 @@ class SqliteCatalog:
                         kv = T.number(key) if key else (-(10**9) if op == ">=" else 10**9)
                     except ValueError:
                         raise QueryError(36, term, "scan term is not a number") from None
-                    sql = f"SELECT DISTINCT value, value FROM num WHERE field=? AND value {op} ? ORDER BY value {order} LIMIT ?"
+                    sql = (f"SELECT DISTINCT value, value FROM num WHERE field=? AND value {op} ? "
+                           f"ORDER BY value {order} LIMIT ?")
                     rows = conn.execute(sql, (f, kv, n))
                 else:
                     sql = (f"SELECT key, MIN(display) FROM term WHERE field=? AND key {op} ? "
@@ -728,9 +739,11 @@ class SqliteCatalog:
         fq = ",".join("?" * len(fields))
         for k, d in before + after:
             if numeric:
-                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM num WHERE field IN ({fq}) AND value=?", (*fields, int(k))).fetchone()[0]
+                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM num WHERE field IN ({fq}) AND value=?",
+                                   (*fields, int(k))).fetchone()[0]
             else:
-                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?", (*fields, k)).fetchone()[0]
+                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?",
+                                   (*fields, k)).fetchone()[0]
             out.append(ScanTerm(k, d, cnt))
         return out
 

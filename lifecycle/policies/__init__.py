@@ -25,21 +25,57 @@ from __future__ import annotations
 
 from .cancelling import CLOSED_VISIBLE, can_cancel, cancelled_visible, decide_cancel, purge_cutoff, recorded_reason
 from .cards import (
-    DELIVERY_REVOCATION_REASONS, add_years, can_lend_to_proxy, can_register_delivery, can_register_group,
-    card_expiry, card_extension, card_usable_at, card_valid, is_mobile_branch, is_mobile_card, is_mobile_loan,
-    mobile_card_placing, pickup_ok, proxy_name_key,
+    DELIVERY_REVOCATION_REASONS,
+    add_years,
+    can_lend_to_proxy,
+    can_register_delivery,
+    can_register_group,
+    card_expiry,
+    card_extension,
+    card_usable_at,
+    card_valid,
+    is_mobile_branch,
+    is_mobile_card,
+    is_mobile_loan,
+    mobile_card_placing,
+    pickup_ok,
+    proxy_name_key,
 )
 from .common import LIVE_REQUEST_STATES, PATRON_CHANNELS, card_expired, is_overdue, overdue_days
 from .loans import (
-    SCHOOL_VISIT, CheckOut, UnknownStop, can_check_out, can_check_out_delivery, can_check_out_set, can_renew,
-    can_use_kiosk, decide_check_out, decide_renewal, due_date, mobile_loan_terms, mobile_terms_at_stop,
+    SCHOOL_VISIT,
+    CheckOut,
+    UnknownStop,
+    can_check_out,
+    can_check_out_delivery,
+    can_check_out_set,
+    can_renew,
+    can_use_kiosk,
+    decide_check_out,
+    decide_renewal,
+    due_date,
+    mobile_loan_terms,
+    mobile_terms_at_stop,
     renewal_rule,
 )
 from .login import login_locked, password_acceptable
 from .placing import (
-    CHANGEABLE_STATES, branch_material_rule, can_place, can_place_delivery, can_request_partner_item,
-    contact_method_ok, decide_change, decide_partner_request, decide_placing, keeps_pickup, kind_of,
-    partner_copy_on_its_shelf, pickup_for, representative, request_lapsed, settings_ok,
+    CHANGEABLE_STATES,
+    branch_material_rule,
+    can_place,
+    can_place_delivery,
+    can_request_partner_item,
+    contact_method_ok,
+    decide_change,
+    decide_partner_request,
+    decide_placing,
+    keeps_pickup,
+    kind_of,
+    partner_copy_on_its_shelf,
+    pickup_for,
+    representative,
+    request_lapsed,
+    settings_ok,
 )
 from .returns import can_return_at, decide_check_in, mobile_return_refused, return_date
 from .shelf import shelf_deadline

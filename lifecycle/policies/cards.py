@@ -13,6 +13,7 @@ from ..profiles import Profile
 from ..reasons import OK, decide
 from .common import card_expired, delivery_offered, in_area
 
+
 def add_years(day: date, years: int) -> date:
     """The same day ``years`` later (29 February becomes 1 March)."""
     try:
@@ -113,8 +114,9 @@ def pickup_ok(profile: Profile, patron: Patron, code: str) -> Decision:
 def mobile_card_placing(profile: Profile, patron: Patron, request: Request) -> Decision | None:
     """Holds of a mobile card come only on paper through the staff on board
     (よやく・リクエストカード: ``mobile.hold_channels``); None when nothing to refuse."""
-    if is_mobile_card(profile, patron) and request.channel not in profile.mobile.hold_channels:
-        return decide("channel_not_allowed", channels=sorted(profile.mobile.hold_channels))
+    mobile = profile.mobile
+    if mobile is not None and is_mobile_card(profile, patron) and request.channel not in mobile.hold_channels:
+        return decide("channel_not_allowed", channels=sorted(mobile.hold_channels))
     return None
 
 
@@ -164,6 +166,7 @@ def can_register_delivery(profile: Profile, patron: Patron, *, channel: str,
     if refused is not None:
         return refused
     d = profile.delivery
+    assert d is not None                 # delivery_offered refuses a profile without delivery
     if patron.delivery_registered:
         return decide("delivery_already_registered")
     if patron.category not in d.categories:

@@ -15,6 +15,7 @@ from ..table import State
 from .cards import can_lend_to_proxy, card_usable_at, card_valid, is_mobile_branch, is_mobile_loan
 from .common import card_expired, delivery_offered
 
+
 def due_date(profile: Profile, patron: Patron, item: Item, now: datetime) -> date:
     rule = profile.loans[patron.category]
     return now.date() + timedelta(days=rule.days)
@@ -61,7 +62,8 @@ def can_renew(profile: Profile, loan: Loan, now: datetime, *, channel: str,
               someone_waiting: bool) -> Decision:
     """Renewal; ``details['due']`` is the new due date when allowed. A shipped loan
     (``loan.delivery``) follows the profile's ``[delivery.renewal]`` rule."""
-    if is_mobile_loan(profile, loan) and not profile.mobile.renewable:
+    mobile = profile.mobile
+    if mobile is not None and is_mobile_loan(profile, loan) and not mobile.renewable:
         return decide("mobile_loan_not_renewable")
     r = renewal_rule(profile, loan)
     if r.channels is not None and channel not in r.channels:
@@ -98,6 +100,7 @@ def can_check_out_delivery(profile: Profile, patron: Patron, item: Item, request
     if refused is not None:
         return refused
     d = profile.delivery
+    assert d is not None                 # delivery_offered refuses a profile without delivery
     if request is None or not request.delivery:
         return decide("delivery_request_required")
     if not patron.delivery_registered:

@@ -57,6 +57,7 @@ def can_place(profile: Profile, patron: Patron, item: Item | None, request: Requ
                 and request.publication_date > now.date()):
             return decide("not_yet_published")
     else:
+        assert item is not None          # without a copy it is a request (is_request)
         if request.channel not in p.reservation_channels:
             return decide("channel_not_allowed", channels=sorted(p.reservation_channels))
         nr = p.not_reservable
@@ -166,6 +167,7 @@ def can_place_delivery(profile: Profile, patron: Patron, item: Item | None, requ
     if refused is not None:
         return refused
     d = profile.delivery
+    assert d is not None                 # delivery_offered refuses a profile without delivery
     if not patron.delivery_registered:
         return decide("delivery_not_registered")
     if not in_area(patron, d.home, d.work_or_school):

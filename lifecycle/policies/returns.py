@@ -9,17 +9,19 @@ from ..profiles import Profile
 from ..reasons import OK, decide
 from .cards import is_mobile_branch, is_mobile_loan
 
+
 def mobile_return_refused(profile: Profile, loan: Loan, place: ReturnPoint) -> Decision | None:
     """A mobile library loan goes back to the mobile library or to the branches in
     ``mobile.return_branches`` (中央図書館), there not through a drop point or the post;
     None when the return is fine (other loans: any library of the city)."""
-    if not is_mobile_loan(profile, loan):
+    mobile = profile.mobile
+    if mobile is None or not is_mobile_loan(profile, loan):
         return None
     if place.kind == "mobile" or is_mobile_branch(profile, place.branch):
         return None
-    if place.branch in profile.mobile.return_branches and place.kind not in ("drop_point", "post"):
+    if place.branch in mobile.return_branches and place.kind not in ("drop_point", "post"):
         return None
-    return decide("mobile_return_only", branches=sorted(profile.mobile.return_branches))
+    return decide("mobile_return_only", branches=sorted(mobile.return_branches))
 
 
 def can_return_at(profile: Profile, loan: Loan, item: Item, place: ReturnPoint) -> Decision:

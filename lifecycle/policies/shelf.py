@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from ..calendar import BranchCalendar
 from ..profiles import Profile
 
+
 def shelf_deadline(profile: Profile, branch_calendar: BranchCalendar, ready_at: datetime,
                    contacted_at: datetime | None = None) -> date:
     """Last day the patron can collect a hold at the pickup branch.

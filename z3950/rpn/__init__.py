@@ -47,12 +47,40 @@ Mapping to the query model (errors: :class:`z3950.diagnostics.Bib1Diagnostic`)::
 """
 from __future__ import annotations
 
-from .bib1 import (BIB1_CONFIG_FILE, Bib1Mapping, UseAttribute, apt_to_scan, bib1_config_path, load_bib1_mapping,
-                   rpn_to_query, sort_column_for, validate_bib1_mapping)
-from .codec import (decode_apt, decode_attribute_list, decode_rpn_query, encode_apt, encode_attribute_list,
-                    encode_rpn_query)
-from .model import (APT, ATTRIBUTE_SETS, BIB1, MAX_BOOLEAN_OPERATORS, MAX_PQF_ATTRIBUTES, MAX_RPN_DEPTH,
-                    TERM_TYPES, AttributeElement, ProxSpec, ResultSetRef, RPNNode, RPNOp, RPNQuery)
+from .bib1 import (
+                   BIB1_CONFIG_FILE,
+                   Bib1Mapping,
+                   UseAttribute,
+                   apt_to_scan,
+                   bib1_config_path,
+                   load_bib1_mapping,
+                   rpn_to_query,
+                   sort_column_for,
+                   validate_bib1_mapping,
+)
+from .codec import (
+                   decode_apt,
+                   decode_attribute_list,
+                   decode_rpn_query,
+                   encode_apt,
+                   encode_attribute_list,
+                   encode_rpn_query,
+)
+from .model import (
+                   APT,
+                   ATTRIBUTE_SETS,
+                   BIB1,
+                   MAX_BOOLEAN_OPERATORS,
+                   MAX_PQF_ATTRIBUTES,
+                   MAX_RPN_DEPTH,
+                   TERM_TYPES,
+                   AttributeElement,
+                   ProxSpec,
+                   ResultSetRef,
+                   RPNNode,
+                   RPNOp,
+                   RPNQuery,
+)
 from .pqf import PQFError, parse_pqf, parse_pqf_scan, to_pqf
 
 __all__ = [

@@ -52,7 +52,8 @@ Relation (2):
   integer term -> **126**.  Position and completeness do not apply.
 * 3 equal (default) and 102 relevance -> equality, below.  Result order: with
   102 on any term, by relevance (as CQL); without it, index order (ascending
-  record id), as Zebra -- nothing is scored.  Sort keys (type 7, Sort) win.  103 AlwaysMatches: ``cql.allRecords`` when no use attribute is given
+  record id), as Zebra -- nothing is scored.  Sort keys (type 7, Sort) win.  103 AlwaysMatches:
+  ``cql.allRecords`` when no use attribute is given
   (or the use is ``_ALLRECORDS``/``cql.allRecords``), else ``index = *`` (every
   record that has the index); the term is ignored.
 
@@ -139,8 +140,19 @@ from indexers.index_config import IndexConfig, config_path, load_index_config
 from indexers.query_model import Boolean, Clause, Node, Prox, Query, QueryError, SortKey
 
 from ..diagnostics import Bib1Diagnostic
-from .model import (_INT_RE, APT, BIB1, MAX_BOOLEAN_OPERATORS, MAX_RPN_DEPTH, AttributeElement, ProxSpec,
-                    ResultSetRef, RPNNode, RPNOp, RPNQuery)
+from .model import (
+    _INT_RE,
+    APT,
+    BIB1,
+    MAX_BOOLEAN_OPERATORS,
+    MAX_RPN_DEPTH,
+    AttributeElement,
+    ProxSpec,
+    ResultSetRef,
+    RPNNode,
+    RPNOp,
+    RPNQuery,
+)
 
 # ---------------------------------------------------------------------------
 # The Bib-1 mapping configuration (config/bib1.toml)

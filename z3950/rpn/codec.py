@@ -5,11 +5,38 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..ber import (CONTEXT, INTEGER, OBJECT_IDENTIFIER, SEQUENCE, UNIVERSAL, BERError, Element,
-                   enc_bool, enc_explicit, enc_int, enc_null, enc_octets, enc_oid, enc_seq, enc_str,
-                   enc_tlv, encode)
-from .model import (_TERM_TYPE_BY_TAG, APT, MAX_RPN_DEPTH, TERM_TYPES, AttributeElement, ProxSpec, ResultSetRef,
-                    RPNNode, RPNOp, RPNQuery, _check_int)
+from ..ber import (
+    CONTEXT,
+    INTEGER,
+    OBJECT_IDENTIFIER,
+    SEQUENCE,
+    UNIVERSAL,
+    BERError,
+    Element,
+    enc_bool,
+    enc_explicit,
+    enc_int,
+    enc_null,
+    enc_octets,
+    enc_oid,
+    enc_seq,
+    enc_str,
+    enc_tlv,
+    encode,
+)
+from .model import (
+    _TERM_TYPE_BY_TAG,
+    APT,
+    MAX_RPN_DEPTH,
+    TERM_TYPES,
+    AttributeElement,
+    ProxSpec,
+    ResultSetRef,
+    RPNNode,
+    RPNOp,
+    RPNQuery,
+    _check_int,
+)
 
 # Tags of the RPN structures (context class)
 _OP = 0                 # RPNStructure op [0] Operand (explicit)
@@ -103,7 +130,7 @@ def encode_apt(apt: APT, encoding: str = "utf-8") -> bytes:
     return enc_seq(_APT, [encode_attribute_list(apt.attributes, encoding), _enc_term(apt, encoding)])
 
 
-def _enc_prox(p: ProxSpec) -> bytes:
+def _enc_prox(p: ProxSpec | None) -> bytes:
     if not isinstance(p, ProxSpec):
         raise TypeError(f"a prox operator needs a ProxSpec, not {p!r}")
     parts = []
@@ -216,7 +243,7 @@ def _dec_attribute(element: Element, encoding: str) -> AttributeElement:
         value: int | str | tuple = _int(v)
     elif v.is_(CONTEXT, _ATTR_COMPLEX):
         g = _Seq(v, "ComplexAttribute")
-        items = []
+        items: list[str | int] = []
         for item in g.req(CONTEXT, 1, "list").children:
             if item.is_(CONTEXT, 1):
                 items.append(item.as_text(encoding))

@@ -41,8 +41,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ber import oid_content
-from .model import (_INT_MAX, _INT_MIN, _INT_RE, _check_int, _SET_BY_KEY, _SET_NAME, APT, BIB1, MAX_PQF_ATTRIBUTES,
-                    MAX_RPN_DEPTH, AttributeElement, ProxSpec, ResultSetRef, RPNNode, RPNOp, RPNQuery)
+from .model import (
+    _INT_MAX,
+    _INT_MIN,
+    _INT_RE,
+    _SET_BY_KEY,
+    _SET_NAME,
+    APT,
+    BIB1,
+    MAX_PQF_ATTRIBUTES,
+    MAX_RPN_DEPTH,
+    AttributeElement,
+    ProxSpec,
+    ResultSetRef,
+    RPNNode,
+    RPNOp,
+    RPNQuery,
+    _check_int,
+)
 
 # ---------------------------------------------------------------------------
 # PQF
