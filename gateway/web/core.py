@@ -16,7 +16,7 @@ start (or given): a token from before a restart is refused with "this page has e
 
 Headers of every page: a Content-Security-Policy without inline script or style
 (scripts and styles are files under ``/static/``), ``frame-ancestors 'none'`` and
-``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer``, ``nosniff``, and
+``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin`` (no-referrer would make Chromium send ``Origin: null`` with forms), ``nosniff``, and
 ``Cache-Control: no-store`` (pages show personal data). Nothing personal goes into a URL:
 forms that name a card, a loan or a request POST it.
 """
@@ -56,7 +56,7 @@ MAX_FORM = 64 * 1024                       # bytes of a form body
 FLASH_KEEP = 2000                          # sessions whose next page has a message waiting
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
            "Permissions-Policy": "camera=(), microphone=(), geolocation=()"}
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml", ".png": "image/png",

@@ -40,8 +40,8 @@ ACTIONS = {
 }
 TEXT = ("card_number", "title_id", "title", "memo", "note", "proxy_name", "reason", "name", "home_municipality",
         "school", "grade", "representative", "email", "phone", "fax", "confirmed", "set_code", "stop", "barcode")
-CHOICES = {"channel": ("counter", "post", "form", "fax"), "category": ("group", "school"),
-           "reason": ("address_undeliverable", "postage_unpaid", "patron_request")}
+CHOICES = {"channel": ("counter", "post", "form", "fax"), "category": ("group", "school")}
+REVOCATION_REASONS = ("address_undeliverable", "postage_unpaid", "patron_request")
 
 
 async def call(pg: Page, method: str, path: str, values: dict):
@@ -72,6 +72,8 @@ def _values(pg: Page, action: str) -> dict:
             if v not in allowed:
                 raise Refused(400, pg.w("bad_input"))
             out[name] = v
+    if action == "delivery_revoke" and out.get("reason") not in REVOCATION_REASONS:
+        raise Refused(400, pg.w("bad_input"))
     if action == "delivery_register":
         out["guardian_consent"] = pg.field("guardian_consent") == "yes"
     if action == "mobile_visits":

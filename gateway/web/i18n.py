@@ -424,5 +424,9 @@ class Words:
             return f"{v:%Y/%m/%d %H:%M}" if self.i == 0 else f"{v:%Y-%m-%d %H:%M}"
         return f"{v:%Y/%m/%d}" if self.i == 0 else f"{v:%Y-%m-%d}"
 
+    def day(self, v) -> str:
+        """A date (a time's date): what the lists show where the guide shows ****/**/**."""
+        return self.date(v.date() if isinstance(v, datetime) else v)
+
     def month_label(self, m: int) -> str:
         return f"{m}月" if self.i == 0 else MONTHS_EN[m - 1]

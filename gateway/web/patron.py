@@ -329,9 +329,10 @@ async def calendar_page(pg: Page):
     for e in cal["events"]:
         if e["branch"] == branch:
             events.setdefault(e["day"], []).append(e["title"])
+    titles = {x["loan_id"]: x["title"] or x["title_id"] for x in await loans.patron_loans(pg.circ, pg.card)}
     dues: dict = {}
     for d in cal["due_dates"]:
-        dues.setdefault(d["day"], []).append(d)
+        dues.setdefault(d["day"], []).append({**d, "title": titles.get(d["loan_id"], d["title_id"])})
     weeks = _calendar.Calendar(firstweekday=6).monthdatescalendar(first.year, first.month)
     prev = (first - timedelta(days=1)).replace(day=1)
     nxt = (first.replace(day=28) + timedelta(days=5)).replace(day=1)
