@@ -25,6 +25,8 @@ from web_harness import (
     CHROMIUM_FLAGS,
     EMILY,
     HANAKO,
+    HIROSHIMA_PATRON,
+    HIROSHIMA_STAFF,
     LOCKED,
     NEWCOMER,
     NEWCOMER_PHONE,
@@ -288,6 +290,26 @@ def test_staff_check_in_a_copy_someone_waits_for_and_the_patron_sees_it_ready(si
         patron.check("my-holds-ready")
     finally:
         patron.close()
+
+
+def test_hiroshimas_services_page(site, browser, axe):
+    tab = Tab(browser, site, axe)
+    try:
+        page = tab.go("/staff/login")
+        page.get_by_label("ユーザー名").fill(HIROSHIMA_STAFF)
+        page.get_by_label("パスワード").fill(STAFF_PW)
+        tab.submit(page.get_by_role("button", name="ログイン"))
+        tab.submit(page.get_by_role("link", name="広島市の利用者サービス").first)
+        tab.check("staff-services")
+        form = page.locator("form", has=page.get_by_role("group", name="宅配の利用登録", exact=True))
+        form.get_by_label("利用者番号").fill(HIROSHIMA_PATRON)
+        form.get_by_label("受付方法").select_option("post")
+        tab.submit(form.get_by_role("button", name="登録する"))
+        assert "受け付けました" in text(page, "#result")
+        assert "宅配の利用登録: はい" in text(page)
+        tab.check("staff-services-registered")
+    finally:
+        tab.close()
 
 
 # --------------------------------------------------------------------------- language, phone, login

@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 from circ_helpers import add_item, add_patron
-from test_circulation_api import EMILY, STAFF_PW, T1, Client
-from web_harness import HANAKO, ROOT, Browserless, start_site
+from test_circulation_api import EMILY, T1, Client
+from web_harness import (
+    HANAKO,
+    HIROSHIMA_PATRON,
+    HIROSHIMA_STAFF,
+    ROOT,
+    Browserless,
+    start_site,
+)
 
 from circulation import auth, loans, mobile, queries
 
@@ -29,8 +36,8 @@ PATRON_PAGES = ["/my", "/my/loans", "/my/holds", "/my/holds/cancelled", "/my/car
 STAFF_PAGES = ["/staff", "/staff/counter", "/staff/shelf", "/staff/pull-list", "/staff/transits",
                "/staff/call-list", "/staff/patron", "/staff/jobs", "/staff/services"]
 # Hiroshima (seed 002)
-H_STAFF = "hiroshima.central"
-H_ADULT, H_MINOR, H_WIDE = "4100000001", "4100000002", "4100000003"
+H_STAFF, H_ADULT = HIROSHIMA_STAFF, HIROSHIMA_PATRON
+H_MINOR, H_WIDE = "4100000002", "4100000003"
 H_TITLE, H_SET = "isbn:9784641000018", "RG-001"
 
 
@@ -44,12 +51,18 @@ def site(tmp_path_factory):
         s.server.stop()
 
 
+async def update_patron(circ, card: str, **values) -> None:
+    from sqlalchemy import update
+
+    from circulation import schema as s
+    async with circ.db.transaction() as conn:
+        await conn.execute(update(s.patrons).where(s.patrons.c.card_number == card).values(**values))
+
+
 async def _hiroshima(circ) -> None:
-    d = await auth.create_staff(circ, username=H_STAFF, password=STAFF_PW, library="hiroshima", branch="central",
-                                roles="circulation")
-    assert d.allowed, d
-    await add_patron(circ, H_ADULT, "hiroshima", name="広島 一郎", phone="082-000-0001", email="ichiro@example.jp",
-                     default_pickup_branch="central", default_contact_method="email")
+    """Besides web_harness's Hiroshima staff member and resident (H_ADULT): a minor, a
+    wide-area patron, copies for delivery, a reading-group set, the mobile library."""
+    await update_patron(circ, H_ADULT, email="ichiro@example.jp", default_contact_method="email")
     await add_patron(circ, H_MINOR, "hiroshima", name="広島 こども", phone="082-000-0002", minor=True,
                      default_pickup_branch="central", default_contact_method="phone")
     await add_patron(circ, H_WIDE, "hiroshima", home="呉市", name="呉 花子", phone="0823-00-0003",
@@ -346,3 +359,28 @@ def test_the_openapi_document_lists_hiroshimas_routes_under_their_tag():
         op = doc["paths"]["/api/v1" + route.path][route.method.lower()]
         assert op["tags"] == (["patron"] if route.who == "patron" else ["hiroshima"]), route.path
     assert Path(ROOT / "docs" / "web.md").exists()
+
+
+def test_the_counter_refuses_a_partners_copy_at_another_counter_and_says_where_it_goes(site):
+    """A university's copy lent at 中区図書館 comes back only there (連携貸出): the central
+    library's counter shows the engine's refusal naming the lending counter, and nothing moves."""
+    from test_circulation_partners import STAFF as PARTNER_STAFF
+    from test_circulation_partners import hu_copy, on_shelf, patron
+
+    async def lent():
+        await patron(site.circ, "4100000009")
+        await hu_copy(site.circ, "U-WEB1", "bib-web-1")
+        await on_shelf(site.circ, "U-WEB1", card="4100000009")
+        r = await loans.check_out(site.circ, barcode="U-WEB1", card="4100000009", branch="naka", **PARTNER_STAFF)
+        assert r.decision.allowed, r.decision
+
+    site.server.run(lent())
+    staff = browser(site)
+    staff.staff_login(H_STAFF)                                     # at the central library
+    r = staff.form("/staff/counter", "/staff/counter", {"action": "checkin", "barcode": "U-WEB1", "branch": "central"})
+    assert r.status == 409 and 'class="result refused"' in r.text
+    result = re.search(r'class="result-text">(.*?)</p>', r.text, re.DOTALL).group(1)
+    assert "借りた窓口に返却してください" in result, result
+    assert site.server.run(loans.patron_loans(site.circ, "4100000009"))[0]["barcode"] == "U-WEB1"   # still on loan
+    r = staff.form("/staff/counter", "/staff/counter", {"action": "checkin", "barcode": "U-WEB1", "branch": "naka"})
+    assert r.status == 200 and "返却しました" in r.text and "大学図書館" in r.text and "へ返送してください" in r.text

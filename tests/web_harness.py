@@ -28,7 +28,18 @@ from pathlib import Path
 
 from circ_helpers import CHEAP_HASHING, NOW
 from live_server import Server
-from test_circulation_api import EMILY, HANAKO, PW, T2, T4, T6, TARO, UNOWNED, _prepare
+from test_circulation_api import (
+    EMILY,
+    HANAKO,
+    PW,
+    STAFF_PW,
+    T2,
+    T4,
+    T6,
+    TARO,
+    UNOWNED,
+    _prepare,
+)
 
 from circulation import auth, cart, holds
 from circulation.service import Circulation
@@ -49,6 +60,7 @@ LOCKED = "2100000008"              # an Iizuka patron whose password the lockout
 NEWCOMER, NEWCOMER_PHONE = "2100000009", "0948-22-0009"   # registers a password on the web
 PASSWORDS = {**PW, HANAKO: "hana2026", LOCKED: "lock2026"}
 STAFF = "iizuka.counter"
+HIROSHIMA_STAFF, HIROSHIMA_PATRON = "hiroshima.central", "4100000001"
 
 
 def cache_dir() -> Path:
@@ -106,6 +118,12 @@ async def _seed(url: str) -> None:
         for title_id, title in ((T4, "本を読む本"), (T6, "坊っちゃん"), (UNOWNED, "図書館にない本")):
             d = await cart.add(circ, EMILY, title_id, title)
             assert d.allowed, d
+        # Hiroshima: a counter member of staff and a resident (home delivery, proxies, the mobile library)
+        d = await auth.create_staff(circ, username=HIROSHIMA_STAFF, password=STAFF_PW, library="hiroshima",
+                                    branch="central", roles="circulation")
+        assert d.allowed, d
+        await add_patron(circ, HIROSHIMA_PATRON, "hiroshima", name="広島 一郎", phone="082-000-0001",
+                         default_pickup_branch="central", default_contact_method="phone")
     finally:
         await circ.db.dispose()
 
@@ -194,9 +212,26 @@ class Browserless:
         return self.form("/login", "/login", {"card_number": card, "password": password or PASSWORDS[card]})
 
     def staff_login(self, username: str = STAFF, password: str | None = None) -> Page:
-        from test_circulation_api import STAFF_PW
         return self.form("/staff/login", "/staff/login", {"username": username, "password": password or STAFF_PW})
 
 
-__all__ = ["AXE_VERSION", "CHROMIUM", "CHROMIUM_FLAGS", "EMILY", "HANAKO", "LOCKED", "NEWCOMER", "NEWCOMER_PHONE",
-           "PASSWORDS", "SCREENSHOTS", "STAFF", "TARO", "Browserless", "Site", "axe_source", "start_site"]
+__all__ = [
+    "AXE_VERSION",
+    "CHROMIUM",
+    "CHROMIUM_FLAGS",
+    "EMILY",
+    "HANAKO",
+    "HIROSHIMA_PATRON",
+    "HIROSHIMA_STAFF",
+    "LOCKED",
+    "NEWCOMER",
+    "NEWCOMER_PHONE",
+    "PASSWORDS",
+    "SCREENSHOTS",
+    "STAFF",
+    "TARO",
+    "Browserless",
+    "Site",
+    "axe_source",
+    "start_site",
+]

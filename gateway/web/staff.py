@@ -20,6 +20,7 @@ from circulation import (
     lists,
     loans,
     notices,
+    partners,
     proxy,
     queries,
     routing,
@@ -121,7 +122,9 @@ async def routing_view(pg: Page, r: routing.Routing | None) -> dict | None:
             routing.TRANSIT_ONWARD: lambda: w("to_transit_hold", branch=to, rid=r.request_id),
             routing.TRANSIT_HOME: lambda: w("to_transit_home", branch=to),
             routing.RESHELVE: lambda: w("to_reshelve"), routing.WALK_IN: lambda: w("to_walk_in"),
-            routing.ALREADY_SECURED: lambda: w("already_secured")}.get(r.kind)
+            routing.ALREADY_SECURED: lambda: w("already_secured"),
+            partners.TO_PARTNER: lambda: w("to_partner", branch=to),
+            partners.AWAITING_STAFF: lambda: w("awaiting_staff")}.get(r.kind)
     view["text"] = text() if text else f"{r.kind} → {to}"
     return view
 
