@@ -106,6 +106,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "kind": ("種別", "Type"),
     "note": ("注意", "Note"),
     "renew": ("貸出延長", "Renew"),
+    "ask_lender": ("延長を依頼", "Ask the lender"),
     "renew_selected": ("一括延長", "Renew the selected"),
     "select": ("選択", "Select"),
     "overdue_note": ("返却期限日が過ぎています。", "This loan is overdue."),
