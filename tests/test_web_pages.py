@@ -384,3 +384,22 @@ def test_the_counter_refuses_a_partners_copy_at_another_counter_and_says_where_i
     assert site.server.run(loans.patron_loans(site.circ, "4100000009"))[0]["barcode"] == "U-WEB1"   # still on loan
     r = staff.form("/staff/counter", "/staff/counter", {"action": "checkin", "barcode": "U-WEB1", "branch": "naka"})
     assert r.status == 200 and "返却しました" in r.text and "大学図書館" in r.text and "へ返送してください" in r.text
+
+
+def test_a_komae_patron_sees_komaes_rules(site):
+    """Komae takes リクエスト (titles it does not own) only at the counter, and its own
+    pickup branches and contact methods are the choices."""
+    from test_circulation_api import SAKURA, UNOWNED
+
+    from circulation import cart
+
+    assert site.server.run(cart.add(site.circ, SAKURA, UNOWNED, "新しい本")).allowed
+    c = browser(site)
+    c.login(SAKURA)
+    page = c.get("/my/cart")
+    assert 'value="komae-central"' in page.text and 'value="iizuka"' not in page.text
+    assert 'value="phone"' in page.text                      # Komae phones; Iizuka does not
+    done = c.post("/my/cart/checkout", [("title_id", UNOWNED), ("pickup_branch", "komae-central"),
+                                         ("contact_method", "email")], csrf=page.csrf())
+    assert done.status == 200 and "予約できませんでした" in done.text
+    assert "この方法では受け付けていません" in done.text
