@@ -8,7 +8,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup sysdeps sysdeps-bench sysdeps-es sysdeps-pg lint test test-slow demo bench clean
+.PHONY: setup sysdeps sysdeps-bench sysdeps-browser sysdeps-es sysdeps-pg lint test test-slow demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,15 @@ sysdeps:
 	@for c in $(PEERS); do command -v $$c >/dev/null || missing=1; done; \
 	 [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yaz idzebra-2.0; }
 	@for c in $(PEERS); do command -v $$c >/dev/null || { echo "missing $$c after install" >&2; exit 1; }; done
+
+# Debian's Chromium for the browser tests (tests/test_web_browser.py, driven by Playwright; Playwright's own
+# browser download is not used) and a Japanese font for its screenshots; checked afterwards so that no
+# browser test can be skipped for lack of them. axe-core comes from the npm registry (the machine's npm).
+sysdeps-browser:
+	@{ [ -x /usr/bin/chromium ] && fc-list :lang=ja | grep -q .; } || \
+	 { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
+	@[ -x /usr/bin/chromium ] || { echo "missing /usr/bin/chromium after install" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "missing npm (Node.js) for axe-core" >&2; exit 1; }
 
 # a JDK >= 17 for the Elasticsearch test node (Debian's openjdk-17-jre-headless if there is none)
 sysdeps-es:
@@ -50,11 +59,11 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: sysdeps sysdeps-es sysdeps-pg setup lint
+test: sysdeps sysdeps-browser sysdeps-es sysdeps-pg setup lint
 	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q
 
 # end-to-end tests on the 250,000 Library of Congress records (downloads pymarc 5.4.0's sdist once)
-test-slow: sysdeps sysdeps-es sysdeps-pg setup
+test-slow: sysdeps sysdeps-browser sysdeps-es sysdeps-pg setup
 	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q -m slow
 
 demo: setup

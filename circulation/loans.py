@@ -521,6 +521,8 @@ async def patron_loans(circ: Circulation, card: str) -> list[dict]:
             lost = r.state == LS.LOST.value
             if lost:
                 d = decide("not_on_loan", state=r.state)
+            elif r.ill:         # another library's copy (ISO 18626): its lender decides, as renew() says
+                d = decide("renewal_by_lender")
             else:
                 d = policies.can_renew(circ.profile_of_branch(r.branch), rec, now, channel="web",
                                        someone_waiting=waiting > 0)

@@ -56,3 +56,19 @@ async def add_visits(circ: Circulation, branch: str, stop: str, days: Iterable[d
         return len(new)
 
     return await circ.db.run(work)
+
+
+async def schedule(circ: Circulation, branch: str) -> list[dict]:
+    """The schedule of the mobile ``branch`` (staff): every stop with its visits (day and
+    whether it is a school visit), stops by name, visits by day."""
+    c = s.calendar_entries.c
+    async with circ.db.read() as conn:
+        rows = (await conn.execute(
+            select(c.title, c.day, c.kind).where(c.branch == branch, c.kind.in_(VISIT_KINDS))
+            .order_by(c.title, c.day))).all()
+    stops: dict[str, dict] = {}
+    for r in rows:
+        stop = stops.setdefault(r.title, {"stop": r.title, "school": False, "visits": []})
+        stop["school"] = stop["school"] or r.kind == policies.SCHOOL_VISIT
+        stop["visits"].append({"day": r.day, "school": r.kind == policies.SCHOOL_VISIT})
+    return list(stops.values())

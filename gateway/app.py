@@ -252,7 +252,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     app.router.add_route("POST", "/sru", sru)
     app.router.add_route("GET", "/sru/{database}", sru)
     app.router.add_route("POST", "/sru/{database}", sru)
-    app.router.add_get("/", root)
+    if circulation is None:
+        app.router.add_get("/", root)           # with a circulation database the pages are at / (gateway/web/)
 
     if z3950_port is not None:
         from .z3950_server import Z3950Server, make_service
@@ -294,6 +295,9 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
         app.add_subapp(API, make_api(circulation, mailer=mailer, jobs_spec=circulation_jobs,
                                      cookie_secure=secure, ill=ill))
+        from .web import mount as mount_web
+
+        mount_web(app, circulation, ill=ill, cookie_secure=secure)   # the pages at / (docs/web.md)
         if sip2_port is not None:
             from . import sip2_server
             sip2_server.mount(app, circulation, host, sip2_port, sip2_config, ill_service.CatalogTitles(catalog))

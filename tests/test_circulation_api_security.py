@@ -88,7 +88,15 @@ STAFF = {"iizuka.admin": ("iizuka", {"circulation", "admin", "network"}),
          "komae.requests": ("komae", {"circulation", "requests"})}
 # the other required fields of a route's body, besides what it names
 REQUIRED = {"/staff/requests": {"title_id": T6}, "/staff/review/{request_id}": {"decision": "refuse"},
-            "/staff/ill/requests": {"title_id": T6}}
+            "/staff/ill/requests": {"title_id": T6},
+            # Hiroshima's services (gateway/api/hiroshima.py)
+            "/staff/delivery/revocation": {"reason": "patron_request"}, "/staff/delivery/requests": {"title_id": T6},
+            "/staff/proxy-consents": {"proxy_name": "山田 一郎"},
+            "/staff/proxy-consents/revoke": {"proxy_name": "山田 一郎"},
+            "/staff/group-cards": {"category": "group", "name": "読書会", "home_municipality": "飯塚市"},
+            "/staff/reading-sets/checkout": {"set_code": "RS-1"},
+            "/staff/mobile/visits": {"stop": "公民館", "days": []},
+            "/staff/mobile/checkout": {"stop": "公民館"}}
 # values of path parameters that name nothing a scope check looks at (the check comes first)
 PATH_VALUES = {"supply_id": 1, "leg_id": 1, "message_id": 1}
 # how another system's thing is refused: personal data as if it did not exist

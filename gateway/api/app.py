@@ -13,7 +13,7 @@ from circulation import jobs, queries
 from circulation.availability import on_connection
 from circulation.service import Circulation
 
-from . import ill, patron, scope, staff
+from . import hiroshima, ill, patron, scope, staff
 from .errors import OUTAGE, errors
 from .session import API, STATE, ApiState, Route, endpoint
 from .validation import MAX_BODY, Document
@@ -22,7 +22,7 @@ log = logging.getLogger("unioncat.circulation.api")
 
 # Every route, as data; each is documented in gateway/openapi/circulation.json (a test
 # checks both ways).
-ROUTES: list[Route] = [*patron.ROUTES, *staff.ROUTES, *ill.ROUTES]
+ROUTES: list[Route] = [*patron.ROUTES, *staff.ROUTES, *ill.ROUTES, *hiroshima.ROUTES]
 
 
 def is_loopback(host: str | None) -> bool:
