@@ -509,7 +509,7 @@ def test_boolean_operator_limit(cfg):
 
 
 def test_huge_queries_are_fast(cfg):
-    start = time.monotonic()
+    start = time.process_time()          # CPU of this process: other processes' load does not count
     for text in (
         " and ".join(["x"] * 50_000),
         "a" * 500_000,
@@ -521,7 +521,7 @@ def test_huge_queries_are_fast(cfg):
             parse_cql(text, cfg)
         except QueryError:
             pass
-    assert time.monotonic() - start < 10
+    assert time.process_time() - start < 10
 
 
 # ------------------------------------------------------------------------------ to_cql

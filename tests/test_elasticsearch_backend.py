@@ -178,7 +178,9 @@ def test_sru_answers_diagnostic_1_promptly_while_the_node_is_down_and_recovers(o
         assert codes == [1] and n == 0
         status, body, _ = srv.get(version="1.2", operation="scan", scanClause="dc.title=faulty")
         assert status == 200 and b"info:srw/diagnostic/1/1<" in body
-        assert time.monotonic() - t0 < 8, "a down node must not make SRU hang"
+        # a bound on waiting, not a measurement: the retries of the ingest path (minutes) must
+        # not apply to a search
+        assert time.monotonic() - t0 < 30, "a down node must not make SRU hang"
         own_node.restart()
         deadline = time.monotonic() + 60
         while sru_count(srv, "dc.title=faulty")[1] and time.monotonic() < deadline:

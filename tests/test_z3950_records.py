@@ -715,7 +715,7 @@ def test_mutation_sweep_is_fast():
     """Deterministic sweep: 3,000 single-byte mutations and truncations of the
     valid EXTERNALs (length and tag octets included), each decoded quickly."""
     rng = random.Random(2026)
-    start = time.perf_counter()
+    start = time.process_time()
     worst = 0.0
     for n in range(3000):
         base = VALID[n % len(VALID)]
@@ -724,11 +724,11 @@ def test_mutation_sweep_is_fast():
         data[i] = rng.randrange(256)
         if n % 5 == 0:
             data = data[:rng.randrange(len(data))]
-        t = time.perf_counter()
+        t = time.process_time()            # CPU of this process: another's load does not count
         _decode(bytes(data))
-        worst = max(worst, time.perf_counter() - t)
+        worst = max(worst, time.process_time() - t)
     assert worst < 1.0
-    assert time.perf_counter() - start < 20
+    assert time.process_time() - start < 20
 
 
 @pytest.mark.slow

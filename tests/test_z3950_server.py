@@ -354,13 +354,13 @@ def test_idle_and_init_timeouts(strict_server):
     c = RawClient(strict_server.z3950)
     t0 = time.monotonic()
     close = c.read_close()                                      # never sends Init
-    assert isinstance(close, P.Close) and close.close_reason == 7 and time.monotonic() - t0 < 5
+    assert isinstance(close, P.Close) and close.close_reason == 7 and time.monotonic() - t0 < 30
     c = RawClient(strict_server.z3950)
     assert c.init(id_authentication=P.IdOpen("staff/s3cret")).result
     c.sock.sendall(P.encode_pdu(search("@attr 1=4 x"))[:3])     # starts a request, never finishes it
     t0 = time.monotonic()
     close = c.read_close()
-    assert isinstance(close, P.Close) and close.close_reason == 7 and time.monotonic() - t0 < 5
+    assert isinstance(close, P.Close) and close.close_reason == 7 and time.monotonic() - t0 < 30
 
 
 def test_session_and_result_set_limits(strict_server):
