@@ -26,6 +26,7 @@ from sru.record_schemas import (
     MARCXML,
     MODS,
     MODS_NS,
+    OPAC,
     RenderedRecord,
     dc_values,
     marc_json,
@@ -820,7 +821,7 @@ class TestExplain:
                             "[@type='relation']/text()", namespaces=Z)
         assert "adj" not in date_rel and "<=" in date_rel
         assert el.xpath("z:schemaInfo/z:schema/@identifier", namespaces=Z) == [
-            MARCXML.uri, DC.uri, MODS.uri, JSON.uri]
+            MARCXML.uri, DC.uri, MODS.uri, JSON.uri, OPAC.uri]
         rel = el.xpath("z:configInfo/z:supports[@type='relation']/text()", namespaces=Z)
         assert set(rel) == {"=", "==", "exact", "adj", "all", "any", "<", "<=", ">", ">=",
                             "<>", "within"}

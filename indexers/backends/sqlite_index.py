@@ -173,6 +173,20 @@ class Sql:
 Plan = Fts | Sql
 
 
+def _any_keys(transform: str | None, term: str) -> tuple[list[str], list[str]]:
+    """The words of an ``any`` term on a key field: (their keys, once each, for one set
+    lookup; the masked words, each looked up on its own)."""
+    keys: dict[str, None] = {}
+    masked = []
+    for w in T.words(term):
+        pattern, is_masked = T.key_pattern(transform, w)
+        if is_masked:
+            masked.append(w)
+        elif pattern is not None:
+            keys.setdefault(pattern)
+    return list(keys), masked
+
+
 class Compiler:
     def __init__(self, conn, config: IndexConfig, writer: SqliteIndexWriter, result_sets):
         self.conn = conn
@@ -266,7 +280,7 @@ class Compiler:
     # clauses
     def fields_of(self, clause: Clause) -> list[str]:
         idx = self.config.indexes.get(clause.index)
-        if idx is None:
+        if idx is None or not idx.fields:   # no fields: a limit the search route evaluates (local.available)
             raise QueryError(16, clause.index, f"unsupported index {clause.index}")
         return list(idx.fields)
 
@@ -421,9 +435,23 @@ class Compiler:
                 f"SELECT union_id AS id FROM term WHERE {fq} EXCEPT SELECT union_id FROM term WHERE {fq} AND key = ?",
                 [*fields, *fields, k],
             )
-        if rel in ("any", "all") and words:
+        if rel == "any" and words:
+            # the plain keys as one set lookup (a clause may carry thousands: the search
+            # limit local.available), masked words each as before
+            keys, masked_words = _any_keys(transform, term)
+            plans = [self.term_table(fields, "=", w, transform) for w in masked_words]
+            if keys:
+                plans.insert(0, Sql(base + " AND key IN (SELECT value FROM json_each(?))",
+                                    [*fields, json.dumps(keys)]))
+            sqls = [self.to_sql(p) for p in plans]
+            if not sqls:
+                return Fts(NO_MATCH)
+            if len(sqls) == 1:
+                return sqls[0]
+            return Sql(" UNION ".join(f"SELECT id FROM ({s.sql})" for s in sqls), [x for s in sqls for x in s.params])
+        if rel == "all" and words:
             plans = [self.term_table(fields, "=", w, transform) for w in T.words(term)]
-            op = " UNION " if rel == "any" else " INTERSECT "
+            op = " INTERSECT "
             sqls = [self.to_sql(p) for p in plans]
             if not sqls:
                 return Fts(NO_MATCH)
