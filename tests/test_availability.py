@@ -417,6 +417,8 @@ def test_a_check_out_shows_at_once_on_sru_and_z3950(served, tmp_path):
         block = out[out.index("I0000001"):]
         # yaz-client prints the element as "availabiltyDate" (its own spelling of the ASN.1's)
         assert "availableNow: 0" in block and f"availabiltyDate: {due}" in block, out
+        xml = _yaz(served, tmp_path, ["find @attr 1=7 9784004310013", "format xml", "elements opac", "show 1"])
+        assert "<opacRecord>" in xml and "<availabilityDate>" + due in xml, xml
         from sru_validation import validate_opac
         z = validate_opac(_zoom_opac_xml(served, "@attr 1=7 9784004310013"))
         zh = _holdings(z)["I0000001"]
