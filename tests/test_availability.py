@@ -466,3 +466,40 @@ def test_without_circulation_holdings_are_unknown_and_the_limit_is_a_diagnostic(
     assert {h.findtext("publicNote") for h in hs} == {"貸出状況不明 / Availability unknown"}
     root = _sru(demo_server, query="dc.title=図書館 and local.available=iizuka")
     assert root.findtext(".//{http://www.loc.gov/zing/srw/diagnostic/}uri") == "info:srw/diagnostic/1/16"
+
+
+async def test_a_circulation_outage_shows_holdings_unknown_not_an_error(caplog):
+    """The database cannot answer: the page is shown with every status unknown (one
+    warning), never a failed Present or searchRetrieve."""
+    from gateway.availability import holdings_of_page, opac_holdings, status_note
+    from indexers.backend import BackendUnavailable
+
+    class Down:
+        async def title_status(self, title_ids):
+            raise BackendUnavailable("the circulation database is unavailable: OperationalError")
+
+    u = _union(3, "9784004310013", holdings=[Holding("iizuka", "i1", "中央", "010", "一般", "B1")])
+    page = await holdings_of_page(Down(), [u])
+    assert [h.known for h in page[3]] == [False]
+    assert status_note(page[3][0]) == "貸出状況不明 / Availability unknown"
+    assert opac_holdings(page[3])[0].circulation is None
+    assert "availability not shown" in caplog.text
+
+
+async def test_an_outage_of_the_circulation_database_is_backend_unavailable(tmp_path):
+    """CirculationAvailability says a database that cannot be reached as the catalog's
+    BackendUnavailable (SRU diagnostic 1, Bib-1 2): the limit cannot be evaluated."""
+    from circulation.availability_view import CirculationAvailability
+    from circulation.service import Circulation
+    from circulation.store import Clock, Database
+    from indexers.backend import BackendUnavailable
+    from lifecycle.profiles import load_all
+
+    circ = Circulation(Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/circ.db"), load_all(), Clock(NOW))
+    try:
+        with pytest.raises(BackendUnavailable):
+            await CirculationAvailability(circ).available_title_ids(["iizuka"])
+        with pytest.raises(BackendUnavailable):
+            await CirculationAvailability(circ).title_status(["isbn:9784004310013"])
+    finally:
+        await circ.db.dispose()
