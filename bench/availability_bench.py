@@ -149,7 +149,7 @@ async def bench_limit(data_dir: Path, circ: Circulation, rounds: int) -> dict:
     from sru.cql import parse_cql
 
     cat = SqliteCatalog(data_dir / "catalog.sqlite")
-    route = make_route(cat, availability=CirculationAvailability(circ))
+    route = make_route(cat, availability=CirculationAvailability(circ), timeout=600)
     out = {}
     for name, cql in (("title", "dc.title=図書館 and dc.title=歴史"),
                       ("title_and_available_at_iizuka", "dc.title=図書館 and dc.title=歴史 and local.available=iizuka"),
@@ -169,21 +169,28 @@ async def bench_limit(data_dir: Path, circ: Circulation, rounds: int) -> dict:
 
 async def main_async(args) -> dict:
     rnd = random.Random(13)
-    work = Path(tempfile.mkdtemp(prefix="unioncat-avail-bench-"))
+    reuse = args.work is not None and (args.work / "catalog.sqlite").exists()
+    work = args.work or Path(tempfile.mkdtemp(prefix="unioncat-avail-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     url = args.db or f"sqlite+aiosqlite:///{work}/circulation.db"
     t0 = time.perf_counter()
-    circ = await build_circulation(url, args.titles, rnd)
+    if reuse:       # the databases of an earlier run (--work DIR): measured again, not rebuilt
+        circ = Circulation(Database(url), load_all(), Clock(NOW))
+    else:
+        circ = await build_circulation(url, args.titles, rnd)
     result = {"titles": args.titles, "copies": 2 * args.titles, "database": url.split(":", 1)[0],
-              "circulation_build_s": round(time.perf_counter() - t0, 1)}
+              "work": str(work), "circulation_build_s": round(time.perf_counter() - t0, 1)}
     result.update(await bench_circulation(circ, args.titles, rnd, args.pages))
     if args.records:
-        from indexers.ingest import ingest
+        result["catalog"] = {"records": args.records}
+        if not reuse:
+            from indexers.ingest import ingest
 
-        mrc = work / "records.mrc"
-        write_records(mrc, args.records, rnd)
-        t0 = time.perf_counter()
-        ingest(work, "iizuka", [mrc], quiet=True)
-        result["catalog"] = {"records": args.records, "ingest_s": round(time.perf_counter() - t0, 1)}
+            mrc = work / "records.mrc"
+            write_records(mrc, args.records, rnd)
+            t0 = time.perf_counter()
+            ingest(work, "iizuka", [mrc], quiet=True)
+            result["catalog"]["ingest_s"] = round(time.perf_counter() - t0, 1)
         result["catalog"].update(await bench_limit(work, circ, args.rounds))
     await circ.db.dispose()
     return result
@@ -197,6 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--db", help="circulation database URL (default: a SQLite file in a temporary directory)")
     ap.add_argument("--out", type=Path, help="write the JSON here too")
+    ap.add_argument("--work", type=Path, help="keep the databases in DIR; a DIR of an earlier run with the same "
+                    "--titles/--records is measured again without rebuilding")
     args = ap.parse_args(argv)
     if args.records is None:
         args.records = args.titles

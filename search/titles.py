@@ -69,6 +69,8 @@ def parse_title_id(title_id: str) -> tuple[str, str | int] | None:
     """("isbn", ISBN-13) or ("record", union record number) for a title id a union record
     can stand for; None for any other (``issn:``, ``jan:``, malformed)."""
     t = (title_id or "").strip()
+    if len(t) == 18 and t.startswith("isbn:97") and t[5:].isdigit() and t[5:].isascii() and t[7] in "89":
+        return "isbn", t[5:]                   # already isbn:<ISBN-13> (the usual form): as below, sooner
     if t.lower().startswith(ISBN_PREFIX):
         isbn = normalize_isbn(t[len(ISBN_PREFIX):])
         return ("isbn", isbn) if isbn else None

@@ -348,8 +348,12 @@ def _any_keys(transform: str | None, term: str) -> tuple[list[str], list[str]]:
     query; the masked words, each looked up on its own)."""
     keys: dict[str, None] = {}
     masked = []
+    plain_identifiers = transform in T.IDENTIFIER_TRANSFORMS
     for w in T.words(term):
-        pattern, is_masked = T.key_pattern(transform, w)
+        if plain_identifiers and "*" not in w and "?" not in w and "\\" not in w:
+            pattern, is_masked = T.identifier_key(transform, w), False   # key_pattern's answer, sooner
+        else:
+            pattern, is_masked = T.key_pattern(transform, w)
         if is_masked:
             masked.append(w)
         elif pattern is not None:
