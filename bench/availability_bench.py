@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -37,7 +36,11 @@ import pymarc  # noqa: E402
 from sqlalchemy import event, insert  # noqa: E402
 
 from circulation import schema as s  # noqa: E402
-from circulation.availability_view import CirculationAvailability, available_title_ids, title_status  # noqa: E402
+from circulation.availability_view import (  # noqa: E402
+    CirculationAvailability,
+    available_title_ids,
+    title_status,
+)
 from circulation.service import Circulation  # noqa: E402
 from circulation.store import Clock, Database, install_network  # noqa: E402
 from lifecycle.profiles import load_all  # noqa: E402
