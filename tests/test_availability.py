@@ -503,3 +503,48 @@ async def test_an_outage_of_the_circulation_database_is_backend_unavailable(tmp_
             await CirculationAvailability(circ).title_status(["isbn:9784004310013"])
     finally:
         await circ.db.dispose()
+
+
+# --------------------------------------------------------------------------- the limit on every backend
+
+@pytest.fixture(scope="module", params=["sqlite", "elasticsearch"])
+def limit_catalog(request, tmp_path_factory):
+    from catalog_builder import backend_fixture, df, rec
+
+    c = backend_fixture(request, tmp_path_factory.mktemp(f"limit-{request.param}"))
+    c.load("iizuka", [
+        rec("L1", title="Libraries of Japan", fields=[df("020", a="4-00-431001-6")]),   # ISBN-10 in the record
+        rec("L2", title="Libraries and society", fields=[df("020", a="9784062880015")]),
+        rec("L3", title="Libraries without ISBN"),
+        rec("L4", title="Rivers of Japan", fields=[df("020", a="9784101010014")])])
+    yield c
+    c.close()
+
+
+def test_the_limit_through_the_route_on_every_backend(limit_catalog):
+    """local.available on the embedded index and on Elasticsearch alike: ISBN title ids
+    (an ISBN-10 record found by its ISBN-13 title id), a record-number title id, the clause
+    under and / not / or, and thousands of other titles in the same set."""
+    from search.result_sets import ResultSets
+    from search.route import Search, make_route
+
+    c = limit_catalog
+    by_001 = {r.members[0][1]: r.id for r in c.fetch(c.ids("cql.allRecords=1"))}
+    others = {f"isbn:978{n:010d}" for n in range(3000)}
+    src = _Source({"iizuka": {"isbn:9784004310013", str(by_001["L3"])} | others,
+                   "honami": {"isbn:9784062880015", "isbn:9784101010014"}, "kaita": set()})
+    route = make_route(c.catalog, availability=src)
+
+    def hits(cql):
+        async def go():
+            async with route.request():
+                rs = await route.search(Search(c.query(cql), ResultSets()))
+                return set(await route.page(rs, 0, rs.result.total))
+        return {k for k, v in by_001.items() if v in c.run(go())}
+
+    assert hits("dc.title=libraries and local.available=iizuka") == {"L1", "L3"}
+    assert hits("dc.title=libraries and local.available=honami") == {"L2"}
+    assert hits("dc.title=libraries not local.available=iizuka") == {"L2"}
+    assert hits('local.available any "iizuka honami"') == {"L1", "L2", "L3", "L4"}
+    assert hits("dc.title=rivers or local.available=kaita") == {"L4"}
+    assert hits("local.available=kaita") == set()
