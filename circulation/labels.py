@@ -57,3 +57,18 @@ PARTNER_NEXT_STEP: dict[State, str] = {
     S.ON_LOAN: "貸出中", S.OVERDUE: "延滞中", S.RECALLED: "返却請求中",
     S.RETURNED: "大学図書館へ返送", S.AWAITING_LOAN_COMPLETED: "大学図書館の受領待ち",
 }
+
+# A copy's availability as the catalogue shows it (circulation/availability_view.py): the
+# status keys of ``availability_view.CopyStatus.status``, in (Japanese, English).
+AVAILABILITY_LABELS = {
+    "available": ("在架", "Available"),
+    "on_loan": ("貸出中", "On loan"),
+    "on_hold_shelf": ("取置中", "On hold shelf"),
+    "in_transit": ("移送中", "In transit"),
+    "not_for_loan": ("館内のみ", "Library use only"),
+    "lost": ("所在不明", "Missing"),
+}
+# A title's live reservations, "予約 n 件" ({n}: the count).
+RESERVATIONS_LABEL = ("予約 {n} 件", "{n} reservation(s)")
+# A holding whose status nobody knows (no circulation database, or a copy it does not have).
+UNKNOWN_AVAILABILITY_LABEL = ("貸出状況不明", "Availability unknown")

@@ -203,6 +203,9 @@ items = Table(
     # lifecycle.item_table.ItemStatus: available | on_loan | in_transit | on_hold_shelf | lost | withdrawn
     Column("status", String(16), nullable=False, server_default=ItemStatus.AVAILABLE.value),
     Column("updated_at", DateTime),
+    # the titles with a copy in at a branch, read from the index alone (the search limit
+    # local.available: circulation/availability_view.py)
+    Index("ix_items_shelf", "current_branch", "status", "circulating", "newest_issue", "ill", "title_id"),
 )
 
 # One row per title that has (or had) a queue: the row that serializes trapping and

@@ -32,9 +32,12 @@ from sru.binding import decode_form, merge
 from sru.cql import parse_cql
 from sru.diagnostics import Diagnostic, SRUDiagnosticError
 from sru.explain import explain_record
+from sru.record_schemas import OPAC as OPAC_SCHEMA
+from sru.record_schemas import render_record
 from z3950 import rpn
 from z3950.diagnostics import Bib1Diagnostic, to_query_error
 
+from .availability import holdings_of_page, opac_holdings
 from .http_shell import handler_args, use_tolerant_request_parser
 
 log = logging.getLogger("unioncat.gateway")
@@ -132,7 +135,11 @@ class SRUService:
             return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
                                               result_set_ttl=rs.ttl, diagnostics=diagnostics)
         page_ids = await self.route.page(rs, start - 1, req.maximum_records) if req.maximum_records else []
-        records = await self.route.fetch(page_ids)
+        records: list = await self.route.fetch(page_ids)
+        if req.schema is OPAC_SCHEMA and records:
+            # holdings with their live status: one read of the circulation database per page
+            page = await self.route.call(holdings_of_page(self.route.availability, records))
+            records = [render_record(r, OPAC_SCHEMA, opac_holdings(page[r.id])) for r in records]
         facets = None
         limits = sp.resolve_facet_limit(req.facet_limit, config.facets) if req.version == "2.0" else {}
         if limits:
@@ -228,7 +235,12 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
                                   database_description="Union catalog of the member libraries (unioncat)")
-    route = make_route(catalog, load_libraries().names(), timeout=search_timeout)
+    availability = None
+    if circulation is not None:   # live availability in records and the local.available limit
+        from circulation.availability_view import CirculationAvailability
+
+        availability = CirculationAvailability(circulation)
+    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability)
     svc = SRUService(route, settings)
     use_tolerant_request_parser()
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())

@@ -365,11 +365,18 @@ def _serve_circ_options(p) -> None:
                    "address; use 'always' behind a TLS proxy on loopback")
 
 
-def _serve_circulation(args, data_dir: Path) -> dict:
-    """run_server's circulation options from the serve command line (CircError: said in one line)."""
+def _serve_circ_url(args, data_dir: Path) -> str | None:
+    """The circulation database serve uses: --circ-db, $UNIONCAT_CIRC_DB, else
+    DATA_DIR/circulation.db when it exists (also what a Z39.50 worker reads availability from)."""
     url = args.circ_db or os.environ.get(CIRC_DB_ENV)
     if not url and (data_dir / "circulation.db").exists():
         url = f"sqlite+aiosqlite:///{(data_dir / 'circulation.db').resolve()}"
+    return url
+
+
+def _serve_circulation(args, data_dir: Path) -> dict:
+    """run_server's circulation options from the serve command line (CircError: said in one line)."""
+    url = _serve_circ_url(args, data_dir)
     from .ill_service import ConfigError, load_config
 
     try:
@@ -436,7 +443,8 @@ def cmd_serve(args) -> int:
         from .z3950_workers import run_worker
 
         use_event_loop(args.event_loop)
-        run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of)
+        run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of,
+                   circ_db=_serve_circ_url(args, data_dir))
         return 0
     try:
         circ = _serve_circulation(args, data_dir)

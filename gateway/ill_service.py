@@ -9,7 +9,6 @@ see docs/ill.md and docs/ncip.md.
 from __future__ import annotations
 
 import logging
-import re
 import tomllib
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from aiohttp import web
 
 from circulation.ill.common import Ill
 from circulation.ill.node import IllNode
-from circulation.ill.titles import Title, Wanted, normal_isbn
+from circulation.ill.titles import Title, Wanted
 from circulation.ill.worker import IllWorker
 from connectors import ncip as ncip_connector
 from connectors import opac_availability
@@ -26,6 +25,7 @@ from connectors.iso18626 import config as ill_config
 from connectors.iso18626_client import Sender
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.query_model import QueryError
+from search.titles import isbn_title_id, isbns_of, parse_title_id, primary_title_id
 from sru.cql import parse_cql
 
 from . import iso18626_endpoint, ncip_endpoint
@@ -52,16 +52,6 @@ def load_config(path: Path | None):
         raise ConfigError(f"{path}: {e}") from None
 
 
-def _isbns(marc) -> list[str]:
-    out = []
-    for f in marc.get_fields("020"):
-        for v in f.get_subfields("a"):
-            n = normal_isbn(v.split(" ")[0])
-            if n:
-                out.append(n)
-    return out
-
-
 def _first(marc, tag: str, codes: str) -> str:
     f = marc[tag] if tag in marc else None
     if f is None:
@@ -70,8 +60,9 @@ def _first(marc, tag: str, codes: str) -> str:
 
 
 class CatalogTitles:
-    """Titles as the union catalog knows them: a title id ``isbn:<ISBN>`` (the form the
-    circulation items use) or the union record's number; the libraries holding it are
+    """Titles as the union catalog knows them: a title id ``isbn:<ISBN-13>`` (the form the
+    circulation items use) or the union record's number, mapped to and from union records
+    by search/titles.py (the one place that mapping lives); the libraries holding it are
     the record's holdings."""
 
     def __init__(self, catalog: Catalog):
@@ -88,8 +79,8 @@ class CatalogTitles:
 
     def _title(self, rec, title_id: str | None = None) -> Title:
         marc = rec.marc
-        isbns = _isbns(marc)
-        return Title(title_id or (f"isbn:{isbns[0]}" if isbns else str(rec.id)),
+        isbns = isbns_of(rec)
+        return Title(title_id or primary_title_id(rec),
                      title=_first(marc, "245", "ab"), author=_first(marc, "100", "a") or _first(marc, "110", "a"),
                      isbn=isbns[0] if isbns else "", publisher=_first(marc, "264", "b") or _first(marc, "260", "b"),
                      date=_first(marc, "264", "c") or _first(marc, "260", "c"),
@@ -97,18 +88,20 @@ class CatalogTitles:
                      local_ids=dict(rec.members))
 
     async def describe(self, title_id: str, conn=None) -> Title | None:
-        if title_id.startswith("isbn:"):
-            isbn = normal_isbn(title_id[5:])
-            recs = await self._records(f'bath.isbn="{isbn}"') if isbn else []
-        elif re.fullmatch(r"[0-9]{1,12}", title_id):
-            recs = await self.catalog.fetch([int(title_id)])
+        parsed = parse_title_id(title_id)
+        if parsed is None:
+            return None
+        kind, value = parsed
+        if kind == "isbn":
+            recs = await self._records(f'bath.isbn="{value}"')
         else:
-            recs = []
+            recs = await self.catalog.fetch([int(value)])
         return self._title(recs[0], title_id) if recs else None
 
     async def find(self, wanted: Wanted, conn=None) -> Title | None:
         for isbn in wanted.isbns:
-            found = await self.describe(f"isbn:{normal_isbn(isbn)}")
+            title_id = isbn_title_id(isbn)
+            found = await self.describe(title_id) if title_id else None
             if found is not None:
                 return found
         for rid in wanted.record_ids:

@@ -21,14 +21,16 @@ import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
-from typing import Callable, Mapping
+from typing import Mapping
 
 from indexers.backend import BackendUnavailable
 from indexers.query_model import Query, QueryError, SortKey
+from search.availability import AvailabilitySource
 from search.result_sets import ResultSet, ResultSets
 from search.route import Search, SearchRoute
 from sru.cql import parse_cql
 from sru.diagnostics import SRUDiagnosticError
+from sru.record_schemas import OPAC as OPAC_SCHEMA
 from sru.record_schemas import RecordSchema, render_record, resolve_schema
 from z3950 import charneg, rpn
 from z3950 import pdu as P
@@ -36,6 +38,8 @@ from z3950 import records as R
 from z3950.ber import BERError
 from z3950.diagnostics import Bib1Diagnostic, from_query_error
 from z3950.session import TARGET, ConnectionClosed, NeedData, ProtocolViolation, Session
+
+from .availability import holdings_of_page, opac_holdings, z3950_availability, z3950_record
 
 log = logging.getLogger("unioncat.z3950")
 
@@ -70,10 +74,14 @@ def _implementation_version() -> str:
 class Z3950Service:
     route: SearchRoute
     settings: Z3950Settings = field(default_factory=Z3950Settings)
-    availability: Callable | None = None         # (holding) -> records.Availability, when circulation is known
+    # the circulation database's view (search/availability.py): OPAC circulationData and
+    # SUTRS availability lines, read once per page of records; default: the route's
+    availability: AvailabilitySource | None = None
     sessions: int = 0
 
     def __post_init__(self):
+        if self.availability is None:
+            self.availability = self.route.availability
         self.catalog = self.route.catalog
         self.config = self.catalog.config
         self.bib1 = rpn.load_bib1_mapping()
@@ -160,6 +168,10 @@ class Z3950Service:
             ids = await self._timed(self.route.page(rs, start - 1, count))
             slow = ids
         fetched = await self._timed(self.route.fetch(slow)) if slow else []
+        page = None
+        if self.availability is not None and (syntax in (R.OPAC, R.SUTRS) or schema is OPAC_SCHEMA):
+            # the live status of the page's holdings: one read of the circulation database
+            page = await self._timed(self.route.call(holdings_of_page(self.availability, fetched)))
         by_id = {r.id: r for r in fetched}
         out: list[P.NamePlusRecord] = []
         total = 0
@@ -176,14 +188,18 @@ class Z3950Service:
                     continue
                 try:
                     if schema is not None:
-                        rendered = render_record(record, schema)
+                        holdings = opac_holdings(page[rid]) if page is not None and schema is OPAC_SCHEMA else None
+                        rendered = render_record(record, schema, holdings)
                         if rendered.diagnostic is not None:
                             raise R.RecordSyntaxError(R.DIAG_RECORD_NOT_IN_SYNTAX, str(rid),
                                                       rendered.diagnostic.text or "")
                         data = R.xml_external(rendered.as_string(), syntax)
                     else:
-                        data = R.encode_record(record, syntax, esn, availability=self.availability,
-                                               encoding=encoding)
+                        if page is not None:
+                            data = R.encode_record(z3950_record(page, record), syntax, esn,
+                                                   availability=z3950_availability, encoding=encoding)
+                        else:
+                            data = R.encode_record(record, syntax, esn, encoding=encoding)
                 except R.RecordSyntaxError as e:
                     out.append(P.NamePlusRecord(rs.database.name, diagnostic=P.Diagnostic(e.code, e.addinfo)))
                     continue

@@ -69,15 +69,25 @@ class Workers:
         self.procs = []
 
 
-def run_worker(catalog, host: str, port: int, parent: int) -> None:
-    """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit."""
+def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None) -> None:
+    """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit.
+    ``circ_db``: the serving process's circulation database, read for availability
+    (OPAC circulationData, the local.available limit) through a small pool of its own."""
     from indexers.holdings import load_libraries
     from search.route import make_route
 
     from .z3950_server import Z3950Server, make_service
 
     async def main() -> None:
-        server = Z3950Server(make_service(make_route(catalog, load_libraries().names())))
+        circ = availability = None
+        if circ_db:
+            from circulation.availability_view import CirculationAvailability
+            from circulation.service import Circulation
+            from circulation.store import Database
+
+            circ = Circulation(Database(circ_db, pool_size=4))
+            availability = CirculationAvailability(circ)
+        server = Z3950Server(make_service(make_route(catalog, load_libraries().names(), availability=availability)))
         await server.start(host, port, reuse_port=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -91,6 +101,8 @@ def run_worker(catalog, host: str, port: int, parent: int) -> None:
                     pass
         finally:
             await server.close()
+            if circ is not None:
+                await circ.db.dispose()
             if hasattr(catalog, "aclose"):
                 await catalog.aclose()
             elif hasattr(catalog, "close"):

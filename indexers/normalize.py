@@ -436,6 +436,8 @@ def normalize_isbn(value: str) -> str | None:
     """
     if not value:
         return None
+    if len(value) == 13 and value.isdigit() and value.isascii() and value[:3] in ("978", "979"):
+        return value        # already ISBN-13 digits (the common case of lookups): as the general path gives
     if not value.isascii():
         value = _nfkc("NFKC", value).translate(_DASHES)
     for m in _ISBN_RUN.finditer(value):

@@ -12,6 +12,9 @@ place (``SEARCH_STEPS``, ``make_route``):
     translate          the front end's parser, when it handed over text rather
                        than a query (so a bad database is reported before a bad query)
     restrict           the query limited to the database's library
+    limit_available    ``local.available = <branch>`` clauses replaced by the union
+                       records with a copy in there now, asked of the circulation
+                       database (search/availability.py)
     reuse_live_set     the same query on an unchanged catalog reuses a live set's
                        hits (SRU; off for Z39.50, whose sets are named by the client)
     run_search         the catalog's search, cql.resultSetId resolved in the
@@ -36,13 +39,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.query_model import Query, QueryError
 from indexers.records import FacetValue, ScanTerm, SearchResult, UnionRecord
 
+from .availability import AVAILABLE_INDEX, AvailabilitySource, limit_available
 from .databases import Database, Databases
 from .result_sets import ResultSet, ResultSets
 
@@ -85,6 +89,7 @@ class Search:
     reuse: bool = False                     # may a live set of the same query be reused
 
     restricted: Query | None = None
+    extra_sets: dict[str, SearchResult] = field(default_factory=dict)   # sets the steps made (the limit)
     key: str = ""
     result: SearchResult | None = None
     kept: ResultSet | None = None
@@ -152,8 +157,11 @@ async def run_search(route: "SearchRoute", s: Search) -> None:
     if s.result is not None:
         return
     assert s.restricted is not None, "restrict comes first"
+    sets = s.sets.as_mapping()
+    if s.extra_sets:
+        sets = {**sets, **s.extra_sets}
     try:
-        s.result = await route.call(route.catalog.search(s.restricted, result_sets=s.sets.as_mapping()))
+        s.result = await route.call(route.catalog.search(s.restricted, result_sets=sets))
     except BaseException:
         if s.name is not None and s.drop_stale:
             s.sets.remove(s.name)   # a failed search leaves no stale set under this name
@@ -166,16 +174,18 @@ async def keep_result_set(route: "SearchRoute", s: Search) -> None:
                         sort=s.restricted.sort)
 
 
-SEARCH_STEPS: tuple[Step, ...] = (check_result_set, resolve_database, translate, restrict, reuse_live_set,
-                                  run_search, keep_result_set)
+SEARCH_STEPS: tuple[Step, ...] = (check_result_set, resolve_database, translate, restrict, limit_available,
+                                  reuse_live_set, run_search, keep_result_set)
 
 
 # --------------------------------------------------------------------------- the route
 
 class SearchRoute:
     def __init__(self, catalog: Catalog, databases: Databases, *, timeout: float = DEFAULT_TIMEOUT,
-                 steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic):
+                 steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic,
+                 availability: AvailabilitySource | None = None):
         self.catalog = catalog
+        self.availability = availability     # the circulation database's view, when served with one
         self.databases = databases
         self.timeout = timeout
         self.steps = tuple(steps)
@@ -243,6 +253,8 @@ class SearchRoute:
         return await self.call(self.catalog.facets(rs.result, list(names), limit))
 
     async def scan(self, index: str, term: str, position: int, count: int) -> list[ScanTerm]:
+        if index.lower() == AVAILABLE_INDEX:
+            raise QueryError(16, index, f"{AVAILABLE_INDEX} is a search limit and cannot be scanned")
         return await self.call(self.catalog.scan(index, term, position, count))
 
 
@@ -254,7 +266,9 @@ def catalog_timeout(catalog: Catalog, timeout: float = DEFAULT_TIMEOUT) -> float
 
 
 def make_route(catalog: Catalog, libraries=(), *, timeout: float = DEFAULT_TIMEOUT,
-               steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic) -> SearchRoute:
-    """The route every front end of one catalog uses (configured here, once)."""
+               steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic,
+               availability: AvailabilitySource | None = None) -> SearchRoute:
+    """The route every front end of one catalog uses (configured here, once);
+    ``availability``: the circulation database's view (search/availability.py)."""
     return SearchRoute(catalog, Databases(libraries), timeout=catalog_timeout(catalog, timeout), steps=steps,
-                       clock=clock)
+                       clock=clock, availability=availability)

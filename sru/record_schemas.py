@@ -18,6 +18,7 @@ first and the romanized one follows.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pymarc
@@ -105,7 +106,19 @@ JSON = RecordSchema(
     ("marcjson", "marc-in-json", "application/marc+json"),
 )
 
-SCHEMAS: dict[str, RecordSchema] = {s.name: s for s in (MARCXML, DC, MODS, JSON)}
+# YAZ's OPAC XML (etc/opacxml.xsd; no target namespace): the Z39.50 OPAC record -- the
+# MARCXML record and its holdings with their circulation status -- as YAZ and Zebra give
+# it under the schema name "opac". The identifier is the project's: none is registered.
+OPAC = RecordSchema(
+    "opac",
+    "info:unioncat/schema/opacxml-1",
+    "OPAC XML (YAZ): the MARCXML record with its holdings and their availability",
+    "",
+    None,
+    ("opacxml", "opac-xml", "opacrecord"),
+)
+
+SCHEMAS: dict[str, RecordSchema] = {s.name: s for s in (MARCXML, DC, MODS, JSON, OPAC)}
 
 _LOOKUP: dict[str, RecordSchema] = {}
 for _s in SCHEMAS.values():
@@ -172,10 +185,13 @@ class RenderedRecord:
         return ""
 
 
-def render_record(record, schema: RecordSchema | str) -> RenderedRecord:
+def render_record(record, schema: RecordSchema | str, holdings: Sequence[OpacHolding] | None = None
+                  ) -> RenderedRecord:
     """Render a UnionRecord (or a bare pymarc.Record) in a schema.  A record that
     cannot be rendered gives a surrogate diagnostic (67) instead of an
-    exception; ``None`` (a record withdrawn since the search) gives 65."""
+    exception; ``None`` (a record withdrawn since the search) gives 65.
+    ``holdings``: for the OPAC schema, the holdings with their circulation status
+    (default: the record's own holdings, status unknown)."""
     if isinstance(schema, str):
         schema = resolve_schema(schema)
     if record is None:
@@ -194,6 +210,8 @@ def render_record(record, schema: RecordSchema | str) -> RenderedRecord:
         if schema is JSON:
             return RenderedRecord(schema, text=marc_json_text(marc_of(record)),
                                   identifier=rid)
+        if schema is OPAC:
+            return RenderedRecord(schema, element=opac_element(record, holdings), identifier=rid)
     except Exception as exc:  # noqa: BLE001 - never drop a record silently
         return RenderedRecord(
             None,
@@ -541,3 +559,80 @@ def mods_element(record) -> etree._Element:
     if len(ri) == 0:
         mods.remove(ri)
     return mods
+
+
+# --------------------------------------------------------------------------
+# OPAC XML (YAZ's opacxml.xsd): the Z39.50 OPAC record in XML
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpacCirculation:
+    """One ``circulation`` element: a copy's status (the Z39.50 CircRecord)."""
+
+    available_now: bool
+    availability_date: str | None = None
+    available_thru: str | None = None
+    restrictions: str | None = None
+    item_id: str | None = None
+    renewable: bool = False
+    on_hold: bool = False
+    temporary_location: str | None = None
+
+
+@dataclass(frozen=True)
+class OpacHolding:
+    """One ``holding`` element (the Z39.50 holdingsAndCirc); ``circulation`` None: the
+    status is unknown and the element has no ``circulations``."""
+
+    nuc_code: str | None = None
+    local_location: str | None = None
+    shelving_location: str | None = None
+    call_number: str | None = None
+    copy_number: str | None = None
+    public_note: str | None = None
+    circulation: OpacCirculation | None = None
+
+
+def opac_holding(h) -> OpacHolding:
+    """A catalog holding (indexers.records.Holding) with its status unknown."""
+    return OpacHolding(h.library, h.branch, h.location, h.call_number, h.barcode)
+
+
+def _opt(parent, tag: str, value) -> None:
+    if value is not None and value != "":
+        etree.SubElement(parent, tag).text = xml_safe(str(value))
+
+
+def _flag(parent, tag: str, value: bool) -> None:
+    etree.SubElement(parent, tag, value="1" if value else "0")
+
+
+def opac_element(record, holdings: Sequence[OpacHolding] | None = None) -> etree._Element:
+    """``opacRecord``: ``bibliographicRecord`` holding the MARCXML record, and
+    ``holdings`` with one ``holding`` per entry of ``holdings`` (default: the record's
+    own holdings, status unknown), children in the schema's order; empty values are
+    left out; booleans are ``value="1"``/``"0"`` as YAZ writes them."""
+    if holdings is None:
+        holdings = [opac_holding(h) for h in _holdings(record)]
+    root = etree.Element("opacRecord")
+    etree.SubElement(root, "bibliographicRecord").append(marcxml_element(marc_of(record)))
+    hs = etree.SubElement(root, "holdings")
+    for h in holdings:
+        el = etree.SubElement(hs, "holding")
+        _opt(el, "nucCode", h.nuc_code)
+        _opt(el, "localLocation", h.local_location)
+        _opt(el, "shelvingLocation", h.shelving_location)
+        _opt(el, "callNumber", h.call_number)
+        _opt(el, "copyNumber", h.copy_number)
+        _opt(el, "publicNote", h.public_note)
+        c = h.circulation
+        if c is not None:
+            circ = etree.SubElement(etree.SubElement(el, "circulations"), "circulation")
+            _flag(circ, "availableNow", c.available_now)
+            _opt(circ, "availabilityDate", c.availability_date)
+            _opt(circ, "availableThru", c.available_thru)
+            _opt(circ, "restrictions", c.restrictions)
+            _opt(circ, "itemId", c.item_id)
+            _flag(circ, "renewable", c.renewable)
+            _flag(circ, "onHold", c.on_hold)
+            _opt(circ, "temporaryLocation", c.temporary_location)
+    return root

@@ -34,6 +34,10 @@ RECORD_SCHEMA_FILES = {
     "http://explain.z3950.org/dtd/2.0/": "zeerex-2.0.xsd",
 }
 DIAGNOSTIC_SCHEMA = "info:srw/schema/1/diagnostics-v1.1"
+# YAZ's OPAC XML: validated against the official opacxml.xsd beside the checkout
+# (../shared/standards/marcxml), its MARCXML record against the MARCXML schema
+OPAC_SCHEMA = "info:unioncat/schema/opacxml-1"
+OPACXML_XSD = Path(__file__).resolve().parents[2] / "shared" / "standards" / "marcxml" / "opacxml.xsd"
 JSON_SCHEMA = "info:unioncat/schema/marc-in-json-1"
 
 
@@ -97,6 +101,9 @@ def validate_record(data, schema_uri: str, version: str) -> None:
         return
     if isinstance(data, (str, bytes)):
         data = etree.fromstring(data.encode("utf-8") if isinstance(data, str) else data)
+    if schema_uri == OPAC_SCHEMA:
+        validate_opac(data)
+        return
     if schema_uri == DIAGNOSTIC_SCHEMA:
         filename = "srw-diagnostic.xsd" if version in ("1.1", "1.2") else "sru-2.0-diagnostic.xsd"
     else:
@@ -104,6 +111,24 @@ def validate_record(data, schema_uri: str, version: str) -> None:
         if filename is None:
             raise AssertionError(f"no schema known for recordSchema {schema_uri!r}")
     _check(load_schema(filename), data, f"record ({schema_uri})")
+
+
+@functools.lru_cache(maxsize=None)
+def opacxml_schema() -> etree.XMLSchema:
+    assert OPACXML_XSD.is_file(), f"the official opacxml.xsd is not beside this checkout ({OPACXML_XSD})"
+    return etree.XMLSchema(etree.parse(str(OPACXML_XSD)))
+
+
+def validate_opac(data) -> etree._Element:
+    """An OPAC XML record (text or element) is valid against YAZ's official opacxml.xsd,
+    and the MARCXML record inside it against the MARCXML schema."""
+    if isinstance(data, (str, bytes)):
+        data = etree.fromstring(data.encode("utf-8") if isinstance(data, str) else data)
+    _check(opacxml_schema(), data, "OPAC XML record (opacxml.xsd)")
+    bib = data.find("bibliographicRecord")
+    for rec in bib:
+        _check(load_schema("marcxml-slim.xsd"), rec, "the OPAC record's MARCXML record")
+    return data
 
 
 def validate_sru(xml_bytes: bytes, version: str) -> etree._ElementTree:

@@ -91,7 +91,8 @@ def run(coro):
 
 def test_steps_are_one_list_in_order():
     assert [s.__name__ for s in SEARCH_STEPS] == ["check_result_set", "resolve_database", "translate", "restrict",
-                                                  "reuse_live_set", "run_search", "keep_result_set"]
+                                                  "limit_available", "reuse_live_set", "run_search",
+                                                  "keep_result_set"]
 
 
 def test_a_library_database_restricts_and_the_union_does_not():

@@ -122,6 +122,24 @@ def test_chinese_form_in_record_matches_japanese_form_query(cat):
 def test_isbn_10_and_13_are_equal(cat):
     assert H(cat, "bath.isbn=0306406152") == {"a1"}
     assert H(cat, "bath.isbn=978-0-306-40615-7") == {"a1"}
+
+
+def test_any_on_a_key_index_with_many_values(cat):
+    """``any`` on a key index is one set lookup however many values it carries (the
+    search limit local.available sends thousands of ISBNs): the same records as the
+    values one by one, ISBN-10 and 13 alike, masked values still honoured."""
+    others = " ".join(f"978{n:010d}" for n in range(5000))
+    assert H(cat, f'bath.isbn any "{others} 0306406152"') == {"a1"}
+    assert H(cat, f'bath.isbn any "{others} 978-0-306-40615-7 978030640615*"') == {"a1"}
+    assert H(cat, f'bath.isbn any "{others}"') == set()
+    assert H(cat, 'bath.isbn any "9780306406157" and dc.title=history') == {"a1"}
+
+
+def test_an_index_without_fields_is_not_searchable_in_the_catalog(cat):
+    """local.available is a limit the search route evaluates; the catalog itself says 16."""
+    with pytest.raises(QueryError) as e:
+        cat.search("dc.title=libraries and local.available=iizuka")
+    assert e.value.code == 16
     assert H(cat, "dc.identifier=0-306-40615-2") == {"a1"}
 
 

@@ -29,6 +29,7 @@ from sru.record_schemas import (
     MARCXML,
     MODS,
     MODS_NS,
+    OPAC,
     RenderedRecord,
     dc_values,
     marc_json,
@@ -830,7 +831,7 @@ class TestExplain:
                             "[@type='relation']/text()", namespaces=Z)
         assert "adj" not in date_rel and "<=" in date_rel
         assert el.xpath("z:schemaInfo/z:schema/@identifier", namespaces=Z) == [
-            MARCXML.uri, DC.uri, MODS.uri, JSON.uri]
+            MARCXML.uri, DC.uri, MODS.uri, JSON.uri, OPAC.uri]
         rel = el.xpath("z:configInfo/z:supports[@type='relation']/text()", namespaces=Z)
         assert set(rel) == {"=", "==", "exact", "adj", "all", "any", "<", "<=", ">", ">=",
                             "<>", "within"}

@@ -55,10 +55,12 @@ copyNumber [13]     ``Holding.barcode``.  The ASN.1 comment says 852 $t (copy
                     (852 $p, piece designation) is the one identifier that
                     tells copies apart, and without circulation data it would
                     otherwise not reach the client at all
+publicNote [14]     the holding's ``public_note`` when it has one (the server's
+                    holdings carry the status in words: gateway/availability.py)
 circulationData     one CircRecord when the ``availability`` callable gives an
 [19]                ``Availability`` for the holding, none otherwise (the
-                    server passes no callable until the lifecycle engine
-                    exists); its itemId is ``Availability.item_id``, or the
+                    server gives it from the circulation database, when it has
+                    one); its itemId is ``Availability.item_id``, or the
                     barcode when that is None
 ==================  ==========================================================
 
@@ -545,6 +547,7 @@ def _holdings_and_circ(h, availability, encoding: str) -> bytes:
         _istr(10, h.location, encoding),       # shelvingLocation
         _istr(11, h.call_number, encoding),    # callNumber
         _istr(13, h.barcode, encoding),        # copyNumber
+        _istr(14, getattr(h, "public_note", None), encoding),   # publicNote, when the holding has one
     ]
     a = availability(h) if availability is not None else None
     if a is not None:

@@ -88,7 +88,7 @@ class _Compiler:
 
     def fields_of(self, clause: Clause) -> list[str]:
         idx = self.config.indexes.get(clause.index)
-        if idx is None:
+        if idx is None or not idx.fields:   # no fields: a limit the search route evaluates (local.available)
             raise QueryError(16, clause.index, f"unsupported index {clause.index}")
         return list(idx.fields)
 
@@ -219,6 +219,14 @@ class _Compiler:
             k = T.range_key(transform, term)
             return {"bool": {"filter": [_any([{"exists": {"field": f}} for f in kf])],
                              "must_not": [{"term": {f: k}} for f in kf]}}
+        if rel == "any" and words:
+            # the plain keys as one terms query (a clause may carry thousands: the search
+            # limit local.available), masked words each as before
+            keys, masked_words = _any_keys(transform, term)
+            parts = [self.term_table(fields, "=", w, transform) for w in masked_words]
+            if keys:
+                parts.insert(0, _any([{"terms": {f: keys}} for f in kf]))
+            return _any(parts) if parts else MATCH_NONE
         if rel in ("any", "all") and words:
             parts = [self.term_table(fields, "=", w, transform) for w in T.words(term)]
             if not parts:
@@ -335,6 +343,24 @@ def _range(fields: list[str], op: str, v: int, op2: str | None = None, v2: int |
             if x >= INT_MIN:
                 cond["gt" if o == ">" else "gte"] = x
     return _any([{"range": {f: cond}} if cond else {"exists": {"field": f}} for f in fields])
+
+
+def _any_keys(transform: str | None, term: str) -> tuple[list[str], list[str]]:
+    """The words of an ``any`` term on a key field: (their keys, once each, for one terms
+    query; the masked words, each looked up on its own)."""
+    keys: dict[str, None] = {}
+    masked = []
+    plain_identifiers = transform in T.IDENTIFIER_TRANSFORMS
+    for w in T.words(term):
+        if plain_identifiers and "*" not in w and "?" not in w and "\\" not in w:
+            pattern, is_masked = T.identifier_key(transform, w), False   # key_pattern's answer, sooner
+        else:
+            pattern, is_masked = T.key_pattern(transform, w)
+        if is_masked:
+            masked.append(w)
+        elif pattern is not None:
+            keys.setdefault(pattern)
+    return list(keys), masked
 
 
 def _ids(ids) -> dict:
