@@ -46,8 +46,7 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.ncip import build as B
@@ -70,6 +69,7 @@ from lifecycle.model import Decision
 
 from . import holds, loans, routing
 from . import schema as s
+from .availability import Unavailable, unavailable
 from .ill.requester import KIND as PARTNER_KIND
 from .ill.requester import partner_library
 from .ill.titles import ItemTitles, Titles, Wanted, normal_isbn
@@ -91,10 +91,6 @@ LOCAL = ZoneInfo("Asia/Tokyo")      # the database keeps naive local times
 CHANNEL = "counter"                 # what an NCIP client does, it does as staff at a counter
 HOLD_ACTIONS = ("Hold For Pickup", "Hold For Pickup And Notify")
 BARCODE_PREFIX = "NCIP"             # a copy whose ItemId we could not take: NCIP<request id>
-
-
-class Unavailable(Exception):
-    """The circulation database cannot be reached."""
 
 
 class Refused(Exception):
@@ -210,11 +206,9 @@ class NcipNode:
                 # the state moved under us (another counter, a job): nothing was written
                 return B.problem_response(service, (B.problem(
                     General.TEMPORARY_PROCESSING_FAILURE, f"try again: {e}"),), header)
-        except (OperationalError, InterfaceError, PoolTimeout, OSError, ConnectionError) as e:
-            raise Unavailable(str(e).splitlines()[0][:200] if str(e) else type(e).__name__) from None
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise Unavailable(str(e).splitlines()[0][:200]) from None
+        except Exception as e:
+            if unavailable(e):
+                raise Unavailable.of(e) from None
             raise
         return dataclasses.replace(response, response_header=header)
 
