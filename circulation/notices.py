@@ -130,44 +130,64 @@ class NoticeError(Exception):
 WEEKDAYS_JA = "月火水木金土日"
 
 
-def _as_date(v) -> date:
+def _as_datetime(v, zone=None) -> datetime:
+    """A value of the notice as the service's local time: a naive time is local already,
+    an aware one (a snapshot written with its offset) is shown in ``zone``."""
     if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    if isinstance(v, str):
-        return datetime.fromisoformat(v).date()
-    raise NoticeError(f"not a date: {v!r}")
-
-
-def _as_datetime(v) -> datetime:
-    if isinstance(v, datetime):
-        return v
-    if isinstance(v, date):
+        t = v
+    elif isinstance(v, date):
         return datetime(v.year, v.month, v.day)
-    if isinstance(v, str):
-        return datetime.fromisoformat(v)
-    raise NoticeError(f"not a date and time: {v!r}")
+    elif isinstance(v, str):
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            raise NoticeError(f"not a date and time: {v!r}") from None
+    else:
+        raise NoticeError(f"not a date and time: {v!r}")
+    if t.tzinfo is not None:
+        if zone is None:
+            raise NoticeError(f"no time zone to show {v!r} in")
+        t = t.astimezone(zone).replace(tzinfo=None)
+    return t
 
 
-def date_ja(v) -> str:
-    d = _as_date(v)
+def _as_date(v, zone=None) -> date:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    if isinstance(v, str) and len(v) == 10:
+        try:
+            return date.fromisoformat(v)
+        except ValueError:
+            raise NoticeError(f"not a date: {v!r}") from None
+    try:
+        return _as_datetime(v, zone).date()
+    except NoticeError:
+        raise NoticeError(f"not a date: {v!r}") from None
+
+
+def date_ja(v, zone=None) -> str:
+    d = _as_date(v, zone)
     return f"{d.year}年{d.month}月{d.day}日({WEEKDAYS_JA[d.weekday()]})"
 
 
-def date_en(v) -> str:
-    d = _as_date(v)
+def date_en(v, zone=None) -> str:
+    d = _as_date(v, zone)
     return f"{d:%a} {d.day} {d:%b %Y}"
 
 
-def datetime_ja(v) -> str:
-    t = _as_datetime(v)
+def datetime_ja(v, zone=None) -> str:
+    t = _as_datetime(v, zone)
     return f"{date_ja(t)} {t:%H:%M}"
 
 
-def datetime_en(v) -> str:
-    t = _as_datetime(v)
+def datetime_en(v, zone=None) -> str:
+    t = _as_datetime(v, zone)
     return f"{date_en(t)}, {t:%H:%M}"
+
+
+def _in_zone(f):
+    """``f`` as a template filter: the service's zone comes with the context (``zone``)."""
+    return jinja2.pass_context(lambda ctx, v: f(v, ctx.get("zone")))
 
 
 @dataclass(frozen=True)
@@ -185,8 +205,8 @@ class Templates:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.directory)), undefined=jinja2.StrictUndefined,
             autoescape=False, keep_trailing_newline=True, trim_blocks=True)
-        self.env.filters.update(date_ja=date_ja, date_en=date_en, datetime_ja=datetime_ja,
-                                datetime_en=datetime_en)
+        self.env.filters.update(date_ja=_in_zone(date_ja), date_en=_in_zone(date_en),
+                                datetime_ja=_in_zone(datetime_ja), datetime_en=_in_zone(datetime_en))
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         problems = []
         for kind in KINDS:
@@ -286,6 +306,7 @@ class _Loaded:
     visible_days: int
     branch_names: dict[str, str]
     loan_title: str | None
+    zone: Any = None              # the service's time zone (aware values are shown in it)
 
 
 async def _load(conn: AsyncConnection, circ, notice) -> _Loaded:
@@ -327,7 +348,7 @@ async def _load(conn: AsyncConnection, circ, notice) -> _Loaded:
                     s.title_queues.c.title_id == item.title_id))).scalar()
                 loan_title = loan_title or " ".join(x for x in (item.call_number, item.barcode) if x)
     return _Loaded(notice, patron, request, loan, data, library_name, rules, visible_days, names,
-                   loan_title)
+                   loan_title, circ.clock.tz)
 
 
 def _contact_method(ld: _Loaded) -> str:
@@ -347,7 +368,7 @@ def _context(ld: _Loaded, lang: str) -> dict[str, Any]:
     cancel_channel = data.get("channel") or (r.cancel_channel if r is not None else None)
     reason = data.get("reason") or (r.cancel_reason if r is not None else None)
     ctx: dict[str, Any] = {
-        "kind": n.kind,
+        "kind": n.kind, "zone": ld.zone,
         "addressee": p.name or (f"利用者番号 {p.card_number}" if lang == "ja" else f"library user (card {p.card_number})"),
         "patron_name": p.name, "card_number": p.card_number, "email": p.email,
         "library_name": ld.library_name, "visible_days": ld.visible_days,
@@ -367,7 +388,7 @@ def _context(ld: _Loaded, lang: str) -> dict[str, Any]:
         "data": data,
     }
     for k, v in data.items():                 # the notice's own snapshot wins
-        if k not in ("data", "kind", "contact_method") and v is not None:
+        if k not in ("data", "kind", "contact_method", "zone") and v is not None:
             ctx[k] = v
     ctx["contact_label"] = _label(CONTACT_LABELS, ctx["contact_method"], lang)
     request_kind = (r.kind if r is not None else data.get("kind")) or "reservation"
@@ -525,7 +546,7 @@ async def dispatch_due(circ, mailer, *, batch: int = 50, max_attempts: int = 6,
             error = None
             try:
                 await mailer.send(out.to, out.subject, out.body, message_id=out.message_id,
-                                  date=circ.now(), from_address=out.from_address)
+                                  date=circ.clock.aware(circ.now()), from_address=out.from_address)
             except MailError as e:
                 error = e
                 log.info("notice %s: %s error: %s", out.id,

@@ -61,7 +61,7 @@ from ..store import (
     loan_transition, record_event, transition,
 )
 from .common import (
-    Ill, dumps, get_leg, header_for_leg, leg_transition, local, plausible, queue_message,
+    Ill, dumps, get_leg, header_for_leg, leg_transition, plausible, queue_message,
 )
 from .titles import Title, isbn_of
 
@@ -317,7 +317,7 @@ async def receive_supplying(ill: Ill, conn: AsyncConnection, msg: m.SupplyingAge
     if info.note:
         values["note"] = info.note[:2000]
     now = ill.local_now()
-    due = plausible(local(msg.status_info.due_date), now)
+    due = plausible(ill.local(msg.status_info.due_date), now)
     if due is not None and (status in (m.Status.LOANED, m.Status.OVERDUE, m.Status.RECALLED)
                             or inbound.event is RE.RENEW_YES):
         values["due_at"] = due

@@ -14,7 +14,7 @@ from circulation.availability import on_connection
 from circulation.service import Circulation
 
 from . import ill, patron, scope, staff
-from .errors import OUTAGE, errors
+from .errors import CLOCK, OUTAGE, errors
 from .session import API, STATE, ApiState, Route, endpoint
 from .validation import MAX_BODY, Document
 
@@ -58,6 +58,7 @@ def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None
     api = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     api[STATE] = st
     api[OUTAGE] = st.outage
+    api[CLOCK] = circ.clock
     for route in ROUTES:
         op = doc.operation(route.method, API + route.path)          # KeyError: not documented
         api.router.add_route(route.method, op.router_path(API), endpoint(route, op, scope.check))

@@ -17,11 +17,11 @@ from datetime import datetime
 from aiohttp import web
 
 from circulation.availability import unavailable
-from circulation.store import NotFound
+from circulation.store import Clock, NotFound
 from lifecycle import reasons
 from lifecycle.model import Decision
 
-from .encoding import json_response, jsonable
+from .encoding import json_response
 
 log = logging.getLogger("unioncat.circulation.api")
 
@@ -106,10 +106,10 @@ class ApiError(Exception):
         self.details = details or {}
         self.headers = headers or {}
 
-    def response(self) -> web.Response:
+    def response(self, clock: Clock) -> web.Response:
         return json_response({"error": self.code, "message_ja": self.message_ja,
                               "message_en": self.message_en, "details": self.details},
-                             self.status, headers=self.headers)
+                             self.status, headers=self.headers, clock=clock)
 
 
 def invalid(field_name: str, problem: str, **extra) -> ApiError:
@@ -126,7 +126,7 @@ def refusal(d: Decision, status: int | None = None, now: datetime | None = None)
         headers["Retry-After"] = str(max(1, int((d.details["until"] - now).total_seconds())))
     if status == 401:
         headers.update(BEARER_CHALLENGE)
-    return ApiError(status, d.code, d.message_ja, d.message_en, jsonable(d.details), headers)
+    return ApiError(status, d.code, d.message_ja, d.message_en, dict(d.details), headers)
 
 
 # --------------------------------------------------------------------------- database outage
@@ -168,6 +168,7 @@ def _one_line(e: BaseException) -> str:
 
 
 OUTAGE = web.AppKey("circulation_api_outage", Outage)
+CLOCK = web.AppKey("circulation_api_clock", Clock)      # the service's clock: times in answers
 
 
 # --------------------------------------------------------------------------- middleware
@@ -190,22 +191,23 @@ def _check_size(request: web.Request) -> None:
 @web.middleware
 async def errors(request: web.Request, handler) -> web.StreamResponse:
     """Every failure under /api/v1 as a JSON error, never a traceback to the client."""
+    clock = request.app[CLOCK]
     try:
         _check_size(request)
         return await handler(request)
     except ApiError as e:
-        return e.response()
+        return e.response(clock)
     except NotFound as e:
         log.debug("not found: %s", e)
-        return ApiError(404, "not_found").response()
+        return ApiError(404, "not_found").response(clock)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(e.status)
         headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
         if code is None:
-            return ApiError(e.status, "invalid_input", message_en=e.reason, headers=headers).response()
-        return ApiError(e.status, code, headers=headers).response()
+            return ApiError(e.status, "invalid_input", message_en=e.reason, headers=headers).response(clock)
+        return ApiError(e.status, code, headers=headers).response(clock)
     except asyncio.CancelledError:
         raise
     except Exception as e:
@@ -214,6 +216,6 @@ async def errors(request: web.Request, handler) -> web.StreamResponse:
             if outage is not None:
                 outage.failed(e)
             return ApiError(503, "service_unavailable", details={"retry_after": RETRY_AFTER_SECONDS},
-                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)}).response()
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)}).response(clock)
         log.exception("unexpected error in %s %s", request.method, request.path)
-        return ApiError(500, "internal_error").response()
+        return ApiError(500, "internal_error").response(clock)

@@ -17,7 +17,7 @@ from circulation.ill import requester as ill_requester
 from circulation.service import Circulation
 from lifecycle import reasons
 
-from .encoding import json_response, jsonable, message
+from .encoding import json_response, message
 from .errors import REASONS, ApiError, invalid, refusal
 from .session import Ctx, Route, clear_session_cookie, session_cookie
 
@@ -87,14 +87,14 @@ async def login(ctx: Ctx):
     info = await queries.patron(ctx.circ, p.login)
     resp = json_response({"token": res.session_token, "kind": "patron", "card_number": p.login,
                           "name": p.name, "library": p.library, **message(res.decision),
-                          "settings": settings_view(ctx.circ, info)})
+                          "settings": settings_view(ctx.circ, info)}, clock=ctx.circ.clock)
     session_cookie(resp, ctx.st, res.session_token, auth.PATRON_MAX)
     return resp
 
 
 async def logout(ctx: Ctx):
     done = await auth.logout(ctx.circ, ctx.token) if ctx.token else False
-    resp = json_response({"logged_out": done, **REASONS["logged_out"]})
+    resp = json_response({"logged_out": done, **REASONS["logged_out"]}, clock=ctx.circ.clock)
     clear_session_cookie(resp, ctx.st)
     return resp
 
@@ -295,7 +295,7 @@ async def checkout_cart(ctx: Ctx):
                         "position": p.position, "request": views.get(p.request_id)} for p in res.placed],
             "refused": [{"title_id": r.title_id, "title": r.title, "error": r.decision.code,
                          "message_ja": r.decision.message_ja, "message_en": r.decision.message_en,
-                         "details": jsonable(r.decision.details)} for r in res.refused],
+                         "details": r.decision.details} for r in res.refused],
             "cart": _cart_view(await cart.items(ctx.circ, ctx.card))}
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from circulation import auth
 from circulation.service import Circulation
 
-from .encoding import json_response
+from .encoding import json_response, local_times
 from .errors import BEARER_CHALLENGE, ApiError, Outage, refusal
 from .validation import Document, Operation
 
@@ -190,9 +190,10 @@ def endpoint(route: Route, op: Operation, scope) -> Callable[[web.Request], Awai
                         d = auth.require_role(ctx.principal, role)
                         if not d.allowed:
                             raise refusal(d)
-        ctx.path = op.path_values(request)
-        ctx.query = op.query_values(request)
-        ctx.body = await op.body_values(request) if request.method in UNSAFE else {}
+        clock = st.circ.clock                   # input times as the service keeps them
+        ctx.path = local_times(op.path_values(request), clock)
+        ctx.query = local_times(op.query_values(request), clock)
+        ctx.body = local_times(await op.body_values(request), clock) if request.method in UNSAFE else {}
         if who == "staff":
             await scope(ctx, route.owns)
         result = await handler(ctx)
@@ -200,7 +201,7 @@ def endpoint(route: Route, op: Operation, scope) -> Callable[[web.Request], Awai
             resp = result
         else:
             status, payload = result if isinstance(result, tuple) else (200, result)
-            resp = json_response(payload, status)
+            resp = json_response(payload, status, clock=st.circ.clock)
         if request.method in UNSAFE and resp.status < 400:
             st.kick_notices()
         return resp

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from circulation import auth, holds, jobs, labels, lists, loans, notices, queries, routing
 
-from .encoding import json_response, jsonable, message
+from .encoding import json_response, message
 from .errors import ApiError, decide, refusal
 from .patron import place, placed
 from .session import Ctx, Owned, Route, session_cookie
@@ -52,7 +52,7 @@ async def staff_login(ctx: Ctx):
     if res.session_token is None:
         raise refusal(res.decision, now=ctx.circ.now())
     resp = json_response({"token": res.session_token, "kind": "staff", **message(res.decision),
-                          "staff": staff_view(res.principal)})
+                          "staff": staff_view(res.principal)}, clock=ctx.circ.clock)
     session_cookie(resp, ctx.st, res.session_token, auth.STAFF_SESSION)
     return resp
 
@@ -89,7 +89,7 @@ async def checkin(ctx: Ctx):
         raise refusal(d)
     return {"returned": res.returned_at is not None, "loan_id": res.loan_id,
             "returned_at": res.returned_at, "overdue_days": res.overdue_days,
-            "routing": _routing(res.routing), **message(d), "details": jsonable(d.details)}
+            "routing": _routing(res.routing), **message(d), "details": d.details}
 
 
 async def trap(ctx: Ctx):
