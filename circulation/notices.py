@@ -41,7 +41,8 @@ take disjoint rows; SQLite serializes writers), marks them ``sending`` with a le
 (``<notice-{id}@{domain}>``), commits, then sends each one over SMTP in order,
 outside any transaction, and records the outcome in its own short transaction:
 
-* accepted → ``sent`` (``sent_at``, ``message_id``);
+* accepted → ``sent`` (``sent_at``, ``message_id``); a hold-ready mail also records that
+  the patron was told (:func:`record_contact`);
 * transient failure (4xx, connection refused, timeout) → ``pending`` again with
   ``attempts + 1`` and ``next_attempt_at = now + backoff`` (1, 2, 4, ... minutes,
   at most 6 hours), or ``failed`` once ``max_attempts`` is reached;
@@ -54,6 +55,19 @@ staff decide (:func:`requeue` puts it back; the resent copy carries the same
 Message-ID, so mail software can recognise a duplicate). The one duplicate this
 design cannot rule out is SMTP's own: the connection dropping after the server took
 the message but before it answered is reported as a transient error and retried.
+
+Contact (連絡日)
+---------------
+A hold is *contacted* when the patron is really told it is ready: its hold-ready mail was
+accepted by the mail server, or staff reached the patron by phone, fax or postcard
+(:func:`record_call`, from the branch's :func:`call_list`). :func:`record_contact` sets
+``requests.contacted_at`` then (the first contact counts) and recomputes the shelf
+deadline by the profile's rule: Komae counts the shelf period from the contact day
+(連絡日から1週間; ``shelf.start = "contact_or_allocation"``), so a mail that could only go
+out two days after the trap moves the deadline two days; Iizuka and Hiroshima count
+from the trap and keep theirs. The mail says the deadline that holds once it is sent:
+it is composed (and dated) when the dispatcher claims it, and that moment is the
+contact time recorded when the server accepts it.
 """
 from __future__ import annotations
 
@@ -73,14 +87,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from config import locate
 from connectors.smtp import MailError
+from lifecycle import policies
 from lifecycle.profiles import (
     NOTICE_KINDS, REQUEST_NOTICE_KINDS, NoticeRules, notice_suppression,
 )
 from lifecycle.reasons import CANCEL_REASONS, REASONS
+from lifecycle.table import State
 
 from . import schema as s
 from .labels import CHANNEL_LABELS, CONTACT_LABELS
-from .store import NotFound, dumps
+from .store import NotFound, dumps, lock_title_queue, record_event, request_row
 
 log = logging.getLogger("unioncat.circulation.notices")
 
@@ -119,6 +135,66 @@ def hold_data(circ, row, **extra) -> dict:
     return {"title": row.title, "title_id": row.title_id, "pickup_branch": row.pickup_branch,
             "pickup_name": circ.branch_name(row.pickup_branch), "contact_method": row.contact_method,
             "kind": row.kind, **extra}
+
+
+# --------------------------------------------------------------------------- contact
+
+async def _deadline_if_told(circ, conn: AsyncConnection, request, at: datetime):
+    """The shelf deadline of ``request`` (a row on the hold shelf) if the patron is told at
+    ``at``, by the profile's rule (the first contact counts)."""
+    cal = await circ.calendar(conn, request.pickup_branch)
+    return policies.shelf_deadline(circ.profile(request.library), cal, request.ready_at,
+                                   request.contacted_at or at)
+
+
+def _waiting_on_shelf(row) -> bool:
+    return row is not None and row.state == State.ON_HOLD_SHELF.value and not row.delivery
+
+
+async def record_contact(circ, conn: AsyncConnection, request_id: int, at: datetime, *, how: str,
+                         actor_role: str, actor: str):
+    """The patron of hold ``request_id`` was told at ``at`` that it is ready (``how``: what
+    told them): ``contacted_at`` (when not contacted before) and the shelf deadline by the
+    profile's rule, with a CONTACTED audit row. Returns the request row as it is now, or
+    None when the hold is no longer waiting on its shelf (then nothing changes)."""
+    row = (await conn.execute(select(s.requests).where(s.requests.c.id == request_id))).first()
+    if not _waiting_on_shelf(row):
+        return None
+    await lock_title_queue(conn, row.title_id)           # the lock order of every hold change
+    row = await request_row(conn, request_id, lock=True)
+    if not _waiting_on_shelf(row):
+        return None
+    if row.contacted_at is not None:
+        return row
+    deadline = await _deadline_if_told(circ, conn, row, at)
+    await conn.execute(update(s.requests).where(s.requests.c.id == request_id)
+                       .values(contacted_at=at, shelf_deadline=deadline))
+    await record_event(conn, at=at, event="CONTACTED", actor_role=actor_role, actor=actor,
+                       request_id=request_id, branch=row.pickup_branch,
+                       reason=f"{how}; shelf deadline {deadline.isoformat()}")
+    return await request_row(conn, request_id)
+
+
+@dataclass(frozen=True)
+class Contacted:
+    request_id: int
+    contacted_at: datetime
+    shelf_deadline: date | None
+
+
+async def record_call(circ, request_id: int, *, actor: str, note: str = "") -> Contacted:
+    """Staff reached the patron of hold ``request_id`` (on the call list: contact by phone,
+    fax or postcard) and told them it is ready: :func:`record_contact` now (``note``: what
+    was said, for the audit row). Recording it again changes nothing (the first contact
+    counts). NotFound when the hold is not waiting on a hold shelf."""
+    async def work(conn):
+        how = "staff told the patron" + (f" ({note})" if note else "")
+        row = await record_contact(circ, conn, request_id, circ.now(), how=how, actor_role="staff",
+                                   actor=actor)
+        if row is None:
+            raise NotFound(f"request {request_id} is not waiting on a hold shelf")
+        return Contacted(row.id, row.contacted_at, row.shelf_deadline)
+    return await circ.db.run(work)
 
 
 # --------------------------------------------------------------------------- templates
@@ -444,6 +520,9 @@ class _Outgoing:
     message_id: str
     from_address: str | None
     attempts: int
+    kind: str
+    request_id: int | None
+    composed_at: datetime          # the Date of the mail; for a hold-ready mail, the contact time
 
 
 def backoff(attempts: int) -> timedelta:
@@ -489,6 +568,9 @@ async def _claim(circ, mailer, batch: int, lease: timedelta | None, tpl: Templat
                         status="suppressed", claimed_until=None, last_error=f"{why[0]}: {why[1]}"))
                     suppressed += 1
                     continue
+                if n.kind == "hold_ready" and _waiting_on_shelf(ld.request):
+                    # the deadline that holds once this mail has told the patron
+                    ld.data = {**ld.data, "shelf_deadline": await _deadline_if_told(circ, conn, ld.request, now)}
                 mail = render_loaded(ld, tpl)
             except NoticeError as e:
                 await conn.execute(update(s.notices).where(s.notices.c.id == n.id).values(
@@ -500,7 +582,7 @@ async def _claim(circ, mailer, batch: int, lease: timedelta | None, tpl: Templat
             await conn.execute(update(s.notices).where(s.notices.c.id == n.id).values(
                 status="sending", claimed_until=until, message_id=mid))
             outgoing.append(_Outgoing(n.id, ld.patron.email, mail.subject, mail.body, mid,
-                                      ld.rules.from_address, n.attempts))
+                                      ld.rules.from_address, n.attempts, n.kind, n.request_id, now))
         return outgoing, suppressed, failed
     return await circ.db.run(work)
 
@@ -515,6 +597,13 @@ async def _record(circ, out: _Outgoing, error, max_attempts: int) -> str:
             await conn.execute(update(s.notices).where(n.id == out.id, n.status != "sent").values(
                 status="sent", sent_at=now, attempts=out.attempts + 1, claimed_until=None,
                 last_error=None, message_id=out.message_id))
+            if out.kind == "hold_ready" and out.request_id is not None:
+                try:
+                    await record_contact(circ, conn, out.request_id, out.composed_at,
+                                         how=f"hold_ready mail {out.id} sent", actor_role="system",
+                                         actor="notices")
+                except NotFound as e:     # its branch left the profiles: the mail went out all the same
+                    log.error("notice %s sent, but its contact was not recorded: %s", out.id, e)
             return "sent"
         attempts = out.attempts + 1
         text = str(error)[:2000]
@@ -546,7 +635,7 @@ async def dispatch_due(circ, mailer, *, batch: int = 50, max_attempts: int = 6,
             error = None
             try:
                 await mailer.send(out.to, out.subject, out.body, message_id=out.message_id,
-                                  date=circ.clock.aware(circ.now()), from_address=out.from_address)
+                                  date=circ.clock.aware(out.composed_at), from_address=out.from_address)
             except MailError as e:
                 error = e
                 log.info("notice %s: %s error: %s", out.id,
@@ -606,14 +695,16 @@ class CallEntry:
 
 async def call_list(circ, branch: str) -> list[CallEntry]:
     """Hold-ready notices of ``branch`` that staff must make by phone, fax or postcard
-    (suppressed for mail), for holds still on the shelf, in allocation order."""
+    (suppressed for mail), for holds still on the shelf whose patron has not been told
+    yet (:func:`record_call` takes one off the list), in allocation order."""
     n, r, p = s.notices.c, s.requests.c, s.patrons.c
     q = (select(n.id, n.request_id, n.patron_id, p.card_number, p.name, p.phone, p.fax,
                 r.contact_method, r.title, r.shelf_deadline, r.ready_at)
          .select_from(s.notices.join(s.requests, s.requests.c.id == n.request_id)
                       .join(s.patrons, s.patrons.c.id == n.patron_id))
          .where(n.kind == "hold_ready", n.status == "suppressed", r.pickup_branch == branch,
-                r.state == "ON_HOLD_SHELF", r.contact_method.in_(("phone", "fax", "postcard")))
+                r.state == "ON_HOLD_SHELF", r.contact_method.in_(("phone", "fax", "postcard")),
+                r.contacted_at.is_(None))
          .order_by(n.created_at, n.id))
     async with circ.db.read() as conn:
         out = []

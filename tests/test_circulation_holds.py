@@ -397,8 +397,9 @@ async def test_trap_at_the_pickup_branch_goes_on_the_shelf_with_a_ready_notice(c
     r = await web_place(circ, "1000000012", "T-ONE", "iizuka", contact_method="email")
     assert await check_in(circ, "IZ1", "iizuka") == rt.Routing(rt.HOLD_SHELF, r.request_id, "iizuka")
     row = await req(circ, r.request_id)
+    # nobody has told the patron yet: contacted when the ready mail really goes out
     assert (row.state, row.ready_at, row.contacted_at, row.shelf_deadline) == \
-        ("ON_HOLD_SHELF", NOW, NOW, date(2026, 11, 27))
+        ("ON_HOLD_SHELF", NOW, None, date(2026, 11, 27))
     [n] = await notices_of(circ, r.request_id, "hold_ready")
     assert n.dedupe_key == f"hold_ready:{r.request_id}" and "IZ1" in n.data
     assert (await lists.request_history(circ, r.request_id))[-1]["event"] == "TRAP_AT_PICKUP"
@@ -616,7 +617,12 @@ async def test_komae_shelf_period_runs_from_the_contact_day(circ):
     r = await web_place(circ, "K-6", "T-K", "komae-central", contact_method="phone")
     await check_in(circ, "KM1", "komae-central")
     row = await req(circ, r.request_id)
-    assert row.contacted_at == NOW and row.shelf_deadline == date(2026, 11, 27)
+    assert row.contacted_at is None and row.shelf_deadline == date(2026, 11, 27)   # from the allocation
+    at(circ, NOW + timedelta(days=1, hours=3))             # staff reach the patron the next day
+    told = await notices_module.record_call(circ, r.request_id, actor="komae.counter")
+    assert (told.contacted_at, told.shelf_deadline) == (NOW + timedelta(days=1, hours=3), date(2026, 11, 28))
+    row = await req(circ, r.request_id)
+    assert row.contacted_at == NOW + timedelta(days=1, hours=3) and row.shelf_deadline == date(2026, 11, 28)
 
 
 # --------------------------------------------------------------------------- cancelling

@@ -124,6 +124,12 @@ async def call_list(ctx: Ctx):
     return {"branch": branch, "entries": await notices.call_list(ctx.circ, branch)}
 
 
+async def record_call(ctx: Ctx):
+    done = await notices.record_call(ctx.circ, ctx.path["request_id"], actor=ctx.actor,
+                                     note=ctx.body.get("note", ""))
+    return {"request_id": done.request_id, "contacted_at": done.contacted_at, "shelf_deadline": done.shelf_deadline}
+
+
 # --------------------------------------------------------------------------- requests
 
 async def place_request(ctx: Ctx):
@@ -214,6 +220,7 @@ ROUTES: list[Route] = [
     Route("GET", "/staff/pull-list", pull_list, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/transits", transits, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/call-list", call_list, S, CIRC, (BRANCH,)),
+    Route("POST", "/staff/call-list/{request_id}", record_call, S, CIRC, (REQUEST,)),
     Route("POST", "/staff/requests", place_request, S, CIRC, (BRANCH, PATRON)),
     Route("POST", "/staff/requests/{request_id}/cancel", cancel, S, CIRC, (REQUEST, BRANCH)),
     Route("GET", "/staff/requests/{request_id}/history", history, S, CIRC, (REQUEST,)),
