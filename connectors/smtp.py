@@ -105,11 +105,7 @@ class Mailer:
 
     async def send_message(self, msg: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                msg, hostname=self.host, port=self.port, username=self.username,
-                password=self.password, use_tls=self.use_tls,
-                start_tls=False if self.use_tls else self.starttls, timeout=self.timeout,
-                validate_certs=self.validate_certs, tls_context=self.tls_context)
+            await self._send(msg)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in e.recipients)
@@ -126,6 +122,28 @@ class Mailer:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
             # timeouts, refused/dropped connections, TLS not offered, TLS handshake errors
             raise MailError(f"{type(e).__name__}: {e}", transient=True) from e
+
+
+    async def _send(self, msg: EmailMessage) -> None:
+        """One SMTP session for ``msg``. Cancelled, it drops the connection at once
+        (aiosmtplib.send would first wait for the server to answer QUIT, up to the
+        timeout, keeping a cancelled sender, and a service shutting down, waiting)."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, username=self.username, password=self.password,
+            use_tls=self.use_tls, start_tls=False if self.use_tls else self.starttls,
+            timeout=self.timeout, validate_certs=self.validate_certs, tls_context=self.tls_context)
+        try:
+            await client.connect()
+            await client.send_message(msg)
+        except BaseException:
+            client.close()
+            raise
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass                                   # the message was accepted: that is what counts
+        finally:
+            client.close()
 
 
 def _is_4xx(code: int | None) -> bool:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from circulation import auth
+from circulation import auth, jobs
 from circulation.service import Circulation
 
 from .encoding import json_response, local_times
@@ -66,6 +66,7 @@ class ApiState:
     document: Document | None = None
     outage: Outage = field(default_factory=Outage)
     ill: Any = None                          # circulation.ill.common.Ill when [ill] is configured
+    jobs_stop_timeout: float = 10.0          # on shutdown, for the jobs in progress
     _kick_task: asyncio.Task | None = None
     _kick_again: bool = False
 
@@ -77,7 +78,7 @@ class ApiState:
         """Wake the notices job (when the service runs it): one run at a time, and
         one more if new notices were queued while it ran."""
         sch = self.scheduler
-        if sch is None or "notices" not in sch.intervals:
+        if sch is None or "notices" not in sch.intervals or sch.stopping:
             return
         if self._kick_task is not None and not self._kick_task.done():
             self._kick_again = True
@@ -86,7 +87,10 @@ class ApiState:
         async def run():
             while True:
                 self._kick_again = False
-                await sch.run_now("notices")
+                try:
+                    await sch.run_now("notices")
+                except jobs.SchedulerStopped:        # shutting down: the outbox keeps them
+                    return
                 if not self._kick_again:
                     return
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from circulation import auth, holds, jobs, labels, lists, loans, notices, queries, routing
 
 from .encoding import json_response, message
-from .errors import ApiError, decide, refusal
+from .errors import RETRY_AFTER_SECONDS, ApiError, decide, refusal
 from .patron import place, placed
 from .session import Ctx, Owned, Route, session_cookie
 
@@ -191,7 +191,11 @@ async def run_job(ctx: Ctx):
     sch = st.scheduler
     if sch is not None and name in sch.intervals:
         failures = sch.failures[name]
-        changed = await sch.run_now(name)            # never overlaps the scheduled run
+        try:
+            changed = await sch.run_now(name)        # never overlaps the scheduled run
+        except jobs.SchedulerStopped:
+            raise ApiError(503, "service_unavailable", details={"retry_after": RETRY_AFTER_SECONDS},
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         if sch.failures[name] != failures:
             raise ApiError(500, "job_failed", details={"job": name})
     else:
