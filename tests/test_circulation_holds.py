@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, rows
-from circulation import holds, jobs, lists, routing as rt
+from circulation import holds, jobs, lists, queries, routing as rt
 from circulation import notices as notices_module
 from circulation import schema as s
 from lifecycle import reasons
@@ -402,7 +402,7 @@ async def test_trap_at_the_pickup_branch_goes_on_the_shelf_with_a_ready_notice(c
         ("ON_HOLD_SHELF", NOW, None, date(2026, 11, 27))
     [n] = await notices_of(circ, r.request_id, "hold_ready")
     assert n.dedupe_key == f"hold_ready:{r.request_id}" and "IZ1" in n.data
-    assert (await lists.request_history(circ, r.request_id))[-1]["event"] == "TRAP_AT_PICKUP"
+    assert (await queries.request_trail(circ, r.request_id))[1][-1].event == "TRAP_AT_PICKUP"
 
 
 async def test_no_contact_hold_is_not_marked_contacted(circ):
@@ -854,13 +854,14 @@ async def test_request_history_is_the_audit_trail_with_who_and_when(circ):
     r = await web_place(circ, "1000000021", "T-ONE", "iizuka")
     at(circ, NOW + timedelta(hours=1))
     await holds.cancel(circ, request_id=r.request_id, role="patron", actor="1000000021", channel="web")
-    hist = await lists.request_history(circ, r.request_id)
-    assert [(h["event"], h["from_state"], h["to_state"], h["actor_role"]) for h in hist] == [
+    info, hist = await queries.request_trail(circ, r.request_id)
+    assert (info.id, info.state) == (r.request_id, "CANCELLED")
+    assert [(h.event, h.from_state, h.to_state, h.actor_role) for h in hist] == [
         ("PLACE", None, "NEW", "patron"), ("VALIDATE", "NEW", "VALIDATED", "system"),
         ("ENQUEUE", "VALIDATED", "QUEUED", "system"), ("CANCEL", "QUEUED", "CANCELLED", "patron")]
-    assert hist[-1]["at"] == NOW + timedelta(hours=1) and hist[-1]["channel"] == "web"
+    assert hist[-1].at == NOW + timedelta(hours=1) and hist[-1].channel == "web"
     with pytest.raises(NotFound):
-        await lists.request_history(circ, 4242)
+        await queries.request_trail(circ, 4242)
 
 
 async def test_every_hold_notice_queued_here_renders_as_a_japanese_mail(circ):

@@ -18,7 +18,7 @@ from circulation.service import Circulation
 from lifecycle import reasons
 
 from .encoding import json_response, message
-from .errors import REASONS, ApiError, invalid, refusal
+from .errors import ApiError, invalid, refusal, texts
 from .session import Ctx, Route, clear_session_cookie, session_cookie
 
 # --------------------------------------------------------------------------- views
@@ -35,7 +35,7 @@ def branches(circ: Circulation, library: str, *, pickup_only: bool = False) -> l
 def settings_view(circ: Circulation, p: queries.PatronInfo) -> dict:
     return {"email": p.email, "locale": p.locale,
             "default_pickup_branch": p.default_pickup_branch,
-            "default_pickup_name": queries.branch_name(circ, p.default_pickup_branch),
+            "default_pickup_name": circ.branch_name(p.default_pickup_branch) or None,
             "default_contact_method": p.default_contact_method,
             "contact_ja": labels.CONTACT_JA.get(p.default_contact_method, ""),
             "new_book_alerts": p.new_book_alerts, "history_opt_in": p.history_opt_in}
@@ -94,7 +94,7 @@ async def login(ctx: Ctx):
 
 async def logout(ctx: Ctx):
     done = await auth.logout(ctx.circ, ctx.token) if ctx.token else False
-    resp = json_response({"logged_out": done, **REASONS["logged_out"]}, clock=ctx.circ.clock)
+    resp = json_response({"logged_out": done, **texts("logged_out")}, clock=ctx.circ.clock)
     clear_session_cookie(resp, ctx.st)
     return resp
 
@@ -403,7 +403,7 @@ async def test_mail(ctx: Ctx):
     if sent.email is None:
         raise refusal(reasons.decide("email_missing"), status=409)
     code = "test_mail_queued" if sent.queued else "test_mail_recent"
-    return 202, {"queued": sent.queued, "email": sent.email, "code": code, **REASONS[code]}
+    return 202, {"queued": sent.queued, "email": sent.email, "code": code, **texts(code)}
 
 
 # --------------------------------------------------------------------------- routes

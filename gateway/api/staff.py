@@ -13,9 +13,10 @@ import logging
 from datetime import timedelta
 
 from circulation import auth, holds, jobs, labels, lists, loans, notices, queries, routing
+from lifecycle import reasons
 
 from .encoding import json_response, message
-from .errors import RETRY_AFTER_SECONDS, ApiError, decide, refusal
+from .errors import RETRY_AFTER_SECONDS, ApiError, refusal
 from .patron import place, placed
 from .session import Ctx, Owned, Route, session_cookie
 
@@ -42,7 +43,7 @@ def _branch(ctx: Ctx) -> str:
     the staff member's own."""
     branch = ctx.value("branch") or ctx.principal.branch
     if not branch:
-        raise refusal(decide("branch_required"))
+        raise refusal(reasons.decide("branch_required"))
     return branch
 
 
@@ -78,9 +79,9 @@ async def checkin(ctx: Ctx):
     b, branch = ctx.body, _branch(ctx)
     dropped, now = b.get("dropped_at"), ctx.circ.now()
     if dropped is not None and dropped > now:
-        raise refusal(decide("dropped_at_in_future"))
+        raise refusal(reasons.decide("dropped_at_in_future"))
     if dropped is not None and dropped < now - RETURN_BACKDATE_MAX:
-        raise refusal(decide("dropped_at_implausible", earliest=now - RETURN_BACKDATE_MAX))
+        raise refusal(reasons.decide("dropped_at_implausible", earliest=now - RETURN_BACKDATE_MAX))
     res = await loans.check_in(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
                                actor=ctx.actor, return_kind=b.get("return_kind", "counter"),
                                dropped_at=dropped, walk_in=b.get("walk_in", False))
