@@ -20,6 +20,8 @@ from circulation.sip2 import Connection, KioskService
 from sip2 import config as sip2_config
 from sip2.session import AWAITING_LOGIN, Close, ConnectionClosed, NeedData, Reply, Request
 
+from .tcp_server import TcpServer
+
 log = logging.getLogger("unioncat.sip2")
 READ_SIZE = 65536
 DRAIN_AFTER_CLOSE = 5.0        # seconds to read what the peer still sends after we half-closed
@@ -41,53 +43,21 @@ def load_config(path: Path | None) -> sip2_config.Sip2Config:
         raise ConfigError(f"{path}: {e}") from None
 
 
-class Sip2Server:
+class Sip2Server(TcpServer):
+    name = "sip2"
+    read_limit = READ_SIZE
+
     def __init__(self, service: KioskService):
+        super().__init__()
         self.service = service
         self.config = service.config
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task] = set()
 
-    @property
-    def connections(self) -> int:
-        return len(self._tasks)
-
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host``:``port`` (0: any free port); the port bound."""
-        self._server = await asyncio.start_server(self._accept, host, port, limit=READ_SIZE)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        peer = "%s:%s" % (writer.get_extra_info("peername") or ("?", "?"))[:2]
+    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> bool:
         if len(self._tasks) >= self.config.max_connections:
             log.warning("sip2 %s: refused, %d connections open (max_connections)", peer, len(self._tasks))
             await _shut(reader, writer)
-            return
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer, peer)
-        except (ConnectionError, asyncio.IncompleteReadError) as e:
-            log.info("sip2 %s: connection lost: %s", peer, e)
-        except asyncio.CancelledError:
-            pass
-        except Exception:
-            log.exception("sip2 %s: connection failed", peer)
-        finally:
-            self._tasks.discard(task)
-            try:
-                writer.close()
-                await writer.wait_closed()
-            except Exception:  # noqa: BLE001
-                pass
+            return False
+        return True
 
     async def _serve(self, reader, writer, peer: str) -> None:
         conn = Connection(self.service.session())

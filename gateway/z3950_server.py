@@ -40,6 +40,7 @@ from z3950.diagnostics import Bib1Diagnostic, from_query_error
 from z3950.session import TARGET, ConnectionClosed, NeedData, ProtocolViolation, Session
 
 from .availability import holdings_of_page, opac_holdings, z3950_availability, z3950_record
+from .tcp_server import TcpServer
 
 log = logging.getLogger("unioncat.z3950")
 
@@ -427,51 +428,16 @@ class Association:
     initialised: bool = False
 
 
-class Z3950Server:
+class Z3950Server(TcpServer):
     """Accepts connections and runs one association per connection."""
+    name = "z3950"
 
     def __init__(self, service: Z3950Service):
+        super().__init__()
         self.service = service
-        self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task] = set()
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
-        """Listen; with ``reuse_port`` several processes share the port (SO_REUSEPORT:
-        the kernel spreads connections over them, see gateway/z3950_workers.py)."""
-        self._server = await asyncio.start_server(self._accept, host, port, limit=64 * 1024,
-                                                  reuse_port=reuse_port or None)
-        return self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._tasks.add(task)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        except Exception:  # one broken association must not take the server down
-            log.exception("z3950 association failed")
-        finally:
-            self._tasks.discard(task)
-            try:
-                writer.close()
-                await writer.wait_closed()
-            except Exception:  # noqa: BLE001
-                pass
-
-    async def _serve(self, reader, writer) -> None:
+    async def _serve(self, reader, writer, peer: str) -> None:
         svc, settings = self.service, self.service.settings
-        peer = "%s:%s" % (writer.get_extra_info("peername") or ("?", "?"))[:2]
         session = Session(TARGET, max_apdu=settings.max_apdu)
         state = Association(session, peer, svc.new_result_sets())
         if svc.sessions >= settings.max_sessions:

@@ -145,6 +145,24 @@ def key_pattern(transform: str | None, term: str) -> tuple[str | None, bool]:
     return nz.exact_query_key(term)
 
 
+def any_keys(transform: str | None, term: str) -> tuple[list[str], list[str]]:
+    """The words of an ``any`` term on a key field: (their keys, once each, for one set
+    lookup; the masked words, each looked up on its own)."""
+    keys: dict[str, None] = {}
+    masked = []
+    plain_identifiers = transform in IDENTIFIER_TRANSFORMS
+    for w in words(term):
+        if plain_identifiers and "*" not in w and "?" not in w and "\\" not in w:
+            pattern, is_masked = identifier_key(transform, w), False   # key_pattern's answer, sooner
+        else:
+            pattern, is_masked = key_pattern(transform, w)
+        if is_masked:
+            masked.append(w)
+        elif pattern is not None:
+            keys.setdefault(pattern)
+    return list(keys), masked
+
+
 def scan_key(transform: str | None, term: str) -> str:
     return nz.exact_key(term) if transform not in IDENTIFIER_TRANSFORMS else (identifier_key(transform, term) or term)
 

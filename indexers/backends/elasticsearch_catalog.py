@@ -222,7 +222,7 @@ class _Compiler:
         if rel == "any" and words:
             # the plain keys as one terms query (a clause may carry thousands: the search
             # limit local.available), masked words each as before
-            keys, masked_words = _any_keys(transform, term)
+            keys, masked_words = T.any_keys(transform, term)
             parts = [self.term_table(fields, "=", w, transform) for w in masked_words]
             if keys:
                 parts.insert(0, _any([{"terms": {f: keys}} for f in kf]))
@@ -344,23 +344,6 @@ def _range(fields: list[str], op: str, v: int, op2: str | None = None, v2: int |
                 cond["gt" if o == ">" else "gte"] = x
     return _any([{"range": {f: cond}} if cond else {"exists": {"field": f}} for f in fields])
 
-
-def _any_keys(transform: str | None, term: str) -> tuple[list[str], list[str]]:
-    """The words of an ``any`` term on a key field: (their keys, once each, for one terms
-    query; the masked words, each looked up on its own)."""
-    keys: dict[str, None] = {}
-    masked = []
-    plain_identifiers = transform in T.IDENTIFIER_TRANSFORMS
-    for w in T.words(term):
-        if plain_identifiers and "*" not in w and "?" not in w and "\\" not in w:
-            pattern, is_masked = T.identifier_key(transform, w), False   # key_pattern's answer, sooner
-        else:
-            pattern, is_masked = T.key_pattern(transform, w)
-        if is_masked:
-            masked.append(w)
-        elif pattern is not None:
-            keys.setdefault(pattern)
-    return list(keys), masked
 
 
 def _ids(ids) -> dict:

@@ -178,23 +178,6 @@ Plan = Fts | Sql
 MATERIALIZE_KEYS = 1000        # an `any` clause on a key index with more values runs first, as ids
 
 
-def _any_keys(transform: str | None, term: str) -> tuple[list[str], list[str]]:
-    """The words of an ``any`` term on a key field: (their keys, once each, for one set
-    lookup; the masked words, each looked up on its own)."""
-    keys: dict[str, None] = {}
-    masked = []
-    plain_identifiers = transform in T.IDENTIFIER_TRANSFORMS
-    for w in T.words(term):
-        if plain_identifiers and "*" not in w and "?" not in w and "\\" not in w:
-            pattern, is_masked = T.identifier_key(transform, w), False   # key_pattern's answer, sooner
-        else:
-            pattern, is_masked = T.key_pattern(transform, w)
-        if is_masked:
-            masked.append(w)
-        elif pattern is not None:
-            keys.setdefault(pattern)
-    return list(keys), masked
-
 
 class Compiler:
     def __init__(self, conn, config: IndexConfig, writer: SqliteIndexWriter, result_sets):
@@ -451,7 +434,7 @@ class Compiler:
         if rel == "any" and words:
             # the plain keys as one set lookup (a clause may carry thousands: the search
             # limit local.available), masked words each as before
-            keys, masked_words = _any_keys(transform, term)
+            keys, masked_words = T.any_keys(transform, term)
             plans = [self.term_table(fields, "=", w, transform) for w in masked_words]
             if keys:
                 lookup = Sql(base + " AND key IN (SELECT value FROM json_each(?))", [*fields, json.dumps(keys)])
