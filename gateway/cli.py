@@ -156,8 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--max", type=int, default=10)
 
-    p = sub.add_parser("stats", help="print record counts")
+    p = sub.add_parser("stats", help="print record counts (and the last harvest of each source)")
     _common(p)
+
+    p = sub.add_parser("harvest", help="harvest partners' catalogues ([harvest.<library>] in the config file)",
+                       description="Fetch the records a source publishes (OAI-PMH, SRU or Z39.50; the "
+                       "[harvest.<library>] tables of --config FILE or DATA_DIR/unioncat.toml) and ingest them "
+                       "as that library's records: incremental by default, resumed where an interrupted run "
+                       "stopped; a report per source (docs/harvest.md).")
+    _common(p)
+    p.add_argument("sources", nargs="*", metavar="LIBRARY", help="the sources to run (default: all)")
+    p.add_argument("--full", action="store_true",
+                   help="everything the source has; the library's records that no longer come are withdrawn")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON, one a line")
 
     _circ_parser(sub)
     return ap
@@ -170,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     return {"ingest": cmd_ingest, "serve": cmd_serve, "demo": cmd_demo, "search": cmd_search,
-            "stats": cmd_stats, "reindex": cmd_reindex, "sync": cmd_sync, "circ": cmd_circ}[args.cmd](args)
+            "stats": cmd_stats, "reindex": cmd_reindex, "sync": cmd_sync, "circ": cmd_circ,
+            "harvest": cmd_harvest}[args.cmd](args)
 
 
 def _print_counts(res, as_json: bool) -> None:
@@ -587,7 +600,20 @@ def cmd_stats(args) -> int:
         if isinstance(docs, int) and not pending and docs + failed != unions:
             print(f"elasticsearch: the index does not match the store ({unions} union records): "
                   "run `unioncat reindex`")
+    from connectors.harvest.report import describe
+    from connectors.harvest.state import last_runs
+
+    for rep in last_runs(conn).values():
+        print(describe(rep))
     return 0
+
+
+def cmd_harvest(args) -> int:
+    from connectors.harvest import cli as harvest_cli
+
+    data_dir = _data_dir(args)
+    return harvest_cli.run(data_dir, args.config or (data_dir / "unioncat.toml"), args.sources, full=args.full,
+                           quiet=args.quiet, as_json=args.json, es=_es_config(args, data_dir))
 
 
 # --------------------------------------------------------------------------- circ
