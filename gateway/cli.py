@@ -464,6 +464,13 @@ def cmd_serve(args) -> int:
     except CircError as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
+    from connectors.harvest.config import ConfigError, load_sources
+
+    try:
+        harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"))
+    except ConfigError as e:
+        print(f"unioncat serve: {e}", file=sys.stderr)
+        return 2
     if es is None and not (data_dir / "catalog.sqlite").exists():
         if not circ:
             print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
@@ -481,7 +488,7 @@ def cmd_serve(args) -> int:
               f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
-               **circ)
+               harvest_sources=harvest_sources, **circ)
     return 0
 
 

@@ -348,6 +348,9 @@ class Withdraw:
 
     local_id: str | Callable[[sqlite3.Connection], str | None]
     where: str = ""
+    # a record that came again under a new 001 (a provider renumbered it): its old id is
+    # withdrawn when found, and nothing is counted when there is none
+    renumbered: bool = False
 
 
 @dataclass
@@ -509,8 +512,12 @@ def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_sinc
                     store.begin()
                 continue
             if isinstance(x, Withdraw):
-                counts.read += 1
                 local_id = x.local_id(store.conn) if callable(x.local_id) else x.local_id
+                if x.renumbered:
+                    if local_id and store.withdraw(library, local_id):
+                        counts.withdrawn += 1
+                    continue
+                counts.read += 1
                 if local_id and store.withdraw(library, local_id):
                     counts.withdrawn += 1
                 else:

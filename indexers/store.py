@@ -119,6 +119,7 @@ class Store:
             conn.execute("ALTER TABLE run ADD COLUMN outcome TEXT")
         if "modified" not in {r[1] for r in conn.execute("PRAGMA table_info(union_rec)")}:
             conn.execute("ALTER TABLE union_rec ADD COLUMN modified REAL")
+            conn.execute("UPDATE union_rec SET modified=created")    # once: a store from before
         conn.execute("CREATE INDEX IF NOT EXISTS union_rec_modified ON union_rec(modified)")
         index.setup(conn)
         self._dirty: set[int] = set()

@@ -127,11 +127,15 @@ def _harvest(data_dir, source, full, retrying, progress, clock, es) -> st.RunRep
                         ident = item.identifier or ""
                         yield Withdraw(lambda c, i=ident: st.local_id_of(c, source.name, i), item.where)
                     else:
-                        yield item.where, item.record
                         rec = getattr(item.record, "record", None)
                         f001 = rec.get_fields("001") if rec is not None and item.identifier else []
                         if f001 and f001[0].data:
-                            ids.append((item.identifier, f001[0].data.strip()))
+                            new = f001[0].data.strip()
+                            ids.append((item.identifier, new))
+                            # the same identifier under another 001 than before: the old one goes
+                            yield Withdraw(lambda c, i=item.identifier, n=new: _renumbered(c, source.name, i, n),
+                                           item.where, renumbered=True)
+                        yield item.where, item.record
                 rep.pages += 1
                 cur = {**page.cursor, "full": is_full, "started": cursor["started"]}
                 first = full_since if full_since is not None else (run_ids[0] if is_full else None)
@@ -192,6 +196,12 @@ def _harvest(data_dir, source, full, retrying, progress, clock, es) -> st.RunRep
     finally:
         conn.close()
     return rep
+
+
+def _renumbered(conn: sqlite3.Connection, source: str, identifier: str, new: str) -> str | None:
+    row = conn.execute("SELECT local_id FROM harvest_id WHERE source=? AND identifier=?",
+                       (source, identifier)).fetchone()
+    return row[0] if row and row[0] != new else None
 
 
 # --------------------------------------------------------------------------- the scheduler
