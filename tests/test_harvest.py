@@ -370,3 +370,35 @@ def test_z3950_harvest_from_zebra_in_chunks(zebra, tmp_path):
     assert sorted(library_records(tmp_path, "zebra-lib")) == [f"zc{i:04d}" for i in range(1, 11)]
     again = run(tmp_path, src, full=True)                 # everything again: unchanged, nothing withdrawn
     assert again.counts["unchanged"] == 10 and again.counts["withdrawn"] == 0
+
+
+# --------------------------------------------------------------------------- the scheduler (serve)
+
+def test_a_daily_schedule_is_the_configured_zones_time_never_the_hosts():
+    s = parse_source("k", {"protocol": "oai-pmh", "url": "http://x/oai", "schedule": "daily 02:30",
+                           "timezone": "Asia/Tokyo"})
+    at = dt.datetime(2026, 11, 2, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=9))).timestamp()
+    last = st.RunReport("k", "k", "oai-pmh", "full", at - 36000, finished=at - 35000, outcome="complete")
+    assert not due(s, last, at - 1) and due(s, last, at)        # 02:30 in Tokyo is 17:30 UTC the day before
+    utc = parse_source("k", {"protocol": "oai-pmh", "url": "http://x/oai", "schedule": "daily 02:30"})
+    assert not due(utc, last, at) and utc.schedule.zone == "UTC"
+    with pytest.raises(ConfigError, match="not an IANA time zone"):
+        parse_source("k", {"protocol": "oai-pmh", "url": "http://x/oai", "schedule": "daily 02:30",
+                           "timezone": "Japan Standard"})
+
+
+def test_the_scheduler_runs_what_is_due_and_the_last_run_is_visible(peer, tmp_path):
+    import asyncio
+
+    from connectors.harvest.runner import Scheduler
+
+    now = [1_800_000_000.0]
+    src = source(peer, schedule="every 1h")
+    sch = Scheduler(tmp_path, {"kyoto-u": src}, clock=lambda: now[0])
+    first = asyncio.run(sch.tick())
+    assert [r.outcome for r in first] == ["complete"] and first[0].counts["added"] == 10
+    assert asyncio.run(sch.tick()) == []                          # not due again within the hour
+    now[0] += 3600
+    again = asyncio.run(sch.tick())
+    assert len(again) == 1 and again[0].mode == "incremental"
+    assert sch.last_runs()["kyoto-u"].run_id == again[0].run_id and sch.running is None

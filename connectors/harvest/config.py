@@ -9,6 +9,7 @@ configuration file (``--config FILE`` or ``DATA_DIR/unioncat.toml``)::
     query = "cql.allRecords=1"             # sru (CQL) and z3950 (PQF)
     incremental_query = "rec.lastModificationDate >= {from}"   # sru, optional
     schedule = "every 6h"                  # or "daily 02:30"; none: only by hand
+    timezone = "Asia/Tokyo"                # the zone of a daily time (default UTC; never the host's)
     page_size = 100                        # sru and z3950 records a request
     username = "harvester"                 # HTTP basic auth, or the Z39.50 idPass user
     password_env = "UNIONCAT_HARVEST_KYOTO_PASSWORD"   # the password from the environment, never the file
@@ -20,11 +21,13 @@ Bad configuration is one line saying what and where (``ConfigError``).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROTOCOLS = ("oai-pmh", "sru", "z3950")
 DEFAULT_FORMAT = {"oai-pmh": "marc21", "sru": "marcxml", "z3950": "usmarc"}
@@ -39,7 +42,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Schedule:
     every: float | None = None         # seconds between runs
-    daily: tuple[int, int] | None = None   # (hour, minute), local time of the server
+    daily: tuple[int, int] | None = None   # (hour, minute), wall-clock time of ``zone``
+    zone: str = "UTC"                  # IANA zone name of the daily time (the source's ``timezone``)
 
     @classmethod
     def parse(cls, text: str, where: str) -> "Schedule":
@@ -85,7 +89,7 @@ class Source:
 
 
 KNOWN = {"protocol", "url", "address", "format", "set", "query", "incremental_query", "schedule", "page_size",
-         "username", "password_env", "timeout", "retries", "library"}
+         "username", "password_env", "timeout", "retries", "library", "timezone"}
 
 
 def parse_source(name: str, table: dict, where: str = "[harvest]") -> Source:
@@ -124,6 +128,14 @@ def parse_source(name: str, table: dict, where: str = "[harvest]") -> Source:
         kw["incremental_query"] = iq
     if "schedule" in table:
         kw["schedule"] = Schedule.parse(str(table["schedule"]), at)
+        zone = str(table.get("timezone", "UTC"))
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(f"{at}: timezone {zone!r} is not an IANA time zone (Asia/Tokyo, UTC)") from None
+        kw["schedule"] = dataclasses.replace(kw["schedule"], zone=zone)
+    elif "timezone" in table:
+        raise ConfigError(f"{at}: timezone is the zone of a daily schedule; there is no schedule")
     for key, lo, hi in (("page_size", 1, 1000), ("retries", 1, 50)):
         if key in table:
             v = table[key]

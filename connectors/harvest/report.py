@@ -9,7 +9,7 @@ from .state import RunReport
 
 
 def _when(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "-"   # never the host's zone
 
 
 def describe(rep: RunReport) -> str:

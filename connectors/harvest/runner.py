@@ -28,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator
+from zoneinfo import ZoneInfo
 
 from indexers.ingest import Hook, IngestResult, StorageError, Withdraw, db_path, ingest_records, writer_lock
 from indexers.store import connect
@@ -220,8 +221,9 @@ def due(source: Source, last: st.RunReport | None, now: float) -> bool:
     if sch.every is not None:
         return now - last.finished >= sch.every
     assert sch.daily is not None
-    t = time.localtime(now)
-    today = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, sch.daily[0], sch.daily[1], 0, 0, 0, -1))
+    zone = ZoneInfo(sch.zone)
+    local = dt.datetime.fromtimestamp(now, zone)
+    today = local.replace(hour=sch.daily[0], minute=sch.daily[1], second=0, microsecond=0).timestamp()
     return now >= today and last.started < today
 
 
