@@ -25,6 +25,7 @@ from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
 from indexers.query_model import Clause, Query, QueryError, SortKey, walk
 from search.databases import Database
+from search.federation import problems_of
 from search.result_sets import ResultSets
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru import protocol as sp
@@ -96,7 +97,7 @@ class SRUService:
 
     def explain_info(self, db: Database, version: str = sp.HIGHEST_VERSION):
         """The ZeeRex record of a database, saying the version the response is in."""
-        path = "sru" if db.library is None else f"sru/{db.library}"
+        path = f"sru/{db.library or db.name}" if db.library or db.catalog is not None else "sru"
         if (path, version) not in self._explain:
             settings = dataclasses.replace(self.settings, database=path, path="/" + path)
             self._explain[path, version] = explain_record(self.catalog.config, settings, version=version)
@@ -130,12 +131,14 @@ class SRUService:
                                             reuse=not refers_to_result_sets(query)))
         total = rs.result.total
         start = req.start_record
+        # a federation's targets that failed or timed out: non-fatal diagnostics naming them (partial results)
+        diagnostics += [Diagnostic(2, p.target, p.message) for p in problems_of(rs.result)]
         if start > max(total, 1) or (total == 0 and start > 1):
             diagnostics.append(Diagnostic(61, str(start), f"first record position {start} is beyond the {total} hits"))
             return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
                                               result_set_ttl=rs.ttl, diagnostics=diagnostics)
         page_ids = await self.route.page(rs, start - 1, req.maximum_records) if req.maximum_records else []
-        records: list = await self.route.fetch(page_ids)
+        records: list = await self.route.fetch(page_ids, rs.database)
         if req.schema is OPAC_SCHEMA and records:
             # holdings with their live status: one read of the circulation database per page
             page = await self.route.call(holdings_of_page(self.route.availability, records))
@@ -245,6 +248,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
         availability = CirculationAvailability(circulation)
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability)
+    if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
+        from connectors.federation_targets import federation_catalogs
+
+        for name, fed in federation_catalogs(federation, catalog, rpn.load_bib1_mapping().use).items():
+            route.databases.add_federation(name, fed)
     svc = SRUService(route, settings)
     use_tolerant_request_parser()
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())

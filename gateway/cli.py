@@ -470,11 +470,13 @@ def cmd_serve(args) -> int:
     except CircError as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
+    from connectors.federation_targets import FederationConfigError, load_federations
     from connectors.harvest.config import ConfigError, load_sources
 
     try:
         harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"))
-    except ConfigError as e:
+        federation = load_federations(args.config or (data_dir / "unioncat.toml"))
+    except (ConfigError, FederationConfigError) as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
     if es is None and not (data_dir / "catalog.sqlite").exists():
@@ -494,7 +496,7 @@ def cmd_serve(args) -> int:
               f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
-               harvest_sources=harvest_sources, **circ)
+               harvest_sources=harvest_sources, federation=federation, **circ)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Federated search: a database that is a group of targets (Metaproxy's virtual
 databases).  ``[federation.<name>]`` in the configuration file names the targets:
 the local union catalog and/or partner Z39.50 and SRU targets, each with its query
-mapping and timeout (connectors/federation_targets.py builds them from the file).
+mapping and timeout (search/federation_targets.py builds them from the file).
 
 ``FederatedCatalog`` is a ``Catalog`` (indexers/backend.py) that fans out: the
 route (search/route.py) runs a federation database's searches, pages and records
