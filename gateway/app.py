@@ -276,9 +276,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     app.router.add_route("POST", "/sru", sru)
     app.router.add_route("GET", "/sru/{database}", sru)
     app.router.add_route("POST", "/sru/{database}", sru)
+    from .oai import es_config_of
     from .oai import mount as mount_oai
 
-    mount_oai(app, data_dir, f"http://{host}:{port}/oai", harvest_sources=harvest_sources)
+    mount_oai(app, data_dir, f"http://{host}:{port}/oai", harvest_sources=harvest_sources,
+              es=es_config_of(catalog))
     if circulation is None:
         app.router.add_get("/", root)           # with a circulation database the pages are at / (gateway/web/)
 

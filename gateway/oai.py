@@ -25,6 +25,13 @@ OAI_PROVIDER = web.AppKey("oai_provider", object)
 HARVEST_SCHEDULER = web.AppKey("harvest_scheduler", object)
 
 
+def es_config_of(catalog):
+    """The EsConfig of an Elasticsearch catalog (the harvests then index there too), else None."""
+    if catalog is None or type(catalog).__module__ != "indexers.backends.elasticsearch_catalog":
+        return None
+    return catalog.cfg
+
+
 def mount(app: web.Application, data_dir: Path, base_url: str, *, harvest_sources=None, es=None,
           settings: Settings | None = None) -> Provider:
     repo = StoreRepository(Path(data_dir) / "catalog.sqlite", load_libraries().names())

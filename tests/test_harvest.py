@@ -402,3 +402,18 @@ def test_the_scheduler_runs_what_is_due_and_the_last_run_is_visible(peer, tmp_pa
     again = asyncio.run(sch.tick())
     assert len(again) == 1 and again[0].mode == "incremental"
     assert sch.last_runs()["kyoto-u"].run_id == again[0].run_id and sch.running is None
+
+
+def test_serve_hands_its_elasticsearch_settings_to_the_harvest_scheduler(tmp_path):
+    """On an Elasticsearch deployment the scheduled harvests index there (not refused
+    as a backend mismatch); nothing here connects to Elasticsearch."""
+    from gateway.app import make_app
+    from gateway.oai import HARVEST_SCHEDULER
+    from indexers.backends.elasticsearch_catalog import ElasticsearchCatalog
+    from indexers.backends.elasticsearch_index import EsConfig
+
+    cfg = EsConfig(urls=["http://127.0.0.1:9"], index="harvest-wiring")
+    src = {"kyoto-u": parse_source("kyoto-u", {"protocol": "oai-pmh", "url": "http://x/oai"})}
+    app = make_app(tmp_path, catalog=ElasticsearchCatalog(cfg), harvest_sources=src)
+    assert app[HARVEST_SCHEDULER].es is cfg and list(app[HARVEST_SCHEDULER].sources) == ["kyoto-u"]
+    assert make_app(tmp_path, harvest_sources=src)[HARVEST_SCHEDULER].es is None     # SQLite: none
