@@ -229,3 +229,62 @@ def test_configuration_errors_are_one_line():
                        ({"1x": {"targets": {"a": {"protocol": "local"}}}}, "start with a letter")):
         with pytest.raises(FederationConfigError, match=msg):
             parse_federations({"federation": table})
+
+
+# --------------------------------------------------------------------------- the merge, without peers
+
+def _rec(cn: str, isbn: str, title: str) -> pymarc.Record:
+    r = pymarc.Record(force_utf8=True, leader="00000nam a2200000 a 4500")
+    r.add_field(pymarc.Field(tag="001", data=cn))
+    r.add_field(pymarc.Field(tag="020", indicators=pymarc.Indicators(" ", " "),
+                             subfields=[pymarc.Subfield("a", isbn)]))
+    r.add_field(pymarc.Field(tag="245", indicators=pymarc.Indicators("1", "0"),
+                             subfields=[pymarc.Subfield("a", title)]))
+    return r
+
+
+class _Fixed:
+    def __init__(self, name, records, timeout=5.0, hang=False):
+        self.name, self.label, self.timeout, self.hang = name, name, timeout, hang
+        self.records = records
+
+    async def search(self, query, count):
+        import asyncio
+
+        from search.federation import TargetHits, remote_record
+
+        if self.hang:
+            await asyncio.Event().wait()             # never answers
+        return TargetHits(len(self.records), [remote_record(r, self.label) for r in self.records[:count]])
+
+
+def test_merge_rules_ranks_and_a_hanging_target_left_out():
+    import asyncio
+
+    from indexers.backends.sqlite_index import SqliteCatalog
+    from search.federation import FederatedCatalog, _Kept, problems_of
+
+    a = _Fixed("a", [_rec("a1", "9784004310013", "図書館の歴史"), _rec("a2", "9784004310013", "図書館の歴史"),
+                     _rec("a3", "9780000000002", "Some title")])
+    b = _Fixed("b", [_rec("b1", "9784004310013", "図書館の歴史"), _rec("b2", "9780000000002", "Another book")])
+    hang = _Fixed("slow", [], timeout=0.05, hang=True)
+
+    async def go(tmp, limit):
+        fed = FederatedCatalog("f", SqliteCatalog(tmp), [a, b, hang], records=10, kept=_Kept(limit=limit))
+        res = await fed.search(Query(Clause("dc.title", "=", "x")))
+        return res, await fed.fetch(await fed.page(res, 0, 10))
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        res, recs = asyncio.run(go(Path(tmp) / "c.sqlite", 100))
+        # interleaved a1 b1 a2 b2 a3: a1+b1 merged (ISBN, titles agree); a2 is not merged with a1 (one
+        # target's own records never are); a3 and b2 share an ISBN but their titles disagree
+        assert [[m for m, _ in r.members] for r in recs] == [["a", "b"], ["a"], ["b"], ["a"]]
+        assert [r.marc["001"].data for r in recs] == ["a1", "a2", "b2", "a3"]
+        assert [f["a"] for f in recs[0].marc.get_fields("852")] == ["b"]     # b's holding shown on a's record
+        assert res.total == 4
+        assert [(p.target, p.kind) for p in problems_of(res)] == [("slow", "timeout")]
+        assert res.handle.reports == {"a": 3, "b": 2, "slow": None}
+        res, recs = asyncio.run(go(Path(tmp) / "c.sqlite", 3))
+        assert res.total == 4 and [r.marc["001"].data for r in recs] == ["a2", "b2", "a3"]   # the oldest dropped

@@ -250,6 +250,25 @@ def test_round_trip_our_oai_into_a_second_gateway(tmp_path):
     for q in QUERIES:
         assert _titles(second, q) == _titles(first, q), q
     assert union_count(second) == union_count(first)
+    # the second gateway serving what it harvested answers SRU as the first does
+    srv2 = Server(second)
+    try:
+        for q in QUERIES:
+            assert _sru_titles(srv2, q) == _sru_titles(srv, q) and _sru_titles(srv, q)[0] > 0, q
+    finally:
+        srv2.stop()
+        srv.stop()
+
+
+def _sru_titles(server, cql: str) -> tuple[int, list[str]]:
+    status, body, _ = server.get("/sru", version="1.2", operation="searchRetrieve", query=cql,
+                                 maximumRecords=200, recordSchema="marcxml")
+    root = etree.fromstring(body)
+    srw = {"s": "http://www.loc.gov/zing/srw/", **NS}
+    total = int(root.findtext("s:numberOfRecords", namespaces=srw))
+    titles = sorted(" ".join(sf.text or "" for sf in df.iterfind("m:subfield", NS))
+                    for df in root.iterfind(".//m:datafield[@tag='245']", NS))
+    return total, titles
 
 
 def test_a_set_is_one_member_librarys_records(server, catalog):
