@@ -150,8 +150,10 @@ class FederationSpec:
     targets: list[dict]
 
 
-def parse_federations(data: Mapping, where: str = "[federation]") -> dict[str, FederationSpec]:
-    """The ``[federation.<name>]`` tables of a parsed configuration file, checked."""
+def parse_federations(data: Mapping, where: str = "[federation]", reserved=()) -> dict[str, FederationSpec]:
+    """The ``[federation.<name>]`` tables of a parsed configuration file, checked;
+    ``reserved``: database names a federation may not take (the member libraries')."""
+    taken = {"default"} | {r.lower() for r in reserved}
     tables = data.get("federation", {})
     if not isinstance(tables, dict):
         raise FederationConfigError(f"{where}: must be a table of groups, [federation.<name>]")
@@ -160,6 +162,8 @@ def parse_federations(data: Mapping, where: str = "[federation]") -> dict[str, F
         at = f"{where.rstrip(']')}.{name}]"
         if not _NAME.match(name):
             raise FederationConfigError(f"{at}: the name must start with a letter (a database name)")
+        if name.lower() in taken:
+            raise FederationConfigError(f"{at}: {name} is already a database (the union or a member library)")
         if not isinstance(table, dict):
             raise FederationConfigError(f"{at}: must be a table")
         unknown = sorted(set(table) - {"records", "targets"})
@@ -212,7 +216,7 @@ def _check_target(at: str, name: str, t) -> dict:
     return spec
 
 
-def load_federations(path: Path | None) -> dict[str, FederationSpec]:
+def load_federations(path: Path | None, reserved=()) -> dict[str, FederationSpec]:
     """The federations of a configuration file (none when it does not exist)."""
     if path is None or not Path(path).exists():
         return {}
@@ -221,7 +225,7 @@ def load_federations(path: Path | None) -> dict[str, FederationSpec]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise FederationConfigError(f"{path}: {e}") from None
-    return parse_federations(data, f"{path}: [federation]")
+    return parse_federations(data, f"{path}: [federation]", reserved)
 
 
 def build_targets(spec: FederationSpec, local, bib1_use: Mapping[int, object] | None = None) -> list[Target]:
@@ -247,3 +251,9 @@ def federation_catalogs(specs: Mapping[str, FederationSpec], local, bib1_use: Ma
 
     return {name: FederatedCatalog(name, local, build_targets(spec, local, bib1_use), records=spec.records)
             for name, spec in specs.items()}
+
+
+def add_to_route(route, specs: Mapping[str, FederationSpec], bib1_use: Mapping[int, object]) -> None:
+    """Each federation a database of ``route`` (search/route.py), over the route's catalog."""
+    for name, fed in federation_catalogs(specs, route.catalog, bib1_use).items():
+        route.databases.add_federation(name, fed)

@@ -249,10 +249,9 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         availability = CirculationAvailability(circulation)
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability)
     if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
-        from connectors.federation_targets import federation_catalogs
+        from connectors.federation_targets import add_to_route
 
-        for name, fed in federation_catalogs(federation, catalog, rpn.load_bib1_mapping().use).items():
-            route.databases.add_federation(name, fed)
+        add_to_route(route, federation, rpn.load_bib1_mapping().use)
     svc = SRUService(route, settings)
     use_tolerant_request_parser()
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())

@@ -462,8 +462,13 @@ def cmd_serve(args) -> int:
         from .z3950_workers import run_worker
 
         use_event_loop(args.event_loop)
+        from connectors.federation_targets import load_federations
+        from indexers.holdings import load_libraries
+
         run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of,
-                   circ_db=_serve_circ_url(args, data_dir))
+                   circ_db=_serve_circ_url(args, data_dir),
+                   federation=load_federations(args.config or (data_dir / "unioncat.toml"),
+                                               load_libraries().names()))
         return 0
     try:
         circ = _serve_circulation(args, data_dir)
@@ -472,10 +477,11 @@ def cmd_serve(args) -> int:
         return 2
     from connectors.federation_targets import FederationConfigError, load_federations
     from connectors.harvest.config import ConfigError, load_sources
+    from indexers.holdings import load_libraries
 
     try:
         harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"))
-        federation = load_federations(args.config or (data_dir / "unioncat.toml"))
+        federation = load_federations(args.config or (data_dir / "unioncat.toml"), load_libraries().names())
     except (ConfigError, FederationConfigError) as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2

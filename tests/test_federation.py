@@ -226,9 +226,11 @@ def test_configuration_errors_are_one_line():
                        ({"x": {"targets": {"a": {"protocol": "local", "timeout": 0}}}}, "timeout"),
                        ({"x": {"records": 0, "targets": {"a": {"protocol": "local"}}}}, "records"),
                        ({"x": {"targets": {"a": {"protocol": "local", "colour": 1}}}}, "unknown setting"),
-                       ({"1x": {"targets": {"a": {"protocol": "local"}}}}, "start with a letter")):
+                       ({"1x": {"targets": {"a": {"protocol": "local"}}}}, "start with a letter"),
+                       ({"Default": {"targets": {"a": {"protocol": "local"}}}}, "already a database"),
+                       ({"KOMAE": {"targets": {"a": {"protocol": "local"}}}}, "already a database")):
         with pytest.raises(FederationConfigError, match=msg):
-            parse_federations({"federation": table})
+            parse_federations({"federation": table}, reserved=["komae"])
 
 
 # --------------------------------------------------------------------------- the merge, without peers
@@ -288,3 +290,42 @@ def test_merge_rules_ranks_and_a_hanging_target_left_out():
         assert res.handle.reports == {"a": 3, "b": 2, "slow": None}
         res, recs = asyncio.run(go(Path(tmp) / "c.sqlite", 3))
         assert res.total == 4 and [r.marc["001"].data for r in recs] == ["a2", "b2", "a3"]   # the oldest dropped
+
+
+def test_a_z3950_worker_process_serves_the_federations_too(server, peers, tmp_path):
+    """``serve --z3950-workers N`` shares the port with worker processes: each reads
+    the [federation.*] tables from the same configuration file."""
+    import os
+    import signal
+
+    from procmon import free_port
+
+    z, _, _ = peers
+    cfg = tmp_path / "unioncat.toml"
+    cfg.write_text(f'[federation.partners.targets.union]\nprotocol = "local"\n'
+                   f'[federation.partners.targets.zebra]\nprotocol = "z3950"\n'
+                   f'address = "127.0.0.1:{z.port}/Default"\n', encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(server.data_dir),
+                             "--config", str(cfg), "--z3950-port", str(port), "--z3950-worker-of", str(os.getpid())],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        import socket
+        import time
+
+        for _ in range(200):                         # until it listens (or has died)
+            if proc.poll() is not None:
+                break
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        cmds = tmp_path / "w.cmds"
+        cmds.write_text(f"open tcp:127.0.0.1:{port}/partners\nfind @attr 1=4 図書館\nquit\n", encoding="utf-8")
+        out = subprocess.run(["yaz-client", "-f", str(cmds)], capture_output=True, timeout=60, text=True,
+                             stdin=subprocess.DEVNULL)
+        assert "Number of hits: 4" in out.stdout, out.stdout + out.stderr
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
