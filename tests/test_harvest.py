@@ -417,3 +417,35 @@ def test_serve_hands_its_elasticsearch_settings_to_the_harvest_scheduler(tmp_pat
     app = make_app(tmp_path, catalog=ElasticsearchCatalog(cfg), harvest_sources=src)
     assert app[HARVEST_SCHEDULER].es is cfg and list(app[HARVEST_SCHEDULER].sources) == ["kyoto-u"]
     assert make_app(tmp_path, harvest_sources=src)[HARVEST_SCHEDULER].es is None     # SQLite: none
+
+
+def test_serve_runs_the_scheduled_source_and_shows_it_at_slash_harvest(peer, tmp_path):
+    """The scheduler of a served application harvests a due source (never run: due at
+    once), its records are searchable there, and GET /harvest shows the run."""
+    import time
+    import urllib.request
+
+    from gateway.demo import write_demo_files
+    from indexers.ingest import ingest
+    from live_server import Server
+
+    files = write_demo_files(tmp_path / "in")
+    assert ingest(tmp_path, "komae", [files["komae"]], full=True, quiet=True, workers=0).error is None
+    srv = Server(tmp_path, harvest_sources={"kyoto-u": source(peer, schedule="every 6h")})
+    try:
+        status = None
+        for _ in range(600):                     # until the run is reported (bounded; no duration asserted)
+            with urllib.request.urlopen(srv.base + "/harvest", timeout=20) as r:
+                status = json.loads(r.read())
+            if status["sources"]["kyoto-u"]["last_run"] and status["sources"]["kyoto-u"]["last_run"]["finished"]:
+                break
+            time.sleep(0.1)
+        src = status["sources"]["kyoto-u"]
+        assert src["schedule"] == "every 21600 s" and src["protocol"] == "oai-pmh" and src["library"] == "kyoto-u"
+        last = src["last_run"]
+        assert last["outcome"] == "complete" and last["counts"]["added"] == 10 and last["pages"] == 3
+        code, body, _ = srv.get("/sru", version="1.2", operation="searchRetrieve",
+                                query="bath.possessingInstitution==kyoto-u", maximumRecords=0)
+        assert b"<numberOfRecords>10</numberOfRecords>" in body.replace(b"srw:", b"").replace(b"zs:", b"")
+    finally:
+        srv.stop()
