@@ -25,7 +25,7 @@ from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
 from indexers.query_model import Clause, Query, QueryError, SortKey, walk
 from search.databases import Database
-from search.federation import problems_of
+from search.federation import problems_of, unavailable_message
 from search.result_sets import ResultSets
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru import protocol as sp
@@ -81,7 +81,7 @@ class SRUService:
             return self._diagnostic(req, SRUDiagnosticError(e.code, e.details, e.message))
         except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
-            return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
+            return self._diagnostic(req, SRUDiagnosticError(1, "", unavailable_message(e)))
         except Exception:  # a bug answers this request with a diagnostic, not an HTTP 500
             log.exception("SRU request failed: %r", params)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "unexpected error in the server; it was logged"))

@@ -26,7 +26,7 @@ from typing import Mapping
 from indexers.backend import BackendUnavailable
 from indexers.query_model import Query, QueryError, SortKey
 from search.availability import AvailabilitySource
-from search.federation import problems_of
+from search.federation import problems_of, unavailable_message
 from search.result_sets import ResultSet, ResultSets
 from search.route import Search, SearchRoute
 from sru.cql import parse_cql
@@ -146,7 +146,7 @@ class Z3950Service:
             return await coro
         except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
-            raise Bib1Diagnostic(2, "the index is temporarily unavailable; try again") from None
+            raise Bib1Diagnostic(2, unavailable_message(e)) from None
         except QueryError as e:
             raise from_query_error(e) from None
 

@@ -49,6 +49,22 @@ ID_BASE = 1 << 40                # federated record ids start here (union ids st
 KEEP_RECORDS = 20000             # records kept for paging, all federations of the process together
 
 
+class TargetsUnavailable(BackendUnavailable):
+    """Every target of a federation failed; ``public``: what a client is told (the
+    targets named, as the partial results name theirs)."""
+
+    def __init__(self, problems: Sequence["Problem"]):
+        self.problems = list(problems)
+        self.public = "no target answered: " + "; ".join(p.message for p in self.problems)
+        super().__init__(self.public)
+
+
+def unavailable_message(e: BaseException) -> str:
+    """What a front end says for a BackendUnavailable: a federation's own words, else
+    the union catalog's."""
+    return getattr(e, "public", None) or "the index is temporarily unavailable; try again"
+
+
 @dataclass
 class TargetHits:
     total: int                             # the target's own hit count
@@ -233,7 +249,7 @@ class FederatedCatalog:
                 hits.reports[t.name] = a.total
                 results.append((t.name, t.label, a.records))
         if not results and hits.problems:
-            raise BackendUnavailable("; ".join(p.message for p in hits.problems))
+            raise TargetsUnavailable(hits.problems)
         hits.records = merge(results, self.mapping)
         ids = self.kept.add(hits.records)
         return SearchResult(len(ids), ids, hits)

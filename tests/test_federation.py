@@ -180,6 +180,7 @@ def test_sru_failed_and_slow_targets_are_non_fatal_diagnostics_naming_them(serve
 def test_sru_every_target_down_is_a_fatal_diagnostic_not_a_500(server):
     root = sru(server, "down", query="dc.title=図書館")
     assert [uri for uri, _, _ in diagnostics(root)] == ["info:srw/diagnostic/1/1"]
+    assert diagnostics(root)[0][2].startswith("no target answered: ztest-down failed")
     assert root.findtext("s:numberOfRecords", namespaces=NS) in (None, "0")
 
 
@@ -329,3 +330,9 @@ def test_a_z3950_worker_process_serves_the_federations_too(server, peers, tmp_pa
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+
+
+def test_z3950_every_target_down_is_a_failed_search_with_a_diagnostic(server, tmp_path):
+    out = yaz_z3950(server, tmp_path, "down", ["find @attr 1=4 library", "find @attr 1=4 library"])
+    assert out.count("Search was a bloomin' failure.") == 2 and "Number of hits: 0" in out, out
+    assert out.count("[2] Temporary system error -- v3 addinfo 'no target answered: ztest-down failed") == 2, out
