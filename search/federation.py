@@ -23,7 +23,8 @@ on it exactly as on the union catalog, so SRU (``/sru/<name>``), Z39.50 (databas
   own, far above the union catalog's; a page asked for after its records were
   dropped gets them as withdrawn (Z39.50 diagnostic 14).
 * Facets are not computed over federated results (an empty list); scans are the
-  union catalog's.
+  union catalog's; a sort (CQL sortBy, SRU sortKeys, Z39.50 Sort) is diagnostic 80
+  (Bib-1 207): the targets' ranks cannot be put in one order.
 """
 from __future__ import annotations
 
@@ -238,6 +239,9 @@ class FederatedCatalog:
             return Problem(t.name, "failed", f"{t.name} failed: {e}")
 
     async def search(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
+        if query.sort:
+            raise QueryError(80, self.name, f"{self.name} merges its targets' results by rank; they cannot be "
+                             "sorted", bib1=207)
         answers = await asyncio.gather(*(self._one(t, query) for t in self.targets))
         hits = FederatedHits([])
         results = []

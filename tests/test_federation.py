@@ -177,6 +177,11 @@ def test_sru_failed_and_slow_targets_are_non_fatal_diagnostics_naming_them(serve
     assert "failed" in diags["ztest-down"][1]
 
 
+def test_sru_a_sort_of_federated_results_is_a_diagnostic_not_ignored(server):
+    root = sru(server, "partners", query="dc.title=図書館 sortBy dc.title")
+    assert [(uri, details) for uri, details, _ in diagnostics(root)] == [("info:srw/diagnostic/1/80", "partners")]
+
+
 def test_sru_every_target_down_is_a_fatal_diagnostic_not_a_500(server):
     root = sru(server, "down", query="dc.title=図書館")
     assert [uri for uri, _, _ in diagnostics(root)] == ["info:srw/diagnostic/1/1"]
