@@ -449,3 +449,27 @@ def test_serve_runs_the_scheduled_source_and_shows_it_at_slash_harvest(peer, tmp
         assert b"<numberOfRecords>10</numberOfRecords>" in body.replace(b"srw:", b"").replace(b"zs:", b"")
     finally:
         srv.stop()
+
+
+def test_a_provider_refusing_every_token_it_gives_ends_the_listing_not_a_loop():
+    page = _resp(_rec("a", "2026-11-01T01:00:00Z") + _rec("b", "2026-11-01T01:00:00Z"),
+                 "<resumptionToken>t</resumptionToken>")
+    bad = (f'<OAI-PMH xmlns="{oai.OAI_NS}"><responseDate>x</responseDate><request/>'
+           '<error code="badResumptionToken">expired</error></OAI-PMH>').encode()
+    li = oai.Listing("marc21")
+    li.advance(oai.parse_response(page))
+    li.advance(oai.parse_response(bad))                    # first refusal: start again from the datestamp
+    assert li.request()["from"] == "2026-11-01T01:00:00Z" and li.stalled == 0
+    for _ in range(oai.MAX_STALLED - 1):                  # the same page again, refused again: no progress
+        li.advance(oai.parse_response(page))
+        li.advance(oai.parse_response(bad))
+    li.advance(oai.parse_response(page))
+    with pytest.raises(oai.OAIListError, match="refused its own resumption tokens 4 times"):
+        li.advance(oai.parse_response(bad))
+    # progress between refusals is not a stall
+    li2 = oai.Listing("marc21")
+    for minute in range(10):
+        li2.advance(oai.parse_response(_resp(_rec(f"r{minute}", f"2026-11-01T01:{minute:02d}:00Z"),
+                                             "<resumptionToken>t</resumptionToken>")))
+        li2.advance(oai.parse_response(bad))
+    assert li2.restarts == 10 and li2.stalled == 0

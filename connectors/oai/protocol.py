@@ -14,6 +14,9 @@ Choices the protocol leaves open, as taken here:
   reached when the records came in datestamp order so far (so nothing before it
   can have been missed), else from the listing's own ``from``; either way,
   records read again are recognised as unchanged by the ingest, never duplicated.
+  A provider that refuses its tokens again and again without the listing getting
+  any further (MAX_STALLED restarts in a row) ends the listing with that error,
+  never an endless loop.
 * ``noRecordsMatch`` is an empty listing, not an error.
 * Datestamps are compared as the provider writes them; ``from`` is sent at the
   granularity the provider announces in Identify (day or seconds).
@@ -193,6 +196,9 @@ def at_granularity(datestamp: str, granularity: str) -> str:
 
 # --------------------------------------------------------------------------- the listing cursor
 
+MAX_STALLED = 3          # restarts in a row without progress before a listing is given up
+
+
 @dataclass
 class Listing:
     """One ListRecords harvest: the parameters of the next request, and what a
@@ -213,6 +219,8 @@ class Listing:
     done: bool = False
     first_response_date: str | None = None
     restarts: int = 0
+    stalled: int = 0                       # restarts in a row that got no further (given up at MAX_STALLED)
+    restarted_at: str | None = None        # ``reached`` at the last restart
 
     def request(self) -> dict[str, str]:
         """The next request's parameters."""
@@ -258,6 +266,15 @@ class Listing:
         """Start the listing again without its token: from the last datestamp reached
         when the datestamps came in order, else from the window's start."""
         self.restarts += 1
+        if self.restarts > 1 and self.reached == self.restarted_at:
+            self.stalled += 1
+            if self.stalled >= MAX_STALLED:   # a provider that refuses every token it gives: never a loop
+                raise OAIListError([OAIError("badResumptionToken", (
+                    f"the provider refused its own resumption tokens {self.stalled + 1} times in a row "
+                    f"without the listing getting past {self.reached or 'its first page'}"))])
+        else:
+            self.stalled = 0
+        self.restarted_at = self.reached
         if self.ordered and self.reached is not None:
             self.from_ = self.reached
         self.token = None
@@ -265,7 +282,7 @@ class Listing:
     def state(self) -> dict:
         return {k: getattr(self, k) for k in ("metadata_prefix", "set_spec", "from_", "until", "granularity",
                                               "token", "reached", "ordered", "done", "first_response_date",
-                                              "restarts")}
+                                              "restarts", "stalled", "restarted_at")}
 
     @classmethod
     def from_state(cls, state: dict) -> "Listing":
