@@ -187,8 +187,9 @@ class _Kept:
 
     def add(self, records: list[UnionRecord]) -> list[int]:
         ids = []
-        for r in records:
+        for i, r in enumerate(records):
             self.next_id += 1
+            r = records[i] = copy.copy(r)     # a catalog's own record object is never renumbered
             r.id = self.next_id
             self.records[r.id] = r
             ids.append(r.id)
