@@ -24,7 +24,8 @@ on it exactly as on the union catalog, so SRU (``/sru/<name>``), Z39.50 (databas
   dropped gets them as withdrawn (Z39.50 diagnostic 14).
 * Facets are not computed over federated results (an empty list); scans are the
   union catalog's; a sort (CQL sortBy, SRU sortKeys, Z39.50 Sort) is diagnostic 80
-  (Bib-1 207): the targets' ranks cannot be put in one order.
+  (Bib-1 207): the targets' ranks cannot be put in one order; a query within a
+  result set (cql.resultSetId, also what local.available becomes) is diagnostic 16.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ import pymarc
 from indexers import union as un
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.mapping import FieldMapping, load_mapping
-from indexers.query_model import Query, QueryError
+from indexers.query_model import Clause, Query, QueryError, walk
 from indexers.records import FacetValue, Holding, ScanTerm, SearchResult, UnionRecord
 
 log = logging.getLogger("unioncat.federation")
@@ -243,6 +244,9 @@ class FederatedCatalog:
         if query.sort:
             raise QueryError(80, self.name, f"{self.name} merges its targets' results by rank; they cannot be "
                              "sorted", bib1=207)
+        if any(isinstance(n, Clause) and n.index.lower() == "cql.resultsetid" for n in walk(query.root)):
+            raise QueryError(16, "cql.resultSetId", f"{self.name}: its targets cannot be searched within "
+                             "result sets (nor limited to what is available here, local.available)")
         answers = await asyncio.gather(*(self._one(t, query) for t in self.targets))
         hits = FederatedHits([])
         results = []

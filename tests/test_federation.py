@@ -182,6 +182,14 @@ def test_sru_a_sort_of_federated_results_is_a_diagnostic_not_ignored(server):
     assert [(uri, details) for uri, details, _ in diagnostics(root)] == [("info:srw/diagnostic/1/80", "partners")]
 
 
+def test_sru_result_set_references_are_a_diagnostic(server):
+    first = sru(server, "partners", query="dc.title=図書館")
+    rs = first.findtext("s:resultSetId", namespaces=NS)
+    root = sru(server, "partners", query=f"cql.resultSetId={rs} and dc.title=歴史")
+    assert [(uri, details) for uri, details, _ in diagnostics(root)] == [("info:srw/diagnostic/1/16",
+                                                                           "cql.resultSetId")]
+
+
 def test_sru_every_target_down_is_a_fatal_diagnostic_not_a_500(server):
     root = sru(server, "down", query="dc.title=図書館")
     assert [uri for uri, _, _ in diagnostics(root)] == ["info:srw/diagnostic/1/1"]
