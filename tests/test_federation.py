@@ -202,6 +202,9 @@ def test_a_federation_is_searched_alone_and_the_union_is_unchanged(server):
     assert hits_and_records(root)[0] == 3                          # the union's own records only
     status, body, _ = server.get("/sru/nosuch", version="1.2", operation="searchRetrieve", query="x")
     assert b"info:srw/diagnostic/1/235" in body
+    status, body, _ = server.get("/sru/partners", version="1.2", operation="explain")
+    explain = etree.fromstring(body)
+    assert status == 200 and explain.findtext(".//{http://explain.z3950.org/dtd/2.0/}database") == "sru/partners"
 
 
 # --------------------------------------------------------------------------- Z39.50 (yaz-client)
