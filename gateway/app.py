@@ -219,7 +219,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
              cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT,
              sip2_port: int | None = None, sip2_config=None, harvest_sources=None,
-             federation=None) -> web.Application:
+             federation=None, oai=None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -236,7 +236,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     serve the self-check kiosks over SIP2 on ``host``:``sip2_port`` (needs
     ``circulation``; ``sip2_config``: the ``[sip2]`` section, gateway/sip2_server.py).
     OAI-PMH is answered at /oai and the harvest status at /harvest (gateway/oai.py);
-    ``harvest_sources``: the ``[harvest.*]`` sources its scheduler runs. ``federation``:
+    ``harvest_sources``: the ``[harvest.*]`` sources its scheduler runs; ``oai``: the ``[oai]``
+    settings of the provider (gateway/oai.py load_oai_settings). ``federation``:
     the ``[federation.*]`` groups (search/federation.py), databases on both protocols."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
@@ -279,7 +280,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     from .oai import mount as mount_oai
 
     mount_oai(app, data_dir, f"http://{host}:{port}/oai", harvest_sources=harvest_sources,
-              es=es_config_of(catalog))
+              es=es_config_of(catalog), settings=oai)
     if circulation is None:
         app.router.add_get("/", root)           # with a circulation database the pages are at / (gateway/web/)
 
@@ -364,7 +365,7 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                z3950_worker_argv: Callable[[int], list[str]] | None = None,
                circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
                ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None,
-               harvest_sources=None, federation=None) -> None:
+               harvest_sources=None, federation=None, oai=None) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
     job only with ``mailer``)."""
@@ -382,5 +383,6 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                          z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
                          circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
                          ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
-                         sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation),
+                         sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation,
+                         oai=oai),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

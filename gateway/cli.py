@@ -479,10 +479,13 @@ def cmd_serve(args) -> int:
     from connectors.harvest.config import ConfigError, load_sources
     from indexers.holdings import load_libraries
 
+    from .oai import OaiConfigError, load_oai_settings
+
     try:
         harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"))
         federation = load_federations(args.config or (data_dir / "unioncat.toml"), load_libraries().names())
-    except (ConfigError, FederationConfigError) as e:
+        oai = load_oai_settings(args.config or (data_dir / "unioncat.toml"))
+    except (ConfigError, FederationConfigError, OaiConfigError) as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
     if es is None and not (data_dir / "catalog.sqlite").exists():
@@ -502,7 +505,7 @@ def cmd_serve(args) -> int:
               f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
-               harvest_sources=harvest_sources, federation=federation, **circ)
+               harvest_sources=harvest_sources, federation=federation, oai=oai, **circ)
     return 0
 
 

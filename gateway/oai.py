@@ -25,6 +25,50 @@ OAI_PROVIDER = web.AppKey("oai_provider", object)
 HARVEST_SCHEDULER = web.AppKey("harvest_scheduler", object)
 
 
+class OaiConfigError(Exception):
+    """An ``[oai]`` table that cannot be used, said in one line."""
+
+
+OAI_SETTINGS = {"base_url": str, "admin_email": str, "repository_name": str, "repository_identifier": str,
+                "page_size": int}
+
+
+def load_oai_settings(path: Path | None) -> dict:
+    """The ``[oai]`` table of the configuration file, checked (what the provider's
+    Identify says: ``base_url`` as clients reach it, e.g. behind a reverse proxy,
+    ``admin_email``, ``repository_name``, ``repository_identifier``; ``page_size``:
+    records a page).  None of it is needed: {} when there is no table or no file."""
+    import re
+    import tomllib
+
+    if path is None or not Path(path).exists():
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            table = tomllib.load(fh).get("oai", {})
+    except tomllib.TOMLDecodeError as e:
+        raise OaiConfigError(f"{path}: {e}") from None
+    at = f"{path}: [oai]"
+    if not isinstance(table, dict):
+        raise OaiConfigError(f"{at} must be a table")
+    for key, value in table.items():
+        kind = OAI_SETTINGS.get(key)
+        if kind is None:
+            raise OaiConfigError(f"{at}: unknown setting {key!r} (known: {', '.join(OAI_SETTINGS)})")
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise OaiConfigError(f"{at}: {key} must be a {'whole number' if kind is int else 'string'}")
+    if "page_size" in table and not 1 <= table["page_size"] <= 1000:
+        raise OaiConfigError(f"{at}: page_size must be from 1 to 1000")
+    if "base_url" in table and not re.match(r"https?://\S+\Z", table["base_url"]):
+        raise OaiConfigError(f"{at}: base_url {table['base_url']!r}: an http:// or https:// URL is needed")
+    if "admin_email" in table and not re.match(r"[^@\s]+@[^@\s]+\Z", table["admin_email"]):
+        raise OaiConfigError(f"{at}: admin_email {table['admin_email']!r} is not an e-mail address")
+    if "repository_identifier" in table and not re.match(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)*\Z",
+                                                         table["repository_identifier"]):
+        raise OaiConfigError(f"{at}: repository_identifier must be a domain-like name (unioncat, union.example.jp)")
+    return dict(table)
+
+
 def es_config_of(catalog):
     """The EsConfig of an Elasticsearch catalog (the harvests then index there too), else None."""
     if catalog is None or type(catalog).__module__ != "indexers.backends.elasticsearch_catalog":
@@ -33,9 +77,10 @@ def es_config_of(catalog):
 
 
 def mount(app: web.Application, data_dir: Path, base_url: str, *, harvest_sources=None, es=None,
-          settings: Settings | None = None) -> Provider:
+          settings: dict | None = None) -> Provider:
+    """``settings``: the ``[oai]`` table (load_oai_settings); ``base_url``: the default."""
     repo = StoreRepository(Path(data_dir) / "catalog.sqlite", load_libraries().names())
-    provider = Provider(repo, settings or Settings(base_url=base_url))
+    provider = Provider(repo, Settings(**{"base_url": base_url, **(settings or {})}))
     app[OAI_PROVIDER] = provider
 
     async def oai(request: web.Request) -> web.Response:

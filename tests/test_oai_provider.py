@@ -309,3 +309,32 @@ def test_provider_core_never_fails_on_odd_tokens():
         assert b'code="badResumptionToken"' in body, tok
     assert b'code="noRecordsMatch"' in p.handle({"verb": ["ListRecords"], "metadataPrefix": ["marc21"]}, 0.0)
     assert urllib.parse.quote("x")
+
+
+def test_the_oai_table_sets_what_identify_says_and_bad_settings_stop_serve(catalog, tmp_path, capsys):
+    from gateway.cli import main
+    from gateway.oai import OaiConfigError, load_oai_settings
+
+    cfg = tmp_path / "unioncat.toml"
+    cfg.write_text('[oai]\nbase_url = "https://union.example.jp/oai"\nadmin_email = "union@example.jp"\n'
+                   'repository_identifier = "union.example.jp"\npage_size = 7\n', encoding="utf-8")
+    srv = Server(catalog, oai=load_oai_settings(cfg))
+    try:
+        ident = get(srv, verb="Identify")
+        assert ident.findtext(".//o:baseURL", namespaces=NS) == "https://union.example.jp/oai"
+        assert ident.findtext(".//o:adminEmail", namespaces=NS) == "union@example.jp"
+        assert ident.findtext("o:request", namespaces=NS) == "https://union.example.jp/oai"
+        page = get(srv, verb="ListIdentifiers", metadataPrefix="marc21")
+        ids = [h.findtext("o:identifier", namespaces=NS) for h in page.iterfind(".//o:header", NS)]
+        assert len(ids) == 7 and all(i.startswith("oai:union.example.jp:") for i in ids)
+    finally:
+        srv.stop()
+    for text, msg in (('[oai]\ncolour = "red"\n', "unknown setting 'colour'"),
+                      ('[oai]\npage_size = 0\n', "page_size must be from 1 to 1000"),
+                      ('[oai]\nbase_url = "union.example.jp"\n', "http:// or https://"),
+                      ('[oai]\nadmin_email = "nobody"\n', "not an e-mail address")):
+        cfg.write_text(text, encoding="utf-8")
+        with pytest.raises(OaiConfigError, match=msg):
+            load_oai_settings(cfg)
+        assert main(["serve", "--data-dir", str(catalog), "--config", str(cfg), "--port", "0"]) == 2
+        assert msg.split("'")[0] in capsys.readouterr().err

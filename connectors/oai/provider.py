@@ -61,7 +61,7 @@ _SECONDS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
 class Settings:
     base_url: str
     repository_name: str = "unioncat union catalog"
-    admin_email: str = "admin@unioncat.invalid"     # the protocol wants one (not configurable yet)
+    admin_email: str = "admin@unioncat.invalid"     # the protocol wants one; [oai] admin_email sets it
     repository_identifier: str = "unioncat"
     page_size: int = 100
 
