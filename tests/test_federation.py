@@ -330,7 +330,7 @@ def test_a_z3950_worker_process_serves_the_federations_too(server, peers, tmp_pa
         import socket
         import time
 
-        for _ in range(200):                         # until it listens (or has died)
+        for _ in range(900):                         # until it listens (or has died); bounded
             if proc.poll() is not None:
                 break
             with socket.socket() as s:
