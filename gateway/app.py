@@ -25,6 +25,7 @@ from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
 from indexers.query_model import Clause, Query, QueryError, SortKey, walk
 from search.databases import Database
+from search.federation import problems_of, unavailable_message
 from search.result_sets import ResultSets
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru import protocol as sp
@@ -80,7 +81,7 @@ class SRUService:
             return self._diagnostic(req, SRUDiagnosticError(e.code, e.details, e.message))
         except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
-            return self._diagnostic(req, SRUDiagnosticError(1, "", "the index is temporarily unavailable; try again"))
+            return self._diagnostic(req, SRUDiagnosticError(1, "", unavailable_message(e)))
         except Exception:  # a bug answers this request with a diagnostic, not an HTTP 500
             log.exception("SRU request failed: %r", params)
             return self._diagnostic(req, SRUDiagnosticError(1, "", "unexpected error in the server; it was logged"))
@@ -96,7 +97,7 @@ class SRUService:
 
     def explain_info(self, db: Database, version: str = sp.HIGHEST_VERSION):
         """The ZeeRex record of a database, saying the version the response is in."""
-        path = "sru" if db.library is None else f"sru/{db.library}"
+        path = f"sru/{db.library or db.name}" if db.library or db.catalog is not None else "sru"
         if (path, version) not in self._explain:
             settings = dataclasses.replace(self.settings, database=path, path="/" + path)
             self._explain[path, version] = explain_record(self.catalog.config, settings, version=version)
@@ -130,12 +131,14 @@ class SRUService:
                                             reuse=not refers_to_result_sets(query)))
         total = rs.result.total
         start = req.start_record
+        # a federation's targets that failed or timed out: non-fatal diagnostics naming them (partial results)
+        diagnostics += [Diagnostic(2, p.target, p.message) for p in problems_of(rs.result)]
         if start > max(total, 1) or (total == 0 and start > 1):
             diagnostics.append(Diagnostic(61, str(start), f"first record position {start} is beyond the {total} hits"))
             return sp.searchretrieve_response(req, total=total, records=[], result_set_id=rs.id,
                                               result_set_ttl=rs.ttl, diagnostics=diagnostics)
         page_ids = await self.route.page(rs, start - 1, req.maximum_records) if req.maximum_records else []
-        records: list = await self.route.fetch(page_ids)
+        records: list = await self.route.fetch(page_ids, rs.database)
         if req.schema is OPAC_SCHEMA and records:
             # holdings with their live status: one read of the circulation database per page
             page = await self.route.call(holdings_of_page(self.route.availability, records))
@@ -215,7 +218,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              z3950_worker_argv: Callable[[int], list[str]] | None = None,
              circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
              cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT,
-             sip2_port: int | None = None, sip2_config=None) -> web.Application:
+             sip2_port: int | None = None, sip2_config=None, harvest_sources=None,
+             federation=None, oai=None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -230,7 +234,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     ``search_timeout``: the time one SRU or Z39.50 request may spend in the
     catalog (never more than the catalog's own search timeout). ``sip2_port``: also
     serve the self-check kiosks over SIP2 on ``host``:``sip2_port`` (needs
-    ``circulation``; ``sip2_config``: the ``[sip2]`` section, gateway/sip2_server.py)."""
+    ``circulation``; ``sip2_config``: the ``[sip2]`` section, gateway/sip2_server.py).
+    OAI-PMH is answered at /oai and the harvest status at /harvest (gateway/oai.py);
+    ``harvest_sources``: the ``[harvest.*]`` sources its scheduler runs; ``oai``: the ``[oai]``
+    settings of the provider (gateway/oai.py load_oai_settings). ``federation``:
+    the ``[federation.*]`` groups (search/federation.py), databases on both protocols."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
@@ -241,6 +249,10 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
         availability = CirculationAvailability(circulation)
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability)
+    if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
+        from connectors.federation_targets import add_to_route
+
+        add_to_route(route, federation, rpn.load_bib1_mapping().use)
     svc = SRUService(route, settings)
     use_tolerant_request_parser()
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
@@ -264,6 +276,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     app.router.add_route("POST", "/sru", sru)
     app.router.add_route("GET", "/sru/{database}", sru)
     app.router.add_route("POST", "/sru/{database}", sru)
+    from .oai import es_config_of
+    from .oai import mount as mount_oai
+
+    mount_oai(app, data_dir, f"http://{host}:{port}/oai", harvest_sources=harvest_sources,
+              es=es_config_of(catalog), settings=oai)
     if circulation is None:
         app.router.add_get("/", root)           # with a circulation database the pages are at / (gateway/web/)
 
@@ -347,7 +364,8 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                z3950_port: int | None = None, event_loop: str = "auto", z3950_workers: int = 1,
                z3950_worker_argv: Callable[[int], list[str]] | None = None,
                circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
-               ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None) -> None:
+               ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None,
+               harvest_sources=None, federation=None, oai=None) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
     job only with ``mailer``)."""
@@ -365,5 +383,6 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                          z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
                          circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
                          ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
-                         sip2_config=sip2_config),
+                         sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation,
+                         oai=oai),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

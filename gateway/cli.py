@@ -156,8 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--max", type=int, default=10)
 
-    p = sub.add_parser("stats", help="print record counts")
+    p = sub.add_parser("stats", help="print record counts (and the last harvest of each source)")
     _common(p)
+
+    p = sub.add_parser("harvest", help="harvest partners' catalogues ([harvest.<library>] in the config file)",
+                       description="Fetch the records a source publishes (OAI-PMH, SRU or Z39.50; the "
+                       "[harvest.<library>] tables of --config FILE or DATA_DIR/unioncat.toml) and ingest them "
+                       "as that library's records: incremental by default, resumed where an interrupted run "
+                       "stopped; a report per source (docs/harvest.md).")
+    _common(p)
+    p.add_argument("sources", nargs="*", metavar="LIBRARY", help="the sources to run (default: all)")
+    p.add_argument("--full", action="store_true",
+                   help="everything the source has; the library's records that no longer come are withdrawn")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON, one a line")
 
     _circ_parser(sub)
     return ap
@@ -170,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.print_help()
         return 2
     return {"ingest": cmd_ingest, "serve": cmd_serve, "demo": cmd_demo, "search": cmd_search,
-            "stats": cmd_stats, "reindex": cmd_reindex, "sync": cmd_sync, "circ": cmd_circ}[args.cmd](args)
+            "stats": cmd_stats, "reindex": cmd_reindex, "sync": cmd_sync, "circ": cmd_circ,
+            "harvest": cmd_harvest}[args.cmd](args)
 
 
 def _print_counts(res, as_json: bool) -> None:
@@ -449,12 +462,30 @@ def cmd_serve(args) -> int:
         from .z3950_workers import run_worker
 
         use_event_loop(args.event_loop)
+        from connectors.federation_targets import load_federations
+        from indexers.holdings import load_libraries
+
         run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of,
-                   circ_db=_serve_circ_url(args, data_dir))
+                   circ_db=_serve_circ_url(args, data_dir),
+                   federation=load_federations(args.config or (data_dir / "unioncat.toml"),
+                                               load_libraries().names()))
         return 0
     try:
         circ = _serve_circulation(args, data_dir)
     except CircError as e:
+        print(f"unioncat serve: {e}", file=sys.stderr)
+        return 2
+    from connectors.federation_targets import FederationConfigError, load_federations
+    from connectors.harvest.config import ConfigError, load_sources
+    from indexers.holdings import load_libraries
+
+    from .oai import OaiConfigError, load_oai_settings
+
+    try:
+        harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"))
+        federation = load_federations(args.config or (data_dir / "unioncat.toml"), load_libraries().names())
+        oai = load_oai_settings(args.config or (data_dir / "unioncat.toml"))
+    except (ConfigError, FederationConfigError, OaiConfigError) as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
     if es is None and not (data_dir / "catalog.sqlite").exists():
@@ -474,7 +505,7 @@ def cmd_serve(args) -> int:
               f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
     run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
-               **circ)
+               harvest_sources=harvest_sources, federation=federation, oai=oai, **circ)
     return 0
 
 
@@ -593,7 +624,20 @@ def cmd_stats(args) -> int:
         if isinstance(docs, int) and not pending and docs + failed != unions:
             print(f"elasticsearch: the index does not match the store ({unions} union records): "
                   "run `unioncat reindex`")
+    from connectors.harvest.report import describe
+    from connectors.harvest.state import last_runs
+
+    for rep in last_runs(conn).values():
+        print(describe(rep))
     return 0
+
+
+def cmd_harvest(args) -> int:
+    from connectors.harvest import cli as harvest_cli
+
+    data_dir = _data_dir(args)
+    return harvest_cli.run(data_dir, args.config or (data_dir / "unioncat.toml"), args.sources, full=args.full,
+                           quiet=args.quiet, as_json=args.json, es=_es_config(args, data_dir))
 
 
 # --------------------------------------------------------------------------- circ

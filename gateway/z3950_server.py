@@ -26,6 +26,7 @@ from typing import Mapping
 from indexers.backend import BackendUnavailable
 from indexers.query_model import Query, QueryError, SortKey
 from search.availability import AvailabilitySource
+from search.federation import problems_of, unavailable_message
 from search.result_sets import ResultSet, ResultSets
 from search.route import Search, SearchRoute
 from sru.cql import parse_cql
@@ -146,7 +147,7 @@ class Z3950Service:
             return await coro
         except BackendUnavailable as e:
             log.warning("backend unavailable: %r", e)
-            raise Bib1Diagnostic(2, "the index is temporarily unavailable; try again") from None
+            raise Bib1Diagnostic(2, unavailable_message(e)) from None
         except QueryError as e:
             raise from_query_error(e) from None
 
@@ -168,7 +169,7 @@ class Z3950Service:
         else:
             ids = await self._timed(self.route.page(rs, start - 1, count))
             slow = ids
-        fetched = await self._timed(self.route.fetch(slow)) if slow else []
+        fetched = await self._timed(self.route.fetch(slow, rs.database)) if slow else []
         page = None
         if self.availability is not None and (syntax in (R.OPAC, R.SUTRS) or schema is OPAC_SCHEMA):
             # the live status of the page's holdings: one read of the circulation database
@@ -239,6 +240,10 @@ class Z3950Service:
             count, esn = min(req.medium_set_present_number, hits), req.medium_set_element_set_names
         else:
             count, esn = 0, None
+        left_out = problems_of(result)
+        if left_out:   # a federation with targets left out: a partial result set naming them (Bib-1 109)
+            return P.SearchResponse(hits, 0, 1, False, result_set_status=1, reference_id=req.reference_id,
+                                    diagnostics=tuple(P.Diagnostic(109, p.message) for p in left_out))
         if count <= 0:
             return P.SearchResponse(hits, 0, 1, True, reference_id=req.reference_id)
         try:

@@ -69,10 +69,11 @@ class Workers:
         self.procs = []
 
 
-def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None) -> None:
+def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None, federation=None) -> None:
     """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit.
     ``circ_db``: the serving process's circulation database, read for availability
-    (OPAC circulationData, the local.available limit) through a small pool of its own."""
+    (OPAC circulationData, the local.available limit) through a small pool of its own.
+    ``federation``: the ``[federation.*]`` groups, databases here as in the serving process."""
     from indexers.holdings import load_libraries
     from search.route import make_route
 
@@ -87,7 +88,13 @@ def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None =
 
             circ = Circulation(Database(circ_db, pool_size=4))
             availability = CirculationAvailability(circ)
-        server = Z3950Server(make_service(make_route(catalog, load_libraries().names(), availability=availability)))
+        route = make_route(catalog, load_libraries().names(), availability=availability)
+        if federation:
+            from connectors.federation_targets import add_to_route
+            from z3950 import rpn
+
+            add_to_route(route, federation, rpn.load_bib1_mapping().use)
+        server = Z3950Server(make_service(route))
         await server.start(host, port, reuse_port=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -34,7 +34,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .holdings import load_libraries
 from .mapping import FieldMapping, load_mapping
-from .marc_reader import detect_format, read_marc
+from .marc_reader import BadRecord, ReadRecord, detect_format, read_marc
 from .prepare import Preparer, prepare_block, worker_init
 from .store import Counts, Store, connect
 
@@ -340,6 +340,35 @@ def default_workers() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
+@dataclass
+class Withdraw:
+    """In a record stream: the library's record ``local_id`` is gone (an OAI-PMH
+    deleted header).  ``local_id`` may be a function of the store's connection
+    (run inside the batch's transaction) that finds it, or None when unknown."""
+
+    local_id: str | Callable[[sqlite3.Connection], str | None]
+    where: str = ""
+    # a record that came again under a new 001 (a provider renumbered it): its old id is
+    # withdrawn when found, and nothing is counted when there is none
+    renumbered: bool = False
+
+
+@dataclass
+class Hook:
+    """In a record stream: ``run(conn)`` runs inside the batch's transaction at this
+    point (a harvester keeps its own bookkeeping there, committed with the records).
+    ``commit``: the stream may be committed here -- a checkpoint: a harvester saves
+    its cursor (resumption token, next position) in ``run`` and the batch commits
+    with it, so an interrupted harvest resumes after what it committed, never before."""
+
+    run: Callable[[sqlite3.Connection], None]
+    commit: bool = False
+
+
+# what a record stream (ingest_records) yields: a record read with the place it came from
+Located = tuple[str, "ReadRecord | BadRecord"]
+
+
 def ingest(
     data_dir: Path,
     library: str,
@@ -356,15 +385,63 @@ def ingest(
     EsConfig to index into Elasticsearch instead of the embedded index."""
     lock = writer_lock(data_dir)
     try:
-        return _ingest(data_dir, library, files, full=full, quiet=quiet, workers=workers, on_batch=on_batch, es=es)
+        files = [Path(f) for f in files]
+        workers = default_workers() if workers is None else workers
+
+        def items(preparer: Preparer, progress: _Progress):
+            for path in files:
+                for p in _prepared_stream(path, library, workers, progress, preparer):
+                    yield str(path), p
+                progress.next_file(path.stat().st_size)
+
+        return _ingest(data_dir, library, items, full=full, progress=_Progress(files, quiet), on_batch=on_batch,
+                       es=es)
     finally:
         lock.close()
 
 
-def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> IngestResult:
+def ingest_records(
+    data_dir: Path,
+    library: str,
+    stream: Iterable["Located | Withdraw | Hook"],
+    *,
+    full: bool = False,
+    full_since_run: int | None = None,
+    on_batch: Callable[[Counts], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    es=None,
+    lock: bool = True,
+) -> IngestResult:
+    """Load records that come as a stream rather than files (a harvest): the same
+    path as ``ingest`` -- preparation, quarantine with reasons, union merge,
+    counts, batch commits, the run report.  ``stream`` yields ``(where, item)``
+    pairs (``where``: what the quarantine names as the record's file, e.g. the
+    OAI identifier; ``item``: what indexers.marc_reader yields), ``Withdraw``
+    and ``Hook`` items.  ``full``: the stream is the library's whole catalogue;
+    at its end the library's records read by no run since ``full_since_run``
+    (default: this run) are withdrawn.  ``on_start(run_id)``: told the run's id
+    before the first record.  ``lock``: take the data directory's writer lock
+    (False: the caller holds it)."""
+    fh = writer_lock(data_dir) if lock else None
+    try:
+        def items(preparer: Preparer, progress: _Progress):
+            for x in stream:
+                if isinstance(x, (Withdraw, Hook)):
+                    yield x
+                else:
+                    where, item = x
+                    yield where, preparer.item(item)
+
+        return _ingest(data_dir, library, items, full=full, full_since_run=full_since_run,
+                       progress=_Progress([], True), on_batch=on_batch, on_start=on_start, es=es)
+    finally:
+        if fh is not None:
+            fh.close()
+
+
+def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_since_run=None,
+            on_start=None) -> IngestResult:
     t0 = time.time()
-    files = [Path(f) for f in files]
-    workers = default_workers() if workers is None else workers
     pusher = None
     try:
         if es is not None:
@@ -397,9 +474,10 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
             pusher.stop()
             pusher.pusher.close()
         raise StorageError(f"cannot write the record store {db_path(data_dir)}: {_why(e)}") from e
+    if on_start:
+        on_start(run_id)
     quarantine = Quarantine(data_dir, library, run_id)
     repairs = Repairs(data_dir, library, run_id)
-    progress = _Progress(files, quiet)
     interrupted = False
     error: str | None = None
     in_batch = 0
@@ -412,34 +490,58 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
         repairs.mark()
         committed = replace(counts)
 
+    def next_batch() -> None:
+        nonlocal in_batch
+        commit()
+        if pusher:
+            pusher.push()
+        store.begin()
+        in_batch = 0
+        if on_batch:
+            on_batch(counts)
+
     try:
         store.begin()
-        for path in files:
-            for p in _prepared_stream(path, library, workers, progress, preparer):
-                counts.read += 1
-                progress.records = counts.read
-                if p.bad_reason is not None:
-                    counts.quarantined += 1
-                    quarantine.add(str(path), p.offset, p.position, p.bad_reason, p.raw)
-                    continue
-                store.apply(p, library, run_id, counts)
-                if p.warnings and not p.deleted:
-                    counts.repaired += 1
-                    repairs.add(str(path), p)
-                in_batch += 1
-                if in_batch >= BATCH:
+        for x in items(preparer, progress):
+            if isinstance(x, Hook):
+                x.run(store.conn)
+                if x.commit and in_batch:
+                    next_batch()
+                elif x.commit:
                     commit()
-                    if pusher:
-                        pusher.push()
                     store.begin()
-                    in_batch = 0
-                    if on_batch:
-                        on_batch(counts)
-            progress.next_file(path.stat().st_size)
+                continue
+            if isinstance(x, Withdraw):
+                local_id = x.local_id(store.conn) if callable(x.local_id) else x.local_id
+                if x.renumbered:
+                    if local_id and store.withdraw(library, local_id):
+                        counts.withdrawn += 1
+                    continue
+                counts.read += 1
+                if local_id and store.withdraw(library, local_id):
+                    counts.withdrawn += 1
+                else:
+                    counts.deleted_unknown += 1
+                in_batch += 1
+                continue
+            where, p = x
+            counts.read += 1
+            progress.records = counts.read
+            if p.bad_reason is not None:
+                counts.quarantined += 1
+                quarantine.add(where, p.offset, p.position, p.bad_reason, p.raw)
+                continue
+            store.apply(p, library, run_id, counts)
+            if p.warnings and not p.deleted:
+                counts.repaired += 1
+                repairs.add(where, p)
+            in_batch += 1
+            if in_batch >= BATCH:
+                next_batch()
         commit()
         if full:
             store.begin()
-            for local_id in store.missing_from_run(library, run_id):
+            for local_id in store.missing_since_run(library, full_since_run or run_id):
                 if store.withdraw(library, local_id):
                     counts.withdrawn += 1
             commit()
@@ -451,6 +553,24 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
         # disk full, a read-only or vanished directory, a file where a directory should be:
         # the batch being written is rolled back and the run closed with what it committed
         error = f"{_why(e)} (record store {db_path(data_dir)})" if isinstance(e, sqlite3.Error) else _why(e)
+    except BaseException as e:
+        # the stream failed (a harvest whose provider stays away): what is committed stays,
+        # the run is closed as failed, and the caller is told why
+        store.rollback()
+        counts = committed
+        for log in (quarantine, repairs):
+            try:
+                log.undo()
+            except OSError:
+                pass
+        quarantine.close()
+        repairs.close()
+        _close_run(store, run_id, counts, f"failed: {e}")
+        store.conn.close()
+        if pusher:
+            pusher.stop(abort=True)
+            pusher.pusher.close()
+        raise
     finally:
         progress.close()
     if interrupted or error:
@@ -464,13 +584,9 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
     quarantine.close()
     repairs.close()
     outcome = "complete" if not (interrupted or error) else "interrupted" if interrupted else f"failed: {error}"
-    try:
-        store.begin()
-        store.finish_run(run_id, counts, outcome)
-        store.commit()
-    except sqlite3.Error as e:
-        store.rollback()
-        error = (error + "; " if error else "") + f"the run could not be closed in the store: {_why(e)}"
+    closing = _close_run(store, run_id, counts, outcome)
+    if closing:
+        error = (error + "; " if error else "") + closing
     store.conn.close()
     res = IngestResult(counts, quarantine.path if counts.quarantined else None, time.time() - t0, interrupted,
                        repairs.path if counts.repaired else None, run_id=run_id, error=error)
@@ -480,6 +596,18 @@ def _ingest(data_dir, library, files, *, full, quiet, workers, on_batch, es) -> 
         res.index, res.index_pending, res.index_error = pusher.report, pusher.pusher.pending(), pusher.error
         pusher.pusher.close()
     return res
+
+
+def _close_run(store: Store, run_id: int, counts: Counts, outcome: str) -> str | None:
+    """Close the run in the store; what went wrong doing so, if anything."""
+    try:
+        store.begin()
+        store.finish_run(run_id, counts, outcome)
+        store.commit()
+    except sqlite3.Error as e:
+        store.rollback()
+        return f"the run could not be closed in the store: {_why(e)}"
+    return None
 
 
 def _why(e: BaseException) -> str:

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS run(
   id INTEGER PRIMARY KEY AUTOINCREMENT, library TEXT NOT NULL, full INTEGER NOT NULL,
   started REAL NOT NULL, finished REAL, counts TEXT, outcome TEXT);
-CREATE TABLE IF NOT EXISTS union_rec(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL);
+CREATE TABLE IF NOT EXISTS union_rec(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL, modified REAL);
 CREATE TABLE IF NOT EXISTS source(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   library TEXT NOT NULL, local_id TEXT NOT NULL,
@@ -48,7 +48,13 @@ CREATE TABLE IF NOT EXISTS matchkey(
   key TEXT NOT NULL, library TEXT NOT NULL, union_id INTEGER NOT NULL, source_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS matchkey_key ON matchkey(key, library, union_id);
 CREATE INDEX IF NOT EXISTS matchkey_source ON matchkey(source_id);
+CREATE TABLE IF NOT EXISTS union_gone(
+  union_id INTEGER NOT NULL, library TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY(union_id, library));
 """
+# union_rec.modified: when the union record (or any member, or its holdings) last changed;
+# union_gone: a library whose last member left a union record, and when (the whole record
+# is gone when union_rec has no row): the OAI-PMH provider's persistent deletions
+# (connectors/oai/provider.py) read both
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -111,12 +117,18 @@ class Store:
         conn.executescript(SCHEMA)
         if "outcome" not in {r[1] for r in conn.execute("PRAGMA table_info(run)")}:  # a store from before
             conn.execute("ALTER TABLE run ADD COLUMN outcome TEXT")
+        if "modified" not in {r[1] for r in conn.execute("PRAGMA table_info(union_rec)")}:
+            conn.execute("ALTER TABLE union_rec ADD COLUMN modified REAL")
+            conn.execute("UPDATE union_rec SET modified=created")    # once: a store from before
+        conn.execute("CREATE INDEX IF NOT EXISTS union_rec_modified ON union_rec(modified)")
         index.setup(conn)
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
         # union records created in this batch whose only member is known in memory
         # (indexers.prepare.Prepared): their documents were built by the preparer
         self._fresh: dict[int, Prepared] = {}
+        # libraries whose member left a union record in this batch (withdrawn or moved)
+        self._left: dict[int, set[str]] = {}
 
     # -- transactions -------------------------------------------------------
     def begin(self) -> None:
@@ -132,6 +144,7 @@ class Store:
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
+        self._left.clear()
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()
@@ -139,7 +152,9 @@ class Store:
             self.conn.execute("ROLLBACK")
 
     def _flush(self) -> None:
-        """Rebuild the index documents of every union record touched in this batch."""
+        """Rebuild the index documents of every union record touched in this batch,
+        stamp them modified, and record the libraries that left them."""
+        now = time.time()
         for uid in sorted(self._dirty - self._gone):
             p = self._fresh.get(uid)
             if p is not None and p.solo is not None:  # alone in a new union record: built by the preparer
@@ -147,14 +162,25 @@ class Store:
                 self.index.put(self.conn, p.solo, fresh=True, payload=p.payload)
                 continue
             members = self._members(uid)
+            left = self._left.get(uid, set())
             if members:
                 self.index.put(self.conn, un.build_document(uid, members))
+                self.conn.execute("UPDATE union_rec SET modified=? WHERE id=?", (now, uid))
+                libs = {m.library for m in members}
+                self.conn.executemany("DELETE FROM union_gone WHERE union_id=? AND library=?",
+                                      [(uid, lib) for lib in libs])
+                left = left - libs
             else:
                 self.conn.execute("DELETE FROM union_rec WHERE id=?", (uid,))
                 self.index.delete(self.conn, uid)
+            self.conn.executemany(
+                "INSERT INTO union_gone(union_id, library, at) VALUES (?,?,?)"
+                " ON CONFLICT(union_id, library) DO UPDATE SET at=excluded.at",
+                [(uid, lib, now) for lib in sorted(left)])
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()
+        self._left.clear()
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, library: str, full: bool) -> int:
@@ -193,13 +219,15 @@ class Store:
             self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (source_id,))
             self._dirty.add(old_union)
             self._fresh.pop(old_union, None)
+            self._left.setdefault(old_union, set()).add(library)
         uid = None
         if p.keys:
             candidates = self._candidates(p.keys, library, exclude_source=row[0] if row else None)
             uid = un.choose_union(library, p.data["titles"], candidates)
         fresh = uid is None
         if uid is None:
-            uid = _rowid(self.conn.execute("INSERT INTO union_rec(created) VALUES (?)", (time.time(),)))
+            now = time.time()
+            uid = _rowid(self.conn.execute("INSERT INTO union_rec(created, modified) VALUES (?, ?)", (now, now)))
         else:
             counts.merged += 1
             self._fresh.pop(uid, None)
@@ -272,6 +300,7 @@ class Store:
         self.conn.execute("DELETE FROM source WHERE id=?", (row[0],))
         self._dirty.add(row[1])
         self._fresh.pop(row[1], None)
+        self._left.setdefault(row[1], set()).add(library)
         return True
 
     def missing_from_run(self, library: str, run_id: int) -> list[str]:
@@ -281,6 +310,12 @@ class Store:
                 "SELECT local_id FROM source WHERE library=? AND run_id<>?", (library, run_id)
             )
         ]
+
+    def missing_since_run(self, library: str, first_run: int) -> list[str]:
+        """The library's records no run from ``first_run`` on has read (a whole
+        catalogue read over several runs, as a resumed full harvest is)."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT local_id FROM source WHERE library=? AND run_id<?", (library, first_run))]
 
     # -- reading --------------------------------------------------------------
     def _members(self, uid: int) -> list[un.MemberSource]:

@@ -13,8 +13,8 @@ known.  Names are matched without regard to case (``Default``, ``KOMAE``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from indexers.query_model import Boolean, Clause, Query, QueryError
 
@@ -27,6 +27,8 @@ MAX_LIBRARIES = 10000            # holding names read from the catalog at most
 class Database:
     name: str                    # canonical name: "default" or the library code as configured / indexed
     library: str | None = None   # the restriction; None: the whole union catalog
+    # a federation (search/federation.py): the Catalog that fans out to its targets; None: the union's
+    catalog: Any = field(default=None, compare=False, repr=False)
 
     def restrict(self, query: Query) -> Query:
         """``query`` limited to this database's records."""
@@ -49,6 +51,10 @@ class Databases:
         for code in configured:
             self._names.setdefault(code.lower(), Database(code, code))
         self._generation: str | None = None
+
+    def add_federation(self, name: str, catalog) -> None:
+        """A federation database ([federation.<name>]): searched on its own catalog."""
+        self._names[name.lower()] = Database(name, None, catalog)
 
     def names(self) -> list[str]:
         return [d.name for d in self._names.values()]
@@ -78,6 +84,11 @@ class Databases:
             if db is None:
                 raise database_error(235, name, f"database {name} does not exist", bib1=235)
             found.append(db)
+        if any(d.catalog is not None for d in found):
+            if len({d.name for d in found}) > 1:
+                raise database_error(48, "", "a federation is searched on its own, not with other databases",
+                                     bib1=111)
+            return found[0]
         if len({d.library for d in found}) > 1:
             if any(d.library is None for d in found):
                 return Database(names[0], None)

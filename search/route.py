@@ -143,8 +143,8 @@ async def restrict(route: "SearchRoute", s: Search) -> None:
 
 
 async def reuse_live_set(route: "SearchRoute", s: Search) -> None:
-    if not s.reuse:
-        return
+    if not s.reuse or (s.database is not None and s.database.catalog is not None):
+        return                      # a federation's targets change without telling: never reused
     assert s.database is not None and s.restricted is not None, "restrict comes first"
     generation = await route.call(route.catalog.generation())
     s.key = f"{s.database.name.lower()}\x00{generation}\x00{s.restricted!r}"
@@ -161,7 +161,7 @@ async def run_search(route: "SearchRoute", s: Search) -> None:
     if s.extra_sets:
         sets = {**sets, **s.extra_sets}
     try:
-        s.result = await route.call(route.catalog.search(s.restricted, result_sets=sets))
+        s.result = await route.call(route.catalog_of(s.database).search(s.restricted, result_sets=sets))
     except BaseException:
         if s.name is not None and s.drop_stale:
             s.sets.remove(s.name)   # a failed search leaves no stale set under this name
@@ -176,6 +176,8 @@ async def keep_result_set(route: "SearchRoute", s: Search) -> None:
 
 SEARCH_STEPS: tuple[Step, ...] = (check_result_set, resolve_database, translate, restrict, limit_available,
                                   reuse_live_set, run_search, keep_result_set)
+# a federation database (search/federation.py) goes through the same steps: resolve_database
+# finds its catalog, run_search and the pages and records that follow use it (catalog_of)
 
 
 # --------------------------------------------------------------------------- the route
@@ -194,6 +196,10 @@ class SearchRoute:
     @property
     def config(self):
         return self.catalog.config
+
+    def catalog_of(self, database: Database | None) -> Catalog:
+        """The catalog a database is searched on: a federation's own, else the union's."""
+        return database.catalog if database is not None and database.catalog is not None else self.catalog
 
     def request(self, timeout: float | None = None) -> "_Request":
         """``async with route.request():`` -- one request's budget for every route
@@ -234,23 +240,25 @@ class SearchRoute:
         return s.kept
 
     async def page(self, rs: ResultSet | SearchResult, offset: int, count: int) -> list[int]:
-        result = rs.result if isinstance(rs, ResultSet) else rs
-        return await self.call(self.catalog.page(result, offset, count))
+        if isinstance(rs, ResultSet):
+            return await self.call(self.catalog_of(rs.database).page(rs.result, offset, count))
+        return await self.call(self.catalog.page(rs, offset, count))
 
-    async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
-        return await self.call(self.catalog.fetch(ids)) if ids else []
+    async def fetch(self, ids: Sequence[int], database: Database | None = None) -> list[UnionRecord]:
+        """Records by id (``database``: the result set's, where a federation keeps its own)."""
+        return await self.call(self.catalog_of(database).fetch(ids)) if ids else []
 
     async def page_iso2709(self, rs: ResultSet, offset: int, count: int
                            ) -> tuple[list[int], dict[int, bytes | None]] | None:
         """Ids and stored ISO 2709 display records in one call, where the catalog
         offers that fast path (None otherwise)."""
-        fast = getattr(self.catalog, "page_iso2709", None)
+        fast = getattr(self.catalog_of(rs.database), "page_iso2709", None)
         if fast is None:
             return None
         return await self.call(fast(rs.result, offset, count))
 
     async def facets(self, rs: ResultSet, names: Sequence[str], limit: int) -> dict[str, list[FacetValue]]:
-        return await self.call(self.catalog.facets(rs.result, list(names), limit))
+        return await self.call(self.catalog_of(rs.database).facets(rs.result, list(names), limit))
 
     async def scan(self, index: str, term: str, position: int, count: int) -> list[ScanTerm]:
         if index.lower() == AVAILABLE_INDEX:
