@@ -24,6 +24,7 @@ from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
 from indexers.query_model import Clause, Query, QueryError, SortKey, walk
+from indexers.store import StoreArrivals
 from search.databases import Database
 from search.result_sets import ResultSets
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
@@ -240,7 +241,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         from circulation.availability_view import CirculationAvailability
 
         availability = CirculationAvailability(circulation)
-    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability)
+    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
+                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"))   # new arrivals: local.added
     svc = SRUService(route, settings)
     use_tolerant_request_parser()
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
@@ -309,7 +311,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
                                      cookie_secure=secure, ill=ill))
         from .web import mount as mount_web
 
-        mount_web(app, circulation, ill=ill, cookie_secure=secure)   # the pages at / (docs/web.md)
+        mount_web(app, circulation, ill=ill, cookie_secure=secure,   # the pages at / (docs/web.md)
+                  route=route)
         if sip2_port is not None:
             from . import sip2_server
             sip2_server.mount(app, circulation, host, sip2_port, sip2_config, ill_service.CatalogTitles(catalog))
