@@ -236,13 +236,14 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
                                   database_description="Union catalog of the member libraries (unioncat)")
-    availability = None
+    availability = zone = None
     if circulation is not None:   # live availability in records and the local.available limit
         from circulation.availability_view import CirculationAvailability
 
         availability = CirculationAvailability(circulation)
+        zone = circulation.clock.tz                              # the network's days for local.added
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
-                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"))   # new arrivals: local.added
+                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"), zone=zone)   # new arrivals
     svc = SRUService(route, settings)
     use_tolerant_request_parser()
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())

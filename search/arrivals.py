@@ -6,7 +6,9 @@ record store when the search runs, never from the catalog's index.
     local.added > "iizuka 2026-11-01"      after that day
     local.added = iizuka                   in the last DEFAULT_DAYS days
 
-Dates are days of Japan time (UTC+09:00, the network's time, as the circulation API's).
+Dates are days of the network's time zone (the route's ``zone``, which ``unioncat serve``
+sets from the profiles' timezone, as the circulation service's clock; UTC when none is
+given): no zone is assumed here.
 "Added" is when the library's record was first stored (``source.added`` in
 indexers/store.py): an updated record keeps its date, a withdrawn one that comes back
 is new again, and a record another library added long ago is new for the library that
@@ -26,7 +28,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Protocol
 
 from indexers import terms as T
@@ -37,7 +39,6 @@ from .titles import RESULT_SET_INDEX
 
 ADDED_INDEX = "local.added"
 DEFAULT_DAYS = 30
-JAPAN = timezone(timedelta(hours=9))
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -57,16 +58,16 @@ def uses_arrivals(node: Node) -> bool:
     return is_added_clause(node)
 
 
-def start_of(day: date) -> float:
-    """Epoch seconds of 00:00 Japan time on ``day``."""
-    return datetime(day.year, day.month, day.day, tzinfo=JAPAN).timestamp()
+def start_of(day: date, zone: tzinfo = timezone.utc) -> float:
+    """Epoch seconds of 00:00 on ``day`` in ``zone``."""
+    return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
 
 
-def today(clock: Callable[[], float] = time.time) -> date:
-    return datetime.fromtimestamp(clock(), JAPAN).date()
+def today(clock: Callable[[], float] = time.time, zone: tzinfo = timezone.utc) -> date:
+    return datetime.fromtimestamp(clock(), zone).date()
 
 
-def window(c: Clause, clock: Callable[[], float] = time.time) -> tuple[str, float]:
+def window(c: Clause, clock: Callable[[], float] = time.time, zone: tzinfo = timezone.utc) -> tuple[str, float]:
     """(library code, epoch seconds from which a record is new) of a ``local.added``
     clause. Diagnostics: 19 another relation, 28 a mask, 27 nothing given, 36 a term
     that is not a code and a date."""
@@ -84,14 +85,14 @@ def window(c: Clause, clock: Callable[[], float] = time.time) -> tuple[str, floa
     if len(words) == 1:
         if rel in (">=", ">"):
             raise QueryError(36, c.term, f'{ADDED_INDEX} {c.relation}: give a date, "{words[0]} YYYY-MM-DD"')
-        return words[0], start_of(today(clock) - timedelta(days=DEFAULT_DAYS))
+        return words[0], start_of(today(clock, zone) - timedelta(days=DEFAULT_DAYS), zone)
     try:
         day = date.fromisoformat(words[1])
     except ValueError:
         raise QueryError(36, c.term, f"{ADDED_INDEX}: {words[1]!r} is not a date (YYYY-MM-DD)") from None
     if rel in ("=", "==", "exact"):
         raise QueryError(19, c.relation, f'{ADDED_INDEX} with a date takes >= or >: >= "{c.term}"')
-    return words[0], start_of(day + timedelta(days=1) if rel == ">" else day)
+    return words[0], start_of(day + timedelta(days=1) if rel == ">" else day, zone)
 
 
 async def limit_arrivals(route, s) -> None:
@@ -104,6 +105,7 @@ async def limit_arrivals(route, s) -> None:
         raise QueryError(16, ADDED_INDEX, f"{ADDED_INDEX} needs the record store (unioncat serve)")
     s.reuse = False
     clock = getattr(route, "wall_clock", time.time)
+    zone = getattr(route, "zone", None) or timezone.utc
 
     async def subst(node: Node) -> Node:
         if isinstance(node, Boolean):
@@ -113,7 +115,7 @@ async def limit_arrivals(route, s) -> None:
                         node.unit, node.ordered)
         if not is_added_clause(node):
             return node
-        library, since = window(node, clock)
+        library, since = window(node, clock, zone)
         db = route.databases.known(library)
         if db is None or db.library is None:      # a library that holds records but is not configured
             generation = await route.call(route.catalog.generation())

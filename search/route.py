@@ -43,6 +43,7 @@ import asyncio
 import contextvars
 import time
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Awaitable, Callable, Sequence
 
 from indexers.backend import BackendUnavailable, Catalog
@@ -188,11 +189,12 @@ class SearchRoute:
     def __init__(self, catalog: Catalog, databases: Databases, *, timeout: float = DEFAULT_TIMEOUT,
                  steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic,
                  availability: AvailabilitySource | None = None, arrivals: ArrivalsSource | None = None,
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time, zone: tzinfo | None = None):
         self.catalog = catalog
         self.availability = availability     # the circulation database's view, when served with one
         self.arrivals = arrivals             # the record store's new arrivals (search/arrivals.py)
         self.wall_clock = wall_clock         # today's date for the new arrivals' default window
+        self.zone = zone                     # the network's time zone: the days of local.added (UTC if None)
         self.databases = databases
         self.timeout = timeout
         self.steps = tuple(steps)
@@ -275,9 +277,10 @@ def catalog_timeout(catalog: Catalog, timeout: float = DEFAULT_TIMEOUT) -> float
 def make_route(catalog: Catalog, libraries=(), *, timeout: float = DEFAULT_TIMEOUT,
                steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic,
                availability: AvailabilitySource | None = None,
-               arrivals: ArrivalsSource | None = None) -> SearchRoute:
+               arrivals: ArrivalsSource | None = None, zone: tzinfo | None = None) -> SearchRoute:
     """The route every front end of one catalog uses (configured here, once);
     ``availability``: the circulation database's view (search/availability.py);
-    ``arrivals``: the record store's new arrivals (search/arrivals.py)."""
+    ``arrivals``: the record store's new arrivals (search/arrivals.py); ``zone``: the
+    network's time zone, whose days ``local.added`` counts."""
     return SearchRoute(catalog, Databases(libraries), timeout=catalog_timeout(catalog, timeout), steps=steps,
-                       clock=clock, availability=availability, arrivals=arrivals)
+                       clock=clock, availability=availability, arrivals=arrivals, zone=zone)

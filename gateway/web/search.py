@@ -165,10 +165,36 @@ def language_name(pg: Page, code: str) -> str:
     return pg.w.pick(*pair) if pair else code
 
 
+_FIELD_NAMES = {"library": ("所蔵館", "library"), "branch": ("所蔵場所", "branch"),
+                "material": ("資料種別", "material"), "language": ("言語", "language"),
+                "available": ("貸出可能な資料のみ", "available only"),
+                "new": ("新着資料", "new arrivals"), "days": ("期間", "period")}
+_PROBLEM_WORDS = {"p": "bad_p", "sort": "bad_sort", "mode": "bad_mode", "per": "bad_per", "quotes": "bad_quotes",
+                  "year_from": "bad_year", "year_to": "bad_year", "f": "bad_f"}
+
+
+def problem_messages(pg: Page, form: sf.SearchForm) -> list[str]:
+    """What was wrong with each value of the URL left out, in the page's language (once each)."""
+    out: list[str] = []
+    others = []
+    for name in form.problems:
+        key = _PROBLEM_WORDS.get(name)
+        if key is None:
+            others.append(pg.w.pick(*_FIELD_NAMES.get(name, (name, name))))
+            continue
+        text = pg.w(key, max=sf.MAX_PAGE)
+        if text not in out:
+            out.append(text)
+    if others:
+        out.append(pg.w("bad_field", names="・".join(dict.fromkeys(others))))
+    return out
+
+
 def context(pg: Page, res: Results, route) -> dict:
     form = res.form
     chosen = [(n, v, facet_label(pg, n, v)) for n, v in form.f]
-    return {"form": form, "res": res, "sf": sf, "chosen": chosen, "facet_label": facet_label,
+    return {"form": form, "res": res, "sf": sf, "chosen": chosen, "problems": problem_messages(pg, form),
+            "facet_label": facet_label,
             "material_labels": MATERIAL_LABELS, "languages": LANGUAGES, "language_name": language_name,
             "sorts": sf.SORTS, "libraries": libraries(route), "places": available_places(pg),
             "new_library_name": rv.library_name(form.new) if form.new else ""}

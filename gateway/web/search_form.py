@@ -12,7 +12,8 @@ form field          clause
 ``q`` (one box)     ``cql.serverChoice all <words>`` (title, creator, subject, publisher,
                     notes; kana, kanji and romanized forms as the search semantics define
                     them); a term that looks like an ISBN or ISSN also finds the record by
-                    ``dc.identifier``
+                    ``dc.identifier``; ``"a quoted phrase"`` is ``cql.serverChoice adj``
+                    (its words in that order); an unbalanced ``"`` is ignored, and said so
 ``title`` ...       ``dc.title all`` · ``dc.creator all`` · ``dc.subject all`` ·
                     ``dc.publisher all`` (every word, anywhere in the field)
 ``isbn``            ``dc.identifier = <ISBN or ISSN>`` (hyphens optional, ISBN-10 = ISBN-13)
@@ -150,8 +151,12 @@ def parse(params: Mapping, facet_names: tuple[str, ...] = ()) -> SearchForm:
             continue
         if (name, value) not in filters:
             filters.append((name, value))
+    q = _text(get("q", ""))
+    if q.count('"') % 2:                       # an unbalanced quote: searched without quotes, and said so
+        problems.append("quotes")
+        q = " ".join(q.replace('"', " ").split())
     return SearchForm(
-        q=_text(get("q", "")), title=_text(get("title", "")), author=_text(get("author", "")),
+        q=q, title=_text(get("title", "")), author=_text(get("author", "")),
         subject=_text(get("subject", "")), publisher=_text(get("publisher", "")), isbn=_text(get("isbn", ""))[:40],
         year_from=year("year_from"), year_to=year("year_to"), library=code("library"),
         branch=_text(get("branch", ""))[:80], material=choice("material", MATERIALS, ""),
@@ -204,8 +209,15 @@ def to_query(form: SearchForm, facet_indexes: Mapping[str, str], today: date) ->
     """The query the form stands for (None: nothing to search). ``facet_indexes``: facet
     name -> its canonical index (config/indexes.toml [facet])."""
     parts: list[Node] = []
-    if form.q and term(form.q):
-        box: Node = Clause("cql.serverChoice", "all", term(form.q))
+    box_parts: list[Node] = []
+    for i, piece in enumerate(form.q.split('"')):     # "a quoted phrase": its words next to each other
+        words = term(piece)
+        if words:
+            rel = "adj" if i % 2 and len(words.split()) > 1 else "all"
+            box_parts.append(Clause("cql.serverChoice", rel, words))
+    if box_parts:
+        box = _and(box_parts)
+        assert box is not None
         if looks_like_identifier(form.q):
             box = Boolean("or", box, Clause("dc.identifier", "=", re.sub(r"[ -]", "", form.q)))
         parts.append(box)
