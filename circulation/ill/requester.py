@@ -54,7 +54,6 @@ from lifecycle import item_table as it
 from lifecycle import loan_table as lnt
 from lifecycle import policies
 from lifecycle import table as lt
-from lifecycle.model import Request
 
 from .. import notices, routing
 from .. import schema as s
@@ -67,7 +66,6 @@ from ..store import (
     loan_transition,
     lock_one,
     lock_title_queue,
-    patron_snapshot,
     record_event,
     transition,
 )
@@ -166,14 +164,7 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
     partner.  Refusals (nothing written): ``unknown_title``, ``ill_not_offered`` (the
     patron's system takes no part in ILL), ``pickup_not_service_point``, ``owned_locally`` (a
     copy of the patron's own system can be reserved instead), ``no_lender`` (no partner
-    of the rota holds it), ``duplicate_request``.
-
-    Placed by the patron (``role`` patron, e.g. on the web), the request is a リクエスト
-    for a title the system does not own, and the profile's rules for those decide first
-    (``policies.can_place`` with no copy: ``requests_not_offered``, ``channel_not_allowed``
-    when ``channel`` is not one of its request channels, the area, blocks and limits,
-    the pickup branch and the contact method); staff placing it at the counter decide
-    themselves, as before."""
+    of the rota holds it), ``duplicate_request``."""
     if not title_id and not isbn:
         raise ValueError("give title_id or isbn")
     tid = title_id or f"isbn:{isbn}"
@@ -194,14 +185,6 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
         profile = ill.circ.profile(system)
         if pickup_branch not in profile.branches or not profile.branches[pickup_branch].branch.pickup:
             return Placed(None, "pickup_not_service_point", {"branch": pickup_branch})
-        if R(role) == R.PATRON:
-            candidate = Request(id="new", patron_card=card, title_id=title.title_id, kind="request",
-                                material_type=material, pickup_branch=pickup_branch,
-                                contact_method=patron.default_contact_method or "none", channel=channel,
-                                placed_at=now, submitted_at_branch=pickup_branch, memo=memo)
-            d = policies.can_place(profile, await patron_snapshot(conn, patron), None, candidate, now)
-            if not d.allowed:
-                return Placed(None, d.code, dict(d.details))
         own = (await conn.execute(select(func.count()).select_from(s.items).where(
             s.items.c.title_id == title.title_id, s.items.c.library == system,
             s.items.c.circulating.is_(True), s.items.c.status.notin_(("lost", "withdrawn"))))).scalar()

@@ -1,22 +1,20 @@
 """The title page: a union record in readable form, its holdings per library and branch
 with call number and live status, and what the logged-in patron may do with it: reserve
-(pickup branch, contact method, memo), put it in the 予約カート or on My本棚, ask partner
-libraries for it (inter-library loan, where configured and the profile allows). A refusal
+(pickup branch, contact method, memo), put it in the 予約カート or on My本棚. A refusal
 is the policy engine's own reason (lifecycle/reasons.py) in the page's language, shown on
 the page again with what the patron entered.
 
 The record comes through the search route (``route.fetch``), its holdings' status from the
 circulation database in one read (gateway/availability.py); the actions call the same
-circulation functions as the JSON API (``holds.place``, ``circulation.ill.requester.place``).
+circulation functions as the JSON API (``holds.place``). Asking partner libraries for a
+title from this page (a patron's ILL request) is not offered yet: the staff place those.
 """
 from __future__ import annotations
 
 from circulation import holds as holds_
 from circulation import lists, queries
-from circulation.ill import requester as ill_requester
 from indexers.backend import BackendUnavailable
 from indexers.query_model import Clause, Query
-from lifecycle import reasons
 from search.databases import DEFAULT
 from search.route import Search
 from search.titles import parse_title_id
@@ -49,19 +47,12 @@ def _rid(pg: Page) -> int:
     return int(raw)
 
 
-def _partner_libraries(pg: Page) -> set[str]:
-    ill = pg.st.ill
-    if ill is None:
-        return set()
-    return {p.library for p in ill.config.partners.values() if p.library and p.lends}
-
-
 async def render_title(pg: Page, rid: int, *, status: int = 200, error: str = "", action: str = ""):
     record, statuses = await _record(pg, rid)
     view = rv.view(record)
     ctx = {"rec": view, "lines": rv.holding_lines(statuses, pg.lang),
            "reservations": rv.reservations_text(statuses, pg.lang), "error": error, "action": action,
-           "me": None, "pickups": [], "contacts": [], "mine": [], "ill": False,
+           "me": None, "pickups": [], "contacts": [], "mine": [],
            "memo": pg.field("memo")[:MAX_MEMO] if error else "", "material_labels": MATERIAL_LABELS,
            "language_name": language_name, "pickup": "", "contact": ""}
     if pg.patron:
@@ -72,9 +63,6 @@ async def render_title(pg: Page, rid: int, *, status: int = 200, error: str = ""
         ctx["contact"] = (pg.field("contact_method") if error else "") or me.default_contact_method or ""
         ids = set(view.title_ids)
         ctx["mine"] = [r for r in await lists.patron_requests(pg.circ, pg.card) if r["title_id"] in ids]
-        held_by = {line.library for line in ctx["lines"]}
-        ctx["ill"] = (pg.st.ill is not None and pg.st.ill.config.serves(me.library)
-                      and bool(held_by & _partner_libraries(pg)))
     return pg.render("search/title.html", status=status, **ctx)
 
 
@@ -124,29 +112,9 @@ async def reserve(pg: Page):
     raise pg.redirect("/my/holds")
 
 
-@page("patron")
-async def partner_request(pg: Page):
-    """他館から取り寄せる: a request to partner libraries (ISO 18626) for this title; the
-    profile's rules for requests decide first (requester.place as the patron)."""
-    rid = _rid(pg)
-    if pg.st.ill is None:
-        raise Refused(404, pg.w.message(reasons.decide("ill_not_configured")))
-    record, _ = await _record(pg, rid)
-    view = rv.view(record)
-    res = await ill_requester.place(pg.st.ill, card=pg.card, title_id=view.title_id,
-                                    pickup_branch=pg.field("pickup_branch"), actor=pg.card,
-                                    memo=pg.field("memo")[:MAX_MEMO], channel="web", role="patron")
-    if not res.ok:
-        d = reasons.decide(res.code, **(res.detail or {}))
-        return await render_title(pg, rid, status=409, error=pg.w.message(d), action="partner")
-    pg.flash(pg.w("partner_requested", title=view.display_title))
-    raise pg.redirect("/my/holds")
-
-
 def routes() -> list[tuple[str, str, object]]:
     return [
         ("GET", "/title", title_by_id),
         ("GET", r"/title/{rid}", title_page),
         ("POST", r"/title/{rid}/reserve", reserve),
-        ("POST", r"/title/{rid}/partner-request", partner_request),
     ]
