@@ -16,9 +16,9 @@ import urllib.parse
 
 import pytest
 
-from circulation import lists
+from circulation import cart, lists
 from lifecycle import reasons
-from web_harness import LOCKED, PASSWORDS, Browserless, start_site
+from web_harness import EMILY, LOCKED, PASSWORDS, Browserless, start_site
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 CAT = "吾輩は猫である"          # T2 of the seed: Taro has its one Iizuka copy, Hanako waits for it
@@ -262,3 +262,55 @@ def test_no_patron_data_in_the_urls_of_the_search_and_title_pages(site):
         for u in re.findall(r'(?:href|action|src)="([^"]*)"', page.text):
             assert LOCKED not in u and PASSWORDS[LOCKED] not in u, u
         assert LOCKED not in page.url
+
+
+def test_the_library_facet_names_libraries_not_branches(site):
+    page = get(site, "/search", q="図書館")
+    facet = re.search(r'<h3 id="facet-library">.*?</ul>', page.text, re.DOTALL).group(0)
+    names = re.findall(r'">([^<]+)</a>', facet)
+    assert set(names) <= {"飯塚市立図書館", "狛江市立図書館", "広島大学図書館"} and len(names) >= 2, names
+    link = re.search(r'href="([^"]*f=library%3Ahiroshima[^"]*)"', facet)
+    chosen = Browserless(site.base).get(link.group(1).replace("&amp;", "&"))
+    assert "所蔵館: 広島大学図書館" in re.sub(r"\s+", " ", chosen.text) and total(chosen.text) >= 1
+
+
+def test_a_result_lists_titles_go_to_the_cart_and_the_title_pages_button_too(site):
+    c = Browserless(site.base)
+    c.login(EMILY)
+    page = c.get("/search?q=%E5%9B%B3%E6%9B%B8%E9%A4%A8&mode=list")         # 図書館
+    rids = re.findall(r'name="rid" value="(\d+)"', page.text)[:2]
+    assert len(rids) == 2
+    seeded = len(site.server.run(cart.items(site.circ, EMILY)))
+    done = c.post("/search/chosen", [("action", "cart"), *[("rid", r) for r in rids],
+                                     ("back", "/search?q=x")], csrf=page.csrf())
+    assert done.url.endswith("/my/cart"), done.url
+    before = {i.title_id for i in site.server.run(cart.items(site.circ, EMILY))}
+    names = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<a href="/title/\d+">(.*?)</a>', page.text)[:2]]
+    assert all(n in done.text for n in names), (names, done.messages())
+    said = done.messages()           # one line a title: put in, or already there (the seed's cart)
+    endings = ("予約カートに入れました。", "すでに予約カートに入っています。")
+    assert len(said) == 2 and all(m.endswith(endings) for m in said)
+    assert len(before) == seeded + sum(m.endswith("入れました。") for m in said) and "isbn:9784004310013" in before
+    # nothing chosen, or a number that is not a record: said, not a 500
+    none = c.post("/search/chosen", {"action": "cart", "back": "/search?q=x"}, csrf=page.csrf())
+    assert none.status == 200 and none.messages()
+    bad = c.post("/search/chosen", {"action": "cart", "rid": "x'1"}, csrf=page.csrf())
+    assert bad.status == 200 and bad.messages()
+
+
+def test_a_set_reservation_from_a_result_list(site):
+    c = Browserless(site.base)
+    c.login(LOCKED)
+    page = c.get("/search?q=%E5%9B%B3%E6%9B%B8%E9%A4%A8&mode=list")         # 図書館
+    first = re.search(r'name="rid" value="(\d+)"[^>]*>(?:(?!</li>).)*図書館の歴史', page.text, re.DOTALL)
+    other = re.search(r'name="rid" value="(\d+)"', get(site, "/search", q="學問のすゝめ", mode="list").text) or \
+        re.search(r'href="/title/(\d+)"', get(site, "/search", q="學問のすゝめ", mode="list").text)
+    assert first and other
+    rids = [first.group(1), other.group(1)]
+    form = c.post("/search/chosen", [("action", "set"), *[("rid", r) for r in rids]], csrf=page.csrf())
+    assert form.status == 200 and 'name="mode" value="set"' in form.text
+    fields = [("mode", "set"), *[("rid", r) for r in rids], ("pickup_branch", "iizuka"), ("contact_method", "none")]
+    placed = c.post("/search/chosen/place", fields, csrf=form.csrf())
+    assert placed.url.endswith("/my/holds"), (placed.status, placed.messages())
+    mine = {r["title_id"] for r in site.server.run(lists.patron_requests(site.circ, LOCKED))}
+    assert {"isbn:9784004310013", "isbn:9784101010014"} <= mine

@@ -228,7 +228,7 @@ async def cart_confirm(pg: Page):
         raise pg.redirect("/my/cart")
     pickup, contact = pg.field("pickup_branch"), pg.field("contact_method")
     return pg.render("my/cart_confirm.html", items=items, pickup=pickup, contact=contact,
-                     pickup_name=queries.branch_name(pg.circ, pickup) or "", me=p, memo=pg.field("memo"))
+                     pickup_name=pg.circ.branch_name(pickup) or "", me=p, memo=pg.field("memo"))
 
 
 @page("patron")
@@ -244,7 +244,7 @@ async def cart_checkout(pg: Page):
         raise pg.redirect("/my/cart")
     views = {r["request_id"]: r for r in await lists.patron_requests(pg.circ, pg.card)}
     return pg.render("my/cart_done.html", placed=res.placed, refused=res.refused, views=views,
-                     pickup_name=queries.branch_name(pg.circ, res.pickup_branch) or "",
+                     pickup_name=pg.circ.branch_name(res.pickup_branch) or "",
                      contact=res.contact_method)
 
 

@@ -34,6 +34,7 @@ log = logging.getLogger("unioncat.web")
 MAX_SETS = 2000                   # the OPAC's result sets kept (least recently used go first)
 SET_TTL = 600                     # seconds a result set lives idle (paging reuses it)
 FACET_LIMIT = 8                   # values shown per facet
+LIBRARY_FACET_ASK = 200           # values of the library facet asked for (branch names left out)
 FACETS = ("library", "material", "language", "date", "subject")
 MAX_SELECTED = 20                 # titles chosen at once in a result list
 
@@ -93,8 +94,10 @@ async def run(pg: Page, form: sf.SearchForm) -> Results:
                     res.summaries[r.id] = (summary, unknown, rv.reservations_text(statuses, pg.lang))
             res.records = [rv.view(r) for r in records]
             if res.total:
-                names = [n for n in FACETS if n in route.config.facets]
+                names = [n for n in FACETS if n in route.config.facets and n != "library"]
                 res.facets = await route.facets(rs, names, FACET_LIMIT)
+                if "library" in route.config.facets:
+                    res.facets = {"library": await library_facet(route, rs), **res.facets}
     except QueryError as e:
         res.error = pg.w("query_problem", details=e.message)
         res.total = 0
@@ -102,6 +105,16 @@ async def run(pg: Page, form: sf.SearchForm) -> Results:
         log.warning("the OPAC could not search: %s", e)
         raise SearchUnavailable(str(e)) from None
     return res
+
+
+async def library_facet(route, rs) -> list:
+    """所蔵館: the member libraries holding hits. The index also holds the branch names of
+    the holdings (the same name, e.g. 中央図書館, in several libraries), which the advanced
+    search's branch field offers instead; so the values are asked for generously and only
+    the library codes kept."""
+    codes = {c.lower() for c in route.databases.names() if c != DEFAULT}
+    values = (await route.facets(rs, ["library"], LIBRARY_FACET_ASK)).get("library", [])
+    return [v for v in values if v.display.lower() in codes or v.value.lower() in codes][:FACET_LIMIT]
 
 
 def libraries(route) -> list[tuple[str, str]]:
@@ -135,8 +148,10 @@ async def branches(pg: Page, route) -> list[tuple[str, str]]:
 
 
 def facet_label(pg: Page, name: str, display: str) -> str:
-    if name == "library":
-        return rv.library_name(display) if display in load_libraries().names() else display
+    if name == "library":         # a code as catalogued (hiroshima-u) or as the index keeps it (hiroshima u)
+        known = {c.lower().replace("-", " "): c for c in load_libraries().names()}
+        code = known.get(display.lower().replace("-", " "))
+        return rv.library_name(code) if code else display
     if name == "material":
         return pg.w.pick(*MATERIAL_LABELS.get(display, (display, display)))
     if name == "language":

@@ -101,7 +101,7 @@ async def workbench(pg: Page):
                   "calls": len(await notices.call_list(pg.circ, branch))}
     prof = pg.circ.profiles.get(pg.principal.library)
     return pg.render("staff/workbench.html", counts=counts, library_name=prof.name if prof else "",
-                     branch_name=queries.branch_name(pg.circ, branch) or "")
+                     branch_name=pg.circ.branch_name(branch) or "")
 
 
 # --------------------------------------------------------------------------- the counter
@@ -110,7 +110,7 @@ async def routing_view(pg: Page, r: routing.Routing | None) -> dict | None:
     """What the counter does next with a copy, in words."""
     if r is None:
         return None
-    w, to = pg.w, queries.branch_name(pg.circ, r.to_branch) or (r.to_branch or "")
+    w, to = pg.w, pg.circ.branch_name(r.to_branch) or (r.to_branch or "")
     view = {"kind": r.kind, "request_id": r.request_id, "to": to, "request": None}
     if r.request_id is not None:
         try:
