@@ -134,7 +134,15 @@ def test_advanced_fields_build_the_same_query_model(site):
 def test_the_available_limit_follows_the_circulation_database(site):
     # Taro has the Iizuka copy of the cat: not in at the Iizuka library; 學問のすゝめ's is lent to Emily too
     assert total(get(site, "/search", q="猫", available="iizuka").text) == 0
+    assert total(get(site, "/search", q="猫", available="all:iizuka").text) == 0
     assert total(get(site, "/search", q="猫").text) == 1
+    # 本を読む本's copy (the demo catalog calls that ISBN 日本の図書館) is in at the 飯塚図書館 branch:
+    # found there and in the whole system, not at 穂波
+    for place, found in (("all:iizuka", True), ("iizuka", True), ("honami", False), ("all:komae", False)):
+        hits = titles(get(site, "/search", q="日本の図書館", available=place).text)
+        assert ("日本の図書館" in hits) is found, (place, hits)
+    page = get(site, "/search", q="猫")
+    assert '<option value="all:iizuka">' in page.text and '<option value="iizuka">' in page.text
 
 
 @pytest.mark.parametrize("params, said", [

@@ -72,6 +72,16 @@ def test_the_advanced_fields_each_become_one_clause_anded():
     assert q.sort == (SortKey("date", False, "lowValue"), SortKey("title", True))
 
 
+def test_available_names_a_branch_or_every_branch_of_a_system():
+    systems = {"iizuka": ("iizuka", "honami", "chikuho")}
+    for value, clause in (("iizuka", Clause("local.available", "=", "iizuka")),       # the branch 飯塚図書館
+                          ("all:iizuka", Clause("local.available", "any", "iizuka honami chikuho")),
+                          ("honami", Clause("local.available", "=", "honami"))):
+        form = sf.parse(MultiDict(available=value), ())
+        assert sf.to_query(form, FACETS, TODAY, systems).root == clause, value
+    assert sf.parse(MultiDict(available="all:../x"), ()).problems == ("available",)
+
+
 def test_bad_values_are_dropped_and_named_never_raised():
     form = sf.parse(MultiDict(q="x", p="99999999999", sort="x", mode="grid", per="7", year_from="19a0",
                               material="ufo", language="english", library="../x", f="nope:1"), tuple(FACETS))

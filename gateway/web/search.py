@@ -76,7 +76,8 @@ async def run(pg: Page, form: sf.SearchForm) -> Results:
     the live status of the page's records."""
     route = route_of(pg)
     res = Results(form)
-    query = sf.to_query(form, facet_indexes(route), today(pg))
+    systems = {code: tuple(prof.branches) for code, prof in pg.circ.profiles.items()}
+    query = sf.to_query(form, facet_indexes(route), today(pg), systems)
     if query is None:
         return res
     try:

@@ -22,7 +22,8 @@ form field          clause
 ``branch``          ``bath.possessingInstitution == <branch as the holdings name it>``
 ``material``        ``local.material == <book, serial, ...>``
 ``language``        ``dc.language == <MARC code>``
-``available``       ``local.available = <branch or library code>`` (「貸出可能な資料のみ」)
+``available``       ``local.available = <branch>`` (「貸出可能な資料のみ」); ``all:<system>``,
+                    a whole library system: ``local.available any "<each of its branches>"``
 ``new`` + ``days``  ``local.added >= "<library> <today - days>"`` (新着資料)
 ``f`` (facets)      ``<the facet's index> == <value>``, one per chosen facet value
 ==================  ========================================================================
@@ -33,7 +34,7 @@ Masking: ``*`` typed at the end or start of a word stays a truncation mark; ``?`
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, timedelta
 from urllib.parse import urlencode
@@ -52,6 +53,8 @@ MATERIALS = ("book", "serial", "score", "map", "video", "audio", "music", "image
 TEXT_FIELDS = {"title": "dc.title", "author": "dc.creator", "subject": "dc.subject", "publisher": "dc.publisher"}
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _LANG = re.compile(r"[a-z]{3}")
+ALL_OF = "all:"                 # available=all:<system>: every branch of a library system
+_PLACE = re.compile(r"(?:all:)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _YEAR = re.compile(r"\d{1,4}")
 _IDENT = re.compile(r"(?:[0-9][0-9 -]{6,15}[0-9Xx])")
 _CTRL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
@@ -160,7 +163,7 @@ def parse(params: Mapping, facet_names: tuple[str, ...] = ()) -> SearchForm:
         subject=_text(get("subject", "")), publisher=_text(get("publisher", "")), isbn=_text(get("isbn", ""))[:40],
         year_from=year("year_from"), year_to=year("year_to"), library=code("library"),
         branch=_text(get("branch", ""))[:80], material=choice("material", MATERIALS, ""),
-        language=code("language", _LANG), available=code("available"), new=code("new"),
+        language=code("language", _LANG), available=code("available", _PLACE), new=code("new"),
         days=number("days", DAYS, 30), f=tuple(filters), sort=choice("sort", SORTS, "relevance"),
         mode=choice("mode", MODES, "card"), page=page, per=number("per", PER_PAGE, 20),
         advanced=get("adv", "") == "1", problems=tuple(problems))
@@ -205,9 +208,12 @@ def sort_keys(sort: str) -> tuple[SortKey, ...]:
             "author": (SortKey("creator", True), SortKey("title", True))}.get(sort, ())
 
 
-def to_query(form: SearchForm, facet_indexes: Mapping[str, str], today: date) -> Query | None:
+def to_query(form: SearchForm, facet_indexes: Mapping[str, str], today: date,
+             systems: Mapping[str, Sequence[str]] | None = None) -> Query | None:
     """The query the form stands for (None: nothing to search). ``facet_indexes``: facet
-    name -> its canonical index (config/indexes.toml [facet])."""
+    name -> its canonical index (config/indexes.toml [facet]); ``systems``: library system
+    code -> its branch codes, so that 「貸出可能な資料のみ」 of a whole system names every
+    branch (a system's code can also be one of its branches', e.g. iizuka)."""
     parts: list[Node] = []
     box_parts: list[Node] = []
     for i, piece in enumerate(form.q.split('"')):     # "a quoted phrase": its words next to each other
@@ -242,7 +248,12 @@ def to_query(form: SearchForm, facet_indexes: Mapping[str, str], today: date) ->
     if form.language:
         parts.append(Clause("dc.language", "==", form.language))
     if form.available:
-        parts.append(Clause("local.available", "=", form.available))
+        system = form.available[len(ALL_OF):] if form.available.startswith(ALL_OF) else ""
+        branches = (systems or {}).get(system)
+        if branches:
+            parts.append(Clause("local.available", "any", " ".join(branches)))
+        else:
+            parts.append(Clause("local.available", "=", form.available))
     if form.new:
         since = today - timedelta(days=form.days)
         parts.append(Clause("local.added", ">=", f"{form.new} {since.isoformat()}"))
