@@ -233,6 +233,8 @@ def test_a_patron_reserves_from_the_title_page_and_a_second_time_is_refused(site
     assert back.url.endswith(path), back.url                        # back on the title page after logging in
     page = c.get(path)
     assert 'name="pickup_branch"' in page.text and 'name="memo"' in page.text
+    cart_form = re.search(r'<form method="post" action="/my/cart/add">.*?</form>', page.text, re.DOTALL)
+    assert cart_form and 'name="title_id" value="isbn:9784003101018"' in cart_form.group(0)   # 予約カートに入れる
     done = c.post(path + "/reserve", {"pickup_branch": "honami", "contact_method": "none", "memo": "急ぎません"},
                   csrf=page.csrf())
     assert done.status == 200 and done.url.endswith("/my/holds"), done.url
