@@ -114,3 +114,25 @@ def test_the_new_arrivals_window_counts_days_of_the_zone_given():
         with pytest.raises(QueryError) as e:
             window(bad)
         assert e.value.code == code, bad
+
+
+def test_a_cards_branch_summary_prefers_copies_in_and_names_the_system_of_a_shared_branch_name():
+    from circulation.availability_view import CopyStatus
+    from gateway.web import record_view as rv
+    from indexers.records import Holding
+    from search.availability import HoldingStatus
+
+    def hs(library, branch, status, due=None, barcode="b"):
+        c = CopyStatus(title_id="t", barcode=barcode, library=library, branch=branch, branch_name="中央図書館",
+                       location="", call_number="", material_type="book", status=status, due=due)
+        return HoldingStatus(Holding(library, "x", "中央図書館", "", "", barcode), c, 2)
+
+    statuses = [hs("iizuka", "iizuka", "on_loan", date(2026, 12, 4)),
+                hs("iizuka", "iizuka", "on_loan", date(2026, 12, 1)), hs("komae", "komae-central", "available"),
+                HoldingStatus(Holding("komae", "y", "西", "", "", "z"))]
+    summary, unknown = rv.branch_summary(statuses, "ja")
+    assert unknown == 1
+    assert [(b.place, b.status, b.available, b.copies, b.text) for b in summary] == [
+        ("中央図書館（狛江市立図書館）", "available", 1, 1, "在架"),
+        ("中央図書館（飯塚市立図書館）", "on_loan", 0, 2, "貸出中（返却予定日 2026-12-01）")]      # the earliest due
+    assert rv.reservations_text(statuses, "en") == "2 reservation(s)"

@@ -202,16 +202,19 @@ def branch_summary(statuses: Sequence[HoldingStatus], lang: str, limit: int = 4)
     knows, copies in first, then the rest by status (at most ``limit``), and how many
     holdings have no known status."""
     i = 0 if lang == "ja" else 1
-    groups: dict[str, list] = {}
+    groups: dict[tuple[str, str], list] = {}
     unknown = 0
     for hs in statuses:
         if hs.copy is None:
             unknown += 1
             continue
         place = hs.copy.branch_name or hs.holding.branch or library_name(hs.holding.library)
-        groups.setdefault(place, []).append(hs.copy)
+        groups.setdefault((hs.copy.library, place), []).append(hs.copy)
+    names = [place for _, place in groups]
     out = []
-    for place, copies in groups.items():
+    for (library, place), copies in groups.items():
+        if names.count(place) > 1:          # 中央図書館 of two systems: say whose
+            place = f"{place}（{library_name(library)}）"
         n_in = sum(1 for c in copies if c.status == "available")
         best = min((c.status for c in copies), key=_STATUS_ORDER.index)
         if best == "on_loan":
