@@ -324,3 +324,16 @@ def test_a_set_reservation_from_a_result_list(site):
     assert placed.url.endswith("/my/holds"), (placed.status, placed.messages())
     mine = {r["title_id"] for r in site.server.run(lists.patron_requests(site.circ, LOCKED))}
     assert {"isbn:9784004310013", "isbn:9784101010014"} <= mine
+
+
+def test_a_large_results_facets_are_counted_when_asked(site, monkeypatch):
+    from gateway.web import search as web_search
+
+    monkeypatch.setattr(web_search, "FACET_INLINE", 1)          # 3 hits count as large here
+    page = get(site, "/search", q="図書館")
+    assert total(page.text) == 3 and 'id="facet-library"' not in page.text
+    link = re.search(r'<a class="facets-load" href="([^"]+)">', page.text)
+    assert link and "facets=1" in link.group(1)
+    asked = Browserless(site.base).get(link.group(1).replace("&amp;", "&"))
+    assert 'id="facet-library"' in asked.text and 'class="facets-load"' not in asked.text
+    assert titles(asked.text) == titles(page.text)               # the same page of results

@@ -147,3 +147,18 @@ def test_the_advanced_search_and_a_bad_query(site, browser, axe):
         tab.check("search-bad-query")
     finally:
         tab.close()
+
+
+def test_a_large_results_refinements_arrive_by_script(site, browser, axe, monkeypatch):
+    from gateway.web import search as web_search
+
+    monkeypatch.setattr(web_search, "FACET_INLINE", 1)          # the demo's 3 hits count as large here
+    tab = Tab(browser, site, axe)
+    try:
+        page = tab.go("/search?q=%E5%9B%B3%E6%9B%B8%E9%A4%A8")        # 図書館
+        page.locator("#facet-library").wait_for(timeout=10_000)       # site.js put the counted facets in place
+        assert page.locator("a.facets-load").count() == 0
+        assert "飯塚市立図書館" in page.locator("nav.facets").inner_text()
+        tab.check("search-results-facets-by-script")
+    finally:
+        tab.close()

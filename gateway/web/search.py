@@ -34,6 +34,8 @@ log = logging.getLogger("unioncat.web")
 MAX_SETS = 2000                   # the OPAC's result sets kept (least recently used go first)
 SET_TTL = 600                     # seconds a result set lives idle (paging reuses it)
 FACET_LIMIT = 8                   # values shown per facet
+FACET_INLINE = 1000               # hits up to which the facets are counted with the page; a larger
+                                  # result counts them when asked (facets=1; site.js asks at once)
 LIBRARY_FACET_ASK = 200           # values of the library facet asked for (branch names left out)
 FACETS = ("library", "material", "language", "date", "subject")
 MAX_SELECTED = 20                 # titles chosen at once in a result list
@@ -51,6 +53,7 @@ class Results:
     summaries: dict = field(default_factory=dict)            # record id -> (branch summaries, unknown, reservations)
     facets: dict = field(default_factory=dict)               # facet name -> [FacetValue]
     error: str = ""                                          # the query's problem in words
+    facets_deferred: bool = False                            # a large result: facets counted when asked
 
     @property
     def pages(self) -> int:
@@ -94,7 +97,9 @@ async def run(pg: Page, form: sf.SearchForm) -> Results:
                     summary, unknown = rv.branch_summary(statuses, pg.lang)
                     res.summaries[r.id] = (summary, unknown, rv.reservations_text(statuses, pg.lang))
             res.records = [rv.view(r) for r in records]
-            if res.total:
+            if res.total > FACET_INLINE and not form.facets:
+                res.facets_deferred = True
+            elif res.total:
                 names = [n for n in FACETS if n in route.config.facets and n != "library"]
                 res.facets = await route.facets(rs, names, FACET_LIMIT)
                 if "library" in route.config.facets:

@@ -83,6 +83,7 @@ class SearchForm:
     page: int = 1
     per: int = 20
     advanced: bool = False                    # the advanced form was used (shown open again)
+    facets: bool = False                      # count the facets of a large result too (facets=1)
     problems: tuple[str, ...] = field(default=(), compare=False)   # fields whose value was dropped
 
     @property
@@ -166,7 +167,7 @@ def parse(params: Mapping, facet_names: tuple[str, ...] = ()) -> SearchForm:
         language=code("language", _LANG), available=code("available", _PLACE), new=code("new"),
         days=number("days", DAYS, 30), f=tuple(filters), sort=choice("sort", SORTS, "relevance"),
         mode=choice("mode", MODES, "card"), page=page, per=number("per", PER_PAGE, 20),
-        advanced=get("adv", "") == "1", problems=tuple(problems))
+        advanced=get("adv", "") == "1", facets=get("facets", "") == "1", problems=tuple(problems))
 
 
 # --------------------------------------------------------------------------- the query
@@ -287,6 +288,8 @@ def params(form: SearchForm) -> list[tuple[str, str]]:
             out.append((key, str(getattr(form, n))))
     if form.advanced:
         out.append(("adv", "1"))
+    if form.facets:
+        out.append(("facets", "1"))
     if form.page != 1:
         out.append(("p", str(form.page)))
     return out
