@@ -162,3 +162,20 @@ def test_a_large_results_refinements_arrive_by_script(site, browser, axe, monkey
         tab.check("search-results-facets-by-script")
     finally:
         tab.close()
+
+
+def test_the_ranking_and_new_arrivals(site, browser, axe):
+    tab = Tab(browser, site, axe)
+    try:
+        page = tab.go("/ranking")
+        assert "予約ランキング" in text(page) and CAT in text(page)
+        tab.check("ranking")
+        tab.submit(page.get_by_role("link", name=CAT).first)           # a ranked title opens its page
+        assert page.locator("h1").inner_text() == CAT
+        page = tab.go("/new")
+        tab.check("new-arrivals")
+        tab.submit(page.locator("section", has_text="狛江市立図書館").get_by_role("link").first)
+        assert "狛江市立図書館の新着資料" in text(page) and "件中" in text(page)    # ingested today: all new
+        tab.check("new-arrivals-komae")
+    finally:
+        tab.close()
