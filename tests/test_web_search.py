@@ -337,3 +337,22 @@ def test_a_large_results_facets_are_counted_when_asked(site, monkeypatch):
     asked = Browserless(site.base).get(link.group(1).replace("&amp;", "&"))
     assert 'id="facet-library"' in asked.text and 'class="facets-load"' not in asked.text
     assert titles(asked.text) == titles(page.text)               # the same page of results
+
+
+def test_a_group_reservation_needs_two_titles_and_places_one_request_for_either(site):
+    from web_harness import HANAKO
+
+    c = Browserless(site.base)
+    c.login(HANAKO)
+    page = c.get("/search?q=%E5%9B%B3%E6%9B%B8%E9%A4%A8&mode=list")         # 図書館
+    rid = re.search(r'name="rid" value="(\d+)"[^>]*>(?:(?!</li>).)*図書館の歴史', page.text, re.DOTALL).group(1)
+    other = re.search(r'href="/title/(\d+)"', get(site, "/search", q="學問のすゝめ", mode="list").text).group(1)
+    one = c.post("/search/chosen", {"action": "group", "rid": rid, "back": "/search?q=x"}, csrf=page.csrf())
+    assert one.status == 200 and one.messages() and one.url.endswith("/search?q=x")       # two at least: said
+    form = c.post("/search/chosen", [("action", "group"), ("rid", rid), ("rid", other)], csrf=page.csrf())
+    fields = [("mode", "group"), ("rid", rid), ("rid", other), ("pickup_branch", "iizuka"), ("contact_method", "email")]
+    placed = c.post("/search/chosen/place", fields, csrf=form.csrf())
+    assert placed.url.endswith("/my/holds"), (placed.status, placed.messages())
+    mine = [r for r in site.server.run(lists.patron_requests(site.circ, HANAKO))
+            if r["title_id"] in ("isbn:9784004310013", "isbn:9784101010014")]
+    assert mine, "the group's request"
