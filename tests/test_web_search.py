@@ -18,6 +18,7 @@ import pytest
 
 from circulation import cart, lists
 from lifecycle import reasons
+from log_checks import no_errors_logged
 from web_harness import EMILY, LOCKED, PASSWORDS, Browserless, start_site
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
@@ -157,13 +158,19 @@ def test_the_available_limit_follows_the_circulation_database(site):
     ({"q": "library", "material": "spaceship"}, "資料種別"),
     ({"q": "library", "library": "../../etc"}, "所蔵館"),
 ])
-def test_bad_values_are_left_out_and_said(site, params, said):
-    page = get(site, "/search", **params)
+def test_bad_values_are_left_out_and_said(site, params, said, caplog):
+    with no_errors_logged(caplog):
+        page = get(site, "/search", **params)
     assert page.status == 200, page.text[:500]
     assert any(said in w for w in warnings(page.text)), (params, warnings(page.text))
 
 
-def test_odd_queries_never_fail(site):
+def test_odd_queries_never_fail(site, caplog):
+    with no_errors_logged(caplog):
+        _odd_queries(site)
+
+
+def _odd_queries(site):
     for q in ('""', '"', "\\", "*", "?", "a" * 5000, "\x00\x01", "and or not", "((", "prox/unit=word",
               "cql.serverChoice = x", "%", "図書館" * 300):
         page = get(site, "/search", q=q)
@@ -173,6 +180,19 @@ def test_odd_queries_never_fail(site):
     for raw in ("q=%ED%A0%80%FF", "q=%00", "f=%FF%FE", "q=a&q=b", "p=1e9", "per=-1&p=0"):  # bytes that are not UTF-8
         page = c.get("/search?" + raw)
         assert page.status in (200, 422), (raw, page.status)
+    for path in ("/search/advanced?year_from=%FF&library=%00", "/title/-1", "/title/1.5", "/title?tid=isbn:x",
+                 "/new?library=%FF&days=x", "/new?library=komae&days=99999", "/ranking?x=%FF"):
+        page = c.get(path)
+        assert page.status in (200, 404, 422), (path, page.status)
+    c.login(LOCKED)
+    token = c.get("/search?q=x").csrf()
+    for action, data in (("/search/chosen", {"action": "burn", "rid": "1"}), ("/search/chosen", {"action": "set"}),
+                         ("/search/chosen/place", {"mode": "set", "rid": ["1", "1"]}),
+                         ("/title/1/reserve", {"pickup_branch": "../x", "memo": "x" * 5000}),
+                         ("/title/99999999/reserve", {"pickup_branch": "iizuka"})):
+        items = [(k, x) for k, v in data.items() for x in (v if isinstance(v, list) else [v])]
+        page = c.post(action, items, csrf=token)
+        assert page.status in (200, 400, 404, 409, 422), (action, data, page.status)
 
 
 def test_a_page_past_the_last_goes_to_the_last(site):
