@@ -24,6 +24,7 @@ from indexers.backend import BackendUnavailable, Catalog
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.holdings import load_libraries
 from indexers.query_model import Clause, Query, QueryError, SortKey, walk
+from indexers.store import StoreArrivals
 from search.databases import Database
 from search.federation import problems_of, unavailable_message
 from search.result_sets import ResultSets
@@ -243,12 +244,14 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     if settings is None:
         settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
                                   database_description="Union catalog of the member libraries (unioncat)")
-    availability = None
+    availability = zone = None
     if circulation is not None:   # live availability in records and the local.available limit
         from circulation.availability_view import CirculationAvailability
 
         availability = CirculationAvailability(circulation)
-    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability)
+        zone = circulation.clock.tz                              # the network's days for local.added
+    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
+                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"), zone=zone)   # new arrivals
     if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
         from connectors.federation_targets import add_to_route
 
@@ -326,7 +329,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
                                      cookie_secure=secure, ill=ill))
         from .web import mount as mount_web
 
-        mount_web(app, circulation, ill=ill, cookie_secure=secure)   # the pages at / (docs/web.md)
+        mount_web(app, circulation, ill=ill, cookie_secure=secure,   # the pages at / (docs/web.md)
+                  route=route)
         if sip2_port is not None:
             from . import sip2_server
             sip2_server.mount(app, circulation, host, sip2_port, sip2_config, ill_service.CatalogTitles(catalog))

@@ -78,12 +78,27 @@ def _opt(fn: Callable[[str], str | None]) -> Callable[[str], list[str]]:
     return f
 
 
+# leader/06 (type of record) and /07 (bibliographic level) -> the material a patron
+# chooses in the OPAC's advanced search (local.material); unknown codes give nothing
+_MATERIAL_BY_TYPE = {"c": "score", "d": "score", "e": "map", "f": "map", "g": "video", "i": "audio",
+                     "j": "music", "k": "image", "m": "computer", "o": "kit", "p": "mixed", "r": "object"}
+
+
+def _material(v: str) -> list[str]:
+    kind, level = (v + "  ")[0], (v + "  ")[1]
+    if kind in "at":
+        return ["serial" if level in "bis" else "book"]
+    m = _MATERIAL_BY_TYPE.get(kind)
+    return [m] if m else []
+
+
 TRANSFORMS: dict[str, Callable[[str], list[str]]] = {
     "isbn": _opt(nz.normalize_isbn),
     "issn": _opt(nz.normalize_issn),
     "lccn": _opt(nz.normalize_lccn),
     "year": _year,
     "language": _language,
+    "material": _material,
     "strip": lambda v: [v.strip()] if v.strip() else [],
 }
 

@@ -8,6 +8,7 @@ record is never seen half-written.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sqlite3
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 import pymarc
 
 from . import union as un
+from .backend import BackendUnavailable
 from .holdings import load_libraries
 from .mapping import FieldMapping
 from .marc_display import iso2709_value, splice_iso2709
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS source(
   union_id INTEGER NOT NULL REFERENCES union_rec(id),
   digest TEXT NOT NULL, run_id INTEGER NOT NULL,
   marc BLOB NOT NULL, data TEXT NOT NULL, titles TEXT NOT NULL DEFAULT '{}',
-  holdings TEXT NOT NULL DEFAULT '[]',
+  holdings TEXT NOT NULL DEFAULT '[]', added REAL,
   UNIQUE(library, local_id));
 CREATE INDEX IF NOT EXISTS source_union ON source(union_id);
 CREATE INDEX IF NOT EXISTS source_run ON source(library, run_id);
@@ -121,6 +123,7 @@ class Store:
             conn.execute("ALTER TABLE union_rec ADD COLUMN modified REAL")
             conn.execute("UPDATE union_rec SET modified=created")    # once: a store from before
         conn.execute("CREATE INDEX IF NOT EXISTS union_rec_modified ON union_rec(modified)")
+        add_added_column(conn)
         index.setup(conn)
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
@@ -241,9 +244,9 @@ class Store:
             counts.updated += 1
         else:
             source_id = self.conn.execute(
-                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles, holdings)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles, holdings),
+                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles, holdings, added)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles, holdings, time.time()),
             ).lastrowid
             counts.added += 1
         if p.keys:
@@ -329,6 +332,53 @@ class Store:
                                 d["holdings"])
             )
         return out
+
+
+# --------------------------------------------------------------------------- new arrivals
+
+def add_added_column(conn: sqlite3.Connection) -> None:
+    """``source.added``: when the library's ingest first stored the record (epoch seconds;
+    kept when the record is updated, new when it comes back after a withdrawal). A store
+    made before the column existed gets it empty: its records are not new arrivals."""
+    if "added" not in {r[1] for r in conn.execute("PRAGMA table_info(source)")}:
+        conn.execute("ALTER TABLE source ADD COLUMN added REAL")
+    conn.execute("CREATE INDEX IF NOT EXISTS source_added ON source(library, added)")
+
+
+def added_since(conn: sqlite3.Connection, library: str, since: float) -> list[int]:
+    """The union records holding a record that ``library``'s ingests added at or after
+    ``since`` (epoch seconds), newest first, each once. One range of ``source_added``."""
+    rows = conn.execute("SELECT union_id, MAX(added) AS a FROM source WHERE library=? AND added>=?"
+                        " GROUP BY union_id ORDER BY a DESC, union_id", (library, since))
+    return [r[0] for r in rows]
+
+
+class StoreArrivals:
+    """The record store as the search route's source of new arrivals
+    (search.arrivals.ArrivalsSource): each question opens a read-only connection in a
+    worker thread (new arrivals are asked rarely; nothing stays open). A store that
+    cannot be read is BackendUnavailable."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    def _added_since(self, library: str, since: float) -> list[int]:
+        if not self.path.exists():
+            raise BackendUnavailable(f"no record store at {self.path}")
+        conn = None
+        try:
+            conn = connect(self.path, readonly=True)
+            return added_since(conn, library, since)
+        except sqlite3.OperationalError as e:
+            if "no such column" in str(e):       # a store from before source.added: nothing is new
+                return []
+            raise BackendUnavailable(f"the record store cannot be read: {e}") from e
+        finally:
+            if conn is not None:
+                conn.close()
+
+    async def added_since(self, library: str, since: float) -> list[int]:
+        return await asyncio.to_thread(self._added_since, library, since)
 
 
 def union_display_parts(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple]:

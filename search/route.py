@@ -15,6 +15,9 @@ place (``SEARCH_STEPS``, ``make_route``):
     limit_available    ``local.available = <branch>`` clauses replaced by the union
                        records with a copy in there now, asked of the circulation
                        database (search/availability.py)
+    limit_arrivals     ``local.added >= "<library> <date>"`` clauses replaced by the
+                       union records that library's ingests added since then, asked of
+                       the record store (search/arrivals.py: new arrivals)
     reuse_live_set     the same query on an unchanged catalog reuses a live set's
                        hits (SRU; off for Z39.50, whose sets are named by the client)
     run_search         the catalog's search, cql.resultSetId resolved in the
@@ -40,12 +43,14 @@ import asyncio
 import contextvars
 import time
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Awaitable, Callable, Sequence
 
 from indexers.backend import BackendUnavailable, Catalog
 from indexers.query_model import Query, QueryError
 from indexers.records import FacetValue, ScanTerm, SearchResult, UnionRecord
 
+from .arrivals import ADDED_INDEX, ArrivalsSource, limit_arrivals
 from .availability import AVAILABLE_INDEX, AvailabilitySource, limit_available
 from .databases import Database, Databases
 from .result_sets import ResultSet, ResultSets
@@ -175,7 +180,7 @@ async def keep_result_set(route: "SearchRoute", s: Search) -> None:
 
 
 SEARCH_STEPS: tuple[Step, ...] = (check_result_set, resolve_database, translate, restrict, limit_available,
-                                  reuse_live_set, run_search, keep_result_set)
+                                  limit_arrivals, reuse_live_set, run_search, keep_result_set)
 # a federation database (search/federation.py) goes through the same steps: resolve_database
 # finds its catalog, run_search and the pages and records that follow use it (catalog_of)
 
@@ -185,9 +190,13 @@ SEARCH_STEPS: tuple[Step, ...] = (check_result_set, resolve_database, translate,
 class SearchRoute:
     def __init__(self, catalog: Catalog, databases: Databases, *, timeout: float = DEFAULT_TIMEOUT,
                  steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic,
-                 availability: AvailabilitySource | None = None):
+                 availability: AvailabilitySource | None = None, arrivals: ArrivalsSource | None = None,
+                 wall_clock: Callable[[], float] = time.time, zone: tzinfo | None = None):
         self.catalog = catalog
         self.availability = availability     # the circulation database's view, when served with one
+        self.arrivals = arrivals             # the record store's new arrivals (search/arrivals.py)
+        self.wall_clock = wall_clock         # today's date for the new arrivals' default window
+        self.zone = zone                     # the network's time zone: the days of local.added (UTC if None)
         self.databases = databases
         self.timeout = timeout
         self.steps = tuple(steps)
@@ -261,8 +270,8 @@ class SearchRoute:
         return await self.call(self.catalog_of(rs.database).facets(rs.result, list(names), limit))
 
     async def scan(self, index: str, term: str, position: int, count: int) -> list[ScanTerm]:
-        if index.lower() == AVAILABLE_INDEX:
-            raise QueryError(16, index, f"{AVAILABLE_INDEX} is a search limit and cannot be scanned")
+        if index.lower() in (AVAILABLE_INDEX, ADDED_INDEX):
+            raise QueryError(16, index, f"{index} is a search limit and cannot be scanned")
         return await self.call(self.catalog.scan(index, term, position, count))
 
 
@@ -275,8 +284,11 @@ def catalog_timeout(catalog: Catalog, timeout: float = DEFAULT_TIMEOUT) -> float
 
 def make_route(catalog: Catalog, libraries=(), *, timeout: float = DEFAULT_TIMEOUT,
                steps: Sequence[Step] = SEARCH_STEPS, clock: Callable[[], float] = time.monotonic,
-               availability: AvailabilitySource | None = None) -> SearchRoute:
+               availability: AvailabilitySource | None = None,
+               arrivals: ArrivalsSource | None = None, zone: tzinfo | None = None) -> SearchRoute:
     """The route every front end of one catalog uses (configured here, once);
-    ``availability``: the circulation database's view (search/availability.py)."""
+    ``availability``: the circulation database's view (search/availability.py);
+    ``arrivals``: the record store's new arrivals (search/arrivals.py); ``zone``: the
+    network's time zone, whose days ``local.added`` counts."""
     return SearchRoute(catalog, Databases(libraries), timeout=catalog_timeout(catalog, timeout), steps=steps,
-                       clock=clock, availability=availability)
+                       clock=clock, availability=availability, arrivals=arrivals, zone=zone)

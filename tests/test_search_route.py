@@ -91,7 +91,7 @@ def run(coro):
 
 def test_steps_are_one_list_in_order():
     assert [s.__name__ for s in SEARCH_STEPS] == ["check_result_set", "resolve_database", "translate", "restrict",
-                                                  "limit_available", "reuse_live_set", "run_search",
+                                                  "limit_available", "limit_arrivals", "reuse_live_set", "run_search",
                                                   "keep_result_set"]
 
 

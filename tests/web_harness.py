@@ -142,8 +142,22 @@ class Site:
         return self.server.circulation
 
 
-def start_site(tmp: Path, url: str | None = None) -> Site:
+def load_catalog(data_dir: Path) -> None:
+    """The demo catalog (gateway/demo.py: Japanese and English books of three member
+    libraries, among them 図書館の歴史 (T1), 吾輩は猫である (T2) and 學問のすゝめ (T3) of the
+    circulation seed) ingested into ``data_dir`` through the real pipeline."""
+    from gateway.demo import write_demo_files
+    from indexers.ingest import ingest
+
+    for lib, path in write_demo_files(data_dir / "in").items():
+        ingest(data_dir, lib, [path], quiet=True)
+
+
+def start_site(tmp: Path, url: str | None = None, *, catalog: bool = False) -> Site:
+    """The service with the seed; ``catalog``: with the demo catalog too (the OPAC's pages)."""
     auth.configure_password_hashing(**CHEAP_HASHING)
+    if catalog:
+        load_catalog(tmp)
     url = url or f"sqlite+aiosqlite:///{tmp}/circ.db"
     asyncio.run(_seed(url))
     clock = Clock(NOW)

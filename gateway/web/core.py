@@ -73,6 +73,8 @@ class WebState:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     flashes: OrderedDict = field(default_factory=OrderedDict)   # session key -> [(kind, text)]
     static: dict = field(default_factory=dict)                   # name -> (bytes, content type)
+    route: Any = None                     # the search route (search/route.py) the OPAC pages search through
+    result_sets: Any = None               # the OPAC's own result sets (search.result_sets.ResultSets)
 
     def sign(self, what: str) -> str:
         return hmac.new(self.secret, what.encode(), hashlib.sha256).hexdigest()

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from circulation import labels
 from lifecycle.table import State
 
+from .search_words import SEARCH_WORDS
+
 LANGS = ("ja", "en")
 DEFAULT = "ja"
 
@@ -342,7 +344,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "mobile_checkout": ("ともはと号で貸出", "Lend on the mobile"),
 }
 
+if set(SEARCH_WORDS) & set(WORDS):
+    raise RuntimeError(f"words defined twice: {sorted(set(SEARCH_WORDS) & set(WORDS))}")
+WORDS.update(SEARCH_WORDS)                     # the OPAC's search and title pages
+
 # the state labels of circulation.labels, in English
+
 STATUS_EN: dict[State, str] = {
     State.NEW: "Received", State.VALIDATED: "Received", State.QUEUED: "Waiting", State.SUSPENDED: "Suspended",
     State.PURCHASE_REVIEW: "Under review", State.SENT: "Coming from another library",

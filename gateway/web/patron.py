@@ -19,7 +19,9 @@ from circulation.store import NotFound
 from lifecycle import reasons
 from lifecycle.table import State
 
-from .core import Page, Refused, page
+from . import search_form
+from .core import Page, Redirect, Refused, page
+from .search import available_places
 
 SHELF_TABS = ("want", "finished", "history")
 
@@ -44,14 +46,23 @@ async def home(pg: Page):
     for code, prof in pg.circ.profiles.items():
         rankings.append({"library": code, "name": prof.name,
                          "titles": await lists.reservation_ranking(pg.circ, code, 5)})
-    return pg.render("home.html", rankings=rankings)
+    return pg.render("home.html", rankings=rankings, form=search_form.SearchForm(), places=available_places(pg),
+                     sf=search_form)
+
+
+def _next(pg: Page, value: str) -> str:
+    """Where to go after logging in: a search or title page the patron came from (a
+    path of this site only), else the portal."""
+    ok = value.startswith(("/search?", "/title/")) and len(value) < 2000 and "//" not in value \
+        and "\\" not in value and value.isprintable()
+    return value if ok else "/my"
 
 
 @page()
 async def login_form(pg: Page):
     if pg.patron:
-        raise pg.redirect("/my")
-    return pg.render("login.html", card="", error=None)
+        raise Redirect(_next(pg, pg.query("next")))
+    return pg.render("login.html", card="", error=None, next=_next(pg, pg.query("next")))
 
 
 @page()
@@ -60,9 +71,9 @@ async def login(pg: Page):
     res = await auth.patron_login(pg.circ, card=card, password=pg.field("password"))
     if res.session_token is None:
         return pg.render("login.html", status=401 if res.decision.code != "locked_out" else 429,
-                         card=card, error=pg.w.message(res.decision))
+                         card=card, error=pg.w.message(res.decision), next=_next(pg, pg.field("next")))
     pg.start_session(res.session_token, res.principal, auth.PATRON_MAX)
-    raise pg.redirect("/my")
+    raise Redirect(_next(pg, pg.field("next")))
 
 
 @page()
