@@ -62,8 +62,11 @@ lint: setup
 # The tests run in UTC, a zone that is not the seed systems' (Asia/Tokyo): the service
 # must compute its days and deadlines in its profiles' zone whatever the host's is.
 test: export TZ = UTC
+# Two worker processes (pytest-xdist), one test file each at a time: module fixtures are
+# built once and the tests of a file keep their order; the two share the one
+# Elasticsearch node and PostgreSQL server (each test uses its own index or database).
 test: sysdeps sysdeps-browser sysdeps-es sysdeps-pg setup lint
-	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q
+	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # end-to-end tests on the 250,000 Library of Congress records (downloads pymarc 5.4.0's sdist once)
 test-slow: export TZ = UTC

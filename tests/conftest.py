@@ -251,3 +251,28 @@ def _run_catching(fn, *args):
     except Exception as e:  # noqa: BLE001 - re-raised in the fixture's thread
         return e
     return None
+
+
+# --------------------------------------------------------------------------- pytest-xdist
+#
+# `make test` runs the suite in worker processes (pytest-xdist), which send each report
+# to the controller as UTF-8. Tests feed lone surrogates to every parser on purpose, and
+# a captured log line or an assertion message can carry one: written out as \udXXX here,
+# so that the report travels (in a run without workers nothing changes).
+
+def _travels(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if not hasattr(item.config, "workerinput"):
+        return
+    report = outcome.get_result()
+    report.sections = [(title, _travels(body)) for title, body in report.sections]
+    longrepr = report.longrepr
+    if longrepr is not None and not isinstance(longrepr, tuple):
+        text = str(longrepr)
+        if _travels(text) != text:
+            report.longrepr = _travels(text)
