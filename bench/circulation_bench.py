@@ -139,6 +139,7 @@ SYSTEM_DEFAULTS = {
 STARTED = procmon.Registry()   # PIDs started here and not yet reaped (the PostgreSQL server)
 STOPPING: list[bool] = []      # SIGTERM/Ctrl-C seen: start no new operation
 STATEMENTS = [0]               # SQL statements sent (engine event), for statements per operation
+TRACE: list = []               # [remaining ops to trace per kind, {kind: count}, current list] (--trace-sql)
 GRACE_S = 5.0                  # then the main task is cancelled
 
 
@@ -445,8 +446,12 @@ def pct(sorted_ms: list[float], q: float) -> float | None:
 class Run:
     """One phase at one concurrency: the budget (ops and seconds), the measurements."""
 
-    def __init__(self, seconds: float, max_ops: int):
+    def __init__(self, seconds: float, max_ops: int, sequential: bool = False):
         self.max_ops = max_ops
+        # one client: statements and client CPU are attributed to each operation kind
+        self.sequential = sequential
+        self.kind_sql: Counter[str] = Counter()
+        self.kind_cpu: Counter[str] = Counter()
         self.seconds = seconds
         self.deadline = 0.0
         self.started = 0
@@ -478,11 +483,17 @@ class Run:
         """Run one operation; time it; count a refusal or an exception. Returns the
         result, or None after an exception. ``refused(result)`` tells a refusal
         (default: the result's decision is not allowed)."""
+        s0, c0 = STATEMENTS[0], time.process_time()
+        tracing = self.sequential and TRACE and TRACE[1][kind] < TRACE[0]
+        if tracing:
+            TRACE[1][kind] += 1
+            TRACE[2] = []
         t0 = time.perf_counter()
         try:
             res = await call()
         except Exception as e:  # noqa: BLE001 -- an error is a finding: counted and kept
             self.lat[kind].append((time.perf_counter() - t0) * 1000)
+            self._attribute(kind, s0, c0, tracing)
             key = f"{kind}: {type(e).__name__}"
             self.errors[key] += 1
             if len(self.error_samples) < 10:
@@ -490,10 +501,22 @@ class Run:
                                            "traceback": traceback.format_exc()[-6000:]})
             return None
         self.lat[kind].append((time.perf_counter() - t0) * 1000)
+        self._attribute(kind, s0, c0, tracing)
         d = getattr(res, "decision", None)
         if d is not None and (refused(res) if refused is not None else not d.allowed):
             self.refusals[kind][d.code] += 1
         return res
+
+    def _attribute(self, kind: str, s0: int, c0: float, tracing: bool) -> None:
+        if not self.sequential:
+            return
+        self.kind_sql[kind] += STATEMENTS[0] - s0
+        self.kind_cpu[kind] += time.process_time() - c0
+        if tracing:
+            say(f"    SQL of one {kind} ({len(TRACE[2])} statements):")
+            for st in TRACE[2]:
+                say("      " + " ".join(st.split())[:160])
+            TRACE[2] = None
 
     def summary(self, wall: float) -> dict:
         everything = sorted(x for v in self.lat.values() for x in v)
@@ -510,6 +533,9 @@ class Run:
                                    "p50_ms": _r(pct(xs, 0.50)), "p99_ms": _r(pct(xs, 0.99)),
                                    "mean_ms": _r(sum(xs) / len(xs)),
                                    "refusals": dict(self.refusals.get(kind, {}))}
+            if self.sequential and xs:
+                out["per_op"][kind]["sql_statements_per_op"] = round(self.kind_sql[kind] / len(xs), 1)
+                out["per_op"][kind]["client_cpu_ms_per_op"] = round(1000 * self.kind_cpu[kind] / len(xs), 3)
         if self.routing:
             out["routing"] = dict(self.routing)
         if self.notes:
@@ -640,7 +666,7 @@ async def renew_worker(circ: Circulation, run: Run, todo: deque) -> None:
 
 async def run_phase(phase: str, conc: int, circ: Circulation, data: PhaseData, a, rng: random.Random,
                     server_pid: int | None, renew_slice: deque | None) -> dict:
-    run = Run(a.seconds, a.ops)
+    run = Run(a.seconds, a.ops, sequential=conc == 1)
     load = os.getloadavg()[0]
     stmts0 = STATEMENTS[0]
     cpu_s0 = procmon.tree_cpu_s(server_pid) if server_pid else None
@@ -1165,7 +1191,8 @@ def report(results: dict) -> str:
                 for kind, o in r["per_op"].items():
                     lines.append([f"  {kind}", o["ops"], _f(o["ops_per_s"], "{:.1f}"), _f(o["p50_ms"]),
                                   _f(o["p99_ms"]), _f(o["mean_ms"]), "", sum(o["refusals"].values()),
-                                  "", "", "", "", ""])
+                                  "", _f(o.get("client_cpu_ms_per_op")),
+                                  _f(o.get("sql_statements_per_op"), "{:.1f}"), "", ""])
         parts.append(f"\n{PHASE_LABEL.get(phase, phase)}\n" + _fmt_table(lines))
         for _key, r in levels.items():
             extras = []
@@ -1246,8 +1273,10 @@ def count_statements(db: Database) -> None:
     from sqlalchemy import event
 
     @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
-    def _count(*_args):
+    def _count(_conn, _cursor, statement, *_args):
         STATEMENTS[0] += 1
+        if TRACE and TRACE[2] is not None:
+            TRACE[2].append(statement)
 
 
 async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, save) -> None:
@@ -1361,6 +1390,8 @@ def main(argv=None) -> int:
     ap.add_argument("--notice-seconds", type=float, default=None,
                     help="max seconds to drain the notice queue after the first notices batch (300)")
     ap.add_argument("--seed", type=int, default=20261120)
+    ap.add_argument("--trace-sql", type=int, default=0, metavar="N",
+                    help="print the SQL of the first N operations of each kind at concurrency 1")
     ap.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--out", type=Path, default=HERE / "results-circulation.json")
     ap.add_argument("--report", type=Path, default=None, metavar="JSON", help="print saved results and exit")
@@ -1384,6 +1415,8 @@ def main(argv=None) -> int:
     if a.items < a.titles:
         ap.error("--items must be at least --titles (every title has a copy)")
 
+    if a.trace_sql:
+        TRACE[:] = [a.trace_sql, Counter(), None]
     signal.signal(signal.SIGTERM, _sigterm)
     results: dict = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "argv": sys.argv,
                               "machine": rb.host_info(), "loadavg_at_start": os.getloadavg(),
