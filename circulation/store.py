@@ -37,6 +37,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -171,17 +172,22 @@ async def lock_rows(conn: AsyncConnection, table, *where, order_by=None) -> list
     return list((await conn.execute(q.with_for_update())).all())
 
 
-async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = "") -> None:
-    """Serialize placing and trapping for one title (creates its row on first use)."""
+def insert_or_nothing(conn: AsyncConnection, table):
+    """``INSERT ... ON CONFLICT DO NOTHING`` of the connection's dialect (a row that would
+    violate a unique index is not inserted, and nothing is raised)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = ""):
+    """Serialize placing and trapping for one title (creates its row on first use).
+    Returns the queue's row (its display ``title``), locked."""
     row = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
     if row is not None:
-        return
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(s.title_queues).values(title_id=title_id, title=title))
-    except IntegrityError:
-        pass  # created by a concurrent transaction; lock it
-    await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+        return row
+    # created by a concurrent transaction meanwhile: nothing inserted; lock it then
+    await conn.execute(insert_or_nothing(conn, s.title_queues).values(title_id=title_id, title=title))
+    return await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
 
 
 # --------------------------------------------------------------------------- audit
@@ -233,16 +239,13 @@ async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, bran
     written). ``values``: more columns (proxy, stop)."""
     role = lt.Role(role)
     state = lnt.apply(None, lnt.CREATED_BY, role)
-    try:
-        async with conn.begin_nested():
-            res = await conn.execute(insert(s.loans).values(
-                item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
-                channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values))
-    except IntegrityError as e:
-        if not is_unique_violation(e):
-            raise
+    # ux_loans_open_item is the only unique index a new loan can violate
+    loan_id = (await conn.execute(insert_or_nothing(conn, s.loans).values(
+        item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
+        channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values)
+        .returning(s.loans.c.id))).scalar()
+    if loan_id is None:
         return None
-    loan_id = res.inserted_primary_key[0]
     await record_event(conn, at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
                        loan_id=loan_id, item_id=item_id, to_state=state.value, channel=channel,
                        branch=branch, reason=reason)
@@ -280,14 +283,47 @@ async def item_transition(conn: AsyncConnection, item_row, event: it.ItemEvent |
 
     No audit row of its own: the operation that moves the copy logs it (CHECK_OUT,
     CHECK_IN, TRANSIT_SENT, a request's TRAP_AT_PICKUP ...), in the same transaction."""
+    return it.ItemStatus((await item_moved(conn, item_row, event, at=at, **changes)).status)
+
+
+async def item_moved(conn: AsyncConnection, item_row, event: it.ItemEvent | str, *, at: datetime,
+                     **changes):
+    """:func:`item_transition` that returns the copy's row as it is now (``RETURNING``;
+    the caller need not read it again)."""
     old = it.ItemStatus(item_row.status)
     new = it.apply(old, it.ItemEvent(event))
-    res = await conn.execute(
+    row = (await conn.execute(
         update(s.items).where(s.items.c.id == item_row.id, s.items.c.status == old.value)
-        .values(status=new.value, updated_at=at, **changes))
-    if res.rowcount != 1:
+        .values(status=new.value, updated_at=at, **changes).returning(*s.items.c))).first()
+    if row is None:
         raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
-    return new
+    return row
+
+
+class Written:
+    """A row as this transaction just wrote it: the row read before, with the values
+    the conditional update set (so the caller need not read it again). Attribute access
+    like a result row."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, row, **values):
+        object.__setattr__(self, "_mapping", {**row._mapping, **values})
+
+    def __getattr__(self, name: str):
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a written row is read-only")
+
+
+def written(row, new_state, at: datetime, **changes) -> Written:
+    """Request ``row`` after :func:`transition` moved it to ``new_state`` at ``at`` with
+    ``changes``: what the update wrote, without reading the row again."""
+    return Written(row, state=lt.State(new_state).value, updated_at=at, **changes)
 
 
 async def serving_system(conn: AsyncConnection, profiles: dict[str, Profile], item_row) -> str:
