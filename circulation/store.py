@@ -31,15 +31,16 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from lifecycle import item_table as it
@@ -55,6 +56,7 @@ log = logging.getLogger("unioncat.circulation")
 T = TypeVar("T")
 
 DEFAULT_URL = "sqlite+aiosqlite:///circulation.db"
+IDLE_PING_S = 2.0        # PostgreSQL: a pooled connection idle longer is pinged before use
 
 
 class ConcurrentChange(Exception):
@@ -76,10 +78,42 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_hooks()
+        else:
+            self._ping_idle_connections()
+
+    def _ping_idle_connections(self) -> None:
+        """The pool's pre-ping, for connections idle longer than :data:`IDLE_PING_S` only:
+        one that has just been used (as every connection is under load) is not pinged,
+        which saves a round trip per unit of work; one idle longer (the server may have
+        restarted meanwhile) is pinged at checkout and, when dead, replaced by a new
+        one (``DisconnectionError`` makes the pool connect anew), as ``pool_pre_ping``
+        would."""
+        sync_engine = self.engine.sync_engine
+        dialect = sync_engine.dialect
+
+        @event.listens_for(sync_engine, "connect")
+        def _connect(_dbapi_conn, record):
+            record.info["circ_used"] = _time.monotonic()
+
+        @event.listens_for(sync_engine, "checkin")
+        def _checkin(_dbapi_conn, record):
+            if record is not None:
+                record.info["circ_used"] = _time.monotonic()
+
+        @event.listens_for(sync_engine, "checkout")
+        def _checkout(dbapi_conn, record, _proxy):
+            used = record.info.get("circ_used")
+            if used is not None and _time.monotonic() - used < IDLE_PING_S:
+                return
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as e:
+                raise DisconnectionError(f"idle connection failed its ping: {type(e).__name__}") from e
+            record.info["circ_used"] = _time.monotonic()
 
     def _sqlite_hooks(self) -> None:
         sync_engine = self.engine.sync_engine
@@ -200,10 +234,29 @@ async def record_event(conn: AsyncConnection, *, at: datetime, event: str, actor
                        patron_id: int | None = None, staff_id: int | None = None) -> None:
     """One audit row. ``patron_id`` / ``staff_id`` name the account an account event
     (password, lockout, registration) is about."""
-    await conn.execute(insert(s.events).values(
+    await conn.execute(_INSERT_EVENT, dict(
         at=at, event=event, actor_role=actor_role, actor=actor, request_id=request_id,
         loan_id=loan_id, item_id=item_id, from_state=from_state, to_state=to_state,
         channel=channel, branch=branch, reason=reason, patron_id=patron_id, staff_id=staff_id))
+
+
+def _known(table, changes: dict) -> None:
+    """Every key of ``changes`` is a column of ``table`` (a prebuilt UPDATE would ignore
+    the others silently)."""
+    unknown = changes.keys() - table.c.keys()
+    if unknown:
+        raise TypeError(f"{table.name} has no column {', '.join(sorted(unknown))}")
+
+
+# The write paths' statements, built once (SQLAlchemy then compiles each once and finds
+# it by a cache key it also keeps): their values come as parameters, the SET clause of
+# an UPDATE from the parameters' column names, the conditions from the w_ parameters.
+_INSERT_EVENT = insert(s.events)
+_UPDATE_REQUEST = update(s.requests).where(s.requests.c.id == bindparam("w_id"),
+                                           s.requests.c.state == bindparam("w_state"))
+_UPDATE_LOAN = update(s.loans).where(s.loans.c.id == bindparam("w_id"), s.loans.c.state == bindparam("w_state"))
+_UPDATE_ITEM = (update(s.items).where(s.items.c.id == bindparam("w_id"), s.items.c.status == bindparam("w_status"))
+                .returning(*s.items.c))
 
 
 async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
@@ -217,10 +270,9 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     role = lt.Role(role)
     old = lt.State(request_row.state)
     new = lt.apply(old, ev, role)
-    res = await conn.execute(
-        update(s.requests)
-        .where(s.requests.c.id == request_row.id, s.requests.c.state == old.value)
-        .values(state=new.value, updated_at=at, **changes))
+    _known(s.requests, changes)
+    res = await conn.execute(_UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value,
+                                               "state": new.value, "updated_at": at, **changes})
     if res.rowcount != 1:
         raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
     await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
@@ -263,9 +315,14 @@ async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent 
     role = lt.Role(role)
     old = lnt.LoanState(loan_row.state)
     new = lnt.apply(old, ev, role)
-    res = await conn.execute(
-        update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
-        .values(state=new.value, **changes))
+    if where:
+        res = await conn.execute(
+            update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
+            .values(state=new.value, **changes))
+    else:
+        _known(s.loans, changes)
+        res = await conn.execute(_UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, "state": new.value,
+                                                **changes})
     if res.rowcount != 1:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
     await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
@@ -292,9 +349,9 @@ async def item_moved(conn: AsyncConnection, item_row, event: it.ItemEvent | str,
     the caller need not read it again)."""
     old = it.ItemStatus(item_row.status)
     new = it.apply(old, it.ItemEvent(event))
-    row = (await conn.execute(
-        update(s.items).where(s.items.c.id == item_row.id, s.items.c.status == old.value)
-        .values(status=new.value, updated_at=at, **changes).returning(*s.items.c))).first()
+    _known(s.items, changes)
+    row = (await conn.execute(_UPDATE_ITEM, {"w_id": item_row.id, "w_status": old.value, "status": new.value,
+                                             "updated_at": at, **changes})).first()
     if row is None:
         raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
     return row
