@@ -231,3 +231,20 @@ def test_the_scheduled_jobs_run_once_per_network_not_once_per_process(two):
     assert skipped == {n: 1 for n in scheduled}, (runs, skipped)
     claims = _in_thread(_count, url, select(s.job_schedule.c.job, s.job_schedule.c.owner))
     assert sorted(j for j, _ in claims) == sorted(scheduled) and all(o for _, o in claims)
+
+
+def test_api_workers_need_postgresql_and_a_port_of_their_own(tmp_path, capsys):
+    from gateway import cli
+
+    db = tmp_path / "circ.db"
+    db.touch()
+    base = ["serve", "--data-dir", str(tmp_path / "data"), "--port", "18210"]
+    assert cli.main([*base, "--circ-db", f"sqlite+aiosqlite:///{db}", "--api-workers", "2"]) == 2
+    assert "--api-workers needs PostgreSQL" in capsys.readouterr().err
+    assert cli.main([*base, "--api-workers", "2"]) == 2
+    assert "needs a circulation database" in capsys.readouterr().err
+    pg = "postgresql+asyncpg://u@127.0.0.1:1/x"
+    assert cli.main([*base, "--circ-db", pg, "--api-workers", "2", "--api-port", "18210"]) == 2
+    assert "not a port of its own" in capsys.readouterr().err
+    assert cli.main([*base, "--circ-db", pg, "--api-workers", "-1"]) == 2
+    assert "at least 1" in capsys.readouterr().err
