@@ -28,7 +28,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -107,8 +107,18 @@ def _role(role) -> lt.Role:
 
 
 async def _patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):
-    return await get_row(conn, s.patrons, s.patrons.c.card_number == card,
-                         what=f"patron {card}", for_update=lock)
+    row = (await conn.execute(_PATRON_LOCKED if lock else _PATRON, {"w_card": card})).first()
+    if row is None:
+        raise NotFound(f"patron {card}")
+    return row
+
+
+# statements of placing, built once (SQLAlchemy builds and compiles them once)
+_PATRON = select(s.patrons).where(s.patrons.c.card_number == bindparam("w_card"))
+_PATRON_LOCKED = _PATRON.with_for_update()
+_OWNED = (select(s.items).where(s.items.c.title_id == bindparam("w_title_id"),
+                                s.items.c.library == bindparam("w_library"),
+                                s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))
 
 
 async def _patron_by_id(conn: AsyncConnection, patron_id: int):
@@ -146,9 +156,7 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
     role = _role(role)
     system = patron_row.library
     profile = circ.profile(system)
-    owned = (await conn.execute(select(s.items).where(
-        s.items.c.title_id == title_id, s.items.c.library == system,
-        s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))).all()
+    owned = (await conn.execute(_OWNED, {"w_title_id": title_id, "w_library": system})).all()
     if not title:   # the display title lists and mails show: the queue's, else the id
         title = (await conn.execute(select(s.title_queues.c.title).where(
             s.title_queues.c.title_id == title_id))).scalar() or title_id

@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -146,15 +146,25 @@ async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool 
     The queue row is found from the barcode in the same statement (only the queue row
     is locked by it); a copy whose title has no queue row yet is read first when the
     row is to be created."""
-    queue = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == select(s.items.c.title_id)
-                           .where(s.items.c.barcode == barcode).scalar_subquery())
+    queue = (await conn.execute(_LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
     if queue is None and create_queue:
         first = await _item_by_barcode(conn, barcode)
         await lock_title_queue(conn, first.title_id)
-    item = await lock_one(conn, s.items, s.items.c.barcode == barcode)
+    item = (await conn.execute(_LOCK_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
     if item is None:
         raise NotFound(f"item {barcode!r}")
     return item
+
+
+# statements of the counter's hot paths, built once (SQLAlchemy builds and compiles them once)
+_LOCK_QUEUE_OF_BARCODE = (select(s.title_queues).where(s.title_queues.c.title_id == select(s.items.c.title_id)
+                          .where(s.items.c.barcode == bindparam("w_barcode")).scalar_subquery())
+                          .with_for_update())
+_LOCK_ITEM_BY_BARCODE = select(s.items).where(s.items.c.barcode == bindparam("w_barcode")).with_for_update()
+_LOCK_OPEN_LOAN_WITH_CARD = (select(s.loans, s.patrons.c.card_number.label("borrower_card"))
+                             .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
+                             .where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
+                             .with_for_update(of=s.loans))
 
 
 async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
@@ -409,11 +419,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         if dropped_at is not None and dropped_at > now:
             raise ValueError("dropped_at is in the future")
         item = await _lock_item(conn, barcode, create_queue=True)
-        loan = (await conn.execute(
-            select(s.loans, s.patrons.c.card_number.label("borrower_card"))
-            .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
-            .where(s.loans.c.item_id == item.id, s.loans.c.returned_at.is_(None))
-            .with_for_update(of=s.loans))).first()
+        loan = (await conn.execute(_LOCK_OPEN_LOAN_WITH_CARD, {"w_item_id": item.id})).first()
         if loan is None:
             return await _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
 

@@ -41,7 +41,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -238,10 +238,12 @@ async def positions_for(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> d
 async def secured_for(conn: AsyncConnection, item_id: int, *, lock: bool = False):
     """The request the copy is secured for (in transit to its pickup or on its hold
     shelf), or None; ``lock``: locked FOR UPDATE (the caller holds the copy's lock)."""
-    q = select(s.requests).where(s.requests.c.item_id == item_id, s.requests.c.state.in_(SECURED_STATES))
-    if lock:
-        q = q.with_for_update()
-    return (await conn.execute(q)).first()
+    return (await conn.execute(_SECURED_LOCKED if lock else _SECURED, {"w_item_id": item_id})).first()
+
+
+_SECURED = select(s.requests).where(s.requests.c.item_id == bindparam("w_item_id"),
+                                    s.requests.c.state.in_(SECURED_STATES))
+_SECURED_LOCKED = _SECURED.with_for_update()
 
 
 # --------------------------------------------------------------------------- moving a copy

@@ -216,12 +216,15 @@ def insert_or_nothing(conn: AsyncConnection, table):
 async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = ""):
     """Serialize placing and trapping for one title (creates its row on first use).
     Returns the queue's row (its display ``title``), locked."""
-    row = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+    row = (await conn.execute(_LOCK_QUEUE, {"w_title_id": title_id})).first()
     if row is not None:
         return row
     # created by a concurrent transaction meanwhile: nothing inserted; lock it then
     await conn.execute(insert_or_nothing(conn, s.title_queues).values(title_id=title_id, title=title))
-    return await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+    return (await conn.execute(_LOCK_QUEUE, {"w_title_id": title_id})).first()
+
+
+_LOCK_QUEUE = select(s.title_queues).where(s.title_queues.c.title_id == bindparam("w_title_id")).with_for_update()
 
 
 # --------------------------------------------------------------------------- audit
@@ -454,18 +457,21 @@ def patron_contact(patron_row, **changes) -> Patron:
 
 async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
     """The patron as the policies see it: open loans and live requests included."""
-    lq = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner,
-                 s.items.c.ill)
-          .join(s.items, s.items.c.id == s.loans.c.item_id)
-          .where(s.loans.c.patron_id == patron_row.id, s.loans.c.returned_at.is_(None)))
     loans = tuple(loan_record(r, patron_row.card_number, r.barcode, r.material_type, r.partner, r.ill)
-                  for r in (await conn.execute(lq)).all())
-    rq = select(s.requests).where(s.requests.c.patron_id == patron_row.id,
-                                  s.requests.c.state.in_(LIVE_REQUEST_STATES))
-    reqs = tuple(request_record(r, patron_row.card_number) for r in (await conn.execute(rq)).all())
+                  for r in (await conn.execute(_PATRON_LOANS, {"w_patron_id": patron_row.id})).all())
+    reqs = tuple(request_record(r, patron_row.card_number)
+                 for r in (await conn.execute(_PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
     return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs,
                                minor=bool(patron_row.minor),
                                delivery_registered=patron_row.delivery_registered_at is not None)
+
+
+# what patron_snapshot reads, built once
+_PATRON_LOANS = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner, s.items.c.ill)
+                 .join(s.items, s.items.c.id == s.loans.c.item_id)
+                 .where(s.loans.c.patron_id == bindparam("w_patron_id"), s.loans.c.returned_at.is_(None)))
+_PATRON_REQUESTS = select(s.requests).where(s.requests.c.patron_id == bindparam("w_patron_id"),
+                                            s.requests.c.state.in_(LIVE_REQUEST_STATES))
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):
