@@ -40,6 +40,12 @@ three systems of ``config/profiles`` installed as the network (``install_network
        ``loans.renew`` (web, role patron, the borrower's card) of loans nobody waits
        for, each loan once; each concurrency level has its own loans.
 
+   ``--workers 1,2``: each phase and concurrency also with the clients spread over N
+   client processes of their own (spawned once; each its own engine, pool and event
+   loop, as N API worker processes of ``unioncat serve --api-workers`` would be), the
+   patrons, the pool of copies and the renewals split between them (disjoint shares),
+   started together; their latencies, statements and CPU are added up.
+
    Per phase and concurrency: operations, operations/s, p50 and p99 latency (ms,
    nearest rank, per call from start to return), errors (exceptions; the first
    tracebacks are kept), refusals by code, CPU of the database server's process
@@ -47,6 +53,9 @@ three systems of ``config/profiles`` installed as the network (``install_network
    of this client process (``time.process_time``; with ``--sqlite`` it includes the
    SQLite engine, which runs in-process) per operation, SQL statements per
    operation (an engine event), and the 1-minute load average before the phase.
+   At one client the operations run one at a time, so statements and client CPU are
+   also given per operation kind (check_out, check_in, arrive, pickup);
+   ``--trace-sql N`` prints the statements of the first N operations of each kind.
    After the phases, consistency checks on the data (items vs open loans, secured
    requests vs item status, open transits, the Hiroshima limits).
 3. **The nightly jobs** on a second database with ``--requests`` (100,000)
@@ -71,6 +80,8 @@ usage::
     python bench/circulation_bench.py --quick --sqlite       # the same on the embedded SQLite
     python bench/circulation_bench.py --pg-url postgresql+asyncpg://u@host:5432/db
     python bench/circulation_bench.py --phases place,renew --no-nightly
+    python bench/circulation_bench.py --no-nightly --workers 1,2   # also with 2 client processes
+    python bench/circulation_bench.py --quick --no-nightly --concurrency 1 --trace-sql 1
     python bench/circulation_bench.py --report bench/results-circulation.json
 
 The PostgreSQL server is ``tools/postgres_node.py``'s (fsync and synchronous_commit
@@ -139,6 +150,7 @@ SYSTEM_DEFAULTS = {
 STARTED = procmon.Registry()   # PIDs started here and not yet reaped (the PostgreSQL server)
 STOPPING: list[bool] = []      # SIGTERM/Ctrl-C seen: start no new operation
 STATEMENTS = [0]               # SQL statements sent (engine event), for statements per operation
+TRACE: list = []               # [remaining ops to trace per kind, {kind: count}, current list] (--trace-sql)
 GRACE_S = 5.0                  # then the main task is cancelled
 
 
@@ -445,8 +457,12 @@ def pct(sorted_ms: list[float], q: float) -> float | None:
 class Run:
     """One phase at one concurrency: the budget (ops and seconds), the measurements."""
 
-    def __init__(self, seconds: float, max_ops: int):
+    def __init__(self, seconds: float, max_ops: int, sequential: bool = False):
         self.max_ops = max_ops
+        # one client: statements and client CPU are attributed to each operation kind
+        self.sequential = sequential
+        self.kind_sql: Counter[str] = Counter()
+        self.kind_cpu: Counter[str] = Counter()
         self.seconds = seconds
         self.deadline = 0.0
         self.started = 0
@@ -478,11 +494,17 @@ class Run:
         """Run one operation; time it; count a refusal or an exception. Returns the
         result, or None after an exception. ``refused(result)`` tells a refusal
         (default: the result's decision is not allowed)."""
+        s0, c0 = STATEMENTS[0], time.process_time()
+        tracing = self.sequential and TRACE and TRACE[1][kind] < TRACE[0]
+        if tracing:
+            TRACE[1][kind] += 1
+            TRACE[2] = []
         t0 = time.perf_counter()
         try:
             res = await call()
         except Exception as e:  # noqa: BLE001 -- an error is a finding: counted and kept
             self.lat[kind].append((time.perf_counter() - t0) * 1000)
+            self._attribute(kind, s0, c0, tracing)
             key = f"{kind}: {type(e).__name__}"
             self.errors[key] += 1
             if len(self.error_samples) < 10:
@@ -490,10 +512,22 @@ class Run:
                                            "traceback": traceback.format_exc()[-6000:]})
             return None
         self.lat[kind].append((time.perf_counter() - t0) * 1000)
+        self._attribute(kind, s0, c0, tracing)
         d = getattr(res, "decision", None)
         if d is not None and (refused(res) if refused is not None else not d.allowed):
             self.refusals[kind][d.code] += 1
         return res
+
+    def _attribute(self, kind: str, s0: int, c0: float, tracing: bool) -> None:
+        if not self.sequential:
+            return
+        self.kind_sql[kind] += STATEMENTS[0] - s0
+        self.kind_cpu[kind] += time.process_time() - c0
+        if tracing:
+            say(f"    SQL of one {kind} ({len(TRACE[2])} statements):")
+            for st in TRACE[2]:
+                say("      " + " ".join(st.split())[:160])
+            TRACE[2] = None
 
     def summary(self, wall: float) -> dict:
         everything = sorted(x for v in self.lat.values() for x in v)
@@ -510,6 +544,9 @@ class Run:
                                    "p50_ms": _r(pct(xs, 0.50)), "p99_ms": _r(pct(xs, 0.99)),
                                    "mean_ms": _r(sum(xs) / len(xs)),
                                    "refusals": dict(self.refusals.get(kind, {}))}
+            if self.sequential and xs:
+                out["per_op"][kind]["sql_statements_per_op"] = round(self.kind_sql[kind] / len(xs), 1)
+                out["per_op"][kind]["client_cpu_ms_per_op"] = round(1000 * self.kind_cpu[kind] / len(xs), 3)
         if self.routing:
             out["routing"] = dict(self.routing)
         if self.notes:
@@ -638,29 +675,36 @@ async def renew_worker(circ: Circulation, run: Run, todo: deque) -> None:
                                                   channel="web", card=card))  # noqa: B023 - called at once, in this iteration
 
 
-async def run_phase(phase: str, conc: int, circ: Circulation, data: PhaseData, a, rng: random.Random,
-                    server_pid: int | None, renew_slice: deque | None) -> dict:
-    run = Run(a.seconds, a.ops)
-    load = os.getloadavg()[0]
-    stmts0 = STATEMENTS[0]
-    cpu_s0 = procmon.tree_cpu_s(server_pid) if server_pid else None
-    cpu_c0 = time.process_time()
+def make_clients(phase: str, conc: int, circ: Circulation, run: Run, data: PhaseData, a, rng: random.Random,
+                 renew_slice: deque | None, part: tuple[int, int] = (0, 1)) -> list:
+    """The ``conc`` client coroutines of a phase; ``part`` (i, n): this process's share
+    of the patrons when n processes run the phase (disjoint slices)."""
+    i, n = part
     if phase == "place":
         everyone = [p for sy in data.cat.systems.values() for p in sy.patrons]
         rng.shuffle(everyone)
-        rotor = Rotor(everyone)
-        workers = [place_worker(circ, run, data, rotor, random.Random(rng.random()), a.hot_share)
-                   for _ in range(conc)]
-    elif phase == "checkout":
+        rotor = Rotor(everyone[i::n])
+        return [place_worker(circ, run, data, rotor, random.Random(rng.random()), a.hot_share)
+                for _ in range(conc)]
+    if phase == "checkout":
         borrowers = {}
         for code, sy in data.cat.systems.items():
             ps = list(sy.patrons)
             rng.shuffle(ps)
-            borrowers[code] = Rotor(ps)
-        workers = [checkout_worker(circ, run, data, borrowers, random.Random(rng.random()), a.other_branch)
-                   for _ in range(conc)]
-    else:
-        workers = [renew_worker(circ, run, renew_slice) for _ in range(conc)]
+            borrowers[code] = Rotor(ps[i::n] or ps)
+        return [checkout_worker(circ, run, data, borrowers, random.Random(rng.random()), a.other_branch)
+                for _ in range(conc)]
+    return [renew_worker(circ, run, renew_slice) for _ in range(conc)]
+
+
+async def run_phase(phase: str, conc: int, circ: Circulation, data: PhaseData, a, rng: random.Random,
+                    server_pid: int | None, renew_slice: deque | None) -> dict:
+    run = Run(a.seconds, a.ops, sequential=conc == 1)
+    load = os.getloadavg()[0]
+    stmts0 = STATEMENTS[0]
+    cpu_s0 = procmon.tree_cpu_s(server_pid) if server_pid else None
+    cpu_c0 = time.process_time()
+    workers = make_clients(phase, conc, circ, run, data, a, rng, renew_slice)
     t0 = time.perf_counter()
     run.begin()
     await asyncio.gather(*workers)
@@ -680,10 +724,116 @@ async def run_phase(phase: str, conc: int, circ: Circulation, data: PhaseData, a
     return out
 
 
+# ---------------------------------------------------------------- several client processes
+
+async def _child_phase(job: dict) -> dict:
+    """One client process's share of a phase (``--workers N``): its own engine, its share
+    of the clients and of the data, started at ``job['start_at']`` (wall clock)."""
+    a, data = job["a"], job["data"]
+    db = Database(job["url"], pool_size=job["clients"] + 8)
+    count_statements(db)
+    clock = TickingClock(job["clock_at"])
+    clock.t0 -= time.time() - job["sent_at"]          # the parent's service time, as it goes on
+    circ = Circulation(db, job["profiles"], clock)
+    try:
+        async def hold():                             # open the pool's connections before the start
+            async with db.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+                await asyncio.sleep(0.2)
+        await asyncio.gather(*(hold() for _ in range(job["clients"])))
+        run = Run(job["seconds"], job["max_ops"], sequential=job["sequential"])
+        renew = deque(job["renew"]) if job["renew"] is not None else None
+        clients = make_clients(job["phase"], job["clients"], circ, run, data, a, random.Random(job["seed"]),
+                               renew, part=job["part"])
+        await asyncio.sleep(max(0.0, job["start_at"] - time.time()))
+        s0, c0, t0 = STATEMENTS[0], time.process_time(), time.perf_counter()
+        run.begin()
+        await asyncio.gather(*clients)
+        wall = time.perf_counter() - t0
+        return {"lat": dict(run.lat), "refusals": {k: dict(v) for k, v in run.refusals.items()},
+                "errors": dict(run.errors), "error_samples": run.error_samples, "routing": dict(run.routing),
+                "notes": dict(run.notes), "kind_sql": dict(run.kind_sql), "kind_cpu": dict(run.kind_cpu),
+                "statements": STATEMENTS[0] - s0, "cpu_s": time.process_time() - c0, "wall": wall,
+                "bounded_by": run.bounded_by, "pool": list(data.pool), "request_cards": data.request_cards}
+    finally:
+        await db.dispose()
+
+
+def child_phase(job: dict) -> dict:
+    """Entry point of a client process (ProcessPoolExecutor, spawn)."""
+    return asyncio.run(_child_phase(job))
+
+
+def _warm(_i: int) -> int:
+    time.sleep(0.5)
+    return os.getpid()
+
+
+async def run_phase_processes(phase: str, conc: int, procs: int, executor, url: str, circ: Circulation,
+                              data: PhaseData, a, rng: random.Random, server_pid: int | None,
+                              renew_slice: deque | None) -> dict:
+    """A phase with its ``conc`` clients spread over ``procs`` client processes (each
+    its own engine and event loop, as API worker processes would be). The pool of
+    copies and the renewals are split between them; what they leave is merged back."""
+    n = min(procs, conc)
+    shares = [conc // n + (1 if i < conc % n else 0) for i in range(n)]
+    pool = list(data.pool)
+    cat = Catalog(data.cat.systems, [], [], data.cat.title_names, {})
+    now = time.time()
+    start_at = now + 1.0 + 0.02 * conc            # after the children opened their connections
+    jobs = []
+    for i in range(n):
+        part = PhaseData(cat, deque(pool[i::n]), data.place_titles, data.hot_titles, [], dict(data.request_cards), {})
+        renew = list(renew_slice)[i::n] if renew_slice is not None else None
+        jobs.append({"a": a, "data": part, "url": url, "clients": shares[i], "profiles": circ.profiles,
+                     "clock_at": circ.clock.now(), "sent_at": now, "seconds": a.seconds,
+                     "max_ops": a.ops // n + (1 if i < a.ops % n else 0), "sequential": conc == 1,
+                     "renew": renew, "seed": rng.random(), "part": (i, n), "phase": phase,
+                     "start_at": start_at})
+    load = os.getloadavg()[0]
+    cpu_s0 = procmon.tree_cpu_s(server_pid) if server_pid else None
+    loop = asyncio.get_running_loop()
+    results = await asyncio.gather(*(loop.run_in_executor(executor, child_phase, j) for j in jobs))
+    run = Run(a.seconds, a.ops, sequential=conc == 1)
+    data.pool = deque(x for r in results for x in r["pool"])
+    if renew_slice is not None and phase == "renew":
+        renew_slice.clear()                   # each level has its own loans; the rest are not reused
+    for r in results:
+        data.request_cards.update(r["request_cards"])
+        for k, xs in r["lat"].items():
+            run.lat[k].extend(xs)
+        for k, c in r["refusals"].items():
+            run.refusals[k].update(c)
+        run.errors.update(r["errors"])
+        run.error_samples.extend(r["error_samples"][: max(0, 10 - len(run.error_samples))])
+        run.routing.update(r["routing"])
+        run.notes.update(r["notes"])
+        run.kind_sql.update(r["kind_sql"])
+        run.kind_cpu.update(r["kind_cpu"])
+    run.bounded_by = ",".join(sorted({r["bounded_by"] for r in results}))
+    wall = max(r["wall"] for r in results)
+    out = run.summary(wall)
+    nops = out["ops"]
+    stmts, cpu_c = sum(r["statements"] for r in results), sum(r["cpu_s"] for r in results)
+    out["sql_statements_per_op"] = round(stmts / nops, 1) if nops else None
+    out["client_cpu_s"] = round(cpu_c, 3)
+    out["client_cpu_ms_per_op"] = round(1000 * cpu_c / nops, 3) if nops else None
+    if server_pid:
+        cpu_srv = procmon.tree_cpu_s(server_pid) - cpu_s0
+        out["server_cpu_s"] = round(cpu_srv, 3)
+        out["server_cpu_ms_per_op"] = round(1000 * cpu_srv / nops, 3) if nops else None
+        out["server_cpu_note"] = "includes opening the client processes' connections"
+    out["loadavg_before"] = round(load, 2)
+    out["concurrency"] = conc
+    out["processes"] = n
+    return out
+
+
 def phase_line(label: str, r: dict) -> str:
     def f(v, fmt="{:.2f}"):
         return fmt.format(v) if isinstance(v, (int, float)) else "-"
-    return (f"  {label:<18s} c{r['concurrency']:<3d} ops={r['ops']:<6d} {f(r['ops_per_s'], '{:.1f}')}/s "
+    procs = f" x{r['processes']}p" if r.get("processes", 1) > 1 else ""
+    return (f"  {label:<18s} c{r['concurrency']:<3d}{procs} ops={r['ops']:<6d} {f(r['ops_per_s'], '{:.1f}')}/s "
             f"p50={f(r['p50_ms'])}ms p99={f(r['p99_ms'])}ms errors={r['errors']} refusals={r['refusals']} "
             f"server CPU {f(r.get('server_cpu_ms_per_op'))}ms/op client CPU {f(r.get('client_cpu_ms_per_op'))}ms/op "
             f"({r['bounded_by']}; load avg before {r['loadavg_before']})")
@@ -1157,7 +1307,8 @@ def report(results: dict) -> str:
                 "srv CPU ms/op", "cli CPU ms/op", "SQL/op", "load before", "bounded by"]
         lines = [head]
         for _key, r in levels.items():
-            lines.append([f"c{r['concurrency']}", r["ops"], _f(r["ops_per_s"], "{:.1f}"), _f(r["p50_ms"]),
+            lines.append([f"c{r['concurrency']}" + (f" x{r['processes']}p" if r.get("processes", 1) > 1 else ""),
+                          r["ops"], _f(r["ops_per_s"], "{:.1f}"), _f(r["p50_ms"]),
                           _f(r["p99_ms"]), _f(r["mean_ms"]), r["errors"], r["refusals"],
                           _f(r.get("server_cpu_ms_per_op")), _f(r.get("client_cpu_ms_per_op")),
                           _f(r.get("sql_statements_per_op"), "{:.1f}"), _f(r["loadavg_before"]), r["bounded_by"]])
@@ -1165,7 +1316,8 @@ def report(results: dict) -> str:
                 for kind, o in r["per_op"].items():
                     lines.append([f"  {kind}", o["ops"], _f(o["ops_per_s"], "{:.1f}"), _f(o["p50_ms"]),
                                   _f(o["p99_ms"]), _f(o["mean_ms"]), "", sum(o["refusals"].values()),
-                                  "", "", "", "", ""])
+                                  "", _f(o.get("client_cpu_ms_per_op")),
+                                  _f(o.get("sql_statements_per_op"), "{:.1f}"), "", ""])
         parts.append(f"\n{PHASE_LABEL.get(phase, phase)}\n" + _fmt_table(lines))
         for _key, r in levels.items():
             extras = []
@@ -1246,8 +1398,10 @@ def count_statements(db: Database) -> None:
     from sqlalchemy import event
 
     @event.listens_for(db.engine.sync_engine, "before_cursor_execute")
-    def _count(*_args):
+    def _count(_conn, _cursor, statement, *_args):
         STATEMENTS[0] += 1
+        if TRACE and TRACE[2] is not None:
+            TRACE[2].append(statement)
 
 
 async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, save) -> None:
@@ -1259,6 +1413,7 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
 
     if a.phases:
         db = Database(urls["phases"], pool_size=pool)
+        executor = None
         count_statements(db)
         circ = Circulation(db, profiles, TickingClock(PHASE_START))
         try:
@@ -1266,7 +1421,8 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             say(f"loading the phase database ({a.patrons} patrons, {a.titles} titles, {a.items} copies)")
             cat = make_catalog(rng, profiles, shares, a.patrons, a.titles, a.items, PHASE_START - timedelta(days=400))
             ids = Ids()
-            renew_total = min(a.ops * len(a.concurrency), int(0.35 * a.items)) if "renew" in a.phases else 0
+            levels = [(w, c) for w in a.workers for c in a.concurrency]
+            renew_total = min(a.ops * len(levels), int(0.35 * a.items)) if "renew" in a.phases else 0
             data, rows = build_phase_data(rng, cat, renew_loans=renew_total, queued_share=a.queued_share,
                                           hot_fraction=a.hot_titles, start=PHASE_START, ids=ids)
             await install_base(db, circ, cat)
@@ -1281,19 +1437,29 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             results["phases"] = {}
             renew_slices = {}
             if "renew" in a.phases:
-                per = len(data.renew_loans) // len(a.concurrency)
-                for i, c in enumerate(a.concurrency):
-                    renew_slices[c] = deque(data.renew_loans[i * per:(i + 1) * per])
+                per = len(data.renew_loans) // len(levels)
+                for i, lv in enumerate(levels):
+                    renew_slices[lv] = deque(data.renew_loans[i * per:(i + 1) * per])
+            if max(a.workers) > 1:
+                import concurrent.futures
+                import multiprocessing
+                executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=max(a.workers), mp_context=multiprocessing.get_context("spawn"))
+                list(executor.map(_warm, range(max(a.workers))))     # started before any phase
             for phase in PHASES:
                 if phase not in a.phases:
                     continue
                 say(f"phase {PHASE_LABEL[phase]}")
                 res = results["phases"].setdefault(phase, {})
-                for c in a.concurrency:
+                for w, c in levels:
                     if STOPPING:
                         raise Terminated()
-                    r = await run_phase(phase, c, circ, data, a, rng, server_pid, renew_slices.get(c))
-                    res[f"c{c}"] = r
+                    if w == 1:
+                        r = await run_phase(phase, c, circ, data, a, rng, server_pid, renew_slices.get((w, c)))
+                    else:
+                        r = await run_phase_processes(phase, c, w, executor, urls["phases"], circ, data, a, rng,
+                                                      server_pid, renew_slices.get((w, c)))
+                    res[f"c{c}" if w == 1 else f"c{c}w{w}"] = r
                     say(phase_line(PHASE_LABEL[phase], r))
                     for e in r.get("error_samples", [])[:2]:
                         say(f"    error sample ({e['op']}): {e['error']}\n" +
@@ -1305,6 +1471,8 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             say("consistency after the phases: " + ("all checks 0" if not bad else f"VIOLATIONS {bad}"))
             save()
         finally:
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
             await db.dispose()
 
     if a.nightly and not STOPPING:
@@ -1361,6 +1529,11 @@ def main(argv=None) -> int:
     ap.add_argument("--notice-seconds", type=float, default=None,
                     help="max seconds to drain the notice queue after the first notices batch (300)")
     ap.add_argument("--seed", type=int, default=20261120)
+    ap.add_argument("--workers", default="1",
+                    help="client processes per phase, e.g. 1,2 (default 1: the clients in this process; N > 1: "
+                         "the clients spread over N processes of their own, as over N API worker processes)")
+    ap.add_argument("--trace-sql", type=int, default=0, metavar="N",
+                    help="print the SQL of the first N operations of each kind at concurrency 1")
     ap.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--out", type=Path, default=HERE / "results-circulation.json")
     ap.add_argument("--report", type=Path, default=None, metavar="JSON", help="print saved results and exit")
@@ -1378,12 +1551,17 @@ def main(argv=None) -> int:
             setattr(a, k, v)
     a.concurrency = [int(x) for x in a.concurrency.split(",") if x.strip()]
     a.phases = [p.strip() for p in a.phases.split(",") if p.strip()]
+    a.workers = [int(x) for x in a.workers.split(",") if x.strip()]
+    if not a.workers or min(a.workers) < 1:
+        ap.error("--workers: process counts of at least 1")
     for p in a.phases:
         if p not in PHASES:
             ap.error(f"unknown phase {p!r} (phases: {', '.join(PHASES)})")
     if a.items < a.titles:
         ap.error("--items must be at least --titles (every title has a copy)")
 
+    if a.trace_sql:
+        TRACE[:] = [a.trace_sql, Counter(), None]
     signal.signal(signal.SIGTERM, _sigterm)
     results: dict = {"meta": {"started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "argv": sys.argv,
                               "machine": rb.host_info(), "loadavg_at_start": os.getloadavg(),

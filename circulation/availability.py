@@ -3,7 +3,7 @@ connections, busy past the timeout) rather than a fault in a request or in our c
 
 The front ends answer such failures "try again later" (HTTP 503 with Retry-After) and say
 so once in the log, instead of a traceback per request; the pool reconnects by itself
-(``pool_pre_ping``) once the server is back."""
+(connections idle for a while are pinged first: ``store.Database``) once the server is back."""
 from __future__ import annotations
 
 import asyncio

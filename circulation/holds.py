@@ -28,7 +28,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -44,6 +44,7 @@ from .store import (
     LIVE_REQUEST_STATES,
     ConcurrentChange,
     NotFound,
+    Written,
     get_row,
     item_record,
     lock_rows,
@@ -54,6 +55,7 @@ from .store import (
     request_record,
     request_row,
     transition,
+    written,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
@@ -105,8 +107,18 @@ def _role(role) -> lt.Role:
 
 
 async def _patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):
-    return await get_row(conn, s.patrons, s.patrons.c.card_number == card,
-                         what=f"patron {card}", for_update=lock)
+    row = (await conn.execute(_PATRON_LOCKED if lock else _PATRON, {"w_card": card})).first()
+    if row is None:
+        raise NotFound(f"patron {card}")
+    return row
+
+
+# statements of placing, built once (SQLAlchemy builds and compiles them once)
+_PATRON = select(s.patrons).where(s.patrons.c.card_number == bindparam("w_card"))
+_PATRON_LOCKED = _PATRON.with_for_update()
+_OWNED = (select(s.items).where(s.items.c.title_id == bindparam("w_title_id"),
+                                s.items.c.library == bindparam("w_library"),
+                                s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))
 
 
 async def _patron_by_id(conn: AsyncConnection, patron_id: int):
@@ -135,17 +147,16 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
                     pickup_branch: str, channel: str, role, actor: str, contact_method: str | None,
                     memo: str, material_type: str | None, publication_date, submitted_at_branch,
                     title: str, set_id, set_position: int, group_id,
-                    delivery: bool = False) -> tuple[int | None, Decision]:
+                    delivery: bool = False) -> tuple[int | None, Decision, Written | None]:
     """Decide and (when allowed) insert one request, inside the caller's unit of work;
-    the title queue and the patron row are already locked. ``delivery`` (有料図書宅配):
+    the title queue and the patron row are already locked. Returns the request's id, the
+    decision and the request as written (None, decision, None when refused). ``delivery`` (有料図書宅配):
     decided by ``policies.can_place_delivery``, picked up by the dispatch branch."""
     now = circ.now()
     role = _role(role)
     system = patron_row.library
     profile = circ.profile(system)
-    owned = (await conn.execute(select(s.items).where(
-        s.items.c.title_id == title_id, s.items.c.library == system,
-        s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))).all()
+    owned = (await conn.execute(_OWNED, {"w_title_id": title_id, "w_library": system})).all()
     if not title:   # the display title lists and mails show: the queue's, else the id
         title = (await conn.execute(select(s.title_queues.c.title).where(
             s.title_queues.c.title_id == title_id))).scalar() or title_id
@@ -163,34 +174,37 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
     snapshot = await patron_snapshot(conn, patron_row)
     decision = policies.decide_placing(profile, snapshot, item, candidate, now, role=role, delivery=delivery)
     if not decision.allowed:
-        return None, decision
+        return None, decision, None
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
 
-    res = await conn.execute(s.requests.insert().values(
+    row = (await conn.execute(s.requests.insert().values(
         patron_id=patron_row.id, library=system, title_id=title_id, kind=kind, material_type=material,
         pickup_branch=pickup_branch, contact_method=contact, channel=channel, state=S.NEW.value,
         placed_at=now, submitted_at_branch=submitted_at_branch, publication_date=publication_date,
         set_id=set_id, set_position=set_position, group_id=group_id, memo=memo, title=title,
-        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now))
-    rid = res.inserted_primary_key[0]
+        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now)
+        .returning(*s.requests.c))).one()
+    rid = row.id
     await record_event(conn, at=now, event="PLACE", actor_role=role.value, actor=actor,
                        request_id=rid, to_state=S.NEW.value, channel=channel,
                        branch=submitted_at_branch or pickup_branch,
                        reason=f"{kind} delivery" if delivery else kind)
-    row = await request_row(conn, rid)
-    await transition(conn, row, E.VALIDATE, role=R.SYSTEM, actor=actor, at=now, channel=channel)
-    row = await request_row(conn, rid)
+    # each transition writes the row; what it wrote is known, so it is not read again
+    new = await transition(conn, row, E.VALIDATE, role=R.SYSTEM, actor=actor, at=now, channel=channel)
+    row = written(row, new, now)
     nxt = E.ENQUEUE if kind == "reservation" else E.SEND_TO_PURCHASE_REVIEW
-    await transition(conn, row, nxt, role=R.SYSTEM, actor=actor, at=now, channel=channel)
-    row = await request_row(conn, rid)
+    new = await transition(conn, row, nxt, role=R.SYSTEM, actor=actor, at=now, channel=channel)
+    row = written(row, new, now)
     await notices.enqueue(conn, kind="hold_received", patron_id=patron_row.id,
                           dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,
                           data=notices.hold_data(circ, row, placed_at=now))
-    return rid, decision
+    return rid, decision, row
 
 
-async def _position(conn: AsyncConnection, rid: int) -> int | None:
-    row = await request_row(conn, rid)
+async def _position(conn: AsyncConnection, rid: int, row=None) -> int | None:
+    """The request's queue position; ``row``: the request as this transaction left it."""
+    if row is None:
+        row = await request_row(conn, rid)
     if row.state not in routing.QUEUE_STATES:
         return None
     return (await routing.positions_for(conn, {(row.title_id, row.library)})).get(rid)
@@ -217,17 +231,17 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
     del kind  # derived from ownership, see the docstring
 
     async def work(conn):
-        await lock_title_queue(conn, title_id, title)
+        queue = await lock_title_queue(conn, title_id, title)
         patron_row = await _patron_by_card(conn, card, lock=True)
-        rid, decision = await _place_in(
+        rid, decision, row = await _place_in(
             circ, conn, patron_row, title_id=title_id, pickup_branch=pickup_branch, channel=channel,
             role=role, actor=actor, contact_method=contact_method, memo=memo,
             material_type=material_type, publication_date=publication_date,
-            submitted_at_branch=submitted_at_branch, title=title, set_id=set_id,
+            submitted_at_branch=submitted_at_branch, title=title or queue.title, set_id=set_id,
             set_position=set_position, group_id=group_id, delivery=delivery)
         if rid is None:
             raise _Refused(decision)
-        return PlaceResult(rid, decision, await _position(conn, rid))
+        return PlaceResult(rid, decision, await _position(conn, rid, row))
 
     try:
         return await circ.db.run(work)
@@ -253,7 +267,7 @@ async def _place_many(circ: Circulation, *, card: str, title_ids: list[str], lin
         for pos, t in enumerate(title_ids, 1):
             extra = ({"set_id": link_id, "set_position": pos, "group_id": None} if link == "set"
                      else {"set_id": None, "set_position": 0, "group_id": link_id})
-            rid, last = await _place_in(circ, conn, patron_row, title_id=t,
+            rid, last, _row = await _place_in(circ, conn, patron_row, title_id=t,
                                         title=titles.get(t, base_title), **options, **extra)
             if rid is None:
                 raise _Refused(_with_details(last, title_id=t, index=pos))

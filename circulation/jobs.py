@@ -22,13 +22,25 @@ one task per job, so a job never overlaps itself in one process (a manual
 :meth:`Scheduler.run_now` waits for a running one); a failing run is logged and
 recorded and the loop goes on. Stopping starts no new run and waits for the runs in
 progress, manual ones included, before whoever owns the database disposes of it.
-Two service processes would each run their schedule; the jobs are written to be safe
-under that (row locks, conditional updates, the outbox's claim), only wasteful.
+
+Once per network: a scheduler made with ``network=True`` (the API's, in every service
+process) claims each periodic run in ``job_schedule`` first: the process whose claim
+finds the job due (its row locked, ``next_due`` past) runs it and sets the next due
+time to an interval after the run ended; the others wait for that time. A claim is a
+lease (the interval plus :data:`CLAIM_LEASE_S`): a process that dies in a run does not
+stop the job for long. Times there are the hosts' wall clocks (``time.time()``; keep
+the machines' clocks synchronised). Runs asked for by hand (:meth:`Scheduler.run_now`)
+are not claimed. Even when two runs do overlap (a lease ran out), the jobs are safe
+(row locks, conditional updates, the outbox's claim), only wasteful.
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
+import socket
+import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import timedelta
@@ -48,6 +60,7 @@ from .notices import DispatchCounts, dispatch_due
 from .service import Circulation
 from .store import (
     get_row,
+    insert_or_nothing,
     loan_transition,
     lock_one,
     lock_rows,
@@ -319,6 +332,38 @@ async def run_job(circ, name: str, mailer=None) -> int:
     return changed
 
 
+CLAIM_LEASE_S = 600.0     # a claimed run may last this much longer than its interval
+_SCHEDULERS = itertools.count(1)
+
+
+async def claim_run(db, job: str, interval: float, owner: str, *, now: float | None = None) -> float | None:
+    """Claim the network's next run of ``job`` for ``owner``: None when claimed (run it
+    now, then :func:`release_run`), else the time (epoch seconds) it is due."""
+    now = time.time() if now is None else now
+
+    async def work(conn: AsyncConnection) -> float | None:
+        row = await lock_one(conn, s.job_schedule, s.job_schedule.c.job == job)
+        if row is None:
+            await conn.execute(insert_or_nothing(conn, s.job_schedule).values(job=job, next_due=0.0, owner=""))
+            row = await lock_one(conn, s.job_schedule, s.job_schedule.c.job == job)
+        if row.next_due > now:
+            return float(row.next_due)
+        await conn.execute(update(s.job_schedule).where(s.job_schedule.c.job == job).values(
+            next_due=now + interval + CLAIM_LEASE_S, owner=owner))
+        return None
+
+    return await db.run(work)
+
+
+async def release_run(db, job: str, interval: float, owner: str) -> None:
+    """The claimed run of ``job`` ended: the next one is due an interval from now (unless
+    another process took the job over meanwhile)."""
+    async with db.transaction() as conn:
+        await conn.execute(update(s.job_schedule).where(
+            s.job_schedule.c.job == job, s.job_schedule.c.owner == owner).values(
+            next_due=time.time() + interval))
+
+
 def _seconds(v: float | timedelta) -> float:
     secs = v.total_seconds() if isinstance(v, timedelta) else float(v)
     if secs <= 0:
@@ -342,7 +387,7 @@ class Scheduler:
     """
 
     def __init__(self, circ, mailer=None,
-                 intervals: Mapping[str, float | timedelta] | None = None):
+                 intervals: Mapping[str, float | timedelta] | None = None, *, network: bool = False):
         if intervals is None:
             intervals = {name: spec.interval for name, spec in JOBS.items()}
         unknown = set(intervals) - set(JOBS)
@@ -358,6 +403,10 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task] = {}
         self._now: set[asyncio.Task] = set()     # runs asked for by run_now
+        # network: periodic runs are claimed in job_schedule (once per network)
+        self.network = network
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{next(_SCHEDULERS)}"[:128]
+        self.skipped: Counter[str] = Counter()   # periodic runs another process had claimed
 
     @property
     def running(self) -> bool:
@@ -407,16 +456,46 @@ class Scheduler:
         finally:
             self.runs[name] += 1
 
+    async def _claim(self, name: str, secs: float) -> float | None:
+        """None: this process runs ``name`` now; else seconds to wait before asking again."""
+        if not self.network:
+            return None
+        try:
+            due = await claim_run(self.circ.db, name, secs, self.owner)
+        except Exception:   # the database cannot serve now: try again later
+            log.warning("job %s: could not claim its run, trying again in %g s", name, secs, exc_info=True)
+            return secs
+        if due is None:
+            return None
+        self.skipped[name] += 1
+        log.info("job %s: the network's next run is due in %.0f s (claimed by another process)",
+                 name, max(0.0, due - time.time()))
+        return min(secs, max(0.05, due - time.time()))
+
     async def _loop(self, name: str, secs: float) -> None:
         while not self._stopping.is_set():
+            wait = await self._claim(name, secs)
+            if wait is None:
+                ran = False
+                try:
+                    await self._run_locked(name)
+                    ran = True
+                except SchedulerStopped:
+                    return
+                finally:
+                    if self.network:      # not run (stopping): due at once for the others
+                        await asyncio.shield(self._release(name, secs if ran else 0.0))
+                wait = secs
             try:
-                await self._run_locked(name)
-            except SchedulerStopped:
-                return
-            try:
-                await asyncio.wait_for(self._stopping.wait(), secs)
+                await asyncio.wait_for(self._stopping.wait(), wait)
             except TimeoutError:
                 pass
+
+    async def _release(self, name: str, secs: float) -> None:
+        try:
+            await release_run(self.circ.db, name, secs, self.owner)
+        except Exception:   # the claim's lease runs out instead
+            log.warning("job %s: could not record the end of its run", name, exc_info=True)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Start no new run; let the runs in progress finish (up to ``timeout`` seconds),

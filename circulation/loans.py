@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -75,6 +75,7 @@ from .service import Circulation
 from .store import (
     NotFound,
     get_row,
+    item_moved,
     item_record,
     item_transition,
     loan_record,
@@ -88,6 +89,7 @@ from .store import (
     request_record,
     serving_system,
     transition,
+    written,
 )
 
 # Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and
@@ -139,13 +141,30 @@ async def _item_by_barcode(conn: AsyncConnection, barcode: str):
 async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool = False):
     """Title queue, then the item row (locked). ``create_queue``: take the queue lock
     even if the title has no queue row yet (check-in: ``routing.route_copy`` takes it
-    anyway, and taking it before the item keeps the lock order)."""
-    first = await _item_by_barcode(conn, barcode)
-    if create_queue:
+    anyway, and taking it before the item keeps the lock order).
+
+    The queue row is found from the barcode in the same statement (only the queue row
+    is locked by it); a copy whose title has no queue row yet is read first when the
+    row is to be created."""
+    queue = (await conn.execute(_LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
+    if queue is None and create_queue:
+        first = await _item_by_barcode(conn, barcode)
         await lock_title_queue(conn, first.title_id)
-    else:
-        await _lock_title(conn, first.title_id)
-    return await lock_one(conn, s.items, s.items.c.id == first.id)
+    item = (await conn.execute(_LOCK_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
+    if item is None:
+        raise NotFound(f"item {barcode!r}")
+    return item
+
+
+# statements of the counter's hot paths, built once (SQLAlchemy builds and compiles them once)
+_LOCK_QUEUE_OF_BARCODE = (select(s.title_queues).where(s.title_queues.c.title_id == select(s.items.c.title_id)
+                          .where(s.items.c.barcode == bindparam("w_barcode")).scalar_subquery())
+                          .with_for_update())
+_LOCK_ITEM_BY_BARCODE = select(s.items).where(s.items.c.barcode == bindparam("w_barcode")).with_for_update()
+_LOCK_OPEN_LOAN_WITH_CARD = (select(s.loans, s.patrons.c.card_number.label("borrower_card"))
+                             .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
+                             .where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
+                             .with_for_update(of=s.loans))
 
 
 async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
@@ -177,15 +196,30 @@ async def _waiting(conn: AsyncConnection, circ: Circulation, item_row, borrower_
         s.requests.c.patron_id != borrower_id))).scalar_one()
 
 
-async def _title_of(conn: AsyncConnection, title_id: str, request_id: int | None = None) -> str:
-    """Display title: the request's, else the title queue's, else the title id."""
+async def _title_of(conn: AsyncConnection, title_id: str, request_id: int | None = None,
+                    queue=None) -> str:
+    """Display title: the request's, else the title queue's, else the title id.
+    ``queue``: ``(row,)`` when the caller has looked the title's queue row up (locked;
+    ``(None,)``: the title has no queue row)."""
     if request_id is not None:
         t = (await conn.execute(select(s.requests.c.title).where(s.requests.c.id == request_id))).scalar()
         if t:
             return t
+    if queue is not None:     # the caller looked the queue row up: (queue row or None,)
+        return (queue[0].title if queue[0] is not None else "") or title_id
     t = (await conn.execute(select(s.title_queues.c.title)
                             .where(s.title_queues.c.title_id == title_id))).scalar()
     return t or title_id
+
+
+async def _item_of_loan(conn: AsyncConnection, loan_id: int):
+    """The id and title of the loan's copy (read before the locks are taken in order)."""
+    row = (await conn.execute(select(s.items.c.id, s.items.c.title_id)
+                              .join(s.loans, s.loans.c.item_id == s.items.c.id)
+                              .where(s.loans.c.id == loan_id))).first()
+    if row is None:
+        raise NotFound(f"loan {loan_id}")
+    return row
 
 
 async def _due_on_open_day(circ: Circulation, conn: AsyncConnection, branch: str, due: date) -> date:
@@ -319,9 +353,8 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
 
     async def work(conn: AsyncConnection) -> RenewResult:
         now = circ.now()
-        first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what=f"loan {loan_id}")
-        item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
-        await _lock_title(conn, item0.title_id)
+        item0 = await _item_of_loan(conn, loan_id)
+        queue = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == item0.title_id)
         item = await lock_one(conn, s.items, s.items.c.id == item0.id)
         loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
         patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
@@ -353,7 +386,7 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
                               renewals=renewals, renewed_via=channel, due=new_due)
         await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
                               dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
-                              data={"title": await _title_of(conn, item.title_id, loan.request_id),
+                              data={"title": await _title_of(conn, item.title_id, loan.request_id, (queue,)),
                                     "barcode": item.barcode, "due": new_due,
                                     "previous_due": loan.due, "renewals": renewals})
         return RenewResult(new_due, decide("ok", due=new_due), renewals)
@@ -386,14 +419,13 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         if dropped_at is not None and dropped_at > now:
             raise ValueError("dropped_at is in the future")
         item = await _lock_item(conn, barcode, create_queue=True)
-        loan = await _open_loan(conn, item.id)
+        loan = (await conn.execute(_LOCK_OPEN_LOAN_WITH_CARD, {"w_item_id": item.id})).first()
         if loan is None:
             return await _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
 
-        patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
         profile = circ.profile_of_branch(loan.branch)
         place = ReturnPoint(kind=return_kind, branch=branch)
-        decision = policies.decide_check_in(profile, _loan_rec(loan, patron.card_number, item),
+        decision = policies.decide_check_in(profile, _loan_rec(loan, loan.borrower_card, item),
                                             item_record(item), place, now, here_system=profile_here.system,
                                             handed_at=dropped_at or now)
         if not decision.allowed:
@@ -413,18 +445,17 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
-                await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
-                                 channel=return_kind, branch=branch, reason=f"loan {loan.id}")
+                new = await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
+                                       channel=return_kind, branch=branch, reason=f"loan {loan.id}")
                 # a partner's copy (連携貸出) takes the return leg instead (SHIP_RETURN, in
                 # routing.route_copy → the partners leg below); ILL copies skip CLOSE too
                 if not item.ill and not item.partner:
-                    req = await get_row(conn, s.requests, s.requests.c.id == req.id, what="request")
-                    await transition(conn, req, Event.CLOSE, role=Role.SYSTEM, actor="circulation",
-                                     at=now, branch=branch, reason=f"loan {loan.id} returned")
-        await item_transition(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
-        fresh = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
+                    await transition(conn, written(req, new, now), Event.CLOSE, role=Role.SYSTEM,
+                                     actor="circulation", at=now, branch=branch,
+                                     reason=f"loan {loan.id} returned")
+        fresh = await item_moved(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
         routed = await routing.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
-                                         walk_in=walk_in)
+                                         walk_in=walk_in, locked=True)
         return CheckInResult(loan.id, returned_at, routed, decision, late)
 
     return await circ.db.run(work)
@@ -442,16 +473,15 @@ async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
             # scanned again where it is being sent from: it has not arrived anywhere
             return CheckInResult(None, None, None,
                                  decide("not_on_loan", status=IS.IN_TRANSIT.value, to_branch=leg.to_branch))
-        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor)
+        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor, locked=True)
         return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.IN_TRANSIT.value))
     if item.status in (IS.AVAILABLE.value, IS.ON_LOAN.value, IS.LOST.value):
         if item.status != IS.AVAILABLE.value or item.current_branch != branch:
             # back in hand: not lent after all, found, or at another branch
             event = IE.RESHELVE if item.status == IS.AVAILABLE.value else IE.CHECK_IN
-            await item_transition(conn, item, event, at=circ.now(), current_branch=branch)
-            item = await get_row(conn, s.items, s.items.c.id == item.id, what="item")
+            item = await item_moved(conn, item, event, at=circ.now(), current_branch=branch)
         routed = await routing.route_copy(circ, conn, item, branch, role=role, actor=actor,
-                                         walk_in=walk_in)
+                                         walk_in=walk_in, locked=True)
         return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.AVAILABLE.value))
     return CheckInResult(None, None, None, decide("not_on_loan", status=item.status))
 
@@ -473,8 +503,7 @@ async def declare_lost(circ: Circulation, *, loan_id: int, role, actor: str,
 
     async def work(conn: AsyncConnection) -> Decision:
         now = circ.now()
-        first = await get_row(conn, s.loans, s.loans.c.id == loan_id, what=f"loan {loan_id}")
-        item0 = await get_row(conn, s.items, s.items.c.id == first.item_id, what="item")
+        item0 = await _item_of_loan(conn, loan_id)
         await _lock_title(conn, item0.title_id)
         item = await lock_one(conn, s.items, s.items.c.id == item0.id)
         loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)

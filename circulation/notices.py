@@ -126,9 +126,20 @@ async def enqueue(conn: AsyncConnection, *, kind: str, patron_id: int, dedupe_ke
     values = dict(dedupe_key=dedupe_key, kind=kind, patron_id=patron_id, request_id=request_id,
                   loan_id=loan_id, data=dumps(data or {}), status="pending", attempts=0,
                   next_attempt_at=at, created_at=at)
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(dialect.insert(s.notices).values(**values)
-                       .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    await conn.execute(_insert_notice(conn.dialect.name), values)
+
+
+_INSERT_NOTICE: dict = {}
+
+
+def _insert_notice(dialect_name: str):
+    """The outbox's INSERT ... ON CONFLICT (dedupe_key) DO NOTHING of the dialect, built once."""
+    stmt = _INSERT_NOTICE.get(dialect_name)
+    if stmt is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        stmt = _INSERT_NOTICE[dialect_name] = dialect.insert(s.notices).on_conflict_do_nothing(
+            index_elements=["dedupe_key"])
+    return stmt
 
 
 def hold_data(circ, row, **extra) -> dict:

@@ -41,7 +41,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -57,6 +57,7 @@ from .service import Circulation
 from .store import (
     NotFound,
     get_row,
+    item_moved,
     item_record,
     item_transition,
     lock_one,
@@ -234,11 +235,15 @@ async def positions_for(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> d
     return out
 
 
-async def secured_for(conn: AsyncConnection, item_id: int):
+async def secured_for(conn: AsyncConnection, item_id: int, *, lock: bool = False):
     """The request the copy is secured for (in transit to its pickup or on its hold
-    shelf), or None."""
-    return (await conn.execute(select(s.requests).where(
-        s.requests.c.item_id == item_id, s.requests.c.state.in_(SECURED_STATES)))).first()
+    shelf), or None; ``lock``: locked FOR UPDATE (the caller holds the copy's lock)."""
+    return (await conn.execute(_SECURED_LOCKED if lock else _SECURED, {"w_item_id": item_id})).first()
+
+
+_SECURED = select(s.requests).where(s.requests.c.item_id == bindparam("w_item_id"),
+                                    s.requests.c.state.in_(SECURED_STATES))
+_SECURED_LOCKED = _SECURED.with_for_update()
 
 
 # --------------------------------------------------------------------------- moving a copy
@@ -315,7 +320,7 @@ async def close_transits(circ: Circulation, conn: AsyncConnection, item_row, at_
 # --------------------------------------------------------------------------- routing
 
 async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *, role,
-                     actor: str, walk_in: bool = False) -> Routing:
+                     actor: str, walk_in: bool = False, locked: bool = False) -> Routing:
     """Where a copy in hand at ``at_branch`` goes, inside the caller's unit of work.
 
     The request is chosen by :func:`lifecycle.queue.choose_request_to_trap` over the
@@ -328,16 +333,17 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
     (a patron at the library wants it, and the profile serves walk-ins first) → nothing
     trapped, the copy is available for lending. A copy of a :class:`Leg` is the leg's to
     route. A copy marked on loan or lost is checked in first. Takes the title queue lock
-    (already held by the caller is fine) and the item lock."""
+    (already held by the caller is fine) and the item lock; ``locked``: the caller holds
+    both and ``item_row`` is the copy as it is now in this transaction."""
     now = circ.now()
-    await lock_title_queue(conn, item_row.title_id)
-    item_row = await lock_item(conn, item_row.id)
+    if not locked:
+        await lock_title_queue(conn, item_row.title_id)
+        item_row = await lock_item(conn, item_row.id)
     held = await secured_for(conn, item_row.id)
     if held is not None:
         return Routing(ALREADY_SECURED, held.id, held.pickup_branch)
     if IS(item_row.status) not in it.IN_HAND:     # marked on loan or lost, yet in hand here
-        await item_transition(conn, item_row, IE.CHECK_IN, at=now)
-        item_row = await lock_item(conn, item_row.id)
+        item_row = await item_moved(conn, item_row, IE.CHECK_IN, at=now)
     leg = leg_for_copy(item_row)
     if leg is not None:                       # e.g. 連携貸出: a university's copy goes to its request or back
         return await leg.route(circ, conn, item_row, at_branch, role=role, actor=actor)
@@ -375,20 +381,22 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
 
 
 async def arrive(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *, role,
-                 actor: str) -> Routing:
+                 actor: str, locked: bool = False) -> Routing:
     """A copy in transit is checked in at ``at_branch`` (inside the caller's unit of work).
 
     Its hold transit at the pickup branch → ARRIVE_AT_PICKUP (hold shelf, deadline,
     hold_ready notice); at another branch → sent on to the pickup branch
     (:data:`TRANSIT_ONWARD`). A home transit, a transit whose request was cancelled on
     the way, or a copy not in transit at all → routed afresh by :func:`route_copy`
-    (at home and nobody waiting: back on the shelf)."""
-    await lock_title_queue(conn, item_row.title_id)
-    item_row = await lock_item(conn, item_row.id)
+    (at home and nobody waiting: back on the shelf). ``locked``: the caller holds the
+    title queue and item locks and ``item_row`` is the copy as it is now."""
+    if not locked:
+        await lock_title_queue(conn, item_row.title_id)
+        item_row = await lock_item(conn, item_row.id)
     await close_transits(circ, conn, item_row, at_branch, role=role, actor=actor)
-    held = await secured_for(conn, item_row.id)
+    held = await secured_for(conn, item_row.id, lock=True)
     if held is not None and held.state == S.IN_TRANSIT.value:
-        row = (await lock_rows(conn, s.requests, s.requests.c.id == held.id))[0]
+        row = held
         if row.pickup_branch == at_branch:
             await put_on_shelf(circ, conn, row, E.ARRIVE_AT_PICKUP, item_row, at_branch,
                                role=role, actor=actor)
@@ -398,7 +406,7 @@ async def arrive(circ: Circulation, conn: AsyncConnection, item_row, at_branch: 
         return Routing(TRANSIT_ONWARD, row.id, row.pickup_branch)
     if held is not None:                      # already on a hold shelf: nothing to do
         return Routing(ALREADY_SECURED, held.id, held.pickup_branch)
-    return await route_copy(circ, conn, item_row, at_branch, role=role, actor=actor)
+    return await route_copy(circ, conn, item_row, at_branch, role=role, actor=actor, locked=True)
 
 
 async def trap_from_shelf(circ: Circulation, *, barcode: str, branch: str, role, actor: str,

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -374,6 +375,17 @@ job_runs = Table(
     Column("finished_at", DateTime),
     Column("changed", Integer, nullable=False, server_default="0"),
     Column("error", Text),
+)
+
+# The network's schedule of the periodic jobs (circulation.jobs.Scheduler): every service
+# process on this database schedules the jobs, and the one that claims a job's row when it
+# is due runs it, so a job runs once per network, not once per process. Times are seconds
+# since the epoch (time.time(), not the service clock, which tests and benchmarks stop).
+job_schedule = Table(
+    "job_schedule", metadata,
+    Column("job", String(32), primary_key=True),
+    Column("next_due", Float, nullable=False),   # claimed: the end of the claim (a lease); else the next run
+    Column("owner", String(128), nullable=False, server_default=""),   # host:pid:n of the last claimer
 )
 
 # --------------------------------------------------------------------------- 予約カート

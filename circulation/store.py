@@ -31,14 +31,16 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from lifecycle import item_table as it
@@ -54,6 +56,7 @@ log = logging.getLogger("unioncat.circulation")
 T = TypeVar("T")
 
 DEFAULT_URL = "sqlite+aiosqlite:///circulation.db"
+IDLE_PING_S = 2.0        # PostgreSQL: a pooled connection idle longer is pinged before use
 
 
 class ConcurrentChange(Exception):
@@ -75,10 +78,42 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_hooks()
+        else:
+            self._ping_idle_connections()
+
+    def _ping_idle_connections(self) -> None:
+        """The pool's pre-ping, for connections idle longer than :data:`IDLE_PING_S` only:
+        one that has just been used (as every connection is under load) is not pinged,
+        which saves a round trip per unit of work; one idle longer (the server may have
+        restarted meanwhile) is pinged at checkout and, when dead, replaced by a new
+        one (``DisconnectionError`` makes the pool connect anew), as ``pool_pre_ping``
+        would."""
+        sync_engine = self.engine.sync_engine
+        dialect = sync_engine.dialect
+
+        @event.listens_for(sync_engine, "connect")
+        def _connect(_dbapi_conn, record):
+            record.info["circ_used"] = _time.monotonic()
+
+        @event.listens_for(sync_engine, "checkin")
+        def _checkin(_dbapi_conn, record):
+            if record is not None:
+                record.info["circ_used"] = _time.monotonic()
+
+        @event.listens_for(sync_engine, "checkout")
+        def _checkout(dbapi_conn, record, _proxy):
+            used = record.info.get("circ_used")
+            if used is not None and _time.monotonic() - used < IDLE_PING_S:
+                return
+            try:
+                dialect.do_ping(dbapi_conn)
+            except Exception as e:
+                raise DisconnectionError(f"idle connection failed its ping: {type(e).__name__}") from e
+            record.info["circ_used"] = _time.monotonic()
 
     def _sqlite_hooks(self) -> None:
         sync_engine = self.engine.sync_engine
@@ -171,17 +206,25 @@ async def lock_rows(conn: AsyncConnection, table, *where, order_by=None) -> list
     return list((await conn.execute(q.with_for_update())).all())
 
 
-async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = "") -> None:
-    """Serialize placing and trapping for one title (creates its row on first use)."""
-    row = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+def insert_or_nothing(conn: AsyncConnection, table):
+    """``INSERT ... ON CONFLICT DO NOTHING`` of the connection's dialect (a row that would
+    violate a unique index is not inserted, and nothing is raised)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = ""):
+    """Serialize placing and trapping for one title (creates its row on first use).
+    Returns the queue's row (its display ``title``), locked."""
+    row = (await conn.execute(_LOCK_QUEUE, {"w_title_id": title_id})).first()
     if row is not None:
-        return
-    try:
-        async with conn.begin_nested():
-            await conn.execute(insert(s.title_queues).values(title_id=title_id, title=title))
-    except IntegrityError:
-        pass  # created by a concurrent transaction; lock it
-    await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
+        return row
+    # created by a concurrent transaction meanwhile: nothing inserted; lock it then
+    await conn.execute(insert_or_nothing(conn, s.title_queues).values(title_id=title_id, title=title))
+    return (await conn.execute(_LOCK_QUEUE, {"w_title_id": title_id})).first()
+
+
+_LOCK_QUEUE = select(s.title_queues).where(s.title_queues.c.title_id == bindparam("w_title_id")).with_for_update()
 
 
 # --------------------------------------------------------------------------- audit
@@ -194,10 +237,29 @@ async def record_event(conn: AsyncConnection, *, at: datetime, event: str, actor
                        patron_id: int | None = None, staff_id: int | None = None) -> None:
     """One audit row. ``patron_id`` / ``staff_id`` name the account an account event
     (password, lockout, registration) is about."""
-    await conn.execute(insert(s.events).values(
+    await conn.execute(_INSERT_EVENT, dict(
         at=at, event=event, actor_role=actor_role, actor=actor, request_id=request_id,
         loan_id=loan_id, item_id=item_id, from_state=from_state, to_state=to_state,
         channel=channel, branch=branch, reason=reason, patron_id=patron_id, staff_id=staff_id))
+
+
+def _known(table, changes: dict) -> None:
+    """Every key of ``changes`` is a column of ``table`` (a prebuilt UPDATE would ignore
+    the others silently)."""
+    unknown = changes.keys() - table.c.keys()
+    if unknown:
+        raise TypeError(f"{table.name} has no column {', '.join(sorted(unknown))}")
+
+
+# The write paths' statements, built once (SQLAlchemy then compiles each once and finds
+# it by a cache key it also keeps): their values come as parameters, the SET clause of
+# an UPDATE from the parameters' column names, the conditions from the w_ parameters.
+_INSERT_EVENT = insert(s.events)
+_UPDATE_REQUEST = update(s.requests).where(s.requests.c.id == bindparam("w_id"),
+                                           s.requests.c.state == bindparam("w_state"))
+_UPDATE_LOAN = update(s.loans).where(s.loans.c.id == bindparam("w_id"), s.loans.c.state == bindparam("w_state"))
+_UPDATE_ITEM = (update(s.items).where(s.items.c.id == bindparam("w_id"), s.items.c.status == bindparam("w_status"))
+                .returning(*s.items.c))
 
 
 async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
@@ -211,10 +273,9 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     role = lt.Role(role)
     old = lt.State(request_row.state)
     new = lt.apply(old, ev, role)
-    res = await conn.execute(
-        update(s.requests)
-        .where(s.requests.c.id == request_row.id, s.requests.c.state == old.value)
-        .values(state=new.value, updated_at=at, **changes))
+    _known(s.requests, changes)
+    res = await conn.execute(_UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value,
+                                               "state": new.value, "updated_at": at, **changes})
     if res.rowcount != 1:
         raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
     await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
@@ -233,16 +294,13 @@ async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, bran
     written). ``values``: more columns (proxy, stop)."""
     role = lt.Role(role)
     state = lnt.apply(None, lnt.CREATED_BY, role)
-    try:
-        async with conn.begin_nested():
-            res = await conn.execute(insert(s.loans).values(
-                item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
-                channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values))
-    except IntegrityError as e:
-        if not is_unique_violation(e):
-            raise
+    # ux_loans_open_item is the only unique index a new loan can violate
+    loan_id = (await conn.execute(insert_or_nothing(conn, s.loans).values(
+        item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
+        channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values)
+        .returning(s.loans.c.id))).scalar()
+    if loan_id is None:
         return None
-    loan_id = res.inserted_primary_key[0]
     await record_event(conn, at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
                        loan_id=loan_id, item_id=item_id, to_state=state.value, channel=channel,
                        branch=branch, reason=reason)
@@ -260,9 +318,14 @@ async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent 
     role = lt.Role(role)
     old = lnt.LoanState(loan_row.state)
     new = lnt.apply(old, ev, role)
-    res = await conn.execute(
-        update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
-        .values(state=new.value, **changes))
+    if where:
+        res = await conn.execute(
+            update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
+            .values(state=new.value, **changes))
+    else:
+        _known(s.loans, changes)
+        res = await conn.execute(_UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, "state": new.value,
+                                                **changes})
     if res.rowcount != 1:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
     await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
@@ -280,14 +343,47 @@ async def item_transition(conn: AsyncConnection, item_row, event: it.ItemEvent |
 
     No audit row of its own: the operation that moves the copy logs it (CHECK_OUT,
     CHECK_IN, TRANSIT_SENT, a request's TRAP_AT_PICKUP ...), in the same transaction."""
+    return it.ItemStatus((await item_moved(conn, item_row, event, at=at, **changes)).status)
+
+
+async def item_moved(conn: AsyncConnection, item_row, event: it.ItemEvent | str, *, at: datetime,
+                     **changes):
+    """:func:`item_transition` that returns the copy's row as it is now (``RETURNING``;
+    the caller need not read it again)."""
     old = it.ItemStatus(item_row.status)
     new = it.apply(old, it.ItemEvent(event))
-    res = await conn.execute(
-        update(s.items).where(s.items.c.id == item_row.id, s.items.c.status == old.value)
-        .values(status=new.value, updated_at=at, **changes))
-    if res.rowcount != 1:
+    _known(s.items, changes)
+    row = (await conn.execute(_UPDATE_ITEM, {"w_id": item_row.id, "w_status": old.value, "status": new.value,
+                                             "updated_at": at, **changes})).first()
+    if row is None:
         raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
-    return new
+    return row
+
+
+class Written:
+    """A row as this transaction just wrote it: the row read before, with the values
+    the conditional update set (so the caller need not read it again). Attribute access
+    like a result row."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, row, **values):
+        object.__setattr__(self, "_mapping", {**row._mapping, **values})
+
+    def __getattr__(self, name: str):
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a written row is read-only")
+
+
+def written(row, new_state, at: datetime, **changes) -> Written:
+    """Request ``row`` after :func:`transition` moved it to ``new_state`` at ``at`` with
+    ``changes``: what the update wrote, without reading the row again."""
+    return Written(row, state=lt.State(new_state).value, updated_at=at, **changes)
 
 
 async def serving_system(conn: AsyncConnection, profiles: dict[str, Profile], item_row) -> str:
@@ -361,18 +457,21 @@ def patron_contact(patron_row, **changes) -> Patron:
 
 async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
     """The patron as the policies see it: open loans and live requests included."""
-    lq = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner,
-                 s.items.c.ill)
-          .join(s.items, s.items.c.id == s.loans.c.item_id)
-          .where(s.loans.c.patron_id == patron_row.id, s.loans.c.returned_at.is_(None)))
     loans = tuple(loan_record(r, patron_row.card_number, r.barcode, r.material_type, r.partner, r.ill)
-                  for r in (await conn.execute(lq)).all())
-    rq = select(s.requests).where(s.requests.c.patron_id == patron_row.id,
-                                  s.requests.c.state.in_(LIVE_REQUEST_STATES))
-    reqs = tuple(request_record(r, patron_row.card_number) for r in (await conn.execute(rq)).all())
+                  for r in (await conn.execute(_PATRON_LOANS, {"w_patron_id": patron_row.id})).all())
+    reqs = tuple(request_record(r, patron_row.card_number)
+                 for r in (await conn.execute(_PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
     return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs,
                                minor=bool(patron_row.minor),
                                delivery_registered=patron_row.delivery_registered_at is not None)
+
+
+# what patron_snapshot reads, built once
+_PATRON_LOANS = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner, s.items.c.ill)
+                 .join(s.items, s.items.c.id == s.loans.c.item_id)
+                 .where(s.loans.c.patron_id == bindparam("w_patron_id"), s.loans.c.returned_at.is_(None)))
+_PATRON_REQUESTS = select(s.requests).where(s.requests.c.patron_id == bindparam("w_patron_id"),
+                                            s.requests.c.state.in_(LIVE_REQUEST_STATES))
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):

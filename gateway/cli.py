@@ -373,6 +373,13 @@ def _serve_circ_options(p) -> None:
     g.add_argument("--sip2-port", type=int, default=0, metavar="PORT",
                    help="also serve self-check kiosks over SIP2 on --host:PORT (default 0 = none; kiosk "
                    "accounts are staff accounts with the role kiosk; [sip2] in the --config file: docs/sip2.md)")
+    g.add_argument("--api-workers", type=int, default=0, metavar="N",
+                   help="also serve the API (/api/v1 only) on --api-port from N processes of its own "
+                   "(SO_REUSEPORT; PostgreSQL only; the scheduled jobs still run once per network: "
+                   "gateway/api_workers.py)")
+    g.add_argument("--api-port", type=int, default=None, metavar="PORT",
+                   help="the port of the API workers (default: --port + 1)")
+    g.add_argument("--api-worker-of", type=int, default=None, help=argparse.SUPPRESS)
     g.add_argument("--cookie-secure", choices=("auto", "always", "never"), default="auto",
                    help="the session cookie's Secure flag: auto (default) = on unless --host is a loopback "
                    "address; use 'always' behind a TLS proxy on loopback")
@@ -472,9 +479,18 @@ def cmd_serve(args) -> int:
         return 0
     try:
         circ = _serve_circulation(args, data_dir)
+        api_workers = _api_workers(args, data_dir, circ)
     except CircError as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
+    if args.api_worker_of is not None:            # an API worker of a serving process
+        from .api_workers import run_api_worker
+        from .app import use_event_loop
+
+        use_event_loop(args.event_loop)
+        run_api_worker(circ["circ_db"], args.host, args.api_port, args.api_worker_of, mailer=circ["mailer"],
+                       cookie_secure=circ["cookie_secure"])
+        return 0
     from connectors.federation_targets import FederationConfigError, load_federations
     from connectors.harvest.config import ConfigError, load_sources
     from indexers.holdings import load_libraries
@@ -503,10 +519,44 @@ def cmd_serve(args) -> int:
             return 2
         print(f"no records in {data_dir} yet: SRU and Z39.50 answer from an empty catalog until "
               f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
-    run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
-               z3950_port=args.z3950_port or None, event_loop=args.event_loop, **_z3950_workers(args, data_dir),
-               harvest_sources=harvest_sources, federation=federation, oai=oai, **circ)
+    if api_workers is not None:
+        api_workers.start()
+    try:
+        run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
+                   z3950_port=args.z3950_port or None, event_loop=args.event_loop,
+                   **_z3950_workers(args, data_dir),
+                   harvest_sources=harvest_sources, federation=federation, oai=oai, **circ)
+    finally:
+        if api_workers is not None:
+            api_workers.stop()
     return 0
+
+
+def _api_workers(args, data_dir: Path, circ: dict):
+    """The API worker processes of --api-workers N (not started yet), or None. Checks the
+    options (CircError); an API worker itself gets its port checked only."""
+    if args.api_worker_of is None and not args.api_workers:
+        return None
+    if args.api_workers < 0 or (args.api_worker_of is None and args.api_workers < 1):
+        raise CircError("--api-workers must be at least 1")
+    if not circ:
+        raise CircError("--api-workers needs a circulation database (--circ-db URL)")
+    from sqlalchemy.engine import make_url
+
+    if make_url(circ["circ_db"]).get_backend_name() != "postgresql":
+        raise CircError("--api-workers needs PostgreSQL: on SQLite the circulation service runs as one "
+                        "process (one writer at a time)")
+    if args.api_port is None:
+        args.api_port = args.port + 1
+    if not 0 < args.api_port < 65536 or (args.api_worker_of is None and args.api_port == args.port):
+        raise CircError(f"--api-port {args.api_port}: not a port of its own")
+    if args.api_worker_of is not None:
+        return None
+    from .api_workers import api_worker_argv
+    from .z3950_workers import Workers
+
+    return Workers(api_worker_argv(args, data_dir, circ["circ_db"], args.host, args.api_port, os.getpid()),
+                   args.api_workers)
 
 
 def cmd_demo(args) -> int:

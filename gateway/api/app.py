@@ -86,7 +86,7 @@ def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None
             log.info("no SMTP host (--smtp-host): the notices job is not scheduled; "
                      "notices stay queued in the outbox")
         if intervals:
-            st.scheduler = jobs.Scheduler(circ, mailer, intervals)
+            st.scheduler = jobs.Scheduler(circ, mailer, intervals, network=True)   # once per network
             st.scheduler.start()
             log.info("circulation jobs scheduled: %s", ", ".join(
                 f"{n} every {_shown_interval(v)}" for n, v in intervals.items()))
