@@ -66,8 +66,9 @@ async def place(ctx: Ctx):
 
 
 async def patron_place(ctx: Ctx):
-    """The patron asks partner libraries for a title (a リクエスト through ILL): the profile's
-    rules for requests decide first (requester.place with role patron, channel web)."""
+    """The patron asks partner libraries for a title (a リクエスト through ILL) for the own card:
+    requester.place with role patron, channel web (the ILL checks, then the profile's rules
+    for requests)."""
     ill, b = _ill(ctx), ctx.body
     if not b.get("title_id") and not b.get("isbn"):
         raise invalid("title_id", "give title_id or isbn")
