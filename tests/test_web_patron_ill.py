@@ -4,23 +4,27 @@ nodes of tests/test_ill_serve.py).  Node A serves Hiroshima with a copy of the s
 profiles in which Hiroshima also takes requests (リクエスト) on the web (UNIONCAT_CONFIG_DIR):
 the shipped profile takes them at the counter, on the form and by FAX only, so there the
 web is refused (tests/test_ill_patron.py).  Node B serves Komae (ILL only for Komae), so a
-Hiroshima patron on B sees why the request is not offered."""
+Hiroshima patron on B sees why the request is not offered.  Last, the same in Chromium with
+axe-core (the helpers of tests/test_web_browser.py)."""
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from live_server import free_port
 from test_demo import _stop, cli, env
 from test_ill_serve import PATRON, TITLE, Api, _config
-from web_harness import Browserless
+from test_web_browser import Tab, text
+from web_harness import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, Browserless, axe_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SECOND = "4300000002"                 # another Hiroshima demo patron
@@ -36,7 +40,6 @@ def _serve(tmp: Path, data_dir: str, port: int, config_dir: Path | None):
                                  str(port), "--z3950-port", "0"], cwd=tmp, env=e, stdout=fh,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 240            # a bound on start-up, not a measurement
-    import socket
     while proc.poll() is None:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -149,3 +152,46 @@ def test_not_offered_says_why_and_logged_out_sees_no_form(nodes):
     # posting anyway: the engine's refusal, 409
     refused = c.form(path, f"{path}/ill", {"pickup_branch": "central"})
     assert refused.status == 409 and "相互貸借の依頼を受け付けていません" in refused.text
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, as tests/test_web_search_browser.py launches it."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class _Site:
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+
+
+def test_in_chromium_with_axe_the_patron_requests_from_a_partner(nodes, browser):
+    card = "4300000003"
+    tab = Tab(browser, _Site(nodes["a"]), axe_source())
+    try:
+        page = tab.login(card, nodes["pw"][card])
+        page = tab.go(f"/title?tid={TITLE}")
+        assert "/title/" in page.url and "日本の図書館" in page.locator("h1").inner_text()
+        title_path = page.url[len(tab.base):]
+        assert page.get_by_role("heading", name="連携貸出を申し込む").is_visible()
+        page.locator("#i-pickup").select_option("central")
+        page.locator("#i-memo").fill("ゼミで使います")
+        tab.check("title-ill")
+        tab.submit(page.get_by_role("button", name="連携貸出を申し込む"))
+        assert page.url.endswith("/my/holds")
+        assert "連携貸出を申し込みました" in text(page, ".msg") and "日本の図書館" in text(page)
+        tab.check("my-holds-ill")
+        tab.go(title_path)
+        tab.submit(page.get_by_role("button", name="連携貸出を申し込む"))
+        assert "すでに予約・リクエストしています" in text(page, ".msg-error")
+        tab.check("title-ill-refused")
+    finally:
+        tab.ctx.close()
