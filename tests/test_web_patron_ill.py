@@ -58,7 +58,7 @@ def nodes(tmp_path_factory):
     from gateway.demo import DEMO_PATRON_PASSWORDS
 
     tmp = tmp_path_factory.mktemp("patron-ill")
-    for d in ("a", "b"):
+    for d in ("a", "b", "c"):
         res = cli("demo", "--no-serve", "--data-dir", d, cwd=tmp)
         assert res.returncode == 0, res.stderr
     conf = tmp / "conf"
@@ -68,20 +68,24 @@ def nodes(tmp_path_factory):
     old = 'request_channels = ["counter", "form", "fax"]\n'
     assert text.count(old) == 1
     prof.write_text(text.replace(old, 'request_channels = ["counter", "form", "fax", "web"]\n'), encoding="utf-8")
-    pa, pb = free_port(), free_port()
+    pa, pb, pc = free_port(), free_port(), free_port()
     _config(tmp / "a" / "unioncat.toml", "JP-1000000", "JP-2000000", pb, "komae", pa, ["hiroshima"],
             "PILL_A_TO_B", "PILL_B_TO_A")
     _config(tmp / "b" / "unioncat.toml", "JP-2000000", "JP-1000000", pa, "hiroshima", pb, ["komae"],
             "PILL_B_TO_A", "PILL_A_TO_B")
-    secrets = {"PILL_A_TO_B": "secret-a-b", "PILL_B_TO_A": "secret-b-a"}
+    # node C: Hiroshima with the shipped profile (no requests on the web); it only shows pages here
+    _config(tmp / "c" / "unioncat.toml", "JP-3000000", "JP-2000000", pb, "komae", pc, ["hiroshima"],
+            "PILL_C_TO_B", "PILL_B_TO_C")
+    secrets = {"PILL_A_TO_B": "secret-a-b", "PILL_B_TO_A": "secret-b-a", "PILL_C_TO_B": "c-b",
+               "PILL_B_TO_C": "b-c"}
     os.environ.update(secrets)
     procs = []
     try:
-        for d, port, cd in (("a", pa, conf), ("b", pb, None)):
+        for d, port, cd in (("a", pa, conf), ("b", pb, None), ("c", pc, None)):
             proc, log = _serve(tmp, d, port, cd)
             procs.append((proc, log))
             assert proc.poll() is None, log.read_text(errors="replace")
-        yield {"a": pa, "b": pb, "pw": DEMO_PATRON_PASSWORDS}
+        yield {"a": pa, "b": pb, "c": pc, "pw": DEMO_PATRON_PASSWORDS}
     finally:
         for k in secrets:
             os.environ.pop(k, None)
@@ -95,9 +99,9 @@ def test_the_patron_asks_partners_through_the_api(nodes):
     placed = me.call("POST", "/me/ill-requests", {"title_id": TITLE, "pickup_branch": "central", "memo": "卒論"},
                      expect=201)
     assert isinstance(placed["request_id"], int) and placed["supplier"] == "JP-2000000"
-    mine = me.call("GET", "/me/requests")
-    listed = mine["requests"] if isinstance(mine, dict) else mine
-    assert [r["title_id"] for r in listed if r["request_id"] == placed["request_id"]] == [TITLE]
+    listed = me.call("GET", "/me/requests")["requests"]
+    assert [(r["title_id"], r["kind"]) for r in listed if r["request_id"] == placed["request_id"]] == [
+        (TITLE, "partner")]
     again = me.call("POST", "/me/ill-requests", {"title_id": TITLE, "pickup_branch": "central"}, expect=409)
     assert again["error"] == "duplicate_request" and again["message_ja"] and again["message_en"]
     # bad input: a clear 400/422, never a 500
@@ -152,6 +156,22 @@ def test_not_offered_says_why_and_logged_out_sees_no_form(nodes):
     # posting anyway: the engine's refusal, 409
     refused = c.form(path, f"{path}/ill", {"pickup_branch": "central"})
     assert refused.status == 409 and "相互貸借の依頼を受け付けていません" in refused.text
+
+
+
+def test_a_profile_without_web_requests_says_so_and_the_engine_refuses(nodes):
+    c = Browserless(f"http://127.0.0.1:{nodes['c']}")
+    assert c.login(PATRON, nodes["pw"][PATRON]).status == 200
+    path = _title_path(c)
+    page = c.get(path)
+    assert "連携貸出は申し込めません" in page.text and "ウェブからの申込は受け付けていません" in page.text
+    assert f'action="{path}/ill"' not in page.text
+    refused = c.form(path, f"{path}/ill", {"pickup_branch": "central"})
+    assert refused.status == 409 and "この方法では受け付けていません" in refused.text
+    me = Api(nodes["c"]).login_patron(PATRON, nodes["pw"][PATRON])
+    answer = me.call("POST", "/me/ill-requests", {"title_id": TITLE, "pickup_branch": "central"}, expect=409)
+    assert answer["error"] == "channel_not_allowed" and answer["details"]["channels"] == ["counter", "fax", "form"]
+    assert all(r["title_id"] != TITLE for r in me.call("GET", "/me/requests")["requests"])
 
 
 @pytest.fixture(scope="module")
