@@ -111,6 +111,9 @@ REASONS: dict[str, tuple[str, str]] = {
                       "The library system owns a copy of this title: place a reservation instead."),
     "no_lender": ("この資料を貸し出せる提携館がありません。",
                   "No partner library that lends this title can be asked."),
+    "ill_web_not_offered": ("連携貸出（相互貸借）のウェブからの申込は受け付けていません。"
+                            "図書館の窓口でお申し込みください。",
+                            "Partner-library requests are not taken on the web here: ask at a library counter."),
     "other_library": ("他の図書館の依頼です。", "This request belongs to another library system."),
     "item_other_title": ("この資料は依頼された資料ではありません。",
                          "This copy is not of the title that was asked for."),

@@ -54,6 +54,7 @@ from lifecycle import item_table as it
 from lifecycle import loan_table as lnt
 from lifecycle import policies
 from lifecycle import table as lt
+from lifecycle.model import Request
 
 from .. import notices, routing
 from .. import schema as s
@@ -66,6 +67,7 @@ from ..store import (
     loan_transition,
     lock_one,
     lock_title_queue,
+    patron_snapshot,
     record_event,
     transition,
 )
@@ -164,7 +166,15 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
     partner.  Refusals (nothing written): ``unknown_title``, ``ill_not_offered`` (the
     patron's system takes no part in ILL), ``pickup_not_service_point``, ``owned_locally`` (a
     copy of the patron's own system can be reserved instead), ``no_lender`` (no partner
-    of the rota holds it), ``duplicate_request``."""
+    of the rota holds it), ``duplicate_request``.
+
+    Placed by the patron (``role`` patron, on the web), the request is also a リクエスト
+    for a title the system does not own, so once the ILL checks above pass (``owned_locally``
+    and ``no_lender`` first: they tell the patron what to do instead) the profile's rules
+    for requests decide (``policies.can_place`` with no copy: ``requests_not_offered``,
+    ``channel_not_allowed`` when ``channel`` is not one of its request channels, the area,
+    blocks, ``duplicate_request`` and limits, the pickup branch and the contact method);
+    staff placing it at the counter decide themselves, as before."""
     if not title_id and not isbn:
         raise ValueError("give title_id or isbn")
     tid = title_id or f"isbn:{isbn}"
@@ -192,6 +202,14 @@ async def place(ill: Ill, *, card: str, pickup_branch: str, actor: str, title_id
             return Placed(None, "owned_locally", {"copies": own})
         if not rota:
             return Placed(None, "no_lender", {"supplier": supplier})
+        if R(role) == R.PATRON:
+            candidate = Request(id="new", patron_card=card, title_id=title.title_id, kind="request",
+                                material_type=material, pickup_branch=pickup_branch,
+                                contact_method=patron.default_contact_method or "none", channel=channel,
+                                placed_at=now, submitted_at_branch=pickup_branch, memo=memo)
+            d = policies.can_place(profile, await patron_snapshot(conn, patron), None, candidate, now)
+            if not d.allowed:
+                return Placed(None, d.code, dict(d.details))
         dup = (await conn.execute(select(s.requests.c.id).where(
             s.requests.c.patron_id == patron.id, s.requests.c.title_id == title.title_id,
             s.requests.c.state.in_(LIVE_REQUEST_STATES + (S.ON_LOAN.value, S.OVERDUE.value))))).first()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from circulation import queries
 from circulation.ill import lists as ill_lists
 from circulation.ill import outbox, requester, supplier
 from circulation.ill.common import Ill
@@ -58,6 +59,25 @@ async def place(ctx: Ctx):
     res = await requester.place(ill, card=b["card_number"], title_id=b.get("title_id"), isbn=b.get("isbn"),
                                 pickup_branch=b.get("pickup_branch") or ctx.principal.branch or "",
                                 supplier=b.get("supplier"), actor=ctx.actor, memo=b.get("memo", ""))
+    if not res.ok:
+        raise refusal(reasons.decide(res.code, **(res.detail or {})))
+    return 201, {"request_id": res.request_id, "supplier": (res.detail or {}).get("supplier"),
+                 **message(reasons.decide())}
+
+
+async def patron_place(ctx: Ctx):
+    """The patron asks partner libraries for a title (a リクエスト through ILL) for the own card:
+    requester.place with role patron, channel web (the ILL checks, then the profile's rules
+    for requests)."""
+    ill, b = _ill(ctx), ctx.body
+    if not b.get("title_id") and not b.get("isbn"):
+        raise invalid("title_id", "give title_id or isbn")
+    if b.get("isbn") and len(normal_isbn(b["isbn"])) not in (10, 13):
+        raise invalid("isbn", "not an ISBN-10 or ISBN-13")
+    pickup = b.get("pickup_branch") or (await queries.patron(ctx.circ, ctx.card)).default_pickup_branch or ""
+    res = await requester.place(ill, card=ctx.card, title_id=b.get("title_id"), isbn=b.get("isbn"),
+                                pickup_branch=pickup, actor=ctx.card, memo=b.get("memo", ""), channel="web",
+                                role="patron")
     if not res.ok:
         raise refusal(reasons.decide(res.code, **(res.detail or {})))
     return 201, {"request_id": res.request_id, "supplier": (res.detail or {}).get("supplier"),
@@ -181,6 +201,7 @@ ROUTES = [
     # pickup_branch: a choice the engine checks against the patron's own system (as placing does)
     Route("POST", "/staff/ill/requests", place, S, CIRC, owns=(Owned("card_number", "patron"),)),
     Route("GET", "/staff/ill/requests", requester_queue, S, CIRC),
+    Route("POST", "/me/ill-requests", patron_place, "patron"),
     Route("GET", "/staff/ill/requests/{request_id}/messages", request_messages, S, CIRC,
           owns=(Owned("request_id", "request"),)),
     Route("POST", "/staff/ill/legs/{leg_id}/accept", accept, S, CIRC),

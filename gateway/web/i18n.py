@@ -342,6 +342,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "school_stop": ("学校での巡回", "At a school"),
     "add_visits": ("巡回日を追加", "Add visits"),
     "mobile_checkout": ("ともはと号で貸出", "Lend on the mobile"),
+    # 連携貸出 (a patron's ILL request) on the title page
+    "ill_title": ("連携貸出を申し込む", "Request from a partner library"),
+    "ill_help": ("この資料はお使いの図書館にありません。提携館から取り寄せて、選んだ受取館でお渡しします。",
+                 "Your library does not hold this title: a partner library lends it and you collect it at "
+                 "the branch you choose."),
+    "ill_not_here": ("連携貸出は申し込めません", "A partner-library request is not possible"),
+    "ill_requested": ("「{title}」の連携貸出を申し込みました。", "Requested \u201c{title}\u201d from a partner library."),
 }
 
 if set(SEARCH_WORDS) & set(WORDS):
