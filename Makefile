@@ -59,10 +59,14 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# The tests run in UTC, a zone that is not the seed systems' (Asia/Tokyo): the service
+# must compute its days and deadlines in its profiles' zone whatever the host's is.
+test: export TZ = UTC
 test: sysdeps sysdeps-browser sysdeps-es sysdeps-pg setup lint
 	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q
 
 # end-to-end tests on the 250,000 Library of Congress records (downloads pymarc 5.4.0's sdist once)
+test-slow: export TZ = UTC
 test-slow: sysdeps sysdeps-browser sysdeps-es sysdeps-pg setup
 	$(ES_RUN) $(PG_RUN) $(VENV)/bin/pytest -q -m slow
 

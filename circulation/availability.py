@@ -28,6 +28,16 @@ def _chain(e: BaseException):
         e = e.__cause__ or e.__context__
 
 
+class Unavailable(Exception):
+    """The database cannot serve now: the protocol shells answer "try again later"
+    (HTTP 503 with Retry-After, a SIP2 refusal) and say so once in the log."""
+
+    @classmethod
+    def of(cls, e: BaseException) -> Unavailable:
+        text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        return cls(text)
+
+
 def unavailable(e: BaseException) -> bool:
     """True for the errors of a database that is unreachable or not accepting work now:
     a connection refused, reset or lost; PostgreSQL starting up or shutting down, or out

@@ -20,9 +20,10 @@ uses the service clock (``circ.now()``), so a job that runs late or twice is har
 changed, error). :class:`Scheduler` runs jobs inside the service as asyncio tasks,
 one task per job, so a job never overlaps itself in one process (a manual
 :meth:`Scheduler.run_now` waits for a running one); a failing run is logged and
-recorded and the loop goes on. Two service processes would each run their
-schedule; the jobs are written to be safe under that (row locks, conditional
-updates, the outbox's claim), only wasteful.
+recorded and the loop goes on. Stopping starts no new run and waits for the runs in
+progress, manual ones included, before whoever owns the database disposes of it.
+Two service processes would each run their schedule; the jobs are written to be safe
+under that (row locks, conditional updates, the outbox's claim), only wasteful.
 """
 from __future__ import annotations
 
@@ -46,10 +47,21 @@ from . import schema as s
 from .notices import DispatchCounts, dispatch_due
 from .service import Circulation
 from .store import (
-    get_row, loan_transition, lock_one, lock_rows, lock_title_queue, request_record, request_row, transition,
+    get_row,
+    loan_transition,
+    lock_one,
+    lock_rows,
+    lock_title_queue,
+    request_record,
+    request_row,
+    transition,
 )
 
 log = logging.getLogger("unioncat.circulation.jobs")
+
+
+class SchedulerStopped(RuntimeError):
+    """The scheduler is stopping (or stopped): no new run of a job starts."""
 
 
 class JobSpec(NamedTuple):
@@ -320,6 +332,13 @@ class Scheduler:
     ``intervals`` maps job names to seconds (or timedeltas); only those jobs run.
     None runs every job at its default interval. Each job runs once at start, then
     every interval after the previous run ended.
+
+    Every run is the scheduler's own task, the periodic ones and those asked for with
+    :meth:`run_now` alike (a caller that goes away does not take a run down with it),
+    so :meth:`stop` knows every run in progress: it starts no new one, lets those in
+    progress finish (up to its timeout), then cancels the rest and waits until they
+    have recorded that they were cancelled. Whoever owns resources the jobs use (the
+    database) releases them after :meth:`stop` returned.
     """
 
     def __init__(self, circ, mailer=None,
@@ -338,10 +357,15 @@ class Scheduler:
         self._locks = {name: asyncio.Lock() for name in self.intervals}
         self._stopping = asyncio.Event()
         self._tasks: dict[str, asyncio.Task] = {}
+        self._now: set[asyncio.Task] = set()     # runs asked for by run_now
 
     @property
     def running(self) -> bool:
-        return any(not t.done() for t in self._tasks.values())
+        return any(not t.done() for t in (*self._tasks.values(), *self._now))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
     def start(self) -> None:
         if self._tasks:
@@ -350,11 +374,27 @@ class Scheduler:
             self._tasks[name] = asyncio.create_task(self._loop(name, secs), name=f"job:{name}")
 
     async def run_now(self, name: str) -> int:
-        """Run one scheduled job now (after its current run, if one is in progress)."""
-        lock = self._locks.get(name)
-        if lock is None:
+        """Run one scheduled job now (after its current run, if one is in progress).
+        Raises :class:`SchedulerStopped` once the scheduler is stopping."""
+        if name not in self._locks:
             raise ValueError(f"job {name!r} is not scheduled")
-        async with lock:
+        if self._stopping.is_set():
+            raise SchedulerStopped(f"job {name} not run: the scheduler is stopping")
+        task = asyncio.create_task(self._run_locked(name), name=f"job:{name}:now")
+        self._now.add(task)
+        task.add_done_callback(self._now.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if task.cancelled() and not (me is not None and me.cancelling()):
+                raise SchedulerStopped(f"job {name} was cancelled: the scheduler stopped") from None
+            raise
+
+    async def _run_locked(self, name: str) -> int:
+        async with self._locks[name]:
+            if self._stopping.is_set():
+                raise SchedulerStopped(f"job {name} not run: the scheduler is stopping")
             return await self._run(name)
 
     async def _run(self, name: str) -> int:
@@ -369,17 +409,20 @@ class Scheduler:
 
     async def _loop(self, name: str, secs: float) -> None:
         while not self._stopping.is_set():
-            async with self._locks[name]:
-                await self._run(name)
+            try:
+                await self._run_locked(name)
+            except SchedulerStopped:
+                return
             try:
                 await asyncio.wait_for(self._stopping.wait(), secs)
             except TimeoutError:
                 pass
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Let running jobs finish (up to ``timeout`` seconds, then cancel them)."""
+        """Start no new run; let the runs in progress finish (up to ``timeout`` seconds),
+        then cancel the rest and wait until they have ended."""
         self._stopping.set()
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._now]
         if not tasks:
             return
         _done, pending = await asyncio.wait(tasks, timeout=timeout)

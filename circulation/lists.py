@@ -5,8 +5,8 @@ deadline; the memo only once the copy is secured) and :func:`cancelled_requests`
 (取消済予約一覧, ``policies.cancelled_visible``). Staff: :func:`shelf_list` (the hold
 shelf of a branch), :func:`pull_list` (copies on the shelves that queued requests can
 have now: the choice :func:`circulation.routing.route_copy` would make),
-:func:`transit_list`, :func:`review_queue` (リクエスト to decide),
-:func:`request_history` (a request's audit trail). Public: :func:`reservation_ranking`
+:func:`transit_list`, :func:`review_queue` (リクエスト to decide); a request's audit
+trail is :func:`circulation.queries.request_trail`. Public: :func:`reservation_ranking`
 (予約ランキング, counts only). The labels come from :mod:`circulation.labels`.
 """
 from __future__ import annotations
@@ -15,15 +15,16 @@ import dataclasses
 
 from sqlalchemy import func, select
 
-from lifecycle import policies, queue as lq
 from lifecycle import item_table as it
+from lifecycle import policies
+from lifecycle import queue as lq
 from lifecycle import table as lt
 
 from . import schema as s
 from .labels import CHANNEL_JA, CONTACT_JA, STATUS_JA
 from .routing import QUEUE_STATES, positions_for, queue_record, read_queue
 from .service import Circulation
-from .store import LIVE_REQUEST_STATES, NotFound, item_record, patron_by_card, request_record, request_row
+from .store import LIVE_REQUEST_STATES, NotFound, item_record, patron_by_card, request_record
 
 S = lt.State
 IS = it.ItemStatus
@@ -157,17 +158,6 @@ async def transit_list(circ: Circulation, branch: str, direction: str = "out") -
              "to_name": circ.branch_name(r.to_branch), "reason": r.reason,
              "request_id": r.request_id, "sent_at": r.sent_at,
              "memo": r.memo if r.request_id is not None else None} for r in rows]
-
-
-async def request_history(circ: Circulation, request_id: int) -> list[dict]:
-    """The audit trail of one request, in order: who, when, what, from which state to which."""
-    async with circ.db.read() as conn:
-        await request_row(conn, request_id)
-        rows = (await conn.execute(select(s.events).where(s.events.c.request_id == request_id)
-                                   .order_by(s.events.c.id))).all()
-    return [{"at": r.at, "event": r.event, "from_state": r.from_state, "to_state": r.to_state,
-             "actor_role": r.actor_role, "actor": r.actor, "channel": r.channel, "branch": r.branch,
-             "reason": r.reason, "item_id": r.item_id} for r in rows]
 
 
 async def review_queue(circ: Circulation, library: str) -> list[dict]:

@@ -42,12 +42,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from connectors.ncip import build as B
@@ -70,6 +68,7 @@ from lifecycle.model import Decision
 
 from . import holds, loans, routing
 from . import schema as s
+from .availability import Unavailable, unavailable
 from .ill.requester import KIND as PARTNER_KIND
 from .ill.requester import partner_library
 from .ill.titles import ItemTitles, Titles, Wanted, normal_isbn
@@ -87,14 +86,9 @@ from .store import (
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
-LOCAL = ZoneInfo("Asia/Tokyo")      # the database keeps naive local times
 CHANNEL = "counter"                 # what an NCIP client does, it does as staff at a counter
 HOLD_ACTIONS = ("Hold For Pickup", "Hold For Pickup And Notify")
 BARCODE_PREFIX = "NCIP"             # a copy whose ItemId we could not take: NCIP<request id>
-
-
-class Unavailable(Exception):
-    """The circulation database cannot be reached."""
 
 
 class Refused(Exception):
@@ -108,11 +102,6 @@ class Refused(Exception):
 
 def _decision_detail(d: Decision) -> str:
     return f"{d.code}: {d.message_en}" if d.message_en else d.code
-
-
-def _end_of(day: date | None) -> datetime | None:
-    """A due or expiry date as NCIP's dateTime: the end of that day, Japan time."""
-    return None if day is None else datetime.combine(day, time(23, 59, 59), tzinfo=LOCAL)
 
 
 def broker_title_id(client: NcipClient, request_value: str) -> str:
@@ -192,6 +181,10 @@ class NcipNode:
     def us(self) -> SchemeValue:
         return SchemeValue(self.config.agency)
 
+    def _end_of(self, day: date | None) -> datetime | None:
+        """A due or expiry date as NCIP's dateTime: the end of that day in the service's zone."""
+        return None if day is None else self.circ.clock.end_of(day)
+
     async def respond(self, message: m.Initiation, client: NcipClient) -> m.Response:
         """The response to an admitted message; raises :class:`Unavailable` (503)."""
         service = type(message).__name__
@@ -210,11 +203,9 @@ class NcipNode:
                 # the state moved under us (another counter, a job): nothing was written
                 return B.problem_response(service, (B.problem(
                     General.TEMPORARY_PROCESSING_FAILURE, f"try again: {e}"),), header)
-        except (OperationalError, InterfaceError, PoolTimeout, OSError, ConnectionError) as e:
-            raise Unavailable(str(e).splitlines()[0][:200] if str(e) else type(e).__name__) from None
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise Unavailable(str(e).splitlines()[0][:200]) from None
+        except Exception as e:
+            if unavailable(e):
+                raise Unavailable.of(e) from None
             raise
         return dataclasses.replace(response, response_header=header)
 
@@ -293,7 +284,7 @@ class NcipNode:
                 if "Name Information" in wanted else None),
             user_privilege=((m.UserPrivilege(
                 agency_id=self.us, agency_user_privilege_type=SchemeValue(patron.category),
-                valid_to_date=_end_of(patron.card_expires),
+                valid_to_date=self._end_of(patron.card_expires),
                 user_privilege_status=m.UserPrivilegeStatus(SchemeValue(
                     "Expired" if expired else "Blocked" if blocks else "Active")),
                 user_privilege_description=f"{profile.name} ({patron.library}): {patron.category}"),)
@@ -337,7 +328,7 @@ class NcipNode:
         title_id = broker_title_id(client, rid_value)
         memo = f"NCIP {client.code} AcceptItem {rid_value}"
         if msg.date_for_return is not None:
-            memo += f"; lender's due date {msg.date_for_return.astimezone(LOCAL).date().isoformat()}"
+            memo += f"; lender's due date {self.circ.clock.local(msg.date_for_return).date().isoformat()}"
 
         async def work(conn: AsyncConnection):
             now = self.circ.now()
@@ -407,7 +398,7 @@ class NcipNode:
         if not out.decision.allowed:
             raise _refusal(_CHECK_OUT, out.decision)
         return m.CheckOutItemResponse(item_id=self._item_id(item.barcode), user_id=self._user_id(patron.card_number),
-                                      date_due=_end_of(out.due), renewal_count=0)
+                                      date_due=self._end_of(out.due), renewal_count=0)
 
     # ------------------------------------------------------------------ CheckInItem
 

@@ -41,7 +41,8 @@ take disjoint rows; SQLite serializes writers), marks them ``sending`` with a le
 (``<notice-{id}@{domain}>``), commits, then sends each one over SMTP in order,
 outside any transaction, and records the outcome in its own short transaction:
 
-* accepted → ``sent`` (``sent_at``, ``message_id``);
+* accepted → ``sent`` (``sent_at``, ``message_id``); a hold-ready mail also records that
+  the patron was told (:func:`record_contact`);
 * transient failure (4xx, connection refused, timeout) → ``pending`` again with
   ``attempts + 1`` and ``next_attempt_at = now + backoff`` (1, 2, 4, ... minutes,
   at most 6 hours), or ``failed`` once ``max_attempts`` is reached;
@@ -54,6 +55,19 @@ staff decide (:func:`requeue` puts it back; the resent copy carries the same
 Message-ID, so mail software can recognise a duplicate). The one duplicate this
 design cannot rule out is SMTP's own: the connection dropping after the server took
 the message but before it answered is reported as a transient error and retried.
+
+Contact (連絡日)
+---------------
+A hold is *contacted* when the patron is really told it is ready: its hold-ready mail was
+accepted by the mail server, or staff reached the patron by phone, fax or postcard
+(:func:`record_call`, from the branch's :func:`call_list`). :func:`record_contact` sets
+``requests.contacted_at`` then (the first contact counts) and recomputes the shelf
+deadline by the profile's rule: Komae counts the shelf period from the contact day
+(連絡日から1週間; ``shelf.start = "contact_or_allocation"``), so a mail that could only go
+out two days after the trap moves the deadline two days; Iizuka and Hiroshima count
+from the trap and keep theirs. The mail says the deadline that holds once it is sent:
+it is composed (and dated) when the dispatcher claims it, and that moment is the
+contact time recorded when the server accepts it.
 """
 from __future__ import annotations
 
@@ -73,14 +87,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from config import locate
 from connectors.smtp import MailError
+from lifecycle import policies
 from lifecycle.profiles import (
-    NOTICE_KINDS, REQUEST_NOTICE_KINDS, NoticeRules, notice_suppression,
+    NOTICE_KINDS,
+    REQUEST_NOTICE_KINDS,
+    NoticeRules,
+    notice_suppression,
 )
 from lifecycle.reasons import CANCEL_REASONS, REASONS
+from lifecycle.table import State
 
 from . import schema as s
 from .labels import CHANNEL_LABELS, CONTACT_LABELS
-from .store import NotFound, dumps
+from .store import NotFound, dumps, lock_title_queue, record_event, request_row
 
 log = logging.getLogger("unioncat.circulation.notices")
 
@@ -121,6 +140,66 @@ def hold_data(circ, row, **extra) -> dict:
             "kind": row.kind, **extra}
 
 
+# --------------------------------------------------------------------------- contact
+
+async def _deadline_if_told(circ, conn: AsyncConnection, request, at: datetime):
+    """The shelf deadline of ``request`` (a row on the hold shelf) if the patron is told at
+    ``at``, by the profile's rule (the first contact counts)."""
+    cal = await circ.calendar(conn, request.pickup_branch)
+    return policies.shelf_deadline(circ.profile(request.library), cal, request.ready_at,
+                                   request.contacted_at or at)
+
+
+def _waiting_on_shelf(row) -> bool:
+    return row is not None and row.state == State.ON_HOLD_SHELF.value and not row.delivery
+
+
+async def record_contact(circ, conn: AsyncConnection, request_id: int, at: datetime, *, how: str,
+                         actor_role: str, actor: str):
+    """The patron of hold ``request_id`` was told at ``at`` that it is ready (``how``: what
+    told them): ``contacted_at`` (when not contacted before) and the shelf deadline by the
+    profile's rule, with a CONTACTED audit row. Returns the request row as it is now, or
+    None when the hold is no longer waiting on its shelf (then nothing changes)."""
+    row = (await conn.execute(select(s.requests).where(s.requests.c.id == request_id))).first()
+    if not _waiting_on_shelf(row):
+        return None
+    await lock_title_queue(conn, row.title_id)           # the lock order of every hold change
+    row = await request_row(conn, request_id, lock=True)
+    if not _waiting_on_shelf(row):
+        return None
+    if row.contacted_at is not None:
+        return row
+    deadline = await _deadline_if_told(circ, conn, row, at)
+    await conn.execute(update(s.requests).where(s.requests.c.id == request_id)
+                       .values(contacted_at=at, shelf_deadline=deadline))
+    await record_event(conn, at=at, event="CONTACTED", actor_role=actor_role, actor=actor,
+                       request_id=request_id, branch=row.pickup_branch,
+                       reason=f"{how}; shelf deadline {deadline.isoformat()}")
+    return await request_row(conn, request_id)
+
+
+@dataclass(frozen=True)
+class Contacted:
+    request_id: int
+    contacted_at: datetime
+    shelf_deadline: date | None
+
+
+async def record_call(circ, request_id: int, *, actor: str, note: str = "") -> Contacted:
+    """Staff reached the patron of hold ``request_id`` (on the call list: contact by phone,
+    fax or postcard) and told them it is ready: :func:`record_contact` now (``note``: what
+    was said, for the audit row). Recording it again changes nothing (the first contact
+    counts). NotFound when the hold is not waiting on a hold shelf."""
+    async def work(conn):
+        how = "staff told the patron" + (f" ({note})" if note else "")
+        row = await record_contact(circ, conn, request_id, circ.now(), how=how, actor_role="staff",
+                                   actor=actor)
+        if row is None:
+            raise NotFound(f"request {request_id} is not waiting on a hold shelf")
+        return Contacted(row.id, row.contacted_at, row.shelf_deadline)
+    return await circ.db.run(work)
+
+
 # --------------------------------------------------------------------------- templates
 
 class NoticeError(Exception):
@@ -130,44 +209,64 @@ class NoticeError(Exception):
 WEEKDAYS_JA = "月火水木金土日"
 
 
-def _as_date(v) -> date:
+def _as_datetime(v, zone=None) -> datetime:
+    """A value of the notice as the service's local time: a naive time is local already,
+    an aware one (a snapshot written with its offset) is shown in ``zone``."""
     if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    if isinstance(v, str):
-        return datetime.fromisoformat(v).date()
-    raise NoticeError(f"not a date: {v!r}")
-
-
-def _as_datetime(v) -> datetime:
-    if isinstance(v, datetime):
-        return v
-    if isinstance(v, date):
+        t = v
+    elif isinstance(v, date):
         return datetime(v.year, v.month, v.day)
-    if isinstance(v, str):
-        return datetime.fromisoformat(v)
-    raise NoticeError(f"not a date and time: {v!r}")
+    elif isinstance(v, str):
+        try:
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            raise NoticeError(f"not a date and time: {v!r}") from None
+    else:
+        raise NoticeError(f"not a date and time: {v!r}")
+    if t.tzinfo is not None:
+        if zone is None:
+            raise NoticeError(f"no time zone to show {v!r} in")
+        t = t.astimezone(zone).replace(tzinfo=None)
+    return t
 
 
-def date_ja(v) -> str:
-    d = _as_date(v)
+def _as_date(v, zone=None) -> date:
+    if isinstance(v, date) and not isinstance(v, datetime):
+        return v
+    if isinstance(v, str) and len(v) == 10:
+        try:
+            return date.fromisoformat(v)
+        except ValueError:
+            raise NoticeError(f"not a date: {v!r}") from None
+    try:
+        return _as_datetime(v, zone).date()
+    except NoticeError:
+        raise NoticeError(f"not a date: {v!r}") from None
+
+
+def date_ja(v, zone=None) -> str:
+    d = _as_date(v, zone)
     return f"{d.year}年{d.month}月{d.day}日({WEEKDAYS_JA[d.weekday()]})"
 
 
-def date_en(v) -> str:
-    d = _as_date(v)
+def date_en(v, zone=None) -> str:
+    d = _as_date(v, zone)
     return f"{d:%a} {d.day} {d:%b %Y}"
 
 
-def datetime_ja(v) -> str:
-    t = _as_datetime(v)
+def datetime_ja(v, zone=None) -> str:
+    t = _as_datetime(v, zone)
     return f"{date_ja(t)} {t:%H:%M}"
 
 
-def datetime_en(v) -> str:
-    t = _as_datetime(v)
+def datetime_en(v, zone=None) -> str:
+    t = _as_datetime(v, zone)
     return f"{date_en(t)}, {t:%H:%M}"
+
+
+def _in_zone(f):
+    """``f`` as a template filter: the service's zone comes with the context (``zone``)."""
+    return jinja2.pass_context(lambda ctx, v: f(v, ctx.get("zone")))
 
 
 @dataclass(frozen=True)
@@ -185,8 +284,8 @@ class Templates:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.directory)), undefined=jinja2.StrictUndefined,
             autoescape=False, keep_trailing_newline=True, trim_blocks=True)
-        self.env.filters.update(date_ja=date_ja, date_en=date_en, datetime_ja=datetime_ja,
-                                datetime_en=datetime_en)
+        self.env.filters.update(date_ja=_in_zone(date_ja), date_en=_in_zone(date_en),
+                                datetime_ja=_in_zone(datetime_ja), datetime_en=_in_zone(datetime_en))
         self._templates: dict[tuple[str, str], jinja2.Template] = {}
         problems = []
         for kind in KINDS:
@@ -286,6 +385,7 @@ class _Loaded:
     visible_days: int
     branch_names: dict[str, str]
     loan_title: str | None
+    zone: Any = None              # the service's time zone (aware values are shown in it)
 
 
 async def _load(conn: AsyncConnection, circ, notice) -> _Loaded:
@@ -327,7 +427,7 @@ async def _load(conn: AsyncConnection, circ, notice) -> _Loaded:
                     s.title_queues.c.title_id == item.title_id))).scalar()
                 loan_title = loan_title or " ".join(x for x in (item.call_number, item.barcode) if x)
     return _Loaded(notice, patron, request, loan, data, library_name, rules, visible_days, names,
-                   loan_title)
+                   loan_title, circ.clock.tz)
 
 
 def _contact_method(ld: _Loaded) -> str:
@@ -347,8 +447,9 @@ def _context(ld: _Loaded, lang: str) -> dict[str, Any]:
     cancel_channel = data.get("channel") or (r.cancel_channel if r is not None else None)
     reason = data.get("reason") or (r.cancel_reason if r is not None else None)
     ctx: dict[str, Any] = {
-        "kind": n.kind,
-        "addressee": p.name or (f"利用者番号 {p.card_number}" if lang == "ja" else f"library user (card {p.card_number})"),
+        "kind": n.kind, "zone": ld.zone,
+        "addressee": p.name or (f"利用者番号 {p.card_number}" if lang == "ja"
+                                else f"library user (card {p.card_number})"),
         "patron_name": p.name, "card_number": p.card_number, "email": p.email,
         "library_name": ld.library_name, "visible_days": ld.visible_days,
         "notice_at": n.created_at,
@@ -367,7 +468,7 @@ def _context(ld: _Loaded, lang: str) -> dict[str, Any]:
         "data": data,
     }
     for k, v in data.items():                 # the notice's own snapshot wins
-        if k not in ("data", "kind", "contact_method") and v is not None:
+        if k not in ("data", "kind", "contact_method", "zone") and v is not None:
             ctx[k] = v
     ctx["contact_label"] = _label(CONTACT_LABELS, ctx["contact_method"], lang)
     request_kind = (r.kind if r is not None else data.get("kind")) or "reservation"
@@ -423,6 +524,9 @@ class _Outgoing:
     message_id: str
     from_address: str | None
     attempts: int
+    kind: str
+    request_id: int | None
+    composed_at: datetime          # the Date of the mail; for a hold-ready mail, the contact time
 
 
 def backoff(attempts: int) -> timedelta:
@@ -468,6 +572,9 @@ async def _claim(circ, mailer, batch: int, lease: timedelta | None, tpl: Templat
                         status="suppressed", claimed_until=None, last_error=f"{why[0]}: {why[1]}"))
                     suppressed += 1
                     continue
+                if n.kind == "hold_ready" and _waiting_on_shelf(ld.request):
+                    # the deadline that holds once this mail has told the patron
+                    ld.data = {**ld.data, "shelf_deadline": await _deadline_if_told(circ, conn, ld.request, now)}
                 mail = render_loaded(ld, tpl)
             except NoticeError as e:
                 await conn.execute(update(s.notices).where(s.notices.c.id == n.id).values(
@@ -479,7 +586,7 @@ async def _claim(circ, mailer, batch: int, lease: timedelta | None, tpl: Templat
             await conn.execute(update(s.notices).where(s.notices.c.id == n.id).values(
                 status="sending", claimed_until=until, message_id=mid))
             outgoing.append(_Outgoing(n.id, ld.patron.email, mail.subject, mail.body, mid,
-                                      ld.rules.from_address, n.attempts))
+                                      ld.rules.from_address, n.attempts, n.kind, n.request_id, now))
         return outgoing, suppressed, failed
     return await circ.db.run(work)
 
@@ -494,6 +601,13 @@ async def _record(circ, out: _Outgoing, error, max_attempts: int) -> str:
             await conn.execute(update(s.notices).where(n.id == out.id, n.status != "sent").values(
                 status="sent", sent_at=now, attempts=out.attempts + 1, claimed_until=None,
                 last_error=None, message_id=out.message_id))
+            if out.kind == "hold_ready" and out.request_id is not None:
+                try:
+                    await record_contact(circ, conn, out.request_id, out.composed_at,
+                                         how=f"hold_ready mail {out.id} sent", actor_role="system",
+                                         actor="notices")
+                except NotFound as e:     # its branch left the profiles: the mail went out all the same
+                    log.error("notice %s sent, but its contact was not recorded: %s", out.id, e)
             return "sent"
         attempts = out.attempts + 1
         text = str(error)[:2000]
@@ -525,7 +639,7 @@ async def dispatch_due(circ, mailer, *, batch: int = 50, max_attempts: int = 6,
             error = None
             try:
                 await mailer.send(out.to, out.subject, out.body, message_id=out.message_id,
-                                  date=circ.now(), from_address=out.from_address)
+                                  date=circ.clock.aware(out.composed_at), from_address=out.from_address)
             except MailError as e:
                 error = e
                 log.info("notice %s: %s error: %s", out.id,
@@ -585,14 +699,16 @@ class CallEntry:
 
 async def call_list(circ, branch: str) -> list[CallEntry]:
     """Hold-ready notices of ``branch`` that staff must make by phone, fax or postcard
-    (suppressed for mail), for holds still on the shelf, in allocation order."""
+    (suppressed for mail), for holds still on the shelf whose patron has not been told
+    yet (:func:`record_call` takes one off the list), in allocation order."""
     n, r, p = s.notices.c, s.requests.c, s.patrons.c
     q = (select(n.id, n.request_id, n.patron_id, p.card_number, p.name, p.phone, p.fax,
                 r.contact_method, r.title, r.shelf_deadline, r.ready_at)
          .select_from(s.notices.join(s.requests, s.requests.c.id == n.request_id)
                       .join(s.patrons, s.patrons.c.id == n.patron_id))
          .where(n.kind == "hold_ready", n.status == "suppressed", r.pickup_branch == branch,
-                r.state == "ON_HOLD_SHELF", r.contact_method.in_(("phone", "fax", "postcard")))
+                r.state == "ON_HOLD_SHELF", r.contact_method.in_(("phone", "fax", "postcard")),
+                r.contacted_at.is_(None))
          .order_by(n.created_at, n.id))
     async with circ.db.read() as conn:
         out = []

@@ -82,18 +82,6 @@ async def check_schema(circ: Circulation) -> None:
         await conn.execute(select(s.cart_items.c.title_id).limit(1))
 
 
-def branch_name(circ: Circulation, code: str | None) -> str | None:
-    """The display name of a branch of any system (the code itself when no profile
-    knows it; None for no branch)."""
-    if not code:
-        return None
-    for p in circ.profiles.values():
-        b = p.branch(code)
-        if b is not None:
-            return b.name
-    return code
-
-
 # --------------------------------------------------------------------------- patrons
 
 def _patron_info(row) -> PatronInfo:

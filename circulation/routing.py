@@ -247,8 +247,8 @@ async def put_on_shelf(circ: Circulation, conn: AsyncConnection, row, event: lt.
                        at_branch: str, *, role, actor: str) -> None:
     """Request ``row``'s copy goes on the hold shelf at its pickup branch by ``event``
     (TRAP_AT_PICKUP, ARRIVE_AT_PICKUP, a leg's RECEIVE_AT_PICKUP), with its deadline in
-    open days of the pickup branch and the hold-ready notice (contacted when a contact
-    method other than "none" gets it)."""
+    open days of the pickup branch (counted from today; from the contact day once the
+    patron is told, where the profile says so) and the hold-ready notice."""
     now = circ.now()
     if row.delivery:
         # 有料図書宅配: ready to ship, on the dispatch branch's list (circulation/delivery.py).
@@ -257,12 +257,14 @@ async def put_on_shelf(circ: Circulation, conn: AsyncConnection, row, event: lt.
                          item_id=item_row.id, ready_at=now, reason="delivery: ready to ship")
         await item_transition(conn, item_row, IE.PUT_ON_HOLD_SHELF, at=now, current_branch=at_branch)
         return
+    # Nobody has told the patron yet: contacted_at is set when they are (the ready mail
+    # really went out, or staff reached them by phone: notices.record_contact), and a
+    # profile that counts the shelf period from the contact day moves the deadline then.
     profile = circ.profile(row.library)
-    contacted = now if row.contact_method != "none" else None
     cal = await circ.calendar(conn, row.pickup_branch)
-    deadline = policies.shelf_deadline(profile, cal, now, contacted)
+    deadline = policies.shelf_deadline(profile, cal, now)
     await transition(conn, row, event, role=role, actor=actor, at=now, branch=at_branch,
-                     item_id=item_row.id, ready_at=now, contacted_at=contacted, shelf_deadline=deadline)
+                     item_id=item_row.id, ready_at=now, contacted_at=None, shelf_deadline=deadline)
     await item_transition(conn, item_row, IE.PUT_ON_HOLD_SHELF, at=now, current_branch=at_branch)
     await notices.enqueue(conn, kind="hold_ready", patron_id=row.patron_id,
                           dedupe_key=f"hold_ready:{row.id}", at=now, request_id=row.id,

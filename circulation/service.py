@@ -1,6 +1,6 @@
 """The state every circulation operation shares: the database, the policy profiles
-of the member systems, the clock, and branch calendars (profile hours + the closed
-days and holidays in ``calendar_entries``)."""
+of the member systems, the clock in the network's time zone, and branch calendars
+(profile hours + the closed days and holidays in ``calendar_entries``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from lifecycle.calendar import BranchCalendar
-from lifecycle.profiles import Profile, load_all
+from lifecycle.profiles import Profile, ProfileError, load_all, network_zone
 
 from . import schema as s
 from .store import Clock, Database, NotFound
@@ -21,7 +21,17 @@ class Circulation:
     profiles: dict[str, Profile] = field(default_factory=load_all)   # by system code
     clock: Clock = field(default_factory=Clock)
 
+    def __post_init__(self):
+        # One network runs in one time zone, its profiles' (ProfileError when they differ);
+        # the clock keeps it, whatever the host's zone is.
+        zone = network_zone(self.profiles)
+        if self.clock.zone is None:
+            self.clock.zone = zone
+        elif self.clock.zone.key != zone.key:
+            raise ProfileError(f"the clock runs in {self.clock.zone.key} but the profiles name {zone.key}")
+
     def now(self) -> datetime:
+        """Now, as the database keeps times: the wall-clock time of the network's zone."""
         return self.clock.now()
 
     def profile(self, system: str) -> Profile:

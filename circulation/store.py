@@ -32,8 +32,9 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import make_url
@@ -445,8 +446,46 @@ def _json_default(o):
 
 @dataclass
 class Clock:
-    """The service's notion of now (naive local time); tests set it."""
+    """The service's time: what "now" is, and the one place that turns the naive times the
+    database keeps into the service's zone and back.
+
+    The database keeps naive local times of the service's zone (``zone``: the network's,
+    :func:`lifecycle.profiles.network_zone`, set by :class:`~circulation.service.Circulation`
+    from the profiles), whatever the host's own time zone is: :meth:`now` is the zone's
+    wall-clock time, :meth:`aware` labels a stored time with the zone (what the API, ILL
+    and NCIP messages and mail headers carry), :meth:`local` turns an aware time from
+    outside into a stored one, :meth:`end_of` is the last second of a day there.
+
+    ``fixed`` stops the clock (tests, benchmarks): a naive value is local time of the
+    zone, an aware one any instant."""
     fixed: datetime | None = None
+    zone: ZoneInfo | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        if self.zone is None:
+            raise RuntimeError("the clock has no time zone yet (the Circulation service sets it "
+                               "from the profiles' timezone)")
+        return self.zone
 
     def now(self) -> datetime:
-        return self.fixed if self.fixed is not None else datetime.now().replace(microsecond=0)
+        if self.fixed is not None:
+            return self.local(self.fixed)
+        return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)
+
+    def aware(self, local: datetime | None) -> datetime | None:
+        """A stored (naive, local) time as an aware one in the zone; aware ones as they are."""
+        if local is None or local.tzinfo is not None:
+            return local
+        return local.replace(tzinfo=self.tz)
+
+    def local(self, dt: datetime | None) -> datetime | None:
+        """A time as the database keeps it: an aware one converted to the zone's wall-clock
+        time without its offset; a naive one is already local and stays as it is."""
+        if dt is None or dt.tzinfo is None:
+            return dt
+        return dt.astimezone(self.tz).replace(tzinfo=None)
+
+    def end_of(self, day: date) -> datetime:
+        """The last second of ``day`` in the zone, aware (a due or expiry date as a moment)."""
+        return datetime.combine(day, time(23, 59, 59), tzinfo=self.tz)

@@ -6,7 +6,8 @@
                       message_id="<notice-42@example-library.jp>", date=now)
 
 The message is an :class:`email.message.EmailMessage`: UTF-8 subject (RFC 2047
-encoded-word) and UTF-8 body (``text/plain``), ``Date`` and the ``Message-ID`` the
+encoded-word) and UTF-8 body (``text/plain``), ``Date`` (an aware datetime, shown
+with its offset; a naive one only with the Mailer's ``timezone``) and the ``Message-ID`` the
 caller gives (the outbox derives it from the notice id, so a message that is sent
 again carries the same id).
 
@@ -24,11 +25,8 @@ import socket
 import ssl
 from datetime import datetime, tzinfo
 from email.message import EmailMessage
-from zoneinfo import ZoneInfo
 
 import aiosmtplib
-
-JAPAN = ZoneInfo("Asia/Tokyo")
 
 
 class MailError(Exception):
@@ -48,13 +46,14 @@ class MailError(Exception):
 class Mailer:
     """SMTP submission settings. ``starttls``: True = required, False = never,
     None = when the server offers it. ``use_tls``: implicit TLS (port 465).
-    ``timezone`` interprets naive ``date`` values (the service's local time)."""
+    ``timezone`` interprets naive ``date`` values; without it a naive ``date`` is refused
+    (ValueError): the caller says which zone its times are in."""
 
     def __init__(self, host: str = "localhost", port: int = 25, *, from_address: str,
                  username: str | None = None, password: str | None = None,
                  starttls: bool | None = None, use_tls: bool = False, timeout: float = 30.0,
                  message_id_domain: str | None = None, validate_certs: bool = True,
-                 tls_context: ssl.SSLContext | None = None, timezone: tzinfo = JAPAN):
+                 tls_context: ssl.SSLContext | None = None, timezone: tzinfo | None = None):
         if "@" not in from_address:
             raise ValueError(f"from_address is not an e-mail address: {from_address!r}")
         if use_tls and starttls:
@@ -81,6 +80,8 @@ class Mailer:
         if "\n" in subject or "\r" in subject:
             raise ValueError("the subject must be one line")
         if date.tzinfo is None:
+            if self.timezone is None:
+                raise ValueError("a naive Date needs the Mailer's timezone; pass an aware datetime")
             date = date.replace(tzinfo=self.timezone)
         msg = EmailMessage(policy=email.policy.SMTP)
         msg["From"] = from_address or self.from_address
@@ -104,11 +105,7 @@ class Mailer:
 
     async def send_message(self, msg: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                msg, hostname=self.host, port=self.port, username=self.username,
-                password=self.password, use_tls=self.use_tls,
-                start_tls=False if self.use_tls else self.starttls, timeout=self.timeout,
-                validate_certs=self.validate_certs, tls_context=self.tls_context)
+            await self._send(msg)
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in e.recipients)
@@ -125,6 +122,28 @@ class Mailer:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
             # timeouts, refused/dropped connections, TLS not offered, TLS handshake errors
             raise MailError(f"{type(e).__name__}: {e}", transient=True) from e
+
+
+    async def _send(self, msg: EmailMessage) -> None:
+        """One SMTP session for ``msg``. Cancelled, it drops the connection at once
+        (aiosmtplib.send would first wait for the server to answer QUIT, up to the
+        timeout, keeping a cancelled sender, and a service shutting down, waiting)."""
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, username=self.username, password=self.password,
+            use_tls=self.use_tls, start_tls=False if self.use_tls else self.starttls,
+            timeout=self.timeout, validate_certs=self.validate_certs, tls_context=self.tls_context)
+        try:
+            await client.connect()
+            await client.send_message(msg)
+        except BaseException:
+            client.close()
+            raise
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass                                   # the message was accepted: that is what counts
+        finally:
+            client.close()
 
 
 def _is_4xx(code: int | None) -> bool:

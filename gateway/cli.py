@@ -399,6 +399,12 @@ def _serve_circulation(args, data_dir: Path) -> dict:
         raise CircError(f"not a database URL: {url!r}") from None
     if u.get_backend_name() == "sqlite" and (not u.database or not Path(u.database).exists()):
         raise CircError(f"no circulation database at {u.database or url} (run `unioncat circ init` first)")
+    from lifecycle.profiles import ProfileError, load_all, network_zone
+
+    try:
+        network_zone(load_all())             # one network, one time zone: said before serving
+    except ProfileError as e:
+        raise CircError(f"policy profiles: {e}") from None
     mailer = None
     if args.smtp_host:
         if not args.mail_from:

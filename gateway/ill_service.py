@@ -133,12 +133,17 @@ def mount(app: web.Application, circulation, catalog: Catalog, ill_cfg, ncip_cfg
         log.info("ISO 18626 at /iso18626 as %s (partners: %s)", ill_cfg.agency,
                  ", ".join(sorted(ill_cfg.partners)) or "none")
 
-    async def stop(_app):
+    async def stop_worker(_app):
+        # on shutdown, which aiohttp runs before any cleanup: the worker is gone before
+        # the circulation database is disposed (the API's cleanup)
         if "worker" in state:
             await state["worker"].stop()
+
+    async def close_session(_app):
         if "session" in state:
             await state["session"].close()
 
     app.on_startup.append(start)
-    app.on_cleanup.append(stop)
+    app.on_shutdown.append(stop_worker)
+    app.on_cleanup.append(close_session)
     return ill

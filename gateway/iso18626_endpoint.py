@@ -18,15 +18,16 @@ from typing import Protocol
 
 from aiohttp import web
 
-from circulation.ill.node import Unavailable
+from circulation.availability import Unavailable
 from connectors import iso18626 as I
 from connectors.iso18626 import model as m
 from connectors.iso18626.admit import admit
 from connectors.iso18626.config import IllConfig, Partner
 
+from .xml_endpoint import MAX_BODY, OutageLog, read_body
+
 log = logging.getLogger("unioncat.ill")
 
-MAX_BODY = 1 << 20
 CONTENT_TYPE = "application/xml"
 RETRY_AFTER_SECONDS = 30
 
@@ -49,25 +50,13 @@ def _refusal(node: Node, value: str, error_type=m.ErrorType.BADLY_FORMED_MESSAGE
     return I.confirm_protocol_error(m.ProtocolError(error_type, value), now=node.now())
 
 
-async def _read(request: web.Request) -> bytes | None:
-    """The body, or None when it is over the limit (the application's client_max_size
-    and ours, whichever is smaller)."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return None
-    return body if len(body) <= MAX_BODY else None
-
-
 def handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
-    state = {"down": False}
+    outage = OutageLog(log, "ISO 18626 messages")
 
     async def iso18626(request: web.Request) -> web.Response:
         if request.method != "POST":
             return _reply(_refusal(node, "ISO 18626 messages are POSTed"), 405, {"Allow": "POST"})
-        body = await _read(request)
+        body = await read_body(request, MAX_BODY)
         if body is None:
             return _reply(_refusal(node, f"a message over {MAX_BODY} bytes"), 413)
         admitted = admit(body, request.headers.get("Authorization"), node.config, now=node.now())
@@ -80,15 +69,11 @@ def handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
         try:
             conf = await node.receive(message, partner, body)
         except Unavailable as e:
-            if not state["down"]:
-                log.error("ISO 18626 messages answered 503 until the database is back: %s", e)
-                state["down"] = True
+            outage.failed(e)
             conf = I.confirm(message, now=node.now(),
                              error=(m.ErrorType.UNRECOGNISED_DATA_VALUE, "temporarily unavailable, try again"))
             return _reply(conf, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
-        if state["down"]:
-            log.warning("ISO 18626: the database is back")
-            state["down"] = False
+        outage.working()
         return _reply(conf)
 
     return iso18626

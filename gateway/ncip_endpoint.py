@@ -20,15 +20,16 @@ from typing import Protocol
 
 from aiohttp import web
 
-from circulation.ncip import Unavailable
+from circulation.availability import Unavailable
 from connectors import ncip as N
 from connectors.ncip import model as m
 from connectors.ncip.config import NcipClient, NcipConfig
 from connectors.ncip.model import General, Messaging
 
+from .xml_endpoint import MAX_BODY, OutageLog, read_body
+
 log = logging.getLogger("unioncat.ncip")
 
-MAX_BODY = 1 << 20
 CONTENT_TYPE = "application/xml"
 RETRY_AFTER_SECONDS = 30
 PATH = "/ncip"
@@ -50,25 +51,13 @@ def _top_level(problem_type, detail: str) -> m.Response:
     return N.problem_response(None, (N.problem(problem_type, detail),))
 
 
-async def _read(request: web.Request) -> bytes | None:
-    """The body, or None when it is over the limit (the application's client_max_size
-    and ours, whichever is smaller)."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return None
-    return body if len(body) <= MAX_BODY else None
-
-
 def handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
-    state = {"down": False}
+    outage = OutageLog(log, "NCIP messages")
 
     async def ncip(request: web.Request) -> web.Response:
         if request.method != "POST":
             return _reply(_top_level(Messaging.PROTOCOL_ERROR, "NCIP messages are POSTed"), 405, {"Allow": "POST"})
-        body = await _read(request)
+        body = await read_body(request, MAX_BODY)
         if body is None:
             return _reply(_top_level(Messaging.INVALID_MESSAGE_SYNTAX_ERROR, f"a message over {MAX_BODY} bytes"), 413)
         admitted = N.admit(body, request.headers.get("Authorization"), node.config)
@@ -80,16 +69,12 @@ def handler(node: Node) -> Callable[[web.Request], Awaitable[web.Response]]:
         try:
             response = await node.respond(message, client)
         except Unavailable as e:
-            if not state["down"]:
-                log.error("NCIP messages answered 503 until the database is back: %s", e)
-                state["down"] = True
+            outage.failed(e)
             header = N.response_header(message.initiation_header, m.SchemeValue(node.config.agency))
             response = N.problem_response(type(message).__name__, (N.problem(
                 General.TEMPORARY_PROCESSING_FAILURE, "temporarily unavailable, try again"),), header)
             return _reply(response, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
-        if state["down"]:
-            log.warning("NCIP: the database is back")
-            state["down"] = False
+        outage.working()
         return _reply(response)
 
     return ncip

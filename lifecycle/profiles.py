@@ -7,15 +7,16 @@ errors, so a misspelt setting cannot silently fall back to a default.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config import locate
 
 from .calendar import DAY_KINDS, BranchCalendar, Hours, Season
 from .model import CHANNELS, CONTACT_METHODS, MATERIAL_TYPES, RETURN_POINT_KINDS, Branch
-
 
 NOT_RESERVABLE_FLAGS = frozenset({"not_owned", "av", "ebook", "newest_issue", "not_circulating"})
 RENEWAL_BASES = frozenset({"today", "due", "earlier_of_today_and_due"})
@@ -252,6 +253,12 @@ class Profile:
     reading_sets: ReadingSets | None = None                    # [reading_sets]: 読書会用図書
     partners: dict[str, Partner] = field(default_factory=dict)  # [partners.<code>]: 連携貸出
     kiosk: Kiosk = field(default_factory=Kiosk)                # [kiosk]: 自動貸出機
+    # the system's time zone (an IANA name): its days, deadlines and the times it shows
+    timezone: str = field(default="", kw_only=True)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     def branch(self, code: str) -> Branch | None:
         bc = self.branches.get(code)
@@ -504,6 +511,7 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
     system = top.get("system", str)
     name = top.get("name", str)
     seed = top.get("seed", str)
+    timezone = _zone_name(top)
 
     e = top.sub("eligibility")
     elig = Eligibility(e.words("reservation_home"), e.words("reservation_work_or_school"),
@@ -632,7 +640,34 @@ def parse_profile(data: dict, where: str = "profile") -> Profile:
     return Profile(system, name, seed, elig, placing, loans, renewal, shelf, cancel, returns,
                    login, walk_in_first, branches, notice_rules, delivery=delivery, proxy=proxy,
                    cards=cards, mobile=mobile, reading_sets=reading_sets, partners=partners,
-                   kiosk=kiosk)
+                   kiosk=kiosk, timezone=timezone)
+
+
+def _zone_name(top: _Table) -> str:
+    if "timezone" not in top.data:
+        raise ProfileError(f"{top.where}.timezone: missing (the system's time zone, an IANA name "
+                           "such as \"Asia/Tokyo\")")
+    name = top.get("timezone", str)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ProfileError(f"{top.where}.timezone: {name!r} is not a time zone name "
+                           "(an IANA name such as \"Asia/Tokyo\")") from None
+    return name
+
+
+def network_zone(profiles: Mapping[str, Profile]) -> ZoneInfo:
+    """The time zone of a network: the one zone all its profiles name. One network runs
+    in one zone (its dates, deadlines and the times it shows); profiles that disagree
+    raise :class:`ProfileError` naming each system's zone."""
+    zones = {p.timezone for p in profiles.values()}
+    if len(zones) == 1:
+        return ZoneInfo(zones.pop())
+    if not zones:
+        raise ProfileError("no policy profile: a network needs at least one (config/profiles/*.toml)")
+    named = ", ".join(f"{code}: {p.timezone}" for code, p in sorted(profiles.items()))
+    raise ProfileError(f"the profiles name different time zones ({named}); one network runs in one "
+                       "time zone: give every profile the same timezone")
 
 
 def notice_suppression(rules: NoticeRules, kind: str, contact_method: str,

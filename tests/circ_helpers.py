@@ -89,9 +89,10 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 # --------------------------------------------------------------------------- SMTP
 
 @contextlib.contextmanager
-def smtp_server(handler) -> Iterator[int]:
-    """An aiosmtpd server for handler on a free loopback port (yielded), stopped afterwards."""
-    port = free_port()
+def smtp_server(handler, port: int | None = None) -> Iterator[int]:
+    """An aiosmtpd server for handler on a loopback port (``port``, else a free one;
+    yielded), stopped afterwards."""
+    port = port or free_port()
     ctl = Controller(handler, hostname="127.0.0.1", port=port)
     ctl.start()
     try:

@@ -870,6 +870,22 @@ def test_komae_requests_only_at_the_counter_and_the_phone_call_list(service):
         assert time.monotonic() < deadline, "the hold-ready notice never reached the call list"
         time.sleep(0.05)
     assert [(x["card_number"], x["number"], x["contact_method"]) for x in calls] == [(MAKOTO, "03-3480-0002", "phone")]
+    # he is reached two days later: 連絡日から1週間 counts from then, and the call is done
+    assert calls[0]["shelf_deadline"] == "2026-11-27"
+    svc.at(NOW + timedelta(days=2))
+    counter.staff_login("komae.requests")
+    told = counter.post(f"/staff/call-list/{mk['request_id']}", {"note": "ご本人"}, expect=200)
+    assert told.json == {"request_id": mk["request_id"], "contacted_at": "2026-11-22T10:00:00+09:00",
+                    "shelf_deadline": "2026-11-29"}
+    assert counter.get("/staff/call-list", expect=200)["entries"] == []
+    makoto.login(MAKOTO, PW[MAKOTO])
+    [mine] = [r for r in makoto.get("/me/requests", expect=200)["requests"] if r["request_id"] == mk["request_id"]]
+    assert mine["shelf_deadline"] == "2026-11-29"
+    assert counter.post("/staff/call-list/999999", expect=404)["error"] == "not_found"
+    history = counter.get(f"/staff/requests/{mk['request_id']}/history", expect=200)["events"]
+    assert [(e["event"], e["actor"], e["at"]) for e in history if e["event"] == "CONTACTED"] == \
+        [("CONTACTED", "komae.requests", "2026-11-22T10:00:00+09:00")]
+    assert "ご本人" in history[-1]["reason"]
 
 
 # --------------------------------------------------------------------------- staff lists and jobs

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import insert
 
 from circ_helpers import NOW, add_calendar, add_item, add_patron, rows
-from circulation import holds, jobs, lists
+from circulation import holds, jobs, lists, queries
 from circulation import notices as notices_module
 from circulation import routing as rt
 from circulation import schema as s
@@ -398,11 +398,12 @@ async def test_trap_at_the_pickup_branch_goes_on_the_shelf_with_a_ready_notice(c
     r = await web_place(circ, "1000000012", "T-ONE", "iizuka", contact_method="email")
     assert await check_in(circ, "IZ1", "iizuka") == rt.Routing(rt.HOLD_SHELF, r.request_id, "iizuka")
     row = await req(circ, r.request_id)
+    # nobody has told the patron yet: contacted when the ready mail really goes out
     assert (row.state, row.ready_at, row.contacted_at, row.shelf_deadline) == \
-        ("ON_HOLD_SHELF", NOW, NOW, date(2026, 11, 27))
+        ("ON_HOLD_SHELF", NOW, None, date(2026, 11, 27))
     [n] = await notices_of(circ, r.request_id, "hold_ready")
     assert n.dedupe_key == f"hold_ready:{r.request_id}" and "IZ1" in n.data
-    assert (await lists.request_history(circ, r.request_id))[-1]["event"] == "TRAP_AT_PICKUP"
+    assert (await queries.request_trail(circ, r.request_id))[1][-1].event == "TRAP_AT_PICKUP"
 
 
 async def test_no_contact_hold_is_not_marked_contacted(circ):
@@ -617,7 +618,12 @@ async def test_komae_shelf_period_runs_from_the_contact_day(circ):
     r = await web_place(circ, "K-6", "T-K", "komae-central", contact_method="phone")
     await check_in(circ, "KM1", "komae-central")
     row = await req(circ, r.request_id)
-    assert row.contacted_at == NOW and row.shelf_deadline == date(2026, 11, 27)
+    assert row.contacted_at is None and row.shelf_deadline == date(2026, 11, 27)   # from the allocation
+    at(circ, NOW + timedelta(days=1, hours=3))             # staff reach the patron the next day
+    told = await notices_module.record_call(circ, r.request_id, actor="komae.counter")
+    assert (told.contacted_at, told.shelf_deadline) == (NOW + timedelta(days=1, hours=3), date(2026, 11, 28))
+    row = await req(circ, r.request_id)
+    assert row.contacted_at == NOW + timedelta(days=1, hours=3) and row.shelf_deadline == date(2026, 11, 28)
 
 
 # --------------------------------------------------------------------------- cancelling
@@ -849,13 +855,14 @@ async def test_request_history_is_the_audit_trail_with_who_and_when(circ):
     r = await web_place(circ, "1000000021", "T-ONE", "iizuka")
     at(circ, NOW + timedelta(hours=1))
     await holds.cancel(circ, request_id=r.request_id, role="patron", actor="1000000021", channel="web")
-    hist = await lists.request_history(circ, r.request_id)
-    assert [(h["event"], h["from_state"], h["to_state"], h["actor_role"]) for h in hist] == [
+    info, hist = await queries.request_trail(circ, r.request_id)
+    assert (info.id, info.state) == (r.request_id, "CANCELLED")
+    assert [(h.event, h.from_state, h.to_state, h.actor_role) for h in hist] == [
         ("PLACE", None, "NEW", "patron"), ("VALIDATE", "NEW", "VALIDATED", "system"),
         ("ENQUEUE", "VALIDATED", "QUEUED", "system"), ("CANCEL", "QUEUED", "CANCELLED", "patron")]
-    assert hist[-1]["at"] == NOW + timedelta(hours=1) and hist[-1]["channel"] == "web"
+    assert hist[-1].at == NOW + timedelta(hours=1) and hist[-1].channel == "web"
     with pytest.raises(NotFound):
-        await lists.request_history(circ, 4242)
+        await queries.request_trail(circ, 4242)
 
 
 async def test_every_hold_notice_queued_here_renders_as_a_japanese_mail(circ):

@@ -13,7 +13,7 @@ from circ_helpers import NOW, add_item, add_patron, loopback_mailer, rows, smtp_
 from circulation import holds, loans
 from circulation import routing as rt
 from circulation import schema as s
-from circulation.jobs import JOBS, JobSpec, Scheduler, run_job
+from circulation.jobs import JOBS, JobSpec, Scheduler, SchedulerStopped, run_job
 
 STAFF = dict(role="staff", actor="staff1")
 
@@ -180,3 +180,35 @@ async def test_stopping_lets_a_running_job_finish_or_records_that_it_was_cancell
     await sched.stop(timeout=0.01)                                # too long: cancelled
     runs = await job_runs(circ, "long")
     assert (runs[-1].changed, runs[-1].error) == (0, "cancelled") and runs[-1].finished_at is not None
+
+
+async def test_stopping_waits_for_a_run_asked_for_by_hand_and_starts_no_new_one(circ, monkeypatch):
+    """A run asked for by hand (the API's jobs route, the notices job woken by a request)
+    is the scheduler's: its caller going away does not cancel it, and stop() waits for it."""
+    calls, started, release = [], asyncio.Event(), asyncio.Event()
+
+    async def manual(circ, mailer=None):
+        calls.append(1)
+        if len(calls) == 2:                                       # the run asked for by hand
+            started.set()
+            await release.wait()
+        return len(calls)
+
+    monkeypatch.setitem(JOBS, "manual", JobSpec(manual, timedelta(hours=1)))
+    sched = Scheduler(circ, None, {"manual": 3600})
+    sched.start()
+    await until(lambda: sched.runs["manual"] == 1)                # the run at start
+    caller = asyncio.create_task(sched.run_now("manual"))
+    await started.wait()
+    caller.cancel()                                               # whoever asked went away
+    stopping = asyncio.create_task(sched.stop(timeout=60))
+    await until(lambda: sched.stopping)
+    with pytest.raises(SchedulerStopped):
+        await sched.run_now("manual")                             # nothing new once stopping
+    assert sched.running and not stopping.done()                  # the run goes on, stop waits
+    release.set()
+    await stopping
+    assert not sched.running
+    runs = await job_runs(circ, "manual")
+    assert [(r.changed, r.error) for r in runs] == [(1, None), (2, None)]
+    assert all(r.finished_at is not None for r in runs)

@@ -53,7 +53,7 @@ async def test_the_sample_files_load_patrons_items_staff_and_calendars_of_the_th
     assert all(i.status == "available" and i.current_branch == i.owning_branch for i in items.values())
 
     staff = {m.username: m for m in await rows(circ, s.staff)}
-    assert staff["iizuka.admin"].roles == "circulation admin" and staff["iizuka.admin"].password_hash is None
+    assert staff["iizuka.admin"].roles == "circulation admin network" and staff["iizuka.admin"].password_hash is None
     cal = await rows(circ, s.calendar_entries, s.calendar_entries.c.branch == "iizuka")
     assert {(c.day, c.kind) for c in cal} >= {(date(2026, 11, 30), "closed"), (date(2026, 12, 19), "event")}
 

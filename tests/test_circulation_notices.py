@@ -10,7 +10,8 @@ import asyncio
 import email
 import email.policy
 import email.utils
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -467,13 +468,21 @@ async def test_two_dispatchers_at_once_deliver_every_notice_exactly_once(circ, s
 
 # --------------------------------------------------------------------------- the mailer itself
 
-async def test_mailer_builds_a_utf8_message_and_classifies_server_answers(smtp, mailer):
+async def test_mailer_builds_a_utf8_message_and_classifies_server_answers(smtp):
+    # naive dates are read in the mailer's time zone, which the caller must give
+    mailer = loopback_mailer(smtp.port, message_id_domain=DOMAIN, timezone=ZoneInfo("Asia/Tokyo"))
     msg = mailer.build_message("a@example.jp", "予約資料のご用意ができました", "本文です。\n",
                                message_id="<notice-1@x.test>", date=datetime(2026, 11, 20, 10, 0))
     raw = msg.as_bytes()
     assert b"Subject: =?utf-8?" in raw and "予約".encode() not in raw      # RFC 2047, 8-bit free
     assert msg["Date"] == "Fri, 20 Nov 2026 10:00:00 +0900"
     assert msg.get_content_charset() == "utf-8"
+    zoneless = loopback_mailer(smtp.port)
+    with pytest.raises(ValueError, match="naive"):
+        zoneless.build_message("a@example.jp", "s", "b", message_id="<n@x.test>", date=datetime(2026, 11, 20, 10, 0))
+    aware = zoneless.build_message("a@example.jp", "s", "b", message_id="<n@x.test>",
+                                   date=datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc))
+    assert aware["Date"] == "Fri, 20 Nov 2026 01:00:00 +0000"
 
     smtp.answers["busy@example.jp"] = ["421 4.7.0 Too busy"]
     smtp.always["gone@example.jp"] = "550 5.1.1 No such user"

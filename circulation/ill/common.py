@@ -7,9 +7,8 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,9 +22,6 @@ from .. import schema as s
 from ..service import Circulation
 from ..store import ConcurrentChange, NotFound, get_row, record_event
 from .titles import ItemTitles, Titles
-
-# The database keeps naive local times (lifecycle's convention); messages carry aware ones.
-LOCAL = ZoneInfo("Asia/Tokyo")
 
 
 @dataclass
@@ -44,12 +40,35 @@ class Ill:
         if self.titles is None:
             self.titles = ItemTitles(self.circ)
 
+    # The database keeps naive local times of the service's zone, messages carry aware
+    # ones: the service's clock converts (circulation.store.Clock).
+
     def now(self) -> datetime:
         """Now as an aware datetime (what messages carry)."""
-        return aware(self.circ.now())
+        return self.aware(self.circ.now())
 
     def local_now(self) -> datetime:
         return self.circ.now()
+
+    def aware(self, local: datetime | None) -> datetime | None:
+        """A stored time as an aware one in the service's zone."""
+        return self.circ.clock.aware(local)
+
+    def local(self, dt: datetime | None) -> datetime | None:
+        """A time from a message as the database keeps it (a naive one is taken as UTC);
+        None for one that cannot be shown in the service's zone."""
+        if dt is None:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        try:
+            return self.circ.clock.local(dt).replace(microsecond=0)
+        except OverflowError:
+            return None
+
+    def end_of(self, day: date) -> datetime:
+        """A due day as the aware moment it ends in the service's zone."""
+        return self.circ.clock.end_of(day)
 
     def partner(self, code: str) -> Partner:
         p = self.config.partners.get(code)
@@ -66,24 +85,6 @@ class Ill:
     def changed(self) -> None:
         for f in self.wake:
             f()
-
-
-def aware(local: datetime | None) -> datetime | None:
-    if local is None:
-        return None
-    return local.replace(tzinfo=LOCAL) if local.tzinfo is None else local
-
-
-def local(dt: datetime | None) -> datetime | None:
-    """An aware datetime from a message as naive local time (naive ones are taken as UTC)."""
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    try:
-        return dt.astimezone(LOCAL).replace(tzinfo=None, microsecond=0)
-    except OverflowError:
-        return None
 
 
 def plausible(dt: datetime | None, now: datetime, years: int = 5) -> datetime | None:

@@ -12,21 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-
 from connectors import iso18626 as I
 from connectors.iso18626 import model as m
 from connectors.iso18626.config import IllConfig, Partner
 from lifecycle import table as lt
 from lifecycle.ill import IllegalLegTransition
 
+from ..availability import Unavailable, unavailable
 from . import requester, supplier
 from .common import Ill, confirm_incoming, log_incoming, replayed
-
-
-class Unavailable(Exception):
-    """The circulation database cannot be reached."""
 
 
 class IllNode:
@@ -71,11 +65,9 @@ class IllNode:
                     await confirm_incoming(conn, await log_incoming(ill, conn, partner, message, body), conf)
 
                 await ill.circ.db.run(log)
-        except (OperationalError, InterfaceError, PoolTimeout, OSError, ConnectionError) as e:
-            raise Unavailable(str(e).splitlines()[0][:200]) from None
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise Unavailable(str(e).splitlines()[0][:200]) from None
+        except Exception as e:
+            if unavailable(e):
+                raise Unavailable.of(e) from None
             raise
         if conf.confirmation_header.message_status is m.MessageStatus.OK:
             ill.changed()

@@ -75,7 +75,6 @@ from .common import (
     get_leg,
     header_for_leg,
     leg_transition,
-    local,
     plausible,
     queue_message,
 )
@@ -354,7 +353,7 @@ async def receive_supplying(ill: Ill, conn: AsyncConnection, msg: m.SupplyingAge
     if info.note:
         values["note"] = info.note[:2000]
     now = ill.local_now()
-    due = plausible(local(msg.status_info.due_date), now)
+    due = plausible(ill.local(msg.status_info.due_date), now)
     if due is not None and (status in (m.Status.LOANED, m.Status.OVERDUE, m.Status.RECALLED)
                             or inbound.event is RE.RENEW_YES):
         values["due_at"] = due

@@ -45,7 +45,6 @@ from ..store import (
 )
 from .common import (
     Ill,
-    aware,
     dumps,
     get_supply,
     header_for_supply,
@@ -84,9 +83,9 @@ def _no(code: str, supply=None, **detail) -> Outcome:
     return Outcome(False, code, supply.state if supply is not None else None, detail or None)
 
 
-def due_datetime(d: date) -> datetime:
+def due_datetime(ill: Ill, d: date) -> datetime:
     """A loan's due day as the aware moment it ends."""
-    return aware(datetime.combine(d, time(23, 59, 59)))
+    return ill.end_of(d)
 
 
 def wanted_of(bib: m.BibliographicInfo) -> Wanted:
@@ -218,7 +217,7 @@ async def receive_action(ill: Ill, conn: AsyncConnection, msg: m.RequestingAgenc
         else:
             await queue_message(ill, conn, partner, I.supplying_message(
                 header, RFM.RENEW_RESPONSE, STATUS_OF[new], now=ill.now(), answer=False,
-                due_date=due_datetime(supply.due_at.date()) if supply.due_at else None,
+                due_date=due_datetime(ill, supply.due_at.date()) if supply.due_at else None,
                 note="recalled"), supply_id=supply.id)
     return None, supply.id
 
@@ -229,7 +228,7 @@ async def _status_message(ill: Ill, conn: AsyncConnection, supply, header: m.Hea
     due = None
     if supply.loan_id is not None:
         loan = await get_row(conn, s.loans, s.loans.c.id == supply.loan_id, what="loan")
-        due = due_datetime(loan.due)
+        due = due_datetime(ill, loan.due)
         if loan.state == "OVERDUE" and status is ST.LOANED:
             status = ST.OVERDUE
     return I.supplying_message(header, reason, status, now=ill.now(), due_date=due)
@@ -298,7 +297,7 @@ async def offer_retry(ill: Ill, *, supply_id: int, actor: str, reason: str, libr
                     if condition else None)
         msg = I.supplying_message(header, RFM.REQUEST_RESPONSE, ST.RETRY_POSSIBLE, now=ill.now(),
                                   reason_retry=reason, offered_costs=costs, note=note,
-                                  retry_after=aware(retry_after))
+                                  retry_after=ill.aware(retry_after))
         if delivery is not None:
             msg = m.SupplyingAgencyMessage(header=msg.header, message_info=msg.message_info,
                                            status_info=msg.status_info, delivery_info=delivery)
@@ -382,7 +381,7 @@ async def ship(ill: Ill, *, supply_id: int, barcode: str, branch: str, actor: st
                                 due_at=datetime.combine(due_day, time(23, 59, 59)))
         await queue_message(ill, conn, partner, I.supplying_message(
             header_for_supply(ill, supply, partner), RFM.STATUS_CHANGE, ST.LOANED, now=ill.now(),
-            due_date=due_datetime(due_day),
+            due_date=due_datetime(ill, due_day),
             delivery=m.DeliveryInfo(date_sent=ill.now(), item_id=item.barcode,
                                     sent_via=m.SchemeValue("Mail"))), supply_id=supply.id)
         return Outcome(True, detail={"loan_id": loan_id, "due": due_day.isoformat()})
@@ -429,7 +428,7 @@ async def answer_renew(ill: Ill, *, supply_id: int, yes: bool, actor: str, libra
                                       overdue_sent=False if yes else supply.overdue_sent)
         await queue_message(ill, conn, partner, I.supplying_message(
             header_for_supply(ill, supply, partner), RFM.RENEW_RESPONSE, STATUS_OF[new], now=ill.now(),
-            answer=yes, due_date=due_datetime(new_due)), supply_id=supply.id)
+            answer=yes, due_date=due_datetime(ill, new_due)), supply_id=supply.id)
         return Outcome(True, detail={"due": new_due.isoformat()})
 
     return await _staff_step(ill, supply_id, library, step)
@@ -492,5 +491,5 @@ async def notify_overdue(ill: Ill, conn: AsyncConnection, supply, loan) -> bool:
                             overdue_sent=True)
     await queue_message(ill, conn, partner, I.supplying_message(
         header_for_supply(ill, supply, partner), RFM.STATUS_CHANGE, ST.OVERDUE, now=ill.now(),
-        due_date=due_datetime(loan.due)), supply_id=supply.id)
+        due_date=due_datetime(ill, loan.due)), supply_id=supply.id)
     return True

@@ -33,14 +33,12 @@ resolves entities, loads DTDs or touches the network.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
-import types
-import typing
 from datetime import datetime
 
 from lxml import etree
 
+from .. import xmldata
 from . import model as m
 from .model import NS, General, Messaging, ProtocolError
 
@@ -49,97 +47,97 @@ _NSMAP = {"ncip": NS}
 _VERSION_ATTR = _Q + "version"
 _SCHEME_ATTR = _Q + "Scheme"
 
-_PARSER_OPTIONS: dict[str, typing.Any] = dict(
-    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
-    remove_comments=True, remove_pis=True,
-)
+STRUCTURE = xmldata.Structure(NS, naming=xmldata.pascal, order=m.ORDER, leaves=(m.SchemeValue,),
+                              check=m.violation)
 
 
-# ----------------------------------------------------------------- field specs
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Field:
-    name: str          # Python attribute
-    xml: str           # element local name
-    type: type         # str, datetime, int, bool (an empty flag element), SchemeValue, a dataclass
-    repeated: bool     # a tuple of items (maxOccurs > 1)
-    required: bool     # no default
-    min: int | None    # least value of an integer
+def _syntax(detail: str, element: str | None = None) -> ProtocolError:
+    return ProtocolError(Messaging.INVALID_MESSAGE_SYNTAX_ERROR, detail, element=element)
 
 
-def _pascal(name: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in name.split("_"))
+class _Errors:
+    syntax = staticmethod(_syntax)
+
+    @staticmethod
+    def unknown(path: str, name: str) -> ProtocolError:
+        return ProtocolError(Messaging.UNKNOWN_ELEMENT, f"{path}/{name} is not read here", element=name)
 
 
-@functools.cache
-def _spec(cls: type) -> tuple[_Field, ...]:
-    hints = typing.get_type_hints(cls)
-    by_name = {}
-    for f in dataclasses.fields(cls):
-        t, repeated = hints[f.name], False
-        if typing.get_origin(t) is tuple:
-            t, repeated = typing.get_args(t)[0], True
-        elif isinstance(t, types.UnionType):
-            t = next(a for a in typing.get_args(t) if a is not type(None))
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        by_name[f.name] = _Field(f.name, f.metadata.get("xml", _pascal(f.name)), t, repeated, required,
-                                 f.metadata.get("min"))
-    order = m.ORDER.get(cls, tuple(by_name))
-    return tuple(by_name[n] for n in order)
+ERRORS = _Errors()
 
 
-@functools.cache
-def _by_xml(cls: type) -> dict[str, _Field]:
-    return {f.xml: f for f in _spec(cls)}
+def _skipped(cls: type, name: str) -> bool:
+    """Elements the schema allows there that the services do not read: ``Ext`` anywhere."""
+    return name == "Ext" or name in m.SKIPPED.get(cls, frozenset())
 
 
-def _nested(t: type) -> bool:
-    return dataclasses.is_dataclass(t) and t is not m.SchemeValue
-
-
-# ----------------------------------------------------------------- encoding
-
-# characters XML 1.0 cannot carry (C0 controls but tab/LF/CR, surrogates, U+FFFE/FFFF):
-# dropped from what we send (a patron's name or a MARC title may hold one)
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
+# ----------------------------------------------------------------- leaf values
 
 def _text(value) -> str:
     if isinstance(value, str):
-        return _NOT_XML.sub("", value)
+        return xmldata.clean(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
 
 
-def _put(parent: etree._Element, f: _Field, value) -> None:
-    if f.type is bool:
-        if value:
-            etree.SubElement(parent, _Q + f.xml)
-        return
-    el = etree.SubElement(parent, _Q + f.xml)
-    if _nested(f.type):
-        _fill(el, value)
-    elif f.type is m.SchemeValue:
-        el.text = _text(value.text)
-        if value.scheme:
-            el.set(_SCHEME_ATTR, _text(value.scheme))
-    else:
-        el.text = _text(value)
+def _datetime(raw: str) -> datetime:
+    # xs:dateTime: YYYY-MM-DDThh:mm:ss(.s+)?(Z|±hh:mm)?
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?",
+                        raw):
+        raise ValueError(raw)
+    return datetime.fromisoformat(raw)
+
+
+class _Leaves:
+    @staticmethod
+    def put(parent: etree._Element, f: xmldata.Field, value) -> None:
+        if f.type is bool:                      # a flag: the empty element when set
+            if value:
+                etree.SubElement(parent, _Q + f.xml)
+            return
+        el = etree.SubElement(parent, _Q + f.xml)
+        if f.type is m.SchemeValue:
+            el.text = _text(value.text)
+            if value.scheme:
+                el.set(_SCHEME_ATTR, _text(value.scheme))
+        else:
+            el.text = _text(value)
+
+    @staticmethod
+    def read(f: xmldata.Field, el: etree._Element, path: str):
+        if len(el):
+            raise _syntax(f"{path} has child elements", f.xml)
+        raw = (el.text or "").strip()
+        t = f.type
+        if t is str:
+            return raw
+        if t is m.SchemeValue:
+            return m.SchemeValue(raw, (el.get(_SCHEME_ATTR) or el.get("Scheme") or "").strip() or None)
+        if t is bool:
+            if raw:
+                raise _syntax(f"{path} is a flag and has no content", f.xml)
+            return True
+        if t is datetime:
+            try:
+                return _datetime(raw)
+            except ValueError:
+                raise ProtocolError(General.INVALID_DATE, f"{path}: not a date and time", element=f.xml,
+                                    value=raw[:200]) from None
+        if t is int:
+            least = f.meta.get("min")
+            if not re.fullmatch(r"[+-]?[0-9]{1,18}", raw) or (least is not None and int(raw) < least):
+                raise ProtocolError(Messaging.INVALID_MESSAGE_SYNTAX_ERROR, f"{path}: not a valid number",
+                                    element=f.xml, value=raw[:200])
+            return int(raw)
+        raise TypeError(t)  # pragma: no cover - every field type is handled above
+
+
+LEAVES = _Leaves()
 
 
 def _fill(el: etree._Element, obj) -> None:
-    broken = m.violation(obj)
-    if broken:
-        raise ValueError(f"{type(obj).__name__}: {broken}")
-    cls: type = type(obj)
-    for f in _spec(cls):
-        value = getattr(obj, f.name)
-        if f.repeated:
-            for item in value:
-                _put(el, f, item)
-        elif value is not None:
-            _put(el, f, value)
+    STRUCTURE.fill(el, obj, LEAVES)
 
 
 def to_element(message: m.Message) -> etree._Element:
@@ -167,101 +165,14 @@ def encode(message: m.Message) -> bytes:
 
 # ----------------------------------------------------------------- decoding
 
-def _syntax(detail: str, element: str | None = None) -> ProtocolError:
-    return ProtocolError(Messaging.INVALID_MESSAGE_SYNTAX_ERROR, detail, element=element)
-
-
-def _value(f: _Field, el: etree._Element, path: str):
-    if len(el):
-        raise _syntax(f"{path} has child elements", f.xml)
-    raw = (el.text or "").strip()
-    t = f.type
-    if t is str:
-        return raw
-    if t is m.SchemeValue:
-        return m.SchemeValue(raw, (el.get(_SCHEME_ATTR) or el.get("Scheme") or "").strip() or None)
-    if t is bool:
-        if raw:
-            raise _syntax(f"{path} is a flag and has no content", f.xml)
-        return True
-    if t is datetime:
-        try:
-            return _datetime(raw)
-        except ValueError:
-            raise ProtocolError(General.INVALID_DATE, f"{path}: not a date and time", element=f.xml,
-                                value=raw[:200]) from None
-    if t is int:
-        if not re.fullmatch(r"[+-]?[0-9]{1,18}", raw) or (f.min is not None and int(raw) < f.min):
-            raise ProtocolError(Messaging.INVALID_MESSAGE_SYNTAX_ERROR, f"{path}: not a valid number",
-                                element=f.xml, value=raw[:200])
-        return int(raw)
-    raise TypeError(t)  # pragma: no cover - every field type is handled above
-
-
-def _datetime(raw: str) -> datetime:
-    # xs:dateTime: YYYY-MM-DDThh:mm:ss(.s+)?(Z|±hh:mm)?
-    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?",
-                        raw):
-        raise ValueError(raw)
-    return datetime.fromisoformat(raw)
-
-
-def _local(el, path: str) -> str:
-    if not isinstance(el.tag, str):          # comments and PIs are removed by the parser
-        raise _syntax(f"{path}: unexpected node")
-    q = etree.QName(el)
-    if q.namespace != NS:
-        raise ProtocolError(Messaging.UNKNOWN_ELEMENT, f"{path}/{q.localname} is not an NCIP 2 element",
-                            element=q.localname)
-    return q.localname
-
-
 def _build(cls: type, el: etree._Element, path: str):
-    if (el.text or "").strip():
-        raise _syntax(f"{path} has text content", path.rsplit("/", 1)[-1])
-    fields = _by_xml(cls)
-    skipped = m.SKIPPED.get(cls, frozenset())
-    values: dict[str, typing.Any] = {}
-    for child in el:
-        name = _local(child, path)
-        if (child.tail or "").strip():
-            raise _syntax(f"{path} has text content", path.rsplit("/", 1)[-1])
-        f = fields.get(name)
-        if f is None:
-            if name == "Ext" or name in skipped:
-                continue
-            raise ProtocolError(Messaging.UNKNOWN_ELEMENT, f"{path}/{name} is not read here", element=name)
-        sub = f"{path}/{name}"
-        item = _build(f.type, child, sub) if _nested(f.type) else _value(f, child, sub)
-        if f.repeated:
-            values.setdefault(f.name, []).append(item)
-        elif f.name in values:
-            raise _syntax(f"{sub} repeated", name)
-        else:
-            values[f.name] = item
-    for f in _spec(cls):
-        if f.repeated and f.name in values:
-            values[f.name] = tuple(values[f.name])
-        elif f.required and f.name not in values:
-            raise _syntax(f"{path}/{f.xml} missing", f.xml)
-    obj = cls(**values)
-    broken = m.violation(obj)
-    if broken:
-        raise _syntax(f"{path}: {broken}", cls.__name__)
-    return obj
+    return STRUCTURE.build(cls, el, path, LEAVES, ERRORS, skip=_skipped)
 
 
 def parse_xml(data: bytes) -> etree._Element:
     """The document's root element; ProtocolError (Invalid Message Syntax Error) when it
     is not well-formed XML or carries a DTD."""
-    parser = etree.XMLParser(**_PARSER_OPTIONS)
-    try:
-        root = etree.fromstring(data, parser)
-    except (etree.XMLSyntaxError, ValueError) as e:
-        raise _syntax(f"not well-formed XML: {e}"[:300]) from None
-    if root.getroottree().docinfo.doctype:
-        raise _syntax("a DTD is not allowed")
-    return root
+    return xmldata.parse(data, ERRORS)
 
 
 def decode(data: bytes) -> m.Message:
@@ -276,7 +187,7 @@ def from_element(root: etree._Element) -> m.Message:
     if (root.text or "").strip():
         raise _syntax("NCIPMessage has text content", "NCIPMessage")
     children = list(root)
-    names = [_local(c, "NCIPMessage") for c in children]
+    names = [STRUCTURE.local(c, "NCIPMessage", ERRORS) for c in children]
     if any((c.tail or "").strip() for c in children):
         raise _syntax("NCIPMessage has text content", "NCIPMessage")
     if names and names[0] == "Problem":

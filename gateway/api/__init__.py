@@ -14,7 +14,7 @@ module             holds
 ``validation``     input against the OpenAPI document's schemas
 ``scope``          staff keep to their own library system
 ``errors``         the API's refusal messages, HTTP statuses, the error middleware
-``encoding``       JSON out (dates, Japan times)
+``encoding``       JSON in and out (dates, times in the service's zone)
 ``patron``         login, the patron's ``/me`` pages, the public ranking
 ``staff``          the counter, a branch's lists, the review, jobs
 =================  ===========================================================
@@ -38,9 +38,9 @@ Answers
 * Not logged in: 401; logged in as the wrong kind of user or without the staff role:
   403. Somebody else's loan, request, set or bookshelf entry does not exist for a
   patron: 404, the same answer as an id that does not exist at all.
-* Dates are ``YYYY-MM-DD``; times ISO 8601 with the service's offset (``+09:00``:
-  the service keeps naive Japan local time). Input times without an offset are
-  read as Japan time.
+* Dates are ``YYYY-MM-DD``; times ISO 8601 with the offset of the service's time zone
+  (its profiles' ``timezone``; ``+09:00`` for Asia/Tokyo). Input times with an offset
+  are converted to it; input times without one are read as its local time.
 
 Sessions and CSRF
 -----------------

@@ -9,16 +9,19 @@ from datetime import timedelta
 from typing import Mapping
 
 from aiohttp import web
+
 from circulation import jobs, queries
 from circulation.availability import on_connection
 from circulation.service import Circulation
 
 from . import hiroshima, ill, patron, scope, staff
-from .errors import OUTAGE, errors
+from .errors import CLOCK, OUTAGE, errors
 from .session import API, STATE, ApiState, Route, endpoint
 from .validation import MAX_BODY, Document
 
 log = logging.getLogger("unioncat.circulation.api")
+
+JOBS_STOP_TIMEOUT = 10.0        # seconds a job in progress may take to finish on shutdown
 
 # Every route, as data; each is documented in gateway/openapi/circulation.json (a test
 # checks both ways).
@@ -46,18 +49,26 @@ def job_intervals(spec: Mapping[str, float | timedelta] | None, mailer) -> dict:
 
 
 def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None,
-             cookie_secure: bool = True, document: Document | None = None, ill=None) -> web.Application:
+             cookie_secure: bool = True, document: Document | None = None, ill=None,
+             jobs_stop_timeout: float = JOBS_STOP_TIMEOUT) -> web.Application:
     """The ``/api/v1`` sub-application: routes, the error middleware, and on startup
     the jobs :class:`~circulation.jobs.Scheduler` (``jobs_spec``: job → interval; None
     = every job at its default interval, the notices job only with a ``mailer``; {} =
     no scheduler). ``ill``: the ILL node's :class:`~circulation.ill.common.Ill` (its staff
-    routes answer 404 without one)."""
+    routes answer 404 without one).
+
+    Shutting down: on the application's shutdown (before any cleanup) the scheduler
+    stops, letting runs in progress finish for up to ``jobs_stop_timeout`` seconds and
+    cancelling the rest; the database is disposed on cleanup, after every background
+    user of it (the jobs here, the ILL worker in gateway/ill_service.py) has stopped."""
     intervals = job_intervals(jobs_spec, mailer)
     doc = document or Document.load()
-    st = ApiState(circ, mailer, intervals, cookie_secure, document=doc, ill=ill)
+    st = ApiState(circ, mailer, intervals, cookie_secure, document=doc, ill=ill,
+                  jobs_stop_timeout=jobs_stop_timeout)
     api = web.Application(middlewares=[errors], client_max_size=MAX_BODY)
     api[STATE] = st
     api[OUTAGE] = st.outage
+    api[CLOCK] = circ.clock
     for route in ROUTES:
         op = doc.operation(route.method, API + route.path)          # KeyError: not documented
         api.router.add_route(route.method, op.router_path(API), endpoint(route, op, scope.check))
@@ -80,17 +91,21 @@ def make_api(circ: Circulation, *, mailer=None, jobs_spec: Mapping | None = None
             log.info("circulation jobs scheduled: %s", ", ".join(
                 f"{n} every {_shown_interval(v)}" for n, v in intervals.items()))
 
-    async def cleanup(_app):
-        if st._kick_task is not None and not st._kick_task.done():
-            st._kick_task.cancel()
-            await asyncio.gather(st._kick_task, return_exceptions=True)
+    async def shutdown(_app):
+        # aiohttp runs every shutdown handler before any cleanup handler: the jobs stop
+        # here (a run in progress may finish), the database goes in cleanup
         if st.scheduler is not None:
-            await st.scheduler.stop(timeout=10)
+            await st.scheduler.stop(timeout=st.jobs_stop_timeout)
+        if st._kick_task is not None:          # ends at once: the scheduler runs nothing new
+            await asyncio.gather(st._kick_task, return_exceptions=True)
+
+    async def cleanup(_app):
         for stop in stop_watching:
             stop()
         await circ.db.dispose()
 
     api.on_startup.append(startup)
+    api.on_shutdown.append(shutdown)
     api.on_cleanup.append(cleanup)
     return api
 

@@ -1,4 +1,8 @@
-"""JSON out: plain values from the service's records, dates and times in the service's zone."""
+"""JSON in and out: plain values from the service's records; times in the service's zone.
+
+The service keeps naive local times of its zone (:class:`circulation.store.Clock`, which
+does every conversion): answers carry them with the zone's offset, and input times with
+an offset are turned into the zone's local time (without one they are local already)."""
 from __future__ import annotations
 
 import json
@@ -6,41 +10,40 @@ from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from circulation.store import Clock
 from lifecycle.model import Decision
-
-JST = ZoneInfo("Asia/Tokyo")
 
 
 def message(d: Decision) -> dict:
     return {"code": d.code, "message_ja": d.message_ja, "message_en": d.message_en}
 
 
-def jsonable(o: Any) -> Any:
-    """Plain JSON values: dates ISO, times ISO with the Japan offset, dataclasses as objects."""
+def jsonable(o: Any, clock: Clock) -> Any:
+    """Plain JSON values: dates ISO, times ISO with the offset of the service's zone
+    (``clock``), dataclasses as objects."""
     if isinstance(o, datetime):
-        o = o.replace(tzinfo=JST) if o.tzinfo is None else o.astimezone(JST)
-        return o.isoformat()
+        return clock.aware(clock.local(o)).isoformat()
     if isinstance(o, date):
         return o.isoformat()
     if isinstance(o, Enum):
         return o.value
     if isinstance(o, Decision):
-        return {"allowed": o.allowed, **message(o), "details": jsonable(o.details)}
+        return {"allowed": o.allowed, **message(o), "details": jsonable(o.details, clock)}
     if is_dataclass(o) and not isinstance(o, type):
-        return jsonable(asdict(o))
+        return jsonable(asdict(o), clock)
     if isinstance(o, Mapping):
-        return {str(k): jsonable(v) for k, v in o.items()}
+        return {str(k): jsonable(v, clock) for k, v in o.items()}
     if isinstance(o, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in o]
+        return [jsonable(v, clock) for v in o]
     return o
 
 
-def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> web.Response:
-    data = jsonable(payload)
+def json_response(payload: Any, status: int = 200, headers: dict | None = None, *,
+                  clock: Clock) -> web.Response:
+    data = jsonable(payload, clock)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     try:
         body = text.encode("utf-8")
@@ -51,6 +54,13 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
                         headers=headers)
 
 
-def local_time(v: datetime) -> datetime:
-    """An input time as the service's naive Japan local time."""
-    return v.astimezone(JST).replace(tzinfo=None) if v.tzinfo is not None else v
+def local_times(v: Any, clock: Clock) -> Any:
+    """Checked input with every time as the service keeps it: an aware time in the
+    service's zone without its offset; a naive one is read as the zone's local time."""
+    if isinstance(v, datetime):
+        return clock.local(v)
+    if isinstance(v, dict):
+        return {k: local_times(x, clock) for k, x in v.items()}
+    if isinstance(v, list):
+        return [local_times(x, clock) for x in v]
+    return v

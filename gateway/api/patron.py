@@ -17,8 +17,8 @@ from circulation.ill import requester as ill_requester
 from circulation.service import Circulation
 from lifecycle import reasons
 
-from .encoding import json_response, jsonable, message
-from .errors import REASONS, ApiError, invalid, refusal
+from .encoding import json_response, message
+from .errors import ApiError, invalid, refusal, texts
 from .session import Ctx, Route, clear_session_cookie, session_cookie
 
 # --------------------------------------------------------------------------- views
@@ -35,7 +35,7 @@ def branches(circ: Circulation, library: str, *, pickup_only: bool = False) -> l
 def settings_view(circ: Circulation, p: queries.PatronInfo) -> dict:
     return {"email": p.email, "locale": p.locale,
             "default_pickup_branch": p.default_pickup_branch,
-            "default_pickup_name": queries.branch_name(circ, p.default_pickup_branch),
+            "default_pickup_name": circ.branch_name(p.default_pickup_branch) or None,
             "default_contact_method": p.default_contact_method,
             "contact_ja": labels.CONTACT_JA.get(p.default_contact_method, ""),
             "new_book_alerts": p.new_book_alerts, "history_opt_in": p.history_opt_in}
@@ -87,14 +87,14 @@ async def login(ctx: Ctx):
     info = await queries.patron(ctx.circ, p.login)
     resp = json_response({"token": res.session_token, "kind": "patron", "card_number": p.login,
                           "name": p.name, "library": p.library, **message(res.decision),
-                          "settings": settings_view(ctx.circ, info)})
+                          "settings": settings_view(ctx.circ, info)}, clock=ctx.circ.clock)
     session_cookie(resp, ctx.st, res.session_token, auth.PATRON_MAX)
     return resp
 
 
 async def logout(ctx: Ctx):
     done = await auth.logout(ctx.circ, ctx.token) if ctx.token else False
-    resp = json_response({"logged_out": done, **REASONS["logged_out"]})
+    resp = json_response({"logged_out": done, **texts("logged_out")}, clock=ctx.circ.clock)
     clear_session_cookie(resp, ctx.st)
     return resp
 
@@ -295,7 +295,7 @@ async def checkout_cart(ctx: Ctx):
                         "position": p.position, "request": views.get(p.request_id)} for p in res.placed],
             "refused": [{"title_id": r.title_id, "title": r.title, "error": r.decision.code,
                          "message_ja": r.decision.message_ja, "message_en": r.decision.message_en,
-                         "details": jsonable(r.decision.details)} for r in res.refused],
+                         "details": r.decision.details} for r in res.refused],
             "cart": _cart_view(await cart.items(ctx.circ, ctx.card))}
 
 
@@ -403,7 +403,7 @@ async def test_mail(ctx: Ctx):
     if sent.email is None:
         raise refusal(reasons.decide("email_missing"), status=409)
     code = "test_mail_queued" if sent.queued else "test_mail_recent"
-    return 202, {"queued": sent.queued, "email": sent.email, "code": code, **REASONS[code]}
+    return 202, {"queued": sent.queued, "email": sent.email, "code": code, **texts(code)}
 
 
 # --------------------------------------------------------------------------- routes

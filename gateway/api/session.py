@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from circulation import auth
+from circulation import auth, jobs
 from circulation.service import Circulation
 
-from .encoding import json_response
+from .encoding import json_response, local_times
 from .errors import BEARER_CHALLENGE, ApiError, Outage, refusal
 from .validation import Document, Operation
 
@@ -66,6 +66,7 @@ class ApiState:
     document: Document | None = None
     outage: Outage = field(default_factory=Outage)
     ill: Any = None                          # circulation.ill.common.Ill when [ill] is configured
+    jobs_stop_timeout: float = 10.0          # on shutdown, for the jobs in progress
     _kick_task: asyncio.Task | None = None
     _kick_again: bool = False
 
@@ -77,7 +78,7 @@ class ApiState:
         """Wake the notices job (when the service runs it): one run at a time, and
         one more if new notices were queued while it ran."""
         sch = self.scheduler
-        if sch is None or "notices" not in sch.intervals:
+        if sch is None or "notices" not in sch.intervals or sch.stopping:
             return
         if self._kick_task is not None and not self._kick_task.done():
             self._kick_again = True
@@ -86,7 +87,10 @@ class ApiState:
         async def run():
             while True:
                 self._kick_again = False
-                await sch.run_now("notices")
+                try:
+                    await sch.run_now("notices")
+                except jobs.SchedulerStopped:        # shutting down: the outbox keeps them
+                    return
                 if not self._kick_again:
                     return
 
@@ -190,9 +194,10 @@ def endpoint(route: Route, op: Operation, scope) -> Callable[[web.Request], Awai
                         d = auth.require_role(ctx.principal, role)
                         if not d.allowed:
                             raise refusal(d)
-        ctx.path = op.path_values(request)
-        ctx.query = op.query_values(request)
-        ctx.body = await op.body_values(request) if request.method in UNSAFE else {}
+        clock = st.circ.clock                   # input times as the service keeps them
+        ctx.path = local_times(op.path_values(request), clock)
+        ctx.query = local_times(op.query_values(request), clock)
+        ctx.body = local_times(await op.body_values(request), clock) if request.method in UNSAFE else {}
         if who == "staff":
             await scope(ctx, route.owns)
         result = await handler(ctx)
@@ -200,7 +205,7 @@ def endpoint(route: Route, op: Operation, scope) -> Callable[[web.Request], Awai
             resp = result
         else:
             status, payload = result if isinstance(result, tuple) else (200, result)
-            resp = json_response(payload, status)
+            resp = json_response(payload, status, clock=st.circ.clock)
         if request.method in UNSAFE and resp.status < 400:
             st.kick_notices()
         return resp

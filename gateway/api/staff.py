@@ -13,9 +13,10 @@ import logging
 from datetime import timedelta
 
 from circulation import auth, holds, jobs, labels, lists, loans, notices, queries, routing
+from lifecycle import reasons
 
-from .encoding import json_response, jsonable, message
-from .errors import ApiError, decide, refusal
+from .encoding import json_response, message
+from .errors import RETRY_AFTER_SECONDS, ApiError, refusal
 from .patron import place, placed
 from .session import Ctx, Owned, Route, session_cookie
 
@@ -42,7 +43,7 @@ def _branch(ctx: Ctx) -> str:
     the staff member's own."""
     branch = ctx.value("branch") or ctx.principal.branch
     if not branch:
-        raise refusal(decide("branch_required"))
+        raise refusal(reasons.decide("branch_required"))
     return branch
 
 
@@ -52,7 +53,7 @@ async def staff_login(ctx: Ctx):
     if res.session_token is None:
         raise refusal(res.decision, now=ctx.circ.now())
     resp = json_response({"token": res.session_token, "kind": "staff", **message(res.decision),
-                          "staff": staff_view(res.principal)})
+                          "staff": staff_view(res.principal)}, clock=ctx.circ.clock)
     session_cookie(resp, ctx.st, res.session_token, auth.STAFF_SESSION)
     return resp
 
@@ -78,9 +79,9 @@ async def checkin(ctx: Ctx):
     b, branch = ctx.body, _branch(ctx)
     dropped, now = b.get("dropped_at"), ctx.circ.now()
     if dropped is not None and dropped > now:
-        raise refusal(decide("dropped_at_in_future"))
+        raise refusal(reasons.decide("dropped_at_in_future"))
     if dropped is not None and dropped < now - RETURN_BACKDATE_MAX:
-        raise refusal(decide("dropped_at_implausible", earliest=now - RETURN_BACKDATE_MAX))
+        raise refusal(reasons.decide("dropped_at_implausible", earliest=now - RETURN_BACKDATE_MAX))
     res = await loans.check_in(ctx.circ, barcode=b["barcode"], branch=branch, role="staff",
                                actor=ctx.actor, return_kind=b.get("return_kind", "counter"),
                                dropped_at=dropped, walk_in=b.get("walk_in", False))
@@ -89,7 +90,7 @@ async def checkin(ctx: Ctx):
         raise refusal(d)
     return {"returned": res.returned_at is not None, "loan_id": res.loan_id,
             "returned_at": res.returned_at, "overdue_days": res.overdue_days,
-            "routing": _routing(res.routing), **message(d), "details": jsonable(d.details)}
+            "routing": _routing(res.routing), **message(d), "details": d.details}
 
 
 async def trap(ctx: Ctx):
@@ -122,6 +123,12 @@ async def transits(ctx: Ctx):
 async def call_list(ctx: Ctx):
     branch = _branch(ctx)
     return {"branch": branch, "entries": await notices.call_list(ctx.circ, branch)}
+
+
+async def record_call(ctx: Ctx):
+    done = await notices.record_call(ctx.circ, ctx.path["request_id"], actor=ctx.actor,
+                                     note=ctx.body.get("note", ""))
+    return {"request_id": done.request_id, "contacted_at": done.contacted_at, "shelf_deadline": done.shelf_deadline}
 
 
 # --------------------------------------------------------------------------- requests
@@ -185,7 +192,11 @@ async def run_job(ctx: Ctx):
     sch = st.scheduler
     if sch is not None and name in sch.intervals:
         failures = sch.failures[name]
-        changed = await sch.run_now(name)            # never overlaps the scheduled run
+        try:
+            changed = await sch.run_now(name)        # never overlaps the scheduled run
+        except jobs.SchedulerStopped:
+            raise ApiError(503, "service_unavailable", details={"retry_after": RETRY_AFTER_SECONDS},
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         if sch.failures[name] != failures:
             raise ApiError(500, "job_failed", details={"job": name})
     else:
@@ -214,6 +225,7 @@ ROUTES: list[Route] = [
     Route("GET", "/staff/pull-list", pull_list, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/transits", transits, S, CIRC, (BRANCH,)),
     Route("GET", "/staff/call-list", call_list, S, CIRC, (BRANCH,)),
+    Route("POST", "/staff/call-list/{request_id}", record_call, S, CIRC, (REQUEST,)),
     Route("POST", "/staff/requests", place_request, S, CIRC, (BRANCH, PATRON)),
     Route("POST", "/staff/requests/{request_id}/cancel", cancel, S, CIRC, (REQUEST, BRANCH)),
     Route("GET", "/staff/requests/{request_id}/history", history, S, CIRC, (REQUEST,)),

@@ -8,8 +8,9 @@ What the schemas cannot say, and the API adds to every operation alike:
 * text is Unicode without NUL: a string with U+0000 (PostgreSQL cannot store it) or a
   lone surrogate (not encodable, e.g. ``"\\ud800"``) is refused, wherever it is;
 * dates and times (``format: date`` / ``date-time``) lie in the years
-  :data:`YEAR_MIN`..:data:`YEAR_MAX`; times without an offset are Japan time, and are
-  handed to the service as naive Japan local times;
+  :data:`YEAR_MIN`..:data:`YEAR_MAX`; a time keeps its offset here (the endpoint hands
+  it to the service as the service zone's local time, ``encoding.local_times``; one
+  without an offset is local time already);
 * an ``integer`` is a JSON integer (never ``1.0`` or ``true``);
 * a query parameter appears at most once, and only documented ones are accepted;
 * a body nested deeper than the JSON parser goes is ``bad_json``, like any unreadable one.
@@ -36,7 +37,6 @@ from referencing.jsonschema import DRAFT202012
 
 from config import locate
 
-from .encoding import local_time
 from .errors import ApiError, invalid
 
 OPENAPI_FILE = locate("gateway/openapi/circulation.json")
@@ -318,7 +318,7 @@ class Operation:
             parsed = parse_date(value) if fmt == "date" else parse_datetime(value)
             if not YEAR_MIN <= parsed.year <= YEAR_MAX:
                 raise invalid(_field(path), f"outside the accepted years {YEAR_MIN}..{YEAR_MAX}")
-            return parsed if fmt == "date" else local_time(parsed)
+            return parsed             # a time keeps its offset: encoding.local_times
         if isinstance(value, dict):
             props = schema.get("properties", {})
             return {k: self._convert(props[k], v, [*path, k]) if k in props else v for k, v in value.items()}
