@@ -35,6 +35,7 @@ read as the vowel before it (o + ー as う), in 五十音 order; then by voicin
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -125,7 +126,8 @@ _KANA_RE = re.compile(r"[\u3041-\u3096\u309d\u309e\u30fc]")
 _KANJI_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3005\u3007\u303b\U00020000-\U0003ffff]")
 # a reading run: kana (with ー and the iteration marks) or one Latin word (letters with
 # macrons/circumflexes, apostrophes and hyphens inside)
-_RUN_RE = re.compile(r"[\u3041-\u3096\u309d\u309eー\u3099\u309a]+|[a-zāīūēôâîûêō](?:[a-zāīūēôâîûêō'’ʼ\-‐]*[a-zāīūēôâîûêō])?")
+_LATIN = "a-zāīūēōâîûêô"
+_RUN_RE = re.compile(rf"[\u3041-\u3096\u309d\u309eー\u3099\u309a]+|[{_LATIN}](?:[{_LATIN}'’ʼ\-‐]*[{_LATIN}])?")
 _OTHER_RE = re.compile(r"[0-9]|[^\W_]", re.UNICODE)
 
 
@@ -313,7 +315,7 @@ class _Analyser:
             with self._lock:
                 if self._tok is None and self.failed is None:
                     try:
-                        from sudachipy import Dictionary, SplitMode
+                        from sudachipy import Dictionary, SplitMode  # type: ignore[import-untyped]
 
                         self._tok = (Dictionary(dict="core").tokenizer(), SplitMode.C)
                     except Exception as e:  # noqa: BLE001 - no analyser: no generated readings, said once
@@ -323,11 +325,22 @@ class _Analyser:
 
 
 ANALYSER = _Analyser()
+_NAME_KANJI = str.maketrans(jv.NAME_KANJI)
 _PARTICLE_KATA = {"ハ": "ワ", "ヘ": "エ", "ヲ": "オ"}
 _KATA_READING_RE = re.compile(r"[\u30a1-\u30faー]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _generated(text: str) -> tuple[str, ...]:
+    return tuple(_generate(text))
+
+
 def generated_reading(text: str) -> list[str]:
+    """The analyser's reading of a value as hiragana segments (cached per distinct value)."""
+    return list(_generated(text))
+
+
+def _generate(text: str) -> list[str]:
     """The analyser's reading of a value (hiragana segments): particles as pronounced,
     the catalogue readings of config/ja_variants.toml [generated]; a word the analyser
     does not know (its reading is not kana) ends a segment.  [] without the analyser."""
@@ -336,7 +349,7 @@ def generated_reading(text: str) -> list[str]:
         return []
     tokenizer, mode = tk
     # the analyser knows the Japanese forms: fold Chinese and old forms first
-    s = unicodedata.normalize("NFKC", text).translate(_KANJI)
+    s = unicodedata.normalize("NFKC", text).translate(_KANJI).translate(_NAME_KANJI)
     segs: list[str] = []
     cur: list[str] = []
     for m in tokenizer.tokenize(s, mode):
@@ -363,35 +376,137 @@ def generated_reading(text: str) -> list[str]:
     return segs
 
 
-# ----------------------------------------------------------------- queries
-def query_readings(term: str) -> tuple[list[list[str]], bool]:
-    """A query term as reading keys: (alternatives, marks_length).  Alternatives differ in
-    the particles (は/へ not first, and the romaji words ha/wa/he/e, also as the other
-    spelling); marks_length is True when the term is kana or marks a long vowel (macron,
-    doubled vowel, ー): it is then matched against keys, else against short keys.
-    ([], False) when the term is not one reading (kanji, other words, digits)."""
-    t = term.strip().strip("*").strip()
-    if not t or "*" in t or "?" in t or has_kanji(t):
+# ----------------------------------------------------------------- canonical key, index and query
+#: the reading tokens of a field: one canonical-key kana each, after a private-use mark
+#: that tokenize() never produces (so only reading queries meet them).  Generated
+#: readings (the analyser's) have their own marks; a key with vowel length is also
+#: indexed without it (the short marks), for romaji queries that do not mark length.
+CATALOGUED = "\ue002"
+GENERATED_MARK = "\ue003"
+CATALOGUED_SHORT = "\ue004"
+GENERATED_SHORT = "\ue005"
+FULL_MARKS = (CATALOGUED, GENERATED_MARK)
+ALL_MARKS = (CATALOGUED, GENERATED_MARK, CATALOGUED_SHORT, GENERATED_SHORT)
+_SHORT_OF = {CATALOGUED: CATALOGUED_SHORT, GENERATED_MARK: GENERATED_SHORT}
+#: a romanized query term is searched as a reading when its key has this many kana
+#: (shorter ones, "to", "no", "e", are words of their own: they are searched as words only)
+MIN_ROMAJI_KANA = 2
+
+
+def canonical(reading: str) -> list[str]:
+    """THE canonical reading key (docs/search.md, "Readings"): key() of the reading,
+    so kenkyū = kenkyuu = けんきゅう = ケンキユウ -> け ん き ゆ ー (short: け ん き ゆ)."""
+    return key(reading)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _value_keys(value: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(k for k in (tuple(canonical(seg)) for seg in reading_kana(value)) if k)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _generated_keys(value: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(k for k in (tuple(canonical(seg)) for seg in generated_reading(value)) if k)
+
+
+def _marked(keys, mark: str) -> list[list[str]]:
+    out = []
+    for k in keys:
+        out.append([mark + t for t in k])
+        if LONG in k:
+            out.append([_SHORT_OF[mark] + t for t in k if t != LONG])
+    return out
+
+
+def is_japanese(fields: dict[str, list[str]]) -> bool:
+    """A document is Japanese when its language says so or a title or name has kana."""
+    if any(v.lower() == "jpn" for v in fields.get("language", ())):
+        return True
+    return any(has_kana(v) for f in ("title", "creator") for v in fields.get(f, ()))
+
+
+def reading_values(values: list[str], japanese: bool) -> list[list[str]]:
+    """The reading token lists of one field's values (one list per reading segment):
+    * the catalogued readings: values without kanji, kana always, romaji when the
+      document is Japanese, each as its canonical key marked CATALOGUED;
+    * when the field has none and the document is Japanese, the generated readings of
+      its values with kanji, marked GENERATED_MARK;
+    a key with ー also without it, marked CATALOGUED_SHORT / GENERATED_SHORT."""
+    out: list[list[str]] = []
+    kanji_values = []
+    for v in values:
+        if has_kanji(v):
+            kanji_values.append(v)
+            continue
+        if not japanese and not has_kana(v):
+            continue
+        out.extend(_marked(_value_keys(v), CATALOGUED))
+    if not out and japanese:
+        for v in kanji_values:
+            out.extend(_marked(_generated_keys(v), GENERATED_MARK))
+    return out
+
+
+def _readable(value: str) -> bool:
+    """True when every Latin word of a value is romaji (so the value is a reading)."""
+    s = _prep(value)
+    return all(romaji_to_kana(m.group()) is not None for m in _RUN_RE.finditer(s) if m.group()[0].isascii()
+               or not ("\u3041" <= m.group()[0] <= "\u309e" or m.group()[0] == LONG))
+
+
+def sort_reading(values: list[str], skip: int = 0) -> str | None:
+    """The filing key of a Japanese heading from its forms (docs/search.md, "Order by
+    reading"): its kana reading if it has one, else its romanized form when that is all
+    romaji (``skip`` non-filing characters left out), else the generated reading of its
+    first form with kanji; None when none of these reads.  A sort_key() in hiragana,
+    after every Latin key in code point order, as Japanese libraries file (JIS X 4061:
+    Latin before kana before kanji)."""
+    kana = [v for v in values if not has_kanji(v) and has_kana(v)]
+    segs: list[str] = []
+    if kana:
+        segs = reading_kana(kana[0])
+    else:
+        for i, v in enumerate(values):
+            if not has_kanji(v) and not has_kana(v):
+                text = v[skip:] if i == 0 else v
+                if _readable(text):
+                    segs = reading_kana(text)
+                break
+    if not segs:
+        for v in values:
+            if has_kanji(v):
+                segs = generated_reading(v)
+                break
+    return sort_key(segs) or None
+
+
+def query_keys(term: str) -> tuple[list[list[str]], bool]:
+    """A query term (one word, or the words of a phrase) as canonical reading keys, and
+    whether it marks vowel length.  The keys are alternatives that differ in the
+    particles (a は/へ that is not first, and the romaji words ha/wa/he/e, also as the
+    other spelling).  A term marks length when it is kana or has a macron, circumflex
+    or doubled vowel; one that does not is matched against the keys and the short keys
+    (tokyo finds tōkyō), one that does against the keys only (スパ is not スーパー).
+    ([], False) when the term is not one reading (kanji, masks, digits, words that are
+    not romaji, or a romaji term of fewer than MIN_ROMAJI_KANA kana)."""
+    t = term.strip()
+    if not t or "*" in t or "?" in t or "\\" in t or has_kanji(t):
         return [], False
     segs = reading_kana(t)
     if len(segs) != 1:
         return [], False
     prepped = _prep(t)
     kana_term = _KANA_RE.search(prepped) is not None
-    alts = _particle_alternatives(prepped, kana_term)
-    toks = []
-    for a in alts:
+    out: list[list[str]] = []
+    for a in _particle_alternatives(prepped, kana_term):
         got = reading_kana(a)
         if len(got) == 1:
-            k = key(got[0])
-            if k and k not in toks:
-                toks.append(k)
-    if not toks:
+            k = canonical(got[0])
+            if k and k not in out:
+                out.append(k)
+    if not out or (not kana_term and len(short(out[0])) < MIN_ROMAJI_KANA):
         return [], False
-    marks = kana_term or any(LONG in k for k in toks)
-    if not marks:
-        toks = [short(k) for k in toks]
-    return toks, marks
+    return out, kana_term or any(LONG in k for k in out)
 
 
 def _particle_alternatives(s: str, kana_term: bool) -> list[str]:

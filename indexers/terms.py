@@ -20,7 +20,9 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
+from . import ja_variants as jv
 from . import normalize as nz
+from . import readings as rd
 from .query_model import Clause, Prox, QueryError
 
 EXACT_SKIP = frozenset({"notes"})  # long free text: no whole-value entries (docs/search.md)
@@ -28,6 +30,8 @@ IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})  # keys normalized b
 MAX_EXPANSION = 2000  # words a masked term may expand to before diagnostic 28
 # relevance: weight of a match in each text field (BM25 weights / query boosts)
 FIELD_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
+# text fields whose values also get reading tokens (indexers/readings.py, docs/search.md "Readings")
+READING_FIELDS = frozenset({"title", "creator", "subject", "publisher"})
 RELATIONS = ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within")
 MODIFIERS = ("ignorecase", "respectcase", "masked", "relevant")
 
@@ -45,6 +49,10 @@ class Entries:
 def index_entries(fields: dict[str, list[str]], types: dict[str, str], transforms: dict[str, str | None],
                   text_fields: list[str]) -> Entries:
     texts = {f: [nz.tokenize(v) for v in fields.get(f, ())] for f in text_fields}
+    japanese = rd.is_japanese(fields)
+    for f in text_fields:
+        if f in READING_FIELDS and fields.get(f):
+            texts[f].extend(rd.reading_values(fields[f], japanese))
     keys: set[tuple[str, str, str]] = set()
     nums: set[tuple[str, int]] = set()
     for f, vals in fields.items():
@@ -116,6 +124,30 @@ def phrase_tokens(term: str) -> list[nz.QToken]:
                 raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
             toks[i] = nz.QToken("?", True, False)  # a lone * between words: any one word
     return toks
+
+
+def text_groups(term: str, rel: str) -> list[list[list[nz.QToken]]]:
+    """The token sequences a text-field term matches: one group per phrase (= and adj:
+    the whole term; all and any: each word), each group a list of alternatives, any of
+    which matches: the term as typed, its spellings of config/ja_variants.toml
+    (ja_variants.query_variants) and its canonical reading keys (readings.query_keys)
+    as catalogued and as generated reading tokens.  Empty groups are left out."""
+    raw = [term] if rel in ("=", "adj") else words(term)
+    groups: list[list[list[nz.QToken]]] = []
+    for w in raw:
+        alts: list[list[nz.QToken]] = []
+        for v in jv.query_variants(w):
+            toks = phrase_tokens(v)
+            if toks and toks not in alts:
+                alts.append(toks)
+        if not alts:
+            continue
+        keys, marks_length = rd.query_keys(w)
+        for k in keys:
+            for mark in (rd.FULL_MARKS if marks_length else rd.ALL_MARKS):
+                alts.append([nz.QToken(mark + t, False, False) for t in k])
+        groups.append(alts)
+    return groups
 
 
 def identifier_key(transform: str | None, term: str) -> str | None:

@@ -347,22 +347,19 @@ class Compiler:
             exact_fields = [f for f in fields if f not in EXACT_SKIP] or fields
             return self.term_table(exact_fields, rel, term, transform=None)
         colspec = "{" + " ".join(fields) + "}"
-        if rel in ("=", "adj"):
-            groups = [T.phrase_tokens(term)]
-            joiner = " AND "
-        else:
-            groups = [T.phrase_tokens(w) for w in T.words(term)]
-            joiner = " AND " if rel == "all" else " OR "
-        groups = [g for g in groups if g]
+        joiner = " OR " if rel == "any" else " AND "
+        groups = T.text_groups(term, rel)  # each: alternatives (variants, readings)
         if not groups:
             return Fts(NO_MATCH)
         parts = []
-        verify = []
-        for toks in groups:
-            expr, needs_verify = self.phrase_expr(toks)
-            parts.append(expr)
-            if needs_verify:
-                verify.append(toks)
+        verify = False
+        for alts in groups:
+            exprs = []
+            for toks in alts:
+                expr, needs_verify = self.phrase_expr(toks)
+                exprs.append(expr)
+                verify = verify or needs_verify
+            parts.append(" OR ".join(f"({e})" for e in exprs))
         expr = colspec + " : (" + joiner.join(f"({p})" for p in parts) + ")"
         if positive:
             self.rank_exprs.append(expr)
@@ -370,10 +367,10 @@ class Compiler:
             return Fts(expr)
         # some phrase needs position checks: candidates from FTS, then verify
         cands = [r[0] for r in self.conn.execute("SELECT rowid FROM ft WHERE ft MATCH ?", (expr,))]
-        matchers = [[T.matcher(t) for t in toks] for toks in groups]
+        matchers = [[[T.matcher(t) for t in toks] for toks in alts] for alts in groups]
         ok = []
         for uid, streams in self.streams(cands, fields):
-            hits = [any(T.spans(v, m) for v in streams) for m in matchers]
+            hits = [any(T.spans(v, m) for m in alts for v in streams) for alts in matchers]
             if (all(hits) if joiner == " AND " else any(hits)):
                 ok.append(uid)
         return self.ids_plan(ok)
