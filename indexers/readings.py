@@ -454,30 +454,52 @@ def _readable(value: str) -> bool:
                or not ("\u3041" <= m.group()[0] <= "\u309e" or m.group()[0] == LONG))
 
 
-def sort_reading(values: list[str], skip: int = 0) -> str | None:
-    """The filing key of a Japanese heading from its forms (docs/search.md, "Order by
-    reading"): its kana reading if it has one, else its romanized form when that is all
-    romaji (``skip`` non-filing characters left out), else the generated reading of its
-    first form with kanji; None when none of these reads.  A sort_key() in hiragana,
-    after every Latin key in code point order, as Japanese libraries file (JIS X 4061:
-    Latin before kana before kanji)."""
+def reading_of(values: list[str], skip: int = 0) -> list[str]:
+    """The reading of a Japanese heading from its forms (docs/search.md, "Order by
+    reading"), as hiragana segments: its kana form if it has one, else its romanized
+    form when that is all romaji (``skip`` non-filing characters left out), else the
+    generated reading of its first form with kanji; [] when none of these reads."""
     kana = [v for v in values if not has_kanji(v) and has_kana(v)]
-    segs: list[str] = []
     if kana:
-        segs = reading_kana(kana[0])
-    else:
-        for i, v in enumerate(values):
-            if not has_kanji(v) and not has_kana(v):
-                text = v[skip:] if i == 0 else v
-                if _readable(text):
-                    segs = reading_kana(text)
-                break
-    if not segs:
-        for v in values:
-            if has_kanji(v):
-                segs = generated_reading(v)
-                break
-    return sort_key(segs) or None
+        return reading_kana(kana[0])
+    for i, v in enumerate(values):
+        if not has_kanji(v) and not has_kana(v):
+            text = v[skip:] if i == 0 else v
+            if _readable(text):
+                return reading_kana(text)
+            break
+    for v in values:
+        if has_kanji(v):
+            return generated_reading(v)
+    return []
+
+
+def sort_reading(values: list[str], skip: int = 0) -> str | None:
+    """The filing key of a Japanese heading: sort_key() of reading_of(); in hiragana, so
+    after every Latin key in code point order, as Japanese libraries file (JIS X 4061:
+    Latin before kana before kanji).  None when the heading has no reading."""
+    return sort_key(reading_of(values, skip)) or None
+
+
+def spelled(segments: list[str]) -> str:
+    """A reading as a patron types it in hiragana: segments joined by spaces, a long
+    vowel written with its kana (とーきょー -> とうきょう, o and u + ー as う)."""
+    out = []
+    for seg in segments:
+        chars: list[str] = []
+        for ch in seg:
+            if ch == LONG and chars:
+                v = _VOWEL_OF.get(jv.SMALL_TO_LARGE.get(chars[-1], chars[-1]))
+                if v:
+                    chars.append(_SORT_LONG[v] if v in "ou" else _VOWEL_KANA[v])
+                    continue
+            chars.append(ch)
+        out.append("".join(chars))
+    return " ".join(out)
+
+
+#: packs the reading and the heading in the display of a scan-by-reading key
+SCAN_SEP = "\u001e"
 
 
 def query_keys(term: str) -> tuple[list[list[str]], bool]:

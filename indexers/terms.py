@@ -30,8 +30,13 @@ IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})  # keys normalized b
 MAX_EXPANSION = 2000  # words a masked term may expand to before diagnostic 28
 # relevance: weight of a match in each text field (BM25 weights / query boosts)
 FIELD_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
+# What index documents are made of changes with this (both backends): a catalog indexed
+# with another format is rebuilt by the next ingest (indexers/store.py, docs/search.md
+# "Reindex").  2: readings, generated readings, filing and scan keys by reading (issue 16).
+INDEX_FORMAT = "2"
 # text fields whose values also get reading tokens (indexers/readings.py, docs/search.md "Readings")
 READING_FIELDS = frozenset({"title", "creator", "subject", "publisher"})
+SCAN_READING_FIELDS = ("title", "creator")  # scan and sort by reading (docs/search.md)
 RELATIONS = ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within")
 MODIFIERS = ("ignorecase", "respectcase", "masked", "relevant")
 
@@ -71,7 +76,55 @@ def index_entries(fields: dict[str, list[str]], types: dict[str, str], transform
             key = v.lower() if keep_case else nz.exact_key(v)
             if key:
                 keys.add((f, key, v))
+    if japanese:
+        keys |= reading_keys(fields)
     return Entries(texts, keys, nums)
+
+
+def reading_keys(fields: dict[str, list[str]]) -> set[tuple[str, str, str]]:
+    """Scan by reading (docs/search.md, "Scan by reading"): for a Japanese title and
+    name, ``<field>_yomi`` keyed by the filing key of its reading, displayed as the
+    reading and the heading (SCAN_SEP between), and its reading in hiragana as one more
+    whole-value key of the field, so that the value a reading scan returns finds it
+    with ==."""
+    out: set[tuple[str, str, str]] = set()
+    for f in SCAN_READING_FIELDS:
+        vals = fields.get(f)
+        if not vals:
+            continue
+        segs = rd.reading_of(vals)
+        sk = rd.sort_key(segs)
+        if not sk:
+            continue
+        text = rd.spelled(segs)
+        heading = next((v for v in vals if has_cjk_text(v)), vals[0])
+        out.add((f + "_yomi", sk, text + rd.SCAN_SEP + heading))
+        k = nz.exact_key(text)
+        if k:
+            out.add((f, k, heading))
+    return out
+
+
+def has_cjk_text(v: str) -> bool:
+    return any(nz.is_cjk(ch) for ch in v)
+
+
+def reading_scan(fields: list[str], term: str) -> tuple[list[str], str] | None:
+    """A scan of a title or name index from a kana term walks the readings:
+    (the _yomi key fields, the filing key to start from); None for any other scan."""
+    if not term.strip() or not rd.has_kana(term) or rd.has_kanji(term):
+        return None
+    yomi = [f + "_yomi" for f in fields if f in SCAN_READING_FIELDS]
+    if not yomi:
+        return None
+    return yomi, rd.sort_key(rd.reading_kana(term))
+
+
+def reading_scan_term(key: str, display: str) -> tuple[str, str]:
+    """(value, display) of a scan-by-reading entry: the reading in hiragana (a term that
+    finds the heading with ==, and from which a scan continues by reading) and the heading."""
+    text, _, heading = display.partition(rd.SCAN_SEP)
+    return nz.exact_key(text), heading
 
 
 # ---------------------------------------------------------------- query terms

@@ -226,3 +226,61 @@ def test_sort_by_title_files_by_reading(cat):
 
 def test_sort_by_creator_files_by_reading(cat):
     assert cat.local_ids("dc.creator=tarō or dc.creator=hanako sortby dc.creator") == ["j2", "j1"]
+
+
+def test_scan_by_reading_walks_the_gojuon(cat):
+    terms = cat.scan("dc.title", "と", 1, 4)
+    # the readings from と on, in 五十音 order: とうきょう, としょかん, にほん, ばいおりん
+    assert [t.display for t in terms] == ["東京の研究", "図書館の歴史", "日本の新聞", "ヴァイオリンの本"]
+    assert [t.value for t in terms] == ["とうきょうのけんきゅう", "としょかんのれきし", "にほんのしんぶん",
+                                        "ゔぁいおりんのほん"]
+    assert all(t.count == 1 for t in terms)
+    # each value finds its heading with == (and the scan continues from it by reading)
+    for t in terms:
+        assert len(cat.hits(f'dc.title=="{t.value}"')) == 1
+    around = cat.scan("dc.title", "とうきょうのけんきゅう", 2, 3)
+    assert [t.display for t in around] == ["地図の本", "東京の研究", "図書館の歴史"]
+    # nothing files before あ; a kana scan does not list Latin headings (A history of Tokyo)
+    assert [t.display for t in cat.scan("dc.title", "あ", 2, 2)] == ["霞ケ関の歴史"]
+
+
+def test_scan_by_reading_of_names(cat):
+    terms = cat.scan("dc.creator", "さ", 1, 2)
+    assert [(t.value, t.display) for t in terms] == [("さとうはなこ", "佐藤花子"), ("やまだたろう", "山田太郎")]
+
+
+def test_latin_scan_is_unchanged(cat):
+    assert [t.value for t in cat.scan("dc.title", "zen", 1, 1)] == ["zen and the art"]
+
+
+def test_a_catalog_indexed_before_readings_is_rebuilt_by_the_next_ingest(tmp_path, caplog):
+    """An older index (no index_format, no reading tokens) is found stale by the server
+    (a warning) and rebuilt by the next ingest, even of a file with nothing new."""
+    import logging
+    import sqlite3
+
+    from catalog_builder import write
+    from indexers.backends.sqlite_index import SqliteCatalog
+    from indexers.ingest import db_path, ingest
+    from sru.cql import parse_cql
+
+    src = write(tmp_path / "a.mrc", corpus()[:2])
+    ingest(tmp_path, "a", [src], quiet=True)
+    conn = sqlite3.connect(db_path(tmp_path))
+    with conn:  # make it look like a catalog of the former format: no readings, no format
+        conn.execute("DELETE FROM meta WHERE key='index_format'")
+        conn.execute("DELETE FROM ft")
+        conn.execute("INSERT INTO ft(rowid, title) SELECT union_id, 'toshokan no rekishi' FROM doc LIMIT 1")
+    conn.close()
+    cat = SqliteCatalog(db_path(tmp_path))
+    caplog.set_level(logging.WARNING)
+    assert cat.search_sync(parse_cql("dc.title=としょかん")).total == 0
+    assert "older format" in caplog.text and "unioncat ingest" in caplog.text
+    cat.close()
+    empty = write(tmp_path / "none.mrc", [])
+    ingest(tmp_path, "b", [empty], quiet=True)
+    cat = SqliteCatalog(db_path(tmp_path))
+    assert cat.search_sync(parse_cql("dc.title=としょかん")).total == 1
+    assert cat.search_sync(parse_cql("dc.title=kenkyu")).total == 1
+    assert "rebuilding 2 union records" in caplog.text
+    cat.close()

@@ -664,6 +664,9 @@ class ElasticsearchCatalog:
             fields = [f for f in fields if self.types.get(f) != "number"]
             tf = self.transforms.get(fields[0]) if len(fields) == 1 else None
             key = T.scan_key(tf, term)
+        by_reading = None if numeric else T.reading_scan(fields, term)
+        if by_reading is not None:
+            fields, key = by_reading
         before_n = max(0, min(response_position - 1, maximum_terms))
         after_n = max(0, maximum_terms - before_n)
 
@@ -691,6 +694,8 @@ class ElasticsearchCatalog:
         resp = await self._call(self.es.search, index=self.cfg.index, size=0, track_total_hits=False,
                                 aggs={"c": {"filters": {"filters": filters}}})
         counts = resp["aggregations"]["c"]["buckets"]
+        if by_reading:
+            return [ScanTerm(*T.reading_scan_term(k, d), counts[str(i)]["doc_count"]) for i, (k, d) in enumerate(terms)]
         return [ScanTerm(k, d, counts[str(i)]["doc_count"]) for i, (k, d) in enumerate(terms)]
 
     async def _scan_field(self, f: str, numeric: bool, key: str, forward: bool, n: int) -> dict[str, str]:

@@ -564,6 +564,21 @@ class Compiler:
 # the Catalog
 
 
+def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
+    """A catalog indexed by an older INDEX_FORMAT is served as it is (no readings):
+    say so, and what rebuilds it."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='index_format'").fetchone()
+        if row is None and conn.execute("SELECT 1 FROM doc LIMIT 1").fetchone() is None:
+            return  # nothing indexed yet
+    except sqlite3.Error:
+        return
+    if row is None or row[0] != T.INDEX_FORMAT:
+        log.warning("%s was indexed by an older format (%s, now %s): readings and filing by reading are missing "
+                    "until the next `unioncat ingest` on its data directory rebuilds the index",
+                    path, row[0] if row else "1", T.INDEX_FORMAT)
+
+
 class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
@@ -585,6 +600,8 @@ class SqliteCatalog:
         if c is None:
             c = self._open()
             self._local.conn = c
+            if not self._conns:
+                _warn_stale_format(c, self.path)
             self._conns.append(c)
         return c
 
@@ -746,6 +763,9 @@ class SqliteCatalog:
             tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
             key = T.scan_key(tf, term)
             numeric = False
+        by_reading = None if numeric else T.reading_scan(fields, term)
+        if by_reading is not None:
+            fields, key = by_reading
         before_n = max(0, min(response_position - 1, maximum_terms))
         after_n = max(0, maximum_terms - before_n)
 
@@ -782,7 +802,7 @@ class SqliteCatalog:
             else:
                 cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?",
                                    (*fields, k)).fetchone()[0]
-            out.append(ScanTerm(k, d, cnt))
+            out.append(ScanTerm(*T.reading_scan_term(k, d), cnt) if by_reading else ScanTerm(k, d, cnt))
         return out
 
     def generation_sync(self) -> str:
