@@ -147,6 +147,7 @@ def _prep(text: str) -> str:
 
 
 # ----------------------------------------------------------------- romaji
+@functools.lru_cache(maxsize=1 << 17)
 def romaji_to_kana(word: str) -> str | None:
     """One romanized word as hiragana (ー for a marked long vowel); None when it is not
     romaji.  ``word`` is lower-case (NFC), as _prep gives it."""
@@ -202,6 +203,12 @@ def romaji_to_kana(word: str) -> str | None:
 
 # ----------------------------------------------------------------- readings of text
 def reading_kana(text: str) -> list[str]:
+    """The reading of a value without kanji (see _reading_kana); cached per value."""
+    return list(_reading_kana(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _reading_kana(text: str) -> tuple[str, ...]:
     """The reading of a value without kanji, as hiragana segments (kana as written,
     romaji converted); word spaces and punctuation dropped, anything else (digits,
     words that are not romaji, kanji) ends a segment."""
@@ -234,11 +241,16 @@ def reading_kana(text: str) -> list[str]:
             cur = []
     if cur:
         segs.append("".join(cur))
-    return [x for x in segs if x]
+    return tuple(x for x in segs if x)
 
 
 def key(reading: str) -> list[str]:
-    """The reading key: one token per kana (see the module docstring)."""
+    """The reading key: one token per kana (see the module docstring); cached."""
+    return list(_key(reading))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key(reading: str) -> tuple[str, ...]:
     out: list[str] = []
     prev_vowel: str | None = None
     last_base = ""
@@ -271,7 +283,7 @@ def key(reading: str) -> list[str]:
         prev_vowel = _VOWEL_OF.get(ch)
         base = _UNVOICE.get(ch)
         last_base = base[0] if base else ch
-    return out
+    return tuple(out)
 
 
 def short(tokens: list[str]) -> list[str]:
@@ -385,8 +397,11 @@ CATALOGUED = "\ue002"
 GENERATED_MARK = "\ue003"
 CATALOGUED_SHORT = "\ue004"
 GENERATED_SHORT = "\ue005"
+#: romanized readings that mark no vowel length anywhere (Tokyo, kenkyu): their length is
+#: unknown, so every query is matched against them without length
+UNMARKED = "\ue006"
 FULL_MARKS = (CATALOGUED, GENERATED_MARK)
-ALL_MARKS = (CATALOGUED, GENERATED_MARK, CATALOGUED_SHORT, GENERATED_SHORT)
+ALL_MARKS = (CATALOGUED, GENERATED_MARK, CATALOGUED_SHORT, GENERATED_SHORT, UNMARKED)
 _SHORT_OF = {CATALOGUED: CATALOGUED_SHORT, GENERATED_MARK: GENERATED_SHORT}
 #: a romanized query term is searched as a reading when its key has this many kana
 #: (shorter ones, "to", "no", "e", are words of their own: they are searched as words only)
@@ -431,16 +446,22 @@ def reading_values(values: list[str], japanese: bool) -> list[list[str]]:
       document is Japanese, each as its canonical key marked CATALOGUED;
     * when the field has none and the document is Japanese, the generated readings of
       its values with kanji, marked GENERATED_MARK;
-    a key with ー also without it, marked CATALOGUED_SHORT / GENERATED_SHORT."""
+    a key with ー also without it, marked CATALOGUED_SHORT / GENERATED_SHORT; romaji
+    values that mark no length anywhere are marked UNMARKED instead of CATALOGUED."""
     out: list[list[str]] = []
     kanji_values = []
     for v in values:
         if has_kanji(v):
             kanji_values.append(v)
             continue
-        if not japanese and not has_kana(v):
+        kana = has_kana(v)
+        if not japanese and not kana:
             continue
-        out.extend(_marked(_value_keys(v), CATALOGUED))
+        keys = _value_keys(v)
+        if kana or any(LONG in k for k in keys):
+            out.extend(_marked(keys, CATALOGUED))
+        else:  # romaji without any length mark: length unknown
+            out.extend(_marked(keys, UNMARKED))
     if not out and japanese:
         for v in kanji_values:
             out.extend(_marked(_generated_keys(v), GENERATED_MARK))
@@ -455,23 +476,29 @@ def _readable(value: str) -> bool:
 
 
 def reading_of(values: list[str], skip: int = 0) -> list[str]:
+    """The reading of a Japanese heading (see _reading_of); cached per heading."""
+    return list(_reading_of(tuple(values), skip))
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _reading_of(values: tuple[str, ...], skip: int = 0) -> tuple[str, ...]:
     """The reading of a Japanese heading from its forms (docs/search.md, "Order by
     reading"), as hiragana segments: its kana form if it has one, else its romanized
     form when that is all romaji (``skip`` non-filing characters left out), else the
     generated reading of its first form with kanji; [] when none of these reads."""
     kana = [v for v in values if not has_kanji(v) and has_kana(v)]
     if kana:
-        return reading_kana(kana[0])
+        return _reading_kana(kana[0])
     for i, v in enumerate(values):
         if not has_kanji(v) and not has_kana(v):
             text = v[skip:] if i == 0 else v
             if _readable(text):
-                return reading_kana(text)
+                return _reading_kana(text)
             break
     for v in values:
         if has_kanji(v):
-            return generated_reading(v)
-    return []
+            return _generated(v)
+    return ()
 
 
 def sort_reading(values: list[str], skip: int = 0) -> str | None:

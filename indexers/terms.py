@@ -105,8 +105,13 @@ def reading_keys(fields: dict[str, list[str]]) -> set[tuple[str, str, str]]:
     return out
 
 
+_CJK_TEXT = re.compile(r"[\u3005-\u3007\u303b\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff"
+                       r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9d]|[\U00020000-\U0003ffff]")
+
+
 def has_cjk_text(v: str) -> bool:
-    return any(nz.is_cjk(ch) for ch in v)
+    """Kana or kanji in a value as catalogued (half-width katakana too)."""
+    return _CJK_TEXT.search(v) is not None
 
 
 def reading_scan(fields: list[str], term: str) -> tuple[list[str], str] | None:
@@ -199,6 +204,8 @@ def text_groups(term: str, rel: str) -> list[list[list[nz.QToken]]]:
         for k in keys:
             for mark in (rd.FULL_MARKS if marks_length else rd.ALL_MARKS):
                 alts.append([nz.QToken(mark + t, False, False) for t in k])
+            if marks_length:  # romanized readings of unknown length: matched without it
+                alts.append([nz.QToken(rd.UNMARKED + t, False, False) for t in rd.short(k)])
         groups.append(alts)
     return groups
 

@@ -147,6 +147,7 @@ def corpus():
         rec("j12", title="A history of Tokyo", lang="eng"),
         rec("j13", title="Zen and the art", lang="eng"),
         rec("j14", title="髙橋是清伝", lang="jpn"),
+        loc("j15", "Kyoto no kotoba", "京都の言葉"),         # romanized without macrons (length unknown)
     ]
 
 
@@ -192,6 +193,10 @@ def cat(request, tmp_path_factory):
     ("dc.title all \"toshokan rekishi\"", {"j1"}),
     ("dc.title any \"toshokan shinbun\"", {"j1", "j3", "j6"}),
     ("dc.title=tokyo", {"j2", "j12"}),
+    ("dc.title=kyōto", {"j15"}),                          # macron query, record without: found
+    ("dc.title=きょうと", {"j15"}),
+    ("dc.title=kyouto", {"j15"}),
+    ("dc.title=kyoto", {"j15"}),
 ])
 def test_reading_queries(cat, query, expected):
     assert cat.hits(query) == expected
@@ -211,6 +216,7 @@ def test_sort_by_title_files_by_reading(cat):
                    "j13",   # Zen and the art
                    "j9",    # 霞ケ関の歴史       かすみがせき (generated)
                    "j7",    # Gakkō e no michi  がっこう
+                   "j15",   # Kyoto no kotoba   きょうと (as romanized: きよと)
                    "j8",    # コンピューター入門  こんぴゅーたー (generated)
                    "j10",   # 佐々木家の人々      ささき (generated)
                    "j5",    # 情報と社会         じょうほう (generated)
