@@ -135,8 +135,12 @@ def has_kanji(text: str) -> bool:
     return _KANJI_RE.search(text) is not None
 
 
+_KANA_ANY_RE = re.compile(r"[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\uff66-\uff9d\uff70]")
+
+
 def has_kana(text: str) -> bool:
-    return _KANA_RE.search(unicodedata.normalize("NFKC", text).translate(_HIRA)) is not None
+    """Hiragana, katakana (half-width too) or ー in a value."""
+    return _KANA_ANY_RE.search(text) is not None
 
 
 def _prep(text: str) -> str:
@@ -293,7 +297,12 @@ def short(tokens: list[str]) -> list[str]:
 
 def sort_key(segments: Iterable[str]) -> str:
     """The dictionary-order key of a reading (JIS X 4061 style, see the docstring):
-    primary kana, a space, the voicing level of each kana."""
+    primary kana, a space, the voicing level of each kana; cached."""
+    return _sort_key(tuple(segments))
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _sort_key(segments: tuple[str, ...]) -> str:
     prim: list[str] = []
     level: list[str] = []
     prev = ""
