@@ -5,6 +5,7 @@ mix, ~3% Japanese) and the first N Japanese ones (008/35-37 = jpn: every record 
 readings, most of their kanji 880s a generated one only when no reading exists).
 
     python bench/readings_bench.py --baseline /tmp/main-tree [--records 20000]
+    python bench/readings_bench.py --queries [--records 250000]   # reading vs kanji p50/p99
 
 The baseline tree is run with its own sources (PYTHONPATH) and this venv's packages.
 Prints one JSON line per sample and tree, and the ratio of the times."""
@@ -82,13 +83,57 @@ def ingest(tree: Path, sample: Path) -> dict:
     return {"read": out["read"], "seconds": round(seconds, 2), "records_per_s": round(out["read"] / seconds, 1)}
 
 
+QUERY_PAIRS = [  # a reading query and a kanji query of about the same hit count
+    ("dc.title=toshokan", "dc.title=図書館"), ("dc.title=としょかん", "dc.title=図書館"),
+    ("dc.title=kenkyū", "dc.title=研究"), ("dc.title=けんきゅう", "dc.title=研究"),
+    ("dc.title=rekishi", "dc.title=歴史"), ("dc.title=れきし", "dc.title=歴史"),
+]
+
+
+def queries(sample: Path, runs: int) -> None:
+    """p50/p99 (ms) of reading against kanji queries on the embedded index of a sample."""
+    sys.path.insert(0, str(ROOT))
+    from indexers.backends.sqlite_index import SqliteCatalog
+    from indexers.ingest import db_path
+    from indexers.ingest import ingest as do_ingest
+    from sru.cql import parse_cql
+
+    d = Path(tempfile.mkdtemp(prefix="readings-q-"))
+    do_ingest(d, "loc", [sample], quiet=True)
+    cat = SqliteCatalog(db_path(d))
+
+    def timing(q: str) -> dict:
+        query = parse_cql(q)
+        hits = cat.search_sync(query).total
+        ts = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            cat.search_sync(query)
+            ts.append((time.perf_counter() - t0) * 1000)
+        ts.sort()
+        return {"query": q, "hits": hits, "p50_ms": round(ts[len(ts) // 2], 3),
+                "p99_ms": round(ts[min(len(ts) - 1, int(len(ts) * 0.99))], 3)}
+
+    for reading, kanji in QUERY_PAIRS:
+        print(json.dumps({"reading": timing(reading), "kanji": timing(kanji)}, ensure_ascii=False), flush=True)
+    cat.close()
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--baseline", type=Path, required=True, help="a source tree without readings (git archive main)")
+    ap.add_argument("--baseline", type=Path, help="a source tree without readings (git archive main)")
+    ap.add_argument("--queries", action="store_true", help="search p50/p99 of reading vs kanji queries instead")
+    ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--records", type=int, default=20000)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "readings-bench")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
+    if a.queries:
+        queries(samples(a.records, a.work)["mixed"], a.runs)
+        return
+    if a.baseline is None:
+        raise SystemExit("--baseline is required for the ingest comparison")
     for name, path in samples(a.records, a.work).items():
         base = ingest(a.baseline, path)
         new = ingest(ROOT, path)
