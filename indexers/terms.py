@@ -17,6 +17,8 @@ when its index cannot answer them exactly on its own.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -32,8 +34,12 @@ MAX_EXPANSION = 2000  # words a masked term may expand to before diagnostic 28
 FIELD_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
 # What index documents are made of changes with this (both backends): a catalog indexed
 # with another format is rebuilt by the next ingest (indexers/store.py, docs/search.md
-# "Reindex").  2: readings, generated readings, filing and scan keys by reading (issue 16).
-INDEX_FORMAT = "2"
+# "Reindex").  2: readings, generated readings, filing and scan keys by reading (issue 16);
+# after the dot, a digest of the folds of config/ja_variants.toml that change what is
+# indexed, so editing them rebuilds the index too.
+INDEX_FORMAT = "2." + hashlib.sha256(json.dumps(
+    [jv.NAME_KANJI, jv.SEPARATORS, jv.SMALL_TO_LARGE, jv.PARTICLES, jv.GENERATED],
+    sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
 # text fields whose values also get reading tokens (indexers/readings.py, docs/search.md "Readings")
 READING_FIELDS = frozenset({"title", "creator", "subject", "publisher"})
 SCAN_READING_FIELDS = ("title", "creator")  # scan and sort by reading (docs/search.md)
