@@ -19,7 +19,10 @@ normalize(text)
   4. Katakana -> hiragana (ァ..ヶ -> ぁ..ゖ, ヽヾ -> ゝゞ).  ヷヸヹヺ, which have no
      hiragana, are spelt as they are read, ゔぁ ゔぃ ゔぇ ゔぉ (the older
      ヷイオリン finds ヴァイオリン); so are "わ"+U+3099 etc.  ー and 々 are kept.
-  5. Kanji variants -> one (Japanese) form, via indexers/kanji_variants.py.
+  5. Kanji variants -> one (Japanese) form, via indexers/kanji_variants.py, then
+     the name and place-name variants of config/ja_variants.toml [kanji]
+     (髙 -> 高, 﨑 -> 崎, 𠮷 -> 吉, 邉 -> 辺, 斉 -> 斎; indexers/ja_variants.py).
+     Its [separators] (・ ゠ between name parts) become spaces: boundaries.
   Also deleted: variation selectors (U+FE00-FE0F, U+E0100-E01EF: glyph choice
   only, e.g. ideographic variation sequences in names), the soft hyphen U+00AD,
   ZWNJ/ZWJ U+200C/D and the word joiner U+2060.  Everything else (punctuation,
@@ -59,6 +62,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from .ja_variants import NAME_KANJI as _NAME_KANJI
+from .ja_variants import SEPARATORS as _SEPARATORS
 from .kanji_variants import TRANSLATION as _KANJI_TRANSLATION
 
 __all__ = [
@@ -138,6 +143,15 @@ def _build_fold() -> dict[int, int | str | None]:
     fold[0x30FD] = 0x309D  # ヽ -> ゝ
     fold[0x30FE] = 0x309E  # ヾ -> ゞ
     fold.update(_KANJI_TRANSLATION)
+    # name and place-name variants of config/ja_variants.toml [kanji], after the OpenCC
+    # table: what it folds to a name variant goes on to the canonical form (齊 -> 斉 -> 斎)
+    names = {ord(v): ord(c) for v, c in _NAME_KANJI.items()}
+    for cp, to in fold.items():
+        if isinstance(to, int) and to in names:
+            fold[cp] = names[to]
+    fold.update(names)
+    for sep in _SEPARATORS:  # name-part separators ([separators]): boundaries
+        fold[ord(sep)] = " "
     return fold
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from .records import Holding, UnionRecord
 
 if TYPE_CHECKING:              # prepare imports the index writers; its type only
     from .prepare import Prepared
+
+log = logging.getLogger("unioncat.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -184,6 +187,35 @@ class Store:
         self._gone.clear()
         self._fresh.clear()
         self._left.clear()
+
+    # -- index format ---------------------------------------------------------
+    def index_format(self) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='index_format'").fetchone()
+        return row[0] if row else None
+
+    def rebuild_stale_index(self) -> int:
+        """When the index documents were made by another INDEX_FORMAT (indexers/terms.py),
+        rebuild every union record's document (through the index writer: the embedded
+        index, or the Elasticsearch outbox, pushed by this ingest); record the format.
+        Returns how many were rebuilt (0: the index was current, or the store empty)."""
+        from .terms import INDEX_FORMAT
+
+        if self.index_format() == INDEX_FORMAT:
+            return 0
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM union_rec")]
+        self.begin()
+        try:
+            if ids:
+                log.warning("the index was made by an older format (%s, now %s): rebuilding %d union records",
+                            self.index_format() or "1", INDEX_FORMAT, len(ids))
+            self._dirty.update(ids)
+            self.conn.execute("INSERT INTO meta(key, value) VALUES ('index_format', ?)"
+                              " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (INDEX_FORMAT,))
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return len(ids)
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, library: str, full: bool) -> int:

@@ -17,10 +17,14 @@ when its index cannot answer them exactly on its own.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 
+from . import ja_variants as jv
 from . import normalize as nz
+from . import readings as rd
 from .query_model import Clause, Prox, QueryError
 
 EXACT_SKIP = frozenset({"notes"})  # long free text: no whole-value entries (docs/search.md)
@@ -28,6 +32,17 @@ IDENTIFIER_TRANSFORMS = frozenset({"isbn", "issn", "lccn"})  # keys normalized b
 MAX_EXPANSION = 2000  # words a masked term may expand to before diagnostic 28
 # relevance: weight of a match in each text field (BM25 weights / query boosts)
 FIELD_WEIGHTS = {"title": 4.0, "creator": 2.0, "subject": 2.0, "publisher": 1.0, "notes": 0.5}
+# What index documents are made of changes with this (both backends): a catalog indexed
+# with another format is rebuilt by the next ingest (indexers/store.py, docs/search.md
+# "Reindex").  2: readings, generated readings, filing and scan keys by reading (issue 16);
+# after the dot, a digest of the folds of config/ja_variants.toml that change what is
+# indexed, so editing them rebuilds the index too.
+INDEX_FORMAT = "2." + hashlib.sha256(json.dumps(
+    [jv.NAME_KANJI, jv.SEPARATORS, jv.SMALL_TO_LARGE, jv.PARTICLES, jv.GENERATED],
+    sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
+# text fields whose values also get reading tokens (indexers/readings.py, docs/search.md "Readings")
+READING_FIELDS = frozenset({"title", "creator", "subject", "publisher"})
+SCAN_READING_FIELDS = ("title", "creator")  # scan and sort by reading (docs/search.md)
 RELATIONS = ("=", "adj", "all", "any", "==", "exact", "<", "<=", ">", ">=", "<>", "within")
 MODIFIERS = ("ignorecase", "respectcase", "masked", "relevant")
 
@@ -45,6 +60,10 @@ class Entries:
 def index_entries(fields: dict[str, list[str]], types: dict[str, str], transforms: dict[str, str | None],
                   text_fields: list[str]) -> Entries:
     texts = {f: [nz.tokenize(v) for v in fields.get(f, ())] for f in text_fields}
+    japanese = rd.is_japanese(fields)
+    for f in text_fields:
+        if f in READING_FIELDS and fields.get(f):
+            texts[f].extend(rd.reading_values(fields[f], japanese))
     keys: set[tuple[str, str, str]] = set()
     nums: set[tuple[str, int]] = set()
     for f, vals in fields.items():
@@ -63,7 +82,60 @@ def index_entries(fields: dict[str, list[str]], types: dict[str, str], transform
             key = v.lower() if keep_case else nz.exact_key(v)
             if key:
                 keys.add((f, key, v))
+    if japanese:
+        keys |= reading_keys(fields)
     return Entries(texts, keys, nums)
+
+
+def reading_keys(fields: dict[str, list[str]]) -> set[tuple[str, str, str]]:
+    """Scan by reading (docs/search.md, "Scan by reading"): for a Japanese title and
+    name, ``<field>_yomi`` keyed by the filing key of its reading, displayed as the
+    reading and the heading (SCAN_SEP between), and its reading in hiragana as one more
+    whole-value key of the field, so that the value a reading scan returns finds it
+    with ==."""
+    out: set[tuple[str, str, str]] = set()
+    for f in SCAN_READING_FIELDS:
+        vals = fields.get(f)
+        if not vals:
+            continue
+        segs = rd.reading_of(vals)
+        sk = rd.sort_key(segs)
+        if not sk:
+            continue
+        text = rd.spelled(segs)
+        heading = next((v for v in vals if has_cjk_text(v)), vals[0])
+        out.add((f + "_yomi", sk, text + rd.SCAN_SEP + heading))
+        k = nz.exact_key(text)
+        if k:
+            out.add((f, k, heading))
+    return out
+
+
+_CJK_TEXT = re.compile(r"[\u3005-\u3007\u303b\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff"
+                       r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9d]|[\U00020000-\U0003ffff]")
+
+
+def has_cjk_text(v: str) -> bool:
+    """Kana or kanji in a value as catalogued (half-width katakana too)."""
+    return _CJK_TEXT.search(v) is not None
+
+
+def reading_scan(fields: list[str], term: str) -> tuple[list[str], str] | None:
+    """A scan of a title or name index from a kana term walks the readings:
+    (the _yomi key fields, the filing key to start from); None for any other scan."""
+    if not term.strip() or not rd.has_kana(term) or rd.has_kanji(term):
+        return None
+    yomi = [f + "_yomi" for f in fields if f in SCAN_READING_FIELDS]
+    if not yomi:
+        return None
+    return yomi, rd.sort_key(rd.reading_kana(term))
+
+
+def reading_scan_term(key: str, display: str) -> tuple[str, str]:
+    """(value, display) of a scan-by-reading entry: the reading in hiragana (a term that
+    finds the heading with ==, and from which a scan continues by reading) and the heading."""
+    text, _, heading = display.partition(rd.SCAN_SEP)
+    return nz.exact_key(text), heading
 
 
 # ---------------------------------------------------------------- query terms
@@ -116,6 +188,32 @@ def phrase_tokens(term: str) -> list[nz.QToken]:
                 raise QueryError(28, term, "a * inside a CJK sequence is not supported; use two terms with and/prox")
             toks[i] = nz.QToken("?", True, False)  # a lone * between words: any one word
     return toks
+
+
+def text_groups(term: str, rel: str) -> list[list[list[nz.QToken]]]:
+    """The token sequences a text-field term matches: one group per phrase (= and adj:
+    the whole term; all and any: each word), each group a list of alternatives, any of
+    which matches: the term as typed, its spellings of config/ja_variants.toml
+    (ja_variants.query_variants) and its canonical reading keys (readings.query_keys)
+    as catalogued and as generated reading tokens.  Empty groups are left out."""
+    raw = [term] if rel in ("=", "adj") else words(term)
+    groups: list[list[list[nz.QToken]]] = []
+    for w in raw:
+        alts: list[list[nz.QToken]] = []
+        for v in jv.query_variants(w):
+            toks = phrase_tokens(v)
+            if toks and toks not in alts:
+                alts.append(toks)
+        if not alts:
+            continue
+        keys, marks_length = rd.query_keys(w)
+        for k in keys:
+            for mark in (rd.FULL_MARKS if marks_length else rd.ALL_MARKS):
+                alts.append([nz.QToken(mark + t, False, False) for t in k])
+            if marks_length:  # romanized readings of unknown length: matched without it
+                alts.append([nz.QToken(rd.UNMARKED + t, False, False) for t in rd.short(k)])
+        groups.append(alts)
+    return groups
 
 
 def identifier_key(transform: str | None, term: str) -> str | None:

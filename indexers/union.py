@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import normalize as nz
+from . import readings as rd
 
 KEY_STRENGTH = {"lccn": 0, "nbn": 1, "isbn": 2}
 
@@ -125,11 +126,16 @@ class UnionDocument:
     preferred_source: int = 0
 
 
-def _sort_form(values: list[str], skip: int = 0) -> str | None:
-    """Romanized form first (Latin order is meaningful; kanji code point order is
-    not), then kana readings, then anything."""
+def _sort_form(values: list[str], skip: int = 0, japanese: bool = False) -> str | None:
+    """A Japanese heading files by its reading in 五十音 order (readings.sort_reading);
+    any other: romanized form first (Latin order is meaningful; kanji code point order
+    is not), then kana readings, then anything."""
     if not values:
         return None
+    if japanese:
+        got = rd.sort_reading(values, skip)
+        if got:
+            return got
     rom = [v for v in values if not has_cjk(v)]
     first = (rom or values)[0]
     return nz.exact_key(first[skip:] if rom and first is rom[0] else first) or None
@@ -155,8 +161,9 @@ def build_document(union_id: int, members: list[MemberSource]) -> UnionDocument:
             if v and v not in lib_keys:
                 lib_keys.append(v)
     p = members[0]
-    doc.sort_title = _sort_form(p.title_forms, p.nonfiling)
-    doc.sort_creator = _sort_form(p.display.get("creator", []) or p.fields.get("creator", []))
+    japanese = rd.is_japanese(doc.fields)
+    doc.sort_title = _sort_form(p.title_forms, p.nonfiling, japanese)
+    doc.sort_creator = _sort_form(p.display.get("creator", []) or p.fields.get("creator", []), 0, japanese)
     dates = doc.fields.get("date")
     pd = p.fields.get("date")
     first = pd or dates

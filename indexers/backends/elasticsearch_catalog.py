@@ -134,31 +134,28 @@ class _Compiler:
         if rel in ("==", "exact", "<", "<=", ">", ">=", "<>", "within"):
             exact_fields = [f for f in fields if f not in T.EXACT_SKIP] or fields
             return self.term_table(exact_fields, rel, term, None)
-        if rel in ("=", "adj"):
-            groups = [T.phrase_tokens(term)]
-            conj = True
-        else:
-            groups = [T.phrase_tokens(w) for w in T.words(term)]
-            conj = rel == "all"
-        groups = [g for g in groups if g]
+        conj = rel != "any"
+        groups = T.text_groups(term, rel)  # each: alternatives (variants, readings)
         if not groups:
             return MATCH_NONE
         if positive:
             self.ranked = True
         parts = []
-        verify = []
-        for toks in groups:
-            q, needs_verify = self.phrase(fields, toks)
-            parts.append(q)
-            if needs_verify:
-                verify.append(toks)
+        verify = False
+        for alts in groups:
+            qs = []
+            for toks in alts:
+                q, needs_verify = self.phrase(fields, toks)
+                qs.append(q)
+                verify = verify or needs_verify
+            parts.append(qs[0] if len(qs) == 1 else _any(qs))
         query = _all(parts) if conj else _any(parts)
         if not verify:
             return query
-        matchers = [[T.matcher(t) for t in toks] for toks in groups]
+        matchers = [[[T.matcher(t) for t in toks] for toks in alts] for alts in groups]
 
         def ok(streams: list[list[str]]) -> bool:
-            hits = [any(T.spans(v, m) for v in streams) for m in matchers]
+            hits = [any(T.spans(v, m) for m in alts for v in streams) for alts in matchers]
             return all(hits) if conj else any(hits)
 
         ids = await self.cat._verify(query, fields, ok)
@@ -650,6 +647,9 @@ class ElasticsearchCatalog:
             fields = [f for f in fields if self.types.get(f) != "number"]
             tf = self.transforms.get(fields[0]) if len(fields) == 1 else None
             key = T.scan_key(tf, term)
+        by_reading = None if numeric else T.reading_scan(fields, term)
+        if by_reading is not None:
+            fields, key = by_reading
         before_n = max(0, min(response_position - 1, maximum_terms))
         after_n = max(0, maximum_terms - before_n)
 
@@ -677,6 +677,8 @@ class ElasticsearchCatalog:
         resp = await self._call(self.es.search, index=self.cfg.index, size=0, track_total_hits=False,
                                 aggs={"c": {"filters": {"filters": filters}}})
         counts = resp["aggregations"]["c"]["buckets"]
+        if by_reading:
+            return [ScanTerm(*T.reading_scan_term(k, d), counts[str(i)]["doc_count"]) for i, (k, d) in enumerate(terms)]
         return [ScanTerm(k, d, counts[str(i)]["doc_count"]) for i, (k, d) in enumerate(terms)]
 
     async def _scan_field(self, f: str, numeric: bool, key: str, forward: bool, n: int) -> dict[str, str]:

@@ -330,22 +330,19 @@ class Compiler:
             exact_fields = [f for f in fields if f not in EXACT_SKIP] or fields
             return self.term_table(exact_fields, rel, term, transform=None)
         colspec = "{" + " ".join(fields) + "}"
-        if rel in ("=", "adj"):
-            groups = [T.phrase_tokens(term)]
-            joiner = " AND "
-        else:
-            groups = [T.phrase_tokens(w) for w in T.words(term)]
-            joiner = " AND " if rel == "all" else " OR "
-        groups = [g for g in groups if g]
+        joiner = " OR " if rel == "any" else " AND "
+        groups = T.text_groups(term, rel)  # each: alternatives (variants, readings)
         if not groups:
             return Fts(NO_MATCH)
         parts = []
-        verify = []
-        for toks in groups:
-            expr, needs_verify = self.phrase_expr(toks)
-            parts.append(expr)
-            if needs_verify:
-                verify.append(toks)
+        verify = False
+        for alts in groups:
+            exprs = []
+            for toks in alts:
+                expr, needs_verify = self.phrase_expr(toks)
+                exprs.append(expr)
+                verify = verify or needs_verify
+            parts.append(" OR ".join(f"({e})" for e in exprs))
         expr = colspec + " : (" + joiner.join(f"({p})" for p in parts) + ")"
         if positive:
             self.rank_exprs.append(expr)
@@ -353,10 +350,10 @@ class Compiler:
             return Fts(expr)
         # some phrase needs position checks: candidates from FTS, then verify
         cands = [r[0] for r in self.conn.execute("SELECT rowid FROM ft WHERE ft MATCH ?", (expr,))]
-        matchers = [[T.matcher(t) for t in toks] for toks in groups]
+        matchers = [[[T.matcher(t) for t in toks] for toks in alts] for alts in groups]
         ok = []
         for uid, streams in self.streams(cands, fields):
-            hits = [any(T.spans(v, m) for v in streams) for m in matchers]
+            hits = [any(T.spans(v, m) for m in alts for v in streams) for alts in matchers]
             if (all(hits) if joiner == " AND " else any(hits)):
                 ok.append(uid)
         return self.ids_plan(ok)
@@ -550,6 +547,21 @@ class Compiler:
 # the Catalog
 
 
+def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
+    """A catalog indexed by an older INDEX_FORMAT is served as it is (no readings):
+    say so, and what rebuilds it."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='index_format'").fetchone()
+        if row is None and conn.execute("SELECT 1 FROM doc LIMIT 1").fetchone() is None:
+            return  # nothing indexed yet
+    except sqlite3.Error:
+        return
+    if row is None or row[0] != T.INDEX_FORMAT:
+        log.warning("%s was indexed by an older format (%s, now %s): readings and filing by reading are missing "
+                    "until the next `unioncat ingest` on its data directory rebuilds the index",
+                    path, row[0] if row else "1", T.INDEX_FORMAT)
+
+
 class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
@@ -571,6 +583,8 @@ class SqliteCatalog:
         if c is None:
             c = self._open()
             self._local.conn = c
+            if not self._conns:
+                _warn_stale_format(c, self.path)
             self._conns.append(c)
         return c
 
@@ -732,6 +746,9 @@ class SqliteCatalog:
             tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
             key = T.scan_key(tf, term)
             numeric = False
+        by_reading = None if numeric else T.reading_scan(fields, term)
+        if by_reading is not None:
+            fields, key = by_reading
         before_n = max(0, min(response_position - 1, maximum_terms))
         after_n = max(0, maximum_terms - before_n)
 
@@ -768,7 +785,7 @@ class SqliteCatalog:
             else:
                 cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?",
                                    (*fields, k)).fetchone()[0]
-            out.append(ScanTerm(k, d, cnt))
+            out.append(ScanTerm(*T.reading_scan_term(k, d), cnt) if by_reading else ScanTerm(k, d, cnt))
         return out
 
     def generation_sync(self) -> str:
