@@ -107,6 +107,20 @@ def _stop(proc, log) -> str:
     return said
 
 
+def _stop_all(procs) -> list[str]:
+    """_stop for each (proc, log), every one of them even when one stops badly (its
+    failure is raised after the rest are stopped); what each said."""
+    said, failed = [], []
+    for proc, log in procs:
+        try:
+            said.append(_stop(proc, log))
+        except AssertionError as e:
+            failed.append(e)
+    if failed:
+        raise failed[0]
+    return said
+
+
 def test_serve_with_a_circulation_database_needs_no_catalog(tmp_path):
     assert cli("circ", "init", "--data-dir", "circ-only", cwd=tmp_path).returncode == 0
     assert not (tmp_path / "circ-only" / "catalog.sqlite").exists()

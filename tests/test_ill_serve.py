@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from live_server import free_port
-from test_demo import _serve, _stop, cli
+from test_demo import _serve, _stop_all, cli
 
 TITLE = "isbn:9784062880015"          # 日本の図書館: the demo catalog has it at Iizuka and Komae
 PATRON = "4300000001"
@@ -107,8 +107,7 @@ def nodes(tmp_path_factory):
     finally:
         for k in secrets:
             os.environ.pop(k, None)
-        said = [_stop(p, log) for p, log in procs]
-        for text in said:
+        for text in _stop_all(procs):
             assert "ERROR" not in text, text
 
 

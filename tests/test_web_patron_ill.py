@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from live_server import free_port
-from test_demo import _stop, cli, env
+from test_demo import _stop_all, cli, env
 from test_ill_serve import PATRON, TITLE, Api, _config
 from test_web_browser import Tab, text
 from web_harness import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, Browserless, axe_source
@@ -89,8 +89,7 @@ def nodes(tmp_path_factory):
     finally:
         for k in secrets:
             os.environ.pop(k, None)
-        said = [_stop(p, log) for p, log in procs]
-        for text in said:
+        for text in _stop_all(procs):
             assert "ERROR" not in text and "Traceback" not in text, text
 
 

@@ -42,7 +42,9 @@ def test_find_and_show_in_each_version(server, tmp_path, mode):
         "find bath.possessingInstitution=komae",
         "format xml", "schema marcxml", "show 1",
     ])
-    assert hits(out)[:5] == [3, 1, 1, 1, 9], out
+    # toshokan: the record romanized Toshokan and, across scripts (issue 16), the one
+    # catalogued with the katakana reading トショカン
+    assert hits(out)[:5] == [3, 2, 1, 1, 9], out
     assert 'tag="852"' in out and "<subfield code=\"a\">" in out
 
 
