@@ -276,3 +276,33 @@ def pytest_runtest_makereport(item, call):
         text = str(longrepr)
         if _travels(text) != text:
             report.longrepr = _travels(text)
+
+
+# --------------------------------------------------------------------------- the browser
+#
+# Debian's Chromium driven by Playwright (its own browser download is not reachable
+# here), and the pinned axe-core every page is checked with (tests/web_harness.py).
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from web_harness import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        # a fresh profile directory per run (Playwright makes one for every launch)
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                              args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    from web_harness import axe_source
+
+    return axe_source()

@@ -15,15 +15,12 @@ phone-sized screen; the lockout message; 新規パスワード登録.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from test_circulation_api import STAFF_PW
 from web_harness import (
-    CHROMIUM,
-    CHROMIUM_FLAGS,
     EMILY,
     HANAKO,
     HIROSHIMA_PATRON,
@@ -35,7 +32,6 @@ from web_harness import (
     SCREENSHOTS,
     STAFF,
     TARO,
-    axe_source,
     start_site,
 )
 
@@ -57,23 +53,6 @@ def site(tmp_path_factory):
         s.server.stop()
 
 
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        # a fresh profile directory per run (Playwright makes one for every launch)
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class Tab:

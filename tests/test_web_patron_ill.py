@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from live_server import free_port
 from test_demo import _stop_all, cli, env
 from test_ill_serve import PATRON, TITLE, Api, _config
 from test_web_browser import Tab, text
-from web_harness import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, Browserless, axe_source
+from web_harness import Browserless, axe_source
 
 ROOT = Path(__file__).resolve().parents[1]
 SECOND = "4300000002"                 # another Hiroshima demo patron
@@ -172,19 +171,6 @@ def test_a_profile_without_web_requests_says_so_and_the_engine_refuses(nodes):
     assert answer["error"] == "channel_not_allowed" and answer["details"]["channels"] == ["counter", "fax", "form"]
     assert all(r["title_id"] != TITLE for r in me.call("GET", "/me/requests")["requests"])
 
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, as tests/test_web_search_browser.py launches it."""
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class _Site:

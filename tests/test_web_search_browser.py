@@ -10,13 +10,10 @@ page; the pages on a phone-sized screen; the advanced search; a bad query's mess
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
 
 from test_web_browser import Tab, text
-from web_harness import CHROMIUM, CHROMIUM_FLAGS, EMILY, PASSWORDS, SCREENSHOTS, axe_source, start_site
+from web_harness import EMILY, PASSWORDS, start_site
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 CAT = "吾輩は猫である"
@@ -31,23 +28,6 @@ def site(tmp_path_factory):
         s.server.stop()
 
 
-@pytest.fixture(scope="module")
-def axe() -> str:
-    return axe_source()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium, as tests/test_web_browser.py launches it."""
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=[f for f in CHROMIUM_FLAGS if f != "--headless"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def test_a_patron_searches_in_japanese_opens_a_title_reserves_it_and_sees_it_on_my_page(site, browser, axe):
