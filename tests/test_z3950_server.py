@@ -715,3 +715,15 @@ def test_a_query_of_a_hundred_terms(any_demo_server, tmp_path, clean_log):
                                           "find " + "@or " * 95 + "@attr 1=4 図書館 " * 96,
                                           "querytype cql", "find " + " and ".join(["dc.title=図書館"] * 200)])
     assert hits(out) == [3, 3, 3], out
+
+
+@needs_yaz
+@pytest.mark.peer
+def test_yaz_client_scans_titles_by_reading(any_demo_server, tmp_path):
+    out = yaz(any_demo_server, tmp_path, ["scan @attr 1=4 と"])
+    scan = out[out.index("Received ScanResponse"):]
+    # a kana term walks the title headings by reading, in 五十音 order (issue 16): としょかんじょうほう…,
+    # としょかんのれきし, にほんのとしょかん, ひろしまのれきし…, わがはいは…; the kanji heading is shown
+    got = re.findall(r"^[* ] (.+) \((\d+)\)$", scan, re.M)
+    assert [t for t, _ in got] == ["図書館情報学入門", "図書館の歴史", "日本の図書館", "広島の歴史と文化",
+                                   "吾輩は猫である"], scan
