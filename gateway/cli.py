@@ -494,14 +494,16 @@ def cmd_serve(args) -> int:
     from connectors.federation_targets import FederationConfigError, load_federations
     from connectors.harvest.config import ConfigError, load_sources
     from indexers.holdings import load_libraries
+    from lifecycle.profiles import ProfileError, load_all, network_zone
 
     from .oai import OaiConfigError, load_oai_settings
 
     try:
-        harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"))
+        harvest_sources = load_sources(args.config or (data_dir / "unioncat.toml"),
+                                       default_zone=network_zone(load_all()).key)   # daily times
         federation = load_federations(args.config or (data_dir / "unioncat.toml"), load_libraries().names())
         oai = load_oai_settings(args.config or (data_dir / "unioncat.toml"))
-    except (ConfigError, FederationConfigError, OaiConfigError) as e:
+    except (ConfigError, FederationConfigError, OaiConfigError, ProfileError) as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
     if es is None and not (data_dir / "catalog.sqlite").exists():

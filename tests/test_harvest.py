@@ -374,7 +374,7 @@ def test_z3950_harvest_from_zebra_in_chunks(zebra, tmp_path):
 
 # --------------------------------------------------------------------------- the scheduler (serve)
 
-def test_a_daily_schedule_is_the_configured_zones_time_never_the_hosts():
+def test_a_daily_schedule_is_the_configured_zones_time_never_the_hosts(tmp_path):
     s = parse_source("k", {"protocol": "oai-pmh", "url": "http://x/oai", "schedule": "daily 02:30",
                            "timezone": "Asia/Tokyo"})
     at = dt.datetime(2026, 11, 2, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=9))).timestamp()
@@ -385,6 +385,11 @@ def test_a_daily_schedule_is_the_configured_zones_time_never_the_hosts():
     with pytest.raises(ConfigError, match="not an IANA time zone"):
         parse_source("k", {"protocol": "oai-pmh", "url": "http://x/oai", "schedule": "daily 02:30",
                            "timezone": "Japan Standard"})
+    # without its own timezone a daily time is in the zone serve passes: the network's
+    cfg = tmp_path / "unioncat.toml"
+    cfg.write_text('[harvest.k]\nprotocol = "oai-pmh"\nurl = "http://x/oai"\nschedule = "daily 02:30"\n')
+    assert load_sources(cfg, default_zone="Asia/Tokyo")["k"].schedule.zone == "Asia/Tokyo"
+    assert due(load_sources(cfg, default_zone="Asia/Tokyo")["k"], last, at)
 
 
 def test_the_scheduler_runs_what_is_due_and_the_last_run_is_visible(peer, tmp_path):

@@ -9,7 +9,7 @@ configuration file (``--config FILE`` or ``DATA_DIR/unioncat.toml``)::
     query = "cql.allRecords=1"             # sru (CQL) and z3950 (PQF)
     incremental_query = "rec.lastModificationDate >= {from}"   # sru, optional
     schedule = "every 6h"                  # or "daily 02:30"; none: only by hand
-    timezone = "Asia/Tokyo"                # the zone of a daily time (default UTC; never the host's)
+    timezone = "Asia/Tokyo"                # the zone of a daily time (default: the network's; never the host's)
     page_size = 100                        # sru and z3950 records a request
     username = "harvester"                 # HTTP basic auth, or the Z39.50 idPass user
     password_env = "UNIONCAT_HARVEST_KYOTO_PASSWORD"   # the password from the environment, never the file
@@ -92,7 +92,7 @@ KNOWN = {"protocol", "url", "address", "format", "set", "query", "incremental_qu
          "username", "password_env", "timeout", "retries", "library", "timezone"}
 
 
-def parse_source(name: str, table: dict, where: str = "[harvest]") -> Source:
+def parse_source(name: str, table: dict, where: str = "[harvest]", default_zone: str = "UTC") -> Source:
     at = f"{where.rstrip(']')}.{name}]"
     unknown = sorted(set(table) - KNOWN)
     if unknown:
@@ -128,7 +128,7 @@ def parse_source(name: str, table: dict, where: str = "[harvest]") -> Source:
         kw["incremental_query"] = iq
     if "schedule" in table:
         kw["schedule"] = Schedule.parse(str(table["schedule"]), at)
-        zone = str(table.get("timezone", "UTC"))
+        zone = str(table.get("timezone", default_zone))
         try:
             ZoneInfo(zone)
         except (ValueError, ZoneInfoNotFoundError):
@@ -155,7 +155,7 @@ def parse_source(name: str, table: dict, where: str = "[harvest]") -> Source:
     return Source(**kw)
 
 
-def parse_sources(data: dict, where: str = "[harvest]") -> dict[str, Source]:
+def parse_sources(data: dict, where: str = "[harvest]", default_zone: str = "UTC") -> dict[str, Source]:
     tables = data.get("harvest", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{where}: must be a table of sources, [harvest.<library>]")
@@ -163,12 +163,14 @@ def parse_sources(data: dict, where: str = "[harvest]") -> dict[str, Source]:
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: {name} must be a table ([harvest.{name}])")
-        out[name] = parse_source(name, table, where)
+        out[name] = parse_source(name, table, where, default_zone)
     return out
 
 
-def load_sources(path: Path | None) -> dict[str, Source]:
-    """The sources of a configuration file (none when it does not exist)."""
+def load_sources(path: Path | None, default_zone: str = "UTC") -> dict[str, Source]:
+    """The sources of a configuration file (none when it does not exist); a daily
+    schedule without its own ``timezone`` is in ``default_zone`` (serve passes the
+    network's, the zone of its profiles)."""
     if path is None or not Path(path).exists():
         return {}
     try:
@@ -176,4 +178,4 @@ def load_sources(path: Path | None) -> dict[str, Source]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: {e}") from None
-    return parse_sources(data, f"{path}: [harvest]")
+    return parse_sources(data, f"{path}: [harvest]", default_zone)
