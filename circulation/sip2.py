@@ -401,12 +401,9 @@ class KioskService:
     async def checkout(self, conn: Connection, request: Message) -> Answer:
         k, lang = conn.kiosk, self._language(conn, request)
         card, barcode = request.get("AA") or "", request.get("AB") or ""
-        proven = await self._proven(conn, request, card, lang)
-        if proven is not None:
-            return Answer(proven)
-        item = await self._item(barcode)
-        if item is None:
-            return Answer(self._refused(conn, request, decide("sip2_unknown_item"), lang))
+        item = await self._patron_and_item(conn, request, card, barcode, lang)
+        if isinstance(item, Answer):
+            return item
         title = await self._title(item.title_id)
         try:
             res = await loans.check_out(self.circ, barcode=barcode, card=card, branch=k.branch, role="patron",
@@ -436,6 +433,16 @@ class KioskService:
                     ("BK", str(loan_id) if decision.allowed and loan_id else None), ("AF", screen)]),
             None if decision.allowed else f"check-out {barcode} for {card}: {decision.code}")
 
+    async def _patron_and_item(self, conn: Connection, request: Message, card: str, barcode: str, lang: str):
+        """The copy ``barcode`` once the patron is proven; else the refusal to answer with."""
+        proven = await self._proven(conn, request, card, lang)
+        if proven is not None:
+            return Answer(proven)
+        item = await self._item(barcode)
+        if item is None:
+            return Answer(self._refused(conn, request, decide("sip2_unknown_item"), lang))
+        return item
+
     async def _proven(self, conn: Connection, request: Message, card: str, lang: str) -> Message | None:
         """None when the patron is proven, else the refusal to send."""
         if await self._patron(card) is None:
@@ -458,12 +465,9 @@ class KioskService:
     async def renew(self, conn: Connection, request: Message) -> Answer:
         k, lang = conn.kiosk, self._language(conn, request)
         card, barcode = request.get("AA") or "", request.get("AB") or ""
-        proven = await self._proven(conn, request, card, lang)
-        if proven is not None:
-            return Answer(proven)
-        item = await self._item(barcode)
-        if item is None:
-            return Answer(self._refused(conn, request, decide("sip2_unknown_item"), lang))
+        item = await self._patron_and_item(conn, request, card, barcode, lang)
+        if isinstance(item, Answer):
+            return item
         loan = await self._open_loan_of(barcode, card)
         if loan is None:
             return Answer(self._refused(conn, request, decide("sip2_not_your_loan"), lang))
