@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -328,24 +327,8 @@ def test_unioncat_harvest_and_stats(peer, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- Zebra: SRU and Z39.50
 
-HAVE_ZEBRA = shutil.which("zebrasrv") is not None and shutil.which("zebraidx") is not None
-
-
-@pytest.fixture(scope="module")
-def zebra(tmp_path_factory):
-    if not HAVE_ZEBRA:
-        pytest.skip("zebrasrv not installed (apt-get install idzebra-2.0)")
-    import zebra as zebra_bench
-    from test_z3950_client import write_marc
-
-    root = tmp_path_factory.mktemp("zebra-harvest")
-    z = zebra_bench.ZebraSetup(root / "run", variant="icu")
-    try:
-        z.index([write_marc(root / "books.mrc")], timeout=120)
-        z.start(wait=30)
-        yield z
-    finally:
-        z.stop()
+# a real zebrasrv serving the BOOKS records, the fixture of the Z39.50 client's tests
+from test_z3950_client import zebra  # noqa: E402, F401 - the fixture, used by name
 
 
 @pytest.mark.peer
