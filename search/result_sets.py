@@ -17,6 +17,8 @@ the store refuse a new set instead (``full``), for a deployment that prefers
 Bib-1 112 to losing a set silently.
 
 In memory, per process; nothing here touches I/O.  The clock is injected.
+SRU served by several processes keeps its store in a file instead
+(search/result_sets_shared.py, the same interface: ``ResultSetStore``).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping, Protocol
 
 from indexers.query_model import Query
 from indexers.records import SearchResult
@@ -45,6 +47,28 @@ class ResultSet:
     expires: float | None = None
     key: str = ""                    # reuse key (database, generation, query); "" = never reused
     sort: tuple = field(default_factory=tuple)
+
+
+class ResultSetStore(Protocol):
+    """What the search route and the front ends use of a store of result sets: this
+    module's ``ResultSets`` (memory) or search/result_sets_shared.py's (a file shared by
+    processes)."""
+
+    max_sets: int
+
+    def full(self, name: str | None = None) -> bool: ...
+    def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
+            query: Query | None = None, database: Database = _DEFAULT_DATABASE, key: str = "",
+            sort: tuple = ()) -> ResultSet: ...
+    def get(self, name: str) -> ResultSet | None: ...
+    def find(self, key: str, sort: tuple) -> ResultSet | None: ...
+    def was_evicted(self, name: str) -> bool: ...
+    def remove(self, name: str) -> bool: ...
+    def clear(self) -> int: ...
+    def as_mapping(self) -> Mapping[str, SearchResult]: ...
+    def names(self) -> list[str]: ...
+    def __contains__(self, name: object) -> bool: ...
+    def __len__(self) -> int: ...
 
 
 class ResultSets:

@@ -53,7 +53,7 @@ from indexers.records import FacetValue, ScanTerm, SearchResult, UnionRecord
 from .arrivals import ADDED_INDEX, ArrivalsSource, limit_arrivals
 from .availability import AVAILABLE_INDEX, AvailabilitySource, limit_available
 from .databases import Database, Databases
-from .result_sets import ResultSet, ResultSets
+from .result_sets import ResultSet, ResultSetStore
 
 DEFAULT_TIMEOUT = 10.0          # seconds for one request when the catalog documents no shorter one
 
@@ -83,7 +83,7 @@ class Search:
     block) and what the steps find out (the second)."""
 
     query: Query | None                     # None: made by ``translate`` (after the database is known)
-    sets: ResultSets                        # where the hits are kept (SRU's store, or an association's)
+    sets: ResultSetStore                    # where the hits are kept (SRU's store, or an association's)
     databases: tuple[str, ...] = ("default",)
     database: Database | None = None        # already resolved by the front end (else from ``databases``)
     translate: Callable[[], Query] | None = None   # the front end's parser (CQL, RPN, PQF)
