@@ -21,21 +21,13 @@ Not in the workers: the ISO 18626 and NCIP endpoints and the ILL staff routes of
 """
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import signal
-import sys
-
-log = logging.getLogger("unioncat.api")
+from .workers import run_app_worker, serve_argv
 
 
 def api_worker_argv(args, data_dir, circ_db: str, host: str, port: int, parent: int) -> list[str]:
     """The command line of one API worker: the serve command's circulation options."""
-    argv = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(data_dir), "--host", host,
-            "--circ-db", circ_db, "--api-port", str(port), "--api-worker-of", str(parent),
-            "--event-loop", getattr(args, "event_loop", "auto"),
-            "--cookie-secure", getattr(args, "cookie_secure", "auto")]
+    argv = serve_argv("api", args, data_dir, host, port, parent)
+    argv += ["--circ-db", circ_db, "--cookie-secure", getattr(args, "cookie_secure", "auto")]
     if getattr(args, "smtp_host", None):
         argv += ["--smtp-host", args.smtp_host, "--smtp-port", str(args.smtp_port)]
         if args.smtp_user:
@@ -60,31 +52,13 @@ def run_api_worker(circ_db: str, host: str, port: int, parent: int, *, mailer=No
     from .app import MAX_BODY
     from .http_shell import handler_args, use_tolerant_request_parser
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def main() -> None:
+    async def make():
         circ = Circulation(Database(circ_db))
         secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
         use_tolerant_request_parser()
         app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
+        # the API's shutdown stops its jobs, its cleanup disposes the database
         app.add_subapp(API, make_api(circ, mailer=mailer, jobs_spec=jobs_spec, cookie_secure=secure))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=True)
-        await site.start()
-        log.info("circulation API worker %d on http://%s:%d%s", os.getpid(), host, port, API)
-        print(f"API worker {os.getpid()} on http://{host}:{port}{API}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            while not stop.is_set() and (not parent or os.getppid() == parent):
-                try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            await runner.cleanup()          # the API's shutdown stops its jobs, cleanup disposes the database
+        return app
 
-    asyncio.run(main())
+    run_app_worker(make, host, port, parent, "API worker {pid} on {url}" + API)

@@ -5,6 +5,10 @@
                   code, which restricts every search to records that library holds
                   (search/databases.py; the same databases as Z39.50)
 
+The same SRU service is also what an SRU worker process serves (``make_sru_app``,
+gateway/sru_workers.py); the result sets then live in a file every process of the data
+directory shares (search/result_sets_shared.py) instead of this process's memory.
+
 Databases, result sets, the time budget and paging are the search route's
 (search/route.py), shared with the Z39.50 target.
 """
@@ -27,7 +31,7 @@ from indexers.query_model import Clause, Query, QueryError, SortKey, walk
 from indexers.store import StoreArrivals
 from search.databases import Database
 from search.federation import problems_of, unavailable_message
-from search.result_sets import ResultSets
+from search.result_sets import ResultSets, ResultSetStore
 from search.route import DEFAULT_TIMEOUT, Search, SearchRoute, make_route
 from sru import protocol as sp
 from sru.binding import decode_form, merge
@@ -55,7 +59,7 @@ class SRUService:
 
     route: SearchRoute
     settings: sp.SRUSettings
-    result_sets: ResultSets = field(default_factory=ResultSets)
+    result_sets: ResultSetStore = field(default_factory=ResultSets)   # memory; shared with SRU workers
     _explain: dict = field(default_factory=dict)  # (database path, version) -> ZeeRex record, built once
 
     @property
@@ -220,7 +224,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
              cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT,
              sip2_port: int | None = None, sip2_config=None, harvest_sources=None,
-             federation=None, oai=None) -> web.Application:
+             federation=None, oai=None, sru_result_sets: ResultSetStore | None = None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -239,46 +243,18 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     OAI-PMH is answered at /oai and the harvest status at /harvest (gateway/oai.py);
     ``harvest_sources``: the ``[harvest.*]`` sources its scheduler runs; ``oai``: the ``[oai]``
     settings of the provider (gateway/oai.py load_oai_settings). ``federation``:
-    the ``[federation.*]`` groups (search/federation.py), databases on both protocols."""
+    the ``[federation.*]`` groups (search/federation.py), databases on both protocols.
+    ``sru_result_sets``: SRU's store of result sets (default: this process's memory; the
+    shared file when SRU workers serve too, gateway/sru_workers.py)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
-    if settings is None:
-        settings = sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
-                                  database_description="Union catalog of the member libraries (unioncat)")
-    availability = zone = None
-    if circulation is not None:   # live availability in records and the local.available limit
-        from circulation.availability_view import CirculationAvailability
-
-        availability = CirculationAvailability(circulation)
-        zone = circulation.clock.tz                              # the network's days for local.added
-    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
-                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"), zone=zone)   # new arrivals
-    if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
-        from connectors.federation_targets import add_to_route
-
-        add_to_route(route, federation, rpn.load_bib1_mapping().use)
-    svc = SRUService(route, settings)
-    use_tolerant_request_parser()
+    route = catalog_route(data_dir, catalog, search_timeout=search_timeout, circulation=circulation,
+                          federation=federation)
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
-    app[SRU_SERVICE] = svc
-
-    async def sru(request: web.Request) -> web.Response:
-        try:
-            params = await request_params(request)
-        except SRUDiagnosticError as e:
-            return sru_xml(sp.error_response(e))
-        except web.HTTPRequestEntityTooLarge:
-            err = SRUDiagnosticError(6, "request body", f"the request body is larger than {MAX_BODY} bytes")
-            return sru_xml(sp.error_response(err), status=413)
-        database = request.match_info.get("database", "default")
-        return sru_xml(await svc.handle(params, database))
+    mount_sru(app, route, settings or sru_settings(host, port), sru_result_sets)
 
     async def root(request: web.Request) -> web.Response:
         return web.Response(text="unioncat: SRU at /sru and /sru/{database}\n")
 
-    app.router.add_route("GET", "/sru", sru)
-    app.router.add_route("POST", "/sru", sru)
-    app.router.add_route("GET", "/sru/{database}", sru)
-    app.router.add_route("POST", "/sru/{database}", sru)
     from .oai import es_config_of
     from .oai import mount as mount_oai
 
@@ -337,14 +313,87 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     elif sip2_port is not None:
         raise ValueError("SIP2 needs the circulation service")
 
-    async def close(_app):
-        if hasattr(catalog, "aclose"):
-            await catalog.aclose()
-        elif hasattr(catalog, "close"):
-            catalog.close()
-
-    app.on_cleanup.append(close)
+    app.on_cleanup.append(lambda _app: close_catalog(catalog))
     return app
+
+
+def sru_settings(host: str, port: int) -> sp.SRUSettings:
+    """The SRU settings of the union catalog served on host:port."""
+    return sp.SRUSettings(host=host, port=port, database="sru", database_title="Union catalog",
+                          database_description="Union catalog of the member libraries (unioncat)")
+
+
+def catalog_route(data_dir: Path, catalog: Catalog, *, search_timeout: float = BACKEND_TIMEOUT, circulation=None,
+                  federation=None) -> SearchRoute:
+    """The search route of the served catalog (search/route.py): its libraries, live
+    availability and the network's days when there is a circulation service, new
+    arrivals from the record store, the ``[federation.*]`` databases."""
+    availability = zone = None
+    if circulation is not None:   # live availability in records and the local.available limit
+        from circulation.availability_view import CirculationAvailability
+
+        availability = CirculationAvailability(circulation)
+        zone = circulation.clock.tz                              # the network's days for local.added
+    route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
+                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"), zone=zone)   # new arrivals
+    if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
+        from connectors.federation_targets import add_to_route
+
+        add_to_route(route, federation, rpn.load_bib1_mapping().use)
+    return route
+
+
+def mount_sru(app: web.Application, route: SearchRoute, settings: sp.SRUSettings,
+              result_sets: ResultSetStore | None = None) -> SRUService:
+    """SRU at /sru and /sru/{database} (GET and POST) on ``app``; ``result_sets``: where
+    the result sets live (default: this process's memory), closed with the app."""
+    svc = SRUService(route, settings, result_sets if result_sets is not None else ResultSets())
+    use_tolerant_request_parser()
+    app[SRU_SERVICE] = svc
+
+    async def sru(request: web.Request) -> web.Response:
+        try:
+            params = await request_params(request)
+        except SRUDiagnosticError as e:
+            return sru_xml(sp.error_response(e))
+        except web.HTTPRequestEntityTooLarge:
+            err = SRUDiagnosticError(6, "request body", f"the request body is larger than {MAX_BODY} bytes")
+            return sru_xml(sp.error_response(err), status=413)
+        database = request.match_info.get("database", "default")
+        return sru_xml(await svc.handle(params, database))
+
+    for method in ("GET", "POST"):
+        app.router.add_route(method, "/sru", sru)
+        app.router.add_route(method, "/sru/{database}", sru)
+    close = getattr(svc.result_sets, "close", None)
+    if close is not None:
+        async def close_result_sets(_app):
+            close()
+
+        app.on_cleanup.append(close_result_sets)
+    return svc
+
+
+def make_sru_app(data_dir: Path, *, catalog: Catalog | None = None, host: str = "127.0.0.1", port: int = 8210,
+                 circulation=None, federation=None, result_sets: ResultSetStore | None = None,
+                 search_timeout: float = BACKEND_TIMEOUT) -> web.Application:
+    """SRU alone (/sru and /sru/{database}), as an SRU worker process serves it: the same
+    service as ``make_app``'s over its own catalog handle; the explain record names
+    host:port, where the worker answers."""
+    catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
+    route = catalog_route(data_dir, catalog, search_timeout=search_timeout, circulation=circulation,
+                          federation=federation)
+    app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
+    mount_sru(app, route, sru_settings(host, port), result_sets)
+    app.on_cleanup.append(lambda _app: close_catalog(catalog))
+    return app
+
+
+async def close_catalog(catalog: Catalog) -> None:
+    if hasattr(catalog, "aclose"):
+        await catalog.aclose()
+    elif hasattr(catalog, "close"):
+        catalog.close()
 
 
 def use_event_loop(kind: str = "auto") -> str:
@@ -369,7 +418,7 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                z3950_worker_argv: Callable[[int], list[str]] | None = None,
                circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
                ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None,
-               harvest_sources=None, federation=None, oai=None) -> None:
+               harvest_sources=None, federation=None, oai=None, sru_result_sets: ResultSetStore | None = None) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
     job only with ``mailer``)."""
@@ -388,5 +437,5 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                          circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
                          ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
                          sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation,
-                         oai=oai),
+                         oai=oai, sru_result_sets=sru_result_sets),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

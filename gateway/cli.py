@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
     _z3950_port(p)
+    _serve_sru_options(p)
     _serve_circ_options(p)
 
     p = sub.add_parser("demo", help="the whole product on sample data: catalog, Z39.50, circulation API",
@@ -358,6 +359,44 @@ def _z3950_workers(args, data_dir: Path) -> dict:
             "z3950_worker_argv": lambda port: worker_argv(args, data_dir, args.host, port, os.getpid())}
 
 
+def _serve_sru_options(p) -> None:
+    p.add_argument("--sru-workers", type=int, default=0, metavar="N",
+                   help="also serve SRU on --sru-port from N processes of its own (SO_REUSEPORT); result sets "
+                   "are then shared by every SRU process through DATA_DIR/result_sets.sqlite "
+                   "(gateway/sru_workers.py; default 0: SRU from the serving process only)")
+    p.add_argument("--sru-port", type=int, default=None, metavar="PORT",
+                   help="the port of the SRU workers (default: --port + 2)")
+    p.add_argument("--sru-worker-of", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _sru_workers(args, data_dir: Path):
+    """The SRU worker processes of --sru-workers N (not started yet) and the shared store of
+    result sets, emptied (a new server starts with no result sets), or (None, None).
+    CircError: a bad option, said in one line."""
+    if args.sru_workers < 0:
+        raise CircError("--sru-workers must be 0 or more")
+    if not args.sru_workers:
+        return None, None
+    if args.sru_port is None:
+        args.sru_port = args.port + 2
+    taken = {args.port, args.z3950_port, args.sip2_port, args.api_port if args.api_workers else 0}
+    if not 0 < args.sru_port < 65536 or args.sru_port in taken:
+        raise CircError(f"--sru-port {args.sru_port}: not a port of its own")
+    import sqlite3
+
+    from search.result_sets_shared import FILE_NAME, SharedResultSets
+
+    from .sru_workers import sru_workers
+
+    try:
+        store = SharedResultSets.in_data_dir(data_dir)
+        store.clear()
+    except (sqlite3.Error, OSError) as e:
+        raise CircError(f"--sru-workers: cannot keep result sets in {data_dir / FILE_NAME}: {e}") from None
+    return (sru_workers(args, data_dir, args.host, args.sru_port, os.getpid(), _serve_circ_url(args, data_dir),
+                        args.sru_workers), store)
+
+
 def _serve_circ_options(p) -> None:
     g = p.add_argument_group("circulation (the patron and staff API at /api/v1, and its scheduled jobs)")
     g.add_argument("--circ-db", metavar="URL",
@@ -477,6 +516,19 @@ def cmd_serve(args) -> int:
                    federation=load_federations(args.config or (data_dir / "unioncat.toml"),
                                                load_libraries().names()))
         return 0
+    if args.sru_worker_of is not None:            # an SRU worker of a serving process
+        from .app import use_event_loop
+        from .sru_workers import run_sru_worker
+
+        use_event_loop(args.event_loop)
+        from connectors.federation_targets import load_federations
+        from indexers.holdings import load_libraries
+
+        run_sru_worker(data_dir, _catalog(args, data_dir) if es else None, args.host, args.sru_port,
+                       args.sru_worker_of, circ_db=_serve_circ_url(args, data_dir),
+                       federation=load_federations(args.config or (data_dir / "unioncat.toml"),
+                                                   load_libraries().names()))
+        return 0
     try:
         circ = _serve_circulation(args, data_dir)
         api_workers = _api_workers(args, data_dir, circ)
@@ -521,16 +573,22 @@ def cmd_serve(args) -> int:
             return 2
         print(f"no records in {data_dir} yet: SRU and Z39.50 answer from an empty catalog until "
               f"`unioncat ingest --data-dir {data_dir} ...` loads some", flush=True)
-    if api_workers is not None:
-        api_workers.start()
+    try:
+        sru_workers, sru_result_sets = _sru_workers(args, data_dir)
+    except CircError as e:
+        print(f"unioncat serve: {e}", file=sys.stderr)
+        return 2
+    started = [w for w in (api_workers, sru_workers) if w is not None]
+    for w in started:
+        w.start()
     try:
         run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                    z3950_port=args.z3950_port or None, event_loop=args.event_loop,
-                   **_z3950_workers(args, data_dir),
+                   **_z3950_workers(args, data_dir), sru_result_sets=sru_result_sets,
                    harvest_sources=harvest_sources, federation=federation, oai=oai, **circ)
     finally:
-        if api_workers is not None:
-            api_workers.stop()
+        for w in started:
+            w.stop()
     return 0
 
 

@@ -17,56 +17,15 @@ through its own search route (search/route.py) over its own catalog handle.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import signal
-import subprocess
-import sys
 
-log = logging.getLogger("unioncat.z3950")
+from .workers import Workers, catalog_argv, serve_argv, until_stopped
+
+__all__ = ["Workers", "run_worker", "worker_argv"]
 
 
 def worker_argv(args, data_dir, host: str, port: int, parent: int) -> list[str]:
     """The command line of one worker: the serve command's catalog options, Z39.50 only."""
-    argv = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(data_dir), "--host", host,
-            "--z3950-port", str(port), "--z3950-worker-of", str(parent),
-            "--event-loop", getattr(args, "event_loop", "auto")]
-    if getattr(args, "backend", None):
-        argv += ["--backend", args.backend]
-    for url in getattr(args, "es_url", None) or ():
-        argv += ["--es-url", url]
-    if getattr(args, "es_index", None):
-        argv += ["--es-index", args.es_index]
-    if getattr(args, "config", None):
-        argv += ["--config", str(args.config)]
-    return argv
-
-
-class Workers:
-    """The N-1 worker processes of a serving process (started, stopped by PID)."""
-
-    def __init__(self, argv: list[str], count: int):
-        self.argv, self.count = argv, count
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self) -> None:
-        # a process group of their own: a Ctrl-C at the terminal (SIGINT to the foreground
-        # group) reaches the serving process only, which stops them by PID (SIGTERM)
-        for _ in range(self.count):
-            self.procs.append(subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, process_group=0))
-        log.info("Z39.50 workers: %s", ", ".join(str(p.pid) for p in self.procs))
-
-    def stop(self, timeout: float = 10) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self.procs = []
+    return serve_argv("z3950", args, data_dir, host, port, parent) + catalog_argv(args)
 
 
 def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None, federation=None) -> None:
@@ -96,16 +55,8 @@ def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None =
             add_to_route(route, federation, rpn.load_bib1_mapping().use)
         server = Z3950Server(make_service(route))
         await server.start(host, port, reuse_port=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            while not stop.is_set() and os.getppid() == parent:
-                try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    pass
+            await until_stopped(parent)
         finally:
             await server.close()
             if circ is not None:

@@ -177,7 +177,8 @@ class _Backend:
         return self.conn.execute(f"SELECT COUNT(*) FROM result_set WHERE {_LIVE}", (now,)).fetchone()[0]
 
     def evicted(self, name: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM result_set WHERE id=? AND result IS NULL", (name,)).fetchone() is not None
+        row = self.conn.execute("SELECT 1 FROM result_set WHERE id=? AND result IS NULL", (name,)).fetchone()
+        return row is not None
 
     def remove(self, name: str) -> bool:
         row = self.conn.execute("DELETE FROM result_set WHERE id=? RETURNING result IS NOT NULL", (name,)).fetchone()
