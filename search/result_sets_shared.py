@@ -26,8 +26,8 @@ its targets -- is kept in that process's own memory store (``local``): such a se
 usable only through the process that made it.
 
 Another database can take the place of SQLite (stateless gateways on PostgreSQL): the
-whole interface is ``_Backend`` below -- seven statements on one table with a primary key
-on ``id`` and an index on ``used``; it needs ``INSERT ... ON CONFLICT (id) DO UPDATE``,
+whole interface is ``_Backend`` below -- a few statements on one table with a primary key
+on ``id`` and indexes on ``used``, ``key`` and ``expires``; it needs ``INSERT ... ON CONFLICT (id) DO UPDATE``,
 ``UPDATE ... RETURNING`` and one short write transaction (``put``: purge, insert, evict)
 serialized against other writers (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-level
 advisory lock). The codec and the rules stay here.
@@ -131,6 +131,7 @@ class _Backend:
             );
             CREATE INDEX IF NOT EXISTS result_set_used ON result_set(used);
             CREATE INDEX IF NOT EXISTS result_set_key ON result_set(key) WHERE key != '';
+            CREATE INDEX IF NOT EXISTS result_set_expires ON result_set(expires) WHERE result IS NOT NULL;
             """)
 
     def close(self) -> None:
@@ -162,10 +163,14 @@ class _Backend:
     def touch(self, where: str, params: tuple, now: float) -> tuple | None:
         """The live set ``where`` selects (the most recently used of them), its idle time
         started again and made the most recently used."""
+        # a read first (readers never wait in WAL mode): most lookups find nothing to renew
+        found = self.conn.execute(f"SELECT id FROM result_set WHERE {where} AND {_LIVE} ORDER BY used DESC LIMIT 1",
+                                  (*params, now)).fetchone()
+        if found is None:
+            return None
         return self.conn.execute(
             f"UPDATE result_set SET expires = CASE WHEN ttl IS NULL THEN NULL ELSE ? + ttl END, used={_NEXT}"
-            f" WHERE id = (SELECT id FROM result_set WHERE {where} AND {_LIVE} ORDER BY used DESC LIMIT 1)"
-            f" RETURNING {_COLUMNS}", (now, *params, now)).fetchone()
+            f" WHERE id = ? AND {_LIVE} RETURNING {_COLUMNS}", (now, found[0], now)).fetchone()
 
     def live(self, name: str, now: float) -> tuple | None:
         return self.conn.execute(f"SELECT {_COLUMNS} FROM result_set WHERE id=? AND {_LIVE}", (name, now)).fetchone()
