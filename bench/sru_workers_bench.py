@@ -68,18 +68,23 @@ class UnioncatSru(rb.UnioncatSystem):
         return pid
 
 
-def phases(name: str, url: str, queries: list[str], a, extra: dict | None) -> dict:
+def phases(name: str, url: str, queries: list[str], a, extra: dict | None, pid: int) -> dict:
+    """A warm-up pass, then the load at each concurrency; the server's CPU per request
+    (its whole process tree, workers included) besides the latencies."""
     out: dict = {}
     warm = http_load.hit_counts(url, queries, extra=extra)
     out["hits"] = [h.get("hits") for h in warm]
     for c in a.concurrency:
         la = os.getloadavg()[0]
+        cpu0 = procmon.tree_cpu_s(pid)
         r = http_load.run_load(url, queries, concurrency=c, max_requests=a.requests, max_seconds=a.seconds,
                                extra=extra)
+        cpu = procmon.tree_cpu_s(pid) - cpu0
+        r["server_cpu_ms_per_req"] = round(1000 * cpu / r["requests"], 2) if r["requests"] else None
         r["loadavg_before"] = round(la, 2)
         out[f"c{c}"] = r
         print(f"  {name:24s} c{c:<3d} n={r['requests']} rps={r['rps']} p50={r['p50_ms']}ms p99={r['p99_ms']}ms "
-              f"errors={r['errors']} (load avg {la:.2f})", flush=True)
+              f"server CPU {r['server_cpu_ms_per_req']}ms/req errors={r['errors']} (load avg {la:.2f})", flush=True)
     return out
 
 
@@ -102,6 +107,9 @@ def table(results: dict, conc: list[int]) -> str:
             cells += [f"{m.get('rps')}{ratio}", f"{m.get('p50_ms')}", f"{m.get('p99_ms')}{p99r}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines.append("server CPU ms per request: " + "; ".join(
+        f"{n} " + "/".join(str(r.get(f"c{c}", {}).get("server_cpu_ms_per_req")) for c in conc)
+        for n, r in rows.items()))
     lines.append("load average before each phase: " + "; ".join(
         f"{n} " + "/".join(str(r.get(f"c{c}", {}).get("loadavg_before")) for c in conc) for n, r in rows.items()))
     return "\n".join(lines)
@@ -144,18 +152,17 @@ def main(argv=None) -> int:
         zs = rb.ZebraSystem(a.workdir / "zebra-icu", "icu", a.start_timeout)
         zs.z.write_config()
         zs.start()
-        results["runs"]["zebra-icu (before)"] = phases("zebra-icu (before)", zs.base_url, queries, a, None)
+        results["runs"]["zebra-icu (before)"] = phases("zebra-icu (before)", zs.base_url, queries, a, None, zs.pid)
         cmd, env = rb.unioncat_command(None)
         for n in procs:
             u = UnioncatSru(a.workdir / "unioncat-sqlite", cmd, "loc", env, a.start_timeout, processes=n)
             name = f"unioncat {n} process{'es' if n > 1 else ''}"
             try:
-                u.start()
-                results["runs"][name] = phases(name, u.load_url, queries, a, extra)
+                results["runs"][name] = phases(name, u.load_url, queries, a, extra, u.start())
             finally:
                 u.stop()
             rb.write_json(a.out, results)
-        results["runs"]["zebra-icu (after)"] = phases("zebra-icu (after)", zs.base_url, queries, a, None)
+        results["runs"]["zebra-icu (after)"] = phases("zebra-icu (after)", zs.base_url, queries, a, None, zs.pid)
     finally:
         if zs is not None:
             zs.stop()

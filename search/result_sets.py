@@ -22,6 +22,7 @@ SRU served by several processes keeps its store in a file instead
 """
 from __future__ import annotations
 
+import heapq
 import secrets
 import time
 from collections import OrderedDict
@@ -73,25 +74,58 @@ class ResultSetStore(Protocol):
 
 class ResultSets:
     def __init__(self, max_sets: int = 1000, *, clock: Callable[[], float] = time.monotonic, evict: bool = True):
-        self._sets: OrderedDict[str, ResultSet] = OrderedDict()
+        self._sets: OrderedDict[str, ResultSet] = OrderedDict()      # least recently used first
         self._evicted: OrderedDict[str, None] = OrderedDict()
+        self._by_key: dict[tuple[str, tuple], OrderedDict[str, None]] = {}   # (key, sort) -> ids, LRU first
+        self._expiry: list[tuple[float, int, str]] = []             # heap of (expires, n, id); stale ones skipped
+        self._pushed = 0
         self.max_sets = max_sets
         self.clock = clock
         self.evict = evict
-        self._timed = 0                # sets with a time to live (an upper bound)
+
+    # the bookkeeping: every set enters by _keep and leaves by _drop; the heap and the
+    # key index make expiry and ``find`` cost what changed, not the number of sets
+    def _keep(self, rs: ResultSet) -> None:
+        self._sets[rs.id] = rs
+        if rs.key:
+            self._by_key.setdefault((rs.key, rs.sort), OrderedDict())[rs.id] = None
+        self._schedule(rs)
+
+    def _drop(self, name: str) -> ResultSet | None:
+        rs = self._sets.pop(name, None)
+        if rs is not None and rs.key:
+            group = self._by_key[rs.key, rs.sort]
+            del group[name]
+            if not group:
+                del self._by_key[rs.key, rs.sort]
+        return rs
+
+    def _schedule(self, rs: ResultSet) -> None:
+        if rs.expires is None:
+            return
+        self._pushed += 1
+        heapq.heappush(self._expiry, (rs.expires, self._pushed, rs.id))
+        if len(self._expiry) > 2 * len(self._sets) + 64:         # mostly renewed entries: rebuild
+            self._expiry = [(v.expires, i, k) for i, (k, v) in enumerate(self._sets.items()) if v.expires is not None]
+            heapq.heapify(self._expiry)
 
     def _expire(self) -> None:
-        if not self._timed:            # named Z39.50 sets: nothing ever expires
+        if not self._expiry:           # named Z39.50 sets: nothing ever expires
             return
         now = self.clock()
-        for k in [k for k, v in self._sets.items() if v.expires is not None and v.expires <= now]:
-            del self._sets[k]
-        self._timed = sum(1 for v in self._sets.values() if v.ttl is not None)
+        while self._expiry and self._expiry[0][0] <= now:
+            _, _, name = heapq.heappop(self._expiry)
+            rs = self._sets.get(name)
+            if rs is not None and rs.expires is not None and rs.expires <= now:
+                self._drop(name)
 
     def _touch(self, rs: ResultSet) -> None:
         if rs.ttl is not None:
             rs.expires = self.clock() + rs.ttl
+            self._schedule(rs)
         self._sets.move_to_end(rs.id)
+        if rs.key:
+            self._by_key[rs.key, rs.sort].move_to_end(rs.id)
 
     def full(self, name: str | None = None) -> bool:
         """True when a new set (other than one replacing ``name``) cannot be kept
@@ -108,12 +142,12 @@ class ResultSets:
         rs_id = name if name is not None else secrets.token_hex(6)
         expires = self.clock() + ttl if ttl is not None else None
         rs = ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort))
-        self._sets.pop(rs_id, None)
+        self._drop(rs_id)
         self._evicted.pop(rs_id, None)
-        self._sets[rs_id] = rs
-        self._timed += ttl is not None
+        self._keep(rs)
         while len(self._sets) > self.max_sets:
-            old, _ = self._sets.popitem(last=False)
+            old = next(iter(self._sets))
+            self._drop(old)
             self._evicted[old] = None
             while len(self._evicted) > REMEMBER_EVICTED:
                 self._evicted.popitem(last=False)
@@ -132,11 +166,12 @@ class ResultSets:
         self._expire()
         if not key:
             return None
-        for rs in reversed(self._sets.values()):
-            if rs.key == key and rs.sort == tuple(sort):
-                self._touch(rs)
-                return rs
-        return None
+        group = self._by_key.get((key, tuple(sort)))
+        if not group:
+            return None
+        rs = self._sets[next(reversed(group))]
+        self._touch(rs)
+        return rs
 
     def was_evicted(self, name: str) -> bool:
         """True if a set of that name was evicted to make room (and not made again)."""
@@ -144,12 +179,14 @@ class ResultSets:
 
     def remove(self, name: str) -> bool:
         self._evicted.pop(name, None)
-        return self._sets.pop(name, None) is not None
+        return self._drop(name) is not None
 
     def clear(self) -> int:
         n = len(self._sets)
         self._sets.clear()
         self._evicted.clear()
+        self._by_key.clear()
+        self._expiry.clear()
         return n
 
     def as_mapping(self) -> dict[str, SearchResult]:

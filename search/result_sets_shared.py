@@ -113,12 +113,12 @@ def _decode_sort(text: str) -> tuple:
 class _Backend:
     """The statements on the one table (SQLite; see the module docstring for another database)."""
 
-    SCHEMA = 2           # PRAGMA user_version: a file of another layout is emptied and made again
+    SCHEMA = 3           # PRAGMA user_version: a file of another layout is emptied and made again
 
     def __init__(self, path: Path | str):
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA synchronous=OFF")      # result sets are not worth an fsync: a crash loses them
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             if self.conn.execute("PRAGMA user_version").fetchone()[0] != self.SCHEMA:
@@ -138,7 +138,7 @@ class _Backend:
                     result TEXT                -- JSON of the hits (NULL when evicted)
                 )""")
             for ddl in ("CREATE INDEX IF NOT EXISTS result_set_used ON result_set(used)",
-                        "CREATE INDEX IF NOT EXISTS result_set_lru ON result_set(live, used)",
+                        "CREATE INDEX IF NOT EXISTS result_set_lru ON result_set(live, used, id)",
                         "CREATE INDEX IF NOT EXISTS result_set_key ON result_set(key, sort, used) WHERE live = 1",
                         "CREATE INDEX IF NOT EXISTS result_set_expires ON result_set(expires) WHERE live = 1"):
                 self.conn.execute(ddl)
@@ -157,7 +157,7 @@ class _Backend:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            c.execute("DELETE FROM result_set WHERE live = 1 AND expires <= ?", (now,))
+            c.execute("DELETE FROM result_set INDEXED BY result_set_expires WHERE live = 1 AND expires <= ?", (now,))
             c.execute(f"INSERT INTO result_set({_COLUMNS}, live, used) VALUES (?, ?, ?, ?, ?, ?, ?, 1, {_NEXT})"
                       " ON CONFLICT(id) DO UPDATE SET result=excluded.result, db=excluded.db, ttl=excluded.ttl,"
                       " expires=excluded.expires, key=excluded.key, sort=excluded.sort, live=1, used=excluded.used",

@@ -193,3 +193,38 @@ def test_the_file_holds_json_not_pickle(tmp_path):
     (text,) = conn.execute("SELECT result FROM result_set WHERE id=?", (rs.id,)).fetchone()
     conn.close()
     assert text == '{"total":2,"ids":[1,2],"handle":null}'
+
+
+def test_find_gives_the_most_recently_used_of_the_same_query(make):
+    sets = make()
+    a = sets.put(hits(), ttl=60, key="q")
+    b = sets.put(hits(), ttl=60, key="q")
+    assert sets.find("q", ()).id == b.id
+    sets.get(a.id)                                     # used: now the youngest of the two
+    assert sets.find("q", ()).id == a.id
+    sets.remove(a.id)
+    assert sets.find("q", ()).id == b.id
+
+
+def test_a_set_renewed_many_times_expires_once_idle(make):
+    clock = Clock()
+    sets = make(10, clock=clock)
+    rs = sets.put(hits(), ttl=10, key="k")
+    other = sets.put(hits(), ttl=10 ** 6)
+    for _ in range(500):
+        clock.now += 9
+        assert sets.get(rs.id) is not None
+    clock.now += 10
+    assert rs.id not in sets and sets.find("k", ()) is None and sets.names() == [other.id]
+
+
+def test_the_memory_stores_expiry_heap_stays_bounded():
+    """Renewals leave stale entries in the in-memory store's expiry heap; it is rebuilt
+    before they outnumber the sets."""
+    clock = Clock()
+    sets = ResultSets(10, clock=clock)
+    rs = sets.put(hits(), ttl=10)
+    for _ in range(1000):
+        clock.now += 1
+        sets.get(rs.id)
+    assert len(sets._expiry) <= 2 * len(sets) + 64

@@ -20,6 +20,7 @@ from gateway.demo import write_demo_files
 from indexers.ingest import ingest
 from live_server import free_port
 from sru_validation import validate_sru
+from test_sru_server import count, diag_codes
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = {"srw": "http://www.loc.gov/zing/srw/"}
@@ -40,14 +41,6 @@ def _get(port: int, path: str = "/sru", **params) -> bytes:
 def sru(port: int, path: str = "/sru", version: str = "1.2", **params) -> etree._Element:
     params.setdefault("operation", "searchRetrieve")
     return validate_sru(_get(port, path, version=version, **params), version)
-
-
-def count(tree) -> int:
-    return int(tree.xpath("string(//*[local-name()='numberOfRecords'])"))
-
-
-def diag_codes(tree) -> list[int]:
-    return [int(u.rsplit("/", 1)[1]) for u in tree.xpath("//*[local-name()='diagnostic']/*[local-name()='uri']/text()")]
 
 
 def control_numbers(tree) -> list[str]:
