@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .workers import Workers, catalog_argv, run_app_worker, serve_argv
+from .workers import Workers, availability_circulation, catalog_argv, run_app_worker, serve_argv
 
 
 def sru_worker_argv(args, data_dir, host: str, port: int, parent: int, circ_db: str | None) -> list[str]:
@@ -59,12 +59,7 @@ def run_sru_worker(data_dir: Path, catalog, host: str, port: int, parent: int, *
     from .app import make_sru_app
 
     async def make():
-        circ = None
-        if circ_db:
-            from circulation.service import Circulation
-            from circulation.store import Database
-
-            circ = Circulation(Database(circ_db, pool_size=4))
+        circ = availability_circulation(circ_db)
         app = make_sru_app(data_dir, catalog=catalog, host=host, port=port, circulation=circ,
                            federation=federation, result_sets=SharedResultSets.in_data_dir(data_dir))
         if circ is not None:

@@ -11,7 +11,8 @@ Here, once for all of them:
 * :func:`until_stopped` -- a worker serves until SIGTERM/SIGINT or until its parent is
   gone (it looks every second), so no worker outlives a killed serving process;
 * :func:`run_app_worker` -- an aiohttp application on host:port with SO_REUSEPORT until then;
-* :func:`catalog_argv` -- the serve options that name the catalog, for a worker's command line.
+* :func:`catalog_argv` -- the serve options that name the catalog, for a worker's command line;
+* :func:`availability_circulation` -- the circulation database a worker reads availability from.
 """
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ def catalog_argv(args) -> list[str]:
     if getattr(args, "config", None):
         argv += ["--config", str(args.config)]
     return argv
+
+
+def availability_circulation(circ_db: str | None):
+    """The circulation service a worker reads live availability through (OPAC records,
+    the local.available limit): the serving process's database through a small pool of
+    the worker's own; None without a circulation database."""
+    if not circ_db:
+        return None
+    from circulation.service import Circulation
+    from circulation.store import Database
+
+    return Circulation(Database(circ_db, pool_size=4))
 
 
 class Workers:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .workers import Workers, catalog_argv, serve_argv, until_stopped
+from .workers import Workers, availability_circulation, catalog_argv, serve_argv, until_stopped
 
 __all__ = ["Workers", "run_worker", "worker_argv"]
 
@@ -39,13 +39,11 @@ def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None =
     from .z3950_server import Z3950Server, make_service
 
     async def main() -> None:
-        circ = availability = None
-        if circ_db:
+        availability = None
+        circ = availability_circulation(circ_db)
+        if circ is not None:
             from circulation.availability_view import CirculationAvailability
-            from circulation.service import Circulation
-            from circulation.store import Database
 
-            circ = Circulation(Database(circ_db, pool_size=4))
             availability = CirculationAvailability(circ)
         route = make_route(catalog, load_libraries().names(), availability=availability)
         if federation:

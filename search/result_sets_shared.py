@@ -30,7 +30,11 @@ whole interface is ``_Backend`` below -- a few statements on one table with a pr
 on ``id`` and indexes on ``used``, ``key`` and ``expires``; it needs ``INSERT ... ON CONFLICT (id) DO UPDATE``,
 ``UPDATE ... RETURNING`` and one short write transaction (``put``: purge, insert, evict)
 serialized against other writers (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-level
-advisory lock). The codec and the rules stay here.
+advisory lock). The codec and the rules stay here. One thing more: the store is called
+synchronously from the event loop (as the memory store is; a statement here takes tens of
+microseconds), while the project's PostgreSQL driver is asynchronous (asyncpg, as the
+circulation service uses it) -- a PostgreSQL store needs awaitable methods, i.e. the search
+route awaiting its store (check_result_set, reuse_live_set, run_search, keep_result_set).
 """
 from __future__ import annotations
 

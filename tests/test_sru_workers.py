@@ -180,3 +180,33 @@ def test_bad_sru_worker_options_are_said_in_one_line(tmp_path, capsys):
     assert cli.main([*base, "--sru-workers", "1", "--sru-port", "18301"]) == 2
     assert "--sru-port 18301: not a port of its own" in capsys.readouterr().err
     assert not (d / "result_sets.sqlite").exists()      # nothing started, nothing made
+
+
+def test_elasticsearch_result_sets_cross_servers_through_the_shared_store(demo_server_es, tmp_path):
+    """On Elasticsearch a set's hits are a query and cursors (EsHandle), written as JSON:
+    two servers of one catalog, each with its own connection to the shared store, page
+    one set alike."""
+    from gateway.app import SRU_SERVICE
+    from indexers.backends.elasticsearch_catalog import ElasticsearchCatalog
+    from live_server import Server
+    from search.result_sets_shared import SharedResultSets
+
+    cfg = demo_server_es.app[SRU_SERVICE].catalog.cfg
+    a, b = (Server(demo_server_es.data_dir, catalog=ElasticsearchCatalog(cfg),
+                   sru_result_sets=SharedResultSets(tmp_path / "rs.sqlite")) for _ in range(2))
+    try:
+        def get(server, **params):
+            status, body, _ = server.get(version="1.2", operation="searchRetrieve", **params)
+            assert status == 200
+            return validate_sru(body, "1.2")
+
+        first = get(a, query="cql.allRecords=1", maximumRecords="5")
+        rs_id, total = first.xpath("string(//srw:resultSetId)", namespaces=NS), count(first)
+        assert rs_id and total > 10
+        there = get(b, query=f'cql.resultSetId="{rs_id}"', startRecord="6", maximumRecords="5")
+        here = get(a, query=f'cql.resultSetId="{rs_id}"', startRecord="6", maximumRecords="5")
+        assert count(there) == total and control_numbers(there) == control_numbers(here) != []
+        assert diag_codes(get(b, query='cql.resultSetId="nosuchset"')) == [51]
+    finally:
+        a.stop()
+        b.stop()
