@@ -210,3 +210,26 @@ def test_elasticsearch_result_sets_cross_servers_through_the_shared_store(demo_s
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_worker_reads_live_availability_from_the_circulation_database(tmp_path):
+    """With a circulation database the OPAC schema carries each copy's status now: a
+    worker reads the serving process's database (DATA_DIR/circulation.db here) and says
+    what the serving process says."""
+    from gateway import cli
+
+    d = tmp_path / "demo"
+    assert cli.main(["demo", "--no-serve", "--data-dir", str(d)]) == 0
+    s = Served(d, tmp_path / "serve.log", workers=1)
+    try:
+        def holdings(port):
+            tree = sru(port, query="dc.title=図書館", recordSchema="opac", maximumRecords="3")
+            return [etree.tostring(r, method="c14n") for r in tree.xpath("//srw:recordData", namespaces=NS)]
+
+        here, there = holdings(s.port), holdings(s.sru_port)
+        assert len(here) == 3 and here == there
+        # a status is there only when the circulation database was read (else: unknown, no element)
+        assert any(b"<availableNow " in r for r in there), there[0][:800]
+    finally:
+        s.stop()
+    assert "Traceback" not in s.log.read_text()
