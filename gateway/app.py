@@ -250,8 +250,14 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
 
         availability = CirculationAvailability(circulation)
         zone = circulation.clock.tz                              # the network's days for local.added
+    store = Path(data_dir) / "catalog.sqlite"
+    # new arrivals are asked of the record store; a gateway in front of an Elasticsearch index
+    # without a store of its own answers local.added with a diagnostic (search/arrivals.py)
+    from .oai import es_config_of
+
+    arrivals = StoreArrivals(store) if store.exists() or es_config_of(catalog) is None else None
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
-                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"), zone=zone)   # new arrivals
+                       arrivals=arrivals, zone=zone)
     if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
         from connectors.federation_targets import add_to_route
 
@@ -279,7 +285,6 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     app.router.add_route("POST", "/sru", sru)
     app.router.add_route("GET", "/sru/{database}", sru)
     app.router.add_route("POST", "/sru/{database}", sru)
-    from .oai import es_config_of
     from .oai import mount as mount_oai
 
     mount_oai(app, data_dir, f"http://{host}:{port}/oai", harvest_sources=harvest_sources,
