@@ -11,7 +11,7 @@ remembered (at most ``REMEMBER_EVICTED``) so a later reference says "deleted by 
 rather than "never existed".
 
 One table, ``result_set``: a row per live set (``result`` the JSON of its hits) and a row
-per remembered evicted set (``result`` NULL); ``used`` orders both (the least recently used
+per remembered evicted set (``live`` 0, no hits); ``used`` orders both (the least recently used
 set, the oldest eviction). Expired sets are deleted (not remembered: an expired set "never
 existed", as in memory). Hits are JSON (never pickle): the total, the ids when materialized
 and the backend's handle (``encode_result``: the SQL of the embedded index, the query and
@@ -51,7 +51,7 @@ from .databases import DEFAULT, Database
 from .result_sets import _DEFAULT_DATABASE, REMEMBER_EVICTED, ResultSet, ResultSets
 
 FILE_NAME = "result_sets.sqlite"
-_LIVE = "result IS NOT NULL AND (expires IS NULL OR expires > ?)"
+_LIVE = "live = 1 AND (expires IS NULL OR expires > ?)"
 _COLUMNS = "id, result, db, ttl, expires, key, sort"
 _NEXT = "(SELECT IFNULL(MAX(used), 0) + 1 FROM result_set)"
 
@@ -120,26 +120,39 @@ def _decode_sort(text: str) -> tuple:
 class _Backend:
     """The statements on the one table (SQLite; see the module docstring for another database)."""
 
+    SCHEMA = 2           # PRAGMA user_version: a file of another layout is emptied and made again
+
     def __init__(self, path: Path | str):
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS result_set (
-                id TEXT PRIMARY KEY,
-                result TEXT,               -- JSON of the hits; NULL: evicted (remembered)
-                db TEXT NOT NULL DEFAULT '',   -- JSON [name, library]
-                ttl INTEGER,
-                expires REAL,
-                key TEXT NOT NULL DEFAULT '',
-                sort TEXT NOT NULL DEFAULT '[]',
-                used INTEGER NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS result_set_used ON result_set(used);
-            CREATE INDEX IF NOT EXISTS result_set_key ON result_set(key) WHERE key != '';
-            CREATE INDEX IF NOT EXISTS result_set_expires ON result_set(expires) WHERE result IS NOT NULL;
-            """)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] != self.SCHEMA:
+                self.conn.execute("DROP TABLE IF EXISTS result_set")
+                self.conn.execute(f"PRAGMA user_version={self.SCHEMA}")
+            # small columns first, the hits last: a row's header and flags never read the JSON
+            self.conn.execute(
+                """CREATE TABLE IF NOT EXISTS result_set (
+                    id TEXT PRIMARY KEY,
+                    live INTEGER NOT NULL,     -- 1: a set; 0: an evicted set remembered
+                    used INTEGER NOT NULL,     -- order of use (sets) and of eviction (memories)
+                    expires REAL,
+                    ttl INTEGER,
+                    key TEXT NOT NULL DEFAULT '',
+                    sort TEXT NOT NULL DEFAULT '[]',
+                    db TEXT NOT NULL DEFAULT '',   -- JSON [name, library]
+                    result TEXT                -- JSON of the hits (NULL when evicted)
+                )""")
+            for ddl in ("CREATE INDEX IF NOT EXISTS result_set_used ON result_set(used)",
+                        "CREATE INDEX IF NOT EXISTS result_set_lru ON result_set(live, used)",
+                        "CREATE INDEX IF NOT EXISTS result_set_key ON result_set(key, sort, used) WHERE live = 1",
+                        "CREATE INDEX IF NOT EXISTS result_set_expires ON result_set(expires) WHERE live = 1"):
+                self.conn.execute(ddl)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.conn.close()
@@ -151,16 +164,17 @@ class _Backend:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            c.execute("DELETE FROM result_set WHERE result IS NOT NULL AND expires <= ?", (now,))
-            c.execute(f"INSERT INTO result_set({_COLUMNS}, used) VALUES (?, ?, ?, ?, ?, ?, ?, {_NEXT})"
+            c.execute("DELETE FROM result_set WHERE live = 1 AND expires <= ?", (now,))
+            c.execute(f"INSERT INTO result_set({_COLUMNS}, live, used) VALUES (?, ?, ?, ?, ?, ?, ?, 1, {_NEXT})"
                       " ON CONFLICT(id) DO UPDATE SET result=excluded.result, db=excluded.db, ttl=excluded.ttl,"
-                      " expires=excluded.expires, key=excluded.key, sort=excluded.sort, used=excluded.used", row)
-            over = [r[0] for r in c.execute("SELECT id FROM result_set WHERE result IS NOT NULL"
+                      " expires=excluded.expires, key=excluded.key, sort=excluded.sort, live=1, used=excluded.used",
+                      row)
+            over = [r[0] for r in c.execute("SELECT id FROM result_set WHERE live = 1"
                                             " ORDER BY used DESC LIMIT -1 OFFSET ?", (max_sets,))]
             for old in reversed(over):                       # the oldest is remembered first
-                c.execute(f"UPDATE result_set SET result=NULL, key='', used={_NEXT} WHERE id=?", (old,))
+                c.execute(f"UPDATE result_set SET live=0, result=NULL, key='', used={_NEXT} WHERE id=?", (old,))
             if over:
-                c.execute("DELETE FROM result_set WHERE id IN (SELECT id FROM result_set WHERE result IS NULL"
+                c.execute("DELETE FROM result_set WHERE id IN (SELECT id FROM result_set WHERE live = 0"
                           " ORDER BY used DESC LIMIT -1 OFFSET ?)", (REMEMBER_EVICTED,))
             c.execute("COMMIT")
         except BaseException:
@@ -189,15 +203,14 @@ class _Backend:
         return self.conn.execute(f"SELECT COUNT(*) FROM result_set WHERE {_LIVE}", (now,)).fetchone()[0]
 
     def evicted(self, name: str) -> bool:
-        row = self.conn.execute("SELECT 1 FROM result_set WHERE id=? AND result IS NULL", (name,)).fetchone()
-        return row is not None
+        return self.conn.execute("SELECT 1 FROM result_set WHERE id=? AND live = 0", (name,)).fetchone() is not None
 
     def remove(self, name: str) -> bool:
-        row = self.conn.execute("DELETE FROM result_set WHERE id=? RETURNING result IS NOT NULL", (name,)).fetchone()
+        row = self.conn.execute("DELETE FROM result_set WHERE id=? RETURNING live", (name,)).fetchone()
         return bool(row and row[0])
 
     def clear(self) -> int:
-        n = self.conn.execute("SELECT COUNT(*) FROM result_set WHERE result IS NOT NULL").fetchone()[0]
+        n = self.conn.execute("SELECT COUNT(*) FROM result_set WHERE live = 1").fetchone()[0]
         self.conn.execute("DELETE FROM result_set")
         return n
 
