@@ -334,8 +334,14 @@ def catalog_route(data_dir: Path, catalog: Catalog, *, search_timeout: float = B
 
         availability = CirculationAvailability(circulation)
         zone = circulation.clock.tz                              # the network's days for local.added
+    store = Path(data_dir) / "catalog.sqlite"
+    # new arrivals are asked of the record store; a gateway in front of an Elasticsearch index
+    # without a store of its own answers local.added with a diagnostic (search/arrivals.py)
+    from .oai import es_config_of
+
+    arrivals = StoreArrivals(store) if store.exists() or es_config_of(catalog) is None else None
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
-                       arrivals=StoreArrivals(Path(data_dir) / "catalog.sqlite"), zone=zone)   # new arrivals
+                       arrivals=arrivals, zone=zone)
     if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
         from connectors.federation_targets import add_to_route
 

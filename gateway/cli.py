@@ -366,6 +366,10 @@ def _serve_sru_options(p) -> None:
                    "(gateway/sru_workers.py; default 0: SRU from the serving process only)")
     p.add_argument("--sru-port", type=int, default=None, metavar="PORT",
                    help="the port of the SRU workers (default: --port + 2)")
+    p.add_argument("--result-sets-db", default=None, metavar="URL",
+                   help="keep SRU's result sets in this PostgreSQL database (postgresql://...), shared with "
+                   "every gateway that names it: with the Elasticsearch backend, gateways on several machines "
+                   "then serve one catalog and any of them pages any result set (docs/elasticsearch.md)")
     p.add_argument("--sru-worker-of", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -375,13 +379,15 @@ def _sru_workers(args, data_dir: Path):
     CircError: a bad option, said in one line."""
     if args.sru_workers < 0:
         raise CircError("--sru-workers must be 0 or more")
-    if not args.sru_workers:
+    db = args.result_sets_db
+    if not args.sru_workers and not db:
         return None, None
-    if args.sru_port is None:
-        args.sru_port = args.port + 2
-    taken = {args.port, args.z3950_port, args.sip2_port, args.api_port if args.api_workers else 0}
-    if not 0 < args.sru_port < 65536 or args.sru_port in taken:
-        raise CircError(f"--sru-port {args.sru_port}: not a port of its own")
+    if args.sru_workers:
+        if args.sru_port is None:
+            args.sru_port = args.port + 2
+        taken = {args.port, args.z3950_port, args.sip2_port, args.api_port if args.api_workers else 0}
+        if not 0 < args.sru_port < 65536 or args.sru_port in taken:
+            raise CircError(f"--sru-port {args.sru_port}: not a port of its own")
     import sqlite3
 
     from search.result_sets_shared import FILE_NAME, SharedResultSets
@@ -389,10 +395,15 @@ def _sru_workers(args, data_dir: Path):
     from .sru_workers import sru_workers
 
     try:
-        store = SharedResultSets.in_data_dir(data_dir)
-        store.clear()
+        store = SharedResultSets.open(data_dir, db)
+        if not db:          # the data dir's own file: a new server starts with no result sets
+            store.clear()   # (a database other gateways share is not emptied)
     except (sqlite3.Error, OSError) as e:
         raise CircError(f"--sru-workers: cannot keep result sets in {data_dir / FILE_NAME}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - psycopg's errors and a bad URL, said in one line
+        raise CircError(f"--result-sets-db: {type(e).__name__}: {e}") from None
+    if not args.sru_workers:
+        return None, store
     return (sru_workers(args, data_dir, args.host, args.sru_port, os.getpid(), _serve_circ_url(args, data_dir),
                         args.sru_workers), store)
 
@@ -526,6 +537,7 @@ def cmd_serve(args) -> int:
 
         run_sru_worker(data_dir, _catalog(args, data_dir) if es else None, args.host, args.sru_port,
                        args.sru_worker_of, circ_db=_serve_circ_url(args, data_dir),
+                       result_sets_db=args.result_sets_db,
                        federation=load_federations(args.config or (data_dir / "unioncat.toml"),
                                                    load_libraries().names()))
         return 0

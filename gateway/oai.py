@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from pathlib import Path
 
 from aiohttp import web
 
 from connectors.oai.provider import Provider, Settings
-from connectors.oai.repository import StoreRepository
+from connectors.oai.repository import StoreRepository, StoreUnavailable
 from indexers.holdings import load_libraries
 from sru.binding import decode_form
 from sru.diagnostics import SRUDiagnosticError
@@ -94,11 +95,22 @@ def mount(app: web.Application, data_dir: Path, base_url: str, *, harvest_source
             params = decode_form(raw)
         except SRUDiagnosticError:
             params = {"verb": ["?"], "?": ["not UTF-8"]}      # answered as badVerb/badArgument
-        data = await asyncio.to_thread(provider.handle, params, time.time())
+        try:
+            data = await asyncio.to_thread(provider.handle, params, time.time())
+        except (StoreUnavailable, sqlite3.Error) as e:      # gone or unreadable since start-up
+            log.warning("OAI-PMH: the record store cannot be read: %s", e)
+            return web.Response(status=503, text="OAI-PMH: the record store cannot be read now\n",
+                                headers={"Retry-After": "60"})
         return web.Response(body=data, content_type="text/xml", charset="utf-8")
 
-    app.router.add_route("GET", "/oai", oai)
-    app.router.add_route("POST", "/oai", oai)
+    if es is not None and not repo.path.exists():
+        # a gateway in front of an Elasticsearch index that has no record store of its own
+        # (docs/elasticsearch.md, several gateways): the provider lives where ingest writes
+        log.warning("OAI-PMH provider off: no record store at %s (serve /oai from the data directory "
+                    "that unioncat ingest writes)", repo.path)
+    else:
+        app.router.add_route("GET", "/oai", oai)
+        app.router.add_route("POST", "/oai", oai)
 
     from connectors.harvest.runner import Scheduler
 

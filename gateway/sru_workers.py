@@ -41,6 +41,8 @@ from .workers import Workers, availability_circulation, catalog_argv, run_app_wo
 def sru_worker_argv(args, data_dir, host: str, port: int, parent: int, circ_db: str | None) -> list[str]:
     """The command line of one SRU worker: the serve command's catalog options."""
     argv = serve_argv("sru", args, data_dir, host, port, parent) + catalog_argv(args)
+    if getattr(args, "result_sets_db", None):
+        argv += ["--result-sets-db", args.result_sets_db]
     if circ_db:
         argv += ["--circ-db", circ_db]
     return argv
@@ -51,9 +53,9 @@ def sru_workers(args, data_dir, host: str, port: int, parent: int, circ_db: str 
 
 
 def run_sru_worker(data_dir: Path, catalog, host: str, port: int, parent: int, *, circ_db: str | None = None,
-                   federation=None) -> None:
+                   federation=None, result_sets_db: str | None = None) -> None:
     """Serve SRU on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit, with the
-    result sets in the data directory's shared store."""
+    result sets in the data directory's shared store (or ``result_sets_db``'s)."""
     from search.result_sets_shared import SharedResultSets
 
     from .app import make_sru_app
@@ -61,7 +63,7 @@ def run_sru_worker(data_dir: Path, catalog, host: str, port: int, parent: int, *
     async def make():
         circ = availability_circulation(circ_db)
         app = make_sru_app(data_dir, catalog=catalog, host=host, port=port, circulation=circ,
-                           federation=federation, result_sets=SharedResultSets.in_data_dir(data_dir))
+                           federation=federation, result_sets=SharedResultSets.open(data_dir, result_sets_db))
         if circ is not None:
             async def dispose(_app):
                 await circ.db.dispose()

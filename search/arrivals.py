@@ -102,7 +102,8 @@ async def limit_arrivals(route, s) -> None:
         return
     source = getattr(route, "arrivals", None)
     if source is None:
-        raise QueryError(16, ADDED_INDEX, f"{ADDED_INDEX} needs the record store (unioncat serve)")
+        raise QueryError(16, ADDED_INDEX, f"{ADDED_INDEX} needs the record store, which this gateway does not "
+                         "have (serve new arrivals from the data directory that unioncat ingest writes)")
     s.reuse = False
     clock = getattr(route, "wall_clock", time.time)
     zone = getattr(route, "zone", None) or timezone.utc

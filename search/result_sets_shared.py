@@ -38,6 +38,7 @@ route awaiting its store (check_result_set, reuse_live_set, run_search, keep_res
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -102,6 +103,12 @@ def decode_result(text: str) -> SearchResult:
     elif h is not None:
         raise ValueError(f"unknown result handle {h['kind']!r}")
     return SearchResult(d["total"], d["ids"], handle)
+
+
+def _digest(key: str) -> str:
+    """The reuse key as stored: its SHA-256 (a key holds the query as asked, NUL separators
+    and all, which a PostgreSQL text column cannot; a digest is short and indexes well)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() if key else ""
 
 
 def _encode_sort(sort: tuple) -> str:
@@ -238,9 +245,11 @@ class SharedResultSets:
     every SRU process of one data directory opens (``path``)."""
 
     def __init__(self, path: Path | str, max_sets: int = 1000, *, clock: Callable[[], float] = time.time,
-                 evict: bool = True):
+                 evict: bool = True, backend: Any = None):
+        """``backend``: the storage instead of the SQLite file at ``path`` (the same
+        statements: search/result_sets_pg.py's PgBackend)."""
         self.path = Path(path)
-        self._db = _Backend(self.path)
+        self._db = backend if backend is not None else _Backend(self.path)
         self.max_sets = max_sets
         self.clock = clock
         self.evict = evict
@@ -249,6 +258,19 @@ class SharedResultSets:
     @classmethod
     def in_data_dir(cls, data_dir: Path | str, **kw) -> "SharedResultSets":
         return cls(Path(data_dir) / FILE_NAME, **kw)
+
+    @classmethod
+    def on_postgresql(cls, url: str, **kw) -> "SharedResultSets":
+        """The store in a PostgreSQL database that gateways on several machines share."""
+        from .result_sets_pg import PgBackend
+
+        return cls(url, backend=PgBackend(url), **kw)
+
+    @classmethod
+    def open(cls, data_dir: Path | str, database: str | None = None, **kw) -> "SharedResultSets":
+        """The SRU processes' store: in ``database`` (postgresql://...) when given, else the
+        data directory's file."""
+        return cls.on_postgresql(database, **kw) if database else cls.in_data_dir(data_dir, **kw)
 
     def close(self) -> None:
         self._db.close()
@@ -282,7 +304,7 @@ class SharedResultSets:
         rs_id = name if name is not None else secrets.token_hex(6)
         expires = now + ttl if ttl is not None else None
         self.local.remove(rs_id)
-        self._db.put((rs_id, text, json.dumps([database.name, database.library]), ttl, expires, key,
+        self._db.put((rs_id, text, json.dumps([database.name, database.library]), ttl, expires, _digest(key),
                       _encode_sort(sort)), now, self.max_sets)
         return ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort))
 
@@ -296,7 +318,7 @@ class SharedResultSets:
     def find(self, key: str, sort: tuple) -> ResultSet | None:
         if not key:
             return None
-        row = self._db.touch("key = ? AND sort = ?", (key, _encode_sort(sort)), self.clock())
+        row = self._db.touch("key = ? AND sort = ?", (_digest(key), _encode_sort(sort)), self.clock())
         return self._set(row) if row else self.local.find(key, sort)
 
     def was_evicted(self, name: str) -> bool:

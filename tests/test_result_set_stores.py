@@ -23,20 +23,34 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "shared"])
+@pytest.fixture(params=["memory", "shared", "postgresql"])
 def make(request, tmp_path):
     made = []
+    databases: list[str] = []
 
     def make(max_sets=10, **kw):
         if request.param == "memory":
             return ResultSets(max_sets, **kw)
-        s = SharedResultSets(tmp_path / f"rs{len(made)}.sqlite", max_sets, **kw)
+        if request.param == "postgresql":             # a database of its own for each store
+            import postgres_node
+
+            server = request.getfixturevalue("pg_url")
+            databases.append(postgres_node.unique_database_name("rs"))
+            postgres_node.admin_sql(server, f'CREATE DATABASE "{databases[-1]}"')
+            s = SharedResultSets.on_postgresql(postgres_node.database_url(server, databases[-1]), max_sets=max_sets,
+                                               **kw)
+        else:
+            s = SharedResultSets(tmp_path / f"rs{len(made)}.sqlite", max_sets, **kw)
         made.append(s)
         return s
 
     yield make
     for s in made:
         s.close()
+    for name in databases:
+        import postgres_node
+
+        postgres_node.drop_database(request.getfixturevalue("pg_url"), name)
 
 
 def hits(n=1):
@@ -228,3 +242,108 @@ def test_the_memory_stores_expiry_heap_stays_bounded():
         clock.now += 1
         sets.get(rs.id)
     assert len(sets._expiry) <= 2 * len(sets) + 64
+
+
+# --------------------------------------------------------------------------- PostgreSQL: gateways on several machines
+
+@pytest.fixture
+def pg_database(pg_url):
+    import postgres_node
+
+    name = postgres_node.unique_database_name("rs")
+    postgres_node.admin_sql(pg_url, f'CREATE DATABASE "{name}"')
+    yield postgres_node.database_url(pg_url, name)
+    postgres_node.drop_database(pg_url, name)
+
+
+def test_two_gateways_on_one_postgresql_database_see_each_others_sets(pg_database):
+    clock = Clock()
+    a = SharedResultSets.on_postgresql(pg_database, max_sets=2, clock=clock)
+    b = SharedResultSets.on_postgresql(pg_database, max_sets=2, clock=clock)     # a second gateway
+    try:
+        rs = a.put(SearchResult(2, [4, 2]), ttl=30, key="q")
+        clock.now += 29
+        got = b.get(rs.id)
+        assert got is not None and got.result.ids == [4, 2]
+        clock.now += 29
+        found = a.find("q", ())
+        assert found is not None and found.id == rs.id
+        b.put(hits(), name="x")
+        b.put(hits(), name="y")
+        assert a.was_evicted(rs.id) and rs.id not in a and a.names() == ["x", "y"]
+        c = SharedResultSets.on_postgresql(pg_database, max_sets=2, clock=clock)    # a gateway that starts
+        try:
+            assert c.names() == ["x", "y"]             # ... empties nothing
+        finally:
+            c.close()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_writers_on_one_postgresql_database_keep_the_bound(pg_database):
+    """Gateways putting at once: the advisory lock serializes the evictions, so the bound
+    holds and every id that was put is either live or remembered as evicted."""
+    import threading
+
+    stores = [SharedResultSets.on_postgresql(pg_database, max_sets=5) for _ in range(4)]
+    made: list[str] = []
+    errors: list[BaseException] = []
+
+    def work(s):
+        try:
+            for _ in range(10):
+                made.append(s.put(hits(), ttl=600).id)
+        except BaseException as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert not errors
+        assert len(stores[0]) == 5 and len(made) == 40
+        assert all((name in stores[1]) != stores[2].was_evicted(name) for name in made)
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_a_postgresql_connection_that_broke_is_opened_again(pg_database, pg_url):
+    import postgres_node
+
+    s = SharedResultSets.on_postgresql(pg_database)
+    try:
+        rs = s.put(hits(3), ttl=600)
+        name = pg_database.rsplit("/", 1)[1].split("?", 1)[0]
+        postgres_node.admin_sql(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                        f" WHERE datname = '{name}'")
+        got = s.get(rs.id)
+        assert got is not None and got.result.ids == [1, 2, 3]
+    finally:
+        s.close()
+
+
+def test_a_postgresql_database_out_of_reach_is_backend_unavailable(pg_database):
+    import psycopg
+
+    from indexers.backend import BackendUnavailable
+
+    s = SharedResultSets.on_postgresql(pg_database)
+    try:
+        s._db._connect = lambda: psycopg.connect("postgresql://unioncat@127.0.0.1:1/none", connect_timeout=5)
+        s._db.conn.close()                            # the server went away; it cannot be reached again
+        with pytest.raises(BackendUnavailable):
+            s.get("anything")
+    finally:
+        s.close()
+
+
+def test_only_postgresql_urls_are_taken():
+    from search.result_sets_pg import libpq_url
+
+    assert libpq_url("postgresql+asyncpg://u@h:5/db") == "postgresql://u@h:5/db"
+    with pytest.raises(ValueError):
+        libpq_url("sqlite:///x.db")

@@ -58,11 +58,11 @@ def _alive(pid: int) -> bool:
 class Served:
     """``unioncat serve --sru-workers N`` as a process of its own, stopped by its PID."""
 
-    def __init__(self, data_dir: Path, log: Path, workers: int = 2):
+    def __init__(self, data_dir: Path, log: Path, workers: int = 2, extra: tuple[str, ...] = ()):
         self.port, self.sru_port = free_port(), free_port()
         self.log = log
         argv = [sys.executable, "-m", "gateway.cli", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
-                "--z3950-port", "0", "--sru-workers", str(workers), "--sru-port", str(self.sru_port)]
+                "--z3950-port", "0", "--sru-workers", str(workers), "--sru-port", str(self.sru_port), *extra]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd="/", env=_env())
         deadline = time.monotonic() + START_WITHIN

@@ -16,12 +16,19 @@ from .provider import Entry
 _FAR = 1e18
 
 
+class StoreUnavailable(Exception):
+    """The record store is not there (a gateway that serves an Elasticsearch index
+    without a store of its own) or cannot be read."""
+
+
 class StoreRepository:
     def __init__(self, path: Path, library_names: dict[str, str] | None = None):
         self.path = Path(path)
         self.library_names = library_names or {}
 
     def _conn(self) -> sqlite3.Connection:
+        if not self.path.exists():      # never create an empty store by asking
+            raise StoreUnavailable(f"no record store at {self.path}")
         return connect(self.path, readonly=True)
 
     def _has_gone(self, conn) -> bool:
