@@ -523,7 +523,7 @@ def cmd_serve(args) -> int:
         from indexers.holdings import load_libraries
 
         run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of,
-                   circ_db=_serve_circ_url(args, data_dir),
+                   circ_db=_serve_circ_url(args, data_dir), data_dir=data_dir,
                    federation=load_federations(args.config or (data_dir / "unioncat.toml"),
                                                load_libraries().names()))
         return 0

@@ -28,29 +28,23 @@ def worker_argv(args, data_dir, host: str, port: int, parent: int) -> list[str]:
     return serve_argv("z3950", args, data_dir, host, port, parent) + catalog_argv(args)
 
 
-def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None, federation=None) -> None:
-    """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit.
+def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None, federation=None, *,
+               data_dir) -> None:
+    """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit, with the
+    serving process's search route (gateway/app.py catalog_route: libraries, new arrivals
+    from ``data_dir``'s record store, the network's days, the federations), so that a client
+    sees the same answers whichever process its connection lands on.
     ``circ_db``: the serving process's circulation database, read for availability
     (OPAC circulationData, the local.available limit) through a small pool of its own.
     ``federation``: the ``[federation.*]`` groups, databases here as in the serving process."""
-    from indexers.holdings import load_libraries
-    from search.route import make_route
+    from pathlib import Path
 
+    from .app import catalog_route
     from .z3950_server import Z3950Server, make_service
 
     async def main() -> None:
-        availability = None
         circ = availability_circulation(circ_db)
-        if circ is not None:
-            from circulation.availability_view import CirculationAvailability
-
-            availability = CirculationAvailability(circ)
-        route = make_route(catalog, load_libraries().names(), availability=availability)
-        if federation:
-            from connectors.federation_targets import add_to_route
-            from z3950 import rpn
-
-            add_to_route(route, federation, rpn.load_bib1_mapping().use)
+        route = catalog_route(Path(data_dir), catalog, circulation=circ, federation=federation)
         server = Z3950Server(make_service(route))
         await server.start(host, port, reuse_port=True)
         try:

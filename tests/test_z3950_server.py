@@ -511,6 +511,12 @@ def test_unioncat_serve_process_answers_z3950(demo_server, loop, workers):
         theirs = ref.call(P.PresentRequest("default", 1, hits, preferred_record_syntax=R.USMARC))
         ref.close()
         assert [r.record for r in ours.records] == [r.record for r in theirs.records]
+        added = '@attr 1=local.added @attr 2=4 "iizuka 2000-01-01"'     # new arrivals: the record store
+        ref = RawClient(demo_server.z3950)
+        ref.init()
+        arrivals = ref.call(search(added)).result_count
+        ref.close()
+        assert arrivals > 0
         if workers > 1:
             def own_cpu():      # the parent's tree includes its worker
                 kid = procmon.tree_cpu_s(kids[0])
@@ -520,6 +526,7 @@ def test_unioncat_serve_process_answers_z3950(demo_server, loop, workers):
                 c = RawClient(f"tcp:127.0.0.1:{z}")
                 assert c.init().result
                 assert c.call(search("@attr 1=4 図書館")).result_count == hits
+                assert c.call(search(added)).result_count == arrivals    # whichever process answers
                 c.call(P.PresentRequest("default", 1, hits, preferred_record_syntax=R.USMARC))
                 c.close()
             after = own_cpu()
