@@ -468,7 +468,11 @@ def splice_iso2709(raw: bytes, drop: frozenset[bytes] | set[bytes], tag: bytes,
     added = b"".join([b + b"\x1e" for b in bodies])
     if drop.isdisjoint(tags):
         at = n
-        if tag.isdigit():
+        if tag.isdigit() and len(tag) == 3:
+            m = _after_tag(tag).match(directory)
+            if m is not None:
+                at = (m.end() - 3) // 12
+        elif tag.isdigit():
             at = next((i for i, t in enumerate(tags) if not t.isdigit() or t > tag), n)
         # entries and data before the insertion point stay as they are
         offset = sum(lengths[:at])
@@ -495,6 +499,18 @@ def splice_iso2709(raw: bytes, drop: frozenset[bytes] | set[bytes], tag: bytes,
     if total > ISO2709_MAX_RECORD:
         return None
     return _leader(raw[:24].decode("ascii"), total, new_base) + new_directory + b"\x1e" + data + b"\x1d"
+
+
+@functools.lru_cache(maxsize=64)
+def _after_tag(tag: bytes) -> re.Pattern[bytes]:
+    """In a directory as _DIRECTORY matches: the entries up to and including the tag
+    of the first entry whose tag is not numeric or is greater than ``tag`` (a numeric
+    tag of three digits), where ``add_ordered_field`` inserts a ``tag`` field."""
+    t = tag.decode("ascii")
+    greater = [re.escape(t[:k]) + f"[{chr(ord(t[k]) + 1)}-9]" + "[0-9]" * (2 - k)
+               for k in range(3) if t[k] < "9"]
+    return re.compile(("(?:[0-9A-Za-z]{3}[0-9]{9})*?(?:(?![0-9]{3})[0-9A-Za-z]{3}"
+                       + "".join("|" + g for g in greater) + ")").encode("ascii"))
 
 
 def _leader(leader: str, total: int, base: int) -> bytes:

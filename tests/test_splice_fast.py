@@ -106,7 +106,7 @@ BODIES = st.lists(st.sampled_from([b"  \x1faloc", b"  \x1faiizuka\x1fbmain\x1fhQ
 
 @settings(max_examples=800, deadline=None)
 @given(records(), st.sampled_from([frozenset(), frozenset({b"852"}), frozenset({b"852", b"952"})]),
-       st.sampled_from([b"852", b"AVA", b"000"]), BODIES)
+       st.sampled_from([b"852", b"AVA", b"000", b"999", b"089", b"85"]), BODIES)
 def test_fast_splice_equals_the_reference(raw, drop, tag, bodies):
     expected = reference(raw, drop, tag, bodies)
     if expected is not None and expected[12:17] == b"00025":
