@@ -80,6 +80,7 @@ class UnioncatZ(rb.UnioncatSystem):
         super().__init__(*args, **kw)
         self.zport = procmon.free_port()
         self.z3950_workers = z3950_workers
+        self.listeners = 0
         self._serving = False
 
     def backend_args(self) -> list[str]:
@@ -95,7 +96,41 @@ class UnioncatZ(rb.UnioncatSystem):
         finally:
             self._serving = False
         zl.wait_z3950("127.0.0.1", self.zport, timeout=self.start_timeout)
+        # the serving process answers first; its N-1 workers start after it (importing,
+        # opening the catalog: seconds of CPU each on a loaded machine). Measuring before
+        # they listen charged their start-up to the first phase (search c1: tens of ms of
+        # server CPU per request), so wait until every process has its listening socket.
+        expected = self.z3950_workers or min(16, 4 * len(os.sched_getaffinity(0)))
+        self.listeners = wait_listeners(self.zport, expected, self.start_timeout)
         return pid
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1/0.0.0.0:``port`` (/proc/net/tcp; SO_REUSEPORT
+    gives each process its own)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 3 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+def wait_listeners(port: int, expected: int, timeout: float) -> int:
+    """Wait until ``expected`` sockets listen on ``port`` (or ``timeout``); how many do."""
+    deadline = time.monotonic() + timeout
+    n = listening_sockets(port)
+    while n < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        n = listening_sockets(port)
+    if n < expected:
+        print(f"  warning: only {n} of {expected} Z39.50 processes listen after {timeout:.0f} s", flush=True)
+    return n
 
 
 def load_both(u: UnioncatZ, zs: rb.ZebraSystem, path: Path, timeout: float, reuse: bool) -> dict:
@@ -408,7 +443,9 @@ def main(argv=None) -> int:
         upid = u.start()
         zpid = zs.start()
         endpoints = {U: ("127.0.0.1", u.zport, upid), Z: ("127.0.0.1", zs.z.port, zpid)}
-        print(f"  unioncat pid {upid} z3950 :{u.zport}; zebrasrv pid {zpid} :{zs.z.port}", flush=True)
+        print(f"  unioncat pid {upid} z3950 :{u.zport} ({u.listeners} processes listening); "
+              f"zebrasrv pid {zpid} :{zs.z.port}", flush=True)
+        results["systems"][U]["z3950_processes"] = u.listeners
 
         print("== verification pass (decoded): hit counts", flush=True)
         for n, (host, port, _) in endpoints.items():

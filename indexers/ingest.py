@@ -455,6 +455,7 @@ def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_sinc
         else:
             store = open_store(data_dir)
         store.rebuild_stale_index()  # a catalog indexed before readings (docs/search.md "Reindex")
+        store.fill_display()  # a catalog from before the stored display records (Z39.50 USMARC)
     except (sqlite3.Error, OSError) as e:
         raise StorageError(f"cannot open the record store {db_path(data_dir)}: {_why(e)}") from e
     lib = load_libraries().get(library)

@@ -399,6 +399,10 @@ def iso2709_assemble(leader: str, fields: Iterable[tuple[bytes, bytes]]) -> byte
 # without separators, then data fields with two printable indicators and subfields
 # each with a one-byte printable code (no empty code, no text before the first).
 _DIRECTORY = re.compile(rb"(?:[0-9A-Za-z]{3}[0-9]{9})*")
+# in such a directory: the leading control-field entries (00X), and a control-field
+# entry later on (at an entry's start)
+_CONTROLS = re.compile(rb"(?:00[0-9][0-9]{9})*")
+_CONTROL_LATER = re.compile(rb"(?:[0-9A-Za-z]{3}[0-9]{9})*?00[0-9]")
 
 
 # In the data fields joined as \x1e + body + \x1e + body ... (\x1e before each body):
@@ -415,60 +419,98 @@ def splice_iso2709(raw: bytes, drop: frozenset[bytes] | set[bytes], tag: bytes,
     tag, or a non-numeric one) -- without decoding the record. The result equals
     ``iso2709_assemble`` of the decoded record so changed. None when the record is
     not in that canonical form (control fields first, contiguous directory, fields
-    as above) or would not fit ISO 2709: the caller then takes the decoding path."""
+    as above) or would not fit ISO 2709: the caller then takes the decoding path.
+
+    A Z39.50 Present runs this for every record, so the checks are whole-buffer
+    operations where possible (regular expressions, ``split``, one formatted
+    directory compared with the stored one) rather than a Python step per field;
+    where nothing is dropped the directory entries and data before the insertion
+    point are copied as they are."""
+    if len(raw) < 26 or raw[-1] != 0x1D or not raw[:24].isascii():
+        return None
     try:
-        leader = raw[:24].decode("ascii")
         base = int(raw[12:17])
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         return None
     if base < 25 or (base - 25) % 12 or len(raw) <= base or raw[base - 1] != 0x1E:
         return None
     directory = raw[24:base - 1]
     if _DIRECTORY.fullmatch(directory) is None:
         return None
-    steps = range(0, len(directory), 12)
-    tags = [directory[i:i + 3] for i in steps]
-    lengths = [int(directory[i + 3:i + 7]) for i in steps]
-    # the data area split at the field terminators: the directory must describe exactly
-    # these fields, contiguous and in order (list comprehensions: no per-field statements)
-    area = raw[base:-1]
-    if raw[-1] != 0x1D or not area.endswith(b"\x1e"):
+    area = raw[base:-1]                                   # the fields, each with its terminator
+    if not area.endswith(b"\x1e"):
         return None
     found = area[:-1].split(b"\x1e")
-    if len(found) != len(tags) or [len(f) + 1 for f in found] != lengths:
+    if len(found) * 12 != len(directory):
         return None
-    if [int(directory[i + 7:i + 12]) for i in steps] != list(accumulate(lengths[:-1], initial=0)):
+    tags = [directory[i:i + 3] for i in range(0, len(directory), 12)]
+    lengths = [len(f) + 1 for f in found]
+    # the directory must describe exactly these fields, contiguous and in order: the
+    # same as writing it again from the fields (4 and 5 digits read back as written)
+    if b"".join([b"%s%04d%05d" % e for e in zip(tags, lengths, accumulate(lengths, initial=0))]) != directory:
         return None
-    controls = 0
-    while controls < len(tags) and tags[controls] < b"010" and tags[controls].isdigit():
-        controls += 1
-    if any(t < b"010" and t.isdigit() for t in tags[controls:]):
+    controls = _CONTROLS.match(directory).end() // 12   # type: ignore[union-attr]
+    if controls == len(tags):
+        return None                                   # no data field: the decoding path decides
+    if _CONTROL_LATER.match(directory, controls * 12) is not None:
+        return None                                   # a control field after a data field
+    start = base + sum(lengths[:controls])            # first data field, in raw
+    if controls and (b"\x1f" in raw[base:start] or b"\x1d" in raw[base:start]):
         return None
-    if any(b"\x1f" in f or b"\x1d" in f for f in found[:controls]):
+    # the data fields as \x1e + body + \x1e + body ...: the \x1e before the first is
+    # the directory's terminator or the last control field's
+    if _BAD_DATA_FIELD.search(raw, start - 1, len(raw) - 2) is not None:
         return None
-    if _BAD_DATA_FIELD.search(b"\x1e" + b"\x1e".join(found[controls:])) is not None:
-        return None
+    n = len(tags)
+    for b in bodies:
+        if len(b) + 1 > ISO2709_MAX_FIELD:
+            return None
+    added = b"".join([b + b"\x1e" for b in bodies])
     if drop.isdisjoint(tags):
-        kept_tags, kept = tags, found
+        at = n
+        if tag.isdigit() and len(tag) == 3:
+            m = _after_tag(tag).match(directory)
+            if m is not None:
+                at = (m.end() - 3) // 12
+        elif tag.isdigit():
+            at = next((i for i, t in enumerate(tags) if not t.isdigit() or t > tag), n)
+        # entries and data before the insertion point stay as they are
+        offset = sum(lengths[:at])
+        tail = [b"%s%04d%05d" % e for e in
+                zip([tag] * len(bodies) + tags[at:], [len(b) + 1 for b in bodies] + lengths[at:],
+                    accumulate([len(b) + 1 for b in bodies] + lengths[at:], initial=offset))]
+        new_directory = directory[:12 * at] + b"".join(tail)
+        data = area[:offset] + added + area[offset:]
     else:
         keep = [t not in drop for t in tags]
         kept_tags = [t for t, k in zip(tags, keep) if k]
         kept = [f for f, k in zip(found, keep) if k]
-    at = len(kept_tags)
-    if tag.isdigit():
-        at = next((i for i, t in enumerate(kept_tags) if not t.isdigit() or t > tag), at)
-    new_tags = kept_tags[:at] + [tag] * len(bodies) + kept_tags[at:]
-    new_bodies = kept[:at] + list(bodies) + kept[at:]
-    lengths = [len(b) + 1 for b in new_bodies]
-    if max(lengths, default=0) > ISO2709_MAX_FIELD:
-        return None
-    directory = b"".join([b"%s%04d%05d" % e for e in zip(new_tags, lengths, accumulate(lengths, initial=0))])
-    new_base = 24 + len(directory) + 1
-    total = new_base + sum(lengths) + 1
+        at = len(kept_tags)
+        if tag.isdigit():
+            at = next((i for i, t in enumerate(kept_tags) if not t.isdigit() or t > tag), at)
+        new_tags = kept_tags[:at] + [tag] * len(bodies) + kept_tags[at:]
+        new_bodies = kept[:at] + list(bodies) + kept[at:]
+        new_lengths = [len(b) + 1 for b in new_bodies]
+        new_directory = b"".join([b"%s%04d%05d" % e for e in
+                                  zip(new_tags, new_lengths, accumulate(new_lengths, initial=0))])
+        data = b"".join([b + b"\x1e" for b in new_bodies])
+    new_base = 24 + len(new_directory) + 1
+    total = new_base + len(data) + 1
     if total > ISO2709_MAX_RECORD:
         return None
-    return (_leader(leader, total, new_base) + directory + b"\x1e" + b"\x1e".join(new_bodies)
-            + b"\x1e\x1d")
+    return _leader(raw[:24].decode("ascii"), total, new_base) + new_directory + b"\x1e" + data + b"\x1d"
+
+
+@functools.lru_cache(maxsize=64)
+def _after_tag(tag: bytes) -> re.Pattern[bytes]:
+    """In a directory as _DIRECTORY matches: the entries up to and including the tag
+    of the first entry whose tag is not numeric or is greater than ``tag`` (a numeric
+    tag of three digits), where ``add_ordered_field`` inserts a ``tag`` field."""
+    t = tag.decode("ascii")
+    greater = [re.escape(t[:k]) + f"[{chr(ord(t[k]) + 1)}-9]" + "[0-9]" * (2 - k)
+               for k in range(3) if t[k] < "9"]
+    return re.compile(("(?:[0-9A-Za-z]{3}[0-9]{9})*?(?:(?![0-9]{3})[0-9A-Za-z]{3}"
+                       + "".join("|" + g for g in greater) + ")").encode("ascii"))
 
 
 def _leader(leader: str, total: int, base: int) -> bytes:

@@ -22,6 +22,7 @@ from .marc_iso2709 import LENGTH_WRONG
 from .marc_items import Bad
 from .marc_reader import BadRecord, ReadRecord, read_marc
 from .marc_structure import check_structure
+from .store import display_of
 
 
 @dataclass
@@ -38,6 +39,10 @@ class Prepared:
     blob: str = ""  # data as JSON
     keys: list = field(default_factory=list)
     solo: un.UnionDocument | None = None  # the record's document were it alone in its union
+    # its display record as UTF-8 ISO 2709 were it alone (store.display_iso2709; None where
+    # the splice declines), made here in the preparing worker; unset: not made
+    display: bytes | None = None
+    display_made: bool = False
     payload: Any = None  # the index backend's precomputed rows for ``solo``
     # what the reader had to repair or guess (set: the run reports the record, raw
     # holds the bytes as read); empty for a record stored as read or plainly converted
@@ -122,10 +127,14 @@ class Preparer:
             payload = self.payload_fn(solo) if self.payload_fn else None
         except (ValueError, KeyError, IndexError, TypeError, UnicodeError, AttributeError) as e:
             return Prepared(item.offset, item.position, raw=_raw_of(item), bad_reason=f"cannot index record: {e!r}")
+        try:
+            display, made = display_of(marc, self.library.code, holdings), True
+        except Exception:  # noqa: BLE001 - never a reason to refuse a record: the store makes it itself
+            display, made = None, False
         return Prepared(
             item.offset, item.position, local_id=local_id, marc=marc, digest=hashlib.sha1(marc).hexdigest(),
             data=data, blob=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
-            keys=un.match_keys(ex.fields), solo=solo, payload=payload,
+            keys=un.match_keys(ex.fields), solo=solo, payload=payload, display=display, display_made=made,
             warnings=list(item.warnings), raw=(item.raw or b"") if item.warnings else b"",
         )
 

@@ -55,11 +55,16 @@ CREATE INDEX IF NOT EXISTS matchkey_key ON matchkey(key, library, union_id);
 CREATE INDEX IF NOT EXISTS matchkey_source ON matchkey(source_id);
 CREATE TABLE IF NOT EXISTS union_gone(
   union_id INTEGER NOT NULL, library TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY(union_id, library));
+CREATE TABLE IF NOT EXISTS display(union_id INTEGER PRIMARY KEY, iso BLOB);
 """
 # union_rec.modified: when the union record (or any member, or its holdings) last changed;
 # union_gone: a library whose last member left a union record, and when (the whole record
 # is gone when union_rec has no row): the OAI-PMH provider's persistent deletions
 # (connectors/oai/provider.py) read both
+# display: each union record's display record as UTF-8 ISO 2709 (display_iso2709; NULL
+# where the splice declines and the record is decoded instead), written with the record
+# in the same transaction (Store._flush); readers use it once meta 'display' says it was
+# filled for the libraries' current holdings tags (display_format), else they splice
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -142,6 +147,14 @@ class Store:
 
     def commit(self) -> None:
         self._flush()
+        # the stored display records stay current through this commit: the stamp moves to
+        # the next generation (a writer that does not keep them, e.g. an older version,
+        # bumps the generation alone, and readers go back to splicing)
+        self.conn.execute(
+            "UPDATE meta SET value = :fmt || '@' || (COALESCE(CAST((SELECT value FROM meta WHERE key='generation')"
+            " AS INTEGER), 0) + 1) WHERE key='display'"
+            " AND value = :fmt || '@' || COALESCE((SELECT value FROM meta WHERE key='generation'), '0')",
+            {"fmt": display_format_cached()})
         # readers compare the generation to know whether cached result sets are still current
         self.conn.execute(
             "INSERT INTO meta(key, value) VALUES ('generation', '1')"
@@ -161,11 +174,14 @@ class Store:
         """Rebuild the index documents of every union record touched in this batch,
         stamp them modified, and record the libraries that left them."""
         now = time.time()
+        made: dict[int, bytes | None] = {}
         for uid in sorted(self._dirty - self._gone):
             p = self._fresh.get(uid)
             if p is not None and p.solo is not None:  # alone in a new union record: built by the preparer
                 p.solo.union_id = uid
                 self.index.put(self.conn, p.solo, fresh=True, payload=p.payload)
+                if getattr(p, "display_made", False):
+                    made[uid] = p.display
                 continue
             members = self._members(uid)
             left = self._left.get(uid, set())
@@ -183,10 +199,60 @@ class Store:
                 "INSERT INTO union_gone(union_id, library, at) VALUES (?,?,?)"
                 " ON CONFLICT(union_id, library) DO UPDATE SET at=excluded.at",
                 [(uid, lib, now) for lib in sorted(left)])
+        self._write_display(sorted(self._dirty), made)
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()
         self._left.clear()
+
+    def _write_display(self, ids: list[int], made: dict[int, bytes | None] | None = None) -> None:
+        """The display records of these union records written again (gone ones removed);
+        ``made``: those the preparer already made (new union records of one member)."""
+        made = made or {}
+        if made:
+            self.conn.executemany("INSERT INTO display(union_id, iso) VALUES (?, ?)"
+                                  " ON CONFLICT(union_id) DO UPDATE SET iso=excluded.iso", made.items())
+            ids = [uid for uid in ids if uid not in made]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            shown = _splice_display(self.conn, chunk)
+            self.conn.executemany("INSERT INTO display(union_id, iso) VALUES (?, ?)"
+                                  " ON CONFLICT(union_id) DO UPDATE SET iso=excluded.iso", shown.items())
+            gone = [(uid,) for uid in chunk if uid not in shown]
+            if gone:
+                self.conn.executemany("DELETE FROM display WHERE union_id=?", gone)
+
+    def fill_display(self) -> int:
+        """When the stored display records were not made for the libraries' current
+        holdings tags (or not at all: a catalog from before them), write every one
+        and record the format; returns how many (0: current). Called by the ingest
+        when it opens the store, as ``rebuild_stale_index`` is."""
+        fmt = display_format_cached()
+        row = self.conn.execute("SELECT (SELECT value FROM meta WHERE key='display'),"
+                                " (SELECT value FROM meta WHERE key='generation')").fetchone()
+        if row[0] == f"{fmt}@{row[1] or '0'}":
+            return 0
+        ids = [r[0] for r in self.conn.execute("SELECT id FROM union_rec ORDER BY id")]
+        if ids:
+            log.info("writing the display records of %d union records", len(ids))
+        # in transactions of 5,000 (the WAL stays small); readers keep splicing until
+        # the last one records the format
+        for i in range(0, max(len(ids), 1), 5000):
+            self.begin()
+            try:
+                if i == 0:
+                    self.conn.execute("DELETE FROM meta WHERE key='display'")
+                    self.conn.execute("DELETE FROM display")
+                self._write_display(ids[i:i + 5000])
+                if i + 5000 >= len(ids):
+                    self.conn.execute("INSERT INTO meta(key, value) VALUES ('display', ? || '@' ||"
+                                      " COALESCE((SELECT value FROM meta WHERE key='generation'), '0'))"
+                                      " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (fmt,))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+        return len(ids)
 
     # -- index format ---------------------------------------------------------
     def index_format(self) -> str | None:
@@ -429,9 +495,7 @@ def union_display_parts(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[in
         if cur is None:
             cur = out[uid] = (marc, lib, [], [])
         cur[3].append((lib, lid))
-        for h in json.loads(data):
-            cur[2].append(Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"],
-                                  h["barcode"]))
+        cur[2].extend([_holding(h) for h in json.loads(data)])
     return out
 
 
@@ -475,10 +539,56 @@ def display_iso2709(marc: bytes, library: str, holdings: list[Holding]) -> bytes
     return splice_iso2709(marc, _own_holdings_tags(library), b"852", [_holding_852(h) for h in holdings])
 
 
-def load_display_iso2709(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
-    """``display_iso2709`` for the union ids present (missing ids absent)."""
+def display_format() -> str:
+    """What the stored display records depend on besides the store: the holdings tag
+    each library's own holdings fields have (dropped from the display record)."""
+    libs = load_libraries()
+    tags = sorted((code, libs.get(code).holdings.tag) for code in libs.names())
+    return "1:" + json.dumps([libs.get("\x00").holdings.tag, tags], separators=(",", ":"))
+
+
+def _splice_display(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
+    """``display_iso2709`` for the union ids present, spliced from the source records."""
     return {uid: display_iso2709(marc, lib, holdings)
             for uid, (marc, lib, holdings, _m) in union_display_parts(conn, ids).items()}
+
+
+def display_of(marc: bytes, library: str, holdings: list[dict]) -> bytes | None:
+    """``display_iso2709`` of a record with its holdings as the store keeps them (dicts)."""
+    return display_iso2709(marc, library, [_holding(h) for h in holdings])
+
+
+def _holding(h: dict) -> Holding:
+    return Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"], h["barcode"])
+
+
+def load_display_iso2709(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
+    """``display_iso2709`` for the union ids present (missing ids absent): the stored
+    display records in one statement when they are current (meta 'display' is this
+    process's ``display_format``), else spliced from the source records."""
+    if not ids:
+        return {}
+    qmarks = ",".join("?" * len(ids))
+    try:
+        rows = conn.execute(f"SELECT -1, value FROM meta WHERE key='display' UNION ALL"
+                            f" SELECT -2, value FROM meta WHERE key='generation' UNION ALL"
+                            f" SELECT union_id, iso FROM display WHERE union_id IN ({qmarks})", list(ids)).fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" not in str(e):        # a store from before the display table
+            raise
+        rows = []
+    found = dict(rows)
+    stamp, generation = found.pop(-1, None), found.pop(-2, None)
+    if stamp is not None and stamp == f"{display_format_cached()}@{generation or '0'}":
+        return found
+    return _splice_display(conn, ids)
+
+
+@functools.lru_cache(maxsize=1)
+def display_format_cached() -> str:
+    """``display_format`` once per process (the libraries' holdings tags are read once,
+    as ``_own_holdings_tags`` reads them)."""
+    return display_format()
 
 
 def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from gateway.z3950_server import Z3950Settings
 from live_server import Server
+from test_z3950_ber import mutate
 from z3950 import charneg, rpn
 from z3950 import pdu as P
 from z3950 import records as R
@@ -404,7 +405,6 @@ def test_live_fuzz_keeps_the_target_serving(demo_server, clean_log):
     throughout."""
     import random
 
-    from test_z3950_ber import mutate
     from test_z3950_session import _apdu_corpus
 
     rng = random.Random(7)
@@ -593,7 +593,6 @@ def _valid_negotiation() -> bytes:
 def test_parse_proposal_raises_only_ber_errors(rnd):
     """Mutated proposals: a Proposal, None, or BERError -- which the target
     answers by ignoring the proposal -- never another exception."""
-    from test_z3950_ber import mutate
     data = mutate(rnd, _valid_negotiation(), [_valid_negotiation()])
     try:
         info = _other_info(data)

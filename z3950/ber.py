@@ -515,6 +515,9 @@ def _check_tag(cls: int, tag: int) -> None:
 def enc_tag(cls: int, constructed: bool, tag: int) -> bytes:
     """Identifier octets (8.1.2): one octet for tag numbers 0..30, otherwise
     0x1F followed by the number in base 128, most significant group first."""
+    hit = _ONE_OCTET_TAGS.get((cls, constructed, tag))
+    if hit is not None:
+        return hit
     _check_tag(cls, tag)
     lead = (cls << 6) | (0x20 if constructed else 0)
     if tag < 31:
@@ -532,10 +535,10 @@ def enc_tag(cls: int, constructed: bool, tag: int) -> bytes:
 def enc_length(n: int) -> bytes:
     """Definite length octets (8.1.3): short form below 128, else the long form
     with the fewest octets."""
+    if 0 <= n < 0x80:
+        return _SHORT_LENGTHS[n]
     if n < 0:
         raise ValueError("negative length")
-    if n < 0x80:
-        return bytes([n])
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
     if len(body) > MAX_LENGTH_OCTETS:
         raise ValueError(f"length {n} needs more than {MAX_LENGTH_OCTETS} length octets")
@@ -543,7 +546,22 @@ def enc_length(n: int) -> bytes:
 
 
 def enc_tlv(cls: int, constructed: bool, tag: int, content: bytes) -> bytes:
-    return enc_tag(cls, constructed, tag) + enc_length(len(content)) + bytes(content)
+    # the common case inline: a one-octet tag (cached) and the short length form
+    head = _ONE_OCTET_TAGS.get((cls, constructed, tag))
+    if head is None:
+        head = enc_tag(cls, constructed, tag)
+    n = len(content)
+    return head + (_SHORT_LENGTHS[n] if n < 0x80 else enc_length(n)) + (
+        content if type(content) is bytes else bytes(content))
+
+
+# Identifier octets of every valid one-octet tag (keyed also by 0/1 for the form:
+# True == 1 and False == 0 as dict keys), and the short-form length octets.
+_ONE_OCTET_TAGS: dict[tuple[int, int, int], bytes] = {
+    (c, f, t): bytes([(c << 6) | (0x20 if f else 0) | t])
+    for c in (UNIVERSAL, APPLICATION, CONTEXT, PRIVATE) for f in (False, True) for t in range(31)
+    if not (c == UNIVERSAL and t == 0)}
+_SHORT_LENGTHS = tuple(bytes([n]) for n in range(0x80))
 
 
 def int_content(n: int) -> bytes:
@@ -553,6 +571,19 @@ def int_content(n: int) -> bytes:
 
 def oid_content(oid: str) -> bytes:
     """Content octets of an OBJECT IDENTIFIER given as a dotted string (8.19)."""
+    hit = _OID_CACHE.get(oid) if type(oid) is str else None
+    if hit is not None:
+        return hit
+    out = _oid_content(oid)
+    if len(_OID_CACHE) < 1024:        # the few OIDs a server sends (record syntaxes, Bib-1, ...)
+        _OID_CACHE[oid] = out
+    return out
+
+
+_OID_CACHE: dict[str, bytes] = {}
+
+
+def _oid_content(oid: str) -> bytes:
     try:
         if not oid or not all(part.isascii() and part.isdigit() for part in oid.split(".")):
             raise ValueError

@@ -121,17 +121,21 @@ def _enc_records(records: tuple[NamePlusRecord, ...] | None, diagnostics: tuple[
     if records is None:
         return b""
     parts = []
+    names: dict[str | None, bytes] = {}          # the database name, encoded once per response
     for npr in records:
         if npr.diagnostic is not None:
             inner = enc_explicit(2, enc_diagnostic(npr.diagnostic, encoding))
         elif npr.record is not None:
             ext = npr.record if isinstance(npr.record, (bytes, bytearray)) else encode(npr.record)
-            inner = enc_explicit(1, bytes(ext))
+            inner = enc_explicit(1, ext)
         elif npr.fragment is not None:
             inner = enc_explicit(npr.fragment[0], encode(npr.fragment[1]))
         else:
             raise ValueError("NamePlusRecord without a record or a diagnostic")
-        parts.append(enc_seq(SEQUENCE, [_opt_str(0, npr.database, encoding), enc_explicit(1, inner)], UNIVERSAL))
+        name = names.get(npr.database)
+        if name is None:
+            name = names[npr.database] = _opt_str(0, npr.database, encoding)
+        parts.append(enc_seq(SEQUENCE, [name, enc_explicit(1, inner)], UNIVERSAL))
     return enc_seq(_RESPONSE_RECORDS, parts)
 
 
