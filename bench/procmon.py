@@ -23,6 +23,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1/0.0.0.0:``port`` (/proc/net/tcp; SO_REUSEPORT
+    gives each process its own)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 3 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
 def _status_kb(pid: int, key: str) -> int:
     """A ``kB`` value (VmRSS, VmHWM, ...) from /proc/<pid>/status; 0 if gone."""
     try:

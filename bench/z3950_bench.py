@@ -105,29 +105,13 @@ class UnioncatZ(rb.UnioncatSystem):
         return pid
 
 
-def listening_sockets(port: int) -> int:
-    """How many sockets listen on 127.0.0.1/0.0.0.0:``port`` (/proc/net/tcp; SO_REUSEPORT
-    gives each process its own)."""
-    n = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if len(f) > 3 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                n += 1
-    return n
-
-
 def wait_listeners(port: int, expected: int, timeout: float) -> int:
     """Wait until ``expected`` sockets listen on ``port`` (or ``timeout``); how many do."""
     deadline = time.monotonic() + timeout
-    n = listening_sockets(port)
+    n = procmon.listening_sockets(port)
     while n < expected and time.monotonic() < deadline:
         time.sleep(0.2)
-        n = listening_sockets(port)
+        n = procmon.listening_sockets(port)
     if n < expected:
         print(f"  warning: only {n} of {expected} Z39.50 processes listen after {timeout:.0f} s", flush=True)
     return n

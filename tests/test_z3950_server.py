@@ -500,7 +500,9 @@ def test_unioncat_serve_process_answers_z3950(demo_server, loop, workers):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
-        time.sleep(1.0)                                   # let the worker finish starting
+        while procmon.listening_sockets(z) < workers:     # every process listens (a loaded machine is slow)
+            assert proc.poll() is None and time.monotonic() < deadline + 60, "a worker did not start listening"
+            time.sleep(0.1)
         assert c.init().result
         hits = c.call(search("@attr 1=4 図書館")).result_count
         ours = c.call(P.PresentRequest("default", 1, hits, preferred_record_syntax=R.USMARC))
