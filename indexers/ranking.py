@@ -1,32 +1,31 @@
-"""The first pages of a BM25 ranking without scoring every hit (issue 18).
+"""The first pages of a BM25 ranking without FTS5 scoring every hit (issue 18).
 
 FTS5's ``bm25()`` costs a few microseconds a hit (it reads each hit's size and
 positions), so ranking a broad word's 6,000 hits to show ten cost 20 ms.  For the
-commonest query -- one or more words (each one FTS5 token, ``and``-ed) in one text
-field, e.g. ``dc.title=history``, ``dc.subject=women`` -- the order can be had
-without that:
+commonest ranked query -- one word (one FTS5 token) in one text field, e.g.
+``dc.title=history``, ``dc.subject=women`` -- the order can be had more cheaply:
 
-* FTS5 scores a hit ``-sum_i idf_i * f_i*(k1+1) / (f_i + k1*(1 - b + b*D/avgdl))``
-  where ``f_i`` is the field's weight times how often word i occurs in the field
-  and ``D`` the record's length in tokens (all fields).  Every hit has every word;
-  when each occurs once, ``f_i`` is the weight for all hits and the score falls
-  with ``D`` alone: the ranking is ascending ``D``, then ascending rowid (our tie
-  break) -- an index walk over ``doc(dl, union_id)`` that stops after the page.
-* Records where a word occurs twice or more in that field are few; the ``rep``
-  table lists them (field, word, union id, count).  They are scored here with the
-  same formula, in the same floating-point operations as FTS5 (so the same
-  doubles), and merged into the walk.
+* FTS5 scores a hit ``-idf * f*(k1+1) / (f + k1*(1 - b + b*D/avgdl))`` where
+  ``f`` is the field's weight times how often the word occurs in the field (tf)
+  and ``D`` the record's length in tokens (all fields).  Among hits of equal tf
+  the score falls with ``D`` alone: their order is ascending length, then
+  ascending rowid (our tie break).
+* Hits with tf = 1 (most of them) are the FTS5 hits joined to their lengths
+  (doc.dl), sorted with a bound of the page's end -- no positions, no sizes read
+  through FTS5.  Hits with tf >= 2 are few and listed in ``rep`` (field, word, tf,
+  length, union id), whose primary key is already in their order.
+* The first n of each class, scored with FTS5's formula in its floating-point
+  operations (so the same doubles), merged, are the first n of the ranking.
 
 The result is the exact order of ``ORDER BY bm25(ft, weights...), rowid`` for every
 prefix, so any page (``startRecord=5001``) is what the full ranking gives; tests
 compare the two on every prefix (tests/test_ranking_topk.py).  Anything else
-(phrases, masks, several fields, ``or``, readings and variants of a word) is
-ranked by FTS5 as before.  Pure functions and SQL only; the catalog decides when
-to use it (indexers/backends/sqlite_index.py).
+(phrases, masks, several words or fields, ``or``, readings and variants of a word)
+is ranked by FTS5 as before.  Pure functions and SQL only; the catalog decides
+when to use it (indexers/backends/sqlite_index.py).
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import sqlite3
@@ -37,7 +36,6 @@ from typing import Sequence
 
 K1 = 1.2   # FTS5's bm25 constants (fts5_aux.c)
 B = 0.75
-SEP = "\ue000"  # the value separator of indexers/backends/sqlite_index.py: never a query word
 # the fields whose repeated words are kept in ``rep``: a one-field query on one of
 # these is ranked here (notes are long and have no index of their own)
 FAST_FIELDS = frozenset({"title", "creator", "subject", "publisher"})
@@ -48,15 +46,23 @@ _FTS_TOKEN = re.compile(r"[0-9A-Za-z\u0080-\U0010ffff]+")
 _LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
+# what makes FTS5 cut or fold a space-separated token of ours (the columns are
+# pre-tokenized, so this is rare): ASCII other than space, letters and digits
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x21-\x2f\x3a-\x60\x7b-\x7f]")
+
+
 def fts_tokens(text: str) -> list[str]:
     """The tokens FTS5's ascii tokenizer makes of ``text``."""
+    if _NOT_PLAIN.search(text) is None:   # the common case, several times faster
+        return [t for t in text.split(" ") if t]
     return _FTS_TOKEN.findall(text.translate(_LOWER))
 
 
 def doc_stats(fields: Sequence[str], cols: Sequence[str]) -> tuple[int, list[tuple[str, str, int]]]:
     """(the document's length in FTS5 tokens over all columns -- FTS5's ``D`` --,
-    the (field, token, count) of tokens occurring twice or more in a FAST_FIELDS
-    column).  ``cols``: the FTS column texts, in the order of ``fields``."""
+    the (field, token, count) of ASCII tokens occurring twice or more in a
+    FAST_FIELDS column).  ``cols``: the FTS column texts, in the order of ``fields``.  The rep
+    table keeps these with the length: (field, token, tf, dl, union_id)."""
     dl = 0
     reps: list[tuple[str, str, int]] = []
     for f, text in zip(fields, cols):
@@ -65,7 +71,7 @@ def doc_stats(fields: Sequence[str], cols: Sequence[str]) -> tuple[int, list[tup
         toks = fts_tokens(text)
         dl += len(toks)
         if f in FAST_FIELDS and len(set(toks)) < len(toks):
-            reps += [(f, t, n) for t, n in Counter(toks).items() if n > 1 and t != SEP]
+            reps += [(f, t, n) for t, n in Counter(toks).items() if n > 1 and t.isascii()]
     return dl, reps
 
 
@@ -82,16 +88,17 @@ class OneField:
 
 
 def one_field(field: str, column: int, weight: float, expr: str, groups) -> OneField | None:
-    """``OneField`` for a text clause on one field whose every group (all required)
-    is exactly one alternative of one plain word that is one FTS5 token; else None."""
-    if field not in FAST_FIELDS or not groups:
+    """``OneField`` for a text clause on one field of one group of one alternative:
+    one plain ASCII word that is one FTS5 token (the words ``rep`` keeps: not CJK
+    characters nor reading tokens); else None."""
+    if field not in FAST_FIELDS or len(groups) != 1:
         return None
     toks: list[str] = []
     for alts in groups:
         if len(alts) != 1 or len(alts[0]) != 1:
             return None
         t = alts[0][0]
-        if t.masked or fts_tokens(t.text) != [t.text]:
+        if t.masked or not t.text.isascii() or fts_tokens(t.text) != [t.text]:
             return None
         toks.append(t.text)
     return OneField(field, column, tuple(toks), weight, expr)
@@ -140,13 +147,17 @@ def score(idfs: Sequence[float], freqs: Sequence[float], d: int, avgdl: float) -
     return -1.0 * s
 
 
-HITS = "SELECT rowid FROM ft WHERE ft MATCH ?"
-
-
 def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -> list[int] | None:
     """The first ``n`` union ids of ``ORDER BY bm25(...), rowid`` for ``q``
     (``total``: its number of hits; ``ncols``: FTS columns); None when FTS5's
-    statistics cannot be read."""
+    statistics cannot be read.
+
+    The hits fall into classes by how often the word occurs in the field (tf).
+    Within a class every hit has the same ``f``, so the order is ascending length,
+    then union id: tf = 1 (most hits) is the hits joined to their lengths in
+    doc, sorted with a bound of ``n``; tf >= 2 is a range of ``rep``'s primary
+    key, already in that order.  The first ``n`` of each class, scored with FTS5's
+    formula, merged, give the first ``n`` overall."""
     n = max(0, min(n, total))
     if n == 0:
         return []
@@ -154,40 +165,28 @@ def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -
     if stats is None:
         return None
     nrow, ntok = stats
-    distinct = sorted(set(q.tokens))
-    # hits in which a word occurs more than once in the field: scored one by one
-    qm = ",".join("?" * len(distinct))
-    if len(distinct) == 1:
-        rep_rows = conn.execute("SELECT union_id, token, tf FROM rep WHERE field=? AND token=?",
-                                (q.field, distinct[0])).fetchall()
-    else:
-        rep_rows = conn.execute(f"SELECT union_id, token, tf FROM rep WHERE field=? AND token IN ({qm})"
-                                f" AND union_id IN ({HITS})", (q.field, *distinct, q.expr)).fetchall()
-    reps: dict[int, dict[str, int]] = {}
-    for uid, tok, tf in rep_rows:
-        reps.setdefault(uid, {})[tok] = tf
-    want = n + len(reps)
-    if want * nrow <= total * total:
-        # few rows wanted from many hits: walk the records shortest first, keep hits
-        walk = conn.execute(f"SELECT union_id, dl FROM doc INDEXED BY doc_dl WHERE union_id IN ({HITS})"
-                            f" ORDER BY dl, union_id LIMIT {int(want)}", (q.expr,)).fetchall()
-    else:
-        walk = conn.execute("SELECT d.union_id, d.dl FROM (SELECT rowid AS id FROM ft WHERE ft MATCH ?) h"
-                            " CROSS JOIN doc d ON d.union_id = h.id"
-                            f" ORDER BY d.dl, d.union_id LIMIT {int(want)}", (q.expr,)).fetchall()
-    if not reps:
-        return [uid for uid, _ in walk[:n]]
+    (tok,) = q.tokens
+    classes: list[tuple[int, list[tuple[int, int]]]] = []   # (tf, [(dl, union id)...] in order)
+    tf = 1
+    while True:
+        row = conn.execute("SELECT MIN(tf) FROM rep WHERE field=? AND token=? AND tf>?", (q.field, tok, tf)).fetchone()
+        if row[0] is None:
+            break
+        tf = row[0]
+        classes.append((tf, conn.execute(f"SELECT dl, union_id FROM rep WHERE field=? AND token=? AND tf=?"
+                                         f" ORDER BY dl, union_id LIMIT {int(n)}", (q.field, tok, tf)).fetchall()))
+    once = conn.execute("SELECT d.dl, d.union_id FROM (SELECT rowid AS id FROM ft WHERE ft MATCH ?) h"
+                        " CROSS JOIN doc d ON d.union_id = h.id"
+                        + (" WHERE h.id NOT IN (SELECT union_id FROM rep WHERE field=? AND token=?)" if classes else "")
+                        + f" ORDER BY d.dl, d.union_id LIMIT {int(n)}",
+                        (q.expr, q.field, tok) if classes else (q.expr,)).fetchall()
+    if not classes:
+        return [uid for _dl, uid in once]
     avgdl = float(ntok) / float(nrow)
-    nhits = {distinct[0]: total} if len(distinct) == 1 else {
-        t: conn.execute("SELECT count(*) FROM ft WHERE ft MATCH ?",
-                        (f"{{{q.field}}} : \"{t}\"",)).fetchone()[0] for t in distinct}
-    idfs = [idf(nrow, nhits[t]) for t in q.tokens]
-    lengths = dict(conn.execute("SELECT union_id, dl FROM doc WHERE union_id IN (SELECT value FROM json_each(?))",
-                                (json.dumps(list(reps)),)))
-    once = [q.weight] * len(q.tokens)
-    ranked = [(score(idfs, once, d, avgdl), uid) for uid, d in walk if uid not in reps]
-    for uid, tfs in reps.items():
-        freqs = [sum([q.weight] * tfs.get(t, 1)) for t in q.tokens]   # FTS5 adds the weight per occurrence
-        ranked.append((score(idfs, freqs, lengths[uid], avgdl), uid))
+    idfs = [idf(nrow, total)]
+    ranked = [(score(idfs, [q.weight], d, avgdl), uid) for d, uid in once]
+    for tf, members in classes:
+        f = [sum([q.weight] * tf)]    # FTS5 adds the weight once per occurrence
+        ranked += [(score(idfs, f, d, avgdl), uid) for d, uid in members]
     ranked.sort()
-    return [uid for _, uid in ranked[:n]]
+    return [uid for _s, uid in ranked[:n]]

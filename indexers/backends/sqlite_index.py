@@ -67,7 +67,7 @@ def _fts_quote(tokens: Sequence[str]) -> str:
 
 
 # What the embedded index's documents are made of: the shared INDEX_FORMAT, and
-# "+s1": record lengths (doc.dl), repeated words (rep) and multi-valued number fields
+# "+s1": record lengths (doc.dl), repeated words with the length (rep) and multi-valued number fields
 # (meta num_multi:<field>) for indexers/ranking.py and unique ranges (issue 18).  A
 # catalog of another format is rebuilt by the next ingest (Store.rebuild_stale_index)
 # and until then searched as before (FTS5 ranks everything, ranges are DISTINCT).
@@ -99,22 +99,22 @@ class SqliteIndexWriter:
             CREATE INDEX IF NOT EXISTS num_u ON num(union_id);
             CREATE TABLE IF NOT EXISTS doc(union_id INTEGER PRIMARY KEY, sort_title TEXT, sort_creator TEXT,
                                            sort_date INTEGER, dl INTEGER);
-            CREATE TABLE IF NOT EXISTS rep(field TEXT NOT NULL, token TEXT NOT NULL, union_id INTEGER NOT NULL,
-                                           tf INTEGER NOT NULL, PRIMARY KEY(field, token, union_id)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS rep(field TEXT NOT NULL, token TEXT NOT NULL, tf INTEGER NOT NULL,
+                                           dl INTEGER NOT NULL, union_id INTEGER NOT NULL,
+                                           PRIMARY KEY(field, token, tf, dl, union_id)) WITHOUT ROWID;
             """
         )
         # an index of the former format: its documents get their lengths when the next
         # ingest rebuilds them (index_format below); until then FTS5 ranks everything
         if "dl" not in {r[1] for r in conn.execute("PRAGMA table_info(doc)")}:
             conn.execute("ALTER TABLE doc ADD COLUMN dl INTEGER")
-        conn.execute("CREATE INDEX IF NOT EXISTS doc_dl ON doc(dl, union_id)")
 
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None:
         row = conn.execute(f"SELECT {', '.join(self.text_fields)} FROM ft WHERE rowid=?", (union_id,)).fetchone()
         if row is not None:
-            _, reps = rk.doc_stats(self.text_fields, row)
-            conn.executemany("DELETE FROM rep WHERE field=? AND token=? AND union_id=?",
-                             [(f, t, union_id) for f, t, _n in reps])
+            dl, reps = rk.doc_stats(self.text_fields, row)
+            conn.executemany("DELETE FROM rep WHERE field=? AND token=? AND tf=? AND dl=? AND union_id=?",
+                             [(f, t, n, dl, union_id) for f, t, n in reps])
         conn.execute("DELETE FROM ft WHERE rowid=?", (union_id,))
         conn.execute("DELETE FROM term WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
@@ -137,8 +137,8 @@ class SqliteIndexWriter:
         cols, terms, nums, dl, reps = payload if payload is not None else self.payload(doc)
         conn.execute(self._ft_insert, [uid, *cols])
         if reps:
-            conn.executemany("INSERT OR REPLACE INTO rep(field, token, union_id, tf) VALUES (?,?,?,?)",
-                             [(f, t, uid, n) for f, t, n in reps])
+            conn.executemany("INSERT OR REPLACE INTO rep(field, token, tf, dl, union_id) VALUES (?,?,?,?,?)",
+                             [(f, t, n, dl, uid) for f, t, n in reps])
         conn.executemany(
             "INSERT INTO term(field, key, display, union_id) VALUES (?,?,?,?)", [(f, k, d, uid) for f, k, d in terms]
         )
