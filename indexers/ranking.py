@@ -11,9 +11,10 @@ commonest ranked query -- one word (one FTS5 token) in one text field, e.g.
   the score falls with ``D`` alone: their order is ascending length, then
   ascending rowid (our tie break).
 * Hits with tf = 1 (most of them) are the FTS5 hits joined to their lengths
-  (doc.dl), sorted with a bound of the page's end -- no positions, no sizes read
-  through FTS5.  Hits with tf >= 2 are few and listed in ``rep`` (field, word, tf,
-  length, union id), whose primary key is already in their order.
+  (table dlen: union id, length -- narrow, so the join reads few pages), sorted
+  with a bound of the page's end -- no positions, no sizes read through FTS5.
+  Hits with tf >= 2 are fewer; ``rep`` lists them (field, word, tf, length,
+  union id), its primary key already in their order.
 * The first n of each class, scored with FTS5's formula in its floating-point
   operations (so the same doubles), merged, are the first n of the ranking.
 
@@ -85,23 +86,23 @@ class OneField:
     tokens: tuple[str, ...]
     weight: float
     expr: str
+    # the word's other alternatives (its readings, e.g. women -> おめん) as a MATCH
+    # expression: when no record has them in the field, the ranking is the word's
+    others: str | None = None
 
 
-def one_field(field: str, column: int, weight: float, expr: str, groups) -> OneField | None:
-    """``OneField`` for a text clause on one field of one group of one alternative:
-    one plain ASCII word that is one FTS5 token (the words ``rep`` keeps: not CJK
-    characters nor reading tokens); else None."""
-    if field not in FAST_FIELDS or len(groups) != 1:
+def one_field(field: str, column: int, weight: float, expr: str, groups, others: str | None = None
+              ) -> OneField | None:
+    """``OneField`` for a text clause on one field of one group whose first
+    alternative is one plain ASCII word that is one FTS5 token (the words ``rep``
+    keeps: not CJK characters nor reading tokens); ``others``: the MATCH
+    expression of the group's other alternatives, if any; else None."""
+    if field not in FAST_FIELDS or len(groups) != 1 or len(groups[0][0]) != 1:
         return None
-    toks: list[str] = []
-    for alts in groups:
-        if len(alts) != 1 or len(alts[0]) != 1:
-            return None
-        t = alts[0][0]
-        if t.masked or not t.text.isascii() or fts_tokens(t.text) != [t.text]:
-            return None
-        toks.append(t.text)
-    return OneField(field, column, tuple(toks), weight, expr)
+    t = groups[0][0][0]
+    if t.masked or not t.text.isascii() or fts_tokens(t.text) != [t.text]:
+        return None
+    return OneField(field, column, (t.text,), weight, expr, others if len(groups[0]) > 1 else None)
 
 
 def _varint(blob: bytes, i: int) -> tuple[int, int]:
@@ -147,6 +148,9 @@ def score(idfs: Sequence[float], freqs: Sequence[float], d: int, avgdl: float) -
     return -1.0 * s
 
 
+MAX_SKIP = 2000   # up to this many records with the word repeated are skipped in Python, not in SQL
+
+
 def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -> list[int] | None:
     """The first ``n`` union ids of ``ORDER BY bm25(...), rowid`` for ``q``
     (``total``: its number of hits; ``ncols``: FTS columns); None when FTS5's
@@ -155,12 +159,14 @@ def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -
     The hits fall into classes by how often the word occurs in the field (tf).
     Within a class every hit has the same ``f``, so the order is ascending length,
     then union id: tf = 1 (most hits) is the hits joined to their lengths in
-    doc, sorted with a bound of ``n``; tf >= 2 is a range of ``rep``'s primary
+    dlen, sorted with a bound of ``n``; tf >= 2 is a range of ``rep``'s primary
     key, already in that order.  The first ``n`` of each class, scored with FTS5's
     formula, merged, give the first ``n`` overall."""
     n = max(0, min(n, total))
     if n == 0:
         return []
+    if q.others is not None and conn.execute("SELECT 1 FROM ft WHERE ft MATCH ? LIMIT 1", (q.others,)).fetchone():
+        return None   # a record has a reading of the word: its score has more terms, FTS5 ranks
     stats = averages(conn, ncols)
     if stats is None:
         return None
@@ -175,11 +181,17 @@ def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -
         tf = row[0]
         classes.append((tf, conn.execute(f"SELECT dl, union_id FROM rep WHERE field=? AND token=? AND tf=?"
                                          f" ORDER BY dl, union_id LIMIT {int(n)}", (q.field, tok, tf)).fetchall()))
-    once = conn.execute("SELECT d.dl, d.union_id FROM (SELECT rowid AS id FROM ft WHERE ft MATCH ?) h"
-                        " CROSS JOIN doc d ON d.union_id = h.id"
-                        + (" WHERE h.id NOT IN (SELECT union_id FROM rep WHERE field=? AND token=?)" if classes else "")
-                        + f" ORDER BY d.dl, d.union_id LIMIT {int(n)}",
-                        (q.expr, q.field, tok) if classes else (q.expr,)).fetchall()
+    nrep = conn.execute("SELECT COUNT(*) FROM rep WHERE field=? AND token=?", (q.field, tok)).fetchone()[0]
+    join = ("SELECT d.dl, d.union_id FROM (SELECT rowid AS id FROM ft WHERE ft MATCH ?) h"
+            " CROSS JOIN dlen d ON d.union_id = h.id")
+    if nrep <= MAX_SKIP:
+        # the tf >= 2 hits are skipped here: n + their number is enough
+        reps = {r[0] for r in conn.execute("SELECT union_id FROM rep WHERE field=? AND token=?", (q.field, tok))}
+        once = [r for r in conn.execute(f"{join} ORDER BY d.dl, d.union_id LIMIT {int(n + nrep)}", (q.expr,))
+                if r[1] not in reps][:n]
+    else:
+        once = conn.execute(f"{join} WHERE h.id NOT IN (SELECT union_id FROM rep WHERE field=? AND token=?)"
+                            f" ORDER BY d.dl, d.union_id LIMIT {int(n)}", (q.expr, q.field, tok)).fetchall()
     if not classes:
         return [uid for _dl, uid in once]
     avgdl = float(ntok) / float(nrow)

@@ -67,7 +67,7 @@ def _fts_quote(tokens: Sequence[str]) -> str:
 
 
 # What the embedded index's documents are made of: the shared INDEX_FORMAT, and
-# "+s1": record lengths (doc.dl), repeated words with the length (rep) and multi-valued number fields
+# "+s1": record lengths (dlen), repeated words with the length (rep) and multi-valued number fields
 # (meta num_multi:<field>) for indexers/ranking.py and unique ranges (issue 18).  A
 # catalog of another format is rebuilt by the next ingest (Store.rebuild_stale_index)
 # and until then searched as before (FTS5 ranks everything, ranges are DISTINCT).
@@ -98,16 +98,13 @@ class SqliteIndexWriter:
             CREATE INDEX IF NOT EXISTS num_fv ON num(field, value, union_id);
             CREATE INDEX IF NOT EXISTS num_u ON num(union_id);
             CREATE TABLE IF NOT EXISTS doc(union_id INTEGER PRIMARY KEY, sort_title TEXT, sort_creator TEXT,
-                                           sort_date INTEGER, dl INTEGER);
+                                           sort_date INTEGER);
+            CREATE TABLE IF NOT EXISTS dlen(union_id INTEGER PRIMARY KEY, dl INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS rep(field TEXT NOT NULL, token TEXT NOT NULL, tf INTEGER NOT NULL,
                                            dl INTEGER NOT NULL, union_id INTEGER NOT NULL,
                                            PRIMARY KEY(field, token, tf, dl, union_id)) WITHOUT ROWID;
             """
         )
-        # an index of the former format: its documents get their lengths when the next
-        # ingest rebuilds them (index_format below); until then FTS5 ranks everything
-        if "dl" not in {r[1] for r in conn.execute("PRAGMA table_info(doc)")}:
-            conn.execute("ALTER TABLE doc ADD COLUMN dl INTEGER")
 
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None:
         row = conn.execute(f"SELECT {', '.join(self.text_fields)} FROM ft WHERE rowid=?", (union_id,)).fetchone()
@@ -119,6 +116,7 @@ class SqliteIndexWriter:
         conn.execute("DELETE FROM term WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM doc WHERE union_id=?", (union_id,))
+        conn.execute("DELETE FROM dlen WHERE union_id=?", (union_id,))
 
     def payload(self, doc: UnionDocument):
         """The rows a document becomes (pure; may run in a worker process):
@@ -150,9 +148,10 @@ class SqliteIndexWriter:
                     conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, '1')", (f"num_multi:{f}",))
                 seen.add(f)
         conn.execute(
-            "INSERT INTO doc(union_id, sort_title, sort_creator, sort_date, dl) VALUES (?,?,?,?,?)",
-            (uid, doc.sort_title, doc.sort_creator, doc.sort_date, dl),
+            "INSERT INTO doc(union_id, sort_title, sort_creator, sort_date) VALUES (?,?,?,?)",
+            (uid, doc.sort_title, doc.sort_creator, doc.sort_date),
         )
+        conn.execute("INSERT INTO dlen(union_id, dl) VALUES (?,?)", (uid, dl))
 
     @property
     def _ft_insert(self) -> str:
@@ -389,7 +388,9 @@ class Compiler:
             self.rank_exprs.append(expr)
         if len(fields) == 1 and (joiner == " AND " or len(groups) == 1):
             f = fields[0]
-            self.one_field = rk.one_field(f, self.text_fields.index(f), T.FIELD_WEIGHTS.get(f, 1.0), expr, groups)
+            others = colspec + " : (" + " OR ".join(f"({e})" for e in exprs[1:]) + ")" if len(exprs) > 1 else None
+            self.one_field = rk.one_field(f, self.text_fields.index(f), T.FIELD_WEIGHTS.get(f, 1.0), expr, groups,
+                                          others)
         if not verify:
             return Fts(expr)
         # some phrase needs position checks: candidates from FTS, then verify
