@@ -62,12 +62,17 @@ def fts_tokens(text: str) -> list[str]:
 def doc_stats(fields: Sequence[str], cols: Sequence[str]) -> tuple[int, list[tuple[str, str, int]]]:
     """(the document's length in FTS5 tokens over all columns -- FTS5's ``D`` --,
     the (field, token, count) of ASCII tokens occurring twice or more in a
-    FAST_FIELDS column).  ``cols``: the FTS column texts, in the order of ``fields``.  The rep
-    table keeps these with the length: (field, token, tf, dl, union_id)."""
+    FAST_FIELDS column).  ``cols``: the FTS column texts, in the order of
+    ``fields``.  The rep table keeps these with the length: (field, token, tf,
+    dl, union_id)."""
     dl = 0
     reps: list[tuple[str, str, int]] = []
     for f, text in zip(fields, cols):
         if not text:
+            continue
+        if f not in FAST_FIELDS and "  " not in text and _NOT_PLAIN.search(text) is None and text[0] != " " \
+                and text[-1] != " ":
+            dl += text.count(" ") + 1     # single-spaced plain tokens (notes: long): counted, not split
             continue
         toks = fts_tokens(text)
         dl += len(toks)

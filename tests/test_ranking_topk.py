@@ -199,3 +199,14 @@ def test_a_word_with_readings_is_ranked_here_until_a_record_has_the_reading(tmp_
         assert res.ids == full_ranking(c, "dc.title=women")
     finally:
         c.close()
+
+
+def test_document_lengths_count_fts5s_tokens_in_every_column():
+    """doc_stats counts a plain column by its spaces and splits the others: both as
+    FTS5's ascii tokenizer."""
+    rnd = random.Random(7)
+    pieces = ["ab", "C", "x-y", " ", "  ", "\ue000", "東", "o'b", "9", ":", "\t"]
+    for _ in range(5000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
+        for field in ("notes", "title"):
+            assert rk.doc_stats([field], [text])[0] == len(rk._FTS_TOKEN.findall(text.translate(rk._LOWER))), text
