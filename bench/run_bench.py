@@ -36,6 +36,8 @@ usage::
     python bench/run_bench.py --skip-unioncat --zebra-variants icu
     python bench/run_bench.py --scale 1000000       # ingest/disk/sequential latency at 1M records
     python bench/run_bench.py --out bench/results.json --keep   # keep the work dir
+    python bench/run_bench.py --workdir W --keep --skip-es --zebra-variants icu   # load once into W ...
+    python bench/run_bench.py --workdir W --reuse --skip-es --zebra-variants icu  # ... serve it again
 
 All servers bind to 127.0.0.1 on free ports.  Every loop is bounded (number of
 requests *and* seconds per phase, time-outs on ingest/index/start-up).
@@ -97,6 +99,14 @@ class System:
     def close(self) -> None:
         pass
 
+    @property
+    def loaded_marker(self) -> Path | None:
+        """Where a finished load's figures are kept for --reuse (None: not reusable)."""
+        return None
+
+    def reuse(self) -> None:
+        pass
+
 
 class UnioncatSystem(System):
     """unioncat on its embedded SQLite index (the data directory is the whole catalog)."""
@@ -116,6 +126,15 @@ class UnioncatSystem(System):
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/sru"
+
+    @property
+    def loaded_marker(self) -> Path | None:
+        """The load figures of a finished load, kept beside the data for --reuse."""
+        return self.root / "loaded.json"
+
+    def reuse(self) -> None:
+        if not (self.data_dir / "catalog.sqlite").exists():
+            raise RuntimeError(f"--reuse: no catalog in {self.data_dir}")
 
     # hooks the Elasticsearch variant fills in
     def backend_args(self) -> list[str]:
@@ -218,6 +237,10 @@ class EsSystem(UnioncatSystem):
     directory of its own made with tempfile.mkdtemp (the node runs as an unprivileged
     user when we are root, and must be able to enter it), started before the ingest
     and stopped in :meth:`close` (always called, also on errors and SIGTERM)."""
+
+    @property
+    def loaded_marker(self) -> Path | None:
+        return None   # the node lives in a temp dir of its own: always loaded again
 
     name = "unioncat-es"
 
@@ -390,6 +413,15 @@ class ZebraSystem(System):
     def base_url(self) -> str:
         return self.z.base_url
 
+    @property
+    def loaded_marker(self) -> Path | None:
+        return self.z.root / "loaded.json"
+
+    def reuse(self) -> None:
+        if not (self.z.root / "db" / "register").is_dir():
+            raise RuntimeError(f"--reuse: no Zebra register in {self.z.root}")
+        self.z.write_config()
+
     def load(self, path: Path, timeout: float) -> dict:
         print(f"  $ zebraidx -c conf/zebra.cfg update {path}   (in {self.z.root})", flush=True)
         out = self.z.index([path], timeout=timeout, register=STARTED)
@@ -457,7 +489,17 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
     """Load, serve, query; fills ``out`` as it goes (partial results survive errors).
     ``a.scale``: only the sequential phase (no concurrent phases, wrk or reindex)."""
     print(f"\n== {system.name}: load", flush=True)
-    out["load"] = system.load(path, a.load_timeout)
+    marker = system.loaded_marker
+    if a.reuse and marker is not None and marker.exists():
+        # --reuse: serve what a --keep run (this script's or bench/z3950_bench.py's, same layout) loaded
+        out["load"] = json.loads(marker.read_text()) | {"reused": str(marker.parent)}
+        system.reuse()
+        print(f"  reusing the loaded catalog in {marker.parent} (load figures of the run that made it)",
+              flush=True)
+    else:
+        out["load"] = system.load(path, a.load_timeout)
+        if marker is not None:
+            marker.write_text(json.dumps(out["load"]))
     print("  ", {k: v for k, v in out["load"].items() if k not in ("command", "counts", "es_indices")},
           flush=True)
     print(f"== {system.name}: serve", flush=True)
@@ -904,6 +946,10 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="work directory (default: a new temp dir, removed afterwards unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --workdir: serve the catalogs a --keep run loaded there (its "
+                    "unioncat-sqlite/data and zebra-<variant>/, each with loaded.json: this script's and "
+                    "bench/z3950_bench.py's layout) instead of loading again; not for unioncat-es")
     ap.add_argument("--unioncat", default=None, help="command for the unioncat CLI (default: unioncat)")
     ap.add_argument("--library", default="loc", help="library code for unioncat ingest (default: loc)")
     ap.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
@@ -950,6 +996,8 @@ def main(argv=None) -> int:
                 results["systems"].setdefault(n, r)
         print(report(results, a.concurrency))
         return 0
+    if a.reuse and (a.workdir is None or a.scale):
+        ap.error("--reuse needs --workdir (the kept work dir), and no --scale")
     variants = [v.strip() for v in a.zebra_variants.split(",") if v.strip()]
     for v in variants:
         if v not in zebra.VARIANTS:

@@ -266,17 +266,19 @@ class Store:
         Returns how many were rebuilt (0: the index was current, or the store empty)."""
         from .terms import INDEX_FORMAT
 
-        if self.index_format() == INDEX_FORMAT:
+        # the embedded index adds its own tables to the shared format (sqlite_index.INDEX_FORMAT)
+        fmt = getattr(self.index, "index_format", INDEX_FORMAT)
+        if self.index_format() == fmt:
             return 0
         ids = [r[0] for r in self.conn.execute("SELECT id FROM union_rec")]
         self.begin()
         try:
             if ids:
                 log.warning("the index was made by an older format (%s, now %s): rebuilding %d union records",
-                            self.index_format() or "1", INDEX_FORMAT, len(ids))
+                            self.index_format() or "1", fmt, len(ids))
             self._dirty.update(ids)
             self.conn.execute("INSERT INTO meta(key, value) VALUES ('index_format', ?)"
-                              " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (INDEX_FORMAT,))
+                              " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (fmt,))
             self.commit()
         except BaseException:
             self.rollback()

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .. import normalize as nz
+from .. import ranking as rk
 from .. import terms as T
 from ..backend import BackendUnavailable
 from ..index_config import IndexConfig, load_index_config
@@ -65,8 +66,18 @@ def _fts_quote(tokens: Sequence[str]) -> str:
     return '"' + " ".join(t.replace('"', '""') for t in tokens) + '"'
 
 
+# What the embedded index's documents are made of: the shared INDEX_FORMAT, and
+# "+s1": record lengths (dlen), repeated words with the length (rep) and multi-valued number fields
+# (meta num_multi:<field>) for indexers/ranking.py and unique ranges (issue 18).  A
+# catalog of another format is rebuilt by the next ingest (Store.rebuild_stale_index)
+# and until then searched as before (FTS5 ranks everything, ranges are DISTINCT).
+INDEX_FORMAT = T.INDEX_FORMAT + "+s1"
+
+
 class SqliteIndexWriter:
     """IndexWriter for the store (indexers/store.py)."""
+
+    index_format = INDEX_FORMAT
 
     def __init__(self, mapping: FieldMapping):
         self.types = mapping.field_types()
@@ -88,38 +99,59 @@ class SqliteIndexWriter:
             CREATE INDEX IF NOT EXISTS num_u ON num(union_id);
             CREATE TABLE IF NOT EXISTS doc(union_id INTEGER PRIMARY KEY, sort_title TEXT, sort_creator TEXT,
                                            sort_date INTEGER);
+            CREATE TABLE IF NOT EXISTS dlen(union_id INTEGER PRIMARY KEY, dl INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS rep(field TEXT NOT NULL, token TEXT NOT NULL, tf INTEGER NOT NULL,
+                                           dl INTEGER NOT NULL, union_id INTEGER NOT NULL,
+                                           PRIMARY KEY(field, token, tf, dl, union_id)) WITHOUT ROWID;
             """
         )
 
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None:
+        row = conn.execute(f"SELECT {', '.join(self.text_fields)} FROM ft WHERE rowid=?", (union_id,)).fetchone()
+        if row is not None:
+            dl, reps = rk.doc_stats(self.text_fields, row)
+            conn.executemany("DELETE FROM rep WHERE field=? AND token=? AND tf=? AND dl=? AND union_id=?",
+                             [(f, t, n, dl, union_id) for f, t, n in reps])
         conn.execute("DELETE FROM ft WHERE rowid=?", (union_id,))
         conn.execute("DELETE FROM term WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM doc WHERE union_id=?", (union_id,))
+        conn.execute("DELETE FROM dlen WHERE union_id=?", (union_id,))
 
     def payload(self, doc: UnionDocument):
         """The rows a document becomes (pure; may run in a worker process):
-        FTS column texts, whole-value keys, numbers."""
+        FTS column texts, whole-value keys, numbers, its length in tokens and its
+        repeated words (indexers/ranking.py)."""
         e = T.index_entries(doc.fields, self.types, self.transforms, self.text_fields)
         cols = [f" {SEP} ".join(" ".join(toks) for toks in e.texts[f]) for f in self.text_fields]
         terms, nums = e.keys, e.numbers
-        return cols, terms, nums
+        dl, reps = rk.doc_stats(self.text_fields, cols)
+        return cols, terms, nums, dl, reps
 
     def put(self, conn: sqlite3.Connection, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
         uid = doc.union_id
         if not fresh:
             self.delete(conn, uid)
-        cols, terms, nums = payload if payload is not None else self.payload(doc)
+        cols, terms, nums, dl, reps = payload if payload is not None else self.payload(doc)
         conn.execute(self._ft_insert, [uid, *cols])
+        if reps:
+            conn.executemany("INSERT OR REPLACE INTO rep(field, token, tf, dl, union_id) VALUES (?,?,?,?,?)",
+                             [(f, t, n, dl, uid) for f, t, n in reps])
         conn.executemany(
             "INSERT INTO term(field, key, display, union_id) VALUES (?,?,?,?)", [(f, k, d, uid) for f, k, d in terms]
         )
         if nums:
             conn.executemany("INSERT INTO num(field, value, union_id) VALUES (?,?,?)", [(f, v, uid) for f, v in nums])
+            seen: set[str] = set()
+            for f, _v in nums:
+                if f in seen:   # a record with two values of one number field: its ranges need DISTINCT
+                    conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, '1')", (f"num_multi:{f}",))
+                seen.add(f)
         conn.execute(
             "INSERT INTO doc(union_id, sort_title, sort_creator, sort_date) VALUES (?,?,?,?)",
             (uid, doc.sort_title, doc.sort_creator, doc.sort_date),
         )
+        conn.execute("INSERT INTO dlen(union_id, dl) VALUES (?,?)", (uid, dl))
 
     @property
     def _ft_insert(self) -> str:
@@ -140,6 +172,8 @@ class _Lazy:
     order_params: list
     set_sql: str
     set_params: list
+    # the same order computed by indexers/ranking.py (one-field word queries), else None
+    fast: rk.OneField | None = None
 
 
 @dataclass
@@ -180,7 +214,8 @@ MATERIALIZE_KEYS = 1000        # an `any` clause on a key index with more values
 
 
 class Compiler:
-    def __init__(self, conn, config: IndexConfig, writer: SqliteIndexWriter, result_sets):
+    def __init__(self, conn, config: IndexConfig, writer: SqliteIndexWriter, result_sets,
+                 single_valued: frozenset[str] = frozenset()):
         self.conn = conn
         self.config = config
         self.types = writer.types
@@ -188,6 +223,10 @@ class Compiler:
         self.text_fields = writer.text_fields
         self.result_sets = result_sets or {}
         self.rank_exprs: list[str] = []
+        # number fields no record has two values of (their ranges need no DISTINCT)
+        self.single_valued = single_valued
+        # the last text clause compiled, when indexers/ranking.py can rank it
+        self.one_field: rk.OneField | None = None
 
     # entry
     def compile(self, node: Node, positive: bool = True) -> Plan:
@@ -236,7 +275,8 @@ class Compiler:
         cond = f"{lcond} AND ({right.num[1]})"
         cparams = [*left.num[2], *right.num[2]]
         return Sql(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(fields))}) AND {cond}",
-                   [*fields, *cparams], (fields, cond, cparams), ranges=left.ranges + 1)
+                   [*fields, *cparams], (fields, cond, cparams), ranges=left.ranges + 1,
+                   unique=len(fields) == 1 and fields[0] in self.single_valued)
 
     def combine(self, op: str, left: Plan, right: Plan) -> Plan:
         """``left op right`` (op: and, or, not), extending a flat chain of the same
@@ -282,7 +322,7 @@ class Compiler:
     def clause(self, c: Clause, positive: bool = True) -> Plan:
         T.check_modifiers(c)
         if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
-            return Sql("SELECT union_id AS id FROM doc", [], unique=True)
+            return Sql("SELECT union_id AS id FROM doc NOT INDEXED", [], unique=True)  # in union id order
         if c.index.lower() == "cql.resultsetid":
             rs = self.result_sets.get(c.term)
             if rs is None:
@@ -346,6 +386,11 @@ class Compiler:
         expr = colspec + " : (" + joiner.join(f"({p})" for p in parts) + ")"
         if positive:
             self.rank_exprs.append(expr)
+        if len(fields) == 1 and (joiner == " AND " or len(groups) == 1):
+            f = fields[0]
+            others = colspec + " : (" + " OR ".join(f"({e})" for e in exprs[1:]) + ")" if len(exprs) > 1 else None
+            self.one_field = rk.one_field(f, self.text_fields.index(f), T.FIELD_WEIGHTS.get(f, 1.0), expr, groups,
+                                          others)
         if not verify:
             return Fts(expr)
         # some phrase needs position checks: candidates from FTS, then verify
@@ -492,7 +537,8 @@ class Compiler:
             cond, cparams = "value = ?", [num(term)]
         fields_t = tuple(fields)
         return Sql(f"SELECT union_id AS id FROM num WHERE field IN ({','.join('?' * len(fields))}) AND {cond}",
-                   [*fields, *cparams], (fields_t, cond, cparams))
+                   [*fields, *cparams], (fields_t, cond, cparams),
+                   unique=len(fields) == 1 and fields[0] in self.single_valued)
 
     # prox -------------------------------------------------------------------
     def prox(self, p: Prox) -> Plan:
@@ -556,10 +602,16 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
             return  # nothing indexed yet
     except sqlite3.Error:
         return
-    if row is None or row[0] != T.INDEX_FORMAT:
-        log.warning("%s was indexed by an older format (%s, now %s): readings and filing by reading are missing "
-                    "until the next `unioncat ingest` on its data directory rebuilds the index",
-                    path, row[0] if row else "1", T.INDEX_FORMAT)
+    if row is None or row[0] != INDEX_FORMAT:
+        log.warning("%s was indexed by an older format (%s, now %s): readings and filing by reading (and the "
+                    "faster ranking) may be missing until the next `unioncat ingest` on its data directory "
+                    "rebuilds the index", path, row[0] if row else "1", INDEX_FORMAT)
+
+
+@dataclass(frozen=True)
+class _State:
+    current: bool                  # indexed by this INDEX_FORMAT (lengths, repeated words)
+    single_valued: frozenset[str]  # number fields without a record of two values
 
 
 class SqliteCatalog:
@@ -577,6 +629,7 @@ class SqliteCatalog:
         self.inline_budget = INLINE_BUDGET
         self.clock = clock          # measures the inline budget (injected by tests)
         self._read_only_mode: str | None = None
+        self._state: tuple[str | None, _State] | None = None   # (generation, what it knows)
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -628,14 +681,40 @@ class SqliteCatalog:
                 pass
 
     # sync implementations ------------------------------------------------------
+    def _index_state(self, conn: sqlite3.Connection) -> _State:
+        """What the index offers beyond FTS5 (its format, multi-valued number
+        fields), read once per generation of the catalog."""
+        gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        cached = self._state
+        if cached is not None and cached[0] == (gen and gen[0]):
+            return cached[1]
+        rows = dict(conn.execute("SELECT key, value FROM meta WHERE key='index_format' OR key LIKE 'num_multi:%'"))
+        current = rows.get("index_format") == INDEX_FORMAT
+        single = frozenset(f for f, t in self.writer.types.items()
+                           if t == "number" and f"num_multi:{f}" not in rows) if current else frozenset()
+        state = _State(current, single)
+        self._state = (gen and gen[0], state)
+        return state
+
+    def _fast_ranked(self, h: _Lazy, n: int, total: int) -> list[int] | None:
+        """The first ``n`` ids of ``h``'s ranking by indexers/ranking.py (None: let
+        FTS5 rank)."""
+        assert h.fast is not None
+        return rk.top(self._conn(), h.fast, n, total, len(self.writer.text_fields))
+
     def _weights(self) -> str:
         return ", ".join(str(T.FIELD_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
 
     def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         conn = self._conn()
-        comp = Compiler(conn, self.config, self.writer, result_sets)
+        state = self._index_state(conn)
+        comp = Compiler(conn, self.config, self.writer, result_sets, state.single_valued)
         plan = comp.compile(query.root)
         sort = [k for k in query.sort if k.index != "relevance"]
+        fast = None
+        if (state.current and not sort and query.ranked and isinstance(plan, Fts) and isinstance(query.root, Clause)
+                and comp.one_field is not None and comp.one_field.expr == plan.expr):
+            fast = comp.one_field
         if isinstance(plan, Fts):
             set_sql, set_params = "SELECT rowid AS id FROM ft WHERE ft MATCH ?", [plan.expr]
         else:
@@ -673,7 +752,7 @@ class SqliteCatalog:
             order_sql, order_params = f"SELECT id FROM ({set_sql})", set_params
         if where:
             set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
-        handle = _Lazy(order_sql, order_params, set_sql, set_params)
+        handle = _Lazy(order_sql, order_params, set_sql, set_params, fast)
         if not sort and not query.ranked:
             # nothing to score or sort: the first MATERIALIZE + 1 ids in index order
             # tell a small set (kept, no COUNT needed) from a large one
@@ -682,7 +761,8 @@ class SqliteCatalog:
                 return SearchResult(len(ids), ids, handle)
         total = conn.execute(f"SELECT COUNT(*) FROM ({set_sql})", set_params).fetchone()[0]
         if total <= MATERIALIZE:
-            ids = [r[0] for r in conn.execute(order_sql, order_params)]
+            got = self._fast_ranked(handle, total, total) if fast is not None else None
+            ids = got if got is not None else [r[0] for r in conn.execute(order_sql, order_params)]
             return SearchResult(len(ids), ids, handle)
         return SearchResult(total, None, handle)
 
@@ -690,6 +770,10 @@ class SqliteCatalog:
         if result.ids is not None:
             return result.ids[offset: offset + count]
         h: _Lazy = result.handle
+        if h.fast is not None:
+            got = self._fast_ranked(h, offset + count, result.total)
+            if got is not None:
+                return got[offset: offset + count]
         # LIMIT and OFFSET as literals (integers): with bound parameters SQLite plans the
         # query as if it had to produce every row (seconds instead of milliseconds for a
         # ranked text clause beside a large key or id set, e.g. the limit local.available)
@@ -818,7 +902,7 @@ class SqliteCatalog:
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
             return result.ids[offset: offset + count]
-        return await asyncio.to_thread(self.page_sync, result, offset, count)
+        return await self._run(self.page_sync, result, offset, count)
 
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:
         return await self._run(self.fetch_sync, ids)
