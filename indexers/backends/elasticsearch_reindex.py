@@ -4,7 +4,7 @@ the record store behind the alias, with documents built by parallel workers.
 Building a document (the search fields from indexers/terms.py, the display
 record's parts, the JSON of the bulk request) is Python CPU: one process uses one
 core.  ``workers`` processes (fork) therefore build the documents of disjoint
-chunks of union ids, each on its own read-only connection to the store, and hand
+chunks of union ids, each on its own query-only connection to the store, and hand
 back each document already serialized as the two NDJSON lines of a bulk request.
 The reindexing process only reads the ids, sends the bulk requests and settles
 their outcome, with the guarantees of elasticsearch_index.py: one retry budget
@@ -97,13 +97,15 @@ _worker: dict = {}  # the worker process's connection and builder
 
 def _worker_start(parent: int, db_path: str) -> None:
     """Initializer of a building worker: ends with its parent, reads the store on its
-    own read-only connection."""
+    own query-only connection."""
     from ..ingest import die_with_parent
     from ..store import connect
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupted reindex stops its workers itself
     die_with_parent(parent)
-    _worker["conn"] = connect(db_path, readonly=True)
+    conn = connect(db_path)  # (not mapped: each worker's memory stays at its 32 MB page cache)
+    conn.execute("PRAGMA query_only=1")
+    _worker["conn"] = conn
     _worker["builder"] = DocumentBuilder(load_mapping())
 
 
