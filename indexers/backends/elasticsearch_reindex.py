@@ -133,8 +133,10 @@ class _Builders:
                                             initargs=(os.getpid(), str(db_path)))
             try:  # the first task starts every worker now, before an event loop or a client exists
                 self.pool.submit(_ready).result()
-            except Exception as e:
+            except BaseException as e:  # (also an interruption: no worker is left behind)
                 self.close()
+                if not isinstance(e, Exception):
+                    raise
                 raise ReindexFailed(f"the {workers} document builders could not start: {e!r}; nothing was "
                                     "changed") from e
 
