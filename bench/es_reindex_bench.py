@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     work = a.workdir or Path(tempfile.mkdtemp(prefix="unioncat-reindex-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     node = None
+    node_dir: Path | None = None
     es_pid = None
     result: dict = {"commit": git_commit(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                     "cpus": os.cpu_count(), "workers": counts, "rounds": a.rounds, "runs": []}
@@ -117,7 +118,9 @@ def main(argv=None) -> int:
         else:
             from elasticsearch_node import ElasticsearchNode
 
-            node = ElasticsearchNode(work / "es", heap=a.es_heap)
+            # a directory of its own from mkdtemp (the node's user must reach it)
+            node_dir = Path(tempfile.mkdtemp(prefix="unioncat-reindex-bench-es-"))
+            node = ElasticsearchNode(node_dir, heap=a.es_heap)
             node.start(timeout=300)
             if node.pid:
                 STARTED.add(node.pid)
@@ -141,6 +144,8 @@ def main(argv=None) -> int:
             if pid:
                 STARTED.discard(pid)
         STARTED.stop_all()
+        if node_dir is not None:
+            shutil.rmtree(node_dir, ignore_errors=True)
         if a.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     summary = {}
