@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "swap the alias to it atomically; searches keep answering from the old index meanwhile. "
                        "Also the way to recover a lost index.")
     _common(p)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes building the documents (default: reindex_workers of the Elasticsearch "
+                   "config; 0 there: one per CPU, at most 4); 1 builds them in the reindexing process")
 
     p = sub.add_parser("sync", help="push union records waiting in the outbox to Elasticsearch",
                        description="Send what an interrupted ingest (or an unavailable cluster) left in the "
@@ -278,8 +281,13 @@ def _es_writer(args, cmd: str, not_es: str):
 
 
 def cmd_reindex(args) -> int:
-    from indexers.backends.elasticsearch_index import ReindexFailed, reindex
+    from indexers.backends.elasticsearch_index import ReindexFailed
+    from indexers.backends.elasticsearch_reindex import reindex
     from indexers.ingest import db_path
+
+    if args.workers is not None and args.workers < 1:
+        print("unioncat reindex: --workers must be 1 or more", file=sys.stderr)
+        return 2
 
     got = _es_writer(args, "reindex", "reindex rebuilds an Elasticsearch index "
                      "(give --backend elasticsearch --es-url URL)")
@@ -287,7 +295,7 @@ def cmd_reindex(args) -> int:
         return got
     data_dir, es, lock = got
     try:
-        rep = reindex(db_path(data_dir), es)
+        rep = reindex(db_path(data_dir), es, workers=args.workers)
     except ReindexFailed as e:  # the alias was not moved
         print(f"unioncat reindex: failed: {e}", file=sys.stderr)
         return 75
@@ -300,7 +308,8 @@ def cmd_reindex(args) -> int:
     finally:
         lock.close()
     print(f"reindexed {rep.documents} union records into {rep.index} in {rep.seconds:.1f} s"
-          + (f" (replaced {rep.previous})" if rep.previous else ""))
+          f" ({rep.documents / max(rep.seconds, 1e-9):.0f} documents/s, {rep.workers} "
+          f"worker{'s' if rep.workers > 1 else ''})" + (f" (replaced {rep.previous})" if rep.previous else ""))
     if rep.rejected:
         print(f"{rep.rejected} documents rejected by the cluster are kept in the store (table es_failed)")
     if rep.dropped:

@@ -393,6 +393,7 @@ def _unavailable(e: Exception) -> Exception:
     from elasticsearch import ConnectionError as EsConnectionError
 
     if isinstance(e, (EsConnectionError, ConnectionTimeout)):
+        log.warning("Elasticsearch request failed: %s", e)
         return BackendUnavailable(f"Elasticsearch unreachable: {e}")
     if isinstance(e, NotFoundError):
         return BackendUnavailable("the catalog index does not exist (run unioncat ingest or reindex)")
@@ -401,6 +402,7 @@ def _unavailable(e: Exception) -> Exception:
         if e.meta.status == 400 and re.search(r"too_many(_nested)?_clauses|maxClauseCount|too many clauses", text):
             return QueryError(28, "", "a masked term in a phrase matches too many words; be more specific")
         if e.meta.status in (429,) or e.meta.status >= 500:
+            log.warning("Elasticsearch answered %s: %s", e.meta.status, text[:500])
             return BackendUnavailable(f"Elasticsearch answered {e.meta.status}")
         # anything else the cluster refuses is said as a diagnostic, never a crash
         log.error("Elasticsearch refused a request: %s", text[:2000])
@@ -420,6 +422,7 @@ class ElasticsearchCatalog:
         self.types = self.mapping.field_types()
         self.transforms = {r.name: r.transform for r in self.mapping.rules}
         self._es = None
+        self._gen_read: asyncio.Task | None = None  # the generation read callers may still join
 
     @property
     def search_timeout(self) -> float:
@@ -430,6 +433,7 @@ class ElasticsearchCatalog:
     @property
     def es(self):
         if self._es is None:
+            _quiet_transport_log()
             self._es = self.cfg.client()
         return self._es
 
@@ -731,8 +735,23 @@ class ElasticsearchCatalog:
         return resp["count"]
 
     async def generation(self) -> str:
+        """The catalog's generation (asked before every search that may reuse a live
+        result set).  Callers that ask in the same turn of the event loop share one
+        read, sent after the last of them asked -- so each gets a value read after
+        its own call began, as if it had read alone -- instead of one request each
+        (under concurrent load most SRU requests ask at about the same time)."""
+        task = self._gen_read
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = self._gen_read = asyncio.ensure_future(self._read_generation())
+            task.add_done_callback(_retrieved)
+        return await asyncio.shield(task)  # a caller that gives up does not cancel the others' read
+
+    async def _read_generation(self) -> str:
         from elasticsearch import NotFoundError
 
+        await asyncio.sleep(0)  # callers asking in this turn of the loop join this read
+        if self._gen_read is asyncio.current_task():
+            self._gen_read = None  # from here on, callers start the next read
         try:
             resp = await self.es.get(index=self.cfg.index + META_SUFFIX, id="generation")
         except NotFoundError:
@@ -740,6 +759,25 @@ class ElasticsearchCatalog:
         except Exception as e:  # mapped below
             raise _unavailable(e) from e
         return str(resp["_source"]["value"])
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    """Done callback of a shared read: its error is raised to every caller still
+    waiting; when none is left, it must not be logged as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
+TRANSPORT_LOG = "elastic_transport.transport"
+
+
+def _quiet_transport_log() -> None:
+    """The official client logs every request at INFO (three lines per SRU request,
+    about 5 % of the gateway's CPU with the gateway's INFO logging); failures reach
+    the log through _unavailable.  An operator's own level for that logger is kept."""
+    logger = logging.getLogger(TRANSPORT_LOG)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
 
 
 def _as_list(v) -> list:

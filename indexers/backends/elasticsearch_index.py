@@ -22,12 +22,13 @@ holds a projection of it, rebuilt from the store whenever needed:
 * A document Elasticsearch rejects for good (a mapping error) is not dropped: it
   moves to ``es_failed`` with the reason, is counted, and ``unioncat reindex``
   retries it.
-* ``unioncat reindex`` builds a new physical index from the store, checks that it
-  holds every union record of the store, and only then swaps the alias in one
-  atomic request; searches keep answering from the old index until then.  A
-  reindex that fails leaves the alias, the old index, the outbox and es_failed
-  as they were and deletes what it built (noted in the store first, so that the
-  next reindex or drain deletes it when the cluster was gone).
+* ``unioncat reindex`` (indexers/backends/elasticsearch_reindex.py) builds a new
+  physical index from the store, checks that it holds every union record of the
+  store, and only then swaps the alias in one atomic request; searches keep
+  answering from the old index until then.  A reindex that fails leaves the
+  alias, the old index, the outbox and es_failed as they were and deletes what it
+  built (noted in the store first, so that the next reindex or drain deletes it
+  when the cluster was gone).
 
 Documents use the field prefixes of config/elasticsearch-index.json; the values
 come from indexers/terms.py, the same functions the embedded index uses.
@@ -77,6 +78,7 @@ class EsConfig:
     bulk_chunk: int = 500
     bulk_concurrency: int = 2
     retry_seconds: float = 60.0
+    reindex_workers: int = 0  # processes building documents in a reindex; 0: one per CPU, at most 4
 
     @classmethod
     def load(cls, files: Iterable[Path] = (), **overrides) -> "EsConfig":
@@ -95,6 +97,9 @@ class EsConfig:
             raise ValueError(f"unknown Elasticsearch settings: {', '.join(sorted(unknown))}")
         if data.get("refresh", "after_batch") not in ("after_batch", "interval"):
             raise ValueError("refresh must be after_batch or interval")
+        workers = data.get("reindex_workers", 0)
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise ValueError("reindex_workers must be a whole number, 0 (one per CPU) or more")
         return cls(**data)
 
     def client(self, *, indexing: bool = False):
@@ -608,148 +613,3 @@ def record_failures(conn: sqlite3.Connection, failed: dict[int, str]) -> None:
 class _ItemsRejected(OSError):
     """Some bulk items were refused with 429/5xx: retried with backoff (an OSError
     so that _retryable treats it like a connection error)."""
-
-
-# ---------------------------------------------------------------- reindex
-@dataclass
-class ReindexReport:
-    index: str
-    previous: str | None
-    documents: int
-    seconds: float
-    rejected: int = 0  # refused for good by the cluster (kept in es_failed)
-    dropped: list[str] = field(default_factory=list)  # indexes left by failed reindexes, deleted now
-    warning: str | None = None  # something after the swap that did not work (the reindex is complete)
-
-
-def reindex(db_path: Path, cfg: EsConfig, *, progress=None, retry_seconds: float | None = None) -> ReindexReport:
-    """Build a new physical index from every union record in the store, check that it
-    holds every one of them (but those the cluster rejected for good), and only then
-    point the alias at it in one atomic request and drop the old index; the outbox
-    and the rejected list are then folded in (everything was rebuilt).
-
-    A reindex that fails (ReindexFailed) changes nothing that answers searches: the
-    alias, the old index, the outbox and the rejected list stay as they were, and the
-    index it was building is deleted -- or, when the cluster is gone, noted in the
-    store and deleted by the next reindex or drain.  It gives up after
-    ``retry_seconds`` (default cfg.retry_seconds) of continuous unavailability."""
-    from ..store import connect
-
-    t0 = time.monotonic()
-    conn = connect(db_path)
-    conn.executescript(OUTBOX_SCHEMA)
-    builder = DocumentBuilder(load_mapping())
-    outage = Outage(cfg.retry_seconds if retry_seconds is None else retry_seconds)
-
-    async def run() -> ReindexReport:
-        es = cfg.client(indexing=True)
-        name: str | None = None
-        previous: str | None = None
-        live = False
-        try:
-            dropped = await drop_abandoned(es, conn, cfg.index, outage)
-            previous = await _retried(outage, alias_target, es, cfg.index)
-            name = physical_name(cfg)
-            note_abandoned(conn, add=[name])  # until it is verified and live
-            await _retried(outage, create_physical, es, cfg, building=True, name=name)
-            # ids touched from here on are pushed to the alias again after the swap
-            start_seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM es_outbox").fetchone()[0]
-            total, rejected = await _fill(es, conn, builder, cfg, name, outage, progress)
-            await _retried(outage, es.indices.put_settings, index=name, settings={"index": {
-                "refresh_interval": index_body(cfg)["settings"]["index"]["refresh_interval"],
-                "number_of_replicas": cfg.replicas}})
-            await _retried(outage, es.indices.refresh, index=name)
-            in_store = conn.execute("SELECT COUNT(DISTINCT union_id) FROM source").fetchone()[0]
-            count = (await _retried(outage, es.count, index=name))["count"]
-            if count != in_store - len(rejected):
-                raise ReindexFailed(
-                    f"the new index holds {count} documents but the store has {in_store} union records"
-                    + (f" ({len(rejected)} rejected by the cluster)" if rejected else ""))
-            actions = [{"add": {"index": name, "alias": cfg.index}}]
-            if previous:
-                actions.insert(0, {"remove": {"index": previous, "alias": cfg.index}})
-            await _retried(outage, es.indices.update_aliases, actions=actions)
-            live = True
-            note_abandoned(conn, remove=[name], add=[previous] if previous else [])
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM es_failed")
-            record_failures(conn, rejected)
-            # outbox rows older than the build are in the new index already
-            conn.execute("DELETE FROM es_outbox WHERE seq <= ?", (start_seq,))
-            conn.execute("COMMIT")
-            rep = ReindexReport(name, previous, total, 0.0, rejected=len(rejected), dropped=dropped)
-            try:
-                if previous:
-                    await _retried(outage, es.options(ignore_status=404).indices.delete, index=previous)
-                    note_abandoned(conn, remove=[previous])
-                gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-                await _retried(outage, set_generation, es, cfg, f"{name}:{gen[0] if gen else 0}")
-            except Exception as e:  # noqa: BLE001 - the new index answers already
-                rep.warning = f"after the swap: {e!r} (a later reindex or sync finishes it)"
-            rep.seconds = time.monotonic() - t0
-            return rep
-        except asyncio.CancelledError:
-            if name is not None and not live:
-                await _drop_built(es, conn, name)
-            raise
-        except Exception as e:  # noqa: BLE001 - re-raised below as ReindexFailed, with what was cleaned up
-            err = _first_error(e)
-            why = (f"Elasticsearch unavailable for {outage.seconds:g} s ({err!r})" if _retryable(err)
-                   else str(err) if isinstance(err, ReindexFailed) else repr(err))
-            cleanup = ""
-            if name is not None and not live:
-                cleanup = "; " + await _drop_built(es, conn, name)
-            target = f"the alias still points at {previous}" if previous else "the alias was not created"
-            raise ReindexFailed(f"{why}; {target}{cleanup}") from err
-        finally:
-            await es.close()
-
-    try:
-        return asyncio.run(run())
-    finally:
-        conn.close()
-
-
-async def _fill(es, conn, builder: DocumentBuilder, cfg: EsConfig, name: str, outage: Outage,
-                progress) -> tuple[int, dict[int, str]]:
-    """Send every live union record's document to index ``name``: (documents sent,
-    {union id: reason} refused for good).  Chunks are read and sent a few at a time;
-    the first chunk that fails for good cancels the others and is raised."""
-    rejected: dict[int, str] = {}
-    window = asyncio.Semaphore(cfg.bulk_concurrency * 2)  # chunks in flight
-
-    async def send(actions: list[dict]) -> None:
-        try:
-            rejected.update((await send_bulk(es, actions, cfg, outage)).failed)
-        finally:
-            window.release()
-
-    total = 0
-    last = 0
-    try:
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                uids = [r[0] for r in conn.execute(
-                    "SELECT id FROM union_rec WHERE id > ? ORDER BY id LIMIT ?", (last, cfg.bulk_chunk))]
-                if not uids:
-                    break
-                last = uids[-1]
-                actions = [a for a in build_actions(conn, builder, uids, name) if a["_op_type"] == "index"]
-                total += len(actions)
-                await window.acquire()
-                tg.create_task(send(actions))
-                if progress:
-                    progress(total)
-    except BaseExceptionGroup as eg:
-        raise _first_error(eg) from None
-    return total, rejected
-
-
-async def _drop_built(es, conn: sqlite3.Connection, name: str) -> str:
-    """Delete the index a failed reindex was building (a short try); say what happened."""
-    try:
-        await _retried(Outage(2.0), es.options(ignore_status=404).indices.delete, index=name)
-    except Exception:  # noqa: BLE001 - the cluster is gone: the next reindex or drain deletes it
-        return f"the index it was building ({name}) is deleted by the next reindex or sync"
-    note_abandoned(conn, remove=[name])
-    return f"the index it was building ({name}) was deleted"
