@@ -283,6 +283,9 @@ class Store:
         except BaseException:
             self.rollback()
             raise
+        optimize = getattr(self.index, "optimize", None)   # the embedded index: one segment again
+        if ids and optimize is not None:
+            optimize(self.conn)
         return len(ids)
 
     # -- runs ---------------------------------------------------------------

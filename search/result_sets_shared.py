@@ -74,8 +74,10 @@ def encode_result(result: SearchResult) -> str:
     if h is None:
         handle = None
     elif type(h).__name__ == "_Lazy" and type(h).__module__.endswith("sqlite_index"):
+        fast = getattr(h, "fast", None)        # the ranking of indexers/ranking.py, when it applies
         handle = {"kind": "sql", "order_sql": h.order_sql, "order_params": list(h.order_params),
-                  "set_sql": h.set_sql, "set_params": list(h.set_params)}
+                  "set_sql": h.set_sql, "set_params": list(h.set_params),
+                  "fast": None if fast is None else {**vars(fast), "tokens": list(fast.tokens)}}
     elif type(h).__name__ == "EsHandle" and type(h).__module__.endswith("elasticsearch_catalog"):
         handle = {"kind": "es", "query": h.query, "sort": h.sort, "ids": list(h.ids), "pit": h.pit,
                   "cursors": [[pos, values] for pos, values in h.cursors.items()]}
@@ -95,7 +97,12 @@ def decode_result(text: str) -> SearchResult:
     if h is not None and h["kind"] == "sql":
         from indexers.backends.sqlite_index import _Lazy
 
-        handle = _Lazy(h["order_sql"], h["order_params"], h["set_sql"], h["set_params"])
+        fast = h.get("fast")
+        if fast is not None:
+            from indexers.ranking import OneField
+
+            fast = OneField(**{**fast, "tokens": tuple(fast["tokens"])})
+        handle = _Lazy(h["order_sql"], h["order_params"], h["set_sql"], h["set_params"], fast)
     elif h is not None and h["kind"] == "es":
         from indexers.backends.elasticsearch_catalog import EsHandle
 

@@ -168,6 +168,13 @@ def test_the_embedded_index_handle_round_trips_as_json():
                  "SELECT rowid AS id FROM ft WHERE ft MATCH ?", ["history"])
     back = decode_result(encode_result(SearchResult(6352, None, lazy)))
     assert back.total == 6352 and back.ids is None and back.handle == lazy
+    # with the ranking of indexers/ranking.py: another process pages it the same fast way
+    from indexers.ranking import OneField
+
+    ranked = _Lazy(lazy.order_sql, lazy.order_params, lazy.set_sql, lazy.set_params,
+                   OneField("title", 0, ("history",), 2.0, "title : history", others="title : ひすとりい"))
+    back = decode_result(encode_result(SearchResult(6352, None, ranked)))
+    assert back.handle == ranked and isinstance(back.handle.fast.tokens, tuple)
 
 
 def test_the_elasticsearch_handle_round_trips_as_json():

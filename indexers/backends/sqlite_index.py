@@ -106,6 +106,14 @@ class SqliteIndexWriter:
             """
         )
 
+    def optimize(self, conn: sqlite3.Connection) -> None:
+        """Merge the full-text index into one segment. After every document was written
+        again (a rebuild for a new index format), FTS5 keeps each word's old entries and
+        their deletions beside the new ones until segments merge, and every search reads
+        them all: on the 250,000 LoC records a rebuilt index had twice the blocks, and
+        ``dc.title=history`` answered 42 instead of 76 requests/s (about 5 s to merge)."""
+        conn.execute("INSERT INTO ft(ft) VALUES('optimize')")
+
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None:
         row = conn.execute(f"SELECT {', '.join(self.text_fields)} FROM ft WHERE rowid=?", (union_id,)).fetchone()
         if row is not None:
