@@ -264,8 +264,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
         app.router.add_get("/", root)           # with a circulation database the pages are at / (gateway/web/)
 
     if z3950_port is not None:
+        from .workers import Workers
         from .z3950_server import Z3950Server, make_service
-        from .z3950_workers import Workers
 
         z_server = Z3950Server(make_service(route, z3950_settings))
         app[Z3950_SERVICE] = z_server.service
