@@ -53,6 +53,7 @@ class PgBackend:
         import psycopg
 
         self._errors: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+        self._any_error: type[BaseException] = psycopg.Error
         self._connect = connect or (lambda: psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=10))
         self._lock = threading.Lock()
         self.conn = self._connect()
@@ -80,8 +81,6 @@ class PgBackend:
         """fn(connection) under the lock; a connection that broke (a restarted server) is
         opened again and fn tried once more. A database that cannot be reached is
         BackendUnavailable (SRU diagnostic 1), never a failed request."""
-        import psycopg
-
         with self._lock:
             try:
                 try:
@@ -91,7 +90,7 @@ class PgBackend:
                         raise
                     self.conn = self._connect()
                     return fn(self.conn)
-            except psycopg.Error as e:
+            except self._any_error as e:
                 raise BackendUnavailable(f"the result-set database: {type(e).__name__}: {e}") from e
 
     def close(self) -> None:
