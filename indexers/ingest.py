@@ -27,7 +27,6 @@ import sqlite3
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -35,12 +34,12 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 from .holdings import load_libraries
 from .mapping import FieldMapping, load_mapping
 from .marc_reader import BadRecord, ReadRecord, detect_format, read_marc
+from .ordered_pool import OrderedPool
 from .prepare import Preparer, prepare_block, worker_init
 from .store import Counts, Store, connect
 
 BATCH = 1000  # records per transaction
 BLOCK_BYTES = 1 << 19  # ISO 2709 bytes per worker task
-IN_FLIGHT = 3  # blocks queued per worker
 RT = b"\x1d"
 
 
@@ -310,21 +309,11 @@ def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress
             return
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         position = 0
-        with ctx.Pool(workers, initializer=_worker_start,
-                      initargs=(os.getpid(), library, preparer.payload_fn is not None)) as pool:
-            # a bounded window of blocks in flight (Pool.imap would read the whole file
-            # ahead into its task queue): memory stays flat whatever the file size
-            window: deque = deque()
-            blocks = iso_blocks(stream)
-            for block in blocks:
-                window.append(pool.apply_async(prepare_block, (block,)))
-                if len(window) >= IN_FLIGHT * workers:
-                    break
-            while window:
-                items = window.popleft().get()
-                nxt = next(blocks, None)
-                if nxt is not None:
-                    window.append(pool.apply_async(prepare_block, (nxt,)))
+        with OrderedPool(ctx, workers, prepare_block, _worker_start,
+                         (os.getpid(), library, preparer.payload_fn is not None)) as pool:
+            # one block in flight per worker (Pool.imap would read the whole file ahead
+            # into its task queue): memory stays flat whatever the file size
+            for items in pool.map(iso_blocks(stream)):
                 for p in items:
                     p.position += position
                     yield p

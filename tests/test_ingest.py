@@ -399,14 +399,22 @@ def test_the_parent_watch_ends_a_worker_whose_parent_died(tmp_path):
             os.kill(p, signal.SIGKILL)
 
 
-def test_interrupt_keeps_committed_batches(tmp_path):
+@pytest.mark.parametrize("whom", ["ingest", "group"])
+def test_interrupt_keeps_committed_batches(tmp_path, whom):
+    """Ctrl-C sent to the ingest alone, or to its whole process group as a terminal
+    does (then its preparing workers get it too: they leave it to the ingest, print
+    nothing and end with it)."""
     path = mf.write_many_iso2709(tmp_path / "many.mrc", 20000)
     d = tmp_path / "d"
-    proc = subprocess.Popen([*UNIONCAT, "ingest", "--data-dir", str(d), "--library", "a", str(path)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*UNIONCAT, "ingest", "--data-dir", str(d), "--library", "a", "--workers", "2",
+                             str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     db = d / "catalog.sqlite"
+    workers: dict[int, int] = {}
     for _ in range(600):
         time.sleep(0.1)
+        if len(workers) < 2:
+            workers = _children(proc.pid)
         if db.exists():
             try:
                 conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
@@ -416,9 +424,19 @@ def test_interrupt_keeps_committed_batches(tmp_path):
                 conn.close()
             except sqlite3.Error:
                 pass
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    assert len(workers) == 2, "the ingest ended before its workers were seen; make the file bigger"
+    if whom == "group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     assert proc.returncode == 130 and "interrupted" in out, out + err
+    assert "Traceback" not in err, err
+    assert _wait_gone(workers, 30) == []
     _integrity(db)
 
 
