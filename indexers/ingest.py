@@ -311,7 +311,7 @@ def _prepared_stream(path: Path, library: str, workers: int, progress: _Progress
         position = 0
         with OrderedPool(ctx, workers, prepare_block, _worker_start,
                          (os.getpid(), library, preparer.payload_fn is not None)) as pool:
-            # one block in flight per worker (Pool.imap would read the whole file ahead
+            # three blocks in flight per worker (Pool.imap would read the whole file ahead
             # into its task queue): memory stays flat whatever the file size
             for items in pool.map(iso_blocks(stream)):
                 for p in items:
