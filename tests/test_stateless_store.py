@@ -139,7 +139,15 @@ def test_store_db_is_refused_where_it_cannot_work(network, tmp_path):
     embedded = _cli("ingest", "--data-dir", tmp_path / "d", "--backend", "sqlite", "--store-db", store,
                     "--library", "iizuka", files["iizuka"])
     assert embedded.returncode == 2 and "Elasticsearch backend" in embedded.stderr
-    assert "Traceback" not in bad.stderr + embedded.stderr
+    serve = _cli("serve", "--data-dir", tmp_path / "d", "--backend", "sqlite", "--store-db", store)
+    assert serve.returncode == 2 and "--store-db is for the Elasticsearch backend" in serve.stderr
+    gw = tmp_path / "gw"                 # harvests write the data directory's store: not with --store-db
+    gw.mkdir()
+    (gw / "unioncat.toml").write_text('backend = "elasticsearch"\n[elasticsearch]\nurls = ["http://127.0.0.1:9"]\n'
+                                      '[harvest.kyoto-u]\nprotocol = "oai-pmh"\nurl = "http://127.0.0.1:9/oai"\n')
+    harvesting = _cli("serve", "--data-dir", gw, "--store-db", store)
+    assert harvesting.returncode == 2 and "[harvest.*] sources are not run with --store-db" in harvesting.stderr
+    assert "Traceback" not in bad.stderr + embedded.stderr + serve.stderr + harvesting.stderr
 
 
 def test_the_gateways_keep_nothing_of_their_own(network):
