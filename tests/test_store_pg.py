@@ -136,3 +136,21 @@ def test_the_outbox_commits_with_the_records_and_is_pushed_from_postgresql(tmp_p
         assert pusher.drain().indexed == 0                      # exactly once
     finally:
         pusher.close()
+
+
+def test_readers_of_a_store_in_postgresql_say_what_is_wrong(store_url):
+    """New arrivals on a store no ingest has made yet: none; on a server that is away:
+    BackendUnavailable (the search route's diagnostic 1), never another exception."""
+    import asyncio
+
+    from indexers.backend import BackendUnavailable
+    from indexers.store import StoreArrivals
+
+    assert asyncio.run(StoreArrivals(store_url).added_since("iizuka", 0.0)) == []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = StoreArrivals(f"postgresql://someone:s3cret@127.0.0.1:{port}/catalog")
+    with pytest.raises(BackendUnavailable) as err:
+        asyncio.run(away.added_since("iizuka", 0.0))
+    assert "someone:***@" in str(err.value) and "s3cret" not in str(err.value)
