@@ -163,6 +163,9 @@ class Store:
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
+        discard = getattr(self.index, "discard", None)
+        if discard is not None:
+            discard()
         self._left.clear()
         self._dirty.clear()
         self._gone.clear()
@@ -205,6 +208,9 @@ class Store:
                 " ON CONFLICT(union_id, library) DO UPDATE SET at=excluded.at",
                 [(uid, lib, now) for lib in sorted(left)])
         self._write_display(sorted(self._dirty), made)
+        flush = getattr(self.index, "flush", None)      # a writer that batches its writes (the ES outbox)
+        if flush is not None:
+            flush(self.conn)
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()

@@ -219,10 +219,13 @@ def outbox_schema(conn) -> str:
 
 class OutboxWriter:
     """IndexWriter (indexers/store.py) for the Elasticsearch backend: a touched
-    union record's id goes into the outbox in the batch's own transaction."""
+    union record's id goes into the outbox in the batch's own transaction (the marks
+    of a batch are written in one executemany by ``flush``, which Store._flush calls
+    before the commit: one round trip instead of one per record on PostgreSQL)."""
 
     def __init__(self):
         self._seq = time.time_ns()
+        self._marks: list[tuple[int, int]] = []
 
     def setup(self, conn) -> None:
         conn.executescript(outbox_schema(conn))
@@ -232,8 +235,18 @@ class OutboxWriter:
 
     def _mark(self, conn: Conn, uid: int) -> None:
         self._seq += 1
-        conn.execute("INSERT INTO es_outbox(union_id, seq) VALUES (?, ?)"
-                     " ON CONFLICT(union_id) DO UPDATE SET seq=excluded.seq", (uid, self._seq))
+        self._marks.append((uid, self._seq))
+
+    def flush(self, conn: Conn) -> None:
+        """Write the marks made since the last flush (inside the batch's transaction)."""
+        marks, self._marks = self._marks, []
+        if marks:
+            conn.executemany("INSERT INTO es_outbox(union_id, seq) VALUES (?, ?)"
+                             " ON CONFLICT(union_id) DO UPDATE SET seq=excluded.seq", marks)
+
+    def discard(self) -> None:
+        """Forget unwritten marks (the batch was rolled back)."""
+        self._marks = []
 
     def put(self, conn, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
         self._mark(conn, doc.union_id)
