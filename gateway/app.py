@@ -224,7 +224,8 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
              circulation=None, mailer=None, circulation_jobs=None, ill_config=None, ncip_config=None,
              cookie_secure: bool | None = None, search_timeout: float = BACKEND_TIMEOUT,
              sip2_port: int | None = None, sip2_config=None, harvest_sources=None,
-             federation=None, oai=None, sru_result_sets: ResultSetStore | None = None) -> web.Application:
+             federation=None, oai=None, sru_result_sets: ResultSetStore | None = None,
+             store_db: str | None = None) -> web.Application:
     """The SRU application; with ``z3950_port`` the same catalogs are also served
     over Z39.50 on ``host``:``z3950_port`` (started and stopped with the app).
     ``z3950_workers`` > 1: the port is shared (SO_REUSEPORT) with that many - 1
@@ -245,10 +246,11 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     settings of the provider (gateway/oai.py load_oai_settings). ``federation``:
     the ``[federation.*]`` groups (search/federation.py), databases on both protocols.
     ``sru_result_sets``: SRU's store of result sets (default: this process's memory; the
-    shared file when SRU workers serve too, gateway/sru_workers.py)."""
+    shared file when SRU workers serve too, gateway/sru_workers.py). ``store_db``: the record
+    store is this PostgreSQL database (/oai and local.added read it; indexers/store_sql.py)."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     route = catalog_route(data_dir, catalog, search_timeout=search_timeout, circulation=circulation,
-                          federation=federation)
+                          federation=federation, store_db=store_db)
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
     mount_sru(app, route, settings or sru_settings(host, port), sru_result_sets)
 
@@ -259,7 +261,7 @@ def make_app(data_dir: Path, *, catalog: Catalog | None = None, settings: sp.SRU
     from .oai import mount as mount_oai
 
     mount_oai(app, data_dir, f"http://{host}:{port}/oai", harvest_sources=harvest_sources,
-              es=es_config_of(catalog), settings=oai)
+              es=es_config_of(catalog), settings=oai, store_db=store_db)
     if circulation is None:
         app.router.add_get("/", root)           # with a circulation database the pages are at / (gateway/web/)
 
@@ -324,7 +326,7 @@ def sru_settings(host: str, port: int) -> sp.SRUSettings:
 
 
 def catalog_route(data_dir: Path, catalog: Catalog, *, search_timeout: float = BACKEND_TIMEOUT, circulation=None,
-                  federation=None) -> SearchRoute:
+                  federation=None, store_db: str | None = None) -> SearchRoute:
     """The search route of the served catalog (search/route.py): its libraries, live
     availability and the network's days when there is a circulation service, new
     arrivals from the record store, the ``[federation.*]`` databases."""
@@ -339,7 +341,10 @@ def catalog_route(data_dir: Path, catalog: Catalog, *, search_timeout: float = B
     # without a store of its own answers local.added with a diagnostic (search/arrivals.py)
     from .oai import es_config_of
 
-    arrivals = StoreArrivals(store) if store.exists() or es_config_of(catalog) is None else None
+    if store_db:                              # the record store in PostgreSQL (--store-db)
+        arrivals: StoreArrivals | None = StoreArrivals(store_db)
+    else:
+        arrivals = StoreArrivals(store) if store.exists() or es_config_of(catalog) is None else None
     route = make_route(catalog, load_libraries().names(), timeout=search_timeout, availability=availability,
                        arrivals=arrivals, zone=zone)
     if federation:   # [federation.<name>] groups: databases of their own (search/federation.py)
@@ -382,13 +387,13 @@ def mount_sru(app: web.Application, route: SearchRoute, settings: sp.SRUSettings
 
 def make_sru_app(data_dir: Path, *, catalog: Catalog | None = None, host: str = "127.0.0.1", port: int = 8210,
                  circulation=None, federation=None, result_sets: ResultSetStore | None = None,
-                 search_timeout: float = BACKEND_TIMEOUT) -> web.Application:
+                 search_timeout: float = BACKEND_TIMEOUT, store_db: str | None = None) -> web.Application:
     """SRU alone (/sru and /sru/{database}), as an SRU worker process serves it: the same
     service as ``make_app``'s over its own catalog handle; the explain record names
     host:port, where the worker answers."""
     catalog = catalog or SqliteCatalog(Path(data_dir) / "catalog.sqlite")
     route = catalog_route(data_dir, catalog, search_timeout=search_timeout, circulation=circulation,
-                          federation=federation)
+                          federation=federation, store_db=store_db)
     app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())
     mount_sru(app, route, sru_settings(host, port), result_sets)
     app.on_cleanup.append(lambda _app: close_catalog(catalog))
@@ -424,7 +429,8 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                z3950_worker_argv: Callable[[int], list[str]] | None = None,
                circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
                ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None,
-               harvest_sources=None, federation=None, oai=None, sru_result_sets: ResultSetStore | None = None) -> None:
+               harvest_sources=None, federation=None, oai=None, sru_result_sets: ResultSetStore | None = None,
+               store_db: str | None = None) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
     job only with ``mailer``)."""
@@ -443,5 +449,5 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                          circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
                          ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
                          sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation,
-                         oai=oai, sru_result_sets=sru_result_sets),
+                         oai=oai, sru_result_sets=sru_result_sets, store_db=store_db),
                 host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

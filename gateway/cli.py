@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .serve_options import CircError, _api_workers, _serve_sru_options, _sru_workers, _z3950_port, _z3950_workers
+from .store_options import add_store_db, open_store_reader, store_db, stored_meta
 
 DATA_DIR_ENV = "UNIONCAT_DATA_DIR"
 
@@ -49,7 +50,7 @@ def _es_config(args, data_dir: Path):
         files.append(cfg_file)
     elif args.config:
         sys.exit(f"unioncat: {args.config}: no such file")
-    stored = _stored(data_dir)
+    stored = stored_meta(data_dir, store_db(args))
     backend = args.backend or ("elasticsearch" if args.es_url else None) or file_backend or stored.get("backend")
     if backend != "elasticsearch":
         return None
@@ -69,23 +70,6 @@ def _es_config(args, data_dir: Path):
         return cfg
     except (ValueError, TypeError) as e:
         sys.exit(f"unioncat: {e}")
-
-
-def _stored(data_dir: Path) -> dict[str, str]:
-    """The store's meta entries (backend, es_urls, es_index), if there is a store."""
-    from indexers.store import connect
-
-    path = data_dir / "catalog.sqlite"
-    if not path.exists():
-        return {}
-    try:
-        conn = connect(path, readonly=True)
-        try:
-            return dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('backend', 'es_urls', 'es_index')"))
-        finally:
-            conn.close()
-    except Exception:  # noqa: BLE001 - an old or empty store: the defaults
-        return {}
 
 
 def _catalog(args, data_dir: Path):
@@ -112,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "with other libraries' records of the same manifestation; bad records are quarantined "
                        "(DATA_DIR/quarantine/) with offset and reason. Safe to re-run after an interruption.")
     _common(p)
+    add_store_db(p)
     p.add_argument("--library", required=True, metavar="CODE", help="member library code, e.g. iizuka")
     p.add_argument("--full", action="store_true",
                    help="the files are the library's whole catalog: withdraw its records that are missing")
@@ -125,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Serve the catalog over HTTP: SRU at /sru (all libraries) and /sru/{library} "
                        "(records held by that library); and over Z39.50 (databases Default and the library codes).")
     _common(p)
+    add_store_db(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8210)
     _z3950_port(p)
@@ -148,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "swap the alias to it atomically; searches keep answering from the old index meanwhile. "
                        "Also the way to recover a lost index.")
     _common(p)
+    add_store_db(p)
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes building the documents (default: reindex_workers of the Elasticsearch "
                    "config; 0 there: one per CPU, at most 4); 1 builds them in the reindexing process")
@@ -156,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Send what an interrupted ingest (or an unavailable cluster) left in the "
                        "outbox; a later ingest does the same before it starts.")
     _common(p)
+    add_store_db(p)
 
     p = sub.add_parser("search", help="run a CQL query against the catalog and print the hits")
     _common(p)
@@ -164,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="print record counts (and the last harvest of each source)")
     _common(p)
+    add_store_db(p)
 
     p = sub.add_parser("harvest", help="harvest partners' catalogues ([harvest.<library>] in the config file)",
                        description="Fetch the records a source publishes (OAI-PMH, SRU or Z39.50; the "
@@ -241,7 +230,7 @@ def cmd_ingest(args) -> int:
     data_dir = _data_dir(args)
     try:
         res = ingest(data_dir, args.library, args.files, full=args.full, quiet=args.quiet, workers=args.workers,
-                     es=_es_config(args, data_dir))
+                     es=_es_config(args, data_dir), store_url=store_db(args))
     except (BackendMismatch, Busy) as e:
         print(f"unioncat ingest: {e}", file=sys.stderr)
         return 2
@@ -262,18 +251,19 @@ def cmd_ingest(args) -> int:
 def _es_writer(args, cmd: str, not_es: str):
     """(data_dir, EsConfig, writer lock) for a command that writes to an
     Elasticsearch catalog, or the exit code after saying why not."""
-    from indexers.ingest import Busy, StorageError, db_path, writer_lock
+    from indexers.ingest import Busy, StorageError, db_path, store_location, writer_lock
 
     data_dir = _data_dir(args)
     es = _es_config(args, data_dir)
+    url = store_db(args)
     if es is None:
         print(f"unioncat {cmd}: the catalog is on the embedded index; {not_es}", file=sys.stderr)
         return 2
-    if not db_path(data_dir).exists():
+    if not url and not db_path(data_dir).exists():
         print(f"unioncat {cmd}: {data_dir} holds no record store", file=sys.stderr)
         return 2
     try:
-        return data_dir, es, writer_lock(data_dir)
+        return store_location(data_dir, url), es, writer_lock(data_dir, url)
     except Busy as e:
         print(f"unioncat {cmd}: {e}", file=sys.stderr)
         return 2
@@ -285,7 +275,6 @@ def _es_writer(args, cmd: str, not_es: str):
 def cmd_reindex(args) -> int:
     from indexers.backends.elasticsearch_index import ReindexFailed
     from indexers.backends.elasticsearch_reindex import reindex
-    from indexers.ingest import db_path
 
     if args.workers is not None and args.workers < 1:
         print("unioncat reindex: --workers must be 1 or more", file=sys.stderr)
@@ -295,9 +284,9 @@ def cmd_reindex(args) -> int:
                      "(give --backend elasticsearch --es-url URL)")
     if isinstance(got, int):
         return got
-    data_dir, es, lock = got
+    store, es, lock = got
     try:
-        rep = reindex(db_path(data_dir), es, workers=args.workers)
+        rep = reindex(store, es, workers=args.workers)
     except ReindexFailed as e:  # the alias was not moved
         print(f"unioncat reindex: failed: {e}", file=sys.stderr)
         return 75
@@ -323,13 +312,17 @@ def cmd_reindex(args) -> int:
 
 def cmd_sync(args) -> int:
     from indexers.backends.elasticsearch_index import IndexUnavailable, Pusher
-    from indexers.ingest import db_path
 
     got = _es_writer(args, "sync", "nothing to push")
     if isinstance(got, int):
         return got
-    data_dir, es, lock = got
-    pusher = Pusher(db_path(data_dir), es)
+    store, es, lock = got
+    try:
+        pusher = Pusher(store, es)
+    except Exception as e:  # noqa: BLE001 - the store cannot be opened: said in one line
+        lock.close()
+        print(f"unioncat sync: cannot open the record store: {type(e).__name__}: {e}", file=sys.stderr)
+        return 74
     rep = None
     try:
         rep = pusher.drain()
@@ -452,6 +445,11 @@ def cmd_serve(args) -> int:
 
     data_dir = _data_dir(args)
     es = _es_config(args, data_dir)
+    store = store_db(args)
+    if store and es is None:
+        print("unioncat serve: --store-db is for the Elasticsearch backend (the embedded index reads "
+              "DATA_DIR/catalog.sqlite)", file=sys.stderr)
+        return 2
     if args.z3950_worker_of is not None:          # a Z39.50 worker of a serving process
         from .app import use_event_loop
         from .z3950_workers import run_worker
@@ -461,7 +459,7 @@ def cmd_serve(args) -> int:
         from indexers.holdings import load_libraries
 
         run_worker(_catalog(args, data_dir), args.host, args.z3950_port, args.z3950_worker_of,
-                   circ_db=_serve_circ_url(args, data_dir), data_dir=data_dir,
+                   circ_db=_serve_circ_url(args, data_dir), data_dir=data_dir, store_db=store,
                    federation=load_federations(args.config or (data_dir / "unioncat.toml"),
                                                load_libraries().names()))
         return 0
@@ -475,7 +473,7 @@ def cmd_serve(args) -> int:
 
         run_sru_worker(data_dir, _catalog(args, data_dir) if es else None, args.host, args.sru_port,
                        args.sru_worker_of, circ_db=_serve_circ_url(args, data_dir),
-                       result_sets_db=args.result_sets_db,
+                       result_sets_db=args.result_sets_db, store_db=store,
                        federation=load_federations(args.config or (data_dir / "unioncat.toml"),
                                                    load_libraries().names()))
         return 0
@@ -508,6 +506,10 @@ def cmd_serve(args) -> int:
     except (ConfigError, FederationConfigError, OaiConfigError, ProfileError) as e:
         print(f"unioncat serve: {e}", file=sys.stderr)
         return 2
+    if store and harvest_sources:     # harvests write DATA_DIR/catalog.sqlite (connectors/harvest/runner.py)
+        print("unioncat serve: [harvest.*] sources are not run with --store-db: harvests write the data "
+              "directory's record store; run them where ingest writes DATA_DIR/catalog.sqlite", file=sys.stderr)
+        return 2
     if es is None and not (data_dir / "catalog.sqlite").exists():
         if not circ:
             print(f"unioncat serve: {data_dir} holds no catalog yet (run unioncat ingest first)", file=sys.stderr)
@@ -535,7 +537,7 @@ def cmd_serve(args) -> int:
         run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                    z3950_port=args.z3950_port or None, event_loop=args.event_loop,
                    **_z3950_workers(args, data_dir), sru_result_sets=sru_result_sets,
-                   harvest_sources=harvest_sources, federation=federation, oai=oai, **circ)
+                   harvest_sources=harvest_sources, federation=federation, oai=oai, store_db=store, **circ)
     finally:
         for w in started:
             w.stop()
@@ -623,13 +625,9 @@ def cmd_search(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from indexers.store import connect
-
-    path = _data_dir(args) / "catalog.sqlite"
-    if not path.exists():
-        print("no catalog", file=sys.stderr)
+    conn = open_store_reader(args, _data_dir(args))
+    if conn is None:
         return 2
-    conn = connect(path, readonly=True)
     unions = conn.execute("SELECT COUNT(*) FROM union_rec").fetchone()[0]
     print(f"union records: {unions}")
     for lib, n in conn.execute("SELECT library, COUNT(*) FROM source GROUP BY library ORDER BY library"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aiohttp import web
 from connectors.oai.provider import Provider, Settings
 from connectors.oai.repository import StoreRepository, StoreUnavailable
 from indexers.holdings import load_libraries
+from indexers.store_sql import store_errors
 from sru.binding import decode_form
 from sru.diagnostics import SRUDiagnosticError
 
@@ -78,10 +78,12 @@ def es_config_of(catalog):
 
 
 def mount(app: web.Application, data_dir: Path, base_url: str, *, harvest_sources=None, es=None,
-          settings: dict | None = None) -> Provider:
-    """``settings``: the ``[oai]`` table (load_oai_settings); ``base_url``: the default."""
-    repo = StoreRepository(Path(data_dir) / "catalog.sqlite", load_libraries().names())
+          settings: dict | None = None, store_db: str | None = None) -> Provider:
+    """``settings``: the ``[oai]`` table (load_oai_settings); ``base_url``: the default;
+    ``store_db``: the record store is this PostgreSQL database (indexers/store_sql.py)."""
+    repo = StoreRepository(store_db or Path(data_dir) / "catalog.sqlite", load_libraries().names())
     provider = Provider(repo, Settings(**{"base_url": base_url, **(settings or {})}))
+    unreadable: tuple[type[BaseException], ...] = (StoreUnavailable, *store_errors())
     app[OAI_PROVIDER] = provider
 
     async def oai(request: web.Request) -> web.Response:
@@ -97,13 +99,13 @@ def mount(app: web.Application, data_dir: Path, base_url: str, *, harvest_source
             params = {"verb": ["?"], "?": ["not UTF-8"]}      # answered as badVerb/badArgument
         try:
             data = await asyncio.to_thread(provider.handle, params, time.time())
-        except (StoreUnavailable, sqlite3.Error) as e:      # gone or unreadable since start-up
+        except unreadable as e:      # gone or unreadable since start-up
             log.warning("OAI-PMH: the record store cannot be read: %s", e)
             return web.Response(status=503, text="OAI-PMH: the record store cannot be read now\n",
                                 headers={"Retry-After": "60"})
         return web.Response(body=data, content_type="text/xml", charset="utf-8")
 
-    if es is not None and not repo.path.exists():
+    if es is not None and not store_db and not repo.path.exists():
         # a gateway in front of an Elasticsearch index that has no record store of its own
         # (docs/elasticsearch.md, several gateways): the provider lives where ingest writes
         log.warning("OAI-PMH provider off: no record store at %s (serve /oai from the data directory "

@@ -53,7 +53,7 @@ def sru_workers(args, data_dir, host: str, port: int, parent: int, circ_db: str 
 
 
 def run_sru_worker(data_dir: Path, catalog, host: str, port: int, parent: int, *, circ_db: str | None = None,
-                   federation=None, result_sets_db: str | None = None) -> None:
+                   federation=None, result_sets_db: str | None = None, store_db: str | None = None) -> None:
     """Serve SRU on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit, with the
     result sets in the data directory's shared store (or ``result_sets_db``'s)."""
     from search.result_sets_shared import SharedResultSets
@@ -63,7 +63,8 @@ def run_sru_worker(data_dir: Path, catalog, host: str, port: int, parent: int, *
     async def make():
         circ = availability_circulation(circ_db)
         app = make_sru_app(data_dir, catalog=catalog, host=host, port=port, circulation=circ,
-                           federation=federation, result_sets=SharedResultSets.open(data_dir, result_sets_db))
+                           federation=federation, result_sets=SharedResultSets.open(data_dir, result_sets_db),
+                           store_db=store_db)
         if circ is not None:
             async def dispose(_app):
                 await circ.db.dispose()

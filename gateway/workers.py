@@ -45,6 +45,8 @@ def catalog_argv(args) -> list[str]:
         argv += ["--es-index", args.es_index]
     if getattr(args, "config", None):
         argv += ["--config", str(args.config)]
+    if getattr(args, "store_db", None):
+        argv += ["--store-db", args.store_db]
     return argv
 
 

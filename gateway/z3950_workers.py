@@ -29,7 +29,7 @@ def worker_argv(args, data_dir, host: str, port: int, parent: int) -> list[str]:
 
 
 def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None = None, federation=None, *,
-               data_dir) -> None:
+               data_dir, store_db: str | None = None) -> None:
     """Serve Z39.50 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit, with the
     serving process's search route (gateway/app.py catalog_route: libraries, new arrivals
     from ``data_dir``'s record store, the network's days, the federations), so that a client
@@ -44,7 +44,7 @@ def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None =
 
     async def main() -> None:
         circ = availability_circulation(circ_db)
-        route = catalog_route(Path(data_dir), catalog, circulation=circ, federation=federation)
+        route = catalog_route(Path(data_dir), catalog, circulation=circ, federation=federation, store_db=store_db)
         server = Z3950Server(make_service(route))
         await server.start(host, port, reuse_port=True)
         try:

@@ -23,7 +23,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import sqlite3
 import sys
 import threading
 import time
@@ -37,6 +36,7 @@ from .marc_reader import BadRecord, ReadRecord, detect_format, read_marc
 from .ordered_pool import OrderedPool
 from .prepare import Preparer, prepare_block, worker_init
 from .store import Counts, Store, connect
+from .store_sql import Conn, PgConnection, PgWriterLock, shown_url, store_errors
 
 BATCH = 1000  # records per transaction
 BLOCK_BYTES = 1 << 19  # ISO 2709 bytes per worker task
@@ -61,19 +61,36 @@ def db_path(data_dir: Path) -> Path:
     return Path(data_dir) / "catalog.sqlite"
 
 
-def open_store(data_dir: Path, mapping: FieldMapping | None = None, index=None) -> Store:
+def store_location(data_dir: Path, store_url: str | None = None) -> Path | str:
+    """Where the record store is: ``store_url`` (a PostgreSQL database, Elasticsearch
+    backend only: indexers/store_sql.py) when given, else DATA_DIR/catalog.sqlite."""
+    return store_url if store_url else db_path(data_dir)
+
+
+def shown_store(data_dir: Path, store_url: str | None = None) -> str:
+    """The store's location as messages say it (a URL without its password)."""
+    return shown_url(store_url) if store_url else str(db_path(data_dir))
+
+
+def open_store(data_dir: Path, mapping: FieldMapping | None = None, index=None,
+               store_url: str | None = None) -> Store:
+    """The record store of ``data_dir``, or the PostgreSQL one at ``store_url``."""
     from .backends.sqlite_index import SqliteIndexWriter
 
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     mapping = mapping or load_mapping()
-    conn = connect(db_path(data_dir))
     kind = "sqlite" if index is None or isinstance(index, SqliteIndexWriter) else "elasticsearch"
+    if store_url and kind == "sqlite":
+        raise BackendMismatch("a record store in PostgreSQL is for the Elasticsearch backend (the embedded "
+                              "index lives in the data directory's catalog.sqlite)")
+    conn = PgConnection(store_url) if store_url else connect(db_path(data_dir))
     conn.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
     row = conn.execute("SELECT value FROM meta WHERE key='backend'").fetchone()
     if row and row[0] != kind:
         conn.close()
         raise BackendMismatch(
-            f"{data_dir} is indexed by the {row[0]} backend; use --backend {row[0]}")
+            f"{store_url and shown_url(store_url) or data_dir} is indexed by the {row[0]} backend;"
+            f" use --backend {row[0]}")
     if not row:
         conn.execute("INSERT INTO meta(key, value) VALUES ('backend', ?)", (kind,))
     return Store(conn, mapping, index or SqliteIndexWriter(mapping))
@@ -92,9 +109,40 @@ class StorageError(Exception):
     a file where a directory should be ...); said in one line."""
 
 
-def writer_lock(data_dir: Path):
+class _Locks:
+    """The data directory's writer.lock and the PostgreSQL store's advisory lock, closed together."""
+
+    def __init__(self, fh, pg: PgWriterLock):
+        self.fh, self.pg = fh, pg
+
+    def close(self) -> None:
+        try:
+            self.pg.close()
+        except store_errors():
+            pass                    # a lost connection: the server released the lock with it
+        finally:
+            self.fh.close()
+
+
+def writer_lock(data_dir: Path, store_url: str | None = None):
     """An exclusive lock on DATA_DIR/writer.lock held by one ingest or reindex at a
-    time (searches are not affected); released when the returned file closes."""
+    time (searches are not affected); released when the returned object closes.
+    ``store_url``: the store in PostgreSQL is shared by the data directories of several
+    machines, and one of their ingests writes it at a time (a session advisory lock)."""
+    fh = _file_lock(data_dir)
+    if not store_url:
+        return fh
+    try:
+        return _Locks(fh, PgWriterLock(store_url))
+    except BlockingIOError as e:
+        fh.close()
+        raise Busy(str(e)) from None
+    except store_errors() as e:
+        fh.close()
+        raise StorageError(f"cannot open the record store {shown_url(store_url)}: {_why(e)}") from None
+
+
+def _file_lock(data_dir: Path):
     import fcntl
 
     try:
@@ -335,7 +383,7 @@ class Withdraw:
     deleted header).  ``local_id`` may be a function of the store's connection
     (run inside the batch's transaction) that finds it, or None when unknown."""
 
-    local_id: str | Callable[[sqlite3.Connection], str | None]
+    local_id: str | Callable[[Conn], str | None]
     where: str = ""
     # a record that came again under a new 001 (a provider renumbered it): its old id is
     # withdrawn when found, and nothing is counted when there is none
@@ -350,7 +398,7 @@ class Hook:
     its cursor (resumption token, next position) in ``run`` and the batch commits
     with it, so an interrupted harvest resumes after what it committed, never before."""
 
-    run: Callable[[sqlite3.Connection], None]
+    run: Callable[[Conn], None]
     commit: bool = False
 
 
@@ -368,11 +416,14 @@ def ingest(
     workers: int | None = None,
     on_batch: Callable[[Counts], None] | None = None,
     es=None,
+    store_url: str | None = None,
 ) -> IngestResult:
     """Load ``files`` as library ``library``'s records.  ``workers``: preparing
     processes (0 = all in this process; default: cores - 1).  ``es``: an
-    EsConfig to index into Elasticsearch instead of the embedded index."""
-    lock = writer_lock(data_dir)
+    EsConfig to index into Elasticsearch instead of the embedded index.
+    ``store_url``: the record store is this PostgreSQL database (with ``es`` only)."""
+    _check_store_url(es, store_url)
+    lock = writer_lock(data_dir, store_url)
     try:
         files = [Path(f) for f in files]
         workers = default_workers() if workers is None else workers
@@ -384,7 +435,7 @@ def ingest(
                 progress.next_file(path.stat().st_size)
 
         return _ingest(data_dir, library, items, full=full, progress=_Progress(files, quiet), on_batch=on_batch,
-                       es=es)
+                       es=es, store_url=store_url)
     finally:
         lock.close()
 
@@ -400,6 +451,7 @@ def ingest_records(
     on_start: Callable[[int], None] | None = None,
     es=None,
     lock: bool = True,
+    store_url: str | None = None,
 ) -> IngestResult:
     """Load records that come as a stream rather than files (a harvest): the same
     path as ``ingest`` -- preparation, quarantine with reasons, union merge,
@@ -410,8 +462,9 @@ def ingest_records(
     at its end the library's records read by no run since ``full_since_run``
     (default: this run) are withdrawn.  ``on_start(run_id)``: told the run's id
     before the first record.  ``lock``: take the data directory's writer lock
-    (False: the caller holds it)."""
-    fh = writer_lock(data_dir) if lock else None
+    (False: the caller holds it).  ``store_url``: as for ``ingest``."""
+    _check_store_url(es, store_url)
+    fh = writer_lock(data_dir, store_url) if lock else None
     try:
         def items(preparer: Preparer, progress: _Progress):
             for x in stream:
@@ -422,31 +475,43 @@ def ingest_records(
                     yield where, preparer.item(item)
 
         return _ingest(data_dir, library, items, full=full, full_since_run=full_since_run,
-                       progress=_Progress([], True), on_batch=on_batch, on_start=on_start, es=es)
+                       progress=_Progress([], True), on_batch=on_batch, on_start=on_start, es=es,
+                       store_url=store_url)
     finally:
         if fh is not None:
             fh.close()
 
 
+def _check_store_url(es, store_url: str | None) -> None:
+    if store_url and es is None:
+        raise BackendMismatch("a record store in PostgreSQL is for the Elasticsearch backend (the embedded "
+                              "index lives in the data directory's catalog.sqlite)")
+
+
 def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_since_run=None,
-            on_start=None) -> IngestResult:
+            on_start=None, store_url: str | None = None) -> IngestResult:
     t0 = time.time()
     pusher = None
+    where = shown_store(data_dir, store_url)
+    errors = store_errors()
+    store = None
     try:
         if es is not None:
             from .backends.elasticsearch_index import OutboxWriter, Pusher
 
-            store = open_store(data_dir, index=OutboxWriter())
+            store = open_store(data_dir, index=OutboxWriter(), store_url=store_url)
             store.conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)"
                                    " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                                    [("es_urls", json.dumps(es.urls)), ("es_index", es.index)])
-            pusher = _EsPush(Pusher(db_path(data_dir), es))
+            pusher = _EsPush(Pusher(store_location(data_dir, store_url), es))
         else:
             store = open_store(data_dir)
         store.rebuild_stale_index()  # a catalog indexed before readings (docs/search.md "Reindex")
         store.fill_display()  # a catalog from before the stored display records (Z39.50 USMARC)
-    except (sqlite3.Error, OSError) as e:
-        raise StorageError(f"cannot open the record store {db_path(data_dir)}: {_why(e)}") from e
+    except errors + (OSError,) as e:
+        if store is not None:
+            store.conn.close()
+        raise StorageError(f"cannot open the record store {where}: {_why(e)}") from e
     lib = load_libraries().get(library)
     from .backends.sqlite_index import SqliteIndexWriter
 
@@ -458,13 +523,13 @@ def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_sinc
         store.begin()
         run_id = store.start_run(library, full)
         store.commit()
-    except sqlite3.Error as e:
+    except errors as e:
         store.rollback()
         store.conn.close()
         if pusher:
             pusher.stop()
             pusher.pusher.close()
-        raise StorageError(f"cannot write the record store {db_path(data_dir)}: {_why(e)}") from e
+        raise StorageError(f"cannot write the record store {where}: {_why(e)}") from e
     if on_start:
         on_start(run_id)
     quarantine = Quarantine(data_dir, library, run_id)
@@ -540,10 +605,10 @@ def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_sinc
             pusher.push(final=True)
     except KeyboardInterrupt:
         interrupted = True
-    except (sqlite3.Error, OSError) as e:
+    except errors + (OSError,) as e:
         # disk full, a read-only or vanished directory, a file where a directory should be:
         # the batch being written is rolled back and the run closed with what it committed
-        error = f"{_why(e)} (record store {db_path(data_dir)})" if isinstance(e, sqlite3.Error) else _why(e)
+        error = f"{_why(e)} (record store {where})" if isinstance(e, errors) else _why(e)
     except BaseException as e:
         # the stream failed (a harvest whose provider stays away): what is committed stays,
         # the run is closed as failed, and the caller is told why
@@ -595,7 +660,7 @@ def _close_run(store: Store, run_id: int, counts: Counts, outcome: str) -> str |
         store.begin()
         store.finish_run(run_id, counts, outcome)
         store.commit()
-    except sqlite3.Error as e:
+    except store_errors() as e:
         store.rollback()
         return f"the run could not be closed in the store: {_why(e)}"
     return None

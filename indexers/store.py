@@ -4,7 +4,8 @@ from; an index backend receives UnionDocuments through the IndexWriter interface
 
 SQLite, WAL mode: one writer (an ingest) and any number of readers (a running
 server) at once; readers see a batch when its transaction commits, so a union
-record is never seen half-written.
+record is never seen half-written.  With the Elasticsearch backend the same Store
+runs on PostgreSQL (indexers/store_sql.py: the dialect, the connection, the design).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import pymarc
 
@@ -27,6 +28,7 @@ from .mapping import FieldMapping
 from .marc_display import iso2709_value, splice_iso2709
 from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
+from .store_sql import PG_SCHEMA, Conn, dialect_of, is_store_url, open_connection, shown_url
 
 if TYPE_CHECKING:              # prepare imports the index writers; its type only
     from .prepare import Prepared
@@ -36,7 +38,7 @@ log = logging.getLogger("unioncat.store")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS run(
-  id INTEGER PRIMARY KEY AUTOINCREMENT, library TEXT NOT NULL, full INTEGER NOT NULL,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, library TEXT NOT NULL, "full" INTEGER NOT NULL,
   started REAL NOT NULL, finished REAL, counts TEXT, outcome TEXT);
 CREATE TABLE IF NOT EXISTS union_rec(id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL, modified REAL);
 CREATE TABLE IF NOT EXISTS source(
@@ -85,22 +87,15 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
 MAX_CANDIDATES = 50
 
 
-def _rowid(cur: sqlite3.Cursor) -> int:
-    """The id an INSERT gave its row (sqlite3 sets ``lastrowid`` after every INSERT)."""
-    rowid = cur.lastrowid
-    assert rowid is not None
-    return rowid
-
-
 class IndexWriter(Protocol):
-    def setup(self, conn: sqlite3.Connection) -> None: ...
+    def setup(self, conn: Any) -> None: ...
     def payload(self, doc: un.UnionDocument):
         """Rows for a document, computed without the database (may run in a worker)."""
 
-    def put(self, conn: sqlite3.Connection, doc: un.UnionDocument, fresh: bool = False, payload=None) -> None:
+    def put(self, conn: Any, doc: un.UnionDocument, fresh: bool = False, payload=None) -> None:
         """Write a union record's document; ``fresh``: the id was never indexed;
         ``payload``: what payload(doc) returned, if already computed."""
-    def delete(self, conn: sqlite3.Connection, union_id: int) -> None: ...
+    def delete(self, conn: Any, union_id: int) -> None: ...
 
 
 @dataclass
@@ -120,18 +115,22 @@ class Counts:
 
 
 class Store:
-    def __init__(self, conn: sqlite3.Connection, mapping: FieldMapping, index: IndexWriter):
+    def __init__(self, conn: Conn, mapping: FieldMapping, index: IndexWriter):
         self.conn = conn
         self.mapping = mapping
         self.index = index
-        conn.executescript(SCHEMA)
-        if "outcome" not in {r[1] for r in conn.execute("PRAGMA table_info(run)")}:  # a store from before
-            conn.execute("ALTER TABLE run ADD COLUMN outcome TEXT")
-        if "modified" not in {r[1] for r in conn.execute("PRAGMA table_info(union_rec)")}:
-            conn.execute("ALTER TABLE union_rec ADD COLUMN modified REAL")
-            conn.execute("UPDATE union_rec SET modified=created")    # once: a store from before
-        conn.execute("CREATE INDEX IF NOT EXISTS union_rec_modified ON union_rec(modified)")
-        add_added_column(conn)
+        self.dialect = dialect_of(conn)
+        if self.dialect.name == "sqlite":
+            conn.executescript(SCHEMA)
+            if "outcome" not in self.dialect.columns(conn, "run"):  # a store from before
+                conn.execute("ALTER TABLE run ADD COLUMN outcome TEXT")
+            if "modified" not in self.dialect.columns(conn, "union_rec"):
+                conn.execute("ALTER TABLE union_rec ADD COLUMN modified REAL")
+                conn.execute("UPDATE union_rec SET modified=created")    # once: a store from before
+            conn.execute("CREATE INDEX IF NOT EXISTS union_rec_modified ON union_rec(modified)")
+            add_added_column(conn)
+        else:                       # a PostgreSQL store is made whole (store_sql.py)
+            conn.executescript(PG_SCHEMA)
         index.setup(conn)
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
@@ -143,32 +142,41 @@ class Store:
 
     # -- transactions -------------------------------------------------------
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.dialect.begin(self.conn)
 
     def commit(self) -> None:
         self._flush()
         # the stored display records stay current through this commit: the stamp moves to
         # the next generation (a writer that does not keep them, e.g. an older version,
         # bumps the generation alone, and readers go back to splicing)
+        fmt = display_format_cached()
         self.conn.execute(
-            "UPDATE meta SET value = :fmt || '@' || (COALESCE(CAST((SELECT value FROM meta WHERE key='generation')"
-            " AS INTEGER), 0) + 1) WHERE key='display'"
-            " AND value = :fmt || '@' || COALESCE((SELECT value FROM meta WHERE key='generation'), '0')",
-            {"fmt": display_format_cached()})
+            "UPDATE meta SET value = CAST(? AS TEXT) || '@' || CAST(COALESCE(CAST((SELECT value FROM meta"
+            " WHERE key='generation') AS INTEGER), 0) + 1 AS TEXT) WHERE key='display'"
+            " AND value = CAST(? AS TEXT) || '@' || COALESCE((SELECT value FROM meta WHERE key='generation'), '0')",
+            (fmt, fmt))
         # readers compare the generation to know whether cached result sets are still current
         self.conn.execute(
             "INSERT INTO meta(key, value) VALUES ('generation', '1')"
-            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)"
         )
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
+        discard = getattr(self.index, "discard", None)
+        if discard is not None:
+            discard()
         self._left.clear()
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()
         if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+            try:
+                self.conn.execute("ROLLBACK")
+            except self.dialect.errors:
+                if self.dialect.name == "sqlite":
+                    raise
+                # PostgreSQL: the connection is gone, and the server rolled the transaction back with it
 
     def _flush(self) -> None:
         """Rebuild the index documents of every union record touched in this batch,
@@ -200,6 +208,9 @@ class Store:
                 " ON CONFLICT(union_id, library) DO UPDATE SET at=excluded.at",
                 [(uid, lib, now) for lib in sorted(left)])
         self._write_display(sorted(self._dirty), made)
+        flush = getattr(self.index, "flush", None)      # a writer that batches its writes (the ES outbox)
+        if flush is not None:
+            flush(self.conn)
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()
@@ -245,7 +256,7 @@ class Store:
                     self.conn.execute("DELETE FROM display")
                 self._write_display(ids[i:i + 5000])
                 if i + 5000 >= len(ids):
-                    self.conn.execute("INSERT INTO meta(key, value) VALUES ('display', ? || '@' ||"
+                    self.conn.execute("INSERT INTO meta(key, value) VALUES ('display', CAST(? AS TEXT) || '@' ||"
                                       " COALESCE((SELECT value FROM meta WHERE key='generation'), '0'))"
                                       " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (fmt,))
                 self.conn.execute("COMMIT")
@@ -290,10 +301,8 @@ class Store:
 
     # -- runs ---------------------------------------------------------------
     def start_run(self, library: str, full: bool) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO run(library, full, started) VALUES (?,?,?)", (library, int(full), time.time())
-        )
-        return _rowid(cur)
+        return self.dialect.insert_id(self.conn, 'INSERT INTO run(library, "full", started) VALUES (?,?,?)',
+                                      (library, int(full), time.time()))
 
     def finish_run(self, run_id: int, counts: Counts, outcome: str = "complete") -> None:
         """Close a run with the counts of what it committed and how it ended
@@ -333,7 +342,8 @@ class Store:
         fresh = uid is None
         if uid is None:
             now = time.time()
-            uid = _rowid(self.conn.execute("INSERT INTO union_rec(created, modified) VALUES (?, ?)", (now, now)))
+            uid = self.dialect.insert_id(self.conn, "INSERT INTO union_rec(created, modified) VALUES (?, ?)",
+                                         (now, now))
         else:
             counts.merged += 1
             self._fresh.pop(uid, None)
@@ -346,11 +356,12 @@ class Store:
             )
             counts.updated += 1
         else:
-            source_id = self.conn.execute(
+            source_id = self.dialect.insert_id(
+                self.conn,
                 "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles, holdings, added)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles, holdings, time.time()),
-            ).lastrowid
+            )
             counts.added += 1
         if p.keys:
             self.conn.executemany(
@@ -372,9 +383,9 @@ class Store:
             # two index ranges (library < x, library > x): "<>" would scan every row of the key
             rows = sorted(
                 self.conn.execute(
-                    "SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library<? LIMIT ?)"
+                    "SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library<? LIMIT ?) AS lo"
                     " UNION ALL"
-                    " SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>? LIMIT ?)",
+                    " SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>? LIMIT ?) AS hi",
                     (k, library, MAX_CANDIDATES, k, library, MAX_CANDIDATES),
                 ).fetchall()
             )[:MAX_CANDIDATES]
@@ -384,7 +395,8 @@ class Store:
                 if uid not in libs_of:
                     libs_of[uid] = frozenset(
                         r[0] for r in self.conn.execute(
-                            "SELECT library FROM source WHERE union_id=? AND id IS NOT ?", (uid, exclude_source))
+                            "SELECT library FROM source WHERE union_id=? AND id <> COALESCE(?, 0)",
+                            (uid, exclude_source))
                     )
                 if library in libs_of[uid]:
                     continue
@@ -439,7 +451,7 @@ class Store:
 
 # --------------------------------------------------------------------------- new arrivals
 
-def add_added_column(conn: sqlite3.Connection) -> None:
+def add_added_column(conn: Conn) -> None:
     """``source.added``: when the library's ingest first stored the record (epoch seconds;
     kept when the record is updated, new when it comes back after a withdrawal). A store
     made before the column existed gets it empty: its records are not new arrivals."""
@@ -448,7 +460,7 @@ def add_added_column(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS source_added ON source(library, added)")
 
 
-def added_since(conn: sqlite3.Connection, library: str, since: float) -> list[int]:
+def added_since(conn: Conn, library: str, since: float) -> list[int]:
     """The union records holding a record that ``library``'s ingests added at or after
     ``since`` (epoch seconds), newest first, each once. One range of ``source_added``."""
     rows = conn.execute("SELECT union_id, MAX(added) AS a FROM source WHERE library=? AND added>=?"
@@ -460,12 +472,16 @@ class StoreArrivals:
     """The record store as the search route's source of new arrivals
     (search.arrivals.ArrivalsSource): each question opens a read-only connection in a
     worker thread (new arrivals are asked rarely; nothing stays open). A store that
-    cannot be read is BackendUnavailable."""
+    cannot be read is BackendUnavailable.  ``path``: the SQLite file, or the
+    postgresql:// URL of a store in PostgreSQL (indexers/store_sql.py)."""
 
     def __init__(self, path: Path | str):
+        self.url = str(path) if is_store_url(str(path)) else None
         self.path = Path(path)
 
     def _added_since(self, library: str, since: float) -> list[int]:
+        if self.url is not None:
+            return self._added_since_pg(library, since)
         if not self.path.exists():
             raise BackendUnavailable(f"no record store at {self.path}")
         conn = None
@@ -480,11 +496,28 @@ class StoreArrivals:
             if conn is not None:
                 conn.close()
 
+    def _added_since_pg(self, library: str, since: float) -> list[int]:
+        import psycopg
+
+        assert self.url is not None
+        conn = None
+        try:
+            conn = open_connection(self.url, readonly=True)
+            return added_since(conn, library, since)
+        except psycopg.errors.UndefinedTable:    # no ingest has made the store yet: nothing is new
+            return []
+        except psycopg.Error as e:
+            raise BackendUnavailable(f"the record store {shown_url(self.url)} cannot be read:"
+                                     f" {type(e).__name__}") from e
+        finally:
+            if conn is not None:
+                conn.close()
+
     async def added_since(self, library: str, since: float) -> list[int]:
         return await asyncio.to_thread(self._added_since, library, since)
 
 
-def union_display_parts(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple]:
+def union_display_parts(conn: Conn, ids: Sequence[int]) -> dict[int, tuple]:
     """For each union id present: (stored MARC of the preferred (oldest) member,
     its library, the holdings of every member, the (library, local_id) members)."""
     if not ids:
@@ -552,7 +585,7 @@ def display_format() -> str:
     return "1:" + json.dumps([libs.get("\x00").holdings.tag, tags], separators=(",", ":"))
 
 
-def _splice_display(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
+def _splice_display(conn: Conn, ids: Sequence[int]) -> dict[int, bytes | None]:
     """``display_iso2709`` for the union ids present, spliced from the source records."""
     return {uid: display_iso2709(marc, lib, holdings)
             for uid, (marc, lib, holdings, _m) in union_display_parts(conn, ids).items()}
@@ -567,7 +600,7 @@ def _holding(h: dict) -> Holding:
     return Holding(h["library"], h["local_id"], h["branch"], h["call_number"], h["location"], h["barcode"])
 
 
-def load_display_iso2709(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, bytes | None]:
+def load_display_iso2709(conn: Conn, ids: Sequence[int]) -> dict[int, bytes | None]:
     """``display_iso2709`` for the union ids present (missing ids absent): the stored
     display records in one statement when they are current (meta 'display' is this
     process's ``display_format``), else spliced from the source records."""
@@ -596,7 +629,7 @@ def display_format_cached() -> str:
     return display_format()
 
 
-def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[UnionRecord]:
+def load_union_records(conn: Conn, ids: Sequence[int]) -> list[UnionRecord]:
     """Display records (display_record) for union ids, in the order given (missing ids skipped)."""
     parts = union_display_parts(conn, ids)
     return [display_record(uid, *parts[uid]) for uid in ids if uid in parts]

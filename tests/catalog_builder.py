@@ -53,13 +53,26 @@ def write(path: Path, records: list[pymarc.Record]) -> Path:
 
 
 BACKENDS = ["sqlite", "elasticsearch"]
+# and the Elasticsearch backend with its record store in PostgreSQL (indexers/store_sql.py)
+PG_STORE = "elasticsearch-pgstore"
 
 
 def backend_fixture(request, data_dir: Path) -> "CatalogUnderTest":
     """A CatalogUnderTest for the backend named by request.param; the
-    Elasticsearch one uses the session's node (fixture es_url, tests/conftest.py)."""
-    es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
-    return CatalogUnderTest(data_dir, request.param, es_url=es_url)
+    Elasticsearch one uses the session's node (fixture es_url, tests/conftest.py);
+    PG_STORE a database of its own on the session's PostgreSQL (fixture pg_url), dropped
+    when the catalog closes."""
+    es_url = request.getfixturevalue("es_url") if request.param in ("elasticsearch", PG_STORE) else None
+    if request.param != PG_STORE:
+        return CatalogUnderTest(data_dir, request.param, es_url=es_url)
+    import postgres_node
+
+    server = request.getfixturevalue("pg_url")
+    name = postgres_node.unique_database_name("store")
+    postgres_node.admin_sql(server, f'CREATE DATABASE "{name}"')
+    request.addfinalizer(lambda: postgres_node.drop_database(server, name))
+    return CatalogUnderTest(data_dir, "elasticsearch", es_url=es_url,
+                            store_url=postgres_node.database_url(server, name))
 
 
 @dataclass
@@ -70,6 +83,7 @@ class CatalogUnderTest:
     data_dir: Path
     backend: str = "sqlite"
     es_url: str | None = None
+    store_url: str | None = None         # the record store in PostgreSQL (Elasticsearch only)
 
     def __post_init__(self):
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
@@ -88,7 +102,8 @@ class CatalogUnderTest:
     def load(self, library: str, records: list[pymarc.Record], full: bool = False):
         self._n += 1
         path = write(self.data_dir / f"in-{library}-{self._n}.mrc", records)
-        res = ingest(self.data_dir, library, [path], full=full, quiet=True, es=self.es_config)
+        res = ingest(self.data_dir, library, [path], full=full, quiet=True, es=self.es_config,
+                     store_url=self.store_url)
         if self.es_config is not None:
             assert res.index_pending == 0 and res.index_error is None, res.index_error
         self.close_catalog()

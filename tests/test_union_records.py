@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_builder import BACKENDS, backend_fixture, df, rec
+from catalog_builder import BACKENDS, PG_STORE, backend_fixture, df, rec
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, PG_STORE])   # the record store in SQLite and in PostgreSQL
 def cat(request, tmp_path):
     c = backend_fixture(request, tmp_path)
     yield c

@@ -115,9 +115,20 @@ def finish_run(conn: sqlite3.Connection, rep: RunReport) -> None:
                   json.dumps(rep.errors[-20:], ensure_ascii=False), rep.retries, rep.id))
 
 
-def last_runs(conn: sqlite3.Connection) -> dict[str, RunReport]:
-    """The last run of every source that has run."""
+def last_runs(conn) -> dict[str, RunReport]:
+    """The last run of every source that has run.  ``conn``: the record store's, in SQLite
+    or in PostgreSQL (indexers/store_sql.py; harvests write the SQLite store only, so a
+    store in PostgreSQL has no harvest_run table: no runs)."""
+    from indexers.store_sql import PgConnection
+
     out = {}
+    if isinstance(conn, PgConnection):
+        from psycopg.errors import UndefinedTable
+
+        try:
+            conn.execute("SELECT 1 FROM harvest_run LIMIT 1")
+        except UndefinedTable:
+            return {}
     try:
         rows = conn.execute(
             "SELECT id, source, library, protocol, mode, started, finished, run_id, pages, counts, outcome,"

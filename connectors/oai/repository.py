@@ -1,15 +1,17 @@
-"""The provider's repository over the record store (DATA_DIR/catalog.sqlite),
-read-only: union records with their ``modified`` stamps, withdrawn ones from
-``union_gone`` (indexers/store.py), sets = member libraries.  Thread-safe use:
-one connection per call (the provider's shell runs calls on worker threads)."""
+"""The provider's repository over the record store (DATA_DIR/catalog.sqlite, or the
+PostgreSQL database of ``--store-db``: indexers/store_sql.py), read-only: union records
+with their ``modified`` stamps, withdrawn ones from ``union_gone`` (indexers/store.py),
+sets = member libraries.  Thread-safe use: one connection per call (the provider's shell
+runs calls on worker threads; OAI-PMH requests are few, so a PostgreSQL connection per
+call costs little)."""
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from pathlib import Path
 from typing import Sequence
 
-from indexers.store import connect, load_union_records
+from indexers.store import load_union_records
+from indexers.store_sql import Conn, PgConnection, is_store_url, open_connection
 
 from .provider import Entry
 
@@ -22,16 +24,22 @@ class StoreUnavailable(Exception):
 
 
 class StoreRepository:
-    def __init__(self, path: Path, library_names: dict[str, str] | None = None):
+    def __init__(self, path: Path | str, library_names: dict[str, str] | None = None):
+        """``path``: the SQLite file, or a postgresql:// URL."""
+        self.url = str(path) if is_store_url(str(path)) else None
         self.path = Path(path)
         self.library_names = library_names or {}
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Conn:
+        if self.url is not None:
+            return open_connection(self.url, readonly=True)
         if not self.path.exists():      # never create an empty store by asking
             raise StoreUnavailable(f"no record store at {self.path}")
-        return connect(self.path, readonly=True)
+        return open_connection(self.path, readonly=True)
 
     def _has_gone(self, conn) -> bool:
+        if isinstance(conn, PgConnection):      # made whole (store_sql.PG_SCHEMA)
+            return True
         return conn.execute("SELECT 1 FROM sqlite_master WHERE name='union_gone'").fetchone() is not None
 
     def earliest(self) -> float | None:
@@ -78,7 +86,8 @@ class StoreRepository:
             if after is not None:
                 where += " AND (stamp > ? OR (stamp = ? AND id > ?))"
                 params += [after[0], after[0], after[1]]
-            rows = conn.execute(f"SELECT id, stamp, deleted FROM ({sql}) WHERE {where} ORDER BY stamp, id LIMIT ?",
+            rows = conn.execute(f"SELECT id, stamp, deleted FROM ({sql}) AS e WHERE {where} ORDER BY stamp, id"
+                                " LIMIT ?",
                                 params + [limit]).fetchall()
             return self._with_sets(conn, rows)
         finally:
@@ -89,7 +98,7 @@ class StoreRepository:
         try:
             sql, params = self._select(set_spec, self._has_gone(conn))
             lo, hi = from_ if from_ is not None else -_FAR, until if until is not None else _FAR
-            return conn.execute(f"SELECT COUNT(*) FROM ({sql}) WHERE stamp >= ? AND stamp < ?",
+            return conn.execute(f"SELECT COUNT(*) FROM ({sql}) AS e WHERE stamp >= ? AND stamp < ?",
                                 params + [lo, hi]).fetchone()[0]
         finally:
             conn.close()

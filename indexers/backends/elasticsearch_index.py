@@ -39,7 +39,6 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from config import locate
 from .. import terms as T
 from ..mapping import FieldMapping, load_mapping
 from ..store import union_display_parts
+from ..store_sql import PG_OUTBOX_SCHEMA, Conn, dialect_of, open_connection
 from ..union import MemberSource, UnionDocument, build_document
 
 log = logging.getLogger("unioncat.elasticsearch")
@@ -162,7 +162,7 @@ class DocumentBuilder:
         return out
 
 
-def members_of(conn: sqlite3.Connection, uids: Sequence[int]) -> dict[int, list[MemberSource]]:
+def members_of(conn: Conn, uids: Sequence[int]) -> dict[int, list[MemberSource]]:
     out: dict[int, list[MemberSource]] = {}
     for i in range(0, len(uids), 500):
         chunk = list(uids[i:i + 500])
@@ -177,7 +177,7 @@ def members_of(conn: sqlite3.Connection, uids: Sequence[int]) -> dict[int, list[
     return out
 
 
-def build_actions(conn: sqlite3.Connection, builder: DocumentBuilder, uids: Sequence[int], index: str) -> list[dict]:
+def build_actions(conn: Conn, builder: DocumentBuilder, uids: Sequence[int], index: str) -> list[dict]:
     """Bulk actions for union ids: an index action with the whole document (search
     fields and the display record) for each live union record, a delete for the rest."""
     members = members_of(conn, uids)
@@ -212,23 +212,41 @@ CREATE TABLE IF NOT EXISTS es_failed(union_id INTEGER PRIMARY KEY, reason TEXT N
 """
 
 
+def outbox_schema(conn) -> str:
+    """The outbox's tables in the store's database (indexers/store_sql.py)."""
+    return PG_OUTBOX_SCHEMA if dialect_of(conn).name == "postgresql" else OUTBOX_SCHEMA
+
+
 class OutboxWriter:
     """IndexWriter (indexers/store.py) for the Elasticsearch backend: a touched
-    union record's id goes into the outbox in the batch's own transaction."""
+    union record's id goes into the outbox in the batch's own transaction (the marks
+    of a batch are written in one executemany by ``flush``, which Store._flush calls
+    before the commit: one round trip instead of one per record on PostgreSQL)."""
 
     def __init__(self):
         self._seq = time.time_ns()
+        self._marks: list[tuple[int, int]] = []
 
-    def setup(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(OUTBOX_SCHEMA)
+    def setup(self, conn) -> None:
+        conn.executescript(outbox_schema(conn))
 
     def payload(self, doc):  # nothing to precompute: documents are built at push time
         return None
 
-    def _mark(self, conn: sqlite3.Connection, uid: int) -> None:
+    def _mark(self, conn: Conn, uid: int) -> None:
         self._seq += 1
-        conn.execute("INSERT INTO es_outbox(union_id, seq) VALUES (?, ?)"
-                     " ON CONFLICT(union_id) DO UPDATE SET seq=excluded.seq", (uid, self._seq))
+        self._marks.append((uid, self._seq))
+
+    def flush(self, conn: Conn) -> None:
+        """Write the marks made since the last flush (inside the batch's transaction)."""
+        marks, self._marks = self._marks, []
+        if marks:
+            conn.executemany("INSERT INTO es_outbox(union_id, seq) VALUES (?, ?)"
+                             " ON CONFLICT(union_id) DO UPDATE SET seq=excluded.seq", marks)
+
+    def discard(self) -> None:
+        """Forget unwritten marks (the batch was rolled back)."""
+        self._marks = []
 
     def put(self, conn, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
         self._mark(conn, doc.union_id)
@@ -376,18 +394,18 @@ async def set_generation(es, cfg: EsConfig, value: str) -> None:
 ABANDONED_KEY = "es_abandoned"
 
 
-def abandoned(conn: sqlite3.Connection) -> list[str]:
+def abandoned(conn: Conn) -> list[str]:
     row = conn.execute("SELECT value FROM meta WHERE key=?", (ABANDONED_KEY,)).fetchone()
     return json.loads(row[0]) if row else []
 
 
-def note_abandoned(conn: sqlite3.Connection, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+def note_abandoned(conn: Conn, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
     names = (set(abandoned(conn)) | set(add)) - set(remove)
     conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                  (ABANDONED_KEY, json.dumps(sorted(names))))
 
 
-async def drop_abandoned(es, conn: sqlite3.Connection, alias: str, outage: "Outage") -> list[str]:
+async def drop_abandoned(es, conn: Conn, alias: str, outage: "Outage") -> list[str]:
     """Delete the indexes noted as abandoned (never one the alias points at); returns their names."""
     names = abandoned(conn)
     if not names:
@@ -420,13 +438,12 @@ class Pusher:
     acknowledged, so a drain that fails or is interrupted still accounts for what
     got in; the tasks of a drain belong to it (a TaskGroup): none outlives it."""
 
-    def __init__(self, db_path: Path, cfg: EsConfig, mapping: FieldMapping | None = None):
-        from ..store import connect
-
-        self.db_path = Path(db_path)
+    def __init__(self, db_path: Path | str, cfg: EsConfig, mapping: FieldMapping | None = None):
+        """``db_path``: the store's SQLite file, or its postgresql:// URL."""
+        self.db_path = db_path
         self.cfg = cfg
-        self.conn = connect(self.db_path)
-        self.conn.executescript(OUTBOX_SCHEMA)
+        self.conn = open_connection(db_path)
+        self.conn.executescript(outbox_schema(self.conn))
         self.builder = DocumentBuilder(mapping or load_mapping())
         self.loop = asyncio.new_event_loop()
         self.es = None
@@ -537,7 +554,7 @@ class Pusher:
                 else:
                     rep.indexed += 1
         # whatever was acknowledged leaves the outbox (that version only); rejected ones move to es_failed
-        self.conn.execute("BEGIN IMMEDIATE")
+        dialect_of(self.conn).begin(self.conn)
         self.conn.executemany("DELETE FROM es_outbox WHERE union_id=? AND seq=?",
                               [(u, seq[u]) for u in out.done | set(out.failed)])
         record_failures(self.conn, out.failed)
@@ -601,7 +618,7 @@ async def send_bulk(es, actions: list[dict], cfg: EsConfig, outage: Outage,
     return out
 
 
-def record_failures(conn: sqlite3.Connection, failed: dict[int, str]) -> None:
+def record_failures(conn: Conn, failed: dict[int, str]) -> None:
     if failed:
         conn.executemany("INSERT INTO es_failed(union_id, reason, at) VALUES (?,?,?) ON CONFLICT(union_id)"
                          " DO UPDATE SET reason=excluded.reason, at=excluded.at",

@@ -29,7 +29,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import sqlite3
 import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -38,8 +37,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..mapping import load_mapping
+from ..store_sql import Conn, dialect_of, open_connection
 from .elasticsearch_index import (
-    OUTBOX_SCHEMA,
     BulkOutcome,
     DocumentBuilder,
     EsConfig,
@@ -56,6 +55,7 @@ from .elasticsearch_index import (
     drop_abandoned,
     index_body,
     note_abandoned,
+    outbox_schema,
     physical_name,
     record_failures,
     set_generation,
@@ -80,7 +80,7 @@ def _dumps(obj) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
-def document_lines(conn: sqlite3.Connection, builder: DocumentBuilder, uids: Sequence[int], index: str) -> list[Line]:
+def document_lines(conn: Conn, builder: DocumentBuilder, uids: Sequence[int], index: str) -> list[Line]:
     """The bulk lines of the live union records among ``uids`` (a union id without
     members has no document in a fresh index), in the order of ``uids``."""
     out: list[Line] = []
@@ -99,12 +99,12 @@ def _worker_start(parent: int, db_path: str) -> None:
     """Initializer of a building worker: ends with its parent, reads the store on its
     own query-only connection."""
     from ..ingest import die_with_parent
-    from ..store import connect
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupted reindex stops its workers itself
     die_with_parent(parent)
-    conn = connect(db_path)  # (not mapped: each worker's memory stays at its 32 MB page cache)
-    conn.execute("PRAGMA query_only=1")
+    # (SQLite: not mapped, so each worker's memory stays at its 32 MB page cache; PostgreSQL:
+    # a connection of its own, never the parent's, read-only)
+    conn = open_connection(db_path, readonly=True)
     _worker["conn"] = conn
     _worker["builder"] = DocumentBuilder(load_mapping())
 
@@ -122,7 +122,7 @@ class _Builders:
     """Where documents are built: in this process (one worker) or in a pool of
     ``workers`` processes.  ``close`` stops the pool, cancelling what it had queued."""
 
-    def __init__(self, db_path: Path, conn: sqlite3.Connection, workers: int):
+    def __init__(self, db_path: Path | str, conn: Conn, workers: int):
         self.conn = conn
         self.builder = DocumentBuilder(load_mapping())
         self.workers = workers
@@ -200,8 +200,8 @@ class ReindexReport:
     workers: int = 1  # processes that built the documents
 
 
-def reindex(db_path: Path, cfg: EsConfig, *, workers: int | None = None, progress: Callable[[int], None] | None = None,
-            retry_seconds: float | None = None) -> ReindexReport:
+def reindex(db_path: Path | str, cfg: EsConfig, *, workers: int | None = None,
+            progress: Callable[[int], None] | None = None, retry_seconds: float | None = None) -> ReindexReport:
     """Build a new physical index from every union record in the store, check that it
     holds every one of them (but those the cluster rejected for good), and only then
     point the alias at it in one atomic request and drop the old index; the outbox
@@ -213,14 +213,13 @@ def reindex(db_path: Path, cfg: EsConfig, *, workers: int | None = None, progres
     the rejected list stay as they were, and the index it was building is deleted --
     or, when the cluster is gone, noted in the store and deleted by the next reindex
     or drain.  It gives up after ``retry_seconds`` (default cfg.retry_seconds) of
-    continuous unavailability."""
-    from ..store import connect
-
+    continuous unavailability.  ``db_path``: the store's SQLite file, or the
+    postgresql:// URL of a store in PostgreSQL (indexers/store_sql.py)."""
     n_workers = default_workers(cfg) if workers is None else workers
     if n_workers < 1:
         raise ValueError("a reindex needs at least one worker")
     t0 = time.monotonic()
-    conn = connect(db_path)
+    conn = open_connection(db_path)
     outage = Outage(cfg.retry_seconds if retry_seconds is None else retry_seconds)
     builders: _Builders | None = None
 
@@ -256,7 +255,7 @@ def reindex(db_path: Path, cfg: EsConfig, *, workers: int | None = None, progres
             await _retried(outage, es.indices.update_aliases, actions=actions)
             live = True
             note_abandoned(conn, remove=[name], add=[previous] if previous else [])
-            conn.execute("BEGIN IMMEDIATE")
+            dialect_of(conn).begin(conn)
             conn.execute("DELETE FROM es_failed")
             record_failures(conn, rejected)
             # outbox rows older than the build are in the new index already
@@ -293,8 +292,8 @@ def reindex(db_path: Path, cfg: EsConfig, *, workers: int | None = None, progres
             await es.close()
 
     try:
-        conn.executescript(OUTBOX_SCHEMA)
-        builders = _Builders(Path(db_path), conn, n_workers)  # forked before any event loop or client exists
+        conn.executescript(outbox_schema(conn))
+        builders = _Builders(db_path, conn, n_workers)  # forked before any event loop or client exists
         return asyncio.run(run())
     finally:
         if builders is not None:
@@ -302,7 +301,7 @@ def reindex(db_path: Path, cfg: EsConfig, *, workers: int | None = None, progres
         conn.close()
 
 
-async def _fill(es, conn: sqlite3.Connection, builders: _Builders, cfg: EsConfig, name: str, outage: Outage,
+async def _fill(es, conn: Conn, builders: _Builders, cfg: EsConfig, name: str, outage: Outage,
                 progress) -> tuple[int, dict[int, str]]:
     """Send every live union record's document to index ``name``: (documents sent,
     {union id: reason} refused for good).  Chunks of cfg.bulk_chunk ids are built
@@ -345,7 +344,7 @@ async def _fill(es, conn: sqlite3.Connection, builders: _Builders, cfg: EsConfig
     return total, rejected
 
 
-async def _drop_built(es, conn: sqlite3.Connection, name: str) -> str:
+async def _drop_built(es, conn: Conn, name: str) -> str:
     """Delete the index a failed reindex was building (a short try); say what happened."""
     try:
         await _retried(Outage(2.0), es.options(ignore_status=404).indices.delete, index=name)

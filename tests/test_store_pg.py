@@ -1,0 +1,156 @@
+"""The record store in PostgreSQL (issue 18; indexers/store_sql.py): the same ingests give
+the same store as in SQLite, one ingest writes a shared store at a time, the outbox
+commits with the records and is pushed from PostgreSQL, and what cannot work says so."""
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import uuid
+
+import pytest
+
+from gateway.demo import write_demo_files
+from indexers.backends.elasticsearch_index import EsConfig, Pusher
+from indexers.ingest import BackendMismatch, Busy, StorageError, ingest, writer_lock
+from indexers.store_sql import PgConnection
+
+
+@pytest.fixture
+def store_url(pg_url):
+    import postgres_node
+
+    name = postgres_node.unique_database_name("store")
+    postgres_node.admin_sql(pg_url, f'CREATE DATABASE "{name}"')
+    yield postgres_node.database_url(pg_url, name)
+    postgres_node.drop_database(pg_url, name)
+
+
+@pytest.fixture
+def es_cfg(es_url):
+    return EsConfig(urls=[es_url], index=f"pgstore-{uuid.uuid4().hex[:8]}", request_timeout=20.0,
+                    retry_seconds=20.0)
+
+
+def _rows(conn, sql):
+    return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in conn.execute(sql).fetchall()]
+
+
+def _picture(conn) -> dict:
+    """The store as a client could tell it: union records by their members, their
+    holdings and display records, the libraries that left them, the runs' counts."""
+    members: dict[int, list] = {}
+    for uid, lib, lid, holdings in _rows(conn, "SELECT union_id, library, local_id, holdings FROM source"):
+        members.setdefault(uid, []).append((lib, lid, holdings))
+    display = dict(_rows(conn, "SELECT union_id, iso FROM display"))
+    gone = _rows(conn, "SELECT union_id, library FROM union_gone")
+    by_members = {uid: tuple(sorted(m)) for uid, m in members.items()}
+    return {
+        "unions": sorted((by_members[uid], display.get(uid)) for uid in members),
+        "gone": sorted((by_members.get(uid, ()), lib) for uid, lib in gone),
+        "runs": [(lib, full, json.loads(counts), outcome)
+                 for lib, full, counts, outcome in _rows(conn, 'SELECT library, "full", counts, outcome FROM run'
+                                                               " ORDER BY id")],
+        "outbox": _rows(conn, "SELECT COUNT(*) FROM es_outbox"),
+        "union_rec": _rows(conn, "SELECT COUNT(*) FROM union_rec"),
+    }
+
+
+def test_the_same_ingests_make_the_same_store_in_sqlite_and_in_postgresql(tmp_path, store_url, es_cfg):
+    files = write_demo_files(tmp_path / "in")
+    pictures = []
+    for where, url in (("sqlite", None), ("pg", store_url)):
+        d = tmp_path / where
+        cfg = EsConfig(urls=es_cfg.urls, index=f"{es_cfg.index}-{where}", request_timeout=20.0)
+        for lib in ("iizuka", "komae", "hiroshima-u"):
+            res = ingest(d, lib, [files[lib]], quiet=True, es=cfg, store_url=url)
+            assert res.error is None and res.index_pending == 0, (res.error, res.index_error)
+        # komae's catalogue read again whole, but with two records less: withdrawn, union_gone kept
+        from pymarc import MARCReader
+
+        with open(files["komae"], "rb") as fh:
+            kept = list(MARCReader(fh, to_unicode=True, force_utf8=True))[2:]
+        (d / "komae-less.mrc").write_bytes(b"".join(r.as_marc() for r in kept))
+        res = ingest(d, "komae", [d / "komae-less.mrc"], full=True, quiet=True, es=cfg, store_url=url)
+        assert res.counts.withdrawn == 2 and res.error is None
+        conn = PgConnection(url) if url else sqlite3.connect(d / "catalog.sqlite")
+        try:
+            pictures.append(_picture(conn))
+        finally:
+            conn.close()
+        if url:   # nothing of the store is in the data directory
+            assert not (d / "catalog.sqlite").exists()
+    sqlite_store, pg_store = pictures
+    assert pg_store == sqlite_store
+    assert len(pg_store["unions"]) > 5 and len(pg_store["gone"]) == 2
+    assert any(len({m[0] for m in members}) >= 2 for members, _ in pg_store["unions"])    # merged across libraries
+    assert all(iso for _, iso in pg_store["unions"])                         # display records written
+
+
+def test_one_ingest_writes_a_shared_store_at_a_time(tmp_path, store_url, es_cfg):
+    files = write_demo_files(tmp_path / "in")
+    held = writer_lock(tmp_path / "machine-a", store_url)       # an ingest on another machine's data dir
+    try:
+        with pytest.raises(Busy, match="another ingest or reindex is writing the record store"):
+            ingest(tmp_path / "machine-b", "iizuka", [files["iizuka"]], quiet=True, es=es_cfg, store_url=store_url)
+    finally:
+        held.close()
+    res = ingest(tmp_path / "machine-b", "iizuka", [files["iizuka"]], quiet=True, es=es_cfg, store_url=store_url)
+    assert res.counts.added == 11 and res.error is None
+
+
+def test_a_store_in_postgresql_is_for_the_elasticsearch_backend(tmp_path, store_url):
+    files = write_demo_files(tmp_path / "in")
+    with pytest.raises(BackendMismatch, match="Elasticsearch backend"):
+        ingest(tmp_path / "d", "iizuka", [files["iizuka"]], quiet=True, store_url=store_url)
+
+
+def test_an_unreachable_store_is_a_clear_error_that_shows_no_password(tmp_path, es_cfg):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                     # nothing listens there
+    url = f"postgresql://someone:s3cret@127.0.0.1:{port}/catalog"
+    files = write_demo_files(tmp_path / "in")
+    with pytest.raises(StorageError) as err:
+        ingest(tmp_path / "d", "iizuka", [files["iizuka"]], quiet=True, es=es_cfg, store_url=url)
+    assert "cannot open the record store postgresql://someone:***@127.0.0.1" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_the_outbox_commits_with_the_records_and_is_pushed_from_postgresql(tmp_path, store_url, es_cfg):
+    """With the cluster away, the union records wait in the store's outbox (committed with
+    the records, in PostgreSQL); a Pusher on the store's URL sends them later, once."""
+    files = write_demo_files(tmp_path / "in")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = EsConfig(urls=[f"http://127.0.0.1:{port}"], index=es_cfg.index, retry_seconds=0.5, request_timeout=2.0)
+    res = ingest(tmp_path / "d", "iizuka", [files["iizuka"]], quiet=True, es=away, store_url=store_url)
+    assert res.counts.added == 11 and res.error is None
+    assert res.index_pending == 11 and res.index_error
+    pusher = Pusher(store_url, es_cfg)
+    try:
+        assert pusher.pending() == 11
+        rep = pusher.drain()
+        assert (rep.indexed, rep.failed, pusher.pending()) == (11, 0, 0)
+        assert pusher.drain().indexed == 0                      # exactly once
+    finally:
+        pusher.close()
+
+
+def test_readers_of_a_store_in_postgresql_say_what_is_wrong(store_url):
+    """New arrivals on a store no ingest has made yet: none; on a server that is away:
+    BackendUnavailable (the search route's diagnostic 1), never another exception."""
+    import asyncio
+
+    from indexers.backend import BackendUnavailable
+    from indexers.store import StoreArrivals
+
+    assert asyncio.run(StoreArrivals(store_url).added_since("iizuka", 0.0)) == []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = StoreArrivals(f"postgresql://someone:s3cret@127.0.0.1:{port}/catalog")
+    with pytest.raises(BackendUnavailable) as err:
+        asyncio.run(away.added_since("iizuka", 0.0))
+    assert "someone:***@" in str(err.value) and "s3cret" not in str(err.value)
