@@ -227,10 +227,15 @@ def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -
         return [uid for _dl, uid in once]
     avgdl = float(ntok) / float(nrow)
     idfs = [idf(nrow, total)]
-    ranked = [(score(idfs, [q.weight], d, avgdl), uid) for d, uid in once]
-    for tf, members in classes:
+    ranked: list[tuple[float, int]] = []
+    for tf, members in [(1, once), *classes]:
         f = [sum([q.weight] * tf)]    # FTS5 adds the weight once per occurrence
-        ranked += [(score(idfs, f, d, avgdl), uid) for d, uid in members]
+        scores: dict[int, float] = {}   # a score depends on the length alone within a class
+        for d, uid in members:
+            s = scores.get(d)
+            if s is None:
+                s = scores[d] = score(idfs, f, d, avgdl)
+            ranked.append((s, uid))
     ranked.sort()
     return [uid for _s, uid in ranked[:n]]
 
