@@ -301,3 +301,26 @@ def test_post_follows_updates_withdrawals_and_merges(tmp_path):
                 assert rk.top(conn, res.handle.fast, n, res.total, len(c.writer.text_fields)) == full[:n], (cql, n)
     finally:
         c.close()
+
+
+def test_a_fast_set_on_a_catalog_of_another_format_is_paged_by_fts5(tmp_path, monkeypatch):
+    """A result set that carries the fast ranking (e.g. a shared one, made before the
+    catalog's format changed) is paged by FTS5 when the index is not of this format."""
+    import sqlite3
+
+    monkeypatch.setattr(si, "MATERIALIZE", 5)
+    ingest(tmp_path, "a", [write(tmp_path / "a.mrc", corpus(60))], quiet=True)
+    c = SqliteCatalog(db_path(tmp_path))
+    try:
+        res = c.search_sync(parse_cql("dc.title=history", c.config))
+        assert res.ids is None and res.handle.fast is not None
+        full = full_ranking(c, "dc.title=history")
+        conn = sqlite3.connect(db_path(tmp_path))
+        with conn:
+            conn.execute("UPDATE meta SET value='2.old' WHERE key='index_format'")
+            conn.execute("UPDATE meta SET value=value || 'x' WHERE key='generation'")
+            conn.execute("DROP TABLE post")
+        conn.close()
+        assert c.page_sync(res, 0, 10) == full[:10] and c.page_sync(res, 3, 7) == full[3:10]
+    finally:
+        c.close()

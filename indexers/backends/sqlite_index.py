@@ -717,7 +717,10 @@ class SqliteCatalog:
         """The first ``n`` ids of ``h``'s ranking by indexers/ranking.py (None: let
         FTS5 rank)."""
         assert h.fast is not None
-        return rk.top(self._conn(), h.fast, n, total, len(self.writer.text_fields))
+        conn = self._conn()
+        if not self._index_state(conn).current:
+            return None   # a set ranked on another index format (e.g. a shared set from before a rebuild)
+        return rk.top(conn, h.fast, n, total, len(self.writer.text_fields))
 
     def _weights(self) -> str:
         return ", ".join(str(T.FIELD_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
