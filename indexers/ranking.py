@@ -10,9 +10,12 @@ commonest ranked query -- one word (one FTS5 token) in one text field, e.g.
   and ``D`` the record's length in tokens (all fields).  Among hits of equal tf
   the score falls with ``D`` alone: their order is ascending length, then
   ascending rowid (our tie break).
-* Hits with tf = 1 (most of them) are the FTS5 hits joined to their lengths
-  (table dlen: union id, length -- narrow, so the join reads few pages), sorted
-  with a bound of the page's end -- no positions, no sizes read through FTS5.
+* Hits with tf = 1 (most of them): ``post`` keeps them for the records no longer
+  than POST_MAX_DL tokens, keyed (field, word, length, union id), so the first n
+  of a broad word are the first n rows of an index range -- nothing read for the
+  other hits.  When a page reaches past what ``post`` holds for the word, the
+  FTS5 hits are joined to their lengths (table dlen) and sorted with a bound of
+  the page's end (linear in the hits, but no positions or sizes read).
   Hits with tf >= 2 are fewer; ``rep`` lists them (field, word, tf, length,
   union id), its primary key already in their order.
 * The first n of each class, scored with FTS5's formula in its floating-point
@@ -40,6 +43,11 @@ B = 0.75
 # the fields whose repeated words are kept in ``rep``: a one-field query on one of
 # these is ranked here (notes are long and have no index of their own)
 FAST_FIELDS = frozenset({"title", "creator", "subject", "publisher"})
+# ``post`` keeps the words occurring once in such a field of the records no longer
+# than this (in FTS5 tokens, all columns): the first hits of the tf = 1 class.  On the
+# 250,000 LoC records 32 is about the 40th percentile of the lengths: 6.2 rows a
+# record (all records: 20.5)
+POST_MAX_DL = 32
 
 # FTS5's ascii tokenizer: ASCII letters and digits and every non-ASCII character
 # are token characters, ASCII letters are folded to lower case
@@ -65,8 +73,18 @@ def doc_stats(fields: Sequence[str], cols: Sequence[str]) -> tuple[int, list[tup
     FAST_FIELDS column).  ``cols``: the FTS column texts, in the order of
     ``fields``.  The rep table keeps these with the length: (field, token, tf,
     dl, union_id)."""
+    dl, reps, _once = doc_rows(fields, cols)
+    return dl, reps
+
+
+def doc_rows(fields: Sequence[str], cols: Sequence[str]
+             ) -> tuple[int, list[tuple[str, str, int]], list[tuple[str, str]]]:
+    """``doc_stats``, and the (field, token) of the ASCII tokens occurring once in a
+    FAST_FIELDS column when the document is no longer than POST_MAX_DL tokens (else
+    none): the rows of ``post``, (field, token, dl, union_id)."""
     dl = 0
     reps: list[tuple[str, str, int]] = []
+    split: list[tuple[str, list[str], Counter | None]] = []
     for f, text in zip(fields, cols):
         if not text:
             continue
@@ -76,9 +94,20 @@ def doc_stats(fields: Sequence[str], cols: Sequence[str]) -> tuple[int, list[tup
             continue
         toks = fts_tokens(text)
         dl += len(toks)
-        if f in FAST_FIELDS and len(set(toks)) < len(toks):
-            reps += [(f, t, n) for t, n in Counter(toks).items() if n > 1 and t.isascii()]
-    return dl, reps
+        if f in FAST_FIELDS:
+            counts = None
+            if len(set(toks)) < len(toks):
+                counts = Counter(toks)
+                reps += [(f, t, n) for t, n in counts.items() if n > 1 and t.isascii()]
+            split.append((f, toks, counts))
+    once: list[tuple[str, str]] = []
+    if dl <= POST_MAX_DL:
+        for f, toks, counts in split:
+            if counts is None:
+                once += [(f, t) for t in toks if t.isascii()]
+            else:
+                once += [(f, t) for t, n in counts.items() if n == 1 and t.isascii()]
+    return dl, reps, once
 
 
 @dataclass(frozen=True)
@@ -163,9 +192,10 @@ def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -
 
     The hits fall into classes by how often the word occurs in the field (tf).
     Within a class every hit has the same ``f``, so the order is ascending length,
-    then union id: tf = 1 (most hits) is the hits joined to their lengths in
-    dlen, sorted with a bound of ``n``; tf >= 2 is a range of ``rep``'s primary
-    key, already in that order.  The first ``n`` of each class, scored with FTS5's
+    then union id: tf = 1 (most hits) is a range of ``post``'s primary key when it
+    holds n of them, else the hits joined to their lengths in dlen, sorted with a
+    bound of ``n``; tf >= 2 is a range of ``rep``'s primary key, already in that
+    order.  The first ``n`` of each class, scored with FTS5's
     formula, merged, give the first ``n`` overall."""
     n = max(0, min(n, total))
     if n == 0:
@@ -186,24 +216,41 @@ def top(conn: sqlite3.Connection, q: OneField, n: int, total: int, ncols: int) -
         tf = row[0]
         classes.append((tf, conn.execute(f"SELECT dl, union_id FROM rep WHERE field=? AND token=? AND tf=?"
                                          f" ORDER BY dl, union_id LIMIT {int(n)}", (q.field, tok, tf)).fetchall()))
+    # the tf = 1 class from post: its first n hits by (length, union id) when n of them are
+    # there (post has every tf = 1 hit of a record up to POST_MAX_DL long, so no hit
+    # missing from it comes before the n-th); else from the join below
+    once = conn.execute(f"SELECT dl, union_id FROM post WHERE field=? AND token=? ORDER BY dl, union_id"
+                        f" LIMIT {int(n)}", (q.field, tok)).fetchall()
+    if len(once) < n:
+        once = _once_joined(conn, q, tok, n)
+    if not classes:
+        return [uid for _dl, uid in once]
+    avgdl = float(ntok) / float(nrow)
+    idfs = [idf(nrow, total)]
+    ranked: list[tuple[float, int]] = []
+    for tf, members in [(1, once), *classes]:
+        f = [sum([q.weight] * tf)]    # FTS5 adds the weight once per occurrence
+        scores: dict[int, float] = {}   # a score depends on the length alone within a class
+        for d, uid in members:
+            s = scores.get(d)
+            if s is None:
+                s = scores[d] = score(idfs, f, d, avgdl)
+            ranked.append((s, uid))
+    ranked.sort()
+    return [uid for _s, uid in ranked[:n]]
+
+
+def _once_joined(conn: sqlite3.Connection, q: OneField, tok: str, n: int) -> list[tuple[int, int]]:
+    """The first ``n`` (length, union id) of the tf = 1 class of ``q``'s hits: every
+    hit joined to its length in dlen, the repeated ones left out, sorted with a
+    bound of ``n`` (linear in the hits: used when ``post`` has fewer than n)."""
     nrep = conn.execute("SELECT COUNT(*) FROM rep WHERE field=? AND token=?", (q.field, tok)).fetchone()[0]
     join = ("SELECT d.dl, d.union_id FROM (SELECT rowid AS id FROM ft WHERE ft MATCH ?) h"
             " CROSS JOIN dlen d ON d.union_id = h.id")
     if nrep <= MAX_SKIP:
         # the tf >= 2 hits are skipped here: n + their number is enough
         reps = {r[0] for r in conn.execute("SELECT union_id FROM rep WHERE field=? AND token=?", (q.field, tok))}
-        once = [r for r in conn.execute(f"{join} ORDER BY d.dl, d.union_id LIMIT {int(n + nrep)}", (q.expr,))
+        return [r for r in conn.execute(f"{join} ORDER BY d.dl, d.union_id LIMIT {int(n + nrep)}", (q.expr,))
                 if r[1] not in reps][:n]
-    else:
-        once = conn.execute(f"{join} WHERE h.id NOT IN (SELECT union_id FROM rep WHERE field=? AND token=?)"
-                            f" ORDER BY d.dl, d.union_id LIMIT {int(n)}", (q.expr, q.field, tok)).fetchall()
-    if not classes:
-        return [uid for _dl, uid in once]
-    avgdl = float(ntok) / float(nrow)
-    idfs = [idf(nrow, total)]
-    ranked = [(score(idfs, [q.weight], d, avgdl), uid) for d, uid in once]
-    for tf, members in classes:
-        f = [sum([q.weight] * tf)]    # FTS5 adds the weight once per occurrence
-        ranked += [(score(idfs, f, d, avgdl), uid) for d, uid in members]
-    ranked.sort()
-    return [uid for _s, uid in ranked[:n]]
+    return conn.execute(f"{join} WHERE h.id NOT IN (SELECT union_id FROM rep WHERE field=? AND token=?)"
+                        f" ORDER BY d.dl, d.union_id LIMIT {int(n)}", (q.expr, q.field, tok)).fetchall()

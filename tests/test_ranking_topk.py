@@ -30,7 +30,9 @@ def corpus(n: int = 700, seed: int = 18):
         subj = [df("650", " 0", a=rnd.choice(WORDS).title(), x=rnd.choice(["History.", "Art.", "Law."]))
                 for _ in range(rnd.choice([0, 1, 2, 3]))]
         creator = [df("100", "1 ", a=rnd.choice(["Smith, John", "Smith, Smith", "Brown, Ann"]))] if i % 3 else []
-        notes = [df("500", a=" ".join(rnd.choice(WORDS) for _ in range(rnd.randint(0, 12))) or "none")]
+        # notes of some records long enough to keep them out of post (rk.POST_MAX_DL)
+        nwords = rnd.randint(0, 12) if i % 4 else rnd.randint(15, 40)
+        notes = [df("500", a=" ".join(rnd.choice(WORDS) for _ in range(nwords)) or "none")]
         pub = [df("264", " 1", b=rnd.choice(["Press Press", "City Press", "Law"]))] if i % 2 else []
         out.append(rec(f"r{i}", title=" ".join(words), year=str(1950 + i % 60),
                        fields=subj + creator + notes + pub))
@@ -237,3 +239,88 @@ def test_document_lengths_count_fts5s_tokens_in_every_column():
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
         for field in ("notes", "title"):
             assert rk.doc_stats([field], [text])[0] == len(rk._FTS_TOKEN.findall(text.translate(rk._LOWER))), text
+
+
+def post_rows_wanted(conn, fields) -> set:
+    """post as the writer's rule makes it from every stored document."""
+    want = set()
+    for uid, *cols in conn.execute(f"SELECT rowid, {', '.join(fields)} FROM ft"):
+        dl, _reps, once = rk.doc_rows(fields, cols)
+        want |= {(f, t, dl, uid) for f, t in once}
+    return want
+
+
+def test_short_records_words_come_from_post_without_the_join(cat, monkeypatch):
+    """While ``post`` holds n hits of the word's tf = 1 class, the first n are read
+    from it (the join over all hits is not run) and are still FTS5's ranking; beyond
+    that the join answers."""
+    conn = cat._conn()
+    fields = cat.writer.text_fields
+    assert set(conn.execute("SELECT field, token, dl, union_id FROM post")) == post_rows_wanted(conn, fields)
+    assert conn.execute("SELECT MAX(dl) FROM post").fetchone()[0] <= rk.POST_MAX_DL
+    assert conn.execute("SELECT MAX(dl) FROM dlen").fetchone()[0] > rk.POST_MAX_DL   # some records are not in it
+    joined = rk._once_joined
+    calls = []
+    monkeypatch.setattr(rk, "_once_joined", lambda *a: calls.append(a[3]) or joined(*a))
+    for cql, field, tok in (("dc.title=history", "title", "history"), ("dc.subject=law", "subject", "law")):
+        res = cat.search_sync(parse_cql(cql, cat.config))
+        full = full_ranking(cat, cql)
+        short = conn.execute("SELECT COUNT(*) FROM post WHERE field=? AND token=?", (field, tok)).fetchone()[0]
+        assert 10 < short < len(full)
+        for n in (1, 10, short, short + 1, len(full)):
+            calls.clear()
+            assert rk.top(conn, res.handle.fast, n, res.total, len(fields)) == full[:n], (cql, n)
+            assert calls == ([] if n <= short else [n]), (cql, n)
+
+
+def test_post_follows_updates_withdrawals_and_merges(tmp_path):
+    """Changed, withdrawn and merged records (union ids gone, documents rebuilt)
+    leave post exactly what the documents make, and the ranking FTS5's."""
+    recs = corpus(80, seed=5)
+    lccn = [rec(f"m{i}", title="history of war", fields=[df("010", a=f"8500{i:04d}")]) for i in range(6)]
+    ingest(tmp_path, "a", [write(tmp_path / "a.mrc", recs + lccn)], quiet=True, full=True)
+    changed = [rec(r["001"].data, title="history", year="1999") for r in recs[:15]]          # now short
+    longer = [rec(r["001"].data, title=" ".join(["war history"] + WORDS * 3), year="1999") for r in recs[15:25]]
+    gone = [rec(r["001"].data, title="x", leader5="d") for r in recs[25:30]]
+    ingest(tmp_path, "a", [write(tmp_path / "b.mrc", changed + longer + gone + recs[30:] + lccn)], quiet=True)
+    # another library's records with the same LCCN merge into the union records of "a"
+    other = [rec(f"o{i}", title="history history of the war", fields=[df("010", a=f"8500{i:04d}")])
+             for i in range(4)]
+    counts = ingest(tmp_path, "b", [write(tmp_path / "c.mrc", other)], quiet=True)
+    c = SqliteCatalog(db_path(tmp_path))
+    try:
+        conn = c._conn()
+        assert len(list(conn.execute("SELECT 1 FROM union_rec"))) == 80 - 5 + 6, counts
+        assert set(conn.execute("SELECT field, token, dl, union_id FROM post")) == \
+            post_rows_wanted(conn, c.writer.text_fields)
+        for cql in ("dc.title=history", "dc.title=war", "dc.subject=history", "dc.title=everything"):
+            res = c.search_sync(parse_cql(cql, c.config))
+            full = full_ranking(c, cql)
+            assert res.handle.fast is not None and len(full) == res.total
+            for n in range(1, len(full) + 1):
+                assert rk.top(conn, res.handle.fast, n, res.total, len(c.writer.text_fields)) == full[:n], (cql, n)
+    finally:
+        c.close()
+
+
+def test_a_fast_set_on_a_catalog_of_another_format_is_paged_by_fts5(tmp_path, monkeypatch):
+    """A result set that carries the fast ranking (e.g. a shared one, made before the
+    catalog's format changed) is paged by FTS5 when the index is not of this format."""
+    import sqlite3
+
+    monkeypatch.setattr(si, "MATERIALIZE", 5)
+    ingest(tmp_path, "a", [write(tmp_path / "a.mrc", corpus(60))], quiet=True)
+    c = SqliteCatalog(db_path(tmp_path))
+    try:
+        res = c.search_sync(parse_cql("dc.title=history", c.config))
+        assert res.ids is None and res.handle.fast is not None
+        full = full_ranking(c, "dc.title=history")
+        conn = sqlite3.connect(db_path(tmp_path))
+        with conn:
+            conn.execute("UPDATE meta SET value='2.old' WHERE key='index_format'")
+            conn.execute("UPDATE meta SET value=value || 'x' WHERE key='generation'")
+            conn.execute("DROP TABLE post")
+        conn.close()
+        assert c.page_sync(res, 0, 10) == full[:10] and c.page_sync(res, 3, 7) == full[3:10]
+    finally:
+        c.close()

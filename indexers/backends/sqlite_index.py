@@ -68,10 +68,11 @@ def _fts_quote(tokens: Sequence[str]) -> str:
 
 # What the embedded index's documents are made of: the shared INDEX_FORMAT, and
 # "+s1": record lengths (dlen), repeated words with the length (rep) and multi-valued number fields
-# (meta num_multi:<field>) for indexers/ranking.py and unique ranges (issue 18).  A
+# (meta num_multi:<field>) for indexers/ranking.py and unique ranges (issue 18); "+s2": the words
+# occurring once in a field of the short records, ordered by length (post).  A
 # catalog of another format is rebuilt by the next ingest (Store.rebuild_stale_index)
 # and until then searched as before (FTS5 ranks everything, ranges are DISTINCT).
-INDEX_FORMAT = T.INDEX_FORMAT + "+s1"
+INDEX_FORMAT = T.INDEX_FORMAT + "+s2"
 
 
 class SqliteIndexWriter:
@@ -103,6 +104,9 @@ class SqliteIndexWriter:
             CREATE TABLE IF NOT EXISTS rep(field TEXT NOT NULL, token TEXT NOT NULL, tf INTEGER NOT NULL,
                                            dl INTEGER NOT NULL, union_id INTEGER NOT NULL,
                                            PRIMARY KEY(field, token, tf, dl, union_id)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS post(field TEXT NOT NULL, token TEXT NOT NULL, dl INTEGER NOT NULL,
+                                            union_id INTEGER NOT NULL,
+                                            PRIMARY KEY(field, token, dl, union_id)) WITHOUT ROWID;
             """
         )
 
@@ -117,9 +121,11 @@ class SqliteIndexWriter:
     def delete(self, conn: sqlite3.Connection, union_id: int) -> None:
         row = conn.execute(f"SELECT {', '.join(self.text_fields)} FROM ft WHERE rowid=?", (union_id,)).fetchone()
         if row is not None:
-            dl, reps = rk.doc_stats(self.text_fields, row)
+            dl, reps, once = rk.doc_rows(self.text_fields, row)
             conn.executemany("DELETE FROM rep WHERE field=? AND token=? AND tf=? AND dl=? AND union_id=?",
                              [(f, t, n, dl, union_id) for f, t, n in reps])
+            conn.executemany("DELETE FROM post WHERE field=? AND token=? AND dl=? AND union_id=?",
+                             [(f, t, dl, union_id) for f, t in once])
         conn.execute("DELETE FROM ft WHERE rowid=?", (union_id,))
         conn.execute("DELETE FROM term WHERE union_id=?", (union_id,))
         conn.execute("DELETE FROM num WHERE union_id=?", (union_id,))
@@ -128,23 +134,26 @@ class SqliteIndexWriter:
 
     def payload(self, doc: UnionDocument):
         """The rows a document becomes (pure; may run in a worker process):
-        FTS column texts, whole-value keys, numbers, its length in tokens and its
-        repeated words (indexers/ranking.py)."""
+        FTS column texts, whole-value keys, numbers, its length in tokens, its
+        repeated words and (a short record) its words occurring once (indexers/ranking.py)."""
         e = T.index_entries(doc.fields, self.types, self.transforms, self.text_fields)
         cols = [f" {SEP} ".join(" ".join(toks) for toks in e.texts[f]) for f in self.text_fields]
         terms, nums = e.keys, e.numbers
-        dl, reps = rk.doc_stats(self.text_fields, cols)
-        return cols, terms, nums, dl, reps
+        dl, reps, once = rk.doc_rows(self.text_fields, cols)
+        return cols, terms, nums, dl, reps, once
 
     def put(self, conn: sqlite3.Connection, doc: UnionDocument, fresh: bool = False, payload=None) -> None:
         uid = doc.union_id
         if not fresh:
             self.delete(conn, uid)
-        cols, terms, nums, dl, reps = payload if payload is not None else self.payload(doc)
+        cols, terms, nums, dl, reps, once = payload if payload is not None else self.payload(doc)
         conn.execute(self._ft_insert, [uid, *cols])
         if reps:
             conn.executemany("INSERT OR REPLACE INTO rep(field, token, tf, dl, union_id) VALUES (?,?,?,?,?)",
                              [(f, t, n, dl, uid) for f, t, n in reps])
+        if once:
+            conn.executemany("INSERT OR REPLACE INTO post(field, token, dl, union_id) VALUES (?,?,?,?)",
+                             [(f, t, dl, uid) for f, t in once])
         conn.executemany(
             "INSERT INTO term(field, key, display, union_id) VALUES (?,?,?,?)", [(f, k, d, uid) for f, k, d in terms]
         )
@@ -708,7 +717,10 @@ class SqliteCatalog:
         """The first ``n`` ids of ``h``'s ranking by indexers/ranking.py (None: let
         FTS5 rank)."""
         assert h.fast is not None
-        return rk.top(self._conn(), h.fast, n, total, len(self.writer.text_fields))
+        conn = self._conn()
+        if not self._index_state(conn).current:
+            return None   # a set ranked on another index format (e.g. a shared set from before a rebuild)
+        return rk.top(conn, h.fast, n, total, len(self.writer.text_fields))
 
     def _weights(self) -> str:
         return ", ".join(str(T.FIELD_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
