@@ -184,6 +184,27 @@ class _Lazy:
     fast: rk.OneField | None = None
 
 
+# A small unranked set is kept as the JSON array of its ids (search_sync): its handle
+# reads that array (json_each keeps its order), and pages are slices of it, parsed once.
+SNAPSHOT_ORDER = "SELECT value AS id FROM json_each(?)"
+SNAPSHOT_SET = "SELECT value AS id FROM json_each(?)"
+
+
+def _snapshot(ids_json: str) -> _Lazy:
+    return _Lazy(SNAPSHOT_ORDER, [ids_json], SNAPSHOT_SET, [ids_json])
+
+
+def _snapshot_ids(h) -> list[int] | None:
+    """The ids of a snapshot handle (parsed on first use, then kept on it); None for
+    any other handle."""
+    if not isinstance(h, _Lazy) or h.order_sql != SNAPSHOT_ORDER or h.fast is not None:
+        return None
+    ids = h.__dict__.get("_ids")
+    if ids is None:
+        ids = h.__dict__["_ids"] = json.loads(h.order_params[0])
+    return ids
+
+
 @dataclass
 class Fts:
     """A node expressible as one FTS5 MATCH expression.  ``chain``: the operator
@@ -747,7 +768,7 @@ class SqliteCatalog:
             order_sql = f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {self._weights()}), rowid"
             order_params = set_params
         elif isinstance(plan, Fts):
-            order_sql, order_params = "SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY rowid", set_params
+            order_sql, order_params = "SELECT rowid AS id FROM ft WHERE ft MATCH ? ORDER BY rowid", set_params
         elif comp.rank_exprs and query.ranked:
             expr = " OR ".join(f"({e})" for e in comp.rank_exprs)
             order_sql = (f"SELECT s.id FROM ({set_sql}) s LEFT JOIN (SELECT rowid AS rid, bm25(ft, {self._weights()})"
@@ -763,10 +784,14 @@ class SqliteCatalog:
         handle = _Lazy(order_sql, order_params, set_sql, set_params, fast)
         if not sort and not query.ranked:
             # nothing to score or sort: the first MATERIALIZE + 1 ids in index order
-            # tell a small set (kept, no COUNT needed) from a large one
-            ids = [r[0] for r in conn.execute(f"{order_sql} LIMIT ?", [*order_params, MATERIALIZE + 1])]
-            if len(ids) <= MATERIALIZE:
-                return SearchResult(len(ids), ids, handle)
+            # tell a small set (kept, no COUNT needed) from a large one.  They are kept
+            # as SQLite hands them over, one JSON array (a snapshot: the set does not
+            # change with the catalog), not as a Python list: turning each row into an
+            # int was half of a small search, and most sets are never paged
+            n, snap = conn.execute(f"SELECT COUNT(*), json_group_array(id) FROM ({order_sql} LIMIT ?)",
+                                   [*order_params, MATERIALIZE + 1]).fetchone()
+            if n <= MATERIALIZE:
+                return SearchResult(n, None, _snapshot(snap))
         total = conn.execute(f"SELECT COUNT(*) FROM ({set_sql})", set_params).fetchone()[0]
         if total <= MATERIALIZE:
             got = self._fast_ranked(handle, total, total) if fast is not None else None
@@ -778,6 +803,9 @@ class SqliteCatalog:
         if result.ids is not None:
             return result.ids[offset: offset + count]
         h: _Lazy = result.handle
+        snap = _snapshot_ids(h)
+        if snap is not None:
+            return snap[offset: offset + count]
         if h.fast is not None:
             got = self._fast_ranked(h, offset + count, result.total)
             if got is not None:
@@ -910,6 +938,9 @@ class SqliteCatalog:
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
             return result.ids[offset: offset + count]
+        snap = _snapshot_ids(result.handle)
+        if snap is not None:       # kept ids: no SQL, no thread
+            return snap[offset: offset + count]
         return await self._run(self.page_sync, result, offset, count)
 
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:

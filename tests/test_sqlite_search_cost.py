@@ -1,0 +1,76 @@
+"""What makes a search on the embedded index cheaper must not change what a client
+sees (issue 18): a small unranked set is kept as the JSON array SQLite hands over
+(indexers/backends/sqlite_index.py, ``_snapshot``) instead of a Python list, and it
+stays a snapshot: records added or withdrawn after the search change neither its
+pages, nor its count, nor what ``cql.resultSetId`` and facets see of it."""
+from __future__ import annotations
+
+import pytest
+
+from catalog_builder import CatalogUnderTest, rec
+from indexers.backends import sqlite_index as si
+from indexers.query_model import Query
+from search.result_sets_shared import decode_result, encode_result
+
+
+@pytest.fixture()
+def cat(tmp_path):
+    c = CatalogUnderTest(tmp_path / "data")
+    c.load("iizuka", [rec(f"a{i}", title=f"harbour lights {i}", year=str(1990 + i)) for i in range(6)]
+           + [rec("b1", title="mountain paths", year="1990")])
+    return c
+
+
+def test_a_small_unranked_set_is_a_snapshot_of_its_ids(cat):
+    q = cat.query("dc.title=harbour")
+    res = cat.search(Query(q.root, q.sort, ranked=False))
+    assert res.total == 6 and res.ids is None and si._snapshot_ids(res.handle) is not None
+    before = cat.run(cat.catalog.page(res, 0, 10))
+    assert len(before) == 6 and before == sorted(before)          # index order, as a list was
+    assert cat.run(cat.catalog.page(res, 2, 2)) == before[2:4]
+    assert cat.catalog.page_sync(res, 4, 10) == before[4:]
+    ids, raw = cat.run(cat.catalog.page_iso2709(res, 1, 2))
+    assert ids == before[1:3] and set(raw) == set(ids)
+
+    # more harbours arrive, one record leaves: the set still says what the search found
+    cat.load("iizuka", [rec("a6", title="harbour lights again"), rec("a0", title="renamed")])
+    assert cat.ids("dc.title=harbour") != before
+    assert cat.run(cat.catalog.page(res, 0, 10)) == before
+    sets = {"s1": res}
+    again = cat.run(cat.catalog.search(cat.query("cql.resultSetId=s1"), result_sets=sets))
+    assert again.total == 6 and cat.run(cat.catalog.page(again, 0, 10)) == before
+    years = cat.run(cat.catalog.facets(res, ["date"], 10))["date"]
+    # the records of the set as they are now (a0, renamed, is another union record),
+    # not the new a6 (of 2001)
+    assert sorted(v.value for v in years) == [str(1990 + i) for i in range(1, 6)]
+
+    # kept by another process (search/result_sets_shared.py): the same snapshot
+    back = decode_result(encode_result(res))
+    assert back.total == 6 and cat.run(cat.catalog.page(back, 0, 10)) == before
+
+
+def test_small_large_and_empty_sets_page_as_before(cat, monkeypatch):
+    monkeypatch.setattr(si, "MATERIALIZE", 3)        # 6 harbours are a large set now: counted, paged in SQL
+    q = cat.query("dc.title=harbour")
+    unranked = Query(q.root, q.sort, ranked=False)
+    big = cat.search(unranked)
+    assert big.total == 6 and si._snapshot_ids(big.handle) is None
+    small = cat.search(cat.query("dc.title=mountain"))
+    none = cat.search(cat.query("dc.title=nowhere"))
+    assert none.total == 0 and cat.run(cat.catalog.page(none, 0, 10)) == []
+    monkeypatch.setattr(si, "MATERIALIZE", 2000)
+    assert cat.run(cat.catalog.page(big, 0, 10)) == cat.run(cat.catalog.page(cat.search(unranked), 0, 10))
+    assert small.total == 1 and len(cat.run(cat.catalog.page(small, 0, 10))) == 1
+
+
+def test_paging_a_snapshot_needs_no_thread(cat, monkeypatch):
+    hops = []
+
+    async def counting(fn, *a, **k):
+        hops.append(fn.__name__)
+        return fn(*a, **k)
+    monkeypatch.setattr(si.asyncio, "to_thread", counting)
+    q = cat.query("dc.title=harbour")
+    res = cat.search(Query(q.root, q.sort, ranked=False))
+    cat.catalog.inline_budget = 0                    # every SQL call would hop to a thread
+    assert len(cat.run(cat.catalog.page(res, 0, 3))) == 3 and hops == []
