@@ -74,3 +74,49 @@ def test_paging_a_snapshot_needs_no_thread(cat, monkeypatch):
     res = cat.search(Query(q.root, q.sort, ranked=False))
     cat.catalog.inline_budget = 0                    # every SQL call would hop to a thread
     assert len(cat.run(cat.catalog.page(res, 0, 3))) == 3 and hops == []
+
+
+RANGES = ["dc.date=1993", "dc.date>1992", "dc.date>=1992", "dc.date<1994", "dc.date<=1994", "dc.date<>1993",
+          "dc.date>=1991 and dc.date<=1994", "dc.date within \"1991 1993\"", "dc.date any \"1990 1995 2001\"",
+          "dc.date=199*", "dc.date>3000"]
+
+
+def sql_count(cat, res) -> int:
+    h = res.handle
+    return cat.catalog._conn().execute(f"SELECT COUNT(*) FROM ({h.set_sql})", h.set_params).fetchone()[0]
+
+
+def test_ranges_on_a_single_valued_number_field_are_counted_from_its_values(cat, monkeypatch):
+    monkeypatch.setattr(si, "MATERIALIZE", 1)      # every range with hits is a large set, counted
+    catalog = cat.catalog
+    assert "date" in catalog._index_state(catalog._conn()).single_valued
+    walked = []
+    real = catalog._counts.total
+
+    def total(*a):
+        got = real(*a)
+        walked.append(got)
+        return got
+    monkeypatch.setattr(catalog._counts, "total", total)
+    for cql in RANGES:
+        for ranked in (True, False):
+            q = cat.query(cql)
+            res = cat.search(Query(q.root, q.sort, ranked=ranked))
+            assert res.total == sql_count(cat, res), cql
+            assert cat.run(catalog.page(res, 0, 100)) == cat.ids(cql), cql   # index order either way
+    assert len(walked) == 4 * len(RANGES) and all(n is not None for n in walked)   # 2 searches each
+
+    # an ingest: the next search counts the new generation's values
+    cat.load("komae", [rec("k1", title="harbour", year="1993"), rec("k2", title="harbour", year="1993")])
+    res = cat.search("dc.date=1993")
+    assert res.total == sql_count(cat, res) == 3
+
+
+def test_range_counts_of_another_generation_are_not_used(cat):
+    counts = si.RangeCounts()
+    conn = cat.catalog._conn()
+    gen = cat.catalog.generation_sync()
+    assert counts.total(conn, gen, "date", "value >= ?", [1990]) == 7
+    assert counts.total(conn, "not-" + gen, "date", "value >= ?", [1990]) is None   # an ingest in between
+    assert counts.total(conn, None, "date", "value >= ?", [1990]) is None
+    assert counts.total(conn, gen, "date", "value = ?", [1990]) == 2                 # a0 and b1

@@ -43,6 +43,7 @@ from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
 from ..store import connect, load_display_iso2709, load_union_records
 from ..terms import EXACT_SKIP, MAX_EXPANSION
 from ..union import UnionDocument
+from .sqlite_counts import RangeCounts
 
 log = logging.getLogger("unioncat.sqlite")
 
@@ -641,6 +642,7 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
 class _State:
     current: bool                  # indexed by this INDEX_FORMAT (lengths, repeated words)
     single_valued: frozenset[str]  # number fields without a record of two values
+    generation: str | None = None  # the catalog generation it was read at
 
 
 class SqliteCatalog:
@@ -659,6 +661,7 @@ class SqliteCatalog:
         self.clock = clock          # measures the inline budget (injected by tests)
         self._read_only_mode: str | None = None
         self._state: tuple[str | None, _State] | None = None   # (generation, what it knows)
+        self._counts = RangeCounts()    # range counts of single-valued number fields (sqlite_counts.py)
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -721,7 +724,7 @@ class SqliteCatalog:
         current = rows.get("index_format") == INDEX_FORMAT
         single = frozenset(f for f, t in self.writer.types.items()
                            if t == "number" and f"num_multi:{f}" not in rows) if current else frozenset()
-        state = _State(current, single)
+        state = _State(current, single, gen and gen[0])
         self._state = (gen and gen[0], state)
         return state
 
@@ -782,6 +785,12 @@ class SqliteCatalog:
         if where:
             set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
         handle = _Lazy(order_sql, order_params, set_sql, set_params, fast)
+        if not where and isinstance(plan, Sql) and plan.num is not None and plan.unique:
+            # a range on a single-valued number field: counted from its values' counts,
+            # not by walking its hits (sqlite_counts.py); a large one is paged in SQL
+            counted = self._counts.total(conn, state.generation, plan.num[0][0], plan.num[1], list(plan.num[2]))
+            if counted is not None and counted > MATERIALIZE:
+                return SearchResult(counted, None, handle)
         if not sort and not query.ranked:
             # nothing to score or sort: the first MATERIALIZE + 1 ids in index order
             # tell a small set (kept, no COUNT needed) from a large one.  They are kept
