@@ -120,3 +120,56 @@ def test_range_counts_of_another_generation_are_not_used(cat):
     assert counts.total(conn, "not-" + gen, "date", "value >= ?", [1990]) is None   # an ingest in between
     assert counts.total(conn, None, "date", "value >= ?", [1990]) is None
     assert counts.total(conn, gen, "date", "value = ?", [1990]) == 2                 # a0 and b1
+
+
+def test_a_search_that_overran_the_inline_budget_goes_to_a_thread_at_once_next_time(cat, monkeypatch):
+    hops = []
+
+    async def counting(fn, *a, **k):
+        hops.append(fn.__name__)
+        return fn(*a, **k)
+    monkeypatch.setattr(si.asyncio, "to_thread", counting)
+    catalog = cat.catalog
+    slow, quick = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title"), cat.query("dc.title=mountain")
+    readings = []
+    overrun = {"on": True}
+
+    def clock() -> float:          # an injected clock: the slow search overruns, once
+        readings.append(1)
+        return float(len(readings)) * 3600 if overrun["on"] else 0.0
+    catalog.clock = catalog.wall_clock = clock
+    first = cat.run(catalog.search(slow))
+    assert hops == ["search_sync"] and slow in catalog._slow     # interrupted inline, run on a thread
+    overrun["on"] = False
+    readings.clear()
+    again = cat.run(catalog.search(slow))
+    assert hops == ["search_sync"] * 2 and readings == []        # no inline attempt this time
+    assert (again.total, cat.run(catalog.page(again, 0, 10))) == (first.total, cat.run(catalog.page(first, 0, 10)))
+    cat.run(catalog.search(quick))
+    assert hops == ["search_sync"] * 2 and quick not in catalog._slow   # a quick one stays inline
+
+    monkeypatch.setattr(si, "SLOW_QUERIES", 1)                   # bounded: the oldest is forgotten
+    overrun["on"] = True
+    other = cat.query("dc.title=mountain or dc.date>1950 sortBy dc.date")
+    cat.run(catalog.search(other))
+    assert list(catalog._slow) == [other]
+
+
+def test_the_inline_budget_is_cpu_time_bounded_by_wall_time(cat, monkeypatch):
+    hops = []
+
+    async def counting(fn, *a, **k):
+        hops.append(fn.__name__)
+        return fn(*a, **k)
+    monkeypatch.setattr(si.asyncio, "to_thread", counting)
+    catalog = cat.catalog
+    q = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title")
+    ticks = iter(range(0, 10 ** 9))
+    catalog.clock = lambda: 0.0                                   # no CPU time spent ...
+    catalog.wall_clock = lambda: float(next(ticks))              # ... but a second of wall time per look
+    cat.run(catalog.search(q))
+    assert hops == ["search_sync"]                                # more than INLINE_WALL budgets: a thread
+    catalog._slow.clear()
+    catalog.wall_clock = lambda: 0.0
+    cat.run(catalog.search(q))
+    assert hops == ["search_sync"]                                # neither clock moves: inline

@@ -53,8 +53,15 @@ MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger 
 # much SQLite time; one that needs more is interrupted and run again on a worker thread.
 # Most requests finish inline, saving the hand-over to a thread and back (a few tenths of
 # a millisecond, more than the work itself for a small search); a large one never holds
-# the event loop for long.
+# the event loop for long.  The time is the thread's CPU time (time.thread_time): on a
+# busy machine wall time also counts the time the process waits for a CPU, and small
+# searches were interrupted and run twice.  Wall time still bounds it, at INLINE_WALL
+# budgets (a search waiting on the disk uses no CPU).  A search that overran the budget goes to a
+# thread at once the next times it is asked (SLOW_QUERIES remembered, the oldest forgotten
+# first): its inline attempt would be lost work, and the event loop's other sessions wait.
 INLINE_BUDGET = 0.002
+INLINE_WALL = 5
+SLOW_QUERIES = 4096
 NO_MATCH = '"\ue001"'  # a token that is never indexed
 # How deeply one MATCH expression / one SQL statement may nest before the part is
 # run on its own and kept as ids (FTS5's and SQLite's parsers overflow at a few
@@ -649,7 +656,7 @@ class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
-                 mapping: FieldMapping | None = None, clock=time.perf_counter):
+                 mapping: FieldMapping | None = None, clock=time.thread_time, wall_clock=None):
         self.path = Path(path)
         self.name = name
         self.config = config or load_index_config()
@@ -659,6 +666,9 @@ class SqliteCatalog:
         self._conns: list[sqlite3.Connection] = []
         self.inline_budget = INLINE_BUDGET
         self.clock = clock          # measures the inline budget (injected by tests)
+        # and the wall time that bounds it (a clock injected alone stands for both)
+        self.wall_clock = wall_clock or (time.perf_counter if clock is time.thread_time else clock)
+        self._slow: dict[Query, None] = {}     # searches that overran it (oldest first)
         self._read_only_mode: str | None = None
         self._state: tuple[str | None, _State] | None = None   # (generation, what it knows)
         self._counts = RangeCounts()    # range counts of single-valued number fields (sqlite_counts.py)
@@ -925,24 +935,34 @@ class SqliteCatalog:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
     # async Catalog interface ----------------------------------------------------
-    async def _run(self, fn, *args):
-        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread."""
-        if self.inline_budget > 0:
+    async def _run(self, fn, *args, slow_key=None):
+        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread;
+        ``slow_key``: a search, remembered when it overruns (straight to a thread next time)."""
+        if self.inline_budget > 0 and (slow_key is None or slow_key not in self._slow):
             conn = self._conn()
-            clock = self.clock
+            clock, wall = self.clock, self.wall_clock
             deadline = clock() + self.inline_budget
-            conn.set_progress_handler(lambda: clock() > deadline, 200)
+            wall_deadline = wall() + self.inline_budget * INLINE_WALL
+            conn.set_progress_handler(lambda: clock() > deadline or wall() > wall_deadline, 200)
             try:
                 return fn(*args)
             except sqlite3.OperationalError as e:
                 if "interrupted" not in str(e):
                     raise
+                if slow_key is not None:
+                    self._slow[slow_key] = None
+                    if len(self._slow) > SLOW_QUERIES:
+                        del self._slow[next(iter(self._slow))]
             finally:
                 conn.set_progress_handler(None, 200)
         return await asyncio.to_thread(fn, *args)
 
     async def search(self, query: Query, result_sets=None) -> SearchResult:
-        return await self._run(self.search_sync, query, result_sets)
+        try:
+            key: Query | None = query if hash(query) is not None else None
+        except TypeError:           # a query model carrying something unhashable: no memory of it
+            key = None
+        return await self._run(self.search_sync, query, result_sets, slow_key=key)
 
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
