@@ -116,3 +116,26 @@ def test_cancelling_the_request_cancels_the_call_it_waits_for():
             await task
     asyncio.run(go())
     assert seen == ["cancelled"]
+
+
+def test_the_z3950_idle_watch_cancels_only_a_wait_that_ran_out():
+    """gateway/z3950_server.py waits for a request without a timer per read (_IdleWatch)."""
+    from gateway.z3950_server import _IdleWatch
+
+    async def association(limit: float, others_cancel: bool = False):
+        watch = _IdleWatch()
+        watch.waiting(3600)                   # a long wait, then a request: the timer stays armed for it
+        watch.busy()
+        watch.waiting(limit)                  # a shorter one: armed for that
+        if others_cancel:
+            asyncio.get_running_loop().call_soon(asyncio.current_task().cancel)
+        try:
+            await asyncio.get_running_loop().create_future()       # the peer never sends
+        except asyncio.CancelledError:
+            return "idle" if watch.expired() else "cancelled"
+        finally:
+            watch.busy()
+            watch.close()
+
+    assert asyncio.run(association(0.01)) == "idle"
+    assert asyncio.run(association(3600, others_cancel=True)) == "cancelled"
