@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from catalog_builder import CatalogUnderTest, rec
+from catalog_builder import CatalogUnderTest, rec, write
 from indexers.backends import sqlite_index as si
+from indexers.ingest import ingest
 from indexers.query_model import Query
 from search.result_sets_shared import decode_result, encode_result
 
@@ -173,3 +174,53 @@ def test_the_inline_budget_is_cpu_time_bounded_by_wall_time(cat, monkeypatch):
     catalog.wall_clock = lambda: 0.0
     cat.run(catalog.search(q))
     assert hops == ["search_sync"]                                # neither clock moves: inline
+
+
+def test_compiled_queries_are_kept_for_one_generation_and_never_with_result_sets(cat, monkeypatch):
+    catalog = cat.catalog
+    compiled = []
+    real = si.Compiler.compile
+
+    def counting(self, node, positive=True):
+        compiled.append(node)
+        return real(self, node, positive)
+    monkeypatch.setattr(si.Compiler, "compile", counting)
+    q = cat.query("dc.title=harbour and dc.date>1991")
+    first = cat.search(q)
+    n = len(compiled)
+    again = cat.search(q)
+    assert len(compiled) == n and again.total == first.total == 4          # the kept plan, same hits
+    assert cat.ids("dc.title=harbour and dc.date>1991") == cat.run(catalog.page(first, 0, 10))
+
+    # a plan that read the caller's result sets is compiled every time
+    sets = {"s1": first}
+    rs_query = cat.query("cql.resultSetId=s1 and dc.date>1993")
+    assert cat.run(catalog.search(rs_query, result_sets=sets)).total == 2
+    n = len(compiled)
+    sets = {"s1": cat.search("dc.title=mountain")}
+    assert cat.run(catalog.search(rs_query, result_sets=sets)).total == 0
+    assert len(compiled) > n
+
+    # a new generation (an ingest while this catalog serves): compiled again, and it finds the new record
+    ingest(cat.data_dir, "komae", [write(cat.data_dir / "k.mrc", [rec("k1", title="harbour lights", year="1999")])],
+           quiet=True)
+    n = len(compiled)
+    assert cat.run(catalog.search(q)).total == 5 and len(compiled) > n
+
+    monkeypatch.setattr(si, "PLANS", 1)                  # bounded: the oldest is forgotten
+    cat.search("dc.title=mountain")
+    cat.search("dc.title=lights")
+    assert len(catalog._plans) == 1
+
+
+def test_a_search_slowed_by_a_busy_machine_is_not_remembered_as_slow(cat, monkeypatch):
+    async def direct(fn, *a, **k):
+        return fn(*a, **k)
+    monkeypatch.setattr(si.asyncio, "to_thread", direct)
+    catalog = cat.catalog
+    q = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title")
+    ticks = iter(range(0, 10 ** 9))
+    catalog.clock = lambda: 0.0                                   # no CPU time, much wall time
+    catalog.wall_clock = lambda: float(next(ticks))
+    cat.run(catalog.search(q))
+    assert q not in catalog._slow

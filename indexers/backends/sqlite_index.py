@@ -43,6 +43,7 @@ from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
 from ..store import connect, load_display_iso2709, load_union_records
 from ..terms import EXACT_SKIP, MAX_EXPANSION
 from ..union import UnionDocument
+from . import sqlite_scan
 from .sqlite_counts import RangeCounts
 
 log = logging.getLogger("unioncat.sqlite")
@@ -62,6 +63,8 @@ MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger 
 INLINE_BUDGET = 0.002
 INLINE_WALL = 5
 SLOW_QUERIES = 4096
+PLANS = 1024            # compiled queries kept per catalog generation (SqliteCatalog._compile)
+PLAN_BYTES = 65536      # ... unless they carry more than this of ids or keys (materialized parts)
 NO_MATCH = '"\ue001"'  # a token that is never indexed
 # How deeply one MATCH expression / one SQL statement may nest before the part is
 # run on its own and kept as ids (FTS5's and SQLite's parsers overflow at a few
@@ -264,6 +267,7 @@ class Compiler:
         self.single_valued = single_valued
         # the last text clause compiled, when indexers/ranking.py can rank it
         self.one_field: rk.OneField | None = None
+        self.used_result_sets = False   # the plan depends on the caller's result sets (not kept)
 
     # entry
     def compile(self, node: Node, positive: bool = True) -> Plan:
@@ -361,6 +365,7 @@ class Compiler:
         if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
             return Sql("SELECT union_id AS id FROM doc NOT INDEXED", [], unique=True)  # in union id order
         if c.index.lower() == "cql.resultsetid":
+            self.used_result_sets = True
             rs = self.result_sets.get(c.term)
             if rs is None:
                 raise QueryError(51, c.term, f"result set {c.term} does not exist")
@@ -646,6 +651,19 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class _Compiled:
+    """A compiled query as search_sync reads it (SqliteCatalog._compile)."""
+    plan: Fts | Sql
+    rank_exprs: list[str]
+    one_field: rk.OneField | None
+
+
+class _Plans(dict):
+    """Compiled queries of one catalog generation, oldest first."""
+    generation: str | None = None
+
+
+@dataclass(frozen=True)
 class _State:
     current: bool                  # indexed by this INDEX_FORMAT (lengths, repeated words)
     single_valued: frozenset[str]  # number fields without a record of two values
@@ -672,6 +690,7 @@ class SqliteCatalog:
         self._read_only_mode: str | None = None
         self._state: tuple[str | None, _State] | None = None   # (generation, what it knows)
         self._counts = RangeCounts()    # range counts of single-valued number fields (sqlite_counts.py)
+        self._plans = _Plans()          # compiled queries of the current generation (_compile)
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -747,11 +766,39 @@ class SqliteCatalog:
     def _weights(self) -> str:
         return ", ".join(str(T.FIELD_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
 
+    def _compile(self, conn: sqlite3.Connection, state: _State, query: Query,
+                 result_sets: Mapping[str, SearchResult] | None) -> tuple[Compiler | _Compiled, Plan]:
+        """The query's plan, kept for the catalog generation it was made at (at most
+        PLANS of them): compiling -- words, variants, readings, masks expanded against the
+        vocabulary -- was a fifth of a small search.  A plan that read the caller's result
+        sets (cql.resultSetId) is not kept, nor one carrying large materialized parts."""
+        plans = self._plans
+        if plans.generation != state.generation:
+            plans.clear()
+            plans.generation = state.generation
+        try:
+            hit = plans.get(query.root)
+        except TypeError:        # a query model carrying something unhashable: compiled every time
+            hit = None
+        if hit is not None:
+            return hit, hit.plan
+        comp = Compiler(conn, self.config, self.writer, result_sets, state.single_valued)
+        plan = comp.compile(query.root)
+        big = isinstance(plan, Sql) and sum(len(x) for x in plan.params if isinstance(x, str)) > PLAN_BYTES
+        if (not comp.used_result_sets and not big and state.generation is not None
+                and plans.generation == state.generation):
+            try:
+                plans[query.root] = _Compiled(plan, list(comp.rank_exprs), comp.one_field)
+            except TypeError:
+                pass
+            if len(plans) > PLANS:
+                del plans[next(iter(plans))]
+        return comp, plan
+
     def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         conn = self._conn()
         state = self._index_state(conn)
-        comp = Compiler(conn, self.config, self.writer, result_sets, state.single_valued)
-        plan = comp.compile(query.root)
+        comp, plan = self._compile(conn, state, query, result_sets)
         sort = [k for k in query.sort if k.index != "relevance"]
         fast = None
         if (state.current and not sort and query.ranked and isinstance(plan, Fts) and isinstance(query.root, Clause)
@@ -871,61 +918,8 @@ class SqliteCatalog:
         return out
 
     def scan_sync(self, index: str, term: str, response_position: int, maximum_terms: int) -> list[ScanTerm]:
-        conn = self._conn()
-        idx = self.config.indexes.get(index)
-        if idx is None:
-            raise QueryError(16, index, f"unsupported index {index}")
-        fields = [f for f in idx.fields if f not in EXACT_SKIP]
-        types = {self.writer.types.get(f, "key") for f in fields}
-        if types == {"number"}:
-            key = term.strip()
-            numeric = True
-        else:
-            fields = [f for f in fields if self.writer.types.get(f) != "number"]
-            tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
-            key = T.scan_key(tf, term)
-            numeric = False
-        by_reading = None if numeric else T.reading_scan(fields, term)
-        if by_reading is not None:
-            fields, key = by_reading
-        before_n = max(0, min(response_position - 1, maximum_terms))
-        after_n = max(0, maximum_terms - before_n)
-
-        def collect(op: str, order: str, n: int) -> list[tuple[str, str]]:
-            if n <= 0:
-                return []
-            got: dict[str, str] = {}
-            for f in fields:
-                if numeric:
-                    try:
-                        kv = T.number(key) if key else (-(10**9) if op == ">=" else 10**9)
-                    except ValueError:
-                        raise QueryError(36, term, "scan term is not a number") from None
-                    sql = (f"SELECT DISTINCT value, value FROM num WHERE field=? AND value {op} ? "
-                           f"ORDER BY value {order} LIMIT ?")
-                    rows = conn.execute(sql, (f, kv, n))
-                else:
-                    sql = (f"SELECT key, MIN(display) FROM term WHERE field=? AND key {op} ? "
-                           f"GROUP BY key ORDER BY key {order} LIMIT ?")
-                    rows = conn.execute(sql, (f, key, n))
-                for k, d in rows:
-                    got.setdefault(str(k), str(d))
-            keys = sorted(got, key=(lambda s: int(s)) if numeric else None, reverse=(order == "DESC"))[:n]
-            return [(k, got[k]) for k in keys]
-
-        before = list(reversed(collect("<", "DESC", before_n)))
-        after = collect(">=", "ASC", after_n)
-        out = []
-        fq = ",".join("?" * len(fields))
-        for k, d in before + after:
-            if numeric:
-                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM num WHERE field IN ({fq}) AND value=?",
-                                   (*fields, int(k))).fetchone()[0]
-            else:
-                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?",
-                                   (*fields, k)).fetchone()[0]
-            out.append(ScanTerm(*T.reading_scan_term(k, d), cnt) if by_reading else ScanTerm(k, d, cnt))
-        return out
+        return sqlite_scan.scan(self._conn(), self.config, self.writer, index, term, response_position,
+                                maximum_terms)
 
     def generation_sync(self) -> str:
         row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
@@ -943,13 +937,20 @@ class SqliteCatalog:
             clock, wall = self.clock, self.wall_clock
             deadline = clock() + self.inline_budget
             wall_deadline = wall() + self.inline_budget * INLINE_WALL
-            conn.set_progress_handler(lambda: clock() > deadline or wall() > wall_deadline, 200)
+            spent: list[bool] = []      # the CPU budget ran out (not just the wall time)
+
+            def over() -> bool:
+                if clock() > deadline:
+                    spent.append(True)
+                    return True
+                return wall() > wall_deadline
+            conn.set_progress_handler(over, 200)
             try:
                 return fn(*args)
             except sqlite3.OperationalError as e:
                 if "interrupted" not in str(e):
                     raise
-                if slow_key is not None:
+                if slow_key is not None and spent:      # slow by its own work, not by a busy machine
                     self._slow[slow_key] = None
                     if len(self._slow) > SLOW_QUERIES:
                         del self._slow[next(iter(self._slow))]
