@@ -791,8 +791,8 @@ class SqliteCatalog:
                 plans[query.root] = _Compiled(plan, list(comp.rank_exprs), comp.one_field)
             except TypeError:
                 pass
-            if len(plans) > PLANS:
-                del plans[next(iter(plans))]
+            if len(plans) > PLANS:       # (worker threads share it: never fail on a key gone already)
+                plans.pop(next(iter(plans), None), None)
         return comp, plan
 
     def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
@@ -952,8 +952,9 @@ class SqliteCatalog:
                     raise
                 if slow_key is not None and spent:      # slow by its own work, not by a busy machine
                     self._slow[slow_key] = None
-                    if len(self._slow) > SLOW_QUERIES:
-                        del self._slow[next(iter(self._slow))]
+                    oldest = next(iter(self._slow), None)
+                    if len(self._slow) > SLOW_QUERIES and oldest is not None:
+                        self._slow.pop(oldest, None)
             finally:
                 conn.set_progress_handler(None, 200)
         return await asyncio.to_thread(fn, *args)
