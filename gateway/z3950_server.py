@@ -433,6 +433,59 @@ class Association:
     initialised: bool = False
 
 
+class _IdleWatch:
+    """How long an association may wait for its next bytes (Init, then idle timeout),
+    without a timer per read: one timer is armed for the earliest moment the current
+    wait could run out; when it fires and the association has read since (or is busy
+    with a request), it is armed again for the wait then current, else the wait is
+    cancelled (``expired`` tells that cancellation from any other)."""
+
+    __slots__ = ("loop", "task", "since", "limit", "handle", "fired")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.since: float | None = None       # when the current wait began (None: not waiting)
+        self.limit = 0.0
+        self.handle: asyncio.TimerHandle | None = None
+        self.fired = False
+
+    def waiting(self, limit: float) -> None:
+        now = self.loop.time()
+        self.since, self.limit = now, limit
+        h = self.handle
+        if h is None or h.when() > now + limit:
+            if h is not None:
+                h.cancel()
+            self.handle = self.loop.call_at(now + limit, self._check)
+
+    def busy(self) -> None:
+        self.since = None
+
+    def expired(self) -> bool:
+        """Whether this watch cancelled the wait (and not someone else as well)."""
+        if not self.fired:
+            return False
+        self.fired = False
+        return self.task is None or self.task.uncancel() == 0
+
+    def _check(self) -> None:
+        self.handle = None
+        if self.since is None:
+            return                          # not waiting: the next wait arms it again
+        due = self.since + self.limit
+        if self.loop.time() < due:
+            self.handle = self.loop.call_at(due, self._check)
+        elif self.task is not None:
+            self.fired = True
+            self.task.cancel()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
 class Z3950Server(TcpServer):
     """Accepts connections and runs one association per connection."""
     name = "z3950"
@@ -457,19 +510,30 @@ class Z3950Server(TcpServer):
             svc.sessions -= 1
 
     async def _loop(self, reader, writer, session: Session, state: Association) -> None:
+        idle = _IdleWatch()
+        try:
+            await self._requests(reader, writer, session, state, idle)
+        finally:
+            idle.close()
+
+    async def _requests(self, reader, writer, session: Session, state: Association, idle: "_IdleWatch") -> None:
         svc, settings = self.service, self.service.settings
         while True:
             event = session.next_event()
             if isinstance(event, NeedData):
-                timeout = settings.init_timeout if state.session.state == "awaiting-init" else settings.idle_timeout
+                idle.waiting(settings.init_timeout if state.session.state == "awaiting-init"
+                             else settings.idle_timeout)
                 try:
-                    async with asyncio.timeout(timeout):
-                        data = await reader.read(65536)
-                except asyncio.TimeoutError:
+                    data = await reader.read(65536)
+                except asyncio.CancelledError:
+                    if not idle.expired():
+                        raise
                     log.info("z3950 %s: closing idle association", state.peer)
                     writer.write(session.send(P.Close(7, diagnostic_information="idle timeout")))
                     await writer.drain()
                     return
+                finally:
+                    idle.busy()
                 session.receive_data(data)
                 continue
             if isinstance(event, ConnectionClosed):

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Awaitable, Callable, Sequence
@@ -117,6 +118,37 @@ class _Request:
 
     async def __aexit__(self, *exc) -> None:
         _BUDGET.reset(self._token)
+
+
+class _Resumed:
+    """The rest of a coroutine that was run up to its first wait (``first``: what it
+    yielded there), awaitable again: what the task sends or throws in goes on to the
+    coroutine, as ``await`` would pass it (cancellation included)."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine, first):
+        self.coro = coro
+        self.first = first
+
+    def __await__(self):
+        coro, out = self.coro, self.first
+        while True:
+            try:
+                sent = yield out
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as e:  # noqa: BLE001 - thrown in by the task: the coroutine's to handle
+                try:
+                    out = coro.throw(e)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    out = coro.send(sent)
+                except StopIteration as done:
+                    return done.value
 
 
 # --------------------------------------------------------------------------- the steps
@@ -216,7 +248,12 @@ class SearchRoute:
         return _Request(Budget(min(self.timeout, timeout) if timeout is not None else self.timeout, self.clock))
 
     async def call(self, awaitable):
-        """Await a catalog call within what is left of the current request's budget."""
+        """Await a catalog call within what is left of the current request's budget.
+
+        A coroutine is first run up to its first wait: one that answers without waiting
+        (the embedded index answers most searches inline) needs no timer -- setting one
+        up and cancelling it cost more than such a search's route steps together; one
+        that waits is awaited from there under the timeout, as before."""
         budget = _BUDGET.get()
         if budget is None:
             budget = Budget(self.timeout, self.clock)
@@ -226,7 +263,14 @@ class SearchRoute:
                 awaitable.close()
             raise SearchTimeout(f"the request's {budget.seconds:g} s are spent")
         try:
-            async with asyncio.timeout(left):
+            deadline = asyncio.get_running_loop().time() + left
+            if isinstance(awaitable, Coroutine):
+                try:
+                    first = awaitable.send(None)
+                except StopIteration as done:
+                    return done.value
+                awaitable = _Resumed(awaitable, first)
+            async with asyncio.timeout_at(deadline):
                 return await awaitable
         except TimeoutError:
             raise SearchTimeout(f"the index did not answer within the request's {budget.seconds:g} s") from None

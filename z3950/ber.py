@@ -230,6 +230,12 @@ def _header(data: bytes | bytearray, pos: int, bound: int, bound_what: str) -> t
         first, b = data[pos], data[pos + 1]
         if first & 0x1F != 0x1F and b < 0x80 and (first >> 6 or first & 0x1F):
             return first >> 6, bool(first & 0x20), first & 0x1F, b, pos + 2
+        # fast path: a tag number of one high-form octet (31..127: most Z39.50
+        # context tags), short-form length
+        if first & 0x1F == 0x1F and 31 <= b < 0x80 and pos + 2 < bound and pos + 2 < len(data):
+            n = data[pos + 2]
+            if n < 0x80:
+                return first >> 6, bool(first & 0x20), b, n, pos + 3
     i = pos
 
     def octet() -> int:

@@ -43,6 +43,8 @@ from ..records import FacetValue, ScanTerm, SearchResult, UnionRecord
 from ..store import connect, load_display_iso2709, load_union_records
 from ..terms import EXACT_SKIP, MAX_EXPANSION
 from ..union import UnionDocument
+from . import sqlite_scan
+from .sqlite_counts import RangeCounts
 
 log = logging.getLogger("unioncat.sqlite")
 
@@ -52,8 +54,17 @@ MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger 
 # much SQLite time; one that needs more is interrupted and run again on a worker thread.
 # Most requests finish inline, saving the hand-over to a thread and back (a few tenths of
 # a millisecond, more than the work itself for a small search); a large one never holds
-# the event loop for long.
+# the event loop for long.  The time is the thread's CPU time (time.thread_time): on a
+# busy machine wall time also counts the time the process waits for a CPU, and small
+# searches were interrupted and run twice.  Wall time still bounds it, at INLINE_WALL
+# budgets (a search waiting on the disk uses no CPU).  A search that overran the budget goes to a
+# thread at once the next times it is asked (SLOW_QUERIES remembered, the oldest forgotten
+# first): its inline attempt would be lost work, and the event loop's other sessions wait.
 INLINE_BUDGET = 0.002
+INLINE_WALL = 5
+SLOW_QUERIES = 4096
+PLANS = 1024            # compiled queries kept per catalog generation (SqliteCatalog._compile)
+PLAN_BYTES = 65536      # ... unless they carry more than this of ids or keys (materialized parts)
 NO_MATCH = '"\ue001"'  # a token that is never indexed
 # How deeply one MATCH expression / one SQL statement may nest before the part is
 # run on its own and kept as ids (FTS5's and SQLite's parsers overflow at a few
@@ -193,6 +204,27 @@ class _Lazy:
     fast: rk.OneField | None = None
 
 
+# A small unranked set is kept as the JSON array of its ids (search_sync): its handle
+# reads that array (json_each keeps its order), and pages are slices of it, parsed once.
+SNAPSHOT_ORDER = "SELECT value AS id FROM json_each(?)"
+SNAPSHOT_SET = "SELECT value AS id FROM json_each(?)"
+
+
+def _snapshot(ids_json: str) -> _Lazy:
+    return _Lazy(SNAPSHOT_ORDER, [ids_json], SNAPSHOT_SET, [ids_json])
+
+
+def _snapshot_ids(h) -> list[int] | None:
+    """The ids of a snapshot handle (parsed on first use, then kept on it); None for
+    any other handle."""
+    if not isinstance(h, _Lazy) or h.order_sql != SNAPSHOT_ORDER or h.fast is not None:
+        return None
+    ids = h.__dict__.get("_ids")
+    if ids is None:
+        ids = h.__dict__["_ids"] = json.loads(h.order_params[0])
+    return ids
+
+
 @dataclass
 class Fts:
     """A node expressible as one FTS5 MATCH expression.  ``chain``: the operator
@@ -244,6 +276,7 @@ class Compiler:
         self.single_valued = single_valued
         # the last text clause compiled, when indexers/ranking.py can rank it
         self.one_field: rk.OneField | None = None
+        self.used_result_sets = False   # the plan depends on the caller's result sets (not kept)
 
     # entry
     def compile(self, node: Node, positive: bool = True) -> Plan:
@@ -341,6 +374,7 @@ class Compiler:
         if c.index == "cql.allrecords" or c.index.lower() == "cql.allrecords":
             return Sql("SELECT union_id AS id FROM doc NOT INDEXED", [], unique=True)  # in union id order
         if c.index.lower() == "cql.resultsetid":
+            self.used_result_sets = True
             rs = self.result_sets.get(c.term)
             if rs is None:
                 raise QueryError(51, c.term, f"result set {c.term} does not exist")
@@ -626,16 +660,30 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class _Compiled:
+    """A compiled query as search_sync reads it (SqliteCatalog._compile)."""
+    plan: Fts | Sql
+    rank_exprs: list[str]
+    one_field: rk.OneField | None
+
+
+class _Plans(dict):
+    """Compiled queries of one catalog generation, oldest first."""
+    generation: str | None = None
+
+
+@dataclass(frozen=True)
 class _State:
     current: bool                  # indexed by this INDEX_FORMAT (lengths, repeated words)
     single_valued: frozenset[str]  # number fields without a record of two values
+    generation: str | None = None  # the catalog generation it was read at
 
 
 class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
-                 mapping: FieldMapping | None = None, clock=time.perf_counter):
+                 mapping: FieldMapping | None = None, clock=time.thread_time, wall_clock=None):
         self.path = Path(path)
         self.name = name
         self.config = config or load_index_config()
@@ -645,8 +693,13 @@ class SqliteCatalog:
         self._conns: list[sqlite3.Connection] = []
         self.inline_budget = INLINE_BUDGET
         self.clock = clock          # measures the inline budget (injected by tests)
+        # and the wall time that bounds it (a clock injected alone stands for both)
+        self.wall_clock = wall_clock or (time.perf_counter if clock is time.thread_time else clock)
+        self._slow: dict[Query, None] = {}     # searches that overran it (oldest first)
         self._read_only_mode: str | None = None
         self._state: tuple[str | None, _State] | None = None   # (generation, what it knows)
+        self._counts = RangeCounts()    # range counts of single-valued number fields (sqlite_counts.py)
+        self._plans = _Plans()          # compiled queries of the current generation (_compile)
 
     def _conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -709,7 +762,7 @@ class SqliteCatalog:
         current = rows.get("index_format") == INDEX_FORMAT
         single = frozenset(f for f, t in self.writer.types.items()
                            if t == "number" and f"num_multi:{f}" not in rows) if current else frozenset()
-        state = _State(current, single)
+        state = _State(current, single, gen and gen[0])
         self._state = (gen and gen[0], state)
         return state
 
@@ -725,11 +778,39 @@ class SqliteCatalog:
     def _weights(self) -> str:
         return ", ".join(str(T.FIELD_WEIGHTS.get(f, 1.0)) for f in self.writer.text_fields)
 
+    def _compile(self, conn: sqlite3.Connection, state: _State, query: Query,
+                 result_sets: Mapping[str, SearchResult] | None) -> tuple[Compiler | _Compiled, Plan]:
+        """The query's plan, kept for the catalog generation it was made at (at most
+        PLANS of them): compiling -- words, variants, readings, masks expanded against the
+        vocabulary -- was a fifth of a small search.  A plan that read the caller's result
+        sets (cql.resultSetId) is not kept, nor one carrying large materialized parts."""
+        plans = self._plans
+        if plans.generation != state.generation:
+            plans.clear()
+            plans.generation = state.generation
+        try:
+            hit = plans.get(query.root)
+        except TypeError:        # a query model carrying something unhashable: compiled every time
+            hit = None
+        if hit is not None:
+            return hit, hit.plan
+        comp = Compiler(conn, self.config, self.writer, result_sets, state.single_valued)
+        plan = comp.compile(query.root)
+        big = isinstance(plan, Sql) and sum(len(x) for x in plan.params if isinstance(x, str)) > PLAN_BYTES
+        if (not comp.used_result_sets and not big and state.generation is not None
+                and plans.generation == state.generation):
+            try:
+                plans[query.root] = _Compiled(plan, list(comp.rank_exprs), comp.one_field)
+            except TypeError:
+                pass
+            if len(plans) > PLANS:       # (worker threads share it: never fail on a key gone already)
+                plans.pop(next(iter(plans), None), None)
+        return comp, plan
+
     def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
         conn = self._conn()
         state = self._index_state(conn)
-        comp = Compiler(conn, self.config, self.writer, result_sets, state.single_valued)
-        plan = comp.compile(query.root)
+        comp, plan = self._compile(conn, state, query, result_sets)
         sort = [k for k in query.sort if k.index != "relevance"]
         fast = None
         if (state.current and not sort and query.ranked and isinstance(plan, Fts) and isinstance(query.root, Clause)
@@ -759,7 +840,7 @@ class SqliteCatalog:
             order_sql = f"SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY bm25(ft, {self._weights()}), rowid"
             order_params = set_params
         elif isinstance(plan, Fts):
-            order_sql, order_params = "SELECT rowid FROM ft WHERE ft MATCH ? ORDER BY rowid", set_params
+            order_sql, order_params = "SELECT rowid AS id FROM ft WHERE ft MATCH ? ORDER BY rowid", set_params
         elif comp.rank_exprs and query.ranked:
             expr = " OR ".join(f"({e})" for e in comp.rank_exprs)
             order_sql = (f"SELECT s.id FROM ({set_sql}) s LEFT JOIN (SELECT rowid AS rid, bm25(ft, {self._weights()})"
@@ -773,12 +854,22 @@ class SqliteCatalog:
         if where:
             set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
         handle = _Lazy(order_sql, order_params, set_sql, set_params, fast)
+        if not where and isinstance(plan, Sql) and plan.num is not None and plan.unique:
+            # a range on a single-valued number field: counted from its values' counts,
+            # not by walking its hits (sqlite_counts.py); a large one is paged in SQL
+            counted = self._counts.total(conn, state.generation, plan.num[0][0], plan.num[1], list(plan.num[2]))
+            if counted is not None and counted > MATERIALIZE:
+                return SearchResult(counted, None, handle)
         if not sort and not query.ranked:
             # nothing to score or sort: the first MATERIALIZE + 1 ids in index order
-            # tell a small set (kept, no COUNT needed) from a large one
-            ids = [r[0] for r in conn.execute(f"{order_sql} LIMIT ?", [*order_params, MATERIALIZE + 1])]
-            if len(ids) <= MATERIALIZE:
-                return SearchResult(len(ids), ids, handle)
+            # tell a small set (kept, no COUNT needed) from a large one.  They are kept
+            # as SQLite hands them over, one JSON array (a snapshot: the set does not
+            # change with the catalog), not as a Python list: turning each row into an
+            # int was half of a small search, and most sets are never paged
+            n, snap = conn.execute(f"SELECT COUNT(*), json_group_array(id) FROM ({order_sql} LIMIT ?)",
+                                   [*order_params, MATERIALIZE + 1]).fetchone()
+            if n <= MATERIALIZE:
+                return SearchResult(n, None, _snapshot(snap))
         total = conn.execute(f"SELECT COUNT(*) FROM ({set_sql})", set_params).fetchone()[0]
         if total <= MATERIALIZE:
             got = self._fast_ranked(handle, total, total) if fast is not None else None
@@ -790,6 +881,9 @@ class SqliteCatalog:
         if result.ids is not None:
             return result.ids[offset: offset + count]
         h: _Lazy = result.handle
+        snap = _snapshot_ids(h)
+        if snap is not None:
+            return snap[offset: offset + count]
         if h.fast is not None:
             got = self._fast_ranked(h, offset + count, result.total)
             if got is not None:
@@ -836,61 +930,8 @@ class SqliteCatalog:
         return out
 
     def scan_sync(self, index: str, term: str, response_position: int, maximum_terms: int) -> list[ScanTerm]:
-        conn = self._conn()
-        idx = self.config.indexes.get(index)
-        if idx is None:
-            raise QueryError(16, index, f"unsupported index {index}")
-        fields = [f for f in idx.fields if f not in EXACT_SKIP]
-        types = {self.writer.types.get(f, "key") for f in fields}
-        if types == {"number"}:
-            key = term.strip()
-            numeric = True
-        else:
-            fields = [f for f in fields if self.writer.types.get(f) != "number"]
-            tf = self.writer.transforms.get(fields[0]) if len(fields) == 1 else None
-            key = T.scan_key(tf, term)
-            numeric = False
-        by_reading = None if numeric else T.reading_scan(fields, term)
-        if by_reading is not None:
-            fields, key = by_reading
-        before_n = max(0, min(response_position - 1, maximum_terms))
-        after_n = max(0, maximum_terms - before_n)
-
-        def collect(op: str, order: str, n: int) -> list[tuple[str, str]]:
-            if n <= 0:
-                return []
-            got: dict[str, str] = {}
-            for f in fields:
-                if numeric:
-                    try:
-                        kv = T.number(key) if key else (-(10**9) if op == ">=" else 10**9)
-                    except ValueError:
-                        raise QueryError(36, term, "scan term is not a number") from None
-                    sql = (f"SELECT DISTINCT value, value FROM num WHERE field=? AND value {op} ? "
-                           f"ORDER BY value {order} LIMIT ?")
-                    rows = conn.execute(sql, (f, kv, n))
-                else:
-                    sql = (f"SELECT key, MIN(display) FROM term WHERE field=? AND key {op} ? "
-                           f"GROUP BY key ORDER BY key {order} LIMIT ?")
-                    rows = conn.execute(sql, (f, key, n))
-                for k, d in rows:
-                    got.setdefault(str(k), str(d))
-            keys = sorted(got, key=(lambda s: int(s)) if numeric else None, reverse=(order == "DESC"))[:n]
-            return [(k, got[k]) for k in keys]
-
-        before = list(reversed(collect("<", "DESC", before_n)))
-        after = collect(">=", "ASC", after_n)
-        out = []
-        fq = ",".join("?" * len(fields))
-        for k, d in before + after:
-            if numeric:
-                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM num WHERE field IN ({fq}) AND value=?",
-                                   (*fields, int(k))).fetchone()[0]
-            else:
-                cnt = conn.execute(f"SELECT COUNT(DISTINCT union_id) FROM term WHERE field IN ({fq}) AND key=?",
-                                   (*fields, k)).fetchone()[0]
-            out.append(ScanTerm(*T.reading_scan_term(k, d), cnt) if by_reading else ScanTerm(k, d, cnt))
-        return out
+        return sqlite_scan.scan(self._conn(), self.config, self.writer, index, term, response_position,
+                                maximum_terms)
 
     def generation_sync(self) -> str:
         row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
@@ -900,28 +941,49 @@ class SqliteCatalog:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
     # async Catalog interface ----------------------------------------------------
-    async def _run(self, fn, *args):
-        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread."""
-        if self.inline_budget > 0:
+    async def _run(self, fn, *args, slow_key=None):
+        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread;
+        ``slow_key``: a search, remembered when it overruns (straight to a thread next time)."""
+        if self.inline_budget > 0 and (slow_key is None or slow_key not in self._slow):
             conn = self._conn()
-            clock = self.clock
+            clock, wall = self.clock, self.wall_clock
             deadline = clock() + self.inline_budget
-            conn.set_progress_handler(lambda: clock() > deadline, 200)
+            wall_deadline = wall() + self.inline_budget * INLINE_WALL
+            spent: list[bool] = []      # the CPU budget ran out (not just the wall time)
+
+            def over() -> bool:
+                if clock() > deadline:
+                    spent.append(True)
+                    return True
+                return wall() > wall_deadline
+            conn.set_progress_handler(over, 200)
             try:
                 return fn(*args)
             except sqlite3.OperationalError as e:
                 if "interrupted" not in str(e):
                     raise
+                if slow_key is not None and spent:      # slow by its own work, not by a busy machine
+                    self._slow[slow_key] = None
+                    oldest = next(iter(self._slow), None)
+                    if len(self._slow) > SLOW_QUERIES and oldest is not None:
+                        self._slow.pop(oldest, None)
             finally:
                 conn.set_progress_handler(None, 200)
         return await asyncio.to_thread(fn, *args)
 
     async def search(self, query: Query, result_sets=None) -> SearchResult:
-        return await self._run(self.search_sync, query, result_sets)
+        try:
+            key: Query | None = query if hash(query) is not None else None
+        except TypeError:           # a query model carrying something unhashable: no memory of it
+            key = None
+        return await self._run(self.search_sync, query, result_sets, slow_key=key)
 
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
             return result.ids[offset: offset + count]
+        snap = _snapshot_ids(result.handle)
+        if snap is not None:       # kept ids: no SQL, no thread
+            return snap[offset: offset + count]
         return await self._run(self.page_sync, result, offset, count)
 
     async def fetch(self, ids: Sequence[int]) -> list[UnionRecord]:

@@ -3,7 +3,7 @@ Every malformed input raises ``BERError``, never anything else; see the data
 model notes in :mod:`z3950.rpn.model`.  Sans-I/O."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, cast
 
 from ..ber import (
     CONTEXT,
@@ -233,6 +233,13 @@ def _int(element: Element) -> int:
 
 
 def _dec_attribute(element: Element, encoding: str) -> AttributeElement:
+    # the usual form first, checked as the walk below would: SEQUENCE { [120] type, [121] value },
+    # two primitive INTEGERs of one to eight octets
+    if element.cls == UNIVERSAL and element.tag == SEQUENCE and element.constructed and len(element.value) == 2:
+        t, v = cast("tuple[Element, Element]", element.value)
+        if (t.cls == CONTEXT and t.tag == _ATTR_TYPE and not t.constructed and 0 < len(t.value) <= 8
+                and v.cls == CONTEXT and v.tag == _ATTR_NUMERIC and not v.constructed and 0 < len(v.value) <= 8):
+            return AttributeElement(t.as_int(), v.as_int(), None, None)
     f = _Seq(element.expect(UNIVERSAL, SEQUENCE, True), "AttributeElement")
     aset = f.opt(CONTEXT, _ATTR_SET)
     atype = _int(f.req(CONTEXT, _ATTR_TYPE, "attributeType"))
