@@ -578,10 +578,10 @@ def marcxml_of_iso2709(iso: bytes, leader: str) -> str | None:
         return None
     tags = [directory[i:i + 3] for i in range(0, 12 * n, 12)]
     body = b"".join(
-        [b'<controlfield tag="' + t + b'">' + v + b"</controlfield>" for t, v in zip(tags[:controls], values)]
+        [b'<controlfield tag="%b">%b</controlfield>' % tv for tv in zip(tags[:controls], values)]
         # a data field: two indicators, then '</subfield>' (11 bytes) and its subfields, or nothing
-        + [b'<datafield tag="' + t + b'" ind1="' + v[0:1] + b'" ind2="' + v[1:2]
-           + (b'">' + v[13:] + b"</subfield></datafield>" if len(v) > 2 else b'"></datafield>')
+        + [b'<datafield tag="%b" ind1="%c" ind2="%c">%b</subfield></datafield>' % (t, v[0], v[1], v[13:])
+           if len(v) > 2 else b'<datafield tag="%b" ind1="%c" ind2="%c"></datafield>' % (t, v[0], v[1])
            for t, v in zip(tags[controls:], values[controls:])])
     try:
         return (f'<record xmlns="{MARC_NS}"><leader>{_esc_text(leader)}</leader>'

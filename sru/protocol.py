@@ -596,6 +596,11 @@ def next_record_position(start: int, returned: int, total: int) -> int | None:
 # --------------------------------------------------------------------------
 # Response building
 # --------------------------------------------------------------------------
+# The placeholders' random part: drawn once per process (it never appears in a
+# response, so a client cannot learn it and put a placeholder into its query).
+_NONCE = secrets.token_hex(8)
+
+
 class _Writer:
     """Element helpers bound to one version's namespaces."""
 
@@ -605,7 +610,7 @@ class _Writer:
         # the serialized response in place of a placeholder, instead of being
         # parsed into the tree only to be serialized again.
         self.splices: dict[str, str] = {}
-        self._nonce = secrets.token_hex(8)
+        self._nonce = _NONCE
         self.v2 = version == "2.0"
         if self.v2:
             self.ns, self.prefix = SRU2_NS, "sru"
@@ -678,9 +683,17 @@ def _finish(root, stylesheet: str | None, splices: Mapping[str, str] | None = No
         root.addprevious(etree.ProcessingInstruction(
             "xml-stylesheet", f'type="text/xsl" href="{href}"'))
     body = etree.tostring(root.getroottree(), encoding="UTF-8")
-    for token, xml in (splices or {}).items():
-        body = body.replace(token.encode("utf-8"), xml.encode("utf-8"), 1)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    out = [b'<?xml version="1.0" encoding="UTF-8"?>\n']
+    pos = 0
+    for token, xml in (splices or {}).items():     # placeholders in document order: one pass
+        t = token.encode("utf-8")
+        at = body.find(t, pos)
+        if at < 0:
+            raise AssertionError(f"placeholder {token!r} not in the response")
+        out += (body[pos:at], xml.encode("utf-8"))
+        pos = at + len(t)
+    out.append(body[pos:])
+    return b"".join(out)
 
 
 def _version_of(req) -> str:
