@@ -51,6 +51,7 @@ from lxml import etree
 
 from indexers.query_model import QueryError, SortKey
 
+from . import records_text
 from .diagnostics import (
     MANDATORY_PARAMETER_NOT_SUPPLIED,
     RESPONSE_POSITION_OUT_OF_RANGE,
@@ -744,8 +745,14 @@ def searchretrieve_response(
                 for r in records]
     if rendered:
         recs = w.el(root, "records")
-        for i, r in enumerate(rendered):
-            _add_record(w, recs, r, req.record_packing, start + i)
+        if req.record_packing == "xml" and records_text.ENABLED and all(map(records_text.is_text_xml, rendered)):
+            # a page of MARCXML texts: written as text, spliced in whole (sru/records_text.py)
+            token = f"\ue000{w._nonce}-{len(w.splices)}\ue001"
+            w.splices[token] = records_text.records_text(w.prefix, w.v2, rendered, start)
+            recs.text = token
+        else:
+            for i, r in enumerate(rendered):
+                _add_record(w, recs, r, req.record_packing, start + i)
     if next_position is not None:
         w.el(root, "nextRecordPosition", int(next_position))
     if w.v2 and req.echo:

@@ -73,6 +73,36 @@ def test_sru_responses_are_the_same_bytes(demo, version, packing):
         assert new == old
 
 
+@pytest.mark.parametrize("version", ["1.1", "1.2", "2.0"])
+@pytest.mark.parametrize("extra", [{}, {"stylesheet": ["/s.xsl?a=1&b=<2>"]}, {"recordSchema": ["dc"]}])
+def test_records_written_as_text_are_the_bytes_lxml_writes(demo, monkeypatch, version, extra):
+    from sru import records_text
+
+    conn, ids = demo
+    params = {"operation": ["searchRetrieve"], "version": [version], "query": ['dc.title = "a&b<c>"'],
+              "recordSchema": ["marcxml"], "maximumRecords": ["50"], **extra}
+    req = sp.parse_request(params)
+    pages = [ids[i:i + 10] for i in range(0, len(ids), 10)]
+    diags = [sp.Diagnostic(2, "x&y", "m<n>")] if version == "2.0" else []
+
+    def responses():
+        out = []
+        for i, page in enumerate(pages):
+            recs: list = load_union_records(conn, page)
+            out.append(sp.searchretrieve_response(req, total=len(ids), records=recs, start=10 * i + 1,
+                                                  result_set_id="r&1", result_set_ttl=60, next_position=99,
+                                                  diagnostics=diags))
+        # a withdrawn record (surrogate diagnostic) on the page: every record as elements
+        out.append(sp.searchretrieve_response(req, total=3, records=[*load_union_records(conn, ids[:2]), None]))
+        return out
+
+    fast = responses()
+    monkeypatch.setattr(records_text, "ENABLED", False)
+    assert fast == responses()
+    if "recordSchema" not in extra:
+        assert fast[0].count(b"<record xmlns=") == min(10, len(ids))
+
+
 def _both(iso: bytes) -> tuple[str | None, str]:
     leader = iso[:24].decode("ascii")
     return marcxml_of_iso2709(iso, leader), marcxml_string(decode_stored(iso))
