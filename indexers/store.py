@@ -607,15 +607,18 @@ class StoredUnionRecord(UnionRecord):
     the MARCXML straight from the stored bytes -- an SRU page of MARCXML records
     decodes none of them. Equal to the UnionRecord ``display_record`` makes."""
 
-    def __init__(self, uid: int, stored: bytes, library: str, holdings: list[Holding], members: list,
+    def __init__(self, id: int, marc: pymarc.Record | None = None, holdings: list[Holding] | None = None,
+                 members: list | None = None, *, stored: bytes = b"", library: str = "",
                  display: bytes | None = None):
-        self.id = uid
-        self.holdings = holdings
-        self.members = members
+        # UnionRecord's fields first, so that dataclasses.replace(record, ...) works (it
+        # passes every field, ``marc`` decoded: the copy renders that)
+        self.id = id
+        self.holdings = holdings if holdings is not None else []
+        self.members = members if members is not None else []
         self._stored = stored
         self._library = library
         self._display = display         # the stored display record when it is current (else spliced here)
-        self._marc: pymarc.Record | None = None
+        self._marc: pymarc.Record | None = marc
 
     @property
     def marc(self) -> pymarc.Record:
@@ -659,13 +662,14 @@ def load_union_records(conn: sqlite3.Connection, ids: Sequence[int]) -> list[Uni
         if "no such table" not in str(e):        # a store from before the display table
             raise
         parts = union_display_parts(conn, ids)
-        return [StoredUnionRecord(uid, *parts[uid]) for uid in ids if uid in parts]
+        return [StoredUnionRecord(uid, None, hs, ms, stored=marc, library=lib)
+                for uid in ids if uid in parts for marc, lib, hs, ms in (parts[uid],)]
     current = bool(rows) and rows[0][6] is not None and rows[0][6] == f"{display_format_cached()}@{rows[0][7] or '0'}"
     out: dict[int, StoredUnionRecord] = {}
     for uid, lib, lid, marc, data, iso, _stamp, _generation in rows:
         rec = out.get(uid)
         if rec is None:
-            rec = out[uid] = StoredUnionRecord(uid, marc, lib, [], [], iso if current else None)
+            rec = out[uid] = StoredUnionRecord(uid, stored=marc, library=lib, display=iso if current else None)
         rec.members.append((lib, lid))
         rec.holdings.extend([_holding(h) for h in json.loads(data)])
     return [out[uid] for uid in ids if uid in out]

@@ -44,12 +44,29 @@ def test_every_demo_record_same_marcxml_from_the_display_table_and_from_the_spli
         want = marcxml_string(e.marc)
         assert s._display is not None                       # the stored display record was current
         assert s.marcxml() == want, s.id
-        spliced = StoredUnionRecord(s.id, s._stored, s._library, s.holdings, s.members)   # no display row
+        spliced = StoredUnionRecord(s.id, None, s.holdings, s.members, stored=s._stored, library=s._library)
         assert spliced.marcxml() == want, s.id
         assert render_record(s, MARCXML).text == render_record(e, MARCXML).text
         # the pymarc record, decoded on first use, is the display record
         assert marcxml_string(s.marc) == want
         assert s.marcxml() is None                          # once decoded (maybe changed), marc is rendered
+
+
+def test_a_stored_record_copies_and_replaces_like_a_union_record(demo):
+    import copy
+    import dataclasses
+
+    conn, ids = demo
+    s = load_union_records(conn, ids[:1])[0]
+    want = marcxml_string(_eager(conn, ids[:1])[0].marc)
+    other = [Holding("komae", "k9")]
+    r = dataclasses.replace(s, holdings=other)           # gateway/availability.py does this
+    assert r.id == s.id and r.holdings == other and r.members == s.members
+    assert marcxml_string(r.marc) == want and r.marcxml() is None    # the copy renders its marc
+    fresh = load_union_records(conn, ids[:1])[0]         # (replace decoded s's marc)
+    c = copy.copy(fresh)                                 # search/federation.py renumbers copies
+    c.id = 10**9
+    assert fresh.id == ids[0] and c.marcxml() == want
 
 
 def test_missing_ids_are_skipped_in_the_order_given(demo):
@@ -158,7 +175,7 @@ def test_a_stored_record_that_cannot_take_the_fast_path_renders_the_same():
     # MARCXML must carry U+FFFD as marcxml_string writes it
     stored = iso2709_assemble("00000nam a2200000 a 4500", [(b"001", b"x1"), (b"245", b"10\x1faA\x01B")])
     hs = [Holding("iizuka", "x1", "honami", "913.6", "一般", "1001")]
-    s = StoredUnionRecord(7, stored, "iizuka", hs, [("iizuka", "x1")])
+    s = StoredUnionRecord(7, None, hs, [("iizuka", "x1")], stored=stored, library="iizuka")
     e = display_record(7, stored, "iizuka", hs, [("iizuka", "x1")])
     assert s.marcxml() is None
     assert render_record(s, MARCXML).text == render_record(e, MARCXML).text
