@@ -524,3 +524,67 @@ def _leader(leader: str, total: int, base: int) -> bytes:
     lead[12:17] = "%05d" % base
     lead[20:24] = "4500"
     return "".join(lead).encode("ascii")
+
+
+# --------------------------------------------------------------------------
+# MARCXML straight from canonical ISO 2709 (SRU's fast path)
+# --------------------------------------------------------------------------
+# in the data fields (searched from the \x1e before the first): an indicator or a
+# subfield code XML would escape (canonical form: ``_BAD_DATA_FIELD``)
+_ODD_MARKUP = re.compile(rb'\x1e(?:[&<>"]|[^\x1e\x1f][&<>"])|\x1f[&<>"]')
+# what ``xml_safe`` replaces, as UTF-8: C0 controls other than TAB/LF/CR and the
+# separators (U+FFFE and U+FFFF: looked for apart; surrogates are not valid UTF-8)
+_ILLEGAL_C0 = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1d]")
+
+
+def marcxml_of_iso2709(iso: bytes, leader: str) -> str | None:
+    """``marcxml_string`` of a record given as ``splice_iso2709`` writes it (canonical
+    UTF-8 ISO 2709: control fields first, a contiguous directory, data fields of two
+    printable indicators and subfields with one-byte printable codes) with ``leader``
+    as the record's leader -- the same text, without decoding the record into pymarc
+    objects: the fields' bytes are escaped with a few ``replace`` calls over the
+    whole record and marked up by splitting it at the separators.
+    None when the record is not in that form or has what this shortcut does not
+    write the same (characters XML cannot carry, an indicator or code XML escapes,
+    bytes that are not UTF-8): the caller then decodes the record and uses
+    ``marcxml_string``."""
+    if len(iso) < 26 or iso[-1] != 0x1D or len(leader) != 24:
+        return None
+    try:
+        base = int(iso[12:17])
+    except ValueError:
+        return None
+    directory = iso[24:base - 1]
+    n = len(directory) // 12
+    if n == 0 or len(directory) != 12 * n or iso[base - 1] != 0x1E or iso[-2] != 0x1E \
+            or _DIRECTORY.fullmatch(directory) is None:
+        return None
+    controls = _CONTROLS.match(directory).end() // 12     # type: ignore[union-attr]
+    area = iso[base:-2]                  # the fields, joined by their terminators
+    first = sum([int(directory[12 * i + 3:12 * i + 7]) for i in range(controls)])
+    if area.find(b"\x1f", 0, first) >= 0 or _BAD_DATA_FIELD.search(iso, base + first - 1, len(iso) - 2) \
+            or _ILLEGAL_C0.search(area) or b"\xef\xbf\xbe" in area or b"\xef\xbf\xbf" in area:
+        return None
+    if b"&" in area or b"<" in area or b">" in area or b'"' in area:
+        if _ODD_MARKUP.search(iso, base + first - 1, len(iso) - 1) is not None:
+            return None
+        area = area.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+    if b"\r" in area:
+        area = area.replace(b"\r", b"&#13;")
+    parts = area.split(b"\x1f")            # each subfield: its code, then its value
+    area = b'</subfield><subfield code="'.join([parts[0]] + [p[:1] + b'">' + p[1:] for p in parts[1:]])
+    values = area.split(b"\x1e")
+    if len(values) != n:
+        return None
+    tags = [directory[i:i + 3] for i in range(0, 12 * n, 12)]
+    body = b"".join(
+        [b'<controlfield tag="%b">%b</controlfield>' % tv for tv in zip(tags[:controls], values)]
+        # a data field: two indicators, then '</subfield>' (11 bytes) and its subfields, or nothing
+        + [b'<datafield tag="%b" ind1="%c" ind2="%c">%b</subfield></datafield>' % (t, v[0], v[1], v[13:])
+           if len(v) > 2 else b'<datafield tag="%b" ind1="%c" ind2="%c"></datafield>' % (t, v[0], v[1])
+           for t, v in zip(tags[controls:], values[controls:])])
+    try:
+        return (f'<record xmlns="{MARC_NS}"><leader>{_esc_text(leader)}</leader>'
+                + body.decode("utf-8") + "</record>")
+    except UnicodeDecodeError:
+        return None

@@ -25,7 +25,7 @@ from . import union as un
 from .backend import BackendUnavailable
 from .holdings import load_libraries
 from .mapping import FieldMapping
-from .marc_display import iso2709_value, splice_iso2709
+from .marc_display import iso2709_value, marcxml_of_iso2709, splice_iso2709
 from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
 from .store_sql import PG_SCHEMA, Conn, dialect_of, is_store_url, open_connection, shown_url
@@ -542,8 +542,7 @@ def display_record(uid: int, marc: bytes, library: str, holdings: list[Holding],
     fields replaced by one 852 per holding of every member:
     $a library $b branch $c location $h call number $p barcode."""
     rec = decode_stored(marc)
-    own_tag = load_libraries().get(library).holdings.tag  # e.g. 952 for a Koha library
-    for f in rec.get_fields(*{"852", own_tag}):
+    for f in rec.get_fields(*_own_holdings_tag_names(library)):   # 852 and e.g. 952 for a Koha library
         rec.remove_field(f)
     for h in holdings:
         subs = [pymarc.Subfield("a", h.library)]
@@ -565,6 +564,12 @@ def _holding_852(h: Holding) -> bytes:
 @functools.lru_cache(maxsize=256)
 def _own_holdings_tags(library: str) -> frozenset[bytes]:
     return frozenset({b"852", load_libraries().get(library).holdings.tag.encode("ascii")})
+
+
+@functools.lru_cache(maxsize=256)
+def _own_holdings_tag_names(library: str) -> tuple[str, ...]:
+    """The tags ``display_record`` drops, read once per process as ``_own_holdings_tags``."""
+    return tuple({"852", load_libraries().get(library).holdings.tag})
 
 
 def display_iso2709(marc: bytes, library: str, holdings: list[Holding]) -> bytes | None:
@@ -629,7 +634,75 @@ def display_format_cached() -> str:
     return display_format()
 
 
+class StoredUnionRecord(UnionRecord):
+    """A display record (``display_record``) as ``load_union_records`` gives it: the
+    pymarc record is decoded on the first use of ``marc``, and ``marcxml()`` writes
+    the MARCXML straight from the stored bytes -- an SRU page of MARCXML records
+    decodes none of them. Equal to the UnionRecord ``display_record`` makes."""
+
+    def __init__(self, id: int, marc: pymarc.Record | None = None, holdings: list[Holding] | None = None,
+                 members: list | None = None, *, stored: bytes = b"", library: str = "",
+                 display: bytes | None = None):
+        # UnionRecord's fields first, so that dataclasses.replace(record, ...) works (it
+        # passes every field, ``marc`` decoded: the copy renders that)
+        self.id = id
+        self.holdings = holdings if holdings is not None else []
+        self.members = members if members is not None else []
+        self._stored = stored
+        self._library = library
+        self._display = display         # the stored display record when it is current (else spliced here)
+        self._marc: pymarc.Record | None = marc
+
+    @property
+    def marc(self) -> pymarc.Record:
+        if self._marc is None:
+            self._marc = display_record(self.id, self._stored, self._library, self.holdings, self.members).marc
+        return self._marc
+
+    @marc.setter
+    def marc(self, value: pymarc.Record) -> None:
+        self._marc = value
+
+    def marcxml(self) -> str | None:
+        """``marcxml_string(self.marc)`` from the stored bytes (``display_iso2709`` then
+        ``marcxml_of_iso2709``, the leader the decoded record has); None when the record
+        is not in the canonical form that needs (the caller then renders ``marc``)."""
+        if self._marc is not None:
+            return None
+        stored = self._stored
+        if len(stored) < 24 or stored[9:10] != b"a" or not stored[:24].isascii() \
+                or not stored[:24].decode("ascii").isprintable():
+            return None
+        iso = self._display or display_iso2709(stored, self._library, self.holdings)
+        return None if iso is None else marcxml_of_iso2709(iso, stored[:24].decode("ascii"))
+
+
 def load_union_records(conn: Conn, ids: Sequence[int]) -> list[UnionRecord]:
-    """Display records (display_record) for union ids, in the order given (missing ids skipped)."""
-    parts = union_display_parts(conn, ids)
-    return [display_record(uid, *parts[uid]) for uid in ids if uid in parts]
+    """Display records (display_record) for union ids, in the order given (missing ids
+    skipped); each decoded when first used (StoredUnionRecord), with its stored display
+    record (``load_display_iso2709``) when that is current -- read in the same statement
+    as the source records, so both are of one state of the store."""
+    if not ids:
+        return []
+    qmarks = ",".join("?" * len(ids))
+    try:
+        rows = conn.execute(
+            "SELECT s.union_id, s.library, s.local_id, s.marc, s.holdings, d.iso,"
+            " (SELECT value FROM meta WHERE key='display'), (SELECT value FROM meta WHERE key='generation')"
+            f" FROM source s LEFT JOIN display d ON d.union_id = s.union_id WHERE s.union_id IN ({qmarks})"
+            " ORDER BY s.union_id, s.id", list(ids)).fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" not in str(e):        # a store from before the display table
+            raise
+        parts = union_display_parts(conn, ids)
+        return [StoredUnionRecord(uid, None, hs, ms, stored=marc, library=lib)
+                for uid in ids if uid in parts for marc, lib, hs, ms in (parts[uid],)]
+    current = bool(rows) and rows[0][6] is not None and rows[0][6] == f"{display_format_cached()}@{rows[0][7] or '0'}"
+    out: dict[int, StoredUnionRecord] = {}
+    for uid, lib, lid, marc, data, iso, _stamp, _generation in rows:
+        rec = out.get(uid)
+        if rec is None:
+            rec = out[uid] = StoredUnionRecord(uid, stored=marc, library=lib, display=iso if current else None)
+        rec.members.append((lib, lid))
+        rec.holdings.extend([_holding(h) for h in json.loads(data)])
+    return [out[uid] for uid in ids if uid in out]

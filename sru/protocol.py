@@ -51,6 +51,7 @@ from lxml import etree
 
 from indexers.query_model import QueryError, SortKey
 
+from . import records_text
 from .diagnostics import (
     MANDATORY_PARAMETER_NOT_SUPPLIED,
     RESPONSE_POSITION_OUT_OF_RANGE,
@@ -596,6 +597,11 @@ def next_record_position(start: int, returned: int, total: int) -> int | None:
 # --------------------------------------------------------------------------
 # Response building
 # --------------------------------------------------------------------------
+# The placeholders' random part: drawn once per process (it never appears in a
+# response, so a client cannot learn it and put a placeholder into its query).
+_NONCE = secrets.token_hex(8)
+
+
 class _Writer:
     """Element helpers bound to one version's namespaces."""
 
@@ -605,7 +611,7 @@ class _Writer:
         # the serialized response in place of a placeholder, instead of being
         # parsed into the tree only to be serialized again.
         self.splices: dict[str, str] = {}
-        self._nonce = secrets.token_hex(8)
+        self._nonce = _NONCE
         self.v2 = version == "2.0"
         if self.v2:
             self.ns, self.prefix = SRU2_NS, "sru"
@@ -678,9 +684,17 @@ def _finish(root, stylesheet: str | None, splices: Mapping[str, str] | None = No
         root.addprevious(etree.ProcessingInstruction(
             "xml-stylesheet", f'type="text/xsl" href="{href}"'))
     body = etree.tostring(root.getroottree(), encoding="UTF-8")
-    for token, xml in (splices or {}).items():
-        body = body.replace(token.encode("utf-8"), xml.encode("utf-8"), 1)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    out = [b'<?xml version="1.0" encoding="UTF-8"?>\n']
+    pos = 0
+    for token, xml in (splices or {}).items():     # placeholders in document order: one pass
+        t = token.encode("utf-8")
+        at = body.find(t, pos)
+        if at < 0:
+            raise AssertionError(f"placeholder {token!r} not in the response")
+        out += (body[pos:at], xml.encode("utf-8"))
+        pos = at + len(t)
+    out.append(body[pos:])
+    return b"".join(out)
 
 
 def _version_of(req) -> str:
@@ -731,8 +745,14 @@ def searchretrieve_response(
                 for r in records]
     if rendered:
         recs = w.el(root, "records")
-        for i, r in enumerate(rendered):
-            _add_record(w, recs, r, req.record_packing, start + i)
+        if req.record_packing == "xml" and records_text.ENABLED and all(map(records_text.is_text_xml, rendered)):
+            # a page of MARCXML texts: written as text, spliced in whole (sru/records_text.py)
+            token = f"\ue000{w._nonce}-{len(w.splices)}\ue001"
+            w.splices[token] = records_text.records_text(w.prefix, w.v2, rendered, start)
+            recs.text = token
+        else:
+            for i, r in enumerate(rendered):
+                _add_record(w, recs, r, req.record_packing, start + i)
     if next_position is not None:
         w.el(root, "nextRecordPosition", int(next_position))
     if w.v2 and req.echo:

@@ -201,7 +201,10 @@ def render_record(record, schema: RecordSchema | str, holdings: Sequence[OpacHol
     rid = str(getattr(record, "id", "") or "")
     try:
         if schema is MARCXML:
-            return RenderedRecord(schema, text=marcxml_string(marc_of(record)),
+            # a stored record writes its MARCXML from its bytes (indexers/store.py StoredUnionRecord)
+            fast = getattr(record, "marcxml", None)
+            text = fast() if fast is not None else None
+            return RenderedRecord(schema, text=text if text is not None else marcxml_string(marc_of(record)),
                                   identifier=rid)
         if schema is DC:
             return RenderedRecord(schema, element=dc_element(record), identifier=rid)
