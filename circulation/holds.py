@@ -49,6 +49,7 @@ from .store import (
     NotFound,
     Written,
     get_row,
+    insert_logged,
     item_record,
     lock_rows,
     lock_title_queue,
@@ -121,7 +122,6 @@ _OWNED = Prepared(select(s.items).where(s.items.c.title_id == bindparam("w_title
                                         s.items.c.library == bindparam("w_library"),
                                         s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))
 _QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
-_INSERT_REQUEST = Prepared(s.requests.insert().returning(*s.requests.c))
 
 
 async def _patron_by_id(conn: AsyncConnection, patron_id: int):
@@ -179,17 +179,15 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
         return None, decision, None
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
 
-    row = (await run_prepared(conn, _INSERT_REQUEST, dict(
+    row = await insert_logged(conn, s.requests, "request_id", dict(
         patron_id=patron_row.id, library=system, title_id=title_id, kind=kind, material_type=material,
         pickup_branch=pickup_branch, contact_method=contact, channel=channel, state=S.NEW.value,
         placed_at=now, submitted_at_branch=submitted_at_branch, publication_date=publication_date,
         set_id=set_id, set_position=set_position, group_id=group_id, memo=memo, title=title,
-        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now))).one()
+        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now),
+        dict(at=now, event="PLACE", actor_role=role.value, actor=actor, to_state=S.NEW.value, channel=channel,
+             branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind))
     rid = row.id
-    await record_event(conn, at=now, event="PLACE", actor_role=role.value, actor=actor,
-                       request_id=rid, to_state=S.NEW.value, channel=channel,
-                       branch=submitted_at_branch or pickup_branch,
-                       reason=f"{kind} delivery" if delivery else kind)
     # each transition writes the row; what it wrote is known, so it is not read again
     new = await transition(conn, row, E.VALIDATE, role=R.SYSTEM, actor=actor, at=now, channel=channel)
     row = written(row, new, now)

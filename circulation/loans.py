@@ -401,7 +401,7 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         await loan_transition(conn, loan, LE.RENEW, role=role, actor=actor, at=now, channel=channel,
                               branch=loan.branch,
                               reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}",
-                              where=(s.loans.c.renewals == loan.renewals, s.loans.c.returned_at.is_(None)),
+                              if_renewals=loan.renewals, if_open=True,
                               renewals=renewals, renewed_via=channel, due=new_due)
         await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
                               dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
@@ -459,8 +459,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                               channel=return_kind, branch=branch,
                               reason=f"returned_at {returned_at.isoformat()}"
                                      + (f", {late} days late" if late else ""),
-                              where=(s.loans.c.returned_at.is_(None),),
-                              returned_at=returned_at, return_branch=branch, return_kind=return_kind)
+                              if_open=True, returned_at=returned_at, return_branch=branch, return_kind=return_kind)
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:

@@ -12,9 +12,10 @@ the same things: ``first()``, ``one()``, ``all()``, ``scalar()``, ``rowcount`` a
 with attribute access and ``_mapping``.
 
 Only statements that need no client-side processing take the driver path: no Python-side
-column defaults, no bind or result processors of the dialect (the circulation schema has
-none: server defaults and plain types).  Anything else raises at compile time (a
-programming error, found by the tests of both backends) rather than silently differing.
+column defaults and no result processors of the dialect (the circulation schema's hot
+tables have none: server defaults and plain types; bind processors are applied).  Any
+other statement is found out when it is compiled and always goes through SQLAlchemy, so
+its answers stay SQLAlchemy's.
 
 Driver errors are translated to SQLAlchemy's exceptions as SQLAlchemy would
 (``IntegrityError``, ``OperationalError`` / ``DBAPIError`` with the SQLSTATE), so
@@ -117,15 +118,32 @@ class Prepared:
         self.statement = statement
         self._compiled: dict[frozenset, _Compiled] = {}
 
-    def compiled(self, dialect, keys: frozenset) -> _Compiled:
-        c = self._compiled.get(keys)
-        if c is None:
+    def compiled(self, dialect, keys: frozenset) -> _Compiled | None:
+        """The SQL and parameter order for these parameter names; None when the statement
+        needs SQLAlchemy's processing (it then runs through SQLAlchemy)."""
+        try:
+            return self._compiled[keys]
+        except KeyError:
             c = self._compiled[keys] = _compile(self.statement, dialect, keys)
-        return c
+            return c
 
 
-def _compile(statement, dialect, keys: frozenset) -> _Compiled:
+def _needs_processing(compiled, dialect) -> bool:
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        return True                      # Python-side column defaults
+    for col in getattr(compiled, "_result_columns", ()):
+        try:
+            if col[3]._cached_result_processor(dialect, None) is not None:
+                return True
+        except Exception:                # noqa: BLE001 - a type that wants the driver's type code
+            return True
+    return False
+
+
+def _compile(statement, dialect, keys: frozenset) -> _Compiled | None:
     compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
+    if _needs_processing(compiled, dialect):
+        return None
     defaults = compiled.construct_params(_check=False)
     if compiled.post_compile_params:
         # the IN lists of literal values (``state IN (...)``) are rendered as one bind per
@@ -134,18 +152,20 @@ def _compile(statement, dialect, keys: frozenset) -> _Compiled:
         defaults = compiled._process_parameters_for_postcompile(
             compiled.construct_params(escape_names=False, _no_postcompile=True, _check=False),
             _populate_self=True).parameters
-    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
-        raise TypeError("a statement with Python-side column defaults cannot run by the driver")
-    for col in getattr(compiled, "_result_columns", ()):
-        if col[3]._cached_result_processor(dialect, None) is not None:
-            raise TypeError(f"column {col[0]} needs a result processor")
     processors = compiled._bind_processors
     names = compiled.positiontup or []
-    binds = [(n, defaults.get(n, _MISSING) if n not in keys else _MISSING, processors.get(n))
-             for n in names]
+    # a parameter the caller must give (a column of the statement's parameters, or a
+    # bindparam() without a value) has no default: a missing one is a KeyError, never NULL
+    binds = [(n, _MISSING if n in keys or _required(compiled, n) else defaults.get(n, _MISSING),
+              processors.get(n)) for n in names]
     returns_rows = bool(compiled._result_columns) or statement.is_select or bool(
         getattr(compiled, "returning", None) or getattr(compiled, "effective_returning", None))
     return _Compiled(compiled.string, binds, returns_rows)
+
+
+def _required(compiled, name: str) -> bool:
+    bind = compiled.binds.get(name)
+    return bind is not None and bind.required
 
 
 async def execute(conn: AsyncConnection, stmt: Prepared, params: dict | None = None):
@@ -157,6 +177,8 @@ async def execute(conn: AsyncConnection, stmt: Prepared, params: dict | None = N
         return await conn.execute(stmt.statement, params)
     dialect = conn.dialect
     c = stmt.compiled(dialect, frozenset(params))
+    if c is None:
+        return await conn.execute(stmt.statement, params)
     args = []
     for name, default, proc in c.binds:
         v = params[name] if default is _MISSING else params.get(name, default)

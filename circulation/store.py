@@ -308,20 +308,27 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     """Move one request by the table (``lifecycle.table.apply``, which checks that the
     event is legal from the current state and that ``role`` may trigger it), write the
     new state and ``changes`` with a conditional update on the state we read, and log
-    the transition. Raises ``IllegalTransition`` or :class:`ConcurrentChange`."""
+    the transition. Raises ``IllegalTransition`` or :class:`ConcurrentChange`.
+
+    On PostgreSQL the update and its audit row are one statement (:func:`_moved_and_logged`)."""
     ev = lt.Event(event)
     role = lt.Role(role)
     old = lt.State(request_row.state)
     new = lt.apply(old, ev, role)
     _known(s.requests, changes)
-    res = await run_prepared(conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value,
-                                               "state": new.value, "updated_at": at, **changes})
-    if res.rowcount != 1:
+    values = {"state": new.value, "updated_at": at, **changes}
+    log_it = dict(at=at, event=ev.value, actor_role=role.value, actor=actor, request_id=request_row.id,
+                  item_id=changes.get("item_id", request_row.item_id), from_state=old.value,
+                  to_state=new.value, channel=channel, branch=branch, reason=reason)
+    if conn.dialect.name == "postgresql":
+        moved = await _moved_and_logged(conn, s.requests, "request_id", request_row.id, old.value, values, log_it)
+    else:
+        res = await run_prepared(conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value, **values})
+        moved = res.rowcount == 1
+        if moved:
+            await record_event(conn, **log_it)
+    if not moved:
         raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
-    await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
-                       request_id=request_row.id, item_id=changes.get("item_id", request_row.item_id),
-                       from_state=old.value, to_state=new.value, channel=channel, branch=branch,
-                       reason=reason)
     return new
 
 
@@ -331,47 +338,139 @@ async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, bran
     """Create a loan (CHECK_OUT → ``loan_table.INITIAL``, if ``role`` may lend) and log
     it. Returns the loan id, or None when the copy already has an open loan (the
     database's ``ux_loans_open_item``: a concurrent check-out came first; nothing is
-    written). ``values``: more columns (proxy, stop)."""
+    written). ``values``: more columns (proxy, stop). On PostgreSQL the loan and its
+    audit row are one statement."""
     role = lt.Role(role)
     state = lnt.apply(None, lnt.CREATED_BY, role)
-    # ux_loans_open_item is the only unique index a new loan can violate
     _known(s.loans, values)
-    loan_id = (await run_prepared(conn, _NEW_LOAN[conn.dialect.name == "postgresql"], dict(
-        item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
-        channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values))).scalar()
+    row = dict(item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
+               channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values)
+    log_it = dict(at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
+                  item_id=item_id, to_state=state.value, channel=channel, branch=branch, reason=reason)
+    if conn.dialect.name == "postgresql":
+        # ux_loans_open_item is the only unique index a new loan can violate
+        st = _LOGGED_NEW_LOAN.get(frozenset(row))
+        if st is None:
+            made = (postgresql.insert(s.loans).values({k: _value_of(s.loans, k) for k in sorted(row)})
+                    .on_conflict_do_nothing().returning(s.loans.c.id).cte("made"))
+            st = _LOGGED_NEW_LOAN[frozenset(row)] = Prepared(
+                _logged(made, "loan_id").returning(s.events.c.loan_id))
+        return (await run_prepared(conn, st, {**_v(row), **_e(log_it, "loan_id")})).scalar()
+    loan_id = (await run_prepared(conn, _NEW_LOAN[0], row)).scalar()
     if loan_id is None:
         return None
-    await record_event(conn, at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
-                       loan_id=loan_id, item_id=item_id, to_state=state.value, channel=channel,
-                       branch=branch, reason=reason)
+    await record_event(conn, loan_id=loan_id, **log_it)
     return loan_id
 
 
 async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent | str, *,
                           role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
-                          branch: str | None = None, reason: str = "", where=(), **changes) -> lnt.LoanState:
+                          branch: str | None = None, reason: str = "", where=(), if_open: bool = False,
+                          if_renewals: int | None = None, **changes) -> lnt.LoanState:
     """Move one loan by the loan table (``lifecycle.loan_table.apply``: legal from its
     state, and ``role`` may trigger it), write the new state and ``changes`` with a
-    conditional update on the state we read (and on ``where``, more conditions), and
-    log it. Raises ``IllegalTransition`` or :class:`ConcurrentChange`."""
+    conditional update on the state we read (and on more conditions: ``if_open``, still
+    not returned; ``if_renewals``, renewed that many times so far; ``where``, any other
+    clauses), and log it. Raises ``IllegalTransition`` or :class:`ConcurrentChange`.
+    On PostgreSQL (without ``where``) the update and its audit row are one statement."""
     ev = lnt.LoanEvent(event)
     role = lt.Role(role)
     old = lnt.LoanState(loan_row.state)
     new = lnt.apply(old, ev, role)
-    if where:
-        res = await conn.execute(
-            update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
-            .values(state=new.value, **changes))
+    _known(s.loans, changes)
+    values = {"state": new.value, **changes}
+    log_it = dict(at=at, event=ev.value, actor_role=role.value, actor=actor, loan_id=loan_row.id,
+                  item_id=loan_row.item_id, from_state=old.value, to_state=new.value, channel=channel,
+                  branch=branch, reason=reason)
+    conds = (("open",) if if_open else ()) + (("renewals",) if if_renewals is not None else ())
+    if conn.dialect.name == "postgresql" and not where:
+        moved = await _moved_and_logged(conn, s.loans, "loan_id", loan_row.id, old.value, values, log_it,
+                                        conds, {"w_renewals": if_renewals} if if_renewals is not None else {})
     else:
-        _known(s.loans, changes)
-        res = await run_prepared(conn, _UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, "state": new.value,
-                                                **changes})
-    if res.rowcount != 1:
+        more = [*where, *([s.loans.c.returned_at.is_(None)] if if_open else []),
+                *([s.loans.c.renewals == if_renewals] if if_renewals is not None else [])]
+        if more:
+            res = await conn.execute(update(s.loans).where(s.loans.c.id == loan_row.id,
+                                                           s.loans.c.state == old.value, *more).values(**values))
+        else:
+            res = await run_prepared(conn, _UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, **values})
+        moved = res.rowcount == 1
+        if moved:
+            await record_event(conn, **log_it)
+    if not moved:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
-    await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
-                       loan_id=loan_row.id, item_id=loan_row.item_id, from_state=old.value,
-                       to_state=new.value, channel=channel, branch=branch, reason=reason)
     return new
+
+
+async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_it: dict):
+    """Insert ``row`` into ``table`` and its audit row (``log_it``: the columns of
+    :func:`record_event`; ``own``: the audit column that gets the new row's id, e.g.
+    ``request_id``); returns the new row (``RETURNING``). On PostgreSQL one statement."""
+    _known(table, row)
+    if conn.dialect.name != "postgresql":
+        new = (await run_prepared(conn, _INSERT_RETURNING[table.name], row)).one()
+        await record_event(conn, **{own: new.id}, **log_it)
+        return new
+    key = (table.name, own, frozenset(row))
+    st = _LOGGED_INSERT.get(key)
+    if st is None:
+        made = (insert(table).values({k: _value_of(table, k) for k in sorted(row)})
+                .returning(*table.c).cte("made"))
+        st = _LOGGED_INSERT[key] = Prepared(
+            select(made).where(made.c.id.in_(select(_logged(made, own).returning(s.events.c[own]).cte("logged")))))
+    return (await run_prepared(conn, st, {**_v(row), **_e(log_it, own)})).one()
+
+
+# ---- PostgreSQL: a row's change and its audit row in one statement (data-modifying CTE)
+
+_EVENT_COLUMNS = tuple(c for c in s.events.c if c.key != "id")
+_LOGGED_MOVE: dict[tuple, Prepared] = {}
+_LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
+_LOGGED_INSERT: dict[tuple, Prepared] = {}
+_INSERT_RETURNING = {"requests": Prepared(insert(s.requests).returning(*s.requests.c))}
+# the extra conditions of a conditional update, by name (loan_transition's if_open, if_renewals)
+_CONDITIONS = {"open": lambda t: t.c.returned_at.is_(None),
+               "renewals": lambda t: t.c.renewals == bindparam("w_renewals")}
+
+
+def _value_of(table, key: str):
+    return bindparam(f"v_{key}", type_=table.c[key].type)
+
+
+def _v(values: dict) -> dict:
+    return {f"v_{k}": v for k, v in values.items()}
+
+
+def _e(log_it: dict, own: str) -> dict:
+    """The audit row's parameters (every column of ``events``: a missing one is NULL, as
+    :func:`record_event` writes it; ``reason`` and ``actor`` are never NULL), but
+    ``own``, the id of the row written, which comes from the CTE."""
+    return {f"e_{c.key}": log_it.get(c.key, "" if c.key in ("reason", "actor") else None)
+            for c in _EVENT_COLUMNS if c.key != own}
+
+
+def _logged(cte, own: str):
+    """INSERT INTO events SELECT <the audit row's parameters>, <cte.id as own> FROM cte:
+    one audit row per row the CTE wrote (none when it wrote none)."""
+    cols = [cte.c.id.label(own) if c.key == own else bindparam(f"e_{c.key}", type_=c.type)
+            for c in _EVENT_COLUMNS]
+    return insert(s.events).from_select([c.key for c in _EVENT_COLUMNS], select(*cols))
+
+
+async def _moved_and_logged(conn: AsyncConnection, table, own: str, row_id: int, old_state: str,
+                            values: dict, log_it: dict, conds: tuple = (), cond_params: dict | None = None) -> bool:
+    """``UPDATE table SET values WHERE id = row_id AND state = old_state [AND conds]`` and
+    its audit row, in one statement; whether the row was moved (its audit row written)."""
+    key = (table.name, frozenset(values), conds)
+    st = _LOGGED_MOVE.get(key)
+    if st is None:
+        moved = (update(table).where(table.c.id == bindparam("w_id"), table.c.state == bindparam("w_state"),
+                                     *(_CONDITIONS[c](table) for c in conds))
+                 .values({k: _value_of(table, k) for k in sorted(values)}).returning(table.c.id).cte("moved"))
+        st = _LOGGED_MOVE[key] = Prepared(_logged(moved, own))
+    res = await run_prepared(conn, st, {"w_id": row_id, "w_state": old_state, **(cond_params or {}),
+                                        **_v(values), **_e(log_it, own)})
+    return res.rowcount == 1
 
 
 async def item_transition(conn: AsyncConnection, item_row, event: it.ItemEvent | str, *, at: datetime,
