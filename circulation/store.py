@@ -408,7 +408,10 @@ async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_i
     ``request_id``); returns the new row (``RETURNING``). On PostgreSQL one statement."""
     _known(table, row)
     if conn.dialect.name != "postgresql":
-        new = (await run_prepared(conn, _INSERT_RETURNING[table.name], row)).one()
+        st = _INSERT_RETURNING.get(table.name)
+        if st is None:
+            st = _INSERT_RETURNING[table.name] = Prepared(insert(table).returning(*table.c))
+        new = (await run_prepared(conn, st, row)).one()
         await record_event(conn, **{own: new.id}, **log_it)
         return new
     key = (table.name, own, frozenset(row))
@@ -427,7 +430,7 @@ _EVENT_COLUMNS = tuple(c for c in s.events.c if c.key != "id")
 _LOGGED_MOVE: dict[tuple, Prepared] = {}
 _LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
 _LOGGED_INSERT: dict[tuple, Prepared] = {}
-_INSERT_RETURNING = {"requests": Prepared(insert(s.requests).returning(*s.requests.c))}
+_INSERT_RETURNING: dict[str, Prepared] = {}     # by table: INSERT ... RETURNING * (SQLite)
 # the extra conditions of a conditional update, by name (loan_transition's if_open, if_renewals)
 _CONDITIONS = {"open": lambda t: t.c.returned_at.is_(None),
                "renewals": lambda t: t.c.renewals == bindparam("w_renewals")}
