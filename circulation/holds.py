@@ -39,13 +39,17 @@ from lifecycle.reasons import OK, REASON_REFUSED, decide
 
 from . import notices, routing
 from . import schema as s
+from .prepared import Prepared
+from .prepared import execute as run_prepared
 from .service import Circulation
 from .store import (
     LIVE_REQUEST_STATES,
+    PATRON_BY_CARD,
     ConcurrentChange,
     NotFound,
     Written,
     get_row,
+    insert_logged,
     item_record,
     lock_rows,
     lock_title_queue,
@@ -107,18 +111,17 @@ def _role(role) -> lt.Role:
 
 
 async def _patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):
-    row = (await conn.execute(_PATRON_LOCKED if lock else _PATRON, {"w_card": card})).first()
+    row = (await run_prepared(conn, PATRON_BY_CARD[lock], {"w_card": card})).first()
     if row is None:
         raise NotFound(f"patron {card}")
     return row
 
 
-# statements of placing, built once (SQLAlchemy builds and compiles them once)
-_PATRON = select(s.patrons).where(s.patrons.c.card_number == bindparam("w_card"))
-_PATRON_LOCKED = _PATRON.with_for_update()
-_OWNED = (select(s.items).where(s.items.c.title_id == bindparam("w_title_id"),
-                                s.items.c.library == bindparam("w_library"),
-                                s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))
+# statements of placing, built once (compiled once; on PostgreSQL run by the driver)
+_OWNED = Prepared(select(s.items).where(s.items.c.title_id == bindparam("w_title_id"),
+                                        s.items.c.library == bindparam("w_library"),
+                                        s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))
+_QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
 
 
 async def _patron_by_id(conn: AsyncConnection, patron_id: int):
@@ -156,10 +159,9 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
     role = _role(role)
     system = patron_row.library
     profile = circ.profile(system)
-    owned = (await conn.execute(_OWNED, {"w_title_id": title_id, "w_library": system})).all()
+    owned = (await run_prepared(conn, _OWNED, {"w_title_id": title_id, "w_library": system})).all()
     if not title:   # the display title lists and mails show: the queue's, else the id
-        title = (await conn.execute(select(s.title_queues.c.title).where(
-            s.title_queues.c.title_id == title_id))).scalar() or title_id
+        title = (await run_prepared(conn, _QUEUE_TITLE, {"w_title_id": title_id})).scalar() or title_id
     item = policies.representative(profile, [(item_record(r), r.status == IS.AVAILABLE.value)
                                              for r in owned])
     kind = policies.kind_of(item)
@@ -177,18 +179,15 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
         return None, decision, None
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
 
-    row = (await conn.execute(s.requests.insert().values(
+    row = await insert_logged(conn, s.requests, "request_id", dict(
         patron_id=patron_row.id, library=system, title_id=title_id, kind=kind, material_type=material,
         pickup_branch=pickup_branch, contact_method=contact, channel=channel, state=S.NEW.value,
         placed_at=now, submitted_at_branch=submitted_at_branch, publication_date=publication_date,
         set_id=set_id, set_position=set_position, group_id=group_id, memo=memo, title=title,
-        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now)
-        .returning(*s.requests.c))).one()
+        rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now),
+        dict(at=now, event="PLACE", actor_role=role.value, actor=actor, to_state=S.NEW.value, channel=channel,
+             branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind))
     rid = row.id
-    await record_event(conn, at=now, event="PLACE", actor_role=role.value, actor=actor,
-                       request_id=rid, to_state=S.NEW.value, channel=channel,
-                       branch=submitted_at_branch or pickup_branch,
-                       reason=f"{kind} delivery" if delivery else kind)
     # each transition writes the row; what it wrote is known, so it is not read again
     new = await transition(conn, row, E.VALIDATE, role=R.SYSTEM, actor=actor, at=now, channel=channel)
     row = written(row, new, now)

@@ -70,6 +70,8 @@ from lifecycle.table import Event, Role, State
 
 from . import mobile, notices, routing
 from . import schema as s
+from .prepared import Prepared
+from .prepared import execute as run_prepared
 from .proxy import live_consent_names
 from .service import Circulation
 from .store import (
@@ -146,54 +148,77 @@ async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool 
     The queue row is found from the barcode in the same statement (only the queue row
     is locked by it); a copy whose title has no queue row yet is read first when the
     row is to be created."""
-    queue = (await conn.execute(_LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
+    queue = (await run_prepared(conn, _LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
     if queue is None and create_queue:
         first = await _item_by_barcode(conn, barcode)
         await lock_title_queue(conn, first.title_id)
-    item = (await conn.execute(_LOCK_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
+    item = (await run_prepared(conn, _LOCK_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
     if item is None:
         raise NotFound(f"item {barcode!r}")
     return item
 
 
-# statements of the counter's hot paths, built once (SQLAlchemy builds and compiles them once)
-_LOCK_QUEUE_OF_BARCODE = (select(s.title_queues).where(s.title_queues.c.title_id == select(s.items.c.title_id)
-                          .where(s.items.c.barcode == bindparam("w_barcode")).scalar_subquery())
-                          .with_for_update())
-_LOCK_ITEM_BY_BARCODE = select(s.items).where(s.items.c.barcode == bindparam("w_barcode")).with_for_update()
-_LOCK_OPEN_LOAN_WITH_CARD = (select(s.loans, s.patrons.c.card_number.label("borrower_card"))
-                             .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
-                             .where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
-                             .with_for_update(of=s.loans))
+# statements of the counter's hot paths, built once (compiled once; on PostgreSQL run by
+# the driver, circulation/prepared.py)
+_LOCK_QUEUE_OF_BARCODE = Prepared(
+    select(s.title_queues).where(s.title_queues.c.title_id == select(s.items.c.title_id)
+                                 .where(s.items.c.barcode == bindparam("w_barcode")).scalar_subquery())
+    .with_for_update())
+_LOCK_ITEM_BY_BARCODE = Prepared(select(s.items).where(s.items.c.barcode == bindparam("w_barcode"))
+                                 .with_for_update())
+_LOCK_OPEN_LOAN_WITH_CARD = Prepared(
+    select(s.loans, s.patrons.c.card_number.label("borrower_card"))
+    .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
+    .where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
+    .with_for_update(of=s.loans))
+_OPEN_LOAN = select(s.loans).where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
+_OPEN_LOAN_BY_LOCK = {False: Prepared(_OPEN_LOAN), True: Prepared(_OPEN_LOAN.with_for_update())}
+_SECURED_WITH_CARD = Prepared(select(s.requests, s.patrons.c.card_number)
+                              .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
+                              .where(s.requests.c.item_id == bindparam("w_item_id"),
+                                     s.requests.c.state.in_(s.SECURED_STATES)))
+_LIBRARY_KIND = Prepared(select(s.libraries.c.kind).where(s.libraries.c.code == bindparam("w_code")))
+_WAITING = Prepared(select(func.count()).select_from(s.requests).where(
+    s.requests.c.title_id == bindparam("w_title_id"), s.requests.c.library == bindparam("w_library"),
+    s.requests.c.state.in_(WAITING_STATES), s.requests.c.patron_id != bindparam("w_patron_id")))
+_REQUEST_TITLE = Prepared(select(s.requests.c.title).where(s.requests.c.id == bindparam("w_id")))
+_QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
+_ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id)
+                         .join(s.loans, s.loans.c.item_id == s.items.c.id)
+                         .where(s.loans.c.id == bindparam("w_loan_id")))
+_FIRST_WAITING = Prepared(select(s.requests, s.patrons.c.card_number)
+                          .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
+                          .where(s.requests.c.title_id == bindparam("w_title_id"),
+                                 s.requests.c.library == bindparam("w_library"),
+                                 s.requests.c.state == State.QUEUED.value)
+                          .order_by(s.requests.c.placed_at, s.requests.c.id))
+_LAST_OPEN_TRANSIT = Prepared(select(s.transits).where(s.transits.c.item_id == bindparam("w_item_id"),
+                                                       s.transits.c.arrived_at.is_(None))
+                              .order_by(s.transits.c.id.desc()))
+_ON_SHELF_FOR = Prepared(select(s.requests.c.id).where(s.requests.c.item_id == bindparam("w_item_id"),
+                                                       s.requests.c.state == State.ON_HOLD_SHELF.value))
 
 
 async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
-    q = select(s.loans).where(s.loans.c.item_id == item_id, s.loans.c.returned_at.is_(None))
-    if lock:
-        q = q.with_for_update()
-    return (await conn.execute(q)).first()
+    return (await run_prepared(conn, _OPEN_LOAN_BY_LOCK[lock], {"w_item_id": item_id})).first()
 
 
 async def _secured_request(conn: AsyncConnection, item_id: int):
     """The request this copy is secured for (in transit or on the hold shelf), if any,
     with its patron's card."""
-    return (await conn.execute(select(s.requests, s.patrons.c.card_number)
-                               .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
-        s.requests.c.item_id == item_id,
-        s.requests.c.state.in_(s.SECURED_STATES)))).first()
+    return (await run_prepared(conn, _SECURED_WITH_CARD, {"w_item_id": item_id})).first()
 
 
 async def _library_kind(conn: AsyncConnection, code: str) -> str | None:
-    return (await conn.execute(select(s.libraries.c.kind).where(s.libraries.c.code == code))).scalar()
+    return (await run_prepared(conn, _LIBRARY_KIND, {"w_code": code})).scalar()
 
 
 async def _waiting(conn: AsyncConnection, circ: Circulation, item_row, borrower_id: int) -> int:
     """Requests of other patrons waiting (QUEUED, SUSPENDED) for the copy's title."""
-    return (await conn.execute(select(func.count()).select_from(s.requests).where(
-        s.requests.c.title_id == item_row.title_id,
-        s.requests.c.library == await serving_system(conn, circ.profiles, item_row),
-        s.requests.c.state.in_(WAITING_STATES),
-        s.requests.c.patron_id != borrower_id))).scalar_one()
+    return (await run_prepared(conn, _WAITING, {
+        "w_title_id": item_row.title_id,
+        "w_library": await serving_system(conn, circ.profiles, item_row),
+        "w_patron_id": borrower_id})).one()[0]
 
 
 async def _title_of(conn: AsyncConnection, title_id: str, request_id: int | None = None,
@@ -202,21 +227,18 @@ async def _title_of(conn: AsyncConnection, title_id: str, request_id: int | None
     ``queue``: ``(row,)`` when the caller has looked the title's queue row up (locked;
     ``(None,)``: the title has no queue row)."""
     if request_id is not None:
-        t = (await conn.execute(select(s.requests.c.title).where(s.requests.c.id == request_id))).scalar()
+        t = (await run_prepared(conn, _REQUEST_TITLE, {"w_id": request_id})).scalar()
         if t:
             return t
     if queue is not None:     # the caller looked the queue row up: (queue row or None,)
         return (queue[0].title if queue[0] is not None else "") or title_id
-    t = (await conn.execute(select(s.title_queues.c.title)
-                            .where(s.title_queues.c.title_id == title_id))).scalar()
+    t = (await run_prepared(conn, _QUEUE_TITLE, {"w_title_id": title_id})).scalar()
     return t or title_id
 
 
 async def _item_of_loan(conn: AsyncConnection, loan_id: int):
     """The id and title of the loan's copy (read before the locks are taken in order)."""
-    row = (await conn.execute(select(s.items.c.id, s.items.c.title_id)
-                              .join(s.loans, s.loans.c.item_id == s.items.c.id)
-                              .where(s.loans.c.id == loan_id))).first()
+    row = (await run_prepared(conn, _ITEM_OF_LOAN, {"w_loan_id": loan_id})).first()
     if row is None:
         raise NotFound(f"loan {loan_id}")
     return row
@@ -331,12 +353,9 @@ async def _check_out_case(circ: Circulation, conn: AsyncConnection, profile, ite
 
 async def _first_waiting(conn: AsyncConnection, circ: Circulation, item_row):
     """The first QUEUED request for the copy's title (with its patron's card)."""
-    rows = (await conn.execute(select(s.requests, s.patrons.c.card_number)
-                               .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id).where(
-        s.requests.c.title_id == item_row.title_id,
-        s.requests.c.library == await serving_system(conn, circ.profiles, item_row),
-        s.requests.c.state == State.QUEUED.value)
-        .order_by(s.requests.c.placed_at, s.requests.c.id))).all()
+    rows = (await run_prepared(conn, _FIRST_WAITING, {
+        "w_title_id": item_row.title_id,
+        "w_library": await serving_system(conn, circ.profiles, item_row)})).all()
     return rows[0] if rows else None
 
 
@@ -382,7 +401,7 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         await loan_transition(conn, loan, LE.RENEW, role=role, actor=actor, at=now, channel=channel,
                               branch=loan.branch,
                               reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}",
-                              where=(s.loans.c.renewals == loan.renewals, s.loans.c.returned_at.is_(None)),
+                              if_renewals=loan.renewals, if_open=True,
                               renewals=renewals, renewed_via=channel, due=new_due)
         await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
                               dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
@@ -419,7 +438,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         if dropped_at is not None and dropped_at > now:
             raise ValueError("dropped_at is in the future")
         item = await _lock_item(conn, barcode, create_queue=True)
-        loan = (await conn.execute(_LOCK_OPEN_LOAN_WITH_CARD, {"w_item_id": item.id})).first()
+        loan = (await run_prepared(conn, _LOCK_OPEN_LOAN_WITH_CARD, {"w_item_id": item.id})).first()
         if loan is None:
             return await _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
 
@@ -440,8 +459,7 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                               channel=return_kind, branch=branch,
                               reason=f"returned_at {returned_at.isoformat()}"
                                      + (f", {late} days late" if late else ""),
-                              where=(s.loans.c.returned_at.is_(None),),
-                              returned_at=returned_at, return_branch=branch, return_kind=return_kind)
+                              if_open=True, returned_at=returned_at, return_branch=branch, return_kind=return_kind)
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
@@ -466,9 +484,7 @@ async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
     if item.status == IS.ON_HOLD_SHELF.value or await _secured_on_shelf(conn, item.id):
         return CheckInResult(None, None, None, decide("not_on_loan", status=IS.ON_HOLD_SHELF.value))
     if item.status == IS.IN_TRANSIT.value:
-        leg = (await conn.execute(select(s.transits).where(
-            s.transits.c.item_id == item.id, s.transits.c.arrived_at.is_(None))
-            .order_by(s.transits.c.id.desc()))).first()
+        leg = (await run_prepared(conn, _LAST_OPEN_TRANSIT, {"w_item_id": item.id})).first()
         if leg is not None and leg.from_branch == branch and leg.to_branch != branch:
             # scanned again where it is being sent from: it has not arrived anywhere
             return CheckInResult(None, None, None,
@@ -487,9 +503,7 @@ async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
 
 
 async def _secured_on_shelf(conn, item_id: int) -> bool:
-    return (await conn.execute(select(s.requests.c.id).where(
-        s.requests.c.item_id == item_id,
-        s.requests.c.state == State.ON_HOLD_SHELF.value))).first() is not None
+    return (await run_prepared(conn, _ON_SHELF_FOR, {"w_item_id": item_id})).first() is not None
 
 
 # --------------------------------------------------------------------------- lost

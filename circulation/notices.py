@@ -99,6 +99,8 @@ from lifecycle.table import State
 
 from . import schema as s
 from .labels import CHANNEL_LABELS, CONTACT_LABELS
+from .prepared import Prepared
+from .prepared import execute as run_prepared
 from .store import NotFound, dumps, lock_title_queue, record_event, request_row
 
 log = logging.getLogger("unioncat.circulation.notices")
@@ -126,20 +128,12 @@ async def enqueue(conn: AsyncConnection, *, kind: str, patron_id: int, dedupe_ke
     values = dict(dedupe_key=dedupe_key, kind=kind, patron_id=patron_id, request_id=request_id,
                   loan_id=loan_id, data=dumps(data or {}), status="pending", attempts=0,
                   next_attempt_at=at, created_at=at)
-    await conn.execute(_insert_notice(conn.dialect.name), values)
+    await run_prepared(conn, _INSERT_NOTICE[conn.dialect.name == "postgresql"], values)
 
 
-_INSERT_NOTICE: dict = {}
-
-
-def _insert_notice(dialect_name: str):
-    """The outbox's INSERT ... ON CONFLICT (dedupe_key) DO NOTHING of the dialect, built once."""
-    stmt = _INSERT_NOTICE.get(dialect_name)
-    if stmt is None:
-        dialect = postgresql if dialect_name == "postgresql" else sqlite
-        stmt = _INSERT_NOTICE[dialect_name] = dialect.insert(s.notices).on_conflict_do_nothing(
-            index_elements=["dedupe_key"])
-    return stmt
+# the outbox's INSERT ... ON CONFLICT (dedupe_key) DO NOTHING, built once: [SQLite, PostgreSQL]
+_INSERT_NOTICE = tuple(Prepared(d.insert(s.notices).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+                       for d in (sqlite, postgresql))
 
 
 def hold_data(circ, row, **extra) -> dict:

@@ -53,6 +53,8 @@ from lifecycle.reasons import REASON_GROUP_SATISFIED
 
 from . import notices
 from . import schema as s
+from .prepared import Prepared
+from .prepared import execute as run_prepared
 from .service import Circulation
 from .store import (
     NotFound,
@@ -191,10 +193,7 @@ def _sibling_links(base) -> list:
 async def _load_queue(conn: AsyncConnection, title_id: str, library: str) -> tuple[list, dict[int, str]]:
     """The title's queue in ``library`` plus the set/group siblings of its members,
     locked (FOR UPDATE, in id order) and read after the lock."""
-    base = (await conn.execute(select(s.requests.c.id, s.requests.c.set_id, s.requests.c.group_id)
-                               .where(s.requests.c.title_id == title_id,
-                                      s.requests.c.library == library,
-                                      s.requests.c.state.in_(QUEUE_STATES)))).all()
+    base = (await run_prepared(conn, _QUEUE_LINKS, {"w_title_id": title_id, "w_library": library})).all()
     if not base:
         return [], {}
     ids = {r.id for r in base}
@@ -227,10 +226,7 @@ async def positions_for(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> d
     library) pairs, by request id (``lifecycle.queue.queue_positions``)."""
     out: dict[int, int] = {}
     for title_id, library in pairs:
-        rows = (await conn.execute(
-            select(s.requests.c.id, s.requests.c.state, s.requests.c.placed_at)
-            .where(s.requests.c.title_id == title_id, s.requests.c.library == library,
-                   s.requests.c.state.in_(QUEUE_STATES)))).all()
+        rows = (await run_prepared(conn, _QUEUE_ORDER, {"w_title_id": title_id, "w_library": library})).all()
         out.update(lq.queue_positions(rows))
     return out
 
@@ -238,12 +234,27 @@ async def positions_for(conn: AsyncConnection, pairs: set[tuple[str, str]]) -> d
 async def secured_for(conn: AsyncConnection, item_id: int, *, lock: bool = False):
     """The request the copy is secured for (in transit to its pickup or on its hold
     shelf), or None; ``lock``: locked FOR UPDATE (the caller holds the copy's lock)."""
-    return (await conn.execute(_SECURED_LOCKED if lock else _SECURED, {"w_item_id": item_id})).first()
+    return (await run_prepared(conn, _SECURED[lock], {"w_item_id": item_id})).first()
 
 
-_SECURED = select(s.requests).where(s.requests.c.item_id == bindparam("w_item_id"),
-                                    s.requests.c.state.in_(SECURED_STATES))
-_SECURED_LOCKED = _SECURED.with_for_update()
+def _queue_of(*columns) -> Prepared:
+    """``columns`` of the waiting requests (QUEUED, SUSPENDED) of a title in a serving
+    library."""
+    return Prepared(select(*columns).where(s.requests.c.title_id == bindparam("w_title_id"),
+                                           s.requests.c.library == bindparam("w_library"),
+                                           s.requests.c.state.in_(QUEUE_STATES)))
+
+
+# built once (compiled once; on PostgreSQL run by the driver, circulation/prepared.py)
+_SECURED_Q = select(s.requests).where(s.requests.c.item_id == bindparam("w_item_id"),
+                                      s.requests.c.state.in_(SECURED_STATES))
+_SECURED = (Prepared(_SECURED_Q), Prepared(_SECURED_Q.with_for_update()))   # [unlocked, locked]
+_QUEUE_LINKS = _queue_of(s.requests.c.id, s.requests.c.set_id, s.requests.c.group_id)
+_QUEUE_ORDER = _queue_of(s.requests.c.id, s.requests.c.state, s.requests.c.placed_at)
+_INSERT_TRANSIT = Prepared(s.transits.insert())
+_OPEN_TRANSITS = Prepared(select(s.transits).where(s.transits.c.item_id == bindparam("w_item_id"),
+                                                   s.transits.c.arrived_at.is_(None)).order_by(s.transits.c.id))
+_TRANSIT_ARRIVED = Prepared(update(s.transits).where(s.transits.c.id == bindparam("w_id")))
 
 
 # --------------------------------------------------------------------------- moving a copy
@@ -282,7 +293,7 @@ async def send(circ: Circulation, conn: AsyncConnection, item_row, from_branch: 
     """The copy leaves ``from_branch`` for ``to_branch`` (``transits.reason``: hold,
     return_home, or a leg's own), for request ``request_id`` if any."""
     now = circ.now()
-    await conn.execute(s.transits.insert().values(
+    await run_prepared(conn, _INSERT_TRANSIT, dict(
         item_id=item_row.id, request_id=request_id, from_branch=from_branch, to_branch=to_branch,
         reason=reason, sent_at=now))
     await item_transition(conn, item_row, IE.SEND, at=now, current_branch=from_branch)
@@ -308,10 +319,8 @@ async def close_transits(circ: Circulation, conn: AsyncConnection, item_row, at_
     """Every open transit of the copy arrives (at ``at_branch``), each logged as
     TRANSIT_ARRIVED."""
     now = circ.now()
-    for t in (await conn.execute(select(s.transits).where(
-            s.transits.c.item_id == item_row.id, s.transits.c.arrived_at.is_(None))
-            .order_by(s.transits.c.id))).all():
-        await conn.execute(update(s.transits).where(s.transits.c.id == t.id).values(arrived_at=now))
+    for t in (await run_prepared(conn, _OPEN_TRANSITS, {"w_item_id": item_row.id})).all():
+        await run_prepared(conn, _TRANSIT_ARRIVED, {"w_id": t.id, "arrived_at": now})
         await record_event(conn, at=now, event="TRANSIT_ARRIVED", actor_role=_role(role).value,
                            actor=actor, item_id=item_row.id, request_id=t.request_id, branch=at_branch,
                            reason=f"{t.reason} {t.from_branch} -> {t.to_branch}")

@@ -12,11 +12,13 @@ from lifecycle.calendar import BranchCalendar
 from lifecycle.profiles import Profile, ProfileError, load_all, network_zone
 
 from . import schema as s
+from .prepared import Prepared
+from .prepared import execute as run_prepared
 from .store import Clock, Database, NotFound
 
-_CLOSED_DAYS = (select(s.calendar_entries.c.day, s.calendar_entries.c.kind)
-                .where(s.calendar_entries.c.branch == bindparam("w_branch"),
-                       s.calendar_entries.c.kind.in_(("closed", "holiday"))))
+_CLOSED_DAYS = Prepared(select(s.calendar_entries.c.day, s.calendar_entries.c.kind)
+                        .where(s.calendar_entries.c.branch == bindparam("w_branch"),
+                               s.calendar_entries.c.kind.in_(("closed", "holiday"))))
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Circulation:
         """The branch's calendar: opening hours from its profile, closed days and
         public holidays from the database. A branch whose profile gives no hours
         (Komae's seed has none) is open every day except its recorded closed days."""
-        rows = (await conn.execute(_CLOSED_DAYS, {"w_branch": branch})).all()
+        rows = (await run_prepared(conn, _CLOSED_DAYS, {"w_branch": branch})).all()
         closed = [r.day for r in rows if r.kind == "closed"]
         holidays = [r.day for r in rows if r.kind == "holiday"]
         prof = self.profile_of_branch(branch)

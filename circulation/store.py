@@ -37,11 +37,13 @@ from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import Column, bindparam, event, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from lifecycle import item_table as it
 from lifecycle import loan_table as lnt
@@ -51,6 +53,8 @@ from lifecycle.policies import LIVE_REQUEST_STATES as LIVE
 from lifecycle.profiles import Profile
 
 from . import schema as s
+from .prepared import Prepared
+from .prepared import execute as run_prepared
 
 log = logging.getLogger("unioncat.circulation")
 T = TypeVar("T")
@@ -196,7 +200,33 @@ def is_unique_violation(e: IntegrityError) -> bool:
 async def lock_one(conn: AsyncConnection, table, *where) -> Any:
     """The one row matching ``where``, locked FOR UPDATE on PostgreSQL (SQLite's
     writer lock is already held), or None."""
+    by = _by_column(table, where, True)
+    if by is not None:
+        return (await run_prepared(conn, by[0], {"w_value": by[1]})).first()
     return (await conn.execute(select(table).where(*where).with_for_update())).first()
+
+
+_BY_COLUMN: dict[tuple[str, str, bool], Prepared] = {}
+
+
+def _by_column(table, where: tuple, lock: bool) -> tuple[Prepared, Any] | None:
+    """For the common ``where`` of one ``column == value`` of ``table``: the statement
+    ``SELECT table WHERE column = :w_value [FOR UPDATE]``, built once per column (so the
+    hot lookups by id, barcode and card number are compiled once and, on PostgreSQL, run
+    by the driver), and the value. None for any other ``where``."""
+    if len(where) != 1:
+        return None
+    w = where[0]
+    if not (isinstance(w, BinaryExpression) and w.operator is operators.eq
+            and isinstance(w.left, Column) and w.left.table is table
+            and isinstance(w.right, BindParameter) and not w.right.expanding):
+        return None
+    key = (table.name, w.left.key, lock)
+    st = _BY_COLUMN.get(key)
+    if st is None:
+        q = select(table).where(w.left == bindparam("w_value"))
+        st = _BY_COLUMN[key] = Prepared(q.with_for_update() if lock else q)
+    return st, w.right.effective_value
 
 
 async def lock_rows(conn: AsyncConnection, table, *where, order_by=None) -> list:
@@ -216,15 +246,19 @@ def insert_or_nothing(conn: AsyncConnection, table):
 async def lock_title_queue(conn: AsyncConnection, title_id: str, title: str = ""):
     """Serialize placing and trapping for one title (creates its row on first use).
     Returns the queue's row (its display ``title``), locked."""
-    row = (await conn.execute(_LOCK_QUEUE, {"w_title_id": title_id})).first()
+    row = (await run_prepared(conn, _LOCK_QUEUE, {"w_title_id": title_id})).first()
     if row is not None:
         return row
     # created by a concurrent transaction meanwhile: nothing inserted; lock it then
-    await conn.execute(insert_or_nothing(conn, s.title_queues).values(title_id=title_id, title=title))
-    return (await conn.execute(_LOCK_QUEUE, {"w_title_id": title_id})).first()
+    await run_prepared(conn, _NEW_QUEUE[conn.dialect.name == "postgresql"], {"title_id": title_id, "title": title})
+    return (await run_prepared(conn, _LOCK_QUEUE, {"w_title_id": title_id})).first()
 
 
-_LOCK_QUEUE = select(s.title_queues).where(s.title_queues.c.title_id == bindparam("w_title_id")).with_for_update()
+_LOCK_QUEUE = Prepared(select(s.title_queues).where(s.title_queues.c.title_id == bindparam("w_title_id"))
+                       .with_for_update())
+# INSERT ... ON CONFLICT DO NOTHING of a title queue row: [SQLite, PostgreSQL]
+_NEW_QUEUE = (Prepared(sqlite.insert(s.title_queues).on_conflict_do_nothing()),
+              Prepared(postgresql.insert(s.title_queues).on_conflict_do_nothing()))
 
 
 # --------------------------------------------------------------------------- audit
@@ -237,7 +271,7 @@ async def record_event(conn: AsyncConnection, *, at: datetime, event: str, actor
                        patron_id: int | None = None, staff_id: int | None = None) -> None:
     """One audit row. ``patron_id`` / ``staff_id`` name the account an account event
     (password, lockout, registration) is about."""
-    await conn.execute(_INSERT_EVENT, dict(
+    await run_prepared(conn, _INSERT_EVENT, dict(
         at=at, event=event, actor_role=actor_role, actor=actor, request_id=request_id,
         loan_id=loan_id, item_id=item_id, from_state=from_state, to_state=to_state,
         channel=channel, branch=branch, reason=reason, patron_id=patron_id, staff_id=staff_id))
@@ -254,12 +288,18 @@ def _known(table, changes: dict) -> None:
 # The write paths' statements, built once (SQLAlchemy then compiles each once and finds
 # it by a cache key it also keeps): their values come as parameters, the SET clause of
 # an UPDATE from the parameters' column names, the conditions from the w_ parameters.
-_INSERT_EVENT = insert(s.events)
-_UPDATE_REQUEST = update(s.requests).where(s.requests.c.id == bindparam("w_id"),
-                                           s.requests.c.state == bindparam("w_state"))
-_UPDATE_LOAN = update(s.loans).where(s.loans.c.id == bindparam("w_id"), s.loans.c.state == bindparam("w_state"))
-_UPDATE_ITEM = (update(s.items).where(s.items.c.id == bindparam("w_id"), s.items.c.status == bindparam("w_status"))
-                .returning(*s.items.c))
+# On PostgreSQL the driver runs them (circulation/prepared.py).
+_INSERT_EVENT = Prepared(insert(s.events))
+_UPDATE_REQUEST = Prepared(update(s.requests).where(s.requests.c.id == bindparam("w_id"),
+                                                    s.requests.c.state == bindparam("w_state")))
+_UPDATE_LOAN = Prepared(update(s.loans).where(s.loans.c.id == bindparam("w_id"),
+                                              s.loans.c.state == bindparam("w_state")))
+_UPDATE_ITEM = Prepared(update(s.items).where(s.items.c.id == bindparam("w_id"),
+                                              s.items.c.status == bindparam("w_status"))
+                        .returning(*s.items.c))
+# a new loan, INSERT ... ON CONFLICT DO NOTHING RETURNING id: [SQLite, PostgreSQL]
+_NEW_LOAN = tuple(Prepared(d.insert(s.loans).on_conflict_do_nothing().returning(s.loans.c.id))
+                  for d in (sqlite, postgresql))
 
 
 async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
@@ -268,20 +308,27 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     """Move one request by the table (``lifecycle.table.apply``, which checks that the
     event is legal from the current state and that ``role`` may trigger it), write the
     new state and ``changes`` with a conditional update on the state we read, and log
-    the transition. Raises ``IllegalTransition`` or :class:`ConcurrentChange`."""
+    the transition. Raises ``IllegalTransition`` or :class:`ConcurrentChange`.
+
+    On PostgreSQL the update and its audit row are one statement (:func:`_moved_and_logged`)."""
     ev = lt.Event(event)
     role = lt.Role(role)
     old = lt.State(request_row.state)
     new = lt.apply(old, ev, role)
     _known(s.requests, changes)
-    res = await conn.execute(_UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value,
-                                               "state": new.value, "updated_at": at, **changes})
-    if res.rowcount != 1:
+    values = {"state": new.value, "updated_at": at, **changes}
+    log_it = dict(at=at, event=ev.value, actor_role=role.value, actor=actor, request_id=request_row.id,
+                  item_id=changes.get("item_id", request_row.item_id), from_state=old.value,
+                  to_state=new.value, channel=channel, branch=branch, reason=reason)
+    if conn.dialect.name == "postgresql":
+        moved = await _moved_and_logged(conn, s.requests, "request_id", request_row.id, old.value, values, log_it)
+    else:
+        res = await run_prepared(conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value, **values})
+        moved = res.rowcount == 1
+        if moved:
+            await record_event(conn, **log_it)
+    if not moved:
         raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
-    await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
-                       request_id=request_row.id, item_id=changes.get("item_id", request_row.item_id),
-                       from_state=old.value, to_state=new.value, channel=channel, branch=branch,
-                       reason=reason)
     return new
 
 
@@ -291,47 +338,142 @@ async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, bran
     """Create a loan (CHECK_OUT → ``loan_table.INITIAL``, if ``role`` may lend) and log
     it. Returns the loan id, or None when the copy already has an open loan (the
     database's ``ux_loans_open_item``: a concurrent check-out came first; nothing is
-    written). ``values``: more columns (proxy, stop)."""
+    written). ``values``: more columns (proxy, stop). On PostgreSQL the loan and its
+    audit row are one statement."""
     role = lt.Role(role)
     state = lnt.apply(None, lnt.CREATED_BY, role)
-    # ux_loans_open_item is the only unique index a new loan can violate
-    loan_id = (await conn.execute(insert_or_nothing(conn, s.loans).values(
-        item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
-        channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values)
-        .returning(s.loans.c.id))).scalar()
+    _known(s.loans, values)
+    row = dict(item_id=item_id, patron_id=patron_id, request_id=request_id, branch=branch,
+               channel=channel, lent_at=at, due=due, renewals=0, state=state.value, **values)
+    log_it = dict(at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
+                  item_id=item_id, to_state=state.value, channel=channel, branch=branch, reason=reason)
+    if conn.dialect.name == "postgresql":
+        # ux_loans_open_item is the only unique index a new loan can violate
+        st = _LOGGED_NEW_LOAN.get(frozenset(row))
+        if st is None:
+            made = (postgresql.insert(s.loans).values({k: _value_of(s.loans, k) for k in sorted(row)})
+                    .on_conflict_do_nothing().returning(s.loans.c.id).cte("made"))
+            st = _LOGGED_NEW_LOAN[frozenset(row)] = Prepared(
+                _logged(made, "loan_id").returning(s.events.c.loan_id))
+        return (await run_prepared(conn, st, {**_v(row), **_e(log_it, "loan_id")})).scalar()
+    loan_id = (await run_prepared(conn, _NEW_LOAN[0], row)).scalar()
     if loan_id is None:
         return None
-    await record_event(conn, at=at, event=lnt.CREATED_BY.value, actor_role=role.value, actor=actor,
-                       loan_id=loan_id, item_id=item_id, to_state=state.value, channel=channel,
-                       branch=branch, reason=reason)
+    await record_event(conn, loan_id=loan_id, **log_it)
     return loan_id
 
 
 async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent | str, *,
                           role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
-                          branch: str | None = None, reason: str = "", where=(), **changes) -> lnt.LoanState:
+                          branch: str | None = None, reason: str = "", where=(), if_open: bool = False,
+                          if_renewals: int | None = None, **changes) -> lnt.LoanState:
     """Move one loan by the loan table (``lifecycle.loan_table.apply``: legal from its
     state, and ``role`` may trigger it), write the new state and ``changes`` with a
-    conditional update on the state we read (and on ``where``, more conditions), and
-    log it. Raises ``IllegalTransition`` or :class:`ConcurrentChange`."""
+    conditional update on the state we read (and on more conditions: ``if_open``, still
+    not returned; ``if_renewals``, renewed that many times so far; ``where``, any other
+    clauses), and log it. Raises ``IllegalTransition`` or :class:`ConcurrentChange`.
+    On PostgreSQL (without ``where``) the update and its audit row are one statement."""
     ev = lnt.LoanEvent(event)
     role = lt.Role(role)
     old = lnt.LoanState(loan_row.state)
     new = lnt.apply(old, ev, role)
-    if where:
-        res = await conn.execute(
-            update(s.loans).where(s.loans.c.id == loan_row.id, s.loans.c.state == old.value, *where)
-            .values(state=new.value, **changes))
+    _known(s.loans, changes)
+    values = {"state": new.value, **changes}
+    log_it = dict(at=at, event=ev.value, actor_role=role.value, actor=actor, loan_id=loan_row.id,
+                  item_id=loan_row.item_id, from_state=old.value, to_state=new.value, channel=channel,
+                  branch=branch, reason=reason)
+    conds = (("open",) if if_open else ()) + (("renewals",) if if_renewals is not None else ())
+    if conn.dialect.name == "postgresql" and not where:
+        moved = await _moved_and_logged(conn, s.loans, "loan_id", loan_row.id, old.value, values, log_it,
+                                        conds, {"w_renewals": if_renewals} if if_renewals is not None else {})
     else:
-        _known(s.loans, changes)
-        res = await conn.execute(_UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, "state": new.value,
-                                                **changes})
-    if res.rowcount != 1:
+        more = [*where, *([s.loans.c.returned_at.is_(None)] if if_open else []),
+                *([s.loans.c.renewals == if_renewals] if if_renewals is not None else [])]
+        if more:
+            res = await conn.execute(update(s.loans).where(s.loans.c.id == loan_row.id,
+                                                           s.loans.c.state == old.value, *more).values(**values))
+        else:
+            res = await run_prepared(conn, _UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, **values})
+        moved = res.rowcount == 1
+        if moved:
+            await record_event(conn, **log_it)
+    if not moved:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
-    await record_event(conn, at=at, event=ev.value, actor_role=role.value, actor=actor,
-                       loan_id=loan_row.id, item_id=loan_row.item_id, from_state=old.value,
-                       to_state=new.value, channel=channel, branch=branch, reason=reason)
     return new
+
+
+async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_it: dict):
+    """Insert ``row`` into ``table`` and its audit row (``log_it``: the columns of
+    :func:`record_event`; ``own``: the audit column that gets the new row's id, e.g.
+    ``request_id``); returns the new row (``RETURNING``). On PostgreSQL one statement."""
+    _known(table, row)
+    if conn.dialect.name != "postgresql":
+        st = _INSERT_RETURNING.get(table.name)
+        if st is None:
+            st = _INSERT_RETURNING[table.name] = Prepared(insert(table).returning(*table.c))
+        new = (await run_prepared(conn, st, row)).one()
+        await record_event(conn, **{own: new.id}, **log_it)
+        return new
+    key = (table.name, own, frozenset(row))
+    st = _LOGGED_INSERT.get(key)
+    if st is None:
+        made = (insert(table).values({k: _value_of(table, k) for k in sorted(row)})
+                .returning(*table.c).cte("made"))
+        st = _LOGGED_INSERT[key] = Prepared(
+            select(made).where(made.c.id.in_(select(_logged(made, own).returning(s.events.c[own]).cte("logged")))))
+    return (await run_prepared(conn, st, {**_v(row), **_e(log_it, own)})).one()
+
+
+# ---- PostgreSQL: a row's change and its audit row in one statement (data-modifying CTE)
+
+_EVENT_COLUMNS = tuple(c for c in s.events.c if c.key != "id")
+_LOGGED_MOVE: dict[tuple, Prepared] = {}
+_LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
+_LOGGED_INSERT: dict[tuple, Prepared] = {}
+_INSERT_RETURNING: dict[str, Prepared] = {}     # by table: INSERT ... RETURNING * (SQLite)
+# the extra conditions of a conditional update, by name (loan_transition's if_open, if_renewals)
+_CONDITIONS = {"open": lambda t: t.c.returned_at.is_(None),
+               "renewals": lambda t: t.c.renewals == bindparam("w_renewals")}
+
+
+def _value_of(table, key: str):
+    return bindparam(f"v_{key}", type_=table.c[key].type)
+
+
+def _v(values: dict) -> dict:
+    return {f"v_{k}": v for k, v in values.items()}
+
+
+def _e(log_it: dict, own: str) -> dict:
+    """The audit row's parameters (every column of ``events``: a missing one is NULL, as
+    :func:`record_event` writes it; ``reason`` and ``actor`` are never NULL), but
+    ``own``, the id of the row written, which comes from the CTE."""
+    return {f"e_{c.key}": log_it.get(c.key, "" if c.key in ("reason", "actor") else None)
+            for c in _EVENT_COLUMNS if c.key != own}
+
+
+def _logged(cte, own: str):
+    """INSERT INTO events SELECT <the audit row's parameters>, <cte.id as own> FROM cte:
+    one audit row per row the CTE wrote (none when it wrote none)."""
+    cols = [cte.c.id.label(own) if c.key == own else bindparam(f"e_{c.key}", type_=c.type)
+            for c in _EVENT_COLUMNS]
+    return insert(s.events).from_select([c.key for c in _EVENT_COLUMNS], select(*cols))
+
+
+async def _moved_and_logged(conn: AsyncConnection, table, own: str, row_id: int, old_state: str,
+                            values: dict, log_it: dict, conds: tuple = (), cond_params: dict | None = None) -> bool:
+    """``UPDATE table SET values WHERE id = row_id AND state = old_state [AND conds]`` and
+    its audit row, in one statement; whether the row was moved (its audit row written)."""
+    key = (table.name, frozenset(values), conds)
+    st = _LOGGED_MOVE.get(key)
+    if st is None:
+        moved = (update(table).where(table.c.id == bindparam("w_id"), table.c.state == bindparam("w_state"),
+                                     *(_CONDITIONS[c](table) for c in conds))
+                 .values({k: _value_of(table, k) for k in sorted(values)}).returning(table.c.id).cte("moved"))
+        st = _LOGGED_MOVE[key] = Prepared(_logged(moved, own))
+    res = await run_prepared(conn, st, {"w_id": row_id, "w_state": old_state, **(cond_params or {}),
+                                        **_v(values), **_e(log_it, own)})
+    return res.rowcount == 1
 
 
 async def item_transition(conn: AsyncConnection, item_row, event: it.ItemEvent | str, *, at: datetime,
@@ -353,7 +495,7 @@ async def item_moved(conn: AsyncConnection, item_row, event: it.ItemEvent | str,
     old = it.ItemStatus(item_row.status)
     new = it.apply(old, it.ItemEvent(event))
     _known(s.items, changes)
-    row = (await conn.execute(_UPDATE_ITEM, {"w_id": item_row.id, "w_status": old.value, "status": new.value,
+    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": old.value, "status": new.value,
                                              "updated_at": at, **changes})).first()
     if row is None:
         raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
@@ -458,27 +600,32 @@ def patron_contact(patron_row, **changes) -> Patron:
 async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
     """The patron as the policies see it: open loans and live requests included."""
     loans = tuple(loan_record(r, patron_row.card_number, r.barcode, r.material_type, r.partner, r.ill)
-                  for r in (await conn.execute(_PATRON_LOANS, {"w_patron_id": patron_row.id})).all())
+                  for r in (await run_prepared(conn, _PATRON_LOANS, {"w_patron_id": patron_row.id})).all())
     reqs = tuple(request_record(r, patron_row.card_number)
-                 for r in (await conn.execute(_PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
+                 for r in (await run_prepared(conn, _PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
     return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs,
                                minor=bool(patron_row.minor),
                                delivery_registered=patron_row.delivery_registered_at is not None)
 
 
 # what patron_snapshot reads, built once
-_PATRON_LOANS = (select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner, s.items.c.ill)
-                 .join(s.items, s.items.c.id == s.loans.c.item_id)
-                 .where(s.loans.c.patron_id == bindparam("w_patron_id"), s.loans.c.returned_at.is_(None)))
-_PATRON_REQUESTS = select(s.requests).where(s.requests.c.patron_id == bindparam("w_patron_id"),
-                                            s.requests.c.state.in_(LIVE_REQUEST_STATES))
+_PATRON_LOANS = Prepared(select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner,
+                                s.items.c.ill)
+                         .join(s.items, s.items.c.id == s.loans.c.item_id)
+                         .where(s.loans.c.patron_id == bindparam("w_patron_id"), s.loans.c.returned_at.is_(None)))
+_PATRON_REQUESTS = Prepared(select(s.requests).where(s.requests.c.patron_id == bindparam("w_patron_id"),
+                                                     s.requests.c.state.in_(LIVE_REQUEST_STATES)))
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):
-    q = select(table).where(*where)
-    if for_update:
-        q = q.with_for_update()
-    row = (await conn.execute(q)).first()
+    by = _by_column(table, where, for_update)
+    if by is not None:
+        row = (await run_prepared(conn, by[0], {"w_value": by[1]})).first()
+    else:
+        q = select(table).where(*where)
+        if for_update:
+            q = q.with_for_update()
+        row = (await conn.execute(q)).first()
     if row is None:
         raise NotFound(what)
     return row
@@ -486,15 +633,28 @@ async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_u
 
 async def request_row(conn: AsyncConnection, request_id: int, *, lock: bool = False):
     """The request row (locked FOR UPDATE with lock); NotFound when there is none."""
-    return await get_row(conn, s.requests, s.requests.c.id == request_id,
-                         what=f"request {request_id}", for_update=lock)
+    row = (await run_prepared(conn, _REQUEST[lock], {"w_id": request_id})).first()
+    if row is None:
+        raise NotFound(f"request {request_id}")
+    return row
 
 
 async def patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = False):
     """The patron row with this card number (locked FOR UPDATE with lock); NotFound
     when there is none."""
-    return await get_row(conn, s.patrons, s.patrons.c.card_number == card,
-                         what=f"no patron with card {card!r}", for_update=lock)
+    row = (await run_prepared(conn, PATRON_BY_CARD[lock], {"w_card": card})).first()
+    if row is None:
+        raise NotFound(f"no patron with card {card!r}")
+    return row
+
+
+def _plain_and_locked(q) -> tuple[Prepared, Prepared]:
+    return Prepared(q), Prepared(q.with_for_update())
+
+
+# [unlocked, FOR UPDATE]
+_REQUEST = _plain_and_locked(select(s.requests).where(s.requests.c.id == bindparam("w_id")))
+PATRON_BY_CARD = _plain_and_locked(select(s.patrons).where(s.patrons.c.card_number == bindparam("w_card")))
 
 
 # --------------------------------------------------------------------------- network setup
