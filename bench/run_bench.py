@@ -206,7 +206,9 @@ class UnioncatSystem(System):
         # (seconds of CPU each on a loaded machine) were charged to the first SRU phases
         # as server CPU; port 2100 may also be another bench's
         cmd = [*self.cmd, "serve", "--data-dir", str(self.data_dir), *self.backend_args(),
-               "--host", "127.0.0.1", "--port", str(self.port), "--z3950-port", "0"]
+               "--host", "127.0.0.1", "--port", str(self.port)]
+        if "--z3950-port" not in cmd:   # (bench/z3950_bench.py's subclass asks for its port)
+            cmd += ["--z3950-port", "0"]
         print("  $", " ".join(cmd), flush=True)
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.env)
