@@ -18,27 +18,61 @@
   :data:`MAX_REQUEST_LINE` bytes (aiohttp: 8190), so a long CQL query sent by GET is
   answered; a header line up to :data:`MAX_FIELD` bytes, so the applications answer an
   oversized one themselves (the circulation API refuses a header or URL over 8190
-  bytes with its JSON error, 431 or 414). Beyond these the HTTP layer refuses with a
-  plain 400, logged as one INFO line.
+  bytes with its JSON error, 431 or 414). Beyond these the HTTP layer refuses (below).
+* **A message that is not HTTP is refused in the API's error shape.**  A request the
+  parser refuses (a ``Content-Length: C``, a header line over the limit, a broken
+  request line) never reaches a handler, and the parser does not keep its path.
+  aiohttp answers it with a plain-text 400; this server answers it with the one JSON
+  error shape of the circulation API, ``{"error": "malformed_request", "message_ja",
+  "message_en", "details": {"reason"}}`` (:class:`RefusingRequestHandler`), so a client
+  of the documented API gets the documented content type whatever it sent.  The
+  connection is closed after it (RFC 9112: the framing of what follows is unknown).
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
-from aiohttp import http_exceptions
+from aiohttp import http_exceptions, web, web_protocol
+
+from lifecycle import reasons
 
 MAX_REQUEST_LINE = 64 * 1024
 MAX_FIELD = 32 * 1024           # per header line; at most aiohttp's 128 headers of a request
 log = logging.getLogger("unioncat.http")
 
 
+reasons.register({"malformed_request": ("要求の形式が正しくありません（HTTP）。",
+                                         "The request is not a well-formed HTTP message.")})
+
+
 def use_tolerant_request_parser() -> None:
-    """Serve HTTP with aiohttp's pure-Python request parser (see above).  Idempotent;
-    applies to the servers of this process (the aiohttp client is not affected)."""
-    from aiohttp import http_parser, web_protocol
+    """Serve HTTP with aiohttp's pure-Python request parser, and answer a request it
+    refuses with :class:`RefusingRequestHandler` (see above).  Idempotent; applies to the
+    servers of this process (the aiohttp client is not affected)."""
+    from aiohttp import http_parser, web_server
 
     web_protocol.HttpRequestParser = http_parser.HttpRequestParserPy
+    web_server.RequestHandler = RefusingRequestHandler      # what web.Server makes per connection
+
+
+class RefusingRequestHandler(web_protocol.RequestHandler):
+    """aiohttp's per-connection handler, answering a request its parser refused in the
+    API's JSON error shape (anything else, a fault of ours included, as aiohttp does)."""
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        if not (isinstance(exc, http_exceptions.HttpProcessingError) and 400 <= status < 500) \
+                or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        ja, en = reasons.REASONS["malformed_request"]
+        reason = _one_line(exc).split(": ", 1)[-1]
+        body = json.dumps({"error": "malformed_request", "message_ja": ja, "message_en": en,
+                           "details": {"reason": reason}}, ensure_ascii=False)
+        response = web.Response(status=status, text=body, content_type="application/json")
+        response.force_close()
+        return response
 
 
 def _one_line(exc: BaseException) -> str:

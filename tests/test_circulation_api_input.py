@@ -7,7 +7,8 @@ operation or field is covered without a new test:
   query and path parameter (UnicodeEncodeError, and PostgreSQL refusing NUL, were 500s);
 * dates and times far outside the accepted years in every date field (OverflowError);
 * a body nested 100,000 deep (RecursionError) at every operation that takes a body;
-* a header line or a URL over 8 KB (aiohttp's plain-text 400 with a traceback logged);
+* a header line or a URL over 8 KB (aiohttp's plain-text 400 with a traceback logged), and
+  a message the HTTP parser refuses (a bad Content-Length: the API's JSON error all the same);
 * property-based fuzzing of every operation with schemathesis (valid and invalid data).
 
 On SQLite and on PostgreSQL (tests/api_service.py)."""
@@ -231,12 +232,41 @@ def test_an_oversized_header_or_url_gets_the_api_s_json_error(shared, caplog):
         r = c.get("/ranking", query={"library": "i" * 9000}, expect=414)
         assert r["error"] == "uri_too_long"
         assert c.get("/me", headers={"Authorization": "Bearer " + "a" * 8000}, expect=401)["error"] == "not_logged_in"
-        # beyond what the HTTP layer reads: its own plain 400, logged in one line without a traceback
+        # beyond what the HTTP layer reads: a 400 in the same JSON shape, logged in one line
+        # without a traceback
         req = urllib.request.Request(shared.server.base + API + "/me", headers={"Authorization": "x" * 40_000})
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=10)
-        assert e.value.code == 400
+        assert e.value.code == 400 and e.value.headers.get_content_type() == "application/json"
+        refusal = json.loads(e.value.read())
+        assert refusal["error"] == "malformed_request" and "Got more than" in refusal["details"]["reason"]
     assert any("malformed request refused" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /api/v1/staff/call-list HTTP/1.1\r\nHost: x\r\nContent-Length: C\r\n\r\n",   # found by the fuzz
+    b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\nX-A\x01: y\r\n\r\n",
+])
+def test_a_message_the_http_parser_refuses_gets_the_api_s_json_error(shared, head, caplog):
+    """The parser refuses these before any handler (and without keeping the path): the
+    answer is still the documented JSON error, and the connection is closed after it."""
+    import socket
+
+    with no_errors_logged(caplog):
+        with socket.create_connection(("127.0.0.1", shared.server.port), timeout=10) as s:
+            s.sendall(head)
+            answer = b""
+            while chunk := s.recv(65536):          # the server closes (else: a timeout)
+                answer += chunk
+    status, _, rest = answer.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert status.split()[1] == b"400", answer
+    assert b"content-type: application/json" in headers.lower(), answer
+    refusal = json.loads(body)
+    assert refusal["error"] == "malformed_request" and refusal["details"]["reason"], refusal
+    assert set(refusal) == {"error", "message_ja", "message_en", "details"}
 
 
 def test_an_authorization_or_cookie_that_cannot_be_a_token_is_no_session(shared, caplog):
