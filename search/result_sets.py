@@ -137,11 +137,15 @@ class ResultSets:
             query: Query | None = None, database: Database = _DEFAULT_DATABASE, key: str = "",
             sort: tuple = ()) -> ResultSet:
         """Keep a result: under ``name`` (replacing a set of that name), or under a new
-        random id.  Evicts the least recently used sets beyond ``max_sets``."""
-        self._expire()
+        random id.  Evicts the least recently used sets beyond ``max_sets``.  An unnamed
+        set asked to live 0 seconds (SRU ``resultSetTTL=0``) is answered but not kept: no
+        later request could find it, and it must not evict a set that could be."""
         rs_id = name if name is not None else secrets.token_hex(6)
         expires = self.clock() + ttl if ttl is not None else None
         rs = ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort))
+        if ttl == 0 and name is None:
+            return rs
+        self._expire()
         self._drop(rs_id)
         self._evicted.pop(rs_id, None)
         self._keep(rs)

@@ -301,7 +301,8 @@ class SharedResultSets:
 
     def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
             query=None, database: Database = _DEFAULT_DATABASE, key: str = "", sort: tuple = ()) -> ResultSet:
-        if database.catalog is not None:                # a federation's: its records are in this process
+        if database.catalog is not None or (ttl == 0 and name is None):
+            # a federation's (its records are in this process), or one that is not kept (see ResultSets.put)
             return self.local.put(result, name=name, ttl=ttl, query=query, database=database, key=key, sort=sort)
         try:
             text = encode_result(result)

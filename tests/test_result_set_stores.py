@@ -100,6 +100,23 @@ def test_sets_expire_on_the_injected_clock_and_renew_on_use(make):
     assert sets.remove("z") and not sets.remove("z")
 
 
+def test_a_set_asked_to_live_0_seconds_is_answered_but_not_kept(make):
+    """SRU resultSetTTL=0: the set is expired by the time any later request could name it,
+    so it is not written (the SRU workers' hot path) and must not evict a set that lives."""
+    clock = Clock()
+    sets = make(2, clock=clock)
+    a, b = sets.put(hits(), ttl=60, key="q"), sets.put(hits(), ttl=60)
+    rs = sets.put(hits(3), ttl=0, key="q")
+    assert len(rs.id) == len(a.id) and rs.id not in (a.id, b.id)
+    assert (rs.result.total, rs.ttl, rs.key) == (3, 0, "q")
+    assert rs.id not in sets and sets.get(rs.id) is None and not sets.was_evicted(rs.id)
+    assert sorted(sets.names()) == sorted([a.id, b.id]) and len(sets) == 2       # nothing evicted
+    found = sets.find("q", ())
+    assert found is not None and found.id == a.id                               # nor found for reuse
+    clock.now += 1
+    assert sets.get(rs.id) is None
+
+
 def test_find_needs_the_same_key_and_sort_and_gives_the_latest(make):
     sets = make()
     by_title = (SortKey("title", True, "highValue"),)
