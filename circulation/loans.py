@@ -73,7 +73,7 @@ from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
 from .proxy import live_consent_names
-from .service import Circulation
+from .service import CALENDAR_VERSION, Circulation, note_calendar_version
 from .store import (
     NotFound,
     get_row,
@@ -155,6 +155,7 @@ async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool 
     item = (await run_prepared(conn, _LOCK_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
     if item is None:
         raise NotFound(f"item {barcode!r}")
+    note_calendar_version(conn, item.calendar_version)
     return item
 
 
@@ -164,8 +165,9 @@ _LOCK_QUEUE_OF_BARCODE = Prepared(
     select(s.title_queues).where(s.title_queues.c.title_id == select(s.items.c.title_id)
                                  .where(s.items.c.barcode == bindparam("w_barcode")).scalar_subquery())
     .with_for_update())
-_LOCK_ITEM_BY_BARCODE = Prepared(select(s.items).where(s.items.c.barcode == bindparam("w_barcode"))
-                                 .with_for_update())
+# the item, and the calendar version for the due date or the shelf deadline (service.py)
+_LOCK_ITEM_BY_BARCODE = Prepared(select(s.items, CALENDAR_VERSION.label("calendar_version"))
+                                 .where(s.items.c.barcode == bindparam("w_barcode")).with_for_update())
 _LOCK_OPEN_LOAN_WITH_CARD = Prepared(
     select(s.loans, s.patrons.c.card_number.label("borrower_card"))
     .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
@@ -183,7 +185,7 @@ _WAITING = Prepared(select(func.count()).select_from(s.requests).where(
     s.requests.c.state.in_(WAITING_STATES), s.requests.c.patron_id != bindparam("w_patron_id")))
 _REQUEST_TITLE = Prepared(select(s.requests.c.title).where(s.requests.c.id == bindparam("w_id")))
 _QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
-_ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id)
+_ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id, CALENDAR_VERSION.label("calendar_version"))
                          .join(s.loans, s.loans.c.item_id == s.items.c.id)
                          .where(s.loans.c.id == bindparam("w_loan_id")))
 _FIRST_WAITING = Prepared(select(s.requests, s.patrons.c.card_number)
@@ -241,6 +243,7 @@ async def _item_of_loan(conn: AsyncConnection, loan_id: int):
     row = (await run_prepared(conn, _ITEM_OF_LOAN, {"w_loan_id": loan_id})).first()
     if row is None:
         raise NotFound(f"loan {loan_id}")
+    note_calendar_version(conn, row.calendar_version)
     return row
 
 
