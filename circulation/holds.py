@@ -47,6 +47,7 @@ from .store import (
     PATRON_BY_CARD,
     ConcurrentChange,
     NotFound,
+    Step,
     Written,
     get_row,
     insert_logged,
@@ -59,6 +60,7 @@ from .store import (
     request_record,
     request_row,
     transition,
+    transitions,
     written,
 )
 
@@ -188,11 +190,11 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
         dict(at=now, event="PLACE", actor_role=role.value, actor=actor, to_state=S.NEW.value, channel=channel,
              branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind))
     rid = row.id
-    # each transition writes the row; what it wrote is known, so it is not read again
-    new = await transition(conn, row, E.VALIDATE, role=R.SYSTEM, actor=actor, at=now, channel=channel)
-    row = written(row, new, now)
+    # VALIDATE, then ENQUEUE (or to purchase review): both written at once (on PostgreSQL
+    # one statement); what they wrote is known, so the row is not read again
     nxt = E.ENQUEUE if kind == "reservation" else E.SEND_TO_PURCHASE_REVIEW
-    new = await transition(conn, row, nxt, role=R.SYSTEM, actor=actor, at=now, channel=channel)
+    new = await transitions(conn, row, Step(E.VALIDATE, R.SYSTEM, actor, now, channel),
+                            Step(nxt, R.SYSTEM, actor, now, channel))
     row = written(row, new, now)
     await notices.enqueue(conn, kind="hold_received", patron_id=patron_row.id,
                           dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,

@@ -58,7 +58,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -73,9 +74,11 @@ from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
 from .proxy import live_consent_names
-from .service import Circulation
+from .service import CALENDAR_VERSION, Circulation, note_calendar_version
 from .store import (
     NotFound,
+    Step,
+    check_out_reads,
     get_row,
     item_moved,
     item_record,
@@ -83,15 +86,13 @@ from .store import (
     loan_record,
     loan_transition,
     lock_one,
-    lock_title_queue,
     open_loan,
     patron_contact,
-    patron_snapshot,
     record_event,
     request_record,
     serving_system,
     transition,
-    written,
+    transitions,
 )
 
 # Channels a check-out may come through: the patron-facing ones, the self-checkout kiosk, and
@@ -136,25 +137,25 @@ async def _lock_title(conn: AsyncConnection, title_id: str) -> None:
     await lock_one(conn, s.title_queues, s.title_queues.c.title_id == title_id)
 
 
-async def _item_by_barcode(conn: AsyncConnection, barcode: str):
-    return await get_row(conn, s.items, s.items.c.barcode == barcode, what=f"item {barcode!r}")
-
-
 async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool = False):
     """Title queue, then the item row (locked). ``create_queue``: take the queue lock
     even if the title has no queue row yet (check-in: ``routing.route_copy`` takes it
     anyway, and taking it before the item keeps the lock order).
 
     The queue row is found from the barcode in the same statement (only the queue row
-    is locked by it); a copy whose title has no queue row yet is read first when the
-    row is to be created."""
+    is locked by it); a title with no queue row yet gets one from the barcode too
+    (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: the new row is ours until we
+    commit; when a concurrent transaction made it first, it is locked as above)."""
     queue = (await run_prepared(conn, _LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
     if queue is None and create_queue:
-        first = await _item_by_barcode(conn, barcode)
-        await lock_title_queue(conn, first.title_id)
+        made = (await run_prepared(conn, _NEW_QUEUE_OF_BARCODE[conn.dialect.name == "postgresql"],
+                                   {"w_barcode": barcode})).first()
+        if made is None:            # made meanwhile by another transaction (or no such copy)
+            await run_prepared(conn, _LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})
     item = (await run_prepared(conn, _LOCK_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
     if item is None:
         raise NotFound(f"item {barcode!r}")
+    note_calendar_version(conn, item.calendar_version)
     return item
 
 
@@ -164,26 +165,39 @@ _LOCK_QUEUE_OF_BARCODE = Prepared(
     select(s.title_queues).where(s.title_queues.c.title_id == select(s.items.c.title_id)
                                  .where(s.items.c.barcode == bindparam("w_barcode")).scalar_subquery())
     .with_for_update())
-_LOCK_ITEM_BY_BARCODE = Prepared(select(s.items).where(s.items.c.barcode == bindparam("w_barcode"))
-                                 .with_for_update())
+# a title's new queue row from a copy's barcode: [SQLite, PostgreSQL]
+_NEW_QUEUE_OF_BARCODE = tuple(
+    Prepared(d.insert(s.title_queues).from_select(
+        ["title_id", "title"],
+        select(s.items.c.title_id, literal("")).where(s.items.c.barcode == bindparam("w_barcode")))
+        .on_conflict_do_nothing().returning(s.title_queues.c.title_id))
+    for d in (sqlite, postgresql))
+# the item, and the calendar version for the due date or the shelf deadline (service.py)
+_LOCK_ITEM_BY_BARCODE = Prepared(select(s.items, CALENDAR_VERSION.label("calendar_version"))
+                                 .where(s.items.c.barcode == bindparam("w_barcode")).with_for_update())
+
+
+def _secured_of_loans_item(column):
+    return (select(column).where(s.requests.c.item_id == s.loans.c.item_id,
+                                 s.requests.c.state.in_(s.SECURED_STATES)).scalar_subquery())
+
+
+# the copy's open loan, locked, with its borrower's card and the request the copy is
+# secured for if any (read under the copy's lock, which every change to it takes first)
 _LOCK_OPEN_LOAN_WITH_CARD = Prepared(
-    select(s.loans, s.patrons.c.card_number.label("borrower_card"))
+    select(s.loans, s.patrons.c.card_number.label("borrower_card"),
+           _secured_of_loans_item(s.requests.c.id).label("secured_id"),
+           _secured_of_loans_item(s.requests.c.pickup_branch).label("secured_pickup"))
     .join(s.patrons, s.patrons.c.id == s.loans.c.patron_id)
     .where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
     .with_for_update(of=s.loans))
-_OPEN_LOAN = select(s.loans).where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
-_OPEN_LOAN_BY_LOCK = {False: Prepared(_OPEN_LOAN), True: Prepared(_OPEN_LOAN.with_for_update())}
-_SECURED_WITH_CARD = Prepared(select(s.requests, s.patrons.c.card_number)
-                              .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
-                              .where(s.requests.c.item_id == bindparam("w_item_id"),
-                                     s.requests.c.state.in_(s.SECURED_STATES)))
 _LIBRARY_KIND = Prepared(select(s.libraries.c.kind).where(s.libraries.c.code == bindparam("w_code")))
 _WAITING = Prepared(select(func.count()).select_from(s.requests).where(
     s.requests.c.title_id == bindparam("w_title_id"), s.requests.c.library == bindparam("w_library"),
     s.requests.c.state.in_(WAITING_STATES), s.requests.c.patron_id != bindparam("w_patron_id")))
 _REQUEST_TITLE = Prepared(select(s.requests.c.title).where(s.requests.c.id == bindparam("w_id")))
 _QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
-_ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id)
+_ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id, CALENDAR_VERSION.label("calendar_version"))
                          .join(s.loans, s.loans.c.item_id == s.items.c.id)
                          .where(s.loans.c.id == bindparam("w_loan_id")))
 _FIRST_WAITING = Prepared(select(s.requests, s.patrons.c.card_number)
@@ -195,18 +209,6 @@ _FIRST_WAITING = Prepared(select(s.requests, s.patrons.c.card_number)
 _LAST_OPEN_TRANSIT = Prepared(select(s.transits).where(s.transits.c.item_id == bindparam("w_item_id"),
                                                        s.transits.c.arrived_at.is_(None))
                               .order_by(s.transits.c.id.desc()))
-_ON_SHELF_FOR = Prepared(select(s.requests.c.id).where(s.requests.c.item_id == bindparam("w_item_id"),
-                                                       s.requests.c.state == State.ON_HOLD_SHELF.value))
-
-
-async def _open_loan(conn: AsyncConnection, item_id: int, *, lock: bool = True):
-    return (await run_prepared(conn, _OPEN_LOAN_BY_LOCK[lock], {"w_item_id": item_id})).first()
-
-
-async def _secured_request(conn: AsyncConnection, item_id: int):
-    """The request this copy is secured for (in transit or on the hold shelf), if any,
-    with its patron's card."""
-    return (await run_prepared(conn, _SECURED_WITH_CARD, {"w_item_id": item_id})).first()
 
 
 async def _library_kind(conn: AsyncConnection, code: str) -> str | None:
@@ -241,6 +243,7 @@ async def _item_of_loan(conn: AsyncConnection, loan_id: int):
     row = (await run_prepared(conn, _ITEM_OF_LOAN, {"w_loan_id": loan_id})).first()
     if row is None:
         raise NotFound(f"loan {loan_id}")
+    note_calendar_version(conn, row.calendar_version)
     return row
 
 
@@ -330,7 +333,7 @@ async def _check_out_case(circ: Circulation, conn: AsyncConnection, profile, ite
                           stop: str | None) -> tuple[policies.CheckOut, object]:
     """What ``policies.decide_check_out`` reads, loaded under the check-out's locks, and
     the row of the request the copy is secured for (None when it is not)."""
-    secured = await _secured_request(conn, item.id)
+    snapshot, secured, open_loan = await check_out_reads(conn, patron, item.id)
     first = await _first_waiting(conn, circ, item) if not profile.walk_in_first else None
     counter_kind, counter_system_kind = "library", None
     if item.partner:
@@ -340,9 +343,9 @@ async def _check_out_case(circ: Circulation, conn: AsyncConnection, profile, ite
     if stop is not None:
         visits = tuple((v.day, v.kind) for v in await mobile.stop_visits(conn, branch, stop))
     case = policies.CheckOut(
-        branch=branch, channel=channel, patron=await patron_snapshot(conn, patron),
+        branch=branch, channel=channel, patron=snapshot,
         card_system=patron.library, item=item_record(item), status=item.status,
-        at_branch=item.current_branch, open_loan=await _open_loan(conn, item.id, lock=False) is not None,
+        at_branch=item.current_branch, open_loan=open_loan,
         secured=request_record(secured, secured.card_number) if secured is not None else None,
         first_waiting=request_record(first, first.card_number) if first is not None else None,
         proxy=proxy,
@@ -463,17 +466,17 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
         if loan.request_id is not None:
             req = await get_row(conn, s.requests, s.requests.c.id == loan.request_id, what="request")
             if req.state in _LOANED_REQUEST_STATES:
-                new = await transition(conn, req, Event.CHECK_IN, role=role, actor=actor, at=now,
-                                       channel=return_kind, branch=branch, reason=f"loan {loan.id}")
+                steps = [Step(Event.CHECK_IN, role, actor, now, return_kind, branch, f"loan {loan.id}")]
                 # a partner's copy (連携貸出) takes the return leg instead (SHIP_RETURN, in
                 # routing.route_copy → the partners leg below); ILL copies skip CLOSE too
                 if not item.ill and not item.partner:
-                    await transition(conn, written(req, new, now), Event.CLOSE, role=Role.SYSTEM,
-                                     actor="circulation", at=now, branch=branch,
-                                     reason=f"loan {loan.id} returned")
+                    steps.append(Step(Event.CLOSE, Role.SYSTEM, "circulation", now, None, branch,
+                                      f"loan {loan.id} returned"))
+                await transitions(conn, req, *steps)
         fresh = await item_moved(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
+        held = routing.Held(loan.secured_id, loan.secured_pickup) if loan.secured_id is not None else None
         routed = await routing.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
-                                         walk_in=walk_in, locked=True)
+                                         walk_in=walk_in, locked=True, held=held)
         return CheckInResult(loan.id, returned_at, routed, decision, late)
 
     return await circ.db.run(work)
@@ -481,7 +484,8 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
 
 async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in):
     """A copy scanned at check-in that is not on loan: never a second return."""
-    if item.status == IS.ON_HOLD_SHELF.value or await _secured_on_shelf(conn, item.id):
+    held = await routing.secured_for(conn, item.id, lock=True)      # the item is locked
+    if item.status == IS.ON_HOLD_SHELF.value or (held is not None and held.state == State.ON_HOLD_SHELF.value):
         return CheckInResult(None, None, None, decide("not_on_loan", status=IS.ON_HOLD_SHELF.value))
     if item.status == IS.IN_TRANSIT.value:
         leg = (await run_prepared(conn, _LAST_OPEN_TRANSIT, {"w_item_id": item.id})).first()
@@ -489,7 +493,7 @@ async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
             # scanned again where it is being sent from: it has not arrived anywhere
             return CheckInResult(None, None, None,
                                  decide("not_on_loan", status=IS.IN_TRANSIT.value, to_branch=leg.to_branch))
-        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor, locked=True)
+        routed = await routing.arrive(circ, conn, item, branch, role=role, actor=actor, locked=True, held=held)
         return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.IN_TRANSIT.value))
     if item.status in (IS.AVAILABLE.value, IS.ON_LOAN.value, IS.LOST.value):
         if item.status != IS.AVAILABLE.value or item.current_branch != branch:
@@ -500,10 +504,6 @@ async def _check_in_without_loan(circ, conn, item, branch, role, actor, walk_in)
                                          walk_in=walk_in, locked=True)
         return CheckInResult(None, None, routed, decide("not_on_loan", status=IS.AVAILABLE.value))
     return CheckInResult(None, None, None, decide("not_on_loan", status=item.status))
-
-
-async def _secured_on_shelf(conn, item_id: int) -> bool:
-    return (await run_prepared(conn, _ON_SHELF_FOR, {"w_item_id": item_id})).first() is not None
 
 
 # --------------------------------------------------------------------------- lost

@@ -80,6 +80,7 @@ async def check_schema(circ: Circulation) -> None:
     async with circ.db.read() as conn:
         await conn.execute(select(s.libraries.c.code).limit(1))
         await conn.execute(select(s.cart_items.c.title_id).limit(1))
+        await conn.execute(select(s.circ_versions.c.version).limit(1))
 
 
 # --------------------------------------------------------------------------- patrons

@@ -39,9 +39,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, NamedTuple
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
@@ -93,6 +93,13 @@ class Routing:
 
 
 QUEUE_STATES = (S.QUEUED.value, S.SUSPENDED.value)
+_UNREAD = object()          # route_copy(held=), arrive(held=): not read by the caller
+
+
+class Held(NamedTuple):
+    """Of the request a copy is secured for, what route_copy reads (``held=``)."""
+    id: int
+    pickup_branch: str
 SECURED_STATES = s.SECURED_STATES
 
 # --------------------------------------------------------------------------- legs
@@ -192,14 +199,20 @@ def _sibling_links(base) -> list:
 
 async def _load_queue(conn: AsyncConnection, title_id: str, library: str) -> tuple[list, dict[int, str]]:
     """The title's queue in ``library`` plus the set/group siblings of its members,
-    locked (FOR UPDATE, in id order) and read after the lock."""
-    base = (await run_prepared(conn, _QUEUE_LINKS, {"w_title_id": title_id, "w_library": library})).all()
+    locked (FOR UPDATE, in id order) and read after the lock, and the patrons' cards.
+
+    The queue's rows are locked and read with their patrons' cards in one statement (the
+    caller holds the title queue's lock, so no request joins the queue meanwhile); only
+    when one of them is in a set or group are the siblings looked up and every row locked
+    again in id order."""
+    base = (await run_prepared(conn, _QUEUE_LOCKED, {"w_title_id": title_id, "w_library": library})).all()
     if not base:
         return [], {}
-    ids = {r.id for r in base}
     links = _sibling_links(base)
-    if links:
-        ids |= {r.id for r in (await conn.execute(select(s.requests.c.id).where(or_(*links)))).all()}
+    if not links:
+        return base, {r.patron_id: r.queue_card for r in base}
+    ids = {r.id for r in base}
+    ids |= {r.id for r in (await conn.execute(select(s.requests.c.id).where(or_(*links)))).all()}
     rows = await lock_rows(conn, s.requests, s.requests.c.id.in_(ids), order_by=s.requests.c.id)
     return rows, await cards_of(conn, (r.patron_id for r in rows))
 
@@ -249,7 +262,13 @@ def _queue_of(*columns) -> Prepared:
 _SECURED_Q = select(s.requests).where(s.requests.c.item_id == bindparam("w_item_id"),
                                       s.requests.c.state.in_(SECURED_STATES))
 _SECURED = (Prepared(_SECURED_Q), Prepared(_SECURED_Q.with_for_update()))   # [unlocked, locked]
-_QUEUE_LINKS = _queue_of(s.requests.c.id, s.requests.c.set_id, s.requests.c.group_id)
+# the queue's rows with their patrons' cards, locked in id order
+_QUEUE_LOCKED = Prepared(select(s.requests, s.patrons.c.card_number.label("queue_card"))
+                         .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
+                         .where(s.requests.c.title_id == bindparam("w_title_id"),
+                                s.requests.c.library == bindparam("w_library"),
+                                s.requests.c.state.in_(QUEUE_STATES))
+                         .order_by(s.requests.c.id).with_for_update(of=s.requests))
 _QUEUE_ORDER = _queue_of(s.requests.c.id, s.requests.c.state, s.requests.c.placed_at)
 _INSERT_TRANSIT = Prepared(s.transits.insert())
 _OPEN_TRANSITS = Prepared(select(s.transits).where(s.transits.c.item_id == bindparam("w_item_id"),
@@ -293,13 +312,32 @@ async def send(circ: Circulation, conn: AsyncConnection, item_row, from_branch: 
     """The copy leaves ``from_branch`` for ``to_branch`` (``transits.reason``: hold,
     return_home, or a leg's own), for request ``request_id`` if any."""
     now = circ.now()
-    await run_prepared(conn, _INSERT_TRANSIT, dict(
-        item_id=item_row.id, request_id=request_id, from_branch=from_branch, to_branch=to_branch,
-        reason=reason, sent_at=now))
+    transit = dict(item_id=item_row.id, request_id=request_id, from_branch=from_branch, to_branch=to_branch,
+                   reason=reason, sent_at=now)
+    log_it = dict(at=now, event="TRANSIT_SENT", actor_role=_role(role).value, actor=actor,
+                  item_id=item_row.id, request_id=request_id, branch=from_branch, reason=f"{reason} -> {to_branch}")
+    if conn.dialect.name == "postgresql":       # the transit and its audit row: one statement
+        await run_prepared(conn, _TRANSIT_SENT_LOGGED, {**{f"v_{k}": v for k, v in transit.items()},
+                                                        **{f"e_{k}": v for k, v in log_it.items()}})
+        await item_transition(conn, item_row, IE.SEND, at=now, current_branch=from_branch)
+        return
+    await run_prepared(conn, _INSERT_TRANSIT, transit)
     await item_transition(conn, item_row, IE.SEND, at=now, current_branch=from_branch)
-    await record_event(conn, at=now, event="TRANSIT_SENT", actor_role=_role(role).value, actor=actor,
-                       item_id=item_row.id, request_id=request_id, branch=from_branch,
-                       reason=f"{reason} -> {to_branch}")
+    await record_event(conn, **log_it)
+
+
+def _transit_sent_logged() -> Prepared:
+    """``send`` on PostgreSQL: the new transit and its TRANSIT_SENT row."""
+    t, e = s.transits, s.events.c
+    made = (insert(t).values({k: bindparam(f"v_{k}", type_=t.c[k].type)
+                              for k in ("item_id", "request_id", "from_branch", "to_branch", "reason", "sent_at")})
+            .returning(t.c.id).cte("made"))
+    keys = ("at", "event", "actor_role", "actor", "item_id", "request_id", "branch", "reason")
+    return Prepared(insert(s.events).from_select(
+        list(keys), select(*(bindparam(f"e_{k}", type_=e[k].type) for k in keys)).select_from(made)))
+
+
+_TRANSIT_SENT_LOGGED = _transit_sent_logged()
 
 
 async def reshelve_or_send_home(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *,
@@ -317,8 +355,13 @@ async def reshelve_or_send_home(circ: Circulation, conn: AsyncConnection, item_r
 async def close_transits(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *,
                          role, actor: str) -> None:
     """Every open transit of the copy arrives (at ``at_branch``), each logged as
-    TRANSIT_ARRIVED."""
+    TRANSIT_ARRIVED (on PostgreSQL all of them and their audit rows in one statement)."""
     now = circ.now()
+    if conn.dialect.name == "postgresql":
+        await run_prepared(conn, _TRANSITS_ARRIVED_LOGGED, {
+            "w_item_id": item_row.id, "w_at": now, "e_at": now, "e_event": "TRANSIT_ARRIVED",
+            "e_actor_role": _role(role).value, "e_actor": actor, "e_item_id": item_row.id, "e_branch": at_branch})
+        return
     for t in (await run_prepared(conn, _OPEN_TRANSITS, {"w_item_id": item_row.id})).all():
         await run_prepared(conn, _TRANSIT_ARRIVED, {"w_id": t.id, "arrived_at": now})
         await record_event(conn, at=now, event="TRANSIT_ARRIVED", actor_role=_role(role).value,
@@ -326,10 +369,29 @@ async def close_transits(circ: Circulation, conn: AsyncConnection, item_row, at_
                            reason=f"{t.reason} {t.from_branch} -> {t.to_branch}")
 
 
+def _transits_arrived_logged() -> Prepared:
+    """``close_transits`` on PostgreSQL: the open transits of a copy arrive, and one
+    TRANSIT_ARRIVED row per transit, in the transits' order."""
+    t = s.transits
+    moved = (update(t).where(t.c.item_id == bindparam("w_item_id"), t.c.arrived_at.is_(None))
+             .values(arrived_at=bindparam("w_at", type_=t.c.arrived_at.type))
+             .returning(t.c.id, t.c.request_id, t.c.reason, t.c.from_branch, t.c.to_branch).cte("moved"))
+    e = s.events.c
+    cols = {"at": bindparam("e_at", type_=e.at.type), "event": bindparam("e_event", type_=e.event.type),
+            "actor_role": bindparam("e_actor_role", type_=e.actor_role.type),
+            "actor": bindparam("e_actor", type_=e.actor.type), "item_id": bindparam("e_item_id", type_=e.item_id.type),
+            "request_id": moved.c.request_id, "branch": bindparam("e_branch", type_=e.branch.type),
+            "reason": moved.c.reason + " " + moved.c.from_branch + " -> " + moved.c.to_branch}
+    return Prepared(insert(s.events).from_select(list(cols), select(*cols.values()).order_by(moved.c.id)))
+
+
+_TRANSITS_ARRIVED_LOGGED = _transits_arrived_logged()
+
+
 # --------------------------------------------------------------------------- routing
 
 async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *, role,
-                     actor: str, walk_in: bool = False, locked: bool = False) -> Routing:
+                     actor: str, walk_in: bool = False, locked: bool = False, held=_UNREAD) -> Routing:
     """Where a copy in hand at ``at_branch`` goes, inside the caller's unit of work.
 
     The request is chosen by :func:`lifecycle.queue.choose_request_to_trap` over the
@@ -343,12 +405,15 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
     trapped, the copy is available for lending. A copy of a :class:`Leg` is the leg's to
     route. A copy marked on loan or lost is checked in first. Takes the title queue lock
     (already held by the caller is fine) and the item lock; ``locked``: the caller holds
-    both and ``item_row`` is the copy as it is now in this transaction."""
+    both and ``item_row`` is the copy as it is now in this transaction; ``held`` (with
+    ``locked``): the request the copy is secured for as the caller read it under those
+    locks (``id`` and ``pickup_branch``), or None."""
     now = circ.now()
     if not locked:
         await lock_title_queue(conn, item_row.title_id)
         item_row = await lock_item(conn, item_row.id)
-    held = await secured_for(conn, item_row.id)
+    if held is _UNREAD or not locked:
+        held = await secured_for(conn, item_row.id)
     if held is not None:
         return Routing(ALREADY_SECURED, held.id, held.pickup_branch)
     if IS(item_row.status) not in it.IN_HAND:     # marked on loan or lost, yet in hand here
@@ -390,7 +455,7 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
 
 
 async def arrive(circ: Circulation, conn: AsyncConnection, item_row, at_branch: str, *, role,
-                 actor: str, locked: bool = False) -> Routing:
+                 actor: str, locked: bool = False, held=_UNREAD) -> Routing:
     """A copy in transit is checked in at ``at_branch`` (inside the caller's unit of work).
 
     Its hold transit at the pickup branch → ARRIVE_AT_PICKUP (hold shelf, deadline,
@@ -398,12 +463,14 @@ async def arrive(circ: Circulation, conn: AsyncConnection, item_row, at_branch: 
     (:data:`TRANSIT_ONWARD`). A home transit, a transit whose request was cancelled on
     the way, or a copy not in transit at all → routed afresh by :func:`route_copy`
     (at home and nobody waiting: back on the shelf). ``locked``: the caller holds the
-    title queue and item locks and ``item_row`` is the copy as it is now."""
+    title queue and item locks and ``item_row`` is the copy as it is now; ``held``: the
+    caller (holding those locks) has read :func:`secured_for` the copy, locked."""
     if not locked:
         await lock_title_queue(conn, item_row.title_id)
         item_row = await lock_item(conn, item_row.id)
     await close_transits(circ, conn, item_row, at_branch, role=role, actor=actor)
-    held = await secured_for(conn, item_row.id, lock=True)
+    if held is _UNREAD:
+        held = await secured_for(conn, item_row.id, lock=True)
     if held is not None and held.state == S.IN_TRANSIT.value:
         row = held
         if row.pickup_branch == at_branch:

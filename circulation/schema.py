@@ -44,6 +44,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 
@@ -86,6 +87,17 @@ calendar_entries = Table(
     Column("kind", String(16), nullable=False),            # closed | holiday | event | visit | school_visit
     Column("title", Text, nullable=False, server_default=""),
     UniqueConstraint("branch", "day", "kind", "title", name="uq_calendar_entry"),
+)
+
+# Versions of data the service processes cache (``circulation.service.Circulation.calendar``
+# keeps the branch calendars per process): the database bumps a name's ``version`` whenever
+# that data changes, by a trigger (see :func:`_version_triggers`), so every writer -- another
+# API process, ``unioncat circ load``, an SQL console -- invalidates every cache.
+# "calendar": any change to ``calendar_entries``.
+circ_versions = Table(
+    "circ_versions", metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", Integer, nullable=False, server_default="1"),
 )
 
 # --------------------------------------------------------------------------- people
@@ -477,3 +489,30 @@ ill_messages = Table(
     Index("ix_ill_messages_due", "direction", "status", "next_attempt_at"),
     Index("ix_ill_messages_digest", "partner", "digest"),
 )
+
+
+# --------------------------------------------------------------------------- version triggers
+
+_BUMP_CALENDAR = "UPDATE circ_versions SET version = version + 1 WHERE name = 'calendar'"
+_VERSION_DDL = {
+    "postgresql": [
+        "INSERT INTO circ_versions (name, version) VALUES ('calendar', 1) ON CONFLICT DO NOTHING",
+        "CREATE OR REPLACE FUNCTION circ_bump_calendar() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN {_BUMP_CALENDAR}; RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER calendar_entries_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+        "ON calendar_entries FOR EACH STATEMENT EXECUTE FUNCTION circ_bump_calendar()",
+    ],
+    "sqlite": [
+        "INSERT OR IGNORE INTO circ_versions (name, version) VALUES ('calendar', 1)",
+        *(f"CREATE TRIGGER IF NOT EXISTS calendar_entries_version_{op.lower()} AFTER {op} ON calendar_entries "
+          f"BEGIN {_BUMP_CALENDAR}; END" for op in ("INSERT", "UPDATE", "DELETE")),
+    ],
+}
+
+
+@event.listens_for(metadata, "after_create")
+def _version_triggers(target, connection, **_kw) -> None:
+    """The version rows and the triggers that bump them (idempotent: run by every
+    ``create_all``, so a database made before them gets them at the next ``circ init``)."""
+    for sql in _VERSION_DDL.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(sql)

@@ -32,12 +32,13 @@ import dataclasses
 import json
 import logging
 import time as _time
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, bindparam, event, insert, select, update
+from sqlalchemy import Column, bindparam, event, insert, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -332,6 +333,67 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     return new
 
 
+@dataclass(frozen=True)
+class Step:
+    """One transition of :func:`transitions`: the arguments of :func:`transition`."""
+    event: lt.Event | str
+    role: lt.Role | str
+    actor: str
+    at: datetime
+    channel: str | None = None
+    branch: str | None = None
+    reason: str = ""
+    changes: dict = dataclasses.field(default_factory=dict)
+
+
+async def transitions(conn: AsyncConnection, request_row, *steps: Step) -> lt.State:
+    """:func:`transition` of ``request_row`` by each step in turn (each asked of the table
+    from the state the one before left: ``IllegalTransition`` before anything is written),
+    one audit row per step, exactly as the calls one after the other would write them.
+    On PostgreSQL the row's final values and every audit row are one statement; the
+    conditional update is on the state read before the first step (a lost race:
+    :class:`ConcurrentChange`, nothing written)."""
+    if conn.dialect.name != "postgresql" or len(steps) == 1:
+        row, new = request_row, None
+        for st in steps:
+            new = await transition(conn, row, st.event, role=st.role, actor=st.actor, at=st.at, channel=st.channel,
+                                   branch=st.branch, reason=st.reason, **st.changes)
+            row = written(row, new, st.at, **st.changes)
+        assert new is not None, "transitions() needs a step"
+        return new
+    old = state = lt.State(request_row.state)
+    item_id = request_row.item_id
+    values: dict = {}
+    params: dict = {}
+    for i, st in enumerate(steps):
+        ev, role = lt.Event(st.event), lt.Role(st.role)
+        new = lt.apply(state, ev, role)
+        _known(s.requests, st.changes)
+        item_id = st.changes.get("item_id", item_id)
+        values.update({"state": new.value, "updated_at": st.at, **st.changes})
+        log_it = dict(at=st.at, event=ev.value, actor_role=role.value, actor=st.actor, request_id=request_row.id,
+                      item_id=item_id, from_state=state.value, to_state=new.value, channel=st.channel,
+                      branch=st.branch, reason=st.reason)
+        params.update({f"s{i}_{k}": v for k, v in _e(log_it, "request_id").items()})
+        state = new
+    key = (frozenset(values), len(steps))
+    stmt = _LOGGED_MOVES.get(key)
+    if stmt is None:
+        moved = (update(s.requests).where(s.requests.c.id == bindparam("w_id"),
+                                          s.requests.c.state == bindparam("w_state"))
+                 .values({k: _value_of(s.requests, k) for k in sorted(values)}).returning(s.requests.c.id)
+                 .cte("moved"))
+        rows = [select(*(moved.c.id.label("request_id") if c.key == "request_id"
+                         else bindparam(f"s{i}_e_{c.key}", type_=c.type) for c in _EVENT_COLUMNS))
+                for i in range(len(steps))]
+        stmt = _LOGGED_MOVES[key] = Prepared(insert(s.events).from_select(
+            [c.key for c in _EVENT_COLUMNS], union_all(*rows)))
+    res = await run_prepared(conn, stmt, {"w_id": request_row.id, "w_state": old.value, **_v(values), **params})
+    if res.rowcount != len(steps):
+        raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
+    return state
+
+
 async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, branch: str, channel: str,
                     at: datetime, due: date, role: lt.Role | str, actor: str, reason: str,
                     request_id: int | None = None, **values) -> int | None:
@@ -428,6 +490,7 @@ async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_i
 
 _EVENT_COLUMNS = tuple(c for c in s.events.c if c.key != "id")
 _LOGGED_MOVE: dict[tuple, Prepared] = {}
+_LOGGED_MOVES: dict[tuple, Prepared] = {}        # transitions(): by values and steps
 _LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
 _LOGGED_INSERT: dict[tuple, Prepared] = {}
 _INSERT_RETURNING: dict[str, Prepared] = {}     # by table: INSERT ... RETURNING * (SQLite)
@@ -598,14 +661,37 @@ def patron_contact(patron_row, **changes) -> Patron:
 
 
 async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
-    """The patron as the policies see it: open loans and live requests included."""
-    loans = tuple(loan_record(r, patron_row.card_number, r.barcode, r.material_type, r.partner, r.ill)
-                  for r in (await run_prepared(conn, _PATRON_LOANS, {"w_patron_id": patron_row.id})).all())
-    reqs = tuple(request_record(r, patron_row.card_number)
-                 for r in (await run_prepared(conn, _PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
-    return dataclasses.replace(patron_contact(patron_row), loans=loans, active_requests=reqs,
-                               minor=bool(patron_row.minor),
-                               delivery_registered=patron_row.delivery_registered_at is not None)
+    """The patron as the policies see it: open loans and live requests included (on
+    PostgreSQL read in one statement)."""
+    if conn.dialect.name == "postgresql":
+        snap = (await run_prepared(conn, _SNAPSHOT, {"w_patron_id": patron_row.id})).one()
+        return _snapshot(patron_row, map(_LoanRow._make, snap.loans), map(_RequestRow._make, snap.requests))
+    return _snapshot(patron_row, (await run_prepared(conn, _PATRON_LOANS, {"w_patron_id": patron_row.id})).all(),
+                     (await run_prepared(conn, _PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
+
+
+async def check_out_reads(conn: AsyncConnection, patron_row, item_id: int):
+    """What a check-out decides on, read under its locks (the copy's, then the patron's):
+    the patron's snapshot (:func:`patron_snapshot`), the request the copy is secured for
+    (with its patron's ``card_number``; None when it is not secured) and whether the copy
+    has an open loan. On PostgreSQL one statement, elsewhere four."""
+    if conn.dialect.name == "postgresql":
+        r = (await run_prepared(conn, _CHECK_OUT_READS, {"w_patron_id": patron_row.id, "w_item_id": item_id})).one()
+        secured = _SecuredRow._make(r.secured[0]) if r.secured else None
+        return (_snapshot(patron_row, map(_LoanRow._make, r.loans), map(_RequestRow._make, r.requests)),
+                secured, r.open_loan)
+    secured = (await run_prepared(conn, _SECURED_WITH_CARD, {"w_item_id": item_id})).first()
+    open_loan = (await run_prepared(conn, _OPEN_LOAN_OF_ITEM, {"w_item_id": item_id})).first() is not None
+    return await patron_snapshot(conn, patron_row), secured, open_loan
+
+
+def _snapshot(patron_row, loan_rows, request_rows) -> Patron:
+    card = patron_row.card_number
+    return dataclasses.replace(
+        patron_contact(patron_row),
+        loans=tuple(loan_record(r, card, r.barcode, r.material_type, r.partner, r.ill) for r in loan_rows),
+        active_requests=tuple(request_record(r, card) for r in request_rows),
+        minor=bool(patron_row.minor), delivery_registered=patron_row.delivery_registered_at is not None)
 
 
 # what patron_snapshot reads, built once
@@ -615,6 +701,43 @@ _PATRON_LOANS = Prepared(select(s.loans, s.items.c.barcode, s.items.c.material_t
                          .where(s.loans.c.patron_id == bindparam("w_patron_id"), s.loans.c.returned_at.is_(None)))
 _PATRON_REQUESTS = Prepared(select(s.requests).where(s.requests.c.patron_id == bindparam("w_patron_id"),
                                                      s.requests.c.state.in_(LIVE_REQUEST_STATES)))
+_SECURED_WITH_CARD = Prepared(select(s.requests, s.patrons.c.card_number)
+                              .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
+                              .where(s.requests.c.item_id == bindparam("w_item_id"),
+                                     s.requests.c.state.in_(s.SECURED_STATES)))
+_OPEN_LOAN_OF_ITEM = Prepared(select(s.loans.c.id).where(s.loans.c.item_id == bindparam("w_item_id"),
+                                                         s.loans.c.returned_at.is_(None)))
+
+# The same reads as one PostgreSQL statement: each set of rows an array of records (asyncpg
+# decodes them as tuples, in the columns' order), made into named rows here.
+_LoanRow = namedtuple("_LoanRow", [*s.loans.c.keys(), "barcode", "material_type", "partner", "ill"])  # type: ignore[misc]
+_RequestRow = namedtuple("_RequestRow", s.requests.c.keys())  # type: ignore[misc]
+_SecuredRow = namedtuple("_SecuredRow", [*s.requests.c.keys(), "card_number"])  # type: ignore[misc]
+
+
+def _names(alias: str, table) -> str:
+    return ", ".join(f"{alias}.{c.name}" for c in table.c)
+
+
+def _in(values) -> str:
+    assert all(v.replace("_", "").isalnum() for v in values)      # our own state names
+    return ", ".join(f"'{v}'" for v in values)
+
+
+_SNAPSHOT_SQL = (
+    f"ARRAY(SELECT ROW({_names('l', s.loans)}, i.barcode, i.material_type, i.partner, i.ill) "
+    "FROM loans l JOIN items i ON i.id = l.item_id "
+    "WHERE l.patron_id = :w_patron_id AND l.returned_at IS NULL) AS loans, "
+    f"ARRAY(SELECT ROW({_names('r', s.requests)}) FROM requests r "
+    f"WHERE r.patron_id = :w_patron_id AND r.state IN ({_in(LIVE_REQUEST_STATES)})) AS requests")
+_SNAPSHOT = Prepared(text(f"SELECT {_SNAPSHOT_SQL}").columns())
+_CHECK_OUT_READS = Prepared(text(
+    f"SELECT {_SNAPSHOT_SQL}, "
+    f"ARRAY(SELECT ROW({_names('r', s.requests)}, p.card_number) FROM requests r "
+    "JOIN patrons p ON p.id = r.patron_id "
+    f"WHERE r.item_id = :w_item_id AND r.state IN ({_in(s.SECURED_STATES)})) AS secured, "
+    "EXISTS (SELECT 1 FROM loans WHERE loans.item_id = :w_item_id AND loans.returned_at IS NULL) AS open_loan")
+    .columns())
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):

@@ -124,9 +124,12 @@ async def test_the_database_backstop_turns_a_second_open_loan_into_a_clean_refus
     async with circ.db.transaction() as conn:   # make the item look free
         await conn.execute(update(s.items).where(s.items.c.barcode == "IB1").values(status="available"))
 
-    async def no_loan(conn, item_id, lock=True):
-        return None
-    monkeypatch.setattr(loans, "_open_loan", no_loan)
+    real_reads = loans.check_out_reads
+
+    async def no_loan(conn, patron_row, item_id):
+        snapshot, secured, _open_loan = await real_reads(conn, patron_row, item_id)
+        return snapshot, secured, False
+    monkeypatch.setattr(loans, "check_out_reads", no_loan)
     r = await loans.check_out(circ, barcode="IB1", card="I002", branch="iizuka", **STAFF)
     assert r.decision.code == "item_on_loan" and r.loan_id is None
     assert len(await rows(circ, s.loans)) == 1

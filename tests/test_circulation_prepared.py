@@ -215,3 +215,47 @@ async def test_audited_writes_and_lost_updates(circ):
     assert (await _audit(circ, s.events.c.loan_id == lid))[1:] == [
         ("RENEW", "ON_LOAN", "ON_LOAN", "staff", "c1", "counter", None, "", None, lid, item_id)]
     assert (await one_row(circ, s.loans, s.loans.c.id == lid)).renewals == 1
+
+
+async def test_transitions_write_what_the_calls_one_by_one_write(circ):
+    """store.transitions: the steps' audit rows and the final values as transition() after
+    transition() writes them; an illegal step writes nothing; a lost race writes nothing."""
+    from circ_helpers import add_item, add_patron, one_row
+    from circulation import holds, store
+    from circulation.store import ConcurrentChange, Step
+    from lifecycle.table import IllegalTransition
+
+    await add_patron(circ, "P1", "hiroshima", email="p1@example.jp")
+    item_id = await add_item(circ, "B1", "T1", "hiroshima", "central")
+    placed = await holds.place(circ, card="P1", title_id="T1", pickup_branch="central", channel="web",
+                               role="patron", actor="P1", contact_method="email")
+    rid = placed.request_id
+    req = await one_row(circ, s.requests, s.requests.c.id == rid)
+    now = circ.now()
+    before = await _audit(circ, s.events.c.request_id == rid)
+
+    with pytest.raises(IllegalTransition):               # the second step is illegal from SUSPENDED:
+        async with circ.db.transaction() as conn:        # nothing is written, not even the first
+            await store.transitions(conn, req, Step("SUSPEND", "patron", "P1", now, "web"),
+                                    Step("CHECK_OUT", "staff", "c1", now))
+    stale = store.Written(req, state="SUSPENDED")
+    with pytest.raises(ConcurrentChange):
+        async with circ.db.transaction() as conn:
+            await store.transitions(conn, stale, Step("RESUME", "patron", "P1", now, "web"),
+                                    Step("SUSPEND", "patron", "P1", now, "web", reason="again"))
+    assert await _audit(circ, s.events.c.request_id == rid) == before
+
+    async with circ.db.transaction() as conn:
+        new = await store.transitions(
+            conn, req, Step("TRAP_AT_PICKUP", "staff", "c1", now, None, "central", "",
+                            {"item_id": item_id, "ready_at": now}),
+            Step("SHELF_EXPIRE", "system", "job", now, None, "central", "not collected",
+                 {"cancel_reason": "shelf_expired"}))
+    assert new.value == "SHELF_EXPIRED"
+    assert (await _audit(circ, s.events.c.request_id == rid))[len(before):] == [
+        ("TRAP_AT_PICKUP", "QUEUED", "ON_HOLD_SHELF", "staff", "c1", None, "central", "", rid, None, item_id),
+        ("SHELF_EXPIRE", "ON_HOLD_SHELF", "SHELF_EXPIRED", "system", "job", None, "central", "not collected",
+         rid, None, item_id)]
+    row = await one_row(circ, s.requests, s.requests.c.id == rid)
+    assert (row.state, row.item_id, row.ready_at, row.cancel_reason) == ("SHELF_EXPIRED", item_id, now,
+                                                                         "shelf_expired")
