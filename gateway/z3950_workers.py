@@ -32,8 +32,8 @@ def default_workers(cpus: int | None = None) -> int:
     at most 16 (16 on a 2-core box, 16 on a 16-core one, 8 on one core). Like zebrasrv's
     process per connection, more processes than cores let the kernel share the CPUs, so a
     short search does not wait behind another session's search in the same process;
-    SO_REUSEPORT hashes connections unevenly, and 16 sessions on 8 processes put a median
-    search 2.2-2.9x Zebra's against 1.4-1.5x on 16 (docs/benchmarks.md, "the search median")."""
+    SO_REUSEPORT hashes connections unevenly: 16 sessions on 8 processes put a median
+    search at 2.2-2.9x Zebra's, on 16 at 1.4-2.2x (docs/benchmarks.md, "the search median")."""
     n = len(os.sched_getaffinity(0)) if cpus is None else cpus
     return max(1, min(MAX_DEFAULT, PER_CPU * n))
 
