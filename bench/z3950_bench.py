@@ -65,6 +65,7 @@ import run_bench as rb  # noqa: E402
 import workload as wl  # noqa: E402
 import z3950_load as zl  # noqa: E402
 import zebra  # noqa: E402
+from gateway.z3950_workers import default_workers  # noqa: E402
 
 STARTED = rb.STARTED
 U, Z = "unioncat-sqlite", "zebra-icu"
@@ -100,7 +101,7 @@ class UnioncatZ(rb.UnioncatSystem):
         # opening the catalog: seconds of CPU each on a loaded machine). Measuring before
         # they listen charged their start-up to the first phase (search c1: tens of ms of
         # server CPU per request), so wait until every process has its listening socket.
-        expected = self.z3950_workers or min(16, 4 * len(os.sched_getaffinity(0)))
+        expected = self.z3950_workers or default_workers()
         self.listeners = wait_listeners(self.zport, expected, self.start_timeout)
         return pid
 
@@ -364,7 +365,7 @@ def main(argv=None) -> int:
     ap.add_argument("--present-sets", type=int, default=10, help="named result sets per present session")
     ap.add_argument("--zebra-first", action="store_true", help="run Zebra's phases before unioncat's")
     ap.add_argument("--z3950-workers", type=int, default=None,
-                    help="unioncat serve --z3950-workers (default: the server's default, 4 per CPU)")
+                    help="unioncat serve --z3950-workers (default: the server's default, 8 per CPU, at most 16)")
     ap.add_argument("--client-cpu", type=int, default=None, help="pin the client to this CPU")
     ap.add_argument("--py-spy", default=None, help="py-spy binary (default: on PATH or next to python)")
     ap.add_argument("--profile-requests", type=int, default=3000)

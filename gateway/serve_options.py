@@ -20,18 +20,15 @@ def _z3950_port(p) -> None:
     p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="auto (default): uvloop when installed (the [fast] extra), else asyncio's own loop")
     p.add_argument("--z3950-workers", type=int, default=None, metavar="N",
-                   help="processes answering Z39.50 on the port (SO_REUSEPORT; default: 4 per CPU, at most 16)")
+                   help="processes answering Z39.50 on the port (SO_REUSEPORT; default: 8 per CPU, at most 16)")
     p.add_argument("--z3950-worker-of", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def _z3950_workers(args, data_dir: Path) -> dict:
     """run_server's worker options: how many Z39.50 processes, and their command line."""
-    from .z3950_workers import worker_argv
+    from .z3950_workers import default_workers, worker_argv
 
-    # default: 4 per CPU (at most 16) -- like zebrasrv's process per connection, more
-    # processes than cores let the kernel share the CPU, so a long search does not hold
-    # up the short ones queued behind it in the same process
-    n = args.z3950_workers if args.z3950_workers is not None else min(16, 4 * len(os.sched_getaffinity(0)))
+    n = args.z3950_workers if args.z3950_workers is not None else default_workers()
     if n < 1:
         sys.exit("unioncat: --z3950-workers must be at least 1")
     return {"z3950_workers": n,

@@ -518,6 +518,8 @@ class Z3950Server(TcpServer):
 
     async def _requests(self, reader, writer, session: Session, state: Association, idle: "_IdleWatch") -> None:
         svc, settings = self.service, self.service.settings
+        handlers = {P.SearchRequest: svc.search, P.PresentRequest: svc.present, P.ScanRequest: svc.scan,
+                    P.SortRequest: svc.sort, P.DeleteResultSetRequest: svc.delete}
         while True:
             event = session.next_event()
             if isinstance(event, NeedData):
@@ -561,8 +563,7 @@ class Z3950Server(TcpServer):
                     log.info("z3950 %s: init rejected: %s", state.peer, reason)
                     return
                 continue
-            handler = {P.SearchRequest: svc.search, P.PresentRequest: svc.present, P.ScanRequest: svc.scan,
-                       P.SortRequest: svc.sort, P.DeleteResultSetRequest: svc.delete}[type(event)]
+            handler = handlers[type(event)]
             try:
                 response = await handler(event, state)
             except Exception:  # a bug answers this request with a diagnostic, not a dropped line

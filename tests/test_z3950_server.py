@@ -735,3 +735,10 @@ def test_yaz_client_scans_titles_by_reading(any_demo_server, tmp_path):
     got = re.findall(r"^[* ] (.+) \((\d+)\)$", scan, re.M)
     assert [t for t, _ in got] == ["図書館情報学入門", "図書館の歴史", "日本の図書館", "広島の歴史と文化",
                                    "吾輩は猫である"], scan
+
+
+def test_default_number_of_z3950_processes():
+    """8 per CPU, at most 16: one process per session up to 16 sessions on a 2-core box."""
+    from gateway.z3950_workers import default_workers
+    assert [default_workers(n) for n in (1, 2, 3, 16, 64)] == [8, 16, 16, 16, 16]
+    assert 1 <= default_workers() <= 16

@@ -57,6 +57,10 @@ from .operations_codec import (
     _enc_sort_request,
     _enc_sort_response,
 )
+from .search_fast import FAST_MAX_RPN_DEPTH, decode_search_request
+
+_SEARCH_FIRST_OCTET = bytes([0xA0 | SEARCH_REQUEST])   # [22] context, constructed
+_FAST_MIN_DEPTH = FAST_MAX_RPN_DEPTH + 16             # the BER nesting a fast-read request can reach, and more
 
 PDU = Union[InitializeRequest, InitializeResponse, Close, SearchRequest, SearchResponse, PresentRequest,
             PresentResponse, DeleteResultSetRequest, DeleteResultSetResponse, ScanRequest, ScanResponse,
@@ -103,7 +107,16 @@ def encode_pdu(pdu: PDU, *, encoding: str = "utf-8") -> bytes:
 def decode_pdu(data: bytes, *, encoding: str = "utf-8", max_length: int | None = None,
                max_depth: int = DEFAULT_MAX_DEPTH, max_elements: int = DEFAULT_MAX_ELEMENTS) -> PDU:
     """Decode one complete APDU (as cut by ``apdu_framer``).  Raises BERError for
-    anything malformed, UnsupportedAPDU for a valid APDU tag not handled here."""
+    anything malformed, UnsupportedAPDU for a valid APDU tag not handled here.
+
+    A SearchRequest of the usual shape is read straight from the bytes
+    (``search_fast``); anything that module declines, the generic decoder reads
+    (or refuses), so both give the same answer for every input."""
+    if (data[:1] == _SEARCH_FIRST_OCTET and max_depth >= _FAST_MIN_DEPTH and max_elements * 2 >= len(data)
+            and len(data) <= (max_length or len(data))):
+        fast = decode_search_request(data, encoding)
+        if fast is not None:
+            return fast
     element = decode_all(data, max_length=max_length or max(len(data), 1), max_depth=max_depth,
                          max_elements=max_elements)
     if not (element.cls == CONTEXT and element.constructed and is_apdu_tag(element.tag)):

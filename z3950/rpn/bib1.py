@@ -281,6 +281,8 @@ _MASK_CHARS = "\\*?\""
 
 def _literal(text: str) -> str:
     """A literal text in the query model's term syntax (masks and escapes escaped)."""
+    if "\\" not in text and "*" not in text and "?" not in text and '"' not in text:
+        return text                     # the usual term: nothing to escape
     return "".join("\\" + c if c in _MASK_CHARS else c for c in text)
 
 
@@ -316,6 +318,8 @@ def _truncate(text: str, truncation: int) -> str:
 
 def _mask_positions(term: str) -> list[int]:
     """Positions of the unescaped masks of a term in the model's syntax."""
+    if "*" not in term and "?" not in term:
+        return []                       # the usual term: no mask at all
     out = []
     i = 0
     while i < len(term):
@@ -344,7 +348,14 @@ class _Mapper:
         self.mapping = mapping
         self.attribute_set = attribute_set
         self.operators = 0
-        self.server_choice = config.resolve(None).name
+        self._server_choice: str | None = None
+
+    @property
+    def server_choice(self) -> str:
+        """The index of a term without a use attribute (looked up when one is met)."""
+        if self._server_choice is None:
+            self._server_choice = self.config.resolve(None).name
+        return self._server_choice
 
     # -- attributes ------------------------------------------------------------
     def collect(self, attributes, *, allow_sort: bool) -> dict[int, int | str]:
