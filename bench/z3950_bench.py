@@ -365,7 +365,7 @@ def main(argv=None) -> int:
     ap.add_argument("--present-sets", type=int, default=10, help="named result sets per present session")
     ap.add_argument("--zebra-first", action="store_true", help="run Zebra's phases before unioncat's")
     ap.add_argument("--z3950-workers", type=int, default=None,
-                    help="unioncat serve --z3950-workers (default: the server's default, 8 per CPU, at most 16)")
+                    help="unioncat serve --z3950-workers (default: the server's default, 4 per CPU, at most 16)")
     ap.add_argument("--client-cpu", type=int, default=None, help="pin the client to this CPU")
     ap.add_argument("--py-spy", default=None, help="py-spy binary (default: on PATH or next to python)")
     ap.add_argument("--profile-requests", type=int, default=3000)

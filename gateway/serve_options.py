@@ -20,7 +20,7 @@ def _z3950_port(p) -> None:
     p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="auto (default): uvloop when installed (the [fast] extra), else asyncio's own loop")
     p.add_argument("--z3950-workers", type=int, default=None, metavar="N",
-                   help="processes answering Z39.50 on the port (SO_REUSEPORT; default: 8 per CPU, at most 16)")
+                   help="processes answering Z39.50 on the port (SO_REUSEPORT; default: 4 per CPU, at most 16)")
     p.add_argument("--z3950-worker-of", type=int, default=None, help=argparse.SUPPRESS)
 
 

@@ -23,17 +23,21 @@ from .workers import Workers, availability_circulation, catalog_argv, serve_argv
 
 __all__ = ["Workers", "default_workers", "run_worker", "worker_argv"]
 
-PER_CPU = 8            # processes per CPU by default ...
+PER_CPU = 4            # processes per CPU by default ...
 MAX_DEFAULT = 16       # ... and at most this many
 
 
 def default_workers(cpus: int | None = None) -> int:
-    """How many processes answer Z39.50 when ``--z3950-workers`` is not given: 8 per CPU,
-    at most 16 (16 on a 2-core box, 16 on a 16-core one, 8 on one core). Like zebrasrv's
-    process per connection, more processes than cores let the kernel share the CPUs, so a
-    short search does not wait behind another session's search in the same process;
-    SO_REUSEPORT hashes connections unevenly: 16 sessions on 8 processes put a median
-    search at 2.2-2.9x Zebra's, on 16 at 1.4-2.2x (docs/benchmarks.md, "the search median")."""
+    """How many processes answer Z39.50 when ``--z3950-workers`` is not given: 4 per CPU,
+    at most 16 (8 on a 2-core box, 16 on a 4-core one or larger, 4 on one core). Like
+    zebrasrv's process per connection, more processes than cores let the kernel share the
+    CPUs, so a short search does not wait behind another session's search in the same
+    process. SO_REUSEPORT hashes connections unevenly: on a 2-core box 16 sessions on 8
+    processes put the median search at 2.2-2.9x Zebra's, on 16 at 1.4-2.2x
+    (docs/benchmarks.md, "the search median"), at twice the processes' memory and start-up;
+    a site with many concurrent Z39.50 sessions on few cores can ask for more with
+    ``--z3950-workers``. The default stays at 4 per CPU: every ``serve`` (the demo, a test)
+    starts them all."""
     n = len(os.sched_getaffinity(0)) if cpus is None else cpus
     return max(1, min(MAX_DEFAULT, PER_CPU * n))
 

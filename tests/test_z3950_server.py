@@ -738,7 +738,7 @@ def test_yaz_client_scans_titles_by_reading(any_demo_server, tmp_path):
 
 
 def test_default_number_of_z3950_processes():
-    """8 per CPU, at most 16: one process per session up to 16 sessions on a 2-core box."""
+    """4 per CPU, at most 16 (more with --z3950-workers)."""
     from gateway.z3950_workers import default_workers
-    assert [default_workers(n) for n in (1, 2, 3, 16, 64)] == [8, 16, 16, 16, 16]
+    assert [default_workers(n) for n in (1, 2, 3, 16, 64)] == [4, 8, 12, 16, 16]
     assert 1 <= default_workers() <= 16
