@@ -185,9 +185,8 @@ def test_windows_of_records_give_the_same_rows_and_ids_as_record_by_record(tmp_p
     changed), two records of one library matching one union record (the second may not join
     it once the first has), a deletion inside the window, records that create no union
     record (their reserved ids given back), and windows cut by batches of 3."""
-    from catalog_builder import df, rec, write
-
     import indexers.ingest
+    from catalog_builder import df, rec, write
 
     monkeypatch.setattr(indexers.ingest, "BATCH", batch)
     shared, other = _isbn13(1), _isbn13(2)
