@@ -12,6 +12,12 @@ both. It prints records/s of each ingest, the median per store, the ratio pg/sql
 the load average before and after each ingest, writes JSON with ``--out``, and stops both
 servers by PID (also on errors).
 
+``--baseline DIR`` (a checkout of an earlier commit, e.g. ``git worktree add`` or ``git
+archive`` of it) adds a third kind, ``pg-store-baseline``: the same ingest with the
+PostgreSQL store run from DIR's code, in each round next to the others (sqlite, pg,
+baseline; then baseline, pg, sqlite), so that a change is measured against what it
+replaces in the same run.
+
 usage::
 
     python bench/es_store_bench.py --records 20000 --out bench/results-es-store-20k.json
@@ -61,7 +67,8 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def ingest(path: Path, es_url: str, store_url: str | None, timeout: float, sides: dict[str, int]) -> dict:
+def ingest(path: Path, es_url: str, store_url: str | None, timeout: float, sides: dict[str, int],
+           code: Path = REPO) -> dict:
     """One ingest; ``sides``: the servers (name -> PID) whose CPU seconds are counted too."""
     import procmon
 
@@ -75,7 +82,7 @@ def ingest(path: Path, es_url: str, store_url: str | None, timeout: float, sides
     side0 = {k: procmon.tree_cpu_s(pid) for k, pid in sides.items()}
     cpu0 = _children_cpu_s()
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=code)
     seconds = time.perf_counter() - t0
     cpu = _children_cpu_s() - cpu0
     side = {f"{k}_cpu_s": round(procmon.tree_cpu_s(pid) - side0[k], 1) for k, pid in sides.items()}
@@ -89,6 +96,18 @@ def ingest(path: Path, es_url: str, store_url: str | None, timeout: float, sides
             "load_after": [round(x, 2) for x in os.getloadavg()], "index": index}
 
 
+def _commit(repo: Path) -> str | None:
+    """The checkout's commit, with "+dirty" when files differ from it (None: not a git checkout)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=repo,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=repo).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=20000)
@@ -97,7 +116,10 @@ def main(argv=None) -> int:
     ap.add_argument("--heap", default="1g", help="the Elasticsearch heap")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds one ingest may take")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                    help="also ingest with the PostgreSQL store from this checkout's code (pg-store-baseline)")
     a = ap.parse_args(argv)
+    kinds = ["sqlite-store", "pg-store"] + (["pg-store-baseline"] if a.baseline else [])
 
     from elasticsearch_node import ElasticsearchNode
     from postgres_node import PostgresNode, create_database
@@ -113,21 +135,23 @@ def main(argv=None) -> int:
     es_dir, pg_dir = tempfile.mkdtemp(prefix="unioncat-bench-es-"), tempfile.mkdtemp(prefix="unioncat-bench-pg-")
     es = ElasticsearchNode(es_dir, heap=a.heap)
     pg = PostgresNode(pg_dir)
-    results: dict = {"records": n, "host": host_info(), "runs": []}
+    results: dict = {"records": n, "host": host_info(), "runs": [], "commit": _commit(REPO),
+                     "baseline": str(a.baseline) if a.baseline else None}
     try:
         es.start(timeout=300)
         pg.start()
         order = []
         for r in range(a.rounds):
-            order += ["sqlite-store", "pg-store"] if r % 2 == 0 else ["pg-store", "sqlite-store"]
+            order += kinds if r % 2 == 0 else kinds[::-1]
         for i, kind in enumerate(order):
             store_url = None
-            if kind == "pg-store":
+            if kind != "sqlite-store":
                 store_url = create_database(pg.url, f"bench_store_{i}").replace("+asyncpg", "")
             sides = {"es": es.pid or 0, "pg": pg.pid or 0}
-            run = {"store": kind, **ingest(subset, es.url, store_url, a.timeout, sides)}
+            code = a.baseline if kind == "pg-store-baseline" else REPO
+            run = {"store": kind, **ingest(subset, es.url, store_url, a.timeout, sides, code)}
             results["runs"].append(run)
-            print(f"{kind:13s} {run['seconds']:8.1f} s {run['rec_per_s']:8.1f} rec/s   CPU s: ingest "
+            print(f"{kind:17s} {run['seconds']:8.1f} s {run['rec_per_s']:8.1f} rec/s   CPU s: ingest "
                   f"{run['ingest_cpu_s']}, ES {run['es_cpu_s']}, PostgreSQL {run['pg_cpu_s']}   load "
                   f"{run['load_before']} -> {run['load_after']}", flush=True)
     finally:
@@ -135,16 +159,20 @@ def main(argv=None) -> int:
         pg.stop()
         for d in (es_dir, pg_dir, work):
             shutil.rmtree(d, ignore_errors=True)
-    med = {k: statistics.median(r["rec_per_s"] for r in results["runs"] if r["store"] == k)
-           for k in ("sqlite-store", "pg-store")}
+    med = {k: statistics.median(r["rec_per_s"] for r in results["runs"] if r["store"] == k) for k in kinds}
     results["median_rec_per_s"] = med
     results["ratio_pg_over_sqlite"] = round(med["pg-store"] / med["sqlite-store"], 3)
     cpu = {k: statistics.median(r["ingest_cpu_s"] + r["pg_cpu_s"] for r in results["runs"] if r["store"] == k)
-           for k in ("sqlite-store", "pg-store")}
+           for k in kinds}
     results["median_cpu_s_ingest_plus_pg"] = cpu
     print(f"median rec/s: sqlite-store {med['sqlite-store']:.1f}, pg-store {med['pg-store']:.1f}; "
           f"pg/sqlite {results['ratio_pg_over_sqlite']:.2f}x; median CPU s (ingest + PostgreSQL): "
           f"sqlite-store {cpu['sqlite-store']:.1f}, pg-store {cpu['pg-store']:.1f}")
+    if a.baseline:
+        results["ratio_baseline_over_sqlite"] = round(med["pg-store-baseline"] / med["sqlite-store"], 3)
+        print(f"pg-store-baseline: median {med['pg-store-baseline']:.1f} rec/s "
+              f"({results['ratio_baseline_over_sqlite']:.2f}x sqlite-store), median CPU s (ingest + PostgreSQL) "
+              f"{cpu['pg-store-baseline']:.1f}")
     if a.out:
         a.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0

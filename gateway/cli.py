@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .serve_options import CircError, _api_workers, _serve_sru_options, _sru_workers, _z3950_port, _z3950_workers
-from .store_options import add_store_db, open_store_reader, store_db, stored_meta
+from .store_options import add_copy_store, add_store_db, cmd_copy_store, open_store_reader, store_db, stored_meta
 
 DATA_DIR_ENV = "UNIONCAT_DATA_DIR"
 
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--json", action="store_true", help="print the reports as JSON, one a line")
 
+    add_copy_store(sub, _common)
     _circ_parser(sub)
     return ap
 
@@ -178,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return {"ingest": cmd_ingest, "serve": cmd_serve, "demo": cmd_demo, "search": cmd_search,
             "stats": cmd_stats, "reindex": cmd_reindex, "sync": cmd_sync, "circ": cmd_circ,
-            "harvest": cmd_harvest}[args.cmd](args)
+            "harvest": cmd_harvest,
+            "copy-store": lambda a: cmd_copy_store(a, _data_dir(a))}[args.cmd](args)
 
 
 def _print_counts(res, as_json: bool) -> None:

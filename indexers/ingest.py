@@ -26,7 +26,9 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -556,10 +558,25 @@ def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_sinc
         if on_batch:
             on_batch(counts)
 
+    def windows(stream):
+        """The stream, with the store told each window of records (the rest of the
+        batch) before they are applied: on PostgreSQL it reads what they will ask in a
+        few statements (Store.prefetch, indexers/store_batch.py)."""
+        buf: deque = deque()
+        while True:
+            if not buf:
+                buf.extend(islice(stream, max(1, BATCH - in_batch)))
+                if not buf:
+                    return
+                store.prefetch(library, [x[1] for x in buf if isinstance(x, tuple) and x[1].bad_reason is None])
+            yield buf.popleft()
+
     try:
         store.begin()
-        for x in items(preparer, progress):
+        stream = items(preparer, progress)
+        for x in (windows(stream) if store.dialect.name == "postgresql" else stream):
             if isinstance(x, Hook):
+                store.sync()
                 x.run(store.conn)
                 if x.commit and in_batch:
                     next_batch()
@@ -568,6 +585,8 @@ def _ingest(data_dir, library, items, *, full, progress, on_batch, es, full_sinc
                     store.begin()
                 continue
             if isinstance(x, Withdraw):
+                if callable(x.local_id):
+                    store.sync()
                 local_id = x.local_id(store.conn) if callable(x.local_id) else x.local_id
                 if x.renumbered:
                     if local_id and store.withdraw(library, local_id):

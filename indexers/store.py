@@ -28,6 +28,7 @@ from .mapping import FieldMapping
 from .marc_display import iso2709_value, marcxml_of_iso2709, splice_iso2709
 from .marc_reader import decode_stored
 from .records import Holding, UnionRecord
+from .store_batch import MISS, PgBatch
 from .store_sql import PG_SCHEMA, Conn, dialect_of, is_store_url, open_connection, shown_url
 
 if TYPE_CHECKING:              # prepare imports the index writers; its type only
@@ -132,6 +133,8 @@ class Store:
         else:                       # a PostgreSQL store is made whole (store_sql.py)
             conn.executescript(PG_SCHEMA)
         index.setup(conn)
+        # PostgreSQL: look-ups per window, writes deferred, ids reserved (store_batch.py)
+        self._batch = PgBatch(conn, MAX_CANDIDATES) if self.dialect.name == "postgresql" else None
         self._dirty: set[int] = set()
         self._gone: set[int] = set()
         # union records created in this batch whose only member is known in memory
@@ -144,8 +147,23 @@ class Store:
     def begin(self) -> None:
         self.dialect.begin(self.conn)
 
+    def prefetch(self, library: str, ps) -> None:
+        """The prepared records ``ps`` are applied next (in this order, by ``apply``): on
+        PostgreSQL, read what they will ask in a few statements (store_batch.py); nothing on
+        SQLite, where a look-up is a function call."""
+        if self._batch is not None:
+            self._batch.prefetch(library, ps)
+
+    def sync(self) -> None:
+        """Send the deferred writes (PostgreSQL): before someone else reads the store's
+        tables through ``conn`` inside the batch (an ingest's hooks)."""
+        if self._batch is not None:
+            self._batch.sync()
+
     def commit(self) -> None:
         self._flush()
+        if self._batch is not None:
+            self._batch.at_commit()
         # the stored display records stay current through this commit: the stamp moves to
         # the next generation (a writer that does not keep them, e.g. an older version,
         # bumps the generation alone, and readers go back to splicing)
@@ -170,6 +188,8 @@ class Store:
         self._dirty.clear()
         self._gone.clear()
         self._fresh.clear()
+        if self._batch is not None:
+            self._batch.reset()
         if self.conn.in_transaction:
             try:
                 self.conn.execute("ROLLBACK")
@@ -181,6 +201,9 @@ class Store:
     def _flush(self) -> None:
         """Rebuild the index documents of every union record touched in this batch,
         stamp them modified, and record the libraries that left them."""
+        self.sync()
+        if self._batch is not None:
+            self._batch.touched(self._dirty)
         now = time.time()
         made: dict[int, bytes | None] = {}
         for uid in sorted(self._dirty - self._gone):
@@ -322,16 +345,14 @@ class Store:
             else:
                 counts.deleted_unknown += 1
             return
-        row = self.conn.execute(
-            "SELECT id, union_id, digest FROM source WHERE library=? AND local_id=?", (library, p.local_id)
-        ).fetchone()
+        row = self._source_row(library, p.local_id)
         if row and row[2] == p.digest:
-            self.conn.execute("UPDATE source SET run_id=? WHERE id=?", (run_id, row[0]))
+            self._write("run_id", "UPDATE source SET run_id=? WHERE id=?", (run_id, row[0]), row[0])
             counts.unchanged += 1
             return
         if row:
             source_id, old_union = row[0], row[1]
-            self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (source_id,))
+            self._write("unkey", "DELETE FROM matchkey WHERE source_id=?", (source_id,), source_id)
             self._dirty.add(old_union)
             self._fresh.pop(old_union, None)
             self._left.setdefault(old_union, set()).add(library)
@@ -342,32 +363,48 @@ class Store:
         fresh = uid is None
         if uid is None:
             now = time.time()
-            uid = self.dialect.insert_id(self.conn, "INSERT INTO union_rec(created, modified) VALUES (?, ?)",
-                                         (now, now))
+            uid = self._batch.new_id("union_rec") if self._batch is not None else None
+            if uid is not None:
+                assert self._batch is not None
+                self._batch.put("union_rec", (uid, now, now), 0)
+            else:
+                uid = self.dialect.insert_id(self.conn, "INSERT INTO union_rec(created, modified) VALUES (?, ?)",
+                                             (now, now))
         else:
             counts.merged += 1
             self._fresh.pop(uid, None)
         titles = json.dumps(p.data["titles"], ensure_ascii=False)
         holdings = json.dumps(p.data["holdings"], ensure_ascii=False)
         if row:
-            self.conn.execute(
-                "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=?, titles=?, holdings=? WHERE id=?",
-                (uid, p.digest, run_id, p.marc, p.blob, titles, holdings, source_id),
-            )
+            self._write("update",
+                        "UPDATE source SET union_id=?, digest=?, run_id=?, marc=?, data=?, titles=?, holdings=?"
+                        " WHERE id=?", (uid, p.digest, run_id, p.marc, p.blob, titles, holdings, source_id),
+                        source_id)
             counts.updated += 1
         else:
-            source_id = self.dialect.insert_id(
-                self.conn,
-                "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles, holdings, added)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles, holdings, time.time()),
-            )
+            added = time.time()
+            new_id = self._batch.new_id("source") if self._batch is not None else None
+            if new_id is not None:
+                assert self._batch is not None
+                source_id = new_id
+                self._batch.put("source", (source_id, library, p.local_id, uid, p.digest, run_id, p.marc, p.blob,
+                                           titles, holdings, added), source_id)
+            else:
+                source_id = self.dialect.insert_id(
+                    self.conn,
+                    "INSERT INTO source(library, local_id, union_id, digest, run_id, marc, data, titles, holdings,"
+                    " added) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (library, p.local_id, uid, p.digest, run_id, p.marc, p.blob, titles, holdings, added),
+                )
             counts.added += 1
+        if self._batch is not None:
+            self._batch.wrote_source(library, p.local_id, (source_id, uid, p.digest))
         if p.keys:
-            self.conn.executemany(
-                "INSERT INTO matchkey(key, library, union_id, source_id) VALUES (?,?,?,?)",
-                [(f"{k}:{v}", library, uid, source_id) for k, v in p.keys],
-            )
+            keys = [(f"{k}:{v}", library, uid, source_id) for k, v in p.keys]
+            if self._batch is not None:
+                self._batch.put_many("key", keys, source_id)
+            else:
+                self.conn.executemany("INSERT INTO matchkey(key, library, union_id, source_id) VALUES (?,?,?,?)", keys)
         if fresh:
             self._fresh[uid] = p
         self._dirty.add(uid)
@@ -380,35 +417,48 @@ class Store:
         libs_of: dict[int, frozenset[str]] = {}
         for kind, value in keys:
             k = f"{kind}:{value}"
-            # two index ranges (library < x, library > x): "<>" would scan every row of the key
-            rows = sorted(
-                self.conn.execute(
-                    "SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library<? LIMIT ?) AS lo"
-                    " UNION ALL"
-                    " SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>? LIMIT ?) AS hi",
-                    (k, library, MAX_CANDIDATES, k, library, MAX_CANDIDATES),
-                ).fetchall()
-            )[:MAX_CANDIDATES]
+            rows = self._batch.key_rows(library, k) if self._batch is not None else MISS
+            if rows is MISS:
+                self.sync()
+                # two index ranges (library < x, library > x): "<>" would scan every row of the key
+                rows = sorted(
+                    self.conn.execute(
+                        "SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library<?"
+                        " ORDER BY library, union_id LIMIT ?) AS lo"
+                        " UNION ALL"
+                        " SELECT * FROM (SELECT union_id, source_id FROM matchkey WHERE key=? AND library>?"
+                        " ORDER BY library, union_id LIMIT ?) AS hi",
+                        (k, library, MAX_CANDIDATES, k, library, MAX_CANDIDATES),
+                    ).fetchall()
+                )[:MAX_CANDIDATES]
             for uid, sid in rows:
                 if sid == exclude_source:
                     continue
                 if uid not in libs_of:
-                    libs_of[uid] = frozenset(
-                        r[0] for r in self.conn.execute(
-                            "SELECT library FROM source WHERE union_id=? AND id <> COALESCE(?, 0)",
-                            (uid, exclude_source))
-                    )
+                    libs = self._batch.libraries(uid, exclude_source, self._dirty) if self._batch else MISS
+                    if libs is MISS:
+                        self.sync()
+                        libs = frozenset(
+                            r[0] for r in self.conn.execute(
+                                "SELECT library FROM source WHERE union_id=? AND id <> COALESCE(?, 0)",
+                                (uid, exclude_source))
+                        )
+                    libs_of[uid] = libs
                 if library in libs_of[uid]:
                     continue
                 c = out.get((uid, kind))
                 if c is None:
                     c = out[(uid, kind)] = un.Candidate(uid, kind, libs_of[uid], [])
                 if kind == "isbn":
-                    t = self.conn.execute("SELECT titles FROM source WHERE id=?", (sid,)).fetchone()
-                    c.titles.append(json.loads(t[0]))
+                    t = self._batch.source_titles(sid) if self._batch is not None else MISS
+                    if t is MISS:
+                        self.sync()
+                        t = self.conn.execute("SELECT titles FROM source WHERE id=?", (sid,)).fetchone()[0]
+                    c.titles.append(json.loads(t))
         return list(out.values())
 
     def withdraw(self, library: str, local_id: str) -> bool:
+        self.sync()
         row = self.conn.execute(
             "SELECT id, union_id FROM source WHERE library=? AND local_id=?", (library, local_id)
         ).fetchone()
@@ -416,12 +466,15 @@ class Store:
             return False
         self.conn.execute("DELETE FROM matchkey WHERE source_id=?", (row[0],))
         self.conn.execute("DELETE FROM source WHERE id=?", (row[0],))
+        if self._batch is not None:
+            self._batch.wrote_source(library, local_id, None)
         self._dirty.add(row[1])
         self._fresh.pop(row[1], None)
         self._left.setdefault(row[1], set()).add(library)
         return True
 
     def missing_from_run(self, library: str, run_id: int) -> list[str]:
+        self.sync()
         return [
             r[0]
             for r in self.conn.execute(
@@ -432,8 +485,25 @@ class Store:
     def missing_since_run(self, library: str, first_run: int) -> list[str]:
         """The library's records no run from ``first_run`` on has read (a whole
         catalogue read over several runs, as a resumed full harvest is)."""
+        self.sync()
         return [r[0] for r in self.conn.execute(
             "SELECT local_id FROM source WHERE library=? AND run_id<?", (library, first_run))]
+
+    def _source_row(self, library: str, local_id: str):
+        row = self._batch.source_row(library, local_id) if self._batch is not None else MISS
+        if row is MISS:
+            self.sync()
+            row = self.conn.execute(
+                "SELECT id, union_id, digest FROM source WHERE library=? AND local_id=?", (library, local_id)
+            ).fetchone()
+        return row
+
+    def _write(self, kind: str, sql: str, params: tuple, source_id: int) -> None:
+        """A write whose result is not read: deferred on PostgreSQL (store_batch.py)."""
+        if self._batch is not None:
+            self._batch.put(kind, params, source_id)
+        else:
+            self.conn.execute(sql, params)
 
     # -- reading --------------------------------------------------------------
     def _members(self, uid: int) -> list[un.MemberSource]:

@@ -36,6 +36,10 @@ What the store's SQL needs from SQLite, and what stands for it on PostgreSQL:
   (``seq``) Elasticsearch acknowledged (indexers/backends/elasticsearch_index.py).
 * Errors: ``Dialect.errors`` (sqlite3.Error, or psycopg.Error) is what the ingest turns
   into StorageError and a failed run.
+* Round trips: a statement is a function call on SQLite and a round trip on PostgreSQL;
+  an ingest's per-record statements are read per window, deferred and sent in batches
+  on PostgreSQL (indexers/store_batch.py), with the same rows and ids as a result.
+* Moving a data directory's store here: ``unioncat copy-store`` (indexers/store_copy.py).
 
 Connections: one per user, as with SQLite (the ingest's, the pusher's in its thread, each
 reindex worker's after the fork; a gateway's reader opens one per question in a worker
@@ -130,16 +134,20 @@ class PgConnection:
 
         self.url = url
         self.raw = psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=10)
+        self._many: Any = None
 
     def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> Any:
         return self.raw.execute(_pg_sql(sql), params or None)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        """One round trip for all the rows (psycopg pipelines them), on one cursor reused
+        for the connection's life (nobody reads an executemany's results)."""
         rows = list(rows)
-        cur = self.raw.cursor()
+        if self._many is None:
+            self._many = self.raw.cursor()
         if rows:
-            cur.executemany(_pg_sql(sql), rows)
-        return cur
+            self._many.executemany(_pg_sql(sql), rows)
+        return self._many
 
     def executescript(self, script: str) -> None:
         self.raw.execute(script.encode())          # several statements, no parameters

@@ -154,3 +154,80 @@ def test_readers_of_a_store_in_postgresql_say_what_is_wrong(store_url):
     with pytest.raises(BackendUnavailable) as err:
         asyncio.run(away.added_since("iizuka", 0.0))
     assert "someone:***@" in str(err.value) and "s3cret" not in str(err.value)
+
+
+def _isbn13(n: int) -> str:
+    body = f"978400{n:06d}"
+    check = (10 - sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body)) % 10) % 10
+    return body + str(check)
+
+
+def _rows_with_ids(conn) -> dict:
+    out = {}
+    for name, sql in (
+            ("source", "SELECT id, library, local_id, union_id, digest, run_id, titles FROM source ORDER BY id"),
+            ("union_rec", "SELECT id FROM union_rec ORDER BY id"),
+            ("matchkey", "SELECT key, library, union_id, source_id FROM matchkey ORDER BY source_id, key"),
+            ("union_gone", "SELECT union_id, library FROM union_gone ORDER BY union_id, library"),
+            ("display", "SELECT union_id, iso FROM display ORDER BY union_id"),
+            ("es_outbox", "SELECT union_id FROM es_outbox ORDER BY union_id"),
+            ("run", "SELECT id, library, counts FROM run ORDER BY id")):
+        out[name] = _rows(conn, sql)
+    return out
+
+
+@pytest.mark.parametrize("batch", [1000, 3])
+def test_windows_of_records_give_the_same_rows_and_ids_as_record_by_record(tmp_path, store_url, es_cfg,
+                                                                             monkeypatch, batch):
+    """On PostgreSQL an ingest reads a window's look-ups at once, defers its writes and
+    reserves its ids (indexers/store_batch.py); the rows, ids included, are those SQLite's
+    statements one record at a time give: with a record twice in one window (added, then
+    changed), two records of one library matching one union record (the second may not join
+    it once the first has), a deletion inside the window, records that create no union
+    record (their reserved ids given back), and windows cut by batches of 3."""
+    import indexers.ingest
+    from catalog_builder import df, rec, write
+
+    monkeypatch.setattr(indexers.ingest, "BATCH", batch)
+    shared, other = _isbn13(1), _isbn13(2)
+    other_lib = [rec("y1", title="Shared work", fields=[df("020", a=shared)]),
+                 rec("y2", title="Other work", fields=[df("020", a=other)]),
+                 rec("y3", title="Third work", fields=[df("020", a=_isbn13(3))])]
+    first = [rec("x1", title="Shared work", fields=[df("020", a=shared)]),
+             rec("x2", title="Shared work", fields=[df("020", a=shared)]),
+             rec("x3", title="Other work", fields=[df("020", a=other)]),
+             rec("x4", title="Alone"),
+             rec("x1", title="Shared work", subtitle="revised", fields=[df("020", a=shared)]),
+             rec("x3", title="Other work", leader5="d"),
+             rec("x5", title="Other work", fields=[df("020", a=other)]),
+             rec("x6", title="Third work", fields=[df("020", a=_isbn13(3))])]
+    again = [rec("x2", title="Shared work", fields=[df("020", a=shared)]),
+             rec("x5", title="Other work", subtitle="second edition", fields=[df("020", a=other)]),
+             rec("x7", title="Shared work", fields=[df("020", a=shared)]),
+             rec("x8", title="New alone")]
+    pictures = []
+    for where, url in (("sqlite", None), ("pg", store_url)):
+        d = tmp_path / where
+        cfg = EsConfig(urls=es_cfg.urls, index=f"{es_cfg.index}-{where}", request_timeout=20.0)
+        counts = []
+        for lib, records, full in (("komae", other_lib, False), ("iizuka", first, False),
+                                   ("iizuka", again, True)):
+            res = ingest(d, lib, [write(tmp_path / f"{where}-{lib}-{len(counts)}.mrc", records)], quiet=True,
+                         es=cfg, store_url=url, workers=0, full=full)
+            assert res.error is None and res.index_pending == 0, (res.error, res.index_error)
+            counts.append(res.counts.as_dict())
+        conn = PgConnection(url) if url else sqlite3.connect(d / "catalog.sqlite")
+        try:
+            pictures.append((counts, _rows_with_ids(conn)))
+        finally:
+            conn.close()
+    (sqlite_counts, sqlite_rows), (pg_counts, pg_rows) = pictures
+    assert pg_counts == sqlite_counts
+    for name in sqlite_rows:
+        assert pg_rows[name] == sqlite_rows[name], name
+    assert sqlite_counts[1]["merged"] >= 2 and sqlite_counts[1]["updated"] == 1
+    assert sqlite_counts[1]["withdrawn"] == 1 and sqlite_counts[2]["withdrawn"] >= 3
+    unions_of = {}
+    for _sid, lib, lid, uid, *_ in sqlite_rows["source"]:
+        unions_of[(lib, lid)] = uid
+    assert unions_of[("iizuka", "x2")] != unions_of[("komae", "y1")]     # x1 joined it first
