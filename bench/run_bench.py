@@ -845,6 +845,11 @@ def _count_records(path: Path) -> int:
 CODE_PATHS = ("indexers", "gateway", "sru", "config")
 
 
+def _system_kind(name: str) -> str:
+    """The --systems word of a system's name: unioncat-sqlite -> sqlite, unioncat-es -> es, zebra-* -> zebra."""
+    return "zebra" if name.startswith("zebra") else name.removeprefix("unioncat-")
+
+
 def code_state() -> str | None:
     """HEAD plus a digest of the uncommitted changes to the code unioncat runs from
     (an editable install: a commit or edit in the work tree during a run changes
@@ -926,7 +931,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--records", type=int, default=None, help="use only the first N records")
     ap.add_argument("--systems", default=None,
-                    help="comma list of sqlite,es,zebra (default: all three; with --scale: sqlite,es)")
+                    help="comma list of sqlite,es,zebra, measured in that order (default: all three; "
+                         "with --scale: sqlite,es)")
     ap.add_argument("--skip-zebra", action="store_true")
     ap.add_argument("--skip-es", action="store_true", help="no unioncat-es (and no Elasticsearch node)")
     ap.add_argument("--skip-unioncat", action="store_true", help="neither unioncat-sqlite nor unioncat-es")
@@ -1075,6 +1081,9 @@ def main(argv=None) -> int:
             for v in variants:
                 systems.append(ZebraSystem(workdir / f"zebra-{v}", v, a.start_timeout))
 
+        if a.systems:  # measured in the order --systems names them (e.g. es,sqlite: the ES side first)
+            order = [x.strip() for x in a.systems.split(",") if x.strip()]
+            systems.sort(key=lambda s: order.index(_system_kind(s.name)))
         for s in systems:
             res = results["systems"].setdefault(s.name, {})
             res["code_before"] = code_state()
