@@ -507,6 +507,8 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
             marker.write_text(json.dumps(out["load"]))
     print("  ", {k: v for k, v in out["load"].items() if k not in ("command", "counts", "es_indices")},
           flush=True)
+    if a.load_only:
+        return      # kept for a later --reuse run, which serves and queries it
     print(f"== {system.name}: serve", flush=True)
     t0 = time.perf_counter()
     pid = system.start()
@@ -957,10 +959,14 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="work directory (default: a new temp dir, removed afterwards unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--load-only", action="store_true",
+                    help="only load each system into --workdir (figures and the loaded marker kept for a later "
+                         "--reuse run); no serving, no queries")
     ap.add_argument("--reuse", action="store_true",
                     help="with --workdir: serve the catalogs a --keep run loaded there (its "
                     "unioncat-sqlite/data and zebra-<variant>/, each with loaded.json: this script's and "
-                    "bench/z3950_bench.py's layout) instead of loading again; not for unioncat-es")
+                    "bench/z3950_bench.py's layout) instead of loading again; not for unioncat-es; with --scale "
+                    "the scaling run's phases on the kept catalogs")
     ap.add_argument("--unioncat", default=None, help="command for the unioncat CLI (default: unioncat)")
     ap.add_argument("--library", default="loc", help="library code for unioncat ingest (default: loc)")
     ap.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
@@ -1007,8 +1013,10 @@ def main(argv=None) -> int:
                 results["systems"].setdefault(n, r)
         print(report(results, a.concurrency))
         return 0
-    if a.reuse and (a.workdir is None or a.scale):
-        ap.error("--reuse needs --workdir (the kept work dir), and no --scale")
+    if a.reuse and a.workdir is None:
+        ap.error("--reuse needs --workdir (the kept work dir)")
+    if a.load_only and (a.workdir is None or a.reuse):
+        ap.error("--load-only needs --workdir (where the catalogs are kept), and no --reuse")
     variants = [v.strip() for v in a.zebra_variants.split(",") if v.strip()]
     for v in variants:
         if v not in zebra.VARIANTS:
