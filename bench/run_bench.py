@@ -38,6 +38,8 @@ usage::
     python bench/run_bench.py --out bench/results.json --keep   # keep the work dir
     python bench/run_bench.py --workdir W --keep --skip-es --zebra-variants icu   # load once into W ...
     python bench/run_bench.py --workdir W --reuse --skip-es --zebra-variants icu  # ... serve it again
+    python bench/run_bench.py --scale 1000000 --systems sqlite --workdir W --load-only   # load now ...
+    python bench/run_bench.py --scale 1000000 --systems sqlite --workdir W --reuse       # ... query later
 
 All servers bind to 127.0.0.1 on free ports.  Every loop is bounded (number of
 requests *and* seconds per phase, time-outs on ingest/index/start-up).
