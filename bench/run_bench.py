@@ -38,6 +38,8 @@ usage::
     python bench/run_bench.py --out bench/results.json --keep   # keep the work dir
     python bench/run_bench.py --workdir W --keep --skip-es --zebra-variants icu   # load once into W ...
     python bench/run_bench.py --workdir W --reuse --skip-es --zebra-variants icu  # ... serve it again
+    python bench/run_bench.py --scale 1000000 --systems sqlite --workdir W --load-only   # load now ...
+    python bench/run_bench.py --scale 1000000 --systems sqlite --workdir W --reuse       # ... query later
 
 All servers bind to 127.0.0.1 on free ports.  Every loop is bounded (number of
 requests *and* seconds per phase, time-outs on ingest/index/start-up).
@@ -507,6 +509,8 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
             marker.write_text(json.dumps(out["load"]))
     print("  ", {k: v for k, v in out["load"].items() if k not in ("command", "counts", "es_indices")},
           flush=True)
+    if a.load_only:
+        return      # kept for a later --reuse run, which serves and queries it
     print(f"== {system.name}: serve", flush=True)
     t0 = time.perf_counter()
     pid = system.start()
@@ -845,6 +849,11 @@ def _count_records(path: Path) -> int:
 CODE_PATHS = ("indexers", "gateway", "sru", "config")
 
 
+def _system_kind(name: str) -> str:
+    """The --systems word of a system's name: unioncat-sqlite -> sqlite, unioncat-es -> es, zebra-* -> zebra."""
+    return "zebra" if name.startswith("zebra") else name.removeprefix("unioncat-")
+
+
 def code_state() -> str | None:
     """HEAD plus a digest of the uncommitted changes to the code unioncat runs from
     (an editable install: a commit or edit in the work tree during a run changes
@@ -926,7 +935,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--records", type=int, default=None, help="use only the first N records")
     ap.add_argument("--systems", default=None,
-                    help="comma list of sqlite,es,zebra (default: all three; with --scale: sqlite,es)")
+                    help="comma list of sqlite,es,zebra, measured in that order (default: all three; "
+                         "with --scale: sqlite,es)")
     ap.add_argument("--skip-zebra", action="store_true")
     ap.add_argument("--skip-es", action="store_true", help="no unioncat-es (and no Elasticsearch node)")
     ap.add_argument("--skip-unioncat", action="store_true", help="neither unioncat-sqlite nor unioncat-es")
@@ -951,10 +961,14 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", type=Path, default=None,
                     help="work directory (default: a new temp dir, removed afterwards unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--load-only", action="store_true",
+                    help="only load each system into --workdir (figures and the loaded marker kept for a later "
+                         "--reuse run); no serving, no queries")
     ap.add_argument("--reuse", action="store_true",
                     help="with --workdir: serve the catalogs a --keep run loaded there (its "
                     "unioncat-sqlite/data and zebra-<variant>/, each with loaded.json: this script's and "
-                    "bench/z3950_bench.py's layout) instead of loading again; not for unioncat-es")
+                    "bench/z3950_bench.py's layout) instead of loading again; not for unioncat-es; with --scale "
+                    "the scaling run's phases on the kept catalogs")
     ap.add_argument("--unioncat", default=None, help="command for the unioncat CLI (default: unioncat)")
     ap.add_argument("--library", default="loc", help="library code for unioncat ingest (default: loc)")
     ap.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
@@ -1001,8 +1015,10 @@ def main(argv=None) -> int:
                 results["systems"].setdefault(n, r)
         print(report(results, a.concurrency))
         return 0
-    if a.reuse and (a.workdir is None or a.scale):
-        ap.error("--reuse needs --workdir (the kept work dir), and no --scale")
+    if a.reuse and a.workdir is None:
+        ap.error("--reuse needs --workdir (the kept work dir)")
+    if a.load_only and (a.workdir is None or a.reuse):
+        ap.error("--load-only needs --workdir (where the catalogs are kept), and no --reuse")
     variants = [v.strip() for v in a.zebra_variants.split(",") if v.strip()]
     for v in variants:
         if v not in zebra.VARIANTS:
@@ -1075,6 +1091,9 @@ def main(argv=None) -> int:
             for v in variants:
                 systems.append(ZebraSystem(workdir / f"zebra-{v}", v, a.start_timeout))
 
+        if a.systems:  # measured in the order --systems names them (e.g. es,sqlite: the ES side first)
+            order = [x.strip() for x in a.systems.split(",") if x.strip()]
+            systems.sort(key=lambda s: order.index(_system_kind(s.name)))
         for s in systems:
             res = results["systems"].setdefault(s.name, {})
             res["code_before"] = code_state()
