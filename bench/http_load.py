@@ -117,9 +117,10 @@ def hit_counts(base: str, queries: list[str], timeout: float = 60, extra: dict |
 
 
 async def _run_load(base: str, queries: list[str], concurrency: int, max_requests: int,
-                    max_seconds: float, timeout: float, extra: dict | None) -> dict:
+                    max_seconds: float, timeout: float, extra: dict | None, by_query: bool = False) -> dict:
     urls = [URL(sru_url(base, q, extra=extra), encoded=True) for q in queries]
     lat: list[float] = []
+    qlat: list[list[float]] = [[] for _ in urls]   # by_query: the latencies of each query
     errors = 0
     diags = 0
     next_i = 0
@@ -140,7 +141,9 @@ async def _run_load(base: str, queries: list[str], concurrency: int, max_request
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 errors += 1
                 continue
-            lat.append((time.perf_counter() - t0) * 1000)
+            ms = (time.perf_counter() - t0) * 1000
+            lat.append(ms)
+            qlat[i % len(urls)].append(ms)
             if not ok:
                 errors += 1
             elif b"info:srw/diagnostic/" in body:
@@ -158,14 +161,21 @@ async def _run_load(base: str, queries: list[str], concurrency: int, max_request
         deadline = t0 + max_seconds
         await asyncio.gather(*(worker(s) for _ in range(concurrency)))
         wall = time.perf_counter() - t0
-    return summarize(lat, wall, errors, concurrency=concurrency, diagnostics=diags,
-                     bounded_by="seconds" if next_i < max_requests else "requests")
+    out = summarize(lat, wall, errors, concurrency=concurrency, diagnostics=diags,
+                    bounded_by="seconds" if next_i < max_requests else "requests")
+    if by_query:
+        out["by_query_ms"] = qlat
+    return out
 
 
 def run_load(base: str, queries: list[str], *, concurrency: int = 1, max_requests: int = 1000,
-             max_seconds: float = 30, timeout: float = 60, extra: dict | None = None) -> dict:
-    """Run the workload (cycled) against ``base``; bounded by requests and seconds."""
-    return asyncio.run(_run_load(base, queries, concurrency, max_requests, max_seconds, timeout, extra))
+             max_seconds: float = 30, timeout: float = 60, extra: dict | None = None,
+             by_query: bool = False) -> dict:
+    """Run the workload (cycled) against ``base``; bounded by requests and seconds.
+    ``by_query``: the result's ``by_query_ms`` holds each query's latencies (the lists
+    ``latency`` is made of, in workload order), for bench/per_query.py."""
+    return asyncio.run(_run_load(base, queries, concurrency, max_requests, max_seconds, timeout, extra,
+                                 by_query))
 
 
 # ---------------------------------------------------------------- wrk

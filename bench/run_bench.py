@@ -40,6 +40,18 @@ usage::
     python bench/run_bench.py --workdir W --reuse --skip-es --zebra-variants icu  # ... serve it again
     python bench/run_bench.py --scale 1000000 --systems sqlite --workdir W --load-only   # load now ...
     python bench/run_bench.py --scale 1000000 --systems sqlite --workdir W --reuse       # ... query later
+    python bench/run_bench.py --scale 1000000 --systems es --workdir W --keep        # load ES, node kept ...
+    python bench/run_bench.py --scale 1000000 --systems es --workdir W --reuse       # ... its node started again
+    python bench/run_bench.py --scale 1000000 --systems es --workdir W --reuse --es-node-dir D  # kept w/o marker
+
+Every measured phase records the latency of each of the 50 queries (count, p50, p99,
+max, and how many of its requests are in the phase's slowest 1 %) as ``per_query``
+in the JSON, and prints the slowest (bench/per_query.py).  The Elasticsearch side
+with ``--keep`` keeps the node directory and writes ``unioncat-es/loaded.json`` naming
+it; ``--reuse`` starts that node again (its old ports if free, else new ones: the
+gateway is given the URL by --es-url), serves and queries it, and stops it by its PID
+at the end, also on errors, Ctrl-C and SIGTERM, leaving the directory
+(bench/es_kept.py).
 
 All servers bind to 127.0.0.1 on free ports.  Every loop is bounded (number of
 requests *and* seconds per phase, time-outs on ingest/index/start-up).
@@ -65,7 +77,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(REPO / "tools"))  # elasticsearch_node.py
 
+import es_kept  # noqa: E402
 import http_load  # noqa: E402
+import per_query  # noqa: E402
 import procmon  # noqa: E402
 import workload as wl  # noqa: E402
 import zebra  # noqa: E402
@@ -106,8 +120,9 @@ class System:
         """Where a finished load's figures are kept for --reuse (None: not reusable)."""
         return None
 
-    def reuse(self) -> None:
-        pass
+    def reuse(self) -> dict | None:
+        """Make a kept catalog servable again (--reuse); what it did, for the results."""
+        return None
 
 
 class UnioncatSystem(System):
@@ -134,9 +149,10 @@ class UnioncatSystem(System):
         """The load figures of a finished load, kept beside the data for --reuse."""
         return self.root / "loaded.json"
 
-    def reuse(self) -> None:
+    def reuse(self) -> dict | None:
         if not (self.data_dir / "catalog.sqlite").exists():
             raise RuntimeError(f"--reuse: no catalog in {self.data_dir}")
+        return None
 
     # hooks the Elasticsearch variant fills in
     def backend_args(self) -> list[str]:
@@ -243,11 +259,16 @@ class EsSystem(UnioncatSystem):
     """unioncat on Elasticsearch: a single-node ES (tools/elasticsearch_node.py) in a
     directory of its own made with tempfile.mkdtemp (the node runs as an unprivileged
     user when we are root, and must be able to enter it), started before the ingest
-    and stopped in :meth:`close` (always called, also on errors and SIGTERM)."""
+    and stopped in :meth:`close` (always called, also on errors and SIGTERM).
+
+    ``keep``: the node directory is kept and the load's figures, with the node
+    directory, are written to ``<root>/loaded.json``; ``--reuse`` starts the node again
+    from that directory (bench/es_kept.py) and stops it by its PID, leaving it."""
 
     @property
     def loaded_marker(self) -> Path | None:
-        return None   # the node lives in a temp dir of its own: always loaded again
+        # without keep the node directory is removed at the end: nothing to reuse
+        return es_kept.marker_path(self.root) if self.keep else None
 
     name = "unioncat-es"
 
@@ -264,11 +285,17 @@ class EsSystem(UnioncatSystem):
         self.node_dir: Path | None = None
         self.node_info: dict = {}
 
-    def start_node(self) -> None:
+    def start_node(self, kept: Path | None = None) -> None:
+        """Start a node in a new temp dir, or (``kept``) the kept node of that directory."""
         from elasticsearch_node import ElasticsearchNode
 
-        self.node_dir = Path(tempfile.mkdtemp(prefix="unioncat-bench-es-"))
-        self.node = ElasticsearchNode(self.node_dir, heap=self.heap)
+        if kept is None:
+            self.node_dir = Path(tempfile.mkdtemp(prefix="unioncat-bench-es-"))
+            self.node = ElasticsearchNode(self.node_dir, heap=self.heap)
+        else:
+            self.node_dir = kept
+            http, transport = es_kept.kept_ports(kept)
+            self.node = ElasticsearchNode(kept, http_port=http, transport_port=transport, heap=self.heap)
         print(f"  starting Elasticsearch (heap {self.heap}) in {self.node_dir}", flush=True)
         t0 = time.perf_counter()
         try:
@@ -282,6 +309,21 @@ class EsSystem(UnioncatSystem):
                           "idle_rss_mb": round(procmon._status_kb(self.node.pid, "VmRSS") / 1024, 1)}
         print(f"  Elasticsearch {self.node.url} pid {self.node.pid} up after {self.node_info['start_s']} s, "
               f"RSS {self.node_info['idle_rss_mb']} MB", flush=True)
+
+    def reuse(self) -> dict | None:
+        """Start the kept node (its directory from the marker main() checked or wrote) and
+        report it; the gateway gets its URL by --es-url (backend_args), so the URL the
+        ingest remembered in the data dir's meta is not used and not rewritten."""
+        super().reuse()
+        marker = self.loaded_marker
+        if marker is None:
+            raise RuntimeError("--reuse of unioncat-es needs the kept node (keep)")
+        try:
+            node_dir = es_kept.check_node_dir(es_kept.node_dir_of(es_kept.read_marker(marker)))
+        except es_kept.KeptCatalogError as e:
+            raise RuntimeError(f"--reuse: {e}") from None
+        self.start_node(kept=node_dir)
+        return {"es_node": self.node_info, **self.index_size()}
 
     def backend_args(self) -> list[str]:
         args = ["--backend", "elasticsearch", "--es-url", self.node.url, "--es-index", self.index]
@@ -500,9 +542,11 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
     if a.reuse and marker is not None and marker.exists():
         # --reuse: serve what a --keep run (this script's or bench/z3950_bench.py's, same layout) loaded
         out["load"] = json.loads(marker.read_text()) | {"reused": str(marker.parent)}
-        system.reuse()
         print(f"  reusing the loaded catalog in {marker.parent} (load figures of the run that made it)",
               flush=True)
+        info = system.reuse()
+        if info:
+            out["reuse"] = info
     else:
         out["load"] = system.load(path, a.load_timeout)
         if marker is not None:
@@ -544,8 +588,9 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
             load = os.getloadavg()[0]
             g0, cpu0 = cpu()
             r = http_load.run_load(system.base_url, queries, concurrency=conc, max_requests=nreq,
-                                   max_seconds=a.seconds, extra=extra)
+                                   max_seconds=a.seconds, extra=extra, by_query=True)
             g1, cpu1 = cpu()
+            r["per_query"] = per_query.stats(r.pop("by_query_ms"), queries)
             r["server_cpu_s"] = round(cpu1 - cpu0, 3)
             r["server_cpu_ms_per_req"] = round(1000 * (cpu1 - cpu0) / r["requests"], 3) if r["requests"] else None
             if side:
@@ -557,6 +602,7 @@ def measure(system, path: Path, queries: list[str], a, out: dict) -> None:
                   f"server CPU {r['server_cpu_ms_per_req']}ms/req errors={r['errors']} "
                   f"diagnostics={r['diagnostics']} ({r['bounded_by']}; load avg before {load:.1f})",
                   flush=True)
+            print(per_query.slowest_text(r["per_query"], k=8 if label == "seq" else 3), flush=True)
         if a.wrk and not a.scale and shutil.which("wrk"):
             url = http_load.sru_url(system.base_url, WRK_QUERY, extra=extra)
             out["wrk"] = {}
@@ -966,9 +1012,14 @@ def main(argv=None) -> int:
                          "--reuse run); no serving, no queries")
     ap.add_argument("--reuse", action="store_true",
                     help="with --workdir: serve the catalogs a --keep run loaded there (its "
-                    "unioncat-sqlite/data and zebra-<variant>/, each with loaded.json: this script's and "
-                    "bench/z3950_bench.py's layout) instead of loading again; not for unioncat-es; with --scale "
-                    "the scaling run's phases on the kept catalogs")
+                    "unioncat-sqlite/data, unioncat-es/data and zebra-<variant>/, each with loaded.json: this "
+                    "script's and bench/z3950_bench.py's layout) instead of loading again; unioncat-es: the kept "
+                    "Elasticsearch node is started from its directory and stopped by PID afterwards (directory "
+                    "left), and not reindexed; with --scale the scaling run's phases on the kept catalogs")
+    ap.add_argument("--es-node-dir", type=Path, default=None, metavar="DIR",
+                    help="with --reuse: the kept Elasticsearch node directory of WORKDIR/unioncat-es (for a "
+                    "catalog kept before --keep wrote WORKDIR/unioncat-es/loaded.json, which is then written "
+                    "from it)")
     ap.add_argument("--unioncat", default=None, help="command for the unioncat CLI (default: unioncat)")
     ap.add_argument("--library", default="loc", help="library code for unioncat ingest (default: loc)")
     ap.add_argument("--seed", type=int, default=wl.DEFAULT_SEED)
@@ -1019,6 +1070,9 @@ def main(argv=None) -> int:
         ap.error("--reuse needs --workdir (the kept work dir)")
     if a.load_only and (a.workdir is None or a.reuse):
         ap.error("--load-only needs --workdir (where the catalogs are kept), and no --reuse")
+    es_problem = check_es_reuse(a, systems_wanted)
+    if es_problem:
+        ap.error(es_problem)
     variants = [v.strip() for v in a.zebra_variants.split(",") if v.strip()]
     for v in variants:
         if v not in zebra.VARIANTS:
@@ -1083,9 +1137,12 @@ def main(argv=None) -> int:
             if "sqlite" in systems_wanted:
                 systems.append(UnioncatSystem(workdir / "unioncat-sqlite", cmd, a.library, env, a.start_timeout))
             if "es" in systems_wanted:
+                # a kept node (--keep, --load-only) or a reused one is never removed; a reused
+                # catalog is not reindexed (that would change what was kept)
                 systems.append(EsSystem(workdir / "unioncat-es", cmd, a.library, env, a.start_timeout,
-                                        heap=a.es_heap, index=a.es_index, config=a.es_config, keep=a.keep,
-                                        reindex=a.reindex))
+                                        heap=a.es_heap, index=a.es_index, config=a.es_config,
+                                        keep=a.keep or a.load_only or a.reuse,
+                                        reindex=a.reindex and not a.reuse))
         if "zebra" in systems_wanted:
             zebra.check_installed()
             for v in variants:
@@ -1128,6 +1185,23 @@ def main(argv=None) -> int:
     finally:
         finish(save, a, workdir)
     return rc
+
+
+def check_es_reuse(a, systems_wanted: set[str]) -> str | None:
+    """The argument problem of --reuse/--es-node-dir for unioncat-es, or None.  With
+    --reuse (and es) the kept catalog is checked and, given --es-node-dir, its marker
+    written (bench/es_kept.py), before anything starts."""
+    if a.es_node_dir is not None and not a.reuse:
+        return "--es-node-dir goes with --reuse (a --keep run writes the marker itself)"
+    if a.es_node_dir is not None and "es" not in systems_wanted:
+        return "--es-node-dir is for unioncat-es: add es to --systems"
+    if not a.reuse or "es" not in systems_wanted:
+        return None
+    try:
+        es_kept.prepare_reuse(a.workdir / "unioncat-es", a.es_node_dir, index=a.es_index)
+    except (es_kept.KeptCatalogError, OSError) as e:
+        return str(e)
+    return None
 
 
 def write_json(path: Path, results: dict) -> None:
