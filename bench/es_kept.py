@@ -112,7 +112,10 @@ def prepare_reuse(root: Path, node_dir: Path | None, *, index: str) -> Path:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (a port in TIME_WAIT after the node's last stop is
+    free for it: Elasticsearch binds with SO_REUSEADDR too)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
