@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import math
 import statistics
+import unicodedata
+
+
+def _width(s: str) -> int:
+    """Columns s takes in a terminal (CJK characters two)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
 
 def _pct(sorted_ms: list[float], q: float) -> float:
@@ -57,7 +63,10 @@ def slowest_text(rows: list[dict], k: int = 8, width: int = 44) -> str:
     lines = [f"  slowest queries ({in_tail} requests at or above the phase's p99; tail = theirs):",
              f"  {'#':>3s}  {'query':{width}s}  {'n':>4s}  {'p50':>8s}  {'p99':>8s}  {'max':>8s}  tail"]
     for r in top:
-        cql = r["cql"] if len(r["cql"]) <= width else r["cql"][:width - 1] + "…"
-        lines.append(f"  {r['n']:3d}  {cql:{width}s}  {r['count']:4d}  {r['p50_ms']:8.1f}  {r['p99_ms']:8.1f}  "
+        cql = r["cql"]
+        while _width(cql) > width:
+            cql = cql[:-2] + "…"
+        cql += " " * (width - _width(cql))
+        lines.append(f"  {r['n']:3d}  {cql}  {r['count']:4d}  {r['p50_ms']:8.1f}  {r['p99_ms']:8.1f}  "
                      f"{r['max_ms']:8.1f}  {r['tail']}")
     return "\n".join(lines)

@@ -179,3 +179,16 @@ def test_reuse_without_marker_or_node_dir_stops_before_loading(tmp_path, capsys)
     with pytest.raises(SystemExit):
         run_bench.main(["--systems", "es", "--reuse", "--workdir", str(tmp_path / "w")])
     assert "--es-node-dir DIR" in capsys.readouterr().err
+
+
+def test_the_report_names_the_slowest_queries_and_reads_results_without_them():
+    rows = per_query.stats([[10.0] * 60, [20.0] * 38 + [700.0, 800.0]], ["dc.title=a", "dc.title=日蓮本仏論批判"])
+    results = {"meta": {}, "workload": [],
+               "systems": {"unioncat-es": {"seq": {"p50_ms": 10.0, "p99_ms": 700.0, "rps": 40.0,
+                                                   "per_query": rows}}}}
+    text = run_bench.report(results, [])
+    assert "unioncat-es, sequential phase:" in text
+    line = next(ln for ln in text.splitlines() if "日蓮" in ln)
+    assert line.split()[-1] == "2" and "800.0" in line             # both tail requests are that query's
+    results["systems"]["unioncat-es"]["seq"].pop("per_query")          # a run before this change
+    assert "slowest queries" not in run_bench.report(results, [])
