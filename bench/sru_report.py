@@ -229,8 +229,9 @@ def kinds_table(results: dict) -> str:
 
 def report(results: dict, concurrency: list[int]) -> str:
     m = results.get("meta", {}).get("machine", {})
-    es_node = next((r["load"]["es_node"] for r in results.get("systems", {}).values()
-                    if isinstance(r.get("load"), dict) and r["load"].get("es_node")), None)
+    # the node that served: a --reuse run's (its marker may name only the node directory), else the load's
+    es_node = next((r[k]["es_node"] for r in results.get("systems", {}).values() for k in ("reuse", "load")
+                    if isinstance(r.get(k), dict) and r[k].get("es_node")), None)
     parts = [
         f"records: {results.get('data', {}).get('records')}   machine: {m.get('cpus')} CPUs, {m.get('cpu', '')}, "
         f"{m.get('mem_mb', '?')} MB" + (f"   Elasticsearch {es_node.get('version')} heap {es_node.get('heap')}"

@@ -192,3 +192,13 @@ def test_the_report_names_the_slowest_queries_and_reads_results_without_them():
     assert line.split()[-1] == "2" and "800.0" in line             # both tail requests are that query's
     results["systems"]["unioncat-es"]["seq"].pop("per_query")          # a run before this change
     assert "slowest queries" not in run_bench.report(results, [])
+
+
+def test_the_report_names_the_node_that_served_a_reused_catalog():
+    results = {"meta": {}, "workload": [],
+               "systems": {"unioncat-es": {"load": {"es_node": {"dir": "/kept"}},
+                                           "reuse": {"es_node": {"version": "8.19.21", "heap": "2g"}}}}}
+    assert "Elasticsearch 8.19.21 heap 2g" in run_bench.report(results, [])
+    results["systems"]["unioncat-es"].pop("reuse")
+    results["systems"]["unioncat-es"]["load"]["es_node"] = {"version": "8.1", "heap": "1g"}
+    assert "Elasticsearch 8.1 heap 1g" in run_bench.report(results, [])
