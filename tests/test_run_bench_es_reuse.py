@@ -202,3 +202,36 @@ def test_the_report_names_the_node_that_served_a_reused_catalog():
     results["systems"]["unioncat-es"].pop("reuse")
     results["systems"]["unioncat-es"]["load"]["es_node"] = {"version": "8.1", "heap": "1g"}
     assert "Elasticsearch 8.1 heap 1g" in run_bench.report(results, [])
+
+
+@pytest.mark.slow
+def test_reuse_starts_the_kept_node_on_its_url_and_stops_it_by_pid_leaving_the_directory(tmp_path,
+                                                                                          es_node_factory):
+    """The real thing, small: a node that held an index and was stopped, reused by
+    EsSystem as --reuse does (two node starts, ~1 minute)."""
+    import os
+
+    import elasticsearch_node
+
+    node = es_node_factory()
+    old_url = node.url
+    status, _ = elasticsearch_node.http_json(f"{node.url}/bench/_doc/1?refresh=true", method="PUT",
+                                             body={"title": "kept"})
+    assert status == 201
+    node.stop()
+    root = _es_root(tmp_path / "unioncat-es")
+    assert es_kept.prepare_reuse(root, node.base_dir, index="bench") == node.base_dir
+    es = run_bench.EsSystem(root, ["unioncat"], "loc", {}, 180, keep=True,
+                            heap=os.environ.get("UNIONCAT_ES_HEAP", elasticsearch_node.DEFAULT_HEAP))
+    try:
+        info = es.reuse()
+        pid = es.node.pid
+        assert info["es_node"]["url"] == old_url and info["es_node"]["dir"] == str(node.base_dir)
+        assert info["es_docs"] == 1
+        assert es.backend_args()[:4] == ["--backend", "elasticsearch", "--es-url", old_url]
+        assert pid in run_bench.STARTED.pids
+    finally:
+        es.close()
+    assert not elasticsearch_node._pid_alive(pid)
+    assert pid not in run_bench.STARTED.pids
+    assert (node.base_dir / "node.json").exists() and (node.base_dir / "data").is_dir()
