@@ -172,8 +172,9 @@ def run_load(base: str, queries: list[str], *, concurrency: int = 1, max_request
              max_seconds: float = 30, timeout: float = 60, extra: dict | None = None,
              by_query: bool = False) -> dict:
     """Run the workload (cycled) against ``base``; bounded by requests and seconds.
-    ``by_query``: the result's ``by_query_ms`` holds each query's latencies (the lists
-    ``latency`` is made of, in workload order), for bench/per_query.py."""
+    ``by_query``: the result also has ``by_query_ms``, one list per query (workload
+    order) of its requests' latencies -- together the ones the percentiles are taken
+    over -- for bench/per_query.py."""
     return asyncio.run(_run_load(base, queries, concurrency, max_requests, max_seconds, timeout, extra,
                                  by_query))
 
