@@ -95,16 +95,29 @@ def split_over_processes(counts: dict[str, int], n: int) -> list[dict[str, int]]
     return [{k: c // n + (1 if i < c % n else 0) for k, c in counts.items()} for i in range(n)]
 
 
-def mix_needs_loans(rate: float | None, renew_share: float, seconds: float, renew_clients: int) -> int:
-    """Loans to reserve for the renewing clients of one mix level: at a paced ``rate``
-    the renewals offered in ``seconds`` (+10 % and one per client); closed loop,
-    ``CLOSED_RENEWALS_PER_CLIENT_S`` per renewing client and second (alone, 64 clients
-    renewed 786-909/s, 12-14/s each; a client that runs out stops and is noted)."""
-    if renew_clients <= 0 or renew_share <= 0:
+def mix_needs_loans(rate: float | None, renew_clients: int, clients: int, seconds: float) -> int:
+    """Loans to reserve for the ``renew_clients`` renewing clients (of ``clients``) of one
+    mix level: paced at ``rate`` in total, the renewals they are offered in ``seconds``
+    (+10 % and one per client); closed loop, ``CLOSED_RENEWALS_PER_CLIENT_S`` per
+    renewing client and second (alone, 64 clients renewed 786-909/s, 12-14/s each; a
+    client that runs out stops, and that is noted in the results)."""
+    if renew_clients <= 0 or clients <= 0:
         return 0
     if rate:
-        return math.ceil(rate * renew_share * seconds * 1.1) + renew_clients
+        return math.ceil(rate * renew_clients / clients * seconds * 1.1) + renew_clients
     return math.ceil(CLOSED_RENEWALS_PER_CLIENT_S * renew_clients * seconds)
+
+
+def split_loans(loans: list, counts: list[int]) -> list[list]:
+    """The loans of a level over processes in proportion to their renewing clients
+    (``counts``); a process without renewing clients gets none."""
+    total = sum(counts)
+    out, at = [], 0
+    for i, c in enumerate(counts):
+        end = len(loans) if i == len(counts) - 1 or total == 0 else at + len(loans) * c // total
+        out.append(loans[at:end] if c or total == 0 else [])
+        at = end
+    return out
 
 
 class Pacer:

@@ -28,7 +28,7 @@ from sqlalchemy import text
 
 import procmon
 from circ_data import Catalog, Patron, PhaseData, say
-from circ_mix import Pacer, group_of, paced_latency, split_clients, split_over_processes
+from circ_mix import Pacer, group_of, paced_latency, split_clients, split_loans, split_over_processes
 from circulation import holds, loans
 from circulation import routing as rt
 from circulation.service import Circulation
@@ -526,7 +526,12 @@ async def run_phase_processes(phase: str, conc: int, procs: int, executor, url: 
     jobs = []
     for i in range(n):
         part = PhaseData(cat, deque(pool[i::n]), data.place_titles, data.hot_titles, [], dict(data.request_cards), {})
-        renew = list(renew_slice)[i::n] if renew_slice is not None else None
+        if renew_slice is None:
+            renew = None
+        elif phase == "mix":                   # in proportion to the renewing clients of each process
+            renew = split_loans(list(renew_slice), [c["renew"] for c in per_proc])[i]
+        else:
+            renew = list(renew_slice)[i::n]
         jobs.append({"a": a, "data": part, "url": url, "clients": shares[i], "profiles": circ.profiles,
                      "clock_at": circ.clock.now(), "sent_at": now, "seconds": a.seconds,
                      "max_ops": ops // n + (1 if i < ops % n else 0), "sequential": conc == 1,

@@ -39,6 +39,27 @@ three systems of ``config/profiles`` installed as the network (``install_network
    ``renew``
        ``loans.renew`` (web, role patron, the borrower's card) of loans nobody waits
        for, each loan once; each concurrency level has its own loans.
+   ``mix`` (not in the default ``--phases``)
+       The three at once: the clients of a level split by ``--mix`` (shares of the
+       clients, default ``place=0.2,checkout=0.6,renew=0.2``: lending dominates a
+       counter), each doing its kind as above; operations/s in total, p50/p99 per
+       kind, per group (placing, lending, renewing) and over all. The renewing clients
+       renew loans reserved for the mix in the data (each level its own: the renewals
+       offered at a paced rate, or 20/s per closed-loop renewing client; the copies are
+       raised when those loans would pass 35 % of them). Bounded by ``--seconds``
+       alone unless ``--ops`` is given.
+
+   ``--rate R[,R...]``: after the closed-loop level (each client sends its next
+   operation when the last returns; ``--no-closed`` skips it), paced (open-loop)
+   levels: R operations/s offered in total, each client at R/clients on its own
+   schedule (a phase in the first interval and a jitter of a quarter interval either
+   way, from ``--seed`` and the client's number); a client behind schedule sends at
+   once and latency counts from each operation's **scheduled** start (no coordinated
+   omission, as in wrk2); reported beside it: the achieved rate, operations that
+   started > 10 ms late, the service time (from the actual start), and the slots
+   never sent when a client was still behind 2 s (or 20 % of ``--seconds``) after the
+   end. Keys in the JSON: ``c64`` (closed), ``c64@500/s`` (paced); with ``--rate``
+   or the mix, every level has ``mode``.
 
    ``--workers 1,2``: each phase and concurrency also with the clients spread over N
    client processes of their own (spawned once; each its own engine, pool and event
@@ -82,6 +103,8 @@ usage::
     python bench/circulation_bench.py --phases place,renew --no-nightly
     python bench/circulation_bench.py --no-nightly --workers 1,2   # also with 2 client processes
     python bench/circulation_bench.py --quick --no-nightly --concurrency 1 --trace-sql 1
+    python bench/circulation_bench.py --quick --no-nightly --phases mix --concurrency 64 --rate 300,500
+    python bench/circulation_bench.py --no-nightly --phases mix --mix place=0.3,checkout=0.4,renew=0.3
     python bench/circulation_bench.py --report bench/results-circulation.json
 
 The PostgreSQL server is ``tools/postgres_node.py``'s (fsync and synchronous_commit
@@ -364,7 +387,7 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             levels = [(w, c, r) for w in a.workers for c in a.concurrency for r in a.modes]
             renew_total = min(a.ops * len(levels), int(0.35 * a.items)) if "renew" in a.phases else 0
             # the mix's renewing clients renew loans reserved for them (each loan once), per level
-            mix_need = {lv: mix_needs_loans(lv[2], a.mix["renew"], a.seconds, split_clients(lv[1], a.mix)["renew"])
+            mix_need = {lv: mix_needs_loans(lv[2], split_clients(lv[1], a.mix)["renew"], lv[1], a.seconds)
                         for lv in levels} if "mix" in a.phases else {}
             items = a.items
             if mix_need and (renew_total + sum(mix_need.values())) > MIX_ITEMS_SHARE * items:

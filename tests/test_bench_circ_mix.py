@@ -100,9 +100,19 @@ def test_latency_counts_from_the_scheduled_start():
 
 
 def test_loans_reserved_for_the_mix_renewals():
-    assert cm.mix_needs_loans(500, 0.2, 10, 13) == 1100 + 13       # 500/s x 20 % x 10 s + 10 %, one a client
-    assert cm.mix_needs_loans(None, 0.2, 10, 13) == cm.CLOSED_RENEWALS_PER_CLIENT_S * 13 * 10
-    assert cm.mix_needs_loans(500, 0.0, 10, 0) == 0
+    # 500/s offered over 64 clients, 16 of them renewing, for 10 s: 1,250 renewals + 10 % + one a client
+    assert cm.mix_needs_loans(500, 16, 64, 10) == 1375 + 16
+    assert cm.mix_needs_loans(None, 13, 64, 10) == cm.CLOSED_RENEWALS_PER_CLIENT_S * 13 * 10
+    assert cm.mix_needs_loans(500, 0, 64, 10) == 0
+
+
+def test_the_loans_of_a_level_follow_the_renewing_clients_of_each_process():
+    loans = list(range(47))
+    parts = cm.split_loans(loans, [2, 1])
+    assert [len(p) for p in parts] == [31, 16] and sorted(parts[0] + parts[1]) == loans
+    assert cm.split_loans(loans, [0, 3]) == [[], loans]
+    assert cm.split_loans(loans, [3, 0]) == [loans, []]
+    assert cm.split_loans([], [1, 1]) == [[], []]
 
 
 def test_report_labels_closed_and_paced_levels_and_keeps_the_old_labels():
