@@ -31,7 +31,7 @@ MIX_KINDS = ("place", "checkout", "renew")
 # (web and counter holds) and web renewals are each about a third of that.
 DEFAULT_MIX = "place=0.2,checkout=0.6,renew=0.2"
 LATE_AFTER_S = 0.010             # an operation that started > 10 ms after its slot is "late"
-CLOSED_RENEWALS_PER_CLIENT_S = 20    # loans reserved per closed-loop renewing client and second
+CLOSED_RENEWALS_PER_CLIENT_S = 15    # loans reserved per closed-loop renewing client and second
 JITTER = 0.25                    # +/- this share of the interval around each slot
 
 GROUPS = {"place": "place", "check_out": "lending", "check_in": "lending", "arrive": "lending",

@@ -45,9 +45,10 @@ three systems of ``config/profiles`` installed as the network (``install_network
        counter), each doing its kind as above; operations/s in total, p50/p99 per
        kind, per group (placing, lending, renewing) and over all. The renewing clients
        renew loans reserved for the mix in the data (each level its own: the renewals
-       offered at a paced rate, or 20/s per closed-loop renewing client; the copies are
-       raised when those loans would pass 35 % of them). Bounded by ``--seconds``
-       alone unless ``--ops`` is given.
+       offered at a paced rate, or 15/s per closed-loop renewing client; the patrons
+       and copies are raised when those loans would pass 3 a patron -- the profiles'
+       loan limits hold -- or 35 % of the copies). Bounded by ``--seconds`` alone
+       unless ``--ops`` is given.
 
    ``--rate R[,R...]``: after the closed-loop level (each client sends its next
    operation when the last returns; ``--no-closed`` skips it), paced (open-loop)
@@ -119,6 +120,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -167,6 +169,7 @@ PHASES = ("place", "checkout", "renew", "mix")
 PHASE_LABEL = {"place": "place", "checkout": "checkout+checkin", "renew": "renew",
                "mix": "mix (place + checkout+checkin + renew at once)"}
 MIX_ITEMS_SHARE = 0.35         # at most this share of the copies on loan for the renewals
+MIX_LOANS_PER_PATRON = 3       # and at most this many such loans per patron (Hiroshima lends 10)
 
 STARTED = procmon.Registry()   # PIDs started here and not yet reaped (the PostgreSQL server)
 GRACE_S = 5.0                  # then the main task is cancelled
@@ -383,18 +386,22 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
         circ = Circulation(db, profiles, TickingClock(PHASE_START))
         try:
             t0 = time.perf_counter()
-            say(f"loading the phase database ({a.patrons} patrons, {a.titles} titles, {a.items} copies)")
             levels = [(w, c, r) for w in a.workers for c in a.concurrency for r in a.modes]
             renew_total = min(a.ops * len(levels), int(0.35 * a.items)) if "renew" in a.phases else 0
             # the mix's renewing clients renew loans reserved for them (each loan once), per level
             mix_need = {lv: mix_needs_loans(lv[2], split_clients(lv[1], a.mix)["renew"], lv[1], a.seconds)
                         for lv in levels} if "mix" in a.phases else {}
-            items = a.items
-            if mix_need and (renew_total + sum(mix_need.values())) > MIX_ITEMS_SHARE * items:
-                items = int((renew_total + sum(mix_need.values())) / MIX_ITEMS_SHARE) + 1
-                say(f"  the mix's renewals need {sum(mix_need.values())} loans: {items} copies instead of {a.items}")
-                results["setup"]["items_raised_for_mix"] = {"asked": a.items, "used": items}
-            cat = make_catalog(rng, profiles, shares, a.patrons, a.titles, items, PHASE_START - timedelta(days=400))
+            patrons, items = a.patrons, a.items
+            if mix_need:              # room for those loans within the profiles' limits
+                loans_needed = renew_total + sum(mix_need.values())
+                patrons = max(patrons, math.ceil(loans_needed / MIX_LOANS_PER_PATRON))
+                items = max(items, math.ceil(loans_needed / MIX_ITEMS_SHARE))
+                if (patrons, items) != (a.patrons, a.items):
+                    say(f"the mix's renewals need {sum(mix_need.values())} loans: {patrons} patrons and {items} "
+                        f"copies instead of {a.patrons} and {a.items}")
+                    results["setup"]["raised_for_mix"] = {"patrons": [a.patrons, patrons], "items": [a.items, items]}
+            say(f"loading the phase database ({patrons} patrons, {a.titles} titles, {items} copies)")
+            cat = make_catalog(rng, profiles, shares, patrons, a.titles, items, PHASE_START - timedelta(days=400))
             ids = Ids()
             data, rows = build_phase_data(rng, cat, renew_loans=renew_total + sum(mix_need.values()),
                                           queued_share=a.queued_share,
