@@ -39,6 +39,28 @@ three systems of ``config/profiles`` installed as the network (``install_network
    ``renew``
        ``loans.renew`` (web, role patron, the borrower's card) of loans nobody waits
        for, each loan once; each concurrency level has its own loans.
+   ``mix`` (not in the default ``--phases``)
+       The three at once: the clients of a level split by ``--mix`` (shares of the
+       clients, default ``place=0.2,checkout=0.6,renew=0.2``: lending dominates a
+       counter), each doing its kind as above; operations/s in total, p50/p99 per
+       kind, per group (placing, lending, renewing) and over all. The renewing clients
+       renew loans reserved for the mix in the data (each level its own: the renewals
+       offered at a paced rate, or 15/s per closed-loop renewing client; the patrons
+       and copies are raised when those loans would pass 3 a patron -- the profiles'
+       loan limits hold -- or 35 % of the copies). Bounded by ``--seconds`` alone
+       unless ``--ops`` is given.
+
+   ``--rate R[,R...]``: after the closed-loop level (each client sends its next
+   operation when the last returns; ``--no-closed`` skips it), paced (open-loop)
+   levels: R operations/s offered in total, each client at R/clients on its own
+   schedule (a phase in the first interval and a jitter of a quarter interval either
+   way, from ``--seed`` and the client's number); a client behind schedule sends at
+   once and latency counts from each operation's **scheduled** start (no coordinated
+   omission, as in wrk2); reported beside it: the achieved rate, operations that
+   started > 10 ms late, the service time (from the actual start), and the slots
+   never sent when a client was still behind 2 s (or 20 % of ``--seconds``) after the
+   end. Keys in the JSON: ``c64`` (closed), ``c64@500/s`` (paced); with ``--rate``
+   or the mix, every level has ``mode``.
 
    ``--workers 1,2``: each phase and concurrency also with the clients spread over N
    client processes of their own (spawned once; each its own engine, pool and event
@@ -82,6 +104,8 @@ usage::
     python bench/circulation_bench.py --phases place,renew --no-nightly
     python bench/circulation_bench.py --no-nightly --workers 1,2   # also with 2 client processes
     python bench/circulation_bench.py --quick --no-nightly --concurrency 1 --trace-sql 1
+    python bench/circulation_bench.py --quick --no-nightly --phases mix --concurrency 64 --rate 300,500
+    python bench/circulation_bench.py --no-nightly --phases mix --mix place=0.3,checkout=0.4,renew=0.3
     python bench/circulation_bench.py --report bench/results-circulation.json
 
 The PostgreSQL server is ``tools/postgres_node.py``'s (fsync and synchronous_commit
@@ -96,6 +120,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import shutil
@@ -119,6 +144,7 @@ import postgres_node  # noqa: E402
 import procmon  # noqa: E402
 import run_bench as rb  # noqa: E402
 from circ_data import Ids, build_phase_data, bulk_insert, finish_load, install_base, make_catalog, parse_shares, say  # noqa: E402
+from circ_mix import DEFAULT_MIX, mix_needs_loans, parse_mix, split_clients  # noqa: E402
 from circ_nightly import build_nightly, nightly, nightly_items_needed  # noqa: E402
 from circ_phases import (  # noqa: E402
     STOPPING,
@@ -139,8 +165,11 @@ from lifecycle.profiles import load_all  # noqa: E402
 PHASE_START = datetime(2026, 11, 20, 10, 0)
 # The nightly jobs run on the night to Saturday.
 NIGHT = datetime(2026, 11, 21, 3, 0)
-PHASES = ("place", "checkout", "renew")
-PHASE_LABEL = {"place": "place", "checkout": "checkout+checkin", "renew": "renew"}
+PHASES = ("place", "checkout", "renew", "mix")
+PHASE_LABEL = {"place": "place", "checkout": "checkout+checkin", "renew": "renew",
+               "mix": "mix (place + checkout+checkin + renew at once)"}
+MIX_ITEMS_SHARE = 0.35         # at most this share of the copies on loan for the renewals
+MIX_LOANS_PER_PATRON = 3       # and at most this many such loans per patron (Hiroshima lends 10)
 
 STARTED = procmon.Registry()   # PIDs started here and not yet reaped (the PostgreSQL server)
 GRACE_S = 5.0                  # then the main task is cancelled
@@ -220,6 +249,13 @@ def _f(v, fmt="{:.2f}"):
     return fmt.format(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else "-"
 
 
+def _level(r: dict) -> str:
+    """``c64`` (and `` x2p``); a level of a run with the mix or paced levels also
+    says ``closed`` or ``paced R/s``."""
+    out = f"c{r['concurrency']}" + (f" x{r['processes']}p" if r.get("processes", 1) > 1 else "")
+    return out + (f" {r['mode']}" if r.get("mode") else "")
+
+
 def report(results: dict) -> str:
     parts = []
     meta = results.get("meta", {})
@@ -230,11 +266,16 @@ def report(results: dict) -> str:
                 "srv CPU ms/op", "cli CPU ms/op", "SQL/op", "load before", "bounded by"]
         lines = [head]
         for _key, r in levels.items():
-            lines.append([f"c{r['concurrency']}" + (f" x{r['processes']}p" if r.get("processes", 1) > 1 else ""),
+            lines.append([_level(r),
                           r["ops"], _f(r["ops_per_s"], "{:.1f}"), _f(r["p50_ms"]),
                           _f(r["p99_ms"]), _f(r["mean_ms"]), r["errors"], r["refusals"],
                           _f(r.get("server_cpu_ms_per_op")), _f(r.get("client_cpu_ms_per_op")),
                           _f(r.get("sql_statements_per_op"), "{:.1f}"), _f(r["loadavg_before"]), r["bounded_by"]])
+            for g, o in r.get("per_group", {}).items():
+                if g in r["per_op"]:                  # placing and renewing are one kind each
+                    continue
+                lines.append([f"  = {g}", o["ops"], _f(o["ops_per_s"], "{:.1f}"), _f(o["p50_ms"]),
+                              _f(o["p99_ms"]), "", "", "", "", "", "", "", ""])
             if len(r["per_op"]) > 1:
                 for kind, o in r["per_op"].items():
                     lines.append([f"  {kind}", o["ops"], _f(o["ops_per_s"], "{:.1f}"), _f(o["p50_ms"]),
@@ -253,8 +294,17 @@ def report(results: dict) -> str:
                 extras.append(f"notes {r['notes']}")
             if r.get("errors_by_kind"):
                 extras.append(f"ERRORS {r['errors_by_kind']}")
+            if r.get("mix_clients"):
+                extras.append("clients " + ", ".join(f"{k} {v}" for k, v in r["mix_clients"].items()))
+            pc = r.get("paced")
+            if pc and "offered_per_s" in pc:
+                got, late_max = _f(pc["achieved_per_s"], "{:.1f}"), _f(pc["late_max_ms"], "{:.1f}")
+                extras.append(f"paced: offered {pc['offered_per_s']:g}/s, achieved {got}/s, "
+                              f"started > 10 ms late {pc['late_over_10ms']} (max {late_max} ms), "
+                              f"not sent {pc['not_sent']}; latency from the scheduled start (p50/p99 above), "
+                              f"service time p50 {_f(pc['service_p50_ms'])} / p99 {_f(pc['service_p99_ms'])} ms")
             if extras:
-                parts.append(f"  c{r['concurrency']}: " + "; ".join(extras))
+                parts.append(f"  {_level(r) if r.get('mode') else 'c' + str(r['concurrency'])}: " + "; ".join(extras))
     if results.get("consistency"):
         bad = {k: v for k, v in results["consistency"].items() if v}
         parts.append("\nconsistency after the phases: " + ("all checks 0" if not bad else f"VIOLATIONS {bad}"))
@@ -284,6 +334,11 @@ def report(results: dict) -> str:
 
 
 # ---------------------------------------------------------------- main
+
+def level_key(conc: int, workers: int, rate: float | None) -> str:
+    """``c64``, ``c64w2`` (closed loop, as before); ``c64@500/s``, ``c64w2@500/s`` (paced)."""
+    return f"c{conc}" + ("" if workers == 1 else f"w{workers}") + ("" if not rate else f"@{rate:g}/s")
+
 
 class Terminated(Exception):
     """SIGTERM arrived while the event loop ran (the main task was cancelled)."""
@@ -331,12 +386,25 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
         circ = Circulation(db, profiles, TickingClock(PHASE_START))
         try:
             t0 = time.perf_counter()
-            say(f"loading the phase database ({a.patrons} patrons, {a.titles} titles, {a.items} copies)")
-            cat = make_catalog(rng, profiles, shares, a.patrons, a.titles, a.items, PHASE_START - timedelta(days=400))
-            ids = Ids()
-            levels = [(w, c) for w in a.workers for c in a.concurrency]
+            levels = [(w, c, r) for w in a.workers for c in a.concurrency for r in a.modes]
             renew_total = min(a.ops * len(levels), int(0.35 * a.items)) if "renew" in a.phases else 0
-            data, rows = build_phase_data(rng, cat, renew_loans=renew_total, queued_share=a.queued_share,
+            # the mix's renewing clients renew loans reserved for them (each loan once), per level
+            mix_need = {lv: mix_needs_loans(lv[2], split_clients(lv[1], a.mix)["renew"], lv[1], a.seconds)
+                        for lv in levels} if "mix" in a.phases else {}
+            patrons, items = a.patrons, a.items
+            if mix_need:              # room for those loans within the profiles' limits
+                loans_needed = renew_total + sum(mix_need.values())
+                patrons = max(patrons, math.ceil(loans_needed / MIX_LOANS_PER_PATRON))
+                items = max(items, math.ceil(loans_needed / MIX_ITEMS_SHARE))
+                if (patrons, items) != (a.patrons, a.items):
+                    say(f"the mix's renewals need {sum(mix_need.values())} loans: {patrons} patrons and {items} "
+                        f"copies instead of {a.patrons} and {a.items}")
+                    results["setup"]["raised_for_mix"] = {"patrons": [a.patrons, patrons], "items": [a.items, items]}
+            say(f"loading the phase database ({patrons} patrons, {a.titles} titles, {items} copies)")
+            cat = make_catalog(rng, profiles, shares, patrons, a.titles, items, PHASE_START - timedelta(days=400))
+            ids = Ids()
+            data, rows = build_phase_data(rng, cat, renew_loans=renew_total + sum(mix_need.values()),
+                                          queued_share=a.queued_share,
                                           hot_fraction=a.hot_titles, start=PHASE_START, ids=ids)
             await install_base(db, circ, cat)
             await bulk_insert(db, s.items, cat.item_rows)
@@ -348,11 +416,18 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             results["setup"]["phase_db"] = dict(data.counts, load_s=round(time.perf_counter() - t0, 1))
             say(f"  loaded in {time.perf_counter() - t0:.1f} s: {data.counts}")
             results["phases"] = {}
-            renew_slices = {}
+            renew_slices: dict = {}
+            mix_slices: dict = {}
+            mix_loans = data.renew_loans[renew_total:] if mix_need else []
+            renew_loans = data.renew_loans[:renew_total] if mix_need else data.renew_loans
             if "renew" in a.phases:
-                per = len(data.renew_loans) // len(levels)
+                per = len(renew_loans) // len(levels)
                 for i, lv in enumerate(levels):
-                    renew_slices[lv] = deque(data.renew_loans[i * per:(i + 1) * per])
+                    renew_slices[lv] = deque(renew_loans[i * per:(i + 1) * per])
+            at = 0
+            for lv, k in mix_need.items():
+                mix_slices[lv] = deque(mix_loans[at:at + k])
+                at += k
             if max(a.workers) > 1:
                 import concurrent.futures
                 import multiprocessing
@@ -364,15 +439,16 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
                     continue
                 say(f"phase {PHASE_LABEL[phase]}")
                 res = results["phases"].setdefault(phase, {})
-                for w, c in levels:
+                for w, c, rate in levels:
                     if STOPPING:
                         raise Terminated()
+                    todo = (mix_slices if phase == "mix" else renew_slices).get((w, c, rate))
                     if w == 1:
-                        r = await run_phase(phase, c, circ, data, a, rng, server_pid, renew_slices.get((w, c)))
+                        r = await run_phase(phase, c, circ, data, a, rng, server_pid, todo, rate=rate)
                     else:
                         r = await run_phase_processes(phase, c, w, executor, urls["phases"], circ, data, a, rng,
-                                                      server_pid, renew_slices.get((w, c)))
-                    res[f"c{c}" if w == 1 else f"c{c}w{w}"] = r
+                                                      server_pid, todo, rate=rate)
+                    res[level_key(c, w, rate)] = r
                     say(phase_line(PHASE_LABEL[phase], r))
                     for e in r.get("error_samples", [])[:2]:
                         say(f"    error sample ({e['op']}): {e['error']}\n" +
@@ -425,7 +501,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="max seconds per phase and concurrency (20)")
     ap.add_argument("--ops", type=int, default=None, help="max operations per phase and concurrency (5000)")
     ap.add_argument("--phases", default="place,checkout,renew",
-                    help="phases to run (place,checkout,renew; '' for none)")
+                    help="phases to run (place,checkout,renew,mix; '' for none; mix is not in the default)")
+    ap.add_argument("--mix", default=DEFAULT_MIX,
+                    help=f"the mix phase: share of the clients doing each kind ({DEFAULT_MIX})")
+    ap.add_argument("--rate", default="", metavar="R[,R...]",
+                    help="paced (open-loop) levels after the closed-loop one: R operations/s offered in total "
+                         "by the clients of each concurrency, each client at R/clients on a schedule jittered "
+                         "from --seed; latency from the scheduled start")
+    ap.add_argument("--no-closed", dest="closed", action="store_false",
+                    help="with --rate: only the paced levels (the closed loop is run by default)")
     ap.add_argument("--no-nightly", dest="nightly", action="store_false", help="skip the nightly jobs")
     ap.add_argument("--patrons", type=int, default=None, help="patrons (5000)")
     ap.add_argument("--titles", type=int, default=None, help="titles (20000)")
@@ -456,6 +540,7 @@ def main(argv=None) -> int:
         return 0
     if a.sqlite and a.pg_url:
         ap.error("--sqlite and --pg-url exclude each other")
+    a.ops_given = a.ops is not None
     quick = dict(patrons=500, titles=2000, items=4000, seconds=3.0, ops=1500, requests=5000, notice_seconds=60.0)
     full = dict(patrons=5000, titles=20000, items=40000, seconds=20.0, ops=5000, requests=100000,
                 notice_seconds=300.0)
@@ -465,6 +550,20 @@ def main(argv=None) -> int:
     a.concurrency = [int(x) for x in a.concurrency.split(",") if x.strip()]
     a.phases = [p.strip() for p in a.phases.split(",") if p.strip()]
     a.workers = [int(x) for x in a.workers.split(",") if x.strip()]
+    try:
+        a.mix = parse_mix(a.mix)
+    except ValueError as e:
+        ap.error(str(e))
+    try:
+        rates = [float(x) for x in a.rate.split(",") if x.strip()]
+    except ValueError:
+        ap.error(f"--rate {a.rate!r}: operations/s, a number or numbers separated by commas")
+    if any(not (0 < r < float("inf")) for r in rates):
+        ap.error(f"--rate {a.rate!r}: operations/s > 0")
+    if not a.closed and not rates:
+        ap.error("--no-closed needs --rate")
+    a.rate = rates
+    a.modes = ([None] if a.closed else []) + rates
     if not a.workers or min(a.workers) < 1:
         ap.error("--workers: process counts of at least 1")
     for p in a.phases:
