@@ -50,18 +50,16 @@ from .store import (
     Step,
     Written,
     get_row,
-    insert_logged,
     item_record,
     lock_rows,
     lock_title_queue,
+    new_request,
     patron_contact,
     patron_snapshot,
     record_event,
     request_record,
     request_row,
     transition,
-    transitions,
-    written,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
@@ -181,21 +179,19 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
         return None, decision, None
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
 
-    row = await insert_logged(conn, s.requests, "request_id", dict(
+    # PLACE, then VALIDATE and ENQUEUE (or to purchase review), each asked of the table:
+    # written at once (on PostgreSQL one statement), the request as written is returned
+    nxt = E.ENQUEUE if kind == "reservation" else E.SEND_TO_PURCHASE_REVIEW
+    row = await new_request(conn, dict(
         patron_id=patron_row.id, library=system, title_id=title_id, kind=kind, material_type=material,
         pickup_branch=pickup_branch, contact_method=contact, channel=channel, state=S.NEW.value,
         placed_at=now, submitted_at_branch=submitted_at_branch, publication_date=publication_date,
         set_id=set_id, set_position=set_position, group_id=group_id, memo=memo, title=title,
         rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now),
         dict(at=now, event="PLACE", actor_role=role.value, actor=actor, to_state=S.NEW.value, channel=channel,
-             branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind))
+             branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind),
+        Step(E.VALIDATE, R.SYSTEM, actor, now, channel), Step(nxt, R.SYSTEM, actor, now, channel))
     rid = row.id
-    # VALIDATE, then ENQUEUE (or to purchase review): both written at once (on PostgreSQL
-    # one statement); what they wrote is known, so the row is not read again
-    nxt = E.ENQUEUE if kind == "reservation" else E.SEND_TO_PURCHASE_REVIEW
-    new = await transitions(conn, row, Step(E.VALIDATE, R.SYSTEM, actor, now, channel),
-                            Step(nxt, R.SYSTEM, actor, now, channel))
-    row = written(row, new, now)
     await notices.enqueue(conn, kind="hold_received", patron_id=patron_row.id,
                           dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,
                           data=notices.hold_data(circ, row, placed_at=now))

@@ -27,6 +27,7 @@ busy, a lost conditional update).
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -151,6 +152,37 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    async def prefill(self, n: int) -> None:
+        """Open ``n`` connections of the pool now (at a service's start), so that the
+        first ``n`` concurrent units of work do not each pay for a new connection (the
+        server's new backend, authentication, the driver's setup): at 64 clients that
+        burst is what made the first second's p99 (docs/benchmarks.md, issue 18, the
+        placement's tail). Keeps at most the pool's size; SQLite has nothing to open."""
+        if self.is_sqlite or n <= 0:
+            return
+        n = min(n, self.engine.pool.size())      # type: ignore[attr-defined]
+        opened = asyncio.Event()
+        count = [0]
+
+        def arrive() -> None:
+            count[0] += 1
+            if count[0] >= n:
+                opened.set()
+
+        async def hold() -> None:
+            arrived = False
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+                    arrived = True
+                    arrive()
+                    await opened.wait()         # all held at once: n distinct connections
+            finally:
+                if not arrived:                 # failed to connect: the others do not wait for it
+                    arrive()
+
+        await asyncio.gather(*(hold() for _ in range(n)))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -303,6 +335,31 @@ _NEW_LOAN = tuple(Prepared(d.insert(s.loans).on_conflict_do_nothing().returning(
                   for d in (sqlite, postgresql))
 
 
+def _request_event(request_id, item_id, old: lt.State, new: lt.State, ev: lt.Event, role: lt.Role, *,
+                   actor: str, at: datetime, channel: str | None, branch: str | None, reason: str) -> dict:
+    """The audit row of one request transition (the columns of :func:`record_event`),
+    as :func:`transition`, :func:`transitions` and :func:`new_request` write it."""
+    return dict(at=at, event=ev.value, actor_role=role.value, actor=actor, request_id=request_id,
+                item_id=item_id, from_state=old.value, to_state=new.value, channel=channel,
+                branch=branch, reason=reason)
+
+
+def _step_event(st: "Step", request_id, item_id, old: lt.State, new: lt.State, ev: lt.Event,
+                role: lt.Role) -> dict:
+    return _request_event(request_id, item_id, old, new, ev, role, actor=st.actor, at=st.at,
+                          channel=st.channel, branch=st.branch, reason=st.reason)
+
+
+async def _logged_if_moved(conn: AsyncConnection, res, log_it: dict) -> bool:
+    """The statement-by-statement path (SQLite, or an update with extra clauses): the
+    conditional update's result ``res`` moved the row -> its audit row is written.
+    Whether it moved."""
+    if res.rowcount != 1:
+        return False
+    await record_event(conn, **log_it)
+    return True
+
+
 async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
                      role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
                      branch: str | None = None, reason: str = "", **changes) -> lt.State:
@@ -318,16 +375,13 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     new = lt.apply(old, ev, role)
     _known(s.requests, changes)
     values = {"state": new.value, "updated_at": at, **changes}
-    log_it = dict(at=at, event=ev.value, actor_role=role.value, actor=actor, request_id=request_row.id,
-                  item_id=changes.get("item_id", request_row.item_id), from_state=old.value,
-                  to_state=new.value, channel=channel, branch=branch, reason=reason)
+    log_it = _request_event(request_row.id, changes.get("item_id", request_row.item_id), old, new, ev, role,
+                            actor=actor, at=at, channel=channel, branch=branch, reason=reason)
     if conn.dialect.name == "postgresql":
         moved = await _moved_and_logged(conn, s.requests, "request_id", request_row.id, old.value, values, log_it)
     else:
-        res = await run_prepared(conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value, **values})
-        moved = res.rowcount == 1
-        if moved:
-            await record_event(conn, **log_it)
+        moved = await _logged_if_moved(conn, await run_prepared(
+            conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value, **values}), log_it)
     if not moved:
         raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
     return new
@@ -371,9 +425,7 @@ async def transitions(conn: AsyncConnection, request_row, *steps: Step) -> lt.St
         _known(s.requests, st.changes)
         item_id = st.changes.get("item_id", item_id)
         values.update({"state": new.value, "updated_at": st.at, **st.changes})
-        log_it = dict(at=st.at, event=ev.value, actor_role=role.value, actor=st.actor, request_id=request_row.id,
-                      item_id=item_id, from_state=state.value, to_state=new.value, channel=st.channel,
-                      branch=st.branch, reason=st.reason)
+        log_it = _step_event(st, request_row.id, item_id, state, new, ev, role)
         params.update({f"s{i}_{k}": v for k, v in _e(log_it, "request_id").items()})
         state = new
     key = (frozenset(values), len(steps))
@@ -456,9 +508,7 @@ async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent 
                                                            s.loans.c.state == old.value, *more).values(**values))
         else:
             res = await run_prepared(conn, _UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, **values})
-        moved = res.rowcount == 1
-        if moved:
-            await record_event(conn, **log_it)
+        moved = await _logged_if_moved(conn, res, log_it)
     if not moved:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
     return new
@@ -486,6 +536,44 @@ async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_i
     return (await run_prepared(conn, st, {**_v(row), **_e(log_it, own)})).one()
 
 
+async def new_request(conn: AsyncConnection, row: dict, log_it: dict, *steps: Step):
+    """Insert the request ``row`` (state ``NEW``) and its audit row ``log_it`` (PLACE),
+    then move it by ``steps`` (each asked of the table in turn, as :func:`transitions`
+    does); returns the request as written. The rows written are exactly those of
+    :func:`insert_logged` followed by :func:`transitions`: on PostgreSQL, when no step
+    changes more than the state, they are written by one statement (the request in the
+    state the last step leaves, PLACE's and each step's audit row in order); otherwise
+    (SQLite) by those two calls."""
+    if conn.dialect.name != "postgresql" or not steps or any(st.changes for st in steps):
+        new = await insert_logged(conn, s.requests, "request_id", row, log_it)
+        if not steps:
+            return new
+        return written(new, await transitions(conn, new, *steps), steps[-1].at)
+    _known(s.requests, row)
+    state = lt.State(row["state"])
+    values = dict(row)
+    logs = [log_it]
+    for st in steps:
+        ev, role = lt.Event(st.event), lt.Role(st.role)
+        nxt = lt.apply(state, ev, role)                 # IllegalTransition: nothing written
+        logs.append(_step_event(st, None, row.get("item_id"), state, nxt, ev, role))
+        values.update(state=nxt.value, updated_at=st.at)
+        state = nxt
+    key = (frozenset(values), len(logs))
+    stmt = _NEW_REQUESTS.get(key)
+    if stmt is None:
+        made = (insert(s.requests).values({k: _value_of(s.requests, k) for k in sorted(values)})
+                .returning(*s.requests.c).cte("made"))
+        rows = [select(*(made.c.id.label("request_id") if c.key == "request_id"
+                         else bindparam(f"s{i}_e_{c.key}", type_=c.type) for c in _EVENT_COLUMNS))
+                for i in range(len(logs))]
+        logged = (insert(s.events).from_select([c.key for c in _EVENT_COLUMNS], union_all(*rows))
+                  .returning(s.events.c.request_id).cte("logged"))
+        stmt = _NEW_REQUESTS[key] = Prepared(select(made).where(made.c.id.in_(select(logged))))
+    params = {f"s{i}_{k}": v for i, lg in enumerate(logs) for k, v in _e(lg, "request_id").items()}
+    return (await run_prepared(conn, stmt, {**_v(values), **params})).one()
+
+
 # ---- PostgreSQL: a row's change and its audit row in one statement (data-modifying CTE)
 
 _EVENT_COLUMNS = tuple(c for c in s.events.c if c.key != "id")
@@ -493,6 +581,7 @@ _LOGGED_MOVE: dict[tuple, Prepared] = {}
 _LOGGED_MOVES: dict[tuple, Prepared] = {}        # transitions(): by values and steps
 _LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
 _LOGGED_INSERT: dict[tuple, Prepared] = {}
+_NEW_REQUESTS: dict[tuple, Prepared] = {}        # new_request(): by values and audit rows
 _INSERT_RETURNING: dict[str, Prepared] = {}     # by table: INSERT ... RETURNING * (SQLite)
 # the extra conditions of a conditional update, by name (loan_transition's if_open, if_renewals)
 _CONDITIONS = {"open": lambda t: t.c.returned_at.is_(None),
