@@ -9,7 +9,6 @@ pool) of one kind:
 ``cold``       the bench's pool (clients + 8 connections), nothing opened before the
                phase (what the bench's first 64-client level does);
 ``warm``       the same engine again, its connections now open;
-``prefilled``  a new engine whose pool was opened before the phase (``Database.prefill``);
 ``service``    the service's default pool (``Database(url)``: 20 kept + 20 overflow),
                warmed by one run first -- more clients than kept connections make the
                overflow connections open and close all the time;
@@ -93,11 +92,6 @@ async def probe(url: str, server_pid: int, a) -> None:
         await one("cold (pool clients+8)", db)
         await one("warm (same engine)", db)
         await one("warm, --hot-share 0", db, 0.0)
-        await db.dispose()
-        db = Database(url, pool_size=conc + 8)
-        count_statements(db)
-        await db.prefill(conc)
-        await one("prefilled (new engine)", db)
         await db.dispose()
         db = Database(url)
         count_statements(db)

@@ -27,7 +27,6 @@ busy, a lost conditional update).
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -152,37 +151,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-    async def prefill(self, n: int) -> None:
-        """Open ``n`` connections of the pool now (at a service's start), so that the
-        first ``n`` concurrent units of work do not each pay for a new connection (the
-        server's new backend, authentication, the driver's setup): at 64 clients that
-        burst is what made the first second's p99 (docs/benchmarks.md, issue 18, the
-        placement's tail). Keeps at most the pool's size; SQLite has nothing to open."""
-        if self.is_sqlite or n <= 0:
-            return
-        n = min(n, self.engine.pool.size())      # type: ignore[attr-defined]
-        opened = asyncio.Event()
-        count = [0]
-
-        def arrive() -> None:
-            count[0] += 1
-            if count[0] >= n:
-                opened.set()
-
-        async def hold() -> None:
-            arrived = False
-            try:
-                async with self.engine.connect() as conn:
-                    await conn.exec_driver_sql("SELECT 1")
-                    arrived = True
-                    arrive()
-                    await opened.wait()         # all held at once: n distinct connections
-            finally:
-                if not arrived:                 # failed to connect: the others do not wait for it
-                    arrive()
-
-        await asyncio.gather(*(hold() for _ in range(n)))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
