@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -190,12 +191,20 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
         rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now),
         dict(at=now, event="PLACE", actor_role=role.value, actor=actor, to_state=S.NEW.value, channel=channel,
              branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind),
-        Step(E.VALIDATE, R.SYSTEM, actor, now, channel), Step(nxt, R.SYSTEM, actor, now, channel))
-    rid = row.id
-    await notices.enqueue(conn, kind="hold_received", patron_id=patron_row.id,
-                          dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,
-                          data=notices.hold_data(circ, row, placed_at=now))
-    return rid, decision, row
+        Step(E.VALIDATE, R.SYSTEM, actor, now, channel), Step(nxt, R.SYSTEM, actor, now, channel),
+        notice=notices.pending("hold_received", patron_id=patron_row.id, dedupe_key="hold_received:", at=now,
+                               data=notices.hold_data(circ, _Placed(title, title_id, pickup_branch, contact, kind),
+                                                      placed_at=now)))
+    return row.id, decision, row
+
+
+class _Placed(NamedTuple):
+    """What ``notices.hold_data`` reads of a request, before it is written."""
+    title: str
+    title_id: str
+    pickup_branch: str
+    contact_method: str | None
+    kind: str
 
 
 async def _position(conn: AsyncConnection, rid: int, row=None) -> int | None:

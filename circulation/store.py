@@ -38,7 +38,7 @@ from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, bindparam, event, insert, select, text, union_all, update
+from sqlalchemy import Column, bindparam, cast, event, insert, select, text, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -504,19 +504,25 @@ async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_i
     return (await run_prepared(conn, st, {**_v(row), **_e(log_it, own)})).one()
 
 
-async def new_request(conn: AsyncConnection, row: dict, log_it: dict, *steps: Step):
+async def new_request(conn: AsyncConnection, row: dict, log_it: dict, *steps: Step, notice: dict | None = None):
     """Insert the request ``row`` (state ``NEW``) and its audit row ``log_it`` (PLACE),
     then move it by ``steps`` (each asked of the table in turn, as :func:`transitions`
-    does); returns the request as written. The rows written are exactly those of
-    :func:`insert_logged` followed by :func:`transitions`: on PostgreSQL, when no step
-    changes more than the state, they are written by one statement (the request in the
-    state the last step leaves, PLACE's and each step's audit row in order); otherwise
-    (SQLite) by those two calls."""
+    does), and queue ``notice`` about it (an outbox row, ``notices.pending``, whose
+    ``dedupe_key`` is completed with the new request's id, and whose ``request_id`` is
+    that id; not inserted when the key exists); returns the request as written. The rows
+    written are exactly those of :func:`insert_logged`, :func:`transitions` and
+    ``notices.enqueue`` one after the other: on PostgreSQL, when no step changes more
+    than the state, they are written by one statement (the request in the state the
+    last step leaves, PLACE's and each step's audit row in order, the notice); otherwise
+    (SQLite) by those calls."""
     if conn.dialect.name != "postgresql" or not steps or any(st.changes for st in steps):
         new = await insert_logged(conn, s.requests, "request_id", row, log_it)
-        if not steps:
-            return new
-        return written(new, await transitions(conn, new, *steps), steps[-1].at)
+        if steps:
+            new = written(new, await transitions(conn, new, *steps), steps[-1].at)
+        if notice is not None:
+            await run_prepared(conn, INSERT_NOTICE[conn.dialect.name == "postgresql"],
+                               {**notice, "dedupe_key": f"{notice['dedupe_key']}{new.id}", "request_id": new.id})
+        return new
     _known(s.requests, row)
     state = lt.State(row["state"])
     values = dict(row)
@@ -527,7 +533,8 @@ async def new_request(conn: AsyncConnection, row: dict, log_it: dict, *steps: St
         logs.append(_step_event(st, None, row.get("item_id"), state, nxt, ev, role))
         values.update(state=nxt.value, updated_at=st.at)
         state = nxt
-    key = (frozenset(values), len(logs))
+    notice_keys = frozenset(notice) - {"request_id"} if notice is not None else None
+    key = (frozenset(values), len(logs), notice_keys)
     stmt = _NEW_REQUESTS.get(key)
     if stmt is None:
         made = (insert(s.requests).values({k: _value_of(s.requests, k) for k in sorted(values)})
@@ -537,8 +544,19 @@ async def new_request(conn: AsyncConnection, row: dict, log_it: dict, *steps: St
                 for i in range(len(logs))]
         logged = (insert(s.events).from_select([c.key for c in _EVENT_COLUMNS], union_all(*rows))
                   .returning(s.events.c.request_id).cte("logged"))
-        stmt = _NEW_REQUESTS[key] = Prepared(select(made).where(made.c.id.in_(select(logged))))
+        q = select(made).where(made.c.id.in_(select(logged)))
+        if notice_keys is not None:
+            n = s.notices.c
+            cols = sorted(notice_keys | {"request_id"})
+            src = select(*(made.c.id if k == "request_id"
+                           else bindparam("n_dedupe_key", type_=n.dedupe_key.type) + cast(made.c.id, n.dedupe_key.type)
+                           if k == "dedupe_key" else bindparam(f"n_{k}", type_=n[k].type) for k in cols))
+            q = q.add_cte(postgresql.insert(s.notices).from_select(cols, src)
+                          .on_conflict_do_nothing(index_elements=["dedupe_key"]).cte("noticed"))
+        stmt = _NEW_REQUESTS[key] = Prepared(q)
     params = {f"s{i}_{k}": v for i, lg in enumerate(logs) for k, v in _e(lg, "request_id").items()}
+    if notice is not None:
+        params.update({f"n_{k}": v for k, v in notice.items() if k != "request_id"})
     return (await run_prepared(conn, stmt, {**_v(values), **params})).one()
 
 
@@ -549,7 +567,10 @@ _LOGGED_MOVE: dict[tuple, Prepared] = {}
 _LOGGED_MOVES: dict[tuple, Prepared] = {}        # transitions(): by values and steps
 _LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
 _LOGGED_INSERT: dict[tuple, Prepared] = {}
-_NEW_REQUESTS: dict[tuple, Prepared] = {}        # new_request(): by values and audit rows
+_NEW_REQUESTS: dict[tuple, Prepared] = {}        # new_request(): by values, audit rows and notice
+# the outbox's INSERT ... ON CONFLICT (dedupe_key) DO NOTHING (notices.enqueue's): [SQLite, PostgreSQL]
+INSERT_NOTICE = tuple(Prepared(d.insert(s.notices).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+                       for d in (sqlite, postgresql))
 _INSERT_RETURNING: dict[str, Prepared] = {}     # by table: INSERT ... RETURNING * (SQLite)
 # the extra conditions of a conditional update, by name (loan_transition's if_open, if_renewals)
 _CONDITIONS = {"open": lambda t: t.c.returned_at.is_(None),
