@@ -818,6 +818,32 @@ _CHECK_OUT_READS = Prepared(text(
     .columns())
 
 
+_ItemRow = namedtuple("_ItemRow", s.items.c.keys())  # type: ignore[misc]
+_WaitingRow = namedtuple("_WaitingRow", ["id", "state", "placed_at"])
+
+
+def placing_reads_statement(gone_statuses, waiting_states) -> Prepared:
+    """PostgreSQL: the statement of :func:`placing_reads` (copies of these statuses are
+    not counted; requests in these states wait in the queue)."""
+    return Prepared(text(
+        f"SELECT {_SNAPSHOT_SQL}, "
+        f"ARRAY(SELECT ROW({_names('i', s.items)}) FROM items i WHERE i.title_id = :w_title_id "
+        f"AND i.library = :w_library AND i.status NOT IN ({_in(gone_statuses)}) ORDER BY i.id) AS owned, "
+        "ARRAY(SELECT ROW(r.id, r.state, r.placed_at) FROM requests r WHERE r.title_id = :w_title_id "
+        f"AND r.library = :w_library AND r.state IN ({_in(waiting_states)})) AS waiting").columns())
+
+
+async def placing_reads(conn: AsyncConnection, stmt: Prepared, patron_row, title_id: str, library: str):
+    """PostgreSQL: what a placement decides on, read under its locks (the title queue's,
+    then the patron's) in one statement: the patron's snapshot (:func:`patron_snapshot`),
+    the library's copies of the title (item rows, in id order) and the title's waiting
+    requests there (``id``, ``state``, ``placed_at``: what the queue order needs)."""
+    r = (await run_prepared(conn, stmt, {"w_patron_id": patron_row.id, "w_title_id": title_id,
+                                         "w_library": library})).one()
+    return (_snapshot(patron_row, map(_LoanRow._make, r.loans), map(_RequestRow._make, r.requests)),
+            [_ItemRow._make(x) for x in r.owned], [_WaitingRow._make(x) for x in r.waiting])
+
+
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):
     by = _by_column(table, where, for_update)
     if by is not None:
