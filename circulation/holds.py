@@ -43,6 +43,7 @@ from . import notices, routing
 from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
+from .reads import patron_snapshot, placing_reads, placing_reads_statement
 from .service import Circulation
 from .store import (
     LIVE_REQUEST_STATES,
@@ -56,9 +57,6 @@ from .store import (
     lock_title_queue,
     new_request,
     patron_contact,
-    patron_snapshot,
-    placing_reads,
-    placing_reads_statement,
     record_event,
     request_record,
     request_row,
