@@ -6,6 +6,7 @@ every transition and a transactional outbox for notices.
 |---|---|
 | `schema.py` | the tables (SQLAlchemy Core), the invariants the database enforces, lock order |
 | `store.py` | `Database` (engine, transactions, retries), row locks, the audited write paths (`transition()` for requests, `open_loan()`/`loan_transition()` for loans, `item_transition()` for copies), rows → lifecycle records |
+| `reads.py` | what operations decide on, read under their locks: the patron's snapshot; on PostgreSQL a check-out's and a placement's reads in one statement each |
 | `service.py` | `Circulation`: database + profiles + clock + branch calendars, shared by every operation |
 | `holds.py` | placing (one title, sets, groups), cancelling, suspending, changing, the review of リクエスト |
 | `routing.py` | copy routing: trap, transits, arrivals, the hold shelf; the `Leg` registry other libraries' copies plug into |

@@ -55,7 +55,8 @@ from lifecycle.table import Role, State
 
 from . import loans
 from . import schema as s
-from .store import get_row, patron_by_card, patron_snapshot, record_event
+from .reads import patron_snapshot
+from .store import get_row, patron_by_card, record_event
 
 
 def _staff_only(role: Role) -> Decision | None:

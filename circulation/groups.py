@@ -44,6 +44,7 @@ from lifecycle.reasons import decide
 from lifecycle.table import Role
 
 from . import schema as s
+from .reads import patron_snapshot
 from .service import Circulation
 from .store import (
     ConcurrentChange,
@@ -56,7 +57,6 @@ from .store import (
     lock_rows,
     open_loan,
     patron_contact,
-    patron_snapshot,
     record_event,
 )
 

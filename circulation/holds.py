@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lifecycle import item_table as it
 from lifecycle import policies
+from lifecycle import queue as lq
 from lifecycle import table as lt
 from lifecycle.model import Decision, Request
 from lifecycle.reasons import OK, REASON_REFUSED, decide
@@ -41,6 +43,7 @@ from . import notices, routing
 from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
+from .reads import patron_snapshot, placing_reads, placing_reads_statement
 from .service import Circulation
 from .store import (
     LIVE_REQUEST_STATES,
@@ -48,20 +51,16 @@ from .store import (
     ConcurrentChange,
     NotFound,
     Step,
-    Written,
     get_row,
-    insert_logged,
     item_record,
     lock_rows,
     lock_title_queue,
+    new_request,
     patron_contact,
-    patron_snapshot,
     record_event,
     request_record,
     request_row,
     transition,
-    transitions,
-    written,
 )
 
 E, S, R = lt.Event, lt.State, lt.Role
@@ -123,6 +122,7 @@ async def _patron_by_card(conn: AsyncConnection, card: str, *, lock: bool = Fals
 _OWNED = Prepared(select(s.items).where(s.items.c.title_id == bindparam("w_title_id"),
                                         s.items.c.library == bindparam("w_library"),
                                         s.items.c.status.not_in(GONE_ITEM_STATUSES)).order_by(s.items.c.id))
+_PLACING_READS = placing_reads_statement(GONE_ITEM_STATUSES, routing.QUEUE_STATES)   # PostgreSQL
 _QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
 
 
@@ -152,16 +152,22 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
                     pickup_branch: str, channel: str, role, actor: str, contact_method: str | None,
                     memo: str, material_type: str | None, publication_date, submitted_at_branch,
                     title: str, set_id, set_position: int, group_id,
-                    delivery: bool = False) -> tuple[int | None, Decision, Written | None]:
+                    delivery: bool = False) -> tuple[int | None, Decision, Any, list | None]:
     """Decide and (when allowed) insert one request, inside the caller's unit of work;
     the title queue and the patron row are already locked. Returns the request's id, the
-    decision and the request as written (None, decision, None when refused). ``delivery`` (有料図書宅配):
+    decision, the request as written and (PostgreSQL) the title's waiting requests read
+    before it was inserted, under the queue's lock, for :func:`_position` (None, decision,
+    None, None when refused). ``delivery`` (有料図書宅配):
     decided by ``policies.can_place_delivery``, picked up by the dispatch branch."""
     now = circ.now()
     role = _role(role)
     system = patron_row.library
     profile = circ.profile(system)
-    owned = (await run_prepared(conn, _OWNED, {"w_title_id": title_id, "w_library": system})).all()
+    if conn.dialect.name == "postgresql":     # the snapshot, the copies and the queue: one statement
+        snapshot, owned, waiting = await placing_reads(conn, _PLACING_READS, patron_row, title_id, system)
+    else:
+        owned = (await run_prepared(conn, _OWNED, {"w_title_id": title_id, "w_library": system})).all()
+        snapshot, waiting = await patron_snapshot(conn, patron_row), None
     if not title:   # the display title lists and mails show: the queue's, else the id
         title = (await run_prepared(conn, _QUEUE_TITLE, {"w_title_id": title_id})).scalar() or title_id
     item = policies.representative(profile, [(item_record(r), r.status == IS.AVAILABLE.value)
@@ -175,39 +181,48 @@ async def _place_in(circ: Circulation, conn: AsyncConnection, patron_row, *, tit
                         channel=channel, placed_at=now, submitted_at_branch=submitted_at_branch,
                         publication_date=publication_date, set_id=set_id, set_position=set_position,
                         group_id=group_id, memo=memo, delivery=delivery)
-    snapshot = await patron_snapshot(conn, patron_row)
     decision = policies.decide_placing(profile, snapshot, item, candidate, now, role=role, delivery=delivery)
     if not decision.allowed:
-        return None, decision, None
+        return None, decision, None, None
     rule = policies.branch_material_rule(profile, item) if kind == "reservation" else None
 
-    row = await insert_logged(conn, s.requests, "request_id", dict(
+    # PLACE, then VALIDATE and ENQUEUE (or to purchase review), each asked of the table:
+    # written at once (on PostgreSQL one statement), the request as written is returned
+    nxt = E.ENQUEUE if kind == "reservation" else E.SEND_TO_PURCHASE_REVIEW
+    row = await new_request(conn, dict(
         patron_id=patron_row.id, library=system, title_id=title_id, kind=kind, material_type=material,
         pickup_branch=pickup_branch, contact_method=contact, channel=channel, state=S.NEW.value,
         placed_at=now, submitted_at_branch=submitted_at_branch, publication_date=publication_date,
         set_id=set_id, set_position=set_position, group_id=group_id, memo=memo, title=title,
         rule_branch=rule.branch if rule is not None else None, delivery=delivery, updated_at=now),
         dict(at=now, event="PLACE", actor_role=role.value, actor=actor, to_state=S.NEW.value, channel=channel,
-             branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind))
-    rid = row.id
-    # VALIDATE, then ENQUEUE (or to purchase review): both written at once (on PostgreSQL
-    # one statement); what they wrote is known, so the row is not read again
-    nxt = E.ENQUEUE if kind == "reservation" else E.SEND_TO_PURCHASE_REVIEW
-    new = await transitions(conn, row, Step(E.VALIDATE, R.SYSTEM, actor, now, channel),
-                            Step(nxt, R.SYSTEM, actor, now, channel))
-    row = written(row, new, now)
-    await notices.enqueue(conn, kind="hold_received", patron_id=patron_row.id,
-                          dedupe_key=f"hold_received:{rid}", at=now, request_id=rid,
-                          data=notices.hold_data(circ, row, placed_at=now))
-    return rid, decision, row
+             branch=submitted_at_branch or pickup_branch, reason=f"{kind} delivery" if delivery else kind),
+        Step(E.VALIDATE, R.SYSTEM, actor, now, channel), Step(nxt, R.SYSTEM, actor, now, channel),
+        notice=notices.pending("hold_received", patron_id=patron_row.id, dedupe_key="hold_received:", at=now,
+                               data=notices.hold_data(circ, _Placed(title, title_id, pickup_branch, contact, kind),
+                                                      placed_at=now)))
+    return row.id, decision, row, waiting
 
 
-async def _position(conn: AsyncConnection, rid: int, row=None) -> int | None:
-    """The request's queue position; ``row``: the request as this transaction left it."""
+class _Placed(NamedTuple):
+    """What ``notices.hold_data`` reads of a request, before it is written."""
+    title: str
+    title_id: str
+    pickup_branch: str
+    contact_method: str | None
+    kind: str
+
+
+async def _position(conn: AsyncConnection, rid: int, row=None, waiting: list | None = None) -> int | None:
+    """The request's queue position; ``row``: the request as this transaction left it;
+    ``waiting``: the other waiting requests of its queue as read under the queue's lock
+    in this transaction (then nothing is read again)."""
     if row is None:
         row = await request_row(conn, rid)
     if row.state not in routing.QUEUE_STATES:
         return None
+    if waiting is not None:
+        return lq.queue_positions([*waiting, row]).get(rid)
     return (await routing.positions_for(conn, {(row.title_id, row.library)})).get(rid)
 
 
@@ -234,7 +249,7 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
     async def work(conn):
         queue = await lock_title_queue(conn, title_id, title)
         patron_row = await _patron_by_card(conn, card, lock=True)
-        rid, decision, row = await _place_in(
+        rid, decision, row, waiting = await _place_in(
             circ, conn, patron_row, title_id=title_id, pickup_branch=pickup_branch, channel=channel,
             role=role, actor=actor, contact_method=contact_method, memo=memo,
             material_type=material_type, publication_date=publication_date,
@@ -242,7 +257,7 @@ async def place(circ: Circulation, *, card: str, title_id: str, pickup_branch: s
             set_position=set_position, group_id=group_id, delivery=delivery)
         if rid is None:
             raise _Refused(decision)
-        return PlaceResult(rid, decision, await _position(conn, rid, row))
+        return PlaceResult(rid, decision, await _position(conn, rid, row, waiting))
 
     try:
         return await circ.db.run(work)
@@ -268,7 +283,7 @@ async def _place_many(circ: Circulation, *, card: str, title_ids: list[str], lin
         for pos, t in enumerate(title_ids, 1):
             extra = ({"set_id": link_id, "set_position": pos, "group_id": None} if link == "set"
                      else {"set_id": None, "set_position": 0, "group_id": link_id})
-            rid, last, _row = await _place_in(circ, conn, patron_row, title_id=t,
+            rid, last, _row, _waiting = await _place_in(circ, conn, patron_row, title_id=t,
                                         title=titles.get(t, base_title), **options, **extra)
             if rid is None:
                 raise _Refused(_with_details(last, title_id=t, index=pos))

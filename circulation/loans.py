@@ -74,11 +74,11 @@ from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
 from .proxy import live_consent_names
+from .reads import check_out_reads
 from .service import CALENDAR_VERSION, Circulation, note_calendar_version
 from .store import (
     NotFound,
     Step,
-    check_out_reads,
     get_row,
     item_moved,
     item_record,

@@ -72,6 +72,7 @@ from .availability import Unavailable, unavailable
 from .ill.requester import KIND as PARTNER_KIND
 from .ill.requester import partner_library
 from .ill.titles import ItemTitles, Titles, Wanted, normal_isbn
+from .reads import patron_snapshot
 from .service import Circulation
 from .store import (
     ConcurrentChange,
@@ -80,7 +81,6 @@ from .store import (
     is_unique_violation,
     lock_title_queue,
     patron_contact,
-    patron_snapshot,
     record_event,
     transition,
 )

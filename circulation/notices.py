@@ -82,7 +82,6 @@ from typing import Any
 
 import jinja2
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from config import locate
@@ -99,9 +98,8 @@ from lifecycle.table import State
 
 from . import schema as s
 from .labels import CHANNEL_LABELS, CONTACT_LABELS
-from .prepared import Prepared
 from .prepared import execute as run_prepared
-from .store import NotFound, dumps, lock_title_queue, record_event, request_row
+from .store import INSERT_NOTICE, NotFound, dumps, lock_title_queue, record_event, request_row
 
 log = logging.getLogger("unioncat.circulation.notices")
 
@@ -123,17 +121,22 @@ async def enqueue(conn: AsyncConnection, *, kind: str, patron_id: int, dedupe_ke
                   at: datetime, request_id: int | None = None, loan_id: int | None = None,
                   data: dict | None = None) -> None:
     """Queue one notice (once per ``dedupe_key``) in the current transaction."""
+    values = pending(kind, patron_id=patron_id, dedupe_key=dedupe_key, at=at, request_id=request_id,
+                     loan_id=loan_id, data=data)
+    await run_prepared(conn, INSERT_NOTICE[conn.dialect.name == "postgresql"], values)
+
+
+def pending(kind: str, *, patron_id: int, dedupe_key: str, at: datetime, request_id: int | None = None,
+            loan_id: int | None = None, data: dict | None = None) -> dict:
+    """The outbox row :func:`enqueue` inserts (for a caller that writes it with its own
+    statement, e.g. ``store.new_request``)."""
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
-    values = dict(dedupe_key=dedupe_key, kind=kind, patron_id=patron_id, request_id=request_id,
-                  loan_id=loan_id, data=dumps(data or {}), status="pending", attempts=0,
-                  next_attempt_at=at, created_at=at)
-    await run_prepared(conn, _INSERT_NOTICE[conn.dialect.name == "postgresql"], values)
+    return dict(dedupe_key=dedupe_key, kind=kind, patron_id=patron_id, request_id=request_id,
+                loan_id=loan_id, data=dumps(data or {}), status="pending", attempts=0,
+                next_attempt_at=at, created_at=at)
 
 
-# the outbox's INSERT ... ON CONFLICT (dedupe_key) DO NOTHING, built once: [SQLite, PostgreSQL]
-_INSERT_NOTICE = tuple(Prepared(d.insert(s.notices).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-                       for d in (sqlite, postgresql))
 
 
 def hold_data(circ, row, **extra) -> dict:

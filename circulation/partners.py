@@ -81,6 +81,7 @@ from lifecycle.reasons import (
 from . import holds, notices, routing
 from . import schema as s
 from .labels import PARTNER_NEXT_STEP, PARTNER_STATE_ORDER, STATUS_JA
+from .reads import patron_snapshot
 from .service import Circulation
 from .store import (
     LIVE_REQUEST_STATES,
@@ -90,7 +91,6 @@ from .store import (
     item_transition,
     lock_one,
     lock_title_queue,
-    patron_snapshot,
     record_event,
     transition,
 )

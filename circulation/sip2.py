@@ -88,8 +88,9 @@ from . import auth, lists, loans, routing
 from . import schema as s
 from .availability import unavailable
 from .ill.titles import ItemTitles, Titles
+from .reads import patron_snapshot
 from .service import Circulation
-from .store import NotFound, patron_snapshot, serving_system
+from .store import NotFound, serving_system
 
 log = logging.getLogger("unioncat.sip2")
 

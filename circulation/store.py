@@ -32,13 +32,12 @@ import dataclasses
 import json
 import logging
 import time as _time
-from collections import namedtuple
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, bindparam, event, insert, select, text, union_all, update
+from sqlalchemy import Column, bindparam, cast, event, insert, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -303,6 +302,31 @@ _NEW_LOAN = tuple(Prepared(d.insert(s.loans).on_conflict_do_nothing().returning(
                   for d in (sqlite, postgresql))
 
 
+def _request_event(request_id, item_id, old: lt.State, new: lt.State, ev: lt.Event, role: lt.Role, *,
+                   actor: str, at: datetime, channel: str | None, branch: str | None, reason: str) -> dict:
+    """The audit row of one request transition (the columns of :func:`record_event`),
+    as :func:`transition`, :func:`transitions` and :func:`new_request` write it."""
+    return dict(at=at, event=ev.value, actor_role=role.value, actor=actor, request_id=request_id,
+                item_id=item_id, from_state=old.value, to_state=new.value, channel=channel,
+                branch=branch, reason=reason)
+
+
+def _step_event(st: "Step", request_id, item_id, old: lt.State, new: lt.State, ev: lt.Event,
+                role: lt.Role) -> dict:
+    return _request_event(request_id, item_id, old, new, ev, role, actor=st.actor, at=st.at,
+                          channel=st.channel, branch=st.branch, reason=st.reason)
+
+
+async def _logged_if_moved(conn: AsyncConnection, res, log_it: dict) -> bool:
+    """The statement-by-statement path (SQLite, or an update with extra clauses): the
+    conditional update's result ``res`` moved the row -> its audit row is written.
+    Whether it moved."""
+    if res.rowcount != 1:
+        return False
+    await record_event(conn, **log_it)
+    return True
+
+
 async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, *,
                      role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
                      branch: str | None = None, reason: str = "", **changes) -> lt.State:
@@ -318,16 +342,13 @@ async def transition(conn: AsyncConnection, request_row, event: lt.Event | str, 
     new = lt.apply(old, ev, role)
     _known(s.requests, changes)
     values = {"state": new.value, "updated_at": at, **changes}
-    log_it = dict(at=at, event=ev.value, actor_role=role.value, actor=actor, request_id=request_row.id,
-                  item_id=changes.get("item_id", request_row.item_id), from_state=old.value,
-                  to_state=new.value, channel=channel, branch=branch, reason=reason)
+    log_it = _request_event(request_row.id, changes.get("item_id", request_row.item_id), old, new, ev, role,
+                            actor=actor, at=at, channel=channel, branch=branch, reason=reason)
     if conn.dialect.name == "postgresql":
         moved = await _moved_and_logged(conn, s.requests, "request_id", request_row.id, old.value, values, log_it)
     else:
-        res = await run_prepared(conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value, **values})
-        moved = res.rowcount == 1
-        if moved:
-            await record_event(conn, **log_it)
+        moved = await _logged_if_moved(conn, await run_prepared(
+            conn, _UPDATE_REQUEST, {"w_id": request_row.id, "w_state": old.value, **values}), log_it)
     if not moved:
         raise ConcurrentChange(f"request {request_row.id} is no longer {old.value}")
     return new
@@ -371,9 +392,7 @@ async def transitions(conn: AsyncConnection, request_row, *steps: Step) -> lt.St
         _known(s.requests, st.changes)
         item_id = st.changes.get("item_id", item_id)
         values.update({"state": new.value, "updated_at": st.at, **st.changes})
-        log_it = dict(at=st.at, event=ev.value, actor_role=role.value, actor=st.actor, request_id=request_row.id,
-                      item_id=item_id, from_state=state.value, to_state=new.value, channel=st.channel,
-                      branch=st.branch, reason=st.reason)
+        log_it = _step_event(st, request_row.id, item_id, state, new, ev, role)
         params.update({f"s{i}_{k}": v for k, v in _e(log_it, "request_id").items()})
         state = new
     key = (frozenset(values), len(steps))
@@ -456,9 +475,7 @@ async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent 
                                                            s.loans.c.state == old.value, *more).values(**values))
         else:
             res = await run_prepared(conn, _UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, **values})
-        moved = res.rowcount == 1
-        if moved:
-            await record_event(conn, **log_it)
+        moved = await _logged_if_moved(conn, res, log_it)
     if not moved:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
     return new
@@ -486,6 +503,62 @@ async def insert_logged(conn: AsyncConnection, table, own: str, row: dict, log_i
     return (await run_prepared(conn, st, {**_v(row), **_e(log_it, own)})).one()
 
 
+async def new_request(conn: AsyncConnection, row: dict, log_it: dict, *steps: Step, notice: dict | None = None):
+    """Insert the request ``row`` (state ``NEW``) and its audit row ``log_it`` (PLACE),
+    then move it by ``steps`` (each asked of the table in turn, as :func:`transitions`
+    does), and queue ``notice`` about it (an outbox row, ``notices.pending``, whose
+    ``dedupe_key`` is completed with the new request's id, and whose ``request_id`` is
+    that id; not inserted when the key exists); returns the request as written. The rows
+    written are exactly those of :func:`insert_logged`, :func:`transitions` and
+    ``notices.enqueue`` one after the other: on PostgreSQL, when no step changes more
+    than the state, they are written by one statement (the request in the state the
+    last step leaves, PLACE's and each step's audit row in order, the notice); otherwise
+    (SQLite) by those calls."""
+    if conn.dialect.name != "postgresql" or not steps or any(st.changes for st in steps):
+        new = await insert_logged(conn, s.requests, "request_id", row, log_it)
+        if steps:
+            new = written(new, await transitions(conn, new, *steps), steps[-1].at)
+        if notice is not None:
+            await run_prepared(conn, INSERT_NOTICE[conn.dialect.name == "postgresql"],
+                               {**notice, "dedupe_key": f"{notice['dedupe_key']}{new.id}", "request_id": new.id})
+        return new
+    _known(s.requests, row)
+    state = lt.State(row["state"])
+    values = dict(row)
+    logs = [log_it]
+    for st in steps:
+        ev, role = lt.Event(st.event), lt.Role(st.role)
+        nxt = lt.apply(state, ev, role)                 # IllegalTransition: nothing written
+        logs.append(_step_event(st, None, row.get("item_id"), state, nxt, ev, role))
+        values.update(state=nxt.value, updated_at=st.at)
+        state = nxt
+    notice_keys = frozenset(notice) - {"request_id"} if notice is not None else None
+    key = (frozenset(values), len(logs), notice_keys)
+    stmt = _NEW_REQUESTS.get(key)
+    if stmt is None:
+        made = (insert(s.requests).values({k: _value_of(s.requests, k) for k in sorted(values)})
+                .returning(*s.requests.c).cte("made"))
+        rows = [select(*(made.c.id.label("request_id") if c.key == "request_id"
+                         else bindparam(f"s{i}_e_{c.key}", type_=c.type) for c in _EVENT_COLUMNS))
+                for i in range(len(logs))]
+        logged = (insert(s.events).from_select([c.key for c in _EVENT_COLUMNS], union_all(*rows))
+                  .returning(s.events.c.request_id).cte("logged"))
+        q = select(made).where(made.c.id.in_(select(logged)))
+        if notice_keys is not None:
+            n = s.notices.c
+            cols = sorted(notice_keys | {"request_id"})
+            src = select(*(made.c.id if k == "request_id"
+                           else bindparam("n_dedupe_key", type_=n.dedupe_key.type) + cast(made.c.id, n.dedupe_key.type)
+                           if k == "dedupe_key" else bindparam(f"n_{k}", type_=n[k].type) for k in cols))
+            q = q.add_cte(postgresql.insert(s.notices).from_select(cols, src)
+                          .on_conflict_do_nothing(index_elements=["dedupe_key"]).cte("noticed"))
+        stmt = _NEW_REQUESTS[key] = Prepared(q)
+    params = {f"s{i}_{k}": v for i, lg in enumerate(logs) for k, v in _e(lg, "request_id").items()}
+    if notice is not None:
+        params.update({f"n_{k}": v for k, v in notice.items() if k != "request_id"})
+    return (await run_prepared(conn, stmt, {**_v(values), **params})).one()
+
+
 # ---- PostgreSQL: a row's change and its audit row in one statement (data-modifying CTE)
 
 _EVENT_COLUMNS = tuple(c for c in s.events.c if c.key != "id")
@@ -493,6 +566,10 @@ _LOGGED_MOVE: dict[tuple, Prepared] = {}
 _LOGGED_MOVES: dict[tuple, Prepared] = {}        # transitions(): by values and steps
 _LOGGED_NEW_LOAN: dict[frozenset, Prepared] = {}
 _LOGGED_INSERT: dict[tuple, Prepared] = {}
+_NEW_REQUESTS: dict[tuple, Prepared] = {}        # new_request(): by values, audit rows and notice
+# the outbox's INSERT ... ON CONFLICT (dedupe_key) DO NOTHING (notices.enqueue's): [SQLite, PostgreSQL]
+INSERT_NOTICE = tuple(Prepared(d.insert(s.notices).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+                       for d in (sqlite, postgresql))
 _INSERT_RETURNING: dict[str, Prepared] = {}     # by table: INSERT ... RETURNING * (SQLite)
 # the extra conditions of a conditional update, by name (loan_transition's if_open, if_renewals)
 _CONDITIONS = {"open": lambda t: t.c.returned_at.is_(None),
@@ -658,86 +735,6 @@ def patron_contact(patron_row, **changes) -> Patron:
                   work_or_school_municipality=patron_row.work_or_school_municipality,
                   category=patron_row.category, email=v["email"], phone=v["phone"], fax=v["fax"],
                   card_expires=getattr(patron_row, "card_expires", None))
-
-
-async def patron_snapshot(conn: AsyncConnection, patron_row) -> Patron:
-    """The patron as the policies see it: open loans and live requests included (on
-    PostgreSQL read in one statement)."""
-    if conn.dialect.name == "postgresql":
-        snap = (await run_prepared(conn, _SNAPSHOT, {"w_patron_id": patron_row.id})).one()
-        return _snapshot(patron_row, map(_LoanRow._make, snap.loans), map(_RequestRow._make, snap.requests))
-    return _snapshot(patron_row, (await run_prepared(conn, _PATRON_LOANS, {"w_patron_id": patron_row.id})).all(),
-                     (await run_prepared(conn, _PATRON_REQUESTS, {"w_patron_id": patron_row.id})).all())
-
-
-async def check_out_reads(conn: AsyncConnection, patron_row, item_id: int):
-    """What a check-out decides on, read under its locks (the copy's, then the patron's):
-    the patron's snapshot (:func:`patron_snapshot`), the request the copy is secured for
-    (with its patron's ``card_number``; None when it is not secured) and whether the copy
-    has an open loan. On PostgreSQL one statement, elsewhere four."""
-    if conn.dialect.name == "postgresql":
-        r = (await run_prepared(conn, _CHECK_OUT_READS, {"w_patron_id": patron_row.id, "w_item_id": item_id})).one()
-        secured = _SecuredRow._make(r.secured[0]) if r.secured else None
-        return (_snapshot(patron_row, map(_LoanRow._make, r.loans), map(_RequestRow._make, r.requests)),
-                secured, r.open_loan)
-    secured = (await run_prepared(conn, _SECURED_WITH_CARD, {"w_item_id": item_id})).first()
-    open_loan = (await run_prepared(conn, _OPEN_LOAN_OF_ITEM, {"w_item_id": item_id})).first() is not None
-    return await patron_snapshot(conn, patron_row), secured, open_loan
-
-
-def _snapshot(patron_row, loan_rows, request_rows) -> Patron:
-    card = patron_row.card_number
-    return dataclasses.replace(
-        patron_contact(patron_row),
-        loans=tuple(loan_record(r, card, r.barcode, r.material_type, r.partner, r.ill) for r in loan_rows),
-        active_requests=tuple(request_record(r, card) for r in request_rows),
-        minor=bool(patron_row.minor), delivery_registered=patron_row.delivery_registered_at is not None)
-
-
-# what patron_snapshot reads, built once
-_PATRON_LOANS = Prepared(select(s.loans, s.items.c.barcode, s.items.c.material_type, s.items.c.partner,
-                                s.items.c.ill)
-                         .join(s.items, s.items.c.id == s.loans.c.item_id)
-                         .where(s.loans.c.patron_id == bindparam("w_patron_id"), s.loans.c.returned_at.is_(None)))
-_PATRON_REQUESTS = Prepared(select(s.requests).where(s.requests.c.patron_id == bindparam("w_patron_id"),
-                                                     s.requests.c.state.in_(LIVE_REQUEST_STATES)))
-_SECURED_WITH_CARD = Prepared(select(s.requests, s.patrons.c.card_number)
-                              .join(s.patrons, s.patrons.c.id == s.requests.c.patron_id)
-                              .where(s.requests.c.item_id == bindparam("w_item_id"),
-                                     s.requests.c.state.in_(s.SECURED_STATES)))
-_OPEN_LOAN_OF_ITEM = Prepared(select(s.loans.c.id).where(s.loans.c.item_id == bindparam("w_item_id"),
-                                                         s.loans.c.returned_at.is_(None)))
-
-# The same reads as one PostgreSQL statement: each set of rows an array of records (asyncpg
-# decodes them as tuples, in the columns' order), made into named rows here.
-_LoanRow = namedtuple("_LoanRow", [*s.loans.c.keys(), "barcode", "material_type", "partner", "ill"])  # type: ignore[misc]
-_RequestRow = namedtuple("_RequestRow", s.requests.c.keys())  # type: ignore[misc]
-_SecuredRow = namedtuple("_SecuredRow", [*s.requests.c.keys(), "card_number"])  # type: ignore[misc]
-
-
-def _names(alias: str, table) -> str:
-    return ", ".join(f"{alias}.{c.name}" for c in table.c)
-
-
-def _in(values) -> str:
-    assert all(v.replace("_", "").isalnum() for v in values)      # our own state names
-    return ", ".join(f"'{v}'" for v in values)
-
-
-_SNAPSHOT_SQL = (
-    f"ARRAY(SELECT ROW({_names('l', s.loans)}, i.barcode, i.material_type, i.partner, i.ill) "
-    "FROM loans l JOIN items i ON i.id = l.item_id "
-    "WHERE l.patron_id = :w_patron_id AND l.returned_at IS NULL) AS loans, "
-    f"ARRAY(SELECT ROW({_names('r', s.requests)}) FROM requests r "
-    f"WHERE r.patron_id = :w_patron_id AND r.state IN ({_in(LIVE_REQUEST_STATES)})) AS requests")
-_SNAPSHOT = Prepared(text(f"SELECT {_SNAPSHOT_SQL}").columns())
-_CHECK_OUT_READS = Prepared(text(
-    f"SELECT {_SNAPSHOT_SQL}, "
-    f"ARRAY(SELECT ROW({_names('r', s.requests)}, p.card_number) FROM requests r "
-    "JOIN patrons p ON p.id = r.patron_id "
-    f"WHERE r.item_id = :w_item_id AND r.state IN ({_in(s.SECURED_STATES)})) AS secured, "
-    "EXISTS (SELECT 1 FROM loans WHERE loans.item_id = :w_item_id AND loans.returned_at IS NULL) AS open_loan")
-    .columns())
 
 
 async def get_row(conn: AsyncConnection, table, *where, what: str = "row", for_update: bool = False):

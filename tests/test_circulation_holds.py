@@ -3,6 +3,7 @@
 PostgreSQL (the ``db_url`` fixture)."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -93,6 +94,30 @@ async def test_iizuka_resident_places_a_web_hold_queued_audited_with_a_received_
     [n] = await notices_of(circ, r.request_id)
     assert (n.kind, n.dedupe_key, n.status) == ("hold_received", f"hold_received:{r.request_id}", "pending")
     assert "吾輩は猫である" in n.data
+
+
+async def test_a_placement_writes_each_steps_audit_row_and_its_notice_in_order(circ):
+    # on PostgreSQL one statement writes all of it (store.new_request), on SQLite one
+    # call after the other: the rows are the same
+    await add_patron(circ, "1000000001", "iizuka", email="a@example.jp", default_contact_method="email")
+    await add_item(circ, "IZ1", "T-ONE", "iizuka", "iizuka", status="on_loan")
+    r = await counter_place(circ, "1000000001", "T-ONE", "honami", at_branch="iizuka", title="こころ")
+    assert r.decision.allowed and r.position == 1
+    got = [(e.event, e.actor_role, e.actor, e.from_state, e.to_state, e.channel, e.branch, e.reason, e.item_id,
+            e.at) for e in await rows(circ, s.events, s.events.c.request_id == r.request_id, order_by=s.events.c.id)]
+    assert got == [
+        ("PLACE", "staff", STAFF["actor"], None, "NEW", "counter", "iizuka", "reservation", None, NOW),
+        ("VALIDATE", "system", STAFF["actor"], "NEW", "VALIDATED", "counter", None, "", None, NOW),
+        ("ENQUEUE", "system", STAFF["actor"], "VALIDATED", "QUEUED", "counter", None, "", None, NOW)]
+    row = await req(circ, r.request_id)
+    assert (row.state, row.updated_at, row.placed_at, row.title) == ("QUEUED", NOW, NOW, "こころ")
+    [n] = await notices_of(circ, r.request_id)
+    assert (n.kind, n.dedupe_key, n.patron_id, n.loan_id, n.status, n.attempts, n.next_attempt_at, n.created_at) == \
+        ("hold_received", f"hold_received:{r.request_id}", row.patron_id, None, "pending", 0, NOW, NOW)
+    data = json.loads(n.data)
+    assert (data["title"], data["title_id"], data["pickup_branch"], data["contact_method"], data["kind"]) == \
+        ("こころ", "T-ONE", "honami", "email", "reservation")
+    assert data["pickup_name"] and data["placed_at"]
 
 
 async def test_iizuka_visitor_from_another_city_is_refused_and_nothing_is_stored(circ):

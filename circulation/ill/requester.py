@@ -58,6 +58,7 @@ from lifecycle.model import Request
 
 from .. import notices, routing
 from .. import schema as s
+from ..reads import patron_snapshot
 from ..store import (
     LIVE_REQUEST_STATES,
     NotFound,
@@ -67,7 +68,6 @@ from ..store import (
     loan_transition,
     lock_one,
     lock_title_queue,
-    patron_snapshot,
     record_event,
     transition,
 )
