@@ -3,7 +3,10 @@
 * SRU keeps one server-wide store: every searchRetrieve gets a new random id
   (``resultSetId``) and a time to live, renewed on use (SRU "resultSetIdleTime");
   the same query again on an unchanged catalog may reuse a live set's hits
-  (``find``).
+  (``find``).  A set to be reused carries two labels: its ``key`` (the database and
+  the query) and the catalog ``generation`` it was searched at.  ``generations`` says,
+  without the catalog, at which generations live sets of a query exist -- the route
+  asks the catalog for its generation only when there are some (search/route.py).
 * A Z39.50 association keeps its own store of *named* sets (``namedResultSets``):
   the client names them, a name is replaced by a new search, and they live as
   long as the association.
@@ -46,8 +49,9 @@ class ResultSet:
     database: Database = _DEFAULT_DATABASE   # the database it was searched in
     ttl: int | None = None           # seconds of idle life; None: lives until removed
     expires: float | None = None
-    key: str = ""                    # reuse key (database, generation, query); "" = never reused
+    key: str = ""                    # reuse key (database, query); "" = never reused
     sort: tuple = field(default_factory=tuple)
+    generation: str = ""             # the catalog generation it was searched at (for reuse)
 
 
 class ResultSetStore(Protocol):
@@ -60,9 +64,10 @@ class ResultSetStore(Protocol):
     def full(self, name: str | None = None) -> bool: ...
     def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
             query: Query | None = None, database: Database = _DEFAULT_DATABASE, key: str = "",
-            sort: tuple = ()) -> ResultSet: ...
+            sort: tuple = (), generation: str = "") -> ResultSet: ...
     def get(self, name: str) -> ResultSet | None: ...
-    def find(self, key: str, sort: tuple) -> ResultSet | None: ...
+    def generations(self, key: str, sort: tuple) -> frozenset[str]: ...
+    def find(self, key: str, sort: tuple, generation: str = "") -> ResultSet | None: ...
     def was_evicted(self, name: str) -> bool: ...
     def remove(self, name: str) -> bool: ...
     def clear(self) -> int: ...
@@ -76,7 +81,8 @@ class ResultSets:
     def __init__(self, max_sets: int = 1000, *, clock: Callable[[], float] = time.monotonic, evict: bool = True):
         self._sets: OrderedDict[str, ResultSet] = OrderedDict()      # least recently used first
         self._evicted: OrderedDict[str, None] = OrderedDict()
-        self._by_key: dict[tuple[str, tuple], OrderedDict[str, None]] = {}   # (key, sort) -> ids, LRU first
+        # (key, sort) -> generation -> ids, least recently used first
+        self._by_key: dict[tuple[str, tuple], dict[str, OrderedDict[str, None]]] = {}
         self._expiry: list[tuple[float, int, str]] = []             # heap of (expires, n, id); stale ones skipped
         self._pushed = 0
         self.max_sets = max_sets
@@ -88,16 +94,19 @@ class ResultSets:
     def _keep(self, rs: ResultSet) -> None:
         self._sets[rs.id] = rs
         if rs.key:
-            self._by_key.setdefault((rs.key, rs.sort), OrderedDict())[rs.id] = None
+            self._by_key.setdefault((rs.key, rs.sort), {}).setdefault(rs.generation, OrderedDict())[rs.id] = None
         self._schedule(rs)
 
     def _drop(self, name: str) -> ResultSet | None:
         rs = self._sets.pop(name, None)
         if rs is not None and rs.key:
-            group = self._by_key[rs.key, rs.sort]
+            by_generation = self._by_key[rs.key, rs.sort]
+            group = by_generation[rs.generation]
             del group[name]
             if not group:
-                del self._by_key[rs.key, rs.sort]
+                del by_generation[rs.generation]
+                if not by_generation:
+                    del self._by_key[rs.key, rs.sort]
         return rs
 
     def _schedule(self, rs: ResultSet) -> None:
@@ -125,7 +134,7 @@ class ResultSets:
             self._schedule(rs)
         self._sets.move_to_end(rs.id)
         if rs.key:
-            self._by_key[rs.key, rs.sort].move_to_end(rs.id)
+            self._by_key[rs.key, rs.sort][rs.generation].move_to_end(rs.id)
 
     def full(self, name: str | None = None) -> bool:
         """True when a new set (other than one replacing ``name``) cannot be kept
@@ -135,14 +144,15 @@ class ResultSets:
 
     def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
             query: Query | None = None, database: Database = _DEFAULT_DATABASE, key: str = "",
-            sort: tuple = ()) -> ResultSet:
+            sort: tuple = (), generation: str = "") -> ResultSet:
         """Keep a result: under ``name`` (replacing a set of that name), or under a new
-        random id.  Evicts the least recently used sets beyond ``max_sets``.  An unnamed
+        random id (``key``, ``sort`` and ``generation``: what ``find`` reuses it for).
+        Evicts the least recently used sets beyond ``max_sets``.  An unnamed
         set asked to live 0 seconds (SRU ``resultSetTTL=0``) is answered but not kept: no
         later request could find it, and it must not evict a set that could be."""
         rs_id = name if name is not None else secrets.token_hex(6)
         expires = self.clock() + ttl if ttl is not None else None
-        rs = ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort))
+        rs = ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort), generation)
         if ttl == 0 and name is None:
             return rs
         self._expire()
@@ -165,12 +175,21 @@ class ResultSets:
             self._touch(rs)
         return rs
 
-    def find(self, key: str, sort: tuple) -> ResultSet | None:
-        """A live set for the same reuse key and sort (so paging reuses its hits)."""
+    def generations(self, key: str, sort: tuple) -> frozenset[str]:
+        """The catalog generations at which live sets for this reuse key and sort exist
+        (none: no set could be reused, whatever the catalog's generation now)."""
+        self._expire()
+        if not key:
+            return frozenset()
+        return frozenset(self._by_key.get((key, tuple(sort)), ()))
+
+    def find(self, key: str, sort: tuple, generation: str = "") -> ResultSet | None:
+        """A live set for the same reuse key, sort and generation (so paging reuses its
+        hits): the most recently used of them, renewed."""
         self._expire()
         if not key:
             return None
-        group = self._by_key.get((key, tuple(sort)))
+        group = self._by_key.get((key, tuple(sort)), {}).get(generation)
         if not group:
             return None
         rs = self._sets[next(reversed(group))]

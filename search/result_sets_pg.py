@@ -17,7 +17,9 @@ names, the JSON of the hits -- stay in :class:`SharedResultSets`. What PostgreSQ
 * a ``put`` (purge the expired, insert, evict beyond the bound) is one transaction that
   holds a transaction-level advisory lock, so two gateways never evict at once;
 * the table is shared: a gateway that starts does not empty it (other gateways' sets are
-  in it); expired sets go with the next ``put``.
+  in it); expired sets go with the next ``put``. So its layout changes in place, under the
+  same advisory lock, with statements that gateways of the old layout still work beside
+  (``MIGRATIONS``: a column added with a default, an index), never by emptying it.
 
 The driver is psycopg 3 (synchronous: the store's interface is synchronous and each call
 is one short statement on a local network; the SRU request that calls it waits for it).
@@ -34,8 +36,20 @@ from .result_sets import REMEMBER_EVICTED
 
 TABLE = "sru_result_set"
 LOCK_KEY = 0x53525552        # pg_advisory_xact_lock key of the writers ("SRUR")
-_COLUMNS = "id, result, db, ttl, expires, key, sort"
+_COLUMNS = "id, result, db, ttl, expires, key, sort, generation"
 _LIVE = "result IS NOT NULL AND (expires IS NULL OR expires > %s)"
+# a table made by an earlier release, brought up to this layout when a gateway starts: each
+# (column, statement) run when the column is missing (an ALTER TABLE takes the table's strongest
+# lock, which a gateway that starts on an up-to-date table must not take). A gateway of the
+# earlier release goes on working beside it: it names its columns, so its sets get the default
+# and are found only by what it looks for itself
+MIGRATIONS = (
+    # the generation a set was searched at, apart from its key: a set is found by its query
+    # (key, sort) whatever the generation. An earlier release's keys are digests of
+    # (database, generation, query) and never equal a digest of (database, query): its
+    # sets are paged and resolved as before, never reused by this release
+    ("generation", f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS generation TEXT NOT NULL DEFAULT ''"),
+)
 
 
 def libpq_url(url: str) -> str:
@@ -69,8 +83,15 @@ class PgBackend:
                     expires DOUBLE PRECISION,
                     key TEXT NOT NULL DEFAULT '',
                     sort TEXT NOT NULL DEFAULT '[]',
-                    used BIGINT NOT NULL
+                    used BIGINT NOT NULL,
+                    generation TEXT NOT NULL DEFAULT ''   -- the catalog's, when searched (reuse)
                 )""")
+            have = {r[0] for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = %s", (TABLE,))}
+            for column, ddl in MIGRATIONS:
+                if column not in have:
+                    self.conn.execute(ddl)
             self.conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {TABLE}_used")
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_used_i ON {TABLE}(used)")
             self.conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_key_i ON {TABLE}(key) WHERE key != ''")
@@ -102,10 +123,10 @@ class PgBackend:
             with c.transaction():
                 c.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
                 c.execute(f"DELETE FROM {TABLE} WHERE result IS NOT NULL AND expires <= %s", (now,))
-                c.execute(f"INSERT INTO {TABLE}({_COLUMNS}, used) VALUES (%s, %s, %s, %s, %s, %s, %s,"
+                c.execute(f"INSERT INTO {TABLE}({_COLUMNS}, used) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
                           f" nextval('{TABLE}_used')) ON CONFLICT (id) DO UPDATE SET result=excluded.result,"
                           " db=excluded.db, ttl=excluded.ttl, expires=excluded.expires, key=excluded.key,"
-                          " sort=excluded.sort, used=excluded.used", row)
+                          " sort=excluded.sort, generation=excluded.generation, used=excluded.used", row)
                 over = [r[0] for r in c.execute(f"SELECT id FROM {TABLE} WHERE result IS NOT NULL"
                                                 " ORDER BY used DESC OFFSET %s", (max_sets,))]
                 for old in reversed(over):                   # the oldest is remembered first
@@ -129,6 +150,10 @@ class PgBackend:
                 f" used=nextval('{TABLE}_used') WHERE id = %s AND {_LIVE} RETURNING {_COLUMNS}",
                 (now, found[0], now)).fetchone()
         return self._run(run)
+
+    def generations(self, key: str, sort: str, now: float) -> list[str]:
+        return self._run(lambda c: [r[0] for r in c.execute(
+            f"SELECT DISTINCT generation FROM {TABLE} WHERE key = %s AND sort = %s AND {_LIVE}", (key, sort, now))])
 
     def live(self, name: str, now: float) -> tuple | None:
         return self._run(lambda c: c.execute(f"SELECT {_COLUMNS} FROM {TABLE} WHERE id=%s AND {_LIVE}",

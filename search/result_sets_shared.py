@@ -12,7 +12,11 @@ rather than "never existed".
 
 One table, ``result_set``: a row per live set (``result`` the JSON of its hits) and a row
 per remembered evicted set (``live`` 0, no hits); ``used`` orders both (the least recently used
-set, the oldest eviction). Expired sets are deleted (not remembered: an expired set "never
+set, the oldest eviction). A set to be reused is found by its query (``key``, the digest of
+the database and the query, and ``sort``) and labelled with the catalog ``generation`` it was
+searched at, in a column of its own: ``generations`` answers "is there any live set of this
+query, at which generations" without the catalog's generation, so a request with nothing
+to reuse never reads it (search/route.py). Expired sets are deleted (not remembered: an expired set "never
 existed", as in memory). Hits are JSON (never pickle): the total, the ids when materialized
 and the backend's handle (``encode_result``: the SQL of the embedded index, the query and
 cursors of Elasticsearch). The clock is wall time (``time.time``, injected), the one clock
@@ -56,7 +60,7 @@ from .result_sets import _DEFAULT_DATABASE, REMEMBER_EVICTED, ResultSet, ResultS
 
 FILE_NAME = "result_sets.sqlite"
 _LIVE = "live = 1 AND (expires IS NULL OR expires > ?)"
-_COLUMNS = "id, result, db, ttl, expires, key, sort"
+_COLUMNS = "id, result, db, ttl, expires, key, sort, generation"
 _NEXT = "(SELECT IFNULL(MAX(used), 0) + 1 FROM result_set)"
 
 
@@ -131,7 +135,14 @@ def _decode_sort(text: str) -> tuple:
 class _Backend:
     """The statements on the one table (SQLite; see the module docstring for another database)."""
 
-    SCHEMA = 3           # PRAGMA user_version: a file of another layout is emptied and made again
+    SCHEMA = 4           # PRAGMA user_version: a file of another layout is emptied and made again,
+    MIGRATES = {3: (     # except the layouts migrated in place (their sets stay usable):
+        # 3 -> 4: the generation in a column of its own. The keys of layout 3 are digests of
+        # (database, generation, query) and never equal a digest of (database, query): those
+        # sets are paged and resolved as before, and are just never reused
+        "ALTER TABLE result_set ADD COLUMN generation TEXT NOT NULL DEFAULT ''",
+        "DROP INDEX IF EXISTS result_set_key",
+    )}
 
     def __init__(self, path: Path | str):
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -139,8 +150,15 @@ class _Backend:
         self.conn.execute("PRAGMA synchronous=OFF")      # result sets are not worth an fsync: a crash loses them
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            if self.conn.execute("PRAGMA user_version").fetchone()[0] != self.SCHEMA:
-                self.conn.execute("DROP TABLE IF EXISTS result_set")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != self.SCHEMA:
+                has_table = self.conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='result_set'").fetchone()
+                if version in self.MIGRATES and has_table:
+                    for ddl in self.MIGRATES[version]:
+                        self.conn.execute(ddl)
+                else:
+                    self.conn.execute("DROP TABLE IF EXISTS result_set")
                 self.conn.execute(f"PRAGMA user_version={self.SCHEMA}")
             # small columns first, the hits last: a row's header and flags never read the JSON
             self.conn.execute(
@@ -153,11 +171,13 @@ class _Backend:
                     key TEXT NOT NULL DEFAULT '',
                     sort TEXT NOT NULL DEFAULT '[]',
                     db TEXT NOT NULL DEFAULT '',   -- JSON [name, library]
-                    result TEXT                -- JSON of the hits (NULL when evicted)
+                    result TEXT,               -- JSON of the hits (NULL when evicted)
+                    generation TEXT NOT NULL DEFAULT ''   -- the catalog's, when searched (reuse)
                 )""")
             for ddl in ("CREATE INDEX IF NOT EXISTS result_set_used ON result_set(used)",
                         "CREATE INDEX IF NOT EXISTS result_set_lru ON result_set(live, used, id)",
-                        "CREATE INDEX IF NOT EXISTS result_set_key ON result_set(key, sort, used) WHERE live = 1",
+                        "CREATE INDEX IF NOT EXISTS result_set_reuse ON result_set(key, sort, generation, used)"
+                        " WHERE live = 1",
                         "CREATE INDEX IF NOT EXISTS result_set_expires ON result_set(expires) WHERE live = 1"):
                 self.conn.execute(ddl)
             self.conn.execute("COMMIT")
@@ -176,10 +196,10 @@ class _Backend:
         c.execute("BEGIN IMMEDIATE")
         try:
             c.execute("DELETE FROM result_set INDEXED BY result_set_expires WHERE live = 1 AND expires <= ?", (now,))
-            c.execute(f"INSERT INTO result_set({_COLUMNS}, live, used) VALUES (?, ?, ?, ?, ?, ?, ?, 1, {_NEXT})"
+            c.execute(f"INSERT INTO result_set({_COLUMNS}, live, used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, {_NEXT})"
                       " ON CONFLICT(id) DO UPDATE SET result=excluded.result, db=excluded.db, ttl=excluded.ttl,"
-                      " expires=excluded.expires, key=excluded.key, sort=excluded.sort, live=1, used=excluded.used",
-                      row)
+                      " expires=excluded.expires, key=excluded.key, sort=excluded.sort,"
+                      " generation=excluded.generation, live=1, used=excluded.used", row)
             over = [r[0] for r in c.execute("SELECT id FROM result_set WHERE live = 1"
                                             " ORDER BY used DESC LIMIT -1 OFFSET ?", (max_sets,))]
             for old in reversed(over):                       # the oldest is remembered first
@@ -203,6 +223,11 @@ class _Backend:
         return self.conn.execute(
             f"UPDATE result_set SET expires = CASE WHEN ttl IS NULL THEN NULL ELSE ? + ttl END, used={_NEXT}"
             f" WHERE id = ? AND {_LIVE} RETURNING {_COLUMNS}", (now, found[0], now)).fetchone()
+
+    def generations(self, key: str, sort: str, now: float) -> list[str]:
+        """The generations of the live sets of one query (one read, no write)."""
+        return [r[0] for r in self.conn.execute(
+            f"SELECT DISTINCT generation FROM result_set WHERE key = ? AND sort = ? AND {_LIVE}", (key, sort, now))]
 
     def live(self, name: str, now: float) -> tuple | None:
         return self.conn.execute(f"SELECT {_COLUMNS} FROM result_set WHERE id=? AND {_LIVE}", (name, now)).fetchone()
@@ -284,10 +309,10 @@ class SharedResultSets:
 
     @staticmethod
     def _set(row: tuple) -> ResultSet:
-        rs_id, result, db, ttl, expires, key, sort = row
+        rs_id, result, db, ttl, expires, key, sort, generation = row
         name, library = json.loads(db) if db else (DEFAULT, None)
         return ResultSet(rs_id, decode_result(result), None, Database(name, library), ttl, expires, key,
-                         _decode_sort(sort))
+                         _decode_sort(sort), generation)
 
     def _peek(self, name: str) -> ResultSet | None:
         """The live set of that name without renewing it."""
@@ -300,21 +325,24 @@ class SharedResultSets:
         return not self.evict and name not in self and len(self) >= self.max_sets
 
     def put(self, result: SearchResult, *, name: str | None = None, ttl: int | None = None,
-            query=None, database: Database = _DEFAULT_DATABASE, key: str = "", sort: tuple = ()) -> ResultSet:
+            query=None, database: Database = _DEFAULT_DATABASE, key: str = "", sort: tuple = (),
+            generation: str = "") -> ResultSet:
         if database.catalog is not None or (ttl == 0 and name is None):
             # a federation's (its records are in this process), or one that is not kept (see ResultSets.put)
-            return self.local.put(result, name=name, ttl=ttl, query=query, database=database, key=key, sort=sort)
+            return self.local.put(result, name=name, ttl=ttl, query=query, database=database, key=key, sort=sort,
+                                  generation=generation)
         try:
             text = encode_result(result)
         except NotShareable:
-            return self.local.put(result, name=name, ttl=ttl, query=query, database=database, key=key, sort=sort)
+            return self.local.put(result, name=name, ttl=ttl, query=query, database=database, key=key, sort=sort,
+                                  generation=generation)
         now = self.clock()
         rs_id = name if name is not None else secrets.token_hex(6)
         expires = now + ttl if ttl is not None else None
         self.local.remove(rs_id)
         self._db.put((rs_id, text, json.dumps([database.name, database.library]), ttl, expires, _digest(key),
-                      _encode_sort(sort)), now, self.max_sets)
-        return ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort))
+                      _encode_sort(sort), generation), now, self.max_sets)
+        return ResultSet(rs_id, result, query, database, ttl, expires, key, tuple(sort), generation)
 
     def get(self, name: str) -> ResultSet | None:
         rs = self.local.get(name)
@@ -323,11 +351,18 @@ class SharedResultSets:
         row = self._db.touch("id = ?", (name,), self.clock())
         return self._set(row) if row else None
 
-    def find(self, key: str, sort: tuple) -> ResultSet | None:
+    def generations(self, key: str, sort: tuple) -> frozenset[str]:
+        if not key:
+            return frozenset()
+        return frozenset(self._db.generations(_digest(key), _encode_sort(sort), self.clock())) \
+            | self.local.generations(key, sort)
+
+    def find(self, key: str, sort: tuple, generation: str = "") -> ResultSet | None:
         if not key:
             return None
-        row = self._db.touch("key = ? AND sort = ?", (_digest(key), _encode_sort(sort)), self.clock())
-        return self._set(row) if row else self.local.find(key, sort)
+        row = self._db.touch("key = ? AND sort = ? AND generation = ?", (_digest(key), _encode_sort(sort), generation),
+                             self.clock())
+        return self._set(row) if row else self.local.find(key, sort, generation)
 
     def was_evicted(self, name: str) -> bool:
         return self.local.was_evicted(name) or self._db.evicted(name)

@@ -19,7 +19,9 @@ place (``SEARCH_STEPS``, ``make_route``):
                        union records that library's ingests added since then, asked of
                        the record store (search/arrivals.py: new arrivals)
     reuse_live_set     the same query on an unchanged catalog reuses a live set's
-                       hits (SRU; off for Z39.50, whose sets are named by the client)
+                       hits (SRU; off for Z39.50, whose sets are named by the client);
+                       the catalog's generation is read only when the store holds a
+                       live set of the query at all, or for a set that is to be kept
     run_search         the catalog's search, cql.resultSetId resolved in the
                        caller's store
     keep_result_set    the hits kept under the set's name (search/result_sets.py)
@@ -96,7 +98,8 @@ class Search:
 
     restricted: Query | None = None
     extra_sets: dict[str, SearchResult] = field(default_factory=dict)   # sets the steps made (the limit)
-    key: str = ""
+    key: str = ""                           # the reuse key (database, query): "" = not for reuse
+    generation: str | None = None           # the catalog's, read before the search (None: not read)
     result: SearchResult | None = None
     kept: ResultSet | None = None
 
@@ -180,14 +183,28 @@ async def restrict(route: "SearchRoute", s: Search) -> None:
 
 
 async def reuse_live_set(route: "SearchRoute", s: Search) -> None:
+    """A live set of the same query, database and sort, searched at the catalog's current
+    generation, gives its hits.  The store is asked first whether it holds a live set of
+    the query at any generation: only then is the catalog's generation read (one request
+    to Elasticsearch).  With none, a set that is not kept (SRU ``resultSetTTL=0``) is
+    searched straight away; one that is kept is labelled with a generation read before
+    its search (``run_search``), so never with a newer one than its hits."""
     if not s.reuse or (s.database is not None and s.database.catalog is not None):
         return                      # a federation's targets change without telling: never reused
     assert s.database is not None and s.restricted is not None, "restrict comes first"
-    generation = await route.call(route.catalog.generation())
-    s.key = f"{s.database.name.lower()}\x00{generation}\x00{s.restricted!r}"
-    rs = s.sets.find(s.key, s.restricted.sort)
-    if rs is not None:
-        s.result = rs.result
+    key = f"{s.database.name.lower()}\x00{s.restricted!r}"
+    sort = s.restricted.sort
+    live = s.sets.generations(key, sort)
+    if not live and s.ttl == 0:
+        return                      # nothing to reuse, nothing kept (a 0 s set is gone at once): no generation
+    s.key = key
+    if not live:
+        return                      # run_search reads the generation with (before) the search
+    s.generation = await route.call(route.catalog.generation())
+    if s.generation in live:
+        rs = s.sets.find(key, sort, s.generation)
+        if rs is not None:          # (None: it expired or was evicted in between)
+            s.result = rs.result
 
 
 async def run_search(route: "SearchRoute", s: Search) -> None:
@@ -197,8 +214,17 @@ async def run_search(route: "SearchRoute", s: Search) -> None:
     sets = s.sets.as_mapping()
     if s.extra_sets:
         sets = {**sets, **s.extra_sets}
+    catalog = route.catalog_of(s.database)
     try:
-        s.result = await route.call(route.catalog_of(s.database).search(s.restricted, result_sets=sets))
+        if s.key and s.generation is None:
+            # a set kept for reuse: labelled with the generation read before its search, in
+            # the same call where the catalog offers that (the embedded index), else first
+            both = getattr(catalog, "search_at_generation", None)
+            if both is not None:
+                s.generation, s.result = await route.call(both(s.restricted, result_sets=sets))
+                return
+            s.generation = await route.call(catalog.generation())
+        s.result = await route.call(catalog.search(s.restricted, result_sets=sets))
     except BaseException:
         if s.name is not None and s.drop_stale:
             s.sets.remove(s.name)   # a failed search leaves no stale set under this name
@@ -208,7 +234,7 @@ async def run_search(route: "SearchRoute", s: Search) -> None:
 async def keep_result_set(route: "SearchRoute", s: Search) -> None:
     assert s.result is not None and s.database is not None and s.restricted is not None, "run_search comes first"
     s.kept = s.sets.put(s.result, name=s.name, ttl=s.ttl, query=s.query, database=s.database, key=s.key,
-                        sort=s.restricted.sort)
+                        sort=s.restricted.sort, generation=s.generation or "")
 
 
 SEARCH_STEPS: tuple[Step, ...] = (check_result_set, resolve_database, translate, restrict, limit_available,

@@ -548,6 +548,14 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
                     "rebuilds the index", path, row[0] if row else "1", INDEX_FORMAT)
 
 
+def _slow_key(query: Query) -> Query | None:
+    """The query as SqliteCatalog remembers a slow one (None: unhashable, not remembered)."""
+    try:
+        return query if hash(query) is not None else None
+    except TypeError:           # a query model carrying something unhashable: no memory of it
+        return None
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """A compiled query as search_sync reads it (SqliteCatalog._compile)."""
@@ -826,6 +834,11 @@ class SqliteCatalog:
         row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
         return row[0] if row else "0"
 
+    def search_at_generation_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None
+                                  ) -> tuple[str, SearchResult]:
+        """The generation, read before the search (so never newer than its hits), and the search."""
+        return self.generation_sync(), self.search_sync(query, result_sets)
+
     def count_sync(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
@@ -861,11 +874,12 @@ class SqliteCatalog:
         return await asyncio.to_thread(fn, *args)
 
     async def search(self, query: Query, result_sets=None) -> SearchResult:
-        try:
-            key: Query | None = query if hash(query) is not None else None
-        except TypeError:           # a query model carrying something unhashable: no memory of it
-            key = None
-        return await self._run(self.search_sync, query, result_sets, slow_key=key)
+        return await self._run(self.search_sync, query, result_sets, slow_key=_slow_key(query))
+
+    async def search_at_generation(self, query: Query, result_sets=None) -> tuple[str, SearchResult]:
+        """A search and the generation read before it, in one call (search/route.py: the
+        label of a result set kept for reuse, without a call of its own)."""
+        return await self._run(self.search_at_generation_sync, query, result_sets, slow_key=_slow_key(query))
 
     async def page(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
@@ -895,4 +909,4 @@ class SqliteCatalog:
         return await asyncio.to_thread(self.count_sync)
 
     async def generation(self) -> str:
-        return await asyncio.to_thread(self.generation_sync)
+        return await self._run(self.generation_sync)      # one row: inline, not a thread's round trip
