@@ -43,7 +43,7 @@ def catalog_path(tmp_path_factory):
 
 def test_the_shipped_setting_and_its_checks(tmp_path):
     shipped = load_slow_work()
-    assert shipped == SlowWork(nice=10, threads=4)
+    assert shipped == SlowWork(nice=19, threads=4)
     cfg = tmp_path / "scheduling.toml"
     cfg.write_text("[slow_work]\nnice = 0\nthreads = 2\n")
     assert load_slow_work(cfg) == SlowWork(0, 2)

@@ -48,7 +48,7 @@ class SlowWork:
     """How long catalog work is run: ``nice`` steps of OS priority below the process
     (0 = off: the event loop's default executor), on at most ``threads`` threads per
     process."""
-    nice: int = 10
+    nice: int = 19
     threads: int = 4
 
 
