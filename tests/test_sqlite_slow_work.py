@@ -124,3 +124,23 @@ def test_the_answers_are_those_of_the_normal_priority_path(catalog_path, monkeyp
     inline.close()
     assert results[0] == results[5] == results["inline"]
     assert results[0][1][0] > 5 and results[0][-2] > 5 and results[0][-1]
+
+
+@linux
+def test_a_forked_child_runs_the_work_on_threads_of_its_own():
+    pool = pool_for(SlowWork(nice=3, threads=1))
+    asyncio.run(pool.run(thread_nice))                  # the parent's thread exists now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                        # the child: answer through the pipe, exit at once
+        try:
+            got = asyncio.run(asyncio.wait_for(pool.run(thread_nice), 30))
+            os.write(write, repr(got[:2]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        answer = fh.read()
+    os.waitpid(pid, 0)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert answer == repr((min(19, base + 3),) * 2)

@@ -97,8 +97,11 @@ class SlowPool:
         self.settings = settings
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pid != os.getpid():        # a forked child: its parent's threads are not here
+            self._lock, self._executor, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -123,6 +126,17 @@ class SlowPool:
 
 _pools: dict[SlowWork, SlowPool] = {}
 _pools_lock = threading.Lock()
+
+
+def _forget_pools_in_child() -> None:
+    """A forked child has none of its parent's threads: it makes pools of its own."""
+    global _pools_lock
+    _pools_lock = threading.Lock()
+    _pools.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def pool_for(settings: SlowWork) -> SlowPool:
