@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from gateway.demo import write_demo_files
-from indexers.backends import sqlite_index
+from indexers.backends import sqlite_exec
 from indexers.backends.sqlite_index import SqliteCatalog
 from indexers.ingest import ingest
 from sru.cql import parse_cql
@@ -39,12 +39,12 @@ async def run_all(cat):
 
 def test_inline_budget_exceeded_falls_back_to_a_thread_with_the_same_results(catalog_path, monkeypatch):
     hops = []
-    real = asyncio.to_thread
+    real = sqlite_exec.SlowPool.run       # off the loop: the slow-work threads (sqlite_exec.py)
 
-    async def counting(fn, *a, **k):
+    async def counting(self, fn, *a):
         hops.append(fn.__name__)
-        return await real(fn, *a, **k)
-    monkeypatch.setattr(sqlite_index.asyncio, "to_thread", counting)
+        return await real(self, fn, *a)
+    monkeypatch.setattr(sqlite_exec.SlowPool, "run", counting)
 
     # The budget is measured on an injected clock, so the test does not depend on how
     # busy the machine is: first a clock that stands still (every search fits in the

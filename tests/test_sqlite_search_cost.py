@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from catalog_builder import CatalogUnderTest, rec, write
+from indexers.backends import sqlite_exec
 from indexers.backends import sqlite_index as si
 from indexers.ingest import ingest
 from indexers.query_model import Query
@@ -67,10 +68,10 @@ def test_small_large_and_empty_sets_page_as_before(cat, monkeypatch):
 def test_paging_a_snapshot_needs_no_thread(cat, monkeypatch):
     hops = []
 
-    async def counting(fn, *a, **k):
+    async def counting(self, fn, *a):
         hops.append(fn.__name__)
-        return fn(*a, **k)
-    monkeypatch.setattr(si.asyncio, "to_thread", counting)
+        return fn(*a)
+    monkeypatch.setattr(sqlite_exec.SlowPool, "run", counting)     # off the loop: the slow-work threads
     q = cat.query("dc.title=harbour")
     res = cat.search(Query(q.root, q.sort, ranked=False))
     cat.catalog.inline_budget = 0                    # every SQL call would hop to a thread
@@ -126,10 +127,10 @@ def test_range_counts_of_another_generation_are_not_used(cat):
 def test_a_search_that_overran_the_inline_budget_goes_to_a_thread_at_once_next_time(cat, monkeypatch):
     hops = []
 
-    async def counting(fn, *a, **k):
+    async def counting(self, fn, *a):
         hops.append(fn.__name__)
-        return fn(*a, **k)
-    monkeypatch.setattr(si.asyncio, "to_thread", counting)
+        return fn(*a)
+    monkeypatch.setattr(sqlite_exec.SlowPool, "run", counting)     # off the loop: the slow-work threads
     catalog = cat.catalog
     slow, quick = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title"), cat.query("dc.title=mountain")
     readings = []
@@ -159,10 +160,10 @@ def test_a_search_that_overran_the_inline_budget_goes_to_a_thread_at_once_next_t
 def test_the_inline_budget_is_cpu_time_bounded_by_wall_time(cat, monkeypatch):
     hops = []
 
-    async def counting(fn, *a, **k):
+    async def counting(self, fn, *a):
         hops.append(fn.__name__)
-        return fn(*a, **k)
-    monkeypatch.setattr(si.asyncio, "to_thread", counting)
+        return fn(*a)
+    monkeypatch.setattr(sqlite_exec.SlowPool, "run", counting)     # off the loop: the slow-work threads
     catalog = cat.catalog
     q = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title")
     ticks = iter(range(0, 10 ** 9))
@@ -214,9 +215,9 @@ def test_compiled_queries_are_kept_for_one_generation_and_never_with_result_sets
 
 
 def test_a_search_slowed_by_a_busy_machine_is_not_remembered_as_slow(cat, monkeypatch):
-    async def direct(fn, *a, **k):
-        return fn(*a, **k)
-    monkeypatch.setattr(si.asyncio, "to_thread", direct)
+    async def direct(self, fn, *a):
+        return fn(*a)
+    monkeypatch.setattr(sqlite_exec.SlowPool, "run", direct)
     catalog = cat.catalog
     q = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title")
     ticks = iter(range(0, 10 ** 9))

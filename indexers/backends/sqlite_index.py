@@ -44,6 +44,7 @@ from ..store import connect, load_display_iso2709, load_union_records
 from ..terms import EXACT_SKIP, MAX_EXPANSION
 from . import sqlite_scan
 from .sqlite_counts import RangeCounts
+from .sqlite_exec import SlowWork, load_slow_work, pool_for
 from .sqlite_writer import INDEX_FORMAT, SEP, SqliteIndexWriter
 
 log = logging.getLogger("unioncat.sqlite")
@@ -59,6 +60,8 @@ MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger 
 # budgets (a search waiting on the disk uses no CPU).  A search that overran the budget goes to a
 # thread at once the next times it is asked (SLOW_QUERIES remembered, the oldest forgotten
 # first): its inline attempt would be lost work, and the event loop's other sessions wait.
+# The threads are those of sqlite_exec.py, at a lower OS priority ([slow_work] of
+# config/scheduling.toml), so that short searches of every process get the cores first.
 INLINE_BUDGET = 0.002
 INLINE_WALL = 5
 SLOW_QUERIES = 4096
@@ -580,7 +583,8 @@ class SqliteCatalog:
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
-                 mapping: FieldMapping | None = None, clock=time.thread_time, wall_clock=None):
+                 mapping: FieldMapping | None = None, clock=time.thread_time, wall_clock=None,
+                 slow_work: SlowWork | None = None):
         self.path = Path(path)
         self.name = name
         self.config = config or load_index_config()
@@ -593,6 +597,8 @@ class SqliteCatalog:
         # and the wall time that bounds it (a clock injected alone stands for both)
         self.wall_clock = wall_clock or (time.perf_counter if clock is time.thread_time else clock)
         self._slow: dict[Query, None] = {}     # searches that overran it (oldest first)
+        # where they and other long work run: threads of lower priority (sqlite_exec.py)
+        self.slow_pool = pool_for(slow_work if slow_work is not None else load_slow_work())
         self._read_only_mode: str | None = None
         self._state: tuple[str | None, _State] | None = None   # (generation, what it knows)
         self._counts = RangeCounts()    # range counts of single-valued number fields (sqlite_counts.py)
@@ -871,7 +877,7 @@ class SqliteCatalog:
                         self._slow.pop(oldest, None)
             finally:
                 conn.set_progress_handler(None, 200)
-        return await asyncio.to_thread(fn, *args)
+        return await self.slow_pool.run(fn, *args)
 
     async def search(self, query: Query, result_sets=None) -> SearchResult:
         return await self._run(self.search_sync, query, result_sets, slow_key=_slow_key(query))
@@ -900,13 +906,13 @@ class SqliteCatalog:
         return await self._run(self.page_iso2709_sync, result, offset, count)
 
     async def facets(self, result, names, limit):
-        return await asyncio.to_thread(self.facets_sync, result, names, limit)
+        return await self.slow_pool.run(self.facets_sync, result, names, limit)
 
     async def scan(self, index, term, response_position, maximum_terms):
-        return await asyncio.to_thread(self.scan_sync, index, term, response_position, maximum_terms)
+        return await self.slow_pool.run(self.scan_sync, index, term, response_position, maximum_terms)
 
     async def count(self) -> int:
-        return await asyncio.to_thread(self.count_sync)
+        return await self.slow_pool.run(self.count_sync)
 
     async def generation(self) -> str:
         return await self._run(self.generation_sync)      # one row: inline, not a thread's round trip
