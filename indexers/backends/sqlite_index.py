@@ -21,7 +21,6 @@ Python on the stored token streams.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
