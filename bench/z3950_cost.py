@@ -17,8 +17,10 @@ usage::
     python bench/z3950_cost.py --data W/unioncat-sqlite/data --workload bench/results-z3950.json
     python bench/z3950_cost.py ... --cprofile 20     # and cProfile's top 20 by own time
 
-Timings are wall-clock of one thread on a shared machine; compare runs side by
-side, and read the load average printed with them.
+Timings are wall-clock of one thread on a shared machine (``--clock cpu``: the
+thread's CPU time instead, which a loaded machine disturbs less but which does not
+see a search handed to a worker thread); compare runs side by side, and read the
+load average printed with them.
 """
 from __future__ import annotations
 
@@ -50,6 +52,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workload", type=Path, required=True, help="a results JSON of bench/z3950_bench.py")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="print cProfile's top N functions")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: time.perf_counter; cpu: the thread's CPU time (time.thread_time: steadier on a "
+                         "loaded machine, but blind to work handed to a thread)")
     ap.add_argument("--skip-over", type=int, default=0, metavar="HITS",
                     help="leave out queries with more hits than this (0: none left out)")
     a = ap.parse_args(argv)
@@ -71,7 +76,7 @@ def main(argv=None) -> int:
         stages: dict[str, list[list[float]]] = {k: [[] for _ in apdus] for k in ("decode", "service", "encode",
                                                                                   "catalog", "total")}
         hits = [0] * len(apdus)
-        clock = time.perf_counter
+        clock = time.perf_counter if a.clock == "wall" else time.thread_time
         for _ in range(a.rounds):
             for i, data in enumerate(apdus):
                 t0 = clock()
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
     if prof:
         prof.disable()
     keep = [i for i, h in enumerate(out["hits"]) if not a.skip_over or h <= a.skip_over]
-    print(f"load average {loadavg[0]:.2f}; {len(keep)} of {len(apdus)} queries, {a.rounds} rounds")
+    print(f"load average {loadavg[0]:.2f}; {len(keep)} of {len(apdus)} queries, {a.rounds} rounds, {a.clock} clock")
     print(f"{'stage':8s} {'p50 of medians':>15s} {'mean of medians':>16s}   (us)")
     for k, per in out["stages"].items():
         meds = [statistics.median(per[i]) for i in keep]

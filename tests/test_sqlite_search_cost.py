@@ -225,3 +225,56 @@ def test_a_search_slowed_by_a_busy_machine_is_not_remembered_as_slow(cat, monkey
     catalog.wall_clock = lambda: float(next(ticks))
     cat.run(catalog.search(q))
     assert q not in catalog._slow
+
+
+def test_a_search_that_overran_only_on_cold_pages_gets_a_second_chance(cat, monkeypatch):
+    """Inline it overran its CPU budget (say, the first search of a new process), but its
+    full run on the thread needed less: it stays inline next time.  Overrunning inline a
+    second time remembers it as slow whatever the thread says."""
+    phase = {"inline": True}
+    hops = []
+
+    async def on_thread(self, fn, *a):
+        hops.append(fn)
+        phase["inline"] = False            # the thread's run: its clock hardly moves
+        try:
+            return fn(*a)
+        finally:
+            phase["inline"] = True
+    monkeypatch.setattr(sqlite_exec.SlowPool, "run", on_thread)
+    catalog = cat.catalog
+    q = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title")
+    expected = cat.ids("dc.title=harbour or dc.date>1900 sortBy dc.title")
+    hops.clear()
+    readings = []
+
+    def clock() -> float:                  # inline: an hour per look; on the thread: a microsecond
+        readings.append(1)
+        return float(len(readings)) * (3600 if phase["inline"] else 1e-6)
+    catalog.clock = catalog.wall_clock = clock
+    first = cat.run(catalog.search(q))
+    assert len(hops) == 1 and q not in catalog._slow and q in catalog._overran
+    assert cat.run(catalog.page(first, 0, 10)) == expected
+    second = cat.run(catalog.search(q))                 # tried inline again, overran again
+    assert len(hops) == 2 and q in catalog._slow and q not in catalog._overran
+    assert cat.run(catalog.page(second, 0, 10)) == expected
+    readings.clear()
+    cat.run(catalog.search(q))                          # now straight to the thread
+    assert len(hops) == 3 and readings == []            # no inline attempt, nothing judged
+
+    # a search that is slow on the thread too is remembered at its first overrun
+    catalog._slow.clear()
+    phase_thread_slow = cat.query("dc.title=mountain or dc.date>1950 sortBy dc.date")
+    catalog.clock = catalog.wall_clock = lambda: float(len(readings.append(1) or readings)) * 3600
+    cat.run(catalog.search(phase_thread_slow))
+    assert phase_thread_slow in catalog._slow and phase_thread_slow not in catalog._overran
+
+
+def test_the_second_chance_memory_is_bounded(monkeypatch):
+    monkeypatch.setattr(si, "SLOW_QUERIES", 2)
+    memory: dict = {}
+    for key in ("a", "b", "c"):
+        si._remember(memory, key)
+    assert list(memory) == ["b", "c"]
+    si._remember(memory, "b")                 # already there: no change in size
+    assert sorted(memory) == ["b", "c"]

@@ -21,6 +21,7 @@ Python on the stored token streams.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -550,6 +551,15 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
                     "rebuilds the index", path, row[0] if row else "1", INDEX_FORMAT)
 
 
+def _remember(queries: dict, key) -> None:
+    """``key`` added to a bounded memory of queries (SLOW_QUERIES, the oldest forgotten first;
+    worker threads share it: never fail on a key gone already)."""
+    queries[key] = None
+    oldest = next(iter(queries), None)
+    if len(queries) > SLOW_QUERIES and oldest is not None:
+        queries.pop(oldest, None)
+
+
 def _slow_key(query: Query) -> Query | None:
     """The query as SqliteCatalog remembers a slow one (None: unhashable, not remembered)."""
     try:
@@ -596,6 +606,7 @@ class SqliteCatalog:
         # and the wall time that bounds it (a clock injected alone stands for both)
         self.wall_clock = wall_clock or (time.perf_counter if clock is time.thread_time else clock)
         self._slow: dict[Query, None] = {}     # searches that overran it (oldest first)
+        self._overran: dict[Query, None] = {}  # ... once, but not on the thread (cold pages): a second chance
         # where they and other long work run: threads of lower priority (sqlite_exec.py)
         self.slow_pool = pool_for(slow_work if slow_work is not None else load_slow_work())
         self._read_only_mode: str | None = None
@@ -869,14 +880,36 @@ class SqliteCatalog:
             except sqlite3.OperationalError as e:
                 if "interrupted" not in str(e):
                     raise
-                if slow_key is not None and spent:      # slow by its own work, not by a busy machine
-                    self._slow[slow_key] = None
-                    oldest = next(iter(self._slow), None)
-                    if len(self._slow) > SLOW_QUERIES and oldest is not None:
-                        self._slow.pop(oldest, None)
             finally:
                 conn.set_progress_handler(None, 200)
+            if slow_key is not None and spent:          # slow by its own work, not by a busy machine
+                return await self._run_and_judge(fn, args, slow_key)
         return await self.slow_pool.run(fn, *args)
+
+    async def _run_and_judge(self, fn, args, slow_key):
+        """A search that spent its inline CPU budget, run in full on a thread, and remembered
+        as slow only when that full run also needs more than the budget, or when it overran
+        inline before: a first search on cold pages (a new process, its first touch of the
+        index) overruns once and is cheap ever after, and sending it to a thread for good
+        cost it the hand-over and the lower priority at every later search."""
+        clock, budget = self.clock, self.inline_budget
+        used: list[float] = []
+
+        @functools.wraps(fn)
+        def timed():
+            t0 = clock()                      # the thread's own CPU clock (thread_time)
+            try:
+                return fn(*args)
+            finally:
+                used.append(clock() - t0)
+        try:
+            return await self.slow_pool.run(timed)
+        finally:
+            if not used or used[0] > budget or slow_key in self._overran:
+                self._overran.pop(slow_key, None)
+                _remember(self._slow, slow_key)
+            else:
+                _remember(self._overran, slow_key)
 
     async def search(self, query: Query, result_sets=None) -> SearchResult:
         return await self._run(self.search_sync, query, result_sets, slow_key=_slow_key(query))
