@@ -78,11 +78,13 @@ from .reads import check_out_reads
 from .service import CALENDAR_VERSION, Circulation, note_calendar_version
 from .store import (
     NotFound,
+    PendingItem,
     Step,
     get_row,
     item_moved,
     item_record,
     item_transition,
+    item_written,
     loan_record,
     loan_transition,
     lock_one,
@@ -473,10 +475,14 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                     steps.append(Step(Event.CLOSE, Role.SYSTEM, "circulation", now, None, branch,
                                       f"loan {loan.id} returned"))
                 await transitions(conn, req, *steps)
-        fresh = await item_moved(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
+        # CHECK_IN is asked of the item table now and written with the routing's move
+        # (RESHELVE, SEND, PUT_ON_HOLD_SHELF): one UPDATE of the copy; alone if the
+        # routing moves it no further
+        fresh = PendingItem(item, IE.CHECK_IN, at=now, current_branch=branch)
         held = routing.Held(loan.secured_id, loan.secured_pickup) if loan.secured_id is not None else None
         routed = await routing.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
                                          walk_in=walk_in, locked=True, held=held)
+        await item_written(conn, fresh)
         return CheckInResult(loan.id, returned_at, routed, decision, late)
 
     return await circ.db.run(work)

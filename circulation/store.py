@@ -635,10 +635,59 @@ async def item_moved(conn: AsyncConnection, item_row, event: it.ItemEvent | str,
     old = it.ItemStatus(item_row.status)
     new = it.apply(old, it.ItemEvent(event))
     _known(s.items, changes)
-    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": old.value, "status": new.value,
-                                             "updated_at": at, **changes})).first()
+    stored, before = old.value, {}
+    if isinstance(item_row, PendingItem):     # its move and this one: one write
+        stored, before = item_row.take()
+    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": stored, "status": new.value,
+                                             "updated_at": at, **before, **changes})).first()
     if row is None:
-        raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
+        raise ConcurrentChange(f"item {item_row.id} is no longer {stored}")
+    return row
+
+
+class PendingItem:
+    """A copy's move asked of the item table (``it.apply``) but not written yet: the
+    copy as it will be, for a caller that moves it again in the same unit of work (a
+    check-in, then the routing's RESHELVE / SEND / PUT_ON_HOLD_SHELF). The next
+    :func:`item_moved` on it writes both moves in one conditional UPDATE (on the status
+    stored); :func:`item_written` writes it alone if nothing did. Attribute access like
+    a result row. The copy's row must be locked by the caller; item moves write no
+    audit rows, so the audit trail is the same as with two writes."""
+
+    __slots__ = ("_mapping", "_stored", "_changes", "_written")
+
+    def __init__(self, item_row, event: it.ItemEvent | str, *, at: datetime, **changes):
+        new = it.apply(it.ItemStatus(item_row.status), it.ItemEvent(event))
+        _known(s.items, changes)
+        self._mapping = {**item_row._mapping, **changes, "status": new.value, "updated_at": at}
+        self._stored = item_row.status
+        self._changes = {**changes, "updated_at": at}
+        self._written = False
+
+    def __getattr__(self, name: str):
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def take(self) -> tuple[str, dict]:
+        """The status stored and this move's columns, for the one write (once)."""
+        if self._written:
+            raise RuntimeError(f"item {self._mapping['id']}: a pending move written twice")
+        self._written = True
+        return self._stored, dict(self._changes)
+
+
+async def item_written(conn: AsyncConnection, item_row):
+    """The copy's row as stored now: a :class:`PendingItem` nobody wrote is written
+    (its own move alone); any other row is returned as it is."""
+    if not isinstance(item_row, PendingItem) or item_row._written:
+        return item_row
+    stored, changes = item_row.take()
+    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": stored,
+                                                   "status": item_row.status, **changes})).first()
+    if row is None:
+        raise ConcurrentChange(f"item {item_row.id} is no longer {stored}")
     return row
 
 
