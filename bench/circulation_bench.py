@@ -59,8 +59,16 @@ three systems of ``config/profiles`` installed as the network (``install_network
    omission, as in wrk2); reported beside it: the achieved rate, operations that
    started > 10 ms late, the service time (from the actual start), and the slots
    never sent when a client was still behind 2 s (or 20 % of ``--seconds``) after the
-   end. Keys in the JSON: ``c64`` (closed), ``c64@500/s`` (paced); with ``--rate``
-   or the mix, every level has ``mode``.
+   end. Keys in the JSON: ``c64`` (closed), ``c64@500/s`` (paced); a level given
+   twice (``--concurrency 64,64``) is ``c64#2``, ``c64#2@500/s``, with its own
+   reserved loans; with ``--rate`` or the mix, every level has ``mode``.
+
+   ``--warmup SECONDS``: each level's operations run that long, unmeasured, on the
+   same engine before the level is measured (default 0). ``--stall-probe``: during
+   each level, the client's GC pauses and event-loop lateness and the server's lock
+   waits (with what their holders are doing), autovacuum and deadlocks
+   (``bench/circ_stalls.py``; JSON ``stalls``). The loaded data is frozen
+   (``gc.freeze()``) before the phases; ``--no-gc-freeze`` leaves it to the collector.
 
    ``--workers 1,2``: each phase and concurrency also with the clients spread over N
    client processes of their own (spawned once; each its own engine, pool and event

@@ -681,3 +681,39 @@ async def test_a_check_in_writes_the_copy_once_with_the_same_audit_rows(circ, pi
     assert [t[:6] for t in trail[2:]] == moves and all(t[6] == T_IN for t in trail[2:])
     assert item == final + (T_IN,)
     assert updates == 1
+
+
+async def test_a_renewal_writes_the_loan_its_audit_row_and_its_notice(circ):
+    # on PostgreSQL one statement writes the three (store.loan_transition(notice=...)), on
+    # SQLite one after the other: the rows are the same; the borrower's own request for the
+    # title does not count as someone waiting (the one read of the borrower and the queue)
+    import json
+    pid = await person(circ, "I001", "iizuka")
+    await person(circ, "I002", "iizuka")
+    await add_item(circ, "IB1", "bib-1", "iizuka", "iizuka")
+    await add_item(circ, "IB2", "bib-1", "iizuka", "iizuka")
+    at(circ, datetime(2026, 11, 6, 11))
+    lent = await lend(circ, "IB1", "I001", "iizuka")
+    await lend(circ, "IB2", "I002", "iizuka")
+    await place(circ, "I001", "bib-1", "iizuka")                # the borrower's own hold on the title
+    at(circ, NOW)
+    r = await loans.renew(circ, loan_id=lent.loan_id, role="patron", actor="I001", channel="web", card="I001")
+    assert r.decision.allowed and r.due == date(2026, 12, 4) and r.renewals == 1
+    got = [(e.event, e.actor_role, e.actor, e.from_state, e.to_state, e.channel, e.branch, e.reason, e.item_id,
+            e.request_id, e.at) for e in await rows(circ, s.events, s.events.c.loan_id == lent.loan_id,
+                                                    order_by=s.events.c.id)]
+    item = await item_row(circ, "IB1")
+    assert got[1:] == [("RENEW", "patron", "I001", "ON_LOAN", "ON_LOAN", "web", "iizuka",
+                        "due 2026-11-20 -> 2026-12-04", item.id, None, NOW)]
+    [n] = await rows(circ, s.notices, s.notices.c.kind == "renewal_done")
+    assert (n.patron_id, n.loan_id, n.request_id, n.dedupe_key, n.status, n.attempts, n.next_attempt_at,
+            n.created_at) == (pid, lent.loan_id, None, f"renewal_done:{lent.loan_id}:1", "pending", 0, NOW, NOW)
+    assert json.loads(n.data) == {"title": "bib-1", "barcode": "IB1", "due": "2026-12-04",
+                                  "previous_due": "2026-11-20", "renewals": 1}
+    # another patron waiting: refused, nothing written
+    await place(circ, "I002", "bib-1", "iizuka")
+    at(circ, datetime(2026, 12, 1, 10))
+    again = await loans.renew(circ, loan_id=lent.loan_id, role="staff", actor="counter-1", channel="counter")
+    assert not again.decision.allowed and again.due is None
+    assert len(await rows(circ, s.events, s.events.c.loan_id == lent.loan_id)) == 2
+    assert len(await rows(circ, s.notices, s.notices.c.kind == "renewal_done")) == 1
