@@ -108,6 +108,22 @@ def mix_needs_loans(rate: float | None, renew_clients: int, clients: int, second
     return math.ceil(CLOSED_RENEWALS_PER_CLIENT_S * renew_clients * seconds)
 
 
+def unique_keys(keys: list[str]) -> list[str]:
+    """The levels' keys in the results, a repeated one numbered from its second
+    occurrence (``c64``, ``c64#2``, ``c64@500/s``, ``c64#2@500/s``... as given: the
+    ``#n`` goes after the concurrency part, before a paced level's ``@R/s``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for k in keys:
+        seen[k] = seen.get(k, 0) + 1
+        if seen[k] == 1:
+            out.append(k)
+        else:
+            base, at, rate = k.partition("@")
+            out.append(f"{base}#{seen[k]}{at}{rate}")
+    return out
+
+
 def split_loans(loans: list, counts: list[int]) -> list[list]:
     """The loans of a level over processes in proportion to their renewing clients
     (``counts``); a process without renewing clients gets none."""

@@ -29,6 +29,7 @@ from sqlalchemy import text
 import procmon
 from circ_data import Catalog, Patron, PhaseData, say
 from circ_mix import Pacer, group_of, paced_latency, split_clients, split_loans, split_over_processes
+from circ_stalls import StallProbe
 from circulation import holds, loans
 from circulation import routing as rt
 from circulation.service import Circulation
@@ -439,11 +440,18 @@ async def run_phase(phase: str, conc: int, circ: Circulation, data: PhaseData, a
     cpu_s0 = procmon.tree_cpu_s(server_pid) if server_pid else None
     cpu_c0 = time.process_time()
     workers = make_clients(phase, conc, circ, run, data, a, rng, renew_slice, rate=rate, mix_counts=counts)
+    probe = None
+    if getattr(a, "stall_probe", False):
+        probe = StallProbe(getattr(a, "stall_dsn", None))
+        await probe.start()
     t0 = time.perf_counter()
     run.begin()
     await asyncio.gather(*workers)
     wall = time.perf_counter() - t0
     out = run.summary(wall)
+    if probe is not None:
+        await probe.stop()
+        out["stalls"] = probe.summary()
     cpu_c = time.process_time() - cpu_c0
     n = out["ops"]
     out["sql_statements_per_op"] = round((STATEMENTS[0] - stmts0) / n, 1) if n else None

@@ -59,8 +59,16 @@ three systems of ``config/profiles`` installed as the network (``install_network
    omission, as in wrk2); reported beside it: the achieved rate, operations that
    started > 10 ms late, the service time (from the actual start), and the slots
    never sent when a client was still behind 2 s (or 20 % of ``--seconds``) after the
-   end. Keys in the JSON: ``c64`` (closed), ``c64@500/s`` (paced); with ``--rate``
-   or the mix, every level has ``mode``.
+   end. Keys in the JSON: ``c64`` (closed), ``c64@500/s`` (paced); a level given
+   twice (``--concurrency 64,64``) is ``c64#2``, ``c64#2@500/s``, with its own
+   reserved loans; with ``--rate`` or the mix, every level has ``mode``.
+
+   ``--warmup SECONDS``: each level's operations run that long, unmeasured, on the
+   same engine before the level is measured (default 0). ``--stall-probe``: during
+   each level, the client's GC pauses and event-loop lateness and the server's lock
+   waits (with what their holders are doing), autovacuum and deadlocks
+   (``bench/circ_stalls.py``; JSON ``stalls``). The loaded data is frozen
+   (``gc.freeze()``) before the phases; ``--no-gc-freeze`` leaves it to the collector.
 
    ``--workers 1,2``: each phase and concurrency also with the clients spread over N
    client processes of their own (spawned once; each its own engine, pool and event
@@ -119,6 +127,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import gc
 import json
 import math
 import os
@@ -144,7 +154,7 @@ import postgres_node  # noqa: E402
 import procmon  # noqa: E402
 import run_bench as rb  # noqa: E402
 from circ_data import Ids, build_phase_data, bulk_insert, finish_load, install_base, make_catalog, parse_shares, say  # noqa: E402
-from circ_mix import DEFAULT_MIX, mix_needs_loans, parse_mix, split_clients  # noqa: E402
+from circ_mix import DEFAULT_MIX, mix_needs_loans, parse_mix, split_clients, unique_keys  # noqa: E402
 from circ_nightly import build_nightly, nightly, nightly_items_needed  # noqa: E402
 from circ_phases import (  # noqa: E402
     STOPPING,
@@ -156,6 +166,7 @@ from circ_phases import (  # noqa: E402
     run_phase,
     run_phase_processes,
 )
+from circ_stalls import stall_line  # noqa: E402
 from circulation import schema as s  # noqa: E402
 from circulation.service import Circulation  # noqa: E402
 from circulation.store import LIVE_REQUEST_STATES, Clock, Database  # noqa: E402
@@ -381,6 +392,8 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
 
     if a.phases:
         db = Database(urls["phases"], pool_size=pool)
+        a.stall_dsn = (urls["phases"].replace("postgresql+asyncpg://", "postgresql://")
+                       if urls["phases"].startswith("postgresql") else None)
         executor = None
         count_statements(db)
         circ = Circulation(db, profiles, TickingClock(PHASE_START))
@@ -389,8 +402,11 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             levels = [(w, c, r) for w in a.workers for c in a.concurrency for r in a.modes]
             renew_total = min(a.ops * len(levels), int(0.35 * a.items)) if "renew" in a.phases else 0
             # the mix's renewing clients renew loans reserved for them (each loan once), per level
-            mix_need = {lv: mix_needs_loans(lv[2], split_clients(lv[1], a.mix)["renew"], lv[1], a.seconds)
-                        for lv in levels} if "mix" in a.phases else {}
+            # each level its own reservation and its own key, a repeated level too (c64, c64#2)
+            keys = unique_keys([level_key(c, w, r) for w, c, r in levels])
+            mix_need = {i: mix_needs_loans(lv[2], split_clients(lv[1], a.mix)["renew"], lv[1],
+                                           a.seconds + a.warmup)
+                        for i, lv in enumerate(levels)} if "mix" in a.phases else {}
             patrons, items = a.patrons, a.items
             if mix_need:              # room for those loans within the profiles' limits
                 loans_needed = renew_total + sum(mix_need.values())
@@ -422,11 +438,11 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
             renew_loans = data.renew_loans[:renew_total] if mix_need else data.renew_loans
             if "renew" in a.phases:
                 per = len(renew_loans) // len(levels)
-                for i, lv in enumerate(levels):
-                    renew_slices[lv] = deque(renew_loans[i * per:(i + 1) * per])
+                for i in range(len(levels)):
+                    renew_slices[i] = deque(renew_loans[i * per:(i + 1) * per])
             at = 0
-            for lv, k in mix_need.items():
-                mix_slices[lv] = deque(mix_loans[at:at + k])
+            for i, k in mix_need.items():
+                mix_slices[i] = deque(mix_loans[at:at + k])
                 at += k
             if max(a.workers) > 1:
                 import concurrent.futures
@@ -434,22 +450,43 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
                 executor = concurrent.futures.ProcessPoolExecutor(
                     max_workers=max(a.workers), mp_context=multiprocessing.get_context("spawn"))
                 list(executor.map(_warm, range(max(a.workers))))     # started before any phase
+            # The load generator's own data (the catalog, the rows, the loans kept for the
+            # renewals: hundreds of thousands of objects) is not the service's heap: left to
+            # the collector, every gen2 collection walks it (~50-100 ms), a pause of every
+            # transaction in flight -- with a hot title's queue lock held, a convoy behind
+            # it. Frozen once here (--no-gc-freeze: as before).
+            results["setup"]["gc_objects_after_load"] = len(gc.get_objects())
+            if a.gc_freeze:
+                gc.collect()
+                gc.freeze()
+            results["setup"]["gc_frozen"] = gc.get_freeze_count()
             for phase in PHASES:
                 if phase not in a.phases:
                     continue
                 say(f"phase {PHASE_LABEL[phase]}")
                 res = results["phases"].setdefault(phase, {})
-                for w, c, rate in levels:
+                for i, (w, c, rate) in enumerate(levels):
                     if STOPPING:
                         raise Terminated()
-                    todo = (mix_slices if phase == "mix" else renew_slices).get((w, c, rate))
+                    todo = (mix_slices if phase == "mix" else renew_slices).get(i)
+                    if a.warmup > 0:
+                        # the level's operations, unmeasured, on the same engine first
+                        wa = copy.copy(a)
+                        wa.seconds, wa.ops, wa.ops_given, wa.stall_probe = a.warmup, 10 ** 9, True, False
+                        if w == 1:
+                            await run_phase(phase, c, circ, data, wa, rng, server_pid, todo, rate=rate)
+                        else:
+                            await run_phase_processes(phase, c, w, executor, urls["phases"], circ, data, wa, rng,
+                                                      server_pid, todo, rate=rate)
                     if w == 1:
                         r = await run_phase(phase, c, circ, data, a, rng, server_pid, todo, rate=rate)
                     else:
                         r = await run_phase_processes(phase, c, w, executor, urls["phases"], circ, data, a, rng,
                                                       server_pid, todo, rate=rate)
-                    res[level_key(c, w, rate)] = r
+                    res[keys[i]] = r
                     say(phase_line(PHASE_LABEL[phase], r))
+                    if "stalls" in r:
+                        say(stall_line(r["stalls"]))
                     for e in r.get("error_samples", [])[:2]:
                         say(f"    error sample ({e['op']}): {e['error']}\n" +
                             "\n".join("      " + ln for ln in e["traceback"].splitlines()[-25:]))
@@ -531,6 +568,14 @@ def main(argv=None) -> int:
                          "the clients spread over N processes of their own, as over N API worker processes)")
     ap.add_argument("--trace-sql", type=int, default=0, metavar="N",
                     help="print the SQL of the first N operations of each kind at concurrency 1")
+    ap.add_argument("--stall-probe", action="store_true",
+                    help="record GC pauses, event-loop lateness and the server's lock waits during each level "
+                         "(bench/circ_stalls.py; JSON 'stalls')")
+    ap.add_argument("--warmup", type=float, default=0.0, metavar="SECONDS",
+                    help="run each level's operations this long, unmeasured, on the same engine before "
+                         "measuring it (default 0: measured from the first operation)")
+    ap.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false",
+                    help="leave the loaded data to the garbage collector (default: gc.freeze() after the load)")
     ap.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--out", type=Path, default=HERE / "results-circulation.json")
     ap.add_argument("--report", type=Path, default=None, metavar="JSON", help="print saved results and exit")
@@ -569,6 +614,8 @@ def main(argv=None) -> int:
     for p in a.phases:
         if p not in PHASES:
             ap.error(f"unknown phase {p!r} (phases: {', '.join(PHASES)})")
+    if not (0 <= a.warmup < float("inf")):
+        ap.error("--warmup: seconds >= 0")
     if a.items < a.titles:
         ap.error("--items must be at least --titles (every title has a copy)")
 

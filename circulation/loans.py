@@ -78,11 +78,13 @@ from .reads import check_out_reads
 from .service import CALENDAR_VERSION, Circulation, note_calendar_version
 from .store import (
     NotFound,
+    PendingItem,
     Step,
     get_row,
     item_moved,
     item_record,
     item_transition,
+    item_written,
     loan_record,
     loan_transition,
     lock_one,
@@ -192,9 +194,14 @@ _LOCK_OPEN_LOAN_WITH_CARD = Prepared(
     .where(s.loans.c.item_id == bindparam("w_item_id"), s.loans.c.returned_at.is_(None))
     .with_for_update(of=s.loans))
 _LIBRARY_KIND = Prepared(select(s.libraries.c.kind).where(s.libraries.c.code == bindparam("w_code")))
-_WAITING = Prepared(select(func.count()).select_from(s.requests).where(
+_WAITING_Q = select(func.count()).select_from(s.requests).where(
     s.requests.c.title_id == bindparam("w_title_id"), s.requests.c.library == bindparam("w_library"),
-    s.requests.c.state.in_(WAITING_STATES), s.requests.c.patron_id != bindparam("w_patron_id")))
+    s.requests.c.state.in_(WAITING_STATES))
+_WAITING = Prepared(_WAITING_Q.where(s.requests.c.patron_id != bindparam("w_patron_id")))
+# renew: the borrower's row and the requests of others waiting for the title
+_PATRON_AND_WAITING = Prepared(select(s.patrons, _WAITING_Q.where(
+    s.requests.c.patron_id != s.patrons.c.id).scalar_subquery().label("waiting"))
+    .where(s.patrons.c.id == bindparam("w_patron_id")))
 _REQUEST_TITLE = Prepared(select(s.requests.c.title).where(s.requests.c.id == bindparam("w_id")))
 _QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
 _ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id, CALENDAR_VERSION.label("calendar_version"))
@@ -379,12 +386,17 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
         queue = await lock_one(conn, s.title_queues, s.title_queues.c.title_id == item0.title_id)
         item = await lock_one(conn, s.items, s.items.c.id == item0.id)
         loan = await lock_one(conn, s.loans, s.loans.c.id == loan_id)
-        patron = await get_row(conn, s.patrons, s.patrons.c.id == loan.patron_id, what="patron")
+        # the borrower and the others waiting for the title: one read, after the locks
+        patron = (await run_prepared(conn, _PATRON_AND_WAITING, {
+            "w_patron_id": loan.patron_id, "w_title_id": item.title_id,
+            "w_library": await serving_system(conn, circ.profiles, item)})).first()
+        if patron is None:
+            raise NotFound(f"patron {loan.patron_id}")
         if card is not None and patron.card_number != card:
             raise NotFound(f"loan {loan_id}")
         is_open = loan.returned_at is None and LS(loan.state) in lnt.OPEN
         profile = circ.profile_of_branch(loan.branch)
-        waiting = await _waiting(conn, circ, item, patron.id) if is_open else 0
+        waiting = patron.waiting if is_open else 0
         by_lender = loan.request_id is not None and (await conn.execute(select(s.ill_legs.c.id).where(
             s.ill_legs.c.request_id == loan.request_id).limit(1))).first() is not None
         decision = policies.decide_renewal(profile, patron_contact(patron),
@@ -401,16 +413,17 @@ async def renew(circ: Circulation, *, loan_id: int, role, actor: str, channel: s
                 await transition(conn, req, Event.RENEW, role=role, actor=actor, at=now,
                                  channel=channel, branch=loan.branch,
                                  reason=f"loan {loan.id} due {new_due.isoformat()}")
+        notice = notices.pending("renewal_done", patron_id=patron.id, loan_id=loan.id,
+                                 dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
+                                 data={"title": await _title_of(conn, item.title_id, loan.request_id, (queue,)),
+                                       "barcode": item.barcode, "due": new_due,
+                                       "previous_due": loan.due, "renewals": renewals})
+        # the loan, its RENEW row and the renewal_done notice (on PostgreSQL one statement)
         await loan_transition(conn, loan, LE.RENEW, role=role, actor=actor, at=now, channel=channel,
                               branch=loan.branch,
                               reason=f"due {loan.due.isoformat()} -> {new_due.isoformat()}",
-                              if_renewals=loan.renewals, if_open=True,
+                              if_renewals=loan.renewals, if_open=True, notice=notice,
                               renewals=renewals, renewed_via=channel, due=new_due)
-        await notices.enqueue(conn, kind="renewal_done", patron_id=patron.id, loan_id=loan.id,
-                              dedupe_key=f"renewal_done:{loan.id}:{renewals}", at=now,
-                              data={"title": await _title_of(conn, item.title_id, loan.request_id, (queue,)),
-                                    "barcode": item.barcode, "due": new_due,
-                                    "previous_due": loan.due, "renewals": renewals})
         return RenewResult(new_due, decide("ok", due=new_due), renewals)
 
     return await circ.db.run(work)
@@ -473,10 +486,14 @@ async def check_in(circ: Circulation, *, barcode: str, branch: str, role, actor:
                     steps.append(Step(Event.CLOSE, Role.SYSTEM, "circulation", now, None, branch,
                                       f"loan {loan.id} returned"))
                 await transitions(conn, req, *steps)
-        fresh = await item_moved(conn, item, IE.CHECK_IN, at=now, current_branch=branch)
+        # CHECK_IN is asked of the item table now and written with the routing's move
+        # (RESHELVE, SEND, PUT_ON_HOLD_SHELF): one UPDATE of the copy; alone if the
+        # routing moves it no further
+        fresh = PendingItem(item, IE.CHECK_IN, at=now, current_branch=branch)
         held = routing.Held(loan.secured_id, loan.secured_pickup) if loan.secured_id is not None else None
         routed = await routing.route_copy(circ, conn, fresh, branch, role=role, actor=actor,
                                          walk_in=walk_in, locked=True, held=held)
+        await item_written(conn, fresh)
         return CheckInResult(loan.id, returned_at, routed, decision, late)
 
     return await circ.db.run(work)

@@ -62,6 +62,7 @@ from .store import (
     item_moved,
     item_record,
     item_transition,
+    item_written,
     lock_one,
     lock_rows,
     lock_title_queue,
@@ -420,6 +421,7 @@ async def route_copy(circ: Circulation, conn: AsyncConnection, item_row, at_bran
         item_row = await item_moved(conn, item_row, IE.CHECK_IN, at=now)
     leg = leg_for_copy(item_row)
     if leg is not None:                       # e.g. 連携貸出: a university's copy goes to its request or back
+        item_row = await item_written(conn, item_row)     # a leg gets the copy as stored
         return await leg.route(circ, conn, item_row, at_branch, role=role, actor=actor)
     profile = circ.profiles.get(item_row.library)
     if walk_in and (profile is None or profile.walk_in_first):

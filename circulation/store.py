@@ -447,13 +447,17 @@ async def open_loan(conn: AsyncConnection, *, item_id: int, patron_id: int, bran
 async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent | str, *,
                           role: lt.Role | str, actor: str, at: datetime, channel: str | None = None,
                           branch: str | None = None, reason: str = "", where=(), if_open: bool = False,
-                          if_renewals: int | None = None, **changes) -> lnt.LoanState:
+                          if_renewals: int | None = None, notice: dict | None = None,
+                          **changes) -> lnt.LoanState:
     """Move one loan by the loan table (``lifecycle.loan_table.apply``: legal from its
     state, and ``role`` may trigger it), write the new state and ``changes`` with a
     conditional update on the state we read (and on more conditions: ``if_open``, still
     not returned; ``if_renewals``, renewed that many times so far; ``where``, any other
     clauses), and log it. Raises ``IllegalTransition`` or :class:`ConcurrentChange`.
-    On PostgreSQL (without ``where``) the update and its audit row are one statement."""
+    ``notice``: an outbox row (``notices.pending``) queued with the move (not when its
+    dedupe key exists), as ``notices.enqueue`` after it would.
+    On PostgreSQL (without ``where``) the update, its audit row and the notice are one
+    statement."""
     ev = lnt.LoanEvent(event)
     role = lt.Role(role)
     old = lnt.LoanState(loan_row.state)
@@ -466,7 +470,8 @@ async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent 
     conds = (("open",) if if_open else ()) + (("renewals",) if if_renewals is not None else ())
     if conn.dialect.name == "postgresql" and not where:
         moved = await _moved_and_logged(conn, s.loans, "loan_id", loan_row.id, old.value, values, log_it,
-                                        conds, {"w_renewals": if_renewals} if if_renewals is not None else {})
+                                        conds, {"w_renewals": if_renewals} if if_renewals is not None else {},
+                                        notice=notice)
     else:
         more = [*where, *([s.loans.c.returned_at.is_(None)] if if_open else []),
                 *([s.loans.c.renewals == if_renewals] if if_renewals is not None else [])]
@@ -476,6 +481,8 @@ async def loan_transition(conn: AsyncConnection, loan_row, event: lnt.LoanEvent 
         else:
             res = await run_prepared(conn, _UPDATE_LOAN, {"w_id": loan_row.id, "w_state": old.value, **values})
         moved = await _logged_if_moved(conn, res, log_it)
+        if moved and notice is not None:
+            await run_prepared(conn, INSERT_NOTICE[conn.dialect.name == "postgresql"], notice)
     if not moved:
         raise ConcurrentChange(f"loan {loan_row.id} is no longer {old.value}")
     return new
@@ -601,18 +608,28 @@ def _logged(cte, own: str):
 
 
 async def _moved_and_logged(conn: AsyncConnection, table, own: str, row_id: int, old_state: str,
-                            values: dict, log_it: dict, conds: tuple = (), cond_params: dict | None = None) -> bool:
+                            values: dict, log_it: dict, conds: tuple = (), cond_params: dict | None = None,
+                            notice: dict | None = None) -> bool:
     """``UPDATE table SET values WHERE id = row_id AND state = old_state [AND conds]`` and
-    its audit row, in one statement; whether the row was moved (its audit row written)."""
-    key = (table.name, frozenset(values), conds)
+    its audit row (and the outbox row ``notice``, ON CONFLICT (dedupe_key) DO NOTHING),
+    in one statement; whether the row was moved (its audit row written)."""
+    key = (table.name, frozenset(values), conds, frozenset(notice) if notice is not None else None)
     st = _LOGGED_MOVE.get(key)
     if st is None:
         moved = (update(table).where(table.c.id == bindparam("w_id"), table.c.state == bindparam("w_state"),
                                      *(_CONDITIONS[c](table) for c in conds))
                  .values({k: _value_of(table, k) for k in sorted(values)}).returning(table.c.id).cte("moved"))
-        st = _LOGGED_MOVE[key] = Prepared(_logged(moved, own))
+        q = _logged(moved, own)
+        if notice is not None:           # only when the row moved: selected from the CTE
+            n = s.notices.c
+            cols = sorted(notice)
+            q = q.add_cte(postgresql.insert(s.notices).from_select(
+                cols, select(*(bindparam(f"n_{k}", type_=n[k].type) for k in cols)).select_from(moved))
+                .on_conflict_do_nothing(index_elements=["dedupe_key"]).cte("noticed"))
+        st = _LOGGED_MOVE[key] = Prepared(q)
     res = await run_prepared(conn, st, {"w_id": row_id, "w_state": old_state, **(cond_params or {}),
-                                        **_v(values), **_e(log_it, own)})
+                                        **_v(values), **_e(log_it, own),
+                                        **({f"n_{k}": v for k, v in notice.items()} if notice else {})})
     return res.rowcount == 1
 
 
@@ -635,10 +652,59 @@ async def item_moved(conn: AsyncConnection, item_row, event: it.ItemEvent | str,
     old = it.ItemStatus(item_row.status)
     new = it.apply(old, it.ItemEvent(event))
     _known(s.items, changes)
-    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": old.value, "status": new.value,
-                                             "updated_at": at, **changes})).first()
+    stored, before = old.value, {}
+    if isinstance(item_row, PendingItem):     # its move and this one: one write
+        stored, before = item_row.take()
+    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": stored, "status": new.value,
+                                             "updated_at": at, **before, **changes})).first()
     if row is None:
-        raise ConcurrentChange(f"item {item_row.id} is no longer {old.value}")
+        raise ConcurrentChange(f"item {item_row.id} is no longer {stored}")
+    return row
+
+
+class PendingItem:
+    """A copy's move asked of the item table (``it.apply``) but not written yet: the
+    copy as it will be, for a caller that moves it again in the same unit of work (a
+    check-in, then the routing's RESHELVE / SEND / PUT_ON_HOLD_SHELF). The next
+    :func:`item_moved` on it writes both moves in one conditional UPDATE (on the status
+    stored); :func:`item_written` writes it alone if nothing did. Attribute access like
+    a result row. The copy's row must be locked by the caller; item moves write no
+    audit rows, so the audit trail is the same as with two writes."""
+
+    __slots__ = ("_mapping", "_stored", "_changes", "_written")
+
+    def __init__(self, item_row, event: it.ItemEvent | str, *, at: datetime, **changes):
+        new = it.apply(it.ItemStatus(item_row.status), it.ItemEvent(event))
+        _known(s.items, changes)
+        self._mapping = {**item_row._mapping, **changes, "status": new.value, "updated_at": at}
+        self._stored = item_row.status
+        self._changes = {**changes, "updated_at": at}
+        self._written = False
+
+    def __getattr__(self, name: str):
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def take(self) -> tuple[str, dict]:
+        """The status stored and this move's columns, for the one write (once)."""
+        if self._written:
+            raise RuntimeError(f"item {self._mapping['id']}: a pending move written twice")
+        self._written = True
+        return self._stored, dict(self._changes)
+
+
+async def item_written(conn: AsyncConnection, item_row):
+    """The copy's row as stored now: a :class:`PendingItem` nobody wrote is written
+    (its own move alone); any other row is returned as it is."""
+    if not isinstance(item_row, PendingItem) or item_row._written:
+        return item_row
+    stored, changes = item_row.take()
+    row = (await run_prepared(conn, _UPDATE_ITEM, {"w_id": item_row.id, "w_status": stored,
+                                                   "status": item_row.status, **changes})).first()
+    if row is None:
+        raise ConcurrentChange(f"item {item_row.id} is no longer {stored}")
     return row
 
 

@@ -152,3 +152,28 @@ def test_bad_options_are_usage_errors(args, says, capsys):
         cb.main(["--no-nightly", *args])
     assert e.value.code == 2
     assert says in capsys.readouterr().err
+
+
+def test_a_repeated_level_gets_its_own_key():
+    # --concurrency 64,64 --rate 400,500: the second 64-client levels were stored
+    # under the first ones' keys (and shared their reserved loans)
+    keys = ["c64", "c64@400/s", "c64@500/s", "c64", "c64@400/s", "c64@500/s", "c64"]
+    assert cm.unique_keys(keys) == ["c64", "c64@400/s", "c64@500/s", "c64#2", "c64#2@400/s",
+                                    "c64#2@500/s", "c64#3"]
+    assert cm.unique_keys(["c1", "c64w2", "c64w2@62.5/s"]) == ["c1", "c64w2", "c64w2@62.5/s"]
+    assert len(set(cm.unique_keys(keys))) == len(keys)
+
+
+def test_stall_summaries():
+    import circ_stalls as cs
+    s = cs.summarise_pauses([(0.5, 3.0), (1.0, 120.0), (2.0, 25.0)], threshold_ms=20)
+    assert s["count"] == 3 and s["max_ms"] == 120.0 and s["total_ms"] == 148.0
+    assert s["over_20ms"] == 2 and s["longest"] == [[1.0, 120.0], [2.0, 25.0]]
+    assert cs.summarise_pauses([])["max_ms"] == 0.0
+    # waiting backends sampled every 20 ms: two runs, split by a sample with none and by a gap
+    samples = [(0.00, 0), (0.02, 2), (0.04, 5), (0.06, 1), (0.08, 0), (0.10, 3), (0.50, 4), (0.52, 0)]
+    assert cs.episodes(samples, gap_s=0.06) == [
+        {"start_s": 0.02, "seconds": 0.04, "max_waiting": 5},
+        {"start_s": 0.1, "seconds": 0.0, "max_waiting": 3},
+        {"start_s": 0.5, "seconds": 0.0, "max_waiting": 4}]
+    assert cs.episodes([], gap_s=1) == []

@@ -615,3 +615,105 @@ async def test_iizuka_loans_page_shows_the_renewal_button_only_when_renewable(ci
     assert three["due"] == date(2026, 12, 4) and three["renewals"] == 0
     with pytest.raises(NotFound):
         await loans.patron_loans(circ, "I999")
+
+
+# --------------------------------------------------------------------------- a check-in's one write of the copy
+
+async def _check_in_trail(circ, pickup: str | None, return_at: str):
+    """Lend HB1 (central), maybe place a hold for pickup at ``pickup``, return it at
+    ``return_at``: the routing, every audit row of the copy in order, the copy's final
+    state, and how many UPDATEs of items the check-in sent."""
+    from sqlalchemy import event as sa_event
+
+    from circulation import prepared
+    await person(circ, "H001", "hiroshima")
+    await person(circ, "H002", "hiroshima")
+    await add_item(circ, "HB1", "bib-1", "hiroshima", "central")
+    await lend(circ, "HB1", "H001", "central")
+    if pickup:
+        await place(circ, "H002", "bib-1", pickup)
+    at(circ, datetime(2026, 11, 25, 15))
+    sent: list[str] = []
+
+    def seen(sql: str) -> None:
+        if " ".join(sql.split()).upper().startswith("UPDATE ITEMS"):
+            sent.append(sql)
+
+    def cursor(_conn, _cursor, statement, *_a):
+        seen(statement)
+
+    engine = circ.db.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", cursor)
+    prepared.ON_STATEMENT.append(seen)
+    try:
+        back = await give_back(circ, "HB1", return_at)
+    finally:
+        prepared.ON_STATEMENT.remove(seen)
+        sa_event.remove(engine, "before_cursor_execute", cursor)
+    item = await item_row(circ, "HB1")
+    trail = [(e.event, e.actor_role, e.from_state, e.to_state, e.branch, e.reason, e.at)
+             for e in await rows(circ, s.events, s.events.c.item_id == item.id, order_by=s.events.c.id)]
+    return back.routing.kind, trail, (item.status, item.current_branch, item.updated_at), len(sent)
+
+
+T_IN = datetime(2026, 11, 25, 15)
+
+
+@pytest.mark.parametrize("pickup, return_at, kind, moves, final", [
+    (None, "central", "reshelve", [], ("available", "central")),
+    (None, "naka", "transit_home", [("TRANSIT_SENT", "staff", None, None, "naka", "return_home -> central")],
+     ("in_transit", "naka")),
+    ("naka", "naka", "hold_shelf", [("TRAP_AT_PICKUP", "staff", "QUEUED", "ON_HOLD_SHELF", "naka", "")],
+     ("on_hold_shelf", "naka")),
+    ("saeki", "higashi", "transit_hold", [("TRAP_ELSEWHERE", "staff", "QUEUED", "IN_TRANSIT", "higashi", ""),
+                                          ("TRANSIT_SENT", "staff", None, None, "higashi", "hold -> saeki")],
+     ("in_transit", "higashi")),
+])
+async def test_a_check_in_writes_the_copy_once_with_the_same_audit_rows(circ, pickup, return_at, kind, moves,
+                                                                        final):
+    # CHECK_IN and the routing's move (RESHELVE, SEND, PUT_ON_HOLD_SHELF) are each asked of
+    # the item table, and written in one UPDATE; the audit rows are those of two writes
+    got_kind, trail, item, updates = await _check_in_trail(circ, pickup, return_at)
+    assert got_kind == kind
+    assert [t[:5] + (t[6],) for t in trail[:2]] == [
+        ("CHECK_OUT", "staff", None, "ON_LOAN", "central", datetime(2026, 11, 20, 10, 0)),
+        ("CHECK_IN", "staff", "ON_LOAN", "RETURNED", return_at, T_IN)]
+    assert [t[:6] for t in trail[2:]] == moves and all(t[6] == T_IN for t in trail[2:])
+    assert item == final + (T_IN,)
+    assert updates == 1
+
+
+async def test_a_renewal_writes_the_loan_its_audit_row_and_its_notice(circ):
+    # on PostgreSQL one statement writes the three (store.loan_transition(notice=...)), on
+    # SQLite one after the other: the rows are the same; the borrower's own request for the
+    # title does not count as someone waiting (the one read of the borrower and the queue)
+    import json
+    pid = await person(circ, "I001", "iizuka")
+    await person(circ, "I002", "iizuka")
+    await add_item(circ, "IB1", "bib-1", "iizuka", "iizuka")
+    await add_item(circ, "IB2", "bib-1", "iizuka", "iizuka")
+    at(circ, datetime(2026, 11, 6, 11))
+    lent = await lend(circ, "IB1", "I001", "iizuka")
+    await lend(circ, "IB2", "I002", "iizuka")
+    await place(circ, "I001", "bib-1", "iizuka")                # the borrower's own hold on the title
+    at(circ, NOW)
+    r = await loans.renew(circ, loan_id=lent.loan_id, role="patron", actor="I001", channel="web", card="I001")
+    assert r.decision.allowed and r.due == date(2026, 12, 4) and r.renewals == 1
+    got = [(e.event, e.actor_role, e.actor, e.from_state, e.to_state, e.channel, e.branch, e.reason, e.item_id,
+            e.request_id, e.at) for e in await rows(circ, s.events, s.events.c.loan_id == lent.loan_id,
+                                                    order_by=s.events.c.id)]
+    item = await item_row(circ, "IB1")
+    assert got[1:] == [("RENEW", "patron", "I001", "ON_LOAN", "ON_LOAN", "web", "iizuka",
+                        "due 2026-11-20 -> 2026-12-04", item.id, None, NOW)]
+    [n] = await rows(circ, s.notices, s.notices.c.kind == "renewal_done")
+    assert (n.patron_id, n.loan_id, n.request_id, n.dedupe_key, n.status, n.attempts, n.next_attempt_at,
+            n.created_at) == (pid, lent.loan_id, None, f"renewal_done:{lent.loan_id}:1", "pending", 0, NOW, NOW)
+    assert json.loads(n.data) == {"title": "bib-1", "barcode": "IB1", "due": "2026-12-04",
+                                  "previous_due": "2026-11-20", "renewals": 1}
+    # another patron waiting: refused, nothing written
+    await place(circ, "I002", "bib-1", "iizuka")
+    at(circ, datetime(2026, 12, 1, 10))
+    again = await loans.renew(circ, loan_id=lent.loan_id, role="staff", actor="counter-1", channel="counter")
+    assert not again.decision.allowed and again.due is None
+    assert len(await rows(circ, s.events, s.events.c.loan_id == lent.loan_id)) == 2
+    assert len(await rows(circ, s.notices, s.notices.c.kind == "renewal_done")) == 1
