@@ -50,7 +50,6 @@ SUPPORTED_OPTIONS = frozenset({"search", "present", "delSet", "scan", "sort", "n
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 MAX_PRESENT = 1000                 # records in one Present; beyond: 1000 with presentStatus partial-4
 MAX_SCAN_TERMS = 200
-TRANSLATED = 1024                 # RPN queries whose translation is kept (Z3950Service._to_query)
 
 
 @dataclass
@@ -88,11 +87,6 @@ class Z3950Service:
         self.catalog = self.route.catalog
         self.config = self.catalog.config
         self.bib1 = rpn.load_bib1_mapping()
-        # RPN queries already translated (both models are immutable; the config and the
-        # Bib-1 mapping are fixed for the service): a repeated query skips the attribute
-        # walk, about a tenth of a median search's CPU.  Bounded, the oldest forgotten first;
-        # only translations that succeeded are kept (an error is raised anew each time).
-        self._translated: dict[rpn.RPNQuery, Query] = {}
 
     def new_result_sets(self) -> ResultSets:
         """An association's store of named result sets."""
@@ -140,16 +134,7 @@ class Z3950Service:
     def _to_query(self, query) -> Query:
         try:
             if isinstance(query, rpn.RPNQuery):
-                try:
-                    known = self._translated.get(query)
-                except TypeError:                   # something unhashable inside: translated every time
-                    return rpn.rpn_to_query(query, self.config, self.bib1)
-                if known is None:
-                    known = rpn.rpn_to_query(query, self.config, self.bib1)
-                    self._translated[query] = known
-                    if len(self._translated) > TRANSLATED:
-                        self._translated.pop(next(iter(self._translated)), None)
-                return known
+                return rpn.rpn_to_query(query, self.config, self.bib1)
             if isinstance(query, P.CQLQuery):
                 return parse_cql(query.text, self.config)
         except QueryError as e:
