@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from aiohttp import web
 
 from gateway.app import make_app
 
+# tools/ is not a package: its port chooser is shared with the PostgreSQL and Elasticsearch nodes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from server_process import free_port as _free_port
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port no other test of this process was given (tools/server_process.py)."""
+    return _free_port()
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

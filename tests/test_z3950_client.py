@@ -13,7 +13,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "tools"))
 import procmon  # noqa: E402
 import ztest_peer  # noqa: E402
+from server_process import free_port as _free_port  # noqa: E402
 
 HOST = "127.0.0.1"
 HAVE_ZEBRA = shutil.which("zebrasrv") is not None and shutil.which("zebraidx") is not None
@@ -141,9 +141,7 @@ def own_ztest(tmp_path):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    return _free_port()
 
 
 # =========================================================================== Zebra

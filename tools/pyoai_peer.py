@@ -34,14 +34,14 @@ from oaipmh import common, error
 from oaipmh.metadata import MetadataRegistry
 from oaipmh.server import BatchingServer, oai_dc_writer
 
+from server_process import free_port as _free_port
+
 if not hasattr(cgi, "parse_qs"):
     cgi.parse_qs = urllib.parse.parse_qs    # type: ignore[attr-defined]  # pyoai 2.5.0 on Python >= 3.8
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _free_port()
 
 
 def _marc21_writer(element, metadata) -> None:

@@ -22,14 +22,60 @@ Say = Callable[[str], None]
 
 # --------------------------------------------------------------------------- ports, files
 
+# Ports handed out are taken from below the kernel's ephemeral range (32768-60999 on
+# Linux), so an outgoing connection's local port can never take one between our check and
+# the server's bind; each pytest-xdist worker walks its own part of the range and no
+# process hands out the same port twice.  Stop 22's CI failure was
+# such a race: a port from bind(("127.0.0.1", 0)) was in use by the time a peer bound it.
+_LOW, _HIGH = 20000, 32760
+_handed: set[int] = set()
+_next: list[int] = []
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(exclude: tuple[int, ...] = ()) -> int:
-    """A currently free TCP port on 127.0.0.1 (not one of exclude)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in exclude:
+    """A free TCP port on 127.0.0.1 that this process has not handed out before (and not
+    one of exclude), outside the ephemeral range when the kernel leaves room below it."""
+    high = min(_HIGH, _ephemeral_low() - 1)
+    if high - _LOW < 1000:                 # an unusual port range: ask the kernel
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in exclude and port not in _handed:
+                _handed.add(port)
+                return port
+    # each pytest-xdist worker walks its own eighth of the range, from a place set by its PID
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    slot = int(worker[2:]) % 8 if worker[2:].isdigit() else 0
+    span = (high - _LOW) // 8
+    base = _LOW + slot * span
+    if not _next:
+        _next.append(os.getpid() * 97 % span)
+    for _ in range(span):
+        port = base + _next[0]
+        _next[0] = (_next[0] + 1) % span
+        if port in exclude or port in _handed:
+            continue
+        if _bindable(port):
+            _handed.add(port)
             return port
+    raise OSError("no free TCP port on 127.0.0.1")
 
 
 def read_json(path: Path) -> dict:
