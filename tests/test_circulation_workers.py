@@ -124,10 +124,8 @@ async def _count(url: str, q) -> list:
 
 
 def _free_port() -> int:
-    import socket
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
+    from live_server import free_port
+    return free_port()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ commits with the records and is pushed from PostgreSQL, and what cannot work say
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 import uuid
 
@@ -14,6 +13,7 @@ from gateway.demo import write_demo_files
 from indexers.backends.elasticsearch_index import EsConfig, Pusher
 from indexers.ingest import BackendMismatch, Busy, StorageError, ingest, writer_lock
 from indexers.store_sql import PgConnection
+from live_server import free_port
 
 
 @pytest.fixture
@@ -106,9 +106,7 @@ def test_a_store_in_postgresql_is_for_the_elasticsearch_backend(tmp_path, store_
 
 
 def test_an_unreachable_store_is_a_clear_error_that_shows_no_password(tmp_path, es_cfg):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]                     # nothing listens there
+    port = free_port()                                  # nothing listens there
     url = f"postgresql://someone:s3cret@127.0.0.1:{port}/catalog"
     files = write_demo_files(tmp_path / "in")
     with pytest.raises(StorageError) as err:
@@ -121,9 +119,7 @@ def test_the_outbox_commits_with_the_records_and_is_pushed_from_postgresql(tmp_p
     """With the cluster away, the union records wait in the store's outbox (committed with
     the records, in PostgreSQL); a Pusher on the store's URL sends them later, once."""
     files = write_demo_files(tmp_path / "in")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     away = EsConfig(urls=[f"http://127.0.0.1:{port}"], index=es_cfg.index, retry_seconds=0.5, request_timeout=2.0)
     res = ingest(tmp_path / "d", "iizuka", [files["iizuka"]], quiet=True, es=away, store_url=store_url)
     assert res.counts.added == 11 and res.error is None
@@ -147,9 +143,7 @@ def test_readers_of_a_store_in_postgresql_say_what_is_wrong(store_url):
     from indexers.store import StoreArrivals
 
     assert asyncio.run(StoreArrivals(store_url).added_since("iizuka", 0.0)) == []
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     away = StoreArrivals(f"postgresql://someone:s3cret@127.0.0.1:{port}/catalog")
     with pytest.raises(BackendUnavailable) as err:
         asyncio.run(away.added_since("iizuka", 0.0))
