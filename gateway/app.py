@@ -444,10 +444,16 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
         circulation = Circulation(Database(circ_db))
         log.info("circulation API at /api/v1 (database %s)",
                  circulation.db.url.render_as_string(hide_password=True))
-    web.run_app(make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port,
-                         z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
-                         circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
-                         ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
-                         sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation,
-                         oai=oai, sru_result_sets=sru_result_sets, store_db=store_db),
-                host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))
+
+    app = make_app(data_dir, host=host, port=port, catalog=catalog, z3950_port=z3950_port,
+                   z3950_workers=z3950_workers, z3950_worker_argv=z3950_worker_argv,
+                   circulation=circulation, mailer=mailer, cookie_secure=cookie_secure,
+                   ill_config=ill_config, ncip_config=ncip_config, sip2_port=sip2_port,
+                   sip2_config=sip2_config, harvest_sources=harvest_sources, federation=federation,
+                   oai=oai, sru_result_sets=sru_result_sets, store_db=store_db)
+
+    async def freeze(_app: web.Application) -> None:      # the last start-up step (workers.py)
+        from .workers import freeze_startup_heap
+        freeze_startup_heap()
+    app.on_startup.append(freeze)
+    web.run_app(app, host=host, port=port, access_log=None, print=lambda s: print(s, flush=True))

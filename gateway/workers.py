@@ -12,11 +12,13 @@ Here, once for all of them:
   gone (it looks every second), so no worker outlives a killed serving process;
 * :func:`run_app_worker` -- an aiohttp application on host:port with SO_REUSEPORT until then;
 * :func:`catalog_argv` -- the serve options that name the catalog, for a worker's command line;
-* :func:`availability_circulation` -- the circulation database a worker reads availability from.
+* :func:`availability_circulation` -- the circulation database a worker reads availability from;
+* :func:`freeze_startup_heap` -- what start-up built, kept out of every later full garbage collection.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -25,6 +27,21 @@ import sys
 from typing import Awaitable, Callable
 
 log = logging.getLogger("unioncat.workers")
+
+
+def freeze_startup_heap() -> int:
+    """Move everything start-up left on the heap (modules, configuration, the catalog's
+    plans, SQLAlchemy's metadata: ~100,000 objects) into the collector's permanent
+    generation (``gc.freeze``), so that no later full collection walks it: on this
+    2-core machine one such pass took ~35 ms, a pause every request in flight shares.
+    Objects made afterwards are collected as before. Called once a serving process (or
+    worker) is listening -- never by an application built in a test process, where the
+    frozen objects would never be freed. Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.info("start-up heap frozen: %d objects", frozen)
+    return frozen
 
 
 def serve_argv(kind: str, args, data_dir, host: str, port: int, parent: int) -> list[str]:
@@ -116,6 +133,7 @@ def run_app_worker(make_app: Callable[[], Awaitable], host: str, port: int, pare
         try:
             await web.TCPSite(runner, host, port, reuse_port=True).start()
             line = banner.format(pid=os.getpid(), url=f"http://{host}:{port}")
+            freeze_startup_heap()
             log.info("%s", line)
             print(line, flush=True)
             await until_stopped(parent)

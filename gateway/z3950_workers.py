@@ -19,7 +19,14 @@ from __future__ import annotations
 import asyncio
 import os
 
-from .workers import Workers, availability_circulation, catalog_argv, serve_argv, until_stopped
+from .workers import (
+    Workers,
+    availability_circulation,
+    catalog_argv,
+    freeze_startup_heap,
+    serve_argv,
+    until_stopped,
+)
 
 __all__ = ["Workers", "default_workers", "run_worker", "worker_argv"]
 
@@ -66,6 +73,7 @@ def run_worker(catalog, host: str, port: int, parent: int, circ_db: str | None =
         route = catalog_route(Path(data_dir), catalog, circulation=circ, federation=federation, store_db=store_db)
         server = Z3950Server(make_service(route))
         await server.start(host, port, reuse_port=True)
+        freeze_startup_heap()
         try:
             await until_stopped(parent)
         finally:

@@ -233,3 +233,13 @@ def test_a_worker_reads_live_availability_from_the_circulation_database(tmp_path
     finally:
         s.stop()
     assert "Traceback" not in s.log.read_text()
+
+
+def test_the_serving_process_and_each_worker_freeze_their_start_up_heap(served):
+    """gc.freeze once listening (gateway/workers.py freeze_startup_heap): no later full
+    collection walks the modules, configuration and plans start-up left behind."""
+    import re
+
+    frozen = [int(n) for n in re.findall(r"start-up heap frozen: (\d+) objects", served.log.read_text())]
+    assert len(frozen) >= 1 + len(served.workers), served.log.read_text()
+    assert min(frozen) > 10_000           # ~100,000 objects in a serving process
