@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 import tomllib
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +98,14 @@ class SlowPool:
         self.settings = settings
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        _all_pools.add(self)
+
+    def _forget_threads(self) -> None:
+        """In a forked child: the parent's threads are not here, and its lock may have been
+        held by one of them at the fork.  A new lock, and an executor made at the next use."""
+        self._lock, self._executor = threading.Lock(), None
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pid != os.getpid():        # a forked child: its parent's threads are not here
-            self._lock, self._executor, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -126,13 +130,17 @@ class SlowPool:
 
 _pools: dict[SlowWork, SlowPool] = {}
 _pools_lock = threading.Lock()
+_all_pools: weakref.WeakSet[SlowPool] = weakref.WeakSet()   # every pool of the process, shared or not
 
 
 def _forget_pools_in_child() -> None:
-    """A forked child has none of its parent's threads: it makes pools of its own."""
+    """A forked child has none of its parent's threads: every pool (also one a catalog
+    already holds) forgets its executor and makes one of its own at its next use.  This
+    hook is the one place a fork is handled (no process-id check on every use)."""
     global _pools_lock
     _pools_lock = threading.Lock()
-    _pools.clear()
+    for pool in list(_all_pools):
+        pool._forget_threads()
 
 
 if hasattr(os, "register_at_fork"):
