@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from catalog_builder import CatalogUnderTest, rec, write
-from indexers.backends import sqlite_exec
+from indexers.backends import sqlite_exec, sqlite_inline
 from indexers.backends import sqlite_index as si
 from indexers.ingest import ingest
 from indexers.query_model import Query
@@ -150,7 +150,7 @@ def test_a_search_that_overran_the_inline_budget_goes_to_a_thread_at_once_next_t
     cat.run(catalog.search(quick))
     assert hops == ["search_sync"] * 2 and quick not in catalog._slow   # a quick one stays inline
 
-    monkeypatch.setattr(si, "SLOW_QUERIES", 1)                   # bounded: the oldest is forgotten
+    monkeypatch.setattr(sqlite_inline, "SLOW_QUERIES", 1)                   # bounded: the oldest is forgotten
     overrun["on"] = True
     other = cat.query("dc.title=mountain or dc.date>1950 sortBy dc.date")
     cat.run(catalog.search(other))
@@ -271,10 +271,10 @@ def test_a_search_that_overran_only_on_cold_pages_gets_a_second_chance(cat, monk
 
 
 def test_the_second_chance_memory_is_bounded(monkeypatch):
-    monkeypatch.setattr(si, "SLOW_QUERIES", 2)
+    monkeypatch.setattr(sqlite_inline, "SLOW_QUERIES", 2)
     memory: dict = {}
     for key in ("a", "b", "c"):
-        si._remember(memory, key)
+        sqlite_inline._remember(memory, key)
     assert list(memory) == ["b", "c"]
-    si._remember(memory, "b")                 # already there: no change in size
+    sqlite_inline._remember(memory, "b")                 # already there: no change in size
     assert sorted(memory) == ["b", "c"]

@@ -21,7 +21,6 @@ Python on the stored token streams.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
@@ -30,12 +29,12 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Hashable, Mapping, Sequence
 
 from .. import normalize as nz
 from .. import ranking as rk
 from .. import terms as T
-from ..backend import BackendUnavailable
+from ..backend import BackendUnavailable, Catalog
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError, operands
@@ -45,26 +44,14 @@ from ..terms import EXACT_SKIP, MAX_EXPANSION
 from . import sqlite_scan
 from .sqlite_counts import RangeCounts
 from .sqlite_exec import SlowWork, load_slow_work, pool_for
+from .sqlite_inline import INLINE_BUDGET, INLINE_WALL, SLOW_QUERIES, InlineWork, _slow_key  # noqa: F401 - INLINE_WALL, SLOW_QUERIES: named here as before
 from .sqlite_writer import INDEX_FORMAT, SEP, SqliteIndexWriter
 
 log = logging.getLogger("unioncat.sqlite")
 
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
-# Searches and record fetches first run on the caller's (event loop) thread with this
-# much SQLite time; one that needs more is interrupted and run again on a worker thread.
-# Most requests finish inline, saving the hand-over to a thread and back (a few tenths of
-# a millisecond, more than the work itself for a small search); a large one never holds
-# the event loop for long.  The time is the thread's CPU time (time.thread_time): on a
-# busy machine wall time also counts the time the process waits for a CPU, and small
-# searches were interrupted and run twice.  Wall time still bounds it, at INLINE_WALL
-# budgets (a search waiting on the disk uses no CPU).  A search that overran the budget goes to a
-# thread at once the next times it is asked (SLOW_QUERIES remembered, the oldest forgotten
-# first): its inline attempt would be lost work, and the event loop's other sessions wait.
-# The threads are those of sqlite_exec.py, at a lower OS priority ([slow_work] of
-# config/scheduling.toml), so that short searches of every process get the cores first.
-INLINE_BUDGET = 0.002
-INLINE_WALL = 5
-SLOW_QUERIES = 4096
+# Searches, pages, fetches, scans and facets run inline on the event loop within INLINE_BUDGET
+# of SQLite time, else on the slow-work threads: sqlite_inline.py.
 PLANS = 1024            # compiled queries kept per catalog generation (SqliteCatalog._compile)
 PLAN_BYTES = 65536      # ... unless they carry more than this of ids or keys (materialized parts)
 NO_MATCH = '"\ue001"'  # a token that is never indexed
@@ -551,23 +538,6 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
                     "rebuilds the index", path, row[0] if row else "1", INDEX_FORMAT)
 
 
-def _remember(queries: dict, key) -> None:
-    """``key`` added to a bounded memory of queries (SLOW_QUERIES, the oldest forgotten first;
-    worker threads share it: never fail on a key gone already)."""
-    queries[key] = None
-    oldest = next(iter(queries), None)
-    if len(queries) > SLOW_QUERIES and oldest is not None:
-        queries.pop(oldest, None)
-
-
-def _slow_key(query: Query) -> Query | None:
-    """The query as SqliteCatalog remembers a slow one (None: unhashable, not remembered)."""
-    try:
-        return query if hash(query) is not None else None
-    except TypeError:           # a query model carrying something unhashable: no memory of it
-        return None
-
-
 @dataclass(frozen=True)
 class _Compiled:
     """A compiled query as search_sync reads it (SqliteCatalog._compile)."""
@@ -588,7 +558,7 @@ class _State:
     generation: str | None = None  # the catalog generation it was read at
 
 
-class SqliteCatalog:
+class SqliteCatalog(InlineWork, Catalog):
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
@@ -605,8 +575,8 @@ class SqliteCatalog:
         self.clock = clock          # measures the inline budget (injected by tests)
         # and the wall time that bounds it (a clock injected alone stands for both)
         self.wall_clock = wall_clock or (time.perf_counter if clock is time.thread_time else clock)
-        self._slow: dict[Query, None] = {}     # searches that overran it (oldest first)
-        self._overran: dict[Query, None] = {}  # ... once, but not on the thread (cold pages): a second chance
+        self._slow: dict[Hashable, None] = {}     # work that overran it (oldest first: sqlite_inline.py)
+        self._overran: dict[Hashable, None] = {}  # ... once, but not on the thread (cold pages): a second chance
         # where they and other long work run: threads of lower priority (sqlite_exec.py)
         self.slow_pool = pool_for(slow_work if slow_work is not None else load_slow_work())
         self._read_only_mode: str | None = None
@@ -858,59 +828,7 @@ class SqliteCatalog:
     def count_sync(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
-    # async Catalog interface ----------------------------------------------------
-    async def _run(self, fn, *args, slow_key=None):
-        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread;
-        ``slow_key``: a search, remembered when it overruns (straight to a thread next time)."""
-        if self.inline_budget > 0 and (slow_key is None or slow_key not in self._slow):
-            conn = self._conn()
-            clock, wall = self.clock, self.wall_clock
-            deadline = clock() + self.inline_budget
-            wall_deadline = wall() + self.inline_budget * INLINE_WALL
-            spent: list[bool] = []      # the CPU budget ran out (not just the wall time)
-
-            def over() -> bool:
-                if clock() > deadline:
-                    spent.append(True)
-                    return True
-                return wall() > wall_deadline
-            conn.set_progress_handler(over, 200)
-            try:
-                return fn(*args)
-            except sqlite3.OperationalError as e:
-                if "interrupted" not in str(e):
-                    raise
-            finally:
-                conn.set_progress_handler(None, 200)
-            if slow_key is not None and spent:          # slow by its own work, not by a busy machine
-                return await self._run_and_judge(fn, args, slow_key)
-        return await self.slow_pool.run(fn, *args)
-
-    async def _run_and_judge(self, fn, args, slow_key):
-        """A search that spent its inline CPU budget, run in full on a thread, and remembered
-        as slow only when that full run also needs more than the budget, or when it overran
-        inline before: a first search on cold pages (a new process, its first touch of the
-        index) overruns once and is cheap ever after, and sending it to a thread for good
-        cost it the hand-over and the lower priority at every later search."""
-        clock, budget = self.clock, self.inline_budget
-        used: list[float] = []
-
-        @functools.wraps(fn)
-        def timed():
-            t0 = clock()                      # the thread's own CPU clock (thread_time)
-            try:
-                return fn(*args)
-            finally:
-                used.append(clock() - t0)
-        try:
-            return await self.slow_pool.run(timed)
-        finally:
-            if not used or used[0] > budget or slow_key in self._overran:
-                self._overran.pop(slow_key, None)
-                _remember(self._slow, slow_key)
-            else:
-                _remember(self._overran, slow_key)
-
+    # async Catalog interface (inline or on the slow-work threads: sqlite_inline.InlineWork._run)
     async def search(self, query: Query, result_sets=None) -> SearchResult:
         return await self._run(self.search_sync, query, result_sets, slow_key=_slow_key(query))
 
@@ -938,13 +856,19 @@ class SqliteCatalog:
         return await self._run(self.page_iso2709_sync, result, offset, count)
 
     async def facets(self, result, names, limit):
-        return await self.slow_pool.run(self.facets_sync, result, names, limit)
+        """Inline when cheap, like a search; remembered as slow per facets asked and size of the
+        set (its bit length: facets over a set of a million hits are not those over ten)."""
+        key = _slow_key(("facets", tuple(names), int(limit), int(result.total).bit_length()))
+        return await self._run(self.facets_sync, result, names, limit, slow_key=key)
 
     async def scan(self, index, term, response_position, maximum_terms):
-        return await self.slow_pool.run(self.scan_sync, index, term, response_position, maximum_terms)
+        """Inline when cheap (most scans read a few dozen rows of one index); remembered as
+        slow per index and shape (terms asked, position), not per term."""
+        key = _slow_key(("scan", index, int(response_position), int(maximum_terms)))
+        return await self._run(self.scan_sync, index, term, response_position, maximum_terms, slow_key=key)
 
     async def count(self) -> int:
-        return await self.slow_pool.run(self.count_sync)
+        return await self._run(self.count_sync, slow_key=("count",))
 
     async def generation(self) -> str:
         return await self._run(self.generation_sync)      # one row: inline, not a thread's round trip
