@@ -74,15 +74,22 @@ class InlineWork:
         if self.inline_budget > 0 and (slow_key is None or slow_key not in self._slow):
             conn = self._conn()
             clock, wall = self.clock, self.wall_clock
-            deadline = clock() + self.inline_budget
-            wall_deadline = wall() + self.inline_budget * INLINE_WALL
+            budget = self.inline_budget
+            wall_limit = budget * INLINE_WALL
+            cpu0, wall0 = clock(), wall()
             spent: list[bool] = []      # the CPU budget ran out (not just the wall time)
 
             def over() -> bool:
-                if clock() > deadline:
+                # A thread's CPU time never exceeds the wall time that passed: while the wall
+                # clock is within the budget, so is the CPU, and the CPU clock (a system call,
+                # ~1.3 us on this project's VMs against ~0.5 us for the wall clock) is not read.
+                elapsed = wall() - wall0
+                if elapsed <= budget:
+                    return False
+                if clock() - cpu0 > budget:
                     spent.append(True)
                     return True
-                return wall() > wall_deadline
+                return elapsed > wall_limit
             conn.set_progress_handler(over, 200)
             try:
                 return fn(*args)
