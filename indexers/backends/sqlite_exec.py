@@ -1,8 +1,8 @@
 """Where the embedded catalog's long work runs: threads of lower OS priority.
 
-A search that overran the inline budget (sqlite_index.py, INLINE_BUDGET), one remembered
-as slow, and the other long catalog work (pages and fetches of big sets, facets, scan,
-counts) leave the event loop for a thread.  With several Z39.50/SRU worker processes on
+Work that overran the inline budget (sqlite_inline.py, INLINE_BUDGET: searches, pages,
+fetches, scans, facets, counts) and work remembered as slow leave the event loop for a
+thread.  With several Z39.50/SRU worker processes on
 few cores, a cheap search that is answered inline on some process's event loop would
 otherwise wait for a core behind those long ones, whichever process they belong to: the
 kernel shares the cores evenly between runnable threads.  So the long work runs on a
