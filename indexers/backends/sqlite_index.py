@@ -44,7 +44,7 @@ from ..terms import EXACT_SKIP, MAX_EXPANSION
 from . import sqlite_scan
 from .sqlite_counts import RangeCounts
 from .sqlite_exec import SlowWork, load_slow_work, pool_for
-from .sqlite_inline import INLINE_BUDGET, INLINE_WALL, SLOW_QUERIES, InlineWork, _slow_key  # noqa: F401 - INLINE_WALL, SLOW_QUERIES: named here as before
+from .sqlite_inline import INLINE_BUDGET, InlineWork, _slow_key
 from .sqlite_writer import INDEX_FORMAT, SEP, SqliteIndexWriter
 
 log = logging.getLogger("unioncat.sqlite")
