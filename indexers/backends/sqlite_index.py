@@ -706,7 +706,9 @@ class SqliteCatalog(InlineWork, Catalog):
         the state read anew -- plans and counts are never used across generations."""
         conn = self._conn()
         kept = self._state
-        if kept is not None:
+        if kept is not None and not query.ranked and all(k.index == "relevance" for k in query.sort):
+            # (ranked or sorted: more than one statement, the state is read first -- decided
+            # before compiling, which may run SQL of its own)
             got = self._search_on(conn, kept[1], query, result_sets, checked=False)
             if got is not None:
                 return got
