@@ -18,6 +18,9 @@ class BackendUnavailable(Exception):
 
 
 class Catalog(Protocol):
+    """What the front ends call.  A backend names it as its base class (``class
+    SqliteCatalog(Catalog)``) so that it inherits the defaults below (search_at_generation)."""
+
     name: str
     config: IndexConfig         # the indexes, relations and sort keys the front ends parse against
 
@@ -50,3 +53,13 @@ class Catalog(Protocol):
     async def generation(self) -> str:
         """Changes whenever the searchable content changes (an ingest commit);
         front ends reuse cached hits only within one generation."""
+
+    async def search_at_generation(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None
+                                   ) -> tuple[str, SearchResult]:
+        """``search`` and the generation read before it (so never newer than its hits): the
+        label of a result set kept for reuse (search/route.py).  This default reads the
+        generation, then searches (two calls; on Elasticsearch two requests); a backend that
+        can do both in one call overrides it (the embedded index: one hop to its thread).
+        Every backend subclasses Catalog to inherit it."""
+        gen = await self.generation()
+        return gen, await self.search(query, result_sets)

@@ -211,7 +211,7 @@ class _Kept:
 KEPT = _Kept()
 
 
-class FederatedCatalog:
+class FederatedCatalog(Catalog):
     """A Catalog over a group of targets (see the module doc).  ``local``: the
     union catalog, whose configuration (indexes) the front ends parse against and
     whose scans and counts it answers."""

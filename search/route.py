@@ -217,13 +217,10 @@ async def run_search(route: "SearchRoute", s: Search) -> None:
     catalog = route.catalog_of(s.database)
     try:
         if s.key and s.generation is None:
-            # a set kept for reuse: labelled with the generation read before its search, in
-            # the same call where the catalog offers that (the embedded index), else first
-            both = getattr(catalog, "search_at_generation", None)
-            if both is not None:
-                s.generation, s.result = await route.call(both(s.restricted, result_sets=sets))
-                return
-            s.generation = await route.call(catalog.generation())
+            # a set kept for reuse: labelled with the generation read before its search (in one
+            # call on the embedded index; indexers/backend.py Catalog.search_at_generation)
+            s.generation, s.result = await route.call(catalog.search_at_generation(s.restricted, result_sets=sets))
+            return
         s.result = await route.call(catalog.search(s.restricted, result_sets=sets))
     except BaseException:
         if s.name is not None and s.drop_stale:

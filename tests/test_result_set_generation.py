@@ -24,6 +24,7 @@ import sqlite3
 import pytest
 
 from catalog_builder import CatalogUnderTest, rec
+from indexers.backend import Catalog as CatalogProtocol
 from indexers.query_model import Clause, Query
 from indexers.records import SearchResult
 from search.databases import Databases
@@ -145,9 +146,10 @@ def test_a_postgresql_table_of_the_earlier_layout_is_migrated_beside_its_gateway
 
 # --------------------------------------------------------------------------- the route, counted
 
-class Catalog:
+class Catalog(CatalogProtocol):
     """A scripted catalog: its generation, and every call it is asked (``fused``: it
-    offers the search and its generation in one call, as the embedded index does)."""
+    offers the search and its generation in one call, as the embedded index does; else
+    the protocol's default, a generation read and then the search)."""
 
     def __init__(self, fused: bool = False):
         self.gen = "1"

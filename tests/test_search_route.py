@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from indexers.backend import BackendUnavailable
+from indexers.backend import BackendUnavailable, Catalog
 from indexers.query_model import Boolean, Clause, Query, QueryError
 from indexers.records import ScanTerm, SearchResult
 from search.databases import Database, Databases
@@ -37,7 +37,7 @@ class Clock:
         return self.now
 
 
-class ScriptedCatalog:
+class ScriptedCatalog(Catalog):
     """A catalog whose calls each take ``cost`` seconds of the injected clock and
     record what they were asked."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from catalog_builder import CatalogUnderTest, rec, write
-from indexers.backends import sqlite_exec
+from indexers.backends import sqlite_exec, sqlite_inline
 from indexers.backends import sqlite_index as si
 from indexers.ingest import ingest
 from indexers.query_model import Query
@@ -150,7 +150,7 @@ def test_a_search_that_overran_the_inline_budget_goes_to_a_thread_at_once_next_t
     cat.run(catalog.search(quick))
     assert hops == ["search_sync"] * 2 and quick not in catalog._slow   # a quick one stays inline
 
-    monkeypatch.setattr(si, "SLOW_QUERIES", 1)                   # bounded: the oldest is forgotten
+    monkeypatch.setattr(sqlite_inline, "SLOW_QUERIES", 1)                   # bounded: the oldest is forgotten
     overrun["on"] = True
     other = cat.query("dc.title=mountain or dc.date>1950 sortBy dc.date")
     cat.run(catalog.search(other))
@@ -271,10 +271,59 @@ def test_a_search_that_overran_only_on_cold_pages_gets_a_second_chance(cat, monk
 
 
 def test_the_second_chance_memory_is_bounded(monkeypatch):
-    monkeypatch.setattr(si, "SLOW_QUERIES", 2)
+    monkeypatch.setattr(sqlite_inline, "SLOW_QUERIES", 2)
     memory: dict = {}
     for key in ("a", "b", "c"):
-        si._remember(memory, key)
+        sqlite_inline._remember(memory, key)
     assert list(memory) == ["b", "c"]
-    si._remember(memory, "b")                 # already there: no change in size
+    sqlite_inline._remember(memory, "b")                 # already there: no change in size
     assert sorted(memory) == ["b", "c"]
+
+
+def test_an_unranked_search_reads_its_generation_in_its_own_statement(cat):
+    """The kept index state is confirmed by the search's one statement (no generation read
+    before it); after an ingest the stale answer is dropped and the search runs again."""
+    catalog = cat.catalog
+    q = Query(cat.query("dc.title=harbour").root, ranked=False)
+    catalog.search_sync(q)                              # the index state is known from now on
+    conn = catalog._conn()
+    seen: list[str] = []
+
+    def ours(sql: str) -> None:            # (FTS5's own statements are traced as "-- ...")
+        if not sql.startswith("--"):
+            seen.append(sql)
+    conn.set_trace_callback(ours)
+    gen, res = catalog.search_at_generation_sync(q)
+    conn.set_trace_callback(None)
+    assert len(seen) == 1 and "json_group_array" in seen[0] and "meta" in seen[0]
+    assert res.total == 6 and gen == catalog.generation_sync()
+
+    ingest(cat.data_dir, "komae", [write(cat.data_dir / "k.mrc", [rec("k1", title="harbour view", year="1999")])],
+           quiet=True)
+    seen.clear()
+    conn.set_trace_callback(ours)
+    gen2, res2 = catalog.search_at_generation_sync(q)
+    conn.set_trace_callback(None)
+    assert res2.total == 7 and gen2 != gen and gen2 == catalog.generation_sync()
+    assert len(seen) >= 3               # the stale try, the state read anew, the search again
+    assert len(cat.run(catalog.page(res2, 0, 10))) == 7
+    assert catalog.search_sync(q).total == 7 and cat.run(catalog.page(res, 0, 10)) == cat.run(catalog.page(res, 0, 6))
+
+
+def test_the_cpu_clock_is_read_only_once_the_wall_clock_passed_the_budget(cat):
+    """A thread's CPU time never exceeds the wall time passed: the CPU clock (a system call)
+    is read at the start and then only when the wall clock has passed the budget."""
+    catalog = cat.catalog
+    q = cat.query("dc.title=harbour or dc.date>1900 sortBy dc.title")
+    cpu, wall = [], []
+    catalog.clock = lambda: cpu.append(1) or 0.0
+    catalog.wall_clock = lambda: wall.append(1) or 0.0
+    first = cat.run(catalog.search(q))
+    assert len(cpu) == 1 and len(wall) > 1               # progress callbacks came, none read the CPU clock
+    ticks = iter(range(0, 10 ** 9))
+    catalog.wall_clock = lambda: float(next(ticks))      # a second of wall time per look: over the budget
+    cpu.clear()
+    catalog._slow.clear()
+    again = cat.run(catalog.search(q))
+    assert len(cpu) >= 2 and again.total == first.total   # now it looks, and finds the CPU budget unspent
+    assert q not in catalog._slow

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.demo import write_demo_files
 from indexers.backends import sqlite_exec
 from indexers.backends.sqlite_exec import SlowWork, load_slow_work, pool_for
 from indexers.backends.sqlite_index import SqliteCatalog
-from indexers.ingest import ingest
-from sru.cql import parse_cql
+from sqlite_helpers import answers, demo_catalog
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
-
-QUERIES = ["dc.title=図書館", "cql.allRecords=1", "dc.date>1990", "dc.title=toshokan or dc.creator=*"]
-
 
 def thread_nice() -> tuple[int, int, str]:
     """This thread's nice value as the kernel reports it, twice (getpriority and
@@ -35,10 +30,7 @@ def thread_nice() -> tuple[int, int, str]:
 
 @pytest.fixture(scope="module")
 def catalog_path(tmp_path_factory):
-    d = tmp_path_factory.mktemp("slowwork")
-    for lib, path in write_demo_files(d / "in").items():
-        ingest(d, lib, [path], quiet=True)
-    return d / "catalog.sqlite"
+    return demo_catalog(tmp_path_factory.mktemp("slowwork"))
 
 
 def test_the_shipped_setting_and_its_checks(tmp_path):
@@ -83,20 +75,6 @@ def test_the_threads_report_the_configured_nice_and_the_loop_keeps_its_own():
     assert off._executor is None
 
 
-async def answers(cat):
-    out = []
-    for q in QUERIES:
-        res = await cat.search(parse_cql(q, cat.config))
-        ids = await cat.page(res, 0, res.total)
-        page = await cat.page_iso2709(res, 0, 5)
-        recs = await cat.fetch(ids[:5])
-        facets = await cat.facets(res, sorted(cat.config.facets), 10)
-        out.append((res.total, ids, page, [(r.id, r.marc.as_marc(), r.holdings, r.members) for r in recs], facets))
-    out.append(await cat.count())
-    out.append(await cat.scan("dc.title", "a", 1, 5))
-    return out
-
-
 @linux
 def test_the_answers_are_those_of_the_normal_priority_path(catalog_path, monkeypatch):
     seen: list[tuple[str, int]] = []
@@ -120,8 +98,10 @@ def test_the_answers_are_those_of_the_normal_priority_path(catalog_path, monkeyp
         assert {p for _, p in seen} == {min(19, base + nice)}
         cat.close()
     inline = SqliteCatalog(catalog_path, clock=lambda: 0.0)   # a clock that stands still: all inline
+    seen.clear()
     results["inline"] = asyncio.run(answers(inline))
     inline.close()
+    assert seen == []                               # scans, facets and counts too: none left the loop
     assert results[0] == results[5] == results["inline"]
     assert results[0][1][0] > 5 and results[0][-2] > 5 and results[0][-1]
 
@@ -134,8 +114,10 @@ def test_a_forked_child_runs_the_work_on_threads_of_its_own():
     pid = os.fork()
     if pid == 0:                                        # the child: answer through the pipe, exit at once
         try:
-            got = asyncio.run(asyncio.wait_for(pool.run(thread_nice), 30))
-            os.write(write, repr(got[:2]).encode())
+            got = asyncio.run(asyncio.wait_for(pool.run(thread_nice), 30))     # the pool it held
+            shared = pool_for(SlowWork(nice=3, threads=1))                      # ... and the registry's
+            again = asyncio.run(asyncio.wait_for(shared.run(thread_nice), 30))
+            os.write(write, repr((got[:2], shared is pool, again[:2])).encode())
         finally:
             os._exit(0)
     os.close(write)
@@ -143,4 +125,6 @@ def test_a_forked_child_runs_the_work_on_threads_of_its_own():
         answer = fh.read()
     os.waitpid(pid, 0)
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert answer == repr((min(19, base + 3),) * 2)
+    want = (min(19, base + 3),) * 2
+    assert answer == repr((want, True, want))
+    assert not hasattr(pool, "_pid")        # one mechanism: the at-fork hook, no process-id check per use

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .. import terms as T
-from ..backend import BackendUnavailable
+from ..backend import BackendUnavailable, Catalog
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError, operands
@@ -410,7 +410,7 @@ def _unavailable(e: Exception) -> Exception:
     return e
 
 
-class ElasticsearchCatalog:
+class ElasticsearchCatalog(Catalog):
     """indexers.backend.Catalog over an Elasticsearch alias."""
 
     def __init__(self, cfg: EsConfig, name: str = "default", config: IndexConfig | None = None,

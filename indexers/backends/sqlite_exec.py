@@ -1,8 +1,8 @@
 """Where the embedded catalog's long work runs: threads of lower OS priority.
 
-A search that overran the inline budget (sqlite_index.py, INLINE_BUDGET), one remembered
-as slow, and the other long catalog work (pages and fetches of big sets, facets, scan,
-counts) leave the event loop for a thread.  With several Z39.50/SRU worker processes on
+Work that overran the inline budget (sqlite_inline.py, INLINE_BUDGET: searches, pages,
+fetches, scans, facets, counts) and work remembered as slow leave the event loop for a
+thread.  With several Z39.50/SRU worker processes on
 few cores, a cheap search that is answered inline on some process's event loop would
 otherwise wait for a core behind those long ones, whichever process they belong to: the
 kernel shares the cores evenly between runnable threads.  So the long work runs on a
@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 import tomllib
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +98,14 @@ class SlowPool:
         self.settings = settings
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        _all_pools.add(self)
+
+    def _forget_threads(self) -> None:
+        """In a forked child: the parent's threads are not here, and its lock may have been
+        held by one of them at the fork.  A new lock, and an executor made at the next use."""
+        self._lock, self._executor = threading.Lock(), None
 
     def executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pid != os.getpid():        # a forked child: its parent's threads are not here
-            self._lock, self._executor, self._pid = threading.Lock(), None, os.getpid()
         with self._lock:
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -126,13 +130,17 @@ class SlowPool:
 
 _pools: dict[SlowWork, SlowPool] = {}
 _pools_lock = threading.Lock()
+_all_pools: weakref.WeakSet[SlowPool] = weakref.WeakSet()   # every pool of the process, shared or not
 
 
 def _forget_pools_in_child() -> None:
-    """A forked child has none of its parent's threads: it makes pools of its own."""
+    """A forked child has none of its parent's threads: every pool (also one a catalog
+    already holds) forgets its executor and makes one of its own at its next use.  This
+    hook is the one place a fork is handled (no process-id check on every use)."""
     global _pools_lock
     _pools_lock = threading.Lock()
-    _pools.clear()
+    for pool in list(_all_pools):
+        pool._forget_threads()
 
 
 if hasattr(os, "register_at_fork"):

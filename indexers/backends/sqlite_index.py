@@ -21,7 +21,6 @@ Python on the stored token streams.
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
@@ -30,12 +29,12 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Hashable, Mapping, Sequence
 
 from .. import normalize as nz
 from .. import ranking as rk
 from .. import terms as T
-from ..backend import BackendUnavailable
+from ..backend import BackendUnavailable, Catalog
 from ..index_config import IndexConfig, load_index_config
 from ..mapping import FieldMapping, load_mapping
 from ..query_model import Boolean, Clause, Node, Prox, Query, QueryError, operands
@@ -45,29 +44,18 @@ from ..terms import EXACT_SKIP, MAX_EXPANSION
 from . import sqlite_scan
 from .sqlite_counts import RangeCounts
 from .sqlite_exec import SlowWork, load_slow_work, pool_for
+from .sqlite_inline import INLINE_BUDGET, InlineWork, _slow_key
 from .sqlite_writer import INDEX_FORMAT, SEP, SqliteIndexWriter
 
 log = logging.getLogger("unioncat.sqlite")
 
 MATERIALIZE = 2000  # results up to this many hits are kept as id lists; larger ones are paged in SQL
-# Searches and record fetches first run on the caller's (event loop) thread with this
-# much SQLite time; one that needs more is interrupted and run again on a worker thread.
-# Most requests finish inline, saving the hand-over to a thread and back (a few tenths of
-# a millisecond, more than the work itself for a small search); a large one never holds
-# the event loop for long.  The time is the thread's CPU time (time.thread_time): on a
-# busy machine wall time also counts the time the process waits for a CPU, and small
-# searches were interrupted and run twice.  Wall time still bounds it, at INLINE_WALL
-# budgets (a search waiting on the disk uses no CPU).  A search that overran the budget goes to a
-# thread at once the next times it is asked (SLOW_QUERIES remembered, the oldest forgotten
-# first): its inline attempt would be lost work, and the event loop's other sessions wait.
-# The threads are those of sqlite_exec.py, at a lower OS priority ([slow_work] of
-# config/scheduling.toml), so that short searches of every process get the cores first.
-INLINE_BUDGET = 0.002
-INLINE_WALL = 5
-SLOW_QUERIES = 4096
+# Searches, pages, fetches, scans and facets run inline on the event loop within INLINE_BUDGET
+# of SQLite time, else on the slow-work threads: sqlite_inline.py.
 PLANS = 1024            # compiled queries kept per catalog generation (SqliteCatalog._compile)
 PLAN_BYTES = 65536      # ... unless they carry more than this of ids or keys (materialized parts)
 NO_MATCH = '"\ue001"'  # a token that is never indexed
+GENERATION_SQL = "SELECT value FROM meta WHERE key='generation'"
 # How deeply one MATCH expression / one SQL statement may nest before the part is
 # run on its own and kept as ids (FTS5's and SQLite's parsers overflow at a few
 # dozen / about 15 levels; chains of one operator stay flat and never get here).
@@ -551,23 +539,6 @@ def _warn_stale_format(conn: sqlite3.Connection, path: Path) -> None:
                     "rebuilds the index", path, row[0] if row else "1", INDEX_FORMAT)
 
 
-def _remember(queries: dict, key) -> None:
-    """``key`` added to a bounded memory of queries (SLOW_QUERIES, the oldest forgotten first;
-    worker threads share it: never fail on a key gone already)."""
-    queries[key] = None
-    oldest = next(iter(queries), None)
-    if len(queries) > SLOW_QUERIES and oldest is not None:
-        queries.pop(oldest, None)
-
-
-def _slow_key(query: Query) -> Query | None:
-    """The query as SqliteCatalog remembers a slow one (None: unhashable, not remembered)."""
-    try:
-        return query if hash(query) is not None else None
-    except TypeError:           # a query model carrying something unhashable: no memory of it
-        return None
-
-
 @dataclass(frozen=True)
 class _Compiled:
     """A compiled query as search_sync reads it (SqliteCatalog._compile)."""
@@ -588,7 +559,7 @@ class _State:
     generation: str | None = None  # the catalog generation it was read at
 
 
-class SqliteCatalog:
+class SqliteCatalog(InlineWork, Catalog):
     """indexers.backend.Catalog over the embedded SQLite store+index."""
 
     def __init__(self, path: Path, name: str = "default", config: IndexConfig | None = None,
@@ -605,8 +576,8 @@ class SqliteCatalog:
         self.clock = clock          # measures the inline budget (injected by tests)
         # and the wall time that bounds it (a clock injected alone stands for both)
         self.wall_clock = wall_clock or (time.perf_counter if clock is time.thread_time else clock)
-        self._slow: dict[Query, None] = {}     # searches that overran it (oldest first)
-        self._overran: dict[Query, None] = {}  # ... once, but not on the thread (cold pages): a second chance
+        self._slow: dict[Hashable, None] = {}     # work that overran it (oldest first: sqlite_inline.py)
+        self._overran: dict[Hashable, None] = {}  # ... once, but not on the thread (cold pages): a second chance
         # where they and other long work run: threads of lower priority (sqlite_exec.py)
         self.slow_pool = pool_for(slow_work if slow_work is not None else load_slow_work())
         self._read_only_mode: str | None = None
@@ -667,7 +638,7 @@ class SqliteCatalog:
     def _index_state(self, conn: sqlite3.Connection) -> _State:
         """What the index offers beyond FTS5 (its format, multi-valued number
         fields), read once per generation of the catalog."""
-        gen = conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        gen = conn.execute(GENERATION_SQL).fetchone()
         cached = self._state
         if cached is not None and cached[0] == (gen and gen[0]):
             return cached[1]
@@ -721,8 +692,35 @@ class SqliteCatalog:
         return comp, plan
 
     def search_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None) -> SearchResult:
+        return self._search(query, result_sets)[1]
+
+    def _search(self, query: Query, result_sets: Mapping[str, SearchResult] | None
+                ) -> tuple[str | None, SearchResult]:
+        """The search, and the catalog generation its hits are of (or one read before them).
+
+        A search without ranking or sort (most Z39.50 searches) first runs on the index
+        state kept from an earlier search, and its one statement reads the generation too:
+        when that is the state's, the state was right and the search is done with one
+        statement fewer than reading the generation first (~5 us of a ~250 us search).
+        When not (an ingest committed since), its answer is dropped and it runs again on
+        the state read anew -- plans and counts are never used across generations."""
         conn = self._conn()
-        state = self._index_state(conn)
+        kept = self._state
+        if kept is not None and not query.ranked and all(k.index == "relevance" for k in query.sort):
+            # (ranked or sorted: more than one statement, the state is read first -- decided
+            # before compiling, which may run SQL of its own)
+            got = self._search_on(conn, kept[1], query, result_sets, checked=False)
+            if got is not None:
+                return got
+        got = self._search_on(conn, self._index_state(conn), query, result_sets, checked=True)
+        assert got is not None           # a checked state always answers
+        return got
+
+    def _search_on(self, conn: sqlite3.Connection, state: _State, query: Query,
+                   result_sets: Mapping[str, SearchResult] | None, checked: bool
+                   ) -> tuple[str | None, SearchResult] | None:
+        """_search on ``state``; ``checked``: read at this search (else kept from an earlier
+        one: the answer is None unless one statement both answers and confirms it)."""
         comp, plan = self._compile(conn, state, query, result_sets)
         sort = [k for k in query.sort if k.index != "relevance"]
         fast = None
@@ -767,28 +765,37 @@ class SqliteCatalog:
         if where:
             set_sql = f"SELECT union_id AS id FROM doc WHERE union_id IN ({set_sql}){where}"
         handle = _Lazy(order_sql, order_params, set_sql, set_params, fast)
-        if not where and isinstance(plan, Sql) and plan.num is not None and plan.unique:
+        gen = state.generation
+        counted_path = not where and isinstance(plan, Sql) and plan.num is not None and plan.unique
+        if not checked and (counted_path or sort or query.ranked):
+            return None         # more than one statement (or counts kept per generation): state first
+        if counted_path:
+            assert isinstance(plan, Sql) and plan.num is not None
             # a range on a single-valued number field: counted from its values' counts,
             # not by walking its hits (sqlite_counts.py); a large one is paged in SQL
-            counted = self._counts.total(conn, state.generation, plan.num[0][0], plan.num[1], list(plan.num[2]))
+            counted = self._counts.total(conn, gen, plan.num[0][0], plan.num[1], list(plan.num[2]))
             if counted is not None and counted > MATERIALIZE:
-                return SearchResult(counted, None, handle)
+                return gen, SearchResult(counted, None, handle)
         if not sort and not query.ranked:
             # nothing to score or sort: the first MATERIALIZE + 1 ids in index order
             # tell a small set (kept, no COUNT needed) from a large one.  They are kept
             # as SQLite hands them over, one JSON array (a snapshot: the set does not
             # change with the catalog), not as a Python list: turning each row into an
-            # int was half of a small search, and most sets are never paged
-            n, snap = conn.execute(f"SELECT COUNT(*), json_group_array(id) FROM ({order_sql} LIMIT ?)",
-                                   [*order_params, MATERIALIZE + 1]).fetchone()
+            # int was half of a small search, and most sets are never paged.  The same
+            # statement reads the generation its hits are of (_search).
+            n, snap, at = conn.execute(f"SELECT COUNT(*), json_group_array(id), ({GENERATION_SQL})"
+                                       f" FROM ({order_sql} LIMIT ?)", [*order_params, MATERIALIZE + 1]).fetchone()
+            if at != gen and not checked:
+                return None         # an ingest since the state was read: again, on the state read anew
+            # (checked: ``gen`` was read before this statement, so it is never newer than the hits)
             if n <= MATERIALIZE:
-                return SearchResult(n, None, _snapshot(snap))
+                return gen, SearchResult(n, None, _snapshot(snap))
         total = conn.execute(f"SELECT COUNT(*) FROM ({set_sql})", set_params).fetchone()[0]
         if total <= MATERIALIZE:
             got = self._fast_ranked(handle, total, total) if fast is not None else None
             ids = got if got is not None else [r[0] for r in conn.execute(order_sql, order_params)]
-            return SearchResult(len(ids), ids, handle)
-        return SearchResult(total, None, handle)
+            return gen, SearchResult(len(ids), ids, handle)
+        return gen, SearchResult(total, None, handle)
 
     def page_sync(self, result: SearchResult, offset: int, count: int) -> list[int]:
         if result.ids is not None:
@@ -847,70 +854,19 @@ class SqliteCatalog:
                                 maximum_terms)
 
     def generation_sync(self) -> str:
-        row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        row = self._conn().execute(GENERATION_SQL).fetchone()
         return row[0] if row else "0"
 
     def search_at_generation_sync(self, query: Query, result_sets: Mapping[str, SearchResult] | None = None
                                   ) -> tuple[str, SearchResult]:
-        """The generation, read before the search (so never newer than its hits), and the search."""
-        return self.generation_sync(), self.search_sync(query, result_sets)
+        """The generation (read with the hits or before them, so never newer), and the search."""
+        gen, result = self._search(query, result_sets)
+        return (gen if gen is not None else "0"), result
 
     def count_sync(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM doc").fetchone()[0]
 
-    # async Catalog interface ----------------------------------------------------
-    async def _run(self, fn, *args, slow_key=None):
-        """``fn(*args)`` inline within INLINE_BUDGET of SQLite time, else on a thread;
-        ``slow_key``: a search, remembered when it overruns (straight to a thread next time)."""
-        if self.inline_budget > 0 and (slow_key is None or slow_key not in self._slow):
-            conn = self._conn()
-            clock, wall = self.clock, self.wall_clock
-            deadline = clock() + self.inline_budget
-            wall_deadline = wall() + self.inline_budget * INLINE_WALL
-            spent: list[bool] = []      # the CPU budget ran out (not just the wall time)
-
-            def over() -> bool:
-                if clock() > deadline:
-                    spent.append(True)
-                    return True
-                return wall() > wall_deadline
-            conn.set_progress_handler(over, 200)
-            try:
-                return fn(*args)
-            except sqlite3.OperationalError as e:
-                if "interrupted" not in str(e):
-                    raise
-            finally:
-                conn.set_progress_handler(None, 200)
-            if slow_key is not None and spent:          # slow by its own work, not by a busy machine
-                return await self._run_and_judge(fn, args, slow_key)
-        return await self.slow_pool.run(fn, *args)
-
-    async def _run_and_judge(self, fn, args, slow_key):
-        """A search that spent its inline CPU budget, run in full on a thread, and remembered
-        as slow only when that full run also needs more than the budget, or when it overran
-        inline before: a first search on cold pages (a new process, its first touch of the
-        index) overruns once and is cheap ever after, and sending it to a thread for good
-        cost it the hand-over and the lower priority at every later search."""
-        clock, budget = self.clock, self.inline_budget
-        used: list[float] = []
-
-        @functools.wraps(fn)
-        def timed():
-            t0 = clock()                      # the thread's own CPU clock (thread_time)
-            try:
-                return fn(*args)
-            finally:
-                used.append(clock() - t0)
-        try:
-            return await self.slow_pool.run(timed)
-        finally:
-            if not used or used[0] > budget or slow_key in self._overran:
-                self._overran.pop(slow_key, None)
-                _remember(self._slow, slow_key)
-            else:
-                _remember(self._overran, slow_key)
-
+    # async Catalog interface (inline or on the slow-work threads: sqlite_inline.InlineWork._run)
     async def search(self, query: Query, result_sets=None) -> SearchResult:
         return await self._run(self.search_sync, query, result_sets, slow_key=_slow_key(query))
 
@@ -938,13 +894,19 @@ class SqliteCatalog:
         return await self._run(self.page_iso2709_sync, result, offset, count)
 
     async def facets(self, result, names, limit):
-        return await self.slow_pool.run(self.facets_sync, result, names, limit)
+        """Inline when cheap, like a search; remembered as slow per facets asked and size of the
+        set (its bit length: facets over a set of a million hits are not those over ten)."""
+        key = _slow_key(("facets", tuple(names), int(limit), int(result.total).bit_length()))
+        return await self._run(self.facets_sync, result, names, limit, slow_key=key)
 
     async def scan(self, index, term, response_position, maximum_terms):
-        return await self.slow_pool.run(self.scan_sync, index, term, response_position, maximum_terms)
+        """Inline when cheap (most scans read a few dozen rows of one index); remembered as
+        slow per index and shape (terms asked, position), not per term."""
+        key = _slow_key(("scan", index, int(response_position), int(maximum_terms)))
+        return await self._run(self.scan_sync, index, term, response_position, maximum_terms, slow_key=key)
 
     async def count(self) -> int:
-        return await self.slow_pool.run(self.count_sync)
+        return await self._run(self.count_sync, slow_key=("count",))
 
     async def generation(self) -> str:
         return await self._run(self.generation_sync)      # one row: inline, not a thread's round trip
