@@ -442,7 +442,7 @@ async def run_phase(phase: str, conc: int, circ: Circulation, data: PhaseData, a
     workers = make_clients(phase, conc, circ, run, data, a, rng, renew_slice, rate=rate, mix_counts=counts)
     probe = None
     if getattr(a, "stall_probe", False):
-        probe = StallProbe(getattr(a, "stall_dsn", None))
+        probe = StallProbe(getattr(a, "stall_dsn", None), pool=circ.db.engine.pool)
         await probe.start()
     t0 = time.perf_counter()
     run.begin()

@@ -62,8 +62,12 @@ class StallProbe:
     """Start before a level's clients, ``stop()`` after them; ``summary()`` goes into
     the level's JSON under ``stalls``."""
 
-    def __init__(self, dsn: str | None):
+    def __init__(self, dsn: str | None, pool=None):
         self.dsn = dsn
+        self.pool = pool                                  # the measured engine's pool (checked out)
+        self.pool_samples: list[tuple[float, int]] = []
+        # the first samples with waiters, in detail: who holds, in what state, idle how long
+        self.timeline: list[dict] = []
         self.t0 = 0.0
         self.gc: list[tuple[float, float, int]] = []      # (t, ms, generation)
         self._gc_start = 0.0
@@ -85,8 +89,34 @@ class StallProbe:
         else:
             self.gc.append((self._gc_start - self.t0, (now - self._gc_start) * 1000, info.get("generation", -1)))
 
+    def _watch_introspection(self) -> None:
+        """asyncpg looks up a type it has no codec for (``_introspect_types``: a recursive
+        query on ``pg_type``) the first time a connection prepares a statement using it --
+        inside the unit of work, holding its locks. Counted and timed here (the private
+        method wrapped for the level; put back by ``stop()``)."""
+        try:
+            import asyncpg.connection as apc
+        except ImportError:                   # pragma: no cover - SQLite-only
+            return
+        original = apc.Connection._introspect_types
+        probe = self
+
+        async def timed(conn, typeoids, timeout):
+            t = time.perf_counter()
+            try:
+                return await original(conn, typeoids, timeout)
+            finally:
+                probe.introspections.append((t - probe.t0, (time.perf_counter() - t) * 1000,
+                                             tuple(sorted(typeoids))))
+
+        apc.Connection._introspect_types = timed
+        self._unwatch = lambda: setattr(apc.Connection, "_introspect_types", original)
+
     async def start(self) -> None:
         self.t0 = time.perf_counter()
+        self.introspections: list[tuple[float, float, tuple]] = []
+        self._unwatch = None
+        self._watch_introspection()
         gc.callbacks.append(self._on_gc)
         self._tasks.append(asyncio.create_task(self._tick()))
         if self.dsn:
@@ -105,6 +135,8 @@ class StallProbe:
             await asyncio.sleep(TICK_S)
             late = (time.perf_counter() - t - TICK_S) * 1000
             self.loop.append((t - self.t0, max(late, 0.0)))
+            if self.pool is not None:
+                self.pool_samples.append((t - self.t0, self.pool.checkedout()))
 
     async def _db_counters(self) -> dict:
         row = await self._conn.fetchrow(
@@ -119,12 +151,16 @@ class StallProbe:
         # the waiting backends, autovacuum, and what the lock holders are doing: a holder
         # 'idle in transaction' waits for its client's next statement, an 'active' one
         # runs on the server
-        q = ("WITH a AS (SELECT pid, backend_type, wait_event_type, wait_event, state, "
+        q = ("WITH a AS (SELECT pid, backend_type, wait_event_type, wait_event, state, state_change, xact_start, "
              "pg_blocking_pids(pid) AS blockers, left(query, 60) AS q FROM pg_stat_activity "
              "WHERE datname = current_database() AND pid <> pg_backend_pid()) "
              "SELECT w.backend_type, w.wait_event_type, w.wait_event, w.q, "
              "(SELECT array_agg(coalesce(h.state, '?') || ' ' || coalesce(h.wait_event, '-') || ': ' || h.q) "
-             " FROM a h WHERE h.pid = ANY(w.blockers)) AS holders "
+             " FROM a h WHERE h.pid = ANY(w.blockers)) AS holders, "
+             "(SELECT array_agg(h.pid || ' ' || coalesce(h.state, '?') || ' idle ' "
+             "  || round(extract(epoch FROM now() - h.state_change)::numeric * 1000) || ' ms, xact ' "
+             "  || round(extract(epoch FROM now() - h.xact_start)::numeric * 1000) || ' ms: ' || h.q) "
+             " FROM a h WHERE h.pid = ANY(w.blockers)) AS detail, w.pid "
              "FROM a w WHERE w.wait_event_type = 'Lock' OR w.backend_type = 'autovacuum worker'")
         while not self._stop.is_set():
             t = time.perf_counter() - self.t0
@@ -139,6 +175,10 @@ class StallProbe:
                     for h in r["holders"] or ():
                         self.holders[" ".join(h.split())[:90]] += 1
             self.lock_samples.append((t, waiting))
+            if waiting and len(self.timeline) < 60:
+                self.timeline.append({"t": round(t, 3), "waiting": waiting, "waiters_holders": [
+                    [r["pid"], [" ".join(d.split())[:110] for d in (r["detail"] or ())]]
+                    for r in rows if r["backend_type"] != "autovacuum worker"][:6]})
             try:
                 await asyncio.wait_for(self._stop.wait(), SAMPLE_S)
             except asyncio.TimeoutError:
@@ -148,6 +188,8 @@ class StallProbe:
         self._stop.set()
         for task in self._tasks:
             await task
+        if self._unwatch is not None:
+            self._unwatch()
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
         if self.dsn:
@@ -160,6 +202,14 @@ class StallProbe:
             out["gc"][f"gen{gen}"] = summarise_pauses([(t, ms) for t, ms, g in self.gc if g == gen])
         if self.error:
             out["server_error"] = self.error
+        out["type_introspections"] = {
+            "count": len(self.introspections), "total_ms": round(sum(ms for _t, ms, _o in self.introspections), 1),
+            "max_ms": round(max((ms for _t, ms, _o in self.introspections), default=0.0), 1),
+            "oids": dict(Counter(str(list(o)) for _t, _ms, o in self.introspections)),
+            "first": [[round(t, 3), round(ms, 1)] for t, ms, _o in self.introspections[:10]]}
+        if self.pool_samples:
+            out["pool_checked_out"] = {"max": max(n for _t, n in self.pool_samples),
+                                       "first_s": [[round(t, 2), n] for t, n in self.pool_samples[::200][:20]]}
         if self.db_before:
             out["server"] = {
                 "samples": len(self.lock_samples),
@@ -170,6 +220,7 @@ class StallProbe:
                 "lock_waits_by_statement": dict(self.lock_what.most_common(8)),
                 "lock_holders": dict(self.holders.most_common(10)),
                 "autovacuum_seen": dict(self.autovacuum.most_common(8)),
+                "timeline_first_waits": self.timeline,
                 "counters_delta": {k: self.db_after.get(k, 0) - v for k, v in self.db_before.items()},
             }
         return out

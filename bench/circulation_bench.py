@@ -15,7 +15,7 @@ three systems of ``config/profiles`` installed as the network (``install_network
    rows, 5,000 per statement batch), with explicit ids (sequences reset after).
 2. **Phases**, each at 1, 16 and 64 concurrent clients (``--concurrency``): asyncio
    tasks in this one process sharing one :class:`circulation.store.Database`
-   (pool large enough for the largest concurrency), bounded by ``--seconds`` and
+   (the service's pool, ``config/circulation.toml``, unless ``--pool N``), bounded by ``--seconds`` and
    ``--ops`` (operations started) per concurrency level:
 
    ``place``
@@ -387,11 +387,16 @@ async def bench(a, urls: dict[str, str], server_pid: int | None, results: dict, 
     rng = random.Random(a.seed)
     profiles = load_all()
     shares = parse_shares(a.systems, profiles)
-    pool = max(a.concurrency) + 8
     results["setup"] = {"note": "load times are recorded for reference, they are not results"}
 
     if a.phases:
-        db = Database(urls["phases"], pool_size=pool)
+        # the service's pool (config/circulation.toml's [pool]) unless --pool N (N kept + N more)
+        db = Database(urls["phases"], pool_size=a.pool)
+        if db.pool is not None:
+            results["setup"]["pool"] = {"size": db.pool.size, "overflow": db.pool.overflow,
+                                        "from": "--pool" if a.pool else "config/circulation.toml [pool]"}
+            say(f"pool: {db.pool.size} connections kept + {db.pool.overflow} more under a burst "
+                f"({results['setup']['pool']['from']})")
         a.stall_dsn = (urls["phases"].replace("postgresql+asyncpg://", "postgresql://")
                        if urls["phases"].startswith("postgresql") else None)
         executor = None
@@ -548,6 +553,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-closed", dest="closed", action="store_false",
                     help="with --rate: only the paced levels (the closed loop is run by default)")
     ap.add_argument("--no-nightly", dest="nightly", action="store_false", help="skip the nightly jobs")
+    ap.add_argument("--pool", type=int, default=None, metavar="N",
+                    help="PostgreSQL: a pool of N connections and N more under a burst for the phases "
+                         "(default: what the service uses, config/circulation.toml's [pool]; "
+                         "before the fifth round the benchmark used the largest concurrency + 8)")
     ap.add_argument("--patrons", type=int, default=None, help="patrons (5000)")
     ap.add_argument("--titles", type=int, default=None, help="titles (20000)")
     ap.add_argument("--items", type=int, default=None, help="copies (40000)")

@@ -148,7 +148,19 @@ async def _lock_item(conn: AsyncConnection, barcode: str, *, create_queue: bool 
     is locked by it); a title with no queue row yet gets one from the barcode too
     (``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: the new row is ours until we
     commit; when a concurrent transaction made it first, it is locked as above)."""
-    queue = (await run_prepared(conn, _LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
+    if conn.dialect.name == "postgresql":
+        # one round trip: the queue row, then the item row (FOR UPDATE OF in that order);
+        # nothing when the title has no queue row (or there is no such copy): then as
+        # below, the queue lookup done (a row made meanwhile is found by the insert's
+        # conflict, or, without create_queue, not waited for -- as when the lookup below
+        # finds none and one is made just after it)
+        item = (await run_prepared(conn, _LOCK_QUEUE_AND_ITEM_BY_BARCODE, {"w_barcode": barcode})).first()
+        if item is not None:
+            note_calendar_version(conn, item.calendar_version)
+            return item
+        queue = None
+    else:
+        queue = (await run_prepared(conn, _LOCK_QUEUE_OF_BARCODE, {"w_barcode": barcode})).first()
     if queue is None and create_queue:
         made = (await run_prepared(conn, _NEW_QUEUE_OF_BARCODE[conn.dialect.name == "postgresql"],
                                    {"w_barcode": barcode})).first()
@@ -177,6 +189,14 @@ _NEW_QUEUE_OF_BARCODE = tuple(
 # the item, and the calendar version for the due date or the shelf deadline (service.py)
 _LOCK_ITEM_BY_BARCODE = Prepared(select(s.items, CALENDAR_VERSION.label("calendar_version"))
                                  .where(s.items.c.barcode == bindparam("w_barcode")).with_for_update())
+# PostgreSQL: the title's queue row and the item row locked by one statement, the queue
+# first (the lock order of circulation.schema: a row mark per table, taken in the order
+# of FOR UPDATE OF); the item's columns as _LOCK_ITEM_BY_BARCODE's
+_LOCK_QUEUE_AND_ITEM_BY_BARCODE = Prepared(
+    select(s.items, CALENDAR_VERSION.label("calendar_version"))
+    .join(s.title_queues, s.title_queues.c.title_id == s.items.c.title_id)
+    .where(s.items.c.barcode == bindparam("w_barcode"))
+    .with_for_update(of=[s.title_queues, s.items]))
 
 
 def _secured_of_loans_item(column):

@@ -52,6 +52,7 @@ from lifecycle.model import Item, Loan, Patron, Request
 from lifecycle.policies import LIVE_REQUEST_STATES as LIVE
 from lifecycle.profiles import Profile
 
+from . import connections
 from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
@@ -75,19 +76,26 @@ class NotFound(LookupError):
 # --------------------------------------------------------------------------- engine
 
 class Database:
-    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int = 20):
+    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int | None = None):
+        """``pool_size`` (PostgreSQL): connections kept, and as many more under a burst;
+        None: ``[pool]`` of ``circulation.toml`` (:func:`connections.pool_config`)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
+        self.pool: connections.PoolConfig | None = None
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            self.pool = (connections.pool_config() if pool_size is None
+                         else connections.PoolConfig(size=pool_size, overflow=pool_size))
+            kwargs.update(pool_size=self.pool.size, max_overflow=self.pool.overflow)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            self._sqlite_hooks()
+            connections.sqlite_hooks(self.engine.sync_engine)
         else:
             self._ping_idle_connections()
+            if self.url.get_driver_name() == "asyncpg":
+                connections.warm_type_codecs(self.engine.sync_engine)
 
     def _ping_idle_connections(self) -> None:
         """The pool's pre-ping, for connections idle longer than :data:`IDLE_PING_S` only:
@@ -118,27 +126,6 @@ class Database:
             except Exception as e:
                 raise DisconnectionError(f"idle connection failed its ping: {type(e).__name__}") from e
             record.info["circ_used"] = _time.monotonic()
-
-    def _sqlite_hooks(self) -> None:
-        sync_engine = self.engine.sync_engine
-
-        @event.listens_for(sync_engine, "connect")
-        def _connect(dbapi_conn, _record):
-            # let us issue BEGIN ourselves (the driver's implicit BEGIN is deferred)
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys = ON")
-            cur.execute("PRAGMA journal_mode = WAL")
-            cur.execute("PRAGMA synchronous = NORMAL")
-            cur.execute("PRAGMA busy_timeout = 30000")
-            cur.close()
-
-        @event.listens_for(sync_engine, "begin")
-        def _begin(conn):
-            if conn.get_execution_options().get("circulation_read"):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:

@@ -177,3 +177,22 @@ def test_stall_summaries():
         {"start_s": 0.1, "seconds": 0.0, "max_waiting": 3},
         {"start_s": 0.5, "seconds": 0.0, "max_waiting": 4}]
     assert cs.episodes([], gap_s=1) == []
+
+
+async def test_the_stall_probe_counts_asyncpg_type_lookups_and_puts_the_method_back(monkeypatch):
+    import asyncpg.connection as apc
+
+    import circ_stalls as cs
+
+    async def fake_lookup(conn, typeoids, timeout):      # stands in for the driver's own
+        return ("types", typeoids)
+
+    monkeypatch.setattr(apc.Connection, "_introspect_types", fake_lookup)
+    probe = cs.StallProbe(None)                          # no server: the client's recorders only
+    await probe.start()
+    assert apc.Connection._introspect_types is not fake_lookup
+    assert await apc.Connection._introspect_types(object(), {2287}, 10) == ("types", {2287})
+    await probe.stop()
+    assert apc.Connection._introspect_types is fake_lookup
+    seen = probe.summary()["type_introspections"]
+    assert seen["count"] == 1 and seen["oids"] == {"[2287]": 1}

@@ -198,3 +198,51 @@ async def test_simultaneous_renewals_without_a_limit_are_all_counted(db_url):
         assert len(await rows(circ, s.events, s.events.c.event == "RENEW")) == n
     finally:
         await circ.db.dispose()
+
+
+async def test_a_check_in_locks_the_title_queue_before_the_copy_in_one_statement(circ):
+    """PostgreSQL (issue 18, fifth round): ``loans._lock_item`` takes the queue row and
+    the item row in one statement, in the documented order -- while it waits for the
+    copy (held by another transaction) it already holds the queue."""
+    if circ.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time, no row locks")
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    await add_item(circ, "LQ1", "bib-lq", "iizuka", "iizuka")
+    async with circ.db.transaction() as conn:
+        await loans._lock_item(conn, "LQ1", create_queue=True)           # the queue row exists now
+    statements: list[str] = []
+    from circulation import prepared
+    prepared.ON_STATEMENT.append(statements.append)
+    try:
+        async with circ.db.transaction() as holder:                       # holds the copy only
+            await holder.execute(text("SELECT id FROM items WHERE barcode = 'LQ1' FOR UPDATE"))
+            pid: asyncio.Future = asyncio.get_running_loop().create_future()
+
+            async def lock_both():
+                async with circ.db.transaction() as conn:
+                    pid.set_result((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                    return await loans._lock_item(conn, "LQ1", create_queue=True)
+
+            task = asyncio.ensure_future(lock_both())
+            waiter = await pid
+            async with circ.db.read() as watch:                           # until it waits on a lock
+                for _ in range(2000):
+                    blocked = (await watch.execute(text("SELECT cardinality(pg_blocking_pids(:p))"),
+                                                   {"p": waiter})).scalar_one()
+                    if blocked:
+                        break
+                    await asyncio.sleep(0.005)
+            assert blocked, "the locking statement never waited for the copy"
+            with pytest.raises(DBAPIError) as e:                          # and holds the queue meanwhile
+                async with circ.db.transaction() as other:
+                    await other.execute(text("SELECT 1 FROM title_queues WHERE title_id = 'bib-lq' "
+                                             "FOR UPDATE NOWAIT"))
+            assert getattr(e.value.orig, "sqlstate", None) == "55P03"
+        item = await task                                                 # the copy released: done
+    finally:
+        prepared.ON_STATEMENT.remove(statements.append)
+    assert item.barcode == "LQ1"
+    assert sum("FOR UPDATE OF title_queues, items" in q for q in statements) == 1
+    assert not any(q.startswith("SELECT title_queues") for q in statements)  # not the two-step path

@@ -4,6 +4,8 @@ dead, as pool_pre_ping would; those used a moment ago are not pinged (a round tr
 saved per unit of work)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import text
 
@@ -60,3 +62,91 @@ async def test_a_connection_used_a_moment_ago_is_not_pinged(pg_db_url, monkeypat
         assert pings == [1]
     finally:
         await db.dispose()
+
+
+# ---------------------------------------------------------------- issue 18, fifth round
+
+def _count_type_lookups(monkeypatch) -> list[str]:
+    """asyncpg's type lookup (``Connection._introspect_types``, private: pinned asyncpg
+    0.32.0) recorded with whether it ran inside a unit of work."""
+    import asyncpg.connection as apc
+
+    seen: list[str] = []
+    real = apc.Connection._introspect_types
+
+    async def counted(conn, typeoids, timeout):
+        seen.append("in a transaction" if conn.is_in_transaction() else "outside")
+        return await real(conn, typeoids, timeout)
+
+    monkeypatch.setattr(apc.Connection, "_introspect_types", counted)
+    return seen
+
+
+async def _snapshot_in_a_unit_of_work(db: Database) -> None:
+    from circulation import reads
+    from circulation.prepared import execute
+
+    async with db.transaction() as conn:
+        row = (await execute(conn, reads._SNAPSHOT, {"w_patron_id": 1})).one()
+        assert list(row.loans) == [] and list(row.requests) == []      # record[]: decoded
+
+
+async def test_the_record_array_type_is_looked_up_when_a_connection_opens_not_under_locks(pg_db_url, monkeypatch):
+    setup = Database(pg_db_url, pool_size=1)
+    await setup.create_all()
+    await setup.dispose()
+    seen = _count_type_lookups(monkeypatch)
+    db = Database(pg_db_url, pool_size=1)
+    try:
+        await _snapshot_in_a_unit_of_work(db)
+        await _snapshot_in_a_unit_of_work(db)
+    finally:
+        await db.dispose()
+    assert seen == ["outside"]                      # once, at connect, before any BEGIN
+
+
+async def test_without_the_warm_up_the_lookup_would_run_inside_the_unit_of_work(pg_db_url, monkeypatch):
+    from circulation import connections
+
+    setup = Database(pg_db_url, pool_size=1)
+    await setup.create_all()
+    await setup.dispose()
+    monkeypatch.setattr(connections, "WARM_STATEMENTS", ())
+    seen = _count_type_lookups(monkeypatch)
+    db = Database(pg_db_url, pool_size=1)
+    try:
+        await _snapshot_in_a_unit_of_work(db)
+    finally:
+        await db.dispose()
+    assert seen == ["in a transaction"]             # what the warm-up moves out (the control)
+
+
+def test_the_pool_size_is_configuration(tmp_path, monkeypatch):
+    from circulation import connections
+
+    shipped = connections.pool_config()
+    db = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none")    # never connects
+    assert db.pool == shipped and db.engine.pool.size() == shipped.size
+    assert db.engine.pool._max_overflow == shipped.overflow
+    (tmp_path / "circulation.toml").write_text("[pool]\nsize = 3\noverflow = 1\n")
+    monkeypatch.setenv("UNIONCAT_CONFIG_DIR", str(tmp_path))
+    db = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    assert db.pool == connections.PoolConfig(size=3, overflow=1) and db.engine.pool.size() == 3
+    explicit = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none", pool_size=5)
+    assert explicit.pool == connections.PoolConfig(size=5, overflow=5)       # as before: N + N
+
+
+@pytest.mark.parametrize("body, what", [
+    ("[pool]\nsize = 0\noverflow = 1\n", "size"),
+    ("[pool]\nsize = 'many'\noverflow = 1\n", "size"),
+    ("[pool]\nsize = 4\n", "overflow"),
+    ("size = 4\n", "no [pool]"),
+    ("[pool\n", "circulation.toml"),
+])
+def test_a_bad_pool_configuration_is_a_clear_error(tmp_path, monkeypatch, body, what):
+    from circulation import connections
+
+    (tmp_path / "circulation.toml").write_text(body)
+    monkeypatch.setenv("UNIONCAT_CONFIG_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=re.escape(what)):
+        connections.pool_config()
