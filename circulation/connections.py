@@ -34,6 +34,12 @@ class PoolConfig:
     size: int           # connections the pool keeps open (per process)
     overflow: int       # more opened under a burst, closed when returned
 
+    def shared(self, processes: int) -> "PoolConfig":
+        """One process's part when ``processes`` serving processes share the configured
+        pool (``unioncat serve --api-workers N``: N + 1), rounded up, at least one kept."""
+        n = max(1, processes)
+        return PoolConfig(size=max(1, -(-self.size // n)), overflow=-(-self.overflow // n))
+
 
 def pool_config() -> PoolConfig:
     """``[pool]`` of ``circulation.toml`` (found by :func:`config.locate`; a deployment's

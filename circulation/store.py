@@ -76,9 +76,11 @@ class NotFound(LookupError):
 # --------------------------------------------------------------------------- engine
 
 class Database:
-    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int | None = None):
+    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int | None = None,
+                 pool_share: int = 1):
         """``pool_size`` (PostgreSQL): connections kept, and as many more under a burst;
-        None: ``[pool]`` of ``circulation.toml`` (:func:`connections.pool_config`)."""
+        None: ``[pool]`` of ``circulation.toml`` (:func:`connections.pool_config`), of which
+        this process takes its part when ``pool_share`` processes serve the API together."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo}
@@ -86,7 +88,7 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            self.pool = (connections.pool_config() if pool_size is None
+            self.pool = (connections.pool_config().shared(pool_share) if pool_size is None
                          else connections.PoolConfig(size=pool_size, overflow=pool_size))
             kwargs.update(pool_size=self.pool.size, max_overflow=self.pool.overflow)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)

@@ -27,7 +27,8 @@ from .workers import run_app_worker, serve_argv
 def api_worker_argv(args, data_dir, circ_db: str, host: str, port: int, parent: int) -> list[str]:
     """The command line of one API worker: the serve command's circulation options."""
     argv = serve_argv("api", args, data_dir, host, port, parent)
-    argv += ["--circ-db", circ_db, "--cookie-secure", getattr(args, "cookie_secure", "auto")]
+    argv += ["--circ-db", circ_db, "--cookie-secure", getattr(args, "cookie_secure", "auto"),
+             "--api-workers", str(args.api_workers)]          # for its share of the pool
     if getattr(args, "smtp_host", None):
         argv += ["--smtp-host", args.smtp_host, "--smtp-port", str(args.smtp_port)]
         if args.smtp_user:
@@ -40,9 +41,10 @@ def api_worker_argv(args, data_dir, circ_db: str, host: str, port: int, parent: 
 
 
 def run_api_worker(circ_db: str, host: str, port: int, parent: int, *, mailer=None,
-                   cookie_secure: bool | None = None, jobs_spec=None) -> None:
+                   cookie_secure: bool | None = None, jobs_spec=None, processes: int = 1) -> None:
     """Serve /api/v1 on host:port (SO_REUSEPORT) until SIGTERM or the parent's exit.
-    ``parent`` 0: no parent to watch (a process of its own, e.g. in tests)."""
+    ``parent`` 0: no parent to watch (a process of its own, e.g. in tests). ``processes``:
+    how many serve the API (the workers and their parent), sharing the configured pool."""
     from aiohttp import web
 
     from circulation.service import Circulation
@@ -53,7 +55,7 @@ def run_api_worker(circ_db: str, host: str, port: int, parent: int, *, mailer=No
     from .http_shell import handler_args, use_tolerant_request_parser
 
     async def make():
-        circ = Circulation(Database(circ_db))
+        circ = Circulation(Database(circ_db, pool_share=processes))
         secure = (not is_loopback(host)) if cookie_secure is None else cookie_secure
         use_tolerant_request_parser()
         app = web.Application(client_max_size=MAX_BODY, handler_args=handler_args())

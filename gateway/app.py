@@ -430,10 +430,11 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
                circ_db: str | None = None, mailer=None, cookie_secure: bool | None = None,
                ill_config=None, ncip_config=None, sip2_port: int | None = None, sip2_config=None,
                harvest_sources=None, federation=None, oai=None, sru_result_sets: ResultSetStore | None = None,
-               store_db: str | None = None) -> None:
+               store_db: str | None = None, circ_processes: int = 1) -> None:
     """Serve until interrupted. ``circ_db``: the circulation database's URL; with it the
     patron/staff API runs at /api/v1 together with the circulation jobs (the notices
-    job only with ``mailer``)."""
+    job only with ``mailer``); ``circ_processes``: how many processes serve that API
+    (with --api-workers N: N + 1), which share the configured connection pool."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("unioncat").info("event loop: %s", use_event_loop(event_loop))
     circulation = None
@@ -441,7 +442,7 @@ def run_server(data_dir: Path, host: str, port: int, catalog: Catalog | None = N
         from circulation.service import Circulation
         from circulation.store import Database
 
-        circulation = Circulation(Database(circ_db))
+        circulation = Circulation(Database(circ_db, pool_share=circ_processes))
         log.info("circulation API at /api/v1 (database %s)",
                  circulation.db.url.render_as_string(hide_password=True))
 

@@ -491,7 +491,7 @@ def cmd_serve(args) -> int:
 
         use_event_loop(args.event_loop)
         run_api_worker(circ["circ_db"], args.host, args.api_port, args.api_worker_of, mailer=circ["mailer"],
-                       cookie_secure=circ["cookie_secure"])
+                       cookie_secure=circ["cookie_secure"], processes=max(args.api_workers, 1) + 1)
         return 0
     from connectors.federation_targets import FederationConfigError, load_federations
     from connectors.harvest.config import ConfigError, load_sources
@@ -539,7 +539,8 @@ def cmd_serve(args) -> int:
         run_server(data_dir, args.host, args.port, catalog=_catalog(args, data_dir) if es else None,
                    z3950_port=args.z3950_port or None, event_loop=args.event_loop,
                    **_z3950_workers(args, data_dir), sru_result_sets=sru_result_sets,
-                   harvest_sources=harvest_sources, federation=federation, oai=oai, store_db=store, **circ)
+                   harvest_sources=harvest_sources, federation=federation, oai=oai, store_db=store,
+                   circ_processes=args.api_workers + 1 if api_workers is not None else 1, **circ)
     finally:
         for w in started:
             w.stop()

@@ -150,3 +150,28 @@ def test_a_bad_pool_configuration_is_a_clear_error(tmp_path, monkeypatch, body, 
     monkeypatch.setenv("UNIONCAT_CONFIG_DIR", str(tmp_path))
     with pytest.raises(ValueError, match=re.escape(what)):
         connections.pool_config()
+
+
+def test_the_processes_serving_the_api_share_the_configured_pool():
+    """``unioncat serve --api-workers N``: N + 1 processes take a part each (rounded up),
+    so the API as a whole stays near the configured size + overflow connections."""
+    from circulation.connections import PoolConfig
+
+    cfg = PoolConfig(size=64, overflow=16)
+    assert cfg.shared(1) == cfg
+    assert cfg.shared(3) == PoolConfig(size=22, overflow=6)
+    assert cfg.shared(200) == PoolConfig(size=1, overflow=1)
+    shipped = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none").pool
+    three = Database("postgresql+asyncpg://nobody@127.0.0.1:9/none", pool_share=3)
+    assert three.pool == shipped.shared(3) and three.engine.pool.size() == shipped.shared(3).size
+    assert 3 * (three.pool.size + three.pool.overflow) <= shipped.size + shipped.overflow + 3 * 2
+
+
+def test_an_api_worker_is_told_how_many_processes_share_the_pool(tmp_path):
+    from gateway import cli
+    from gateway.api_workers import api_worker_argv
+
+    args = cli.build_parser().parse_args(["serve", "--data-dir", str(tmp_path), "--api-workers", "3"])
+    argv = api_worker_argv(args, tmp_path, "postgresql+asyncpg://u@127.0.0.1:1/db", "127.0.0.1", 8001, 42)
+    worker = cli.build_parser().parse_args(argv[argv.index("serve"):])
+    assert worker.api_workers == 3 and worker.api_worker_of == 42
