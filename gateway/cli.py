@@ -408,6 +408,13 @@ def _serve_circulation(args, data_dir: Path) -> dict:
         network_zone(load_all())             # one network, one time zone: said before serving
     except ProfileError as e:
         raise CircError(f"policy profiles: {e}") from None
+    if u.get_backend_name() == "postgresql":
+        from circulation.connections import pool_config
+
+        try:
+            pool_config()                        # circulation.toml's [pool]: said before serving
+        except (OSError, ValueError) as e:
+            raise CircError(str(e)) from None
     mailer = None
     if args.smtp_host:
         if not args.mail_from:

@@ -1082,6 +1082,14 @@ def test_unioncat_serve_says_in_one_line_what_is_wrong_with_the_circulation_opti
             (["--circ-db", f"sqlite+aiosqlite:///{tmp_path}/x.db", "--mail-from", "a@b.jp"], "needs --smtp-host")):
         with pytest.raises(cli.CircError, match=re.escape(fragment)):
             options(*extra)
+    # a deployment's own circulation.toml with a bad [pool]: one line naming the file and key
+    own = tmp_path / "own-config"
+    own.mkdir()
+    (own / "circulation.toml").write_text("[pool]\nsize = 0\noverflow = 1\n")
+    monkeypatch.setenv("UNIONCAT_CONFIG_DIR", str(own))
+    with pytest.raises(cli.CircError, match=r"circulation\.toml: \[pool\] size must be"):
+        options("--circ-db", "postgresql+asyncpg://nobody@127.0.0.1:9/none")
+    monkeypatch.delenv("UNIONCAT_CONFIG_DIR")
     (tmp_path / "circulation.db").touch()                         # DATA_DIR/circulation.db is the default
     got = options("--cookie-secure", "never")
     assert got["circ_db"].endswith(f"{tmp_path}/circulation.db") and got["cookie_secure"] is False
