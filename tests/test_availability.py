@@ -12,6 +12,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -506,6 +507,7 @@ async def test_an_outage_of_the_circulation_database_is_backend_unavailable(tmp_
     from indexers.backend import BackendUnavailable
     from lifecycle.profiles import load_all
 
+    before = set(threading.enumerate())
     circ = Circulation(Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/circ.db"), load_all(), Clock(NOW))
     try:
         with pytest.raises(BackendUnavailable):
@@ -514,6 +516,14 @@ async def test_an_outage_of_the_circulation_database_is_backend_unavailable(tmp_
             await CirculationAvailability(circ).title_status(["isbn:9784004310013"])
     finally:
         await circ.db.dispose()
+        # After a failed connect aiosqlite (0.22, Connection._connect) queues its worker
+        # thread's stop with a future of this loop and does not wait for it: wait for those
+        # threads while the loop still runs, or one answers a closed loop after the test
+        # (PytestUnhandledThreadExceptionWarning in a later test).
+        for t in set(threading.enumerate()) - before:
+            if t.name.endswith("(_connection_worker_thread)"):
+                await asyncio.to_thread(t.join, 30)
+                assert not t.is_alive()
 
 
 # --------------------------------------------------------------------------- the limit on every backend
