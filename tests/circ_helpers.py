@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from datetime import datetime
-from typing import Callable, Iterator
+from typing import AsyncIterator, Callable, Iterator
 
 from aiosmtpd.controller import Controller
 from sqlalchemy import insert, select
@@ -87,6 +88,24 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 # --------------------------------------------------------------------------- SMTP
+
+@contextlib.asynccontextmanager
+async def aiosqlite_threads_joined() -> AsyncIterator[None]:
+    """Around work that opens aiosqlite connections which fail (a database that cannot be
+    opened): on the way out, wait for the worker threads started inside, while the loop
+    still runs. After a failed connect aiosqlite (0.22, Connection._connect) queues its
+    thread's stop with a future of the running loop and does not wait for it; left alone,
+    the thread may answer after the test's loop has closed ("Event loop is closed", a
+    PytestUnhandledThreadExceptionWarning in a later test)."""
+    before = set(threading.enumerate())
+    try:
+        yield
+    finally:
+        for t in set(threading.enumerate()) - before:
+            if t.name.endswith("(_connection_worker_thread)"):
+                await asyncio.to_thread(t.join, 30)
+                assert not t.is_alive(), t
+
 
 @contextlib.contextmanager
 def smtp_server(handler, port: int | None = None) -> Iterator[int]:

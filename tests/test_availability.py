@@ -12,7 +12,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import event, insert
 
-from circ_helpers import NOW, add_item, add_patron
+from circ_helpers import NOW, add_item, add_patron, aiosqlite_threads_joined
 from circulation import schema as s
 from circulation.availability_view import (
     AVAILABLE,
@@ -507,23 +506,15 @@ async def test_an_outage_of_the_circulation_database_is_backend_unavailable(tmp_
     from indexers.backend import BackendUnavailable
     from lifecycle.profiles import load_all
 
-    before = set(threading.enumerate())
-    circ = Circulation(Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/circ.db"), load_all(), Clock(NOW))
-    try:
-        with pytest.raises(BackendUnavailable):
-            await CirculationAvailability(circ).available_title_ids(["iizuka"])
-        with pytest.raises(BackendUnavailable):
-            await CirculationAvailability(circ).title_status(["isbn:9784004310013"])
-    finally:
-        await circ.db.dispose()
-        # After a failed connect aiosqlite (0.22, Connection._connect) queues its worker
-        # thread's stop with a future of this loop and does not wait for it: wait for those
-        # threads while the loop still runs, or one answers a closed loop after the test
-        # (PytestUnhandledThreadExceptionWarning in a later test).
-        for t in set(threading.enumerate()) - before:
-            if t.name.endswith("(_connection_worker_thread)"):
-                await asyncio.to_thread(t.join, 30)
-                assert not t.is_alive()
+    async with aiosqlite_threads_joined():
+        circ = Circulation(Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/circ.db"), load_all(), Clock(NOW))
+        try:
+            with pytest.raises(BackendUnavailable):
+                await CirculationAvailability(circ).available_title_ids(["iizuka"])
+            with pytest.raises(BackendUnavailable):
+                await CirculationAvailability(circ).title_status(["isbn:9784004310013"])
+        finally:
+            await circ.db.dispose()
 
 
 # --------------------------------------------------------------------------- the limit on every backend

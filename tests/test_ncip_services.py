@@ -493,6 +493,12 @@ async def test_wrong_method_and_oversized_body(broker):
 
 
 async def test_an_unreachable_database_answers_503_with_a_temporary_failure(tmp_path):
+    from circ_helpers import aiosqlite_threads_joined
+    async with aiosqlite_threads_joined():
+        await _unreachable_database_answers_503(tmp_path)
+
+
+async def _unreachable_database_answers_503(tmp_path):
     circ = Circulation(Database(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/circ.db"), clock=Clock(NOW))
     app = web.Application()
     add_routes(app, NcipNode(circ, load(CONFIG, env={})))
