@@ -37,6 +37,12 @@ def test_plain_search_response_is_the_generic_encoding(count, returned, position
     assert back == pdu
 
 
+def test_a_count_beyond_the_short_length_form_is_still_the_generic_encoding():
+    for n in (2**1100, -(2**1100)):          # content longer than 127 octets: the long length form
+        pdu = P.SearchResponse(n, 0, 1, True)
+        assert P.encode_pdu(pdu) == _enc_search_response_generic(pdu, "utf-8")
+
+
 def test_other_search_responses_keep_the_generic_encoder():
     records = (P.NamePlusRecord("Default", diagnostic=P.Diagnostic(14, "gone")),)
     for pdu in (P.SearchResponse(0, 0, 0, False, result_set_status=3, diagnostics=(P.Diagnostic(2, "x"),)),
