@@ -12,6 +12,11 @@ median over the queries of each query's median in microseconds:
     catalog  SqliteCatalog.search_sync alone on the same query (a separate call)
     encode   Session.send (SearchResponse -> BER)
 
+With ``--steps`` the service is split further (each of the route's steps timed by a
+wrapper around it, search/route.py SEARCH_STEPS; the wrappers add ~0.5 us each, and
+the translation runs inside ``translate``), and ``decode`` into ``frame``
+(Session.receive_data) and the rest.
+
 usage::
 
     python bench/z3950_cost.py --data W/unioncat-sqlite/data --workload bench/results-z3950.json
@@ -55,6 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: time.perf_counter; cpu: the thread's CPU time (time.thread_time: steadier on a "
                          "loaded machine, but blind to work handed to a thread)")
+    ap.add_argument("--steps", action="store_true",
+                    help="also time each route step, the search statement's catalog call and the framing")
     ap.add_argument("--skip-over", type=int, default=0, metavar="HITS",
                     help="leave out queries with more hits than this (0: none left out)")
     a = ap.parse_args(argv)
@@ -67,6 +74,20 @@ def main(argv=None) -> int:
                                           preferred_record_syntax="1.2.840.10003.5.10")) for q in pqf]
     init = P.encode_pdu(P.InitializeRequest(options=frozenset({"search", "present", "namedResultSets"})))
 
+    clock = time.perf_counter if a.clock == "wall" else time.thread_time
+    extra: dict[str, float] = {}            # this search's step times (--steps)
+    if a.steps:
+        def timed(step):
+            async def wrapper(r, s):
+                t = clock()
+                try:
+                    await step(r, s)
+                finally:
+                    extra["step " + step.__name__] = clock() - t
+            wrapper.__name__ = step.__name__
+            return wrapper
+        route.steps = tuple(timed(st) for st in route.steps)
+
     async def run() -> dict:
         session = Session(TARGET)
         state = Association(session, "bench", svc.new_result_sets())
@@ -76,11 +97,12 @@ def main(argv=None) -> int:
         stages: dict[str, list[list[float]]] = {k: [[] for _ in apdus] for k in ("decode", "service", "encode",
                                                                                   "catalog", "total")}
         hits = [0] * len(apdus)
-        clock = time.perf_counter if a.clock == "wall" else time.thread_time
         for _ in range(a.rounds):
             for i, data in enumerate(apdus):
+                extra.clear()
                 t0 = clock()
                 session.receive_data(data)
+                tf = clock()
                 req = session.next_event()
                 t1 = clock()
                 resp = await svc.search(req, state)
@@ -95,6 +117,9 @@ def main(argv=None) -> int:
                 for k, v in (("decode", t1 - t0), ("service", t2 - t1), ("encode", t3 - t2), ("catalog", t5 - t4),
                              ("total", t3 - t0)):
                     stages[k][i].append(v * 1e6)
+                if a.steps:
+                    for k, v in (("  frame", tf - t0), *extra.items()):
+                        stages.setdefault(k, [[] for _ in apdus])[i].append(v * 1e6)
         return {"stages": stages, "hits": hits}
 
     loadavg = os.getloadavg()
@@ -108,7 +133,9 @@ def main(argv=None) -> int:
     print(f"load average {loadavg[0]:.2f}; {len(keep)} of {len(apdus)} queries, {a.rounds} rounds, {a.clock} clock")
     print(f"{'stage':8s} {'p50 of medians':>15s} {'mean of medians':>16s}   (us)")
     for k, per in out["stages"].items():
-        meds = [statistics.median(per[i]) for i in keep]
+        meds = [statistics.median(per[i]) for i in keep if per[i]]
+        if not meds:
+            continue
         print(f"{k:8s} {statistics.median(meds):15.1f} {statistics.fmean(meds):16.1f}")
     print("per query (median us): n hits total service catalog")
     for i in keep:

@@ -570,7 +570,8 @@ class Z3950Server(TcpServer):
                 log.exception("z3950 %s: %s failed", state.peer, type(event).__name__)
                 response = failure_response(event, 100, "unexpected error in the target; it was logged")
             writer.write(session.send(response))
-            await writer.drain()
+            if writer.transport.get_write_buffer_size():
+                await writer.drain()        # (an answer the socket took whole leaves nothing to wait for)
 
 
 def make_service(route: SearchRoute, settings: Z3950Settings | None = None) -> Z3950Service:

@@ -21,6 +21,7 @@ from indexers.query_model import Boolean, Clause, Query, QueryError
 DEFAULT = "default"
 LIBRARY_INDEX = "bath.possessingInstitution"
 MAX_LIBRARIES = 10000            # holding names read from the catalog at most
+RESOLVED_MAX = 256               # answers of Databases.resolve remembered (then forgotten at once)
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,20 @@ class Databases:
         for code in configured:
             self._names.setdefault(code.lower(), Database(code, code))
         self._generation: str | None = None
+        # the answers of ``resolve`` by the names as asked (``Default`` from nearly every
+        # Z39.50 request): names are only ever added, so an answer stays right until the
+        # names change, when all are forgotten
+        self._resolved: dict[tuple[str, ...], Database] = {}
 
     def add_federation(self, name: str, catalog) -> None:
         """A federation database ([federation.<name>]): searched on its own catalog."""
         self._names[name.lower()] = Database(name, None, catalog)
+        self._resolved.clear()
+
+    def resolved(self, names: tuple[str, ...]) -> Database | None:
+        """What ``resolve`` answered for these names before (None: not asked yet, or the
+        names changed since); every name in it is known."""
+        return self._resolved.get(names) if type(names) is tuple else None
 
     def names(self) -> list[str]:
         return [d.name for d in self._names.values()]
@@ -69,13 +80,25 @@ class Databases:
         terms = await catalog.scan(LIBRARY_INDEX, "", 1, MAX_LIBRARIES)
         for t in terms:
             code = t.display or t.value
-            if code:
-                self._names.setdefault(code.lower(), Database(code, code))
+            if code and code.lower() not in self._names:
+                self._names[code.lower()] = Database(code, code)
+                self._resolved.clear()
         self._generation = generation
 
     def resolve(self, names: tuple[str, ...]) -> Database:
         """The database for a request's names (Z39.50 may send several: they must
         all be the union, or one and the same library).  Unknown: 235."""
+        hit = self.resolved(names)
+        if hit is not None:
+            return hit
+        db = self._resolve(names)
+        if type(names) is tuple:
+            if len(self._resolved) >= RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[names] = db
+        return db
+
+    def _resolve(self, names: tuple[str, ...]) -> Database:
         if not names:
             raise database_error(235, "", "no database given", bib1=109)
         found = []

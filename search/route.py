@@ -303,6 +303,9 @@ class SearchRoute:
         """The database for a request's names; libraries that hold records are
         looked up in the catalog when a name is not known yet."""
         names = tuple(names)
+        hit = self.databases.resolved(names)
+        if hit is not None:
+            return hit
         if names and any(self.databases.known(n) is None for n in names):
             generation = await self.call(self.catalog.generation())
             await self.call(self.databases.refresh(self.catalog, generation))

@@ -426,6 +426,18 @@ class Framer:
         elements are not returned (the connection is to be dropped anyway)."""
         if self._error is not None:
             raise self._error
+        if not self._buf and self._scan is None and type(chunk) is bytes:
+            # the usual read: exactly one whole definite-length element, returned as it
+            # came (no copy through the buffer); anything else takes the general way
+            try:
+                cls, constructed, tag, length, start = _header(chunk, 0, self.max_length, "")
+            except (Truncated, BERError):
+                pass
+            else:
+                if (length is not None and start + length == len(chunk) <= self.max_length
+                        and (self.accept is None or self.accept(cls, constructed, tag))):
+                    self._need = 2
+                    return [chunk]
         self._buf += chunk
         frames: list[bytes] = []
         try:

@@ -21,6 +21,7 @@ from ..ber import (
     enc_oid,
     enc_seq,
     enc_str,
+    enc_tlv,
     encode,
 )
 from .fields import (
@@ -169,6 +170,35 @@ def _enc_search_request(pdu: SearchRequest, encoding: str) -> bytes:
 
 
 def _enc_search_response(pdu: SearchResponse, encoding: str) -> bytes:
+    if (pdu.records is None and not pdu.diagnostics and pdu.result_set_status is None
+            and pdu.present_status is None and pdu.additional_search_info is None and pdu.other_info is None):
+        return _enc_plain_search_response(pdu)
+    return _enc_search_response_generic(pdu, encoding)
+
+
+def _short_int(head: int, n: int) -> bytes:
+    """``[CONTEXT head] IMPLICIT INTEGER`` (a one-octet primitive identifier): enc_int's octets."""
+    c = n.to_bytes((n + (n < 0)).bit_length() // 8 + 1, "big", signed=True)
+    if len(c) > 127:                        # (not a count anyone has: the long length form)
+        return enc_int(head & 0x1F, n)
+    return bytes((head, len(c))) + c
+
+
+def _enc_plain_search_response(pdu: SearchResponse) -> bytes:
+    """The usual searchResponse -- a count, nothing piggy-backed, no diagnostic -- in one
+    pass: the same octets as the generic encoder (tests/test_z3950_pdu.py compares them),
+    without a call per field.  Identifiers: [23] 0x97, [24] 0x98, [25] 0x99, [22] 0x96,
+    the APDU [23] constructed 0xB7."""
+    ref = pdu.reference_id
+    body = b"".join((
+        b"" if ref is None else enc_octets(_REFERENCE_ID, ref),
+        _short_int(0x97, pdu.result_count), _short_int(0x98, pdu.number_of_records_returned),
+        _short_int(0x99, pdu.next_result_set_position),
+        b"\x96\x01\xff" if pdu.search_status else b"\x96\x01\x00"))
+    return enc_tlv(CONTEXT, True, SEARCH_RESPONSE, body)
+
+
+def _enc_search_response_generic(pdu: SearchResponse, encoding: str) -> bytes:
     return enc_seq(SEARCH_RESPONSE, [
         _ref(pdu.reference_id),
         enc_int(23, pdu.result_count), enc_int(24, pdu.number_of_records_returned),
