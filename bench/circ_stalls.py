@@ -112,11 +112,62 @@ class StallProbe:
         apc.Connection._introspect_types = timed
         self._unwatch = lambda: setattr(apc.Connection, "_introspect_types", original)
 
+    def _watch_prepares(self) -> None:
+        """A statement's first use on a connection costs asyncpg a Parse/Describe round
+        trip (``_get_statement`` missing its cache; SQLAlchemy's adapter prepares through
+        it too). Counted here: per level, inside a transaction or not, the slowest, and the
+        statements prepared most (the private method wrapped for the level; put back by
+        ``stop()``)."""
+        try:
+            import asyncpg.connection as apc
+        except ImportError:                   # pragma: no cover - SQLite-only
+            return
+        original = apc.Connection._get_statement
+        probe = self
+
+        async def counted(conn, query, timeout, *, named=False, use_cache=True,
+                          ignore_custom_codec=False, record_class=None):
+            if use_cache:
+                rc = record_class if record_class is not None else conn._protocol.get_record_class()
+                if conn._stmt_cache.get((query, rc, ignore_custom_codec)) is not None:
+                    return await original(conn, query, timeout, named=named, use_cache=use_cache,
+                                          ignore_custom_codec=ignore_custom_codec, record_class=record_class)
+            t = time.perf_counter()
+            in_tx = conn.is_in_transaction()
+            try:
+                return await original(conn, query, timeout, named=named, use_cache=use_cache,
+                                      ignore_custom_codec=ignore_custom_codec, record_class=record_class)
+            finally:
+                probe.prepares.append((t - probe.t0, (time.perf_counter() - t) * 1000, in_tx,
+                                       " ".join(query.split())[:70]))
+
+        apc.Connection._get_statement = counted
+        self._unwatch_prepares = lambda: setattr(apc.Connection, "_get_statement", original)
+
+    def _watch_pool(self) -> None:
+        """The measured pool's connections opened, closed and invalidated during the level."""
+        if self.pool is None:
+            return
+        from sqlalchemy import event
+        self.pool_events: Counter[str] = Counter()
+        self._pool_listeners = []
+        for name in ("connect", "close", "invalidate", "soft_invalidate", "close_detached"):
+            def fn(*_a, _n=name):
+                self.pool_events[_n] += 1
+            event.listen(self.pool, name, fn)
+            self._pool_listeners.append((name, fn))
+
     async def start(self) -> None:
         self.t0 = time.perf_counter()
         self.introspections: list[tuple[float, float, tuple]] = []
+        self.prepares: list[tuple[float, float, bool, str]] = []
+        self.pool_events = Counter()
+        self._pool_listeners: list = []
         self._unwatch = None
+        self._unwatch_prepares = None
         self._watch_introspection()
+        self._watch_prepares()
+        self._watch_pool()
         gc.callbacks.append(self._on_gc)
         self._tasks.append(asyncio.create_task(self._tick()))
         if self.dsn:
@@ -190,6 +241,12 @@ class StallProbe:
             await task
         if self._unwatch is not None:
             self._unwatch()
+        if self._unwatch_prepares is not None:
+            self._unwatch_prepares()
+        if self._pool_listeners:
+            from sqlalchemy import event
+            for name, fn in self._pool_listeners:
+                event.remove(self.pool, name, fn)
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
         if self.dsn:
@@ -207,6 +264,14 @@ class StallProbe:
             "max_ms": round(max((ms for _t, ms, _o in self.introspections), default=0.0), 1),
             "oids": dict(Counter(str(list(o)) for _t, _ms, o in self.introspections)),
             "first": [[round(t, 3), round(ms, 1)] for t, ms, _o in self.introspections[:10]]}
+        inside = [p for p in self.prepares if p[2]]
+        out["prepares"] = {
+            "count": len(self.prepares), "in_transaction": len(inside),
+            "in_transaction_ms": round(sum(ms for _t, ms, _i, _q in inside), 1),
+            "max_ms": round(max((ms for _t, ms, _i, _q in self.prepares), default=0.0), 1),
+            "first_s": [[round(t, 3), round(ms, 1), q[:40]] for t, ms, _i, q in self.prepares[:10]],
+            "statements_in_transaction": dict(Counter(q for _t, _ms, _i, q in inside).most_common(12))}
+        out["pool_events"] = dict(self.pool_events)
         if self.pool_samples:
             out["pool_checked_out"] = {"max": max(n for _t, n in self.pool_samples),
                                        "first_s": [[round(t, 2), n] for t, n in self.pool_samples[::200][:20]]}
@@ -232,6 +297,10 @@ def stall_line(st: dict) -> str:
     loop = st["event_loop_late"]
     s = (f"    stalls: loop late max {loop['max_ms']} ms ({loop['over_20ms']} ticks >= 20 ms); "
          f"gc gen2 {g2['count']}x max {g2['max_ms']} ms, gen1 max {st['gc']['gen1']['max_ms']} ms")
+    pr = st.get("prepares")
+    if pr is not None:
+        s += (f"; prepares {pr['count']} ({pr['in_transaction']} in a transaction, "
+              f"{pr['in_transaction_ms']} ms, max {pr['max_ms']} ms); pool {st.get('pool_events') or '-'}")
     srv = st.get("server")
     if srv:
         ep = srv["lock_wait_episodes"][:1]
