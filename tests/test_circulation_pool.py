@@ -229,7 +229,8 @@ async def test_a_statement_met_on_one_connection_is_prepared_on_the_others_befor
         await _hold_one_and(db, lambda d: _hold_one_and(d, _noop))   # both open, SELECT 1 prepared on each
         seen = _count_prepares(monkeypatch)
         await _hold_one_and(db, _queue_title_in_a_unit_of_work)
-        assert list(prepared.KNOWN) == [sql := holds._QUEUE_TITLE.compiled(db.engine.dialect, frozenset({"w_title_id"})).sql]
+        sql = holds._QUEUE_TITLE.compiled(db.engine.dialect, frozenset({"w_title_id"})).sql
+        assert list(prepared.KNOWN) == [sql]
         assert seen == [("in a transaction", sql)]      # the process's first use: in its unit of work
         seen.clear()
         await _hold_one_and(db, _queue_title_in_a_unit_of_work)
