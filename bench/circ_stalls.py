@@ -157,11 +157,24 @@ class StallProbe:
             event.listen(self.pool, name, fn)
             self._pool_listeners.append((name, fn))
 
+        # which client (task) got which connection: with every connection busy (a closed
+        # loop) the pool hands a client back the connection it just returned, so each
+        # connection serves one client -- and meets only that client's statements
+        def checkout(dbapi_conn, _record, _proxy):
+            try:
+                task = id(asyncio.current_task())
+            except RuntimeError:
+                task = 0
+            self.checkouts[(task, id(dbapi_conn))] += 1
+        event.listen(self.pool, "checkout", checkout)
+        self._pool_listeners.append(("checkout", checkout))
+
     async def start(self) -> None:
         self.t0 = time.perf_counter()
         self.introspections: list[tuple[float, float, tuple]] = []
         self.prepares: list[tuple[float, float, bool, str]] = []
         self.pool_events = Counter()
+        self.checkouts: Counter[tuple[int, int]] = Counter()
         self._pool_listeners: list = []
         self._unwatch = None
         self._unwatch_prepares = None
@@ -272,6 +285,19 @@ class StallProbe:
             "first_s": [[round(t, 3), round(ms, 1), q[:40]] for t, ms, _i, q in self.prepares[:10]],
             "statements_in_transaction": dict(Counter(q for _t, _ms, _i, q in inside).most_common(12))}
         out["pool_events"] = dict(self.pool_events)
+        if self.checkouts:
+            per_client: dict[int, set] = {}
+            same = Counter()
+            for (task, conn), n in self.checkouts.items():
+                per_client.setdefault(task, set()).add(conn)
+                same[task] = max(same[task], n)
+            total = sum(self.checkouts.values())
+            out["checkouts"] = {
+                "total": total, "clients": len(per_client),
+                "connections": len({c for _t, c in self.checkouts}),
+                "connections_per_client_mean": round(sum(len(v) for v in per_client.values()) / len(per_client), 1),
+                # the share of checkouts that went to each client's most used connection
+                "to_the_clients_usual_connection": round(sum(same.values()) / total, 3)}
         if self.pool_samples:
             out["pool_checked_out"] = {"max": max(n for _t, n in self.pool_samples),
                                        "first_s": [[round(t, 2), n] for t, n in self.pool_samples[::200][:20]]}
@@ -301,6 +327,11 @@ def stall_line(st: dict) -> str:
     if pr is not None:
         s += (f"; prepares {pr['count']} ({pr['in_transaction']} in a transaction, "
               f"{pr['in_transaction_ms']} ms, max {pr['max_ms']} ms); pool {st.get('pool_events') or '-'}")
+    co = st.get("checkouts")
+    if co:
+        s += (f"; checkouts {co['total']} by {co['clients']} clients on {co['connections']} connections, "
+              f"{co['connections_per_client_mean']} per client, {co['to_the_clients_usual_connection']:.0%} "
+              f"to the client's usual one")
     srv = st.get("server")
     if srv:
         ep = srv["lock_wait_episodes"][:1]
