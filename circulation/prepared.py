@@ -56,6 +56,8 @@ _COUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 # seen (a dict as an ordered set; the value: whether it returns rows). Bounded: one entry
 # per Prepared constant and set of parameter names.
 KNOWN: dict[str, bool] = {}
+_ALL: list["Prepared"] = []      # every Prepared made (module constants: a bounded list)
+_SEEDED: dict[int, int] = {}      # id(dialect) -> how many of _ALL were compiled into KNOWN
 _CACHE_KEY = "circ_prepared"      # the pool record's info: [raw connection, {sql: statement}, KNOWN seen]
 
 
@@ -133,6 +135,7 @@ class Prepared:
     def __init__(self, statement):
         self.statement = statement
         self._compiled: dict[frozenset, _Compiled] = {}
+        _ALL.append(self)
 
     def compiled(self, dialect, keys: frozenset) -> _Compiled | None:
         """The SQL and parameter order for these parameter names; None when the statement
@@ -245,6 +248,23 @@ def _entry(info: dict, raw) -> list:
     return entry
 
 
+def _seed(dialect) -> None:
+    """Put the SELECTs among the Prepared constants into :data:`KNOWN` before their first
+    use, so that a new process's connections prepare them at checkout too (their SQL does
+    not depend on the parameter names given; INSERTs and UPDATEs, whose SQL does, become
+    known at their first use)."""
+    done = _SEEDED.get(id(dialect), 0)
+    if done >= len(_ALL):
+        return
+    for p in _ALL[done:]:
+        if getattr(p.statement, "is_select", False):
+            try:
+                p.compiled(dialect, frozenset())
+            except Exception:            # noqa: BLE001 - compiled at its first use instead, as before
+                continue
+    _SEEDED[id(dialect)] = len(_ALL)
+
+
 def prepare_on_checkout(sync_engine) -> None:
     """PostgreSQL (asyncpg): when the pool hands out a connection, prepare on it the
     statements of :data:`KNOWN` it has not prepared yet -- before the unit of work begins,
@@ -252,8 +272,11 @@ def prepare_on_checkout(sync_engine) -> None:
     A statement the server refuses to prepare is left to its next use (which then reports
     the error as before); a broken connection is replaced by the pool."""
 
+    dialect = sync_engine.dialect
+
     @event.listens_for(sync_engine, "checkout")
     def _prepare_known(dbapi_conn, record, _proxy):
+        _seed(dialect)
         raw = dbapi_conn._connection
         entry = _entry(record.info, raw)
         seen = len(KNOWN)

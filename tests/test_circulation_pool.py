@@ -114,6 +114,7 @@ async def test_without_the_warm_up_the_lookup_would_run_inside_the_unit_of_work(
     monkeypatch.setattr(connections, "WARM_STATEMENTS", ())
     # and no statement prepared at checkout (seventh round): that would look it up outside too
     monkeypatch.setattr(prepared, "KNOWN", {})
+    monkeypatch.setattr(prepared, "_seed", lambda _dialect: None)
     seen = _count_type_lookups(monkeypatch)
     db = Database(pg_db_url, pool_size=1)
     try:
@@ -222,7 +223,8 @@ async def test_a_statement_met_on_one_connection_is_prepared_on_the_others_befor
     setup = Database(pg_db_url, pool_size=1)
     await setup.create_all()
     await setup.dispose()
-    monkeypatch.setattr(prepared, "KNOWN", {})       # a process that has run nothing yet
+    monkeypatch.setattr(prepared, "KNOWN", {})       # a process that has run nothing yet,
+    monkeypatch.setattr(prepared, "_seed", lambda _dialect: None)   # its SELECTs not put in KNOWN
     monkeypatch.setattr(holds, "_QUEUE_TITLE", prepared.Prepared(holds._QUEUE_TITLE.statement))
     db = Database(pg_db_url, pool_size=2)
     try:
@@ -251,6 +253,7 @@ async def test_a_statement_the_server_refuses_to_prepare_at_checkout_is_reported
     await setup.create_all()
     await setup.dispose()
     monkeypatch.setattr(prepared, "KNOWN", {})
+    monkeypatch.setattr(prepared, "_seed", lambda _dialect: None)
     missing = prepared.Prepared(select(column("x")).select_from(table("no_such_table")))
     db = Database(pg_db_url, pool_size=1)
     try:
@@ -259,5 +262,25 @@ async def test_a_statement_the_server_refuses_to_prepare_at_checkout_is_reported
                 async with db.transaction() as conn:
                     await prepared.execute(conn, missing)
         assert await _backend_pid(db) > 0                # the connection still serves
+    finally:
+        await db.dispose()
+
+
+async def test_a_new_process_prepares_its_selects_at_the_first_checkout_not_in_a_unit_of_work(pg_db_url, monkeypatch):
+    setup = Database(pg_db_url, pool_size=1)
+    await setup.create_all()
+    await setup.dispose()
+    monkeypatch.setattr(prepared, "KNOWN", {})       # as a new process: nothing compiled, nothing seeded
+    monkeypatch.setattr(prepared, "_SEEDED", {})
+    monkeypatch.setattr(holds, "_QUEUE_TITLE", prepared.Prepared(holds._QUEUE_TITLE.statement))
+    seen = _count_prepares(monkeypatch)
+    db = Database(pg_db_url, pool_size=1)
+    try:
+        await _queue_title_in_a_unit_of_work(db)
+        sql = holds._QUEUE_TITLE.compiled(db.engine.dialect, frozenset({"w_title_id"})).sql
+        assert sql in prepared.KNOWN                          # seeded before its first use
+        assert (("outside", sql)) in seen                     # prepared at checkout, before BEGIN
+        # none of ours in the unit of work (SQLAlchemy's own first-connect queries aside)
+        assert [q for where, q in seen if where != "outside" and q in prepared.KNOWN] == []
     finally:
         await db.dispose()
