@@ -42,6 +42,7 @@ from typing import Any, Callable
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 try:                                  # the driver of the PostgreSQL backend
     import asyncpg
@@ -249,15 +250,15 @@ def _entry(info: dict, raw) -> list:
 
 
 def _seed(dialect) -> None:
-    """Put the SELECTs among the Prepared constants into :data:`KNOWN` before their first
-    use, so that a new process's connections prepare them at checkout too (their SQL does
-    not depend on the parameter names given; INSERTs and UPDATEs, whose SQL does, become
-    known at their first use)."""
+    """Put the SELECTs (and textual statements) among the Prepared constants into
+    :data:`KNOWN` before their first use, so that a new process's connections prepare them
+    at checkout too (their SQL does not depend on the parameter names given; INSERTs and
+    UPDATEs, whose SQL does, become known at their first use)."""
     done = _SEEDED.get(id(dialect), 0)
     if done >= len(_ALL):
         return
     for p in _ALL[done:]:
-        if getattr(p.statement, "is_select", False):
+        if getattr(p.statement, "is_select", False) or isinstance(p.statement, TextClause):
             try:
                 p.compiled(dialect, frozenset())
             except Exception:            # noqa: BLE001 - compiled at its first use instead, as before
