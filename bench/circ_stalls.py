@@ -112,11 +112,75 @@ class StallProbe:
         apc.Connection._introspect_types = timed
         self._unwatch = lambda: setattr(apc.Connection, "_introspect_types", original)
 
+    def _watch_prepares(self) -> None:
+        """A statement's first use on a connection costs asyncpg a Parse/Describe round
+        trip (``_get_statement`` missing its cache; SQLAlchemy's adapter prepares through
+        it too). Counted here: per level, inside a transaction or not, the slowest, and the
+        statements prepared most (the private method wrapped for the level; put back by
+        ``stop()``)."""
+        try:
+            import asyncpg.connection as apc
+        except ImportError:                   # pragma: no cover - SQLite-only
+            return
+        original = apc.Connection._get_statement
+        probe = self
+
+        async def counted(conn, query, timeout, *, named=False, use_cache=True,
+                          ignore_custom_codec=False, record_class=None):
+            if use_cache:
+                rc = record_class if record_class is not None else conn._protocol.get_record_class()
+                if conn._stmt_cache.get((query, rc, ignore_custom_codec)) is not None:
+                    return await original(conn, query, timeout, named=named, use_cache=use_cache,
+                                          ignore_custom_codec=ignore_custom_codec, record_class=record_class)
+            t = time.perf_counter()
+            in_tx = conn.is_in_transaction()
+            try:
+                return await original(conn, query, timeout, named=named, use_cache=use_cache,
+                                      ignore_custom_codec=ignore_custom_codec, record_class=record_class)
+            finally:
+                probe.prepares.append((t - probe.t0, (time.perf_counter() - t) * 1000, in_tx,
+                                       " ".join(query.split())[:70]))
+
+        apc.Connection._get_statement = counted
+        self._unwatch_prepares = lambda: setattr(apc.Connection, "_get_statement", original)
+
+    def _watch_pool(self) -> None:
+        """The measured pool's connections opened, closed and invalidated during the level."""
+        if self.pool is None:
+            return
+        from sqlalchemy import event
+        self.pool_events: Counter[str] = Counter()
+        self._pool_listeners = []
+        for name in ("connect", "close", "invalidate", "soft_invalidate", "close_detached"):
+            def fn(*_a, _n=name):
+                self.pool_events[_n] += 1
+            event.listen(self.pool, name, fn)
+            self._pool_listeners.append((name, fn))
+
+        # which client (task) got which connection: with every connection busy (a closed
+        # loop) the pool hands a client back the connection it just returned, so each
+        # connection serves one client -- and meets only that client's statements
+        def checkout(dbapi_conn, _record, _proxy):
+            try:
+                task = id(asyncio.current_task())
+            except RuntimeError:
+                task = 0
+            self.checkouts[(task, id(dbapi_conn))] += 1
+        event.listen(self.pool, "checkout", checkout)
+        self._pool_listeners.append(("checkout", checkout))
+
     async def start(self) -> None:
         self.t0 = time.perf_counter()
         self.introspections: list[tuple[float, float, tuple]] = []
+        self.prepares: list[tuple[float, float, bool, str]] = []
+        self.pool_events = Counter()
+        self.checkouts: Counter[tuple[int, int]] = Counter()
+        self._pool_listeners: list = []
         self._unwatch = None
+        self._unwatch_prepares = None
         self._watch_introspection()
+        self._watch_prepares()
+        self._watch_pool()
         gc.callbacks.append(self._on_gc)
         self._tasks.append(asyncio.create_task(self._tick()))
         if self.dsn:
@@ -190,6 +254,12 @@ class StallProbe:
             await task
         if self._unwatch is not None:
             self._unwatch()
+        if self._unwatch_prepares is not None:
+            self._unwatch_prepares()
+        if self._pool_listeners:
+            from sqlalchemy import event
+            for name, fn in self._pool_listeners:
+                event.remove(self.pool, name, fn)
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
         if self.dsn:
@@ -207,6 +277,27 @@ class StallProbe:
             "max_ms": round(max((ms for _t, ms, _o in self.introspections), default=0.0), 1),
             "oids": dict(Counter(str(list(o)) for _t, _ms, o in self.introspections)),
             "first": [[round(t, 3), round(ms, 1)] for t, ms, _o in self.introspections[:10]]}
+        inside = [p for p in self.prepares if p[2]]
+        out["prepares"] = {
+            "count": len(self.prepares), "in_transaction": len(inside),
+            "in_transaction_ms": round(sum(ms for _t, ms, _i, _q in inside), 1),
+            "max_ms": round(max((ms for _t, ms, _i, _q in self.prepares), default=0.0), 1),
+            "first_s": [[round(t, 3), round(ms, 1), q[:40]] for t, ms, _i, q in self.prepares[:10]],
+            "statements_in_transaction": dict(Counter(q for _t, _ms, _i, q in inside).most_common(12))}
+        out["pool_events"] = dict(self.pool_events)
+        if self.checkouts:
+            per_client: dict[int, set] = {}
+            same = Counter()
+            for (task, conn), n in self.checkouts.items():
+                per_client.setdefault(task, set()).add(conn)
+                same[task] = max(same[task], n)
+            total = sum(self.checkouts.values())
+            out["checkouts"] = {
+                "total": total, "clients": len(per_client),
+                "connections": len({c for _t, c in self.checkouts}),
+                "connections_per_client_mean": round(sum(len(v) for v in per_client.values()) / len(per_client), 1),
+                # the share of checkouts that went to each client's most used connection
+                "to_the_clients_usual_connection": round(sum(same.values()) / total, 3)}
         if self.pool_samples:
             out["pool_checked_out"] = {"max": max(n for _t, n in self.pool_samples),
                                        "first_s": [[round(t, 2), n] for t, n in self.pool_samples[::200][:20]]}
@@ -232,6 +323,15 @@ def stall_line(st: dict) -> str:
     loop = st["event_loop_late"]
     s = (f"    stalls: loop late max {loop['max_ms']} ms ({loop['over_20ms']} ticks >= 20 ms); "
          f"gc gen2 {g2['count']}x max {g2['max_ms']} ms, gen1 max {st['gc']['gen1']['max_ms']} ms")
+    pr = st.get("prepares")
+    if pr is not None:
+        s += (f"; prepares {pr['count']} ({pr['in_transaction']} in a transaction, "
+              f"{pr['in_transaction_ms']} ms, max {pr['max_ms']} ms); pool {st.get('pool_events') or '-'}")
+    co = st.get("checkouts")
+    if co:
+        s += (f"; checkouts {co['total']} by {co['clients']} clients on {co['connections']} connections, "
+              f"{co['connections_per_client_mean']} per client, {co['to_the_clients_usual_connection']:.0%} "
+              f"to the client's usual one")
     srv = st.get("server")
     if srv:
         ep = srv["lock_wait_episodes"][:1]

@@ -222,6 +222,8 @@ _WAITING = Prepared(_WAITING_Q.where(s.requests.c.patron_id != bindparam("w_patr
 _PATRON_AND_WAITING = Prepared(select(s.patrons, _WAITING_Q.where(
     s.requests.c.patron_id != s.patrons.c.id).scalar_subquery().label("waiting"))
     .where(s.patrons.c.id == bindparam("w_patron_id")))
+# a check-out's reading-history entry (under the title's lock: prepared once per connection)
+_HISTORY_ENTRY = Prepared(insert(s.bookshelf))
 _REQUEST_TITLE = Prepared(select(s.requests.c.title).where(s.requests.c.id == bindparam("w_id")))
 _QUEUE_TITLE = Prepared(select(s.title_queues.c.title).where(s.title_queues.c.title_id == bindparam("w_title_id")))
 _ITEM_OF_LOAN = Prepared(select(s.items.c.id, s.items.c.title_id, CALENDAR_VERSION.label("calendar_version"))
@@ -344,7 +346,7 @@ async def check_out(circ: Circulation, *, barcode: str, card: str, branch: str, 
                              channel=channel, branch=branch, reason=f"loan {loan_id}")
         await item_transition(conn, item, IE.LEND, at=now, current_branch=branch)
         if patron.history_opt_in:
-            await conn.execute(insert(s.bookshelf).values(
+            await run_prepared(conn, _HISTORY_ENTRY, dict(
                 patron_id=patron.id, shelf="history", title_id=item.title_id,
                 title=await _title_of(conn, item.title_id,
                                       own_request.id if own_request is not None else None),

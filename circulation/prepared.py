@@ -22,6 +22,15 @@ Driver errors are translated to SQLAlchemy's exceptions as SQLAlchemy would
 :meth:`circulation.store.Database.run` retries deadlocks and serialization failures, and
 callers that catch ``IntegrityError`` see it, exactly as before.
 
+Each connection keeps its own server-side prepared statements of these (issue 18, seventh
+round): the first use of a statement on a connection costs a Parse/Describe round trip,
+and inside a unit of work that round trip is taken while its row locks are held (a hot
+title's queue: a convoy behind it). So the SQL of every statement this process has run by
+the driver is remembered (:data:`KNOWN`), and a connection that has not prepared all of
+them prepares the missing ones when the pool hands it out (:func:`prepare_on_checkout`:
+before BEGIN, no lock held). Only the first connection to meet a statement in the process
+prepares it inside a unit of work.
+
 ``ON_STATEMENT``: callables given the SQL of every statement sent the driver's way (the
 benchmark counts and traces them, as it does SQLAlchemy's ``before_cursor_execute``).
 """
@@ -30,8 +39,10 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError, MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 try:                                  # the driver of the PostgreSQL backend
     import asyncpg
@@ -41,6 +52,14 @@ except ImportError:                   # pragma: no cover - SQLite-only installat
 ON_STATEMENT: list[Callable[[str], None]] = []
 
 _COUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+# The SQL of every statement compiled for the driver in this process, in the order first
+# seen (a dict as an ordered set; the value: whether it returns rows). Bounded: one entry
+# per Prepared constant and set of parameter names.
+KNOWN: dict[str, bool] = {}
+_ALL: list["Prepared"] = []      # every Prepared made (module constants: a bounded list)
+_SEEDED: dict[int, int] = {}      # id(dialect) -> how many of _ALL were compiled into KNOWN
+_CACHE_KEY = "circ_prepared"      # the pool record's info: [raw connection, {sql: statement}, KNOWN seen]
 
 
 if asyncpg is not None:
@@ -117,6 +136,7 @@ class Prepared:
     def __init__(self, statement):
         self.statement = statement
         self._compiled: dict[frozenset, _Compiled] = {}
+        _ALL.append(self)
 
     def compiled(self, dialect, keys: frozenset) -> _Compiled | None:
         """The SQL and parameter order for these parameter names; None when the statement
@@ -160,6 +180,7 @@ def _compile(statement, dialect, keys: frozenset) -> _Compiled | None:
               processors.get(n)) for n in names]
     returns_rows = bool(compiled._result_columns) or statement.is_select or bool(
         getattr(compiled, "returning", None) or getattr(compiled, "effective_returning", None))
+    KNOWN.setdefault(compiled.string, returns_rows)
     return _Compiled(compiled.string, binds, returns_rows)
 
 
@@ -190,10 +211,18 @@ async def execute(conn: AsyncConnection, stmt: Prepared, params: dict | None = N
         if adapted._transaction is None:
             await adapted._start_transaction()
         raw = adapted._connection
+        stmts = _statements(conn.sync_connection.connection.info, raw)
+        ps = stmts.get(c.sql)
+        if ps is None:
+            ps = stmts[c.sql] = await raw.prepare(c.sql, record_class=Row)
+        try:
+            rows = await ps.fetch(*args)
+        except asyncpg.exceptions.InvalidCachedStatementError:
+            stmts.pop(c.sql, None)       # prepared again at its next use (after a schema change)
+            raise
         if c.returns_rows:
-            rows = await raw.fetch(c.sql, *args, record_class=Row)
             return Result(rows, len(rows))
-        status = await raw.execute(c.sql, *args)
+        status = ps.get_statusmsg()
     except DBAPIError:
         raise
     except Exception as e:               # the driver's error, as SQLAlchemy would raise it
@@ -205,3 +234,69 @@ async def execute(conn: AsyncConnection, stmt: Prepared, params: dict | None = N
         raise
     m = _COUNT.match(status or "")
     return Result([], int(m.group(1)) if m else -1)
+
+
+def _statements(info: dict, raw) -> dict:
+    """This connection's prepared statements by SQL (kept in the pool record's ``info``,
+    started afresh when the record holds a new driver connection)."""
+    return _entry(info, raw)[1]
+
+
+def _entry(info: dict, raw) -> list:
+    entry = info.get(_CACHE_KEY)
+    if entry is None or entry[0] is not raw:
+        entry = info[_CACHE_KEY] = [raw, {}, 0]
+    return entry
+
+
+def _seed(dialect) -> None:
+    """Put the SELECTs (and textual statements) among the Prepared constants into
+    :data:`KNOWN` before their first use, so that a new process's connections prepare them
+    at checkout too (their SQL does not depend on the parameter names given; INSERTs and
+    UPDATEs, whose SQL does, become known at their first use)."""
+    done = _SEEDED.get(id(dialect), 0)
+    if done >= len(_ALL):
+        return
+    for p in _ALL[done:]:
+        if getattr(p.statement, "is_select", False) or isinstance(p.statement, TextClause):
+            try:
+                p.compiled(dialect, frozenset())
+            except Exception:            # noqa: BLE001 - compiled at its first use instead, as before
+                continue
+    _SEEDED[id(dialect)] = len(_ALL)
+
+
+def prepare_on_checkout(sync_engine) -> None:
+    """PostgreSQL (asyncpg): when the pool hands out a connection, prepare on it the
+    statements of :data:`KNOWN` it has not prepared yet -- before the unit of work begins,
+    so that no Parse/Describe round trip is taken under its locks (see the module's note).
+    A statement the server refuses to prepare is left to its next use (which then reports
+    the error as before); a broken connection is replaced by the pool."""
+
+    dialect = sync_engine.dialect
+
+    @event.listens_for(sync_engine, "checkout")
+    def _prepare_known(dbapi_conn, record, _proxy):
+        _seed(dialect)
+        raw = dbapi_conn._connection
+        entry = _entry(record.info, raw)
+        seen = len(KNOWN)
+        if entry[2] >= seen:
+            return
+        stmts = entry[1]
+        missing = [sql for sql in list(KNOWN)[entry[2]:seen] if sql not in stmts]
+        entry[2] = seen
+        if not missing:
+            return
+
+        async def run(raw) -> None:
+            for sql in missing:
+                try:
+                    stmts[sql] = await raw.prepare(sql, record_class=Row)
+                except asyncpg.PostgresError:      # left to its next use, which reports it
+                    continue
+
+        try:
+            dbapi_conn.run_async(run)
+        except Exception as e:
+            raise DisconnectionError(f"preparing statements failed: {type(e).__name__}") from e

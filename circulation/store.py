@@ -52,7 +52,7 @@ from lifecycle.model import Item, Loan, Patron, Request
 from lifecycle.policies import LIVE_REQUEST_STATES as LIVE
 from lifecycle.profiles import Profile
 
-from . import connections
+from . import connections, prepared
 from . import schema as s
 from .prepared import Prepared
 from .prepared import execute as run_prepared
@@ -98,6 +98,7 @@ class Database:
             self._ping_idle_connections()
             if self.url.get_driver_name() == "asyncpg":
                 connections.warm_type_codecs(self.engine.sync_engine)
+                prepared.prepare_on_checkout(self.engine.sync_engine)
 
     def _ping_idle_connections(self) -> None:
         """The pool's pre-ping, for connections idle longer than :data:`IDLE_PING_S` only:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 import postgres_node
-from circulation import store
+from circulation import holds, prepared, store
 from circulation.store import Database
 
 
@@ -112,6 +112,9 @@ async def test_without_the_warm_up_the_lookup_would_run_inside_the_unit_of_work(
     await setup.create_all()
     await setup.dispose()
     monkeypatch.setattr(connections, "WARM_STATEMENTS", ())
+    # and no statement prepared at checkout (seventh round): that would look it up outside too
+    monkeypatch.setattr(prepared, "KNOWN", {})
+    monkeypatch.setattr(prepared, "_seed", lambda _dialect: None)
     seen = _count_type_lookups(monkeypatch)
     db = Database(pg_db_url, pool_size=1)
     try:
@@ -175,3 +178,109 @@ def test_an_api_worker_is_told_how_many_processes_share_the_pool(tmp_path):
     argv = api_worker_argv(args, tmp_path, "postgresql+asyncpg://u@127.0.0.1:1/db", "127.0.0.1", 8001, 42)
     worker = cli.build_parser().parse_args(argv[argv.index("serve"):])
     assert worker.api_workers == 3 and worker.api_worker_of == 42
+
+
+# ---------------------------------------------------------------- issue 18, seventh round
+
+def _count_prepares(monkeypatch) -> list[tuple[str, str]]:
+    """Each Parse/Describe asyncpg sends (``Connection._get_statement`` missing its cache;
+    private: pinned asyncpg 0.32.0), with whether it ran inside a unit of work."""
+    import asyncpg.connection as apc
+
+    seen: list[tuple[str, str]] = []
+    real = apc.Connection._get_statement
+
+    async def counted(conn, query, timeout, **kw):
+        if kw.get("use_cache", True) and conn._stmt_cache.get(
+                (query, kw.get("record_class") or conn._protocol.get_record_class(),
+                 kw.get("ignore_custom_codec", False))) is not None:
+            return await real(conn, query, timeout, **kw)
+        seen.append(("in a transaction" if conn.is_in_transaction() else "outside", query))
+        return await real(conn, query, timeout, **kw)
+
+    monkeypatch.setattr(apc.Connection, "_get_statement", counted)
+    return seen
+
+
+async def _queue_title_in_a_unit_of_work(db: Database) -> None:
+    async with db.transaction() as conn:
+        assert (await prepared.execute(conn, holds._QUEUE_TITLE, {"w_title_id": "no-such-title"})).scalar() is None
+
+
+async def _noop(_db: Database) -> None:
+    return None
+
+
+async def _hold_one_and(db: Database, work) -> None:
+    """Run ``work(db)`` while another connection of ``db`` is held in a unit of work."""
+    async with db.transaction() as held:
+        await held.execute(text("SELECT 1"))
+        await work(db)
+
+
+async def test_a_statement_met_on_one_connection_is_prepared_on_the_others_before_their_unit_of_work(
+        pg_db_url, monkeypatch):
+    setup = Database(pg_db_url, pool_size=1)
+    await setup.create_all()
+    await setup.dispose()
+    monkeypatch.setattr(prepared, "KNOWN", {})       # a process that has run nothing yet,
+    monkeypatch.setattr(prepared, "_seed", lambda _dialect: None)   # its SELECTs not put in KNOWN
+    monkeypatch.setattr(holds, "_QUEUE_TITLE", prepared.Prepared(holds._QUEUE_TITLE.statement))
+    db = Database(pg_db_url, pool_size=2)
+    try:
+        await _hold_one_and(db, lambda d: _hold_one_and(d, _noop))   # both open, SELECT 1 prepared on each
+        seen = _count_prepares(monkeypatch)
+        await _hold_one_and(db, _queue_title_in_a_unit_of_work)
+        sql = holds._QUEUE_TITLE.compiled(db.engine.dialect, frozenset({"w_title_id"})).sql
+        assert list(prepared.KNOWN) == [sql]
+        assert seen == [("in a transaction", sql)]      # the process's first use: in its unit of work
+        seen.clear()
+        await _hold_one_and(db, _queue_title_in_a_unit_of_work)
+        assert seen == [("outside", sql)]               # the other connection: at checkout, before BEGIN
+        seen.clear()
+        for _ in range(2):                              # both have it: no more round trips for it
+            await _hold_one_and(db, _queue_title_in_a_unit_of_work)
+        assert seen == []
+    finally:
+        await db.dispose()
+
+
+async def test_a_statement_the_server_refuses_to_prepare_at_checkout_is_reported_at_its_use(pg_db_url, monkeypatch):
+    from sqlalchemy import column, select, table
+    from sqlalchemy.exc import ProgrammingError
+
+    setup = Database(pg_db_url, pool_size=1)
+    await setup.create_all()
+    await setup.dispose()
+    monkeypatch.setattr(prepared, "KNOWN", {})
+    monkeypatch.setattr(prepared, "_seed", lambda _dialect: None)
+    missing = prepared.Prepared(select(column("x")).select_from(table("no_such_table")))
+    db = Database(pg_db_url, pool_size=1)
+    try:
+        for _ in range(2):                                # the second checkout tries and skips it
+            with pytest.raises(ProgrammingError, match="no_such_table"):
+                async with db.transaction() as conn:
+                    await prepared.execute(conn, missing)
+        assert await _backend_pid(db) > 0                # the connection still serves
+    finally:
+        await db.dispose()
+
+
+async def test_a_new_process_prepares_its_selects_at_the_first_checkout_not_in_a_unit_of_work(pg_db_url, monkeypatch):
+    setup = Database(pg_db_url, pool_size=1)
+    await setup.create_all()
+    await setup.dispose()
+    monkeypatch.setattr(prepared, "KNOWN", {})       # as a new process: nothing compiled, nothing seeded
+    monkeypatch.setattr(prepared, "_SEEDED", {})
+    monkeypatch.setattr(holds, "_QUEUE_TITLE", prepared.Prepared(holds._QUEUE_TITLE.statement))
+    seen = _count_prepares(monkeypatch)
+    db = Database(pg_db_url, pool_size=1)
+    try:
+        await _queue_title_in_a_unit_of_work(db)
+        sql = holds._QUEUE_TITLE.compiled(db.engine.dialect, frozenset({"w_title_id"})).sql
+        assert sql in prepared.KNOWN                          # seeded before its first use
+        assert (("outside", sql)) in seen                     # prepared at checkout, before BEGIN
+        # none of ours in the unit of work (SQLAlchemy's own first-connect queries aside)
+        assert [q for where, q in seen if where != "outside" and q in prepared.KNOWN] == []
+    finally:
+        await db.dispose()
